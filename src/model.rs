@@ -1,0 +1,199 @@
+//! The Kubernetes objects ringress reads, normalised from their wire shapes; pure data, used by
+//! the control thread only.
+//!
+//! Parsing accepts the current `networking.k8s.io/v1` Ingress and the legacy
+//! `extensions/v1beta1` / `networking.k8s.io/v1beta1` shape (`serviceName`/`servicePort`), and
+//! reports every problem with the object and the field it was found in.
+
+mod parse;
+mod wire;
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+pub use parse::{parse_documents, ParseError};
+
+/// Identity of a namespaced object: `namespace/name`.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ObjectKey {
+    pub namespace: String,
+    pub name: String,
+}
+
+impl std::fmt::Display for ObjectKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.namespace, self.name)
+    }
+}
+
+/// A Service port as an Ingress names it: by number or by name.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum PortRef {
+    Number(u16),
+    Name(String),
+}
+
+impl std::fmt::Display for PortRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PortRef::Number(n) => write!(f, "{n}"),
+            PortRef::Name(s) => f.write_str(s),
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServiceBackend {
+    pub service: String,
+    pub port: PortRef,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum PathType {
+    Exact,
+    Prefix,
+    ImplementationSpecific,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IngressPath {
+    pub path: String,
+    pub path_type: PathType,
+    pub backend: ServiceBackend,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IngressRule {
+    /// Lower-cased; `None` matches every host. May start with `*.`.
+    pub host: Option<String>,
+    pub paths: Vec<IngressPath>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IngressTls {
+    pub hosts: Vec<String>,
+    pub secret_name: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Ingress {
+    pub key: ObjectKey,
+    /// RFC 3339 as written by the API server; compared as text, which orders correctly.
+    pub creation_timestamp: Option<String>,
+    pub annotations: BTreeMap<String, String>,
+    pub class_name: Option<String>,
+    pub default_backend: Option<ServiceBackend>,
+    pub rules: Vec<IngressRule>,
+    pub tls: Vec<IngressTls>,
+}
+
+impl Ingress {
+    /// The class this Ingress asks for. The legacy annotation wins over the field when both are
+    /// set, as ingress-nginx does.
+    pub fn requested_class(&self) -> Option<&str> {
+        self.annotations
+            .get(LEGACY_CLASS_ANNOTATION)
+            .map(String::as_str)
+            .or(self.class_name.as_deref())
+    }
+}
+
+pub const LEGACY_CLASS_ANNOTATION: &str = "kubernetes.io/ingress.class";
+pub const DEFAULT_CLASS_ANNOTATION: &str = "ingressclass.kubernetes.io/is-default-class";
+pub const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IngressClass {
+    pub name: String,
+    pub controller: Option<String>,
+    pub is_default: bool,
+}
+
+/// A Service's target port: a number, or the name of a container port.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TargetPort {
+    Number(u16),
+    Name(String),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServicePort {
+    pub name: Option<String>,
+    pub port: u16,
+    pub target_port: TargetPort,
+    pub protocol: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Service {
+    pub key: ObjectKey,
+    pub ports: Vec<ServicePort>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EndpointPort {
+    pub name: Option<String>,
+    pub port: u16,
+}
+
+/// One EndpointSlice (or one legacy `v1` Endpoints object turned into the same shape).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EndpointSlice {
+    pub key: ObjectKey,
+    /// From the `kubernetes.io/service-name` label.
+    pub service: String,
+    /// Only endpoints whose `ready` condition is not false.
+    pub ready: Vec<IpAddr>,
+    pub ports: Vec<EndpointPort>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Secret {
+    pub key: ObjectKey,
+    pub type_: Option<String>,
+    pub data: BTreeMap<String, String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigMap {
+    pub key: ObjectKey,
+    pub data: BTreeMap<String, String>,
+}
+
+/// Everything the snapshot builder reads. Providers fill it; the builder never sees YAML.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Objects {
+    pub ingresses: Vec<Ingress>,
+    pub ingress_classes: Vec<IngressClass>,
+    pub services: Vec<Service>,
+    pub endpoint_slices: Vec<EndpointSlice>,
+    pub secrets: Vec<Secret>,
+    pub config_maps: Vec<ConfigMap>,
+}
+
+impl Objects {
+    pub fn extend(&mut self, other: Objects) {
+        self.ingresses.extend(other.ingresses);
+        self.ingress_classes.extend(other.ingress_classes);
+        self.services.extend(other.services);
+        self.endpoint_slices.extend(other.endpoint_slices);
+        self.secrets.extend(other.secrets);
+        self.config_maps.extend(other.config_maps);
+    }
+
+    pub fn len(&self) -> usize {
+        self.ingresses.len()
+            + self.ingress_classes.len()
+            + self.services.len()
+            + self.endpoint_slices.len()
+            + self.secrets.len()
+            + self.config_maps.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}

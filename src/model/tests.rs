@@ -1,0 +1,115 @@
+use super::*;
+
+fn err(yaml: &str) -> String {
+    parse_documents(yaml)
+        .expect_err("must be rejected")
+        .to_string()
+}
+
+#[test]
+fn multi_document_and_list() {
+    let yaml = r#"
+apiVersion: v1
+kind: List
+items:
+- apiVersion: v1
+  kind: Service
+  metadata: {name: a}
+  spec: {ports: [{port: 80}]}
+- apiVersion: apps/v1
+  kind: Deployment
+  metadata: {name: ignored}
+---
+---
+apiVersion: v1
+kind: Service
+metadata: {name: b, namespace: x}
+spec: {ports: [{port: 81, targetPort: "8081"}]}
+"#;
+    let o = parse_documents(yaml).unwrap();
+    assert_eq!(o.services.len(), 2);
+    assert_eq!(o.services[0].key.to_string(), "default/a");
+    assert_eq!(o.services[0].ports[0].target_port, TargetPort::Number(80));
+    assert_eq!(o.services[1].ports[0].target_port, TargetPort::Number(8081));
+}
+
+/// Each bad input names the document, the object and the field.
+#[test]
+fn errors_name_document_object_and_field() {
+    #[rustfmt::skip]
+    let cases: &[(&str, &[&str])] = &[
+        ("kind: Service\napiVersion: v1\nmetadata: {name: s}\nspec: {ports: [{port: 70000}]}",
+         &["document 1", "Service default/s", "spec.ports[0].port", "70000"]),
+        ("---\napiVersion: v1\nkind: Service\nmetadata: {name: s}\nspec: {ports: [{}]}\n---\napiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata: {name: i, namespace: n}\nspec:\n  rules:\n  - http:\n      paths:\n      - {path: /, backend: {service: {name: s, port: {number: 80}}}}",
+         &["document 1", "spec.ports[0].port", "missing"]),
+        ("apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata: {name: i, namespace: n}\nspec:\n  rules:\n  - http:\n      paths:\n      - {path: /, backend: {service: {name: s, port: {number: 80}}}}",
+         &["document 1", "Ingress n/i", "spec.rules[0].http.paths[0].pathType", "missing"]),
+        ("apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata: {name: i}\nspec:\n  rules:\n  - http:\n      paths:\n      - {path: foo, pathType: Prefix, backend: {service: {name: s, port: {number: 80}}}}",
+         &["spec.rules[0].http.paths[0].path", "must start with '/'"]),
+        ("apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata: {name: i}\nspec:\n  rules:\n  - host: \"foo..com\"\n    http: {paths: []}",
+         &["spec.rules[0].host", "not a valid host"]),
+        ("apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata: {name: i}\nspec:\n  rules:\n  - host: \"10.0.0.1\"",
+         &["spec.rules[0].host", "IP address"]),
+        ("apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata: {name: i}\nspec:\n  rules:\n  - http:\n      paths:\n      - {path: /, pathType: Regex, backend: {service: {name: s, port: {number: 80}}}}",
+         &["pathType", "Regex"]),
+        ("apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata: {name: i}\nspec:\n  rules:\n  - http:\n      paths:\n      - {path: /, pathType: Exact, backend: {service: {name: s}}}",
+         &["spec.rules[0].http.paths[0].backend.service.port", "missing number or name"]),
+        ("apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata: {name: i}\nspec:\n  rules: {not: a list}",
+         &["Ingress default/i", "spec.rules"]),
+        ("apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata: {namespace: x}\nspec: {}",
+         &["metadata.name", "missing"]),
+        ("apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata: {name: e, labels: {kubernetes.io/service-name: s}}\naddressType: IPv4\nendpoints: [{addresses: [not-an-ip]}]",
+         &["EndpointSlice default/e", "endpoints[0].addresses[0]", "not-an-ip"]),
+        ("apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata: {name: e}\naddressType: IPv4",
+         &["kubernetes.io/service-name", "missing"]),
+        ("a: [b\n", &["document 1", "invalid YAML"]),
+        ("apiVersion: v1\nkind: Service\nmetadata: {name: ok}\n---\nfoo: bar\n", &["document 2", "kind", "missing"]),
+        ("apiVersion: v1\nkind: List\nitems:\n- apiVersion: v1\n  kind: Service\n  metadata: {name: s}\n  spec: {ports: [{port: 0}]}",
+         &["document 1, item 0", "spec.ports[0].port"]),
+        ("apiVersion: networking.k8s.io/v2\nkind: Ingress\nmetadata: {name: i}", &["apiVersion", "unsupported"]),
+    ];
+    for (yaml, wants) in cases {
+        let e = err(yaml);
+        for w in *wants {
+            assert!(
+                e.contains(w),
+                "error {e:?} should mention {w:?} (input {yaml:?})"
+            );
+        }
+    }
+}
+
+#[test]
+fn legacy_backend_shapes() {
+    let yaml = r#"
+apiVersion: networking.k8s.io/v1beta1
+kind: Ingress
+metadata: {name: i, namespace: n}
+spec:
+  backend: {serviceName: dflt, servicePort: 8080}
+  rules:
+  - host: A.Example.COM
+    http:
+      paths:
+      - backend: {serviceName: s, servicePort: "http"}
+      - path: /x
+        backend: {serviceName: s, servicePort: "81"}
+"#;
+    let o = parse_documents(yaml).unwrap();
+    let i = &o.ingresses[0];
+    assert_eq!(
+        i.default_backend,
+        Some(ServiceBackend {
+            service: "dflt".into(),
+            port: PortRef::Number(8080)
+        })
+    );
+    assert_eq!(i.rules[0].host.as_deref(), Some("a.example.com"));
+    let p = &i.rules[0].paths;
+    assert_eq!(
+        (p[0].path.as_str(), p[0].path_type),
+        ("/", PathType::ImplementationSpecific)
+    );
+    assert_eq!(p[0].backend.port, PortRef::Name("http".into()));
+    assert_eq!(p[1].backend.port, PortRef::Number(81));
+}

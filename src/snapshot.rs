@@ -1,0 +1,151 @@
+//! Pure: Kubernetes objects -> an immutable [`Snapshot`] (route table, backends, settings).
+//! Built on the control thread, read by every worker through arc-swap; no I/O here.
+
+mod build;
+mod table;
+
+#[cfg(test)]
+mod tests;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use build::{build, BuildOptions};
+pub use table::{normalize_host, RouteTable};
+
+use crate::model::{ObjectKey, PathType};
+
+/// Index of a backend in [`Snapshot::backends`]; valid for that snapshot only.
+pub type BackendId = u32;
+
+/// One Service port of one namespace, resolved to the endpoints that serve it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Backend {
+    /// `namespace/service:port`, for logs and errors.
+    pub name: String,
+    /// Ready endpoints, sorted and unique. Empty means the proxy answers 503.
+    pub endpoints: Vec<SocketAddr>,
+}
+
+/// What a matched request is sent to, and which Ingress asked for it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Route {
+    pub backend: BackendId,
+    pub ingress: Arc<ObjectKey>,
+    pub host: Option<String>,
+    pub path: String,
+    pub path_type: PathType,
+}
+
+/// Data-plane limits and timeouts. They travel in the snapshot so that a settings change is
+/// applied exactly like a route change.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Settings {
+    pub max_header_bytes: usize,
+    pub max_headers: usize,
+    /// 0 means no limit.
+    pub max_body_bytes: u64,
+    pub header_timeout: Duration,
+    pub idle_timeout: Duration,
+    pub connect_timeout: Duration,
+    pub upstream_timeout: Duration,
+    pub max_connections_per_worker: usize,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            max_header_bytes: 32 * 1024,
+            max_headers: 100,
+            max_body_bytes: 1 << 30,
+            header_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+            connect_timeout: Duration::from_secs(5),
+            upstream_timeout: Duration::from_secs(60),
+            max_connections_per_worker: 16384,
+        }
+    }
+}
+
+/// The immutable routing state every worker reads. Once published, never mutated.
+#[derive(Debug, Default)]
+pub struct Snapshot {
+    /// Increases by one with every publish; 0 is the empty table before the first build.
+    pub generation: u64,
+    pub table: RouteTable,
+    pub backends: Vec<Backend>,
+    pub settings: Settings,
+    /// Conflicts and dangling references found while building; logged, never fatal.
+    pub warnings: Vec<String>,
+}
+
+impl Snapshot {
+    pub fn backend(&self, id: BackendId) -> &Backend {
+        &self.backends[id as usize]
+    }
+
+    /// The routing table as text, one route per line, as `ringress check` prints it.
+    pub fn describe(&self) -> String {
+        use std::fmt::Write;
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "{:<32} {:<28} {:<8} {:<36} {:<24} ENDPOINTS",
+            "HOST", "PATH", "TYPE", "BACKEND", "INGRESS"
+        );
+        for r in self.table.routes() {
+            let b = self.backend(r.backend);
+            let eps: Vec<String> = b.endpoints.iter().map(|e| e.to_string()).collect();
+            let eps = if eps.is_empty() {
+                "<none: 503>".to_string()
+            } else {
+                eps.join(",")
+            };
+            let _ = writeln!(
+                out,
+                "{:<32} {:<28} {:<8} {:<36} {:<24} {}",
+                r.host.as_deref().unwrap_or("*"),
+                r.path,
+                path_type_name(r.path_type),
+                b.name,
+                r.ingress.to_string(),
+                eps
+            );
+        }
+        if let Some(r) = self.table.default_route() {
+            let b = self.backend(r.backend);
+            let _ = writeln!(out, "default backend: {} (from {})", b.name, r.ingress);
+        }
+        out
+    }
+
+    /// The routing table as JSON, for `/debug/routes`.
+    pub fn to_json(&self) -> serde_json::Value {
+        let route = |r: &Route| {
+            let b = self.backend(r.backend);
+            serde_json::json!({
+                "host": r.host,
+                "path": r.path,
+                "pathType": path_type_name(r.path_type),
+                "ingress": r.ingress.to_string(),
+                "backend": b.name,
+                "endpoints": b.endpoints.iter().map(|e| e.to_string()).collect::<Vec<_>>(),
+            })
+        };
+        serde_json::json!({
+            "generation": self.generation,
+            "routes": self.table.routes().map(route).collect::<Vec<_>>(),
+            "defaultBackend": self.table.default_route().map(route),
+            "warnings": self.warnings,
+        })
+    }
+}
+
+pub fn path_type_name(t: PathType) -> &'static str {
+    match t {
+        PathType::Exact => "Exact",
+        PathType::Prefix => "Prefix",
+        PathType::ImplementationSpecific => "ImplSpec",
+    }
+}

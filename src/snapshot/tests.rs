@@ -1,0 +1,433 @@
+use super::*;
+use crate::model::{parse_documents, PathType::*};
+
+/// A Service `svc` with one port 80 named `http`, and a slice with one ready endpoint per
+/// service at 10.0.0.N:8080 (never dialled: these tests do not touch the network).
+fn service_yaml(ns: &str, svc: &str, n: u8) -> String {
+    format!(
+        r#"
+apiVersion: v1
+kind: Service
+metadata: {{name: {svc}, namespace: {ns}}}
+spec:
+  ports: [{{name: http, port: 80, targetPort: web}}]
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata:
+  name: {svc}-abc
+  namespace: {ns}
+  labels: {{kubernetes.io/service-name: {svc}}}
+addressType: IPv4
+endpoints:
+- addresses: [10.0.0.{n}]
+  conditions: {{ready: true}}
+ports: [{{name: http, port: 8080}}]
+"#
+    )
+}
+
+fn ingress_yaml(
+    name: &str,
+    created: &str,
+    host: Option<&str>,
+    paths: &[(PathType, &str, &str)],
+) -> String {
+    let mut s = format!(
+        "apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata:\n  name: {name}\n  namespace: default\n  creationTimestamp: \"{created}\"\nspec:\n  ingressClassName: ringress\n  rules:\n  - "
+    );
+    if let Some(h) = host {
+        s += &format!("host: \"{h}\"\n    ");
+    }
+    s += "http:\n      paths:\n";
+    for (t, p, svc) in paths {
+        s += &format!(
+            "      - path: {p}\n        pathType: {}\n        backend: {{service: {{name: {svc}, port: {{number: 80}}}}}}\n",
+            match t {
+                Exact => "Exact",
+                Prefix => "Prefix",
+                ImplementationSpecific => "ImplementationSpecific",
+            }
+        );
+    }
+    s
+}
+
+fn snapshot(yaml: &str) -> Snapshot {
+    build(
+        &parse_documents(yaml).expect("test YAML parses"),
+        &BuildOptions::default(),
+    )
+}
+
+fn lookup<'a>(s: &'a Snapshot, host: &str, path: &str) -> Option<&'a Route> {
+    let mut buf = [0u8; 256];
+    let h = normalize_host(host.as_bytes(), &mut buf).expect("host fits");
+    s.table.lookup(h, path)
+}
+
+/// Every row of the path table in the Kubernetes Ingress docs ("Examples" under "Path types"),
+/// plus the rows the issue spells out.
+#[test]
+fn kubernetes_docs_path_table() {
+    #[rustfmt::skip]
+    let rows: &[(&[(PathType, &str)], &str, Option<(PathType, &str)>)] = &[
+        (&[(Prefix, "/")], "/anything/at/all", Some((Prefix, "/"))),
+        (&[(Prefix, "/")], "/", Some((Prefix, "/"))),
+        (&[(Exact, "/foo")], "/foo", Some((Exact, "/foo"))),
+        (&[(Exact, "/foo")], "/bar", None),
+        (&[(Exact, "/foo")], "/foo/", None),
+        (&[(Exact, "/foo/")], "/foo", None),
+        (&[(Prefix, "/foo")], "/foo", Some((Prefix, "/foo"))),
+        (&[(Prefix, "/foo")], "/foo/", Some((Prefix, "/foo"))),
+        (&[(Prefix, "/foo/")], "/foo", Some((Prefix, "/foo/"))),
+        (&[(Prefix, "/foo/")], "/foo/", Some((Prefix, "/foo/"))),
+        (&[(Prefix, "/aaa/bb")], "/aaa/bbb", None),
+        (&[(Prefix, "/aaa/bbb")], "/aaa/bbb", Some((Prefix, "/aaa/bbb"))),
+        (&[(Prefix, "/aaa/bbb/")], "/aaa/bbb", Some((Prefix, "/aaa/bbb/"))),
+        (&[(Prefix, "/aaa/bbb")], "/aaa/bbb/", Some((Prefix, "/aaa/bbb"))),
+        (&[(Prefix, "/aaa/bbb")], "/aaa/bbb/ccc", Some((Prefix, "/aaa/bbb"))),
+        (&[(Prefix, "/aaa/bbb")], "/aaa/bbbxyz", None),
+        (&[(Prefix, "/"), (Prefix, "/aaa")], "/aaa/ccc", Some((Prefix, "/aaa"))),
+        (&[(Prefix, "/"), (Prefix, "/aaa"), (Prefix, "/aaa/bbb")], "/aaa/bbb", Some((Prefix, "/aaa/bbb"))),
+        (&[(Prefix, "/"), (Prefix, "/aaa"), (Prefix, "/aaa/bbb")], "/ccc", Some((Prefix, "/"))),
+        (&[(Prefix, "/aaa")], "/ccc", None),
+        (&[(Prefix, "/foo"), (Exact, "/foo")], "/foo", Some((Exact, "/foo"))),
+        (&[(Exact, "/foo"), (Prefix, "/foo")], "/foo/", Some((Prefix, "/foo"))),
+        // Case-sensitive paths.
+        (&[(Exact, "/Foo")], "/foo", None),
+        (&[(Prefix, "/Foo")], "/foo/bar", None),
+        // ImplementationSpecific is treated as Prefix.
+        (&[(ImplementationSpecific, "/api")], "/api/v1", Some((ImplementationSpecific, "/api"))),
+        (&[(ImplementationSpecific, "/api")], "/apiv1", None),
+        // Longest wins across types; Exact only on the whole path.
+        (&[(Exact, "/a/b"), (Prefix, "/a")], "/a/b/c", Some((Prefix, "/a"))),
+    ];
+    for (i, (paths, request, want)) in rows.iter().enumerate() {
+        let mut yaml = service_yaml("default", "svc", 1);
+        let ps: Vec<(PathType, &str, &str)> = paths.iter().map(|(t, p)| (*t, *p, "svc")).collect();
+        yaml += "---\n";
+        yaml += &ingress_yaml("ing", "2024-01-01T00:00:00Z", Some("foo.com"), &ps);
+        let s = snapshot(&yaml);
+        let got = lookup(&s, "foo.com", request).map(|r| (r.path_type, r.path.as_str()));
+        assert_eq!(got, *want, "row {i}: paths {paths:?}, request {request}");
+    }
+}
+
+#[test]
+fn kubernetes_docs_host_table() {
+    #[rustfmt::skip]
+    let rows: &[(&str, &str, bool)] = &[
+        ("*.foo.com", "bar.foo.com", true),
+        ("*.foo.com", "baz.bar.foo.com", false),
+        ("*.foo.com", "foo.com", false),
+        ("foo.bar.com", "foo.bar.com", true),
+        ("foo.bar.com", "FOO.Bar.COM", true),
+        ("foo.bar.com", "foo.bar.com:8080", true),
+        ("foo.bar.com", "foo.bar.com.", true),
+        ("foo.bar.com", "bar.com", false),
+        ("*.foo.com", "BAR.foo.com:443", true),
+    ];
+    for (rule, request, want) in rows {
+        let yaml = service_yaml("default", "svc", 1)
+            + "---\n"
+            + &ingress_yaml(
+                "ing",
+                "2024-01-01T00:00:00Z",
+                Some(rule),
+                &[(Prefix, "/", "svc")],
+            );
+        let s = snapshot(&yaml);
+        assert_eq!(
+            lookup(&s, request, "/").is_some(),
+            *want,
+            "rule host {rule}, request host {request}"
+        );
+    }
+}
+
+#[test]
+fn exact_host_beats_wildcard_beats_no_host() {
+    let mut yaml = String::new();
+    for (i, svc) in ["exact", "wild", "any"].iter().enumerate() {
+        yaml += &service_yaml("default", svc, i as u8 + 1);
+        yaml += "---\n";
+    }
+    yaml += &ingress_yaml(
+        "a",
+        "2024-01-01T00:00:00Z",
+        Some("www.foo.com"),
+        &[(Prefix, "/", "exact")],
+    );
+    yaml += "---\n";
+    yaml += &ingress_yaml(
+        "b",
+        "2024-01-01T00:00:00Z",
+        Some("*.foo.com"),
+        &[(Prefix, "/", "wild")],
+    );
+    yaml += "---\n";
+    yaml += &ingress_yaml("c", "2024-01-01T00:00:00Z", None, &[(Prefix, "/", "any")]);
+    let s = snapshot(&yaml);
+    let backend = |host: &str| lookup(&s, host, "/x").map(|r| s.backend(r.backend).name.clone());
+    assert_eq!(backend("www.foo.com").as_deref(), Some("default/exact:80"));
+    assert_eq!(backend("api.foo.com").as_deref(), Some("default/wild:80"));
+    assert_eq!(backend("other.org").as_deref(), Some("default/any:80"));
+    assert_eq!(backend("10.1.2.3").as_deref(), Some("default/any:80"));
+}
+
+#[test]
+fn rules_merge_across_ingresses_and_oldest_wins_conflicts() {
+    let mut yaml = service_yaml("default", "old", 1) + "---\n" + &service_yaml("default", "new", 2);
+    yaml += "---\n";
+    yaml += &ingress_yaml(
+        "newer",
+        "2024-06-01T00:00:00Z",
+        Some("foo.com"),
+        &[(Prefix, "/api", "new"), (Prefix, "/web", "new")],
+    );
+    yaml += "---\n";
+    yaml += &ingress_yaml(
+        "older",
+        "2023-01-01T00:00:00Z",
+        Some("foo.com"),
+        &[(Prefix, "/api/", "old")],
+    );
+    let s = snapshot(&yaml);
+    let backend =
+        |path: &str| lookup(&s, "foo.com", path).map(|r| s.backend(r.backend).name.clone());
+    assert_eq!(
+        backend("/api/x").as_deref(),
+        Some("default/old:80"),
+        "older Ingress keeps /api"
+    );
+    assert_eq!(
+        backend("/web").as_deref(),
+        Some("default/new:80"),
+        "rules of both Ingresses merge"
+    );
+    assert_eq!(s.warnings.len(), 1, "{:?}", s.warnings);
+    assert!(
+        s.warnings[0].contains("default/older") && s.warnings[0].contains("default/newer"),
+        "{:?}",
+        s.warnings
+    );
+}
+
+#[test]
+fn conflict_tie_on_timestamp_is_broken_by_namespace_and_name() {
+    let mut yaml = service_yaml("default", "a", 1) + "---\n" + &service_yaml("default", "b", 2);
+    yaml += "---\n";
+    yaml += &ingress_yaml(
+        "zzz",
+        "2024-01-01T00:00:00Z",
+        Some("foo.com"),
+        &[(Exact, "/x", "b")],
+    );
+    yaml += "---\n";
+    yaml += &ingress_yaml(
+        "aaa",
+        "2024-01-01T00:00:00Z",
+        Some("foo.com"),
+        &[(Exact, "/x", "a")],
+    );
+    let s = snapshot(&yaml);
+    let r = lookup(&s, "foo.com", "/x").expect("routed");
+    assert_eq!(
+        *r.ingress,
+        crate::model::ObjectKey {
+            namespace: "default".into(),
+            name: "aaa".into()
+        }
+    );
+}
+
+#[test]
+fn class_filtering() {
+    let base = service_yaml("default", "svc", 1);
+    let ing = |meta_extra: &str, spec_extra: &str| {
+        format!(
+            "---\napiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata:\n  name: i\n{meta_extra}spec:\n{spec_extra}  defaultBackend: {{service: {{name: svc, port: {{number: 80}}}}}}\n"
+        )
+    };
+    let cases: &[(&str, String, bool)] = &[
+        ("field names our class", ing("", "  ingressClassName: ringress\n"), true),
+        ("field names another class", ing("", "  ingressClassName: nginx\n"), false),
+        ("annotation names our class", ing("  annotations: {kubernetes.io/ingress.class: ringress}\n", ""), true),
+        ("annotation names another class", ing("  annotations: {kubernetes.io/ingress.class: nginx}\n", ""), false),
+        (
+            "annotation wins over field",
+            ing("  annotations: {kubernetes.io/ingress.class: nginx}\n", "  ingressClassName: ringress\n"),
+            false,
+        ),
+        ("no class at all", ing("", ""), false),
+        (
+            "no class, our IngressClass is the default",
+            ing("", "")
+                + "---\napiVersion: networking.k8s.io/v1\nkind: IngressClass\nmetadata:\n  name: ringress\n  annotations: {ingressclass.kubernetes.io/is-default-class: \"true\"}\nspec: {controller: ringress.dev/ingress-controller}\n",
+            true,
+        ),
+    ];
+    for (what, yaml, served) in cases {
+        let s = snapshot(&(base.clone() + yaml));
+        assert_eq!(lookup(&s, "any.host", "/").is_some(), *served, "{what}");
+    }
+}
+
+#[test]
+fn named_ports_resolve_through_service_and_slice() {
+    let yaml = r#"
+apiVersion: v1
+kind: Service
+metadata: {name: web, namespace: shop}
+spec:
+  ports:
+  - {name: http, port: 80, targetPort: web}
+  - {name: metrics, port: 9090, targetPort: 9100}
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: {name: web-1, namespace: shop, labels: {kubernetes.io/service-name: web}}
+addressType: IPv4
+endpoints:
+- {addresses: [10.1.0.1], conditions: {ready: true}}
+- {addresses: [10.1.0.2], conditions: {ready: false}}
+- {addresses: [10.1.0.3]}
+ports: [{name: http, port: 8080}, {name: metrics, port: 9100}]
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: {name: web-2, namespace: shop, labels: {kubernetes.io/service-name: web}}
+addressType: IPv4
+endpoints:
+- {addresses: [10.1.0.4]}
+ports: [{name: http, port: 8081}]
+---
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata: {name: web, namespace: shop}
+spec:
+  ingressClassName: ringress
+  rules:
+  - host: shop.example
+    http:
+      paths:
+      - {path: /, pathType: Prefix, backend: {service: {name: web, port: {name: http}}}}
+      - {path: /metrics, pathType: Exact, backend: {service: {name: web, port: {number: 9090}}}}
+"#;
+    let s = snapshot(yaml);
+    let eps = |path: &str| {
+        let r = lookup(&s, "shop.example", path).expect("routed");
+        s.backend(r.backend)
+            .endpoints
+            .iter()
+            .map(|e| e.to_string())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        eps("/"),
+        ["10.1.0.1:8080", "10.1.0.3:8080", "10.1.0.4:8081"]
+    );
+    assert_eq!(eps("/metrics"), ["10.1.0.1:9100", "10.1.0.3:9100"]);
+}
+
+#[test]
+fn legacy_v1beta1_ingress_and_v1_endpoints() {
+    let yaml = r#"
+apiVersion: extensions/v1beta1
+kind: Ingress
+metadata:
+  name: audio-callback-api
+  annotations: {kubernetes.io/ingress.class: ringress}
+spec:
+  rules:
+  - host: cl-k8s.example.com
+    http:
+      paths:
+      - path: /audio
+        backend: {serviceName: audio-callback-api, servicePort: http}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: audio-callback-api}
+spec:
+  ports: [{name: http, port: 80, targetPort: 8080}]
+---
+apiVersion: v1
+kind: Endpoints
+metadata: {name: audio-callback-api}
+subsets:
+- addresses: [{ip: 10.2.0.7}]
+  notReadyAddresses: [{ip: 10.2.0.8}]
+  ports: [{name: http, port: 8080}]
+"#;
+    let s = snapshot(yaml);
+    let r = lookup(&s, "cl-k8s.example.com", "/audio/x").expect("routed");
+    assert_eq!(r.path_type, ImplementationSpecific);
+    assert_eq!(
+        s.backend(r.backend).endpoints,
+        ["10.2.0.7:8080".parse().unwrap()]
+    );
+}
+
+#[test]
+fn dangling_references_give_an_empty_backend_and_a_warning() {
+    let yaml = ingress_yaml(
+        "i",
+        "2024-01-01T00:00:00Z",
+        Some("a.com"),
+        &[(Prefix, "/", "missing")],
+    );
+    let s = snapshot(&yaml);
+    let r = lookup(&s, "a.com", "/").expect("route exists");
+    assert!(s.backend(r.backend).endpoints.is_empty());
+    assert!(
+        s.warnings
+            .iter()
+            .any(|w| w.contains("default/missing") && w.contains("not found")),
+        "{:?}",
+        s.warnings
+    );
+}
+
+#[test]
+fn default_backend_catches_unmatched_requests() {
+    let yaml = service_yaml("default", "fallback", 1)
+        + "---\n"
+        + &service_yaml("default", "svc", 2)
+        + "---\n"
+        + &ingress_yaml(
+            "i",
+            "2024-01-01T00:00:00Z",
+            Some("a.com"),
+            &[(Exact, "/only", "svc")],
+        )
+        + "  defaultBackend: {service: {name: fallback, port: {number: 80}}}\n";
+    let s = snapshot(&yaml);
+    let name = |h: &str, p: &str| lookup(&s, h, p).map(|r| s.backend(r.backend).name.clone());
+    assert_eq!(name("a.com", "/only").as_deref(), Some("default/svc:80"));
+    assert_eq!(
+        name("a.com", "/other").as_deref(),
+        Some("default/fallback:80")
+    );
+    assert_eq!(name("b.com", "/").as_deref(), Some("default/fallback:80"));
+}
+
+#[test]
+fn lookup_cost_does_not_depend_on_ingress_count() {
+    // Structural check, not timing: the lookup touches the host maps and one map per segment.
+    let mut yaml = service_yaml("default", "svc", 1);
+    for i in 0..500 {
+        yaml += "---\n";
+        yaml += &ingress_yaml(
+            &format!("i{i}"),
+            "2024-01-01T00:00:00Z",
+            Some(&format!("h{i}.example.com")),
+            &[(Prefix, "/", "svc")],
+        );
+    }
+    let s = snapshot(&yaml);
+    assert_eq!(s.table.exact_hosts.len(), 500);
+    assert!(lookup(&s, "h499.example.com", "/a/b").is_some());
+    assert!(lookup(&s, "h500.example.com", "/a/b").is_none());
+}
