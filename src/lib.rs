@@ -15,9 +15,15 @@
 //! [`runtime::io`], and runs unchanged on both backends.
 #![deny(unsafe_op_in_unsafe_fn)]
 
+pub mod admin;
+pub mod demo;
 pub mod model;
+pub mod provider;
+pub mod proxy;
+pub mod runtime;
 
 pub mod snapshot;
+pub mod upstream;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;

@@ -1,1 +1,256 @@
-fn main() {}
+//! The command line: parse, start the control thread, the admin thread and the workers.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use clap::{Parser, Subcommand};
+
+use ringress::runtime::{self, Backend, IoMode, WorkerSpec};
+use ringress::snapshot::{BuildOptions, Settings};
+use ringress::{admin, demo, provider, proxy, Published};
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+#[derive(Parser)]
+#[command(
+    name = "ringress",
+    version,
+    about = "Kubernetes Ingress controller and edge proxy"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the proxy.
+    Run(RunArgs),
+    /// Validate manifests and print the routing table; exit non-zero on bad input.
+    Check {
+        #[arg(long)]
+        manifests: PathBuf,
+        #[arg(long, default_value = "ringress")]
+        ingress_class: String,
+    },
+}
+
+#[derive(clap::Args)]
+struct RunArgs {
+    /// A YAML file or a directory of them, watched for changes. (Kubernetes mode, with
+    /// --kubeconfig or in-cluster config, arrives with the control-plane work.)
+    #[arg(long)]
+    manifests: Option<PathBuf>,
+    /// Plain HTTP listener.
+    #[arg(long, default_value = "0.0.0.0:80")]
+    http: SocketAddr,
+    /// Admin listener: /healthz, /readyz, /debug/routes, /metrics.
+    #[arg(long, default_value = "127.0.0.1:10254")]
+    admin: SocketAddr,
+    /// Worker threads; default one per CPU of the process's affinity mask.
+    #[arg(long)]
+    workers: Option<usize>,
+    #[arg(long, value_enum, default_value = "auto")]
+    io: IoMode,
+    /// The ingress class served (spec.ingressClassName or kubernetes.io/ingress.class).
+    #[arg(long, default_value = "ringress")]
+    ingress_class: String,
+    /// Also serve Ingresses that name no class.
+    #[arg(long)]
+    watch_ingress_without_class: bool,
+    /// Also start the built-in demo upstream on this address (for the bundled example).
+    #[arg(long)]
+    demo_upstream: Option<SocketAddr>,
+    /// Largest request header section, in bytes (431 above).
+    #[arg(long, default_value_t = 32 * 1024)]
+    max_header_bytes: usize,
+    /// Most request header fields (431 above).
+    #[arg(long, default_value_t = 100)]
+    max_headers: usize,
+    /// Largest request body, e.g. 1m, 512k, 1g; 0 for no limit (413 above).
+    #[arg(long, default_value = "1g", value_parser = parse_size)]
+    max_body_size: u64,
+    /// Seconds a client may take to send a request head (408 after).
+    #[arg(long, default_value_t = 10.0)]
+    header_timeout: f64,
+    /// Seconds an idle keep-alive connection, or a stalled body, is kept.
+    #[arg(long, default_value_t = 60.0)]
+    idle_timeout: f64,
+    /// Seconds to connect to an endpoint before trying the next.
+    #[arg(long, default_value_t = 5.0)]
+    connect_timeout: f64,
+    /// Seconds to wait for upstream response bytes (504 after).
+    #[arg(long, default_value_t = 60.0)]
+    upstream_timeout: f64,
+    /// Open client connections per worker; further ones are closed at once.
+    #[arg(long, default_value_t = 16384)]
+    max_connections: usize,
+    /// How often the manifests are checked for changes, in milliseconds.
+    #[arg(long, default_value_t = 200)]
+    poll_ms: u64,
+}
+
+fn parse_size(s: &str) -> Result<u64, String> {
+    let s = s.trim().to_ascii_lowercase();
+    let (num, mult) = match s.chars().last() {
+        Some('k') => (&s[..s.len() - 1], 1u64 << 10),
+        Some('m') => (&s[..s.len() - 1], 1 << 20),
+        Some('g') => (&s[..s.len() - 1], 1 << 30),
+        _ => (&s[..], 1),
+    };
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("{s:?} is not a size (e.g. 512k, 16m, 1g, 0)"))?;
+    n.checked_mul(mult)
+        .ok_or_else(|| format!("{s:?} is too large"))
+}
+
+fn secs(v: f64, flag: &str) -> anyhow::Result<Duration> {
+    Duration::try_from_secs_f64(v)
+        .with_context(|| format!("--{flag}: {v} is not a duration in seconds"))
+}
+
+fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match Cli::parse().command {
+        Command::Check {
+            manifests,
+            ingress_class,
+        } => check(&manifests, ingress_class),
+        Command::Run(args) => run(args),
+    }
+}
+
+fn check(path: &std::path::Path, class: String) -> anyhow::Result<()> {
+    let objects = provider::file::load(path)?;
+    let opts = BuildOptions {
+        class,
+        ..Default::default()
+    };
+    let snap = ringress::snapshot::build(&objects, &opts);
+    print!("{}", snap.describe());
+    for w in &snap.warnings {
+        println!("warning: {w}");
+    }
+    Ok(())
+}
+
+fn run(a: RunArgs) -> anyhow::Result<()> {
+    let Some(manifests) = a.manifests.clone() else {
+        bail!("--manifests is required (Kubernetes mode is not available yet)");
+    };
+    let settings = Settings {
+        max_header_bytes: a.max_header_bytes,
+        max_headers: a.max_headers,
+        max_body_bytes: a.max_body_size,
+        header_timeout: secs(a.header_timeout, "header-timeout")?,
+        idle_timeout: secs(a.idle_timeout, "idle-timeout")?,
+        connect_timeout: secs(a.connect_timeout, "connect-timeout")?,
+        upstream_timeout: secs(a.upstream_timeout, "upstream-timeout")?,
+        max_connections_per_worker: a.max_connections,
+    };
+    let opts = BuildOptions {
+        class: a.ingress_class.clone(),
+        watch_without_class: a.watch_ingress_without_class,
+        settings,
+    };
+
+    let backend = runtime::choose_backend(a.io).map_err(anyhow::Error::msg)?;
+    let cpus = runtime::allowed_cpus();
+    let workers = a.workers.unwrap_or(cpus.len()).max(1);
+
+    if let Some(addr) = a.demo_upstream {
+        let l =
+            std::net::TcpListener::bind(addr).with_context(|| format!("--demo-upstream {addr}"))?;
+        tracing::info!(addr = %l.local_addr()?, "demo upstream listening");
+        std::thread::Builder::new()
+            .name("demo-upstream".into())
+            .spawn(move || demo::serve(l))?;
+    }
+
+    // The process-lifetime shared state: leaked once, read by every thread.
+    let published: &'static Published = Box::leak(Box::default());
+    provider::file::reload(&manifests, &opts, published).context("loading --manifests")?;
+
+    let listeners =
+        runtime::bind_reuseport(a.http, workers).with_context(|| format!("--http {}", a.http))?;
+    let http_addr = listeners[0].local_addr()?;
+    let admin_listener =
+        std::net::TcpListener::bind(a.admin).with_context(|| format!("--admin {}", a.admin))?;
+    let admin_addr = admin_listener.local_addr()?;
+
+    let mut stats = Vec::with_capacity(workers);
+    let mut handles = Vec::with_capacity(workers);
+    for (index, listener) in listeners.into_iter().enumerate() {
+        let s = Arc::new(proxy::WorkerStats::default());
+        stats.push(s.clone());
+        let cpu = if a.workers.is_none() || workers <= cpus.len() {
+            cpus.get(index % cpus.len()).copied()
+        } else {
+            None
+        };
+        let spec = WorkerSpec {
+            index,
+            cpu,
+            listener,
+            published,
+            backend,
+            stats: s,
+        };
+        handles.push(
+            std::thread::Builder::new()
+                .name(format!("worker-{index}"))
+                .spawn(move || worker_main(spec))?,
+        );
+    }
+
+    let admin = admin::Admin {
+        published,
+        stats,
+        backend: backend.name(),
+    };
+    std::thread::Builder::new()
+        .name("admin".into())
+        .spawn(move || admin.serve(admin_listener))?;
+    let interval = Duration::from_millis(a.poll_ms.max(10));
+    std::thread::Builder::new()
+        .name("control".into())
+        .spawn(move || provider::file::watch(manifests, opts, published, interval))?;
+
+    tracing::info!(io = backend.name(), workers, http = %http_addr, admin = %admin_addr, "ringress ready");
+    for h in handles {
+        let _ = h.join();
+    }
+    Ok(())
+}
+
+fn worker_main(spec: WorkerSpec) {
+    if let Some(cpu) = spec.cpu {
+        if let Err(e) = runtime::pin_to_cpu(cpu) {
+            tracing::warn!(worker = spec.index, cpu, error = %e, "cannot pin worker");
+        }
+    }
+    let backend = spec.backend;
+    let index = spec.index;
+    let r = match backend {
+        Backend::Uring => {
+            runtime::block_on(backend, move || proxy::run_worker::<runtime::Uring>(spec))
+        }
+        Backend::Epoll => {
+            runtime::block_on(backend, move || proxy::run_worker::<runtime::Epoll>(spec))
+        }
+    };
+    if let Err(e) = r {
+        tracing::error!(worker = index, error = %e, "worker runtime failed to start");
+        std::process::exit(1);
+    }
+}

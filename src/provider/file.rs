@@ -1,0 +1,122 @@
+//! The file provider: a YAML file or a directory of them, polled for changes (which also sees
+//! editors' rename-over and ConfigMap volume `..data` symlink swaps). A file that fails to
+//! parse is reported with its name, document and field, and the last good table stays live.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime};
+
+use crate::model::{parse_documents, Objects, ParseError};
+use crate::snapshot::{build, BuildOptions};
+use crate::Published;
+
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: {source}")]
+    Parse { path: PathBuf, source: ParseError },
+    #[error("{path}: no .yaml, .yml or .json files found")]
+    Empty { path: PathBuf },
+}
+
+fn is_manifest(p: &Path) -> bool {
+    let hidden = p
+        .file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(|n| n.starts_with('.'));
+    let ext = p.extension().and_then(|e| e.to_str()).unwrap_or("");
+    !hidden && matches!(ext, "yaml" | "yml" | "json")
+}
+
+/// The manifest files under `path`, sorted: the file itself, or a directory's visible
+/// `.yaml`/`.yml`/`.json` entries (not recursive).
+pub fn manifest_files(path: &Path) -> Result<Vec<PathBuf>, LoadError> {
+    let io = |source| LoadError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let meta = std::fs::metadata(path).map_err(io)?;
+    if !meta.is_dir() {
+        return Ok(vec![path.to_path_buf()]);
+    }
+    let mut files: Vec<PathBuf> = std::fs::read_dir(path)
+        .map_err(io)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| is_manifest(p) && p.is_file())
+        .collect();
+    files.sort();
+    if files.is_empty() {
+        return Err(LoadError::Empty {
+            path: path.to_path_buf(),
+        });
+    }
+    Ok(files)
+}
+
+/// Reads and parses every manifest under `path`; the first bad file fails the whole load.
+pub fn load(path: &Path) -> Result<Objects, LoadError> {
+    let mut all = Objects::default();
+    for f in manifest_files(path)? {
+        let text = std::fs::read_to_string(&f).map_err(|source| LoadError::Io {
+            path: f.clone(),
+            source,
+        })?;
+        let objects = parse_documents(&text).map_err(|source| LoadError::Parse {
+            path: f.clone(),
+            source,
+        })?;
+        all.extend(objects);
+    }
+    Ok(all)
+}
+
+/// What identifies one version of the manifests on disk.
+type Fingerprint = Vec<(PathBuf, u64, SystemTime, u64)>;
+
+fn fingerprint(path: &Path) -> Fingerprint {
+    use std::os::unix::fs::MetadataExt;
+    let files = manifest_files(path).unwrap_or_default();
+    files
+        .into_iter()
+        .filter_map(|f| {
+            let m = std::fs::metadata(&f).ok()?;
+            Some((f, m.len(), m.modified().ok()?, m.ino()))
+        })
+        .collect()
+}
+
+/// Loads, builds and publishes. Returns the generation, or the error (nothing published).
+pub fn reload(path: &Path, opts: &BuildOptions, published: &Published) -> Result<u64, LoadError> {
+    let started = Instant::now();
+    let objects = load(path)?;
+    let snap = build(&objects, opts);
+    let routes = snap.table.len();
+    let generation = published.publish(snap);
+    tracing::info!(
+        generation,
+        objects = objects.len(),
+        routes,
+        build_ms = started.elapsed().as_secs_f64() * 1e3,
+        "routing table published"
+    );
+    Ok(generation)
+}
+
+/// Watches `path` forever (on the calling thread), republishing on every change.
+pub fn watch(path: PathBuf, opts: BuildOptions, published: &'static Published, interval: Duration) {
+    let mut last = fingerprint(&path);
+    loop {
+        std::thread::sleep(interval);
+        let now = fingerprint(&path);
+        if now == last {
+            continue;
+        }
+        last = now;
+        if let Err(e) = reload(&path, &opts, published) {
+            tracing::error!(error = %e, "manifests rejected; the last good routing table stays live");
+        }
+    }
+}

@@ -1,0 +1,138 @@
+//! Per-connection entry on the worker threads: the accept loop, the per-worker context, and
+//! HTTP/1 proxying ([`h1`]). Written once against [`crate::runtime::Io`].
+
+pub mod error;
+pub mod h1;
+mod tunnel;
+
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::{ArcSwap, Cache};
+
+use crate::runtime::{Io, WorkerSpec};
+use crate::snapshot::Snapshot;
+use crate::upstream::{Pools, RoundRobin};
+
+/// Counters of one worker. Written only by that worker (relaxed stores on its own cache
+/// lines), summed by the admin thread when scraped.
+#[derive(Debug, Default)]
+pub struct WorkerStats {
+    pub requests: AtomicU64,
+    pub connections_total: AtomicU64,
+    pub connections_active: AtomicU64,
+    pub upstream_connects: AtomicU64,
+    pub upstream_connect_errors: AtomicU64,
+    pub upstream_retries: AtomicU64,
+    pub responses_proxy_error: AtomicU64,
+}
+
+pub(crate) fn bump(c: &AtomicU64) {
+    // Single writer: a load and a store, no locked read-modify-write across cores.
+    c.store(c.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+}
+
+fn drop_one(c: &AtomicU64) {
+    c.store(
+        c.load(Ordering::Relaxed).saturating_sub(1),
+        Ordering::Relaxed,
+    );
+}
+
+/// The snapshot as this worker sees it: arc-swap's cache (a pointer compare per request), and
+/// a worker-local `Rc` so requests do not touch the shared reference count.
+struct SnapshotCache {
+    cache: Cache<&'static ArcSwap<Snapshot>, Arc<Snapshot>>,
+    current: Rc<Arc<Snapshot>>,
+}
+
+impl SnapshotCache {
+    fn get(&mut self) -> Rc<Arc<Snapshot>> {
+        let latest = self.cache.load();
+        if !Arc::ptr_eq(latest, &self.current) {
+            self.current = Rc::new(latest.clone());
+        }
+        self.current.clone()
+    }
+}
+
+/// Everything one worker owns.
+pub struct Worker<I: Io> {
+    snapshots: RefCell<SnapshotCache>,
+    pub(crate) pools: Pools<I::Stream>,
+    pub(crate) balancer: RefCell<RoundRobin>,
+    active: Cell<usize>,
+    pub(crate) stats: Arc<WorkerStats>,
+    pub(crate) index: usize,
+}
+
+impl<I: Io> Worker<I> {
+    pub(crate) fn snapshot(&self) -> Rc<Arc<Snapshot>> {
+        self.snapshots.borrow_mut().get()
+    }
+}
+
+/// Runs one worker until the process exits: accept, then one task per connection.
+pub async fn run_worker<I: Io>(spec: WorkerSpec) {
+    let listener = match I::listener(spec.listener) {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::error!(worker = spec.index, error = %e, "cannot register listener");
+            return;
+        }
+    };
+    let swap = spec.published.swap();
+    let current = Rc::new(swap.load_full());
+    let worker = Rc::new(Worker::<I> {
+        snapshots: RefCell::new(SnapshotCache {
+            cache: Cache::new(swap),
+            current,
+        }),
+        pools: Pools::new(64, Duration::from_secs(30)),
+        balancer: RefCell::default(),
+        active: Cell::new(0),
+        stats: spec.stats,
+        index: spec.index,
+    });
+    spawn_sweeper(worker.clone());
+    loop {
+        let (stream, peer) = match I::accept(&listener).await {
+            Ok(x) => x,
+            Err(e) => {
+                // EMFILE and friends: back off instead of spinning.
+                tracing::warn!(worker = worker.index, error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let cap = worker.snapshot().settings.max_connections_per_worker;
+        if worker.active.get() >= cap {
+            tracing::debug!(worker = worker.index, %peer, "connection cap reached; closing");
+            drop(stream);
+            continue;
+        }
+        let w = worker.clone();
+        w.active.set(w.active.get() + 1);
+        bump(&w.stats.connections_total);
+        bump(&w.stats.connections_active);
+        tokio::task::spawn_local(async move {
+            h1::server::serve(&w, stream, peer).await;
+            w.active.set(w.active.get() - 1);
+            drop_one(&w.stats.connections_active);
+        });
+    }
+}
+
+/// Closes idle upstream connections that timed out or whose endpoint left the table.
+fn spawn_sweeper<I: Io>(w: Rc<Worker<I>>) {
+    tokio::task::spawn_local(async move {
+        loop {
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            let snap = w.snapshot();
+            w.pools.sweep(&snap);
+        }
+    });
+}

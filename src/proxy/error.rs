@@ -1,0 +1,122 @@
+//! The one data-plane error type, and the one mapping from an error kind to what the client
+//! gets.
+
+use std::io;
+
+/// Which side of the proxy failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Side {
+    Downstream,
+    Upstream,
+    Internal,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// 400: malformed request line or header section, bad framing (RFC 9112 §2.2, §3, §5,
+    /// §6.1 CL+TE, §6.3 invalid Content-Length, §7.1 bad chunk), NUL/CR/LF in values.
+    BadRequest,
+    /// 400: Host missing in HTTP/1.1 or sent more than once (RFC 9112 §3.2).
+    BadHost,
+    /// 431: header section or header count over the limit (RFC 6585 §5).
+    HeadersTooLarge,
+    /// 413: body over the limit (RFC 9110 §15.5.14).
+    BodyTooLarge,
+    /// 501: a transfer coding we do not implement (RFC 9112 §6.1), or CONNECT.
+    NotImplemented,
+    /// 417: an expectation other than 100-continue (RFC 9110 §10.1.1).
+    ExpectationFailed,
+    /// 408: the client did not send its header section in time (RFC 9110 §15.5.9).
+    RequestTimeout,
+    /// 404: no Ingress rule and no default backend matches.
+    NoRoute,
+    /// 503: the matched backend has no ready endpoints (RFC 9110 §15.6.4).
+    NoEndpoints,
+    /// 502: every endpoint tried refused or failed the connection (RFC 9110 §15.6.3).
+    UpstreamConnect,
+    /// 502: the upstream answered with something that is not a valid HTTP/1.1 response, or
+    /// closed before a complete one (RFC 9110 §15.6.3).
+    UpstreamProtocol,
+    /// 504: the upstream did not answer in time (RFC 9110 §15.6.5).
+    UpstreamTimeout,
+    /// No status: the client went away or broke framing after the response began; close.
+    Closed,
+}
+
+#[derive(Debug)]
+pub struct ProxyError {
+    pub kind: Kind,
+    pub side: Side,
+    pub source: Option<io::Error>,
+    pub context: &'static str,
+}
+
+impl ProxyError {
+    pub fn new(kind: Kind, side: Side, context: &'static str) -> Self {
+        ProxyError {
+            kind,
+            side,
+            source: None,
+            context,
+        }
+    }
+
+    pub fn io(kind: Kind, side: Side, context: &'static str, e: io::Error) -> Self {
+        ProxyError {
+            kind,
+            side,
+            source: Some(e),
+            context,
+        }
+    }
+
+    pub fn downstream(kind: Kind, context: &'static str) -> Self {
+        Self::new(kind, Side::Downstream, context)
+    }
+
+    pub fn upstream(kind: Kind, context: &'static str) -> Self {
+        Self::new(kind, Side::Upstream, context)
+    }
+
+    /// The status the client gets, if the response has not started.
+    pub fn status(&self) -> Option<(u16, &'static str)> {
+        status(self.kind)
+    }
+}
+
+impl std::fmt::Display for ProxyError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?} ({:?}): {}", self.kind, self.side, self.context)?;
+        if let Some(e) = &self.source {
+            write!(f, ": {e}")?;
+        }
+        Ok(())
+    }
+}
+
+pub fn status(kind: Kind) -> Option<(u16, &'static str)> {
+    Some(match kind {
+        Kind::BadRequest | Kind::BadHost => (400, "Bad Request"),
+        Kind::HeadersTooLarge => (431, "Request Header Fields Too Large"),
+        Kind::BodyTooLarge => (413, "Content Too Large"),
+        Kind::NotImplemented => (501, "Not Implemented"),
+        Kind::ExpectationFailed => (417, "Expectation Failed"),
+        Kind::RequestTimeout => (408, "Request Timeout"),
+        Kind::NoRoute => (404, "Not Found"),
+        Kind::NoEndpoints => (503, "Service Unavailable"),
+        Kind::UpstreamConnect | Kind::UpstreamProtocol => (502, "Bad Gateway"),
+        Kind::UpstreamTimeout => (504, "Gateway Timeout"),
+        Kind::Closed => return None,
+    })
+}
+
+/// A complete error response from the proxy itself, with `Connection: close` when `close`.
+pub fn write_error_response(out: &mut Vec<u8>, code: u16, reason: &str, detail: &str, close: bool) {
+    use std::io::Write;
+    let body_len = reason.len() + detail.len() + 3;
+    let _ = write!(
+        out,
+        "HTTP/1.1 {code} {reason}\r\nServer: ringress\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {body_len}\r\n{}\r\n{reason}: {detail}\n",
+        if close { "Connection: close\r\n" } else { "" }
+    );
+}

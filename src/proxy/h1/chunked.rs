@@ -1,0 +1,289 @@
+//! Chunked transfer coding (RFC 9112 §7.1), parsed strictly: hex sizes without overflow, CRLF
+//! line ends only, bounded extensions and trailers. Used to find where a chunked message
+//! ends (to pass it through unchanged) and, for HTTP/1.0 clients, to decode it.
+
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum ChunkError {
+    #[error("invalid chunk size")]
+    BadSize,
+    #[error("chunk size overflows")]
+    Overflow,
+    #[error("chunk line not terminated by CRLF")]
+    BadLineEnd,
+    #[error("chunk extension or trailer section too long")]
+    TooLong,
+    #[error("invalid byte in chunk extension or trailer")]
+    BadByte,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum State {
+    Size,
+    SizeWs,
+    Ext,
+    SizeLf,
+    Data,
+    DataCr,
+    DataLf,
+    TrailerStart,
+    Trailer,
+    TrailerLf,
+    EndLf,
+    Done,
+}
+
+/// Incremental chunked-body parser; feed it bytes as they arrive.
+#[derive(Debug)]
+pub struct Chunked {
+    state: State,
+    size: u64,
+    digits: u8,
+    remaining: u64,
+    line_bytes: usize,
+    /// Payload bytes seen so far (for body-size limits).
+    pub decoded: u64,
+}
+
+const MAX_LINE: usize = 4096;
+const MAX_TRAILERS: usize = 32 * 1024;
+
+impl Default for Chunked {
+    fn default() -> Self {
+        Chunked {
+            state: State::Size,
+            size: 0,
+            digits: 0,
+            remaining: 0,
+            line_bytes: 0,
+            decoded: 0,
+        }
+    }
+}
+
+impl Chunked {
+    pub fn is_done(&self) -> bool {
+        self.state == State::Done
+    }
+
+    /// Consumes bytes of `input` that belong to the message, calling `on_data` with each run
+    /// of payload. Returns how many bytes were consumed: fewer than `input.len()` only when the
+    /// message ended.
+    pub fn feed(
+        &mut self,
+        input: &[u8],
+        on_data: &mut impl FnMut(&[u8]),
+    ) -> Result<usize, ChunkError> {
+        let mut i = 0;
+        while i < input.len() {
+            let b = input[i];
+            match self.state {
+                State::Size => match hex(b) {
+                    Some(d) => {
+                        if self.size > (u64::MAX >> 4) || self.digits >= 16 {
+                            return Err(ChunkError::Overflow);
+                        }
+                        self.size = (self.size << 4) | d as u64;
+                        self.digits += 1;
+                    }
+                    None if self.digits == 0 => return Err(ChunkError::BadSize),
+                    None => {
+                        self.state = match b {
+                            b'\r' => State::SizeLf,
+                            b';' => State::Ext,
+                            b' ' | b'\t' => State::SizeWs,
+                            _ => return Err(ChunkError::BadSize),
+                        };
+                        self.line_bytes = 0;
+                    }
+                },
+                State::SizeWs => match b {
+                    b' ' | b'\t' => {}
+                    b';' => self.state = State::Ext,
+                    b'\r' => self.state = State::SizeLf,
+                    _ => return Err(ChunkError::BadSize),
+                },
+                State::Ext => {
+                    self.line_bytes += 1;
+                    if self.line_bytes > MAX_LINE {
+                        return Err(ChunkError::TooLong);
+                    }
+                    match b {
+                        b'\r' => self.state = State::SizeLf,
+                        b'\n' => return Err(ChunkError::BadLineEnd),
+                        b'\t' => {}
+                        0..=0x1f | 0x7f => return Err(ChunkError::BadByte),
+                        _ => {}
+                    }
+                }
+                State::SizeLf => {
+                    if b != b'\n' {
+                        return Err(ChunkError::BadLineEnd);
+                    }
+                    if self.size == 0 {
+                        self.state = State::TrailerStart;
+                        self.line_bytes = 0;
+                    } else {
+                        self.remaining = self.size;
+                        self.state = State::Data;
+                    }
+                    self.size = 0;
+                    self.digits = 0;
+                }
+                State::Data => {
+                    let n = (self.remaining.min((input.len() - i) as u64)) as usize;
+                    on_data(&input[i..i + n]);
+                    self.decoded += n as u64;
+                    self.remaining -= n as u64;
+                    if self.remaining == 0 {
+                        self.state = State::DataCr;
+                    }
+                    i += n;
+                    continue;
+                }
+                State::DataCr => {
+                    if b != b'\r' {
+                        return Err(ChunkError::BadLineEnd);
+                    }
+                    self.state = State::DataLf;
+                }
+                State::DataLf => {
+                    if b != b'\n' {
+                        return Err(ChunkError::BadLineEnd);
+                    }
+                    self.state = State::Size;
+                }
+                State::TrailerStart => {
+                    self.state = if b == b'\r' {
+                        State::EndLf
+                    } else {
+                        State::Trailer
+                    };
+                    if b != b'\r' {
+                        self.check_trailer_byte(b)?;
+                    }
+                }
+                State::Trailer => {
+                    if b == b'\r' {
+                        self.state = State::TrailerLf;
+                    } else {
+                        self.check_trailer_byte(b)?;
+                    }
+                }
+                State::TrailerLf => {
+                    if b != b'\n' {
+                        return Err(ChunkError::BadLineEnd);
+                    }
+                    self.state = State::TrailerStart;
+                }
+                State::EndLf => {
+                    if b != b'\n' {
+                        return Err(ChunkError::BadLineEnd);
+                    }
+                    self.state = State::Done;
+                    return Ok(i + 1);
+                }
+                State::Done => return Ok(i),
+            }
+            i += 1;
+        }
+        Ok(i)
+    }
+
+    fn check_trailer_byte(&mut self, b: u8) -> Result<(), ChunkError> {
+        self.line_bytes += 1;
+        if self.line_bytes > MAX_TRAILERS {
+            return Err(ChunkError::TooLong);
+        }
+        match b {
+            b'\n' => Err(ChunkError::BadLineEnd),
+            b'\t' => Ok(()),
+            0..=0x1f | 0x7f => Err(ChunkError::BadByte),
+            _ => Ok(()),
+        }
+    }
+}
+
+fn hex(b: u8) -> Option<u8> {
+    match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        b'A'..=b'F' => Some(b - b'A' + 10),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn decode(input: &[u8]) -> Result<(usize, Vec<u8>, bool), ChunkError> {
+        let mut c = Chunked::default();
+        let mut out = Vec::new();
+        let n = c.feed(input, &mut |d| out.extend_from_slice(d))?;
+        Ok((n, out, c.is_done()))
+    }
+
+    #[test]
+    fn valid_bodies() {
+        #[rustfmt::skip]
+        let rows: &[(&[u8], usize, &[u8], bool)] = &[
+            (b"5\r\nhello\r\n0\r\n\r\n", 15, b"hello", true),
+            (b"5\r\nhello\r\n0\r\n\r\nGET / HTTP/1.1", 15, b"hello", true),
+            (b"A;name=val\r\n0123456789\r\n0\r\n\r\n", 29, b"0123456789", true),
+            (b"3 ;x\r\nabc\r\n0\r\nTrailer: v\r\n\r\n", 27, b"abc", true),
+            (b"5\r\nhel", 6, b"hel", false),
+            (b"0\r\n\r\n", 5, b"", true),
+        ];
+        for (input, n, data, done) in rows {
+            assert_eq!(
+                decode(input),
+                Ok((*n, data.to_vec(), *done)),
+                "{:?}",
+                String::from_utf8_lossy(input)
+            );
+        }
+    }
+
+    #[test]
+    fn byte_at_a_time_matches_whole() {
+        let input = b"4\r\nwiki\r\n5;e\r\npedia\r\n0\r\nT: 1\r\n\r\n";
+        let mut c = Chunked::default();
+        let mut out = Vec::new();
+        for b in input.iter() {
+            assert_eq!(
+                c.feed(std::slice::from_ref(b), &mut |d| out.extend_from_slice(d)),
+                Ok(1)
+            );
+        }
+        assert!(c.is_done());
+        assert_eq!(out, b"wikipedia");
+    }
+
+    #[test]
+    fn invalid_bodies() {
+        #[rustfmt::skip]
+        let rows: &[(&[u8], ChunkError)] = &[
+            (b"x\r\n", ChunkError::BadSize),
+            (b"\r\n", ChunkError::BadSize),
+            (b"-5\r\n", ChunkError::BadSize),
+            (b"0x5\r\n", ChunkError::BadSize),
+            (b"5\nhello", ChunkError::BadLineEnd),
+            (b"5\r\nhelloX", ChunkError::BadLineEnd),
+            (b"10000000000000000\r\n", ChunkError::Overflow),
+            (b"fffffffffffffffff\r\n", ChunkError::Overflow),
+            (b"5 5\r\n", ChunkError::BadSize),
+            (b"5;a\nb\r\n", ChunkError::BadLineEnd),
+            (b"5;a\0\r\n", ChunkError::BadByte),
+            (b"0\r\nX: a\nb\r\n\r\n", ChunkError::BadLineEnd),
+            (b"0\r\nX: a\0\r\n\r\n", ChunkError::BadByte),
+        ];
+        for (input, want) in rows {
+            assert_eq!(
+                decode(input).map(|_| ()),
+                Err(want.clone()),
+                "{:?}",
+                String::from_utf8_lossy(input)
+            );
+        }
+    }
+}

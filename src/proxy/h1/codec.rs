@@ -1,0 +1,489 @@
+//! HTTP/1.1 message heads: what a parsed request or response means for framing and
+//! connection handling (RFC 9112), and how the proxy rewrites them for the other side.
+
+use std::io::Write;
+use std::net::IpAddr;
+
+use crate::proxy::error::{Kind, ProxyError};
+
+/// How a message body is delimited (RFC 9112 §6.3).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Framing {
+    None,
+    Length(u64),
+    Chunked,
+    /// Responses only: the body ends when the upstream closes.
+    UntilClose,
+}
+
+/// What the proxy needs to know about a request once its head is parsed.
+#[derive(Clone, Copy, Debug)]
+pub struct RequestInfo {
+    pub head_len: usize,
+    pub http10: bool,
+    pub is_head: bool,
+    /// RFC 9110 §9.2.2: safe to send again after a failure.
+    pub idempotent: bool,
+    pub framing: Framing,
+    pub keep_alive: bool,
+    pub expect_continue: bool,
+    pub upgrade: bool,
+}
+
+fn bad(context: &'static str) -> ProxyError {
+    ProxyError::downstream(Kind::BadRequest, context)
+}
+
+pub fn eq_ignore_case(a: &[u8], b: &str) -> bool {
+    a.eq_ignore_ascii_case(b.as_bytes())
+}
+
+/// Comma-separated tokens of a header value, trimmed, empty ones skipped.
+pub fn tokens(v: &[u8]) -> impl Iterator<Item = &[u8]> {
+    v.split(|&b| b == b',')
+        .map(|t| t.trim_ascii())
+        .filter(|t| !t.is_empty())
+}
+
+/// Content-Length: digits only; repeated values (in one field or several) must agree
+/// (RFC 9110 §8.6, RFC 9112 §6.3 item 5).
+fn content_length(current: Option<u64>, v: &[u8]) -> Result<u64, ()> {
+    let mut out = current;
+    for t in v.split(|&b| b == b',') {
+        let t = t.trim_ascii();
+        if t.is_empty() || t.len() > 19 || !t.iter().all(u8::is_ascii_digit) {
+            return Err(());
+        }
+        let n: u64 = std::str::from_utf8(t)
+            .map_err(|_| ())?
+            .parse()
+            .map_err(|_| ())?;
+        if out.is_some_and(|o| o != n) {
+            return Err(());
+        }
+        out = Some(n);
+    }
+    out.ok_or(())
+}
+
+/// The parts of a request target the proxy routes on.
+pub struct Target<'a> {
+    /// Authority from an absolute-form target (RFC 9112 §3.2.2: it overrides Host).
+    pub authority: Option<&'a [u8]>,
+    /// Origin-form path with its query: what is sent upstream.
+    pub path_and_query: &'a [u8],
+}
+
+impl Target<'_> {
+    pub fn path(&self) -> &[u8] {
+        let p = self.path_and_query;
+        &p[..p.iter().position(|&b| b == b'?').unwrap_or(p.len())]
+    }
+}
+
+pub fn parse_target<'a>(method: &str, target: &'a str) -> Result<Target<'a>, ProxyError> {
+    let t = target.as_bytes();
+    if t.first() == Some(&b'/') {
+        return Ok(Target {
+            authority: None,
+            path_and_query: t,
+        });
+    }
+    if t == b"*" && method == "OPTIONS" {
+        return Ok(Target {
+            authority: None,
+            path_and_query: t,
+        });
+    }
+    for scheme in ["http://", "https://"] {
+        if t.len() > scheme.len() && eq_ignore_case(&t[..scheme.len()], scheme) {
+            let rest = &t[scheme.len()..];
+            let end = rest
+                .iter()
+                .position(|&b| b == b'/' || b == b'?')
+                .unwrap_or(rest.len());
+            let (auth, path) = rest.split_at(end);
+            if auth.is_empty() || auth.contains(&b'@') {
+                return Err(bad("absolute-form target without a valid authority"));
+            }
+            let path: &[u8] = if path.is_empty() { b"/" } else { path };
+            if path[0] == b'?' {
+                return Err(bad("absolute-form target with a query but no path"));
+            }
+            return Ok(Target {
+                authority: Some(auth),
+                path_and_query: path,
+            });
+        }
+    }
+    Err(bad("request target is not origin-form or absolute-form"))
+}
+
+/// A Host value: reg-name or IP literal with an optional port, nothing else (RFC 9110 §7.2).
+fn valid_host(h: &[u8]) -> bool {
+    !h.is_empty()
+        && h.len() <= 255
+        && h.iter()
+            .all(|&b| b.is_ascii_alphanumeric() || b"-._~:[]!$&'()*+,;=%".contains(&b))
+}
+
+/// Checks a parsed request for everything RFC 9112 makes the proxy responsible for, and
+/// returns its framing. `host` is set to the Host to route on.
+pub fn analyze_request<'a>(
+    req: &httparse::Request<'_, 'a>,
+    head_len: usize,
+    target: &Target<'a>,
+    host: &mut &'a [u8],
+) -> Result<RequestInfo, ProxyError> {
+    let method = req.method.unwrap_or("");
+    let http10 = req.version == Some(0);
+    if method == "CONNECT" {
+        return Err(ProxyError::downstream(
+            Kind::NotImplemented,
+            "CONNECT is not supported",
+        ));
+    }
+    let mut hosts = 0;
+    let mut length: Option<u64> = None;
+    let mut chunked = false;
+    let mut te_seen = false;
+    let mut conn_close = false;
+    let mut conn_keep_alive = false;
+    let mut conn_upgrade = false;
+    let mut upgrade_header = false;
+    let mut expect_continue = false;
+    for h in req.headers.iter() {
+        let name = h.name.as_bytes();
+        let v = h.value;
+        if eq_ignore_case(name, "host") {
+            hosts += 1;
+            *host = v.trim_ascii();
+        } else if eq_ignore_case(name, "content-length") {
+            length = Some(
+                content_length(length, v)
+                    .map_err(|_| bad("invalid or conflicting Content-Length"))?,
+            );
+        } else if eq_ignore_case(name, "transfer-encoding") {
+            // Only `chunked`, once and last, is understood (RFC 9112 §6.1); anything else is 501.
+            for t in tokens(v) {
+                if chunked {
+                    return Err(bad("a transfer coding after chunked"));
+                }
+                if !eq_ignore_case(t, "chunked") {
+                    return Err(ProxyError::downstream(
+                        Kind::NotImplemented,
+                        "unsupported transfer coding",
+                    ));
+                }
+                chunked = true;
+            }
+            te_seen = true;
+        } else if eq_ignore_case(name, "connection") {
+            for t in tokens(v) {
+                conn_close |= eq_ignore_case(t, "close");
+                conn_keep_alive |= eq_ignore_case(t, "keep-alive");
+                conn_upgrade |= eq_ignore_case(t, "upgrade");
+            }
+        } else if eq_ignore_case(name, "upgrade") {
+            upgrade_header = true;
+        } else if eq_ignore_case(name, "expect") {
+            if eq_ignore_case(v.trim_ascii(), "100-continue") {
+                expect_continue = true;
+            } else {
+                return Err(ProxyError::downstream(
+                    Kind::ExpectationFailed,
+                    "unsupported expectation",
+                ));
+            }
+        }
+    }
+    if let Some(auth) = target.authority {
+        *host = auth;
+    } else if hosts > 1 {
+        return Err(ProxyError::downstream(
+            Kind::BadHost,
+            "more than one Host header",
+        ));
+    } else if hosts == 0 && !http10 {
+        return Err(ProxyError::downstream(
+            Kind::BadHost,
+            "HTTP/1.1 request without Host",
+        ));
+    }
+    if hosts > 1 {
+        return Err(ProxyError::downstream(
+            Kind::BadHost,
+            "more than one Host header",
+        ));
+    }
+    if !host.is_empty() && !valid_host(host) {
+        return Err(ProxyError::downstream(Kind::BadHost, "invalid Host"));
+    }
+    if te_seen && !chunked {
+        return Err(bad("empty Transfer-Encoding"));
+    }
+    if te_seen && length.is_some() {
+        return Err(bad("both Content-Length and Transfer-Encoding"));
+    }
+    if te_seen && http10 {
+        return Err(bad("Transfer-Encoding in an HTTP/1.0 request"));
+    }
+    let framing = match (chunked, length) {
+        (true, _) => Framing::Chunked,
+        (false, Some(0) | None) => Framing::None,
+        (false, Some(n)) => Framing::Length(n),
+    };
+    let keep_alive = if http10 {
+        conn_keep_alive && !conn_close
+    } else {
+        !conn_close
+    };
+    Ok(RequestInfo {
+        head_len,
+        http10,
+        is_head: method == "HEAD",
+        idempotent: matches!(
+            method,
+            "GET" | "HEAD" | "OPTIONS" | "TRACE" | "PUT" | "DELETE"
+        ),
+        framing,
+        keep_alive,
+        expect_continue: expect_continue && framing != Framing::None && !http10,
+        upgrade: conn_upgrade && upgrade_header && !http10,
+    })
+}
+
+/// Whether a field is hop-by-hop for the proxy: the RFC 9110 §7.6.1 list, fields the proxy
+/// sets itself, and anything the message's Connection header names.
+fn is_hop_by_hop(name: &[u8], connection_tokens: &[&[u8]]) -> bool {
+    const FIXED: [&str; 12] = [
+        "connection",
+        "keep-alive",
+        "proxy-connection",
+        "te",
+        "transfer-encoding",
+        "upgrade",
+        "expect",
+        "host",
+        "x-forwarded-for",
+        "x-forwarded-proto",
+        "x-forwarded-host",
+        "x-real-ip",
+    ];
+    FIXED.iter().any(|f| eq_ignore_case(name, f))
+        || connection_tokens
+            .iter()
+            .any(|t| name.eq_ignore_ascii_case(t))
+}
+
+/// Tokens of every Connection header, for [`is_hop_by_hop`].
+fn connection_tokens<'a>(headers: &[httparse::Header<'a>], out: &mut [&'a [u8]; 16]) -> usize {
+    let mut n = 0;
+    for h in headers
+        .iter()
+        .filter(|h| eq_ignore_case(h.name.as_bytes(), "connection"))
+    {
+        for t in tokens(h.value) {
+            if n < out.len() {
+                out[n] = t;
+                n += 1;
+            }
+        }
+    }
+    n
+}
+
+/// Writes the request head sent upstream: origin-form target, HTTP/1.1, end-to-end fields
+/// kept, hop-by-hop fields dropped, X-Forwarded-* and X-Real-IP set.
+pub fn write_request_head(
+    out: &mut Vec<u8>,
+    req: &httparse::Request<'_, '_>,
+    info: &RequestInfo,
+    target: &Target<'_>,
+    host: &[u8],
+    client_ip: IpAddr,
+    scheme: &str,
+) {
+    let mut conn = [&b""[..]; 16];
+    let n = connection_tokens(req.headers, &mut conn);
+    let conn = &conn[..n];
+    out.extend_from_slice(req.method.unwrap_or("GET").as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(target.path_and_query);
+    out.extend_from_slice(b" HTTP/1.1\r\nHost: ");
+    out.extend_from_slice(host);
+    out.extend_from_slice(b"\r\n");
+    let mut xff: Option<&[u8]> = None;
+    let mut upgrade: Option<&[u8]> = None;
+    for h in req.headers.iter() {
+        let name = h.name.as_bytes();
+        if is_hop_by_hop(name, conn) {
+            if eq_ignore_case(name, "x-forwarded-for") {
+                xff = Some(h.value); // the last one; others are dropped
+            } else if eq_ignore_case(name, "upgrade") {
+                upgrade = Some(h.value);
+            }
+            continue;
+        }
+        out.extend_from_slice(name);
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(h.value);
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b"X-Forwarded-For: ");
+    if let Some(prev) = xff.map(<[u8]>::trim_ascii).filter(|v| !v.is_empty()) {
+        out.extend_from_slice(prev);
+        out.extend_from_slice(b", ");
+    }
+    let _ = write!(out, "{client_ip}\r\nX-Real-IP: {client_ip}\r\nX-Forwarded-Proto: {scheme}\r\nX-Forwarded-Host: ");
+    out.extend_from_slice(host);
+    out.extend_from_slice(b"\r\n");
+    match info.framing {
+        Framing::Chunked => out.extend_from_slice(b"Transfer-Encoding: chunked\r\n"),
+        Framing::Length(_) | Framing::None | Framing::UntilClose => {}
+    }
+    if let (true, Some(u)) = (info.upgrade, upgrade) {
+        out.extend_from_slice(b"Connection: upgrade\r\nUpgrade: ");
+        out.extend_from_slice(u);
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+}
+
+/// What the proxy needs to know about an upstream response head.
+#[derive(Clone, Copy, Debug)]
+pub struct ResponseInfo {
+    pub head_len: usize,
+    pub status: u16,
+    pub framing: Framing,
+    /// The upstream connection can carry another request once this body is read.
+    pub reusable: bool,
+}
+
+fn bad_upstream(context: &'static str) -> ProxyError {
+    ProxyError::upstream(Kind::UpstreamProtocol, context)
+}
+
+/// RFC 9112 §6.3 applied to a response to `request_is_head`.
+pub fn analyze_response(
+    resp: &httparse::Response<'_, '_>,
+    head_len: usize,
+    request_is_head: bool,
+) -> Result<ResponseInfo, ProxyError> {
+    let status = resp
+        .code
+        .ok_or_else(|| bad_upstream("response without status"))?;
+    let http10 = resp.version == Some(0);
+    let mut length: Option<u64> = None;
+    let mut chunked = false;
+    let mut te_seen = false;
+    let mut close = http10;
+    for h in resp.headers.iter() {
+        let name = h.name.as_bytes();
+        if eq_ignore_case(name, "content-length") {
+            length = Some(
+                content_length(length, h.value)
+                    .map_err(|_| bad_upstream("invalid Content-Length"))?,
+            );
+        } else if eq_ignore_case(name, "transfer-encoding") {
+            te_seen = true;
+            chunked = tokens(h.value)
+                .last()
+                .is_some_and(|t| eq_ignore_case(t, "chunked"));
+        } else if eq_ignore_case(name, "connection") {
+            for t in tokens(h.value) {
+                if eq_ignore_case(t, "close") {
+                    close = true;
+                } else if http10 && eq_ignore_case(t, "keep-alive") {
+                    close = false;
+                }
+            }
+        }
+    }
+    let no_body = request_is_head || (100..200).contains(&status) || status == 204 || status == 304;
+    let framing = if no_body {
+        Framing::None
+    } else if te_seen {
+        if chunked {
+            Framing::Chunked
+        } else {
+            Framing::UntilClose
+        }
+    } else {
+        match length {
+            Some(0) => Framing::None,
+            Some(n) => Framing::Length(n),
+            None => Framing::UntilClose,
+        }
+    };
+    // TE with CL is a smuggling vector: never reuse such a connection (RFC 9112 §6.3 item 3).
+    let reusable = !close && framing != Framing::UntilClose && !(te_seen && length.is_some());
+    Ok(ResponseInfo {
+        head_len,
+        status,
+        framing,
+        reusable,
+    })
+}
+
+/// Writes the response head sent to the client. `chunked_out` says whether the body goes out
+/// chunked (passed through); `close` whether the proxy closes after it.
+pub fn write_response_head(
+    out: &mut Vec<u8>,
+    resp: &httparse::Response<'_, '_>,
+    info: &ResponseInfo,
+    chunked_out: bool,
+    close: bool,
+    client_http10: bool,
+) {
+    let mut conn = [&b""[..]; 16];
+    let n = connection_tokens(resp.headers, &mut conn);
+    let conn = &conn[..n];
+    let _ = write!(out, "HTTP/1.1 {} ", info.status);
+    out.extend_from_slice(resp.reason.unwrap_or("").as_bytes());
+    out.extend_from_slice(b"\r\n");
+    let switching = info.status == 101;
+    for h in resp.headers.iter() {
+        let name = h.name.as_bytes();
+        let keep_for_101 = switching && (eq_ignore_case(name, "upgrade"));
+        if !keep_for_101 && is_response_hop_by_hop(name, conn) {
+            continue;
+        }
+        if chunked_out || info.framing == Framing::Chunked {
+            // A dechunked body has no length header to keep; a chunked one must not have one.
+            if eq_ignore_case(name, "content-length") {
+                continue;
+            }
+        }
+        out.extend_from_slice(name);
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(h.value);
+        out.extend_from_slice(b"\r\n");
+    }
+    if switching {
+        out.extend_from_slice(b"Connection: upgrade\r\n");
+    } else {
+        if chunked_out {
+            out.extend_from_slice(b"Transfer-Encoding: chunked\r\n");
+        }
+        if close {
+            out.extend_from_slice(b"Connection: close\r\n");
+        } else if client_http10 {
+            out.extend_from_slice(b"Connection: keep-alive\r\n");
+        }
+    }
+    out.extend_from_slice(b"\r\n");
+}
+
+fn is_response_hop_by_hop(name: &[u8], conn: &[&[u8]]) -> bool {
+    const FIXED: [&str; 6] = [
+        "connection",
+        "keep-alive",
+        "proxy-connection",
+        "te",
+        "transfer-encoding",
+        "upgrade",
+    ];
+    FIXED.iter().any(|f| eq_ignore_case(name, f))
+        || conn.iter().any(|t| name.eq_ignore_ascii_case(t))
+}

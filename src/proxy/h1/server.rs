@@ -1,0 +1,586 @@
+//! The downstream HTTP/1.1 loop: read a request head, route it, forward it and its body,
+//! relay the response, repeat while the connection stays keep-alive. Pipelined requests wait
+//! in the read buffer and are answered in order.
+
+use std::net::{Shutdown, SocketAddr};
+use std::rc::Rc;
+use std::sync::Arc;
+
+use tokio::time::Instant;
+
+use super::body::Body;
+use super::client::{self, Upstream};
+use super::codec::{self, Framing, RequestInfo};
+use crate::proxy::error::{write_error_response, Kind, ProxyError, Side};
+use crate::proxy::{bump, tunnel, Worker};
+use crate::runtime::io::{read_until, write_within};
+use crate::runtime::{Io, Stream};
+use crate::snapshot::{normalize_host, BackendId, Snapshot};
+
+const MAX_HEADERS: usize = 128;
+const READ_CHUNK: usize = 64 * 1024;
+const MAX_RESPONSE_HEAD: usize = 64 * 1024;
+
+/// One downstream connection and its reusable buffers.
+struct Conn<S> {
+    io: S,
+    peer: SocketAddr,
+    /// Bytes read from the client and not yet consumed (the start of the next request).
+    buf: Vec<u8>,
+    /// What is written next, to either side.
+    out: Vec<u8>,
+    /// Bytes read from the upstream.
+    ubuf: Vec<u8>,
+    /// Some bytes of the current response reached the client: errors can only close.
+    response_started: bool,
+}
+
+pub async fn serve<I: Io>(w: &Worker<I>, io: I::Stream, peer: SocketAddr) {
+    let mut c = Conn {
+        io,
+        peer,
+        buf: Vec::with_capacity(8 * 1024),
+        out: Vec::with_capacity(4 * 1024),
+        ubuf: Vec::new(),
+        response_started: false,
+    };
+    let mut first = true;
+    loop {
+        c.response_started = false;
+        match request(w, &mut c, first).await {
+            Ok(true) => first = false,
+            Ok(false) => break,
+            Err(e) => {
+                tracing::debug!(worker = w.index, peer = %c.peer, error = %e, "request failed");
+                if let (Some((code, reason)), false) = (e.status(), c.response_started) {
+                    bump(&w.stats.responses_proxy_error);
+                    let mut out = std::mem::take(&mut c.out);
+                    out.clear();
+                    write_error_response(&mut out, code, reason, e.context, true);
+                    let idle = w.snapshot().settings.idle_timeout;
+                    let _ = write_within(&c.io, out, idle).await;
+                }
+                break;
+            }
+        }
+    }
+    c.io.shutdown(Shutdown::Write);
+}
+
+/// What to do with a parsed request.
+enum Action {
+    Forward(BackendId),
+    /// Answer from the proxy: 404 or 503, framing intact.
+    Respond(Kind, &'static str),
+}
+
+/// Handles one request. `Ok(true)`: the connection stays open for the next one.
+async fn request<I: Io>(
+    w: &Worker<I>,
+    c: &mut Conn<I::Stream>,
+    first: bool,
+) -> Result<bool, ProxyError> {
+    let snap = w.snapshot();
+    let settings = &snap.settings;
+
+    // --- the request head ---
+    let mut started = !c.buf.is_empty();
+    let wait = if first || started {
+        settings.header_timeout
+    } else {
+        settings.idle_timeout
+    };
+    let mut deadline = Instant::now() + wait;
+    let (info, action) = loop {
+        if !c.buf.is_empty() {
+            if !started {
+                started = true;
+                deadline = Instant::now() + settings.header_timeout;
+            }
+            c.out.clear();
+            if let Some(p) = prepare(&snap, &c.buf, &mut c.out, c.peer)? {
+                break p;
+            }
+            if c.buf.len() >= settings.max_header_bytes {
+                return Err(ProxyError::downstream(
+                    Kind::HeadersTooLarge,
+                    "header section too large",
+                ));
+            }
+        }
+        if c.buf.capacity() - c.buf.len() < 2048 {
+            c.buf.reserve(8 * 1024);
+        }
+        let (r, b) = read_until(&c.io, std::mem::take(&mut c.buf), deadline).await;
+        c.buf = b;
+        match r {
+            Ok(0) if !started => return Ok(false),
+            Ok(0) => {
+                return Err(ProxyError::downstream(
+                    Kind::Closed,
+                    "client closed inside the request head",
+                ))
+            }
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::TimedOut && started => {
+                return Err(ProxyError::io(
+                    Kind::RequestTimeout,
+                    Side::Downstream,
+                    "request head not received in time",
+                    e,
+                ))
+            }
+            Err(_) => return Ok(false),
+        }
+    };
+    bump(&w.stats.requests);
+
+    let backend = match action {
+        Action::Forward(b) => b,
+        Action::Respond(kind, context) => {
+            // The body, if any, is not read: close after answering.
+            let close = !info.keep_alive || info.framing != Framing::None;
+            let (code, reason) =
+                crate::proxy::error::status(kind).unwrap_or((500, "Internal Server Error"));
+            c.buf.drain(..info.head_len);
+            c.out.clear();
+            write_error_response(&mut c.out, code, reason, context, close);
+            bump(&w.stats.responses_proxy_error);
+            c.response_started = true;
+            write_client(c, settings.idle_timeout).await?;
+            return Ok(!close);
+        }
+    };
+
+    // --- the part of the body that came with the head ---
+    let mut body = Body::new(info.framing);
+    let head_len = info.head_len;
+    let taken = {
+        let Conn { buf, out, .. } = &mut *c;
+        body.consume(&buf[head_len..], &mut |_| {})
+            .map(|k| {
+                out.extend_from_slice(&buf[head_len..head_len + k]);
+                k
+            })
+            .map_err(|_| ProxyError::downstream(Kind::BadRequest, "invalid chunked body"))?
+    };
+    c.buf.drain(..head_len + taken);
+    if body.over_limit(settings.max_body_bytes) {
+        return Err(ProxyError::downstream(
+            Kind::BodyTooLarge,
+            "request body too large",
+        ));
+    }
+
+    forward(w, c, &snap, backend, &info, body).await
+}
+
+/// Parses and checks a request head in `buf`, routes it, and writes the upstream head into
+/// `out`. `Ok(None)`: the head is not complete yet.
+fn prepare(
+    snap: &Snapshot,
+    buf: &[u8],
+    out: &mut Vec<u8>,
+    peer: SocketAddr,
+) -> Result<Option<(RequestInfo, Action)>, ProxyError> {
+    let s = &snap.settings;
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut headers[..s.max_headers.clamp(1, MAX_HEADERS)]);
+    let head_len = match req.parse(buf) {
+        Ok(httparse::Status::Complete(n)) => n,
+        Ok(httparse::Status::Partial) => return Ok(None),
+        Err(httparse::Error::TooManyHeaders) => {
+            return Err(ProxyError::downstream(
+                Kind::HeadersTooLarge,
+                "too many header fields",
+            ))
+        }
+        Err(httparse::Error::Version) => {
+            return Err(ProxyError::downstream(
+                Kind::BadRequest,
+                "unsupported HTTP version",
+            ))
+        }
+        Err(_) => {
+            return Err(ProxyError::downstream(
+                Kind::BadRequest,
+                "malformed request head",
+            ))
+        }
+    };
+    if head_len > s.max_header_bytes {
+        return Err(ProxyError::downstream(
+            Kind::HeadersTooLarge,
+            "header section too large",
+        ));
+    }
+    let method = req.method.unwrap_or("");
+    let target = codec::parse_target(method, req.path.unwrap_or(""))?;
+    let mut host: &[u8] = b"";
+    let info = codec::analyze_request(&req, head_len, &target, &mut host)?;
+    if let Framing::Length(n) = info.framing {
+        if s.max_body_bytes != 0 && n > s.max_body_bytes {
+            return Err(ProxyError::downstream(
+                Kind::BodyTooLarge,
+                "request body too large",
+            ));
+        }
+    }
+    let mut hbuf = [0u8; 256];
+    let route = normalize_host(host, &mut hbuf).and_then(|h| {
+        let path = std::str::from_utf8(target.path()).ok()?;
+        snap.table.lookup(h, path)
+    });
+    let Some(route) = route else {
+        return Ok(Some((
+            info,
+            Action::Respond(Kind::NoRoute, "no Ingress rule matches this host and path"),
+        )));
+    };
+    if snap.backend(route.backend).endpoints.is_empty() {
+        return Ok(Some((
+            info,
+            Action::Respond(
+                Kind::NoEndpoints,
+                "the backend Service has no ready endpoints",
+            ),
+        )));
+    }
+    codec::write_request_head(out, &req, &info, &target, host, peer.ip(), "http");
+    Ok(Some((info, Action::Forward(route.backend))))
+}
+
+async fn write_client<S: Stream>(
+    c: &mut Conn<S>,
+    limit: std::time::Duration,
+) -> Result<(), ProxyError> {
+    let (r, out) = write_within(&c.io, std::mem::take(&mut c.out), limit).await;
+    c.out = out;
+    r.map_err(|e| ProxyError::io(Kind::Closed, Side::Downstream, "writing to the client", e))
+}
+
+/// Sends the request upstream (retrying where that is safe), relays the response, and pools
+/// the upstream connection if it can be reused.
+async fn forward<I: Io>(
+    w: &Worker<I>,
+    c: &mut Conn<I::Stream>,
+    snap: &Rc<Arc<Snapshot>>,
+    backend: BackendId,
+    info: &RequestInfo,
+    mut body: Body,
+) -> Result<bool, ProxyError> {
+    let settings = &snap.settings;
+    // The whole request is in `out`: it can be sent again on another connection.
+    let replayable = body.is_done();
+    let mut pooled = true;
+    let mut attempts = 0;
+    let up = loop {
+        attempts += 1;
+        let up: Upstream<I::Stream> = client::acquire(w, snap, backend, pooled).await?;
+        let (r, out) = write_within(
+            &up.io,
+            std::mem::take(&mut c.out),
+            settings.upstream_timeout,
+        )
+        .await;
+        c.out = out;
+        let sent = match r {
+            Ok(()) => true,
+            Err(_) if up.reused && replayable && attempts < 8 => false,
+            Err(e) => {
+                return Err(ProxyError::io(
+                    Kind::UpstreamConnect,
+                    Side::Upstream,
+                    "sending the request",
+                    e,
+                ))
+            }
+        };
+        if sent && !body.is_done() {
+            send_body(c, &up, &mut body, info, settings).await?;
+        }
+        c.ubuf.clear();
+        let deadline = Instant::now() + settings.upstream_timeout;
+        if sent && client::read_head_bytes(&up.io, &mut c.ubuf, deadline, MAX_RESPONSE_HEAD).await?
+        {
+            break up;
+        }
+        // Nothing came back: a pooled connection the upstream had closed. Safe to try again
+        // on a fresh connection only if the request can be replayed and repeated.
+        if !(up.reused && replayable && (info.idempotent || !sent) && attempts < 8) {
+            return Err(ProxyError::upstream(
+                Kind::UpstreamProtocol,
+                "upstream closed the connection without a response",
+            ));
+        }
+        bump(&w.stats.upstream_retries);
+        pooled = false;
+    };
+    relay_response(w, c, up, info, body.is_done(), settings).await
+}
+
+/// Streams the rest of the request body from the client to the upstream.
+async fn send_body<S: Stream, U: Stream>(
+    c: &mut Conn<S>,
+    up: &Upstream<U>,
+    body: &mut Body,
+    info: &RequestInfo,
+    settings: &crate::snapshot::Settings,
+) -> Result<(), ProxyError> {
+    if info.expect_continue {
+        c.out.clear();
+        c.out.extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
+        write_client(c, settings.idle_timeout).await?;
+    }
+    while !body.is_done() {
+        debug_assert!(c.buf.is_empty());
+        if c.buf.capacity() < READ_CHUNK {
+            c.buf.reserve(READ_CHUNK);
+        }
+        let deadline = Instant::now() + settings.idle_timeout;
+        let (r, b) = read_until(&c.io, std::mem::take(&mut c.buf), deadline).await;
+        c.buf = b;
+        match r {
+            Ok(0) => {
+                return Err(ProxyError::downstream(
+                    Kind::Closed,
+                    "client closed inside the request body",
+                ))
+            }
+            Ok(_) => {}
+            Err(e) => {
+                return Err(ProxyError::io(
+                    Kind::Closed,
+                    Side::Downstream,
+                    "reading the request body",
+                    e,
+                ))
+            }
+        }
+        let k = body
+            .consume(&c.buf, &mut |_| {})
+            .map_err(|_| ProxyError::downstream(Kind::BadRequest, "invalid chunked body"))?;
+        if body.over_limit(settings.max_body_bytes) {
+            return Err(ProxyError::downstream(
+                Kind::BodyTooLarge,
+                "request body too large",
+            ));
+        }
+        let chunk = if k == c.buf.len() {
+            std::mem::take(&mut c.buf)
+        } else {
+            // The body ended inside this read: the rest is the next request.
+            c.out.clear();
+            c.out.extend_from_slice(&c.buf[..k]);
+            c.buf.drain(..k);
+            std::mem::take(&mut c.out)
+        };
+        let whole = k != 0 && chunk.len() == k && c.buf.is_empty();
+        let (r, mut chunk) = write_within(&up.io, chunk, settings.upstream_timeout).await;
+        r.map_err(|e| {
+            ProxyError::io(
+                Kind::UpstreamProtocol,
+                Side::Upstream,
+                "sending the request body",
+                e,
+            )
+        })?;
+        chunk.clear();
+        if whole {
+            c.buf = chunk;
+        } else {
+            c.out = chunk;
+        }
+    }
+    Ok(())
+}
+
+/// Parses the response head(s) in `c.ubuf`, forwards interim responses, writes the final head
+/// and the body bytes that came with it into `c.out`.
+struct Final {
+    resp: codec::ResponseInfo,
+    close: bool,
+    dechunk: bool,
+}
+
+fn prepare_response(
+    c: &mut Conn<impl Stream>,
+    info: &RequestInfo,
+    request_done: bool,
+) -> Result<Option<Final>, ProxyError> {
+    c.out.clear();
+    loop {
+        let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        let mut resp = httparse::Response::new(&mut headers);
+        let n = match resp.parse(&c.ubuf) {
+            Ok(httparse::Status::Complete(n)) => n,
+            Ok(httparse::Status::Partial) => return Ok(None),
+            Err(_) => {
+                return Err(ProxyError::upstream(
+                    Kind::UpstreamProtocol,
+                    "malformed response head",
+                ))
+            }
+        };
+        let r = codec::analyze_response(&resp, n, info.is_head)?;
+        if (100..200).contains(&r.status) && r.status != 101 {
+            // 100 answers an Expect the proxy already handled; other interim responses
+            // (103 Early Hints) go to HTTP/1.1 clients.
+            if r.status != 100 && !info.http10 {
+                codec::write_response_head(&mut c.out, &resp, &r, false, false, false);
+            }
+            c.ubuf.drain(..n);
+            continue;
+        }
+        if r.status == 101 && !info.upgrade {
+            return Err(ProxyError::upstream(
+                Kind::UpstreamProtocol,
+                "101 without an upgrade request",
+            ));
+        }
+        let dechunk = info.http10 && r.framing == Framing::Chunked;
+        let close = !info.keep_alive
+            || !request_done
+            || r.framing == Framing::UntilClose
+            || dechunk
+            || r.status == 101;
+        let chunked_out = r.framing == Framing::Chunked && !dechunk;
+        codec::write_response_head(&mut c.out, &resp, &r, chunked_out, close, info.http10);
+        return Ok(Some(Final {
+            resp: r,
+            close,
+            dechunk,
+        }));
+    }
+}
+
+async fn relay_response<I: Io>(
+    w: &Worker<I>,
+    c: &mut Conn<I::Stream>,
+    up: Upstream<I::Stream>,
+    info: &RequestInfo,
+    request_done: bool,
+    settings: &crate::snapshot::Settings,
+) -> Result<bool, ProxyError> {
+    let fin = loop {
+        if let Some(f) = prepare_response(c, info, request_done)? {
+            break f;
+        }
+        // Only interim responses so far: send them on and wait for the final one.
+        if !c.out.is_empty() {
+            c.response_started = true;
+            write_client(c, settings.idle_timeout).await?;
+        }
+        let deadline = Instant::now() + settings.upstream_timeout;
+        if !client::read_head_bytes(&up.io, &mut c.ubuf, deadline, MAX_RESPONSE_HEAD).await? {
+            return Err(ProxyError::upstream(
+                Kind::UpstreamProtocol,
+                "upstream closed after an interim response",
+            ));
+        }
+    };
+    let head_len = fin.resp.head_len;
+
+    if fin.resp.status == 101 {
+        c.out.extend_from_slice(&c.ubuf[head_len..]);
+        c.response_started = true;
+        write_client(c, settings.idle_timeout).await?;
+        if !c.buf.is_empty() {
+            let (r, _) = write_within(
+                &up.io,
+                std::mem::take(&mut c.buf),
+                settings.upstream_timeout,
+            )
+            .await;
+            r.map_err(|e| ProxyError::io(Kind::Closed, Side::Upstream, "tunnel", e))?;
+        }
+        tunnel::run(&c.io, &up.io, std::mem::take(&mut c.ubuf), Vec::new()).await;
+        return Ok(false);
+    }
+
+    let mut body = Body::new(fin.resp.framing);
+    let k = {
+        let Conn { ubuf, out, .. } = &mut *c;
+        consume_response(&mut body, &ubuf[head_len..], out, fin.dechunk)?
+    };
+    // Bytes after the response mean the upstream cannot be trusted with another request.
+    let mut clean = c.ubuf.len() - head_len - k == 0;
+    c.response_started = true;
+    write_client(c, settings.idle_timeout).await?;
+
+    while !body.is_done() {
+        c.ubuf.clear();
+        if c.ubuf.capacity() < READ_CHUNK {
+            c.ubuf.reserve(READ_CHUNK);
+        }
+        let deadline = Instant::now() + settings.upstream_timeout;
+        let (r, b) = read_until(&up.io, std::mem::take(&mut c.ubuf), deadline).await;
+        c.ubuf = b;
+        match r {
+            Ok(0) if matches!(body, Body::UntilClose) => break,
+            Ok(0) => {
+                return Err(ProxyError::upstream(
+                    Kind::Closed,
+                    "upstream closed inside the response body",
+                ))
+            }
+            Ok(_) => {}
+            Err(e) => {
+                return Err(ProxyError::io(
+                    Kind::Closed,
+                    Side::Upstream,
+                    "reading the response body",
+                    e,
+                ))
+            }
+        }
+        if !fin.dechunk {
+            let k = body
+                .consume(&c.ubuf, &mut |_| {})
+                .map_err(|_| ProxyError::upstream(Kind::Closed, "invalid chunked response body"))?;
+            if k != c.ubuf.len() {
+                c.ubuf.truncate(k);
+                clean = false;
+            }
+            let (r, b) =
+                write_within(&c.io, std::mem::take(&mut c.ubuf), settings.idle_timeout).await;
+            c.ubuf = b;
+            r.map_err(|e| {
+                ProxyError::io(
+                    Kind::Closed,
+                    Side::Downstream,
+                    "writing the response body",
+                    e,
+                )
+            })?;
+        } else {
+            c.out.clear();
+            let Conn { ubuf, out, .. } = &mut *c;
+            consume_response(&mut body, ubuf, out, true)?;
+            write_client(c, settings.idle_timeout).await?;
+        }
+    }
+    if fin.resp.reusable && request_done && clean {
+        w.pools.put(up.addr, up.io);
+    }
+    Ok(!fin.close)
+}
+
+/// Appends the response body bytes of `data` to `out` (decoded when `dechunk`) and returns
+/// how many bytes of `data` the body took.
+fn consume_response(
+    body: &mut Body,
+    data: &[u8],
+    out: &mut Vec<u8>,
+    dechunk: bool,
+) -> Result<usize, ProxyError> {
+    let bad = |_| ProxyError::upstream(Kind::Closed, "invalid chunked response body");
+    if dechunk {
+        body.consume(data, &mut |d| out.extend_from_slice(d))
+            .map_err(bad)
+    } else {
+        let k = body.consume(data, &mut |_| {}).map_err(bad)?;
+        out.extend_from_slice(&data[..k]);
+        Ok(k)
+    }
+}

@@ -1,0 +1,101 @@
+//! Workers: CPU pinning, the io_uring and epoll backends, and the owned-buffer I/O trait the
+//! proxy is written against. Runs on the worker threads; all `unsafe` of the crate lives here.
+
+mod affinity;
+mod epoll;
+pub mod io;
+mod uring;
+
+use std::net::{SocketAddr, TcpListener};
+use std::sync::Arc;
+
+pub use affinity::{allowed_cpus, pin_to_cpu};
+pub use epoll::Epoll;
+pub use io::{Io, Stream};
+pub use uring::Uring;
+
+/// Which I/O backend the workers run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum IoMode {
+    /// io_uring when the kernel allows it, epoll otherwise.
+    Auto,
+    Uring,
+    Epoll,
+}
+
+/// The backend actually chosen at start-up.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Uring,
+    Epoll,
+}
+
+impl Backend {
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Uring => "io_uring",
+            Backend::Epoll => "epoll",
+        }
+    }
+}
+
+/// Resolves `--io`: `auto` probes io_uring once and falls back to epoll when the kernel or a
+/// seccomp profile refuses it (EPERM, ENOSYS, EACCES, `kernel.io_uring_disabled`).
+pub fn choose_backend(mode: IoMode) -> Result<Backend, String> {
+    match mode {
+        IoMode::Epoll => Ok(Backend::Epoll),
+        IoMode::Uring => uring::probe()
+            .map(|_| Backend::Uring)
+            .map_err(|e| format!("--io uring: io_uring unavailable: {e}")),
+        IoMode::Auto => match uring::probe() {
+            Ok(()) => Ok(Backend::Uring),
+            Err(e) => {
+                tracing::warn!(error = %e, "io_uring unavailable; falling back to epoll");
+                Ok(Backend::Epoll)
+            }
+        },
+    }
+}
+
+/// Binds `n` SO_REUSEPORT listeners on `addr`. Port 0 picks a free port once; every listener
+/// shares it.
+pub fn bind_reuseport(addr: SocketAddr, n: usize) -> std::io::Result<Vec<TcpListener>> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let mut addr = addr;
+    let mut out = Vec::with_capacity(n);
+    for _ in 0..n.max(1) {
+        let s = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+        s.set_reuse_address(true)?;
+        s.set_reuse_port(true)?;
+        s.set_nonblocking(true)?;
+        s.set_tcp_nodelay(true)?;
+        s.bind(&addr.into())?;
+        s.listen(4096)?;
+        let l: TcpListener = s.into();
+        addr = l.local_addr()?;
+        out.push(l);
+    }
+    Ok(out)
+}
+
+/// Runs `main` on the current thread under `backend`'s runtime, and returns when it does.
+pub fn block_on<F, Fut>(backend: Backend, main: F) -> std::io::Result<()>
+where
+    F: FnOnce() -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    match backend {
+        Backend::Uring => uring::block_on(main),
+        Backend::Epoll => epoll::block_on(main),
+    }
+}
+
+/// Shared, read-only context every worker gets at start.
+pub struct WorkerSpec {
+    pub index: usize,
+    pub cpu: Option<usize>,
+    pub listener: TcpListener,
+    pub published: &'static crate::Published,
+    pub backend: Backend,
+    pub stats: Arc<crate::proxy::WorkerStats>,
+}

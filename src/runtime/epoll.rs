@@ -1,0 +1,81 @@
+//! The epoll fallback: a tokio current-thread runtime with a LocalSet, so the proxy's
+//! `spawn_local` tasks run the same way as under tokio-uring.
+
+use std::io;
+use std::net::{Shutdown, SocketAddr, TcpListener};
+
+use super::io::{Io, Stream};
+
+pub struct Epoll;
+
+pub fn block_on<F, Fut>(main: F) -> io::Result<()>
+where
+    F: FnOnce() -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let local = tokio::task::LocalSet::new();
+    local.block_on(&rt, main());
+    Ok(())
+}
+
+impl Stream for tokio::net::TcpStream {
+    async fn read(&self, mut buf: Vec<u8>) -> (io::Result<usize>, Vec<u8>) {
+        if buf.capacity() == buf.len() {
+            buf.reserve(4096);
+        }
+        loop {
+            match self.try_read_buf(&mut buf) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                r => return (r, buf),
+            }
+            if let Err(e) = self.readable().await {
+                return (Err(e), buf);
+            }
+        }
+    }
+
+    async fn write_all(&self, buf: Vec<u8>) -> (io::Result<()>, Vec<u8>) {
+        let mut done = 0;
+        while done < buf.len() {
+            match self.try_write(&buf[done..]) {
+                Ok(0) => return (Err(io::ErrorKind::WriteZero.into()), buf),
+                Ok(n) => done += n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    if let Err(e) = self.writable().await {
+                        return (Err(e), buf);
+                    }
+                }
+                Err(e) => return (Err(e), buf),
+            }
+        }
+        (Ok(()), buf)
+    }
+
+    fn shutdown(&self, how: Shutdown) {
+        let _ = socket2::SockRef::from(self).shutdown(how);
+    }
+}
+
+impl Io for Epoll {
+    type Stream = tokio::net::TcpStream;
+    type Listener = tokio::net::TcpListener;
+
+    fn listener(l: TcpListener) -> io::Result<Self::Listener> {
+        tokio::net::TcpListener::from_std(l)
+    }
+
+    async fn accept(l: &Self::Listener) -> io::Result<(Self::Stream, SocketAddr)> {
+        let (s, peer) = l.accept().await?;
+        let _ = s.set_nodelay(true);
+        Ok((s, peer))
+    }
+
+    async fn connect(addr: SocketAddr) -> io::Result<Self::Stream> {
+        let s = tokio::net::TcpStream::connect(addr).await?;
+        let _ = s.set_nodelay(true);
+        Ok(s)
+    }
+}
