@@ -14,6 +14,7 @@ pub fn serve(listener: TcpListener) {
 }
 
 fn handle(mut conn: TcpStream) -> std::io::Result<()> {
+    conn.set_nodelay(true)?;
     let mut buf = Vec::with_capacity(8192);
     let mut chunk = [0u8; 8192];
     loop {
@@ -42,7 +43,11 @@ fn handle(mut conn: TcpStream) -> std::io::Result<()> {
                     host,
                     xff
                 );
-                write!(conn, "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n{body}", body.len())?;
+                let resp = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n{body}",
+                    body.len()
+                );
+                conn.write_all(resp.as_bytes())?;
                 buf.drain(..n);
                 continue;
             }

@@ -4,6 +4,8 @@
 use std::io;
 use std::net::{Shutdown, SocketAddr, TcpListener};
 
+use tokio_uring::buf::BoundedBuf;
+
 use super::io::{Io, Stream};
 
 pub struct Uring;
@@ -43,7 +45,10 @@ impl Stream for tokio_uring::net::TcpStream {
         if buf.capacity() == buf.len() {
             buf.reserve(4096); // a zero-length read would look like EOF
         }
-        tokio_uring::net::TcpStream::read(self, buf).await
+        // tokio-uring reads at the start of a bare Vec: hand it the spare capacity only.
+        let len = buf.len();
+        let (r, slice) = tokio_uring::net::TcpStream::read(self, buf.slice(len..)).await;
+        (r, slice.into_inner())
     }
 
     async fn write_all(&self, buf: Vec<u8>) -> (io::Result<()>, Vec<u8>) {

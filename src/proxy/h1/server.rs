@@ -415,11 +415,10 @@ fn prepare_response(
         let n = match resp.parse(&c.ubuf) {
             Ok(httparse::Status::Complete(n)) => n,
             Ok(httparse::Status::Partial) => return Ok(None),
-            Err(_) => {
-                return Err(ProxyError::upstream(
-                    Kind::UpstreamProtocol,
-                    "malformed response head",
-                ))
+            Err(e) => {
+                let head = String::from_utf8_lossy(&c.ubuf[..c.ubuf.len().min(256)]);
+                tracing::debug!(error = %e, %head, "malformed response head");
+                return Err(ProxyError::upstream(Kind::UpstreamProtocol, "malformed response head"));
             }
         };
         let r = codec::analyze_response(&resp, n, info.is_head)?;
