@@ -29,10 +29,10 @@ impl fmt::Display for Location {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ParseError {
-    #[error("document {document}: invalid YAML: {source}")]
+    #[error("document {document}: invalid YAML: {error}")]
     Yaml {
         document: usize,
-        source: serde_yaml_ng::Error,
+        error: serde_yaml_ng::Error,
     },
     #[error("{at}: {kind} {object}: field `{field}`: {message}")]
     Field {
@@ -51,7 +51,7 @@ pub fn parse_documents(text: &str) -> Result<Objects, ParseError> {
     for (i, doc) in serde_yaml_ng::Deserializer::from_str(text).enumerate() {
         let document = i + 1;
         let value =
-            Value::deserialize(doc).map_err(|source| ParseError::Yaml { document, source })?;
+            Value::deserialize(doc).map_err(|error| ParseError::Yaml { document, error })?;
         if value.is_null() {
             continue;
         }

@@ -11,13 +11,13 @@ use crate::Published;
 
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
-    #[error("{path}: {source}")]
+    #[error("{path}: {error}")]
     Io {
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
-    #[error("{path}: {source}")]
-    Parse { path: PathBuf, source: ParseError },
+    #[error("{path}: {error}")]
+    Parse { path: PathBuf, error: ParseError },
     #[error("{path}: no .yaml, .yml or .json files found")]
     Empty { path: PathBuf },
 }
@@ -34,9 +34,9 @@ fn is_manifest(p: &Path) -> bool {
 /// The manifest files under `path`, sorted: the file itself, or a directory's visible
 /// `.yaml`/`.yml`/`.json` entries (not recursive).
 pub fn manifest_files(path: &Path) -> Result<Vec<PathBuf>, LoadError> {
-    let io = |source| LoadError::Io {
+    let io = |error| LoadError::Io {
         path: path.to_path_buf(),
-        source,
+        error,
     };
     let meta = std::fs::metadata(path).map_err(io)?;
     if !meta.is_dir() {
@@ -60,13 +60,13 @@ pub fn manifest_files(path: &Path) -> Result<Vec<PathBuf>, LoadError> {
 pub fn load(path: &Path) -> Result<Objects, LoadError> {
     let mut all = Objects::default();
     for f in manifest_files(path)? {
-        let text = std::fs::read_to_string(&f).map_err(|source| LoadError::Io {
+        let text = std::fs::read_to_string(&f).map_err(|error| LoadError::Io {
             path: f.clone(),
-            source,
+            error,
         })?;
-        let objects = parse_documents(&text).map_err(|source| LoadError::Parse {
+        let objects = parse_documents(&text).map_err(|error| LoadError::Parse {
             path: f.clone(),
-            source,
+            error,
         })?;
         all.extend(objects);
     }

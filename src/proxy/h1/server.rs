@@ -418,7 +418,10 @@ fn prepare_response(
             Err(e) => {
                 let head = String::from_utf8_lossy(&c.ubuf[..c.ubuf.len().min(256)]);
                 tracing::debug!(error = %e, %head, "malformed response head");
-                return Err(ProxyError::upstream(Kind::UpstreamProtocol, "malformed response head"));
+                return Err(ProxyError::upstream(
+                    Kind::UpstreamProtocol,
+                    "malformed response head",
+                ));
             }
         };
         let r = codec::analyze_response(&resp, n, info.is_head)?;

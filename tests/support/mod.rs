@@ -1,0 +1,243 @@
+//! Shared end-to-end helpers: the proxy as a child process, real upstream servers on
+//! loopback, manifests, and raw HTTP clients.
+#![allow(dead_code)]
+
+pub mod proxy;
+pub mod upstream;
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::Duration;
+
+pub use proxy::Proxy;
+pub use upstream::Upstream;
+
+/// Both I/O backends, for tests that must pass on each.
+pub const BACKENDS: [&str; 2] = ["uring", "epoll"];
+
+/// A Service `name` (port 80, name http) whose EndpointSlice lists `endpoints` (loopback
+/// addresses of real test upstreams, or dead ports).
+pub fn service(name: &str, endpoints: &[SocketAddr]) -> String {
+    let mut s = format!(
+        "---\napiVersion: v1\nkind: Service\nmetadata: {{name: {name}, namespace: default}}\nspec:\n  ports: [{{name: http, port: 80, targetPort: http}}]\n"
+    );
+    // One slice per endpoint: slices carry one port each, and test upstreams differ in port.
+    for (i, ep) in endpoints.iter().enumerate() {
+        s += &format!(
+            "---\napiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata:\n  name: {name}-{i}\n  namespace: default\n  labels: {{kubernetes.io/service-name: {name}}}\naddressType: IPv4\nendpoints:\n- addresses: [\"{}\"]\n  conditions: {{ready: true}}\nports: [{{name: http, port: {}}}]\n",
+            ep.ip(),
+            ep.port()
+        );
+    }
+    s
+}
+
+/// An Ingress routing `host` (None: any host) `path` (Prefix) to `service`.
+pub fn ingress(name: &str, host: Option<&str>, routes: &[(&str, &str)]) -> String {
+    let mut s = format!(
+        "---\napiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata: {{name: {name}, namespace: default}}\nspec:\n  ingressClassName: ringress\n  rules:\n  - "
+    );
+    if let Some(h) = host {
+        s += &format!("host: \"{h}\"\n    ");
+    }
+    s += "http:\n      paths:\n";
+    for (path, svc) in routes {
+        s += &format!("      - {{path: \"{path}\", pathType: Prefix, backend: {{service: {{name: {svc}, port: {{number: 80}}}}}}}}\n");
+    }
+    s
+}
+
+/// A loopback address nothing listens on.
+pub fn dead_addr() -> SocketAddr {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap()
+}
+
+/// A parsed HTTP/1.1 response read by [`raw`].
+#[derive(Debug)]
+pub struct Response {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+/// Reads one response (Content-Length, chunked or until close) from `s`, with `pending` the
+/// bytes already read; what follows the response stays in `pending`.
+pub fn read_response(
+    s: &mut TcpStream,
+    pending: &mut Vec<u8>,
+    head_request: bool,
+) -> Option<Response> {
+    let mut chunk = [0u8; 65536];
+    let fill = |s: &mut TcpStream, pending: &mut Vec<u8>, chunk: &mut [u8]| -> bool {
+        match s.read(chunk) {
+            Ok(0) | Err(_) => false,
+            Ok(n) => {
+                pending.extend_from_slice(&chunk[..n]);
+                true
+            }
+        }
+    };
+    let (status, headers, head_len) = loop {
+        let mut h = [httparse::EMPTY_HEADER; 64];
+        let mut r = httparse::Response::new(&mut h);
+        if let Ok(httparse::Status::Complete(n)) = r.parse(pending) {
+            let headers: Vec<(String, String)> = r
+                .headers
+                .iter()
+                .map(|h| {
+                    (
+                        h.name.to_string(),
+                        String::from_utf8_lossy(h.value).into_owned(),
+                    )
+                })
+                .collect();
+            break (r.code.unwrap(), headers, n);
+        }
+        if !fill(s, pending, &mut chunk) {
+            return None;
+        }
+    };
+    pending.drain(..head_len);
+    let get = |n: &str| {
+        headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(n))
+            .map(|(_, v)| v.clone())
+    };
+    let mut body = Vec::new();
+    if head_request || status == 204 || status == 304 || (100..200).contains(&status) {
+    } else if get("transfer-encoding").is_some_and(|v| v.contains("chunked")) {
+        loop {
+            let line_end = loop {
+                if let Some(i) = pending.windows(2).position(|w| w == b"\r\n") {
+                    break i;
+                }
+                if !fill(s, pending, &mut chunk) {
+                    return None;
+                }
+            };
+            let size_text = String::from_utf8_lossy(&pending[..line_end]).to_string();
+            let size =
+                usize::from_str_radix(size_text.split(';').next().unwrap().trim(), 16).ok()?;
+            pending.drain(..line_end + 2);
+            if size == 0 {
+                // Trailers until an empty line.
+                loop {
+                    let i = loop {
+                        if let Some(i) = pending.windows(2).position(|w| w == b"\r\n") {
+                            break i;
+                        }
+                        if !fill(s, pending, &mut chunk) {
+                            return None;
+                        }
+                    };
+                    pending.drain(..i + 2);
+                    if i == 0 {
+                        break;
+                    }
+                }
+                break;
+            }
+            while pending.len() < size + 2 {
+                if !fill(s, pending, &mut chunk) {
+                    return None;
+                }
+            }
+            body.extend_from_slice(&pending[..size]);
+            pending.drain(..size + 2);
+        }
+    } else if let Some(n) = get("content-length") {
+        let n: usize = n.trim().parse().ok()?;
+        while pending.len() < n {
+            if !fill(s, pending, &mut chunk) {
+                return None;
+            }
+        }
+        body = pending.drain(..n).collect();
+    } else {
+        while fill(s, pending, &mut chunk) {}
+        body = std::mem::take(pending);
+    }
+    Some(Response {
+        status,
+        headers,
+        body,
+    })
+}
+
+/// Sends raw bytes on a new connection and reads one response (None: closed without one).
+pub fn raw(addr: SocketAddr, request: &[u8]) -> Option<Response> {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    s.write_all(request).unwrap();
+    read_response(&mut s, &mut Vec::new(), request.starts_with(b"HEAD"))
+}
+
+/// `GET path` with `Host: host` on a new connection.
+pub fn get(addr: SocketAddr, host: &str, path: &str) -> Response {
+    raw(
+        addr,
+        format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").as_bytes(),
+    )
+    .expect("a response")
+}
+
+/// Whether the peer closed `s` (EOF or reset) within `within`.
+pub fn closed_within(s: &mut TcpStream, within: Duration) -> bool {
+    s.set_read_timeout(Some(within)).unwrap();
+    let mut b = [0u8; 1024];
+    loop {
+        match s.read(&mut b) {
+            Ok(0) => return true,
+            Ok(_) => continue,
+            Err(e)
+                if e.kind() == std::io::ErrorKind::WouldBlock
+                    || e.kind() == std::io::ErrorKind::TimedOut =>
+            {
+                return false
+            }
+            Err(_) => return true,
+        }
+    }
+}
+
+/// Runs a command and returns (exit success, stdout, stderr).
+pub fn run(cmd: &mut std::process::Command) -> (bool, String, String) {
+    let out = cmd.output().unwrap_or_else(|e| {
+        panic!("cannot run {cmd:?}: {e} (is it installed? .ci/run installs it)")
+    });
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Raises this process's soft open-file limit to the hard limit (children inherit it).
+pub fn raise_fd_limit() -> u64 {
+    let mut r = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit with a valid pointer to an rlimit struct.
+    unsafe {
+        libc::getrlimit(libc::RLIMIT_NOFILE, &mut r);
+        r.rlim_cur = r.rlim_max.min(1 << 20);
+        libc::setrlimit(libc::RLIMIT_NOFILE, &r);
+    }
+    r.rlim_cur
+}

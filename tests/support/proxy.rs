@@ -1,0 +1,174 @@
+//! The real `ringress` binary as a child process, on loopback ports it picks itself.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+static DIRS: AtomicUsize = AtomicUsize::new(0);
+
+/// A fresh, empty directory for one test's manifests.
+pub fn temp_dir() -> PathBuf {
+    let n = DIRS.fetch_add(1, Ordering::SeqCst);
+    let d = std::env::temp_dir().join(format!("ringress-test-{}-{n}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+pub struct Proxy {
+    pub child: Child,
+    pub http: SocketAddr,
+    pub admin: SocketAddr,
+    pub dir: PathBuf,
+    pub log: Arc<Mutex<Vec<String>>>,
+}
+
+impl Proxy {
+    /// Writes `manifests` to `<dir>/routes.yaml` and starts the proxy on `io` with `args`.
+    pub fn start(io: &str, manifests: &str, args: &[&str]) -> Proxy {
+        let dir = temp_dir();
+        std::fs::write(dir.join("routes.yaml"), manifests).unwrap();
+        Self::start_in(dir, io, args)
+    }
+
+    pub fn start_in(dir: PathBuf, io: &str, args: &[&str]) -> Proxy {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_ringress"))
+            .args(["run", "--manifests"])
+            .arg(&dir)
+            .args([
+                "--http",
+                "127.0.0.1:0",
+                "--admin",
+                "127.0.0.1:0",
+                "--io",
+                io,
+                "--poll-ms",
+                "50",
+            ])
+            .args(args)
+            .env(
+                "RUST_LOG",
+                std::env::var("RINGRESS_TEST_LOG").unwrap_or_else(|_| "info".into()),
+            )
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start ringress");
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let stderr = child.stderr.take().unwrap();
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if line.contains("ringress ready") {
+                    let _ = tx.send(line.clone());
+                }
+                if std::env::var_os("RINGRESS_TEST_ECHO").is_some() {
+                    eprintln!("[proxy] {line}");
+                }
+                sink.lock().unwrap().push(line);
+            }
+        });
+        let ready = rx
+            .recv_timeout(Duration::from_secs(20))
+            .unwrap_or_else(|_| {
+                let _ = child.kill();
+                panic!(
+                    "ringress did not start; log:\n{}",
+                    log.lock().unwrap().join("\n")
+                )
+            });
+        let field = |name: &str| -> SocketAddr {
+            let at = ready
+                .find(&format!("{name}="))
+                .expect("address in ready line")
+                + name.len()
+                + 1;
+            ready[at..]
+                .split_whitespace()
+                .next()
+                .unwrap()
+                .parse()
+                .unwrap()
+        };
+        let p = Proxy {
+            http: field("http"),
+            admin: field("admin"),
+            child,
+            dir,
+            log,
+        };
+        p.wait_for(
+            || super::get(p.admin, "x", "/readyz").status == 200,
+            "readyz 200",
+        );
+        p
+    }
+
+    /// The whole log so far.
+    pub fn log_text(&self) -> String {
+        self.log.lock().unwrap().join("\n")
+    }
+
+    /// Polls `cond` for up to 10 s.
+    pub fn wait_for(&self, mut cond: impl FnMut() -> bool, what: &str) {
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(10) {
+            if cond() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!(
+            "timed out waiting for {what}; proxy log:\n{}",
+            self.log_text()
+        );
+    }
+
+    /// Replaces the manifests atomically (write a temp file, rename over), as editors do.
+    pub fn replace_manifests(&self, manifests: &str) {
+        let tmp = self.dir.join(".routes.yaml.tmp");
+        std::fs::write(&tmp, manifests).unwrap();
+        std::fs::rename(&tmp, self.dir.join("routes.yaml")).unwrap();
+    }
+
+    pub fn generation(&self) -> u64 {
+        let m = super::get(self.admin, "x", "/metrics").text();
+        m.lines()
+            .find_map(|l| l.strip_prefix("ringress_snapshot_generation "))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0)
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn open_fds(&self) -> usize {
+        std::fs::read_dir(format!("/proc/{}/fd", self.pid()))
+            .map(|d| d.count())
+            .unwrap_or(0)
+    }
+
+    /// Resident memory in KiB.
+    pub fn rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+            .unwrap_or(0)
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
