@@ -82,6 +82,9 @@ impl Target<'_> {
 }
 
 pub fn parse_target<'a>(method: &str, target: &'a str) -> Result<Target<'a>, ProxyError> {
+    if method == "CONNECT" {
+        return Err(ProxyError::downstream(Kind::NotImplemented, "CONNECT is not supported"));
+    }
     let t = target.as_bytes();
     if t.first() == Some(&b'/') {
         return Ok(Target {
@@ -137,12 +140,6 @@ pub fn analyze_request<'a>(
 ) -> Result<RequestInfo, ProxyError> {
     let method = req.method.unwrap_or("");
     let http10 = req.version == Some(0);
-    if method == "CONNECT" {
-        return Err(ProxyError::downstream(
-            Kind::NotImplemented,
-            "CONNECT is not supported",
-        ));
-    }
     let mut hosts = 0;
     let mut length: Option<u64> = None;
     let mut chunked = false;
