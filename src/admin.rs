@@ -41,24 +41,15 @@ impl Admin {
         let mut headers = [httparse::EMPTY_HEADER; 32];
         let mut req = httparse::Request::new(&mut headers);
         let path = match req.parse(&buf[..n]) {
-            Ok(_) => req
-                .path
-                .unwrap_or("/")
-                .split('?')
-                .next()
-                .unwrap_or("/")
-                .to_string(),
+            Ok(_) => req.path.unwrap_or("/").split('?').next().unwrap_or("/").to_string(),
             Err(_) => return respond(&mut conn, 400, "text/plain", "bad request\n"),
         };
         match path.as_str() {
             "/healthz" => respond(&mut conn, 200, "text/plain", "ok\n"),
-            "/readyz" if self.published.is_ready() => {
-                respond(&mut conn, 200, "text/plain", "ready\n")
-            }
+            "/readyz" if self.published.is_ready() => respond(&mut conn, 200, "text/plain", "ready\n"),
             "/readyz" => respond(&mut conn, 503, "text/plain", "no routing table yet\n"),
             "/debug/routes" => {
-                let body = serde_json::to_string_pretty(&self.published.load().to_json())
-                    .unwrap_or_default();
+                let body = serde_json::to_string_pretty(&self.published.load().to_json()).unwrap_or_default();
                 respond(&mut conn, 200, "application/json", &body)
             }
             "/metrics" => respond(&mut conn, 200, "text/plain; version=0.0.4", &self.metrics()),
@@ -71,36 +62,16 @@ impl Admin {
         let sum = |f: fn(&WorkerStats) -> u64| self.stats.iter().map(|s| f(s)).sum::<u64>();
         let mut out = String::new();
         let rows: [(&str, &str, u64); 7] = [
-            (
-                "ringress_requests_total",
-                "counter",
-                sum(|s| s.requests.load(Ordering::Relaxed)),
-            ),
-            (
-                "ringress_connections_total",
-                "counter",
-                sum(|s| s.connections_total.load(Ordering::Relaxed)),
-            ),
-            (
-                "ringress_connections_active",
-                "gauge",
-                sum(|s| s.connections_active.load(Ordering::Relaxed)),
-            ),
-            (
-                "ringress_upstream_connects_total",
-                "counter",
-                sum(|s| s.upstream_connects.load(Ordering::Relaxed)),
-            ),
+            ("ringress_requests_total", "counter", sum(|s| s.requests.load(Ordering::Relaxed))),
+            ("ringress_connections_total", "counter", sum(|s| s.connections_total.load(Ordering::Relaxed))),
+            ("ringress_connections_active", "gauge", sum(|s| s.connections_active.load(Ordering::Relaxed))),
+            ("ringress_upstream_connects_total", "counter", sum(|s| s.upstream_connects.load(Ordering::Relaxed))),
             (
                 "ringress_upstream_connect_errors_total",
                 "counter",
                 sum(|s| s.upstream_connect_errors.load(Ordering::Relaxed)),
             ),
-            (
-                "ringress_upstream_retries_total",
-                "counter",
-                sum(|s| s.upstream_retries.load(Ordering::Relaxed)),
-            ),
+            ("ringress_upstream_retries_total", "counter", sum(|s| s.upstream_retries.load(Ordering::Relaxed))),
             (
                 "ringress_proxy_error_responses_total",
                 "counter",
@@ -115,11 +86,8 @@ impl Admin {
             "# TYPE ringress_snapshot_generation gauge\nringress_snapshot_generation {}",
             self.published.load().generation
         );
-        let _ = writeln!(
-            out,
-            "# TYPE ringress_io_backend gauge\nringress_io_backend{{backend=\"{}\"}} 1",
-            self.backend
-        );
+        let _ =
+            writeln!(out, "# TYPE ringress_io_backend gauge\nringress_io_backend{{backend=\"{}\"}} 1", self.backend);
         out
     }
 }

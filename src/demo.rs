@@ -22,20 +22,10 @@ fn handle(mut conn: TcpStream) -> std::io::Result<()> {
         let mut req = httparse::Request::new(&mut headers);
         match req.parse(&buf) {
             Ok(httparse::Status::Complete(n)) => {
-                let host = req
-                    .headers
-                    .iter()
-                    .find(|h| h.name.eq_ignore_ascii_case("host"));
-                let host = host
-                    .map(|h| String::from_utf8_lossy(h.value).into_owned())
-                    .unwrap_or_default();
-                let xff = req
-                    .headers
-                    .iter()
-                    .find(|h| h.name.eq_ignore_ascii_case("x-forwarded-for"));
-                let xff = xff
-                    .map(|h| String::from_utf8_lossy(h.value).into_owned())
-                    .unwrap_or_default();
+                let host = req.headers.iter().find(|h| h.name.eq_ignore_ascii_case("host"));
+                let host = host.map(|h| String::from_utf8_lossy(h.value).into_owned()).unwrap_or_default();
+                let xff = req.headers.iter().find(|h| h.name.eq_ignore_ascii_case("x-forwarded-for"));
+                let xff = xff.map(|h| String::from_utf8_lossy(h.value).into_owned()).unwrap_or_default();
                 let body = format!(
                     "hello from the ringress demo upstream\nmethod={} path={} host={} x-forwarded-for={}\n",
                     req.method.unwrap_or(""),

@@ -40,10 +40,7 @@ pub struct Published {
 
 impl Default for Published {
     fn default() -> Self {
-        Published {
-            current: ArcSwap::from_pointee(snapshot::Snapshot::default()),
-            ready: AtomicBool::new(false),
-        }
+        Published { current: ArcSwap::from_pointee(snapshot::Snapshot::default()), ready: AtomicBool::new(false) }
     }
 }
 

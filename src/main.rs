@@ -16,11 +16,7 @@ use ringress::{admin, demo, provider, proxy, Published};
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[derive(Parser)]
-#[command(
-    name = "ringress",
-    version,
-    about = "Kubernetes Ingress controller and edge proxy"
-)]
+#[command(name = "ringress", version, about = "Kubernetes Ingress controller and edge proxy")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -86,6 +82,9 @@ struct RunArgs {
     /// Seconds to wait for upstream response bytes (504 after).
     #[arg(long, default_value_t = 60.0)]
     upstream_timeout: f64,
+    /// Seconds an idle upstream keep-alive connection stays pooled.
+    #[arg(long, default_value_t = 30.0)]
+    upstream_keepalive_timeout: f64,
     /// Open client connections per worker; further ones are closed at once.
     #[arg(long, default_value_t = 16384)]
     max_connections: usize,
@@ -102,41 +101,29 @@ fn parse_size(s: &str) -> Result<u64, String> {
         Some('g') => (&s[..s.len() - 1], 1 << 30),
         _ => (&s[..], 1),
     };
-    let n: u64 = num
-        .parse()
-        .map_err(|_| format!("{s:?} is not a size (e.g. 512k, 16m, 1g, 0)"))?;
-    n.checked_mul(mult)
-        .ok_or_else(|| format!("{s:?} is too large"))
+    let n: u64 = num.parse().map_err(|_| format!("{s:?} is not a size (e.g. 512k, 16m, 1g, 0)"))?;
+    n.checked_mul(mult).ok_or_else(|| format!("{s:?} is too large"))
 }
 
 fn secs(v: f64, flag: &str) -> anyhow::Result<Duration> {
-    Duration::try_from_secs_f64(v)
-        .with_context(|| format!("--{flag}: {v} is not a duration in seconds"))
+    Duration::try_from_secs_f64(v).with_context(|| format!("--{flag}: {v} is not a duration in seconds"))
 }
 
 fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     match Cli::parse().command {
-        Command::Check {
-            manifests,
-            ingress_class,
-        } => check(&manifests, ingress_class),
+        Command::Check { manifests, ingress_class } => check(&manifests, ingress_class),
         Command::Run(args) => run(args),
     }
 }
 
 fn check(path: &std::path::Path, class: String) -> anyhow::Result<()> {
     let objects = provider::file::load(path)?;
-    let opts = BuildOptions {
-        class,
-        ..Default::default()
-    };
+    let opts = BuildOptions { class, ..Default::default() };
     let snap = ringress::snapshot::build(&objects, &opts);
     print!("{}", snap.describe());
     for w in &snap.warnings {
@@ -157,36 +144,29 @@ fn run(a: RunArgs) -> anyhow::Result<()> {
         idle_timeout: secs(a.idle_timeout, "idle-timeout")?,
         connect_timeout: secs(a.connect_timeout, "connect-timeout")?,
         upstream_timeout: secs(a.upstream_timeout, "upstream-timeout")?,
+        upstream_idle_timeout: secs(a.upstream_keepalive_timeout, "upstream-keepalive-timeout")?,
         max_connections_per_worker: a.max_connections,
     };
-    let opts = BuildOptions {
-        class: a.ingress_class.clone(),
-        watch_without_class: a.watch_ingress_without_class,
-        settings,
-    };
+    let opts =
+        BuildOptions { class: a.ingress_class.clone(), watch_without_class: a.watch_ingress_without_class, settings };
 
     let backend = runtime::choose_backend(a.io).map_err(anyhow::Error::msg)?;
     let cpus = runtime::allowed_cpus();
     let workers = a.workers.unwrap_or(cpus.len()).max(1);
 
     if let Some(addr) = a.demo_upstream {
-        let l =
-            std::net::TcpListener::bind(addr).with_context(|| format!("--demo-upstream {addr}"))?;
+        let l = std::net::TcpListener::bind(addr).with_context(|| format!("--demo-upstream {addr}"))?;
         tracing::info!(addr = %l.local_addr()?, "demo upstream listening");
-        std::thread::Builder::new()
-            .name("demo-upstream".into())
-            .spawn(move || demo::serve(l))?;
+        std::thread::Builder::new().name("demo-upstream".into()).spawn(move || demo::serve(l))?;
     }
 
     // The process-lifetime shared state: leaked once, read by every thread.
     let published: &'static Published = Box::leak(Box::default());
     provider::file::reload(&manifests, &opts, published).context("loading --manifests")?;
 
-    let listeners =
-        runtime::bind_reuseport(a.http, workers).with_context(|| format!("--http {}", a.http))?;
+    let listeners = runtime::bind_reuseport(a.http, workers).with_context(|| format!("--http {}", a.http))?;
     let http_addr = listeners[0].local_addr()?;
-    let admin_listener =
-        std::net::TcpListener::bind(a.admin).with_context(|| format!("--admin {}", a.admin))?;
+    let admin_listener = std::net::TcpListener::bind(a.admin).with_context(|| format!("--admin {}", a.admin))?;
     let admin_addr = admin_listener.local_addr()?;
 
     let mut stats = Vec::with_capacity(workers);
@@ -194,34 +174,14 @@ fn run(a: RunArgs) -> anyhow::Result<()> {
     for (index, listener) in listeners.into_iter().enumerate() {
         let s = Arc::new(proxy::WorkerStats::default());
         stats.push(s.clone());
-        let cpu = if a.workers.is_none() || workers <= cpus.len() {
-            cpus.get(index % cpus.len()).copied()
-        } else {
-            None
-        };
-        let spec = WorkerSpec {
-            index,
-            cpu,
-            listener,
-            published,
-            backend,
-            stats: s,
-        };
-        handles.push(
-            std::thread::Builder::new()
-                .name(format!("worker-{index}"))
-                .spawn(move || worker_main(spec))?,
-        );
+        let cpu =
+            if a.workers.is_none() || workers <= cpus.len() { cpus.get(index % cpus.len()).copied() } else { None };
+        let spec = WorkerSpec { index, cpu, listener, published, backend, stats: s };
+        handles.push(std::thread::Builder::new().name(format!("worker-{index}")).spawn(move || worker_main(spec))?);
     }
 
-    let admin = admin::Admin {
-        published,
-        stats,
-        backend: backend.name(),
-    };
-    std::thread::Builder::new()
-        .name("admin".into())
-        .spawn(move || admin.serve(admin_listener))?;
+    let admin = admin::Admin { published, stats, backend: backend.name() };
+    std::thread::Builder::new().name("admin".into()).spawn(move || admin.serve(admin_listener))?;
     let interval = Duration::from_millis(a.poll_ms.max(10));
     std::thread::Builder::new()
         .name("control".into())
@@ -243,12 +203,8 @@ fn worker_main(spec: WorkerSpec) {
     let backend = spec.backend;
     let index = spec.index;
     let r = match backend {
-        Backend::Uring => {
-            runtime::block_on(backend, move || proxy::run_worker::<runtime::Uring>(spec))
-        }
-        Backend::Epoll => {
-            runtime::block_on(backend, move || proxy::run_worker::<runtime::Epoll>(spec))
-        }
+        Backend::Uring => runtime::block_on(backend, move || proxy::run_worker::<runtime::Uring>(spec)),
+        Backend::Epoll => runtime::block_on(backend, move || proxy::run_worker::<runtime::Epoll>(spec)),
     };
     if let Err(e) = r {
         tracing::error!(worker = index, error = %e, "worker runtime failed to start");

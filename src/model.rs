@@ -94,10 +94,7 @@ impl Ingress {
     /// The class this Ingress asks for. The legacy annotation wins over the field when both are
     /// set, as ingress-nginx does.
     pub fn requested_class(&self) -> Option<&str> {
-        self.annotations
-            .get(LEGACY_CLASS_ANNOTATION)
-            .map(String::as_str)
-            .or(self.class_name.as_deref())
+        self.annotations.get(LEGACY_CLASS_ANNOTATION).map(String::as_str).or(self.class_name.as_deref())
     }
 }
 

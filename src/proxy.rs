@@ -36,10 +36,7 @@ pub(crate) fn bump(c: &AtomicU64) {
 }
 
 fn drop_one(c: &AtomicU64) {
-    c.store(
-        c.load(Ordering::Relaxed).saturating_sub(1),
-        Ordering::Relaxed,
-    );
+    c.store(c.load(Ordering::Relaxed).saturating_sub(1), Ordering::Relaxed);
 }
 
 /// The snapshot as this worker sees it: arc-swap's cache (a pointer compare per request), and
@@ -87,11 +84,8 @@ pub async fn run_worker<I: Io>(spec: WorkerSpec) {
     let swap = spec.published.swap();
     let current = Rc::new(swap.load_full());
     let worker = Rc::new(Worker::<I> {
-        snapshots: RefCell::new(SnapshotCache {
-            cache: Cache::new(swap),
-            current,
-        }),
-        pools: Pools::new(64, Duration::from_secs(30)),
+        snapshots: RefCell::new(SnapshotCache { cache: Cache::new(swap), current }),
+        pools: Pools::new(64),
         balancer: RefCell::default(),
         active: Cell::new(0),
         stats: spec.stats,
@@ -130,7 +124,9 @@ pub async fn run_worker<I: Io>(spec: WorkerSpec) {
 fn spawn_sweeper<I: Io>(w: Rc<Worker<I>>) {
     tokio::task::spawn_local(async move {
         loop {
-            tokio::time::sleep(Duration::from_secs(5)).await;
+            let every = (w.snapshot().settings.upstream_idle_timeout / 2)
+                .clamp(Duration::from_millis(100), Duration::from_secs(5));
+            tokio::time::sleep(every).await;
             let snap = w.snapshot();
             w.pools.sweep(&snap);
         }

@@ -44,9 +44,9 @@ impl Backend {
 pub fn choose_backend(mode: IoMode) -> Result<Backend, String> {
     match mode {
         IoMode::Epoll => Ok(Backend::Epoll),
-        IoMode::Uring => uring::probe()
-            .map(|_| Backend::Uring)
-            .map_err(|e| format!("--io uring: io_uring unavailable: {e}")),
+        IoMode::Uring => {
+            uring::probe().map(|_| Backend::Uring).map_err(|e| format!("--io uring: io_uring unavailable: {e}"))
+        }
         IoMode::Auto => match uring::probe() {
             Ok(()) => Ok(Backend::Uring),
             Err(e) => {

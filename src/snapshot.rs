@@ -50,6 +50,8 @@ pub struct Settings {
     pub idle_timeout: Duration,
     pub connect_timeout: Duration,
     pub upstream_timeout: Duration,
+    /// How long an idle upstream keep-alive connection is kept in a worker's pool.
+    pub upstream_idle_timeout: Duration,
     pub max_connections_per_worker: usize,
 }
 
@@ -63,6 +65,7 @@ impl Default for Settings {
             idle_timeout: Duration::from_secs(60),
             connect_timeout: Duration::from_secs(5),
             upstream_timeout: Duration::from_secs(60),
+            upstream_idle_timeout: Duration::from_secs(30),
             max_connections_per_worker: 16384,
         }
     }
@@ -89,19 +92,12 @@ impl Snapshot {
     pub fn describe(&self) -> String {
         use std::fmt::Write;
         let mut out = String::new();
-        let _ = writeln!(
-            out,
-            "{:<32} {:<28} {:<8} {:<36} {:<24} ENDPOINTS",
-            "HOST", "PATH", "TYPE", "BACKEND", "INGRESS"
-        );
+        let _ =
+            writeln!(out, "{:<32} {:<28} {:<8} {:<36} {:<24} ENDPOINTS", "HOST", "PATH", "TYPE", "BACKEND", "INGRESS");
         for r in self.table.routes() {
             let b = self.backend(r.backend);
             let eps: Vec<String> = b.endpoints.iter().map(|e| e.to_string()).collect();
-            let eps = if eps.is_empty() {
-                "<none: 503>".to_string()
-            } else {
-                eps.join(",")
-            };
+            let eps = if eps.is_empty() { "<none: 503>".to_string() } else { eps.join(",") };
             let _ = writeln!(
                 out,
                 "{:<32} {:<28} {:<8} {:<36} {:<24} {}",

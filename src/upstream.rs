@@ -14,25 +14,20 @@ use crate::snapshot::{BackendId, Snapshot};
 pub struct Pools<S> {
     idle: RefCell<FxHashMap<SocketAddr, Vec<(S, Instant)>>>,
     max_idle_per_endpoint: usize,
-    idle_timeout: Duration,
 }
 
 impl<S> Pools<S> {
-    pub fn new(max_idle_per_endpoint: usize, idle_timeout: Duration) -> Self {
-        Pools {
-            idle: RefCell::default(),
-            max_idle_per_endpoint,
-            idle_timeout,
-        }
+    pub fn new(max_idle_per_endpoint: usize) -> Self {
+        Pools { idle: RefCell::default(), max_idle_per_endpoint }
     }
 
     /// The most recently used idle connection to `addr` that has not idled too long.
-    pub fn take(&self, addr: SocketAddr) -> Option<S> {
+    pub fn take(&self, addr: SocketAddr, idle_timeout: Duration) -> Option<S> {
         let mut idle = self.idle.borrow_mut();
         let list = idle.get_mut(&addr)?;
         let now = Instant::now();
         while let Some((s, since)) = list.pop() {
-            if now.duration_since(since) < self.idle_timeout {
+            if now.duration_since(since) < idle_timeout {
                 return Some(s);
             }
             // Older ones further down are older still.
@@ -53,9 +48,10 @@ impl<S> Pools<S> {
     /// Drops idle connections that timed out, and pools of endpoints that left the snapshot.
     pub fn sweep(&self, snap: &Snapshot) {
         let now = Instant::now();
+        let timeout = snap.settings.upstream_idle_timeout;
         let mut idle = self.idle.borrow_mut();
         idle.retain(|addr, list| {
-            list.retain(|(_, since)| now.duration_since(*since) < self.idle_timeout);
+            list.retain(|(_, since)| now.duration_since(*since) < timeout);
             !list.is_empty() && snap.backends.iter().any(|b| b.endpoints.contains(addr))
         });
     }

@@ -30,18 +30,9 @@ impl fmt::Display for Location {
 #[derive(Debug, thiserror::Error)]
 pub enum ParseError {
     #[error("document {document}: invalid YAML: {error}")]
-    Yaml {
-        document: usize,
-        error: serde_yaml_ng::Error,
-    },
+    Yaml { document: usize, error: serde_yaml_ng::Error },
     #[error("{at}: {kind} {object}: field `{field}`: {message}")]
-    Field {
-        at: Location,
-        kind: String,
-        object: String,
-        field: String,
-        message: String,
-    },
+    Field { at: Location, kind: String, object: String, field: String, message: String },
 }
 
 /// Parses a multi-document YAML (or JSON) text into objects. Kinds ringress does not read are
@@ -50,15 +41,11 @@ pub fn parse_documents(text: &str) -> Result<Objects, ParseError> {
     let mut out = Objects::default();
     for (i, doc) in serde_yaml_ng::Deserializer::from_str(text).enumerate() {
         let document = i + 1;
-        let value =
-            Value::deserialize(doc).map_err(|error| ParseError::Yaml { document, error })?;
+        let value = Value::deserialize(doc).map_err(|error| ParseError::Yaml { document, error })?;
         if value.is_null() {
             continue;
         }
-        let at = Location {
-            document,
-            item: None,
-        };
+        let at = Location { document, item: None };
         if kind_of(&value) == Some("List") {
             let items = match value.get("items") {
                 Some(Value::Sequence(items)) => items.clone(),
@@ -66,10 +53,7 @@ pub fn parse_documents(text: &str) -> Result<Objects, ParseError> {
                 Some(_) => return Err(field_error(at, "List", "", "items", "must be a list")),
             };
             for (j, item) in items.into_iter().enumerate() {
-                let at = Location {
-                    document,
-                    item: Some(j),
-                };
+                let at = Location { document, item: Some(j) };
                 read_object(item, at, &mut out)?;
             }
         } else {
@@ -85,13 +69,7 @@ fn kind_of(v: &Value) -> Option<&str> {
     v.get("kind").and_then(Value::as_str)
 }
 
-fn field_error(
-    at: Location,
-    kind: &str,
-    object: &str,
-    field: &str,
-    message: impl Into<String>,
-) -> ParseError {
+fn field_error(at: Location, kind: &str, object: &str, field: &str, message: impl Into<String>) -> ParseError {
     ParseError::Field {
         at,
         kind: kind.to_string(),
@@ -104,42 +82,20 @@ fn field_error(
 /// `namespace/name` from raw metadata, for error messages before the object is validated.
 fn display_name(v: &Value) -> String {
     let meta = v.get("metadata");
-    let name = meta
-        .and_then(|m| m.get("name"))
-        .and_then(Value::as_str)
-        .unwrap_or("<unnamed>");
-    let ns = meta
-        .and_then(|m| m.get("namespace"))
-        .and_then(Value::as_str)
-        .unwrap_or("default");
+    let name = meta.and_then(|m| m.get("name")).and_then(Value::as_str).unwrap_or("<unnamed>");
+    let ns = meta.and_then(|m| m.get("namespace")).and_then(Value::as_str).unwrap_or("default");
     format!("{ns}/{name}")
 }
 
 fn read_object(value: Value, at: Location, out: &mut Objects) -> Result<(), ParseError> {
     let object = display_name(&value);
     let Some(kind) = kind_of(&value).map(str::to_owned) else {
-        return Err(field_error(
-            at,
-            "object",
-            &object,
-            "kind",
-            "missing: not a Kubernetes object",
-        ));
+        return Err(field_error(at, "object", &object, "kind", "missing: not a Kubernetes object"));
     };
-    let api_version = value
-        .get("apiVersion")
-        .and_then(Value::as_str)
-        .unwrap_or("")
-        .to_owned();
-    let cx = Cx {
-        at,
-        kind: &kind,
-        object: &object,
-    };
+    let api_version = value.get("apiVersion").and_then(Value::as_str).unwrap_or("").to_owned();
+    let cx = Cx { at, kind: &kind, object: &object };
     match (kind.as_str(), api_version.as_str()) {
-        ("Ingress", "networking.k8s.io/v1") => {
-            out.ingresses.push(ingress(cx.de(value)?, cx, false)?)
-        }
+        ("Ingress", "networking.k8s.io/v1") => out.ingresses.push(ingress(cx.de(value)?, cx, false)?),
         ("Ingress", "networking.k8s.io/v1beta1" | "extensions/v1beta1") => {
             out.ingresses.push(ingress(cx.de(value)?, cx, true)?)
         }
@@ -153,12 +109,7 @@ fn read_object(value: Value, at: Location, out: &mut Objects) -> Result<(), Pars
         ("Endpoints", "v1") => out.endpoint_slices.extend(endpoints(cx.de(value)?, cx)?),
         ("Secret", "v1") => out.secrets.push(secret(cx.de(value)?, cx)?),
         ("ConfigMap", "v1") => out.config_maps.push(config_map(cx.de(value)?, cx)?),
-        ("Ingress" | "Service", v) => {
-            return Err(cx.err(
-                "apiVersion",
-                format!("unsupported version {v:?} for {kind}"),
-            ))
-        }
+        ("Ingress" | "Service", v) => return Err(cx.err("apiVersion", format!("unsupported version {v:?} for {kind}"))),
         _ => {
             tracing::debug!(%at, %kind, %object, "ignoring object of a kind ringress does not read")
         }
@@ -189,10 +140,7 @@ impl Cx<'_> {
     fn key(&self, meta: &wire::Meta) -> Result<ObjectKey, ParseError> {
         let name = meta.name.clone().filter(|n| !n.is_empty());
         let name = name.ok_or_else(|| self.err("metadata.name", "missing"))?;
-        let namespace = meta
-            .namespace
-            .clone()
-            .unwrap_or_else(|| "default".to_string());
+        let namespace = meta.namespace.clone().unwrap_or_else(|| "default".to_string());
         Ok(ObjectKey { namespace, name })
     }
 
@@ -215,9 +163,7 @@ fn ingress(w: wire::Ingress, cx: Cx, legacy: bool) -> Result<Ingress, ParseError
     for (i, r) in w.spec.rules.into_iter().enumerate() {
         let host = match r.host.as_deref() {
             None | Some("") => None,
-            Some(h) => {
-                Some(validate_host(h).map_err(|m| cx.err(&format!("spec.rules[{i}].host"), m))?)
-            }
+            Some(h) => Some(validate_host(h).map_err(|m| cx.err(&format!("spec.rules[{i}].host"), m))?),
         };
         let mut paths = Vec::new();
         for (j, p) in r.http.unwrap_or_default().paths.into_iter().enumerate() {
@@ -231,11 +177,7 @@ fn ingress(w: wire::Ingress, cx: Cx, legacy: bool) -> Result<Ingress, ParseError
         .tls
         .into_iter()
         .map(|t| IngressTls {
-            hosts: t
-                .hosts
-                .into_iter()
-                .map(|h| h.to_ascii_lowercase())
-                .collect(),
+            hosts: t.hosts.into_iter().map(|h| h.to_ascii_lowercase()).collect(),
             secret_name: t.secret_name,
         })
         .collect();
@@ -250,23 +192,13 @@ fn ingress(w: wire::Ingress, cx: Cx, legacy: bool) -> Result<Ingress, ParseError
     })
 }
 
-fn ingress_path(
-    p: wire::Path,
-    cx: Cx,
-    field: &str,
-    legacy: bool,
-) -> Result<IngressPath, ParseError> {
+fn ingress_path(p: wire::Path, cx: Cx, field: &str, legacy: bool) -> Result<IngressPath, ParseError> {
     let path_type = match p.path_type.as_deref() {
         Some("Exact") => PathType::Exact,
         Some("Prefix") => PathType::Prefix,
         Some("ImplementationSpecific") => PathType::ImplementationSpecific,
         None if legacy => PathType::ImplementationSpecific,
-        None => {
-            return Err(cx.err(
-                &format!("{field}.pathType"),
-                "missing (Exact, Prefix or ImplementationSpecific)",
-            ))
-        }
+        None => return Err(cx.err(&format!("{field}.pathType"), "missing (Exact, Prefix or ImplementationSpecific)")),
         Some(other) => {
             return Err(cx.err(
                 &format!("{field}.pathType"),
@@ -277,67 +209,38 @@ fn ingress_path(
     let path = match p.path {
         Some(s) if !s.is_empty() => s,
         _ if path_type == PathType::ImplementationSpecific => "/".to_string(),
-        _ => {
-            return Err(cx.err(
-                &format!("{field}.path"),
-                "missing (required for Exact and Prefix)",
-            ))
-        }
+        _ => return Err(cx.err(&format!("{field}.path"), "missing (required for Exact and Prefix)")),
     };
     if !path.starts_with('/') {
-        return Err(cx.err(
-            &format!("{field}.path"),
-            format!("{path:?} must start with '/'"),
-        ));
+        return Err(cx.err(&format!("{field}.path"), format!("{path:?} must start with '/'")));
     }
-    if path
-        .bytes()
-        .any(|b| b.is_ascii_control() || b == b' ' || b == b'?' || b == b'#')
-    {
-        return Err(cx.err(
-            &format!("{field}.path"),
-            format!("{path:?} contains a character not allowed in a path"),
-        ));
+    if path.bytes().any(|b| b.is_ascii_control() || b == b' ' || b == b'?' || b == b'#') {
+        return Err(cx.err(&format!("{field}.path"), format!("{path:?} contains a character not allowed in a path")));
     }
     let Some(b) = p.backend else {
         return Err(cx.err(&format!("{field}.backend"), "missing"));
     };
     let backend = backend(b, cx, &format!("{field}.backend"))?;
-    Ok(IngressPath {
-        path,
-        path_type,
-        backend,
-    })
+    Ok(IngressPath { path, path_type, backend })
 }
 
 fn backend(b: wire::Backend, cx: Cx, field: &str) -> Result<ServiceBackend, ParseError> {
     if b.resource.is_some() {
-        return Err(cx.err(
-            &format!("{field}.resource"),
-            "resource backends are not supported; use a Service",
-        ));
+        return Err(cx.err(&format!("{field}.resource"), "resource backends are not supported; use a Service"));
     }
     if let Some(svc) = b.service {
         let name = svc.name.filter(|n| !n.is_empty());
         let name = name.ok_or_else(|| cx.err(&format!("{field}.service.name"), "missing"))?;
         let port = svc.port.unwrap_or_default();
         let port = match (port.number, port.name) {
-            (Some(n), None) => {
-                PortRef::Number(cx.port(&format!("{field}.service.port.number"), n)?)
-            }
+            (Some(n), None) => PortRef::Number(cx.port(&format!("{field}.service.port.number"), n)?),
             (None, Some(s)) if !s.is_empty() => PortRef::Name(s),
             (Some(_), Some(_)) => {
-                return Err(cx.err(
-                    &format!("{field}.service.port"),
-                    "set either number or name, not both",
-                ))
+                return Err(cx.err(&format!("{field}.service.port"), "set either number or name, not both"))
             }
             _ => return Err(cx.err(&format!("{field}.service.port"), "missing number or name")),
         };
-        return Ok(ServiceBackend {
-            service: name,
-            port,
-        });
+        return Ok(ServiceBackend { service: name, port });
     }
     let name = b.service_name.filter(|n| !n.is_empty());
     let name = name.ok_or_else(|| cx.err(&format!("{field}.service"), "missing"))?;
@@ -350,19 +253,14 @@ fn backend(b: wire::Backend, cx: Cx, field: &str) -> Result<ServiceBackend, Pars
         },
         None => return Err(cx.err(&format!("{field}.servicePort"), "missing")),
     };
-    Ok(ServiceBackend {
-        service: name,
-        port,
-    })
+    Ok(ServiceBackend { service: name, port })
 }
 
 /// A rule host: a DNS name, optionally `*.` followed by one, never an IP address; lower-cased.
 pub fn validate_host(host: &str) -> Result<String, String> {
     let h = host.to_ascii_lowercase();
     if h.parse::<IpAddr>().is_ok() {
-        return Err(format!(
-            "{host:?} is an IP address; Ingress hosts must be DNS names"
-        ));
+        return Err(format!("{host:?} is an IP address; Ingress hosts must be DNS names"));
     }
     let name = h.strip_prefix("*.").unwrap_or(&h);
     let ok_label = |l: &str| {
@@ -382,17 +280,8 @@ pub fn validate_host(host: &str) -> Result<String, String> {
 
 fn ingress_class(w: wire::IngressClass, cx: Cx) -> Result<IngressClass, ParseError> {
     let key = cx.key(&w.metadata)?;
-    let is_default = w
-        .metadata
-        .annotations
-        .get(DEFAULT_CLASS_ANNOTATION)
-        .map(String::as_str)
-        == Some("true");
-    Ok(IngressClass {
-        name: key.name,
-        controller: w.spec.controller,
-        is_default,
-    })
+    let is_default = w.metadata.annotations.get(DEFAULT_CLASS_ANNOTATION).map(String::as_str) == Some("true");
+    Ok(IngressClass { name: key.name, controller: w.spec.controller, is_default })
 }
 
 fn service(w: wire::Service, cx: Cx) -> Result<Service, ParseError> {
@@ -406,9 +295,7 @@ fn service(w: wire::Service, cx: Cx) -> Result<Service, ParseError> {
         let port = cx.port(&format!("{field}.port"), n)?;
         let target_port = match p.target_port {
             None => TargetPort::Number(port),
-            Some(IntOrString::Int(t)) => {
-                TargetPort::Number(cx.port(&format!("{field}.targetPort"), t)?)
-            }
+            Some(IntOrString::Int(t)) => TargetPort::Number(cx.port(&format!("{field}.targetPort"), t)?),
             Some(IntOrString::Str(s)) => match s.parse::<i64>() {
                 Ok(t) => TargetPort::Number(cx.port(&format!("{field}.targetPort"), t)?),
                 Err(_) => TargetPort::Name(s),
@@ -424,28 +311,20 @@ fn service(w: wire::Service, cx: Cx) -> Result<Service, ParseError> {
     Ok(Service { key, ports })
 }
 
-fn endpoint_ports(
-    ports: Vec<wire::EndpointPort>,
-    cx: Cx,
-    field: &str,
-) -> Result<Vec<EndpointPort>, ParseError> {
+fn endpoint_ports(ports: Vec<wire::EndpointPort>, cx: Cx, field: &str) -> Result<Vec<EndpointPort>, ParseError> {
     let mut out = Vec::with_capacity(ports.len());
     for (i, p) in ports.into_iter().enumerate() {
         let Some(n) = p.port else {
             return Err(cx.err(&format!("{field}[{i}].port"), "missing"));
         };
         let port = cx.port(&format!("{field}[{i}].port"), n)?;
-        out.push(EndpointPort {
-            name: p.name.filter(|n| !n.is_empty()),
-            port,
-        });
+        out.push(EndpointPort { name: p.name.filter(|n| !n.is_empty()), port });
     }
     Ok(out)
 }
 
 fn ip(s: &str, cx: Cx, field: &str) -> Result<IpAddr, ParseError> {
-    s.parse()
-        .map_err(|_| cx.err(field, format!("{s:?} is not an IP address")))
+    s.parse().map_err(|_| cx.err(field, format!("{s:?} is not an IP address")))
 }
 
 /// `None` for slices of an address type ringress does not dial (FQDN).
@@ -472,12 +351,7 @@ fn endpoint_slice(w: wire::EndpointSlice, cx: Cx) -> Result<Option<EndpointSlice
         }
     }
     let ports = endpoint_ports(w.ports, cx, "ports")?;
-    Ok(Some(EndpointSlice {
-        key,
-        service,
-        ready,
-        ports,
-    }))
+    Ok(Some(EndpointSlice { key, service, ready, ports }))
 }
 
 /// Legacy `v1` Endpoints: one slice per subset, named after the object.
@@ -493,10 +367,7 @@ fn endpoints(w: wire::Endpoints, cx: Cx) -> Result<Vec<EndpointSlice>, ParseErro
         }
         let ports = endpoint_ports(s.ports, cx, &format!("subsets[{i}].ports"))?;
         out.push(EndpointSlice {
-            key: ObjectKey {
-                namespace: key.namespace.clone(),
-                name: format!("{}#{i}", key.name),
-            },
+            key: ObjectKey { namespace: key.namespace.clone(), name: format!("{}#{i}", key.name) },
             service: key.name.clone(),
             ready,
             ports,
@@ -506,16 +377,9 @@ fn endpoints(w: wire::Endpoints, cx: Cx) -> Result<Vec<EndpointSlice>, ParseErro
 }
 
 fn secret(w: wire::Secret, cx: Cx) -> Result<Secret, ParseError> {
-    Ok(Secret {
-        key: cx.key(&w.metadata)?,
-        type_: w.type_,
-        data: w.data,
-    })
+    Ok(Secret { key: cx.key(&w.metadata)?, type_: w.type_, data: w.data })
 }
 
 fn config_map(w: wire::ConfigMap, cx: Cx) -> Result<ConfigMap, ParseError> {
-    Ok(ConfigMap {
-        key: cx.key(&w.metadata)?,
-        data: w.data,
-    })
+    Ok(ConfigMap { key: cx.key(&w.metadata)?, data: w.data })
 }

@@ -1,9 +1,7 @@
 use super::*;
 
 fn err(yaml: &str) -> String {
-    parse_documents(yaml)
-        .expect_err("must be rejected")
-        .to_string()
+    parse_documents(yaml).expect_err("must be rejected").to_string()
 }
 
 #[test]
@@ -71,10 +69,7 @@ fn errors_name_document_object_and_field() {
     for (yaml, wants) in cases {
         let e = err(yaml);
         for w in *wants {
-            assert!(
-                e.contains(w),
-                "error {e:?} should mention {w:?} (input {yaml:?})"
-            );
+            assert!(e.contains(w), "error {e:?} should mention {w:?} (input {yaml:?})");
         }
     }
 }
@@ -97,19 +92,10 @@ spec:
 "#;
     let o = parse_documents(yaml).unwrap();
     let i = &o.ingresses[0];
-    assert_eq!(
-        i.default_backend,
-        Some(ServiceBackend {
-            service: "dflt".into(),
-            port: PortRef::Number(8080)
-        })
-    );
+    assert_eq!(i.default_backend, Some(ServiceBackend { service: "dflt".into(), port: PortRef::Number(8080) }));
     assert_eq!(i.rules[0].host.as_deref(), Some("a.example.com"));
     let p = &i.rules[0].paths;
-    assert_eq!(
-        (p[0].path.as_str(), p[0].path_type),
-        ("/", PathType::ImplementationSpecific)
-    );
+    assert_eq!((p[0].path.as_str(), p[0].path_type), ("/", PathType::ImplementationSpecific));
     assert_eq!(p[0].backend.port, PortRef::Name("http".into()));
     assert_eq!(p[1].backend.port, PortRef::Number(81));
 }

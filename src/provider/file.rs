@@ -12,10 +12,7 @@ use crate::Published;
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
     #[error("{path}: {error}")]
-    Io {
-        path: PathBuf,
-        error: std::io::Error,
-    },
+    Io { path: PathBuf, error: std::io::Error },
     #[error("{path}: {error}")]
     Parse { path: PathBuf, error: ParseError },
     #[error("{path}: no .yaml, .yml or .json files found")]
@@ -23,10 +20,7 @@ pub enum LoadError {
 }
 
 fn is_manifest(p: &Path) -> bool {
-    let hidden = p
-        .file_name()
-        .and_then(|n| n.to_str())
-        .is_some_and(|n| n.starts_with('.'));
+    let hidden = p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with('.'));
     let ext = p.extension().and_then(|e| e.to_str()).unwrap_or("");
     !hidden && matches!(ext, "yaml" | "yml" | "json")
 }
@@ -34,10 +28,7 @@ fn is_manifest(p: &Path) -> bool {
 /// The manifest files under `path`, sorted: the file itself, or a directory's visible
 /// `.yaml`/`.yml`/`.json` entries (not recursive).
 pub fn manifest_files(path: &Path) -> Result<Vec<PathBuf>, LoadError> {
-    let io = |error| LoadError::Io {
-        path: path.to_path_buf(),
-        error,
-    };
+    let io = |error| LoadError::Io { path: path.to_path_buf(), error };
     let meta = std::fs::metadata(path).map_err(io)?;
     if !meta.is_dir() {
         return Ok(vec![path.to_path_buf()]);
@@ -49,9 +40,7 @@ pub fn manifest_files(path: &Path) -> Result<Vec<PathBuf>, LoadError> {
         .collect();
     files.sort();
     if files.is_empty() {
-        return Err(LoadError::Empty {
-            path: path.to_path_buf(),
-        });
+        return Err(LoadError::Empty { path: path.to_path_buf() });
     }
     Ok(files)
 }
@@ -60,14 +49,8 @@ pub fn manifest_files(path: &Path) -> Result<Vec<PathBuf>, LoadError> {
 pub fn load(path: &Path) -> Result<Objects, LoadError> {
     let mut all = Objects::default();
     for f in manifest_files(path)? {
-        let text = std::fs::read_to_string(&f).map_err(|error| LoadError::Io {
-            path: f.clone(),
-            error,
-        })?;
-        let objects = parse_documents(&text).map_err(|error| LoadError::Parse {
-            path: f.clone(),
-            error,
-        })?;
+        let text = std::fs::read_to_string(&f).map_err(|error| LoadError::Io { path: f.clone(), error })?;
+        let objects = parse_documents(&text).map_err(|error| LoadError::Parse { path: f.clone(), error })?;
         all.extend(objects);
     }
     Ok(all)

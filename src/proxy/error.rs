@@ -53,21 +53,11 @@ pub struct ProxyError {
 
 impl ProxyError {
     pub fn new(kind: Kind, side: Side, context: &'static str) -> Self {
-        ProxyError {
-            kind,
-            side,
-            source: None,
-            context,
-        }
+        ProxyError { kind, side, source: None, context }
     }
 
     pub fn io(kind: Kind, side: Side, context: &'static str, e: io::Error) -> Self {
-        ProxyError {
-            kind,
-            side,
-            source: Some(e),
-            context,
-        }
+        ProxyError { kind, side, source: Some(e), context }
     }
 
     pub fn downstream(kind: Kind, context: &'static str) -> Self {

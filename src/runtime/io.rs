@@ -46,11 +46,7 @@ pub fn timed_out(what: &'static str) -> io::Error {
 /// an io_uring read in flight completes and frees its buffer, while a last response such as
 /// 408 can still be written) and the buffer is replaced by an empty one: the caller is
 /// expected to close the connection.
-pub async fn read_until<S: Stream>(
-    s: &S,
-    buf: Vec<u8>,
-    deadline: Instant,
-) -> (io::Result<usize>, Vec<u8>) {
+pub async fn read_until<S: Stream>(s: &S, buf: Vec<u8>, deadline: Instant) -> (io::Result<usize>, Vec<u8>) {
     match tokio::time::timeout_at(deadline, s.read(buf)).await {
         Ok(r) => r,
         Err(_) => {
@@ -61,11 +57,7 @@ pub async fn read_until<S: Stream>(
 }
 
 /// [`Stream::write_all`] bounded by a timeout, with the same cancellation rule as [`read_until`].
-pub async fn write_within<S: Stream>(
-    s: &S,
-    buf: Vec<u8>,
-    limit: Duration,
-) -> (io::Result<()>, Vec<u8>) {
+pub async fn write_within<S: Stream>(s: &S, buf: Vec<u8>, limit: Duration) -> (io::Result<()>, Vec<u8>) {
     match tokio::time::timeout(limit, s.write_all(buf)).await {
         Ok(r) => r,
         Err(_) => {

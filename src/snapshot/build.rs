@@ -21,39 +21,23 @@ pub struct BuildOptions {
 
 impl Default for BuildOptions {
     fn default() -> Self {
-        BuildOptions {
-            class: "ringress".to_string(),
-            watch_without_class: false,
-            settings: Settings::default(),
-        }
+        BuildOptions { class: "ringress".to_string(), watch_without_class: false, settings: Settings::default() }
     }
 }
 
 /// Builds a complete snapshot (generation 0: the publisher numbers it).
 pub fn build(objects: &Objects, opts: &BuildOptions) -> Snapshot {
-    let mut b = Builder {
-        objects,
-        backends: Vec::new(),
-        backend_ids: HashMap::new(),
-        warnings: Vec::new(),
-    };
+    let mut b = Builder { objects, backends: Vec::new(), backend_ids: HashMap::new(), warnings: Vec::new() };
     let mut table = RouteTable::default();
 
-    let mut ingresses: Vec<&Ingress> = objects
-        .ingresses
-        .iter()
-        .filter(|i| serves(i, objects, opts))
-        .collect();
+    let mut ingresses: Vec<&Ingress> = objects.ingresses.iter().filter(|i| serves(i, objects, opts)).collect();
     // Oldest first: on a conflict the first claimant keeps the route.
     ingresses.sort_by(|a, b| (&a.creation_timestamp, &a.key).cmp(&(&b.creation_timestamp, &b.key)));
     // Two objects with the same key (e.g. in two files): the later one is ignored, loudly.
     ingresses.dedup_by(|later, first| {
         let dup = later.key == first.key;
         if dup {
-            b.warnings.push(format!(
-                "Ingress {} is defined twice; using the first definition",
-                later.key
-            ));
+            b.warnings.push(format!("Ingress {} is defined twice; using the first definition", later.key));
         }
         dup
     });
@@ -96,13 +80,7 @@ pub fn build(objects: &Objects, opts: &BuildOptions) -> Snapshot {
     for w in &b.warnings {
         tracing::warn!("{w}");
     }
-    Snapshot {
-        generation: 0,
-        table,
-        backends: b.backends,
-        settings: opts.settings.clone(),
-        warnings: b.warnings,
-    }
+    Snapshot { generation: 0, table, backends: b.backends, settings: opts.settings.clone(), warnings: b.warnings }
 }
 
 /// Whether an Ingress belongs to our class: named by the legacy annotation or by
@@ -112,11 +90,7 @@ fn serves(ing: &Ingress, objects: &Objects, opts: &BuildOptions) -> bool {
     match ing.requested_class() {
         Some(c) => c == opts.class,
         None => {
-            opts.watch_without_class
-                || objects
-                    .ingress_classes
-                    .iter()
-                    .any(|c| c.name == opts.class && c.is_default)
+            opts.watch_without_class || objects.ingress_classes.iter().any(|c| c.name == opts.class && c.is_default)
         }
     }
 }
@@ -131,9 +105,7 @@ fn insert(table: &mut RouteTable, route: Route, warnings: &mut Vec<String>) {
     };
     let (map, key) = match route.path_type {
         PathType::Exact => (&mut hr.exact, route.path.as_str()),
-        PathType::Prefix | PathType::ImplementationSpecific => {
-            (&mut hr.prefix, prefix_key(&route.path))
-        }
+        PathType::Prefix | PathType::ImplementationSpecific => (&mut hr.prefix, prefix_key(&route.path)),
     };
     if let Some(&existing) = map.get(key) {
         let first = &table.routes[existing as usize];
@@ -166,8 +138,7 @@ impl Builder<'_> {
         }
         let name = format!("{namespace}/{}:{}", sb.service, sb.port);
         let endpoints = self.resolve(namespace, sb).unwrap_or_else(|why| {
-            self.warnings
-                .push(format!("backend {name}: {why}; requests get 503"));
+            self.warnings.push(format!("backend {name}: {why}; requests get 503"));
             Vec::new()
         });
         let id = self.backends.len() as BackendId;
@@ -193,18 +164,11 @@ impl Builder<'_> {
             })
             .ok_or_else(|| format!("Service {} has no port {}", svc.key, sb.port))?;
         let mut out = Vec::new();
-        for slice in self
-            .objects
-            .endpoint_slices
-            .iter()
-            .filter(|s| s.key.namespace == namespace && s.service == sb.service)
+        for slice in
+            self.objects.endpoint_slices.iter().filter(|s| s.key.namespace == namespace && s.service == sb.service)
         {
             // Slices name their ports after the Service port; the number there is the target.
-            let by_name = slice
-                .ports
-                .iter()
-                .find(|p| p.name == sp.name)
-                .map(|p| p.port);
+            let by_name = slice.ports.iter().find(|p| p.name == sp.name).map(|p| p.port);
             let port = match (&sp.target_port, by_name) {
                 (_, Some(p)) => p,
                 (TargetPort::Number(n), None) if slice.ports.is_empty() => *n,
@@ -215,10 +179,7 @@ impl Builder<'_> {
         out.sort();
         out.dedup();
         if out.is_empty() {
-            return Err(format!(
-                "Service {} port {} has no ready endpoints",
-                svc.key, sb.port
-            ));
+            return Err(format!("Service {} port {} has no ready endpoints", svc.key, sb.port));
         }
         Ok(out)
     }

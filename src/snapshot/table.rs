@@ -62,10 +62,7 @@ pub struct RouteTable {
 /// (too long for `buf`).
 pub fn normalize_host<'b>(host: &[u8], buf: &'b mut [u8; 256]) -> Option<&'b str> {
     let end = if host.first() == Some(&b'[') {
-        host.iter()
-            .position(|&b| b == b']')
-            .map(|i| i + 1)
-            .unwrap_or(host.len())
+        host.iter().position(|&b| b == b']').map(|i| i + 1).unwrap_or(host.len())
     } else {
         host.iter().position(|&b| b == b':').unwrap_or(host.len())
     };
@@ -107,11 +104,7 @@ impl RouteTable {
 
     pub fn routes(&self) -> impl Iterator<Item = &Route> {
         let default = self.default_route;
-        self.routes
-            .iter()
-            .enumerate()
-            .filter(move |(i, _)| Some(*i as u32) != default)
-            .map(|(_, r)| r)
+        self.routes.iter().enumerate().filter(move |(i, _)| Some(*i as u32) != default).map(|(_, r)| r)
     }
 
     pub fn default_route(&self) -> Option<&Route> {

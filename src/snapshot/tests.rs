@@ -27,12 +27,7 @@ ports: [{{name: http, port: 8080}}]
     )
 }
 
-fn ingress_yaml(
-    name: &str,
-    created: &str,
-    host: Option<&str>,
-    paths: &[(PathType, &str, &str)],
-) -> String {
+fn ingress_yaml(name: &str, created: &str, host: Option<&str>, paths: &[(PathType, &str, &str)]) -> String {
     let mut s = format!(
         "apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata:\n  name: {name}\n  namespace: default\n  creationTimestamp: \"{created}\"\nspec:\n  ingressClassName: ringress\n  rules:\n  - "
     );
@@ -54,10 +49,7 @@ fn ingress_yaml(
 }
 
 fn snapshot(yaml: &str) -> Snapshot {
-    build(
-        &parse_documents(yaml).expect("test YAML parses"),
-        &BuildOptions::default(),
-    )
+    build(&parse_documents(yaml).expect("test YAML parses"), &BuildOptions::default())
 }
 
 fn lookup<'a>(s: &'a Snapshot, host: &str, path: &str) -> Option<&'a Route> {
@@ -131,18 +123,9 @@ fn kubernetes_docs_host_table() {
     for (rule, request, want) in rows {
         let yaml = service_yaml("default", "svc", 1)
             + "---\n"
-            + &ingress_yaml(
-                "ing",
-                "2024-01-01T00:00:00Z",
-                Some(rule),
-                &[(Prefix, "/", "svc")],
-            );
+            + &ingress_yaml("ing", "2024-01-01T00:00:00Z", Some(rule), &[(Prefix, "/", "svc")]);
         let s = snapshot(&yaml);
-        assert_eq!(
-            lookup(&s, request, "/").is_some(),
-            *want,
-            "rule host {rule}, request host {request}"
-        );
+        assert_eq!(lookup(&s, request, "/").is_some(), *want, "rule host {rule}, request host {request}");
     }
 }
 
@@ -153,19 +136,9 @@ fn exact_host_beats_wildcard_beats_no_host() {
         yaml += &service_yaml("default", svc, i as u8 + 1);
         yaml += "---\n";
     }
-    yaml += &ingress_yaml(
-        "a",
-        "2024-01-01T00:00:00Z",
-        Some("www.foo.com"),
-        &[(Prefix, "/", "exact")],
-    );
+    yaml += &ingress_yaml("a", "2024-01-01T00:00:00Z", Some("www.foo.com"), &[(Prefix, "/", "exact")]);
     yaml += "---\n";
-    yaml += &ingress_yaml(
-        "b",
-        "2024-01-01T00:00:00Z",
-        Some("*.foo.com"),
-        &[(Prefix, "/", "wild")],
-    );
+    yaml += &ingress_yaml("b", "2024-01-01T00:00:00Z", Some("*.foo.com"), &[(Prefix, "/", "wild")]);
     yaml += "---\n";
     yaml += &ingress_yaml("c", "2024-01-01T00:00:00Z", None, &[(Prefix, "/", "any")]);
     let s = snapshot(&yaml);
@@ -187,59 +160,25 @@ fn rules_merge_across_ingresses_and_oldest_wins_conflicts() {
         &[(Prefix, "/api", "new"), (Prefix, "/web", "new")],
     );
     yaml += "---\n";
-    yaml += &ingress_yaml(
-        "older",
-        "2023-01-01T00:00:00Z",
-        Some("foo.com"),
-        &[(Prefix, "/api/", "old")],
-    );
+    yaml += &ingress_yaml("older", "2023-01-01T00:00:00Z", Some("foo.com"), &[(Prefix, "/api/", "old")]);
     let s = snapshot(&yaml);
-    let backend =
-        |path: &str| lookup(&s, "foo.com", path).map(|r| s.backend(r.backend).name.clone());
-    assert_eq!(
-        backend("/api/x").as_deref(),
-        Some("default/old:80"),
-        "older Ingress keeps /api"
-    );
-    assert_eq!(
-        backend("/web").as_deref(),
-        Some("default/new:80"),
-        "rules of both Ingresses merge"
-    );
+    let backend = |path: &str| lookup(&s, "foo.com", path).map(|r| s.backend(r.backend).name.clone());
+    assert_eq!(backend("/api/x").as_deref(), Some("default/old:80"), "older Ingress keeps /api");
+    assert_eq!(backend("/web").as_deref(), Some("default/new:80"), "rules of both Ingresses merge");
     assert_eq!(s.warnings.len(), 1, "{:?}", s.warnings);
-    assert!(
-        s.warnings[0].contains("default/older") && s.warnings[0].contains("default/newer"),
-        "{:?}",
-        s.warnings
-    );
+    assert!(s.warnings[0].contains("default/older") && s.warnings[0].contains("default/newer"), "{:?}", s.warnings);
 }
 
 #[test]
 fn conflict_tie_on_timestamp_is_broken_by_namespace_and_name() {
     let mut yaml = service_yaml("default", "a", 1) + "---\n" + &service_yaml("default", "b", 2);
     yaml += "---\n";
-    yaml += &ingress_yaml(
-        "zzz",
-        "2024-01-01T00:00:00Z",
-        Some("foo.com"),
-        &[(Exact, "/x", "b")],
-    );
+    yaml += &ingress_yaml("zzz", "2024-01-01T00:00:00Z", Some("foo.com"), &[(Exact, "/x", "b")]);
     yaml += "---\n";
-    yaml += &ingress_yaml(
-        "aaa",
-        "2024-01-01T00:00:00Z",
-        Some("foo.com"),
-        &[(Exact, "/x", "a")],
-    );
+    yaml += &ingress_yaml("aaa", "2024-01-01T00:00:00Z", Some("foo.com"), &[(Exact, "/x", "a")]);
     let s = snapshot(&yaml);
     let r = lookup(&s, "foo.com", "/x").expect("routed");
-    assert_eq!(
-        *r.ingress,
-        crate::model::ObjectKey {
-            namespace: "default".into(),
-            name: "aaa".into()
-        }
-    );
+    assert_eq!(*r.ingress, crate::model::ObjectKey { namespace: "default".into(), name: "aaa".into() });
 }
 
 #[test]
@@ -318,16 +257,9 @@ spec:
     let s = snapshot(yaml);
     let eps = |path: &str| {
         let r = lookup(&s, "shop.example", path).expect("routed");
-        s.backend(r.backend)
-            .endpoints
-            .iter()
-            .map(|e| e.to_string())
-            .collect::<Vec<_>>()
+        s.backend(r.backend).endpoints.iter().map(|e| e.to_string()).collect::<Vec<_>>()
     };
-    assert_eq!(
-        eps("/"),
-        ["10.1.0.1:8080", "10.1.0.3:8080", "10.1.0.4:8081"]
-    );
+    assert_eq!(eps("/"), ["10.1.0.1:8080", "10.1.0.3:8080", "10.1.0.4:8081"]);
     assert_eq!(eps("/metrics"), ["10.1.0.1:9100", "10.1.0.3:9100"]);
 }
 
@@ -364,30 +296,16 @@ subsets:
     let s = snapshot(yaml);
     let r = lookup(&s, "cl-k8s.example.com", "/audio/x").expect("routed");
     assert_eq!(r.path_type, ImplementationSpecific);
-    assert_eq!(
-        s.backend(r.backend).endpoints,
-        ["10.2.0.7:8080".parse().unwrap()]
-    );
+    assert_eq!(s.backend(r.backend).endpoints, ["10.2.0.7:8080".parse().unwrap()]);
 }
 
 #[test]
 fn dangling_references_give_an_empty_backend_and_a_warning() {
-    let yaml = ingress_yaml(
-        "i",
-        "2024-01-01T00:00:00Z",
-        Some("a.com"),
-        &[(Prefix, "/", "missing")],
-    );
+    let yaml = ingress_yaml("i", "2024-01-01T00:00:00Z", Some("a.com"), &[(Prefix, "/", "missing")]);
     let s = snapshot(&yaml);
     let r = lookup(&s, "a.com", "/").expect("route exists");
     assert!(s.backend(r.backend).endpoints.is_empty());
-    assert!(
-        s.warnings
-            .iter()
-            .any(|w| w.contains("default/missing") && w.contains("not found")),
-        "{:?}",
-        s.warnings
-    );
+    assert!(s.warnings.iter().any(|w| w.contains("default/missing") && w.contains("not found")), "{:?}", s.warnings);
 }
 
 #[test]
@@ -396,20 +314,12 @@ fn default_backend_catches_unmatched_requests() {
         + "---\n"
         + &service_yaml("default", "svc", 2)
         + "---\n"
-        + &ingress_yaml(
-            "i",
-            "2024-01-01T00:00:00Z",
-            Some("a.com"),
-            &[(Exact, "/only", "svc")],
-        )
+        + &ingress_yaml("i", "2024-01-01T00:00:00Z", Some("a.com"), &[(Exact, "/only", "svc")])
         + "  defaultBackend: {service: {name: fallback, port: {number: 80}}}\n";
     let s = snapshot(&yaml);
     let name = |h: &str, p: &str| lookup(&s, h, p).map(|r| s.backend(r.backend).name.clone());
     assert_eq!(name("a.com", "/only").as_deref(), Some("default/svc:80"));
-    assert_eq!(
-        name("a.com", "/other").as_deref(),
-        Some("default/fallback:80")
-    );
+    assert_eq!(name("a.com", "/other").as_deref(), Some("default/fallback:80"));
     assert_eq!(name("b.com", "/").as_deref(), Some("default/fallback:80"));
 }
 

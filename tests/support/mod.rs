@@ -63,10 +63,7 @@ pub struct Response {
 
 impl Response {
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
     }
 
     pub fn text(&self) -> String {
@@ -76,11 +73,7 @@ impl Response {
 
 /// Reads one response (Content-Length, chunked or until close) from `s`, with `pending` the
 /// bytes already read; what follows the response stays in `pending`.
-pub fn read_response(
-    s: &mut TcpStream,
-    pending: &mut Vec<u8>,
-    head_request: bool,
-) -> Option<Response> {
+pub fn read_response(s: &mut TcpStream, pending: &mut Vec<u8>, head_request: bool) -> Option<Response> {
     let mut chunk = [0u8; 65536];
     let fill = |s: &mut TcpStream, pending: &mut Vec<u8>, chunk: &mut [u8]| -> bool {
         match s.read(chunk) {
@@ -95,16 +88,8 @@ pub fn read_response(
         let mut h = [httparse::EMPTY_HEADER; 64];
         let mut r = httparse::Response::new(&mut h);
         if let Ok(httparse::Status::Complete(n)) = r.parse(pending) {
-            let headers: Vec<(String, String)> = r
-                .headers
-                .iter()
-                .map(|h| {
-                    (
-                        h.name.to_string(),
-                        String::from_utf8_lossy(h.value).into_owned(),
-                    )
-                })
-                .collect();
+            let headers: Vec<(String, String)> =
+                r.headers.iter().map(|h| (h.name.to_string(), String::from_utf8_lossy(h.value).into_owned())).collect();
             break (r.code.unwrap(), headers, n);
         }
         if !fill(s, pending, &mut chunk) {
@@ -112,12 +97,7 @@ pub fn read_response(
         }
     };
     pending.drain(..head_len);
-    let get = |n: &str| {
-        headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(n))
-            .map(|(_, v)| v.clone())
-    };
+    let get = |n: &str| headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(n)).map(|(_, v)| v.clone());
     let mut body = Vec::new();
     if head_request || status == 204 || status == 304 || (100..200).contains(&status) {
     } else if get("transfer-encoding").is_some_and(|v| v.contains("chunked")) {
@@ -131,8 +111,7 @@ pub fn read_response(
                 }
             };
             let size_text = String::from_utf8_lossy(&pending[..line_end]).to_string();
-            let size =
-                usize::from_str_radix(size_text.split(';').next().unwrap().trim(), 16).ok()?;
+            let size = usize::from_str_radix(size_text.split(';').next().unwrap().trim(), 16).ok()?;
             pending.drain(..line_end + 2);
             if size == 0 {
                 // Trailers until an empty line.
@@ -172,11 +151,7 @@ pub fn read_response(
         while fill(s, pending, &mut chunk) {}
         body = std::mem::take(pending);
     }
-    Some(Response {
-        status,
-        headers,
-        body,
-    })
+    Some(Response { status, headers, body })
 }
 
 /// Sends raw bytes on a new connection and reads one response (None: closed without one).
@@ -189,11 +164,8 @@ pub fn raw(addr: SocketAddr, request: &[u8]) -> Option<Response> {
 
 /// `GET path` with `Host: host` on a new connection.
 pub fn get(addr: SocketAddr, host: &str, path: &str) -> Response {
-    raw(
-        addr,
-        format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").as_bytes(),
-    )
-    .expect("a response")
+    raw(addr, format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").as_bytes())
+        .expect("a response")
 }
 
 /// Whether the peer closed `s` (EOF or reset) within `within`.
@@ -204,10 +176,7 @@ pub fn closed_within(s: &mut TcpStream, within: Duration) -> bool {
         match s.read(&mut b) {
             Ok(0) => return true,
             Ok(_) => continue,
-            Err(e)
-                if e.kind() == std::io::ErrorKind::WouldBlock
-                    || e.kind() == std::io::ErrorKind::TimedOut =>
-            {
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock || e.kind() == std::io::ErrorKind::TimedOut => {
                 return false
             }
             Err(_) => return true,
@@ -217,9 +186,7 @@ pub fn closed_within(s: &mut TcpStream, within: Duration) -> bool {
 
 /// Runs a command and returns (exit success, stdout, stderr).
 pub fn run(cmd: &mut std::process::Command) -> (bool, String, String) {
-    let out = cmd.output().unwrap_or_else(|e| {
-        panic!("cannot run {cmd:?}: {e} (is it installed? .ci/run installs it)")
-    });
+    let out = cmd.output().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e} (is it installed? .ci/run installs it)"));
     (
         out.status.success(),
         String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -229,10 +196,7 @@ pub fn run(cmd: &mut std::process::Command) -> (bool, String, String) {
 
 /// Raises this process's soft open-file limit to the hard limit (children inherit it).
 pub fn raise_fd_limit() -> u64 {
-    let mut r = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
+    let mut r = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
     // SAFETY: getrlimit/setrlimit with a valid pointer to an rlimit struct.
     unsafe {
         libc::getrlimit(libc::RLIMIT_NOFILE, &mut r);

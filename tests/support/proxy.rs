@@ -39,21 +39,9 @@ impl Proxy {
         let mut child = Command::new(env!("CARGO_BIN_EXE_ringress"))
             .args(["run", "--manifests"])
             .arg(&dir)
-            .args([
-                "--http",
-                "127.0.0.1:0",
-                "--admin",
-                "127.0.0.1:0",
-                "--io",
-                io,
-                "--poll-ms",
-                "50",
-            ])
+            .args(["--http", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--io", io, "--poll-ms", "50"])
             .args(args)
-            .env(
-                "RUST_LOG",
-                std::env::var("RINGRESS_TEST_LOG").unwrap_or_else(|_| "info".into()),
-            )
+            .env("RUST_LOG", std::env::var("RINGRESS_TEST_LOG").unwrap_or_else(|_| "info".into()))
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -73,39 +61,16 @@ impl Proxy {
                 sink.lock().unwrap().push(line);
             }
         });
-        let ready = rx
-            .recv_timeout(Duration::from_secs(20))
-            .unwrap_or_else(|_| {
-                let _ = child.kill();
-                panic!(
-                    "ringress did not start; log:\n{}",
-                    log.lock().unwrap().join("\n")
-                )
-            });
+        let ready = rx.recv_timeout(Duration::from_secs(20)).unwrap_or_else(|_| {
+            let _ = child.kill();
+            panic!("ringress did not start; log:\n{}", log.lock().unwrap().join("\n"))
+        });
         let field = |name: &str| -> SocketAddr {
-            let at = ready
-                .find(&format!("{name}="))
-                .expect("address in ready line")
-                + name.len()
-                + 1;
-            ready[at..]
-                .split_whitespace()
-                .next()
-                .unwrap()
-                .parse()
-                .unwrap()
+            let at = ready.find(&format!("{name}=")).expect("address in ready line") + name.len() + 1;
+            ready[at..].split_whitespace().next().unwrap().parse().unwrap()
         };
-        let p = Proxy {
-            http: field("http"),
-            admin: field("admin"),
-            child,
-            dir,
-            log,
-        };
-        p.wait_for(
-            || super::get(p.admin, "x", "/readyz").status == 200,
-            "readyz 200",
-        );
+        let p = Proxy { http: field("http"), admin: field("admin"), child, dir, log };
+        p.wait_for(|| super::get(p.admin, "x", "/readyz").status == 200, "readyz 200");
         p
     }
 
@@ -123,10 +88,7 @@ impl Proxy {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        panic!(
-            "timed out waiting for {what}; proxy log:\n{}",
-            self.log_text()
-        );
+        panic!("timed out waiting for {what}; proxy log:\n{}", self.log_text());
     }
 
     /// Replaces the manifests atomically (write a temp file, rename over), as editors do.
@@ -149,9 +111,7 @@ impl Proxy {
     }
 
     pub fn open_fds(&self) -> usize {
-        std::fs::read_dir(format!("/proc/{}/fd", self.pid()))
-            .map(|d| d.count())
-            .unwrap_or(0)
+        std::fs::read_dir(format!("/proc/{}/fd", self.pid())).map(|d| d.count()).unwrap_or(0)
     }
 
     /// Resident memory in KiB.

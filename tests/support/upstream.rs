@@ -39,12 +39,7 @@ impl Upstream {
                 });
             }
         });
-        Upstream {
-            addr,
-            name: name.to_string(),
-            hits,
-            conns,
-        }
+        Upstream { addr, name: name.to_string(), hits, conns }
     }
 
     pub fn hits(&self) -> usize {
@@ -82,17 +77,9 @@ fn serve(s: TcpStream, name: &str, hits: &AtomicUsize) -> std::io::Result<()> {
         let path = parts.next().unwrap_or("").to_string();
         let headers: Vec<(String, String)> = lines
             .filter(|l| !l.is_empty())
-            .filter_map(|l| {
-                l.split_once(':')
-                    .map(|(k, v)| (k.to_string(), v.trim().to_string()))
-            })
+            .filter_map(|l| l.split_once(':').map(|(k, v)| (k.to_string(), v.trim().to_string())))
             .collect();
-        let get = |n: &str| {
-            headers
-                .iter()
-                .find(|(k, _)| k.eq_ignore_ascii_case(n))
-                .map(|(_, v)| v.clone())
-        };
+        let get = |n: &str| headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(n)).map(|(_, v)| v.clone());
         let close = get("connection").is_some_and(|v| v.eq_ignore_ascii_case("close"));
 
         // Body: counted and summed while streaming, never kept whole.
@@ -102,8 +89,7 @@ fn serve(s: TcpStream, name: &str, hits: &AtomicUsize) -> std::io::Result<()> {
             loop {
                 let mut size = String::new();
                 r.read_line(&mut size)?;
-                let n = u64::from_str_radix(size.trim().split(';').next().unwrap_or(""), 16)
-                    .unwrap_or(0);
+                let n = u64::from_str_radix(size.trim().split(';').next().unwrap_or(""), 16).unwrap_or(0);
                 if n == 0 {
                     loop {
                         let mut t = String::new();
@@ -140,31 +126,17 @@ fn serve(s: TcpStream, name: &str, hits: &AtomicUsize) -> std::io::Result<()> {
             }
         }
 
-        let num = |prefix: &str| {
-            path.strip_prefix(prefix)
-                .and_then(|v| v.parse::<usize>().ok())
-        };
+        let num = |prefix: &str| path.strip_prefix(prefix).and_then(|v| v.parse::<usize>().ok());
         if let Some(n) = num("/bytes/") {
-            write!(
-                w,
-                "HTTP/1.1 200 OK\r\nX-Upstream: {name}\r\nContent-Length: {n}\r\n\r\n"
-            )?;
+            write!(w, "HTTP/1.1 200 OK\r\nX-Upstream: {name}\r\nContent-Length: {n}\r\n\r\n")?;
             send_pattern(&mut w, n, false)?;
         } else if let Some(n) = num("/chunked/") {
-            write!(
-                w,
-                "HTTP/1.1 200 OK\r\nX-Upstream: {name}\r\nTransfer-Encoding: chunked\r\n\r\n"
-            )?;
+            write!(w, "HTTP/1.1 200 OK\r\nX-Upstream: {name}\r\nTransfer-Encoding: chunked\r\n\r\n")?;
             send_pattern(&mut w, n, true)?;
         } else if let Some(code) = num("/status/") {
-            write!(
-                w,
-                "HTTP/1.1 {code} Whatever\r\nX-Upstream: {name}\r\nContent-Length: 0\r\n\r\n"
-            )?;
+            write!(w, "HTTP/1.1 {code} Whatever\r\nX-Upstream: {name}\r\nContent-Length: 0\r\n\r\n")?;
         } else if path == "/close" {
-            w.write_all(
-                format!("HTTP/1.1 200 OK\r\nX-Upstream: {name}\r\n\r\nuntil-close body").as_bytes(),
-            )?;
+            w.write_all(format!("HTTP/1.1 200 OK\r\nX-Upstream: {name}\r\n\r\nuntil-close body").as_bytes())?;
             return Ok(());
         } else if path == "/ws" {
             w.write_all(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n")?;
@@ -173,9 +145,7 @@ fn serve(s: TcpStream, name: &str, hits: &AtomicUsize) -> std::io::Result<()> {
             if let Some(ms) = num("/sleep/") {
                 std::thread::sleep(Duration::from_millis(ms as u64));
             }
-            let mut body = format!(
-                "upstream={name}\nmethod={method}\npath={path}\nbody-len={len}\nbody-sum={sum}\n"
-            );
+            let mut body = format!("upstream={name}\nmethod={method}\npath={path}\nbody-len={len}\nbody-sum={sum}\n");
             for (k, v) in &headers {
                 body += &format!("header {}: {v}\n", k.to_ascii_lowercase());
             }

@@ -31,11 +31,7 @@ impl Body {
 
     /// How many bytes of `data` belong to this body; payload (decoded when chunked) goes to
     /// `on_data`.
-    pub fn consume(
-        &mut self,
-        data: &[u8],
-        on_data: &mut impl FnMut(&[u8]),
-    ) -> Result<usize, ChunkError> {
+    pub fn consume(&mut self, data: &[u8], on_data: &mut impl FnMut(&[u8])) -> Result<usize, ChunkError> {
         let n = match self {
             Body::Done => 0,
             Body::Length(left) => {

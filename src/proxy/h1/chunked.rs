@@ -49,14 +49,7 @@ const MAX_TRAILERS: usize = 32 * 1024;
 
 impl Default for Chunked {
     fn default() -> Self {
-        Chunked {
-            state: State::Size,
-            size: 0,
-            digits: 0,
-            remaining: 0,
-            line_bytes: 0,
-            decoded: 0,
-        }
+        Chunked { state: State::Size, size: 0, digits: 0, remaining: 0, line_bytes: 0, decoded: 0 }
     }
 }
 
@@ -68,11 +61,7 @@ impl Chunked {
     /// Consumes bytes of `input` that belong to the message, calling `on_data` with each run
     /// of payload. Returns how many bytes were consumed: fewer than `input.len()` only when the
     /// message ended.
-    pub fn feed(
-        &mut self,
-        input: &[u8],
-        on_data: &mut impl FnMut(&[u8]),
-    ) -> Result<usize, ChunkError> {
+    pub fn feed(&mut self, input: &[u8], on_data: &mut impl FnMut(&[u8])) -> Result<usize, ChunkError> {
         let mut i = 0;
         while i < input.len() {
             let b = input[i];
@@ -153,11 +142,7 @@ impl Chunked {
                     self.state = State::Size;
                 }
                 State::TrailerStart => {
-                    self.state = if b == b'\r' {
-                        State::EndLf
-                    } else {
-                        State::Trailer
-                    };
+                    self.state = if b == b'\r' { State::EndLf } else { State::Trailer };
                     if b != b'\r' {
                         self.check_trailer_byte(b)?;
                     }
@@ -235,12 +220,7 @@ mod tests {
             (b"0\r\n\r\n", 5, b"", true),
         ];
         for (input, n, data, done) in rows {
-            assert_eq!(
-                decode(input),
-                Ok((*n, data.to_vec(), *done)),
-                "{:?}",
-                String::from_utf8_lossy(input)
-            );
+            assert_eq!(decode(input), Ok((*n, data.to_vec(), *done)), "{:?}", String::from_utf8_lossy(input));
         }
     }
 
@@ -250,10 +230,7 @@ mod tests {
         let mut c = Chunked::default();
         let mut out = Vec::new();
         for b in input.iter() {
-            assert_eq!(
-                c.feed(std::slice::from_ref(b), &mut |d| out.extend_from_slice(d)),
-                Ok(1)
-            );
+            assert_eq!(c.feed(std::slice::from_ref(b), &mut |d| out.extend_from_slice(d)), Ok(1));
         }
         assert!(c.is_done());
         assert_eq!(out, b"wikipedia");
@@ -278,12 +255,7 @@ mod tests {
             (b"0\r\nX: a\0\r\n\r\n", ChunkError::BadByte),
         ];
         for (input, want) in rows {
-            assert_eq!(
-                decode(input).map(|_| ()),
-                Err(want.clone()),
-                "{:?}",
-                String::from_utf8_lossy(input)
-            );
+            assert_eq!(decode(input).map(|_| ()), Err(want.clone()), "{:?}", String::from_utf8_lossy(input));
         }
     }
 }

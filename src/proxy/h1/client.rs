@@ -34,12 +34,8 @@ pub async fn acquire<I: Io>(
     for attempt in 0..endpoints.len() {
         let addr = endpoints[w.balancer.borrow_mut().next(snap, backend)];
         if pooled {
-            if let Some(io) = w.pools.take(addr) {
-                return Ok(Upstream {
-                    io,
-                    addr,
-                    reused: true,
-                });
+            if let Some(io) = w.pools.take(addr, snap.settings.upstream_idle_timeout) {
+                return Ok(Upstream { io, addr, reused: true });
             }
         }
         if attempt > 0 {
@@ -47,13 +43,7 @@ pub async fn acquire<I: Io>(
         }
         bump(&w.stats.upstream_connects);
         match connect_within::<I>(addr, snap.settings.connect_timeout).await {
-            Ok(io) => {
-                return Ok(Upstream {
-                    io,
-                    addr,
-                    reused: false,
-                })
-            }
+            Ok(io) => return Ok(Upstream { io, addr, reused: false }),
             Err(e) => {
                 bump(&w.stats.upstream_connect_errors);
                 tracing::debug!(worker = w.index, %addr, error = %e, "upstream connect failed; trying next endpoint");
@@ -62,12 +52,7 @@ pub async fn acquire<I: Io>(
         }
     }
     let e = last.unwrap_or_else(|| std::io::Error::other("no endpoints"));
-    Err(ProxyError::io(
-        Kind::UpstreamConnect,
-        Side::Upstream,
-        "no endpoint accepted the connection",
-        e,
-    ))
+    Err(ProxyError::io(Kind::UpstreamConnect, Side::Upstream, "no endpoint accepted the connection", e))
 }
 
 /// Reads from the upstream until `buf` holds at least one complete response head (interim
@@ -83,10 +68,7 @@ pub async fn read_head_bytes<S: crate::runtime::Stream>(
             return Ok(true);
         }
         if buf.len() >= max {
-            return Err(ProxyError::upstream(
-                Kind::UpstreamProtocol,
-                "response head too large",
-            ));
+            return Err(ProxyError::upstream(Kind::UpstreamProtocol, "response head too large"));
         }
         if buf.capacity() - buf.len() < 4096 {
             buf.reserve(16 * 1024);
@@ -96,29 +78,14 @@ pub async fn read_head_bytes<S: crate::runtime::Stream>(
         match r {
             Ok(0) if buf.is_empty() => return Ok(false),
             Ok(0) => {
-                return Err(ProxyError::upstream(
-                    Kind::UpstreamProtocol,
-                    "upstream closed inside the response head",
-                ))
+                return Err(ProxyError::upstream(Kind::UpstreamProtocol, "upstream closed inside the response head"))
             }
             Ok(_) => {}
             Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
-                return Err(ProxyError::io(
-                    Kind::UpstreamTimeout,
-                    Side::Upstream,
-                    "waiting for the response",
-                    e,
-                ))
+                return Err(ProxyError::io(Kind::UpstreamTimeout, Side::Upstream, "waiting for the response", e))
             }
             Err(_) if buf.is_empty() => return Ok(false),
-            Err(e) => {
-                return Err(ProxyError::io(
-                    Kind::UpstreamProtocol,
-                    Side::Upstream,
-                    "reading the response",
-                    e,
-                ))
-            }
+            Err(e) => return Err(ProxyError::io(Kind::UpstreamProtocol, Side::Upstream, "reading the response", e)),
         }
     }
 }

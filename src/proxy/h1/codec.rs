@@ -40,9 +40,7 @@ pub fn eq_ignore_case(a: &[u8], b: &str) -> bool {
 
 /// Comma-separated tokens of a header value, trimmed, empty ones skipped.
 pub fn tokens(v: &[u8]) -> impl Iterator<Item = &[u8]> {
-    v.split(|&b| b == b',')
-        .map(|t| t.trim_ascii())
-        .filter(|t| !t.is_empty())
+    v.split(|&b| b == b',').map(|t| t.trim_ascii()).filter(|t| !t.is_empty())
 }
 
 /// Content-Length: digits only; repeated values (in one field or several) must agree
@@ -54,10 +52,7 @@ fn content_length(current: Option<u64>, v: &[u8]) -> Result<u64, ()> {
         if t.is_empty() || t.len() > 19 || !t.iter().all(u8::is_ascii_digit) {
             return Err(());
         }
-        let n: u64 = std::str::from_utf8(t)
-            .map_err(|_| ())?
-            .parse()
-            .map_err(|_| ())?;
+        let n: u64 = std::str::from_utf8(t).map_err(|_| ())?.parse().map_err(|_| ())?;
         if out.is_some_and(|o| o != n) {
             return Err(());
         }
@@ -87,24 +82,15 @@ pub fn parse_target<'a>(method: &str, target: &'a str) -> Result<Target<'a>, Pro
     }
     let t = target.as_bytes();
     if t.first() == Some(&b'/') {
-        return Ok(Target {
-            authority: None,
-            path_and_query: t,
-        });
+        return Ok(Target { authority: None, path_and_query: t });
     }
     if t == b"*" && method == "OPTIONS" {
-        return Ok(Target {
-            authority: None,
-            path_and_query: t,
-        });
+        return Ok(Target { authority: None, path_and_query: t });
     }
     for scheme in ["http://", "https://"] {
         if t.len() > scheme.len() && eq_ignore_case(&t[..scheme.len()], scheme) {
             let rest = &t[scheme.len()..];
-            let end = rest
-                .iter()
-                .position(|&b| b == b'/' || b == b'?')
-                .unwrap_or(rest.len());
+            let end = rest.iter().position(|&b| b == b'/' || b == b'?').unwrap_or(rest.len());
             let (auth, path) = rest.split_at(end);
             if auth.is_empty() || auth.contains(&b'@') {
                 return Err(bad("absolute-form target without a valid authority"));
@@ -113,10 +99,7 @@ pub fn parse_target<'a>(method: &str, target: &'a str) -> Result<Target<'a>, Pro
             if path[0] == b'?' {
                 return Err(bad("absolute-form target with a query but no path"));
             }
-            return Ok(Target {
-                authority: Some(auth),
-                path_and_query: path,
-            });
+            return Ok(Target { authority: Some(auth), path_and_query: path });
         }
     }
     Err(bad("request target is not origin-form or absolute-form"))
@@ -126,8 +109,7 @@ pub fn parse_target<'a>(method: &str, target: &'a str) -> Result<Target<'a>, Pro
 fn valid_host(h: &[u8]) -> bool {
     !h.is_empty()
         && h.len() <= 255
-        && h.iter()
-            .all(|&b| b.is_ascii_alphanumeric() || b"-._~:[]!$&'()*+,;=%".contains(&b))
+        && h.iter().all(|&b| b.is_ascii_alphanumeric() || b"-._~:[]!$&'()*+,;=%".contains(&b))
 }
 
 /// Checks a parsed request for everything RFC 9112 makes the proxy responsible for, and
@@ -156,10 +138,7 @@ pub fn analyze_request<'a>(
             hosts += 1;
             *host = v.trim_ascii();
         } else if eq_ignore_case(name, "content-length") {
-            length = Some(
-                content_length(length, v)
-                    .map_err(|_| bad("invalid or conflicting Content-Length"))?,
-            );
+            length = Some(content_length(length, v).map_err(|_| bad("invalid or conflicting Content-Length"))?);
         } else if eq_ignore_case(name, "transfer-encoding") {
             // Only `chunked`, once and last, is understood (RFC 9112 §6.1); anything else is 501.
             for t in tokens(v) {
@@ -167,10 +146,7 @@ pub fn analyze_request<'a>(
                     return Err(bad("a transfer coding after chunked"));
                 }
                 if !eq_ignore_case(t, "chunked") {
-                    return Err(ProxyError::downstream(
-                        Kind::NotImplemented,
-                        "unsupported transfer coding",
-                    ));
+                    return Err(ProxyError::downstream(Kind::NotImplemented, "unsupported transfer coding"));
                 }
                 chunked = true;
             }
@@ -187,31 +163,19 @@ pub fn analyze_request<'a>(
             if eq_ignore_case(v.trim_ascii(), "100-continue") {
                 expect_continue = true;
             } else {
-                return Err(ProxyError::downstream(
-                    Kind::ExpectationFailed,
-                    "unsupported expectation",
-                ));
+                return Err(ProxyError::downstream(Kind::ExpectationFailed, "unsupported expectation"));
             }
         }
     }
     if let Some(auth) = target.authority {
         *host = auth;
     } else if hosts > 1 {
-        return Err(ProxyError::downstream(
-            Kind::BadHost,
-            "more than one Host header",
-        ));
+        return Err(ProxyError::downstream(Kind::BadHost, "more than one Host header"));
     } else if hosts == 0 && !http10 {
-        return Err(ProxyError::downstream(
-            Kind::BadHost,
-            "HTTP/1.1 request without Host",
-        ));
+        return Err(ProxyError::downstream(Kind::BadHost, "HTTP/1.1 request without Host"));
     }
     if hosts > 1 {
-        return Err(ProxyError::downstream(
-            Kind::BadHost,
-            "more than one Host header",
-        ));
+        return Err(ProxyError::downstream(Kind::BadHost, "more than one Host header"));
     }
     if !host.is_empty() && !valid_host(host) {
         return Err(ProxyError::downstream(Kind::BadHost, "invalid Host"));
@@ -230,19 +194,12 @@ pub fn analyze_request<'a>(
         (false, Some(0) | None) => Framing::None,
         (false, Some(n)) => Framing::Length(n),
     };
-    let keep_alive = if http10 {
-        conn_keep_alive && !conn_close
-    } else {
-        !conn_close
-    };
+    let keep_alive = if http10 { conn_keep_alive && !conn_close } else { !conn_close };
     Ok(RequestInfo {
         head_len,
         http10,
         is_head: method == "HEAD",
-        idempotent: matches!(
-            method,
-            "GET" | "HEAD" | "OPTIONS" | "TRACE" | "PUT" | "DELETE"
-        ),
+        idempotent: matches!(method, "GET" | "HEAD" | "OPTIONS" | "TRACE" | "PUT" | "DELETE"),
         framing,
         keep_alive,
         expect_continue: expect_continue && framing != Framing::None && !http10,
@@ -267,19 +224,13 @@ fn is_hop_by_hop(name: &[u8], connection_tokens: &[&[u8]]) -> bool {
         "x-forwarded-host",
         "x-real-ip",
     ];
-    FIXED.iter().any(|f| eq_ignore_case(name, f))
-        || connection_tokens
-            .iter()
-            .any(|t| name.eq_ignore_ascii_case(t))
+    FIXED.iter().any(|f| eq_ignore_case(name, f)) || connection_tokens.iter().any(|t| name.eq_ignore_ascii_case(t))
 }
 
 /// Tokens of every Connection header, for [`is_hop_by_hop`].
 fn connection_tokens<'a>(headers: &[httparse::Header<'a>], out: &mut [&'a [u8]; 16]) -> usize {
     let mut n = 0;
-    for h in headers
-        .iter()
-        .filter(|h| eq_ignore_case(h.name.as_bytes(), "connection"))
-    {
+    for h in headers.iter().filter(|h| eq_ignore_case(h.name.as_bytes(), "connection")) {
         for t in tokens(h.value) {
             if n < out.len() {
                 out[n] = t;
@@ -367,9 +318,7 @@ pub fn analyze_response(
     head_len: usize,
     request_is_head: bool,
 ) -> Result<ResponseInfo, ProxyError> {
-    let status = resp
-        .code
-        .ok_or_else(|| bad_upstream("response without status"))?;
+    let status = resp.code.ok_or_else(|| bad_upstream("response without status"))?;
     let http10 = resp.version == Some(0);
     let mut length: Option<u64> = None;
     let mut chunked = false;
@@ -378,15 +327,10 @@ pub fn analyze_response(
     for h in resp.headers.iter() {
         let name = h.name.as_bytes();
         if eq_ignore_case(name, "content-length") {
-            length = Some(
-                content_length(length, h.value)
-                    .map_err(|_| bad_upstream("invalid Content-Length"))?,
-            );
+            length = Some(content_length(length, h.value).map_err(|_| bad_upstream("invalid Content-Length"))?);
         } else if eq_ignore_case(name, "transfer-encoding") {
             te_seen = true;
-            chunked = tokens(h.value)
-                .last()
-                .is_some_and(|t| eq_ignore_case(t, "chunked"));
+            chunked = tokens(h.value).last().is_some_and(|t| eq_ignore_case(t, "chunked"));
         } else if eq_ignore_case(name, "connection") {
             for t in tokens(h.value) {
                 if eq_ignore_case(t, "close") {
@@ -415,12 +359,7 @@ pub fn analyze_response(
     };
     // TE with CL is a smuggling vector: never reuse such a connection (RFC 9112 §6.3 item 3).
     let reusable = !close && framing != Framing::UntilClose && !(te_seen && length.is_some());
-    Ok(ResponseInfo {
-        head_len,
-        status,
-        framing,
-        reusable,
-    })
+    Ok(ResponseInfo { head_len, status, framing, reusable })
 }
 
 /// Writes the response head sent to the client. `chunked_out` says whether the body goes out
@@ -473,14 +412,6 @@ pub fn write_response_head(
 }
 
 fn is_response_hop_by_hop(name: &[u8], conn: &[&[u8]]) -> bool {
-    const FIXED: [&str; 6] = [
-        "connection",
-        "keep-alive",
-        "proxy-connection",
-        "te",
-        "transfer-encoding",
-        "upgrade",
-    ];
-    FIXED.iter().any(|f| eq_ignore_case(name, f))
-        || conn.iter().any(|t| name.eq_ignore_ascii_case(t))
+    const FIXED: [&str; 6] = ["connection", "keep-alive", "proxy-connection", "te", "transfer-encoding", "upgrade"];
+    FIXED.iter().any(|f| eq_ignore_case(name, f)) || conn.iter().any(|t| name.eq_ignore_ascii_case(t))
 }

@@ -75,21 +75,13 @@ enum Action {
 }
 
 /// Handles one request. `Ok(true)`: the connection stays open for the next one.
-async fn request<I: Io>(
-    w: &Worker<I>,
-    c: &mut Conn<I::Stream>,
-    first: bool,
-) -> Result<bool, ProxyError> {
+async fn request<I: Io>(w: &Worker<I>, c: &mut Conn<I::Stream>, first: bool) -> Result<bool, ProxyError> {
     let snap = w.snapshot();
     let settings = &snap.settings;
 
     // --- the request head ---
     let mut started = !c.buf.is_empty();
-    let wait = if first || started {
-        settings.header_timeout
-    } else {
-        settings.idle_timeout
-    };
+    let wait = if first || started { settings.header_timeout } else { settings.idle_timeout };
     let mut deadline = Instant::now() + wait;
     let (info, action) = loop {
         if !c.buf.is_empty() {
@@ -102,10 +94,7 @@ async fn request<I: Io>(
                 break p;
             }
             if c.buf.len() >= settings.max_header_bytes {
-                return Err(ProxyError::downstream(
-                    Kind::HeadersTooLarge,
-                    "header section too large",
-                ));
+                return Err(ProxyError::downstream(Kind::HeadersTooLarge, "header section too large"));
             }
         }
         if c.buf.capacity() - c.buf.len() < 2048 {
@@ -115,12 +104,7 @@ async fn request<I: Io>(
         c.buf = b;
         match r {
             Ok(0) if !started => return Ok(false),
-            Ok(0) => {
-                return Err(ProxyError::downstream(
-                    Kind::Closed,
-                    "client closed inside the request head",
-                ))
-            }
+            Ok(0) => return Err(ProxyError::downstream(Kind::Closed, "client closed inside the request head")),
             Ok(_) => {}
             Err(e) if e.kind() == std::io::ErrorKind::TimedOut && started => {
                 return Err(ProxyError::io(
@@ -140,8 +124,7 @@ async fn request<I: Io>(
         Action::Respond(kind, context) => {
             // The body, if any, is not read: close after answering.
             let close = !info.keep_alive || info.framing != Framing::None;
-            let (code, reason) =
-                crate::proxy::error::status(kind).unwrap_or((500, "Internal Server Error"));
+            let (code, reason) = crate::proxy::error::status(kind).unwrap_or((500, "Internal Server Error"));
             c.buf.drain(..info.head_len);
             c.out.clear();
             write_error_response(&mut c.out, code, reason, context, close);
@@ -166,10 +149,7 @@ async fn request<I: Io>(
     };
     c.buf.drain(..head_len + taken);
     if body.over_limit(settings.max_body_bytes) {
-        return Err(ProxyError::downstream(
-            Kind::BodyTooLarge,
-            "request body too large",
-        ));
+        return Err(ProxyError::downstream(Kind::BodyTooLarge, "request body too large"));
     }
 
     forward(w, c, &snap, backend, &info, body).await
@@ -190,23 +170,12 @@ fn prepare(
         Ok(httparse::Status::Complete(n)) => n,
         Ok(httparse::Status::Partial) => return Ok(None),
         Err(httparse::Error::TooManyHeaders) => {
-            return Err(ProxyError::downstream(
-                Kind::HeadersTooLarge,
-                "too many header fields",
-            ))
+            return Err(ProxyError::downstream(Kind::HeadersTooLarge, "too many header fields"))
         }
         Err(httparse::Error::Version) => {
-            return Err(ProxyError::downstream(
-                Kind::BadRequest,
-                "unsupported HTTP version",
-            ))
+            return Err(ProxyError::downstream(Kind::BadRequest, "unsupported HTTP version"))
         }
-        Err(_) => {
-            return Err(ProxyError::downstream(
-                Kind::BadRequest,
-                "malformed request head",
-            ))
-        }
+        Err(_) => return Err(ProxyError::downstream(Kind::BadRequest, "malformed request head")),
     };
     // httparse accepts a bare LF as a line end (RFC 9112 §2.2 allows it); a proxy that
     // re-frames with CRLF must not let `a\nX-Injected: b` become a second field: reject.
@@ -214,10 +183,7 @@ fn prepare(
         return Err(ProxyError::downstream(Kind::BadRequest, "bare LF in the request head"));
     }
     if head_len > s.max_header_bytes {
-        return Err(ProxyError::downstream(
-            Kind::HeadersTooLarge,
-            "header section too large",
-        ));
+        return Err(ProxyError::downstream(Kind::HeadersTooLarge, "header section too large"));
     }
     let method = req.method.unwrap_or("");
     let target = codec::parse_target(method, req.path.unwrap_or(""))?;
@@ -225,10 +191,7 @@ fn prepare(
     let info = codec::analyze_request(&req, head_len, &target, &mut host)?;
     if let Framing::Length(n) = info.framing {
         if s.max_body_bytes != 0 && n > s.max_body_bytes {
-            return Err(ProxyError::downstream(
-                Kind::BodyTooLarge,
-                "request body too large",
-            ));
+            return Err(ProxyError::downstream(Kind::BodyTooLarge, "request body too large"));
         }
     }
     let mut hbuf = [0u8; 256];
@@ -237,19 +200,10 @@ fn prepare(
         snap.table.lookup(h, path)
     });
     let Some(route) = route else {
-        return Ok(Some((
-            info,
-            Action::Respond(Kind::NoRoute, "no Ingress rule matches this host and path"),
-        )));
+        return Ok(Some((info, Action::Respond(Kind::NoRoute, "no Ingress rule matches this host and path"))));
     };
     if snap.backend(route.backend).endpoints.is_empty() {
-        return Ok(Some((
-            info,
-            Action::Respond(
-                Kind::NoEndpoints,
-                "the backend Service has no ready endpoints",
-            ),
-        )));
+        return Ok(Some((info, Action::Respond(Kind::NoEndpoints, "the backend Service has no ready endpoints"))));
     }
     codec::write_request_head(out, &req, &info, &target, host, peer.ip(), "http");
     Ok(Some((info, Action::Forward(route.backend))))
@@ -259,10 +213,7 @@ fn has_bare_lf(head: &[u8]) -> bool {
     head.iter().enumerate().any(|(i, &b)| b == b'\n' && (i == 0 || head[i - 1] != b'\r'))
 }
 
-async fn write_client<S: Stream>(
-    c: &mut Conn<S>,
-    limit: std::time::Duration,
-) -> Result<(), ProxyError> {
+async fn write_client<S: Stream>(c: &mut Conn<S>, limit: std::time::Duration) -> Result<(), ProxyError> {
     let (r, out) = write_within(&c.io, std::mem::take(&mut c.out), limit).await;
     c.out = out;
     r.map_err(|e| ProxyError::io(Kind::Closed, Side::Downstream, "writing to the client", e))
@@ -286,32 +237,19 @@ async fn forward<I: Io>(
     let up = loop {
         attempts += 1;
         let up: Upstream<I::Stream> = client::acquire(w, snap, backend, pooled).await?;
-        let (r, out) = write_within(
-            &up.io,
-            std::mem::take(&mut c.out),
-            settings.upstream_timeout,
-        )
-        .await;
+        let (r, out) = write_within(&up.io, std::mem::take(&mut c.out), settings.upstream_timeout).await;
         c.out = out;
         let sent = match r {
             Ok(()) => true,
             Err(_) if up.reused && replayable && attempts < 8 => false,
-            Err(e) => {
-                return Err(ProxyError::io(
-                    Kind::UpstreamConnect,
-                    Side::Upstream,
-                    "sending the request",
-                    e,
-                ))
-            }
+            Err(e) => return Err(ProxyError::io(Kind::UpstreamConnect, Side::Upstream, "sending the request", e)),
         };
         if sent && !body.is_done() {
             send_body(c, &up, &mut body, info, settings).await?;
         }
         c.ubuf.clear();
         let deadline = Instant::now() + settings.upstream_timeout;
-        if sent && client::read_head_bytes(&up.io, &mut c.ubuf, deadline, MAX_RESPONSE_HEAD).await?
-        {
+        if sent && client::read_head_bytes(&up.io, &mut c.ubuf, deadline, MAX_RESPONSE_HEAD).await? {
             break up;
         }
         // Nothing came back: a pooled connection the upstream had closed. Safe to try again
@@ -350,30 +288,15 @@ async fn send_body<S: Stream, U: Stream>(
         let (r, b) = read_until(&c.io, std::mem::take(&mut c.buf), deadline).await;
         c.buf = b;
         match r {
-            Ok(0) => {
-                return Err(ProxyError::downstream(
-                    Kind::Closed,
-                    "client closed inside the request body",
-                ))
-            }
+            Ok(0) => return Err(ProxyError::downstream(Kind::Closed, "client closed inside the request body")),
             Ok(_) => {}
-            Err(e) => {
-                return Err(ProxyError::io(
-                    Kind::Closed,
-                    Side::Downstream,
-                    "reading the request body",
-                    e,
-                ))
-            }
+            Err(e) => return Err(ProxyError::io(Kind::Closed, Side::Downstream, "reading the request body", e)),
         }
         let k = body
             .consume(&c.buf, &mut |_| {})
             .map_err(|_| ProxyError::downstream(Kind::BadRequest, "invalid chunked body"))?;
         if body.over_limit(settings.max_body_bytes) {
-            return Err(ProxyError::downstream(
-                Kind::BodyTooLarge,
-                "request body too large",
-            ));
+            return Err(ProxyError::downstream(Kind::BodyTooLarge, "request body too large"));
         }
         let chunk = if k == c.buf.len() {
             std::mem::take(&mut c.buf)
@@ -386,14 +309,7 @@ async fn send_body<S: Stream, U: Stream>(
         };
         let whole = k != 0 && chunk.len() == k && c.buf.is_empty();
         let (r, mut chunk) = write_within(&up.io, chunk, settings.upstream_timeout).await;
-        r.map_err(|e| {
-            ProxyError::io(
-                Kind::UpstreamProtocol,
-                Side::Upstream,
-                "sending the request body",
-                e,
-            )
-        })?;
+        r.map_err(|e| ProxyError::io(Kind::UpstreamProtocol, Side::Upstream, "sending the request body", e))?;
         chunk.clear();
         if whole {
             c.buf = chunk;
@@ -427,10 +343,7 @@ fn prepare_response(
             Err(e) => {
                 let head = String::from_utf8_lossy(&c.ubuf[..c.ubuf.len().min(256)]);
                 tracing::debug!(error = %e, %head, "malformed response head");
-                return Err(ProxyError::upstream(
-                    Kind::UpstreamProtocol,
-                    "malformed response head",
-                ));
+                return Err(ProxyError::upstream(Kind::UpstreamProtocol, "malformed response head"));
             }
         };
         let r = codec::analyze_response(&resp, n, info.is_head)?;
@@ -444,24 +357,13 @@ fn prepare_response(
             continue;
         }
         if r.status == 101 && !info.upgrade {
-            return Err(ProxyError::upstream(
-                Kind::UpstreamProtocol,
-                "101 without an upgrade request",
-            ));
+            return Err(ProxyError::upstream(Kind::UpstreamProtocol, "101 without an upgrade request"));
         }
         let dechunk = info.http10 && r.framing == Framing::Chunked;
-        let close = !info.keep_alive
-            || !request_done
-            || r.framing == Framing::UntilClose
-            || dechunk
-            || r.status == 101;
+        let close = !info.keep_alive || !request_done || r.framing == Framing::UntilClose || dechunk || r.status == 101;
         let chunked_out = r.framing == Framing::Chunked && !dechunk;
         codec::write_response_head(&mut c.out, &resp, &r, chunked_out, close, info.http10);
-        return Ok(Some(Final {
-            resp: r,
-            close,
-            dechunk,
-        }));
+        return Ok(Some(Final { resp: r, close, dechunk }));
     }
 }
 
@@ -484,10 +386,7 @@ async fn relay_response<I: Io>(
         }
         let deadline = Instant::now() + settings.upstream_timeout;
         if !client::read_head_bytes(&up.io, &mut c.ubuf, deadline, MAX_RESPONSE_HEAD).await? {
-            return Err(ProxyError::upstream(
-                Kind::UpstreamProtocol,
-                "upstream closed after an interim response",
-            ));
+            return Err(ProxyError::upstream(Kind::UpstreamProtocol, "upstream closed after an interim response"));
         }
     };
     let head_len = fin.resp.head_len;
@@ -497,12 +396,7 @@ async fn relay_response<I: Io>(
         c.response_started = true;
         write_client(c, settings.idle_timeout).await?;
         if !c.buf.is_empty() {
-            let (r, _) = write_within(
-                &up.io,
-                std::mem::take(&mut c.buf),
-                settings.upstream_timeout,
-            )
-            .await;
+            let (r, _) = write_within(&up.io, std::mem::take(&mut c.buf), settings.upstream_timeout).await;
             r.map_err(|e| ProxyError::io(Kind::Closed, Side::Upstream, "tunnel", e))?;
         }
         tunnel::run(&c.io, &up.io, std::mem::take(&mut c.ubuf), Vec::new()).await;
@@ -529,21 +423,9 @@ async fn relay_response<I: Io>(
         c.ubuf = b;
         match r {
             Ok(0) if matches!(body, Body::UntilClose) => break,
-            Ok(0) => {
-                return Err(ProxyError::upstream(
-                    Kind::Closed,
-                    "upstream closed inside the response body",
-                ))
-            }
+            Ok(0) => return Err(ProxyError::upstream(Kind::Closed, "upstream closed inside the response body")),
             Ok(_) => {}
-            Err(e) => {
-                return Err(ProxyError::io(
-                    Kind::Closed,
-                    Side::Upstream,
-                    "reading the response body",
-                    e,
-                ))
-            }
+            Err(e) => return Err(ProxyError::io(Kind::Closed, Side::Upstream, "reading the response body", e)),
         }
         if !fin.dechunk {
             let k = body
@@ -553,17 +435,9 @@ async fn relay_response<I: Io>(
                 c.ubuf.truncate(k);
                 clean = false;
             }
-            let (r, b) =
-                write_within(&c.io, std::mem::take(&mut c.ubuf), settings.idle_timeout).await;
+            let (r, b) = write_within(&c.io, std::mem::take(&mut c.ubuf), settings.idle_timeout).await;
             c.ubuf = b;
-            r.map_err(|e| {
-                ProxyError::io(
-                    Kind::Closed,
-                    Side::Downstream,
-                    "writing the response body",
-                    e,
-                )
-            })?;
+            r.map_err(|e| ProxyError::io(Kind::Closed, Side::Downstream, "writing the response body", e))?;
         } else {
             c.out.clear();
             let Conn { ubuf, out, .. } = &mut *c;
@@ -579,16 +453,10 @@ async fn relay_response<I: Io>(
 
 /// Appends the response body bytes of `data` to `out` (decoded when `dechunk`) and returns
 /// how many bytes of `data` the body took.
-fn consume_response(
-    body: &mut Body,
-    data: &[u8],
-    out: &mut Vec<u8>,
-    dechunk: bool,
-) -> Result<usize, ProxyError> {
+fn consume_response(body: &mut Body, data: &[u8], out: &mut Vec<u8>, dechunk: bool) -> Result<usize, ProxyError> {
     let bad = |_| ProxyError::upstream(Kind::Closed, "invalid chunked response body");
     if dechunk {
-        body.consume(data, &mut |d| out.extend_from_slice(d))
-            .map_err(bad)
+        body.consume(data, &mut |d| out.extend_from_slice(d)).map_err(bad)
     } else {
         let k = body.consume(data, &mut |_| {}).map_err(bad)?;
         out.extend_from_slice(&data[..k]);
