@@ -39,15 +39,20 @@ fn drop_one(c: &AtomicU64) {
     c.store(c.load(Ordering::Relaxed).saturating_sub(1), Ordering::Relaxed);
 }
 
+/// A worker-local handle on the published snapshot: cloning it per request bumps a plain
+/// counter on this thread instead of the atomic one every worker shares.
+#[allow(clippy::redundant_allocation)]
+pub type LocalSnapshot = Rc<Arc<Snapshot>>;
+
 /// The snapshot as this worker sees it: arc-swap's cache (a pointer compare per request), and
 /// a worker-local `Rc` so requests do not touch the shared reference count.
 struct SnapshotCache {
     cache: Cache<&'static ArcSwap<Snapshot>, Arc<Snapshot>>,
-    current: Rc<Arc<Snapshot>>,
+    current: LocalSnapshot,
 }
 
 impl SnapshotCache {
-    fn get(&mut self) -> Rc<Arc<Snapshot>> {
+    fn get(&mut self) -> LocalSnapshot {
         let latest = self.cache.load();
         if !Arc::ptr_eq(latest, &self.current) {
             self.current = Rc::new(latest.clone());
@@ -67,7 +72,7 @@ pub struct Worker<I: Io> {
 }
 
 impl<I: Io> Worker<I> {
-    pub(crate) fn snapshot(&self) -> Rc<Arc<Snapshot>> {
+    pub(crate) fn snapshot(&self) -> LocalSnapshot {
         self.snapshots.borrow_mut().get()
     }
 }

@@ -14,7 +14,7 @@ pub enum LoadError {
     #[error("{path}: {error}")]
     Io { path: PathBuf, error: std::io::Error },
     #[error("{path}: {error}")]
-    Parse { path: PathBuf, error: ParseError },
+    Parse { path: PathBuf, error: Box<ParseError> },
     #[error("{path}: no .yaml, .yml or .json files found")]
     Empty { path: PathBuf },
 }
@@ -50,7 +50,8 @@ pub fn load(path: &Path) -> Result<Objects, LoadError> {
     let mut all = Objects::default();
     for f in manifest_files(path)? {
         let text = std::fs::read_to_string(&f).map_err(|error| LoadError::Io { path: f.clone(), error })?;
-        let objects = parse_documents(&text).map_err(|error| LoadError::Parse { path: f.clone(), error })?;
+        let objects =
+            parse_documents(&text).map_err(|error| LoadError::Parse { path: f.clone(), error: Box::new(error) })?;
         all.extend(objects);
     }
     Ok(all)

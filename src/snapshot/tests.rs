@@ -58,12 +58,15 @@ fn lookup<'a>(s: &'a Snapshot, host: &str, path: &str) -> Option<&'a Route> {
     s.table.lookup(h, path)
 }
 
+/// Paths of one host, a request path, and the path that must match it.
+type PathRow = (&'static [(PathType, &'static str)], &'static str, Option<(PathType, &'static str)>);
+
 /// Every row of the path table in the Kubernetes Ingress docs ("Examples" under "Path types"),
 /// plus the rows the issue spells out.
 #[test]
 fn kubernetes_docs_path_table() {
     #[rustfmt::skip]
-    let rows: &[(&[(PathType, &str)], &str, Option<(PathType, &str)>)] = &[
+    let rows: &[PathRow] = &[
         (&[(Prefix, "/")], "/anything/at/all", Some((Prefix, "/"))),
         (&[(Prefix, "/")], "/", Some((Prefix, "/"))),
         (&[(Exact, "/foo")], "/foo", Some((Exact, "/foo"))),

@@ -9,7 +9,9 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
+#[allow(unused_imports)]
 pub use proxy::Proxy;
+#[allow(unused_imports)]
 pub use upstream::Upstream;
 
 /// Both I/O backends, for tests that must pass on each.

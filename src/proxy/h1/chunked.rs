@@ -80,6 +80,7 @@ impl Chunked {
                             b'\r' => State::SizeLf,
                             b';' => State::Ext,
                             b' ' | b'\t' => State::SizeWs,
+                            b'\n' => return Err(ChunkError::BadLineEnd),
                             _ => return Err(ChunkError::BadSize),
                         };
                         self.line_bytes = 0;
@@ -215,7 +216,7 @@ mod tests {
             (b"5\r\nhello\r\n0\r\n\r\n", 15, b"hello", true),
             (b"5\r\nhello\r\n0\r\n\r\nGET / HTTP/1.1", 15, b"hello", true),
             (b"A;name=val\r\n0123456789\r\n0\r\n\r\n", 29, b"0123456789", true),
-            (b"3 ;x\r\nabc\r\n0\r\nTrailer: v\r\n\r\n", 27, b"abc", true),
+            (b"3 ;x\r\nabc\r\n0\r\nTrailer: v\r\n\r\n", 28, b"abc", true),
             (b"5\r\nhel", 6, b"hel", false),
             (b"0\r\n\r\n", 5, b"", true),
         ];

@@ -3,8 +3,6 @@
 //! in the read buffer and are answered in order.
 
 use std::net::{Shutdown, SocketAddr};
-use std::rc::Rc;
-use std::sync::Arc;
 
 use tokio::time::Instant;
 
@@ -12,7 +10,7 @@ use super::body::Body;
 use super::client::{self, Upstream};
 use super::codec::{self, Framing, RequestInfo};
 use crate::proxy::error::{write_error_response, Kind, ProxyError, Side};
-use crate::proxy::{bump, tunnel, Worker};
+use crate::proxy::{bump, tunnel, LocalSnapshot, Worker};
 use crate::runtime::io::{read_until, write_within};
 use crate::runtime::{Io, Stream};
 use crate::snapshot::{normalize_host, BackendId, Snapshot};
@@ -76,24 +74,27 @@ enum Action {
 
 /// Handles one request. `Ok(true)`: the connection stays open for the next one.
 async fn request<I: Io>(w: &Worker<I>, c: &mut Conn<I::Stream>, first: bool) -> Result<bool, ProxyError> {
-    let snap = w.snapshot();
-    let settings = &snap.settings;
+    // The snapshot is taken again once request bytes are here: a keep-alive connection that
+    // waited through a reload must route its next request on the new table.
+    let mut snap = w.snapshot();
+    let (header_timeout, idle_timeout) = (snap.settings.header_timeout, snap.settings.idle_timeout);
 
     // --- the request head ---
     let mut started = !c.buf.is_empty();
-    let wait = if first || started { settings.header_timeout } else { settings.idle_timeout };
+    let wait = if first || started { header_timeout } else { idle_timeout };
     let mut deadline = Instant::now() + wait;
     let (info, action) = loop {
         if !c.buf.is_empty() {
             if !started {
                 started = true;
-                deadline = Instant::now() + settings.header_timeout;
+                deadline = Instant::now() + header_timeout;
             }
             c.out.clear();
+            snap = w.snapshot();
             if let Some(p) = prepare(&snap, &c.buf, &mut c.out, c.peer)? {
                 break p;
             }
-            if c.buf.len() >= settings.max_header_bytes {
+            if c.buf.len() >= snap.settings.max_header_bytes {
                 return Err(ProxyError::downstream(Kind::HeadersTooLarge, "header section too large"));
             }
         }
@@ -118,6 +119,7 @@ async fn request<I: Io>(w: &Worker<I>, c: &mut Conn<I::Stream>, first: bool) -> 
         }
     };
     bump(&w.stats.requests);
+    let settings = &snap.settings;
 
     let backend = match action {
         Action::Forward(b) => b,
@@ -141,10 +143,7 @@ async fn request<I: Io>(w: &Worker<I>, c: &mut Conn<I::Stream>, first: bool) -> 
     let taken = {
         let Conn { buf, out, .. } = &mut *c;
         body.consume(&buf[head_len..], &mut |_| {})
-            .map(|k| {
-                out.extend_from_slice(&buf[head_len..head_len + k]);
-                k
-            })
+            .inspect(|&k| out.extend_from_slice(&buf[head_len..head_len + k]))
             .map_err(|_| ProxyError::downstream(Kind::BadRequest, "invalid chunked body"))?
     };
     c.buf.drain(..head_len + taken);
@@ -224,7 +223,7 @@ async fn write_client<S: Stream>(c: &mut Conn<S>, limit: std::time::Duration) ->
 async fn forward<I: Io>(
     w: &Worker<I>,
     c: &mut Conn<I::Stream>,
-    snap: &Rc<Arc<Snapshot>>,
+    snap: &LocalSnapshot,
     backend: BackendId,
     info: &RequestInfo,
     mut body: Body,

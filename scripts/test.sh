@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Runs every test: unit tests and the end-to-end suites, which drive the real binary with
+# curl and wrk against real upstreams on loopback. Installs curl and wrk (Debian) if missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+missing=()
+command -v curl >/dev/null || missing+=(curl)
+command -v wrk >/dev/null || missing+=(wrk)
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ]; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
+  else
+    sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
+  fi
+fi
+exec cargo test --locked "$@"
