@@ -1,0 +1,75 @@
+#!/usr/bin/env python3
+"""Turns bench/compare.sh's raw results into a Markdown table and an SVG bar chart.
+
+Input lines: run proxy mode rps p50_us p99_us cpu_us_per_req errors
+Each cell is the median over runs; the CPU ratio is computed per run against the better of
+nginx and haproxy in that same run, then the median of those ratios is reported."""
+import statistics
+import sys
+from collections import defaultdict
+
+src, out, machine = sys.argv[1], sys.argv[2], sys.argv[3]
+rows = [l.split() for l in open(src) if l.strip()]
+cell = defaultdict(list)  # (proxy, mode) -> [(rps, p50, p99, cpu, errs, run)]
+by_run = defaultdict(dict)  # (run, mode) -> proxy -> cpu
+for run, proxy, mode, rps, p50, p99, cpu, errs in rows:
+    cell[(proxy, mode)].append((float(rps), float(p50), float(p99), float(cpu), int(float(errs))))
+    by_run[(run, mode)][proxy] = float(cpu)
+
+proxies = ["ringress-uring", "ringress-epoll", "nginx", "haproxy"]
+modes = [("keepalive", "keep-alive, 64 connections"), ("close", "new connection per request")]
+target = {"keepalive": 0.85, "close": 1.0}
+
+
+def ratio(proxy, mode):
+    rs = []
+    for (run, m), cpus in by_run.items():
+        if m != mode or proxy not in cpus:
+            continue
+        best = min(cpus.get("nginx", float("inf")), cpus.get("haproxy", float("inf")))
+        rs.append(cpus[proxy] / best)
+    return statistics.median(rs) if rs else float("nan")
+
+
+md = [f"Machine: {machine}. One proxy worker pinned to its own CPU; wrk and the upstream (nginx `return 200`, 64-byte body) on the other.",
+      f"Median of {len(set(r[0] for r in rows))} runs. CPU/req ratio: proxy CPU per request over the better of nginx and HAProxy in the same run (median of per-run ratios).", ""]
+for mode, title in modes:
+    md += [f"### {title} (target: ringress CPU/req <= {target[mode]}x)", "",
+           "| proxy | requests/s | p50 | p99 | CPU µs/req | CPU/req vs best of nginx, haproxy | non-2xx |",
+           "|---|---:|---:|---:|---:|---:|---:|"]
+    for p in proxies:
+        v = cell.get((p, mode))
+        if not v:
+            continue
+        med = lambda i: statistics.median(x[i] for x in v)
+        md.append(f"| {p} | {med(0):,.0f} | {med(1):.0f} µs | {med(2):.0f} µs | {med(3):.2f} | {ratio(p, mode):.2f}x | {sum(x[4] for x in v)} |")
+    md.append("")
+open(out + ".md", "w").write("\n".join(md))
+
+# SVG: CPU/request ratio per proxy and mode.
+W, H, pad, bar = 640, 300, 50, 28
+colors = {"ringress-uring": "#2b7bb9", "ringress-epoll": "#7fb3d5", "nginx": "#5a9e4b", "haproxy": "#c0504d"}
+vals = {(p, m): ratio(p, m) for p in proxies for m, _ in modes}
+top = max([v for v in vals.values() if v == v] + [1.2]) * 1.15
+svg = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" font-family="sans-serif" font-size="12">',
+       f'<text x="{W/2}" y="18" text-anchor="middle" font-size="14">Proxy CPU per request, relative to the better of nginx and HAProxy</text>']
+y0 = H - pad
+for gi, (m, title) in enumerate(modes):
+    gx = pad + gi * (W - pad) / 2
+    svg.append(f'<text x="{gx + 2*bar + 20}" y="{H-15}" text-anchor="middle">{title}</text>')
+    for i, p in enumerate(proxies):
+        v = vals[(p, m)]
+        if v != v:
+            continue
+        h = (y0 - 30) * v / top
+        x = gx + i * (bar + 6)
+        svg.append(f'<rect x="{x}" y="{y0-h}" width="{bar}" height="{h}" fill="{colors[p]}"/>')
+        svg.append(f'<text x="{x+bar/2}" y="{y0-h-4}" text-anchor="middle" font-size="10">{v:.2f}</text>')
+    t = target[m]
+    ty = y0 - (y0 - 30) * t / top
+    svg.append(f'<line x1="{gx-4}" x2="{gx+4*(bar+6)}" y1="{ty}" y2="{ty}" stroke="black" stroke-dasharray="4 3"/>')
+    svg.append(f'<text x="{gx+4*(bar+6)+2}" y="{ty+4}" font-size="10">target {t}x</text>')
+for i, p in enumerate(proxies):
+    svg.append(f'<rect x="{pad + i*140}" y="28" width="10" height="10" fill="{colors[p]}"/><text x="{pad + i*140 + 14}" y="37">{p}</text>')
+svg.append(f'<line x1="{pad-10}" x2="{W-10}" y1="{y0}" y2="{y0}" stroke="black"/></svg>')
+open(out + ".svg", "w").write("\n".join(svg))
