@@ -135,8 +135,8 @@ measure() { # name mode run
     END {printf "%s %s %s %.3f %s\n", rps, p50, p99, dt*1e6/hz/reqs, errs}'
 }
 
-proxies=(ringress-uring ringress-epoll nginx haproxy)
-modes=(keepalive close)
+read -r -a proxies <<< "${PROXIES:-ringress-uring ringress-epoll nginx haproxy}"
+read -r -a modes <<< "${MODES:-keepalive close}"
 echo "runs=$RUNS duration=${DURATION}s conns=$CONNS proxy_cpu=$PROXY_CPU load_cpu=$LOAD_CPU" | tee "$raw/setup.txt"
 for run in $(seq "$RUNS"); do
   # Proxies take turns within each run, so drift on a shared machine hits all of them alike.

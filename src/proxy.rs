@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use arc_swap::{ArcSwap, Cache};
 
+use crate::runtime::deadline::{Deadlines, TICK};
 use crate::runtime::{Io, WorkerSpec};
 use crate::snapshot::Snapshot;
 use crate::upstream::{Pools, RoundRobin};
@@ -67,6 +68,7 @@ pub struct Worker<I: Io> {
     pub(crate) pools: Pools<I::Stream>,
     pub(crate) balancer: RefCell<RoundRobin>,
     active: Cell<usize>,
+    pub(crate) deadlines: Deadlines,
     pub(crate) stats: Arc<WorkerStats>,
     pub(crate) index: usize,
 }
@@ -93,10 +95,12 @@ pub async fn run_worker<I: Io>(spec: WorkerSpec) {
         pools: Pools::new(64),
         balancer: RefCell::default(),
         active: Cell::new(0),
+        deadlines: Deadlines::default(),
         stats: spec.stats,
         index: spec.index,
     });
     spawn_sweeper(worker.clone());
+    spawn_ticker(worker.clone());
     loop {
         let (stream, peer) = match I::accept(&listener).await {
             Ok(x) => x,
@@ -123,6 +127,18 @@ pub async fn run_worker<I: Io>(spec: WorkerSpec) {
             drop_one(&w.stats.connections_active);
         });
     }
+}
+
+/// Advances the worker's deadlines; the only timer the request path depends on.
+fn spawn_ticker<I: Io>(w: Rc<Worker<I>>) {
+    tokio::task::spawn_local(async move {
+        let mut every = tokio::time::interval(TICK);
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            every.tick().await;
+            w.deadlines.advance();
+        }
+    });
 }
 
 /// Closes idle upstream connections that timed out or whose endpoint left the table.

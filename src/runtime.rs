@@ -2,6 +2,7 @@
 //! proxy is written against. Runs on the worker threads; all `unsafe` of the crate lives here.
 
 mod affinity;
+pub mod deadline;
 mod epoll;
 pub mod io;
 mod uring;
@@ -88,6 +89,19 @@ where
         Backend::Uring => uring::block_on(main),
         Backend::Epoll => epoll::block_on(main),
     }
+}
+
+/// Shuts down a socket by fd. Only [`deadline::Deadlines`] calls it, for an fd whose watch is
+/// armed, i.e. while the operation (and so the socket) it was armed for is still alive.
+fn shutdown_fd(fd: std::os::fd::RawFd, how: std::net::Shutdown) {
+    let how = match how {
+        std::net::Shutdown::Read => libc::SHUT_RD,
+        std::net::Shutdown::Write => libc::SHUT_WR,
+        std::net::Shutdown::Both => libc::SHUT_RDWR,
+    };
+    // SAFETY: shutdown(2) on an fd has no memory effects; the caller guarantees the fd is the
+    // open socket the deadline was armed for (the guard disarms before the socket can close).
+    unsafe { libc::shutdown(fd, how) };
 }
 
 /// Shared, read-only context every worker gets at start.

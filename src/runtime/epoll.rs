@@ -3,6 +3,7 @@
 
 use std::io;
 use std::net::{Shutdown, SocketAddr, TcpListener};
+use std::os::fd::{AsRawFd, RawFd};
 
 use super::io::{Io, Stream};
 
@@ -24,13 +25,24 @@ impl Stream for tokio::net::TcpStream {
         if buf.capacity() == buf.len() {
             buf.reserve(4096);
         }
+        let spare = buf.capacity() - buf.len();
         loop {
-            match self.try_read_buf(&mut buf) {
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                r => return (r, buf),
-            }
+            // Wait for readiness first: reading right after a write would mostly cost an
+            // EAGAIN round trip.
             if let Err(e) = self.readable().await {
                 return (Err(e), buf);
+            }
+            match self.try_read_buf(&mut buf) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                Ok(n) if n > 0 && n < spare => {
+                    // A short read drained the socket (epoll is edge-triggered): forget the
+                    // readiness now, as tokio's own poll_read does, instead of learning it
+                    // from an EAGAIN on the next read.
+                    let _ =
+                        self.try_io(tokio::io::Interest::READABLE, || Err::<(), _>(io::ErrorKind::WouldBlock.into()));
+                    return (Ok(n), buf);
+                }
+                r => return (r, buf),
             }
         }
     }
@@ -54,6 +66,10 @@ impl Stream for tokio::net::TcpStream {
 
     fn shutdown(&self, how: Shutdown) {
         let _ = socket2::SockRef::from(self).shutdown(how);
+    }
+
+    fn fd(&self) -> RawFd {
+        self.as_raw_fd()
     }
 }
 

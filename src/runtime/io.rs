@@ -6,9 +6,10 @@
 use std::future::Future;
 use std::io;
 use std::net::{Shutdown, SocketAddr, TcpListener};
+use std::os::fd::RawFd;
 use std::time::Duration;
 
-use tokio::time::Instant;
+use super::deadline::{Deadline, Deadlines, Watch};
 
 /// A connected TCP stream. All operations take `&self`, so one task may read while another
 /// writes (tunnels).
@@ -23,6 +24,9 @@ pub trait Stream: Sized + 'static {
     /// Shuts the socket down. An operation in flight on it then completes, which is how a
     /// timed-out io_uring read is made to release its fd and buffer.
     fn shutdown(&self, how: Shutdown);
+
+    /// The socket, for deadlines (see [`Clock`]).
+    fn fd(&self) -> RawFd;
 }
 
 /// A backend: how to accept and connect.
@@ -42,28 +46,43 @@ pub fn timed_out(what: &'static str) -> io::Error {
     io::Error::new(io::ErrorKind::TimedOut, what)
 }
 
-/// [`Stream::read`] bounded by a deadline. On expiry the socket's read side is shut down (so
-/// an io_uring read in flight completes and frees its buffer, while a last response such as
-/// 408 can still be written) and the buffer is replaced by an empty one: the caller is
-/// expected to close the connection.
-pub async fn read_until<S: Stream>(s: &S, buf: Vec<u8>, deadline: Instant) -> (io::Result<usize>, Vec<u8>) {
-    match tokio::time::timeout_at(deadline, s.read(buf)).await {
-        Ok(r) => r,
-        Err(_) => {
-            s.shutdown(Shutdown::Read);
-            (Err(timed_out("read timed out")), Vec::new())
-        }
-    }
+/// Bounded I/O on one connection: operations armed on the connection's [`Watch`] in the
+/// worker's [`Deadlines`]. On expiry the socket is shut down (read side for reads, so a last
+/// response such as 408 can still be written), the operation completes, and the result is a
+/// `TimedOut` error; the caller is expected to close the connection.
+#[derive(Clone, Copy)]
+pub struct Clock<'a> {
+    pub deadlines: &'a Deadlines,
+    pub watch: &'a Watch,
 }
 
-/// [`Stream::write_all`] bounded by a timeout, with the same cancellation rule as [`read_until`].
-pub async fn write_within<S: Stream>(s: &S, buf: Vec<u8>, limit: Duration) -> (io::Result<()>, Vec<u8>) {
-    match tokio::time::timeout(limit, s.write_all(buf)).await {
-        Ok(r) => r,
-        Err(_) => {
-            s.shutdown(Shutdown::Both);
-            (Err(timed_out("write timed out")), Vec::new())
+impl Clock<'_> {
+    pub fn after(&self, d: Duration) -> Deadline {
+        self.deadlines.after(d)
+    }
+
+    pub async fn read<S: Stream>(&self, s: &S, buf: Vec<u8>, at: Deadline) -> (io::Result<usize>, Vec<u8>) {
+        let armed = self.deadlines.arm(self.watch, s.fd(), Shutdown::Read, at);
+        let (r, buf) = s.read(buf).await;
+        drop(armed);
+        if self.watch.expired() {
+            return (Err(timed_out("read timed out")), buf);
         }
+        (r, buf)
+    }
+
+    pub async fn read_for<S: Stream>(&self, s: &S, buf: Vec<u8>, d: Duration) -> (io::Result<usize>, Vec<u8>) {
+        self.read(s, buf, self.after(d)).await
+    }
+
+    pub async fn write_for<S: Stream>(&self, s: &S, buf: Vec<u8>, d: Duration) -> (io::Result<()>, Vec<u8>) {
+        let armed = self.deadlines.arm(self.watch, s.fd(), Shutdown::Both, self.after(d));
+        let (r, buf) = s.write_all(buf).await;
+        drop(armed);
+        if self.watch.expired() {
+            return (Err(timed_out("write timed out")), buf);
+        }
+        (r, buf)
     }
 }
 

@@ -3,6 +3,7 @@
 
 use std::io;
 use std::net::{Shutdown, SocketAddr, TcpListener};
+use std::os::fd::{AsRawFd, RawFd};
 
 use tokio_uring::buf::BoundedBuf;
 
@@ -57,6 +58,10 @@ impl Stream for tokio_uring::net::TcpStream {
 
     fn shutdown(&self, how: Shutdown) {
         let _ = tokio_uring::net::TcpStream::shutdown(self, how);
+    }
+
+    fn fd(&self) -> RawFd {
+        self.as_raw_fd()
     }
 }
 

@@ -3,11 +3,10 @@
 
 use std::net::SocketAddr;
 
-use tokio::time::Instant;
-
 use crate::proxy::error::{Kind, ProxyError, Side};
 use crate::proxy::{bump, Worker};
-use crate::runtime::io::{connect_within, read_until};
+use crate::runtime::deadline::Deadline;
+use crate::runtime::io::{connect_within, Clock};
 use crate::runtime::Io;
 use crate::snapshot::{BackendId, Snapshot};
 
@@ -60,7 +59,8 @@ pub async fn acquire<I: Io>(
 pub async fn read_head_bytes<S: crate::runtime::Stream>(
     up: &S,
     buf: &mut Vec<u8>,
-    deadline: Instant,
+    clock: Clock<'_>,
+    deadline: Deadline,
     max: usize,
 ) -> Result<bool, ProxyError> {
     loop {
@@ -73,7 +73,7 @@ pub async fn read_head_bytes<S: crate::runtime::Stream>(
         if buf.capacity() - buf.len() < 4096 {
             buf.reserve(16 * 1024);
         }
-        let (r, b) = read_until(up, std::mem::take(buf), deadline).await;
+        let (r, b) = clock.read(up, std::mem::take(buf), deadline).await;
         *buf = b;
         match r {
             Ok(0) if buf.is_empty() => return Ok(false),

@@ -4,14 +4,13 @@
 
 use std::net::{Shutdown, SocketAddr};
 
-use tokio::time::Instant;
-
 use super::body::Body;
 use super::client::{self, Upstream};
 use super::codec::{self, Framing, RequestInfo};
 use crate::proxy::error::{write_error_response, Kind, ProxyError, Side};
 use crate::proxy::{bump, tunnel, LocalSnapshot, Worker};
-use crate::runtime::io::{read_until, write_within};
+use crate::runtime::deadline::Watch;
+use crate::runtime::io::Clock;
 use crate::runtime::{Io, Stream};
 use crate::snapshot::{normalize_host, BackendId, Snapshot};
 
@@ -21,6 +20,8 @@ const MAX_RESPONSE_HEAD: usize = 64 * 1024;
 
 /// One downstream connection and its reusable buffers.
 struct Conn<S> {
+    /// Registered in the worker's deadlines for the life of the connection.
+    watch: std::rc::Rc<Watch>,
     io: S,
     peer: SocketAddr,
     /// Bytes read from the client and not yet consumed (the start of the next request).
@@ -35,6 +36,7 @@ struct Conn<S> {
 
 pub async fn serve<I: Io>(w: &Worker<I>, io: I::Stream, peer: SocketAddr) {
     let mut c = Conn {
+        watch: w.deadlines.register(),
         io,
         peer,
         buf: Vec::with_capacity(8 * 1024),
@@ -56,13 +58,16 @@ pub async fn serve<I: Io>(w: &Worker<I>, io: I::Stream, peer: SocketAddr) {
                     out.clear();
                     write_error_response(&mut out, code, reason, e.context, true);
                     let idle = w.snapshot().settings.idle_timeout;
-                    let _ = write_within(&c.io, out, idle).await;
+                    let watch = c.watch.clone();
+                    let clock = Clock { deadlines: &w.deadlines, watch: &watch };
+                    let _ = clock.write_for(&c.io, out, idle).await;
                 }
                 break;
             }
         }
     }
     c.io.shutdown(Shutdown::Write);
+    w.deadlines.unregister(&c.watch);
 }
 
 /// What to do with a parsed request.
@@ -76,18 +81,20 @@ enum Action {
 async fn request<I: Io>(w: &Worker<I>, c: &mut Conn<I::Stream>, first: bool) -> Result<bool, ProxyError> {
     // The snapshot is taken again once request bytes are here: a keep-alive connection that
     // waited through a reload must route its next request on the new table.
+    let watch = c.watch.clone();
+    let clock = Clock { deadlines: &w.deadlines, watch: &watch };
     let mut snap = w.snapshot();
     let (header_timeout, idle_timeout) = (snap.settings.header_timeout, snap.settings.idle_timeout);
 
     // --- the request head ---
     let mut started = !c.buf.is_empty();
     let wait = if first || started { header_timeout } else { idle_timeout };
-    let mut deadline = Instant::now() + wait;
+    let mut deadline = clock.after(wait);
     let (info, action) = loop {
         if !c.buf.is_empty() {
             if !started {
                 started = true;
-                deadline = Instant::now() + header_timeout;
+                deadline = clock.after(header_timeout);
             }
             c.out.clear();
             snap = w.snapshot();
@@ -101,7 +108,7 @@ async fn request<I: Io>(w: &Worker<I>, c: &mut Conn<I::Stream>, first: bool) -> 
         if c.buf.capacity() - c.buf.len() < 2048 {
             c.buf.reserve(8 * 1024);
         }
-        let (r, b) = read_until(&c.io, std::mem::take(&mut c.buf), deadline).await;
+        let (r, b) = clock.read(&c.io, std::mem::take(&mut c.buf), deadline).await;
         c.buf = b;
         match r {
             Ok(0) if !started => return Ok(false),
@@ -132,7 +139,7 @@ async fn request<I: Io>(w: &Worker<I>, c: &mut Conn<I::Stream>, first: bool) -> 
             write_error_response(&mut c.out, code, reason, context, close);
             bump(&w.stats.responses_proxy_error);
             c.response_started = true;
-            write_client(c, settings.idle_timeout).await?;
+            write_client(clock, c, settings.idle_timeout).await?;
             return Ok(!close);
         }
     };
@@ -212,8 +219,12 @@ fn has_bare_lf(head: &[u8]) -> bool {
     head.iter().enumerate().any(|(i, &b)| b == b'\n' && (i == 0 || head[i - 1] != b'\r'))
 }
 
-async fn write_client<S: Stream>(c: &mut Conn<S>, limit: std::time::Duration) -> Result<(), ProxyError> {
-    let (r, out) = write_within(&c.io, std::mem::take(&mut c.out), limit).await;
+async fn write_client<S: Stream>(
+    clock: Clock<'_>,
+    c: &mut Conn<S>,
+    limit: std::time::Duration,
+) -> Result<(), ProxyError> {
+    let (r, out) = clock.write_for(&c.io, std::mem::take(&mut c.out), limit).await;
     c.out = out;
     r.map_err(|e| ProxyError::io(Kind::Closed, Side::Downstream, "writing to the client", e))
 }
@@ -229,6 +240,8 @@ async fn forward<I: Io>(
     mut body: Body,
 ) -> Result<bool, ProxyError> {
     let settings = &snap.settings;
+    let watch = c.watch.clone();
+    let clock = Clock { deadlines: &w.deadlines, watch: &watch };
     // The whole request is in `out`: it can be sent again on another connection.
     let replayable = body.is_done();
     let mut pooled = true;
@@ -236,7 +249,7 @@ async fn forward<I: Io>(
     let up = loop {
         attempts += 1;
         let up: Upstream<I::Stream> = client::acquire(w, snap, backend, pooled).await?;
-        let (r, out) = write_within(&up.io, std::mem::take(&mut c.out), settings.upstream_timeout).await;
+        let (r, out) = clock.write_for(&up.io, std::mem::take(&mut c.out), settings.upstream_timeout).await;
         c.out = out;
         let sent = match r {
             Ok(()) => true,
@@ -244,11 +257,11 @@ async fn forward<I: Io>(
             Err(e) => return Err(ProxyError::io(Kind::UpstreamConnect, Side::Upstream, "sending the request", e)),
         };
         if sent && !body.is_done() {
-            send_body(c, &up, &mut body, info, settings).await?;
+            send_body(clock, c, &up, &mut body, info, settings).await?;
         }
         c.ubuf.clear();
-        let deadline = Instant::now() + settings.upstream_timeout;
-        if sent && client::read_head_bytes(&up.io, &mut c.ubuf, deadline, MAX_RESPONSE_HEAD).await? {
+        let deadline = clock.after(settings.upstream_timeout);
+        if sent && client::read_head_bytes(&up.io, &mut c.ubuf, clock, deadline, MAX_RESPONSE_HEAD).await? {
             break up;
         }
         // Nothing came back: a pooled connection the upstream had closed. Safe to try again
@@ -262,11 +275,12 @@ async fn forward<I: Io>(
         bump(&w.stats.upstream_retries);
         pooled = false;
     };
-    relay_response(w, c, up, info, body.is_done(), settings).await
+    relay_response(w, clock, c, up, info, body.is_done(), settings).await
 }
 
 /// Streams the rest of the request body from the client to the upstream.
 async fn send_body<S: Stream, U: Stream>(
+    clock: Clock<'_>,
     c: &mut Conn<S>,
     up: &Upstream<U>,
     body: &mut Body,
@@ -276,15 +290,14 @@ async fn send_body<S: Stream, U: Stream>(
     if info.expect_continue {
         c.out.clear();
         c.out.extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
-        write_client(c, settings.idle_timeout).await?;
+        write_client(clock, c, settings.idle_timeout).await?;
     }
     while !body.is_done() {
         debug_assert!(c.buf.is_empty());
         if c.buf.capacity() < READ_CHUNK {
             c.buf.reserve(READ_CHUNK);
         }
-        let deadline = Instant::now() + settings.idle_timeout;
-        let (r, b) = read_until(&c.io, std::mem::take(&mut c.buf), deadline).await;
+        let (r, b) = clock.read_for(&c.io, std::mem::take(&mut c.buf), settings.idle_timeout).await;
         c.buf = b;
         match r {
             Ok(0) => return Err(ProxyError::downstream(Kind::Closed, "client closed inside the request body")),
@@ -307,7 +320,7 @@ async fn send_body<S: Stream, U: Stream>(
             std::mem::take(&mut c.out)
         };
         let whole = k != 0 && chunk.len() == k && c.buf.is_empty();
-        let (r, mut chunk) = write_within(&up.io, chunk, settings.upstream_timeout).await;
+        let (r, mut chunk) = clock.write_for(&up.io, chunk, settings.upstream_timeout).await;
         r.map_err(|e| ProxyError::io(Kind::UpstreamProtocol, Side::Upstream, "sending the request body", e))?;
         chunk.clear();
         if whole {
@@ -368,6 +381,7 @@ fn prepare_response(
 
 async fn relay_response<I: Io>(
     w: &Worker<I>,
+    clock: Clock<'_>,
     c: &mut Conn<I::Stream>,
     up: Upstream<I::Stream>,
     info: &RequestInfo,
@@ -381,10 +395,10 @@ async fn relay_response<I: Io>(
         // Only interim responses so far: send them on and wait for the final one.
         if !c.out.is_empty() {
             c.response_started = true;
-            write_client(c, settings.idle_timeout).await?;
+            write_client(clock, c, settings.idle_timeout).await?;
         }
-        let deadline = Instant::now() + settings.upstream_timeout;
-        if !client::read_head_bytes(&up.io, &mut c.ubuf, deadline, MAX_RESPONSE_HEAD).await? {
+        let deadline = clock.after(settings.upstream_timeout);
+        if !client::read_head_bytes(&up.io, &mut c.ubuf, clock, deadline, MAX_RESPONSE_HEAD).await? {
             return Err(ProxyError::upstream(Kind::UpstreamProtocol, "upstream closed after an interim response"));
         }
     };
@@ -393,9 +407,9 @@ async fn relay_response<I: Io>(
     if fin.resp.status == 101 {
         c.out.extend_from_slice(&c.ubuf[head_len..]);
         c.response_started = true;
-        write_client(c, settings.idle_timeout).await?;
+        write_client(clock, c, settings.idle_timeout).await?;
         if !c.buf.is_empty() {
-            let (r, _) = write_within(&up.io, std::mem::take(&mut c.buf), settings.upstream_timeout).await;
+            let (r, _) = clock.write_for(&up.io, std::mem::take(&mut c.buf), settings.upstream_timeout).await;
             r.map_err(|e| ProxyError::io(Kind::Closed, Side::Upstream, "tunnel", e))?;
         }
         tunnel::run(&c.io, &up.io, std::mem::take(&mut c.ubuf), Vec::new()).await;
@@ -410,15 +424,14 @@ async fn relay_response<I: Io>(
     // Bytes after the response mean the upstream cannot be trusted with another request.
     let mut clean = c.ubuf.len() - head_len - k == 0;
     c.response_started = true;
-    write_client(c, settings.idle_timeout).await?;
+    write_client(clock, c, settings.idle_timeout).await?;
 
     while !body.is_done() {
         c.ubuf.clear();
         if c.ubuf.capacity() < READ_CHUNK {
             c.ubuf.reserve(READ_CHUNK);
         }
-        let deadline = Instant::now() + settings.upstream_timeout;
-        let (r, b) = read_until(&up.io, std::mem::take(&mut c.ubuf), deadline).await;
+        let (r, b) = clock.read_for(&up.io, std::mem::take(&mut c.ubuf), settings.upstream_timeout).await;
         c.ubuf = b;
         match r {
             Ok(0) if matches!(body, Body::UntilClose) => break,
@@ -434,14 +447,14 @@ async fn relay_response<I: Io>(
                 c.ubuf.truncate(k);
                 clean = false;
             }
-            let (r, b) = write_within(&c.io, std::mem::take(&mut c.ubuf), settings.idle_timeout).await;
+            let (r, b) = clock.write_for(&c.io, std::mem::take(&mut c.ubuf), settings.idle_timeout).await;
             c.ubuf = b;
             r.map_err(|e| ProxyError::io(Kind::Closed, Side::Downstream, "writing the response body", e))?;
         } else {
             c.out.clear();
             let Conn { ubuf, out, .. } = &mut *c;
             consume_response(&mut body, ubuf, out, true)?;
-            write_client(c, settings.idle_timeout).await?;
+            write_client(clock, c, settings.idle_timeout).await?;
         }
     }
     if fin.resp.reusable && request_done && clean {

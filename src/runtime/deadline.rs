@@ -1,0 +1,116 @@
+//! Coarse per-worker deadlines for connection timeouts. One ticker task per worker advances a
+//! tick every [`TICK`] and shuts down the sockets whose deadline passed; arming a deadline is
+//! a few `Cell` stores, with no timer-wheel entry and no clock read per I/O operation. The
+//! shutdown makes the pending operation complete (EOF or error), which is also what releases
+//! an io_uring read's fd and buffer; the waiting code then sees [`Watch::expired`].
+
+use std::cell::{Cell, RefCell};
+use std::net::Shutdown;
+use std::os::fd::RawFd;
+use std::rc::Rc;
+use std::time::Duration;
+
+/// Deadline resolution: timeouts fire between their value and their value plus one tick.
+pub const TICK: Duration = Duration::from_millis(100);
+
+/// An absolute deadline in ticks; 0 is "none".
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Deadline(u64);
+
+/// The deadline state of one connection (one operation armed at a time).
+#[derive(Debug)]
+pub struct Watch {
+    deadline: Cell<u64>,
+    fd: Cell<RawFd>,
+    how: Cell<Shutdown>,
+    expired: Cell<bool>,
+    slot: Cell<usize>,
+}
+
+impl Watch {
+    /// Whether the last armed operation was cut short by its deadline.
+    pub fn expired(&self) -> bool {
+        self.expired.get()
+    }
+}
+
+/// The registry of one worker's watches.
+#[derive(Debug, Default)]
+pub struct Deadlines {
+    tick: Cell<u64>,
+    watches: RefCell<Vec<Rc<Watch>>>,
+}
+
+/// Disarms its watch when dropped, so a deadline can never outlive the operation (and the fd)
+/// it was armed for.
+pub struct Armed<'a>(&'a Watch);
+
+impl Drop for Armed<'_> {
+    fn drop(&mut self) {
+        self.0.deadline.set(0);
+    }
+}
+
+impl Deadlines {
+    /// The deadline `d` from now, rounded up to whole ticks.
+    pub fn after(&self, d: Duration) -> Deadline {
+        let ticks = d.as_millis().div_ceil(TICK.as_millis()).max(1) as u64;
+        Deadline(self.tick.get() + 1 + ticks)
+    }
+
+    /// A watch for one connection; it stays registered until [`Deadlines::unregister`].
+    pub fn register(&self) -> Rc<Watch> {
+        let mut ws = self.watches.borrow_mut();
+        let w = Rc::new(Watch {
+            deadline: Cell::new(0),
+            fd: Cell::new(-1),
+            how: Cell::new(Shutdown::Both),
+            expired: Cell::new(false),
+            slot: Cell::new(ws.len()),
+        });
+        ws.push(w.clone());
+        w
+    }
+
+    pub fn unregister(&self, w: &Rc<Watch>) {
+        let mut ws = self.watches.borrow_mut();
+        let i = w.slot.get();
+        if i < ws.len() && Rc::ptr_eq(&ws[i], w) {
+            ws.swap_remove(i);
+            if let Some(moved) = ws.get(i) {
+                moved.slot.set(i);
+            }
+        }
+    }
+
+    /// Arms `w` for an operation on `fd`; on expiry the socket is shut down with `how`.
+    pub fn arm<'a>(&self, w: &'a Watch, fd: RawFd, how: Shutdown, at: Deadline) -> Armed<'a> {
+        w.fd.set(fd);
+        w.how.set(how);
+        w.expired.set(false);
+        w.deadline.set(at.0);
+        Armed(w)
+    }
+
+    /// Advances one tick and fires what is due. Called by the worker's ticker task only.
+    pub fn advance(&self) {
+        let now = self.tick.get() + 1;
+        self.tick.set(now);
+        for w in self.watches.borrow().iter() {
+            let d = w.deadline.get();
+            if d != 0 && d <= now {
+                w.deadline.set(0);
+                w.expired.set(true);
+                super::shutdown_fd(w.fd.get(), w.how.get());
+            }
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.watches.borrow().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
