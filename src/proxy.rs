@@ -149,7 +149,7 @@ fn spawn_sweeper<I: Io>(w: Rc<Worker<I>>) {
                 .clamp(Duration::from_millis(100), Duration::from_secs(5));
             tokio::time::sleep(every).await;
             let snap = w.snapshot();
-            w.pools.sweep(&snap);
+            w.pools.sweep(&snap, w.deadlines.now());
         }
     });
 }

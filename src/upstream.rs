@@ -3,16 +3,16 @@
 
 use std::cell::RefCell;
 use std::net::SocketAddr;
-use std::time::Duration;
 
 use rustc_hash::FxHashMap;
-use tokio::time::Instant;
 
+use crate::runtime::deadline::Deadline;
 use crate::snapshot::{BackendId, Snapshot};
 
 /// Idle connections per endpoint, newest last.
 pub struct Pools<S> {
-    idle: RefCell<FxHashMap<SocketAddr, Vec<(S, Instant)>>>,
+    /// Each connection with the deadline tick after which it is too old to use.
+    idle: RefCell<FxHashMap<SocketAddr, Vec<(S, Deadline)>>>,
     max_idle_per_endpoint: usize,
 }
 
@@ -21,13 +21,12 @@ impl<S> Pools<S> {
         Pools { idle: RefCell::default(), max_idle_per_endpoint }
     }
 
-    /// The most recently used idle connection to `addr` that has not idled too long.
-    pub fn take(&self, addr: SocketAddr, idle_timeout: Duration) -> Option<S> {
+    /// The most recently used idle connection to `addr` that has not expired by `now`.
+    pub fn take(&self, addr: SocketAddr, now: Deadline) -> Option<S> {
         let mut idle = self.idle.borrow_mut();
         let list = idle.get_mut(&addr)?;
-        let now = Instant::now();
-        while let Some((s, since)) = list.pop() {
-            if now.duration_since(since) < idle_timeout {
+        while let Some((s, expires)) = list.pop() {
+            if expires > now {
                 return Some(s);
             }
             // Older ones further down are older still.
@@ -36,22 +35,21 @@ impl<S> Pools<S> {
         None
     }
 
-    pub fn put(&self, addr: SocketAddr, s: S) {
+    /// Pools `s` until `expires` (see [`crate::runtime::deadline::Deadlines::after`]).
+    pub fn put(&self, addr: SocketAddr, s: S, expires: Deadline) {
         let mut idle = self.idle.borrow_mut();
         let list = idle.entry(addr).or_default();
         if list.len() >= self.max_idle_per_endpoint {
             list.remove(0);
         }
-        list.push((s, Instant::now()));
+        list.push((s, expires));
     }
 
-    /// Drops idle connections that timed out, and pools of endpoints that left the snapshot.
-    pub fn sweep(&self, snap: &Snapshot) {
-        let now = Instant::now();
-        let timeout = snap.settings.upstream_idle_timeout;
+    /// Drops idle connections that expired, and pools of endpoints that left the snapshot.
+    pub fn sweep(&self, snap: &Snapshot, now: Deadline) {
         let mut idle = self.idle.borrow_mut();
         idle.retain(|addr, list| {
-            list.retain(|(_, since)| now.duration_since(*since) < timeout);
+            list.retain(|(_, expires)| *expires > now);
             !list.is_empty() && snap.backends.iter().any(|b| b.endpoints.contains(addr))
         });
     }

@@ -58,6 +58,11 @@ impl Deadlines {
         Deadline(self.tick.get() + 1 + ticks)
     }
 
+    /// The current tick, to compare with deadlines.
+    pub fn now(&self) -> Deadline {
+        Deadline(self.tick.get())
+    }
+
     /// A watch for one connection; it stays registered until [`Deadlines::unregister`].
     pub fn register(&self) -> Rc<Watch> {
         let mut ws = self.watches.borrow_mut();

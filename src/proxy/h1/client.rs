@@ -33,7 +33,7 @@ pub async fn acquire<I: Io>(
     for attempt in 0..endpoints.len() {
         let addr = endpoints[w.balancer.borrow_mut().next(snap, backend)];
         if pooled {
-            if let Some(io) = w.pools.take(addr, snap.settings.upstream_idle_timeout) {
+            if let Some(io) = w.pools.take(addr, w.deadlines.now()) {
                 return Ok(Upstream { io, addr, reused: true });
             }
         }

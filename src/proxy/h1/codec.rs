@@ -1,9 +1,6 @@
 //! HTTP/1.1 message heads: what a parsed request or response means for framing and
 //! connection handling (RFC 9112), and how the proxy rewrites them for the other side.
 
-use std::io::Write;
-use std::net::IpAddr;
-
 use crate::proxy::error::{Kind, ProxyError};
 
 /// How a message body is delimited (RFC 9112 §6.3).
@@ -210,21 +207,20 @@ pub fn analyze_request<'a>(
 /// Whether a field is hop-by-hop for the proxy: the RFC 9110 §7.6.1 list, fields the proxy
 /// sets itself, and anything the message's Connection header names.
 fn is_hop_by_hop(name: &[u8], connection_tokens: &[&[u8]]) -> bool {
-    const FIXED: [&str; 12] = [
-        "connection",
-        "keep-alive",
-        "proxy-connection",
-        "te",
-        "transfer-encoding",
-        "upgrade",
-        "expect",
-        "host",
-        "x-forwarded-for",
-        "x-forwarded-proto",
-        "x-forwarded-host",
-        "x-real-ip",
-    ];
-    FIXED.iter().any(|f| eq_ignore_case(name, f)) || connection_tokens.iter().any(|t| name.eq_ignore_ascii_case(t))
+    // Dispatch on length first: most fields are compared against nothing.
+    let fixed = match name.len() {
+        2 => eq_ignore_case(name, "te"),
+        4 => eq_ignore_case(name, "host"),
+        6 => eq_ignore_case(name, "expect"),
+        7 => eq_ignore_case(name, "upgrade"),
+        9 => eq_ignore_case(name, "x-real-ip"),
+        10 => eq_ignore_case(name, "connection") || eq_ignore_case(name, "keep-alive"),
+        15 => eq_ignore_case(name, "x-forwarded-for"),
+        16 => eq_ignore_case(name, "proxy-connection") || eq_ignore_case(name, "x-forwarded-host"),
+        17 => eq_ignore_case(name, "transfer-encoding") || eq_ignore_case(name, "x-forwarded-proto"),
+        _ => false,
+    };
+    fixed || connection_tokens.iter().any(|t| name.eq_ignore_ascii_case(t))
 }
 
 /// Tokens of every Connection header, for [`is_hop_by_hop`].
@@ -249,7 +245,7 @@ pub fn write_request_head(
     info: &RequestInfo,
     target: &Target<'_>,
     host: &[u8],
-    client_ip: IpAddr,
+    client_ip: &[u8],
     scheme: &str,
 ) {
     let mut conn = [&b""[..]; 16];
@@ -283,7 +279,12 @@ pub fn write_request_head(
         out.extend_from_slice(prev);
         out.extend_from_slice(b", ");
     }
-    let _ = write!(out, "{client_ip}\r\nX-Real-IP: {client_ip}\r\nX-Forwarded-Proto: {scheme}\r\nX-Forwarded-Host: ");
+    out.extend_from_slice(client_ip);
+    out.extend_from_slice(b"\r\nX-Real-IP: ");
+    out.extend_from_slice(client_ip);
+    out.extend_from_slice(b"\r\nX-Forwarded-Proto: ");
+    out.extend_from_slice(scheme.as_bytes());
+    out.extend_from_slice(b"\r\nX-Forwarded-Host: ");
     out.extend_from_slice(host);
     out.extend_from_slice(b"\r\n");
     match info.framing {
@@ -375,7 +376,9 @@ pub fn write_response_head(
     let mut conn = [&b""[..]; 16];
     let n = connection_tokens(resp.headers, &mut conn);
     let conn = &conn[..n];
-    let _ = write!(out, "HTTP/1.1 {} ", info.status);
+    let code = info.status.min(999);
+    out.extend_from_slice(b"HTTP/1.1 ");
+    out.extend_from_slice(&[b'0' + (code / 100) as u8, b'0' + (code / 10 % 10) as u8, b'0' + (code % 10) as u8, b' ']);
     out.extend_from_slice(resp.reason.unwrap_or("").as_bytes());
     out.extend_from_slice(b"\r\n");
     let switching = info.status == 101;
@@ -412,6 +415,13 @@ pub fn write_response_head(
 }
 
 fn is_response_hop_by_hop(name: &[u8], conn: &[&[u8]]) -> bool {
-    const FIXED: [&str; 6] = ["connection", "keep-alive", "proxy-connection", "te", "transfer-encoding", "upgrade"];
-    FIXED.iter().any(|f| eq_ignore_case(name, f)) || conn.iter().any(|t| name.eq_ignore_ascii_case(t))
+    let fixed = match name.len() {
+        2 => eq_ignore_case(name, "te"),
+        7 => eq_ignore_case(name, "upgrade"),
+        10 => eq_ignore_case(name, "connection") || eq_ignore_case(name, "keep-alive"),
+        16 => eq_ignore_case(name, "proxy-connection"),
+        17 => eq_ignore_case(name, "transfer-encoding"),
+        _ => false,
+    };
+    fixed || conn.iter().any(|t| name.eq_ignore_ascii_case(t))
 }

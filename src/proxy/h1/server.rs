@@ -20,6 +20,8 @@ const MAX_RESPONSE_HEAD: usize = 64 * 1024;
 
 /// One downstream connection and its reusable buffers.
 struct Conn<S> {
+    /// The client address as text, written into forwarded headers.
+    client_ip: ClientIp,
     /// Registered in the worker's deadlines for the life of the connection.
     watch: std::rc::Rc<Watch>,
     io: S,
@@ -36,6 +38,7 @@ struct Conn<S> {
 
 pub async fn serve<I: Io>(w: &Worker<I>, io: I::Stream, peer: SocketAddr) {
     let mut c = Conn {
+        client_ip: ClientIp::new(peer),
         watch: w.deadlines.register(),
         io,
         peer,
@@ -70,6 +73,27 @@ pub async fn serve<I: Io>(w: &Worker<I>, io: I::Stream, peer: SocketAddr) {
     w.deadlines.unregister(&c.watch);
 }
 
+/// An IP address formatted once per connection (at most 45 bytes for IPv6).
+struct ClientIp {
+    buf: [u8; 48],
+    len: u8,
+}
+
+impl ClientIp {
+    fn new(peer: SocketAddr) -> Self {
+        use std::io::Write;
+        let mut buf = [0u8; 48];
+        let mut cur = std::io::Cursor::new(&mut buf[..]);
+        let _ = write!(cur, "{}", peer.ip().to_canonical());
+        let len = cur.position() as u8;
+        ClientIp { buf, len }
+    }
+
+    fn as_bytes(&self) -> &[u8] {
+        &self.buf[..self.len as usize]
+    }
+}
+
 /// What to do with a parsed request.
 enum Action {
     Forward(BackendId),
@@ -98,7 +122,7 @@ async fn request<I: Io>(w: &Worker<I>, c: &mut Conn<I::Stream>, first: bool) -> 
             }
             c.out.clear();
             snap = w.snapshot();
-            if let Some(p) = prepare(&snap, &c.buf, &mut c.out, c.peer)? {
+            if let Some(p) = prepare(&snap, &c.buf, &mut c.out, c.client_ip.as_bytes())? {
                 break p;
             }
             if c.buf.len() >= snap.settings.max_header_bytes {
@@ -167,7 +191,7 @@ fn prepare(
     snap: &Snapshot,
     buf: &[u8],
     out: &mut Vec<u8>,
-    peer: SocketAddr,
+    client_ip: &[u8],
 ) -> Result<Option<(RequestInfo, Action)>, ProxyError> {
     let s = &snap.settings;
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
@@ -211,7 +235,7 @@ fn prepare(
     if snap.backend(route.backend).endpoints.is_empty() {
         return Ok(Some((info, Action::Respond(Kind::NoEndpoints, "the backend Service has no ready endpoints"))));
     }
-    codec::write_request_head(out, &req, &info, &target, host, peer.ip(), "http");
+    codec::write_request_head(out, &req, &info, &target, host, client_ip, "http");
     Ok(Some((info, Action::Forward(route.backend))))
 }
 
@@ -458,7 +482,7 @@ async fn relay_response<I: Io>(
         }
     }
     if fin.resp.reusable && request_done && clean {
-        w.pools.put(up.addr, up.io);
+        w.pools.put(up.addr, up.io, w.deadlines.after(settings.upstream_idle_timeout));
     }
     Ok(!fin.close)
 }
