@@ -82,9 +82,8 @@ impl Io for Epoll {
     }
 
     async fn accept(l: &Self::Listener) -> io::Result<(Self::Stream, SocketAddr)> {
-        let (s, peer) = l.accept().await?;
-        let _ = s.set_nodelay(true);
-        Ok((s, peer))
+        // TCP_NODELAY is inherited from the listener (set in bind_reuseport).
+        l.accept().await
     }
 
     async fn connect(addr: SocketAddr) -> io::Result<Self::Stream> {

@@ -54,8 +54,9 @@ pub async fn acquire<I: Io>(
     Err(ProxyError::io(Kind::UpstreamConnect, Side::Upstream, "no endpoint accepted the connection", e))
 }
 
-/// Reads from the upstream until `buf` holds at least one complete response head (interim
-/// responses included). Returns `Ok(false)` if the upstream closed or reset before sending anything.
+/// Reads more of a response head from the upstream into `buf` (the caller parses it and calls
+/// again while it is incomplete). Returns `Ok(false)` if the upstream closed or reset before
+/// sending anything.
 pub async fn read_head_bytes<S: crate::runtime::Stream>(
     up: &S,
     buf: &mut Vec<u8>,
@@ -64,9 +65,6 @@ pub async fn read_head_bytes<S: crate::runtime::Stream>(
     max: usize,
 ) -> Result<bool, ProxyError> {
     loop {
-        if !buf.is_empty() && head_complete(buf) {
-            return Ok(true);
-        }
         if buf.len() >= max {
             return Err(ProxyError::upstream(Kind::UpstreamProtocol, "response head too large"));
         }
@@ -80,7 +78,7 @@ pub async fn read_head_bytes<S: crate::runtime::Stream>(
             Ok(0) => {
                 return Err(ProxyError::upstream(Kind::UpstreamProtocol, "upstream closed inside the response head"))
             }
-            Ok(_) => {}
+            Ok(_) => return Ok(true),
             Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
                 return Err(ProxyError::io(Kind::UpstreamTimeout, Side::Upstream, "waiting for the response", e))
             }
@@ -88,9 +86,4 @@ pub async fn read_head_bytes<S: crate::runtime::Stream>(
             Err(e) => return Err(ProxyError::io(Kind::UpstreamProtocol, Side::Upstream, "reading the response", e)),
         }
     }
-}
-
-/// Whether `buf` holds the end of a head (`\r\n\r\n`); httparse then parses it once.
-fn head_complete(buf: &[u8]) -> bool {
-    buf.windows(4).any(|w| w == b"\r\n\r\n")
 }

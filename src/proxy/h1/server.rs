@@ -2,6 +2,7 @@
 //! relay the response, repeat while the connection stays keep-alive. Pipelined requests wait
 //! in the read buffer and are answered in order.
 
+use std::mem::MaybeUninit;
 use std::net::{Shutdown, SocketAddr};
 
 use super::body::Body;
@@ -60,16 +61,16 @@ pub async fn serve<I: Io>(w: &Worker<I>, io: I::Stream, peer: SocketAddr) {
                     let mut out = std::mem::take(&mut c.out);
                     out.clear();
                     write_error_response(&mut out, code, reason, e.context, true);
-                    let idle = w.snapshot().settings.idle_timeout;
                     let watch = c.watch.clone();
                     let clock = Clock { deadlines: &w.deadlines, watch: &watch };
-                    let _ = clock.write_for(&c.io, out, idle).await;
+                    if clock.write_for(&c.io, out, LINGER).await.0.is_ok() {
+                        linger(clock, &c.io, std::mem::take(&mut c.buf)).await;
+                    }
                 }
                 break;
             }
         }
     }
-    c.io.shutdown(Shutdown::Write);
     w.deadlines.unregister(&c.watch);
 }
 
@@ -91,6 +92,30 @@ impl ClientIp {
 
     fn as_bytes(&self) -> &[u8] {
         &self.buf[..self.len as usize]
+    }
+}
+
+/// How long a connection closed after an error response keeps draining client bytes.
+const LINGER: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Lingering close (as nginx does) after an error response: unread request bytes in the
+/// receive queue would make `close` send a reset, which can destroy the response before the
+/// client reads it. Stop writing, read and discard for a bounded time, then close.
+async fn linger<S: Stream>(clock: Clock<'_>, io: &S, mut buf: Vec<u8>) {
+    io.shutdown(Shutdown::Write);
+    let deadline = clock.after(LINGER);
+    let mut drained = 0usize;
+    while drained < 1 << 20 {
+        buf.clear();
+        if buf.capacity() < 16 * 1024 {
+            buf.reserve(16 * 1024);
+        }
+        let (r, b) = clock.read(io, buf, deadline).await;
+        buf = b;
+        match r {
+            Ok(n) if n > 0 => drained += n,
+            _ => return,
+        }
     }
 }
 
@@ -194,9 +219,11 @@ fn prepare(
     client_ip: &[u8],
 ) -> Result<Option<(RequestInfo, Action)>, ProxyError> {
     let s = &snap.settings;
-    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut req = httparse::Request::new(&mut headers[..s.max_headers.clamp(1, MAX_HEADERS)]);
-    let head_len = match req.parse(buf) {
+    // Uninitialised header slots: no 4 KiB of zeroing per parse.
+    let mut headers = [const { MaybeUninit::<httparse::Header>::uninit() }; MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut []);
+    let slots = &mut headers[..s.max_headers.clamp(1, MAX_HEADERS)];
+    let head_len = match req.parse_with_uninit_headers(buf, slots) {
         Ok(httparse::Status::Complete(n)) => n,
         Ok(httparse::Status::Partial) => return Ok(None),
         Err(httparse::Error::TooManyHeaders) => {
@@ -371,9 +398,13 @@ fn prepare_response(
 ) -> Result<Option<Final>, ProxyError> {
     c.out.clear();
     loop {
-        let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-        let mut resp = httparse::Response::new(&mut headers);
-        let n = match resp.parse(&c.ubuf) {
+        let mut headers = [const { MaybeUninit::<httparse::Header>::uninit() }; MAX_HEADERS];
+        let mut resp = httparse::Response::new(&mut []);
+        let n = match httparse::ParserConfig::default().parse_response_with_uninit_headers(
+            &mut resp,
+            &c.ubuf,
+            &mut headers,
+        ) {
             Ok(httparse::Status::Complete(n)) => n,
             Ok(httparse::Status::Partial) => return Ok(None),
             Err(e) => {
@@ -423,7 +454,7 @@ async fn relay_response<I: Io>(
         }
         let deadline = clock.after(settings.upstream_timeout);
         if !client::read_head_bytes(&up.io, &mut c.ubuf, clock, deadline, MAX_RESPONSE_HEAD).await? {
-            return Err(ProxyError::upstream(Kind::UpstreamProtocol, "upstream closed after an interim response"));
+            return Err(ProxyError::upstream(Kind::UpstreamProtocol, "upstream closed inside the response head"));
         }
     };
     let head_len = fin.resp.head_len;
