@@ -64,26 +64,22 @@ pub async fn read_head_bytes<S: crate::runtime::Stream>(
     deadline: Deadline,
     max: usize,
 ) -> Result<bool, ProxyError> {
-    loop {
-        if buf.len() >= max {
-            return Err(ProxyError::upstream(Kind::UpstreamProtocol, "response head too large"));
+    if buf.len() >= max {
+        return Err(ProxyError::upstream(Kind::UpstreamProtocol, "response head too large"));
+    }
+    if buf.capacity() - buf.len() < 4096 {
+        buf.reserve(16 * 1024);
+    }
+    let (r, b) = clock.read(up, std::mem::take(buf), deadline).await;
+    *buf = b;
+    match r {
+        Ok(0) if buf.is_empty() => Ok(false),
+        Ok(0) => Err(ProxyError::upstream(Kind::UpstreamProtocol, "upstream closed inside the response head")),
+        Ok(_) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
+            Err(ProxyError::io(Kind::UpstreamTimeout, Side::Upstream, "waiting for the response", e))
         }
-        if buf.capacity() - buf.len() < 4096 {
-            buf.reserve(16 * 1024);
-        }
-        let (r, b) = clock.read(up, std::mem::take(buf), deadline).await;
-        *buf = b;
-        match r {
-            Ok(0) if buf.is_empty() => return Ok(false),
-            Ok(0) => {
-                return Err(ProxyError::upstream(Kind::UpstreamProtocol, "upstream closed inside the response head"))
-            }
-            Ok(_) => return Ok(true),
-            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
-                return Err(ProxyError::io(Kind::UpstreamTimeout, Side::Upstream, "waiting for the response", e))
-            }
-            Err(_) if buf.is_empty() => return Ok(false),
-            Err(e) => return Err(ProxyError::io(Kind::UpstreamProtocol, Side::Upstream, "reading the response", e)),
-        }
+        Err(_) if buf.is_empty() => Ok(false),
+        Err(e) => Err(ProxyError::io(Kind::UpstreamProtocol, Side::Upstream, "reading the response", e)),
     }
 }
