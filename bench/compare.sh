@@ -54,7 +54,7 @@ daemon off; master_process off; worker_processes 1; error_log $work/nginx-error.
 events { worker_connections 8192; }
 http { access_log off; keepalive_requests 1000000;
   upstream up { server 127.0.0.1:$PORT_UP; keepalive 128; }
-  server { listen 127.0.0.1:$PORT_PROXY backlog=4096;
+  server { listen 127.0.0.1:$PORT_PROXY backlog=4096 deferred;
     location / { proxy_pass http://up; proxy_http_version 1.1; proxy_set_header Connection "";
       proxy_set_header Host \$host; proxy_set_header X-Real-IP \$remote_addr;
       proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for; proxy_set_header X-Forwarded-Proto \$scheme; } } }
@@ -71,7 +71,7 @@ defaults
   http-reuse always
   option forwardfor
 frontend fe
-  bind 127.0.0.1:$PORT_PROXY
+  bind 127.0.0.1:$PORT_PROXY defer-accept
   http-request set-header X-Forwarded-Proto http
   http-request set-header X-Real-IP %[src]
   default_backend be

@@ -164,7 +164,8 @@ fn run(a: RunArgs) -> anyhow::Result<()> {
     let published: &'static Published = Box::leak(Box::default());
     provider::file::reload(&manifests, &opts, published).context("loading --manifests")?;
 
-    let listeners = runtime::bind_reuseport(a.http, workers).with_context(|| format!("--http {}", a.http))?;
+    let listeners = runtime::bind_reuseport(a.http, workers, opts.settings.header_timeout)
+        .with_context(|| format!("--http {}", a.http))?;
     let http_addr = listeners[0].local_addr()?;
     let admin_listener = std::net::TcpListener::bind(a.admin).with_context(|| format!("--admin {}", a.admin))?;
     let admin_addr = admin_listener.local_addr()?;

@@ -9,6 +9,7 @@ mod uring;
 
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
+use std::time::Duration;
 
 pub use affinity::{allowed_cpus, pin_to_cpu};
 pub use epoll::Epoll;
@@ -58,9 +59,29 @@ pub fn choose_backend(mode: IoMode) -> Result<Backend, String> {
     }
 }
 
+fn set_defer_accept(s: &socket2::Socket, secs: libc::c_int) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: setsockopt reads `size_of::<c_int>()` bytes from a valid c_int on the stack.
+    let rc = unsafe {
+        libc::setsockopt(
+            s.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_DEFER_ACCEPT,
+            (&secs as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
 /// Binds `n` SO_REUSEPORT listeners on `addr`. Port 0 picks a free port once; every listener
-/// shares it.
-pub fn bind_reuseport(addr: SocketAddr, n: usize) -> std::io::Result<Vec<TcpListener>> {
+/// shares it. Accepts are deferred until the client sends data, for up to `defer_accept`
+/// (the header timeout is the natural value).
+pub fn bind_reuseport(addr: SocketAddr, n: usize, defer_accept: Duration) -> std::io::Result<Vec<TcpListener>> {
     use socket2::{Domain, Protocol, Socket, Type};
     let mut addr = addr;
     let mut out = Vec::with_capacity(n);
@@ -70,6 +91,10 @@ pub fn bind_reuseport(addr: SocketAddr, n: usize) -> std::io::Result<Vec<TcpList
         s.set_reuse_port(true)?;
         s.set_nonblocking(true)?;
         s.set_tcp_nodelay(true)?;
+        // HTTP clients speak first: complete accepts only once request bytes are here, so
+        // the first read needs no wake-up of its own, and connections that never send
+        // anything cost no fd (the kernel drops them after the timeout).
+        set_defer_accept(&s, defer_accept.as_secs().clamp(1, 3600) as libc::c_int)?;
         s.bind(&addr.into())?;
         s.listen(4096)?;
         let l: TcpListener = s.into();

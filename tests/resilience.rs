@@ -99,9 +99,10 @@ fn timeouts_408_504_and_idle_close() {
         s.write_all(b"GET / HTTP/1.1\r\nHost: a.test\r\n\r\n").unwrap();
         assert_eq!(read_response(&mut s, &mut Vec::new(), false).unwrap().status, 200, "{io}");
         assert!(closed_within(&mut s, Duration::from_secs(5)), "{io}: idle connection not closed");
-        // A connection that never sends anything is closed silently.
+        // A connection that never sends anything is closed silently (accept is deferred for
+        // up to the header timeout, then the header timeout runs).
         let mut s = TcpStream::connect(p.http).unwrap();
-        assert!(closed_within(&mut s, Duration::from_secs(5)), "{io}");
+        assert!(closed_within(&mut s, Duration::from_secs(15)), "{io}");
     }
 }
 

@@ -49,10 +49,14 @@ pub fn ingress(name: &str, host: Option<&str>, routes: &[(&str, &str)]) -> Strin
     s
 }
 
-/// A loopback address nothing listens on.
+/// A loopback address that refuses connections: bound (so no parallel test can take the
+/// port) but never listening. The socket is kept for the life of the test process.
 pub fn dead_addr() -> SocketAddr {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap()
+    let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    s.bind(&"127.0.0.1:0".parse::<SocketAddr>().unwrap().into()).unwrap();
+    let addr = s.local_addr().unwrap().as_socket().unwrap();
+    std::mem::forget(s);
+    addr
 }
 
 /// A parsed HTTP/1.1 response read by [`raw`].
