@@ -36,7 +36,14 @@ impl Proxy {
     }
 
     pub fn start_in(dir: PathBuf, io: &str, args: &[&str]) -> Proxy {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_ringress"))
+        Self::start_with(dir, io, args, |_| {})
+    }
+
+    /// Like [`Proxy::start_in`], with a chance to adjust the command (e.g. a seccomp filter).
+    pub fn start_with(dir: PathBuf, io: &str, args: &[&str], configure: impl FnOnce(&mut Command)) -> Proxy {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_ringress"));
+        configure(&mut cmd);
+        let mut child = cmd
             .args(["run", "--manifests"])
             .arg(&dir)
             .args(["--http", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--io", io, "--poll-ms", "50"])

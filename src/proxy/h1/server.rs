@@ -189,6 +189,10 @@ async fn request<I: Io>(w: &Worker<I>, c: &mut Conn<I::Stream>, first: bool) -> 
             bump(&w.stats.responses_proxy_error);
             c.response_started = true;
             write_client(clock, c, settings.idle_timeout).await?;
+            if info.framing != Framing::None {
+                // An unread body follows: drain it before closing, or the close resets.
+                linger(clock, &c.io, std::mem::take(&mut c.buf)).await;
+            }
             return Ok(!close);
         }
     };
