@@ -107,7 +107,7 @@ start_proxy() { # name -> sets PROXY_PID
   case $1 in
     nginx) taskset -c "$PROXY_CPU" nginx -c "$work/nginx.conf" -p "$work" & PROXY_PID=$! ;;
     haproxy) taskset -c "$PROXY_CPU" haproxy -f "$work/haproxy.cfg" -db & PROXY_PID=$! ;;
-    ringress-uring|ringress-epoll)
+    ringress-uring|ringress-epoll|ringress-tokio-uring)
       taskset -c "$PROXY_CPU" "$BIN" run --manifests "$work/manifests.yaml" --http 127.0.0.1:$PORT_PROXY \
         --admin 127.0.0.1:0 --workers 1 --io "${1#ringress-}" 2>"$work/$1.log" & PROXY_PID=$! ;;
   esac

@@ -16,7 +16,7 @@ for run, proxy, mode, rps, p50, p99, cpu, errs in rows:
     cell[(proxy, mode)].append((float(rps), float(p50), float(p99), float(cpu), int(float(errs))))
     by_run[(run, mode)][proxy] = float(cpu)
 
-proxies = ["ringress-uring", "ringress-epoll", "nginx", "haproxy"]
+proxies = [p for p in ["ringress-uring", "ringress-epoll", "ringress-tokio-uring", "nginx", "haproxy"] if any(r[1] == p for r in rows)]
 modes = [("keepalive", "keep-alive, 64 connections"), ("close", "new connection per request")]
 target = {"keepalive": 0.85, "close": 1.0}
 
@@ -50,8 +50,8 @@ for mode, title in modes:
 open(out + ".md", "w").write("\n".join(md))
 
 # SVG: CPU/request ratio per proxy and mode.
-W, H, pad, bar = 640, 300, 50, 28
-colors = {"ringress-uring": "#2b7bb9", "ringress-epoll": "#7fb3d5", "nginx": "#5a9e4b", "haproxy": "#c0504d"}
+W, H, pad, bar = 760, 300, 50, 26
+colors = {"ringress-uring": "#2b7bb9", "ringress-epoll": "#7fb3d5", "ringress-tokio-uring": "#a9cce3", "nginx": "#5a9e4b", "haproxy": "#c0504d"}
 vals = {(p, m): ratio(p, m) for p in proxies for m, _ in modes}
 top = max([v for v in vals.values() if v == v] + [1.2]) * 1.15
 svg = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" font-family="sans-serif" font-size="12">',
@@ -70,8 +70,8 @@ for gi, (m, title) in enumerate(modes):
         svg.append(f'<text x="{x+bar/2}" y="{y0-h-4}" text-anchor="middle" font-size="10">{v:.2f}</text>')
     t = target[m]
     ty = y0 - (y0 - 30) * t / top
-    svg.append(f'<line x1="{gx-4}" x2="{gx+4*(bar+6)}" y1="{ty}" y2="{ty}" stroke="black" stroke-dasharray="4 3"/>')
-    svg.append(f'<text x="{gx+4*(bar+6)+2}" y="{ty+4}" font-size="10">target {t}x</text>')
+    svg.append(f'<line x1="{gx-4}" x2="{gx+len(proxies)*(bar+6)}" y1="{ty}" y2="{ty}" stroke="black" stroke-dasharray="4 3"/>')
+    svg.append(f'<text x="{gx+len(proxies)*(bar+6)+2}" y="{ty+4}" font-size="10">target {t}x</text>')
 for i, p in enumerate(proxies):
     svg.append(f'<rect x="{pad + i*140}" y="28" width="10" height="10" fill="{colors[p]}"/><text x="{pad + i*140 + 14}" y="37">{p}</text>')
 svg.append(f'<line x1="{pad-10}" x2="{W-10}" y1="{y0}" y2="{y0}" stroke="black"/></svg>')

@@ -204,7 +204,8 @@ fn worker_main(spec: WorkerSpec) {
     let backend = spec.backend;
     let index = spec.index;
     let r = match backend {
-        Backend::Uring => runtime::block_on(backend, move || proxy::run_worker::<runtime::Uring>(spec)),
+        Backend::Uring => runtime::block_on(backend, move || proxy::run_worker::<runtime::Ring>(spec)),
+        Backend::TokioUring => runtime::block_on(backend, move || proxy::run_worker::<runtime::Uring>(spec)),
         Backend::Epoll => runtime::block_on(backend, move || proxy::run_worker::<runtime::Epoll>(spec)),
     };
     if let Err(e) = r {

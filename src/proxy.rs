@@ -107,7 +107,7 @@ pub async fn run_worker<I: Io>(spec: WorkerSpec) {
             Err(e) => {
                 // EMFILE and friends: back off instead of spinning.
                 tracing::warn!(worker = worker.index, error = %e, "accept failed");
-                tokio::time::sleep(Duration::from_millis(50)).await;
+                I::sleep(Duration::from_millis(50)).await;
                 continue;
             }
         };
@@ -121,7 +121,7 @@ pub async fn run_worker<I: Io>(spec: WorkerSpec) {
         w.active.set(w.active.get() + 1);
         bump(&w.stats.connections_total);
         bump(&w.stats.connections_active);
-        tokio::task::spawn_local(async move {
+        I::spawn(async move {
             h1::server::serve(&w, stream, peer).await;
             w.active.set(w.active.get() - 1);
             drop_one(&w.stats.connections_active);
@@ -131,11 +131,9 @@ pub async fn run_worker<I: Io>(spec: WorkerSpec) {
 
 /// Advances the worker's deadlines; the only timer the request path depends on.
 fn spawn_ticker<I: Io>(w: Rc<Worker<I>>) {
-    tokio::task::spawn_local(async move {
-        let mut every = tokio::time::interval(TICK);
-        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    I::spawn(async move {
         loop {
-            every.tick().await;
+            I::sleep(TICK).await;
             w.deadlines.advance();
         }
     });
@@ -143,11 +141,11 @@ fn spawn_ticker<I: Io>(w: Rc<Worker<I>>) {
 
 /// Closes idle upstream connections that timed out or whose endpoint left the table.
 fn spawn_sweeper<I: Io>(w: Rc<Worker<I>>) {
-    tokio::task::spawn_local(async move {
+    I::spawn(async move {
         loop {
             let every = (w.snapshot().settings.upstream_idle_timeout / 2)
                 .clamp(Duration::from_millis(100), Duration::from_secs(5));
-            tokio::time::sleep(every).await;
+            I::sleep(every).await;
             let snap = w.snapshot();
             w.pools.sweep(&snap, w.deadlines.now());
         }

@@ -5,6 +5,7 @@ mod affinity;
 pub mod deadline;
 mod epoll;
 pub mod io;
+mod ring;
 mod uring;
 
 use std::net::{SocketAddr, TcpListener};
@@ -14,6 +15,7 @@ use std::time::Duration;
 pub use affinity::{allowed_cpus, pin_to_cpu};
 pub use epoll::Epoll;
 pub use io::{Io, Stream};
+pub use ring::Ring;
 pub use uring::Uring;
 
 /// Which I/O backend the workers run.
@@ -21,8 +23,11 @@ pub use uring::Uring;
 pub enum IoMode {
     /// io_uring when the kernel allows it, epoll otherwise.
     Auto,
+    /// ringress's own io_uring driver.
     Uring,
     Epoll,
+    /// io_uring through tokio-uring (kept for comparison).
+    TokioUring,
 }
 
 /// The backend actually chosen at start-up.
@@ -30,6 +35,7 @@ pub enum IoMode {
 pub enum Backend {
     Uring,
     Epoll,
+    TokioUring,
 }
 
 impl Backend {
@@ -37,6 +43,7 @@ impl Backend {
         match self {
             Backend::Uring => "io_uring",
             Backend::Epoll => "epoll",
+            Backend::TokioUring => "tokio-uring",
         }
     }
 }
@@ -47,9 +54,12 @@ pub fn choose_backend(mode: IoMode) -> Result<Backend, String> {
     match mode {
         IoMode::Epoll => Ok(Backend::Epoll),
         IoMode::Uring => {
-            uring::probe().map(|_| Backend::Uring).map_err(|e| format!("--io uring: io_uring unavailable: {e}"))
+            ring::probe().map(|_| Backend::Uring).map_err(|e| format!("--io uring: io_uring unavailable: {e}"))
         }
-        IoMode::Auto => match uring::probe() {
+        IoMode::TokioUring => uring::probe()
+            .map(|_| Backend::TokioUring)
+            .map_err(|e| format!("--io tokio-uring: io_uring unavailable: {e}")),
+        IoMode::Auto => match ring::probe() {
             Ok(()) => Ok(Backend::Uring),
             Err(e) => {
                 tracing::warn!(error = %e, "io_uring unavailable; falling back to epoll");
@@ -108,10 +118,11 @@ pub fn bind_reuseport(addr: SocketAddr, n: usize, defer_accept: Duration) -> std
 pub fn block_on<F, Fut>(backend: Backend, main: F) -> std::io::Result<()>
 where
     F: FnOnce() -> Fut,
-    Fut: std::future::Future<Output = ()>,
+    Fut: std::future::Future<Output = ()> + 'static,
 {
     match backend {
-        Backend::Uring => uring::block_on(main),
+        Backend::Uring => ring::block_on(main),
+        Backend::TokioUring => uring::block_on(main),
         Backend::Epoll => epoll::block_on(main),
     }
 }

@@ -86,9 +86,20 @@ impl Io for Epoll {
         l.accept().await
     }
 
-    async fn connect(addr: SocketAddr) -> io::Result<Self::Stream> {
-        let s = tokio::net::TcpStream::connect(addr).await?;
+    async fn connect(addr: SocketAddr, timeout: std::time::Duration) -> io::Result<Self::Stream> {
+        let s = match tokio::time::timeout(timeout, tokio::net::TcpStream::connect(addr)).await {
+            Ok(r) => r?,
+            Err(_) => return Err(super::io::timed_out("connect timed out")),
+        };
         let _ = s.set_nodelay(true);
         Ok(s)
+    }
+
+    fn spawn(fut: impl std::future::Future<Output = ()> + 'static) {
+        tokio::task::spawn_local(fut);
+    }
+
+    async fn sleep(d: std::time::Duration) {
+        tokio::time::sleep(d).await
     }
 }

@@ -39,7 +39,14 @@ pub trait Io: 'static {
     /// Never cancelled by the proxy: tokio-uring's accept is not cancellation-safe.
     fn accept(l: &Self::Listener) -> impl Future<Output = io::Result<(Self::Stream, SocketAddr)>>;
 
-    fn connect(addr: SocketAddr) -> impl Future<Output = io::Result<Self::Stream>>;
+    /// Connects, giving up after `timeout` (a `TimedOut` error).
+    fn connect(addr: SocketAddr, timeout: Duration) -> impl Future<Output = io::Result<Self::Stream>>;
+
+    /// Spawns a task on the current worker.
+    fn spawn(fut: impl Future<Output = ()> + 'static);
+
+    /// Completes after `d`.
+    fn sleep(d: Duration) -> impl Future<Output = ()>;
 }
 
 pub fn timed_out(what: &'static str) -> io::Error {
@@ -83,14 +90,5 @@ impl Clock<'_> {
             return (Err(timed_out("write timed out")), buf);
         }
         (r, buf)
-    }
-}
-
-/// Connects within `limit`. A connect in flight owns only its socket, which the backend closes
-/// when the operation completes, so dropping it on timeout leaks nothing for long.
-pub async fn connect_within<I: Io>(addr: SocketAddr, limit: Duration) -> io::Result<I::Stream> {
-    match tokio::time::timeout(limit, I::connect(addr)).await {
-        Ok(r) => r,
-        Err(_) => Err(timed_out("connect timed out")),
     }
 }

@@ -15,7 +15,7 @@ pub use proxy::Proxy;
 pub use upstream::Upstream;
 
 /// Both I/O backends, for tests that must pass on each.
-pub const BACKENDS: [&str; 2] = ["uring", "epoll"];
+pub const BACKENDS: [&str; 3] = ["uring", "epoll", "tokio-uring"];
 
 /// A Service `name` (port 80, name http) whose EndpointSlice lists `endpoints` (loopback
 /// addresses of real test upstreams, or dead ports).

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use crate::proxy::error::{Kind, ProxyError, Side};
 use crate::proxy::{bump, Worker};
 use crate::runtime::deadline::Deadline;
-use crate::runtime::io::{connect_within, Clock};
+use crate::runtime::io::Clock;
 use crate::runtime::Io;
 use crate::snapshot::{BackendId, Snapshot};
 
@@ -41,7 +41,7 @@ pub async fn acquire<I: Io>(
             bump(&w.stats.upstream_retries);
         }
         bump(&w.stats.upstream_connects);
-        match connect_within::<I>(addr, snap.settings.connect_timeout).await {
+        match I::connect(addr, snap.settings.connect_timeout).await {
             Ok(io) => return Ok(Upstream { io, addr, reused: false }),
             Err(e) => {
                 bump(&w.stats.upstream_connect_errors);

@@ -1,0 +1,171 @@
+//! A single-threaded executor for the ring workers: a task slab, a run queue, and timers
+//! for `sleep`. Wakers carry a task index and act only on the thread that runs the
+//! executor (workers never hand a waker to another thread).
+
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll, RawWaker, RawWakerVTable, Waker};
+use std::time::{Duration, Instant};
+
+type Task = Pin<Box<dyn Future<Output = ()>>>;
+
+pub(super) struct Executor {
+    tasks: RefCell<Vec<Option<Task>>>,
+    queued: RefCell<Vec<bool>>,
+    free: RefCell<Vec<usize>>,
+    ready: RefCell<VecDeque<usize>>,
+    timers: RefCell<Vec<(Instant, Waker)>>,
+    live: Cell<usize>,
+}
+
+thread_local! {
+    static CURRENT: Cell<*const Executor> = const { Cell::new(std::ptr::null()) };
+}
+
+fn with_current<R>(f: impl FnOnce(&Executor) -> R) -> Option<R> {
+    CURRENT.with(|c| {
+        let p = c.get();
+        // SAFETY: CURRENT is set only while `Executor::run` borrows the executor on this
+        // thread, and reset before that borrow ends.
+        (!p.is_null()).then(|| f(unsafe { &*p }))
+    })
+}
+
+static VTABLE: RawWakerVTable = RawWakerVTable::new(clone, wake, wake, noop);
+
+fn raw(id: usize) -> RawWaker {
+    RawWaker::new(id as *const (), &VTABLE)
+}
+
+unsafe fn clone(p: *const ()) -> RawWaker {
+    raw(p as usize)
+}
+
+unsafe fn wake(p: *const ()) {
+    with_current(|e| e.schedule(p as usize));
+}
+
+unsafe fn noop(_: *const ()) {}
+
+/// Spawns a task on the current ring worker.
+pub fn spawn(fut: impl Future<Output = ()> + 'static) {
+    with_current(|e| e.insert(Box::pin(fut))).expect("spawn outside a ring worker");
+}
+
+/// Completes after `d` (timers are checked once per loop turn).
+pub async fn sleep(d: Duration) {
+    let at = Instant::now() + d;
+    std::future::poll_fn(|cx| {
+        if Instant::now() >= at {
+            return Poll::Ready(());
+        }
+        with_current(|e| e.timers.borrow_mut().push((at, cx.waker().clone())));
+        Poll::Pending
+    })
+    .await
+}
+
+impl Executor {
+    pub(super) fn new() -> Self {
+        Executor {
+            tasks: RefCell::default(),
+            queued: RefCell::default(),
+            free: RefCell::default(),
+            ready: RefCell::default(),
+            timers: RefCell::default(),
+            live: Cell::new(0),
+        }
+    }
+
+    fn insert(&self, task: Task) {
+        let id = match self.free.borrow_mut().pop() {
+            Some(id) => {
+                self.tasks.borrow_mut()[id] = Some(task);
+                id
+            }
+            None => {
+                self.tasks.borrow_mut().push(Some(task));
+                self.queued.borrow_mut().push(false);
+                self.tasks.borrow().len() - 1
+            }
+        };
+        self.live.set(self.live.get() + 1);
+        self.schedule(id);
+    }
+
+    fn schedule(&self, id: usize) {
+        let mut queued = self.queued.borrow_mut();
+        if id < queued.len() && !queued[id] {
+            queued[id] = true;
+            self.ready.borrow_mut().push_back(id);
+        }
+    }
+
+    fn poll_task(&self, id: usize) -> bool {
+        self.queued.borrow_mut()[id] = false;
+        // Taken out while polled: the task may spawn or wake others.
+        let Some(mut task) = self.tasks.borrow_mut()[id].take() else { return false };
+        // SAFETY: the waker's data is the task index; see VTABLE.
+        let waker = unsafe { Waker::from_raw(raw(id)) };
+        let done = task.as_mut().poll(&mut Context::from_waker(&waker)).is_ready();
+        if done {
+            self.free.borrow_mut().push(id);
+            self.live.set(self.live.get() - 1);
+        } else {
+            self.tasks.borrow_mut()[id] = Some(task);
+        }
+        done
+    }
+
+    /// Runs until `main` completes. `park(wait, until)` submits I/O and, when `wait`, blocks
+    /// until a completion or `until`, then delivers completions (waking tasks).
+    pub(super) fn run(&self, main: impl Future<Output = ()> + 'static, mut park: impl FnMut(bool, Option<Instant>)) {
+        CURRENT.with(|c| c.set(self as *const Executor));
+        self.insert(Box::pin(main));
+        let main_id = 0;
+        loop {
+            // Run what is ready, in bounded batches so I/O is submitted regularly.
+            let mut budget = 256;
+            while budget > 0 {
+                let Some(id) = self.ready.borrow_mut().pop_front() else { break };
+                if self.poll_task(id) && id == main_id {
+                    self.shutdown();
+                    return;
+                }
+                budget -= 1;
+            }
+            let next_timer = self.fire_timers();
+            let wait = self.ready.borrow().is_empty();
+            park(wait, next_timer);
+        }
+    }
+
+    /// Wakes due timers; returns the earliest pending deadline.
+    fn fire_timers(&self) -> Option<Instant> {
+        let mut timers = self.timers.borrow_mut();
+        if timers.is_empty() {
+            return None;
+        }
+        let now = Instant::now();
+        let mut next: Option<Instant> = None;
+        timers.retain(|(at, w)| {
+            if *at <= now {
+                w.wake_by_ref();
+                false
+            } else {
+                next = Some(next.map_or(*at, |n| n.min(*at)));
+                true
+            }
+        });
+        next
+    }
+
+    fn shutdown(&self) {
+        self.timers.borrow_mut().clear();
+        let tasks: Vec<Option<Task>> = std::mem::take(&mut *self.tasks.borrow_mut());
+        drop(tasks);
+        CURRENT.with(|c| c.set(std::ptr::null()));
+    }
+}
