@@ -162,6 +162,7 @@ fn run(a: RunArgs) -> anyhow::Result<()> {
 
     // The process-lifetime shared state: leaked once, read by every thread.
     let published: &'static Published = Box::leak(Box::default());
+    let loaded = provider::file::fingerprint(&manifests);
     provider::file::reload(&manifests, &opts, published).context("loading --manifests")?;
 
     let listeners = runtime::bind_reuseport(a.http, workers, opts.settings.header_timeout)
@@ -186,7 +187,7 @@ fn run(a: RunArgs) -> anyhow::Result<()> {
     let interval = Duration::from_millis(a.poll_ms.max(10));
     std::thread::Builder::new()
         .name("control".into())
-        .spawn(move || provider::file::watch(manifests, opts, published, interval))?;
+        .spawn(move || provider::file::watch(manifests, opts, published, interval, loaded))?;
 
     tracing::info!(io = backend.name(), workers, http = %http_addr, admin = %admin_addr, "ringress ready");
     for h in handles {

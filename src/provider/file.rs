@@ -58,9 +58,11 @@ pub fn load(path: &Path) -> Result<Objects, LoadError> {
 }
 
 /// What identifies one version of the manifests on disk.
-type Fingerprint = Vec<(PathBuf, u64, SystemTime, u64)>;
+pub type Fingerprint = Vec<(PathBuf, u64, SystemTime, u64)>;
 
-fn fingerprint(path: &Path) -> Fingerprint {
+/// Taken before the files are read, so a change made while (or after) they are read is
+/// seen by the next poll.
+pub fn fingerprint(path: &Path) -> Fingerprint {
     use std::os::unix::fs::MetadataExt;
     let files = manifest_files(path).unwrap_or_default();
     files
@@ -90,8 +92,14 @@ pub fn reload(path: &Path, opts: &BuildOptions, published: &Published) -> Result
 }
 
 /// Watches `path` forever (on the calling thread), republishing on every change.
-pub fn watch(path: PathBuf, opts: BuildOptions, published: &'static Published, interval: Duration) {
-    let mut last = fingerprint(&path);
+/// `last` is the fingerprint taken before the initial load.
+pub fn watch(
+    path: PathBuf,
+    opts: BuildOptions,
+    published: &'static Published,
+    interval: Duration,
+    mut last: Fingerprint,
+) {
     loop {
         std::thread::sleep(interval);
         let now = fingerprint(&path);

@@ -13,7 +13,7 @@
 mod executor;
 
 use std::any::Any;
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 use std::future::Future;
 use std::io;
 use std::net::{Shutdown, SocketAddr, TcpListener};
@@ -50,7 +50,6 @@ pub(super) struct Driver {
     ring: RefCell<IoUring>,
     slots: RefCell<Vec<Slot>>,
     free: RefCell<Vec<usize>>,
-    in_flight: Cell<usize>,
 }
 
 thread_local! {
@@ -91,12 +90,7 @@ impl Driver {
             },
             Err(e) => return Err(e),
         };
-        Ok(Driver {
-            ring: RefCell::new(ring),
-            slots: RefCell::default(),
-            free: RefCell::default(),
-            in_flight: Cell::new(0),
-        })
+        Ok(Driver { ring: RefCell::new(ring), slots: RefCell::default(), free: RefCell::default() })
     }
 
     /// Queues `entries` (linked ones together) for the operation in a new slot.
@@ -110,25 +104,29 @@ impl Driver {
             }
         };
         self.slots.borrow_mut()[id] = Slot::Pending(None);
-        self.in_flight.set(self.in_flight.get() + 1);
-        let mut ring = self.ring.borrow_mut();
-        let room = {
-            let sq = ring.submission();
-            sq.capacity() - sq.len()
-        };
-        if room < entries.len() {
-            // A full queue is flushed now; completions are still reaped by the loop.
-            let _ = ring.submit();
+        loop {
+            let mut ring = self.ring.borrow_mut();
+            {
+                let mut sq = ring.submission();
+                if sq.capacity() - sq.len() >= entries.len() {
+                    for (i, e) in entries.iter().enumerate() {
+                        let e = if i == 0 { e.clone().user_data(id as u64) } else { e.clone() };
+                        // SAFETY: every pointer in the entry refers to memory owned by the `Op`
+                        // returned for this slot (or by the slot once the `Op` is dropped)
+                        // until this slot's completion is reaped; see the module doc. Room
+                        // for all entries was checked just above.
+                        let _ = unsafe { sq.push(&e) };
+                    }
+                    return id;
+                }
+            }
+            // The queue is full: hand it to the kernel. If the kernel is busy (completion
+            // queue overflowing), make room by reaping completions first.
+            if ring.submit().is_err() {
+                drop(ring);
+                self.reap();
+            }
         }
-        let mut sq = ring.submission();
-        for (i, e) in entries.iter().enumerate() {
-            let e = if i == 0 { e.clone().user_data(id as u64) } else { e.clone() };
-            // SAFETY: every pointer in the entry refers to memory owned by the `Op` that is
-            // returned for this slot (or by the slot once the `Op` is dropped) until the
-            // completion for this slot is reaped; see the module doc.
-            unsafe { sq.push(&e).expect("room was made above") };
-        }
-        id
     }
 
     fn poll_slot(&self, id: usize, cx: &mut Context<'_>) -> Poll<i32> {
@@ -175,7 +173,6 @@ impl Driver {
                 continue;
             }
             let id = user_data as usize;
-            self.in_flight.set(self.in_flight.get() - 1);
             let waker = {
                 let mut slots = self.slots.borrow_mut();
                 match std::mem::replace(&mut slots[id], Slot::Done(res)) {
