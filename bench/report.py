@@ -72,7 +72,9 @@ for gi, (m, title) in enumerate(modes):
     ty = y0 - (y0 - 30) * t / top
     svg.append(f'<line x1="{gx-4}" x2="{gx+len(proxies)*(bar+6)}" y1="{ty}" y2="{ty}" stroke="black" stroke-dasharray="4 3"/>')
     svg.append(f'<text x="{gx+len(proxies)*(bar+6)+2}" y="{ty+4}" font-size="10">target {t}x</text>')
-for i, p in enumerate(proxies):
-    svg.append(f'<rect x="{pad + i*140}" y="28" width="10" height="10" fill="{colors[p]}"/><text x="{pad + i*140 + 14}" y="37">{p}</text>')
+lx = pad
+for p in proxies:
+    svg.append(f'<rect x="{lx}" y="28" width="10" height="10" fill="{colors[p]}"/><text x="{lx + 14}" y="37">{p}</text>')
+    lx += 30 + 7 * len(p)
 svg.append(f'<line x1="{pad-10}" x2="{W-10}" y1="{y0}" y2="{y0}" stroke="black"/></svg>')
 open(out + ".svg", "w").write("\n".join(svg))
