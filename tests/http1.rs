@@ -156,7 +156,8 @@ fn large_bodies_stream_both_ways_without_buffering() {
         );
 
         let grown = p.rss_kib().saturating_sub(rss_before);
-        assert!(grown < 16 * 1024, "{io}: proxy RSS grew by {grown} KiB while streaming 350 MB");
+        eprintln!("{io}: proxy RSS grew by {grown} KiB while streaming 350 MB (before: {rss_before} KiB)");
+        assert!(grown < 8 * 1024, "{io}: proxy RSS grew by {grown} KiB while streaming 350 MB");
     }
 }
 
