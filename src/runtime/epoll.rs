@@ -87,10 +87,7 @@ impl Io for Epoll {
     }
 
     async fn connect(addr: SocketAddr, timeout: std::time::Duration) -> io::Result<Self::Stream> {
-        let s = match tokio::time::timeout(timeout, tokio::net::TcpStream::connect(addr)).await {
-            Ok(r) => r?,
-            Err(_) => return Err(super::io::timed_out("connect timed out")),
-        };
+        let s = super::io::tokio_connect(timeout, tokio::net::TcpStream::connect(addr)).await?;
         let _ = s.set_nodelay(true);
         Ok(s)
     }

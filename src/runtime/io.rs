@@ -92,3 +92,11 @@ impl Clock<'_> {
         (r, buf)
     }
 }
+
+/// A tokio connect future bounded by `timeout` (for the tokio-based backends).
+pub(super) async fn tokio_connect<S>(timeout: Duration, connect: impl Future<Output = io::Result<S>>) -> io::Result<S> {
+    match tokio::time::timeout(timeout, connect).await {
+        Ok(r) => r,
+        Err(_) => Err(timed_out("connect timed out")),
+    }
+}

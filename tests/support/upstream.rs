@@ -100,29 +100,15 @@ fn serve(s: TcpStream, name: &str, hits: &AtomicUsize) -> std::io::Result<()> {
                     }
                     break;
                 }
-                let mut left = n;
-                while left > 0 {
-                    let k = r.read(&mut buf[..(left.min(65536)) as usize])?;
-                    if k == 0 {
-                        return Ok(());
-                    }
-                    sum = buf[..k].iter().fold(sum, |a, &b| a.wrapping_add(b as u64));
-                    left -= k as u64;
-                    len += k as u64;
+                if !count_body(&mut r, n, &mut buf, &mut len, &mut sum)? {
+                    return Ok(());
                 }
                 let mut crlf = [0u8; 2];
                 r.read_exact(&mut crlf)?;
             }
         } else if let Some(n) = get("content-length").and_then(|v| v.parse::<u64>().ok()) {
-            let mut left = n;
-            while left > 0 {
-                let k = r.read(&mut buf[..(left.min(65536)) as usize])?;
-                if k == 0 {
-                    return Ok(());
-                }
-                sum = buf[..k].iter().fold(sum, |a, &b| a.wrapping_add(b as u64));
-                left -= k as u64;
-                len += k as u64;
+            if !count_body(&mut r, n, &mut buf, &mut len, &mut sum)? {
+                return Ok(());
             }
         }
 
@@ -163,6 +149,22 @@ fn serve(s: TcpStream, name: &str, hits: &AtomicUsize) -> std::io::Result<()> {
             return Ok(());
         }
     }
+}
+
+/// Reads `n` body bytes, adding them to `len` and `sum`; false if the client closed first.
+fn count_body(r: &mut impl Read, n: u64, buf: &mut [u8], len: &mut u64, sum: &mut u64) -> std::io::Result<bool> {
+    let mut left = n;
+    while left > 0 {
+        let want = left.min(buf.len() as u64) as usize;
+        let k = r.read(&mut buf[..want])?;
+        if k == 0 {
+            return Ok(false);
+        }
+        *sum = buf[..k].iter().fold(*sum, |a, &b| a.wrapping_add(b as u64));
+        left -= k as u64;
+        *len += k as u64;
+    }
+    Ok(true)
 }
 
 fn send_pattern(w: &mut TcpStream, n: usize, chunked: bool) -> std::io::Result<()> {

@@ -106,9 +106,7 @@ impl Chunked {
                     }
                 }
                 State::SizeLf => {
-                    if b != b'\n' {
-                        return Err(ChunkError::BadLineEnd);
-                    }
+                    expect(b, b'\n')?;
                     if self.size == 0 {
                         self.state = State::TrailerStart;
                         self.line_bytes = 0;
@@ -131,15 +129,11 @@ impl Chunked {
                     continue;
                 }
                 State::DataCr => {
-                    if b != b'\r' {
-                        return Err(ChunkError::BadLineEnd);
-                    }
+                    expect(b, b'\r')?;
                     self.state = State::DataLf;
                 }
                 State::DataLf => {
-                    if b != b'\n' {
-                        return Err(ChunkError::BadLineEnd);
-                    }
+                    expect(b, b'\n')?;
                     self.state = State::Size;
                 }
                 State::TrailerStart => {
@@ -156,15 +150,11 @@ impl Chunked {
                     }
                 }
                 State::TrailerLf => {
-                    if b != b'\n' {
-                        return Err(ChunkError::BadLineEnd);
-                    }
+                    expect(b, b'\n')?;
                     self.state = State::TrailerStart;
                 }
                 State::EndLf => {
-                    if b != b'\n' {
-                        return Err(ChunkError::BadLineEnd);
-                    }
+                    expect(b, b'\n')?;
                     self.state = State::Done;
                     return Ok(i + 1);
                 }
@@ -186,6 +176,15 @@ impl Chunked {
             0..=0x1f | 0x7f => Err(ChunkError::BadByte),
             _ => Ok(()),
         }
+    }
+}
+
+/// The CR or LF a line end requires (bare LF or CR is not accepted).
+fn expect(b: u8, want: u8) -> Result<(), ChunkError> {
+    if b == want {
+        Ok(())
+    } else {
+        Err(ChunkError::BadLineEnd)
     }
 }
 
