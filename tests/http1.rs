@@ -261,3 +261,26 @@ fn http10_head_close_and_expect_continue() {
         assert_eq!(get(p.http, "www.example.com", "/status/204").status, 204, "{io}");
     }
 }
+
+#[test]
+fn interim_responses_reach_http11_clients_only() {
+    for io in BACKENDS {
+        let (_a, _b, m) = two_upstreams();
+        let p = Proxy::start(io, &m, &[]);
+        let mut s = TcpStream::connect(p.http).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut pending = Vec::new();
+        s.write_all(b"GET /early HTTP/1.1\r\nHost: www.example.com\r\n\r\n").unwrap();
+        let r = read_response(&mut s, &mut pending, false).unwrap();
+        assert_eq!(r.status, 103, "{io}");
+        assert_eq!(r.header("link"), Some("</style.css>; rel=preload"), "{io}");
+        let r = read_response(&mut s, &mut pending, false).unwrap();
+        assert_eq!((r.status, r.text().as_str()), (200, "final"), "{io}");
+        // HTTP/1.0 has no interim responses (RFC 9110 §15.2): only the final one arrives.
+        let mut s = TcpStream::connect(p.http).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        s.write_all(b"GET /early HTTP/1.0\r\nHost: www.example.com\r\n\r\n").unwrap();
+        let r = read_response(&mut s, &mut Vec::new(), false).unwrap();
+        assert_eq!((r.status, r.text().as_str()), (200, "final"), "{io}");
+    }
+}

@@ -3,6 +3,7 @@
 //! - `/chunked/N`: N bytes, chunked
 //! - `/status/N`: an empty response with status N
 //! - `/sleep/MS`: waits, then answers like `/`
+//! - `/early`: a 103 Early Hints interim response, then 200
 //! - `/close`: a body delimited by closing the connection
 //! - `/ws`: a WebSocket handshake, then echoes each client frame back unmasked
 //! - anything else: a text description of the request (method, path, body length and sum,
@@ -121,6 +122,10 @@ fn serve(s: TcpStream, name: &str, hits: &AtomicUsize) -> std::io::Result<()> {
             send_pattern(&mut w, n, true)?;
         } else if let Some(code) = num("/status/") {
             write!(w, "HTTP/1.1 {code} Whatever\r\nX-Upstream: {name}\r\nContent-Length: 0\r\n\r\n")?;
+        } else if path == "/early" {
+            // An interim 103 Early Hints, then the final response (RFC 8297).
+            w.write_all(b"HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\n\r\n")?;
+            w.write_all(format!("HTTP/1.1 200 OK\r\nX-Upstream: {name}\r\nContent-Length: 5\r\n\r\nfinal").as_bytes())?;
         } else if path == "/close" {
             w.write_all(format!("HTTP/1.1 200 OK\r\nX-Upstream: {name}\r\n\r\nuntil-close body").as_bytes())?;
             return Ok(());
