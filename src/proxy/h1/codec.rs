@@ -58,6 +58,12 @@ fn content_length(current: Option<u64>, v: &[u8]) -> Result<u64, ()> {
     out.ok_or(())
 }
 
+/// A LF not preceded by CR. httparse accepts it as a line end (RFC 9112 §2.2 allows that); the
+/// proxy re-frames with CRLF and so rejects it, or `a\nX-Injected: b` could become a field.
+pub fn has_bare_lf(head: &[u8]) -> bool {
+    head.iter().enumerate().any(|(i, &b)| b == b'\n' && (i == 0 || head[i - 1] != b'\r'))
+}
+
 /// The parts of a request target the proxy routes on.
 pub struct Target<'a> {
     /// Authority from an absolute-form target (RFC 9112 §3.2.2: it overrides Host).

@@ -240,7 +240,7 @@ fn prepare(
     };
     // httparse accepts a bare LF as a line end (RFC 9112 §2.2 allows it); a proxy that
     // re-frames with CRLF must not let `a\nX-Injected: b` become a second field: reject.
-    if has_bare_lf(&buf[..head_len]) {
+    if codec::has_bare_lf(&buf[..head_len]) {
         return Err(ProxyError::downstream(Kind::BadRequest, "bare LF in the request head"));
     }
     if head_len > s.max_header_bytes {
@@ -268,10 +268,6 @@ fn prepare(
     }
     codec::write_request_head(out, &req, &info, &target, host, client_ip, "http");
     Ok(Some((info, Action::Forward(route.backend))))
-}
-
-fn has_bare_lf(head: &[u8]) -> bool {
-    head.iter().enumerate().any(|(i, &b)| b == b'\n' && (i == 0 || head[i - 1] != b'\r'))
 }
 
 async fn write_client<S: Stream>(
