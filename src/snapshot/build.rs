@@ -1,13 +1,13 @@
 //! The one pure function from objects to a snapshot. The file provider and the kube watcher
 //! both call [`build`]; nothing here can fail half-way, so a snapshot is complete or absent.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use super::table::{prefix_key, HostRoutes, RouteTable};
 use super::{Backend, BackendId, Route, Settings, Snapshot};
-use crate::model::{Ingress, Objects, PathType, PortRef, ServiceBackend, TargetPort};
+use crate::model::{EndpointSlice, Ingress, Objects, PathType, PortRef, Service, ServiceBackend, TargetPort};
 
 /// What the build needs besides the objects.
 #[derive(Clone, Debug)]
@@ -27,7 +27,17 @@ impl Default for BuildOptions {
 
 /// Builds a complete snapshot (generation 0: the publisher numbers it).
 pub fn build(objects: &Objects, opts: &BuildOptions) -> Snapshot {
-    let mut b = Builder { objects, backends: Vec::new(), backend_ids: HashMap::new(), warnings: Vec::new() };
+    // Indexed once, so resolving a backend does not scan every Service and slice.
+    let mut services = FxHashMap::default();
+    for svc in &objects.services {
+        services.entry((svc.key.namespace.as_str(), svc.key.name.as_str())).or_insert(svc);
+    }
+    let mut slices: FxHashMap<(&str, &str), Vec<&EndpointSlice>> = FxHashMap::default();
+    for slice in &objects.endpoint_slices {
+        slices.entry((slice.key.namespace.as_str(), slice.service.as_str())).or_default().push(slice);
+    }
+    let mut b =
+        Builder { services, slices, backends: Vec::new(), backend_ids: FxHashMap::default(), warnings: Vec::new() };
     let mut table = RouteTable::default();
 
     let mut ingresses: Vec<&Ingress> = objects.ingresses.iter().filter(|i| serves(i, objects, opts)).collect();
@@ -95,12 +105,20 @@ fn serves(ing: &Ingress, objects: &Objects, opts: &BuildOptions) -> bool {
     }
 }
 
+/// The routes of `host`, created if new (without allocating a key when it exists).
+fn host_entry<'m>(map: &'m mut FxHashMap<Box<str>, HostRoutes>, host: &str) -> &'m mut HostRoutes {
+    if !map.contains_key(host) {
+        map.insert(host.into(), HostRoutes::default());
+    }
+    map.get_mut(host).expect("inserted above")
+}
+
 fn insert(table: &mut RouteTable, route: Route, warnings: &mut Vec<String>) {
     let hr: &mut HostRoutes = match route.host.as_deref() {
         None => &mut table.any_host,
         Some(h) => match h.strip_prefix("*.") {
-            Some(suffix) => table.wildcard_hosts.entry(suffix.into()).or_default(),
-            None => table.exact_hosts.entry(h.into()).or_default(),
+            Some(suffix) => host_entry(&mut table.wildcard_hosts, suffix),
+            None => host_entry(&mut table.exact_hosts, h),
         },
     };
     let (map, key) = match route.path_type {
@@ -124,15 +142,18 @@ fn insert(table: &mut RouteTable, route: Route, warnings: &mut Vec<String>) {
 }
 
 struct Builder<'a> {
-    objects: &'a Objects,
+    /// Services by (namespace, name); the first definition wins.
+    services: FxHashMap<(&'a str, &'a str), &'a Service>,
+    /// EndpointSlices by (namespace, service name).
+    slices: FxHashMap<(&'a str, &'a str), Vec<&'a EndpointSlice>>,
     backends: Vec<Backend>,
-    backend_ids: HashMap<(String, String, PortRef), BackendId>,
+    backend_ids: FxHashMap<(&'a str, &'a str, &'a PortRef), BackendId>,
     warnings: Vec<String>,
 }
 
-impl Builder<'_> {
-    fn backend_id(&mut self, namespace: &str, sb: &ServiceBackend) -> BackendId {
-        let k = (namespace.to_string(), sb.service.clone(), sb.port.clone());
+impl<'a> Builder<'a> {
+    fn backend_id(&mut self, namespace: &'a str, sb: &'a ServiceBackend) -> BackendId {
+        let k = (namespace, sb.service.as_str(), &sb.port);
         if let Some(&id) = self.backend_ids.get(&k) {
             return id;
         }
@@ -150,10 +171,8 @@ impl Builder<'_> {
     /// Service port -> target port -> ready endpoint addresses from the Service's slices.
     fn resolve(&self, namespace: &str, sb: &ServiceBackend) -> Result<Vec<SocketAddr>, String> {
         let svc = self
-            .objects
             .services
-            .iter()
-            .find(|s| s.key.namespace == namespace && s.key.name == sb.service)
+            .get(&(namespace, sb.service.as_str()))
             .ok_or_else(|| format!("Service {namespace}/{} not found", sb.service))?;
         let sp = svc
             .ports
@@ -164,9 +183,8 @@ impl Builder<'_> {
             })
             .ok_or_else(|| format!("Service {} has no port {}", svc.key, sb.port))?;
         let mut out = Vec::new();
-        for slice in
-            self.objects.endpoint_slices.iter().filter(|s| s.key.namespace == namespace && s.service == sb.service)
-        {
+        let slices = self.slices.get(&(namespace, sb.service.as_str())).map(Vec::as_slice).unwrap_or_default();
+        for slice in slices {
             // Slices name their ports after the Service port; the number there is the target.
             let by_name = slice.ports.iter().find(|p| p.name == sp.name).map(|p| p.port);
             let port = match (&sp.target_port, by_name) {
