@@ -21,14 +21,24 @@ modes = [("keepalive", "keep-alive, 64 connections"), ("close", "new connection 
 target = {"keepalive": 0.85, "close": 1.0}
 
 
-def ratio(proxy, mode):
+def ratios(proxy, mode):
     rs = []
     for (run, m), cpus in by_run.items():
         if m != mode or proxy not in cpus:
             continue
         best = min(cpus.get("nginx", float("inf")), cpus.get("haproxy", float("inf")))
         rs.append(cpus[proxy] / best)
+    return rs
+
+
+def ratio(proxy, mode):
+    rs = ratios(proxy, mode)
     return statistics.median(rs) if rs else float("nan")
+
+
+def spread(proxy, mode):
+    rs = ratios(proxy, mode)
+    return f"{min(rs):.2f}-{max(rs):.2f}" if rs else "-"
 
 
 md = [f"Machine: {machine}. One proxy worker pinned to its own CPU; wrk and the upstream (nginx `return 200`, 64-byte body) on the other.",
@@ -38,14 +48,14 @@ for mode, title in modes:
     if not any(cell.get((p, mode)) for p in proxies):
         continue
     md += [f"### {title} (target: ringress CPU/req <= {target[mode]}x)", "",
-           "| proxy | requests/s | p50 | p99 | CPU µs/req | CPU/req vs best of nginx, haproxy | non-2xx |",
-           "|---|---:|---:|---:|---:|---:|---:|"]
+           "| proxy | requests/s | p50 | p99 | CPU µs/req | CPU/req vs best of nginx, haproxy | range over runs | non-2xx |",
+           "|---|---:|---:|---:|---:|---:|---:|---:|"]
     for p in proxies:
         v = cell.get((p, mode))
         if not v:
             continue
         med = lambda i: statistics.median(x[i] for x in v)
-        md.append(f"| {p} | {med(0):,.0f} | {med(1):.0f} µs | {med(2):.0f} µs | {med(3):.2f} | {ratio(p, mode):.2f}x | {sum(x[4] for x in v)} |")
+        md.append(f"| {p} | {med(0):,.0f} | {med(1):.0f} µs | {med(2):.0f} µs | {med(3):.2f} | {ratio(p, mode):.2f}x | {spread(p, mode)} | {sum(x[4] for x in v)} |")
     md.append("")
 open(out + ".md", "w").write("\n".join(md))
 
