@@ -45,24 +45,7 @@ frontend fe
 backend be
   server up 127.0.0.1:$PORT_UP
 EOC
-cat > "$work/m.yaml" <<EOC
-apiVersion: networking.k8s.io/v1
-kind: Ingress
-metadata: {name: bench}
-spec: {ingressClassName: ringress, defaultBackend: {service: {name: up, port: {number: 80}}}}
----
-apiVersion: v1
-kind: Service
-metadata: {name: up}
-spec: {ports: [{name: http, port: 80, targetPort: $PORT_UP}]}
----
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata: {name: up-1, labels: {kubernetes.io/service-name: up}}
-addressType: IPv4
-endpoints: [{addresses: ["127.0.0.1"]}]
-ports: [{name: http, port: $PORT_UP}]
-EOC
+bench/support/manifests.sh $PORT_UP > "$work/m.yaml"
 rss() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
 printf '| proxy | RSS before | RSS with %d idle connections | per connection |\n|---|---:|---:|---:|\n' "$CONNS"
 for p in ringress-uring ringress-epoll nginx haproxy; do

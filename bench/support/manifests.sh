@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# The manifests every bench serves: host bench.local -> Service up -> one endpoint,
+# 127.0.0.1:$1 (the bench's upstream).
+port=$1
+cat <<EOC
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata: {name: bench}
+spec:
+  ingressClassName: ringress
+  rules:
+  - host: bench.local
+    http:
+      paths:
+      - {path: /, pathType: Prefix, backend: {service: {name: up, port: {number: 80}}}}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: up}
+spec: {ports: [{name: http, port: 80, targetPort: $port}]}
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: {name: up-1, labels: {kubernetes.io/service-name: up}}
+addressType: IPv4
+endpoints: [{addresses: ["127.0.0.1"]}]
+ports: [{name: http, port: $port}]
+EOC
