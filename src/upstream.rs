@@ -53,10 +53,6 @@ impl<S> Pools<S> {
             !list.is_empty() && snap.backends.iter().any(|b| b.endpoints.contains(addr))
         });
     }
-
-    pub fn idle_count(&self) -> usize {
-        self.idle.borrow().values().map(Vec::len).sum()
-    }
 }
 
 /// Round robin per backend, per worker. Reset when the snapshot changes, since backend ids

@@ -110,12 +110,4 @@ impl Deadlines {
             }
         }
     }
-
-    pub fn len(&self) -> usize {
-        self.watches.borrow().len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
 }

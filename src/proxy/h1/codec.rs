@@ -170,15 +170,13 @@ pub fn analyze_request<'a>(
             }
         }
     }
-    if let Some(auth) = target.authority {
-        *host = auth;
-    } else if hosts > 1 {
-        return Err(ProxyError::downstream(Kind::BadHost, "more than one Host header"));
-    } else if hosts == 0 && !http10 {
-        return Err(ProxyError::downstream(Kind::BadHost, "HTTP/1.1 request without Host"));
-    }
     if hosts > 1 {
         return Err(ProxyError::downstream(Kind::BadHost, "more than one Host header"));
+    }
+    if let Some(auth) = target.authority {
+        *host = auth;
+    } else if hosts == 0 && !http10 {
+        return Err(ProxyError::downstream(Kind::BadHost, "HTTP/1.1 request without Host"));
     }
     if !host.is_empty() && !valid_host(host) {
         return Err(ProxyError::downstream(Kind::BadHost, "invalid Host"));

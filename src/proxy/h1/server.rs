@@ -342,32 +342,33 @@ async fn forward<I: Io>(
     // The whole request is in `out`: it can be sent again on another connection.
     let replayable = body.is_done();
     let mut pooled = true;
-    let mut attempts = 0;
     let up = loop {
-        attempts += 1;
         let up: Upstream<I::Stream> = client::acquire(w, snap, backend, pooled).await?;
         let (r, out) = clock.write_for(&up.io, std::mem::take(&mut c.out), settings.upstream_timeout).await;
         c.out = out;
-        let sent = match r {
-            Ok(()) => true,
-            Err(_) if up.reused && replayable && attempts < 8 => false,
+        // A pooled connection the upstream had closed fails here or answers nothing. Sending
+        // again on a fresh connection is safe only if the whole request is buffered and either
+        // nothing was sent or the method is idempotent. A fresh connection is never retried.
+        let retry = |sent: bool| up.reused && replayable && (info.idempotent || !sent);
+        match r {
+            Ok(()) => {
+                if !body.is_done() {
+                    send_body(clock, c, &up, &mut body, info, settings).await?;
+                }
+                c.ubuf.clear();
+                let deadline = clock.after(settings.upstream_timeout);
+                if client::read_head_bytes(&up.io, &mut c.ubuf, clock, deadline, MAX_RESPONSE_HEAD).await? {
+                    break up;
+                }
+                if !retry(true) {
+                    return Err(ProxyError::upstream(
+                        Kind::UpstreamProtocol,
+                        "upstream closed the connection without a response",
+                    ));
+                }
+            }
+            Err(_) if retry(false) => {}
             Err(e) => return Err(ProxyError::io(Kind::UpstreamConnect, Side::Upstream, "sending the request", e)),
-        };
-        if sent && !body.is_done() {
-            send_body(clock, c, &up, &mut body, info, settings).await?;
-        }
-        c.ubuf.clear();
-        let deadline = clock.after(settings.upstream_timeout);
-        if sent && client::read_head_bytes(&up.io, &mut c.ubuf, clock, deadline, MAX_RESPONSE_HEAD).await? {
-            break up;
-        }
-        // Nothing came back: a pooled connection the upstream had closed. Safe to try again
-        // on a fresh connection only if the request can be replayed and repeated.
-        if !(up.reused && replayable && (info.idempotent || !sent) && attempts < 8) {
-            return Err(ProxyError::upstream(
-                Kind::UpstreamProtocol,
-                "upstream closed the connection without a response",
-            ));
         }
         bump(&w.stats.upstream_retries);
         pooled = false;

@@ -17,7 +17,6 @@ pub(super) struct Executor {
     free: RefCell<Vec<usize>>,
     ready: RefCell<VecDeque<usize>>,
     timers: RefCell<Vec<(Instant, Waker)>>,
-    live: Cell<usize>,
 }
 
 thread_local! {
@@ -75,7 +74,6 @@ impl Executor {
             free: RefCell::default(),
             ready: RefCell::default(),
             timers: RefCell::default(),
-            live: Cell::new(0),
         }
     }
 
@@ -91,7 +89,6 @@ impl Executor {
                 self.tasks.borrow().len() - 1
             }
         };
-        self.live.set(self.live.get() + 1);
         self.schedule(id);
     }
 
@@ -112,7 +109,6 @@ impl Executor {
         let done = task.as_mut().poll(&mut Context::from_waker(&waker)).is_ready();
         if done {
             self.free.borrow_mut().push(id);
-            self.live.set(self.live.get() - 1);
         } else {
             self.tasks.borrow_mut()[id] = Some(task);
         }
