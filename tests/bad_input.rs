@@ -4,7 +4,6 @@
 mod support;
 
 use std::io::Write;
-use std::net::TcpStream;
 use std::time::Duration;
 
 use support::*;
@@ -82,8 +81,7 @@ fn bad_requests_get_a_status_and_never_reach_the_upstream() {
         let p = Proxy::start(io, &m, &["--max-body-size", "2k"]);
         for (name, bytes, want) in CASES {
             let bytes = if bytes.is_empty() { generated(name) } else { bytes.to_vec() };
-            let mut s = TcpStream::connect(p.http).unwrap();
-            s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+            let mut s = connect(p.http);
             let _ = s.write_all(&bytes);
             let r = read_response(&mut s, &mut Vec::new(), false);
             let r = r.unwrap_or_else(|| panic!("{io}: {name}: connection closed without a response"));

@@ -49,8 +49,7 @@ fn keep_alive_and_pipelining_answer_in_order() {
     for io in BACKENDS {
         let (a, _b, m) = two_upstreams();
         let p = Proxy::start(io, &m, &[]);
-        let mut s = TcpStream::connect(p.http).unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut s = connect(p.http);
         let mut pending = Vec::new();
         // Sequential requests on one connection.
         for i in 0..5 {
@@ -166,8 +165,7 @@ fn websocket_upgrade_tunnels_both_ways() {
     for io in BACKENDS {
         let (_a, _b, m) = two_upstreams();
         let p = Proxy::start(io, &m, &[]);
-        let mut s = TcpStream::connect(p.http).unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut s = connect(p.http);
         s.write_all(b"GET /ws HTTP/1.1\r\nHost: www.example.com\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n").unwrap();
         let mut pending = Vec::new();
         let r = read_response(&mut s, &mut pending, false).unwrap();
@@ -216,8 +214,7 @@ fn http10_head_close_and_expect_continue() {
         assert!(r.header("transfer-encoding").is_none(), "{io}");
         assert_eq!(r.body.len(), 100000, "{io}");
         // HEAD: Content-Length kept, no body waited for; keep-alive continues.
-        let mut s = TcpStream::connect(p.http).unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut s = connect(p.http);
         let mut pending = Vec::new();
         s.write_all(
             b"HEAD /head HTTP/1.1\r\nHost: www.example.com\r\n\r\nGET /after HTTP/1.1\r\nHost: www.example.com\r\n\r\n",
@@ -267,8 +264,7 @@ fn interim_responses_reach_http11_clients_only() {
     for io in BACKENDS {
         let (_a, _b, m) = two_upstreams();
         let p = Proxy::start(io, &m, &[]);
-        let mut s = TcpStream::connect(p.http).unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut s = connect(p.http);
         let mut pending = Vec::new();
         s.write_all(b"GET /early HTTP/1.1\r\nHost: www.example.com\r\n\r\n").unwrap();
         let r = read_response(&mut s, &mut pending, false).unwrap();
@@ -277,8 +273,7 @@ fn interim_responses_reach_http11_clients_only() {
         let r = read_response(&mut s, &mut pending, false).unwrap();
         assert_eq!((r.status, r.text().as_str()), (200, "final"), "{io}");
         // HTTP/1.0 has no interim responses (RFC 9110 §15.2): only the final one arrives.
-        let mut s = TcpStream::connect(p.http).unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut s = connect(p.http);
         s.write_all(b"GET /early HTTP/1.0\r\nHost: www.example.com\r\n\r\n").unwrap();
         let r = read_response(&mut s, &mut Vec::new(), false).unwrap();
         assert_eq!((r.status, r.text().as_str()), (200, "final"), "{io}");

@@ -5,7 +5,6 @@
 mod support;
 
 use std::io::Write;
-use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use support::*;
@@ -52,8 +51,7 @@ fn failover_under_load_with_zero_failed_requests() {
         assert_eq!(get(p.http, "app.test", "/").header("x-upstream"), Some("primary"));
 
         // A keep-alive connection opened before the change.
-        let mut ka = TcpStream::connect(p.http).unwrap();
-        ka.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut ka = connect(p.http);
         let mut pending = Vec::new();
         ka.write_all(b"GET / HTTP/1.1\r\nHost: app.test\r\n\r\n").unwrap();
         assert_eq!(read_response(&mut ka, &mut pending, false).unwrap().header("x-upstream"), Some("primary"));

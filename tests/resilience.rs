@@ -52,8 +52,7 @@ fn upstream_restart_is_survived_by_retrying_idempotent_requests() {
         });
         let m = service("flaky", &[addr]) + &ingress("i", None, &[("/", "flaky")]);
         let p = Proxy::start(io, &m, &["--workers", "1"]);
-        let mut s = TcpStream::connect(p.http).unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut s = connect(p.http);
         let mut pending = Vec::new();
         for i in 0..20 {
             s.write_all(b"GET / HTTP/1.1\r\nHost: a.test\r\n\r\n").unwrap();
@@ -71,8 +70,7 @@ fn timeouts_408_504_and_idle_close() {
         let m = service("svc", &[up.addr]) + &ingress("i", None, &[("/", "svc")]);
         let p = Proxy::start(io, &m, &["--header-timeout", "1", "--idle-timeout", "1.5", "--upstream-timeout", "1"]);
         // Slowloris: a head that never completes gets 408 and a close.
-        let mut s = TcpStream::connect(p.http).unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut s = connect(p.http);
         s.write_all(b"GET / HTTP/1.1\r\nHost: a.test\r\nX-Slow: ").unwrap();
         let r = read_response(&mut s, &mut Vec::new(), false).expect("408");
         assert_eq!(r.status, 408, "{io}");
@@ -94,8 +92,7 @@ fn timeouts_408_504_and_idle_close() {
         let r = get(p.http, "a.test", "/sleep/3000");
         assert_eq!(r.status, 504, "{io}");
         // Idle keep-alive connection: closed after the idle timeout.
-        let mut s = TcpStream::connect(p.http).unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut s = connect(p.http);
         s.write_all(b"GET / HTTP/1.1\r\nHost: a.test\r\n\r\n").unwrap();
         assert_eq!(read_response(&mut s, &mut Vec::new(), false).unwrap().status, 200, "{io}");
         assert!(closed_within(&mut s, Duration::from_secs(5)), "{io}: idle connection not closed");

@@ -160,9 +160,16 @@ pub fn read_response(s: &mut TcpStream, pending: &mut Vec<u8>, head_request: boo
     Some(Response { status, headers, body })
 }
 
+/// A new client connection to `addr` with a 10 s read timeout.
+pub fn connect(addr: SocketAddr) -> TcpStream {
+    let s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s
+}
+
 /// Sends raw bytes on a new connection and reads one response (None: closed without one).
 pub fn raw(addr: SocketAddr, request: &[u8]) -> Option<Response> {
-    let mut s = TcpStream::connect(addr).unwrap();
+    let mut s = connect(addr);
     s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
     s.write_all(request).unwrap();
     read_response(&mut s, &mut Vec::new(), request.starts_with(b"HEAD"))
