@@ -126,7 +126,7 @@ fn check(path: &std::path::Path, class: String) -> anyhow::Result<()> {
     let opts = BuildOptions { class, ..Default::default() };
     let snap = ringress::snapshot::build(&objects, &opts);
     print!("{}", snap.describe());
-    for w in &snap.warnings {
+    for w in snap.warnings() {
         println!("warning: {w}");
     }
     Ok(())

@@ -14,7 +14,7 @@ mod tests;
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
-pub use parse::{parse_documents, ParseError};
+pub use parse::{parse_documents, parse_object, Location, ParseError};
 
 /// Identity of a namespaced object: `namespace/name`.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]

@@ -11,12 +11,15 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use build::{build, BuildOptions};
+pub use build::{build, build_from, serves, update_endpoints, BuildOptions, Inputs};
 pub use table::{normalize_host, RouteTable};
 
-use crate::model::{ObjectKey, PathType};
+use rustc_hash::{FxHashMap, FxHashSet};
 
-/// Index of a backend in [`Snapshot::backends`]; valid for that snapshot only.
+use crate::model::{ObjectKey, PathType, PortRef};
+
+/// Index of a backend in [`Snapshot::backends`]. Stable across endpoint-only updates (which
+/// share the route table), renumbered by a full build.
 pub type BackendId = u32;
 
 /// One Service port of one namespace, resolved to the endpoints that serve it.
@@ -24,8 +27,13 @@ pub type BackendId = u32;
 pub struct Backend {
     /// `namespace/service:port`, for logs and errors.
     pub name: String,
+    /// The Service (namespace, name) and the port the Ingress names.
+    pub service: ObjectKey,
+    pub port: PortRef,
     /// Ready endpoints, sorted and unique. Empty means the proxy answers 503.
     pub endpoints: Vec<SocketAddr>,
+    /// Why there are no endpoints (Service missing, no such port, nothing ready).
+    pub problem: Option<String>,
 }
 
 /// What a matched request is sent to, and which Ingress asked for it.
@@ -72,20 +80,44 @@ impl Default for Settings {
 }
 
 /// The immutable routing state every worker reads. Once published, never mutated.
+///
+/// The route table and the per-Service index are shared (`Arc`) between a snapshot and the
+/// ones derived from it by [`update_endpoints`], so an endpoint change costs a copy of the
+/// backend pointers, not a rebuild of the table.
 #[derive(Debug, Default)]
 pub struct Snapshot {
     /// Increases by one with every publish; 0 is the empty table before the first build.
     pub generation: u64,
-    pub table: RouteTable,
-    pub backends: Vec<Backend>,
+    pub table: Arc<RouteTable>,
+    pub backends: Vec<Arc<Backend>>,
+    /// Backends by Service (namespace, name): what an endpoint change of that Service touches.
+    pub by_service: Arc<FxHashMap<ObjectKey, Vec<BackendId>>>,
+    /// Every endpoint of every backend, for pools to drop connections to departed ones.
+    pub endpoint_set: FxHashSet<SocketAddr>,
     pub settings: Settings,
-    /// Conflicts and dangling references found while building; logged, never fatal.
-    pub warnings: Vec<String>,
+    /// Route conflicts found while building; logged, never fatal. Backend problems are on
+    /// the backends ([`Snapshot::warnings`] lists both).
+    pub route_warnings: Arc<Vec<String>>,
 }
 
 impl Snapshot {
     pub fn backend(&self, id: BackendId) -> &Backend {
         &self.backends[id as usize]
+    }
+
+    pub fn has_endpoint(&self, addr: &SocketAddr) -> bool {
+        self.endpoint_set.contains(addr)
+    }
+
+    /// Route conflicts, then backends without endpoints.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut out: Vec<String> = self.route_warnings.to_vec();
+        for b in &self.backends {
+            if let Some(p) = &b.problem {
+                out.push(format!("backend {}: {p}; requests get 503", b.name));
+            }
+        }
+        out
     }
 
     /// The routing table as text, one route per line, as `ringress check` prints it.
@@ -133,7 +165,7 @@ impl Snapshot {
             "generation": self.generation,
             "routes": self.table.routes().map(route).collect::<Vec<_>>(),
             "defaultBackend": self.table.default_route().map(route),
-            "warnings": self.warnings,
+            "warnings": self.warnings(),
         })
     }
 }

@@ -50,7 +50,7 @@ impl<S> Pools<S> {
         let mut idle = self.idle.borrow_mut();
         idle.retain(|addr, list| {
             list.retain(|(_, expires)| *expires > now);
-            !list.is_empty() && snap.backends.iter().any(|b| b.endpoints.contains(addr))
+            !list.is_empty() && snap.has_endpoint(addr)
         });
     }
 }

@@ -10,15 +10,23 @@ use serde_yaml_ng::Value;
 use super::wire::{self, IntOrString};
 use super::*;
 
-/// Where an object sits in a stream: `document 2` or `document 2, item 5`.
+/// Where an object came from: `document 2` or `document 2, item 5` of a file, or the API
+/// server (document 0).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Location {
     pub document: usize,
     pub item: Option<usize>,
 }
 
+impl Location {
+    pub const API_SERVER: Location = Location { document: 0, item: None };
+}
+
 impl fmt::Display for Location {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if *self == Location::API_SERVER {
+            return f.write_str("from the API server");
+        }
         write!(f, "document {}", self.document)?;
         if let Some(i) = self.item {
             write!(f, ", item {i}")?;
@@ -60,6 +68,15 @@ pub fn parse_documents(text: &str) -> Result<Objects, ParseError> {
             read_object(value, at, &mut out)?;
         }
     }
+    Ok(out)
+}
+
+/// One object as the API server sent it (any serializable shape, e.g. a k8s-openapi type),
+/// read with the same rules and error messages as a manifest file.
+pub fn parse_object<T: serde::Serialize>(object: &T) -> Result<Objects, ParseError> {
+    let value = serde_yaml_ng::to_value(object).map_err(|error| ParseError::Yaml { document: 0, error })?;
+    let mut out = Objects::default();
+    read_object(value, Location::API_SERVER, &mut out)?;
     Ok(out)
 }
 

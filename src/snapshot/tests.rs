@@ -168,8 +168,8 @@ fn rules_merge_across_ingresses_and_oldest_wins_conflicts() {
     let backend = |path: &str| lookup(&s, "foo.com", path).map(|r| s.backend(r.backend).name.clone());
     assert_eq!(backend("/api/x").as_deref(), Some("default/old:80"), "older Ingress keeps /api");
     assert_eq!(backend("/web").as_deref(), Some("default/new:80"), "rules of both Ingresses merge");
-    assert_eq!(s.warnings.len(), 1, "{:?}", s.warnings);
-    assert!(s.warnings[0].contains("default/older") && s.warnings[0].contains("default/newer"), "{:?}", s.warnings);
+    assert_eq!(s.warnings().len(), 1, "{:?}", s.warnings());
+    assert!(s.warnings()[0].contains("default/older") && s.warnings()[0].contains("default/newer"), "{:?}", s.warnings());
 }
 
 #[test]
@@ -308,7 +308,7 @@ fn dangling_references_give_an_empty_backend_and_a_warning() {
     let s = snapshot(&yaml);
     let r = lookup(&s, "a.com", "/").expect("route exists");
     assert!(s.backend(r.backend).endpoints.is_empty());
-    assert!(s.warnings.iter().any(|w| w.contains("default/missing") && w.contains("not found")), "{:?}", s.warnings);
+    assert!(s.warnings().iter().any(|w| w.contains("default/missing") && w.contains("not found")), "{:?}", s.warnings());
 }
 
 #[test]
@@ -343,4 +343,34 @@ fn lookup_cost_does_not_depend_on_ingress_count() {
     assert_eq!(s.table.exact_hosts.len(), 500);
     assert!(lookup(&s, "h499.example.com", "/a/b").is_some());
     assert!(lookup(&s, "h500.example.com", "/a/b").is_none());
+}
+
+#[test]
+fn endpoint_only_update_equals_a_full_build_and_shares_the_table() {
+    let ingresses = ingress_yaml("shop", "2024-01-01T00:00:00Z", Some("shop.example"), &[(Prefix, "/", "a"), (Prefix, "/b", "b")]);
+    let before = format!("{ingresses}---{}---{}", service_yaml("default", "a", 1), service_yaml("default", "b", 2));
+    // `a` scales to a new address, `b` loses its Service, `c` (unreferenced) appears.
+    let after = format!(
+        "{ingresses}---{}---{}",
+        service_yaml("default", "a", 9),
+        service_yaml("default", "c", 3).split("---").nth(1).expect("the slice half")
+    );
+    let opts = BuildOptions::default();
+    let prev = snapshot(&before);
+    let objects = parse_documents(&after).expect("parses");
+    let inputs = Inputs::of(&objects);
+    let changed = ["a", "b", "c"].map(|n| ObjectKey { namespace: "default".into(), name: n.into() });
+    let updated = update_endpoints(&prev, &inputs, &changed);
+    let full = build_from(&inputs, &opts);
+    assert!(Arc::ptr_eq(&prev.table, &updated.table), "the route table is shared, not rebuilt");
+    let view = |s: &Snapshot| {
+        s.backends.iter().map(|b| (b.name.clone(), b.endpoints.clone(), b.problem.clone())).collect::<Vec<_>>()
+    };
+    assert_eq!(view(&updated), view(&full));
+    assert_eq!(updated.warnings(), full.warnings());
+    assert!(updated.has_endpoint(&"10.0.0.9:8080".parse().unwrap()));
+    assert!(!updated.has_endpoint(&"10.0.0.1:8080".parse().unwrap()));
+    // An unchanged backend is the same allocation.
+    let unchanged = update_endpoints(&prev, &Inputs::of(&parse_documents(&before).unwrap()), &changed[..1]);
+    assert!(Arc::ptr_eq(&prev.backends[0], &unchanged.backends[0]));
 }
