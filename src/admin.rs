@@ -88,6 +88,7 @@ impl Admin {
         );
         let _ =
             writeln!(out, "# TYPE ringress_io_backend gauge\nringress_io_backend{{backend=\"{}\"}} 1", self.backend);
+        self.published.control.render(&mut out);
         out
     }
 }

@@ -36,11 +36,17 @@ use arc_swap::ArcSwap;
 pub struct Published {
     current: ArcSwap<snapshot::Snapshot>,
     ready: AtomicBool,
+    /// What the control thread did to get here.
+    pub control: provider::ControlStats,
 }
 
 impl Default for Published {
     fn default() -> Self {
-        Published { current: ArcSwap::from_pointee(snapshot::Snapshot::default()), ready: AtomicBool::new(false) }
+        Published {
+            current: ArcSwap::from_pointee(snapshot::Snapshot::default()),
+            ready: AtomicBool::new(false),
+            control: provider::ControlStats::default(),
+        }
     }
 }
 

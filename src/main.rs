@@ -37,10 +37,39 @@ enum Command {
 
 #[derive(clap::Args)]
 struct RunArgs {
-    /// A YAML file or a directory of them, watched for changes. (Kubernetes mode, with
-    /// --kubeconfig or in-cluster config, arrives with the control-plane work.)
-    #[arg(long)]
+    /// A YAML file or a directory of them, watched for changes. Without it, ringress runs in
+    /// Kubernetes mode and watches the API server.
+    #[arg(long, conflicts_with = "kubeconfig")]
     manifests: Option<PathBuf>,
+    /// Kubernetes mode: the kubeconfig to use (default: KUBECONFIG, ~/.kube/config, then the
+    /// in-cluster service account).
+    #[arg(long)]
+    kubeconfig: Option<PathBuf>,
+    /// Kubernetes mode: watch Ingresses, Services, EndpointSlices and Secrets of this
+    /// namespace only (default: all namespaces).
+    #[arg(long)]
+    namespace: Option<String>,
+    /// Kubernetes mode: the ConfigMap with global settings, as namespace/name.
+    #[arg(long, default_value = "ringress/ringress", env = "RINGRESS_CONFIGMAP")]
+    configmap: String,
+    /// Kubernetes mode: how long a burst of changes is collected before one snapshot is
+    /// published, in milliseconds.
+    #[arg(long, default_value_t = 50)]
+    sync_debounce_ms: u64,
+    /// Kubernetes mode: the address written to status.loadBalancer of the Ingresses we serve
+    /// (an IP or a host name; the DaemonSet passes the node's IP). Unset: status is not written.
+    #[arg(long, env = "RINGRESS_PUBLISH_ADDRESS")]
+    publish_address: Option<String>,
+    /// Kubernetes mode: the Lease that elects the one replica writing status, as namespace/name.
+    #[arg(long, default_value = "ringress/ringress-leader", env = "RINGRESS_ELECTION_LEASE")]
+    election_lease: String,
+    /// Kubernetes mode: this replica's identity in the Lease (default: POD_NAME, else
+    /// hostname-pid).
+    #[arg(long, env = "POD_NAME")]
+    election_identity: Option<String>,
+    /// Kubernetes mode: seconds a leader's Lease lasts without renewal.
+    #[arg(long, default_value_t = 15)]
+    election_lease_seconds: u64,
     /// Plain HTTP listener.
     #[arg(long, default_value = "0.0.0.0:80")]
     http: SocketAddr,
@@ -110,6 +139,9 @@ fn secs(v: f64, flag: &str) -> anyhow::Result<Duration> {
 }
 
 fn main() -> anyhow::Result<()> {
+    // kube's rustls client needs a process-wide crypto provider; with more than one compiled
+    // in, rustls will not choose, so choose here (ring, as kube's feature selects).
+    let _ = rustls::crypto::ring::default_provider().install_default();
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
         .with_writer(std::io::stderr)
@@ -132,10 +164,44 @@ fn check(path: &std::path::Path, class: String) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn run(a: RunArgs) -> anyhow::Result<()> {
-    let Some(manifests) = a.manifests.clone() else {
-        bail!("--manifests is required (Kubernetes mode is not available yet)");
+fn object_key(flag: &str, v: &str) -> anyhow::Result<ringress::model::ObjectKey> {
+    match v.split_once('/') {
+        Some((ns, name)) if !ns.is_empty() && !name.is_empty() && !name.contains('/') => {
+            Ok(ringress::model::ObjectKey { namespace: ns.to_string(), name: name.to_string() })
+        }
+        _ => bail!("--{flag} {v:?}: expected namespace/name"),
+    }
+}
+
+fn kube_options(a: &RunArgs) -> anyhow::Result<provider::kube::KubeOptions> {
+    let status = match &a.publish_address {
+        Some(address) => {
+            let identity = a.election_identity.clone().unwrap_or_else(|| {
+                let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+                format!("{}-{}", host.trim(), std::process::id())
+            });
+            Some(provider::kube::StatusOptions {
+                address: address.clone(),
+                lease: object_key("election-lease", &a.election_lease)?,
+                identity,
+                lease_duration: Duration::from_secs(a.election_lease_seconds.max(3)),
+            })
+        }
+        None => {
+            tracing::info!("no --publish-address: Ingress status is not written");
+            None
+        }
     };
+    Ok(provider::kube::KubeOptions {
+        kubeconfig: a.kubeconfig.clone(),
+        namespace: a.namespace.clone(),
+        config_map: object_key("configmap", &a.configmap)?,
+        debounce: Duration::from_millis(a.sync_debounce_ms),
+        status,
+    })
+}
+
+fn run(a: RunArgs) -> anyhow::Result<()> {
     let settings = Settings {
         max_header_bytes: a.max_header_bytes,
         max_headers: a.max_headers,
@@ -162,8 +228,29 @@ fn run(a: RunArgs) -> anyhow::Result<()> {
 
     // The process-lifetime shared state: leaked once, read by every thread.
     let published: &'static Published = Box::leak(Box::default());
-    let loaded = provider::file::fingerprint(&manifests);
-    provider::file::reload(&manifests, &opts, published).context("loading --manifests")?;
+    // The control thread: the file provider (first load here, so bad files fail the start),
+    // or the kube provider (its client configured before we go on, so a missing kubeconfig
+    // fails the start; the API server itself may still be unreachable, which is retried).
+    match a.manifests.clone() {
+        Some(manifests) => {
+            let loaded = provider::file::fingerprint(&manifests);
+            provider::file::reload(&manifests, &opts, published).context("loading --manifests")?;
+            let interval = Duration::from_millis(a.poll_ms.max(10));
+            let opts = opts.clone();
+            std::thread::Builder::new()
+                .name("control".into())
+                .spawn(move || provider::file::watch(manifests, opts, published, interval, loaded))?;
+        }
+        None => {
+            let kube = kube_options(&a)?;
+            let (tx, rx) = std::sync::mpsc::channel();
+            let opts = opts.clone();
+            std::thread::Builder::new()
+                .name("control".into())
+                .spawn(move || provider::kube::run(kube, opts, published, tx))?;
+            rx.recv().context("the control thread ended before connecting")??;
+        }
+    }
 
     let listeners = runtime::bind_reuseport(a.http, workers, opts.settings.header_timeout)
         .with_context(|| format!("--http {}", a.http))?;
@@ -184,10 +271,6 @@ fn run(a: RunArgs) -> anyhow::Result<()> {
 
     let admin = admin::Admin { published, stats, backend: backend.name() };
     std::thread::Builder::new().name("admin".into()).spawn(move || admin.serve(admin_listener))?;
-    let interval = Duration::from_millis(a.poll_ms.max(10));
-    std::thread::Builder::new()
-        .name("control".into())
-        .spawn(move || provider::file::watch(manifests, opts, published, interval, loaded))?;
 
     tracing::info!(io = backend.name(), workers, http = %http_addr, admin = %admin_addr, "ringress ready");
     for h in handles {

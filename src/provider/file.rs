@@ -81,6 +81,8 @@ pub fn reload(path: &Path, opts: &BuildOptions, published: &Published) -> Result
     let snap = build(&objects, opts);
     let routes = snap.table.len();
     let generation = published.publish(snap);
+    published.control.builds.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    published.control.build_seconds.observe(started.elapsed());
     tracing::info!(
         generation,
         objects = objects.len(),

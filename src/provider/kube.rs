@@ -1,0 +1,297 @@
+//! The kube provider: Kubernetes mode, on the control thread (a tokio runtime of its own).
+//!
+//! kube-runtime watchers for Ingress, IngressClass, Service, EndpointSlice, Secret (TLS only)
+//! and our ConfigMap feed one store of parsed objects ([`store`]); the watchers' initial lists
+//! are buffered and swapped in whole, as a reflector does. Every change marks the state dirty;
+//! the first change of a burst opens a short window (`debounce`), at whose end one snapshot is
+//! published: a full build when Ingresses, classes, Secrets or the ConfigMap changed, an
+//! endpoint-only update ([`crate::snapshot::update_endpoints`]) when only Services and slices
+//! did. Nothing is published before every watched kind has finished its first list, so
+//! `/readyz` never turns 200 on a half-synced table. When the API server goes away the
+//! watchers retry with backoff and the last snapshot keeps serving. A Lease-elected replica
+//! writes the Ingresses' `status.loadBalancer` ([`status`]).
+
+mod status;
+mod store;
+
+use std::collections::BTreeSet;
+use std::fmt::Debug;
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use futures::{Stream, StreamExt};
+use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use k8s_openapi::api::networking::v1::{Ingress, IngressClass};
+use kube::runtime::watcher::{self, Event};
+use kube::runtime::WatchStreamExt;
+use kube::{Api, Client, Resource, ResourceExt};
+use serde::de::DeserializeOwned;
+
+use crate::model::{parse_object, ObjectKey};
+use crate::snapshot::{build_from, update_endpoints, BuildOptions};
+use crate::Published;
+
+pub use status::StatusOptions;
+use store::{Change, Item, Kind, Store};
+
+/// How Kubernetes mode is set up (the `run` flags without `--manifests`).
+#[derive(Clone, Debug)]
+pub struct KubeOptions {
+    /// `--kubeconfig`; otherwise `KUBECONFIG`, `~/.kube/config`, then the in-cluster config.
+    pub kubeconfig: Option<PathBuf>,
+    /// `--namespace`: watch Ingresses, Services, slices and Secrets of this namespace only.
+    pub namespace: Option<String>,
+    /// `--configmap namespace/name`: the one ConfigMap read.
+    pub config_map: ObjectKey,
+    /// `--sync-debounce-ms`: how long a burst of changes is collected before one publish.
+    pub debounce: Duration,
+    /// Where and as whom Ingress status is written; `None` never writes it.
+    pub status: Option<StatusOptions>,
+}
+
+/// Connects (fails fast on configuration errors, e.g. no kubeconfig at all), then runs the
+/// watchers and the publisher on the calling thread forever. `started` is told when the
+/// client is configured, or why it could not be.
+pub fn run(
+    opts: KubeOptions,
+    build: BuildOptions,
+    published: &'static Published,
+    started: std::sync::mpsc::Sender<anyhow::Result<()>>,
+) {
+    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            let _ = started.send(Err(e.into()));
+            return;
+        }
+    };
+    rt.block_on(async move {
+        let client = match client(&opts).await {
+            Ok(c) => c,
+            Err(e) => {
+                let _ = started.send(Err(e));
+                return;
+            }
+        };
+        let _ = started.send(Ok(()));
+        control(client, opts, build, published).await
+    });
+}
+
+async fn client(opts: &KubeOptions) -> anyhow::Result<Client> {
+    let config = match &opts.kubeconfig {
+        Some(path) => {
+            let kc = kube::config::Kubeconfig::read_from(path).with_context(|| format!("--kubeconfig {}", path.display()))?;
+            kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
+                .await
+                .with_context(|| format!("--kubeconfig {}", path.display()))?
+        }
+        None => kube::Config::infer().await.context(
+            "no Kubernetes configuration found (KUBECONFIG, ~/.kube/config, in-cluster); pass --kubeconfig, or --manifests to run from files",
+        )?,
+    };
+    tracing::info!(server = %config.cluster_url, "Kubernetes mode");
+    Client::try_from(config).context("building the Kubernetes client")
+}
+
+/// One watcher's events, parsed into the store's terms.
+fn events<K>(api: Api<K>, config: watcher::Config, kind: Kind) -> impl Stream<Item = (Kind, Msg)> + Send
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + serde::Serialize + Debug + Send + 'static,
+{
+    watcher::watcher(api, config).default_backoff().map(move |r| {
+        let msg = match r {
+            Ok(Event::Init) => Msg::Init,
+            Ok(Event::InitApply(o)) => Msg::InitApply(item(kind, &o)),
+            Ok(Event::InitDone) => Msg::InitDone,
+            Ok(Event::Apply(o)) => Msg::Apply(item(kind, &o)),
+            Ok(Event::Delete(o)) => Msg::Delete(key(&o)),
+            Err(e) => Msg::Error(e.to_string()),
+        };
+        (kind, msg)
+    })
+}
+
+#[derive(Debug)]
+enum Msg {
+    Init,
+    InitApply(Item),
+    InitDone,
+    Apply(Item),
+    Delete(ObjectKey),
+    Error(String),
+}
+
+fn key<K: Resource>(o: &K) -> ObjectKey {
+    ObjectKey { namespace: o.namespace().unwrap_or_default(), name: o.name_any() }
+}
+
+fn item<K: Resource + serde::Serialize>(kind: Kind, o: &K) -> Item {
+    let parsed = parse_object(o).map_err(|e| e.to_string());
+    // An Ingress's current `status.loadBalancer`, for the status writer to compare with.
+    let addresses = if kind == Kind::Ingress {
+        serde_json::to_value(o)
+            .ok()
+            .and_then(|v| v.pointer("/status/loadBalancer/ingress").cloned())
+            .and_then(|v| v.as_array().cloned())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|e| e.get("ip").or_else(|| e.get("hostname")).and_then(|v| v.as_str()).map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default()
+    } else {
+        Vec::new()
+    };
+    Item { key: key(o), parsed, addresses }
+}
+
+fn namespaced<K: Resource<DynamicType = ()>>(client: &Client, ns: &Option<String>) -> Api<K>
+where
+    K: Resource<Scope = k8s_openapi::NamespaceResourceScope>,
+{
+    match ns {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    }
+}
+
+async fn control(client: Client, opts: KubeOptions, build: BuildOptions, published: &'static Published) {
+    let stats = &published.control;
+    let ns = &opts.namespace;
+    let cfg = watcher::Config::default;
+    let mut streams = futures::stream::select_all(vec![
+        events::<Ingress>(namespaced(&client, ns), cfg(), Kind::Ingress).boxed(),
+        events::<IngressClass>(Api::all(client.clone()), cfg(), Kind::IngressClass).boxed(),
+        events::<Service>(namespaced(&client, ns), cfg(), Kind::Service).boxed(),
+        events::<EndpointSlice>(namespaced(&client, ns), cfg(), Kind::EndpointSlice).boxed(),
+        events::<Secret>(namespaced(&client, ns), cfg().fields("type=kubernetes.io/tls"), Kind::Secret).boxed(),
+        events::<ConfigMap>(
+            Api::namespaced(client.clone(), &opts.config_map.namespace),
+            cfg().fields(&format!("metadata.name={}", opts.config_map.name)),
+            Kind::ConfigMap,
+        )
+        .boxed(),
+    ]);
+
+    let status_tx = opts.status.clone().map(|s| status::spawn(client.clone(), s, published));
+    let mut store = Store::default();
+    let mut full = true;
+    let mut services: BTreeSet<ObjectKey> = BTreeSet::new();
+    // The first unpublished change: the burst window closes `debounce` after it.
+    let mut first_change: Option<Instant> = None;
+    // Status-only changes refresh the status writer's view at most once per STATUS_WINDOW.
+    let mut status_due: Option<Instant> = None;
+    let mut initial_sync = true;
+
+    loop {
+        let publish_at = first_change.filter(|_| store.synced()).map(|t| t + opts.debounce);
+        let wake = tokio::select! {
+            Some((kind, msg)) = streams.next() => Wake::Event(kind, msg),
+            _ = sleep_until(publish_at), if publish_at.is_some() => Wake::Publish,
+            _ = sleep_until(status_due), if status_due.is_some() => Wake::Status,
+        };
+        if let Wake::Status = wake {
+            status_due = None;
+            if let Some(tx) = &status_tx {
+                let _ = tx.send(store.status_view(&store.inputs(), &build));
+            }
+            continue;
+        }
+        if let Wake::Event(kind, msg) = wake {
+            let change = match msg {
+                Msg::Init => {
+                    if store.begin_list(kind) {
+                        stats.watch_restarts[kind as usize].fetch_add(1, Ordering::Relaxed);
+                        tracing::info!(kind = kind.name(), "watch restarted with a full list");
+                    }
+                    Change::None
+                }
+                Msg::InitApply(it) => {
+                    store.listed(kind, it);
+                    Change::None
+                }
+                Msg::InitDone => store.end_list(kind),
+                Msg::Apply(it) => store.apply(kind, it),
+                Msg::Delete(key) => store.delete(kind, &key),
+                Msg::Error(e) => {
+                    stats.watch_errors[kind as usize].fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(kind = kind.name(), error = %e, "watch failed; retrying with backoff, the last routing table stays live");
+                    Change::None
+                }
+            };
+            for (i, n) in store.counts().into_iter().enumerate() {
+                stats.objects[i].store(n as u64, Ordering::Relaxed);
+            }
+            match change {
+                Change::None => continue,
+                Change::Status => {
+                    status_due.get_or_insert_with(|| Instant::now() + STATUS_WINDOW);
+                    continue;
+                }
+                Change::Full => full = true,
+                Change::Services(keys) => services.extend(keys),
+            }
+            first_change.get_or_insert_with(Instant::now);
+            // Until every kind has listed, nothing is published; the moment the last one
+            // has, publish at once.
+            if !(initial_sync && store.synced()) {
+                continue;
+            }
+            initial_sync = false;
+            tracing::info!(objects = store.total(), "initial sync complete");
+        }
+        // The window closed (or the initial sync completed): publish one snapshot.
+        let started = Instant::now();
+        let inputs = store.inputs();
+        let prev = published.load();
+        let snap = if full || prev.generation == 0 {
+            stats.builds.fetch_add(1, Ordering::Relaxed);
+            build_from(&inputs, &build)
+        } else {
+            stats.endpoint_updates.fetch_add(1, Ordering::Relaxed);
+            update_endpoints(&prev, &inputs, &services.iter().cloned().collect::<Vec<_>>())
+        };
+        let built = started.elapsed();
+        let routes = snap.table.len();
+        let generation = published.publish(snap);
+        stats.build_seconds.observe(built);
+        if let Some(t) = first_change.take() {
+            stats.propagation_seconds.observe(t.elapsed());
+        }
+        tracing::info!(
+            generation,
+            routes,
+            full,
+            services = services.len(),
+            build_ms = built.as_secs_f64() * 1e3,
+            "routing table published"
+        );
+        if let Some(tx) = &status_tx {
+            status_due = None;
+            let _ = tx.send(store.status_view(&inputs, &build));
+        }
+        full = false;
+        services.clear();
+    }
+}
+
+enum Wake {
+    Event(Kind, Msg),
+    Publish,
+    Status,
+}
+
+/// How often status-only changes (our own writes coming back, mostly) refresh the status
+/// writer's view.
+const STATUS_WINDOW: Duration = Duration::from_secs(1);
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d.into()).await,
+        None => std::future::pending().await,
+    }
+}

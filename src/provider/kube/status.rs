@@ -1,0 +1,157 @@
+//! Ingress status: one replica of the DaemonSet, elected through a coordination.k8s.io Lease,
+//! writes `status.loadBalancer.ingress` on the Ingresses of our class (and only those: an
+//! Ingress of another class is never touched). The others stand by and take over when the
+//! holder stops renewing.
+
+use std::collections::HashSet;
+use std::net::IpAddr;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
+use k8s_openapi::api::networking::v1::Ingress;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{Patch, PatchParams, PostParams};
+use kube::{Api, Client};
+use tokio::sync::watch;
+
+use super::store::StatusView;
+use crate::model::ObjectKey;
+use crate::Published;
+
+#[derive(Clone, Debug)]
+pub struct StatusOptions {
+    /// What `kubectl get ingress` shows as ADDRESS: an IP, or a host name.
+    pub address: String,
+    /// The Lease (namespace/name) replicas compete for.
+    pub lease: ObjectKey,
+    /// This replica's name in the Lease (the pod name in a cluster).
+    pub identity: String,
+    pub lease_duration: Duration,
+}
+
+/// Starts the elector and writer; returns where the control loop sends each new view.
+pub fn spawn(client: Client, opts: StatusOptions, published: &'static Published) -> watch::Sender<StatusView> {
+    let (tx, rx) = watch::channel(Vec::new());
+    tokio::spawn(run(client, opts, published, rx));
+    tx
+}
+
+async fn run(client: Client, opts: StatusOptions, published: &'static Published, mut views: watch::Receiver<StatusView>) {
+    let stats = &published.control;
+    let leases: Api<Lease> = Api::namespaced(client.clone(), &opts.lease.namespace);
+    let renew_every = opts.lease_duration / 3;
+    let mut leader = false;
+    // Ingresses whose status we wrote and have not yet seen come back.
+    let mut pending: HashSet<ObjectKey> = HashSet::new();
+    loop {
+        let now_leader = match try_lead(&leases, &opts).await {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::warn!(lease = %opts.lease, error = %e, "leader election: cannot reach the Lease");
+                false
+            }
+        };
+        if now_leader != leader {
+            leader = now_leader;
+            pending.clear();
+            stats.leader.store(u64::from(leader), Ordering::Relaxed);
+            tracing::info!(lease = %opts.lease, identity = %opts.identity, leader, "status writer leadership changed");
+        }
+        if leader {
+            let view = views.borrow_and_update().clone();
+            write_all(&client, &opts, &view, &mut pending, published).await;
+        }
+        // Renew on schedule; a new view (when leading) is acted on at once.
+        let _ = tokio::time::timeout(renew_every, views.changed()).await;
+    }
+}
+
+fn address_entry(address: &str) -> serde_json::Value {
+    if address.parse::<IpAddr>().is_ok() {
+        serde_json::json!({"ip": address})
+    } else {
+        serde_json::json!({"hostname": address})
+    }
+}
+
+async fn write_all(
+    client: &Client,
+    opts: &StatusOptions,
+    view: &StatusView,
+    pending: &mut HashSet<ObjectKey>,
+    published: &'static Published,
+) {
+    let want = vec![opts.address.clone()];
+    for (key, have) in view {
+        if *have == want {
+            pending.remove(key);
+            continue;
+        }
+        if pending.contains(key) {
+            continue;
+        }
+        let api: Api<Ingress> = Api::namespaced(client.clone(), &key.namespace);
+        let patch = serde_json::json!({"status": {"loadBalancer": {"ingress": [address_entry(&opts.address)]}}});
+        match api.patch_status(&key.name, &PatchParams::default(), &Patch::Merge(&patch)).await {
+            Ok(_) => {
+                pending.insert(key.clone());
+                published.control.status_updates.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(e) => {
+                published.control.status_errors.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(ingress = %key, error = %e, "cannot write Ingress status; will retry");
+            }
+        }
+    }
+}
+
+/// One election round: create, renew or take over the Lease. `Ok(true)` while we hold it.
+async fn try_lead(leases: &Api<Lease>, opts: &StatusOptions) -> Result<bool, kube::Error> {
+    let now = MicroTime(Timestamp::now());
+    let secs = opts.lease_duration.as_secs().max(1) as i32;
+    let Some(mut lease) = leases.get_opt(&opts.lease.name).await? else {
+        let fresh = Lease {
+            metadata: ObjectMeta { name: Some(opts.lease.name.clone()), ..Default::default() },
+            spec: Some(LeaseSpec {
+                holder_identity: Some(opts.identity.clone()),
+                lease_duration_seconds: Some(secs),
+                acquire_time: Some(now.clone()),
+                renew_time: Some(now),
+                lease_transitions: Some(0),
+                ..Default::default()
+            }),
+        };
+        return match leases.create(&PostParams::default(), &fresh).await {
+            Ok(_) => Ok(true),
+            Err(kube::Error::Api(s)) if s.code == 409 => Ok(false),
+            Err(e) => Err(e),
+        };
+    };
+    let spec = lease.spec.get_or_insert_with(Default::default);
+    let mine = spec.holder_identity.as_deref() == Some(opts.identity.as_str());
+    if !mine {
+        let duration = Duration::from_secs(spec.lease_duration_seconds.unwrap_or(secs).max(1) as u64);
+        let renewed = spec.renew_time.as_ref().map(|t| t.0);
+        let expired = match renewed {
+            Some(t) => Timestamp::now().duration_since(t).unsigned_abs() > duration && Timestamp::now() > t,
+            None => true,
+        };
+        if !expired {
+            return Ok(false);
+        }
+        spec.holder_identity = Some(opts.identity.clone());
+        spec.acquire_time = Some(now.clone());
+        spec.lease_transitions = Some(spec.lease_transitions.unwrap_or(0) + 1);
+    }
+    spec.renew_time = Some(now);
+    spec.lease_duration_seconds = Some(secs);
+    // The replace carries the resourceVersion we read: if another replica got there first,
+    // the API server answers 409 and we are not the leader this round.
+    match leases.replace(&opts.lease.name, &PostParams::default(), &lease).await {
+        Ok(_) => Ok(true),
+        Err(kube::Error::Api(s)) if s.code == 409 => Ok(false),
+        Err(e) => Err(e),
+    }
+}

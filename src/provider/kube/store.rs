@@ -1,0 +1,272 @@
+//! The kube provider's objects, parsed once per event and kept by kind; what each event
+//! changes (nothing, the whole table, or some Services' endpoints).
+
+use std::collections::BTreeMap;
+
+use crate::model::{ConfigMap, EndpointSlice, Ingress, IngressClass, ObjectKey, Objects, Secret, Service};
+use crate::snapshot::{serves, BuildOptions, Inputs};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Ingress,
+    IngressClass,
+    Service,
+    EndpointSlice,
+    Secret,
+    ConfigMap,
+}
+
+impl Kind {
+    pub fn name(self) -> &'static str {
+        crate::provider::KINDS[self as usize]
+    }
+}
+
+/// One object from a watch event, already parsed (or the reason it could not be).
+#[derive(Debug)]
+pub struct Item {
+    pub key: ObjectKey,
+    pub parsed: Result<Objects, String>,
+    /// For Ingresses: the addresses in `status.loadBalancer.ingress`.
+    pub addresses: Vec<String>,
+}
+
+/// What an event means for the routing table.
+#[derive(Debug, PartialEq)]
+pub enum Change {
+    None,
+    /// Ingresses, classes, Secrets or the ConfigMap changed: rebuild the table.
+    Full,
+    /// Only these Services' endpoints (Service ports or slices) changed.
+    Services(Vec<ObjectKey>),
+    /// Only an Ingress's status changed: nothing to route differently, but the status writer
+    /// should look again.
+    Status,
+}
+
+/// The Ingresses we serve and the status each one has now, for the status writer.
+pub type StatusView = Vec<(ObjectKey, Vec<String>)>;
+
+#[derive(Default)]
+pub struct Store {
+    ingresses: BTreeMap<ObjectKey, Ingress>,
+    classes: BTreeMap<ObjectKey, IngressClass>,
+    services: BTreeMap<ObjectKey, Service>,
+    slices: BTreeMap<ObjectKey, EndpointSlice>,
+    secrets: BTreeMap<ObjectKey, Secret>,
+    config_maps: BTreeMap<ObjectKey, ConfigMap>,
+    addresses: BTreeMap<ObjectKey, Vec<String>>,
+    /// Kinds whose first list completed.
+    synced: [bool; 6],
+    /// Kinds in the middle of a (re)list: the items so far.
+    listing: [Option<Vec<Item>>; 6],
+}
+
+/// The one object of `kind` in a parse result (a slice of an unsupported address type parses
+/// to nothing).
+enum One {
+    Ingress(Ingress),
+    IngressClass(IngressClass),
+    Service(Service),
+    EndpointSlice(EndpointSlice),
+    Secret(Secret),
+    ConfigMap(ConfigMap),
+}
+
+fn one(kind: Kind, mut o: Objects) -> Option<One> {
+    Some(match kind {
+        Kind::Ingress => One::Ingress(o.ingresses.pop()?),
+        Kind::IngressClass => One::IngressClass(o.ingress_classes.pop()?),
+        Kind::Service => One::Service(o.services.pop()?),
+        Kind::EndpointSlice => One::EndpointSlice(o.endpoint_slices.pop()?),
+        Kind::Secret => One::Secret(o.secrets.pop()?),
+        Kind::ConfigMap => One::ConfigMap(o.config_maps.pop()?),
+    })
+}
+
+/// Inserts `v` under `key`; whether anything changed.
+fn put<T: PartialEq>(map: &mut BTreeMap<ObjectKey, T>, key: ObjectKey, v: T) -> bool {
+    match map.get(&key) {
+        Some(old) if *old == v => false,
+        _ => {
+            map.insert(key, v);
+            true
+        }
+    }
+}
+
+impl Store {
+    pub fn synced(&self) -> bool {
+        self.synced.iter().all(|s| *s)
+    }
+
+    /// A (re)list starts. Returns whether this is a restart (the kind had synced before).
+    pub fn begin_list(&mut self, kind: Kind) -> bool {
+        self.listing[kind as usize] = Some(Vec::new());
+        self.synced[kind as usize]
+    }
+
+    pub fn listed(&mut self, kind: Kind, item: Item) {
+        match &mut self.listing[kind as usize] {
+            Some(items) => items.push(item),
+            None => {
+                let _ = self.apply(kind, item);
+            }
+        }
+    }
+
+    /// The list is complete: it replaces everything held of this kind (objects missing from
+    /// it were deleted while we were not watching).
+    pub fn end_list(&mut self, kind: Kind) -> Change {
+        let items = self.listing[kind as usize].take().unwrap_or_default();
+        let listed: std::collections::BTreeSet<ObjectKey> = items.iter().map(|i| i.key.clone()).collect();
+        let gone: Vec<ObjectKey> = self.keys(kind).into_iter().filter(|k| !listed.contains(k)).collect();
+        let mut changes = Vec::new();
+        for k in gone {
+            changes.push(self.delete(kind, &k));
+        }
+        for it in items {
+            changes.push(self.apply(kind, it));
+        }
+        let first = !self.synced[kind as usize];
+        self.synced[kind as usize] = true;
+        let merged = merge(changes);
+        if first {
+            Change::Full
+        } else {
+            merged
+        }
+    }
+
+    fn keys(&self, kind: Kind) -> Vec<ObjectKey> {
+        match kind {
+            Kind::Ingress => self.ingresses.keys().cloned().collect(),
+            Kind::IngressClass => self.classes.keys().cloned().collect(),
+            Kind::Service => self.services.keys().cloned().collect(),
+            Kind::EndpointSlice => self.slices.keys().cloned().collect(),
+            Kind::Secret => self.secrets.keys().cloned().collect(),
+            Kind::ConfigMap => self.config_maps.keys().cloned().collect(),
+        }
+    }
+
+    /// An added or modified object. One that does not parse is reported and its previous
+    /// version (if any) stays in force, so a bad edit never takes a route away half-way.
+    pub fn apply(&mut self, kind: Kind, item: Item) -> Change {
+        let Item { key, parsed, addresses } = item;
+        let status_changed = kind == Kind::Ingress && self.addresses.get(&key) != Some(&addresses);
+        if kind == Kind::Ingress {
+            self.addresses.insert(key.clone(), addresses);
+        }
+        let objects = match parsed {
+            Ok(o) => o,
+            Err(e) => {
+                tracing::error!(kind = kind.name(), object = %key, error = %e, "object rejected; its previous version (if any) stays in force");
+                return Change::None;
+            }
+        };
+        let Some(obj) = one(kind, objects) else { return self.delete(kind, &key) };
+        match obj {
+            One::Ingress(v) => match full_if(put(&mut self.ingresses, key, v)) {
+                Change::None if status_changed => Change::Status,
+                c => c,
+            },
+            One::IngressClass(v) => full_if(put(&mut self.classes, key, v)),
+            One::Secret(v) => full_if(put(&mut self.secrets, key, v)),
+            One::ConfigMap(v) => full_if(put(&mut self.config_maps, key, v)),
+            One::Service(v) => {
+                let svc = key.clone();
+                services_if(put(&mut self.services, key, v), vec![svc])
+            }
+            One::EndpointSlice(v) => {
+                let mut touched = vec![ObjectKey { namespace: key.namespace.clone(), name: v.service.clone() }];
+                if let Some(old) = self.slices.get(&key).filter(|o| o.service != v.service) {
+                    touched.push(ObjectKey { namespace: key.namespace.clone(), name: old.service.clone() });
+                }
+                services_if(put(&mut self.slices, key, v), touched)
+            }
+        }
+    }
+
+    pub fn delete(&mut self, kind: Kind, key: &ObjectKey) -> Change {
+        match kind {
+            Kind::Ingress => {
+                self.addresses.remove(key);
+                full_if(self.ingresses.remove(key).is_some())
+            }
+            Kind::IngressClass => full_if(self.classes.remove(key).is_some()),
+            Kind::Secret => full_if(self.secrets.remove(key).is_some()),
+            Kind::ConfigMap => full_if(self.config_maps.remove(key).is_some()),
+            Kind::Service => services_if(self.services.remove(key).is_some(), vec![key.clone()]),
+            Kind::EndpointSlice => match self.slices.remove(key) {
+                Some(old) => Change::Services(vec![ObjectKey { namespace: key.namespace.clone(), name: old.service }]),
+                None => Change::None,
+            },
+        }
+    }
+
+    pub fn counts(&self) -> [usize; 6] {
+        [
+            self.ingresses.len(),
+            self.classes.len(),
+            self.services.len(),
+            self.slices.len(),
+            self.secrets.len(),
+            self.config_maps.len(),
+        ]
+    }
+
+    pub fn total(&self) -> usize {
+        self.counts().iter().sum()
+    }
+
+    pub fn inputs(&self) -> Inputs<'_> {
+        Inputs {
+            ingresses: self.ingresses.values().collect(),
+            ingress_classes: self.classes.values().collect(),
+            services: self.services.values().collect(),
+            endpoint_slices: self.slices.values().collect(),
+        }
+    }
+
+    /// The Ingresses of our class, with the addresses their status shows now.
+    pub fn status_view(&self, inputs: &Inputs, opts: &BuildOptions) -> StatusView {
+        inputs
+            .ingresses
+            .iter()
+            .filter(|i| serves(i, &inputs.ingress_classes, opts))
+            .map(|i| (i.key.clone(), self.addresses.get(&i.key).cloned().unwrap_or_default()))
+            .collect()
+    }
+}
+
+fn full_if(changed: bool) -> Change {
+    if changed {
+        Change::Full
+    } else {
+        Change::None
+    }
+}
+
+fn services_if(changed: bool, keys: Vec<ObjectKey>) -> Change {
+    if changed {
+        Change::Services(keys)
+    } else {
+        Change::None
+    }
+}
+
+fn merge(changes: Vec<Change>) -> Change {
+    let mut keys = Vec::new();
+    for c in changes {
+        match c {
+            Change::None | Change::Status => {}
+            Change::Full => return Change::Full,
+            Change::Services(k) => keys.extend(k),
+        }
+    }
+    if keys.is_empty() {
+        Change::None
+    } else {
+        Change::Services(keys)
+    }
+}
