@@ -13,4 +13,4 @@ if [ ${#missing[@]} -gt 0 ]; then
     sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
   fi
 fi
-exec cargo test --locked "$@"
+exec cargo test --locked --workspace "$@"

@@ -25,7 +25,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the proxy.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Validate manifests and print the routing table; exit non-zero on bad input.
     Check {
         #[arg(long)]
@@ -149,7 +149,7 @@ fn main() -> anyhow::Result<()> {
         .init();
     match Cli::parse().command {
         Command::Check { manifests, ingress_class } => check(&manifests, ingress_class),
-        Command::Run(args) => run(args),
+        Command::Run(args) => run(*args),
     }
 }
 

@@ -74,7 +74,11 @@ impl ControlStats {
     pub fn render(&self, out: &mut String) {
         use std::fmt::Write;
         let g = |v: &AtomicU64| v.load(Ordering::Relaxed);
-        let _ = writeln!(out, "# TYPE ringress_snapshot_builds_total counter\nringress_snapshot_builds_total {}", g(&self.builds));
+        let _ = writeln!(
+            out,
+            "# TYPE ringress_snapshot_builds_total counter\nringress_snapshot_builds_total {}",
+            g(&self.builds)
+        );
         let _ = writeln!(
             out,
             "# TYPE ringress_snapshot_endpoint_updates_total counter\nringress_snapshot_endpoint_updates_total {}",
@@ -83,7 +87,10 @@ impl ControlStats {
         let _ = writeln!(out, "# HELP ringress_snapshot_build_seconds Time to build (or endpoint-update) a snapshot.");
         let _ = writeln!(out, "# TYPE ringress_snapshot_build_seconds histogram");
         self.build_seconds.render("ringress_snapshot_build_seconds", out);
-        let _ = writeln!(out, "# HELP ringress_config_propagation_seconds From an event's arrival to its snapshot being live.");
+        let _ = writeln!(
+            out,
+            "# HELP ringress_config_propagation_seconds From an event's arrival to its snapshot being live."
+        );
         let _ = writeln!(out, "# TYPE ringress_config_propagation_seconds histogram");
         self.propagation_seconds.render("ringress_config_propagation_seconds", out);
         let _ = writeln!(out, "# TYPE ringress_objects gauge");

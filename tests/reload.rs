@@ -13,35 +13,6 @@ fn routes_to(svc: &str, a: &Upstream, b: &Upstream) -> String {
     service("primary", &[a.addr]) + &service("standby", &[b.addr]) + &ingress("site", Some("app.test"), &[("/", svc)])
 }
 
-/// wrk's totals: (requests, non-2xx/3xx responses, socket errors).
-fn wrk(addr: std::net::SocketAddr, secs: u32, conns: u32) -> (u64, u64, u64, String) {
-    let (ok, out, err) = run(std::process::Command::new("wrk").args([
-        "-t2",
-        &format!("-c{conns}"),
-        &format!("-d{secs}s"),
-        "-H",
-        "Host: app.test",
-        &format!("http://{addr}/"),
-    ]));
-    assert!(ok, "wrk failed: {err}");
-    let requests = out
-        .lines()
-        .find(|l| l.contains("requests in"))
-        .and_then(|l| l.split_whitespace().next()?.parse().ok())
-        .expect("wrk request count");
-    let non2xx = out
-        .lines()
-        .find(|l| l.contains("Non-2xx"))
-        .and_then(|l| l.rsplit(' ').next()?.trim().parse().ok())
-        .unwrap_or(0);
-    let socket_errors = out
-        .lines()
-        .find(|l| l.contains("Socket errors"))
-        .map(|l| l.split(',').filter_map(|p| p.split_whitespace().last()?.parse::<u64>().ok()).sum())
-        .unwrap_or(0);
-    (requests, non2xx, socket_errors, out)
-}
-
 #[test]
 fn failover_under_load_with_zero_failed_requests() {
     for io in BACKENDS {
@@ -57,7 +28,7 @@ fn failover_under_load_with_zero_failed_requests() {
         assert_eq!(read_response(&mut ka, &mut pending, false).unwrap().header("x-upstream"), Some("primary"));
 
         let addr = p.http;
-        let load = std::thread::spawn(move || wrk(addr, 4, 32));
+        let load = std::thread::spawn(move || wrk(addr, "app.test", 4, 32));
         std::thread::sleep(Duration::from_millis(1500));
         let before = b.hits();
         let generation = p.generation();

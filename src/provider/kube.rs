@@ -139,7 +139,9 @@ fn item<K: Resource + serde::Serialize>(kind: Kind, o: &K) -> Item {
             .and_then(|v| v.as_array().cloned())
             .map(|a| {
                 a.iter()
-                    .filter_map(|e| e.get("ip").or_else(|| e.get("hostname")).and_then(|v| v.as_str()).map(str::to_string))
+                    .filter_map(|e| {
+                        e.get("ip").or_else(|| e.get("hostname")).and_then(|v| v.as_str()).map(str::to_string)
+                    })
                     .collect()
             })
             .unwrap_or_default()
@@ -149,9 +151,9 @@ fn item<K: Resource + serde::Serialize>(kind: Kind, o: &K) -> Item {
     Item { key: key(o), parsed, addresses }
 }
 
-fn namespaced<K: Resource<DynamicType = ()>>(client: &Client, ns: &Option<String>) -> Api<K>
+fn namespaced<K>(client: &Client, ns: &Option<String>) -> Api<K>
 where
-    K: Resource<Scope = k8s_openapi::NamespaceResourceScope>,
+    K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>,
 {
     match ns {
         Some(ns) => Api::namespaced(client.clone(), ns),
@@ -190,7 +192,7 @@ async fn control(client: Client, opts: KubeOptions, build: BuildOptions, publish
     loop {
         let publish_at = first_change.filter(|_| store.synced()).map(|t| t + opts.debounce);
         let wake = tokio::select! {
-            Some((kind, msg)) = streams.next() => Wake::Event(kind, msg),
+            Some((kind, msg)) = streams.next() => Wake::Event(kind, Box::new(msg)),
             _ = sleep_until(publish_at), if publish_at.is_some() => Wake::Publish,
             _ = sleep_until(status_due), if status_due.is_some() => Wake::Status,
         };
@@ -202,7 +204,7 @@ async fn control(client: Client, opts: KubeOptions, build: BuildOptions, publish
             continue;
         }
         if let Wake::Event(kind, msg) = wake {
-            let change = match msg {
+            let change = match *msg {
                 Msg::Init => {
                     if store.begin_list(kind) {
                         stats.watch_restarts[kind as usize].fetch_add(1, Ordering::Relaxed);
@@ -280,7 +282,7 @@ async fn control(client: Client, opts: KubeOptions, build: BuildOptions, publish
 }
 
 enum Wake {
-    Event(Kind, Msg),
+    Event(Kind, Box<Msg>),
     Publish,
     Status,
 }

@@ -263,8 +263,10 @@ impl<'a> Builder<'a> {
 
     /// Service port -> target port -> ready endpoint addresses from the Service's slices.
     fn resolve(&self, namespace: &str, service: &str, port: &PortRef) -> Result<Vec<SocketAddr>, String> {
-        let svc =
-            self.services.get(&(namespace, service)).ok_or_else(|| format!("Service {namespace}/{service} not found"))?;
+        let svc = self
+            .services
+            .get(&(namespace, service))
+            .ok_or_else(|| format!("Service {namespace}/{service} not found"))?;
         let sp = svc
             .ports
             .iter()

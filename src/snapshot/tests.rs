@@ -169,7 +169,11 @@ fn rules_merge_across_ingresses_and_oldest_wins_conflicts() {
     assert_eq!(backend("/api/x").as_deref(), Some("default/old:80"), "older Ingress keeps /api");
     assert_eq!(backend("/web").as_deref(), Some("default/new:80"), "rules of both Ingresses merge");
     assert_eq!(s.warnings().len(), 1, "{:?}", s.warnings());
-    assert!(s.warnings()[0].contains("default/older") && s.warnings()[0].contains("default/newer"), "{:?}", s.warnings());
+    assert!(
+        s.warnings()[0].contains("default/older") && s.warnings()[0].contains("default/newer"),
+        "{:?}",
+        s.warnings()
+    );
 }
 
 #[test]
@@ -308,7 +312,11 @@ fn dangling_references_give_an_empty_backend_and_a_warning() {
     let s = snapshot(&yaml);
     let r = lookup(&s, "a.com", "/").expect("route exists");
     assert!(s.backend(r.backend).endpoints.is_empty());
-    assert!(s.warnings().iter().any(|w| w.contains("default/missing") && w.contains("not found")), "{:?}", s.warnings());
+    assert!(
+        s.warnings().iter().any(|w| w.contains("default/missing") && w.contains("not found")),
+        "{:?}",
+        s.warnings()
+    );
 }
 
 #[test]
@@ -347,7 +355,8 @@ fn lookup_cost_does_not_depend_on_ingress_count() {
 
 #[test]
 fn endpoint_only_update_equals_a_full_build_and_shares_the_table() {
-    let ingresses = ingress_yaml("shop", "2024-01-01T00:00:00Z", Some("shop.example"), &[(Prefix, "/", "a"), (Prefix, "/b", "b")]);
+    let ingresses =
+        ingress_yaml("shop", "2024-01-01T00:00:00Z", Some("shop.example"), &[(Prefix, "/", "a"), (Prefix, "/b", "b")]);
     let before = format!("{ingresses}---{}---{}", service_yaml("default", "a", 1), service_yaml("default", "b", 2));
     // `a` scales to a new address, `b` loses its Service, `c` (unreferenced) appears.
     let after = format!(

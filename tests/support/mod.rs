@@ -2,6 +2,7 @@
 //! loopback, manifests, and raw HTTP clients.
 #![allow(dead_code)]
 
+pub mod cluster;
 pub mod proxy;
 pub mod upstream;
 
@@ -9,6 +10,8 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
+#[allow(unused_imports)]
+pub use cluster::Cluster;
 #[allow(unused_imports)]
 pub use proxy::Proxy;
 #[allow(unused_imports)]
@@ -217,4 +220,34 @@ pub fn raise_fd_limit() -> u64 {
         libc::setrlimit(libc::RLIMIT_NOFILE, &r);
     }
     r.rlim_cur
+}
+
+/// wrk's totals against `http://addr/` with `Host: host`: (requests, non-2xx/3xx responses,
+/// socket errors, the full output).
+pub fn wrk(addr: SocketAddr, host: &str, secs: u32, conns: u32) -> (u64, u64, u64, String) {
+    let (ok, out, err) = run(std::process::Command::new("wrk").args([
+        "-t2",
+        &format!("-c{conns}"),
+        &format!("-d{secs}s"),
+        "-H",
+        &format!("Host: {host}"),
+        &format!("http://{addr}/"),
+    ]));
+    assert!(ok, "wrk failed: {err}");
+    let requests = out
+        .lines()
+        .find(|l| l.contains("requests in"))
+        .and_then(|l| l.split_whitespace().next()?.parse().ok())
+        .expect("wrk request count");
+    let non2xx = out
+        .lines()
+        .find(|l| l.contains("Non-2xx"))
+        .and_then(|l| l.rsplit(' ').next()?.trim().parse().ok())
+        .unwrap_or(0);
+    let socket_errors = out
+        .lines()
+        .find(|l| l.contains("Socket errors"))
+        .map(|l| l.split(',').filter_map(|p| p.split_whitespace().last()?.parse::<u64>().ok()).sum())
+        .unwrap_or(0);
+    (requests, non2xx, socket_errors, out)
 }

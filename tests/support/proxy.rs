@@ -41,12 +41,26 @@ impl Proxy {
 
     /// Like [`Proxy::start_in`], with a chance to adjust the command (e.g. a seccomp filter).
     pub fn start_with(dir: PathBuf, io: &str, args: &[&str], configure: impl FnOnce(&mut Command)) -> Proxy {
+        let manifests = dir.to_str().expect("UTF-8 temp dir").to_string();
+        let mut all = vec!["--manifests", &manifests, "--poll-ms", "50"];
+        all.extend_from_slice(args);
+        Self::launch(dir, io, &all, configure, true)
+    }
+
+    /// Kubernetes mode against `kubeconfig`. With `wait_ready`, returns once `/readyz` is 200.
+    pub fn start_kube(kubeconfig: &std::path::Path, args: &[&str], wait_ready: bool) -> Proxy {
+        let kc = kubeconfig.to_str().expect("UTF-8 path").to_string();
+        let mut all = vec!["--kubeconfig", &kc, "--sync-debounce-ms", "20"];
+        all.extend_from_slice(args);
+        Self::launch(temp_dir(), "uring", &all, |_| {}, wait_ready)
+    }
+
+    fn launch(dir: PathBuf, io: &str, args: &[&str], configure: impl FnOnce(&mut Command), wait_ready: bool) -> Proxy {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_ringress"));
         configure(&mut cmd);
         let mut child = cmd
-            .args(["run", "--manifests"])
-            .arg(&dir)
-            .args(["--http", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--io", io, "--poll-ms", "50"])
+            .arg("run")
+            .args(["--http", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--io", io])
             .args(args)
             .env("RUST_LOG", std::env::var("RINGRESS_TEST_LOG").unwrap_or_else(|_| "info".into()))
             .stdout(Stdio::null())
@@ -77,7 +91,9 @@ impl Proxy {
             ready[at..].split_whitespace().next().unwrap().parse().unwrap()
         };
         let p = Proxy { http: field("http"), admin: field("admin"), child, dir, log };
-        p.wait_for(|| super::get(p.admin, "x", "/readyz").status == 200, "readyz 200");
+        if wait_ready {
+            p.wait_for(|| super::get(p.admin, "x", "/readyz").status == 200, "readyz 200");
+        }
         p
     }
 
@@ -111,6 +127,12 @@ impl Proxy {
             .find_map(|l| l.strip_prefix("ringress_snapshot_generation "))
             .and_then(|v| v.trim().parse().ok())
             .unwrap_or(0)
+    }
+
+    /// One value from `/metrics`, by its full series name (e.g. `ringress_objects{kind="Ingress"}`).
+    pub fn metric(&self, series: &str) -> Option<f64> {
+        let m = super::get(self.admin, "x", "/metrics").text();
+        m.lines().find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.trim().parse().ok())
     }
 
     pub fn pid(&self) -> u32 {

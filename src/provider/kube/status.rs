@@ -3,10 +3,10 @@
 //! Ingress of another class is never touched). The others stand by and take over when the
 //! holder stops renewing.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::atomic::Ordering;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::api::networking::v1::Ingress;
@@ -31,6 +31,9 @@ pub struct StatusOptions {
     pub lease_duration: Duration,
 }
 
+/// How long a status write is given to come back through the watch before it is retried.
+const SETTLE: Duration = Duration::from_secs(3);
+
 /// Starts the elector and writer; returns where the control loop sends each new view.
 pub fn spawn(client: Client, opts: StatusOptions, published: &'static Published) -> watch::Sender<StatusView> {
     let (tx, rx) = watch::channel(Vec::new());
@@ -38,13 +41,19 @@ pub fn spawn(client: Client, opts: StatusOptions, published: &'static Published)
     tx
 }
 
-async fn run(client: Client, opts: StatusOptions, published: &'static Published, mut views: watch::Receiver<StatusView>) {
+async fn run(
+    client: Client,
+    opts: StatusOptions,
+    published: &'static Published,
+    mut views: watch::Receiver<StatusView>,
+) {
     let stats = &published.control;
     let leases: Api<Lease> = Api::namespaced(client.clone(), &opts.lease.namespace);
     let renew_every = opts.lease_duration / 3;
     let mut leader = false;
-    // Ingresses whose status we wrote and have not yet seen come back.
-    let mut pending: HashSet<ObjectKey> = HashSet::new();
+    // When we last wrote each Ingress's status: not written again until the write has had
+    // time to come back through the watch (an overwrite by someone else is corrected after).
+    let mut pending: HashMap<ObjectKey, Instant> = HashMap::new();
     loop {
         let now_leader = match try_lead(&leases, &opts).await {
             Ok(l) => l,
@@ -80,23 +89,20 @@ async fn write_all(
     client: &Client,
     opts: &StatusOptions,
     view: &StatusView,
-    pending: &mut HashSet<ObjectKey>,
+    pending: &mut HashMap<ObjectKey, Instant>,
     published: &'static Published,
 ) {
     let want = vec![opts.address.clone()];
+    pending.retain(|_, at| at.elapsed() < SETTLE);
     for (key, have) in view {
-        if *have == want {
-            pending.remove(key);
-            continue;
-        }
-        if pending.contains(key) {
+        if *have == want || pending.contains_key(key) {
             continue;
         }
         let api: Api<Ingress> = Api::namespaced(client.clone(), &key.namespace);
         let patch = serde_json::json!({"status": {"loadBalancer": {"ingress": [address_entry(&opts.address)]}}});
         match api.patch_status(&key.name, &PatchParams::default(), &Patch::Merge(&patch)).await {
             Ok(_) => {
-                pending.insert(key.clone());
+                pending.insert(key.clone(), Instant::now());
                 published.control.status_updates.fetch_add(1, Ordering::Relaxed);
             }
             Err(e) => {

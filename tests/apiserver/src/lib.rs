@@ -12,11 +12,11 @@
 //! compact the history, expire every watch with an in-stream 410, cut every watch connection,
 //! fail the next N requests with a status.
 
+pub mod patch;
 mod resources;
 mod select;
 mod store;
 mod table;
-pub mod patch;
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -95,9 +95,10 @@ impl ApiServer {
         self.lock().end_watches(false);
     }
 
-    /// Answers the next `n` requests (other than `/fixture/`) with `status`.
+    /// Answers the next `n` requests (other than `/fixture/`) with `status`; `n == 0` stops
+    /// failing.
     pub fn fail_next(&self, n: usize, status: u16) {
-        self.lock().fail = Some((n, status));
+        self.lock().fail = (n > 0).then_some((n, status));
     }
 
     pub fn open_watches(&self) -> usize {
@@ -278,7 +279,7 @@ async fn fixture(hook: &str, req: Request<Incoming>, store: &Arc<Mutex<Store>>) 
         "fail" => {
             let n = q.get("count").and_then(|v| v.parse().ok()).unwrap_or(1);
             let status = q.get("status").and_then(|v| v.parse().ok()).unwrap_or(500);
-            s.fail = Some((n, status));
+            s.fail = (n > 0).then_some((n, status));
         }
         // A List (or one object) created or replaced in one step: how benchmarks load 100,000
         // objects without 100,000 requests.
@@ -317,12 +318,19 @@ fn parse_target(path: &str) -> Result<Target, ApiError> {
     let (group, version, rest) = match segs.as_slice() {
         ["api", v, rest @ ..] => ("", *v, rest),
         ["apis", g, v, rest @ ..] => (*g, *v, rest),
-        _ => return Err(ApiError::new(404, "NotFound", format!("the server could not find the requested resource ({path})"))),
+        _ => {
+            return Err(ApiError::new(
+                404,
+                "NotFound",
+                format!("the server could not find the requested resource ({path})"),
+            ))
+        }
     };
     if rest.is_empty() {
         return Err(ApiError::new(0, "Discovery", format!("{group}/{version}")));
     }
-    let not_found = || ApiError::new(404, "NotFound", format!("the server could not find the requested resource ({path})"));
+    let not_found =
+        || ApiError::new(404, "NotFound", format!("the server could not find the requested resource ({path})"));
     // `/namespaces/{ns}/{plural}...` unless `{plural}` is not a namespaced resource (then it
     // is the Namespace object itself, or its status).
     let (namespace, rest) = match rest {
@@ -350,9 +358,9 @@ async fn rest(req: Request<Incoming>, path: &str, store: &Arc<Mutex<Store>>) -> 
     let target = match parse_target(path) {
         Err(e) if e.reason == "Discovery" => {
             let (g, v) = e.message.split_once('/').unwrap_or(("", ""));
-            return resources::resource_list(g, v)
-                .map(|l| json_response(200, &l))
-                .ok_or_else(|| ApiError::new(404, "NotFound", format!("the server could not find the requested resource ({path})")));
+            return resources::resource_list(g, v).map(|l| json_response(200, &l)).ok_or_else(|| {
+                ApiError::new(404, "NotFound", format!("the server could not find the requested resource ({path})"))
+            });
         }
         other => other?,
     };
@@ -395,7 +403,11 @@ async fn rest(req: Request<Incoming>, path: &str, store: &Arc<Mutex<Store>>) -> 
         }
         (Method::PATCH, Some(name)) => {
             let kind = PatchKind::from_content_type(&content_type).ok_or_else(|| {
-                ApiError::new(415, "UnsupportedMediaType", format!("the body of the request was in an unknown format: {content_type}"))
+                ApiError::new(
+                    415,
+                    "UnsupportedMediaType",
+                    format!("the body of the request was in an unknown format: {content_type}"),
+                )
             })?;
             let body = read_json(req, &content_type).await?;
             let manager = q.get("fieldManager").cloned().unwrap_or_default();
@@ -416,7 +428,9 @@ async fn read_json(req: Request<Incoming>, content_type: &str) -> Result<Value, 
         return Err(ApiError::new(
             415,
             "UnsupportedMediaType",
-            format!("the body of the request was in an unknown format: {content_type} (this server speaks JSON and YAML)"),
+            format!(
+                "the body of the request was in an unknown format: {content_type} (this server speaks JSON and YAML)"
+            ),
         ));
     }
     let bytes = req.into_body().collect().await.map_err(|e| ApiError::bad_request(e.to_string()))?.to_bytes();

@@ -29,7 +29,9 @@ pub fn merge(target: &mut Value, patch: &Value) {
 fn merge_key(field: &str, items: &[Value]) -> Option<&'static str> {
     let has = |k: &str| items.iter().all(|i| i.get(k).is_some());
     match field {
-        "containers" | "initContainers" | "ephemeralContainers" | "volumes" | "env" | "imagePullSecrets" => Some("name"),
+        "containers" | "initContainers" | "ephemeralContainers" | "volumes" | "env" | "imagePullSecrets" => {
+            Some("name")
+        }
         "volumeMounts" => Some("mountPath"),
         "ownerReferences" => Some("uid"),
         "ports" if has("containerPort") => Some("containerPort"),
@@ -270,8 +272,12 @@ mod tests {
     #[test]
     fn json_patch_ops() {
         let mut v = json!({"a": [1, 2], "b": {"c": 1}});
-        json_patch(&mut v, &json!([{"op": "add", "path": "/a/-", "value": 3}, {"op": "remove", "path": "/b/c"},
-            {"op": "replace", "path": "/a/0", "value": 0}, {"op": "test", "path": "/a/1", "value": 2}])).unwrap();
+        json_patch(
+            &mut v,
+            &json!([{"op": "add", "path": "/a/-", "value": 3}, {"op": "remove", "path": "/b/c"},
+            {"op": "replace", "path": "/a/0", "value": 0}, {"op": "test", "path": "/a/1", "value": 2}]),
+        )
+        .unwrap();
         assert_eq!(v, json!({"a": [0, 2, 3], "b": {}}));
         assert!(json_patch(&mut v, &json!([{"op": "test", "path": "/a/0", "value": 9}])).is_err());
     }

@@ -37,6 +37,7 @@ impl Resource {
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 const fn r(
     group: &'static str,
     version: &'static str,
@@ -66,7 +67,16 @@ pub static RESOURCES: &[Resource] = &[
     r("apps", "v1", "DaemonSet", "daemonsets", "daemonset", true, true, &["ds"]),
     r("apps", "v1", "Deployment", "deployments", "deployment", true, true, &["deploy"]),
     r("rbac.authorization.k8s.io", "v1", "ClusterRole", "clusterroles", "clusterrole", false, false, &[]),
-    r("rbac.authorization.k8s.io", "v1", "ClusterRoleBinding", "clusterrolebindings", "clusterrolebinding", false, false, &[]),
+    r(
+        "rbac.authorization.k8s.io",
+        "v1",
+        "ClusterRoleBinding",
+        "clusterrolebindings",
+        "clusterrolebinding",
+        false,
+        false,
+        &[],
+    ),
     r("rbac.authorization.k8s.io", "v1", "Role", "roles", "role", true, false, &[]),
     r("rbac.authorization.k8s.io", "v1", "RoleBinding", "rolebindings", "rolebinding", true, false, &[]),
 ];

@@ -91,7 +91,9 @@ impl Selector {
 
     pub fn matches(&self, obj: &Value) -> bool {
         self.reqs.iter().all(|r| match r {
-            Req::Eq(k, v) => self.value(obj, k) == Some(v.as_str()) || (self.field && v.is_empty() && self.value(obj, k).is_none()),
+            Req::Eq(k, v) => {
+                self.value(obj, k) == Some(v.as_str()) || (self.field && v.is_empty() && self.value(obj, k).is_none())
+            }
             Req::Ne(k, v) => self.value(obj, k) != Some(v.as_str()),
             Req::In(k, vs) => self.value(obj, k).is_some_and(|x| vs.iter().any(|v| v == x)),
             Req::NotIn(k, vs) => self.value(obj, k).is_none_or(|x| !vs.iter().any(|v| v == x)),
@@ -108,7 +110,8 @@ mod tests {
 
     #[test]
     fn labels_and_fields() {
-        let o = json!({"metadata": {"name": "a", "labels": {"app": "web", "tier": "edge"}}, "type": "kubernetes.io/tls"});
+        let o =
+            json!({"metadata": {"name": "a", "labels": {"app": "web", "tier": "edge"}}, "type": "kubernetes.io/tls"});
         let t = |s: &str| Selector::parse_labels(s).unwrap().matches(&o);
         assert!(t("app=web"));
         assert!(t("app==web,tier"));

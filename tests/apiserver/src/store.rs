@@ -318,7 +318,11 @@ impl Store {
         if name.is_empty() {
             let prefix = obj.pointer("/metadata/generateName").and_then(Value::as_str).unwrap_or("");
             if prefix.is_empty() {
-                return Err(ApiError::new(422, "Invalid", format!("{} \"\" is invalid: metadata.name: Required value", r.kind)));
+                return Err(ApiError::new(
+                    422,
+                    "Invalid",
+                    format!("{} \"\" is invalid: metadata.name: Required value", r.kind),
+                ));
             }
             name = format!("{prefix}{:05x}", self.rv + 1);
             set_meta(&mut obj, "name", Value::String(name.clone()));
@@ -326,7 +330,11 @@ impl Store {
         self.check_namespace(r, ns)?;
         let key = (res, ns.to_string(), name.clone());
         if self.objects.contains_key(&key) {
-            return Err(ApiError::new(409, "AlreadyExists", format!("{}.{} \"{name}\" already exists", r.plural, r.group)));
+            return Err(ApiError::new(
+                409,
+                "AlreadyExists",
+                format!("{}.{} \"{name}\" already exists", r.plural, r.group),
+            ));
         }
         if r.status {
             let status = if r.kind == "Namespace" { json!({"phase": "Active"}) } else { json!({}) };
@@ -346,7 +354,15 @@ impl Store {
     }
 
     /// PUT, on the object (`status == false`) or its status subresource.
-    pub fn update(&mut self, res: ResId, ns: &str, name: &str, mut obj: Value, status: bool, dry_run: bool) -> Result<Value> {
+    pub fn update(
+        &mut self,
+        res: ResId,
+        ns: &str,
+        name: &str,
+        mut obj: Value,
+        status: bool,
+        dry_run: bool,
+    ) -> Result<Value> {
         let r = &RESOURCES[res];
         self.normalise(res, ns, &mut obj)?;
         if name_of(&obj) != name {
@@ -370,7 +386,9 @@ impl Store {
         }
         let mut new = if status {
             let mut n = old.clone();
-            n.as_object_mut().expect("stored objects are objects").insert("status".into(), obj.get("status").cloned().unwrap_or(json!({})));
+            n.as_object_mut()
+                .expect("stored objects are objects")
+                .insert("status".into(), obj.get("status").cloned().unwrap_or(json!({})));
             n
         } else {
             if r.status {
@@ -463,7 +481,8 @@ impl Store {
         set_meta(&mut obj, "resourceVersion", Value::String(rv.to_string()));
         self.emit(res, EventType::Deleted, obj.clone(), None);
         if RESOURCES[res].kind == "Namespace" {
-            let inside: Vec<Key> = self.objects.keys().filter(|k| RESOURCES[k.0].namespaced && k.1 == name).cloned().collect();
+            let inside: Vec<Key> =
+                self.objects.keys().filter(|k| RESOURCES[k.0].namespaced && k.1 == name).cloned().collect();
             for k in inside {
                 let _ = self.delete(k.0, &k.1, &k.2);
             }
@@ -475,7 +494,8 @@ impl Store {
         let r = &RESOURCES[res];
         let (rv, start) = match p.continue_.as_deref().filter(|c| !c.is_empty()) {
             Some(token) => {
-                let (rv, ns, name) = decode_continue(token).ok_or_else(|| ApiError::bad_request("invalid continue token"))?;
+                let (rv, ns, name) =
+                    decode_continue(token).ok_or_else(|| ApiError::bad_request("invalid continue token"))?;
                 if rv < self.compacted {
                     return Err(ApiError::new(
                         410,
@@ -489,7 +509,11 @@ impl Store {
                 if let Some(want) = p.resource_version.as_deref().and_then(|v| v.parse::<u64>().ok()) {
                     let exact = p.resource_version_match.as_deref() == Some("Exact");
                     if want != 0 && ((exact && want != self.rv && want < self.compacted) || want > self.rv) {
-                        return Err(ApiError::new(410, "Expired", format!("too old resource version: {want} ({})", self.compacted)));
+                        return Err(ApiError::new(
+                            410,
+                            "Expired",
+                            format!("too old resource version: {want} ({})", self.compacted),
+                        ));
                     }
                 }
                 (self.rv, None)
@@ -499,7 +523,8 @@ impl Store {
             Some((ns, name)) => std::ops::Bound::Excluded((res, ns.clone(), name.clone())),
             None => std::ops::Bound::Included((res, String::new(), String::new())),
         };
-        let filter = Filter { res, namespace: ns.map(str::to_string), labels: p.labels.clone(), fields: p.fields.clone() };
+        let filter =
+            Filter { res, namespace: ns.map(str::to_string), labels: p.labels.clone(), fields: p.fields.clone() };
         let mut items = Vec::new();
         let mut last = None;
         let mut remaining = 0usize;

@@ -7,7 +7,8 @@ use crate::resources::Resource;
 
 fn age(created: Option<&str>) -> String {
     let Some(t) = created.and_then(parse_rfc3339) else { return "<unknown>".into() };
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
+    let now =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
     let s = (now - t).max(0);
     match s {
         0..120 => format!("{s}s"),
@@ -55,9 +56,17 @@ fn addresses(obj: &Value) -> Vec<String> {
 
 pub fn render(r: &Resource, list: &Value) -> Value {
     let col = |name: &str, typ: &str| json!({"name": name, "type": typ, "format": if name == "Name" { "name" } else { "" }, "description": "", "priority": 0});
-    let (columns, cells): (Vec<Value>, fn(&Value) -> Vec<Value>) = match r.kind {
+    type Cells = fn(&Value) -> Vec<Value>;
+    let (columns, cells): (Vec<Value>, Cells) = match r.kind {
         "Ingress" => (
-            vec![col("Name", "string"), col("Class", "string"), col("Hosts", "string"), col("Address", "string"), col("Ports", "string"), col("Age", "string")],
+            vec![
+                col("Name", "string"),
+                col("Class", "string"),
+                col("Hosts", "string"),
+                col("Address", "string"),
+                col("Ports", "string"),
+                col("Age", "string"),
+            ],
             |o| {
                 let hosts = strs(o.pointer("/spec/rules"), "host");
                 let hosts = if hosts.is_empty() { "*".to_string() } else { hosts.join(",") };
@@ -73,14 +82,23 @@ pub fn render(r: &Resource, list: &Value) -> Value {
             },
         ),
         "Service" => (
-            vec![col("Name", "string"), col("Type", "string"), col("Cluster-IP", "string"), col("External-IP", "string"), col("Port(s)", "string"), col("Age", "string")],
+            vec![
+                col("Name", "string"),
+                col("Type", "string"),
+                col("Cluster-IP", "string"),
+                col("External-IP", "string"),
+                col("Port(s)", "string"),
+                col("Age", "string"),
+            ],
             |o| {
                 let ports: Vec<String> = o
                     .pointer("/spec/ports")
                     .and_then(Value::as_array)
                     .map(|ps| {
                         ps.iter()
-                            .map(|p| format!("{}/{}", p["port"], p.get("protocol").and_then(Value::as_str).unwrap_or("TCP")))
+                            .map(|p| {
+                                format!("{}/{}", p["port"], p.get("protocol").and_then(Value::as_str).unwrap_or("TCP"))
+                            })
                             .collect()
                     })
                     .unwrap_or_default();
@@ -95,7 +113,10 @@ pub fn render(r: &Resource, list: &Value) -> Value {
             },
         ),
         _ => (vec![col("Name", "string"), col("Age", "string")], |o| {
-            vec![json!(o.pointer("/metadata/name")), json!(age(o.pointer("/metadata/creationTimestamp").and_then(Value::as_str)))]
+            vec![
+                json!(o.pointer("/metadata/name")),
+                json!(age(o.pointer("/metadata/creationTimestamp").and_then(Value::as_str))),
+            ]
         }),
     };
     let rows: Vec<Value> = list["items"]

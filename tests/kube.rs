@@ -1,0 +1,317 @@
+//! Kubernetes mode end to end: the real `kubectl` changes objects in the test API server
+//! (tests/apiserver), ringress watches it with kube-rs, and real clients (curl-like raw
+//! HTTP/1.1 and wrk) send traffic through ringress's listeners to real upstreams.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use support::*;
+
+fn site(svc: &str) -> String {
+    ingress("site", Some("app.test"), &[("/", svc)])
+}
+
+fn upstream_of(p: &Proxy, host: &str) -> Option<String> {
+    get(p.http, host, "/").header("x-upstream").map(str::to_string)
+}
+
+#[test]
+fn kubectl_apply_routes_replace_fails_over_without_errors_and_delete_gives_404() {
+    let c = Cluster::start();
+    let a = Upstream::start("primary");
+    let b = Upstream::start("standby");
+    c.apply(&(service("primary", &[a.addr]) + &service("standby", &[b.addr]) + &site("primary")));
+    let p = c.proxy(&[]);
+    assert_eq!(upstream_of(&p, "app.test").as_deref(), Some("primary"));
+
+    // The emergency switch, under load: `kubectl replace -f` the Ingress onto the standby.
+    let addr = p.http;
+    let load = std::thread::spawn(move || wrk(addr, "app.test", 4, 32));
+    std::thread::sleep(Duration::from_millis(1500));
+    let before = b.hits();
+    let replaced = Instant::now();
+    c.kubectl_with(&["replace", "-f", "-"], &site("standby"));
+    p.wait_for(|| upstream_of(&p, "app.test").as_deref() == Some("standby"), "new requests to reach the standby");
+    // Reported, not asserted (no timings in tests): bench/kube_scale measures propagation.
+    eprintln!("kubectl replace -> standby serving after {:?}", replaced.elapsed());
+    let (requests, non2xx, socket_errors, out) = load.join().unwrap();
+    assert!(requests > 1000, "too little load to mean anything: {out}");
+    assert_eq!((non2xx, socket_errors), (0, 0), "failed requests during the switch:\n{out}");
+    assert!(b.hits() > before);
+
+    c.kubectl(&["delete", "ingress", "site"]);
+    p.wait_for(|| get(p.http, "app.test", "/").status == 404, "404 after kubectl delete");
+}
+
+#[test]
+fn scaling_endpoint_slices_spreads_load_and_drains_without_errors_or_a_rebuild() {
+    let c = Cluster::start();
+    let ups: Vec<Upstream> = (0..3).map(|i| Upstream::start(&format!("pod-{i}"))).collect();
+    // One pod at first.
+    c.apply(&(service("web", &[ups[0].addr]) + &ingress("web", Some("web.test"), &[("/", "web")])));
+    let p = c.proxy(&[]);
+    assert_eq!(upstream_of(&p, "web.test").as_deref(), Some("pod-0"));
+    let builds = p.metric("ringress_snapshot_builds_total").unwrap();
+
+    let addr = p.http;
+    let load = std::thread::spawn(move || wrk(addr, "web.test", 5, 16));
+    std::thread::sleep(Duration::from_millis(1000));
+    // Scale up to three pods.
+    c.apply(&service("web", &[ups[0].addr, ups[1].addr, ups[2].addr]));
+    p.wait_for(|| ups[1].hits() > 0 && ups[2].hits() > 0, "traffic on the new endpoints");
+    std::thread::sleep(Duration::from_millis(1000));
+    // Scale down: pod-0's slice goes away.
+    c.kubectl(&["delete", "endpointslice", "web-0"]);
+    p.wait_for(
+        || p.metric("ringress_snapshot_endpoint_updates_total").unwrap_or(0.0) >= 2.0,
+        "the scale-down to apply",
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    let drained = ups[0].hits();
+    let (requests, non2xx, socket_errors, out) = load.join().unwrap();
+    assert_eq!((non2xx, socket_errors), (0, 0), "failed requests while scaling:\n{out}");
+    assert!(requests > 1000, "{out}");
+    assert_eq!(ups[0].hits(), drained, "the removed endpoint kept receiving requests");
+    assert!(ups[1].hits() > 0 && ups[2].hits() > 0);
+    // Endpoint changes never rebuilt the route table.
+    assert_eq!(p.metric("ringress_snapshot_builds_total").unwrap(), builds);
+}
+
+#[test]
+fn not_ready_until_synced_and_the_last_table_survives_an_api_server_outage() {
+    let c = Cluster::start();
+    let a = Upstream::start("primary");
+    c.apply(&(service("primary", &[a.addr]) + &site("primary")));
+    // The API server fails everything at first: ringress starts, but is not ready.
+    c.api.fail_next(usize::MAX, 500);
+    let p = Proxy::start_kube(&c.kubeconfig, &[], false);
+    p.wait_for(|| p.metric("ringress_watch_errors_total{kind=\"Ingress\"}").unwrap_or(0.0) >= 1.0, "a failed watch");
+    assert_eq!(get(p.admin, "x", "/readyz").status, 503, "ready before the initial sync");
+    assert_eq!(get(p.admin, "x", "/healthz").status, 200);
+    assert_eq!(get(p.http, "app.test", "/").status, 404, "a half-synced table must not serve");
+    // The API server recovers: the sync completes (the watchers retry with backoff).
+    c.api.fail_next(0, 0);
+    p.wait_for(|| get(p.admin, "x", "/readyz").status == 200, "readyz after the API server recovers");
+    assert_eq!(upstream_of(&p, "app.test").as_deref(), Some("primary"));
+
+    // It goes away again, watches cut: the last table keeps serving, health stays green.
+    c.api.fail_next(usize::MAX, 500);
+    c.api.drop_watches();
+    let errors = p.metric("ringress_watch_errors_total{kind=\"Service\"}").unwrap();
+    p.wait_for(|| p.metric("ringress_watch_errors_total{kind=\"Service\"}").unwrap() > errors, "the outage to be seen");
+    for _ in 0..20 {
+        assert_eq!(upstream_of(&p, "app.test").as_deref(), Some("primary"));
+    }
+    assert_eq!(get(p.admin, "x", "/healthz").status, 200);
+    assert_eq!(get(p.admin, "x", "/readyz").status, 200);
+    assert!(p.log_text().contains("watch failed; retrying with backoff"), "the outage is logged");
+    c.api.fail_next(0, 0);
+}
+
+/// Each fault: break the watches, change the cluster while they are broken, and check that
+/// ringress converges to exactly the API server's state (no stale route left behind).
+#[test]
+fn every_fault_hook_converges_with_no_stale_route() {
+    let c = Cluster::start();
+    let a = Upstream::start("a");
+    c.apply(&(service("a", &[a.addr]) + &ingress("one", Some("one.test"), &[("/", "a")])));
+    let p = c.proxy(&[]);
+    assert_eq!(get(p.http, "one.test", "/").status, 200);
+
+    // Changes go straight into the API server here: kubectl's own requests must not eat the
+    // injected failures meant for the watchers.
+    let yaml =
+        |y: &str| -> serde_json::Value { serde_yaml_ng::from_str(y.trim_start_matches("---\n")).expect("test YAML") };
+    let faults: [(&str, &dyn Fn()); 4] = [
+        ("expired watches (in-stream 410)", &|| c.api.expire_watches()),
+        ("compacted history, then expired watches", &|| {
+            c.api.compact();
+            c.api.expire_watches();
+        }),
+        ("watch connections cut mid-stream", &|| c.api.drop_watches()),
+        ("the next requests failing with 500", &|| {
+            c.api.fail_next(6, 500);
+            c.api.drop_watches();
+        }),
+    ];
+    for (i, (what, fault)) in faults.iter().enumerate() {
+        let (old, new) = (
+            format!("{}.test", ["one", "two", "three", "four"][i]),
+            format!("{}.test", ["two", "three", "four", "five"][i]),
+        );
+        let (old_name, new_name) =
+            (old.trim_end_matches(".test").to_string(), new.trim_end_matches(".test").to_string());
+        fault();
+        c.api.delete("networking.k8s.io/v1", "Ingress", "default", &old_name).expect("delete");
+        c.api.apply(yaml(&ingress(&new_name, Some(&new), &[("/", "a")]))).expect("create");
+        p.wait_for(
+            || get(p.http, &old, "/").status == 404 && get(p.http, &new, "/").status == 200,
+            &format!("convergence after {what}"),
+        );
+    }
+    let restarts: f64 = ["Ingress", "Service", "EndpointSlice"]
+        .iter()
+        .map(|k| p.metric(&format!("ringress_watch_restarts_total{{kind=\"{k}\"}}")).unwrap())
+        .sum();
+    assert!(restarts >= 3.0, "the compacted history forced relists: {restarts}");
+    // The final table holds exactly the one live Ingress.
+    let routes = get(p.admin, "x", "/debug/routes").text();
+    assert_eq!(routes.matches("\"host\"").count(), 1, "{routes}");
+    assert!(routes.contains("five.test"), "{routes}");
+}
+
+fn jsonpath(c: &Cluster, kind: &str, name: &str, path: &str) -> String {
+    c.kubectl(&["get", kind, name, "-o", &format!("jsonpath={path}")])
+}
+
+#[test]
+fn status_is_written_for_our_class_only_and_other_classes_are_never_served() {
+    let c = Cluster::start();
+    let a = Upstream::start("a");
+    let theirs = ingress("theirs", Some("theirs.test"), &[("/", "a")])
+        .replace("ingressClassName: ringress", "ingressClassName: nginx");
+    let legacy = ingress("legacy", Some("legacy.test"), &[("/", "a")])
+        .replace("  ingressClassName: ringress\n", "")
+        .replace("namespace: default}", "namespace: default, annotations: {kubernetes.io/ingress.class: nginx}}");
+    let unclassed =
+        ingress("unclassed", Some("unclassed.test"), &[("/", "a")]).replace("  ingressClassName: ringress\n", "");
+    c.apply("apiVersion: v1\nkind: Namespace\nmetadata: {name: ringress}\n");
+    c.apply(
+        &(service("a", &[a.addr])
+            + &ingress("ours", Some("ours.test"), &[("/", "a")])
+            + &theirs
+            + &legacy
+            + &unclassed),
+    );
+    let p = c.proxy(&["--publish-address", "192.0.2.10"]);
+    assert_eq!(get(p.http, "ours.test", "/").status, 200);
+    for host in ["theirs.test", "legacy.test", "unclassed.test"] {
+        assert_eq!(get(p.http, host, "/").status, 404, "{host} belongs to another controller");
+    }
+    p.wait_for(
+        || jsonpath(&c, "ingress", "ours", "{.status.loadBalancer.ingress[0].ip}") == "192.0.2.10",
+        "our status",
+    );
+    // What users look at: the ADDRESS column.
+    let table = c.kubectl(&["get", "ingress", "ours"]);
+    assert!(table.contains("ADDRESS") && table.contains("192.0.2.10"), "{table}");
+    // Give a (wrong) writer time to touch the others, then check it did not.
+    std::thread::sleep(Duration::from_millis(500));
+    for name in ["theirs", "legacy", "unclassed"] {
+        assert_eq!(jsonpath(&c, "ingress", name, "{.status.loadBalancer}"), "", "{name}'s status was written");
+    }
+    assert_eq!(p.metric("ringress_status_leader"), Some(1.0));
+
+    // Someone else overwrites our status: it is put back.
+    c.kubectl(&[
+        "patch",
+        "ingress",
+        "ours",
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        r#"{"status":{"loadBalancer":{"ingress":[{"ip":"198.51.100.1"}]}}}"#,
+    ]);
+    p.wait_for(
+        || jsonpath(&c, "ingress", "ours", "{.status.loadBalancer.ingress[0].ip}") == "192.0.2.10",
+        "our status restored",
+    );
+}
+
+#[test]
+fn one_replica_writes_status_and_another_takes_over_when_it_stops() {
+    let c = Cluster::start();
+    let a = Upstream::start("a");
+    c.apply("apiVersion: v1\nkind: Namespace\nmetadata: {name: ringress}\n");
+    c.apply(&(service("a", &[a.addr]) + &ingress("ours", Some("ours.test"), &[("/", "a")])));
+    let lease = ["--election-lease-seconds", "3"];
+    let mut first =
+        c.proxy(&[&["--publish-address", "192.0.2.1", "--election-identity", "node-1"][..], &lease].concat());
+    first.wait_for(|| first.metric("ringress_status_leader") == Some(1.0), "node-1 to lead");
+    let second = c.proxy(&[&["--publish-address", "192.0.2.2", "--election-identity", "node-2"][..], &lease].concat());
+    first.wait_for(
+        || jsonpath(&c, "ingress", "ours", "{.status.loadBalancer.ingress[0].ip}") == "192.0.2.1",
+        "node-1's status",
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(second.metric("ringress_status_leader"), Some(0.0), "two leaders at once");
+    assert_eq!(
+        c.kubectl(&["-n", "ringress", "get", "lease", "ringress-leader", "-o", "jsonpath={.spec.holderIdentity}"]),
+        "node-1"
+    );
+
+    // The leader dies without releasing: after the lease expires, node-2 takes over.
+    let _ = first.child.kill();
+    let _ = first.child.wait();
+    second.wait_for(|| second.metric("ringress_status_leader") == Some(1.0), "node-2 to take over");
+    second.wait_for(
+        || jsonpath(&c, "ingress", "ours", "{.status.loadBalancer.ingress[0].ip}") == "192.0.2.2",
+        "node-2's status",
+    );
+    assert_eq!(
+        c.kubectl(&["-n", "ringress", "get", "lease", "ringress-leader", "-o", "jsonpath={.spec.leaseTransitions}"]),
+        "1"
+    );
+}
+
+#[test]
+fn namespace_flag_and_ingresses_without_class() {
+    let c = Cluster::start();
+    let a = Upstream::start("a");
+    c.apply("apiVersion: v1\nkind: Namespace\nmetadata: {name: team-a}\n---\napiVersion: v1\nkind: Namespace\nmetadata: {name: team-b}\n");
+    let in_ns = |ns: &str, y: String| y.replace("namespace: default", &format!("namespace: {ns}"));
+    let mut all = String::new();
+    for ns in ["team-a", "team-b"] {
+        all += &in_ns(ns, service("a", &[a.addr]));
+        all += &in_ns(
+            ns,
+            ingress("site", Some(&format!("{ns}.test")), &[("/", "a")]).replace("  ingressClassName: ringress\n", ""),
+        );
+    }
+    c.apply(&all);
+    let p = c.proxy(&["--namespace", "team-a", "--watch-ingress-without-class"]);
+    assert_eq!(get(p.http, "team-a.test", "/").status, 200);
+    assert_eq!(get(p.http, "team-b.test", "/").status, 404, "--namespace team-a served team-b");
+    // Without --watch-ingress-without-class, a class-less Ingress is someone else's...
+    let q = c.proxy(&["--namespace", "team-a"]);
+    assert_eq!(get(q.http, "team-a.test", "/").status, 404);
+    // ...unless our IngressClass is the cluster default.
+    c.apply("apiVersion: networking.k8s.io/v1\nkind: IngressClass\nmetadata:\n  name: ringress\n  annotations: {ingressclass.kubernetes.io/is-default-class: \"true\"}\nspec: {controller: ringress.dev/ingress-controller}\n");
+    q.wait_for(|| get(q.http, "team-a.test", "/").status == 200, "the default class to apply");
+}
+
+#[test]
+fn an_object_ringress_cannot_read_is_reported_and_its_last_version_stays() {
+    let c = Cluster::start();
+    let a = Upstream::start("a");
+    c.apply(&(service("a", &[a.addr]) + &site("a")));
+    let p = c.proxy(&[]);
+    assert_eq!(get(p.http, "app.test", "/").status, 200);
+    // The test API server does not validate; a real one might let a bad port name through a
+    // webhook-less path too. ringress must not drop the route half-way.
+    c.apply(&site("a").replace("port: {number: 80}", "port: {number: 70000}"));
+    p.wait_for(|| p.log_text().contains("object rejected"), "the rejection to be logged");
+    let log = p.log_text();
+    let line = log.lines().find(|l| l.contains("object rejected")).unwrap();
+    assert!(line.contains("default/site") && line.contains("70000"), "{line}");
+    assert_eq!(get(p.http, "app.test", "/").status, 200, "the previous version stays in force");
+}
+
+#[test]
+fn without_any_kubernetes_configuration_run_fails_with_a_clear_message() {
+    let dir = support::proxy::temp_dir();
+    let (ok, _, err) = run(std::process::Command::new(env!("CARGO_BIN_EXE_ringress"))
+        .args(["run", "--http", "127.0.0.1:0", "--admin", "127.0.0.1:0"])
+        .env("HOME", &dir)
+        .env("KUBECONFIG", dir.join("missing"))
+        .env_remove("KUBERNETES_SERVICE_HOST"));
+    assert!(!ok);
+    assert!(err.contains("--kubeconfig") && err.contains("--manifests"), "{err}");
+    let (ok, _, err) = run(std::process::Command::new(env!("CARGO_BIN_EXE_ringress"))
+        .args(["run", "--kubeconfig"])
+        .arg(dir.join("nope.yaml"))
+        .args(["--http", "127.0.0.1:0", "--admin", "127.0.0.1:0"]));
+    assert!(!ok);
+    assert!(err.contains("nope.yaml"), "{err}");
+}
