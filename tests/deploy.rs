@@ -1,0 +1,141 @@
+//! The manifests under deploy/: each object parses into its typed k8s-openapi struct with no
+//! field lost, both kustomizations apply to the test API server with the real kubectl, and
+//! ringress starts with the DaemonSet's own arguments against what they created.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+
+use k8s_openapi::api::apps::v1::DaemonSet;
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Service, ServiceAccount};
+use k8s_openapi::api::networking::v1::IngressClass;
+use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use serde_json::Value;
+use support::*;
+
+fn yaml_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            yaml_files(&p, out);
+        } else if p.extension().is_some_and(|x| x == "yaml") && p.file_name().unwrap() != "kustomization.yaml" {
+            out.push(p);
+        }
+    }
+}
+
+/// Parses `doc` as `T` and checks that serializing it back gives the same document: a field
+/// the type does not have (a typo, a wrong level) would be dropped and fail here.
+fn typed<T: DeserializeOwned + Serialize>(doc: &Value, file: &Path) {
+    let t: T = serde_json::from_value(doc.clone()).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+    let back = serde_json::to_value(&t).unwrap();
+    assert_eq!(&back, doc, "{}: fields lost in the typed round trip", file.display());
+}
+
+#[test]
+fn every_manifest_parses_into_its_typed_object() {
+    let mut files = Vec::new();
+    yaml_files(Path::new("deploy"), &mut files);
+    let mut kinds = Vec::new();
+    for f in &files {
+        let text = std::fs::read_to_string(f).unwrap();
+        for doc in serde_yaml_ng::Deserializer::from_str(&text) {
+            let v: Value = serde::Deserialize::deserialize(doc).unwrap_or_else(|e| panic!("{}: {e}", f.display()));
+            if v.is_null() {
+                continue;
+            }
+            let kind = v["kind"].as_str().unwrap_or_else(|| panic!("{}: no kind", f.display())).to_string();
+            match kind.as_str() {
+                "Namespace" => typed::<Namespace>(&v, f),
+                "ServiceAccount" => typed::<ServiceAccount>(&v, f),
+                "ClusterRole" => typed::<ClusterRole>(&v, f),
+                "ClusterRoleBinding" => typed::<ClusterRoleBinding>(&v, f),
+                "Role" => typed::<Role>(&v, f),
+                "RoleBinding" => typed::<RoleBinding>(&v, f),
+                "IngressClass" => typed::<IngressClass>(&v, f),
+                "ConfigMap" => typed::<ConfigMap>(&v, f),
+                "DaemonSet" => typed::<DaemonSet>(&v, f),
+                "Service" => typed::<Service>(&v, f),
+                other => panic!("{}: no typed check for kind {other}", f.display()),
+            }
+            kinds.push(kind);
+        }
+    }
+    for k in [
+        "Namespace",
+        "ServiceAccount",
+        "ClusterRole",
+        "ClusterRoleBinding",
+        "IngressClass",
+        "ConfigMap",
+        "DaemonSet",
+        "Service",
+    ] {
+        assert!(kinds.iter().any(|x| x == k), "deploy/ has no {k}");
+    }
+
+    // The DaemonSet: what the issue and operators require of it.
+    let ds: DaemonSet =
+        serde_yaml_ng::from_str(&std::fs::read_to_string("deploy/base/daemonset.yaml").unwrap()).unwrap();
+    let pod = ds.spec.unwrap().template.spec.unwrap();
+    assert_eq!(pod.host_network, Some(true));
+    assert_eq!(pod.dns_policy.as_deref(), Some("ClusterFirstWithHostNet"));
+    assert!(pod.node_selector.is_some() && pod.tolerations.is_some());
+    let c = &pod.containers[0];
+    assert!(c.liveness_probe.is_some() && c.readiness_probe.is_some() && c.resources.is_some());
+    assert!(c.security_context.as_ref().unwrap().seccomp_profile.is_some());
+
+    // The seccomp profile keeps io_uring allowed.
+    let prof: Value = serde_json::from_str(&std::fs::read_to_string("deploy/seccomp-ringress.json").unwrap()).unwrap();
+    let denied: Vec<&str> = prof["syscalls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|r| r["names"].as_array().unwrap())
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(denied.contains(&"kexec_load") && denied.iter().all(|s| !s.starts_with("io_uring")));
+}
+
+#[test]
+fn kustomizations_apply_with_kubectl_and_ringress_runs_with_the_daemonset_args() {
+    let c = Cluster::start();
+    let out = c.kubectl(&["apply", "-k", "deploy/"]);
+    assert!(out.contains("daemonset.apps/ringress created"), "{out}");
+    assert_eq!(
+        c.kubectl(&["-n", "ringress", "get", "ds", "ringress", "-o", "jsonpath={.spec.template.spec.hostNetwork}"]),
+        "true"
+    );
+    assert_eq!(
+        c.kubectl(&["get", "ingressclass", "ringress", "-o", "jsonpath={.spec.controller}"]),
+        "ringress.dev/ingress-controller"
+    );
+    let out = c.kubectl(&["apply", "-k", "deploy/nodeport"]);
+    assert!(out.contains("service/ringress created"), "{out}");
+    assert_eq!(c.kubectl(&["-n", "ringress", "get", "svc", "ringress", "-o", "jsonpath={.spec.type}"]), "NodePort");
+    assert_eq!(
+        c.kubectl(&["-n", "ringress", "get", "ds", "ringress", "-o", "jsonpath={.spec.template.spec.hostNetwork}"]),
+        "false"
+    );
+
+    // The DaemonSet's arguments, as the container would get them (listeners moved to
+    // loopback test ports), against the objects the kustomization created.
+    let ds: DaemonSet =
+        serde_yaml_ng::from_str(&std::fs::read_to_string("deploy/base/daemonset.yaml").unwrap()).unwrap();
+    let args = ds.spec.unwrap().template.spec.unwrap().containers[0].args.clone().unwrap();
+    assert_eq!(args[0], "run");
+    let listeners = |a: &&str| a.starts_with("--http=") || a.starts_with("--admin=");
+    assert_eq!(args.iter().map(String::as_str).filter(listeners).count(), 2, "{args:?}");
+    let mut all: Vec<&str> = args[1..].iter().map(String::as_str).filter(|a| !listeners(a)).collect();
+    all.extend(["--publish-address", "192.0.2.7", "--election-identity", "node-a"]);
+    let a = Upstream::start("a");
+    c.apply(&(service("a", &[a.addr]) + &ingress("site", Some("app.test"), &[("/", "a")])));
+    let p = c.proxy(&all);
+    assert_eq!(get(p.http, "app.test", "/").status, 200);
+    p.wait_for(
+        || c.kubectl(&["get", "ingress", "site", "-o", "jsonpath={.status.loadBalancer.ingress[0].ip}"]) == "192.0.2.7",
+        "status through the deploy/ Lease namespace",
+    );
+}
