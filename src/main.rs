@@ -52,8 +52,8 @@ struct RunArgs {
     /// Kubernetes mode: the ConfigMap with global settings, as namespace/name.
     #[arg(long, default_value = "ringress/ringress", env = "RINGRESS_CONFIGMAP")]
     configmap: String,
-    /// Kubernetes mode: how long a burst of changes is collected before one snapshot is
-    /// published, in milliseconds.
+    /// Kubernetes mode: at most one routing-table publish per this many milliseconds (an
+    /// isolated change is published at once; a burst of changes is coalesced).
     #[arg(long, default_value_t = 50)]
     sync_debounce_ms: u64,
     /// Kubernetes mode: the address written to status.loadBalancer of the Ingresses we serve

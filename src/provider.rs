@@ -53,6 +53,8 @@ pub const KINDS: [&str; 6] = ["Ingress", "IngressClass", "Service", "EndpointSli
 pub struct ControlStats {
     /// Full rebuilds of the route table.
     pub builds: AtomicU64,
+    /// Host updates: the changed Ingresses' hosts rebuilt, the rest of the table shared.
+    pub host_updates: AtomicU64,
     /// Endpoint-only updates (the table shared, the changed backends replaced).
     pub endpoint_updates: AtomicU64,
     pub build_seconds: Histogram,
@@ -78,6 +80,11 @@ impl ControlStats {
             out,
             "# TYPE ringress_snapshot_builds_total counter\nringress_snapshot_builds_total {}",
             g(&self.builds)
+        );
+        let _ = writeln!(
+            out,
+            "# TYPE ringress_snapshot_host_updates_total counter\nringress_snapshot_host_updates_total {}",
+            g(&self.host_updates)
         );
         let _ = writeln!(
             out,

@@ -11,8 +11,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use build::{build, build_from, serves, update_endpoints, BuildOptions, Inputs};
-pub use table::{normalize_host, RouteTable};
+pub use build::{build, build_from, serves, update_endpoints, update_hosts, BuildOptions, HostKey, Inputs};
+pub use table::{normalize_host, HostRoutes, RouteTable};
 
 use rustc_hash::{FxHashMap, FxHashSet};
 
@@ -79,6 +79,9 @@ impl Default for Settings {
     }
 }
 
+/// Backends by Service (namespace, name).
+pub type ServiceIndex = FxHashMap<Arc<ObjectKey>, Arc<[BackendId]>>;
+
 /// The immutable routing state every worker reads. Once published, never mutated.
 ///
 /// The route table and the per-Service index are shared (`Arc`) between a snapshot and the
@@ -91,13 +94,13 @@ pub struct Snapshot {
     pub table: Arc<RouteTable>,
     pub backends: Vec<Arc<Backend>>,
     /// Backends by Service (namespace, name): what an endpoint change of that Service touches.
-    pub by_service: Arc<FxHashMap<ObjectKey, Vec<BackendId>>>,
+    pub by_service: Arc<ServiceIndex>,
     /// Every endpoint of every backend, for pools to drop connections to departed ones.
     pub endpoint_set: FxHashSet<SocketAddr>,
     pub settings: Settings,
-    /// Route conflicts found while building; logged, never fatal. Backend problems are on
-    /// the backends ([`Snapshot::warnings`] lists both).
-    pub route_warnings: Arc<Vec<String>>,
+    /// Objects defined twice (file provider). Route conflicts are on the table's hosts and
+    /// backend problems on the backends; [`Snapshot::warnings`] lists all three.
+    pub build_warnings: Arc<Vec<String>>,
 }
 
 impl Snapshot {
@@ -111,12 +114,21 @@ impl Snapshot {
 
     /// Route conflicts, then backends without endpoints.
     pub fn warnings(&self) -> Vec<String> {
-        let mut out: Vec<String> = self.route_warnings.to_vec();
-        for b in &self.backends {
-            if let Some(p) = &b.problem {
-                out.push(format!("backend {}: {p}; requests get 503", b.name));
-            }
-        }
+        let mut out: Vec<String> = self.build_warnings.to_vec();
+        out.extend(self.table.warnings());
+        // Backends the table uses (incremental updates may leave unused ones behind).
+        let mut used: Vec<BackendId> = self.table.backend_ids().collect();
+        used.sort_unstable();
+        used.dedup();
+        let mut problems: Vec<String> = used
+            .into_iter()
+            .filter_map(|id| {
+                let b = self.backend(id);
+                b.problem.as_ref().map(|p| format!("backend {}: {p}; requests get 503", b.name))
+            })
+            .collect();
+        problems.sort();
+        out.extend(problems);
         out
     }
 
@@ -163,7 +175,7 @@ impl Snapshot {
         };
         serde_json::json!({
             "generation": self.generation,
-            "routes": self.table.routes().map(route).collect::<Vec<_>>(),
+            "routes": self.table.routes().into_iter().map(route).collect::<Vec<_>>(),
             "defaultBackend": self.table.default_route().map(route),
             "warnings": self.warnings(),
         })

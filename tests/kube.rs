@@ -30,6 +30,7 @@ fn kubectl_apply_routes_replace_fails_over_without_errors_and_delete_gives_404()
     let load = std::thread::spawn(move || wrk(addr, "app.test", 4, 32));
     std::thread::sleep(Duration::from_millis(1500));
     let before = b.hits();
+    let builds = p.metric("ringress_snapshot_builds_total").unwrap();
     let replaced = Instant::now();
     c.kubectl_with(&["replace", "-f", "-"], &site("standby"));
     p.wait_for(|| upstream_of(&p, "app.test").as_deref() == Some("standby"), "new requests to reach the standby");
@@ -39,6 +40,9 @@ fn kubectl_apply_routes_replace_fails_over_without_errors_and_delete_gives_404()
     assert!(requests > 1000, "too little load to mean anything: {out}");
     assert_eq!((non2xx, socket_errors), (0, 0), "failed requests during the switch:\n{out}");
     assert!(b.hits() > before);
+    // An Ingress change rebuilds its hosts, not the table.
+    assert_eq!(p.metric("ringress_snapshot_builds_total").unwrap(), builds);
+    assert!(p.metric("ringress_snapshot_host_updates_total").unwrap() >= 1.0);
 
     c.kubectl(&["delete", "ingress", "site"]);
     p.wait_for(|| get(p.http, "app.test", "/").status == 404, "404 after kubectl delete");

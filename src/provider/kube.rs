@@ -2,11 +2,12 @@
 //!
 //! kube-runtime watchers for Ingress, IngressClass, Service, EndpointSlice, Secret (TLS only)
 //! and our ConfigMap feed one store of parsed objects ([`store`]); the watchers' initial lists
-//! are buffered and swapped in whole, as a reflector does. Every change marks the state dirty;
-//! the first change of a burst opens a short window (`debounce`), at whose end one snapshot is
-//! published: a full build when Ingresses, classes, Secrets or the ConfigMap changed, an
-//! endpoint-only update ([`crate::snapshot::update_endpoints`]) when only Services and slices
-//! did. Nothing is published before every watched kind has finished its first list, so
+//! are buffered and swapped in whole, as a reflector does. Every change marks the state dirty,
+//! and at most one snapshot is published per `debounce` window (an isolated change goes out at
+//! once, a burst is coalesced): a full build when classes, Secrets or the ConfigMap changed or
+//! a watch relisted; otherwise the changed Ingresses' hosts are rebuilt
+//! ([`crate::snapshot::update_hosts`]) and the changed Services' endpoints re-resolved
+//! ([`crate::snapshot::update_endpoints`]), sharing the rest of the table. Nothing is published before every watched kind has finished its first list, so
 //! `/readyz` never turns 200 on a half-synced table. When the API server goes away the
 //! watchers retry with backoff and the last snapshot keeps serving. A Lease-elected replica
 //! writes the Ingresses' `status.loadBalancer` ([`status`]).
@@ -31,7 +32,7 @@ use kube::{Api, Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 
 use crate::model::{parse_object, ObjectKey};
-use crate::snapshot::{build_from, update_endpoints, BuildOptions};
+use crate::snapshot::{build_from, update_endpoints, update_hosts, BuildOptions, HostKey};
 use crate::Published;
 
 pub use status::StatusOptions;
@@ -46,7 +47,7 @@ pub struct KubeOptions {
     pub namespace: Option<String>,
     /// `--configmap namespace/name`: the one ConfigMap read.
     pub config_map: ObjectKey,
-    /// `--sync-debounce-ms`: how long a burst of changes is collected before one publish.
+    /// `--sync-debounce-ms`: at most one publish per this window; a burst is coalesced.
     pub debounce: Duration,
     /// Where and as whom Ingress status is written; `None` never writes it.
     pub status: Option<StatusOptions>,
@@ -183,14 +184,19 @@ async fn control(client: Client, opts: KubeOptions, build: BuildOptions, publish
     let mut store = Store::default();
     let mut full = true;
     let mut services: BTreeSet<ObjectKey> = BTreeSet::new();
-    // The first unpublished change: the burst window closes `debounce` after it.
+    let mut hosts: BTreeSet<HostKey> = BTreeSet::new();
+    // The first unpublished change. It is published at once if nothing was published in the
+    // last `debounce`, otherwise when that window ends: at most one publish per window, so a
+    // burst is coalesced and an isolated change does not wait.
     let mut first_change: Option<Instant> = None;
+    let mut last_publish: Option<Instant> = None;
     // Status-only changes refresh the status writer's view at most once per STATUS_WINDOW.
     let mut status_due: Option<Instant> = None;
     let mut initial_sync = true;
 
     loop {
-        let publish_at = first_change.filter(|_| store.synced()).map(|t| t + opts.debounce);
+        let publish_at =
+            first_change.filter(|_| store.synced()).map(|t| last_publish.map_or(t, |p| t.max(p + opts.debounce)));
         let wake = tokio::select! {
             Some((kind, msg)) = streams.next() => Wake::Event(kind, Box::new(msg)),
             _ = sleep_until(publish_at), if publish_at.is_some() => Wake::Publish,
@@ -235,6 +241,7 @@ async fn control(client: Client, opts: KubeOptions, build: BuildOptions, publish
                     continue;
                 }
                 Change::Full => full = true,
+                Change::Hosts(keys) => hosts.extend(keys),
                 Change::Services(keys) => services.extend(keys),
             }
             first_change.get_or_insert_with(Instant::now);
@@ -254,12 +261,24 @@ async fn control(client: Client, opts: KubeOptions, build: BuildOptions, publish
             stats.builds.fetch_add(1, Ordering::Relaxed);
             build_from(&inputs, &build)
         } else {
-            stats.endpoint_updates.fetch_add(1, Ordering::Relaxed);
-            update_endpoints(&prev, &inputs, &services.iter().cloned().collect::<Vec<_>>())
+            // Hosts first (new backends resolve against the current Services), then the
+            // endpoints of changed Services, each sharing everything else with `prev`.
+            let mut snap = None;
+            if !hosts.is_empty() {
+                stats.host_updates.fetch_add(1, Ordering::Relaxed);
+                snap = Some(update_hosts(&prev, &inputs, &store.host_ingresses(&hosts), &build));
+            }
+            if !services.is_empty() {
+                stats.endpoint_updates.fetch_add(1, Ordering::Relaxed);
+                let base = snap.as_ref().unwrap_or(&prev);
+                snap = Some(update_endpoints(base, &inputs, &services.iter().cloned().collect::<Vec<_>>()));
+            }
+            snap.expect("a publish follows a change")
         };
         let built = started.elapsed();
         let routes = snap.table.len();
         let generation = published.publish(snap);
+        last_publish = Some(Instant::now());
         stats.build_seconds.observe(built);
         if let Some(t) = first_change.take() {
             stats.propagation_seconds.observe(t.elapsed());
@@ -268,6 +287,7 @@ async fn control(client: Client, opts: KubeOptions, build: BuildOptions, publish
             generation,
             routes,
             full,
+            hosts = hosts.len(),
             services = services.len(),
             build_ms = built.as_secs_f64() * 1e3,
             "routing table published"
@@ -277,6 +297,7 @@ async fn control(client: Client, opts: KubeOptions, build: BuildOptions, publish
             let _ = tx.send(store.status_view(&inputs, &build));
         }
         full = false;
+        hosts.clear();
         services.clear();
     }
 }

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use super::table::{prefix_key, HostRoutes, RouteTable};
-use super::{Backend, BackendId, Route, Settings, Snapshot};
+use super::{Backend, BackendId, Route, ServiceIndex, Settings, Snapshot};
 use crate::model::{
     EndpointSlice, Ingress, IngressClass, ObjectKey, Objects, PathType, PortRef, Service, ServiceBackend, TargetPort,
 };
@@ -65,66 +65,87 @@ fn resolver<'a>(inputs: &Inputs<'a>, only: Option<&FxHashSet<(&str, &str)>>) -> 
     for slice in inputs.endpoint_slices.iter().filter(|s| wanted(&s.key.namespace, &s.service)) {
         slices.entry((slice.key.namespace.as_str(), slice.service.as_str())).or_default().push(slice);
     }
-    Builder { services, slices, backends: Vec::new(), backend_ids: FxHashMap::default(), warnings: Vec::new() }
+    Builder {
+        services,
+        slices,
+        backends: Vec::new(),
+        by_service: FxHashMap::default(),
+        fresh: Vec::new(),
+        seeded: None,
+    }
+}
+
+/// Where an Ingress rule's routes live in the table.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum HostKey {
+    /// `spec.defaultBackend`: the table's fallback.
+    Default,
+    /// Rules without a host.
+    Any,
+    Exact(String),
+    /// `*.suffix`, keyed by the suffix.
+    Wildcard(String),
+}
+
+impl HostKey {
+    pub fn of_rule(host: Option<&str>) -> HostKey {
+        match host {
+            None => HostKey::Any,
+            Some(h) => match h.strip_prefix("*.") {
+                Some(suffix) => HostKey::Wildcard(suffix.to_string()),
+                None => HostKey::Exact(h.to_string()),
+            },
+        }
+    }
+
+    /// Every place an Ingress puts routes (whatever its class).
+    pub fn of_ingress(ing: &Ingress) -> Vec<HostKey> {
+        let mut keys: Vec<HostKey> = ing.rules.iter().map(|r| HostKey::of_rule(r.host.as_deref())).collect();
+        if ing.default_backend.is_some() {
+            keys.push(HostKey::Default);
+        }
+        keys.sort();
+        keys.dedup();
+        keys
+    }
+}
+
+/// Served Ingresses, oldest first (on a conflict the first claimant keeps the route); a key
+/// defined twice (e.g. in two files) keeps its first definition, loudly.
+fn served<'a>(
+    ingresses: &[&'a Ingress],
+    classes: &[&IngressClass],
+    opts: &BuildOptions,
+) -> (Vec<&'a Ingress>, Vec<String>) {
+    let mut out: Vec<&Ingress> = ingresses.iter().copied().filter(|i| serves(i, classes, opts)).collect();
+    out.sort_by(|a, b| (&a.creation_timestamp, &a.key).cmp(&(&b.creation_timestamp, &b.key)));
+    let mut warnings = Vec::new();
+    out.dedup_by(|later, first| {
+        let dup = later.key == first.key;
+        if dup {
+            warnings.push(format!("Ingress {} is defined twice; using the first definition", later.key));
+        }
+        dup
+    });
+    (out, warnings)
 }
 
 /// Builds a complete snapshot from borrowed inputs.
 pub fn build_from(inputs: &Inputs, opts: &BuildOptions) -> Snapshot {
     let mut b = resolver(inputs, None);
-    let mut table = RouteTable::default();
-
-    let mut ingresses: Vec<&Ingress> =
-        inputs.ingresses.iter().copied().filter(|i| serves(i, &inputs.ingress_classes, opts)).collect();
-    // Oldest first: on a conflict the first claimant keeps the route.
-    ingresses.sort_by(|a, b| (&a.creation_timestamp, &a.key).cmp(&(&b.creation_timestamp, &b.key)));
-    // Two objects with the same key (e.g. in two files): the later one is ignored, loudly.
-    ingresses.dedup_by(|later, first| {
-        let dup = later.key == first.key;
-        if dup {
-            b.warnings.push(format!("Ingress {} is defined twice; using the first definition", later.key));
-        }
-        dup
-    });
-
+    let (ingresses, build_warnings) = served(&inputs.ingresses, &inputs.ingress_classes, opts);
+    // Group by host, keeping the age order within each host.
+    let mut by_host: FxHashMap<HostKey, Vec<&Ingress>> = FxHashMap::default();
     for ing in &ingresses {
-        let key = Arc::new(ing.key.clone());
-        for rule in &ing.rules {
-            for p in &rule.paths {
-                let backend = b.backend_id(&ing.key.namespace, &p.backend);
-                let route = Route {
-                    backend,
-                    ingress: key.clone(),
-                    host: rule.host.clone(),
-                    path: p.path.clone(),
-                    path_type: p.path_type,
-                };
-                insert(&mut table, route, &mut b.warnings);
-            }
-        }
-        if let Some(db) = &ing.default_backend {
-            let backend = b.backend_id(&ing.key.namespace, db);
-            match table.default_route {
-                Some(existing) => b.warnings.push(format!(
-                    "Ingress {} sets a defaultBackend, but {} already set one (older wins); ignored",
-                    ing.key, table.routes[existing as usize].ingress
-                )),
-                None => {
-                    table.routes.push(Route {
-                        backend,
-                        ingress: key.clone(),
-                        host: None,
-                        path: "/".to_string(),
-                        path_type: PathType::Prefix,
-                    });
-                    table.default_route = Some(table.routes.len() as u32 - 1);
-                }
-            }
+        for key in HostKey::of_ingress(ing) {
+            by_host.entry(key).or_default().push(ing);
         }
     }
-    let mut by_service: FxHashMap<ObjectKey, Vec<BackendId>> = FxHashMap::default();
-    for (id, be) in b.backends.iter().enumerate() {
-        by_service.entry(be.service.clone()).or_default().push(id as BackendId);
+    let mut table = RouteTable::default();
+    for (key, list) in &by_host {
+        set_host(&mut table, key, host_routes(&mut b, key, list));
     }
+    let by_service = b.by_service.into_iter().map(|(k, v)| (k, Arc::from(v))).collect();
     let snap = Snapshot {
         generation: 0,
         table: Arc::new(table),
@@ -132,16 +153,93 @@ pub fn build_from(inputs: &Inputs, opts: &BuildOptions) -> Snapshot {
         backends: b.backends,
         by_service: Arc::new(by_service),
         settings: opts.settings.clone(),
-        route_warnings: Arc::new(b.warnings),
+        build_warnings: Arc::new(build_warnings),
     };
-    log_warnings(&snap);
+    log_warnings(&snap.warnings());
     snap
 }
 
-/// Logged once per build; at most a handful verbatim, so a cluster with thousands of broken
+/// What a host's rules become: its routes (or, for [`HostKey::Default`], the default route),
+/// and the conflicts found on the way.
+enum Built {
+    Host(HostRoutes),
+    Default(Option<Route>, Vec<String>),
+}
+
+/// Builds one host from the served Ingresses that have rules for it, oldest first.
+fn host_routes(b: &mut Builder, key: &HostKey, ingresses: &[&Ingress]) -> Built {
+    if *key == HostKey::Default {
+        let mut route: Option<Route> = None;
+        let mut warnings = Vec::new();
+        for ing in ingresses {
+            let Some(db) = &ing.default_backend else { continue };
+            match &route {
+                Some(first) => warnings.push(format!(
+                    "Ingress {} sets a defaultBackend, but {} already set one (older wins); ignored",
+                    ing.key, first.ingress
+                )),
+                None => {
+                    route = Some(Route {
+                        backend: b.backend_id(&ing.key.namespace, db),
+                        ingress: Arc::new(ing.key.clone()),
+                        host: None,
+                        path: "/".to_string(),
+                        path_type: PathType::Prefix,
+                    })
+                }
+            }
+        }
+        return Built::Default(route, warnings);
+    }
+    let mut hr = HostRoutes::default();
+    for ing in ingresses {
+        let ingress = Arc::new(ing.key.clone());
+        for rule in ing.rules.iter().filter(|r| HostKey::of_rule(r.host.as_deref()) == *key) {
+            for p in &rule.paths {
+                let route = Route {
+                    backend: b.backend_id(&ing.key.namespace, &p.backend),
+                    ingress: ingress.clone(),
+                    host: rule.host.clone(),
+                    path: p.path.clone(),
+                    path_type: p.path_type,
+                };
+                insert(&mut hr, route);
+            }
+        }
+    }
+    Built::Host(hr)
+}
+
+/// Puts a built host into the table (an empty one removes the host).
+fn set_host(table: &mut RouteTable, key: &HostKey, built: Built) {
+    let (map, name) = match (key, built) {
+        (_, Built::Default(route, warnings)) => {
+            table.default_route = route;
+            table.default_warnings = warnings;
+            return;
+        }
+        (HostKey::Any, Built::Host(hr)) => {
+            table.len = table.len - table.any_host.routes.len() + hr.routes.len();
+            table.any_host = Arc::new(hr);
+            return;
+        }
+        (HostKey::Exact(h), Built::Host(hr)) => ((&mut table.exact_hosts, h.as_str()), hr),
+        (HostKey::Wildcard(h), Built::Host(hr)) => ((&mut table.wildcard_hosts, h.as_str()), hr),
+        (HostKey::Default, Built::Host(_)) => unreachable!("the default is built as Built::Default"),
+    };
+    let (map, host) = map;
+    let old = map.get(host).map(|h| h.routes.len()).unwrap_or(0);
+    table.len = table.len - old + name.routes.len();
+    if name.routes.is_empty() {
+        map.remove(host);
+    } else {
+        map.insert(Arc::from(host), Arc::new(name));
+    }
+}
+
+/// Logged once per publish; at most a handful verbatim, so a cluster with thousands of broken
 /// backends does not flood the log on every change.
-fn log_warnings(snap: &Snapshot) {
-    let all = snap.warnings();
+fn log_warnings(all: &[String]) {
     for w in all.iter().take(20) {
         tracing::warn!("{w}");
     }
@@ -158,32 +256,96 @@ fn endpoint_set(backends: &[Arc<Backend>]) -> FxHashSet<SocketAddr> {
 /// Services: the route table, the backend ids and every other backend are shared, not
 /// rebuilt. Equal to a full [`build_from`] of the same inputs whenever only Services and
 /// EndpointSlices changed since `prev` was built (the provider decides when that holds).
+/// Endpoints that left stay in [`Snapshot::endpoint_set`] until the next full build (pools
+/// keep idle connections to them until those expire).
 pub fn update_endpoints(prev: &Snapshot, inputs: &Inputs, changed: &[ObjectKey]) -> Snapshot {
     let only: FxHashSet<(&str, &str)> = changed.iter().map(|k| (k.namespace.as_str(), k.name.as_str())).collect();
     let b = resolver(inputs, Some(&only));
     let mut backends = prev.backends.clone();
+    let mut endpoints = prev.endpoint_set.clone();
+    let mut problems = Vec::new();
     for key in changed {
-        for &id in prev.by_service.get(key).map(Vec::as_slice).unwrap_or_default() {
+        for &id in prev.by_service.get(key).map(|ids| &ids[..]).unwrap_or_default() {
             let old = &backends[id as usize];
-            let (endpoints, problem) = match b.resolve(&old.service.namespace, &old.service.name, &old.port) {
+            let (eps, problem) = match b.resolve(&old.service.namespace, &old.service.name, &old.port) {
                 Ok(eps) => (eps, None),
                 Err(why) => (Vec::new(), Some(why)),
             };
-            if endpoints != old.endpoints || problem != old.problem {
-                backends[id as usize] = Arc::new(Backend { endpoints, problem, ..Backend::clone(old) });
+            if eps != old.endpoints || problem != old.problem {
+                endpoints.extend(eps.iter().copied());
+                if let Some(p) = &problem {
+                    problems.push(format!("backend {}: {p}; requests get 503", old.name));
+                }
+                backends[id as usize] = Arc::new(Backend { endpoints: eps, problem, ..Backend::clone(old) });
             }
         }
     }
-    let snap = Snapshot {
+    log_warnings(&problems);
+    Snapshot { backends, endpoint_set: endpoints, ..derived(prev) }
+}
+
+/// A copy of `prev` sharing everything (generation 0: the publisher numbers it).
+fn derived(prev: &Snapshot) -> Snapshot {
+    Snapshot {
         generation: 0,
         table: prev.table.clone(),
-        endpoint_set: endpoint_set(&backends),
-        backends,
+        backends: prev.backends.clone(),
         by_service: prev.by_service.clone(),
+        endpoint_set: prev.endpoint_set.clone(),
         settings: prev.settings.clone(),
-        route_warnings: prev.route_warnings.clone(),
-    };
-    log_warnings(&snap);
+        build_warnings: prev.build_warnings.clone(),
+    }
+}
+
+/// A snapshot that differs from `prev` only in the given hosts, each rebuilt from the
+/// Ingresses (any class; filtered here) that have rules for it: the rest of the table is
+/// shared. Backends keep their ids; new ones are appended (and ones no longer used linger
+/// until the next full build). Equal in routing to a full [`build_from`] whenever only these
+/// hosts' Ingresses changed since `prev` (the provider tracks which hosts an Ingress touches,
+/// before and after its change; class and settings changes take a full build).
+pub fn update_hosts(
+    prev: &Snapshot,
+    inputs: &Inputs,
+    hosts: &[(HostKey, Vec<&Ingress>)],
+    opts: &BuildOptions,
+) -> Snapshot {
+    let referenced: FxHashSet<(&str, &str)> = hosts
+        .iter()
+        .flat_map(|(_, list)| list.iter())
+        .flat_map(|ing| {
+            let ns = ing.key.namespace.as_str();
+            let paths = ing.rules.iter().flat_map(|r| r.paths.iter().map(|p| &p.backend));
+            paths.chain(ing.default_backend.iter()).map(move |sb| (ns, sb.service.as_str()))
+        })
+        .collect();
+    let mut b = resolver(inputs, Some(&referenced));
+    b.seed(prev);
+    let mut table = RouteTable::clone(&prev.table);
+    let mut warnings = Vec::new();
+    for (key, list) in hosts {
+        let (list, _) = served(list, &inputs.ingress_classes, opts);
+        let built = host_routes(&mut b, key, &list);
+        match &built {
+            Built::Host(hr) => warnings.extend(hr.warnings.iter().cloned()),
+            Built::Default(_, w) => warnings.extend(w.iter().cloned()),
+        }
+        set_host(&mut table, key, built);
+    }
+    let mut snap = derived(prev);
+    snap.table = Arc::new(table);
+    if !b.fresh.is_empty() {
+        let mut by_service = FxHashMap::clone(&prev.by_service);
+        for &id in &b.fresh {
+            let be = &b.backends[id as usize];
+            warnings.extend(be.problem.as_ref().map(|p| format!("backend {}: {p}; requests get 503", be.name)));
+            snap.endpoint_set.extend(be.endpoints.iter().copied());
+            let ids = by_service.entry(Arc::new(be.service.clone())).or_insert_with(|| Arc::from(Vec::new()));
+            *ids = ids.iter().copied().chain(std::iter::once(id)).collect();
+        }
+        snap.by_service = Arc::new(by_service);
+        snap.backends = b.backends;
+    }
+    log_warnings(&warnings);
     snap
 }
 
@@ -197,29 +359,14 @@ pub fn serves(ing: &Ingress, classes: &[&IngressClass], opts: &BuildOptions) -> 
     }
 }
 
-/// The routes of `host`, created if new (without allocating a key when it exists).
-fn host_entry<'m>(map: &'m mut FxHashMap<Box<str>, HostRoutes>, host: &str) -> &'m mut HostRoutes {
-    if !map.contains_key(host) {
-        map.insert(host.into(), HostRoutes::default());
-    }
-    map.get_mut(host).expect("inserted above")
-}
-
-fn insert(table: &mut RouteTable, route: Route, warnings: &mut Vec<String>) {
-    let hr: &mut HostRoutes = match route.host.as_deref() {
-        None => &mut table.any_host,
-        Some(h) => match h.strip_prefix("*.") {
-            Some(suffix) => host_entry(&mut table.wildcard_hosts, suffix),
-            None => host_entry(&mut table.exact_hosts, h),
-        },
-    };
+fn insert(hr: &mut HostRoutes, route: Route) {
     let (map, key) = match route.path_type {
         PathType::Exact => (&mut hr.exact, route.path.as_str()),
         PathType::Prefix | PathType::ImplementationSpecific => (&mut hr.prefix, prefix_key(&route.path)),
     };
     if let Some(&existing) = map.get(key) {
-        let first = &table.routes[existing as usize];
-        warnings.push(format!(
+        let first = &hr.routes[existing as usize];
+        hr.warnings.push(format!(
             "conflict: host {} path {} is claimed by Ingress {} and Ingress {}; {} (the older) keeps it",
             route.host.as_deref().unwrap_or("*"),
             route.path,
@@ -229,8 +376,8 @@ fn insert(table: &mut RouteTable, route: Route, warnings: &mut Vec<String>) {
         ));
         return;
     }
-    map.insert(key.into(), table.routes.len() as u32);
-    table.routes.push(route);
+    map.insert(key.into(), hr.routes.len() as u32);
+    hr.routes.push(route);
 }
 
 struct Builder<'a> {
@@ -239,14 +386,30 @@ struct Builder<'a> {
     /// EndpointSlices by (namespace, service name).
     slices: FxHashMap<(&'a str, &'a str), Vec<&'a EndpointSlice>>,
     backends: Vec<Arc<Backend>>,
-    backend_ids: FxHashMap<(&'a str, &'a str, &'a PortRef), BackendId>,
-    warnings: Vec<String>,
+    /// Backend ids by Service; a Service has one backend per port the Ingresses name.
+    by_service: FxHashMap<Arc<ObjectKey>, Vec<BackendId>>,
+    /// Backends created since [`Builder::seed`].
+    fresh: Vec<BackendId>,
+    /// The seeding snapshot's index, consulted before creating a backend.
+    seeded: Option<Arc<ServiceIndex>>,
 }
 
 impl<'a> Builder<'a> {
-    fn backend_id(&mut self, namespace: &'a str, sb: &'a ServiceBackend) -> BackendId {
-        let k = (namespace, sb.service.as_str(), &sb.port);
-        if let Some(&id) = self.backend_ids.get(&k) {
+    /// Starts from `prev`'s backends, so existing ones keep their ids.
+    fn seed(&mut self, prev: &Snapshot) {
+        self.backends = prev.backends.clone();
+        self.seeded = Some(prev.by_service.clone());
+    }
+
+    fn existing(&self, service: &ObjectKey, port: &PortRef) -> Option<BackendId> {
+        let mine = self.by_service.get(service).map(Vec::as_slice).unwrap_or_default();
+        let seeded = self.seeded.as_ref().and_then(|m| m.get(service)).map(|ids| &ids[..]).unwrap_or_default();
+        mine.iter().chain(seeded).copied().find(|&id| self.backends[id as usize].port == *port)
+    }
+
+    fn backend_id(&mut self, namespace: &str, sb: &ServiceBackend) -> BackendId {
+        let service = ObjectKey { namespace: namespace.to_string(), name: sb.service.clone() };
+        if let Some(id) = self.existing(&service, &sb.port) {
             return id;
         }
         let name = format!("{namespace}/{}:{}", sb.service, sb.port);
@@ -255,9 +418,15 @@ impl<'a> Builder<'a> {
             Err(why) => (Vec::new(), Some(why)),
         };
         let id = self.backends.len() as BackendId;
-        let service = ObjectKey { namespace: namespace.to_string(), name: sb.service.clone() };
-        self.backends.push(Arc::new(Backend { name, service, port: sb.port.clone(), endpoints, problem }));
-        self.backend_ids.insert(k, id);
+        self.backends.push(Arc::new(Backend {
+            name,
+            service: service.clone(),
+            port: sb.port.clone(),
+            endpoints,
+            problem,
+        }));
+        self.by_service.entry(Arc::new(service)).or_default().push(id);
+        self.fresh.push(id);
         id
     }
 

@@ -2,16 +2,23 @@
 //! the longest Prefix). Each lookup costs a few hash probes per path segment, whatever the
 //! number of Ingresses.
 
+use std::sync::Arc;
+
 use rustc_hash::FxHashMap;
 
 use super::Route;
 
-/// Routes of one host. Prefix keys are stored without their trailing slash (`/` stays `/`), so
-/// that `/foo` and `/foo/` are the same prefix as the Kubernetes docs ask.
-#[derive(Debug, Default)]
-pub(super) struct HostRoutes {
+/// Routes of one host: self-contained (its own routes and conflict warnings), so one host can
+/// be rebuilt and swapped in without touching the others. Prefix keys are stored without
+/// their trailing slash (`/` stays `/`), so that `/foo` and `/foo/` are the same prefix as the
+/// Kubernetes docs ask.
+#[derive(Debug, Default, Clone)]
+pub struct HostRoutes {
     pub(super) exact: FxHashMap<Box<str>, u32>,
     pub(super) prefix: FxHashMap<Box<str>, u32>,
+    pub(super) routes: Vec<Route>,
+    /// Conflicts on this host (two Ingresses claiming one path; the older keeps it).
+    pub(super) warnings: Vec<String>,
 }
 
 impl HostRoutes {
@@ -47,14 +54,19 @@ pub(super) fn prefix_key(path: &str) -> &str {
     }
 }
 
-#[derive(Debug, Default)]
+/// Hosts map to shared [`HostRoutes`]: copying the table for an incremental update copies
+/// pointers, and only the changed hosts are rebuilt.
+#[derive(Debug, Default, Clone)]
 pub struct RouteTable {
-    pub(super) exact_hosts: FxHashMap<Box<str>, HostRoutes>,
+    pub(super) exact_hosts: FxHashMap<Arc<str>, Arc<HostRoutes>>,
     /// Keyed by the part after `*.`.
-    pub(super) wildcard_hosts: FxHashMap<Box<str>, HostRoutes>,
-    pub(super) any_host: HostRoutes,
-    pub(super) default_route: Option<u32>,
-    pub(super) routes: Vec<Route>,
+    pub(super) wildcard_hosts: FxHashMap<Arc<str>, Arc<HostRoutes>>,
+    pub(super) any_host: Arc<HostRoutes>,
+    pub(super) default_route: Option<Route>,
+    /// Conflicts between Ingresses that set a defaultBackend.
+    pub(super) default_warnings: Vec<String>,
+    /// Routes in all hosts (the default route not counted).
+    pub(super) len: usize,
 }
 
 /// Lower-cases a Host header value and drops its port (`Example.COM:8080` -> `example.com`,
@@ -85,37 +97,60 @@ impl RouteTable {
     /// its query. Falls back to the default backend; `None` means 404.
     pub fn lookup(&self, host: &str, path: &str) -> Option<&Route> {
         let hr = self.host_routes(host);
-        let id = hr.and_then(|h| h.lookup(path)).or(self.default_route)?;
-        Some(&self.routes[id as usize])
+        match hr.lookup(path) {
+            Some(i) => Some(&hr.routes[i as usize]),
+            None => self.default_route.as_ref(),
+        }
     }
 
-    fn host_routes(&self, host: &str) -> Option<&HostRoutes> {
+    fn host_routes(&self, host: &str) -> &HostRoutes {
         if let Some(h) = self.exact_hosts.get(host) {
-            return Some(h);
+            return h;
         }
         // `*.foo.com` covers exactly one label: `bar.foo.com`, not `foo.com` or `a.b.foo.com`.
         if let Some(dot) = host.find('.') {
             if let Some(h) = self.wildcard_hosts.get(&host[dot + 1..]) {
-                return Some(h);
+                return h;
             }
         }
-        Some(&self.any_host)
+        &self.any_host
     }
 
-    pub fn routes(&self) -> impl Iterator<Item = &Route> {
-        let default = self.default_route;
-        self.routes.iter().enumerate().filter(move |(i, _)| Some(*i as u32) != default).map(|(_, r)| r)
+    /// Every route but the default one, ordered by host (no host first), then path.
+    pub fn routes(&self) -> Vec<&Route> {
+        let hosts =
+            self.exact_hosts.values().chain(self.wildcard_hosts.values()).chain(std::iter::once(&self.any_host));
+        let mut all: Vec<&Route> = hosts.flat_map(|h| h.routes.iter()).collect();
+        all.sort_by(|a, b| (&a.host, &a.path, a.path_type).cmp(&(&b.host, &b.path, b.path_type)));
+        all
+    }
+
+    /// The backend of every route, the default one included (with repeats, unordered).
+    pub fn backend_ids(&self) -> impl Iterator<Item = super::BackendId> + '_ {
+        let hosts =
+            self.exact_hosts.values().chain(self.wildcard_hosts.values()).chain(std::iter::once(&self.any_host));
+        hosts.flat_map(|h| h.routes.iter().map(|r| r.backend)).chain(self.default_route.iter().map(|r| r.backend))
     }
 
     pub fn default_route(&self) -> Option<&Route> {
-        self.default_route.map(|i| &self.routes[i as usize])
+        self.default_route.as_ref()
+    }
+
+    /// Conflicts, sorted.
+    pub fn warnings(&self) -> Vec<String> {
+        let hosts =
+            self.exact_hosts.values().chain(self.wildcard_hosts.values()).chain(std::iter::once(&self.any_host));
+        let mut all: Vec<String> = hosts.flat_map(|h| h.warnings.iter().cloned()).collect();
+        all.extend(self.default_warnings.iter().cloned());
+        all.sort();
+        all
     }
 
     pub fn len(&self) -> usize {
-        self.routes.len()
+        self.len
     }
 
     pub fn is_empty(&self) -> bool {
-        self.routes.is_empty()
+        self.len == 0
     }
 }

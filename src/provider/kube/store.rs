@@ -1,10 +1,10 @@
 //! The kube provider's objects, parsed once per event and kept by kind; what each event
 //! changes (nothing, the whole table, or some Services' endpoints).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use crate::model::{ConfigMap, EndpointSlice, Ingress, IngressClass, ObjectKey, Objects, Secret, Service};
-use crate::snapshot::{serves, BuildOptions, Inputs};
+use crate::snapshot::{serves, BuildOptions, HostKey, Inputs};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
@@ -35,8 +35,10 @@ pub struct Item {
 #[derive(Debug, PartialEq)]
 pub enum Change {
     None,
-    /// Ingresses, classes, Secrets or the ConfigMap changed: rebuild the table.
+    /// Classes, Secrets or the ConfigMap changed, or a relist: rebuild the table.
     Full,
+    /// Ingresses changed: rebuild these hosts (the changed Ingresses' hosts before and after).
+    Hosts(Vec<HostKey>),
     /// Only these Services' endpoints (Service ports or slices) changed.
     Services(Vec<ObjectKey>),
     /// Only an Ingress's status changed: nothing to route differently, but the status writer
@@ -56,6 +58,8 @@ pub struct Store {
     secrets: BTreeMap<ObjectKey, Secret>,
     config_maps: BTreeMap<ObjectKey, ConfigMap>,
     addresses: BTreeMap<ObjectKey, Vec<String>>,
+    /// Which Ingresses put routes on each host (whatever their class).
+    by_host: BTreeMap<HostKey, BTreeSet<ObjectKey>>,
     /// Kinds whose first list completed.
     synced: [bool; 6],
     /// Kinds in the middle of a (re)list: the items so far.
@@ -166,10 +170,19 @@ impl Store {
         };
         let Some(obj) = one(kind, objects) else { return self.delete(kind, &key) };
         match obj {
-            One::Ingress(v) => match full_if(put(&mut self.ingresses, key, v)) {
-                Change::None if status_changed => Change::Status,
-                c => c,
-            },
+            One::Ingress(v) => {
+                if self.ingresses.get(&key) == Some(&v) {
+                    return if status_changed { Change::Status } else { Change::None };
+                }
+                let mut hosts = self.unindex(&key);
+                let new = HostKey::of_ingress(&v);
+                for h in &new {
+                    self.by_host.entry(h.clone()).or_default().insert(key.clone());
+                }
+                hosts.extend(new);
+                self.ingresses.insert(key, v);
+                Change::Hosts(hosts)
+            }
             One::IngressClass(v) => full_if(put(&mut self.classes, key, v)),
             One::Secret(v) => full_if(put(&mut self.secrets, key, v)),
             One::ConfigMap(v) => full_if(put(&mut self.config_maps, key, v)),
@@ -191,7 +204,11 @@ impl Store {
         match kind {
             Kind::Ingress => {
                 self.addresses.remove(key);
-                full_if(self.ingresses.remove(key).is_some())
+                let hosts = self.unindex(key);
+                match self.ingresses.remove(key) {
+                    Some(_) => Change::Hosts(hosts),
+                    None => Change::None,
+                }
             }
             Kind::IngressClass => full_if(self.classes.remove(key).is_some()),
             Kind::Secret => full_if(self.secrets.remove(key).is_some()),
@@ -202,6 +219,32 @@ impl Store {
                 None => Change::None,
             },
         }
+    }
+
+    /// Removes an Ingress from the host index; the hosts it was on.
+    fn unindex(&mut self, key: &ObjectKey) -> Vec<HostKey> {
+        let Some(old) = self.ingresses.get(key) else { return Vec::new() };
+        let hosts = HostKey::of_ingress(old);
+        for h in &hosts {
+            if let Some(set) = self.by_host.get_mut(h) {
+                set.remove(key);
+                if set.is_empty() {
+                    self.by_host.remove(h);
+                }
+            }
+        }
+        hosts
+    }
+
+    /// The Ingresses with rules on each of `hosts`, for [`crate::snapshot::update_hosts`].
+    pub fn host_ingresses<'s>(&'s self, hosts: &BTreeSet<HostKey>) -> Vec<(HostKey, Vec<&'s Ingress>)> {
+        hosts
+            .iter()
+            .map(|h| {
+                let keys = self.by_host.get(h).into_iter().flatten();
+                (h.clone(), keys.filter_map(|k| self.ingresses.get(k)).collect())
+            })
+            .collect()
     }
 
     pub fn counts(&self) -> [usize; 6] {
@@ -260,7 +303,7 @@ fn merge(changes: Vec<Change>) -> Change {
     for c in changes {
         match c {
             Change::None | Change::Status => {}
-            Change::Full => return Change::Full,
+            Change::Full | Change::Hosts(_) => return Change::Full,
             Change::Services(k) => keys.extend(k),
         }
     }

@@ -536,8 +536,9 @@ impl Store {
                 continue;
             }
             if p.limit.is_some_and(|l| l > 0 && items.len() >= l) {
+                // One more exists: that is all a continue token needs (the count is optional).
                 remaining += 1;
-                continue;
+                break;
             }
             items.push(v.clone());
             last = Some(k.clone());
@@ -546,7 +547,6 @@ impl Store {
         if remaining > 0 {
             let last = last.expect("a full page has a last item");
             meta["continue"] = Value::String(encode_continue(rv, &last));
-            meta["remainingItemCount"] = json!(remaining);
         }
         Ok(json!({"kind": format!("{}List", r.kind), "apiVersion": r.api_version(), "metadata": meta, "items": items}))
     }
