@@ -4,6 +4,10 @@
 
 use std::hint::black_box;
 
+// The allocator the binary uses, so the figures match what the control thread pays.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use ringress::model::{parse_documents, Objects};
 use ringress::snapshot::{build, BuildOptions};

@@ -145,7 +145,12 @@ pub fn build_from(inputs: &Inputs, opts: &BuildOptions) -> Snapshot {
     for (key, list) in &by_host {
         set_host(&mut table, key, host_routes(&mut b, key, list));
     }
-    let by_service = b.by_service.into_iter().map(|(k, v)| (k, Arc::from(v))).collect();
+    let backends = &b.backends;
+    let by_service = b
+        .by_service
+        .into_values()
+        .map(|ids| (Arc::new(backends[ids[0] as usize].service.clone()), Arc::from(ids)))
+        .collect();
     let snap = Snapshot {
         generation: 0,
         table: Arc::new(table),
@@ -167,7 +172,7 @@ enum Built {
 }
 
 /// Builds one host from the served Ingresses that have rules for it, oldest first.
-fn host_routes(b: &mut Builder, key: &HostKey, ingresses: &[&Ingress]) -> Built {
+fn host_routes<'a>(b: &mut Builder<'a>, key: &HostKey, ingresses: &[&'a Ingress]) -> Built {
     if *key == HostKey::Default {
         let mut route: Option<Route> = None;
         let mut warnings = Vec::new();
@@ -303,10 +308,10 @@ fn derived(prev: &Snapshot) -> Snapshot {
 /// until the next full build). Equal in routing to a full [`build_from`] whenever only these
 /// hosts' Ingresses changed since `prev` (the provider tracks which hosts an Ingress touches,
 /// before and after its change; class and settings changes take a full build).
-pub fn update_hosts(
+pub fn update_hosts<'a>(
     prev: &Snapshot,
-    inputs: &Inputs,
-    hosts: &[(HostKey, Vec<&Ingress>)],
+    inputs: &Inputs<'a>,
+    hosts: &[(HostKey, Vec<&'a Ingress>)],
     opts: &BuildOptions,
 ) -> Snapshot {
     let referenced: FxHashSet<(&str, &str)> = hosts
@@ -386,8 +391,9 @@ struct Builder<'a> {
     /// EndpointSlices by (namespace, service name).
     slices: FxHashMap<(&'a str, &'a str), Vec<&'a EndpointSlice>>,
     backends: Vec<Arc<Backend>>,
-    /// Backend ids by Service; a Service has one backend per port the Ingresses name.
-    by_service: FxHashMap<Arc<ObjectKey>, Vec<BackendId>>,
+    /// Backend ids by Service (namespace, name) created by this builder; a Service has one
+    /// backend per port the Ingresses name. Borrowed keys: a lookup allocates nothing.
+    by_service: FxHashMap<(&'a str, &'a str), Vec<BackendId>>,
     /// Backends created since [`Builder::seed`].
     fresh: Vec<BackendId>,
     /// The seeding snapshot's index, consulted before creating a backend.
@@ -401,31 +407,30 @@ impl<'a> Builder<'a> {
         self.seeded = Some(prev.by_service.clone());
     }
 
-    fn existing(&self, service: &ObjectKey, port: &PortRef) -> Option<BackendId> {
-        let mine = self.by_service.get(service).map(Vec::as_slice).unwrap_or_default();
-        let seeded = self.seeded.as_ref().and_then(|m| m.get(service)).map(|ids| &ids[..]).unwrap_or_default();
-        mine.iter().chain(seeded).copied().find(|&id| self.backends[id as usize].port == *port)
+    fn existing(&self, namespace: &str, service: &str, port: &PortRef) -> Option<BackendId> {
+        let is_port = |&id: &BackendId| self.backends[id as usize].port == *port;
+        let mine = self.by_service.get(&(namespace, service)).map(Vec::as_slice).unwrap_or_default();
+        if let Some(id) = mine.iter().copied().find(is_port) {
+            return Some(id);
+        }
+        let seeded = self.seeded.as_ref()?;
+        let key = ObjectKey { namespace: namespace.to_string(), name: service.to_string() };
+        seeded.get(&key)?.iter().copied().find(is_port)
     }
 
-    fn backend_id(&mut self, namespace: &str, sb: &ServiceBackend) -> BackendId {
-        let service = ObjectKey { namespace: namespace.to_string(), name: sb.service.clone() };
-        if let Some(id) = self.existing(&service, &sb.port) {
+    fn backend_id(&mut self, namespace: &'a str, sb: &'a ServiceBackend) -> BackendId {
+        if let Some(id) = self.existing(namespace, &sb.service, &sb.port) {
             return id;
         }
+        let service = ObjectKey { namespace: namespace.to_string(), name: sb.service.clone() };
         let name = format!("{namespace}/{}:{}", sb.service, sb.port);
         let (endpoints, problem) = match self.resolve(namespace, &sb.service, &sb.port) {
             Ok(eps) => (eps, None),
             Err(why) => (Vec::new(), Some(why)),
         };
         let id = self.backends.len() as BackendId;
-        self.backends.push(Arc::new(Backend {
-            name,
-            service: service.clone(),
-            port: sb.port.clone(),
-            endpoints,
-            problem,
-        }));
-        self.by_service.entry(Arc::new(service)).or_default().push(id);
+        self.backends.push(Arc::new(Backend { name, service, port: sb.port.clone(), endpoints, problem }));
+        self.by_service.entry((namespace, sb.service.as_str())).or_default().push(id);
         self.fresh.push(id);
         id
     }
