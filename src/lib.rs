@@ -23,6 +23,7 @@ pub mod proxy;
 pub mod runtime;
 
 pub mod snapshot;
+pub mod tls;
 pub mod upstream;
 
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -73,6 +73,13 @@ struct RunArgs {
     /// Plain HTTP listener.
     #[arg(long, default_value = "0.0.0.0:80")]
     http: SocketAddr,
+    /// TLS listener (HTTPS); certificates from the Ingresses' spec.tls Secrets, by SNI.
+    #[arg(long, default_value = "0.0.0.0:443")]
+    https: SocketAddr,
+    /// The Secret (namespace/name, kubernetes.io/tls) served to clients whose SNI name no
+    /// Ingress covers, or that send none. Default: a self-signed certificate made at start.
+    #[arg(long)]
+    default_ssl_certificate: Option<String>,
     /// Admin listener: /healthz, /readyz, /debug/routes, /metrics.
     #[arg(long, default_value = "127.0.0.1:10254")]
     admin: SocketAddr,
@@ -210,11 +217,19 @@ fn run(a: RunArgs) -> anyhow::Result<()> {
         idle_timeout: secs(a.idle_timeout, "idle-timeout")?,
         connect_timeout: secs(a.connect_timeout, "connect-timeout")?,
         upstream_timeout: secs(a.upstream_timeout, "upstream-timeout")?,
+        upstream_send_timeout: secs(a.upstream_timeout, "upstream-timeout")?,
         upstream_idle_timeout: secs(a.upstream_keepalive_timeout, "upstream-keepalive-timeout")?,
         max_connections_per_worker: a.max_connections,
+        ..Settings::default()
     };
-    let opts =
-        BuildOptions { class: a.ingress_class.clone(), watch_without_class: a.watch_ingress_without_class, settings };
+    let default_certificate =
+        a.default_ssl_certificate.as_deref().map(|v| object_key("default-ssl-certificate", v)).transpose()?;
+    let mut opts = BuildOptions {
+        class: a.ingress_class.clone(),
+        watch_without_class: a.watch_ingress_without_class,
+        settings,
+        default_certificate,
+    };
 
     let backend = runtime::choose_backend(a.io).map_err(anyhow::Error::msg)?;
     let cpus = runtime::allowed_cpus();
@@ -225,6 +240,15 @@ fn run(a: RunArgs) -> anyhow::Result<()> {
         tracing::info!(addr = %l.local_addr()?, "demo upstream listening");
         std::thread::Builder::new().name("demo-upstream".into()).spawn(move || demo::serve(l))?;
     }
+
+    let listeners = runtime::bind_reuseport(a.http, workers, opts.settings.header_timeout)
+        .with_context(|| format!("--http {}", a.http))?;
+    let http_addr = listeners[0].local_addr()?;
+    let tls_listeners = runtime::bind_reuseport(a.https, workers, opts.settings.header_timeout)
+        .with_context(|| format!("--https {}", a.https))?;
+    let https_addr = tls_listeners[0].local_addr()?;
+    // Redirects to HTTPS name the port when it is not the default.
+    opts.settings.https_port = https_addr.port();
 
     // The process-lifetime shared state: leaked once, read by every thread.
     let published: &'static Published = Box::leak(Box::default());
@@ -252,27 +276,25 @@ fn run(a: RunArgs) -> anyhow::Result<()> {
         }
     }
 
-    let listeners = runtime::bind_reuseport(a.http, workers, opts.settings.header_timeout)
-        .with_context(|| format!("--http {}", a.http))?;
-    let http_addr = listeners[0].local_addr()?;
+    let tls = ringress::tls::server_config(published, &[b"http/1.1"]).map_err(anyhow::Error::msg)?;
     let admin_listener = std::net::TcpListener::bind(a.admin).with_context(|| format!("--admin {}", a.admin))?;
     let admin_addr = admin_listener.local_addr()?;
 
     let mut stats = Vec::with_capacity(workers);
     let mut handles = Vec::with_capacity(workers);
-    for (index, listener) in listeners.into_iter().enumerate() {
+    for (index, (listener, tls_listener)) in listeners.into_iter().zip(tls_listeners).enumerate() {
         let s = Arc::new(proxy::WorkerStats::default());
         stats.push(s.clone());
         let cpu =
             if a.workers.is_none() || workers <= cpus.len() { cpus.get(index % cpus.len()).copied() } else { None };
-        let spec = WorkerSpec { index, cpu, listener, published, backend, stats: s };
+        let spec = WorkerSpec { index, cpu, listener, tls_listener, tls: tls.clone(), published, backend, stats: s };
         handles.push(std::thread::Builder::new().name(format!("worker-{index}")).spawn(move || worker_main(spec))?);
     }
 
     let admin = admin::Admin { published, stats, backend: backend.name() };
     std::thread::Builder::new().name("admin".into()).spawn(move || admin.serve(admin_listener))?;
 
-    tracing::info!(io = backend.name(), workers, http = %http_addr, admin = %admin_addr, "ringress ready");
+    tracing::info!(io = backend.name(), workers, http = %http_addr, https = %https_addr, admin = %admin_addr, "ringress ready");
     for h in handles {
         let _ = h.join();
     }

@@ -151,7 +151,8 @@ pub struct EndpointSlice {
 pub struct Secret {
     pub key: ObjectKey,
     pub type_: Option<String>,
-    pub data: BTreeMap<String, String>,
+    /// Decoded values (`data` base64-decoded, `stringData` as is).
+    pub data: BTreeMap<String, Vec<u8>>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]

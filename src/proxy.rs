@@ -16,6 +16,7 @@ use arc_swap::{ArcSwap, Cache};
 use crate::runtime::deadline::{Deadlines, TICK};
 use crate::runtime::{Io, WorkerSpec};
 use crate::snapshot::Snapshot;
+use crate::tls::TlsStream;
 use crate::upstream::{Pools, RoundRobin};
 
 /// Counters of one worker. Written only by that worker (relaxed stores on its own cache
@@ -29,6 +30,10 @@ pub struct WorkerStats {
     pub upstream_connect_errors: AtomicU64,
     pub upstream_retries: AtomicU64,
     pub responses_proxy_error: AtomicU64,
+    pub tls_handshakes: AtomicU64,
+    pub tls_handshake_errors: AtomicU64,
+    /// Handshakes that resumed a session (ticket or cache) instead of a full key exchange.
+    pub tls_resumed: AtomicU64,
 }
 
 pub(crate) fn bump(c: &AtomicU64) {
@@ -79,11 +84,12 @@ impl<I: Io> Worker<I> {
     }
 }
 
-/// Runs one worker until the process exits: accept, then one task per connection.
+/// Runs one worker until the process exits: accept on both listeners, then one task per
+/// connection.
 pub async fn run_worker<I: Io>(spec: WorkerSpec) {
-    let listener = match I::listener(spec.listener) {
-        Ok(l) => l,
-        Err(e) => {
+    let (plain, tls) = match (I::listener(spec.listener), I::listener(spec.tls_listener)) {
+        (Ok(p), Ok(t)) => (p, t),
+        (Err(e), _) | (_, Err(e)) => {
             tracing::error!(worker = spec.index, error = %e, "cannot register listener");
             return;
         }
@@ -101,6 +107,14 @@ pub async fn run_worker<I: Io>(spec: WorkerSpec) {
     });
     spawn_sweeper(worker.clone());
     spawn_ticker(worker.clone());
+    let w = worker.clone();
+    I::spawn(async move { accept_loop(w, tls, Some(spec.tls)).await });
+    accept_loop(worker, plain, None).await;
+}
+
+/// Accepts forever on one listener; with a TLS configuration, each connection starts with a
+/// handshake (bounded by the header timeout).
+async fn accept_loop<I: Io>(worker: Rc<Worker<I>>, listener: I::Listener, tls: Option<Arc<rustls::ServerConfig>>) {
     loop {
         let (stream, peer) = match I::accept(&listener).await {
             Ok(x) => x,
@@ -121,11 +135,59 @@ pub async fn run_worker<I: Io>(spec: WorkerSpec) {
         w.active.set(w.active.get() + 1);
         bump(&w.stats.connections_total);
         bump(&w.stats.connections_active);
+        let tls = tls.clone();
         I::spawn(async move {
-            h1::server::serve(&w, stream, peer).await;
+            match tls {
+                None => h1::server::serve(&w, stream, peer, false).await,
+                Some(cfg) => {
+                    if let Some(s) = handshake(&w, stream, peer, cfg).await {
+                        h1::server::serve(&w, s, peer, true).await;
+                    }
+                }
+            }
             w.active.set(w.active.get() - 1);
             drop_one(&w.stats.connections_active);
         });
+    }
+}
+
+/// The TLS handshake of a new connection, within the header timeout. Failures are counted
+/// and logged at debug level (scanners and clients that distrust the default certificate
+/// make plenty of them).
+async fn handshake<I: Io>(
+    w: &Worker<I>,
+    stream: I::Stream,
+    peer: std::net::SocketAddr,
+    cfg: Arc<rustls::ServerConfig>,
+) -> Option<TlsStream<I::Stream>> {
+    use crate::runtime::Stream;
+    let s = match TlsStream::new(stream, cfg) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(worker = w.index, error = %e, "cannot start a TLS session");
+            return None;
+        }
+    };
+    let watch = w.deadlines.register();
+    let at = w.deadlines.after(w.snapshot().settings.header_timeout);
+    let armed = w.deadlines.arm(&watch, s.fd(), std::net::Shutdown::Both, at);
+    let r = s.handshake().await;
+    drop(armed);
+    w.deadlines.unregister(&watch);
+    bump(&w.stats.tls_handshakes);
+    match r {
+        Ok(()) if !watch.expired() => {
+            if s.resumed() {
+                bump(&w.stats.tls_resumed);
+            }
+            Some(s)
+        }
+        Ok(()) => None,
+        Err(e) => {
+            bump(&w.stats.tls_handshake_errors);
+            tracing::debug!(worker = w.index, %peer, error = %e, "TLS handshake failed");
+            None
+        }
     }
 }
 

@@ -145,6 +145,9 @@ pub struct WorkerSpec {
     pub index: usize,
     pub cpu: Option<usize>,
     pub listener: TcpListener,
+    /// The HTTPS listener and the TLS configuration every worker shares.
+    pub tls_listener: TcpListener,
+    pub tls: Arc<rustls::ServerConfig>,
     pub published: &'static crate::Published,
     pub backend: Backend,
     pub stats: Arc<crate::proxy::WorkerStats>,

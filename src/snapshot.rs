@@ -1,6 +1,7 @@
 //! Pure: Kubernetes objects -> an immutable [`Snapshot`] (route table, backends, settings).
 //! Built on the control thread, read by every worker through arc-swap; no I/O here.
 
+pub mod annotations;
 mod build;
 mod table;
 
@@ -11,7 +12,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use build::{build, build_from, serves, update_endpoints, update_hosts, BuildOptions, HostKey, Inputs};
+pub use build::{
+    build, build_after, build_from, serves, update_endpoints, update_hosts, BuildOptions, HostKey, Inputs,
+};
 pub use table::{normalize_host, HostRoutes, RouteTable};
 
 use rustc_hash::{FxHashMap, FxHashSet};
@@ -44,6 +47,12 @@ pub struct Route {
     pub host: Option<String>,
     pub path: String,
     pub path_type: PathType,
+    /// The Ingress lists this route's host under `spec.tls` (what `ssl-redirect` needs).
+    pub tls: bool,
+    /// The Ingress's annotations, shared by all its routes.
+    pub options: Arc<annotations::RouteOptions>,
+    /// `rewrite-target` compiled for this route's path.
+    pub rewrite: Option<Arc<annotations::Rewrite>>,
 }
 
 /// Data-plane limits and timeouts. They travel in the snapshot so that a settings change is
@@ -58,9 +67,15 @@ pub struct Settings {
     pub idle_timeout: Duration,
     pub connect_timeout: Duration,
     pub upstream_timeout: Duration,
+    /// Sending to the upstream (`proxy-send-timeout`).
+    pub upstream_send_timeout: Duration,
     /// How long an idle upstream keep-alive connection is kept in a worker's pool.
     pub upstream_idle_timeout: Duration,
     pub max_connections_per_worker: usize,
+    /// The HTTPS listener's port, for redirects (omitted from the Location when 443).
+    pub https_port: u16,
+    /// Status of the redirects to HTTPS (`http-redirect-code`): 301, 302, 307 or 308.
+    pub redirect_code: u16,
 }
 
 impl Default for Settings {
@@ -73,8 +88,11 @@ impl Default for Settings {
             idle_timeout: Duration::from_secs(60),
             connect_timeout: Duration::from_secs(5),
             upstream_timeout: Duration::from_secs(60),
+            upstream_send_timeout: Duration::from_secs(60),
             upstream_idle_timeout: Duration::from_secs(30),
             max_connections_per_worker: 16384,
+            https_port: 443,
+            redirect_code: 308,
         }
     }
 }
@@ -101,6 +119,8 @@ pub struct Snapshot {
     /// Objects defined twice (file provider). Route conflicts are on the table's hosts and
     /// backend problems on the backends; [`Snapshot::warnings`] lists all three.
     pub build_warnings: Arc<Vec<String>>,
+    /// Certificates by SNI name, from the served Ingresses' `spec.tls` Secrets.
+    pub certs: Arc<crate::tls::CertStore>,
 }
 
 impl Snapshot {
@@ -129,6 +149,10 @@ impl Snapshot {
             .collect();
         problems.sort();
         out.extend(problems);
+        out.extend(self.certs.warnings.iter().cloned());
+        // An Ingress with rules for several hosts repeats its annotation warnings per host.
+        let mut seen = rustc_hash::FxHashSet::default();
+        out.retain(|w| seen.insert(w.clone()));
         out
     }
 

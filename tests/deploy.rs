@@ -126,8 +126,8 @@ fn kustomizations_apply_with_kubectl_and_ringress_runs_with_the_daemonset_args()
         serde_yaml_ng::from_str(&std::fs::read_to_string("deploy/base/daemonset.yaml").unwrap()).unwrap();
     let args = ds.spec.unwrap().template.spec.unwrap().containers[0].args.clone().unwrap();
     assert_eq!(args[0], "run");
-    let listeners = |a: &&str| a.starts_with("--http=") || a.starts_with("--admin=");
-    assert_eq!(args.iter().map(String::as_str).filter(listeners).count(), 2, "{args:?}");
+    let listeners = |a: &&str| a.starts_with("--http=") || a.starts_with("--https=") || a.starts_with("--admin=");
+    assert_eq!(args.iter().map(String::as_str).filter(listeners).count(), 3, "{args:?}");
     let mut all: Vec<&str> = args[1..].iter().map(String::as_str).filter(|a| !listeners(a)).collect();
     all.extend(["--publish-address", "192.0.2.7", "--election-identity", "node-a"]);
     let a = Upstream::start("a");

@@ -68,7 +68,19 @@ fn forcing_io_uring_where_it_is_refused_fails_clearly() {
     std::fs::write(dir.join("routes.yaml"), "").unwrap();
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_ringress"));
     deny_io_uring(&mut cmd);
-    cmd.args(["run", "--io", "uring", "--http", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--manifests"]).arg(&dir);
+    cmd.args([
+        "run",
+        "--io",
+        "uring",
+        "--http",
+        "127.0.0.1:0",
+        "--https",
+        "127.0.0.1:0",
+        "--admin",
+        "127.0.0.1:0",
+        "--manifests",
+    ])
+    .arg(&dir);
     let (ok, _out, err) = run(&mut cmd);
     assert!(!ok, "started without io_uring");
     assert!(err.contains("--io uring: io_uring unavailable") && err.contains("Operation not permitted"), "{err}");

@@ -306,7 +306,7 @@ fn an_object_ringress_cannot_read_is_reported_and_its_last_version_stays() {
 fn without_any_kubernetes_configuration_run_fails_with_a_clear_message() {
     let dir = support::proxy::temp_dir();
     let (ok, _, err) = run(std::process::Command::new(env!("CARGO_BIN_EXE_ringress"))
-        .args(["run", "--http", "127.0.0.1:0", "--admin", "127.0.0.1:0"])
+        .args(["run", "--http", "127.0.0.1:0", "--https", "127.0.0.1:0", "--admin", "127.0.0.1:0"])
         .env("HOME", &dir)
         .env("KUBECONFIG", dir.join("missing"))
         .env_remove("KUBERNETES_SERVICE_HOST"));
@@ -315,7 +315,7 @@ fn without_any_kubernetes_configuration_run_fails_with_a_clear_message() {
     let (ok, _, err) = run(std::process::Command::new(env!("CARGO_BIN_EXE_ringress"))
         .args(["run", "--kubeconfig"])
         .arg(dir.join("nope.yaml"))
-        .args(["--http", "127.0.0.1:0", "--admin", "127.0.0.1:0"]));
+        .args(["--http", "127.0.0.1:0", "--https", "127.0.0.1:0", "--admin", "127.0.0.1:0"]));
     assert!(!ok);
     assert!(err.contains("nope.yaml"), "{err}");
 }

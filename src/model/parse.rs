@@ -394,7 +394,20 @@ fn endpoints(w: wire::Endpoints, cx: Cx) -> Result<Vec<EndpointSlice>, ParseErro
 }
 
 fn secret(w: wire::Secret, cx: Cx) -> Result<Secret, ParseError> {
-    Ok(Secret { key: cx.key(&w.metadata)?, type_: w.type_, data: w.data })
+    use base64::Engine;
+    let mut data = BTreeMap::new();
+    for (k, v) in w.data {
+        // The API server never wraps, but hand-written manifests often do (base64 -w 76).
+        let compact: String = v.split_ascii_whitespace().collect();
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(compact)
+            .map_err(|e| cx.err(&format!("data.{k}"), format!("not valid base64: {e}")))?;
+        data.insert(k, bytes);
+    }
+    for (k, v) in w.string_data {
+        data.insert(k, v.into_bytes());
+    }
+    Ok(Secret { key: cx.key(&w.metadata)?, type_: w.type_, data })
 }
 
 fn config_map(w: wire::ConfigMap, cx: Cx) -> Result<ConfigMap, ParseError> {

@@ -188,8 +188,12 @@ pub struct Secret {
     pub metadata: Meta,
     #[serde(rename = "type")]
     pub type_: Option<String>,
+    /// Base64, as the API server returns it.
     #[serde(default)]
     pub data: BTreeMap<String, String>,
+    /// Plain text, as manifests may write it; wins over `data` for the same key.
+    #[serde(default, rename = "stringData")]
+    pub string_data: BTreeMap<String, String>,
 }
 
 #[derive(Deserialize, Debug)]

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::model::{parse_documents, Objects, ParseError};
-use crate::snapshot::{build, BuildOptions};
+use crate::snapshot::{build_after, BuildOptions, Inputs};
 use crate::Published;
 
 #[derive(Debug, thiserror::Error)]
@@ -78,7 +78,7 @@ pub fn fingerprint(path: &Path) -> Fingerprint {
 pub fn reload(path: &Path, opts: &BuildOptions, published: &Published) -> Result<u64, LoadError> {
     let started = Instant::now();
     let objects = load(path)?;
-    let snap = build(&objects, opts);
+    let snap = build_after(&Inputs::of(&objects), opts, &published.load());
     let routes = snap.table.len();
     let generation = published.publish(snap);
     published.control.builds.fetch_add(1, std::sync::atomic::Ordering::Relaxed);

@@ -32,7 +32,7 @@ use kube::{Api, Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 
 use crate::model::{parse_object, ObjectKey};
-use crate::snapshot::{build_from, update_endpoints, update_hosts, BuildOptions, HostKey};
+use crate::snapshot::{build_after, update_endpoints, update_hosts, BuildOptions, HostKey};
 use crate::Published;
 
 pub use status::StatusOptions;
@@ -259,7 +259,7 @@ async fn control(client: Client, opts: KubeOptions, build: BuildOptions, publish
         let prev = published.load();
         let snap = if full || prev.generation == 0 {
             stats.builds.fetch_add(1, Ordering::Relaxed);
-            build_from(&inputs, &build)
+            build_after(&inputs, &build, &prev)
         } else {
             // Hosts first (new backends resolve against the current Services), then the
             // endpoints of changed Services, each sharing everything else with `prev`.

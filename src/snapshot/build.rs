@@ -5,10 +5,12 @@ use rustc_hash::{FxHashMap, FxHashSet};
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use super::annotations::{self, RouteOptions};
 use super::table::{prefix_key, HostRoutes, RouteTable};
 use super::{Backend, BackendId, Route, ServiceIndex, Settings, Snapshot};
 use crate::model::{
-    EndpointSlice, Ingress, IngressClass, ObjectKey, Objects, PathType, PortRef, Service, ServiceBackend, TargetPort,
+    EndpointSlice, Ingress, IngressClass, ObjectKey, Objects, PathType, PortRef, Secret, Service, ServiceBackend,
+    TargetPort,
 };
 
 /// What the build needs besides the objects.
@@ -19,11 +21,18 @@ pub struct BuildOptions {
     /// Serve Ingresses that name no class at all.
     pub watch_without_class: bool,
     pub settings: Settings,
+    /// `--default-ssl-certificate`: the Secret served to unknown SNI names.
+    pub default_certificate: Option<ObjectKey>,
 }
 
 impl Default for BuildOptions {
     fn default() -> Self {
-        BuildOptions { class: "ringress".to_string(), watch_without_class: false, settings: Settings::default() }
+        BuildOptions {
+            class: "ringress".to_string(),
+            watch_without_class: false,
+            settings: Settings::default(),
+            default_certificate: None,
+        }
     }
 }
 
@@ -35,6 +44,7 @@ pub struct Inputs<'a> {
     pub ingress_classes: Vec<&'a IngressClass>,
     pub services: Vec<&'a Service>,
     pub endpoint_slices: Vec<&'a EndpointSlice>,
+    pub secrets: Vec<&'a Secret>,
 }
 
 impl<'a> Inputs<'a> {
@@ -44,6 +54,7 @@ impl<'a> Inputs<'a> {
             ingress_classes: o.ingress_classes.iter().collect(),
             services: o.services.iter().collect(),
             endpoint_slices: o.endpoint_slices.iter().collect(),
+            secrets: o.secrets.iter().collect(),
         }
     }
 }
@@ -132,6 +143,12 @@ fn served<'a>(
 
 /// Builds a complete snapshot from borrowed inputs.
 pub fn build_from(inputs: &Inputs, opts: &BuildOptions) -> Snapshot {
+    build_after(inputs, opts, &Snapshot::default())
+}
+
+/// A complete build that reuses `prev`'s parsed certificates (and keeps the last good one of
+/// a Secret that no longer parses).
+pub fn build_after(inputs: &Inputs, opts: &BuildOptions, prev: &Snapshot) -> Snapshot {
     let mut b = resolver(inputs, None);
     let (ingresses, build_warnings) = served(&inputs.ingresses, &inputs.ingress_classes, opts);
     // Group by host, keeping the age order within each host.
@@ -159,6 +176,12 @@ pub fn build_from(inputs: &Inputs, opts: &BuildOptions) -> Snapshot {
         by_service: Arc::new(by_service),
         settings: opts.settings.clone(),
         build_warnings: Arc::new(build_warnings),
+        certs: Arc::new(crate::tls::build_certs(
+            &ingresses,
+            &inputs.secrets,
+            opts.default_certificate.as_ref(),
+            &prev.certs,
+        )),
     };
     log_warnings(&snap.warnings());
     snap
@@ -190,6 +213,9 @@ fn host_routes<'a>(b: &mut Builder<'a>, key: &HostKey, ingresses: &[&'a Ingress]
                         host: None,
                         path: "/".to_string(),
                         path_type: PathType::Prefix,
+                        tls: false,
+                        options: Arc::new(RouteOptions::of(ing).0),
+                        rewrite: None,
                     })
                 }
             }
@@ -199,20 +225,51 @@ fn host_routes<'a>(b: &mut Builder<'a>, key: &HostKey, ingresses: &[&'a Ingress]
     let mut hr = HostRoutes::default();
     for ing in ingresses {
         let ingress = Arc::new(ing.key.clone());
+        let (options, warnings) = RouteOptions::of(ing);
+        hr.warnings.extend(warnings);
+        let options = Arc::new(options);
+        // With use-regex or rewrite-target, paths are regular expressions (as in
+        // ingress-nginx): the table matches on their literal start.
+        let regex = options.use_regex || options.rewrite_target.is_some();
         for rule in ing.rules.iter().filter(|r| HostKey::of_rule(r.host.as_deref()) == *key) {
             for p in &rule.paths {
+                let rewrite = match options.rewrite_for(ing, &p.path) {
+                    Ok(r) => r.map(Arc::new),
+                    Err(w) => {
+                        hr.warnings.push(w);
+                        None
+                    }
+                };
+                let (path, path_type) = if regex && p.path_type != PathType::Exact {
+                    (annotations::literal_prefix(&p.path).to_string(), PathType::Prefix)
+                } else {
+                    (p.path.clone(), p.path_type)
+                };
                 let route = Route {
                     backend: b.backend_id(&ing.key.namespace, &p.backend),
                     ingress: ingress.clone(),
                     host: rule.host.clone(),
-                    path: p.path.clone(),
-                    path_type: p.path_type,
+                    path,
+                    path_type,
+                    tls: tls_covers(ing, rule.host.as_deref()),
+                    options: options.clone(),
+                    rewrite,
                 };
                 insert(&mut hr, route);
             }
         }
     }
     Built::Host(hr)
+}
+
+/// Whether an Ingress's `spec.tls` lists a rule's host (exactly, or by the same wildcard).
+fn tls_covers(ing: &Ingress, host: Option<&str>) -> bool {
+    let Some(host) = host else { return false };
+    ing.tls.iter().flat_map(|t| t.hosts.iter()).any(|h| {
+        h.eq_ignore_ascii_case(host)
+            || h.strip_prefix("*.")
+                .is_some_and(|s| host.split_once('.').is_some_and(|(_, rest)| rest.eq_ignore_ascii_case(s)))
+    })
 }
 
 /// Puts a built host into the table (an empty one removes the host).
@@ -299,6 +356,7 @@ fn derived(prev: &Snapshot) -> Snapshot {
         endpoint_set: prev.endpoint_set.clone(),
         settings: prev.settings.clone(),
         build_warnings: prev.build_warnings.clone(),
+        certs: prev.certs.clone(),
     }
 }
 

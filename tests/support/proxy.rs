@@ -22,6 +22,7 @@ pub fn temp_dir() -> PathBuf {
 pub struct Proxy {
     pub child: Child,
     pub http: SocketAddr,
+    pub https: SocketAddr,
     pub admin: SocketAddr,
     pub dir: PathBuf,
     pub log: Arc<Mutex<Vec<String>>>,
@@ -60,7 +61,7 @@ impl Proxy {
         configure(&mut cmd);
         let mut child = cmd
             .arg("run")
-            .args(["--http", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--io", io])
+            .args(["--http", "127.0.0.1:0", "--https", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--io", io])
             .args(args)
             .env("RUST_LOG", std::env::var("RINGRESS_TEST_LOG").unwrap_or_else(|_| "info".into()))
             .stdout(Stdio::null())
@@ -90,7 +91,7 @@ impl Proxy {
             let at = ready.find(&format!("{name}=")).expect("address in ready line") + name.len() + 1;
             ready[at..].split_whitespace().next().unwrap().parse().unwrap()
         };
-        let p = Proxy { http: field("http"), admin: field("admin"), child, dir, log };
+        let p = Proxy { http: field("http"), https: field("https"), admin: field("admin"), child, dir, log };
         if wait_ready {
             p.wait_for(|| super::get(p.admin, "x", "/readyz").status == 200, "readyz 200");
         }

@@ -174,6 +174,8 @@ impl Store {
                 if self.ingresses.get(&key) == Some(&v) {
                     return if status_changed { Change::Status } else { Change::None };
                 }
+                // Certificates come from every TLS Ingress at once: a TLS change is a full build.
+                let tls = !v.tls.is_empty() || self.ingresses.get(&key).is_some_and(|o| !o.tls.is_empty());
                 let mut hosts = self.unindex(&key);
                 let new = HostKey::of_ingress(&v);
                 for h in &new {
@@ -181,7 +183,11 @@ impl Store {
                 }
                 hosts.extend(new);
                 self.ingresses.insert(key, v);
-                Change::Hosts(hosts)
+                if tls {
+                    Change::Full
+                } else {
+                    Change::Hosts(hosts)
+                }
             }
             One::IngressClass(v) => full_if(put(&mut self.classes, key, v)),
             One::Secret(v) => full_if(put(&mut self.secrets, key, v)),
@@ -206,6 +212,7 @@ impl Store {
                 self.addresses.remove(key);
                 let hosts = self.unindex(key);
                 match self.ingresses.remove(key) {
+                    Some(old) if !old.tls.is_empty() => Change::Full,
                     Some(_) => Change::Hosts(hosts),
                     None => Change::None,
                 }
@@ -268,6 +275,7 @@ impl Store {
             ingress_classes: self.classes.values().collect(),
             services: self.services.values().collect(),
             endpoint_slices: self.slices.values().collect(),
+            secrets: self.secrets.values().collect(),
         }
     }
 

@@ -27,6 +27,7 @@ pub async fn acquire<I: Io>(
     snap: &Snapshot,
     backend: BackendId,
     pooled: bool,
+    connect_timeout: std::time::Duration,
 ) -> Result<Upstream<I::Stream>, ProxyError> {
     let endpoints = &snap.backend(backend).endpoints;
     let mut last = None;
@@ -41,7 +42,7 @@ pub async fn acquire<I: Io>(
             bump(&w.stats.upstream_retries);
         }
         bump(&w.stats.upstream_connects);
-        match I::connect(addr, snap.settings.connect_timeout).await {
+        match I::connect(addr, connect_timeout).await {
             Ok(io) => return Ok(Upstream { io, addr, reused: false }),
             Err(e) => {
                 bump(&w.stats.upstream_connect_errors);

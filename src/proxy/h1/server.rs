@@ -27,6 +27,8 @@ struct Conn<S> {
     watch: std::rc::Rc<Watch>,
     io: S,
     peer: SocketAddr,
+    /// Arrived over TLS: `X-Forwarded-Proto: https`, and never redirected to HTTPS.
+    https: bool,
     /// Bytes read from the client and not yet consumed (the start of the next request).
     buf: Vec<u8>,
     /// What is written next, to either side.
@@ -37,12 +39,13 @@ struct Conn<S> {
     response_started: bool,
 }
 
-pub async fn serve<I: Io>(w: &Worker<I>, io: I::Stream, peer: SocketAddr) {
+pub async fn serve<I: Io, S: Stream>(w: &Worker<I>, io: S, peer: SocketAddr, https: bool) {
     let mut c = Conn {
         client_ip: ClientIp::new(peer),
         watch: w.deadlines.register(),
         io,
         peer,
+        https,
         buf: Vec::with_capacity(8 * 1024),
         out: Vec::with_capacity(4 * 1024),
         ubuf: Vec::new(),
@@ -76,7 +79,7 @@ pub async fn serve<I: Io>(w: &Worker<I>, io: I::Stream, peer: SocketAddr) {
 
 /// Waits up to the idle timeout for the first bytes of a keep-alive connection's next
 /// request. False: the client closed, or stayed idle too long (closed silently).
-async fn wait_for_bytes<I: Io>(w: &Worker<I>, c: &mut Conn<I::Stream>) -> bool {
+async fn wait_for_bytes<I: Io, S: Stream>(w: &Worker<I>, c: &mut Conn<S>) -> bool {
     let idle = w.snapshot().settings.idle_timeout;
     let watch = c.watch.clone();
     let clock = Clock { deadlines: &w.deadlines, watch: &watch };
@@ -87,7 +90,7 @@ async fn wait_for_bytes<I: Io>(w: &Worker<I>, c: &mut Conn<I::Stream>) -> bool {
 
 /// Answers a failed request with its status when the response has not started, then closes
 /// (with a lingering close, so the answer is not lost to a reset).
-async fn fail<I: Io>(w: &Worker<I>, c: &mut Conn<I::Stream>, e: ProxyError) {
+async fn fail<I: Io, S: Stream>(w: &Worker<I>, c: &mut Conn<S>, e: ProxyError) {
     tracing::debug!(worker = w.index, peer = %c.peer, error = %e, "request failed");
     if let (Some((code, reason)), false) = (e.status(), c.response_started) {
         bump(&w.stats.responses_proxy_error);
@@ -166,13 +169,15 @@ async fn linger<S: Stream>(clock: Clock<'_>, io: &S, mut buf: Vec<u8>) {
 
 /// What to do with a parsed request.
 enum Action {
-    Forward(BackendId),
+    Forward(BackendId, Overrides),
+    /// The answer (a redirect to HTTPS) is in `out`.
+    Answer,
     /// Answer from the proxy: 404 or 503, framing intact.
     Respond(Kind, &'static str),
 }
 
 /// Handles one request. `Ok(true)`: the connection stays open for the next one.
-async fn request<I: Io>(w: &Worker<I>, c: &mut Conn<I::Stream>, first: bool) -> Result<bool, ProxyError> {
+async fn request<I: Io, S: Stream>(w: &Worker<I>, c: &mut Conn<S>, first: bool) -> Result<bool, ProxyError> {
     // The snapshot is taken again once request bytes are here: a keep-alive connection that
     // waited through a reload must route its next request on the new table.
     let watch = c.watch.clone();
@@ -193,7 +198,7 @@ async fn request<I: Io>(w: &Worker<I>, c: &mut Conn<I::Stream>, first: bool) -> 
             c.out.clear();
             c.out.reserve(2048);
             snap = w.snapshot();
-            if let Some(p) = prepare(&snap, &c.buf, &mut c.out, c.client_ip.as_bytes())? {
+            if let Some(p) = prepare(&snap, &c.buf, &mut c.out, c.client_ip.as_bytes(), c.https)? {
                 break p;
             }
             if c.buf.len() >= snap.settings.max_header_bytes {
@@ -221,10 +226,24 @@ async fn request<I: Io>(w: &Worker<I>, c: &mut Conn<I::Stream>, first: bool) -> 
         }
     };
     bump(&w.stats.requests);
+    let overridden;
     let settings = &snap.settings;
 
     let backend = match action {
-        Action::Forward(b) => b,
+        Action::Forward(b, o) => {
+            overridden = o.apply(settings);
+            b
+        }
+        Action::Answer => {
+            let close = !info.keep_alive || info.framing != Framing::None;
+            c.buf.drain(..info.head_len);
+            c.response_started = true;
+            write_client(clock, c, settings.idle_timeout).await?;
+            if close {
+                linger(clock, &c.io, std::mem::take(&mut c.buf)).await;
+            }
+            return Ok(!close);
+        }
         Action::Respond(kind, context) => {
             // The body, if any, is not read: close after answering.
             let close = !info.keep_alive || info.framing != Framing::None;
@@ -253,11 +272,12 @@ async fn request<I: Io>(w: &Worker<I>, c: &mut Conn<I::Stream>, first: bool) -> 
             .map_err(|_| ProxyError::downstream(Kind::BadRequest, "invalid chunked body"))?
     };
     c.buf.drain(..head_len + taken);
+    let settings = &overridden;
     if body.over_limit(settings.max_body_bytes) {
         return Err(ProxyError::downstream(Kind::BodyTooLarge, "request body too large"));
     }
 
-    forward(w, c, &snap, backend, &info, body).await
+    forward(w, c, &snap, settings, backend, &info, body).await
 }
 
 /// Parses and checks a request head in `buf`, routes it, and writes the upstream head into
@@ -267,6 +287,7 @@ fn prepare(
     buf: &[u8],
     out: &mut Vec<u8>,
     client_ip: &[u8],
+    https: bool,
 ) -> Result<Option<(RequestInfo, Action)>, ProxyError> {
     let s = &snap.settings;
     // Uninitialised header slots: no 4 KiB of zeroing per parse.
@@ -296,24 +317,95 @@ fn prepare(
     let target = codec::parse_target(method, req.path.unwrap_or(""))?;
     let mut host: &[u8] = b"";
     let info = codec::analyze_request(&req, head_len, &target, &mut host)?;
-    if let Framing::Length(n) = info.framing {
-        if s.max_body_bytes != 0 && n > s.max_body_bytes {
-            return Err(ProxyError::downstream(Kind::BodyTooLarge, "request body too large"));
-        }
-    }
     let mut hbuf = [0u8; 256];
-    let route = normalize_host(host, &mut hbuf).and_then(|h| {
-        let path = std::str::from_utf8(target.path()).ok()?;
-        snap.table.lookup(h, path)
-    });
+    let host_name = normalize_host(host, &mut hbuf);
+    let path = std::str::from_utf8(target.path()).ok();
+    let route = host_name.zip(path).and_then(|(h, p)| snap.table.lookup(h, p));
     let Some(route) = route else {
         return Ok(Some((info, Action::Respond(Kind::NoRoute, "no Ingress rule matches this host and path"))));
     };
+    let o = &route.options;
+    if !https && (o.force_ssl_redirect || (o.ssl_redirect && route.tls)) {
+        write_https_redirect(out, s, host_name.unwrap_or_default(), target.path_and_query, &info);
+        return Ok(Some((info, Action::Answer)));
+    }
+    let max_body = o.max_body_bytes.unwrap_or(s.max_body_bytes);
+    if let Framing::Length(n) = info.framing {
+        if max_body != 0 && n > max_body {
+            return Err(ProxyError::downstream(Kind::BodyTooLarge, "request body too large"));
+        }
+    }
     if snap.backend(route.backend).endpoints.is_empty() {
         return Ok(Some((info, Action::Respond(Kind::NoEndpoints, "the backend Service has no ready endpoints"))));
     }
-    codec::write_request_head(out, &req, &info, &target, host, client_ip, "http");
-    Ok(Some((info, Action::Forward(route.backend))))
+    let scheme = if https { "https" } else { "http" };
+    let rewritten = route.rewrite.as_ref().zip(path).and_then(|(r, p)| r.apply(p));
+    match rewritten {
+        Some(mut p) => {
+            let pq = target.path_and_query;
+            p.push_str(std::str::from_utf8(&pq[target.path().len()..]).unwrap_or_default());
+            let target = codec::Target { authority: target.authority, path_and_query: p.as_bytes() };
+            codec::write_request_head(out, &req, &info, &target, host, client_ip, scheme);
+        }
+        None => codec::write_request_head(out, &req, &info, &target, host, client_ip, scheme),
+    }
+    let overrides = Overrides {
+        max_body_bytes: max_body,
+        connect_timeout: o.connect_timeout,
+        read_timeout: o.read_timeout,
+        send_timeout: o.send_timeout,
+    };
+    Ok(Some((info, Action::Forward(route.backend, overrides))))
+}
+
+/// Per-route settings from the Ingress's annotations.
+#[derive(Clone, Copy)]
+struct Overrides {
+    max_body_bytes: u64,
+    connect_timeout: Option<std::time::Duration>,
+    read_timeout: Option<std::time::Duration>,
+    send_timeout: Option<std::time::Duration>,
+}
+
+impl Overrides {
+    fn apply(self, s: &crate::snapshot::Settings) -> crate::snapshot::Settings {
+        crate::snapshot::Settings {
+            max_body_bytes: self.max_body_bytes,
+            connect_timeout: self.connect_timeout.unwrap_or(s.connect_timeout),
+            upstream_timeout: self.read_timeout.unwrap_or(s.upstream_timeout),
+            upstream_send_timeout: self.send_timeout.unwrap_or(s.upstream_send_timeout),
+            ..s.clone()
+        }
+    }
+}
+
+/// `ssl-redirect` / `force-ssl-redirect`: the same host, path and query over HTTPS, with the
+/// configured status (308 by default, so the method and body are kept).
+fn write_https_redirect(
+    out: &mut Vec<u8>,
+    s: &crate::snapshot::Settings,
+    host: &str,
+    path_and_query: &[u8],
+    info: &RequestInfo,
+) {
+    use std::io::Write;
+    let reason = match s.redirect_code {
+        301 => "Moved Permanently",
+        302 => "Found",
+        307 => "Temporary Redirect",
+        _ => "Permanent Redirect",
+    };
+    let close = !info.keep_alive || info.framing != Framing::None;
+    let _ = write!(out, "HTTP/1.1 {} {reason}\r\nServer: ringress\r\nLocation: https://{host}", s.redirect_code);
+    if s.https_port != 443 {
+        let _ = write!(out, ":{}", s.https_port);
+    }
+    out.extend_from_slice(path_and_query);
+    out.extend_from_slice(b"\r\nContent-Length: 0\r\n");
+    if close {
+        out.extend_from_slice(b"Connection: close\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
 }
 
 async fn write_client<S: Stream>(
@@ -328,23 +420,23 @@ async fn write_client<S: Stream>(
 
 /// Sends the request upstream (retrying where that is safe), relays the response, and pools
 /// the upstream connection if it can be reused.
-async fn forward<I: Io>(
+async fn forward<I: Io, S: Stream>(
     w: &Worker<I>,
-    c: &mut Conn<I::Stream>,
+    c: &mut Conn<S>,
     snap: &LocalSnapshot,
+    settings: &crate::snapshot::Settings,
     backend: BackendId,
     info: &RequestInfo,
     mut body: Body,
 ) -> Result<bool, ProxyError> {
-    let settings = &snap.settings;
     let watch = c.watch.clone();
     let clock = Clock { deadlines: &w.deadlines, watch: &watch };
     // The whole request is in `out`: it can be sent again on another connection.
     let replayable = body.is_done();
     let mut pooled = true;
     let up = loop {
-        let up: Upstream<I::Stream> = client::acquire(w, snap, backend, pooled).await?;
-        let (r, out) = clock.write_for(&up.io, std::mem::take(&mut c.out), settings.upstream_timeout).await;
+        let up: Upstream<I::Stream> = client::acquire(w, snap, backend, pooled, settings.connect_timeout).await?;
+        let (r, out) = clock.write_for(&up.io, std::mem::take(&mut c.out), settings.upstream_send_timeout).await;
         c.out = out;
         // A pooled connection the upstream had closed fails here or answers nothing. Sending
         // again on a fresh connection is safe only if the whole request is buffered and either
@@ -418,7 +510,7 @@ async fn send_body<S: Stream, U: Stream>(
             std::mem::take(&mut c.out)
         };
         let whole = k != 0 && chunk.len() == k && c.buf.is_empty();
-        let (r, mut chunk) = clock.write_for(&up.io, chunk, settings.upstream_timeout).await;
+        let (r, mut chunk) = clock.write_for(&up.io, chunk, settings.upstream_send_timeout).await;
         r.map_err(|e| ProxyError::io(Kind::UpstreamProtocol, Side::Upstream, "sending the request body", e))?;
         chunk.clear();
         if whole {
@@ -481,10 +573,10 @@ fn prepare_response(
     }
 }
 
-async fn relay_response<I: Io>(
+async fn relay_response<I: Io, S: Stream>(
     w: &Worker<I>,
     clock: Clock<'_>,
-    c: &mut Conn<I::Stream>,
+    c: &mut Conn<S>,
     up: Upstream<I::Stream>,
     info: &RequestInfo,
     request_done: bool,
@@ -511,7 +603,7 @@ async fn relay_response<I: Io>(
         c.response_started = true;
         write_client(clock, c, settings.idle_timeout).await?;
         if !c.buf.is_empty() {
-            let (r, _) = clock.write_for(&up.io, std::mem::take(&mut c.buf), settings.upstream_timeout).await;
+            let (r, _) = clock.write_for(&up.io, std::mem::take(&mut c.buf), settings.upstream_send_timeout).await;
             r.map_err(|e| ProxyError::io(Kind::Closed, Side::Upstream, "tunnel", e))?;
         }
         tunnel::run(&c.io, &up.io, std::mem::take(&mut c.ubuf), Vec::new()).await;

@@ -1,0 +1,312 @@
+//! The ingress-nginx annotations ringress honours, under both prefixes
+//! (`nginx.ingress.kubernetes.io/` and the older `ingress.kubernetes.io/`), parsed once per
+//! Ingress into the options its routes carry. A malformed value is a warning naming the
+//! Ingress and the key, and that one setting keeps its default; the rest of the Ingress is
+//! served.
+
+use std::time::Duration;
+
+use crate::model::Ingress;
+
+const PREFIXES: [&str; 2] = ["nginx.ingress.kubernetes.io/", "ingress.kubernetes.io/"];
+
+/// How the proxy talks to the backend.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum BackendProtocol {
+    #[default]
+    Http,
+    Https,
+    Grpc,
+    Grpcs,
+}
+
+impl BackendProtocol {
+    pub fn is_grpc(self) -> bool {
+        matches!(self, BackendProtocol::Grpc | BackendProtocol::Grpcs)
+    }
+}
+
+/// `rewrite-target`: the request path, matched (case-insensitively, from its start) by the
+/// route's path taken as a regular expression, is replaced whole by `target` with `$1`..`$9`
+/// standing for the captures, as ingress-nginx (0.22 and later) does. The query is kept.
+#[derive(Clone, Debug)]
+pub struct Rewrite {
+    pub pattern: regex::Regex,
+    pub target: String,
+}
+
+impl PartialEq for Rewrite {
+    fn eq(&self, other: &Self) -> bool {
+        self.pattern.as_str() == other.pattern.as_str() && self.target == other.target
+    }
+}
+
+impl Eq for Rewrite {}
+
+impl Rewrite {
+    /// The rewritten path, or `None` when the pattern does not match `path`.
+    pub fn apply(&self, path: &str) -> Option<String> {
+        let caps = self.pattern.captures(path)?;
+        let mut out = String::with_capacity(self.target.len() + 16);
+        let mut rest = self.target.as_str();
+        while let Some(i) = rest.find('$') {
+            out.push_str(&rest[..i]);
+            let after = &rest[i + 1..];
+            match after.as_bytes().first() {
+                Some(d @ b'0'..=b'9') => {
+                    out.push_str(caps.get((d - b'0') as usize).map_or("", |m| m.as_str()));
+                    rest = &after[1..];
+                }
+                _ => {
+                    out.push('$');
+                    rest = after;
+                }
+            }
+        }
+        out.push_str(rest);
+        if !out.starts_with('/') {
+            out.insert(0, '/');
+        }
+        Some(out)
+    }
+}
+
+/// What an Ingress's annotations ask of its routes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RouteOptions {
+    /// Redirect plain HTTP to HTTPS when the host is in the Ingress's `spec.tls` (default on).
+    pub ssl_redirect: bool,
+    /// Redirect plain HTTP to HTTPS even without TLS configured for the host.
+    pub force_ssl_redirect: bool,
+    pub use_regex: bool,
+    /// The raw `rewrite-target`; compiled per path into [`Rewrite`].
+    pub rewrite_target: Option<String>,
+    /// `proxy-body-size`: request body limit (0: none); `None`: the global setting.
+    pub max_body_bytes: Option<u64>,
+    pub connect_timeout: Option<Duration>,
+    pub read_timeout: Option<Duration>,
+    pub send_timeout: Option<Duration>,
+    pub protocol: BackendProtocol,
+}
+
+impl Default for RouteOptions {
+    fn default() -> Self {
+        RouteOptions {
+            ssl_redirect: true,
+            force_ssl_redirect: false,
+            use_regex: false,
+            rewrite_target: None,
+            max_body_bytes: None,
+            connect_timeout: None,
+            read_timeout: None,
+            send_timeout: None,
+            protocol: BackendProtocol::Http,
+        }
+    }
+}
+
+impl RouteOptions {
+    /// Options from an Ingress's annotations, and a warning for each value not understood.
+    /// With both prefixes present for one key, the `nginx.ingress.kubernetes.io/` one wins.
+    pub fn of(ing: &Ingress) -> (RouteOptions, Vec<String>) {
+        let mut o = RouteOptions::default();
+        let mut warnings = Vec::new();
+        // Older prefix first, so the current one overrides it.
+        for prefix in PREFIXES.iter().rev() {
+            for (full, value) in ing.annotations.range(prefix.to_string()..) {
+                let Some(key) = full.strip_prefix(prefix) else { break };
+                if *prefix == PREFIXES[1] && full.starts_with(PREFIXES[0]) {
+                    continue;
+                }
+                let mut bad = |what: &str| {
+                    warnings.push(format!("Ingress {}: annotation {full}: {value:?} {what}; ignored", ing.key))
+                };
+                let v = value.trim();
+                match key {
+                    "ssl-redirect" => match parse_bool(v) {
+                        Some(b) => o.ssl_redirect = b,
+                        None => bad("is not true or false"),
+                    },
+                    "force-ssl-redirect" => match parse_bool(v) {
+                        Some(b) => o.force_ssl_redirect = b,
+                        None => bad("is not true or false"),
+                    },
+                    "use-regex" => match parse_bool(v) {
+                        Some(b) => o.use_regex = b,
+                        None => bad("is not true or false"),
+                    },
+                    "grpc-backend" => match parse_bool(v) {
+                        Some(true) => o.protocol = BackendProtocol::Grpc,
+                        Some(false) => {}
+                        None => bad("is not true or false"),
+                    },
+                    "secure-backends" => match parse_bool(v) {
+                        Some(true) => o.protocol = BackendProtocol::Https,
+                        Some(false) => {}
+                        None => bad("is not true or false"),
+                    },
+                    "backend-protocol" => match v.to_ascii_uppercase().as_str() {
+                        "HTTP" => o.protocol = BackendProtocol::Http,
+                        "HTTPS" => o.protocol = BackendProtocol::Https,
+                        "GRPC" => o.protocol = BackendProtocol::Grpc,
+                        "GRPCS" => o.protocol = BackendProtocol::Grpcs,
+                        _ => bad("is not one of HTTP, HTTPS, GRPC, GRPCS"),
+                    },
+                    "rewrite-target" if v.is_empty() => bad("is empty"),
+                    "rewrite-target" => o.rewrite_target = Some(v.to_string()),
+                    "proxy-body-size" => match parse_size(v) {
+                        Some(n) => o.max_body_bytes = Some(n),
+                        None => bad("is not a size (e.g. 8m, 512k, 1g, 0 for no limit)"),
+                    },
+                    "proxy-connect-timeout" | "proxy-read-timeout" | "proxy-send-timeout" => match parse_seconds(v) {
+                        Some(d) => {
+                            *match key {
+                                "proxy-connect-timeout" => &mut o.connect_timeout,
+                                "proxy-read-timeout" => &mut o.read_timeout,
+                                _ => &mut o.send_timeout,
+                            } = Some(d)
+                        }
+                        None => bad("is not a number of seconds"),
+                    },
+                    _ => warnings
+                        .push(format!("Ingress {}: annotation {full} is not supported by ringress; ignored", ing.key)),
+                }
+            }
+        }
+        (o, warnings)
+    }
+
+    /// The rewrite for one of the Ingress's paths, or a warning when the path is not a
+    /// valid regular expression.
+    pub fn rewrite_for(&self, ing: &Ingress, path: &str) -> Result<Option<Rewrite>, String> {
+        let Some(target) = &self.rewrite_target else { return Ok(None) };
+        let pattern =
+            regex::RegexBuilder::new(&format!("^(?:{path})")).case_insensitive(true).build().map_err(|e| {
+                format!("Ingress {}: path {path:?} is not a regular expression ({e}); not rewritten", ing.key)
+            })?;
+        Ok(Some(Rewrite { pattern, target: target.clone() }))
+    }
+}
+
+/// The literal start of a regular-expression path (up to its first metacharacter), which
+/// is what the route table matches on; the expression itself then drives the rewrite.
+pub fn literal_prefix(path: &str) -> &str {
+    let end = path.find(|c: char| ".^$*+?()[]{}|\\".contains(c)).unwrap_or(path.len());
+    let lit = &path[..end];
+    match lit.rfind('/') {
+        // "/api/v(1|2)" matches on "/api"; "/something(/|$)" on "/something".
+        Some(i) if end < path.len() && !path[end..].starts_with("(/") => {
+            if i == 0 {
+                "/"
+            } else {
+                &lit[..i]
+            }
+        }
+        _ if lit.is_empty() => "/",
+        _ => lit.strip_suffix('/').filter(|l| !l.is_empty()).unwrap_or(lit),
+    }
+}
+
+fn parse_bool(v: &str) -> Option<bool> {
+    match v.to_ascii_lowercase().as_str() {
+        "true" => Some(true),
+        "false" => Some(false),
+        _ => None,
+    }
+}
+
+/// nginx size syntax: a number with an optional k/m/g suffix (either case).
+pub fn parse_size(v: &str) -> Option<u64> {
+    let v = v.trim();
+    let (num, mult) = match v.as_bytes().last()? {
+        b'k' | b'K' => (&v[..v.len() - 1], 1u64 << 10),
+        b'm' | b'M' => (&v[..v.len() - 1], 1 << 20),
+        b'g' | b'G' => (&v[..v.len() - 1], 1 << 30),
+        _ => (v, 1),
+    };
+    num.parse::<u64>().ok()?.checked_mul(mult)
+}
+
+/// Seconds as ingress-nginx writes them (`"60"`), also accepting an `s` suffix.
+fn parse_seconds(v: &str) -> Option<Duration> {
+    let n: f64 = v.strip_suffix('s').unwrap_or(v).parse().ok()?;
+    (n > 0.0).then(|| Duration::try_from_secs_f64(n).ok()).flatten()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::ObjectKey;
+
+    fn ing(annotations: &[(&str, &str)]) -> Ingress {
+        Ingress {
+            key: ObjectKey { namespace: "ns".into(), name: "web".into() },
+            creation_timestamp: None,
+            annotations: annotations.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            class_name: None,
+            default_backend: None,
+            rules: Vec::new(),
+            tls: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn both_prefixes_and_the_current_one_wins() {
+        let i = ing(&[
+            ("ingress.kubernetes.io/proxy-body-size", "16m"),
+            ("ingress.kubernetes.io/grpc-backend", "true"),
+            ("ingress.kubernetes.io/ssl-redirect", "false"),
+            ("nginx.ingress.kubernetes.io/ssl-redirect", "true"),
+            ("kubernetes.io/ingress.class", "nginx"),
+        ]);
+        let (o, w) = RouteOptions::of(&i);
+        assert_eq!(w, Vec::<String>::new());
+        assert_eq!(o.max_body_bytes, Some(16 << 20));
+        assert_eq!(o.protocol, BackendProtocol::Grpc);
+        assert!(o.ssl_redirect);
+    }
+
+    #[test]
+    fn bad_values_warn_with_ingress_and_key_and_keep_defaults() {
+        let i = ing(&[
+            ("nginx.ingress.kubernetes.io/proxy-body-size", "lots"),
+            ("nginx.ingress.kubernetes.io/backend-protocol", "FTP"),
+            ("nginx.ingress.kubernetes.io/proxy-read-timeout", "-3"),
+            ("nginx.ingress.kubernetes.io/configuration-snippet", "more_set_headers x"),
+        ]);
+        let (o, w) = RouteOptions::of(&i);
+        assert_eq!(o.max_body_bytes, None);
+        assert_eq!(o.protocol, BackendProtocol::Http);
+        assert_eq!(o.read_timeout, None);
+        assert_eq!(w.len(), 4, "{w:?}");
+        assert!(w.iter().all(|w| w.starts_with("Ingress ns/web: annotation nginx.ingress.kubernetes.io/")), "{w:?}");
+        assert!(w[0].contains("backend-protocol") && w[0].contains("\"FTP\""), "{w:?}");
+    }
+
+    #[test]
+    fn rewrite_replaces_the_whole_path_with_captures() {
+        let i = ing(&[("nginx.ingress.kubernetes.io/rewrite-target", "/$2")]);
+        let (o, _) = RouteOptions::of(&i);
+        let r = o.rewrite_for(&i, "/something(/|$)(.*)").unwrap().unwrap();
+        assert_eq!(r.apply("/something/new").as_deref(), Some("/new"));
+        assert_eq!(r.apply("/something").as_deref(), Some("/"));
+        assert_eq!(r.apply("/SOMETHING/x/y").as_deref(), Some("/x/y"));
+        assert_eq!(r.apply("/other"), None);
+        let i = ing(&[("ingress.kubernetes.io/rewrite-target", "/")]);
+        let (o, _) = RouteOptions::of(&i);
+        let r = o.rewrite_for(&i, "/audio").unwrap().unwrap();
+        assert_eq!(r.apply("/audio").as_deref(), Some("/"));
+        assert_eq!(r.apply("/audio/cb").as_deref(), Some("/"));
+        assert!(o.rewrite_for(&i, "/bad(").is_err());
+    }
+
+    #[test]
+    fn literal_prefixes_of_regex_paths() {
+        assert_eq!(literal_prefix("/something(/|$)(.*)"), "/something");
+        assert_eq!(literal_prefix("/api/v[12]/x"), "/api");
+        assert_eq!(literal_prefix("/audio"), "/audio");
+        assert_eq!(literal_prefix("/.*"), "/");
+        assert_eq!(literal_prefix("/feed.FeedBack"), "/");
+        assert_eq!(literal_prefix("/some(thing)?"), "/");
+    }
+}

@@ -1,0 +1,448 @@
+//! TLS termination with rustls: certificates from `kubernetes.io/tls` Secrets chosen by SNI
+//! (exact, then one-label wildcard), a default certificate for everything else, and
+//! [`TlsStream`], which runs rustls over any [`Stream`] with owned buffers, so TLS works on
+//! the io_uring and epoll backends alike.
+
+use std::cell::{Cell, RefCell};
+use std::io::{self, Read, Write};
+use std::sync::Arc;
+
+use rustc_hash::FxHashMap;
+use rustls::server::{ClientHello, ResolvesServerCert, ServerConfig, ServerConnection, ServerSessionMemoryCache};
+use rustls::sign::CertifiedKey;
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+
+use crate::model::{Ingress, ObjectKey, Secret};
+use crate::runtime::Stream;
+use crate::Published;
+
+/// Certificates by host name, built with every snapshot.
+#[derive(Debug, Default)]
+pub struct CertStore {
+    exact: FxHashMap<String, Arc<CertifiedKey>>,
+    /// `*.suffix` certificates, keyed by the suffix.
+    wildcard: FxHashMap<String, Arc<CertifiedKey>>,
+    /// `--default-ssl-certificate`, when it names a usable Secret.
+    pub default: Option<Arc<CertifiedKey>>,
+    /// Every Secret parsed for this store, with the bytes it was parsed from: the next build
+    /// reuses what did not change, and keeps the last good certificate of a Secret that
+    /// turned bad.
+    parsed: FxHashMap<ObjectKey, ParsedSecret>,
+    pub warnings: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+struct ParsedSecret {
+    crt: Vec<u8>,
+    key: Vec<u8>,
+    cert: Arc<CertifiedKey>,
+}
+
+impl CertStore {
+    /// The certificate for an SNI name: exact host, then a wildcard for exactly one label.
+    pub fn lookup(&self, sni: &str) -> Option<&Arc<CertifiedKey>> {
+        let lower;
+        let name = if sni.bytes().any(|b| b.is_ascii_uppercase()) {
+            lower = sni.to_ascii_lowercase();
+            lower.as_str()
+        } else {
+            sni
+        };
+        let name = name.strip_suffix('.').unwrap_or(name);
+        self.exact.get(name).or_else(|| self.wildcard.get(name.split_once('.')?.1))
+    }
+
+    /// Whether a request host has a certificate of its own (what `ssl-redirect` looks at).
+    pub fn covers(&self, host: &str) -> bool {
+        self.lookup(host).is_some()
+    }
+
+    pub fn len(&self) -> usize {
+        self.exact.len() + self.wildcard.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Builds the certificate store from the served Ingresses (oldest first: the first to name
+/// a host keeps it) and the Secrets. Secrets whose bytes did not change since `prev` are not
+/// parsed again; a Secret that no longer parses keeps its previous certificate, loudly.
+pub fn build_certs(
+    ingresses: &[&Ingress],
+    secrets: &[&Secret],
+    default_secret: Option<&ObjectKey>,
+    prev: &CertStore,
+) -> CertStore {
+    let by_key: FxHashMap<(&str, &str), &Secret> =
+        secrets.iter().map(|s| ((s.key.namespace.as_str(), s.key.name.as_str()), *s)).collect();
+    let mut store = CertStore::default();
+    let load = |store: &mut CertStore, key: &ObjectKey, used_by: &str| -> Option<Arc<CertifiedKey>> {
+        if let Some(p) = store.parsed.get(key) {
+            return Some(p.cert.clone());
+        }
+        let Some(secret) = by_key.get(&(key.namespace.as_str(), key.name.as_str())) else {
+            store.warnings.push(format!("{used_by}: Secret {key} not found; the default certificate is used"));
+            return None;
+        };
+        let crt = secret.data.get("tls.crt").cloned().unwrap_or_default();
+        let pk = secret.data.get("tls.key").cloned().unwrap_or_default();
+        if let Some(old) = prev.parsed.get(key).filter(|p| p.crt == crt && p.key == pk) {
+            store.parsed.insert(key.clone(), old.clone());
+            return Some(old.cert.clone());
+        }
+        match parse_tls_secret(secret) {
+            Ok(cert) => {
+                let cert = Arc::new(cert);
+                store.parsed.insert(key.clone(), ParsedSecret { crt, key: pk, cert: cert.clone() });
+                Some(cert)
+            }
+            Err(why) => match prev.parsed.get(key) {
+                Some(old) => {
+                    store.warnings.push(format!("Secret {key}: {why}; its previous certificate stays in use"));
+                    store.parsed.insert(key.clone(), old.clone());
+                    Some(old.cert.clone())
+                }
+                None => {
+                    store.warnings.push(format!("Secret {key}: {why}; the default certificate is used"));
+                    None
+                }
+            },
+        }
+    };
+    if let Some(key) = default_secret {
+        store.default = load(&mut store, key, "--default-ssl-certificate");
+    }
+    for ing in ingresses {
+        for (i, tls) in ing.tls.iter().enumerate() {
+            let Some(name) = &tls.secret_name else {
+                store.warnings.push(format!(
+                    "Ingress {}: spec.tls[{i}] names no secretName; its hosts get the default certificate",
+                    ing.key
+                ));
+                continue;
+            };
+            let key = ObjectKey { namespace: ing.key.namespace.clone(), name: name.clone() };
+            let used_by = format!("Ingress {} spec.tls[{i}].secretName", ing.key);
+            let Some(cert) = load(&mut store, &key, &used_by) else { continue };
+            for host in &tls.hosts {
+                let host = host.to_ascii_lowercase();
+                let (map, name) = match host.strip_prefix("*.") {
+                    Some(suffix) => (&mut store.wildcard, suffix.to_string()),
+                    None => (&mut store.exact, host.clone()),
+                };
+                map.entry(name).or_insert_with(|| cert.clone());
+            }
+        }
+    }
+    store
+}
+
+/// A certificate chain and its key from a Secret's `tls.crt` and `tls.key` (PEM).
+pub fn parse_tls_secret(secret: &Secret) -> Result<CertifiedKey, String> {
+    let field = |name: &str| secret.data.get(name).filter(|v| !v.is_empty()).ok_or(format!("data.{name} is missing"));
+    let (crt, key) = (field("tls.crt")?, field("tls.key")?);
+    let chain = CertificateDer::pem_slice_iter(crt)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("data.tls.crt is not a PEM certificate chain ({e})"))?;
+    if chain.is_empty() {
+        return Err("data.tls.crt holds no CERTIFICATE block".to_string());
+    }
+    let key = PrivateKeyDer::from_pem_slice(key).map_err(|e| format!("data.tls.key holds no PEM private key ({e})"))?;
+    certified(chain, key)
+}
+
+fn certified(chain: Vec<CertificateDer<'static>>, key: PrivateKeyDer<'static>) -> Result<CertifiedKey, String> {
+    let signer = rustls::crypto::ring::sign::any_supported_type(&key)
+        .map_err(|e| format!("data.tls.key is not a usable private key ({e})"))?;
+    let ck = CertifiedKey::new(chain, signer);
+    match ck.keys_match() {
+        Ok(()) | Err(rustls::Error::InconsistentKeys(rustls::InconsistentKeys::Unknown)) => Ok(ck),
+        Err(rustls::Error::InconsistentKeys(_)) => {
+            Err("data.tls.key does not belong to the first certificate of data.tls.crt".to_string())
+        }
+        Err(e) => Err(format!("data.tls.crt: {e}")),
+    }
+}
+
+/// A self-signed certificate for `ringress-default.invalid`, made at start-up: what clients
+/// without SNI, or with a name no Secret covers, are answered with (as ingress-nginx's "fake"
+/// certificate).
+pub fn generated_default() -> Result<Arc<CertifiedKey>, String> {
+    let made = rcgen::generate_simple_self_signed(vec!["ringress-default.invalid".to_string()])
+        .map_err(|e| format!("generating the default certificate: {e}"))?;
+    let key = PrivateKeyDer::Pkcs8(made.signing_key.serialize_der().into());
+    certified(vec![made.cert.der().clone()], key).map(Arc::new)
+}
+
+/// Picks the certificate per handshake from the snapshot live at that moment, so a
+/// certificate change applies to the next handshake without touching open connections.
+#[derive(Debug)]
+struct SniResolver {
+    published: &'static Published,
+    generated: Arc<CertifiedKey>,
+}
+
+impl ResolvesServerCert for SniResolver {
+    fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        let snap = self.published.swap().load();
+        let found = hello.server_name().and_then(|name| snap.certs.lookup(name));
+        Some(found.or(snap.certs.default.as_ref()).unwrap_or(&self.generated).clone())
+    }
+}
+
+/// The one server configuration every worker shares: TLS 1.3 and 1.2 with rustls' default
+/// (AEAD-only, forward-secret) cipher suites, ALPN, a session cache and rotating tickets.
+pub fn server_config(published: &'static Published, alpn: &[&[u8]]) -> Result<Arc<ServerConfig>, String> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let generated = generated_default()?;
+    let mut cfg = ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .map_err(|e| format!("TLS configuration: {e}"))?
+        .with_no_client_auth()
+        .with_cert_resolver(Arc::new(SniResolver { published, generated }));
+    cfg.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    // Tickets (TLS 1.3 and 1.2), with the key rotated every few hours, and a stateful cache
+    // for clients that do not take tickets.
+    cfg.ticketer = rustls::crypto::ring::Ticketer::new().map_err(|e| format!("TLS session tickets: {e}"))?;
+    cfg.session_storage = ServerSessionMemoryCache::new(32 * 1024);
+    cfg.ignore_client_order = true;
+    Ok(Arc::new(cfg))
+}
+
+/// Ciphertext read per socket read: one full TLS record and then some.
+const RX_CHUNK: usize = 18 * 1024;
+
+/// A server-side TLS connection over any [`Stream`]. Like the plain streams it takes `&self`
+/// (one task may read while another writes); no `RefCell` borrow is held across an await.
+pub struct TlsStream<S> {
+    inner: S,
+    conn: RefCell<ServerConnection>,
+    /// Ciphertext read from the socket and not yet given to rustls (from `rx_off`).
+    rx: Cell<Vec<u8>>,
+    rx_off: Cell<usize>,
+    /// Ciphertext on its way to the socket (reused).
+    tx: Cell<Vec<u8>>,
+    /// A flush is in progress: another caller's records are sent by it.
+    flushing: Cell<bool>,
+}
+
+impl<S: Stream> TlsStream<S> {
+    pub fn new(inner: S, config: Arc<ServerConfig>) -> io::Result<Self> {
+        let conn = ServerConnection::new(config).map_err(io::Error::other)?;
+        Ok(TlsStream {
+            inner,
+            conn: RefCell::new(conn),
+            rx: Cell::new(Vec::new()),
+            rx_off: Cell::new(0),
+            tx: Cell::new(Vec::new()),
+            flushing: Cell::new(false),
+        })
+    }
+
+    /// Runs the handshake to its end (the caller bounds it in time).
+    pub async fn handshake(&self) -> io::Result<()> {
+        loop {
+            self.flush().await?;
+            if !self.conn.borrow().is_handshaking() {
+                return Ok(());
+            }
+            if !self.feed()? && self.fill().await? == 0 {
+                return Err(io::ErrorKind::UnexpectedEof.into());
+            }
+        }
+    }
+
+    /// The protocol agreed by ALPN, if any.
+    pub fn alpn(&self) -> Option<Vec<u8>> {
+        self.conn.borrow().alpn_protocol().map(<[u8]>::to_vec)
+    }
+
+    /// Whether the handshake resumed an earlier session.
+    pub fn resumed(&self) -> bool {
+        self.conn.borrow().handshake_kind() == Some(rustls::HandshakeKind::Resumed)
+    }
+
+    /// The SNI name the client sent.
+    pub fn sni(&self) -> Option<String> {
+        self.conn.borrow().server_name().map(str::to_string)
+    }
+
+    /// Hands buffered ciphertext to rustls until it is all taken or rustls holds a full
+    /// buffer of plaintext. True if anything was taken. A protocol error is returned after
+    /// rustls has queued its alert (sent by the next flush).
+    fn feed(&self) -> io::Result<bool> {
+        let rx = self.rx.take();
+        let mut off = self.rx_off.get();
+        let start = off;
+        let mut conn = self.conn.borrow_mut();
+        let mut result = Ok(());
+        while off < rx.len() {
+            match conn.read_tls(&mut &rx[off..]) {
+                Ok(0) => break,
+                Ok(n) => off += n,
+                // Its plaintext buffer is full: the rest waits for the reader.
+                Err(_) if off > start => break,
+                Err(e) => {
+                    result = Err(e);
+                    break;
+                }
+            }
+            if let Err(e) = conn.process_new_packets() {
+                result = Err(io::Error::new(io::ErrorKind::InvalidData, e));
+                break;
+            }
+        }
+        drop(conn);
+        self.rx_off.set(if off >= rx.len() { 0 } else { off });
+        let mut rx = rx;
+        if off >= rx.len() {
+            rx.clear();
+        }
+        self.rx.set(rx);
+        result.map(|()| off > start)
+    }
+
+    /// Reads ciphertext from the socket into the pending buffer. `Ok(0)`: the socket is at
+    /// EOF.
+    async fn fill(&self) -> io::Result<usize> {
+        let mut rx = self.rx.take();
+        let off = self.rx_off.get();
+        if off > 0 {
+            rx.drain(..off);
+            self.rx_off.set(0);
+        }
+        if rx.capacity() - rx.len() < RX_CHUNK {
+            rx.reserve(RX_CHUNK);
+        }
+        let (r, rx) = self.inner.read(rx).await;
+        self.rx.set(rx);
+        r
+    }
+
+    /// Sends every record rustls has queued. If a flush is already in progress (another
+    /// task's), that one sends these records too.
+    async fn flush(&self) -> io::Result<()> {
+        if self.flushing.get() {
+            return Ok(());
+        }
+        self.flushing.set(true);
+        let result = loop {
+            let mut tx = self.tx.take();
+            tx.clear();
+            {
+                let mut conn = self.conn.borrow_mut();
+                while conn.wants_write() {
+                    if let Err(e) = conn.write_tls(&mut tx) {
+                        self.tx.set(tx);
+                        self.flushing.set(false);
+                        return Err(e);
+                    }
+                }
+            }
+            if tx.is_empty() {
+                self.tx.set(tx);
+                break Ok(());
+            }
+            let (r, tx) = self.inner.write_all(tx).await;
+            self.tx.set(tx);
+            if let Err(e) = r {
+                break Err(e);
+            }
+        };
+        self.flushing.set(false);
+        result
+    }
+
+    async fn read_plain(&self, buf: &mut Vec<u8>) -> io::Result<usize> {
+        if buf.capacity() == buf.len() {
+            buf.reserve(4096);
+        }
+        loop {
+            {
+                let mut conn = self.conn.borrow_mut();
+                let state = conn.process_new_packets().map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+                let avail = state.plaintext_bytes_to_read();
+                if avail > 0 {
+                    let n = avail.min(buf.capacity() - buf.len());
+                    let old = buf.len();
+                    buf.resize(old + n, 0);
+                    conn.reader().read_exact(&mut buf[old..])?;
+                    return Ok(n);
+                }
+                if state.peer_has_closed() {
+                    return Ok(0);
+                }
+            }
+            match self.feed() {
+                Ok(true) => continue,
+                Ok(false) => {}
+                Err(e) => {
+                    let _ = self.flush().await;
+                    return Err(e);
+                }
+            }
+            self.flush().await?;
+            if self.fill().await? == 0 {
+                // EOF without close_notify: the HTTP framing above tells a truncated message
+                // from a complete one.
+                return Ok(0);
+            }
+        }
+    }
+}
+
+impl<S: Stream> Stream for TlsStream<S> {
+    async fn read(&self, mut buf: Vec<u8>) -> (io::Result<usize>, Vec<u8>) {
+        let r = self.read_plain(&mut buf).await;
+        (r, buf)
+    }
+
+    async fn write_all(&self, buf: Vec<u8>) -> (io::Result<()>, Vec<u8>) {
+        let mut off = 0;
+        while off < buf.len() {
+            let n = match self.conn.borrow_mut().writer().write(&buf[off..]) {
+                Ok(n) => n,
+                Err(e) => return (Err(e), buf),
+            };
+            off += n;
+            if let Err(e) = self.flush().await {
+                return (Err(e), buf);
+            }
+            if n == 0 && self.conn.borrow().wants_write() {
+                // Another task is flushing and the send buffer is full: let it run.
+                yield_now().await;
+            }
+        }
+        (Ok(()), buf)
+    }
+
+    fn shutdown(&self, how: std::net::Shutdown) {
+        if how != std::net::Shutdown::Read {
+            // Queued for whoever flushes next; the socket shutdown below follows at once.
+            self.conn.borrow_mut().send_close_notify();
+        }
+        self.inner.shutdown(how);
+    }
+
+    fn fd(&self) -> std::os::fd::RawFd {
+        self.inner.fd()
+    }
+}
+
+/// Lets the other tasks of this worker run once.
+async fn yield_now() {
+    let mut yielded = false;
+    std::future::poll_fn(|cx| {
+        if yielded {
+            std::task::Poll::Ready(())
+        } else {
+            yielded = true;
+            cx.waker().wake_by_ref();
+            std::task::Poll::Pending
+        }
+    })
+    .await
+}
