@@ -121,6 +121,9 @@ struct RunArgs {
     /// Seconds an idle upstream keep-alive connection stays pooled.
     #[arg(long, default_value_t = 30.0)]
     upstream_keepalive_timeout: f64,
+    /// Concurrent streams per HTTP/2 connection; more are refused (REFUSED_STREAM).
+    #[arg(long, default_value_t = 128)]
+    h2_max_concurrent_streams: u32,
     /// Open client connections per worker; further ones are closed at once.
     #[arg(long, default_value_t = 16384)]
     max_connections: usize,
@@ -220,6 +223,7 @@ fn run(a: RunArgs) -> anyhow::Result<()> {
         upstream_send_timeout: secs(a.upstream_timeout, "upstream-timeout")?,
         upstream_idle_timeout: secs(a.upstream_keepalive_timeout, "upstream-keepalive-timeout")?,
         max_connections_per_worker: a.max_connections,
+        h2_max_concurrent_streams: a.h2_max_concurrent_streams.max(1),
         ..Settings::default()
     };
     let default_certificate =
@@ -276,7 +280,7 @@ fn run(a: RunArgs) -> anyhow::Result<()> {
         }
     }
 
-    let tls = ringress::tls::server_config(published, &[b"http/1.1"]).map_err(anyhow::Error::msg)?;
+    let tls = ringress::tls::server_config(published, &[b"h2", b"http/1.1"]).map_err(anyhow::Error::msg)?;
     let admin_listener = std::net::TcpListener::bind(a.admin).with_context(|| format!("--admin {}", a.admin))?;
     let admin_addr = admin_listener.local_addr()?;
 

@@ -1,8 +1,11 @@
 //! Per-connection entry on the worker threads: the accept loop, the per-worker context, and
 //! HTTP/1 proxying ([`h1`]). Written once against [`crate::runtime::Io`].
 
+mod bridge;
 pub mod error;
+mod grpc;
 pub mod h1;
+mod h2;
 mod tunnel;
 
 use std::cell::{Cell, RefCell};
@@ -34,6 +37,8 @@ pub struct WorkerStats {
     pub tls_handshake_errors: AtomicU64,
     /// Handshakes that resumed a session (ticket or cache) instead of a full key exchange.
     pub tls_resumed: AtomicU64,
+    /// HTTP/2 connections closed for a protocol violation or abuse (GOAWAY sent).
+    pub h2_protocol_closes: AtomicU64,
 }
 
 pub(crate) fn bump(c: &AtomicU64) {
@@ -76,6 +81,9 @@ pub struct Worker<I: Io> {
     pub(crate) deadlines: Deadlines,
     pub(crate) stats: Arc<WorkerStats>,
     pub(crate) index: usize,
+    /// HTTP/2 connections to gRPC endpoints, shared by this worker's streams.
+    pub(crate) h2_upstreams:
+        RefCell<rustc_hash::FxHashMap<std::net::SocketAddr, ::h2::client::SendRequest<bytes::Bytes>>>,
 }
 
 impl<I: Io> Worker<I> {
@@ -104,6 +112,7 @@ pub async fn run_worker<I: Io>(spec: WorkerSpec) {
         deadlines: Deadlines::default(),
         stats: spec.stats,
         index: spec.index,
+        h2_upstreams: RefCell::default(),
     });
     spawn_sweeper(worker.clone());
     spawn_ticker(worker.clone());
@@ -138,17 +147,46 @@ async fn accept_loop<I: Io>(worker: Rc<Worker<I>>, listener: I::Listener, tls: O
         let tls = tls.clone();
         I::spawn(async move {
             match tls {
-                None => h1::server::serve(&w, stream, peer, false).await,
+                None => {
+                    // h2c with prior knowledge, or HTTP/1.1: the first bytes tell.
+                    let Some(first) = first_bytes(&w, &stream).await else { return w.closed() };
+                    if h2::is_preface(&first) {
+                        h2::serve(w.clone(), stream, first, peer, false).await;
+                    } else {
+                        h1::server::serve(&w, stream, first, peer, false).await;
+                    }
+                }
                 Some(cfg) => {
                     if let Some(s) = handshake(&w, stream, peer, cfg).await {
-                        h1::server::serve(&w, s, peer, true).await;
+                        if s.alpn().as_deref() == Some(b"h2") {
+                            h2::serve(w.clone(), s, Vec::new(), peer, true).await;
+                        } else {
+                            h1::server::serve(&w, s, Vec::new(), peer, true).await;
+                        }
                     }
                 }
             }
-            w.active.set(w.active.get() - 1);
-            drop_one(&w.stats.connections_active);
+            w.closed();
         });
     }
+}
+
+impl<I: Io> Worker<I> {
+    /// A connection task ends.
+    fn closed(&self) {
+        self.active.set(self.active.get() - 1);
+        drop_one(&self.stats.connections_active);
+    }
+}
+
+/// The first bytes of a plain connection (usually there at accept: accepts are deferred
+/// until data arrives), within the header timeout. None: closed or silent.
+async fn first_bytes<I: Io>(w: &Worker<I>, s: &I::Stream) -> Option<Vec<u8>> {
+    let watch = w.deadlines.register();
+    let clock = crate::runtime::io::Clock { deadlines: &w.deadlines, watch: &watch };
+    let (r, buf) = clock.read_for(s, Vec::with_capacity(8 * 1024), w.snapshot().settings.header_timeout).await;
+    w.deadlines.unregister(&watch);
+    matches!(r, Ok(n) if n > 0).then_some(buf)
 }
 
 /// The TLS handshake of a new connection, within the header timeout. Failures are counted

@@ -72,6 +72,8 @@ pub struct Settings {
     /// How long an idle upstream keep-alive connection is kept in a worker's pool.
     pub upstream_idle_timeout: Duration,
     pub max_connections_per_worker: usize,
+    /// Concurrent streams per HTTP/2 connection (more are refused with REFUSED_STREAM).
+    pub h2_max_concurrent_streams: u32,
     /// The HTTPS listener's port, for redirects (omitted from the Location when 443).
     pub https_port: u16,
     /// Status of the redirects to HTTPS (`http-redirect-code`): 301, 302, 307 or 308.
@@ -91,6 +93,7 @@ impl Default for Settings {
             upstream_send_timeout: Duration::from_secs(60),
             upstream_idle_timeout: Duration::from_secs(30),
             max_connections_per_worker: 16384,
+            h2_max_concurrent_streams: 128,
             https_port: 443,
             redirect_code: 308,
         }

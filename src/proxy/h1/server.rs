@@ -39,14 +39,15 @@ struct Conn<S> {
     response_started: bool,
 }
 
-pub async fn serve<I: Io, S: Stream>(w: &Worker<I>, io: S, peer: SocketAddr, https: bool) {
+/// `initial`: bytes already read from the connection.
+pub async fn serve<I: Io, S: Stream>(w: &Worker<I>, io: S, initial: Vec<u8>, peer: SocketAddr, https: bool) {
     let mut c = Conn {
         client_ip: ClientIp::new(peer),
         watch: w.deadlines.register(),
         io,
         peer,
         https,
-        buf: Vec::with_capacity(8 * 1024),
+        buf: if initial.is_empty() { Vec::with_capacity(8 * 1024) } else { initial },
         out: Vec::with_capacity(4 * 1024),
         ubuf: Vec::new(),
         response_started: false,

@@ -1,0 +1,200 @@
+//! gRPC backends (`backend-protocol: GRPC`, legacy `grpc-backend: "true"`): each downstream
+//! HTTP/2 stream becomes a stream on an HTTP/2 (h2c) connection to an endpoint, shared per
+//! worker per endpoint. Request and response bodies flow both ways at once (all four call
+//! types), and trailers (`grpc-status`) pass through.
+
+use std::cell::Cell;
+use std::net::SocketAddr;
+
+use bytes::Bytes;
+use futures::future::{select, Either};
+use h2::client::SendRequest;
+use h2::server::SendResponse;
+use h2::{Reason, RecvStream, SendStream};
+use http::{HeaderMap, Request};
+
+use super::bridge::IoBridge;
+use super::error::{Kind, ProxyError, Side};
+use super::h2::{forwarded_for, send_all, skip_request_header, Forwarded};
+use super::{bump, LocalSnapshot, Worker};
+use crate::runtime::Io;
+use crate::snapshot::{Route, Settings};
+
+fn up_err(context: &'static str, e: h2::Error) -> ProxyError {
+    ProxyError::io(Kind::UpstreamProtocol, Side::Upstream, context, std::io::Error::other(e))
+}
+
+fn down_err(e: h2::Error) -> ProxyError {
+    ProxyError::io(Kind::Closed, Side::Downstream, "HTTP/2 stream", std::io::Error::other(e))
+}
+
+/// A ready HTTP/2 connection to one of the backend's endpoints: the worker's shared one, or
+/// a new one (refused endpoints are skipped as for HTTP/1.1).
+async fn connection<I: Io>(
+    w: &Worker<I>,
+    snap: &LocalSnapshot,
+    route: &Route,
+    settings: &Settings,
+) -> Result<(SendRequest<Bytes>, SocketAddr), ProxyError> {
+    let endpoints = &snap.backend(route.backend).endpoints;
+    let mut last = None;
+    for attempt in 0..endpoints.len() {
+        let addr = endpoints[w.balancer.borrow_mut().next(snap, route.backend)];
+        let existing = w.h2_upstreams.borrow().get(&addr).cloned();
+        if let Some(sr) = existing {
+            match sr.ready().await {
+                Ok(sr) => return Ok((sr, addr)),
+                Err(_) => {
+                    w.h2_upstreams.borrow_mut().remove(&addr);
+                }
+            }
+        }
+        if attempt > 0 {
+            bump(&w.stats.upstream_retries);
+        }
+        bump(&w.stats.upstream_connects);
+        let io = match I::connect(addr, settings.connect_timeout).await {
+            Ok(io) => io,
+            Err(e) => {
+                bump(&w.stats.upstream_connect_errors);
+                last = Some(e);
+                continue;
+            }
+        };
+        let mut b = h2::client::Builder::new();
+        b.initial_window_size(1 << 20).initial_connection_window_size(4 << 20).max_send_buffer_size(256 * 1024);
+        match b.handshake::<_, Bytes>(IoBridge::with_initial(io, Vec::new())).await {
+            Ok((sr, conn)) => {
+                I::spawn(async move {
+                    if let Err(e) = conn.await {
+                        tracing::debug!(%addr, error = %e, "gRPC upstream connection ended");
+                    }
+                });
+                w.h2_upstreams.borrow_mut().insert(addr, sr.clone());
+                match sr.ready().await {
+                    Ok(sr) => return Ok((sr, addr)),
+                    Err(e) => last = Some(std::io::Error::other(e)),
+                }
+            }
+            Err(e) => {
+                bump(&w.stats.upstream_connect_errors);
+                last = Some(std::io::Error::other(e));
+            }
+        }
+    }
+    let e = last.unwrap_or_else(|| std::io::Error::other("no endpoints"));
+    Err(ProxyError::io(Kind::UpstreamConnect, Side::Upstream, "no endpoint accepted the connection", e))
+}
+
+#[allow(clippy::too_many_arguments)]
+pub(super) async fn forward<I: Io>(
+    w: &Worker<I>,
+    snap: &LocalSnapshot,
+    settings: &Settings,
+    route: &Route,
+    parts: &http::request::Parts,
+    body: RecvStream,
+    respond: &mut SendResponse<Bytes>,
+    started: &Cell<bool>,
+    target: &str,
+    fwd: &Forwarded<'_>,
+) -> Result<(), ProxyError> {
+    let (mut sr, _addr) = connection(w, snap, route, settings).await?;
+    let uri = http::Uri::builder()
+        .scheme("http")
+        .authority(fwd.authority)
+        .path_and_query(target)
+        .build()
+        .map_err(|_| ProxyError::downstream(Kind::BadRequest, "invalid :authority or :path"))?;
+    let mut req = Request::builder().method(parts.method.clone()).uri(uri);
+    let headers = req.headers_mut().expect("a fresh builder");
+    for (name, value) in &parts.headers {
+        if !skip_request_header(name) {
+            headers.append(name, value.clone());
+        }
+    }
+    let xff = forwarded_for(&parts.headers, fwd.client_ip);
+    for (name, value) in [
+        ("x-forwarded-for", xff.as_str()),
+        ("x-real-ip", fwd.client_ip),
+        ("x-forwarded-proto", fwd.scheme),
+        ("x-forwarded-host", fwd.authority),
+    ] {
+        if let Ok(v) = http::HeaderValue::from_str(value) {
+            headers.insert(name, v);
+        }
+    }
+    let req = req.body(()).map_err(|_| ProxyError::downstream(Kind::BadRequest, "invalid request"))?;
+    let end = body.is_end_stream();
+    let (response, up_send) = sr.send_request(req, end).map_err(|e| up_err("sending the request", e))?;
+
+    // Both directions at once; the request side ending first is the normal case.
+    let pump = pump_request(body, up_send, end, settings.max_body_bytes);
+    let relay = relay_response(response, respond, started);
+    match select(std::pin::pin!(pump), std::pin::pin!(relay)).await {
+        Either::Left((Ok(()), relay)) => relay.await,
+        Either::Left((Err(e), _)) => Err(e),
+        Either::Right((r, _)) => r,
+    }
+}
+
+/// Downstream request body and trailers -> upstream stream.
+async fn pump_request(mut body: RecvStream, up: SendStream<Bytes>, ended: bool, limit: u64) -> Result<(), ProxyError> {
+    let mut up = up;
+    if ended {
+        return Ok(());
+    }
+    let mut total = 0u64;
+    while let Some(chunk) = body.data().await {
+        let chunk = chunk.map_err(down_err)?;
+        let _ = body.flow_control().release_capacity(chunk.len());
+        total += chunk.len() as u64;
+        if limit != 0 && total > limit {
+            up.send_reset(Reason::CANCEL);
+            return Err(ProxyError::downstream(Kind::BodyTooLarge, "request body too large"));
+        }
+        send_all(&mut up, chunk).await.map_err(|e| up_err("sending the request body", e))?;
+    }
+    match body.trailers().await.map_err(down_err)? {
+        Some(t) => up.send_trailers(t).map_err(|e| up_err("sending trailers", e))?,
+        None => up.send_data(Bytes::new(), true).map_err(|e| up_err("ending the request", e))?,
+    }
+    // Keep the stream open until the response side finishes.
+    std::future::pending::<()>().await;
+    Ok(())
+}
+
+/// Upstream response head, body and trailers -> downstream stream.
+async fn relay_response(
+    response: h2::client::ResponseFuture,
+    respond: &mut SendResponse<Bytes>,
+    started: &Cell<bool>,
+) -> Result<(), ProxyError> {
+    let resp = response.await.map_err(|e| up_err("waiting for the response", e))?;
+    let (parts, mut body) = resp.into_parts();
+    let mut down = http::Response::new(());
+    *down.status_mut() = parts.status;
+    let mut headers = HeaderMap::with_capacity(parts.headers.len());
+    for (name, value) in &parts.headers {
+        if !matches!(name.as_str(), "connection" | "keep-alive" | "transfer-encoding" | "upgrade") {
+            headers.append(name, value.clone());
+        }
+    }
+    *down.headers_mut() = headers;
+    let end = body.is_end_stream();
+    let mut send = respond.send_response(down, end).map_err(down_err)?;
+    started.set(true);
+    if end {
+        return Ok(());
+    }
+    while let Some(chunk) = body.data().await {
+        let chunk = chunk.map_err(|e| up_err("reading the response body", e))?;
+        let _ = body.flow_control().release_capacity(chunk.len());
+        send_all(&mut send, chunk).await.map_err(down_err)?;
+    }
+    match body.trailers().await.map_err(|e| up_err("reading trailers", e))? {
+        Some(t) => send.send_trailers(t).map_err(down_err)?,
+        None => send.send_data(Bytes::new(), true).map_err(down_err)?,
+    }
+    Ok(())
+}

@@ -1,0 +1,555 @@
+//! Downstream HTTP/2 (over TLS by ALPN, or h2c with prior knowledge on the plain port),
+//! proxied to HTTP/1.1 upstreams through the same per-worker pools, or to HTTP/2 upstreams
+//! (h2c) for gRPC backends with trailers passed through. The h2 crate runs over the I/O trait
+//! through [`IoBridge`]; each stream is a task on the worker.
+
+use std::cell::Cell;
+use std::net::{Shutdown, SocketAddr};
+use std::rc::Rc;
+
+use bytes::Bytes;
+use futures::future::{select, Either};
+use h2::server::SendResponse;
+use h2::{Reason, RecvStream, SendStream};
+use http::{HeaderMap, HeaderName, HeaderValue, Request, Response};
+
+use super::bridge::IoBridge;
+use super::error::{Kind, ProxyError, Side};
+use super::h1::body::Body;
+use super::h1::client;
+use super::h1::codec::{self, Framing};
+use super::{bump, LocalSnapshot, Worker};
+use crate::runtime::deadline::Watch;
+use crate::runtime::io::Clock;
+use crate::runtime::{Io, Stream};
+use crate::snapshot::annotations::BackendProtocol;
+use crate::snapshot::{normalize_host, Route, Settings};
+
+/// The client connection preface (RFC 9113 §3.4).
+pub const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// Whether the first bytes of a plain connection are (the start of) the HTTP/2 preface.
+pub fn is_preface(first: &[u8]) -> bool {
+    let n = first.len().min(PREFACE.len());
+    n >= 3 && first[..n] == PREFACE[..n]
+}
+
+/// Serves one HTTP/2 connection: `initial` holds bytes already read from it (h2c).
+pub async fn serve<I: Io, S: Stream>(w: Rc<Worker<I>>, io: S, initial: Vec<u8>, peer: SocketAddr, https: bool) {
+    let settings = w.snapshot().settings.clone();
+    let bridge = IoBridge::with_initial(io, initial);
+    let stream = bridge.stream().clone();
+    let mut b = h2::server::Builder::new();
+    b.max_concurrent_streams(settings.h2_max_concurrent_streams)
+        .initial_window_size(256 * 1024)
+        .initial_connection_window_size(1 << 20)
+        .max_header_list_size(settings.max_header_bytes as u32)
+        .max_send_buffer_size(256 * 1024)
+        // Rapid reset (CVE-2023-44487): streams the client opens and resets before we
+        // accept them, and streams we had to reset, are bounded; past that, GOAWAY.
+        .max_pending_accept_reset_streams(64)
+        .max_local_error_reset_streams(Some(256));
+    let watch = w.deadlines.register();
+    let armed = w.deadlines.arm(&watch, stream.fd(), Shutdown::Both, w.deadlines.after(settings.header_timeout));
+    let handshake = b.handshake::<_, Bytes>(bridge).await;
+    drop(armed);
+    w.deadlines.unregister(&watch);
+    let mut conn = match handshake {
+        Ok(c) if !watch.expired() => c,
+        Ok(_) => return,
+        Err(e) => {
+            tracing::debug!(worker = w.index, %peer, error = %e, "HTTP/2 handshake failed");
+            return;
+        }
+    };
+    let active = Rc::new(Cell::new(0usize));
+    let client_ip: Rc<str> = peer.ip().to_canonical().to_string().into();
+    let mut closing = false;
+    loop {
+        let idle = w.snapshot().settings.idle_timeout;
+        let event = match select(std::pin::pin!(conn.accept()), std::pin::pin!(I::sleep(idle))).await {
+            Either::Left((next, _)) => Some(next),
+            Either::Right(_) => None,
+        };
+        match event {
+            Some(Some(Ok((req, respond)))) => {
+                active.set(active.get() + 1);
+                let (w, active, ip) = (w.clone(), active.clone(), client_ip.clone());
+                I::spawn(async move {
+                    handle_stream(&w, req, respond, &ip, https).await;
+                    active.set(active.get() - 1);
+                });
+            }
+            Some(Some(Err(e))) => {
+                if e.is_go_away() || e.reason() == Some(Reason::ENHANCE_YOUR_CALM) {
+                    bump(&w.stats.h2_protocol_closes);
+                }
+                tracing::debug!(worker = w.index, %peer, error = %e, "HTTP/2 connection error");
+                break;
+            }
+            Some(None) => break,
+            // Idle with no stream open: a graceful GOAWAY, then the connection drains.
+            None if active.get() == 0 && !closing => {
+                closing = true;
+                conn.graceful_shutdown();
+            }
+            None => {}
+        }
+    }
+}
+
+/// Whether a request is a gRPC call (its errors are then answered in gRPC terms).
+fn is_grpc(headers: &HeaderMap) -> bool {
+    headers.get(http::header::CONTENT_TYPE).is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"))
+}
+
+async fn handle_stream<I: Io>(
+    w: &Worker<I>,
+    req: Request<RecvStream>,
+    mut respond: SendResponse<Bytes>,
+    client_ip: &str,
+    https: bool,
+) {
+    bump(&w.stats.requests);
+    let grpc = is_grpc(req.headers());
+    let watch = w.deadlines.register();
+    let started = Cell::new(false);
+    let r = exchange(w, &watch, req, &mut respond, &started, client_ip, https).await;
+    w.deadlines.unregister(&watch);
+    if let Err(e) = r {
+        tracing::debug!(worker = w.index, error = %e, "HTTP/2 request failed");
+        if started.get() {
+            respond.send_reset(Reason::INTERNAL_ERROR);
+        } else {
+            bump(&w.stats.responses_proxy_error);
+            send_error(&mut respond, &e, grpc);
+        }
+    }
+}
+
+/// An answer from the proxy itself: an HTTP status with a short text, or for gRPC calls a
+/// trailers-only response with the matching `grpc-status`.
+fn send_error(respond: &mut SendResponse<Bytes>, e: &ProxyError, grpc: bool) {
+    let (code, reason) = e.status().unwrap_or((500, "Internal Server Error"));
+    if grpc {
+        let grpc_status = match code {
+            404 => 12,      // UNIMPLEMENTED
+            413 | 431 => 8, // RESOURCE_EXHAUSTED
+            408 | 504 => 4, // DEADLINE_EXCEEDED
+            400 => 13,      // INTERNAL
+            _ => 14,        // UNAVAILABLE: 502, 503
+        };
+        let resp = Response::builder()
+            .status(200)
+            .header("content-type", "application/grpc")
+            .header("grpc-status", grpc_status)
+            .header("grpc-message", format!("ringress: {reason}: {}", e.context).replace(' ', "%20"))
+            .body(())
+            .expect("static response parts");
+        let _ = respond.send_response(resp, true);
+        return;
+    }
+    let body = Bytes::from(format!("{reason}: {}\n", e.context));
+    let resp = Response::builder()
+        .status(code)
+        .header("server", "ringress")
+        .header("content-type", "text/plain; charset=utf-8")
+        .header("content-length", body.len())
+        .body(())
+        .expect("static response parts");
+    if let Ok(mut s) = respond.send_response(resp, false) {
+        let _ = s.send_data(body, true);
+    }
+}
+
+/// Routes one request and carries it through.
+async fn exchange<I: Io>(
+    w: &Worker<I>,
+    watch: &Watch,
+    req: Request<RecvStream>,
+    respond: &mut SendResponse<Bytes>,
+    started: &Cell<bool>,
+    client_ip: &str,
+    https: bool,
+) -> Result<(), ProxyError> {
+    let snap = w.snapshot();
+    let (parts, body) = req.into_parts();
+    let authority = match parts.uri.authority() {
+        Some(a) => a.as_str(),
+        None => parts.headers.get(http::header::HOST).and_then(|v| v.to_str().ok()).unwrap_or(""),
+    };
+    let mut hbuf = [0u8; 256];
+    let host = normalize_host(authority.as_bytes(), &mut hbuf);
+    let path = parts.uri.path();
+    let route = host
+        .and_then(|h| snap.table.lookup(h, path))
+        .ok_or_else(|| ProxyError::downstream(Kind::NoRoute, "no Ingress rule matches this host and path"))?;
+    let o = &route.options;
+    if !https && (o.force_ssl_redirect || (o.ssl_redirect && route.tls)) {
+        let s = &snap.settings;
+        let port = if s.https_port == 443 { String::new() } else { format!(":{}", s.https_port) };
+        let pq = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+        let resp = Response::builder()
+            .status(s.redirect_code)
+            .header("location", format!("https://{}{port}{pq}", host.unwrap_or_default()))
+            .body(())
+            .map_err(|_| ProxyError::downstream(Kind::BadRequest, "cannot build the redirect"))?;
+        let _ = respond.send_response(resp, true);
+        return Ok(());
+    }
+    let settings = Settings {
+        max_body_bytes: o.max_body_bytes.unwrap_or(snap.settings.max_body_bytes),
+        connect_timeout: o.connect_timeout.unwrap_or(snap.settings.connect_timeout),
+        upstream_timeout: o.read_timeout.unwrap_or(snap.settings.upstream_timeout),
+        upstream_send_timeout: o.send_timeout.unwrap_or(snap.settings.upstream_send_timeout),
+        ..snap.settings.clone()
+    };
+    let length = content_length(&parts.headers)?;
+    if settings.max_body_bytes != 0 && length.is_some_and(|n| n > settings.max_body_bytes) {
+        return Err(ProxyError::downstream(Kind::BodyTooLarge, "request body too large"));
+    }
+    if snap.backend(route.backend).endpoints.is_empty() {
+        return Err(ProxyError::downstream(Kind::NoEndpoints, "the backend Service has no ready endpoints"));
+    }
+    let target = rewritten(route, &parts.uri);
+    let scheme = if https { "https" } else { "http" };
+    let fwd = Forwarded { client_ip, scheme, authority };
+    match o.protocol {
+        BackendProtocol::Grpc => {
+            super::grpc::forward::<I>(w, &snap, &settings, route, &parts, body, respond, started, &target, &fwd).await
+        }
+        BackendProtocol::Grpcs | BackendProtocol::Https => Err(ProxyError::new(
+            Kind::UpstreamConnect,
+            Side::Upstream,
+            "TLS to upstreams (HTTPS, GRPCS) is not supported yet",
+        )),
+        BackendProtocol::Http => {
+            let clock = Clock { deadlines: &w.deadlines, watch };
+            to_http1(w, clock, &snap, &settings, route, &parts, body, length, respond, started, &target, &fwd).await
+        }
+    }
+}
+
+/// What the forwarded headers say about the client.
+pub(super) struct Forwarded<'a> {
+    pub client_ip: &'a str,
+    pub scheme: &'a str,
+    pub authority: &'a str,
+}
+
+/// The path and query sent upstream: `rewrite-target` applied.
+fn rewritten(route: &Route, uri: &http::Uri) -> String {
+    let pq = uri.path_and_query().map_or("/", |p| p.as_str());
+    match route.rewrite.as_ref().and_then(|r| r.apply(uri.path())) {
+        Some(mut p) => {
+            if let Some(q) = uri.query() {
+                p.push('?');
+                p.push_str(q);
+            }
+            p
+        }
+        None => pq.to_string(),
+    }
+}
+
+fn content_length(h: &HeaderMap) -> Result<Option<u64>, ProxyError> {
+    match h.get(http::header::CONTENT_LENGTH) {
+        None => Ok(None),
+        Some(v) => v
+            .to_str()
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .map(Some)
+            .ok_or_else(|| ProxyError::downstream(Kind::BadRequest, "invalid content-length")),
+    }
+}
+
+/// Connection-specific fields, which HTTP/2 forbids and which never cross the proxy (RFC 9113
+/// §8.2.2), plus those the proxy writes itself.
+pub(super) fn skip_request_header(name: &HeaderName) -> bool {
+    matches!(
+        name.as_str(),
+        "connection"
+            | "keep-alive"
+            | "proxy-connection"
+            | "transfer-encoding"
+            | "upgrade"
+            | "host"
+            | "content-length"
+            | "x-forwarded-for"
+            | "x-real-ip"
+            | "x-forwarded-proto"
+            | "x-forwarded-host"
+    )
+}
+
+/// The X-Forwarded-For value: the client's list, then the client.
+pub(super) fn forwarded_for(h: &HeaderMap, client_ip: &str) -> String {
+    let prev: Vec<&str> = h
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .collect();
+    if prev.is_empty() {
+        client_ip.to_string()
+    } else {
+        format!("{}, {client_ip}", prev.join(", "))
+    }
+}
+
+/// The HTTP/1.1 request head for an HTTP/2 request.
+fn write_h1_head(out: &mut Vec<u8>, parts: &http::request::Parts, target: &str, fwd: &Forwarded, framing: Framing) {
+    use std::io::Write;
+    let _ = write!(out, "{} {target} HTTP/1.1\r\nHost: {}\r\n", parts.method, fwd.authority);
+    let mut cookies: Vec<&[u8]> = Vec::new();
+    for (name, value) in &parts.headers {
+        if skip_request_header(name) || name == "te" {
+            continue;
+        }
+        // HTTP/2 may split Cookie into several fields; HTTP/1.1 wants one (RFC 9113 §8.2.3).
+        if name == http::header::COOKIE {
+            cookies.push(value.as_bytes());
+            continue;
+        }
+        out.extend_from_slice(name.as_str().as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    if !cookies.is_empty() {
+        out.extend_from_slice(b"Cookie: ");
+        out.extend_from_slice(&cookies.join(&b"; "[..]));
+        out.extend_from_slice(b"\r\n");
+    }
+    let _ = write!(
+        out,
+        "X-Forwarded-For: {}\r\nX-Real-IP: {}\r\nX-Forwarded-Proto: {}\r\nX-Forwarded-Host: {}\r\n",
+        forwarded_for(&parts.headers, fwd.client_ip),
+        fwd.client_ip,
+        fwd.scheme,
+        fwd.authority
+    );
+    match framing {
+        Framing::Length(n) => {
+            let _ = write!(out, "Content-Length: {n}\r\n");
+        }
+        Framing::Chunked => out.extend_from_slice(b"Transfer-Encoding: chunked\r\n"),
+        _ => {}
+    }
+    out.extend_from_slice(b"\r\n");
+}
+
+/// Sends `data` on an HTTP/2 stream as the peer's flow control allows.
+pub(super) async fn send_all(send: &mut SendStream<Bytes>, mut data: Bytes) -> Result<(), h2::Error> {
+    while !data.is_empty() {
+        send.reserve_capacity(data.len());
+        let cap = match std::future::poll_fn(|cx| send.poll_capacity(cx)).await {
+            Some(r) => r?,
+            None => return Err(h2::Error::from(Reason::CANCEL)),
+        };
+        if cap > 0 {
+            send.send_data(data.split_to(cap.min(data.len())), false)?;
+        }
+    }
+    Ok(())
+}
+
+fn h2_down(e: h2::Error) -> ProxyError {
+    ProxyError::io(Kind::Closed, Side::Downstream, "HTTP/2 stream", std::io::Error::other(e))
+}
+
+/// HTTP/2 request -> HTTP/1.1 upstream (pooled) -> HTTP/2 response.
+#[allow(clippy::too_many_arguments)]
+async fn to_http1<I: Io>(
+    w: &Worker<I>,
+    clock: Clock<'_>,
+    snap: &LocalSnapshot,
+    settings: &Settings,
+    route: &Route,
+    parts: &http::request::Parts,
+    mut body: RecvStream,
+    length: Option<u64>,
+    respond: &mut SendResponse<Bytes>,
+    started: &Cell<bool>,
+    target: &str,
+    fwd: &Forwarded<'_>,
+) -> Result<(), ProxyError> {
+    let framing = if body.is_end_stream() {
+        if matches!(parts.method, http::Method::POST | http::Method::PUT | http::Method::PATCH) {
+            Framing::Length(0)
+        } else {
+            Framing::None
+        }
+    } else {
+        length.map_or(Framing::Chunked, Framing::Length)
+    };
+    let mut out = Vec::with_capacity(1024);
+    write_h1_head(&mut out, parts, target, fwd, framing);
+    let is_head = parts.method == http::Method::HEAD;
+    // A request without a body can be sent again if a pooled connection turns out closed.
+    let replayable = body.is_end_stream();
+    let mut pooled = true;
+    let mut ubuf = Vec::with_capacity(16 * 1024);
+    let up = loop {
+        let up = client::acquire(w, snap, route.backend, pooled, settings.connect_timeout).await?;
+        let (r, o) = clock.write_for(&up.io, out, settings.upstream_send_timeout).await;
+        out = o;
+        let retry = up.reused && replayable;
+        match r {
+            Ok(()) => {
+                if !body.is_end_stream() {
+                    send_h1_body(clock, &up.io, &mut body, framing, settings).await?;
+                }
+                ubuf.clear();
+                let deadline = clock.after(settings.upstream_timeout);
+                if client::read_head_bytes(&up.io, &mut ubuf, clock, deadline, 64 * 1024).await? {
+                    break up;
+                }
+                if !retry {
+                    return Err(ProxyError::upstream(Kind::UpstreamProtocol, "upstream closed without a response"));
+                }
+            }
+            Err(_) if retry => {}
+            Err(e) => return Err(ProxyError::io(Kind::UpstreamConnect, Side::Upstream, "sending the request", e)),
+        }
+        bump(&w.stats.upstream_retries);
+        pooled = false;
+    };
+
+    // The response head (interim responses skipped).
+    let (info, headers) = loop {
+        let mut hs = [httparse::EMPTY_HEADER; 128];
+        let mut resp = httparse::Response::new(&mut hs);
+        match resp.parse(&ubuf) {
+            Ok(httparse::Status::Complete(n)) => {
+                let info = codec::analyze_response(&resp, n, is_head)?;
+                if (100..200).contains(&info.status) {
+                    if info.status == 101 {
+                        return Err(ProxyError::upstream(Kind::UpstreamProtocol, "101 over HTTP/2"));
+                    }
+                    ubuf.drain(..n);
+                    continue;
+                }
+                let mut headers = HeaderMap::with_capacity(resp.headers.len());
+                for h in resp.headers.iter() {
+                    let Ok(name) = HeaderName::from_bytes(h.name.as_bytes()) else { continue };
+                    if matches!(
+                        name.as_str(),
+                        "connection" | "keep-alive" | "proxy-connection" | "transfer-encoding" | "upgrade" | "te"
+                    ) || (info.framing == Framing::Chunked && name == http::header::CONTENT_LENGTH)
+                    {
+                        continue;
+                    }
+                    if let Ok(v) = HeaderValue::from_bytes(h.value) {
+                        headers.append(name, v);
+                    }
+                }
+                break (info, headers);
+            }
+            Ok(httparse::Status::Partial) => {
+                let deadline = clock.after(settings.upstream_timeout);
+                if !client::read_head_bytes(&up.io, &mut ubuf, clock, deadline, 64 * 1024).await? {
+                    return Err(ProxyError::upstream(
+                        Kind::UpstreamProtocol,
+                        "upstream closed inside the response head",
+                    ));
+                }
+            }
+            Err(_) => return Err(ProxyError::upstream(Kind::UpstreamProtocol, "malformed response head")),
+        }
+    };
+    let mut response = Response::new(());
+    *response.status_mut() = http::StatusCode::from_u16(info.status)
+        .map_err(|_| ProxyError::upstream(Kind::UpstreamProtocol, "invalid status"))?;
+    *response.headers_mut() = headers;
+    let mut rbody = Body::new(info.framing);
+    let end = rbody.is_done();
+    let mut send = respond.send_response(response, end).map_err(h2_down)?;
+    started.set(true);
+    let mut rest = ubuf.split_off(info.head_len);
+    let mut clean = true;
+    loop {
+        let mut decoded = Vec::new();
+        let k = rbody
+            .consume(&rest, &mut |d| decoded.extend_from_slice(d))
+            .map_err(|_| ProxyError::upstream(Kind::Closed, "invalid chunked response body"))?;
+        if k != rest.len() {
+            clean = false;
+        }
+        if !decoded.is_empty() {
+            send_all(&mut send, Bytes::from(decoded)).await.map_err(h2_down)?;
+        }
+        if rbody.is_done() {
+            break;
+        }
+        rest.clear();
+        rest.reserve(64 * 1024);
+        let (r, b) = clock.read_for(&up.io, rest, settings.upstream_timeout).await;
+        rest = b;
+        match r {
+            Ok(0) if matches!(rbody, Body::UntilClose) => {
+                clean = false;
+                break;
+            }
+            Ok(0) => return Err(ProxyError::upstream(Kind::Closed, "upstream closed inside the response body")),
+            Ok(_) => {}
+            Err(e) => return Err(ProxyError::io(Kind::Closed, Side::Upstream, "reading the response body", e)),
+        }
+    }
+    if !end {
+        send.send_data(Bytes::new(), true).map_err(h2_down)?;
+    }
+    if info.reusable && clean {
+        w.pools.put(up.addr, up.io, w.deadlines.after(settings.upstream_idle_timeout));
+    }
+    Ok(())
+}
+
+/// Streams an HTTP/2 request body to an HTTP/1.1 upstream (chunk-framed when its length is
+/// unknown), releasing flow-control credit as it goes and enforcing the body limit.
+async fn send_h1_body<U: Stream>(
+    clock: Clock<'_>,
+    up: &U,
+    body: &mut RecvStream,
+    framing: Framing,
+    settings: &Settings,
+) -> Result<(), ProxyError> {
+    let mut total = 0u64;
+    let mut buf = Vec::with_capacity(16 * 1024);
+    while let Some(chunk) = body.data().await {
+        let chunk = chunk.map_err(h2_down)?;
+        let _ = body.flow_control().release_capacity(chunk.len());
+        total += chunk.len() as u64;
+        if settings.max_body_bytes != 0 && total > settings.max_body_bytes {
+            return Err(ProxyError::downstream(Kind::BodyTooLarge, "request body too large"));
+        }
+        if let Framing::Length(n) = framing {
+            if total > n {
+                return Err(ProxyError::downstream(Kind::BadRequest, "body longer than its content-length"));
+            }
+        }
+        buf.clear();
+        if framing == Framing::Chunked {
+            buf.extend_from_slice(format!("{:x}\r\n", chunk.len()).as_bytes());
+        }
+        buf.extend_from_slice(&chunk);
+        if framing == Framing::Chunked {
+            buf.extend_from_slice(b"\r\n");
+        }
+        let (r, b) = clock.write_for(up, buf, settings.upstream_send_timeout).await;
+        buf = b;
+        r.map_err(|e| ProxyError::io(Kind::UpstreamProtocol, Side::Upstream, "sending the request body", e))?;
+    }
+    if let Framing::Length(n) = framing {
+        if total != n {
+            return Err(ProxyError::downstream(Kind::BadRequest, "body shorter than its content-length"));
+        }
+    }
+    if framing == Framing::Chunked {
+        let (r, _) = clock.write_for(up, b"0\r\n\r\n".to_vec(), settings.upstream_send_timeout).await;
+        r.map_err(|e| ProxyError::io(Kind::UpstreamProtocol, Side::Upstream, "sending the request body", e))?;
+    }
+    Ok(())
+}
