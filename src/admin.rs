@@ -61,7 +61,7 @@ impl Admin {
         use std::fmt::Write;
         let sum = |f: fn(&WorkerStats) -> u64| self.stats.iter().map(|s| f(s)).sum::<u64>();
         let mut out = String::new();
-        let rows: [(&str, &str, u64); 10] = [
+        let rows: [(&str, &str, u64); 11] = [
             ("ringress_requests_total", "counter", sum(|s| s.requests.load(Ordering::Relaxed))),
             ("ringress_connections_total", "counter", sum(|s| s.connections_total.load(Ordering::Relaxed))),
             ("ringress_connections_active", "gauge", sum(|s| s.connections_active.load(Ordering::Relaxed))),
@@ -75,6 +75,7 @@ impl Admin {
             ("ringress_tls_handshakes_total", "counter", sum(|s| s.tls_handshakes.load(Ordering::Relaxed))),
             ("ringress_tls_handshake_errors_total", "counter", sum(|s| s.tls_handshake_errors.load(Ordering::Relaxed))),
             ("ringress_tls_resumed_total", "counter", sum(|s| s.tls_resumed.load(Ordering::Relaxed))),
+            ("ringress_h2_protocol_closes_total", "counter", sum(|s| s.h2_protocol_closes.load(Ordering::Relaxed))),
             (
                 "ringress_proxy_error_responses_total",
                 "counter",

@@ -138,8 +138,13 @@ fn sni_selects_certificates_and_other_names_get_the_default() {
         ]));
         assert!(ok, "{io}: {err}");
 
-        // TLS 1.2 and 1.3 both; HTTP/1.1 by ALPN.
-        for (flags, label) in [(&["--tlsv1.2", "--tls-max", "1.2"][..], "1.2"), (&["--tlsv1.3"][..], "1.3")] {
+        // TLS 1.2 and 1.3 both; HTTP/1.1 or HTTP/2 by ALPN.
+        for (flags, label) in [
+            (&["--tlsv1.2", "--tls-max", "1.2", "--http1.1"][..], "1.1 200"),
+            (&["--tlsv1.3", "--http1.1"][..], "1.1 200"),
+            (&["--tlsv1.2", "--tls-max", "1.2", "--http2"][..], "2 200"),
+            (&["--tlsv1.3", "--http2"][..], "2 200"),
+        ] {
             let (ok, out, err) = run(std::process::Command::new("curl").args(flags).args([
                 "-sS",
                 "--resolve",
@@ -152,7 +157,7 @@ fn sni_selects_certificates_and_other_names_get_the_default() {
                 "%{http_version} %{http_code}",
                 &format!("https://a.test:{}/", p.https.port()),
             ]));
-            assert!(ok && out == "1.1 200", "{io}: TLS {label}: {out} {err}");
+            assert!(ok && out == label, "{io}: {flags:?}: {out} {err}");
         }
     }
 }
@@ -167,6 +172,7 @@ fn sessions_resume_on_a_new_connection() {
     let url = format!("https://a.test:{}/", p.https.port());
     let (ok, _, err) = run(std::process::Command::new("curl").args([
         "-sS",
+        "--http1.1",
         "--resolve",
         &format!("a.test:{}:127.0.0.1", p.https.port()),
         "--cacert",

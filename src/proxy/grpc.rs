@@ -93,7 +93,7 @@ pub(super) async fn forward<I: Io>(
     settings: &Settings,
     route: &Route,
     parts: &http::request::Parts,
-    body: RecvStream,
+    body: &mut RecvStream,
     respond: &mut SendResponse<Bytes>,
     started: &Cell<bool>,
     target: &str,
@@ -139,7 +139,7 @@ pub(super) async fn forward<I: Io>(
 }
 
 /// Downstream request body and trailers -> upstream stream.
-async fn pump_request(mut body: RecvStream, up: SendStream<Bytes>, ended: bool, limit: u64) -> Result<(), ProxyError> {
+async fn pump_request(body: &mut RecvStream, up: SendStream<Bytes>, ended: bool, limit: u64) -> Result<(), ProxyError> {
     let mut up = up;
     if ended {
         return Ok(());

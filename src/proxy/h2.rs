@@ -114,7 +114,10 @@ async fn handle_stream<I: Io>(
     let grpc = is_grpc(req.headers());
     let watch = w.deadlines.register();
     let started = Cell::new(false);
-    let r = exchange(w, &watch, req, &mut respond, &started, client_ip, https).await;
+    // The request body lives until the answer is sent: dropping it first would reset the
+    // stream before an error response (413 while the client still sends) got out.
+    let (parts, mut body) = req.into_parts();
+    let r = exchange(w, &watch, parts, &mut body, &mut respond, &started, client_ip, https).await;
     w.deadlines.unregister(&watch);
     if let Err(e) = r {
         tracing::debug!(worker = w.index, error = %e, "HTTP/2 request failed");
@@ -163,17 +166,18 @@ fn send_error(respond: &mut SendResponse<Bytes>, e: &ProxyError, grpc: bool) {
 }
 
 /// Routes one request and carries it through.
+#[allow(clippy::too_many_arguments)]
 async fn exchange<I: Io>(
     w: &Worker<I>,
     watch: &Watch,
-    req: Request<RecvStream>,
+    parts: http::request::Parts,
+    body: &mut RecvStream,
     respond: &mut SendResponse<Bytes>,
     started: &Cell<bool>,
     client_ip: &str,
     https: bool,
 ) -> Result<(), ProxyError> {
     let snap = w.snapshot();
-    let (parts, body) = req.into_parts();
     let authority = match parts.uri.authority() {
         Some(a) => a.as_str(),
         None => parts.headers.get(http::header::HOST).and_then(|v| v.to_str().ok()).unwrap_or(""),
@@ -369,7 +373,7 @@ async fn to_http1<I: Io>(
     settings: &Settings,
     route: &Route,
     parts: &http::request::Parts,
-    mut body: RecvStream,
+    body: &mut RecvStream,
     length: Option<u64>,
     respond: &mut SendResponse<Bytes>,
     started: &Cell<bool>,
@@ -400,7 +404,7 @@ async fn to_http1<I: Io>(
         match r {
             Ok(()) => {
                 if !body.is_end_stream() {
-                    send_h1_body(clock, &up.io, &mut body, framing, settings).await?;
+                    send_h1_body(clock, &up.io, body, framing, settings).await?;
                 }
                 ubuf.clear();
                 let deadline = clock.after(settings.upstream_timeout);

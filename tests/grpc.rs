@@ -1,0 +1,307 @@
+//! gRPC through ringress with a real gRPC stack (tonic) on both ends: the ingress-nginx
+//! manifest of the issue unchanged (`grpc-backend`, `proxy-body-size: 16m`), all four call
+//! types, status codes and trailers passed through, the body limit answered as
+//! RESOURCE_EXHAUSTED, and no ready endpoint answered as UNAVAILABLE.
+
+// tonic's Status is what its traits return, large or not.
+#![allow(clippy::result_large_err)]
+
+mod support;
+
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use support::*;
+use tonic::codec::ProstCodec;
+use tonic::codegen::{http, BoxFuture, Service, StdError};
+use tonic::{Code, Status};
+
+#[derive(Clone, PartialEq, prost::Message)]
+struct Msg {
+    #[prost(bytes = "vec", tag = "1")]
+    data: Vec<u8>,
+    #[prost(uint32, tag = "2")]
+    n: u32,
+}
+
+type MsgStream = Pin<Box<dyn tokio_stream::Stream<Item = Result<Msg, Status>> + Send>>;
+
+/// `feed.FeedBack` with one method per call type.
+#[derive(Clone)]
+struct FeedBack;
+
+impl tonic::server::NamedService for FeedBack {
+    const NAME: &'static str = "feed.FeedBack";
+}
+
+struct Unary;
+impl tonic::server::UnaryService<Msg> for Unary {
+    type Response = Msg;
+    type Future = BoxFuture<tonic::Response<Msg>, Status>;
+    fn call(&mut self, req: tonic::Request<Msg>) -> Self::Future {
+        Box::pin(async move {
+            let xff = req.metadata().get("x-forwarded-for").map(|v| v.to_str().unwrap_or("").to_string());
+            let m = req.into_inner();
+            if m.n == 99 {
+                return Err(Status::not_found("no feedback 99"));
+            }
+            let sum: u32 = m.data.iter().map(|&b| b as u32).sum();
+            Ok(tonic::Response::new(Msg { data: xff.unwrap_or_default().into_bytes(), n: sum }))
+        })
+    }
+}
+
+struct ServerStream;
+impl tonic::server::ServerStreamingService<Msg> for ServerStream {
+    type Response = Msg;
+    type ResponseStream = MsgStream;
+    type Future = BoxFuture<tonic::Response<MsgStream>, Status>;
+    fn call(&mut self, req: tonic::Request<Msg>) -> Self::Future {
+        let n = req.into_inner().n;
+        Box::pin(async move {
+            let items = (0..n).map(|i| Ok(Msg { data: vec![i as u8; 1000], n: i }));
+            Ok(tonic::Response::new(Box::pin(tokio_stream::iter(items)) as MsgStream))
+        })
+    }
+}
+
+struct ClientStream;
+impl tonic::server::ClientStreamingService<Msg> for ClientStream {
+    type Response = Msg;
+    type Future = BoxFuture<tonic::Response<Msg>, Status>;
+    fn call(&mut self, req: tonic::Request<tonic::Streaming<Msg>>) -> Self::Future {
+        Box::pin(async move {
+            let mut s = req.into_inner();
+            let (mut count, mut bytes) = (0u32, 0usize);
+            while let Some(m) = s.message().await? {
+                count += 1;
+                bytes += m.data.len();
+            }
+            Ok(tonic::Response::new(Msg { data: bytes.to_string().into_bytes(), n: count }))
+        })
+    }
+}
+
+struct Bidi;
+impl tonic::server::StreamingService<Msg> for Bidi {
+    type Response = Msg;
+    type ResponseStream = MsgStream;
+    type Future = BoxFuture<tonic::Response<MsgStream>, Status>;
+    fn call(&mut self, req: tonic::Request<tonic::Streaming<Msg>>) -> Self::Future {
+        Box::pin(async move {
+            let mut input = req.into_inner();
+            let (tx, rx) = tokio::sync::mpsc::channel(4);
+            tokio::spawn(async move {
+                while let Ok(Some(m)) = input.message().await {
+                    if tx.send(Ok(Msg { data: m.data, n: m.n * 2 })).await.is_err() {
+                        return;
+                    }
+                }
+            });
+            Ok(tonic::Response::new(Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx)) as MsgStream))
+        })
+    }
+}
+
+const MAX: usize = 64 << 20;
+
+fn grpc() -> tonic::server::Grpc<ProstCodec<Msg, Msg>> {
+    tonic::server::Grpc::new(ProstCodec::default()).apply_max_message_size_config(Some(MAX), Some(MAX))
+}
+
+impl<B> Service<http::Request<B>> for FeedBack
+where
+    B: tonic::codegen::Body + Send + 'static,
+    B::Error: Into<StdError> + Send + 'static,
+{
+    type Response = http::Response<tonic::body::BoxBody>;
+    type Error = std::convert::Infallible;
+    type Future = BoxFuture<Self::Response, Self::Error>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: http::Request<B>) -> Self::Future {
+        match req.uri().path() {
+            "/feed.FeedBack/Unary" => Box::pin(async move { Ok(grpc().unary(Unary, req).await) }),
+            "/feed.FeedBack/Watch" => Box::pin(async move { Ok(grpc().server_streaming(ServerStream, req).await) }),
+            "/feed.FeedBack/Upload" => Box::pin(async move { Ok(grpc().client_streaming(ClientStream, req).await) }),
+            "/feed.FeedBack/Chat" => Box::pin(async move { Ok(grpc().streaming(Bidi, req).await) }),
+            _ => Box::pin(async move { Ok(Status::unimplemented("no such method").into_http()) }),
+        }
+    }
+}
+
+/// A tonic server on loopback, on its own runtime thread.
+fn grpc_server() -> SocketAddr {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    l.set_nonblocking(true).unwrap();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+        rt.block_on(async move {
+            let l = tokio::net::TcpListener::from_std(l).unwrap();
+            tonic::transport::Server::builder()
+                .add_service(FeedBack)
+                .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(l))
+                .await
+                .unwrap();
+        });
+    });
+    addr
+}
+
+/// A Service whose port is named `grpc`, with the given endpoints.
+fn grpc_service(name: &str, endpoints: &[SocketAddr]) -> String {
+    let mut s = format!(
+        "---\napiVersion: v1\nkind: Service\nmetadata: {{name: {name}, namespace: default}}\nspec:\n  ports: [{{name: grpc, port: 50051, targetPort: grpc}}]\n"
+    );
+    for (i, ep) in endpoints.iter().enumerate() {
+        s += &format!(
+            "---\napiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata:\n  name: {name}-{i}\n  namespace: default\n  labels: {{kubernetes.io/service-name: {name}}}\naddressType: IPv4\nendpoints:\n- addresses: [\"{}\"]\nports: [{{name: grpc, port: {}}}]\n",
+            ep.ip(),
+            ep.port()
+        );
+    }
+    s
+}
+
+/// The issue's gRPC Ingress, unchanged.
+const COMPETE_FEEDBACK: &str = r#"
+---
+apiVersion: extensions/v1beta1
+kind: Ingress
+metadata:
+  name: compete-feedback-grpc
+  annotations:
+    ingress.kubernetes.io/grpc-backend: "true"
+    ingress.kubernetes.io/proxy-body-size: 16m
+    ingress.kubernetes.io/ssl-redirect: "true"
+    kubernetes.io/ingress.class: nginx
+spec:
+  rules:
+  - http:
+      paths:
+      - path: /feed.FeedBack
+        backend: {serviceName: compete-feedback, servicePort: grpc}
+"#;
+
+fn client(rt: &tokio::runtime::Runtime, proxy: SocketAddr) -> tonic::client::Grpc<tonic::transport::Channel> {
+    let channel = rt.block_on(async {
+        tonic::transport::Endpoint::from_shared(format!("http://{proxy}")).unwrap().connect().await.unwrap()
+    });
+    tonic::client::Grpc::new(channel).max_decoding_message_size(MAX).max_encoding_message_size(MAX)
+}
+
+fn path(m: &str) -> http::uri::PathAndQuery {
+    http::uri::PathAndQuery::try_from(format!("/feed.FeedBack/{m}")).unwrap()
+}
+
+async fn unary(c: &mut tonic::client::Grpc<tonic::transport::Channel>, m: Msg) -> Result<Msg, Status> {
+    c.ready().await.unwrap();
+    c.unary(tonic::Request::new(m), path("Unary"), ProstCodec::default()).await.map(|r| r.into_inner())
+}
+
+#[test]
+fn all_four_call_types_through_the_ingress_nginx_manifest() {
+    for io in ["uring", "epoll"] {
+        let server = grpc_server();
+        let m = grpc_service("compete-feedback", &[server]) + COMPETE_FEEDBACK;
+        let p = Proxy::start(io, &m, &["--ingress-class", "nginx"]);
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+        let mut c = client(&rt, p.http);
+        rt.block_on(async {
+            // Unary, with the client address forwarded as metadata.
+            let r = unary(&mut c, Msg { data: vec![1, 2, 3], n: 0 }).await.unwrap();
+            assert_eq!(r.n, 6, "{io}");
+            assert_eq!(String::from_utf8_lossy(&r.data), "127.0.0.1", "{io}");
+            // A status from the server passes through in the trailers.
+            let e = unary(&mut c, Msg { data: vec![], n: 99 }).await.unwrap_err();
+            assert_eq!((e.code(), e.message()), (Code::NotFound, "no feedback 99"), "{io}");
+
+            // Server streaming: 200 messages.
+            c.ready().await.unwrap();
+            let mut s = c
+                .server_streaming(
+                    tonic::Request::new(Msg { data: vec![], n: 200 }),
+                    path("Watch"),
+                    ProstCodec::<Msg, Msg>::default(),
+                )
+                .await
+                .unwrap()
+                .into_inner();
+            let mut got = 0;
+            while let Some(m) = s.message().await.unwrap() {
+                assert_eq!(m.n, got, "{io}");
+                got += 1;
+            }
+            assert_eq!(got, 200, "{io}");
+
+            // Client streaming: 100 messages of 10 KB.
+            c.ready().await.unwrap();
+            let msgs = (0..100).map(|i| Msg { data: vec![7; 10_000], n: i });
+            let r = c
+                .client_streaming(
+                    tonic::Request::new(tokio_stream::iter(msgs)),
+                    path("Upload"),
+                    ProstCodec::<Msg, Msg>::default(),
+                )
+                .await
+                .unwrap()
+                .into_inner();
+            assert_eq!((r.n, String::from_utf8_lossy(&r.data).to_string()), (100, "1000000".to_string()), "{io}");
+
+            // Bidirectional: each answer arrives before the next message is sent.
+            c.ready().await.unwrap();
+            let (tx, rx) = tokio::sync::mpsc::channel(1);
+            tx.send(Msg { data: b"ping".to_vec(), n: 1 }).await.unwrap();
+            let mut answers = c
+                .streaming(
+                    tonic::Request::new(tokio_stream::wrappers::ReceiverStream::new(rx)),
+                    path("Chat"),
+                    ProstCodec::<Msg, Msg>::default(),
+                )
+                .await
+                .unwrap()
+                .into_inner();
+            for i in 1..=20u32 {
+                let a = answers.message().await.unwrap().expect("an answer");
+                assert_eq!(a.n, i * 2, "{io}");
+                if i < 20 {
+                    tx.send(Msg { data: b"ping".to_vec(), n: i + 1 }).await.unwrap();
+                }
+            }
+            drop(tx);
+            assert!(answers.message().await.unwrap().is_none(), "{io}: the call ends cleanly");
+        });
+    }
+}
+
+#[test]
+fn body_limit_is_resource_exhausted_and_no_endpoint_is_unavailable() {
+    let server = grpc_server();
+    let m = grpc_service("compete-feedback", &[server]) + COMPETE_FEEDBACK;
+    let p = Proxy::start("uring", &m, &["--ingress-class", "nginx"]);
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let mut c = client(&rt, p.http);
+    rt.block_on(async {
+        let r = unary(&mut c, Msg { data: vec![1; 15 << 20], n: 0 }).await.expect("15 MB passes a 16m limit");
+        assert_eq!(r.n, 15 << 20);
+        let e = unary(&mut c, Msg { data: vec![1; 17 << 20], n: 0 }).await.unwrap_err();
+        assert_eq!(e.code(), Code::ResourceExhausted, "{e:?}");
+        assert!(e.message().starts_with("ringress:"), "answered by the proxy: {e:?}");
+        // The connection is still good for the next call.
+        assert_eq!(unary(&mut c, Msg { data: vec![2], n: 0 }).await.unwrap().n, 2);
+    });
+    drop(p);
+
+    // The same Ingress with no ready endpoint: UNAVAILABLE from the proxy, not an HTML page.
+    let m = grpc_service("compete-feedback", &[]) + COMPETE_FEEDBACK;
+    let p = Proxy::start("uring", &m, &["--ingress-class", "nginx"]);
+    let mut c = client(&rt, p.http);
+    let e = rt.block_on(unary(&mut c, Msg { data: vec![], n: 0 })).unwrap_err();
+    assert_eq!(e.code(), Code::Unavailable, "{e:?}");
+    assert!(e.message().contains("no ready endpoints"), "{e:?}");
+}

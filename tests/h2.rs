@@ -1,0 +1,367 @@
+//! Downstream HTTP/2 with real clients (curl, h2load) and raw frames: h2c with prior
+//! knowledge and h2 over TLS (ALPN) on both I/O backends, streamed bodies both ways through
+//! the HTTP/1.1 pools, the body limit, the concurrent-stream limit, and the known HTTP/2
+//! attacks (rapid reset, CONTINUATION flood, SETTINGS and PING floods, HPACK bomb) each
+//! ending in a bounded way.
+
+mod support;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use support::*;
+
+fn curl(args: &[&str]) -> (bool, String, String) {
+    run(std::process::Command::new("curl").args(["-sS", "--max-time", "20"]).args(args))
+}
+
+fn site(io: &str) -> (Upstream, Proxy) {
+    let a = Upstream::start("a");
+    let m = service("svc-a", &[a.addr])
+        + &ingress("site", Some("h2.test"), &[("/", "svc-a")])
+        + "---\napiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata:\n  name: small\n  namespace: default\n  annotations: {nginx.ingress.kubernetes.io/proxy-body-size: 64k}\nspec:\n  ingressClassName: ringress\n  rules:\n  - host: small.test\n    http:\n      paths:\n      - {path: /, pathType: Prefix, backend: {service: {name: svc-a, port: {number: 80}}}}\n";
+    let p = Proxy::start(io, &m, &["--h2-max-concurrent-streams", "32"]);
+    (a, p)
+}
+
+#[test]
+fn curl_over_h2c_and_h2_over_tls_streams_bodies_both_ways() {
+    for io in ["uring", "epoll"] {
+        let (_a, p) = site(io);
+        let plain = format!("http://h2.test:{}", p.http.port());
+        let tls = format!("https://h2.test:{}", p.https.port());
+        let r1 = format!("h2.test:{}:127.0.0.1", p.http.port());
+        let r2 = format!("h2.test:{}:127.0.0.1", p.https.port());
+        let (ok, out, err) =
+            curl(&["--http2-prior-knowledge", "--resolve", &r1, "-w", "\n%{http_version}", &format!("{plain}/x?q=1")]);
+        assert!(ok && out.ends_with("\n2"), "{io}: {out} {err}");
+        assert!(out.contains("path=/x?q=1") && out.contains("header x-forwarded-proto: http\n"), "{io}: {out}");
+        let (ok, out, err) = curl(&["--http2", "-k", "--resolve", &r2, "-w", "\n%{http_version}", &format!("{tls}/y")]);
+        assert!(ok && out.ends_with("\n2"), "{io}: ALPN h2: {out} {err}");
+        assert!(out.contains("header x-forwarded-proto: https\n"), "{io}: {out}");
+
+        // 8 MB down (Content-Length upstream) and 8 MB down chunked, byte-exact.
+        for kind in ["bytes", "chunked"] {
+            let (ok, out, err) = curl(&[
+                "--http2",
+                "-k",
+                "--resolve",
+                &r2,
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{size_download} %{http_code}",
+                &format!("{tls}/{kind}/8000000"),
+            ]);
+            assert!(ok && out == "8000000 200", "{io}: {kind}: {out} {err}");
+        }
+        // 5 MB up, with and without a content-length: the upstream sees every byte.
+        let file = support::proxy::temp_dir().join("up.bin");
+        std::fs::write(&file, (0..5_000_000u32).map(|i| (i % 251) as u8).collect::<Vec<_>>()).unwrap();
+        let expect_sum: u64 = (0..5_000_000u64).map(|i| i % 251).sum();
+        let data = format!("@{}", file.display());
+        for extra in [&[][..], &["-H", "Transfer-Encoding: chunked"][..]] {
+            let mut args = vec!["--http2-prior-knowledge", "--resolve", &r1, "--data-binary", &data];
+            args.extend_from_slice(extra);
+            let url = format!("{plain}/upload");
+            args.push(&url);
+            let (ok, out, err) = curl(&args);
+            assert!(ok, "{io}: {err}");
+            assert!(
+                out.contains("body-len=5000000\n") && out.contains(&format!("body-sum={expect_sum}\n")),
+                "{io}: {out}"
+            );
+        }
+        // proxy-body-size over HTTP/2: 413 before the body (content-length) or while it
+        // streams (none). curl 7.88 reports the RST_STREAM(NO_ERROR) that follows the
+        // answer as an error, so this uses the h2 crate as the client.
+        for declared in [true, false] {
+            assert_eq!(h2_post(p.http, "small.test", 5_000_000, declared), 413, "{io}: declared={declared}");
+            assert_eq!(h2_post(p.http, "small.test", 60_000, declared), 200, "{io}: declared={declared}");
+        }
+    }
+}
+
+/// POSTs `n` bytes over h2c with the h2 crate; the response status.
+fn h2_post(addr: std::net::SocketAddr, host: &str, n: usize, declare_length: bool) -> u16 {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let (client, conn) = h2::client::handshake(tcp).await.unwrap();
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        let mut client = client.ready().await.unwrap();
+        let mut req = http::Request::post(format!("http://{host}/upload"));
+        if declare_length {
+            req = req.header("content-length", n);
+        }
+        let (resp, mut send) = client.send_request(req.body(()).unwrap(), false).unwrap();
+        let sender = tokio::spawn(async move {
+            let mut left = n;
+            while left > 0 {
+                let k = left.min(16 * 1024);
+                send.reserve_capacity(k);
+                match std::future::poll_fn(|cx| send.poll_capacity(cx)).await {
+                    Some(Ok(cap)) if cap > 0 => {
+                        let k = k.min(cap);
+                        if send.send_data(bytes::Bytes::from(vec![b'x'; k]), k == left).is_err() {
+                            return;
+                        }
+                        left -= k;
+                    }
+                    Some(Ok(_)) => {}
+                    _ => return,
+                }
+            }
+        });
+        let status = resp.await.unwrap().status().as_u16();
+        sender.abort();
+        status
+    })
+}
+
+#[test]
+fn h2load_sixteen_by_sixteen_has_no_failures() {
+    for io in ["uring", "epoll"] {
+        let (a, p) = site(io);
+        for (url, label) in [
+            (format!("http://127.0.0.1:{}/", p.http.port()), "h2c"),
+            (format!("https://127.0.0.1:{}/", p.https.port()), "h2"),
+        ] {
+            let (ok, out, err) = run(std::process::Command::new("h2load").args([
+                "-n",
+                "4000",
+                "-c",
+                "16",
+                "-m",
+                "16",
+                "-H",
+                ":authority: h2.test",
+                &url,
+            ]));
+            assert!(ok, "{io} {label}: {err}");
+            assert!(out.contains("4000 succeeded, 0 failed, 0 errored"), "{io} {label}: {out}");
+        }
+        // The HTTP/1.1 upstream connections were pooled, not one per request.
+        // (256 streams in flight against a pool that keeps 64 idle per endpoint.)
+        let conns = a.conns.load(std::sync::atomic::Ordering::SeqCst);
+        assert!(conns < 2000, "{io}: {conns} upstream connections for 8000 requests");
+    }
+}
+
+// ---- raw frames -----------------------------------------------------------------------
+
+fn frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
+    let n = payload.len();
+    let mut f = vec![(n >> 16) as u8, (n >> 8) as u8, n as u8, kind, flags];
+    f.extend_from_slice(&stream.to_be_bytes());
+    f.extend_from_slice(payload);
+    f
+}
+
+const HEADERS: u8 = 1;
+const RST_STREAM: u8 = 3;
+const SETTINGS: u8 = 4;
+const PING: u8 = 6;
+const GOAWAY: u8 = 7;
+const CONTINUATION: u8 = 9;
+const END_STREAM: u8 = 1;
+const END_HEADERS: u8 = 4;
+
+/// GET / for h2.test, HPACK-encoded: static-table :method GET, :scheme http, :path /, and a
+/// literal :authority.
+fn get_block() -> Vec<u8> {
+    let mut b = vec![0x82, 0x86, 0x84, 0x41, 7];
+    b.extend_from_slice(b"h2.test");
+    b
+}
+
+/// An h2c connection past the preface and our SETTINGS.
+fn h2c(p: &Proxy) -> TcpStream {
+    let mut s = TcpStream::connect(p.http).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n").unwrap();
+    s.write_all(&frame(SETTINGS, 0, 0, &[])).unwrap();
+    s
+}
+
+/// Reads frames until GOAWAY or close: the GOAWAY error code, if one came.
+fn goaway(s: &mut TcpStream) -> Option<u32> {
+    let start = Instant::now();
+    let mut buf = Vec::new();
+    let mut tmp = vec![0u8; 65536];
+    while start.elapsed() < Duration::from_secs(15) {
+        while buf.len() >= 9 {
+            let len = (buf[0] as usize) << 16 | (buf[1] as usize) << 8 | buf[2] as usize;
+            if buf.len() < 9 + len {
+                break;
+            }
+            if buf[3] == GOAWAY {
+                return Some(u32::from_be_bytes(buf[9 + 4..9 + 8].try_into().unwrap()));
+            }
+            buf.drain(..9 + len);
+        }
+        match s.read(&mut tmp) {
+            Ok(0) | Err(_) => return None,
+            Ok(n) => buf.extend_from_slice(&tmp[..n]),
+        }
+    }
+    None
+}
+
+/// An HPACK string length (7-bit prefix integer, no Huffman).
+fn hpack_len(n: usize) -> Vec<u8> {
+    if n < 127 {
+        return vec![n as u8];
+    }
+    let mut out = vec![0x7f];
+    let mut rest = n - 127;
+    while rest >= 128 {
+        out.push((rest % 128) as u8 | 0x80);
+        rest /= 128;
+    }
+    out.push(rest as u8);
+    out
+}
+
+const ENHANCE_YOUR_CALM: u32 = 0xb;
+const PROTOCOL_ERROR: u32 = 0x1;
+const COMPRESSION_ERROR: u32 = 0x9;
+
+#[test]
+fn rapid_reset_is_bounded_and_answered_with_enhance_your_calm() {
+    let (a, p) = site("uring");
+    let mut s = h2c(&p);
+    let mut burst = Vec::new();
+    for i in 0..5000u32 {
+        let id = 2 * i + 1;
+        burst.extend(frame(HEADERS, END_STREAM | END_HEADERS, id, &get_block()));
+        burst.extend(frame(RST_STREAM, 0, id, &8u32.to_be_bytes()));
+    }
+    let _ = s.write_all(&burst);
+    assert_eq!(goaway(&mut s), Some(ENHANCE_YOUR_CALM));
+    assert!(a.hits() < 1000, "{} requests reached the upstream", a.hits());
+    // The proxy is fine for everyone else.
+    assert_eq!(get(p.http, "h2.test", "/").status, 200);
+    let metrics = get(p.admin, "x", "/metrics").text();
+    assert!(metrics.contains("ringress_h2_protocol_closes_total 1"), "{metrics}");
+}
+
+#[test]
+fn continuation_flood_and_hpack_bomb_close_the_connection() {
+    let (_a, p) = site("uring");
+    // HEADERS without END_HEADERS, then CONTINUATION frames without end.
+    let mut s = h2c(&p);
+    let _ = s.write_all(&frame(HEADERS, END_STREAM, 1, &get_block()));
+    let filler = {
+        // Literal header without indexing, new name: x-a: 1000 x 'a'.
+        let mut b = vec![0x00, 3, b'x', b'-', b'a'];
+        b.extend(hpack_len(1000));
+        b.extend(std::iter::repeat_n(b'a', 1000));
+        b
+    };
+    let mut sent = 0usize;
+    let mut closed = false;
+    for _ in 0..10_000 {
+        if s.write_all(&frame(CONTINUATION, 0, 1, &filler)).is_err() {
+            closed = true;
+            break;
+        }
+        sent += filler.len();
+    }
+    // The header block passed the 32 KiB limit after ~33 frames: the connection ends (a
+    // GOAWAY, or a close that cut our writes short) long before 10 MB went in.
+    let code = if closed { None } else { goaway(&mut s) };
+    eprintln!("continuation flood: sent {sent} bytes, closed while writing: {closed}, GOAWAY {code:?}");
+    assert!(closed || code.is_some(), "the connection stayed open through a 10 MB header block");
+    assert!(
+        code.is_none()
+            || code == Some(PROTOCOL_ERROR)
+            || code == Some(ENHANCE_YOUR_CALM)
+            || code == Some(COMPRESSION_ERROR),
+        "{code:?}"
+    );
+
+    // HPACK bomb: one large header inserted into the dynamic table, then referenced
+    // thousands of times (each reference is one byte on the wire).
+    let mut s = h2c(&p);
+    let mut block = get_block();
+    block.extend([0x40, 3, b'x', b'-', b'b']); // literal with indexing, 4000 bytes
+    block.extend(hpack_len(4000));
+    block.extend(std::iter::repeat_n(b'b', 4000));
+    block.extend(std::iter::repeat_n(0xbe, 8000)); // index 62: the entry just added
+    let _ = s.write_all(&frame(HEADERS, END_STREAM | END_HEADERS, 1, &block));
+    // Refused: the decoded list is far over the header limit. The stream (or connection)
+    // is reset; the proxy does not decode 32 MB and carries on.
+    let mut tmp = [0u8; 4096];
+    let _ = s.read(&mut tmp);
+    assert_eq!(get(p.http, "h2.test", "/").status, 200);
+}
+
+#[test]
+fn settings_and_ping_floods_do_not_grow_without_bound() {
+    let (_a, p) = site("uring");
+    // The client never reads: acknowledgements back up. The proxy must stop reading (TCP
+    // back-pressure) or close, not queue acknowledgements without end.
+    let mut s = h2c(&p);
+    s.set_write_timeout(Some(Duration::from_secs(5))).unwrap();
+    let ping = frame(PING, 0, 0, &[1; 8]);
+    let settings = frame(SETTINGS, 0, 0, &[0, 3, 0, 0, 0, 100]);
+    let mut flood = Vec::new();
+    for _ in 0..1000 {
+        flood.extend_from_slice(&ping);
+        flood.extend_from_slice(&settings);
+    }
+    let start = Instant::now();
+    let mut written = 0usize;
+    while start.elapsed() < Duration::from_secs(5) {
+        match s.write(&flood) {
+            Ok(n) => written += n,
+            Err(_) => break,
+        }
+        if written > 200 << 20 {
+            break;
+        }
+    }
+    assert!(written < 200 << 20, "the proxy accepted {written} bytes of PING/SETTINGS without pushing back");
+    drop(s);
+    let rss = std::fs::read_to_string(format!("/proc/{}/status", p.child.id())).unwrap();
+    let kb: u64 =
+        rss.lines().find(|l| l.starts_with("VmRSS:")).unwrap().split_whitespace().nth(1).unwrap().parse().unwrap();
+    assert!(kb < 200 * 1024, "RSS {kb} kB after the flood");
+    assert_eq!(get(p.http, "h2.test", "/").status, 200);
+}
+
+#[test]
+fn streams_over_the_limit_are_refused() {
+    let (_a, p) = site("uring");
+    let mut s = h2c(&p);
+    // 40 requests whose bodies never finish: 32 are accepted, the rest refused.
+    let mut burst = Vec::new();
+    for i in 0..40u32 {
+        burst.extend(frame(HEADERS, END_HEADERS, 2 * i + 1, &get_block()));
+    }
+    s.write_all(&burst).unwrap();
+    let start = Instant::now();
+    let mut refused = 0;
+    let mut buf = Vec::new();
+    let mut tmp = vec![0u8; 65536];
+    while refused < 8 && start.elapsed() < Duration::from_secs(10) {
+        let n = s.read(&mut tmp).unwrap();
+        assert!(n > 0, "closed");
+        buf.extend_from_slice(&tmp[..n]);
+        while buf.len() >= 9 {
+            let len = (buf[0] as usize) << 16 | (buf[1] as usize) << 8 | buf[2] as usize;
+            if buf.len() < 9 + len {
+                break;
+            }
+            if buf[3] == RST_STREAM && u32::from_be_bytes(buf[9..13].try_into().unwrap()) == 0x7 {
+                refused += 1;
+            }
+            buf.drain(..9 + len);
+        }
+    }
+    assert_eq!(refused, 8, "REFUSED_STREAM for each stream over 32");
+}
