@@ -319,3 +319,61 @@ fn without_any_kubernetes_configuration_run_fails_with_a_clear_message() {
     assert!(!ok);
     assert!(err.contains("nope.yaml"), "{err}");
 }
+
+/// A kubernetes.io/tls Secret as the API server stores it (base64 `data`).
+fn tls_secret_b64(name: &str, names: &[&str], ca: &(rcgen::Issuer<'static, rcgen::KeyPair>, String)) -> String {
+    use base64::Engine;
+    let p = rcgen::CertificateParams::new(names.iter().map(|s| s.to_string()).collect::<Vec<_>>()).unwrap();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = p.signed_by(&key, &ca.0).unwrap();
+    let b64 = |s: String| base64::engine::general_purpose::STANDARD.encode(s);
+    format!(
+        "---\napiVersion: v1\nkind: Secret\nmetadata: {{name: {name}, namespace: default}}\ntype: kubernetes.io/tls\ndata:\n  tls.crt: {}\n  tls.key: {}\n",
+        b64(cert.pem()),
+        b64(key.serialize_pem())
+    )
+}
+
+fn test_ca(name: &str) -> (rcgen::Issuer<'static, rcgen::KeyPair>, String) {
+    let mut p = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    p.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    p.distinguished_name.push(rcgen::DnType::CommonName, name);
+    let key = rcgen::KeyPair::generate().unwrap();
+    let pem = p.self_signed(&key).unwrap().pem();
+    (rcgen::Issuer::new(p, key), pem)
+}
+
+#[test]
+fn tls_secrets_from_the_cluster_are_served_and_rotate_live() {
+    let c = Cluster::start();
+    let a = Upstream::start("a");
+    let (ca1, ca2) = (test_ca("one"), test_ca("two"));
+    let dir = support::proxy::temp_dir();
+    let (f1, f2) = (dir.join("ca1.pem"), dir.join("ca2.pem"));
+    std::fs::write(&f1, &ca1.1).unwrap();
+    std::fs::write(&f2, &ca2.1).unwrap();
+    let tls_ing = "---\napiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata: {name: secure, namespace: default}\nspec:\n  ingressClassName: ringress\n  tls:\n  - {hosts: [secure.test], secretName: secure-tls}\n  rules:\n  - host: secure.test\n    http:\n      paths:\n      - {path: /, pathType: Prefix, backend: {service: {name: a, port: {number: 80}}}}\n";
+    c.apply(&(service("a", &[a.addr]) + &tls_secret_b64("secure-tls", &["secure.test"], &ca1) + tls_ing));
+    let p = c.proxy(&[]);
+    let curl = |ca: &std::path::Path| {
+        run(std::process::Command::new("curl").args([
+            "-sS",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "--resolve",
+            &format!("secure.test:{}:127.0.0.1", p.https.port()),
+            "--cacert",
+            ca.to_str().unwrap(),
+            &format!("https://secure.test:{}/", p.https.port()),
+        ]))
+        .1
+    };
+    assert_eq!(curl(&f1), "200");
+    assert_eq!(get(p.http, "secure.test", "/").status, 308, "ssl-redirect by default for a TLS host");
+    // kubectl apply of a new certificate: the next handshake uses it.
+    c.apply(&tls_secret_b64("secure-tls", &["secure.test"], &ca2));
+    p.wait_for(|| curl(&f2) == "200", "the rotated certificate");
+    assert_ne!(curl(&f1), "200");
+}
