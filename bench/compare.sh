@@ -9,7 +9,13 @@
 # better of nginx and HAProxy in the same run, which is the only figure that means anything
 # on a shared, noisy machine.
 #
-# Usage: bench/compare.sh            (env: RUNS=5 DURATION=8 CONNS=64 PROXY_CPU=0 LOAD_CPU=1)
+# TLS and HTTP/2 modes (MODES="h2c h2 https tls-new tls-resume", or MODES=all): h2load with 16
+# connections x 16 streams over h2c and over TLS (ALPN h2); wrk over HTTPS/1.1 keep-alive;
+# new TLS connections per request with full handshakes (wrk, Connection: close); resumed
+# handshakes (openssl s_time -reuse, TLS 1.2 session IDs/tickets). Every proxy serves the same
+# ECDSA P-256 certificate, made here with openssl.
+#
+# Usage: bench/compare.sh            (env: RUNS=5 DURATION=8 CONNS=64 PROXY_CPU=0 LOAD_CPU=1 MODES=...)
 # Writes bench/results/compare-<date>.md, .svg and raw/<date>/*.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,13 +24,13 @@ DURATION=${DURATION:-8}
 CONNS=${CONNS:-64}
 PROXY_CPU=${PROXY_CPU:-0}
 LOAD_CPU=${LOAD_CPU:-1}
-PORT_UP=18080 PORT_PROXY=18081
+PORT_UP=18080 PORT_PROXY=18081 PORT_H2C=18082 PORT_TLS=18443
 ulimit -n 1048576 2>/dev/null || ulimit -n 65536 2>/dev/null || true
 
 need=()
-for c in wrk nginx haproxy taskset; do command -v $c >/dev/null || need+=("$c"); done
+for c in wrk nginx haproxy taskset h2load openssl; do command -v $c >/dev/null || need+=("$c"); done
 if [ ${#need[@]} -gt 0 ]; then
-  pkgs=(); for c in "${need[@]}"; do case $c in nginx) pkgs+=(nginx-light);; taskset) pkgs+=(util-linux);; *) pkgs+=("$c");; esac; done
+  pkgs=(); for c in "${need[@]}"; do case $c in nginx) pkgs+=(nginx-light);; taskset) pkgs+=(util-linux);; h2load) pkgs+=(nghttp2-client);; *) pkgs+=("$c");; esac; done
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${pkgs[@]}"
 fi
 cargo build --release --quiet
@@ -48,16 +54,27 @@ http { access_log off; keepalive_requests 1000000; keepalive_timeout 300s;
 EOC
 taskset -c "$LOAD_CPU" nginx -c "$work/upstream.conf" -p "$work" & pids+=($!)
 
+# --- one certificate for every proxy ---
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 30 -subj /CN=bench.local \
+  -addext subjectAltName=DNS:bench.local -keyout "$work/key.pem" -out "$work/cert.pem" 2>/dev/null
+cat "$work/cert.pem" "$work/key.pem" > "$work/bundle.pem"
+
 # --- the proxies ---
+cat > "$work/location.conf" <<EOC
+location / { proxy_pass http://up; proxy_http_version 1.1; proxy_set_header Connection "";
+  proxy_set_header Host \$host; proxy_set_header X-Real-IP \$remote_addr;
+  proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for; proxy_set_header X-Forwarded-Proto \$scheme; }
+EOC
 cat > "$work/nginx.conf" <<EOC
 daemon off; master_process off; worker_processes 1; error_log $work/nginx-error.log; pid $work/nginx.pid;
 events { worker_connections 8192; }
 http { access_log off; keepalive_requests 1000000;
   upstream up { server 127.0.0.1:$PORT_UP; keepalive 128; }
-  server { listen 127.0.0.1:$PORT_PROXY backlog=4096 deferred;
-    location / { proxy_pass http://up; proxy_http_version 1.1; proxy_set_header Connection "";
-      proxy_set_header Host \$host; proxy_set_header X-Real-IP \$remote_addr;
-      proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for; proxy_set_header X-Forwarded-Proto \$scheme; } } }
+  ssl_session_cache shared:SSL:10m; ssl_session_tickets on;
+  server { listen 127.0.0.1:$PORT_PROXY backlog=4096 deferred; include $work/location.conf; }
+  server { listen 127.0.0.1:$PORT_H2C http2 backlog=4096; include $work/location.conf; }
+  server { listen 127.0.0.1:$PORT_TLS ssl http2 backlog=4096 deferred;
+    ssl_certificate $work/cert.pem; ssl_certificate_key $work/key.pem; include $work/location.conf; } }
 EOC
 cat > "$work/haproxy.cfg" <<EOC
 global
@@ -72,13 +89,19 @@ defaults
   option forwardfor
 frontend fe
   bind 127.0.0.1:$PORT_PROXY defer-accept
-  http-request set-header X-Forwarded-Proto http
+  bind 127.0.0.1:$PORT_H2C proto h2
+  bind 127.0.0.1:$PORT_TLS ssl crt $work/bundle.pem alpn h2,http/1.1 defer-accept
+  http-request set-header X-Forwarded-Proto https if { ssl_fc }
+  http-request set-header X-Forwarded-Proto http unless { ssl_fc }
   http-request set-header X-Real-IP %[src]
   default_backend be
 backend be
   server up 127.0.0.1:$PORT_UP
 EOC
 bench/support/manifests.sh $PORT_UP > "$work/manifests.yaml"
+{ echo "---"; echo "apiVersion: v1"; echo "kind: Secret"; echo "metadata: {name: bench-tls, namespace: default}"
+  echo "type: kubernetes.io/tls"; echo "stringData:"
+  echo "  tls.crt: |"; sed 's/^/    /' "$work/cert.pem"; echo "  tls.key: |"; sed 's/^/    /' "$work/key.pem"; } >> "$work/manifests.yaml"
 
 start_proxy() { # name -> sets PROXY_PID
   case $1 in
@@ -86,6 +109,7 @@ start_proxy() { # name -> sets PROXY_PID
     haproxy) taskset -c "$PROXY_CPU" haproxy -f "$work/haproxy.cfg" -db & PROXY_PID=$! ;;
     ringress-uring|ringress-epoll|ringress-tokio-uring)
       taskset -c "$PROXY_CPU" "$BIN" run --manifests "$work/manifests.yaml" --http 127.0.0.1:$PORT_PROXY \
+        --https 127.0.0.1:$PORT_TLS --default-ssl-certificate default/bench-tls \
         --admin 127.0.0.1:0 --workers 1 --io "${1#ringress-}" 2>"$work/$1.log" & PROXY_PID=$! ;;
   esac
   pids+=("$PROXY_PID")
@@ -95,12 +119,39 @@ start_proxy() { # name -> sets PROXY_PID
 stop_proxy() { kill "$PROXY_PID" 2>/dev/null || true; wait "$PROXY_PID" 2>/dev/null || true; sleep 0.3; }
 cpu_ticks() { awk '{print $14+$15}' "/proc/$1/stat"; }
 
+# ringress serves h2c on its plain port (the first bytes tell); the others on their own.
+h2c_port() { case $1 in ringress*) echo $PORT_PROXY;; *) echo $PORT_H2C;; esac; }
+
+# h2load (16 x 16) or openssl s_time: prints "rps nan nan cpu_us_per_req errors" (no
+# percentiles from these clients: the table shows "-").
+measure_other() { # name mode run
+  local t0 t1 out reqs rate errs hz; hz=$(getconf CLK_TCK)
+  t0=$(cpu_ticks "$PROXY_PID")
+  case $2 in
+    h2c|h2)
+      local url="http://127.0.0.1:$(h2c_port "$1")/"; [ "$2" = h2 ] && url="https://127.0.0.1:$PORT_TLS/"
+      out=$(taskset -c "$LOAD_CPU" h2load -c16 -m16 -t1 -D "$DURATION" -H ':authority: bench.local' "$url")
+      reqs=$(echo "$out" | awk '/^requests:/ {print $8}'); errs=$(echo "$out" | awk '/^requests:/ {print $10+$12}')
+      rate=$(echo "$out" | awk '/^finished in/ {print $4}') ;;
+    tls-resume)
+      out=$(taskset -c "$LOAD_CPU" openssl s_time -connect 127.0.0.1:$PORT_TLS -reuse -tls1_2 -time "$DURATION" 2>&1)
+      reqs=$(echo "$out" | awk '/connections in/ && /real seconds/ {n=$1} END {print n}')
+      rate=$(echo "$out" | awk '/connections in/ && /real seconds/ {print $1/$4}' | tail -1); errs=0 ;;
+  esac
+  t1=$(cpu_ticks "$PROXY_PID")
+  echo "$out" > "$raw/$1-$2-$3.txt"
+  awk -v r="$rate" -v reqs="$reqs" -v dt=$((t1 - t0)) -v hz="$hz" -v e="$errs" \
+    'BEGIN {printf "%s nan nan %.3f %s\n", r, (reqs > 0 ? dt*1e6/hz/reqs : 0), e}'
+}
+
 # One wrk run: prints "rps p50_us p99_us cpu_us_per_req".
 measure() { # name mode run
-  local extra=() t0 t1 out reqs
-  [ "$2" = close ] && extra=(-H "Connection: close")
+  case $2 in h2c|h2|tls-resume) measure_other "$@"; return;; esac
+  local extra=() t0 t1 out reqs url="http://127.0.0.1:$PORT_PROXY/"
+  [ "$2" = close ] || [ "$2" = tls-new ] && extra=(-H "Connection: close")
+  [ "$2" = https ] || [ "$2" = tls-new ] && url="https://127.0.0.1:$PORT_TLS/"
   t0=$(cpu_ticks "$PROXY_PID")
-  out=$(taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency -H 'Host: bench.local' "${extra[@]}" "http://127.0.0.1:$PORT_PROXY/")
+  out=$(taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency -H 'Host: bench.local' "${extra[@]}" "$url")
   t1=$(cpu_ticks "$PROXY_PID")
   echo "$out" > "$raw/$1-$2-$3.txt"
   reqs=$(echo "$out" | awk '/requests in/ {print $1}')
@@ -113,7 +164,9 @@ measure() { # name mode run
 }
 
 read -r -a proxies <<< "${PROXIES:-ringress-uring ringress-epoll nginx haproxy}"
-read -r -a modes <<< "${MODES:-keepalive close}"
+MODES=${MODES:-keepalive close}
+[ "$MODES" = all ] && MODES="keepalive close h2c h2 https tls-new tls-resume"
+read -r -a modes <<< "$MODES"
 echo "runs=$RUNS duration=${DURATION}s conns=$CONNS proxy_cpu=$PROXY_CPU load_cpu=$LOAD_CPU" | tee "$raw/setup.txt"
 for run in $(seq "$RUNS"); do
   # Proxies take turns within each run, so drift on a shared machine hits all of them alike.
@@ -121,6 +174,7 @@ for run in $(seq "$RUNS"); do
     start_proxy "$p"
     for m in "${modes[@]}"; do
       taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNS" -d1s -H 'Host: bench.local' "http://127.0.0.1:$PORT_PROXY/" >/dev/null # warm-up
+      [ "$m" = h2 ] || [ "$m" = https ] && taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNS" -d1s -H 'Host: bench.local' "https://127.0.0.1:$PORT_TLS/" >/dev/null
       r=$(measure "$p" "$m" "$run")
       echo "$run $p $m $r" | tee -a "$raw/results.txt"
     done

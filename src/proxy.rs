@@ -22,6 +22,11 @@ use crate::snapshot::Snapshot;
 use crate::tls::TlsStream;
 use crate::upstream::{Pools, RoundRobin};
 
+/// Idle keep-alive connections kept per upstream endpoint per worker (ingress-nginx's
+/// `upstream-keepalive-connections` default is 320): enough for an HTTP/2 client's hundreds of
+/// concurrent streams to reuse connections instead of churning through new ones.
+const UPSTREAM_KEEPALIVE: usize = 320;
+
 /// Counters of one worker. Written only by that worker (relaxed stores on its own cache
 /// lines), summed by the admin thread when scraped.
 #[derive(Debug, Default)]
@@ -106,7 +111,7 @@ pub async fn run_worker<I: Io>(spec: WorkerSpec) {
     let current = Rc::new(swap.load_full());
     let worker = Rc::new(Worker::<I> {
         snapshots: RefCell::new(SnapshotCache { cache: Cache::new(swap), current }),
-        pools: Pools::new(64),
+        pools: Pools::new(UPSTREAM_KEEPALIVE),
         balancer: RefCell::default(),
         active: Cell::new(0),
         deadlines: Deadlines::default(),

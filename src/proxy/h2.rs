@@ -65,14 +65,19 @@ pub async fn serve<I: Io, S: Stream>(w: Rc<Worker<I>>, io: S, initial: Vec<u8>, 
     let active = Rc::new(Cell::new(0usize));
     let client_ip: Rc<str> = peer.ip().to_canonical().to_string().into();
     let mut closing = false;
+    // One idle timer at a time (not one per accepted stream): when it fires, the connection
+    // closes gracefully if no stream was opened since the previous firing and none is open.
+    let idle = w.snapshot().settings.idle_timeout;
+    let mut timer = Box::pin(I::sleep(idle));
+    let (mut opened, mut opened_at_last_check) = (0u64, 0u64);
     loop {
-        let idle = w.snapshot().settings.idle_timeout;
-        let event = match select(std::pin::pin!(conn.accept()), std::pin::pin!(I::sleep(idle))).await {
+        let event = match select(std::pin::pin!(conn.accept()), timer.as_mut()).await {
             Either::Left((next, _)) => Some(next),
             Either::Right(_) => None,
         };
         match event {
             Some(Some(Ok((req, respond)))) => {
+                opened += 1;
                 active.set(active.get() + 1);
                 let (w, active, ip) = (w.clone(), active.clone(), client_ip.clone());
                 I::spawn(async move {
@@ -88,12 +93,15 @@ pub async fn serve<I: Io, S: Stream>(w: Rc<Worker<I>>, io: S, initial: Vec<u8>, 
                 break;
             }
             Some(None) => break,
-            // Idle with no stream open: a graceful GOAWAY, then the connection drains.
-            None if active.get() == 0 && !closing => {
-                closing = true;
-                conn.graceful_shutdown();
+            None => {
+                if active.get() == 0 && opened == opened_at_last_check && !closing {
+                    // Idle: a graceful GOAWAY, then the connection drains and ends.
+                    closing = true;
+                    conn.graceful_shutdown();
+                }
+                opened_at_last_check = opened;
+                timer = Box::pin(I::sleep(idle));
             }
-            None => {}
         }
     }
 }

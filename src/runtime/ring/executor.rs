@@ -53,14 +53,20 @@ pub fn spawn(fut: impl Future<Output = ()> + 'static) {
     with_current(|e| e.insert(Box::pin(fut))).expect("spawn outside a ring worker");
 }
 
-/// Completes after `d` (timers are checked once per loop turn).
+/// Completes after `d` (timers are checked once per loop turn). The timer is registered on
+/// the first poll only: a sleep polled again (e.g. raced in a `select` against I/O) must not
+/// add an entry per wake-up. A task's waker never changes on this executor.
 pub async fn sleep(d: Duration) {
     let at = Instant::now() + d;
+    let mut registered = false;
     std::future::poll_fn(|cx| {
         if Instant::now() >= at {
             return Poll::Ready(());
         }
-        with_current(|e| e.timers.borrow_mut().push((at, cx.waker().clone())));
+        if !registered {
+            registered = true;
+            with_current(|e| e.timers.borrow_mut().push((at, cx.waker().clone())));
+        }
         Poll::Pending
     })
     .await
