@@ -196,7 +196,20 @@ impl ResolvesServerCert for SniResolver {
 /// The one server configuration every worker shares: TLS 1.3 and 1.2 with rustls' default
 /// (AEAD-only, forward-secret) cipher suites, ALPN, a session cache and rotating tickets.
 pub fn server_config(published: &'static Published, alpn: &[&[u8]]) -> Result<Arc<ServerConfig>, String> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    // rustls' suites, AES-128-GCM first: as strong in practice, and its SHA-256 runs on the
+    // CPU's SHA extensions where the SHA-384 of AES-256-GCM-SHA384 runs in plain code in
+    // ring (perf: 13% of a full handshake in sha512_block_data_order_nohw). The server's
+    // order wins (`ignore_client_order`), as nginx's ssl_prefer_server_ciphers does.
+    let mut provider = rustls::crypto::ring::default_provider();
+    provider.cipher_suites.sort_by_key(|s| match s.suite() {
+        rustls::CipherSuite::TLS13_AES_128_GCM_SHA256 => 0,
+        rustls::CipherSuite::TLS13_CHACHA20_POLY1305_SHA256 => 2,
+        rustls::CipherSuite::TLS13_AES_256_GCM_SHA384 => 3,
+        rustls::CipherSuite::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256
+        | rustls::CipherSuite::TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256 => 4,
+        _ => 5,
+    });
+    let provider = Arc::new(provider);
     let generated = generated_default()?;
     let mut cfg = ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
