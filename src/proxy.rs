@@ -87,8 +87,12 @@ pub struct Worker<I: Io> {
     pub(crate) stats: Arc<WorkerStats>,
     pub(crate) index: usize,
     /// HTTP/2 connections to gRPC endpoints, shared by this worker's streams.
+    /// Keyed by endpoint and whether the connection is TLS (GRPCS).
+    #[allow(clippy::type_complexity)]
     pub(crate) h2_upstreams:
-        RefCell<rustc_hash::FxHashMap<std::net::SocketAddr, ::h2::client::SendRequest<bytes::Bytes>>>,
+        RefCell<rustc_hash::FxHashMap<(std::net::SocketAddr, bool), ::h2::client::SendRequest<bytes::Bytes>>>,
+    /// TLS to upstreams (GRPCS): ALPN h2.
+    pub(crate) upstream_tls: Arc<rustls::ClientConfig>,
 }
 
 impl<I: Io> Worker<I> {
@@ -118,6 +122,7 @@ pub async fn run_worker<I: Io>(spec: WorkerSpec) {
         stats: spec.stats,
         index: spec.index,
         h2_upstreams: RefCell::default(),
+        upstream_tls: crate::tls::upstream_client_config(&[b"h2"]),
     });
     spawn_sweeper(worker.clone());
     spawn_ticker(worker.clone());

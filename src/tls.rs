@@ -228,11 +228,11 @@ pub fn server_config(published: &'static Published, alpn: &[&[u8]]) -> Result<Ar
 /// Ciphertext read per socket read: one full TLS record and then some.
 const RX_CHUNK: usize = 18 * 1024;
 
-/// A server-side TLS connection over any [`Stream`]. Like the plain streams it takes `&self`
+/// A TLS connection (server side, or client side to upstreams) over any [`Stream`]. Like the plain streams it takes `&self`
 /// (one task may read while another writes); no `RefCell` borrow is held across an await.
 pub struct TlsStream<S> {
     inner: S,
-    conn: RefCell<ServerConnection>,
+    conn: RefCell<rustls::Connection>,
     /// Ciphertext read from the socket and not yet given to rustls (from `rx_off`).
     rx: Cell<Vec<u8>>,
     rx_off: Cell<usize>,
@@ -245,14 +245,28 @@ pub struct TlsStream<S> {
 impl<S: Stream> TlsStream<S> {
     pub fn new(inner: S, config: Arc<ServerConfig>) -> io::Result<Self> {
         let conn = ServerConnection::new(config).map_err(io::Error::other)?;
-        Ok(TlsStream {
+        Ok(Self::over(inner, rustls::Connection::Server(conn)))
+    }
+
+    /// The client side, to an upstream.
+    pub fn client(
+        inner: S,
+        config: Arc<rustls::ClientConfig>,
+        name: rustls_pki_types::ServerName<'static>,
+    ) -> io::Result<Self> {
+        let conn = rustls::ClientConnection::new(config, name).map_err(io::Error::other)?;
+        Ok(Self::over(inner, rustls::Connection::Client(conn)))
+    }
+
+    fn over(inner: S, conn: rustls::Connection) -> Self {
+        TlsStream {
             inner,
             conn: RefCell::new(conn),
             rx: Cell::new(Vec::new()),
             rx_off: Cell::new(0),
             tx: Cell::new(Vec::new()),
             flushing: Cell::new(false),
-        })
+        }
     }
 
     /// Runs the handshake to its end (the caller bounds it in time).
@@ -280,7 +294,10 @@ impl<S: Stream> TlsStream<S> {
 
     /// The SNI name the client sent.
     pub fn sni(&self) -> Option<String> {
-        self.conn.borrow().server_name().map(str::to_string)
+        match &*self.conn.borrow() {
+            rustls::Connection::Server(c) => c.server_name().map(str::to_string),
+            rustls::Connection::Client(_) => None,
+        }
     }
 
     /// Hands buffered ciphertext to rustls until it is all taken or rustls holds a full
@@ -458,4 +475,58 @@ async fn yield_now() {
         }
     })
     .await
+}
+
+/// How ringress talks TLS to upstreams (`backend-protocol: GRPCS` / `HTTPS`): like
+/// ingress-nginx's default (`proxy-ssl-verify: off`), the upstream's certificate is not
+/// checked against a CA (in-cluster services mostly use self-signed ones), but the handshake
+/// signatures are, so the connection is still encrypted to whoever holds that key.
+pub fn upstream_client_config(alpn: &[&[u8]]) -> Arc<rustls::ClientConfig> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut cfg = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .expect("ring supports TLS 1.2 and 1.3")
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(AnyUpstreamCertificate(provider)))
+        .with_no_client_auth();
+    cfg.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    Arc::new(cfg)
+}
+
+#[derive(Debug)]
+struct AnyUpstreamCertificate(Arc<rustls::crypto::CryptoProvider>);
+
+impl rustls::client::danger::ServerCertVerifier for AnyUpstreamCertificate {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &rustls_pki_types::ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: rustls_pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
 }

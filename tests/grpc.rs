@@ -305,3 +305,33 @@ fn body_limit_is_resource_exhausted_and_no_endpoint_is_unavailable() {
     assert_eq!(e.code(), Code::Unavailable, "{e:?}");
     assert!(e.message().contains("no ready endpoints"), "{e:?}");
 }
+
+#[test]
+fn grpcs_backends_are_reached_over_tls() {
+    // B terminates TLS (ALPN h2) in front of the gRPC server; A proxies to B's HTTPS port
+    // with backend-protocol: GRPCS.
+    let server = grpc_server();
+    let b = Proxy::start(
+        "uring",
+        &(grpc_service("compete-feedback", &[server]) + COMPETE_FEEDBACK),
+        &["--ingress-class", "nginx"],
+    );
+    let a_manifests = grpc_service("secure-feedback", &[b.https])
+        + "---\napiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata:\n  name: secure\n  namespace: default\n  annotations: {nginx.ingress.kubernetes.io/backend-protocol: GRPCS}\nspec:\n  ingressClassName: ringress\n  rules:\n  - http:\n      paths:\n      - {path: /feed.FeedBack, pathType: Prefix, backend: {service: {name: secure-feedback, port: {name: grpc}}}}\n";
+    let a = Proxy::start("epoll", &a_manifests, &[]);
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let mut c = client(&rt, a.http);
+    rt.block_on(async {
+        for i in 0..20u8 {
+            let r = unary(&mut c, Msg { data: vec![i, 1], n: 0 }).await.unwrap();
+            assert_eq!(r.n, i as u32 + 1);
+        }
+        let e = unary(&mut c, Msg { data: vec![], n: 99 }).await.unwrap_err();
+        assert_eq!(e.code(), Code::NotFound, "trailers through two proxies and TLS: {e:?}");
+    });
+    let metrics = get(b.admin, "x", "/metrics").text();
+    assert!(
+        metrics.contains("ringress_tls_handshakes_total 1\n") || metrics.contains("ringress_tls_handshakes_total 2\n"),
+        "B saw A's TLS connection(s): {metrics}"
+    );
+}

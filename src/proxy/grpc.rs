@@ -19,6 +19,8 @@ use super::h2::{forwarded_for, send_all, skip_request_header, Forwarded};
 use super::{bump, LocalSnapshot, Worker};
 use crate::runtime::Io;
 use crate::snapshot::{Route, Settings};
+use crate::tls::TlsStream;
+use rustls_pki_types::ServerName;
 
 fn up_err(context: &'static str, e: h2::Error) -> ProxyError {
     ProxyError::io(Kind::UpstreamProtocol, Side::Upstream, context, std::io::Error::other(e))
@@ -35,17 +37,18 @@ async fn connection<I: Io>(
     snap: &LocalSnapshot,
     route: &Route,
     settings: &Settings,
+    tls: bool,
 ) -> Result<(SendRequest<Bytes>, SocketAddr), ProxyError> {
     let endpoints = &snap.backend(route.backend).endpoints;
     let mut last = None;
     for attempt in 0..endpoints.len() {
         let addr = endpoints[w.balancer.borrow_mut().next(snap, route.backend)];
-        let existing = w.h2_upstreams.borrow().get(&addr).cloned();
+        let existing = w.h2_upstreams.borrow().get(&(addr, tls)).cloned();
         if let Some(sr) = existing {
             match sr.ready().await {
                 Ok(sr) => return Ok((sr, addr)),
                 Err(_) => {
-                    w.h2_upstreams.borrow_mut().remove(&addr);
+                    w.h2_upstreams.borrow_mut().remove(&(addr, tls));
                 }
             }
         }
@@ -63,14 +66,40 @@ async fn connection<I: Io>(
         };
         let mut b = h2::client::Builder::new();
         b.initial_window_size(1 << 20).initial_connection_window_size(4 << 20).max_send_buffer_size(256 * 1024);
-        match b.handshake::<_, Bytes>(IoBridge::with_initial(io, Vec::new())).await {
+        let handshake = if tls {
+            // GRPCS: TLS first (ALPN h2), within the connect timeout.
+            let s = TlsStream::client(io, w.upstream_tls.clone(), ServerName::IpAddress(addr.ip().into()))
+                .map_err(|e| ProxyError::io(Kind::UpstreamConnect, Side::Upstream, "TLS to the upstream", e))?;
+            let done =
+                match select(std::pin::pin!(s.handshake()), std::pin::pin!(I::sleep(settings.connect_timeout))).await {
+                    Either::Left((r, _)) => r,
+                    Either::Right(_) => Err(crate::runtime::io::timed_out("TLS handshake with the upstream timed out")),
+                };
+            if let Err(e) = done {
+                bump(&w.stats.upstream_connect_errors);
+                last = Some(e);
+                continue;
+            }
+            Either::Left(b.handshake::<_, Bytes>(IoBridge::with_initial(s, Vec::new())).await)
+        } else {
+            Either::Right(b.handshake::<_, Bytes>(IoBridge::with_initial(io, Vec::new())).await)
+        };
+        let handshake = match handshake {
+            Either::Left(r) => r.map(|(sr, conn)| (sr, Either::Left(conn))),
+            Either::Right(r) => r.map(|(sr, conn)| (sr, Either::Right(conn))),
+        };
+        match handshake {
             Ok((sr, conn)) => {
                 I::spawn(async move {
-                    if let Err(e) = conn.await {
+                    let r = match conn {
+                        Either::Left(c) => c.await,
+                        Either::Right(c) => c.await,
+                    };
+                    if let Err(e) = r {
                         tracing::debug!(%addr, error = %e, "gRPC upstream connection ended");
                     }
                 });
-                w.h2_upstreams.borrow_mut().insert(addr, sr.clone());
+                w.h2_upstreams.borrow_mut().insert((addr, tls), sr.clone());
                 match sr.ready().await {
                     Ok(sr) => return Ok((sr, addr)),
                     Err(e) => last = Some(std::io::Error::other(e)),
@@ -98,8 +127,9 @@ pub(super) async fn forward<I: Io>(
     started: &Cell<bool>,
     target: &str,
     fwd: &Forwarded<'_>,
+    tls: bool,
 ) -> Result<(), ProxyError> {
-    let (mut sr, _addr) = connection(w, snap, route, settings).await?;
+    let (mut sr, _addr) = connection(w, snap, route, settings, tls).await?;
     let uri = http::Uri::builder()
         .scheme("http")
         .authority(fwd.authority)

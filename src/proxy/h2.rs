@@ -227,13 +227,15 @@ async fn exchange<I: Io>(
     let scheme = if https { "https" } else { "http" };
     let fwd = Forwarded { client_ip, scheme, authority };
     match o.protocol {
-        BackendProtocol::Grpc => {
-            super::grpc::forward::<I>(w, &snap, &settings, route, &parts, body, respond, started, &target, &fwd).await
+        BackendProtocol::Grpc | BackendProtocol::Grpcs => {
+            let tls = o.protocol == BackendProtocol::Grpcs;
+            super::grpc::forward::<I>(w, &snap, &settings, route, &parts, body, respond, started, &target, &fwd, tls)
+                .await
         }
-        BackendProtocol::Grpcs | BackendProtocol::Https => Err(ProxyError::new(
+        BackendProtocol::Https => Err(ProxyError::new(
             Kind::UpstreamConnect,
             Side::Upstream,
-            "TLS to upstreams (HTTPS, GRPCS) is not supported yet",
+            "HTTPS to HTTP/1.1 upstreams is not supported yet",
         )),
         BackendProtocol::Http => {
             let clock = Clock { deadlines: &w.deadlines, watch };

@@ -13,6 +13,7 @@ use crate::proxy::{bump, tunnel, LocalSnapshot, Worker};
 use crate::runtime::deadline::Watch;
 use crate::runtime::io::Clock;
 use crate::runtime::{Io, Stream};
+use crate::snapshot::annotations::BackendProtocol;
 use crate::snapshot::{normalize_host, BackendId, Snapshot};
 
 const MAX_HEADERS: usize = 128;
@@ -338,6 +339,21 @@ fn prepare(
     }
     if snap.backend(route.backend).endpoints.is_empty() {
         return Ok(Some((info, Action::Respond(Kind::NoEndpoints, "the backend Service has no ready endpoints"))));
+    }
+    match o.protocol {
+        BackendProtocol::Http => {}
+        BackendProtocol::Grpc | BackendProtocol::Grpcs => {
+            return Ok(Some((
+                info,
+                Action::Respond(Kind::UpstreamProtocol, "this backend speaks gRPC, which needs HTTP/2"),
+            )))
+        }
+        BackendProtocol::Https => {
+            return Ok(Some((
+                info,
+                Action::Respond(Kind::UpstreamProtocol, "HTTPS to HTTP/1.1 upstreams is not supported yet"),
+            )))
+        }
     }
     let scheme = if https { "https" } else { "http" };
     let rewritten = route.rewrite.as_ref().zip(path).and_then(|(r, p)| r.apply(p));
