@@ -80,7 +80,7 @@ impl SnapshotCache {
 /// Everything one worker owns.
 pub struct Worker<I: Io> {
     snapshots: RefCell<SnapshotCache>,
-    pub(crate) pools: Pools<I::Stream>,
+    pub(crate) pools: Pools<h1::client::UpStream<I::Stream>>,
     pub(crate) balancer: RefCell<RoundRobin>,
     active: Cell<usize>,
     pub(crate) deadlines: Deadlines,
@@ -91,8 +91,9 @@ pub struct Worker<I: Io> {
     #[allow(clippy::type_complexity)]
     pub(crate) h2_upstreams:
         RefCell<rustc_hash::FxHashMap<(std::net::SocketAddr, bool), ::h2::client::SendRequest<bytes::Bytes>>>,
-    /// TLS to upstreams (GRPCS): ALPN h2.
+    /// TLS to upstreams: ALPN h2 (GRPCS), and http/1.1 (HTTPS).
     pub(crate) upstream_tls: Arc<rustls::ClientConfig>,
+    pub(crate) upstream_tls_h1: Arc<rustls::ClientConfig>,
 }
 
 impl<I: Io> Worker<I> {
@@ -123,6 +124,7 @@ pub async fn run_worker<I: Io>(spec: WorkerSpec) {
         index: spec.index,
         h2_upstreams: RefCell::default(),
         upstream_tls: crate::tls::upstream_client_config(&[b"h2"]),
+        upstream_tls_h1: crate::tls::upstream_client_config(&[b"http/1.1"]),
     });
     spawn_sweeper(worker.clone());
     spawn_ticker(worker.clone());

@@ -389,3 +389,46 @@ fn certificate_rotation_under_load_fails_no_handshake_and_a_bad_secret_keeps_the
     p.wait_for(|| p.log_text().contains("Secret default/a-tls: data.tls.crt"), "the bad Secret reported");
     assert!(curl_https(p.https, "a.test", "/", &["--cacert", ca2_file.to_str().unwrap()]).0, "last good certificate");
 }
+
+#[test]
+fn https_backends_are_reached_over_tls_and_pooled() {
+    // B terminates TLS in front of the upstream; A proxies to B's HTTPS port with
+    // backend-protocol: HTTPS, for HTTP/1.1 and HTTP/2 clients alike.
+    let up = Upstream::start("up");
+    let b = Proxy::start(
+        "uring",
+        &(service("svc-up", &[up.addr]) + &tls_ingress("hop", "hop.test", None, "svc-up", &[])),
+        &[],
+    );
+    let a_routes = service("svc-b", &[b.https])
+        + &tls_ingress("hop", "hop.test", None, "svc-b", &[("nginx.ingress.kubernetes.io/backend-protocol", "HTTPS")]);
+    for io in ["uring", "epoll"] {
+        let a = Proxy::start(io, &a_routes, &[]);
+        for _ in 0..10 {
+            let r = get(a.http, "hop.test", "/p?q=1");
+            assert_eq!(r.status, 200, "{io}: {}", r.text());
+            // B saw the request arrive over TLS.
+            assert!(
+                r.text().contains("path=/p?q=1") && r.text().contains("header x-forwarded-proto: https\n"),
+                "{io}: {}",
+                r.text()
+            );
+        }
+        let (ok, out, err) = run(std::process::Command::new("curl").args([
+            "-sS",
+            "--http2-prior-knowledge",
+            "-H",
+            "Host: hop.test",
+            &format!("http://127.0.0.1:{}/h2", a.http.port()),
+        ]));
+        assert!(ok && out.contains("path=/h2"), "{io}: {out} {err}");
+    }
+    // Pooled: far fewer TLS handshakes at B than requests through A.
+    let metrics = get(b.admin, "x", "/metrics").text();
+    let handshakes: u64 = metrics
+        .lines()
+        .find(|l| l.starts_with("ringress_tls_handshakes_total "))
+        .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        .unwrap();
+    assert!((1..=6).contains(&handshakes), "{handshakes} handshakes for 22 requests: {metrics}");
+}

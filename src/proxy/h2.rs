@@ -232,12 +232,7 @@ async fn exchange<I: Io>(
             super::grpc::forward::<I>(w, &snap, &settings, route, &parts, body, respond, started, &target, &fwd, tls)
                 .await
         }
-        BackendProtocol::Https => Err(ProxyError::new(
-            Kind::UpstreamConnect,
-            Side::Upstream,
-            "HTTPS to HTTP/1.1 upstreams is not supported yet",
-        )),
-        BackendProtocol::Http => {
+        BackendProtocol::Http | BackendProtocol::Https => {
             let clock = Clock { deadlines: &w.deadlines, watch };
             to_http1(w, clock, &snap, &settings, route, &parts, body, length, respond, started, &target, &fwd).await
         }
@@ -407,7 +402,8 @@ async fn to_http1<I: Io>(
     let mut pooled = true;
     let mut ubuf = Vec::with_capacity(16 * 1024);
     let up = loop {
-        let up = client::acquire(w, snap, route.backend, pooled, settings.connect_timeout).await?;
+        let tls = route.options.protocol == BackendProtocol::Https;
+        let up = client::acquire(w, snap, route.backend, pooled, settings.connect_timeout, tls).await?;
         let (r, o) = clock.write_for(&up.io, out, settings.upstream_send_timeout).await;
         out = o;
         let retry = up.reused && replayable;

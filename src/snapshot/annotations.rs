@@ -147,13 +147,7 @@ impl RouteOptions {
                     },
                     "backend-protocol" => match v.to_ascii_uppercase().as_str() {
                         "HTTP" => o.protocol = BackendProtocol::Http,
-                        "HTTPS" => {
-                            o.protocol = BackendProtocol::Https;
-                            warnings.push(format!(
-                                "Ingress {}: annotation {full}: HTTPS to HTTP/1.1 upstreams is not supported yet; requests get 502",
-                                ing.key
-                            ));
-                        }
+                        "HTTPS" => o.protocol = BackendProtocol::Https,
                         "GRPC" => o.protocol = BackendProtocol::Grpc,
                         "GRPCS" => o.protocol = BackendProtocol::Grpcs,
                         _ => bad("is not one of HTTP, HTTPS, GRPC, GRPCS"),

@@ -7,8 +7,46 @@ use crate::proxy::error::{Kind, ProxyError, Side};
 use crate::proxy::{bump, Worker};
 use crate::runtime::deadline::Deadline;
 use crate::runtime::io::Clock;
-use crate::runtime::Io;
+use crate::runtime::{Io, Stream};
 use crate::snapshot::{BackendId, Snapshot};
+use crate::tls::TlsStream;
+
+/// A connection to an upstream: plain, or TLS for `backend-protocol: HTTPS` (boxed: pooled
+/// plain connections should not carry a TLS session's size).
+pub enum UpStream<S> {
+    Plain(S),
+    Tls(Box<TlsStream<S>>),
+}
+
+impl<S: Stream> Stream for UpStream<S> {
+    async fn read(&self, buf: Vec<u8>) -> (std::io::Result<usize>, Vec<u8>) {
+        match self {
+            UpStream::Plain(s) => s.read(buf).await,
+            UpStream::Tls(t) => t.read(buf).await,
+        }
+    }
+
+    async fn write_all(&self, buf: Vec<u8>) -> (std::io::Result<()>, Vec<u8>) {
+        match self {
+            UpStream::Plain(s) => s.write_all(buf).await,
+            UpStream::Tls(t) => t.write_all(buf).await,
+        }
+    }
+
+    fn shutdown(&self, how: std::net::Shutdown) {
+        match self {
+            UpStream::Plain(s) => s.shutdown(how),
+            UpStream::Tls(t) => t.shutdown(how),
+        }
+    }
+
+    fn fd(&self) -> std::os::fd::RawFd {
+        match self {
+            UpStream::Plain(s) => s.fd(),
+            UpStream::Tls(t) => t.fd(),
+        }
+    }
+}
 
 /// An upstream connection and where it goes.
 pub struct Upstream<S> {
@@ -28,13 +66,15 @@ pub async fn acquire<I: Io>(
     backend: BackendId,
     pooled: bool,
     connect_timeout: std::time::Duration,
-) -> Result<Upstream<I::Stream>, ProxyError> {
+    tls: bool,
+) -> Result<Upstream<UpStream<I::Stream>>, ProxyError> {
     let endpoints = &snap.backend(backend).endpoints;
     let mut last = None;
     for attempt in 0..endpoints.len() {
         let addr = endpoints[w.balancer.borrow_mut().next(snap, backend)];
         if pooled {
-            if let Some(io) = w.pools.take(addr, w.deadlines.now()) {
+            // An endpoint's pool holds one kind; one of the other kind is dropped.
+            if let Some(io) = w.pools.take(addr, w.deadlines.now()).filter(|io| matches!(io, UpStream::Tls(_)) == tls) {
                 return Ok(Upstream { io, addr, reused: true });
             }
         }
@@ -42,7 +82,12 @@ pub async fn acquire<I: Io>(
             bump(&w.stats.upstream_retries);
         }
         bump(&w.stats.upstream_connects);
-        match I::connect(addr, connect_timeout).await {
+        let connected = match I::connect(addr, connect_timeout).await {
+            Ok(io) if tls => tls_connect::<I>(w, io, addr, connect_timeout).await,
+            Ok(io) => Ok(UpStream::Plain(io)),
+            Err(e) => Err(e),
+        };
+        match connected {
             Ok(io) => return Ok(Upstream { io, addr, reused: false }),
             Err(e) => {
                 bump(&w.stats.upstream_connect_errors);
@@ -83,4 +128,21 @@ pub async fn read_head_bytes<S: crate::runtime::Stream>(
         Err(_) if buf.is_empty() => Ok(false),
         Err(e) => Err(ProxyError::io(Kind::UpstreamProtocol, Side::Upstream, "reading the response", e)),
     }
+}
+
+/// TLS over a fresh upstream connection (ALPN http/1.1), within the connect timeout.
+async fn tls_connect<I: Io>(
+    w: &Worker<I>,
+    io: I::Stream,
+    addr: SocketAddr,
+    timeout: std::time::Duration,
+) -> std::io::Result<UpStream<I::Stream>> {
+    use futures::future::{select, Either};
+    let name = rustls_pki_types::ServerName::IpAddress(addr.ip().into());
+    let s = TlsStream::client(io, w.upstream_tls_h1.clone(), name)?;
+    let done = match select(std::pin::pin!(s.handshake()), std::pin::pin!(I::sleep(timeout))).await {
+        Either::Left((r, _)) => r,
+        Either::Right(_) => Err(crate::runtime::io::timed_out("TLS handshake with the upstream timed out")),
+    };
+    done.map(|()| UpStream::Tls(Box::new(s)))
 }

@@ -229,11 +229,13 @@ async fn request<I: Io, S: Stream>(w: &Worker<I>, c: &mut Conn<S>, first: bool) 
     };
     bump(&w.stats.requests);
     let overridden;
+    let tls;
     let settings = &snap.settings;
 
     let backend = match action {
         Action::Forward(b, o) => {
             overridden = o.apply(settings);
+            tls = o.tls;
             b
         }
         Action::Answer => {
@@ -279,7 +281,7 @@ async fn request<I: Io, S: Stream>(w: &Worker<I>, c: &mut Conn<S>, first: bool) 
         return Err(ProxyError::downstream(Kind::BodyTooLarge, "request body too large"));
     }
 
-    forward(w, c, &snap, settings, backend, &info, body).await
+    forward(w, c, &snap, settings, backend, tls, &info, body).await
 }
 
 /// Parses and checks a request head in `buf`, routes it, and writes the upstream head into
@@ -348,12 +350,7 @@ fn prepare(
                 Action::Respond(Kind::UpstreamProtocol, "this backend speaks gRPC, which needs HTTP/2"),
             )))
         }
-        BackendProtocol::Https => {
-            return Ok(Some((
-                info,
-                Action::Respond(Kind::UpstreamProtocol, "HTTPS to HTTP/1.1 upstreams is not supported yet"),
-            )))
-        }
+        BackendProtocol::Https => {}
     }
     let scheme = if https { "https" } else { "http" };
     let rewritten = route.rewrite.as_ref().zip(path).and_then(|(r, p)| r.apply(p));
@@ -371,6 +368,7 @@ fn prepare(
         connect_timeout: o.connect_timeout,
         read_timeout: o.read_timeout,
         send_timeout: o.send_timeout,
+        tls: o.protocol == BackendProtocol::Https,
     };
     Ok(Some((info, Action::Forward(route.backend, overrides))))
 }
@@ -382,6 +380,8 @@ struct Overrides {
     connect_timeout: Option<std::time::Duration>,
     read_timeout: Option<std::time::Duration>,
     send_timeout: Option<std::time::Duration>,
+    /// `backend-protocol: HTTPS`.
+    tls: bool,
 }
 
 impl Overrides {
@@ -437,12 +437,14 @@ async fn write_client<S: Stream>(
 
 /// Sends the request upstream (retrying where that is safe), relays the response, and pools
 /// the upstream connection if it can be reused.
+#[allow(clippy::too_many_arguments)]
 async fn forward<I: Io, S: Stream>(
     w: &Worker<I>,
     c: &mut Conn<S>,
     snap: &LocalSnapshot,
     settings: &crate::snapshot::Settings,
     backend: BackendId,
+    tls: bool,
     info: &RequestInfo,
     mut body: Body,
 ) -> Result<bool, ProxyError> {
@@ -452,7 +454,7 @@ async fn forward<I: Io, S: Stream>(
     let replayable = body.is_done();
     let mut pooled = true;
     let up = loop {
-        let up: Upstream<I::Stream> = client::acquire(w, snap, backend, pooled, settings.connect_timeout).await?;
+        let up = client::acquire(w, snap, backend, pooled, settings.connect_timeout, tls).await?;
         let (r, out) = clock.write_for(&up.io, std::mem::take(&mut c.out), settings.upstream_send_timeout).await;
         c.out = out;
         // A pooled connection the upstream had closed fails here or answers nothing. Sending
@@ -594,7 +596,7 @@ async fn relay_response<I: Io, S: Stream>(
     w: &Worker<I>,
     clock: Clock<'_>,
     c: &mut Conn<S>,
-    up: Upstream<I::Stream>,
+    up: Upstream<client::UpStream<I::Stream>>,
     info: &RequestInfo,
     request_done: bool,
     settings: &crate::snapshot::Settings,
