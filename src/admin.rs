@@ -61,7 +61,7 @@ impl Admin {
         use std::fmt::Write;
         let sum = |f: fn(&WorkerStats) -> u64| self.stats.iter().map(|s| f(s)).sum::<u64>();
         let mut out = String::new();
-        let rows: [(&str, &str, u64); 11] = [
+        let rows: [(&str, &str, u64); 10] = [
             ("ringress_requests_total", "counter", sum(|s| s.requests.load(Ordering::Relaxed))),
             ("ringress_connections_total", "counter", sum(|s| s.connections_total.load(Ordering::Relaxed))),
             ("ringress_connections_active", "gauge", sum(|s| s.connections_active.load(Ordering::Relaxed))),
@@ -75,7 +75,6 @@ impl Admin {
             ("ringress_tls_handshakes_total", "counter", sum(|s| s.tls_handshakes.load(Ordering::Relaxed))),
             ("ringress_tls_handshake_errors_total", "counter", sum(|s| s.tls_handshake_errors.load(Ordering::Relaxed))),
             ("ringress_tls_resumed_total", "counter", sum(|s| s.tls_resumed.load(Ordering::Relaxed))),
-            ("ringress_h2_protocol_closes_total", "counter", sum(|s| s.h2_protocol_closes.load(Ordering::Relaxed))),
             (
                 "ringress_proxy_error_responses_total",
                 "counter",
@@ -84,6 +83,13 @@ impl Admin {
         ];
         for (name, kind, v) in rows {
             let _ = writeln!(out, "# TYPE {name} {kind}\n{name} {v}");
+        }
+        let _ = writeln!(out, "# TYPE ringress_h2_connection_errors_total counter");
+        for (i, name) in crate::proxy::H2_ERROR_NAMES.iter().enumerate() {
+            let v = sum_at(&self.stats, i);
+            if v > 0 {
+                let _ = writeln!(out, "ringress_h2_connection_errors_total{{code=\"{name}\"}} {v}");
+            }
         }
         let _ = writeln!(
             out,
@@ -95,6 +101,10 @@ impl Admin {
         self.published.control.render(&mut out);
         out
     }
+}
+
+fn sum_at(stats: &[std::sync::Arc<WorkerStats>], i: usize) -> u64 {
+    stats.iter().map(|s| s.h2_errors[i].load(Ordering::Relaxed)).sum()
 }
 
 fn respond(conn: &mut TcpStream, code: u16, ctype: &str, body: &str) -> std::io::Result<()> {

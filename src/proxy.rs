@@ -27,6 +27,24 @@ use crate::upstream::{Pools, RoundRobin};
 /// concurrent streams to reuse connections instead of churning through new ones.
 const UPSTREAM_KEEPALIVE: usize = 320;
 
+/// HTTP/2 error codes 0x0..=0xd by name (RFC 9113 §7).
+pub const H2_ERROR_NAMES: [&str; 14] = [
+    "NO_ERROR",
+    "PROTOCOL_ERROR",
+    "INTERNAL_ERROR",
+    "FLOW_CONTROL_ERROR",
+    "SETTINGS_TIMEOUT",
+    "STREAM_CLOSED",
+    "FRAME_SIZE_ERROR",
+    "REFUSED_STREAM",
+    "CANCEL",
+    "COMPRESSION_ERROR",
+    "CONNECT_ERROR",
+    "ENHANCE_YOUR_CALM",
+    "INADEQUATE_SECURITY",
+    "HTTP_1_1_REQUIRED",
+];
+
 /// Counters of one worker. Written only by that worker (relaxed stores on its own cache
 /// lines), summed by the admin thread when scraped.
 #[derive(Debug, Default)]
@@ -42,8 +60,10 @@ pub struct WorkerStats {
     pub tls_handshake_errors: AtomicU64,
     /// Handshakes that resumed a session (ticket or cache) instead of a full key exchange.
     pub tls_resumed: AtomicU64,
-    /// HTTP/2 connections closed for a protocol violation or abuse (GOAWAY sent).
-    pub h2_protocol_closes: AtomicU64,
+    /// HTTP/2 connections we closed for a protocol violation or abuse (GOAWAY sent), by the
+    /// error code (RFC 9113 §7): rapid reset and floods end in ENHANCE_YOUR_CALM, header
+    /// bombs in COMPRESSION_ERROR or PROTOCOL_ERROR.
+    pub h2_errors: [AtomicU64; H2_ERROR_NAMES.len()],
 }
 
 pub(crate) fn bump(c: &AtomicU64) {

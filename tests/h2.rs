@@ -246,7 +246,7 @@ fn rapid_reset_is_bounded_and_answered_with_enhance_your_calm() {
     // The proxy is fine for everyone else.
     assert_eq!(get(p.http, "h2.test", "/").status, 200);
     let metrics = get(p.admin, "x", "/metrics").text();
-    assert!(metrics.contains("ringress_h2_protocol_closes_total 1"), "{metrics}");
+    assert!(metrics.contains("ringress_h2_connection_errors_total{code=\"ENHANCE_YOUR_CALM\"} 1\n"), "{metrics}");
 }
 
 #[test]
@@ -298,40 +298,70 @@ fn continuation_flood_and_hpack_bomb_close_the_connection() {
     let mut tmp = [0u8; 4096];
     let _ = s.read(&mut tmp);
     assert_eq!(get(p.http, "h2.test", "/").status, 200);
+    // Both connections were closed by the proxy, and counted by error code.
+    let metrics = get(p.admin, "x", "/metrics").text();
+    eprintln!("{}", metrics.lines().filter(|l| l.contains("h2_connection_errors")).collect::<Vec<_>>().join("\n"));
+    let closed: u64 = metrics
+        .lines()
+        .filter(|l| l.starts_with("ringress_h2_connection_errors_total{"))
+        .map(|l| l.split_whitespace().nth(1).unwrap().parse::<u64>().unwrap())
+        .sum();
+    assert!(closed >= 2, "{metrics}");
 }
 
 #[test]
-fn settings_and_ping_floods_do_not_grow_without_bound() {
+fn settings_and_ping_floods_are_cut_off_with_enhance_your_calm() {
     let (_a, p) = site("uring");
-    // The client never reads: acknowledgements back up. The proxy must stop reading (TCP
-    // back-pressure) or close, not queue acknowledgements without end.
-    let mut s = h2c(&p);
-    s.set_write_timeout(Some(Duration::from_secs(5))).unwrap();
-    let ping = frame(PING, 0, 0, &[1; 8]);
-    let settings = frame(SETTINGS, 0, 0, &[0, 3, 0, 0, 0, 100]);
-    let mut flood = Vec::new();
-    for _ in 0..1000 {
-        flood.extend_from_slice(&ping);
-        flood.extend_from_slice(&settings);
+    // The client never reads, so each acknowledgement would queue up: past a burst of 1,000
+    // control frames (refilled at 100/s) the proxy answers GOAWAY ENHANCE_YOUR_CALM and
+    // closes, and counts it.
+    for (kind, payload) in [(PING, &[1u8; 8][..]), (SETTINGS, &[0, 3, 0, 0, 0, 100][..])] {
+        let mut s = h2c(&p);
+        s.set_write_timeout(Some(Duration::from_secs(5))).unwrap();
+        let flood: Vec<u8> = (0..5000).flat_map(|_| frame(kind, 0, 0, payload)).collect();
+        let _ = s.write_all(&flood);
+        let code = goaway(&mut s);
+        assert!(code.is_none() || code == Some(ENHANCE_YOUR_CALM), "frame type {kind}: {code:?}");
     }
+    let metrics = get(p.admin, "x", "/metrics").text();
+    assert!(metrics.contains("ringress_h2_connection_errors_total{code=\"ENHANCE_YOUR_CALM\"} 2\n"), "{metrics}");
+    // A client that pings now and then is not affected.
+    let mut s = h2c(&p);
+    for _ in 0..50 {
+        s.write_all(&frame(PING, 0, 0, &[2; 8])).unwrap();
+    }
+    s.write_all(&frame(HEADERS, END_STREAM | END_HEADERS, 1, &get_block())).unwrap();
+    let mut buf = vec![0u8; 65536];
+    let mut seen = Vec::new();
     let start = Instant::now();
-    let mut written = 0usize;
     while start.elapsed() < Duration::from_secs(5) {
-        match s.write(&flood) {
-            Ok(n) => written += n,
-            Err(_) => break,
-        }
-        if written > 200 << 20 {
+        let n = s.read(&mut buf).unwrap();
+        assert!(n > 0, "closed");
+        seen.extend_from_slice(&buf[..n]);
+        // A DATA frame with END_STREAM on stream 1 ends the response.
+        if find_frame(&seen, 0, 1, 1) {
             break;
         }
     }
-    assert!(written < 200 << 20, "the proxy accepted {written} bytes of PING/SETTINGS without pushing back");
-    drop(s);
+    assert!(find_frame(&seen, 0, 1, 1), "the response to a well-behaved client");
     let rss = std::fs::read_to_string(format!("/proc/{}/status", p.child.id())).unwrap();
     let kb: u64 =
         rss.lines().find(|l| l.starts_with("VmRSS:")).unwrap().split_whitespace().nth(1).unwrap().parse().unwrap();
-    assert!(kb < 200 * 1024, "RSS {kb} kB after the flood");
-    assert_eq!(get(p.http, "h2.test", "/").status, 200);
+    assert!(kb < 200 * 1024, "RSS {kb} kB after the floods");
+}
+
+/// Whether `buf` holds a frame of `kind` on `stream` with `flags` set.
+fn find_frame(buf: &[u8], kind: u8, flags: u8, stream: u32) -> bool {
+    let mut i = 0;
+    while i + 9 <= buf.len() {
+        let len = (buf[i] as usize) << 16 | (buf[i + 1] as usize) << 8 | buf[i + 2] as usize;
+        let id = u32::from_be_bytes(buf[i + 5..i + 9].try_into().unwrap()) & 0x7fff_ffff;
+        if buf[i + 3] == kind && buf[i + 4] & flags == flags && id == stream {
+            return true;
+        }
+        i += 9 + len;
+    }
+    false
 }
 
 #[test]

@@ -37,7 +37,8 @@ pub fn is_preface(first: &[u8]) -> bool {
 /// Serves one HTTP/2 connection: `initial` holds bytes already read from it (h2c).
 pub async fn serve<I: Io, S: Stream>(w: Rc<Worker<I>>, io: S, initial: Vec<u8>, peer: SocketAddr, https: bool) {
     let settings = w.snapshot().settings.clone();
-    let bridge = IoBridge::with_initial(io, initial);
+    let flood = Rc::new(Cell::new(false));
+    let bridge = IoBridge::server(io, initial, flood.clone());
     let stream = bridge.stream().clone();
     let mut b = h2::server::Builder::new();
     b.max_concurrent_streams(settings.h2_max_concurrent_streams)
@@ -86,8 +87,12 @@ pub async fn serve<I: Io, S: Stream>(w: Rc<Worker<I>>, io: S, initial: Vec<u8>, 
                 });
             }
             Some(Some(Err(e))) => {
-                if e.is_go_away() || e.reason() == Some(Reason::ENHANCE_YOUR_CALM) {
-                    bump(&w.stats.h2_protocol_closes);
+                // Errors we detected (not the client's own GOAWAY, not I/O): counted by code.
+                if let (Some(reason), false) = (e.reason(), e.is_remote()) {
+                    let code = u32::from(reason) as usize;
+                    if let Some(c) = w.stats.h2_errors.get(code) {
+                        bump(c);
+                    }
                 }
                 tracing::debug!(worker = w.index, %peer, error = %e, "HTTP/2 connection error");
                 break;
@@ -103,6 +108,10 @@ pub async fn serve<I: Io, S: Stream>(w: Rc<Worker<I>>, io: S, initial: Vec<u8>, 
                 timer = Box::pin(I::sleep(idle));
             }
         }
+    }
+    if flood.get() {
+        bump(&w.stats.h2_errors[u32::from(Reason::ENHANCE_YOUR_CALM) as usize]);
+        tracing::debug!(worker = w.index, %peer, "HTTP/2 SETTINGS/PING flood: GOAWAY ENHANCE_YOUR_CALM");
     }
 }
 
