@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Runs every test: unit tests and the end-to-end suites, which drive the real binary with
-# curl and wrk against real upstreams on loopback. Installs curl and wrk (Debian) if missing.
+# curl, wrk and h2load against real upstreams on loopback. Installs curl, wrk and h2load
+# (Debian: nghttp2-client) if missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 missing=()
 command -v curl >/dev/null || missing+=(curl)
 command -v wrk >/dev/null || missing+=(wrk)
+command -v h2load >/dev/null || missing+=(nghttp2-client)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"

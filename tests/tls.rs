@@ -432,3 +432,35 @@ fn https_backends_are_reached_over_tls_and_pooled() {
         .unwrap();
     assert!((1..=6).contains(&handshakes), "{handshakes} handshakes for 22 requests: {metrics}");
 }
+
+#[test]
+fn proxy_timeouts_from_annotations_apply_per_ingress() {
+    let a = Upstream::start("a");
+    let m = service("svc-a", &[a.addr])
+        + &tls_ingress(
+            "quick",
+            "quick.test",
+            None,
+            "svc-a",
+            &[("nginx.ingress.kubernetes.io/proxy-read-timeout", "1")],
+        )
+        + &tls_ingress("patient", "patient.test", None, "svc-a", &[]);
+    let p = Proxy::start("uring", &m, &[]);
+    // The upstream answers after 2.5 s: past quick.test's 1 s read timeout, within the default.
+    let r = get(p.http, "quick.test", "/sleep/2500");
+    assert_eq!(r.status, 504, "{}", r.text());
+    assert_eq!(get(p.http, "patient.test", "/sleep/2500").status, 200);
+    // HTTP/2 clients get the same per-Ingress timeout.
+    let (ok, out, err) = run(std::process::Command::new("curl").args([
+        "-sS",
+        "--http2-prior-knowledge",
+        "-H",
+        "Host: quick.test",
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code}",
+        &format!("http://127.0.0.1:{}/sleep/2500", p.http.port()),
+    ]));
+    assert!(ok && out == "504", "{out} {err}");
+}
