@@ -168,26 +168,6 @@ fn grpc_service(name: &str, endpoints: &[SocketAddr]) -> String {
     s
 }
 
-/// The issue's gRPC Ingress, unchanged.
-const COMPETE_FEEDBACK: &str = r#"
----
-apiVersion: extensions/v1beta1
-kind: Ingress
-metadata:
-  name: compete-feedback-grpc
-  annotations:
-    ingress.kubernetes.io/grpc-backend: "true"
-    ingress.kubernetes.io/proxy-body-size: 16m
-    ingress.kubernetes.io/ssl-redirect: "true"
-    kubernetes.io/ingress.class: nginx
-spec:
-  rules:
-  - http:
-      paths:
-      - path: /feed.FeedBack
-        backend: {serviceName: compete-feedback, servicePort: grpc}
-"#;
-
 fn client(rt: &tokio::runtime::Runtime, proxy: SocketAddr) -> tonic::client::Grpc<tonic::transport::Channel> {
     let channel = rt.block_on(async {
         tonic::transport::Endpoint::from_shared(format!("http://{proxy}")).unwrap().connect().await.unwrap()

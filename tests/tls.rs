@@ -246,47 +246,10 @@ fn run_curl_follow(http: SocketAddr, https_port: u16, ca: &Path) -> (bool, u16, 
     (ok, code.trim().parse().unwrap_or(0), body.to_string(), err)
 }
 
-/// The two ingress-nginx manifests of the issue, unchanged (extensions/v1beta1, the old
-/// annotation prefix), served with `--ingress-class nginx`.
-const INGRESS_NGINX_MANIFESTS: &str = r#"
----
-apiVersion: extensions/v1beta1
-kind: Ingress
-metadata:
-  name: audio-callback-api
-  annotations:
-    ingress.kubernetes.io/force-ssl-redirect: "true"
-    ingress.kubernetes.io/rewrite-target: /
-    kubernetes.io/ingress.class: nginx
-spec:
-  rules:
-  - host: cl-k8s.yidianzixun.com
-    http:
-      paths:
-      - path: /audio
-        backend: {serviceName: audio-callback-api, servicePort: http}
----
-apiVersion: extensions/v1beta1
-kind: Ingress
-metadata:
-  name: compete-feedback-grpc
-  annotations:
-    ingress.kubernetes.io/grpc-backend: "true"
-    ingress.kubernetes.io/proxy-body-size: 16m
-    ingress.kubernetes.io/ssl-redirect: "true"
-    kubernetes.io/ingress.class: nginx
-spec:
-  rules:
-  - http:
-      paths:
-      - path: /feed.FeedBack
-        backend: {serviceName: compete-feedback, servicePort: grpc}
-"#;
-
 #[test]
 fn ingress_nginx_audio_manifest_redirects_then_rewrites() {
     let audio = Upstream::start("audio");
-    let m = service("audio-callback-api", &[audio.addr]) + INGRESS_NGINX_MANIFESTS;
+    let m = service("audio-callback-api", &[audio.addr]) + AUDIO_CALLBACK + COMPETE_FEEDBACK;
     let p = Proxy::start("uring", &m, &["--ingress-class", "nginx"]);
     let host = "cl-k8s.yidianzixun.com";
     let r = get(p.http, host, "/audio?id=7");

@@ -255,8 +255,8 @@ pub(super) struct Forwarded<'a> {
     pub authority: &'a str,
 }
 
-/// The path and query sent upstream: `rewrite-target` applied.
-fn rewritten(route: &Route, uri: &http::Uri) -> String {
+/// The path and query sent upstream: `rewrite-target` applied (borrowed when there is none).
+fn rewritten<'a>(route: &Route, uri: &'a http::Uri) -> std::borrow::Cow<'a, str> {
     let pq = uri.path_and_query().map_or("/", |p| p.as_str());
     match route.rewrite.as_ref().and_then(|r| r.apply(uri.path())) {
         Some(mut p) => {
@@ -264,9 +264,9 @@ fn rewritten(route: &Route, uri: &http::Uri) -> String {
                 p.push('?');
                 p.push_str(q);
             }
-            p
+            p.into()
         }
-        None => pq.to_string(),
+        None => pq.into(),
     }
 }
 

@@ -251,3 +251,44 @@ pub fn wrk(addr: SocketAddr, host: &str, secs: u32, conns: u32) -> (u64, u64, u6
         .unwrap_or(0);
     (requests, non2xx, socket_errors, out)
 }
+
+/// The issue's ingress-nginx manifests, unchanged (extensions/v1beta1, the old annotation
+/// prefix), served with `--ingress-class nginx`: the audio callback API...
+pub const AUDIO_CALLBACK: &str = r#"
+---
+apiVersion: extensions/v1beta1
+kind: Ingress
+metadata:
+  name: audio-callback-api
+  annotations:
+    ingress.kubernetes.io/force-ssl-redirect: "true"
+    ingress.kubernetes.io/rewrite-target: /
+    kubernetes.io/ingress.class: nginx
+spec:
+  rules:
+  - host: cl-k8s.yidianzixun.com
+    http:
+      paths:
+      - path: /audio
+        backend: {serviceName: audio-callback-api, servicePort: http}
+"#;
+
+/// ...and the gRPC feedback service.
+pub const COMPETE_FEEDBACK: &str = r#"
+---
+apiVersion: extensions/v1beta1
+kind: Ingress
+metadata:
+  name: compete-feedback-grpc
+  annotations:
+    ingress.kubernetes.io/grpc-backend: "true"
+    ingress.kubernetes.io/proxy-body-size: 16m
+    ingress.kubernetes.io/ssl-redirect: "true"
+    kubernetes.io/ingress.class: nginx
+spec:
+  rules:
+  - http:
+      paths:
+      - path: /feed.FeedBack
+        backend: {serviceName: compete-feedback, servicePort: grpc}
+"#;
