@@ -395,3 +395,32 @@ fn streams_over_the_limit_are_refused() {
     }
     assert_eq!(refused, 8, "REFUSED_STREAM for each stream over 32");
 }
+
+#[test]
+fn request_trailers_reach_an_http1_upstream_as_chunked_trailers() {
+    let (_a, p) = site("uring");
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let body = rt.block_on(async {
+        let tcp = tokio::net::TcpStream::connect(p.http).await.unwrap();
+        let (client, conn) = h2::client::handshake(tcp).await.unwrap();
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        let mut client = client.ready().await.unwrap();
+        let req = http::Request::post("http://h2.test/trailers").body(()).unwrap();
+        let (resp, mut send) = client.send_request(req, false).unwrap();
+        send.send_data(bytes::Bytes::from_static(b"hello"), false).unwrap();
+        let mut t = http::HeaderMap::new();
+        t.insert("x-checksum", "abc123".parse().unwrap());
+        send.send_trailers(t).unwrap();
+        let mut body = resp.await.unwrap().into_body();
+        let mut out = Vec::new();
+        while let Some(chunk) = body.data().await {
+            let chunk = chunk.unwrap();
+            let _ = body.flow_control().release_capacity(chunk.len());
+            out.extend_from_slice(&chunk);
+        }
+        String::from_utf8(out).unwrap()
+    });
+    assert!(body.contains("body-len=5\n") && body.contains("trailer x-checksum: abc123\n"), "{body}");
+}

@@ -567,7 +567,19 @@ async fn send_h1_body<U: Stream>(
         }
     }
     if framing == Framing::Chunked {
-        let (r, _) = clock.write_for(up, b"0\r\n\r\n".to_vec(), settings.upstream_send_timeout).await;
+        // The last chunk, with the request's trailers as chunked trailer fields.
+        buf.clear();
+        buf.extend_from_slice(b"0\r\n");
+        if let Some(trailers) = body.trailers().await.map_err(h2_down)? {
+            for (name, value) in &trailers {
+                buf.extend_from_slice(name.as_str().as_bytes());
+                buf.extend_from_slice(b": ");
+                buf.extend_from_slice(value.as_bytes());
+                buf.extend_from_slice(b"\r\n");
+            }
+        }
+        buf.extend_from_slice(b"\r\n");
+        let (r, _) = clock.write_for(up, buf, settings.upstream_send_timeout).await;
         r.map_err(|e| ProxyError::io(Kind::UpstreamProtocol, Side::Upstream, "sending the request body", e))?;
     }
     Ok(())

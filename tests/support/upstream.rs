@@ -85,6 +85,7 @@ fn serve(s: TcpStream, name: &str, hits: &AtomicUsize) -> std::io::Result<()> {
 
         // Body: counted and summed while streaming, never kept whole.
         let (mut len, mut sum) = (0u64, 0u64);
+        let mut trailers: Vec<String> = Vec::new();
         let mut buf = vec![0u8; 65536];
         if get("transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked")) {
             loop {
@@ -98,6 +99,7 @@ fn serve(s: TcpStream, name: &str, hits: &AtomicUsize) -> std::io::Result<()> {
                         if t == "\r\n" || t.is_empty() {
                             break;
                         }
+                        trailers.push(t.trim_end().to_ascii_lowercase());
                     }
                     break;
                 }
@@ -139,6 +141,9 @@ fn serve(s: TcpStream, name: &str, hits: &AtomicUsize) -> std::io::Result<()> {
             let mut body = format!("upstream={name}\nmethod={method}\npath={path}\nbody-len={len}\nbody-sum={sum}\n");
             for (k, v) in &headers {
                 body += &format!("header {}: {v}\n", k.to_ascii_lowercase());
+            }
+            for t in &trailers {
+                body += &format!("trailer {t}\n");
             }
             let mut resp = format!(
                 "HTTP/1.1 200 OK\r\nX-Upstream: {name}\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n",
