@@ -9,13 +9,18 @@
 # better of nginx and HAProxy in the same run, which is the only figure that means anything
 # on a shared, noisy machine.
 #
-# TLS and HTTP/2 modes (MODES="h2c h2 https tls-new tls-resume", or MODES=all): h2load with 16
-# connections x 16 streams over h2c and over TLS (ALPN h2); wrk over HTTPS/1.1 keep-alive;
-# new TLS connections per request with full handshakes (wrk, Connection: close); resumed
-# handshakes (openssl s_time -reuse, TLS 1.2 session IDs/tickets). Every proxy serves the same
-# ECDSA P-256 certificate, made here with openssl.
+# TLS and HTTP/2 modes (MODES="h2c h2 https tls-full tls-resume tls12-resume", or MODES=all):
+# h2load with 16 connections x 16 streams over h2c and over TLS (ALPN h2); wrk over HTTPS/1.1
+# keep-alive; full TLS 1.3 handshakes (4 x openssl s_time -new, handshake only); a new TLS 1.3
+# connection per request (wrk, Connection: close: wrk keeps its session, so these are
+# ticket resumptions with a fresh X25519 exchange); resumed TLS 1.2 handshakes (4 x openssl
+# s_time -reuse). Every proxy serves the same ECDSA P-256 certificate, made here with
+# openssl, with TLS 1.2 and 1.3 enabled (nginx 1.22 would otherwise stop at TLS 1.2, whose
+# resumption skips the key exchange: not a like-for-like comparison).
 #
-# Usage: bench/compare.sh            (env: RUNS=5 DURATION=8 CONNS=64 PROXY_CPU=0 LOAD_CPU=1 MODES=...)
+# Usage: bench/compare.sh            (env: RUNS=5 DURATION=8 CONNS=64 PROXY_CPU=0 LOAD_CPU=1 MODES=...
+#                                     PROXIES=... PERF=1 records a call-graph profile of ringress
+#                                     per mode into raw/<date>/*.perf.data)
 # Writes bench/results/compare-<date>.md, .svg and raw/<date>/*.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -70,7 +75,7 @@ daemon off; master_process off; worker_processes 1; error_log $work/nginx-error.
 events { worker_connections 8192; }
 http { access_log off; keepalive_requests 1000000;
   upstream up { server 127.0.0.1:$PORT_UP; keepalive 128; }
-  ssl_session_cache shared:SSL:10m; ssl_session_tickets on;
+  ssl_protocols TLSv1.2 TLSv1.3; ssl_session_cache shared:SSL:10m; ssl_session_tickets on;
   server { listen 127.0.0.1:$PORT_PROXY backlog=4096 deferred; include $work/location.conf; }
   server { listen 127.0.0.1:$PORT_H2C http2 backlog=4096; include $work/location.conf; }
   server { listen 127.0.0.1:$PORT_TLS ssl http2 backlog=4096 deferred;
@@ -133,10 +138,17 @@ measure_other() { # name mode run
       out=$(taskset -c "$LOAD_CPU" h2load -c16 -m16 -t1 -D "$DURATION" -H ':authority: bench.local' "$url")
       reqs=$(echo "$out" | awk '/^requests:/ {print $8}'); errs=$(echo "$out" | awk '/^requests:/ {print $10+$12}')
       rate=$(echo "$out" | awk '/^finished in/ {print $4}') ;;
-    tls-resume)
-      out=$(taskset -c "$LOAD_CPU" openssl s_time -connect 127.0.0.1:$PORT_TLS -reuse -tls1_2 -time "$DURATION" 2>&1)
-      reqs=$(echo "$out" | awk '/connections in/ && /real seconds/ {n=$1} END {print n}')
-      rate=$(echo "$out" | awk '/connections in/ && /real seconds/ {print $1/$4}' | tail -1); errs=0 ;;
+    tls-full|tls12-resume)
+      # Four clients: one s_time waits on every round trip and would leave the proxy idle.
+      local flags=(-new) i clients=(); [ "$2" = tls12-resume ] && flags=(-reuse -tls1_2)
+      for i in 1 2 3 4; do
+        taskset -c "$LOAD_CPU" openssl s_time -connect 127.0.0.1:$PORT_TLS "${flags[@]}" -time "$DURATION" \
+          > "$work/s_time.$i" 2>&1 & clients+=($!)
+      done
+      wait "${clients[@]}"
+      out=$(cat "$work"/s_time.?)
+      reqs=$(echo "$out" | awk '/connections in/ && /real seconds/ {n+=$1} END {print n}')
+      rate=$(echo "$reqs $DURATION" | awk '{print $1/$2}'); errs=0 ;;
   esac
   t1=$(cpu_ticks "$PROXY_PID")
   echo "$out" > "$raw/$1-$2-$3.txt"
@@ -146,10 +158,10 @@ measure_other() { # name mode run
 
 # One wrk run: prints "rps p50_us p99_us cpu_us_per_req".
 measure() { # name mode run
-  case $2 in h2c|h2|tls-resume) measure_other "$@"; return;; esac
+  case $2 in h2c|h2|tls-full|tls12-resume) measure_other "$@"; return;; esac
   local extra=() t0 t1 out reqs url="http://127.0.0.1:$PORT_PROXY/"
-  [ "$2" = close ] || [ "$2" = tls-new ] && extra=(-H "Connection: close")
-  [ "$2" = https ] || [ "$2" = tls-new ] && url="https://127.0.0.1:$PORT_TLS/"
+  [ "$2" = close ] || [ "$2" = tls-resume ] && extra=(-H "Connection: close")
+  [ "$2" = https ] || [ "$2" = tls-resume ] && url="https://127.0.0.1:$PORT_TLS/"
   t0=$(cpu_ticks "$PROXY_PID")
   out=$(taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency -H 'Host: bench.local' "${extra[@]}" "$url")
   t1=$(cpu_ticks "$PROXY_PID")
@@ -165,7 +177,7 @@ measure() { # name mode run
 
 read -r -a proxies <<< "${PROXIES:-ringress-uring ringress-epoll nginx haproxy}"
 MODES=${MODES:-keepalive close}
-[ "$MODES" = all ] && MODES="keepalive close h2c h2 https tls-new tls-resume"
+[ "$MODES" = all ] && MODES="keepalive close h2c h2 https tls-full tls-resume tls12-resume"
 read -r -a modes <<< "$MODES"
 echo "runs=$RUNS duration=${DURATION}s conns=$CONNS proxy_cpu=$PROXY_CPU load_cpu=$LOAD_CPU" | tee "$raw/setup.txt"
 for run in $(seq "$RUNS"); do
@@ -175,7 +187,12 @@ for run in $(seq "$RUNS"); do
     for m in "${modes[@]}"; do
       taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNS" -d1s -H 'Host: bench.local' "http://127.0.0.1:$PORT_PROXY/" >/dev/null # warm-up
       [ "$m" = h2 ] || [ "$m" = https ] && taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNS" -d1s -H 'Host: bench.local' "https://127.0.0.1:$PORT_TLS/" >/dev/null
+      perf_pid=
+      if [ -n "${PERF:-}" ] && [[ $p == ringress* ]]; then
+        perf record -q -g -p "$PROXY_PID" -o "$raw/$p-$m-$run.perf.data" 2>/dev/null & perf_pid=$!
+      fi
       r=$(measure "$p" "$m" "$run")
+      [ -n "$perf_pid" ] && { kill -INT "$perf_pid"; wait "$perf_pid" || true; }
       echo "$run $p $m $r" | tee -a "$raw/results.txt"
     done
     stop_proxy

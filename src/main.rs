@@ -152,8 +152,13 @@ fn main() -> anyhow::Result<()> {
     // kube's rustls client needs a process-wide crypto provider; with more than one compiled
     // in, rustls will not choose, so choose here (ring, as kube's feature selects).
     let _ = rustls::crypto::ring::default_provider().install_default();
+    // rustls logs per connection (a warning for every client that sends an IP address as
+    // SNI, as wrk and curl do for https://127.0.0.1/): by default only its errors, so a
+    // client cannot make every handshake write to stderr. RUST_LOG overrides.
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,rustls=error".into()),
+        )
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();

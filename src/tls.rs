@@ -155,7 +155,7 @@ pub fn parse_tls_secret(secret: &Secret) -> Result<CertifiedKey, String> {
 }
 
 fn certified(chain: Vec<CertificateDer<'static>>, key: PrivateKeyDer<'static>) -> Result<CertifiedKey, String> {
-    let signer = rustls::crypto::ring::sign::any_supported_type(&key)
+    let signer = rustls::crypto::aws_lc_rs::sign::any_supported_type(&key)
         .map_err(|e| format!("data.tls.key is not a usable private key ({e})"))?;
     let ck = CertifiedKey::new(chain, signer);
     match ck.keys_match() {
@@ -193,6 +193,13 @@ impl ResolvesServerCert for SniResolver {
     }
 }
 
+/// The crypto of every TLS connection on the data plane: aws-lc-rs (X25519 and P-256 in
+/// assembly; with ring, X25519 alone was a third of a full handshake). Its key exchange
+/// groups put the post-quantum hybrid X25519MLKEM768 first for clients that offer it.
+fn data_plane_crypto() -> rustls::crypto::CryptoProvider {
+    rustls::crypto::aws_lc_rs::default_provider()
+}
+
 /// The one server configuration every worker shares: TLS 1.3 and 1.2 with rustls' default
 /// (AEAD-only, forward-secret) cipher suites, ALPN, a session cache and rotating tickets.
 pub fn server_config(published: &'static Published, alpn: &[&[u8]]) -> Result<Arc<ServerConfig>, String> {
@@ -200,7 +207,7 @@ pub fn server_config(published: &'static Published, alpn: &[&[u8]]) -> Result<Ar
     // CPU's SHA extensions where the SHA-384 of AES-256-GCM-SHA384 runs in plain code in
     // ring (perf: 13% of a full handshake in sha512_block_data_order_nohw). The server's
     // order wins (`ignore_client_order`), as nginx's ssl_prefer_server_ciphers does.
-    let mut provider = rustls::crypto::ring::default_provider();
+    let mut provider = data_plane_crypto();
     provider.cipher_suites.sort_by_key(|s| match s.suite() {
         rustls::CipherSuite::TLS13_AES_128_GCM_SHA256 => 0,
         rustls::CipherSuite::TLS13_CHACHA20_POLY1305_SHA256 => 2,
@@ -219,7 +226,7 @@ pub fn server_config(published: &'static Published, alpn: &[&[u8]]) -> Result<Ar
     cfg.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
     // Tickets (TLS 1.3 and 1.2), with the key rotated every few hours, and a stateful cache
     // for clients that do not take tickets.
-    cfg.ticketer = rustls::crypto::ring::Ticketer::new().map_err(|e| format!("TLS session tickets: {e}"))?;
+    cfg.ticketer = rustls::crypto::aws_lc_rs::Ticketer::new().map_err(|e| format!("TLS session tickets: {e}"))?;
     cfg.session_storage = ServerSessionMemoryCache::new(32 * 1024);
     cfg.ignore_client_order = true;
     Ok(Arc::new(cfg))
@@ -240,6 +247,9 @@ pub struct TlsStream<S> {
     tx: Cell<Vec<u8>>,
     /// A flush is in progress: another caller's records are sent by it.
     flushing: Cell<bool>,
+    /// A TLS 1.3 server's session tickets are queued and nothing else: the client needs none
+    /// of it to send its request, so a read may wait without sending them first.
+    tickets_only: Cell<bool>,
 }
 
 impl<S: Stream> TlsStream<S> {
@@ -266,20 +276,37 @@ impl<S: Stream> TlsStream<S> {
             rx_off: Cell::new(0),
             tx: Cell::new(Vec::new()),
             flushing: Cell::new(false),
+            tickets_only: Cell::new(false),
         }
     }
 
-    /// Runs the handshake to its end (the caller bounds it in time).
+    /// Runs the handshake to its end (the caller bounds it in time). What rustls queues as the
+    /// handshake completes (TLS 1.3 session tickets; a client's Finished) is not sent here:
+    /// it leaves with the next write, or before the next read waits, so the tickets share a
+    /// segment with the response instead of costing each side one more send and wake-up.
     pub async fn handshake(&self) -> io::Result<()> {
         loop {
-            self.flush().await?;
-            if !self.conn.borrow().is_handshaking() {
+            if let Some(tickets_only) = self.handshake_done() {
+                self.tickets_only.set(tickets_only);
                 return Ok(());
             }
+            self.flush().await?;
             if !self.feed()? && self.fill().await? == 0 {
                 return Err(io::ErrorKind::UnexpectedEof.into());
             }
         }
+    }
+
+    /// None while handshaking; then whether only a TLS 1.3 server's tickets are queued (its
+    /// last flight, ending in its Finished, went out before the client's Finished came in).
+    fn handshake_done(&self) -> Option<bool> {
+        let conn = self.conn.borrow();
+        if conn.is_handshaking() {
+            return None;
+        }
+        let server13 = matches!(&*conn, rustls::Connection::Server(_))
+            && conn.protocol_version() == Some(rustls::ProtocolVersion::TLSv1_3);
+        Some(server13 && conn.wants_write())
     }
 
     /// The protocol agreed by ALPN, if any.
@@ -359,6 +386,7 @@ impl<S: Stream> TlsStream<S> {
             return Ok(());
         }
         self.flushing.set(true);
+        self.tickets_only.set(false);
         let result = loop {
             let mut tx = self.tx.take();
             tx.clear();
@@ -414,7 +442,9 @@ impl<S: Stream> TlsStream<S> {
                     return Err(e);
                 }
             }
-            self.flush().await?;
+            if !self.tickets_only.get() {
+                self.flush().await?;
+            }
             if self.fill().await? == 0 {
                 // EOF without close_notify: the HTTP framing above tells a truncated message
                 // from a complete one.
@@ -482,10 +512,10 @@ async fn yield_now() {
 /// checked against a CA (in-cluster services mostly use self-signed ones), but the handshake
 /// signatures are, so the connection is still encrypted to whoever holds that key.
 pub fn upstream_client_config(alpn: &[&[u8]]) -> Arc<rustls::ClientConfig> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let provider = Arc::new(data_plane_crypto());
     let mut cfg = rustls::ClientConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
-        .expect("ring supports TLS 1.2 and 1.3")
+        .expect("aws-lc-rs supports TLS 1.2 and 1.3")
         .dangerous()
         .with_custom_certificate_verifier(Arc::new(AnyUpstreamCertificate(provider)))
         .with_no_client_auth();
