@@ -184,6 +184,19 @@ pub fn get(addr: SocketAddr, host: &str, path: &str) -> Response {
         .expect("a response")
 }
 
+/// The admin `/metrics` text once `ready` holds for it (a connection's counters are
+/// recorded as it ends, just after the client sees the close), or after 10 s as it is.
+pub fn metrics_when(admin: SocketAddr, ready: impl Fn(&str) -> bool) -> String {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let text = get(admin, "x", "/metrics").text();
+        if ready(&text) || std::time::Instant::now() > deadline {
+            return text;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// Whether the peer closed `s` (EOF or reset) within `within`.
 pub fn closed_within(s: &mut TcpStream, within: Duration) -> bool {
     s.set_read_timeout(Some(within)).unwrap();
