@@ -1,5 +1,5 @@
 //! The admin listener, on its own thread: `/healthz`, `/readyz` (200 once the first routing
-//! table is live), `/debug/routes` (the live table as JSON), `/metrics` (worker counters).
+//! table is live, 503 again once a drain starts), `/debug/routes` (the live table as JSON), `/metrics` (worker counters).
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -46,6 +46,7 @@ impl Admin {
         };
         match path.as_str() {
             "/healthz" => respond(&mut conn, 200, "text/plain", "ok\n"),
+            "/readyz" if self.published.is_draining() => respond(&mut conn, 503, "text/plain", "draining\n"),
             "/readyz" if self.published.is_ready() => respond(&mut conn, 200, "text/plain", "ready\n"),
             "/readyz" => respond(&mut conn, 503, "text/plain", "no routing table yet\n"),
             "/debug/routes" => {

@@ -37,6 +37,8 @@ use arc_swap::ArcSwap;
 pub struct Published {
     current: ArcSwap<snapshot::Snapshot>,
     ready: AtomicBool,
+    /// SIGTERM came: workers stop accepting and wind their connections down.
+    draining: AtomicBool,
     /// What the control thread did to get here.
     pub control: provider::ControlStats,
 }
@@ -46,6 +48,7 @@ impl Default for Published {
         Published {
             current: ArcSwap::from_pointee(snapshot::Snapshot::default()),
             ready: AtomicBool::new(false),
+            draining: AtomicBool::new(false),
             control: provider::ControlStats::default(),
         }
     }
@@ -72,5 +75,16 @@ impl Published {
 
     pub fn is_ready(&self) -> bool {
         self.ready.load(Ordering::Acquire)
+    }
+
+    /// Starts the drain: `/readyz` answers 503 from now on, and each worker, within a tick,
+    /// stops accepting, closes idle keep-alive connections, answers `Connection: close` and
+    /// sends HTTP/2 GOAWAY.
+    pub fn start_drain(&self) {
+        self.draining.store(true, Ordering::Release);
+    }
+
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::Acquire)
     }
 }

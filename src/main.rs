@@ -124,6 +124,11 @@ struct RunArgs {
     /// Concurrent streams per HTTP/2 connection; more are refused (REFUSED_STREAM).
     #[arg(long, default_value_t = 128)]
     h2_max_concurrent_streams: u32,
+    /// On SIGTERM or SIGINT: stop accepting, close idle connections, let requests in progress
+    /// finish (HTTP/1.1 answered `Connection: close`, HTTP/2 sent GOAWAY) for at most this
+    /// many seconds, then exit 0. A second signal exits at once.
+    #[arg(long, default_value_t = 30.0)]
+    drain_timeout: f64,
     /// Open client connections per worker; further ones are closed at once.
     #[arg(long, default_value_t = 16384)]
     max_connections: usize,
@@ -217,6 +222,9 @@ fn kube_options(a: &RunArgs) -> anyhow::Result<provider::kube::KubeOptions> {
 }
 
 fn run(a: RunArgs) -> anyhow::Result<()> {
+    // Before any thread starts, so every thread inherits the mask: SIGTERM and SIGINT are
+    // taken only by the main thread's sigwait (the drain below).
+    let signals = block_termination_signals();
     let settings = Settings {
         max_header_bytes: a.max_header_bytes,
         max_headers: a.max_headers,
@@ -229,6 +237,7 @@ fn run(a: RunArgs) -> anyhow::Result<()> {
         upstream_idle_timeout: secs(a.upstream_keepalive_timeout, "upstream-keepalive-timeout")?,
         max_connections_per_worker: a.max_connections,
         h2_max_concurrent_streams: a.h2_max_concurrent_streams.max(1),
+        drain_timeout: secs(a.drain_timeout, "drain-timeout")?,
         ..Settings::default()
     };
     let default_certificate =
@@ -300,14 +309,86 @@ fn run(a: RunArgs) -> anyhow::Result<()> {
         handles.push(std::thread::Builder::new().name(format!("worker-{index}")).spawn(move || worker_main(spec))?);
     }
 
-    let admin = admin::Admin { published, stats, backend: backend.name() };
+    let admin = admin::Admin { published, stats: stats.clone(), backend: backend.name() };
     std::thread::Builder::new().name("admin".into()).spawn(move || admin.serve(admin_listener))?;
 
     tracing::info!(io = backend.name(), workers, http = %http_addr, https = %https_addr, admin = %admin_addr, "ringress ready");
-    for h in handles {
-        let _ = h.join();
+    drop(handles); // workers run until the process exits
+    drain(&signals, published, &stats);
+    std::process::exit(0)
+}
+
+fn block_termination_signals() -> libc::sigset_t {
+    // SAFETY: sigset_t is plain data filled by sigemptyset/sigaddset; pthread_sigmask only
+    // changes this thread's mask (inherited by the threads it spawns).
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGTERM);
+        libc::sigaddset(&mut set, libc::SIGINT);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+        set
     }
-    Ok(())
+}
+
+/// The signal from `set` that arrived within `timeout` (None: none did).
+fn wait_signal(set: &libc::sigset_t, timeout: Option<Duration>) -> Option<i32> {
+    // SAFETY: `set` is a valid, initialised sigset; the timespec lives across the call.
+    let sig = unsafe {
+        match timeout {
+            None => {
+                let mut sig = 0;
+                if libc::sigwait(set, &mut sig) == 0 {
+                    sig
+                } else {
+                    -1
+                }
+            }
+            Some(t) => {
+                let ts = libc::timespec { tv_sec: t.as_secs() as libc::time_t, tv_nsec: t.subsec_nanos() as _ };
+                libc::sigtimedwait(set, std::ptr::null_mut(), &ts)
+            }
+        }
+    };
+    (sig > 0).then_some(sig)
+}
+
+/// Waits for SIGTERM or SIGINT, then drains: `/readyz` turns 503, the workers stop accepting
+/// and wind down (idle connections closed, `Connection: close`, GOAWAY), and this returns once
+/// no client connection is open, at the drain timeout, or on a second signal.
+fn drain(signals: &libc::sigset_t, published: &'static Published, stats: &[Arc<proxy::WorkerStats>]) {
+    let Some(sig) = (loop {
+        if let Some(sig) = wait_signal(signals, None) {
+            break Some(sig);
+        }
+    }) else {
+        return;
+    };
+    let timeout = published.load().settings.drain_timeout;
+    let open = || stats.iter().map(|s| s.connections_active.load(std::sync::atomic::Ordering::Relaxed)).sum::<u64>();
+    tracing::info!(
+        signal = sig,
+        open = open(),
+        timeout_s = timeout.as_secs_f64(),
+        "draining: not accepting; finishing requests in progress"
+    );
+    published.start_drain();
+    let started = std::time::Instant::now();
+    loop {
+        let left = open();
+        if left == 0 {
+            tracing::info!(elapsed_ms = started.elapsed().as_millis() as u64, "drained; exiting");
+            return;
+        }
+        if started.elapsed() >= timeout {
+            tracing::warn!(open = left, "drain timeout; closing the connections still open");
+            return;
+        }
+        if wait_signal(signals, Some(Duration::from_millis(50))).is_some() {
+            tracing::warn!(open = left, "second signal; exiting without waiting");
+            return;
+        }
+    }
 }
 
 fn worker_main(spec: WorkerSpec) {

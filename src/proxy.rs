@@ -114,17 +114,52 @@ pub struct Worker<I: Io> {
     /// TLS to upstreams: ALPN h2 (GRPCS), and http/1.1 (HTTPS).
     pub(crate) upstream_tls: Arc<rustls::ClientConfig>,
     pub(crate) upstream_tls_h1: Arc<rustls::ClientConfig>,
+    published: &'static crate::Published,
+    /// The drain reached this worker (it saw it on a tick).
+    draining: Cell<bool>,
+    /// Wakes the tasks waiting for the drain (HTTP/2 connections, to send GOAWAY); a
+    /// waiter that goes away unregisters itself.
+    drain_notify: tokio::sync::Notify,
+    /// The plain and TLS listeners, stopped when the drain starts.
+    listener_fds: [std::os::fd::RawFd; 2],
 }
 
 impl<I: Io> Worker<I> {
     pub(crate) fn snapshot(&self) -> LocalSnapshot {
         self.snapshots.borrow_mut().get()
     }
+
+    /// Draining: no new connections, no new keep-alive requests.
+    pub(crate) fn draining(&self) -> bool {
+        self.draining.get()
+    }
+
+    /// Completes when the drain starts (at once if it has).
+    pub(crate) async fn drain_started(&self) {
+        let notified = std::pin::pin!(self.drain_notify.notified());
+        if !self.draining.get() {
+            notified.await;
+        }
+    }
+
+    /// The drain reaches this worker: stop both listeners (their accept loops end), close
+    /// the connections waiting idle, and wake the HTTP/2 connections so they send GOAWAY.
+    /// Connections in the middle of a request finish it and close.
+    fn begin_drain(&self) {
+        self.draining.set(true);
+        for fd in self.listener_fds {
+            crate::runtime::stop_listening(fd);
+        }
+        self.deadlines.close_idle();
+        self.drain_notify.notify_waiters();
+    }
 }
 
 /// Runs one worker until the process exits: accept on both listeners, then one task per
-/// connection.
+/// connection; after a drain starts, only the open connections.
 pub async fn run_worker<I: Io>(spec: WorkerSpec) {
+    use std::os::fd::AsRawFd;
+    let listener_fds = [spec.listener.as_raw_fd(), spec.tls_listener.as_raw_fd()];
     let (plain, tls) = match (I::listener(spec.listener), I::listener(spec.tls_listener)) {
         (Ok(p), Ok(t)) => (p, t),
         (Err(e), _) | (_, Err(e)) => {
@@ -145,12 +180,19 @@ pub async fn run_worker<I: Io>(spec: WorkerSpec) {
         h2_upstreams: RefCell::default(),
         upstream_tls: crate::tls::upstream_client_config(&[b"h2"]),
         upstream_tls_h1: crate::tls::upstream_client_config(&[b"http/1.1"]),
+        published: spec.published,
+        draining: Cell::new(false),
+        drain_notify: tokio::sync::Notify::new(),
+        listener_fds,
     });
     spawn_sweeper(worker.clone());
     spawn_ticker(worker.clone());
     let w = worker.clone();
     I::spawn(async move { accept_loop(w, tls, Some(spec.tls)).await });
-    accept_loop(worker, plain, None).await;
+    accept_loop(worker.clone(), plain, None).await;
+    // Draining: the connections still open finish on their own (the main thread exits the
+    // process when all are closed, or at the drain timeout).
+    std::future::pending::<()>().await;
 }
 
 /// Accepts forever on one listener; with a TLS configuration, each connection starts with a
@@ -159,6 +201,8 @@ async fn accept_loop<I: Io>(worker: Rc<Worker<I>>, listener: I::Listener, tls: O
     loop {
         let (stream, peer) = match I::accept(&listener).await {
             Ok(x) => x,
+            // The drain stopped the listener.
+            Err(_) if worker.draining() => return,
             Err(e) => {
                 // EMFILE and friends: back off instead of spinning.
                 tracing::warn!(worker = worker.index, error = %e, "accept failed");
@@ -215,6 +259,7 @@ impl<I: Io> Worker<I> {
 /// until data arrives), within the header timeout. None: closed or silent.
 async fn first_bytes<I: Io>(w: &Worker<I>, s: &I::Stream) -> Option<Vec<u8>> {
     let watch = w.deadlines.register();
+    watch.set_idle(true);
     let clock = crate::runtime::io::Clock { deadlines: &w.deadlines, watch: &watch };
     let (r, buf) = clock.read_for(s, Vec::with_capacity(8 * 1024), w.snapshot().settings.header_timeout).await;
     w.deadlines.unregister(&watch);
@@ -267,6 +312,9 @@ fn spawn_ticker<I: Io>(w: Rc<Worker<I>>) {
         loop {
             I::sleep(TICK).await;
             w.deadlines.advance();
+            if !w.draining() && w.published.is_draining() {
+                w.begin_drain();
+            }
         }
     });
 }

@@ -140,6 +140,12 @@ fn shutdown_fd(fd: std::os::fd::RawFd, how: std::net::Shutdown) {
     unsafe { libc::shutdown(fd, how) };
 }
 
+/// Stops a listening socket (a drain): a pending accept fails, and nothing new is accepted.
+/// The caller guarantees the listener is still open.
+pub fn stop_listening(fd: std::os::fd::RawFd) {
+    shutdown_fd(fd, std::net::Shutdown::Read);
+}
+
 /// Shared, read-only context every worker gets at start.
 pub struct WorkerSpec {
     pub index: usize,

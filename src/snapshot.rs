@@ -78,6 +78,34 @@ pub struct Settings {
     pub https_port: u16,
     /// Status of the redirects to HTTPS (`http-redirect-code`): 301, 302, 307 or 308.
     pub redirect_code: u16,
+    /// How long a drain (SIGTERM) waits for requests in progress before exiting.
+    pub drain_timeout: Duration,
+}
+
+impl Settings {
+    /// These settings with a route's annotations applied (`proxy-body-size` and the
+    /// `proxy-*-timeout`s).
+    pub fn for_route(&self, o: &annotations::RouteOptions) -> Settings {
+        Settings {
+            max_body_bytes: o.max_body_bytes.unwrap_or(self.max_body_bytes),
+            connect_timeout: o.connect_timeout.unwrap_or(self.connect_timeout),
+            upstream_timeout: o.read_timeout.unwrap_or(self.upstream_timeout),
+            upstream_send_timeout: o.send_timeout.unwrap_or(self.upstream_send_timeout),
+            ..self.clone()
+        }
+    }
+
+    /// `ssl-redirect` / `force-ssl-redirect`: the Location of the same host, path and query
+    /// over HTTPS (the port only when not 443).
+    pub fn write_https_location(&self, out: &mut Vec<u8>, host: &str, path_and_query: &[u8]) {
+        out.extend_from_slice(b"https://");
+        out.extend_from_slice(host.as_bytes());
+        if self.https_port != 443 {
+            out.push(b':');
+            out.extend_from_slice(self.https_port.to_string().as_bytes());
+        }
+        out.extend_from_slice(path_and_query);
+    }
 }
 
 impl Default for Settings {
@@ -96,6 +124,7 @@ impl Default for Settings {
             h2_max_concurrent_streams: 128,
             https_port: 443,
             redirect_code: 308,
+            drain_timeout: Duration::from_secs(30),
         }
     }
 }

@@ -427,3 +427,36 @@ fn request_trailers_reach_an_http1_upstream_as_chunked_trailers() {
     });
     assert!(body.contains("body-len=5\n") && body.contains("trailer x-checksum: abc123\n"), "{body}");
 }
+
+#[test]
+fn response_trailers_from_an_http1_upstream_end_the_http2_stream() {
+    let (_a, p) = site("uring");
+    let n = 100_000usize;
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let (len, sum, trailers) = rt.block_on(async {
+        let tcp = tokio::net::TcpStream::connect(p.http).await.unwrap();
+        let (client, conn) = h2::client::handshake(tcp).await.unwrap();
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        let mut client = client.ready().await.unwrap();
+        let req = http::Request::get(format!("http://h2.test/trailers/{n}")).body(()).unwrap();
+        let (resp, _) = client.send_request(req, true).unwrap();
+        let mut body = resp.await.unwrap().into_body();
+        let (mut len, mut sum) = (0usize, 0u64);
+        while let Some(chunk) = body.data().await {
+            let chunk = chunk.unwrap();
+            let _ = body.flow_control().release_capacity(chunk.len());
+            len += chunk.len();
+            sum += chunk.iter().map(|&b| b as u64).sum::<u64>();
+        }
+        (len, sum, body.trailers().await.unwrap())
+    });
+    assert_eq!(len, n);
+    let trailers = trailers.expect("trailers on the HTTP/2 stream");
+    assert_eq!(trailers.get("x-sum").unwrap().to_str().unwrap(), sum.to_string());
+    assert!(trailers.get("content-length").is_none(), "{trailers:?}");
+    // An HTTP/1.1 client gets the chunked body with its trailer section as sent.
+    let r = raw(p.http, format!("GET /trailers/{n} HTTP/1.1\r\nHost: h2.test\r\nConnection: close\r\n\r\n").as_bytes());
+    assert_eq!(r.expect("a response").body.len(), n);
+}

@@ -71,10 +71,39 @@ pub async fn serve<I: Io, S: Stream>(w: Rc<Worker<I>>, io: S, initial: Vec<u8>, 
     let idle = w.snapshot().settings.idle_timeout;
     let mut timer = Box::pin(I::sleep(idle));
     let (mut opened, mut opened_at_last_check) = (0u64, 0u64);
+    // A drain (SIGTERM) ends the connection like idleness does, at once: GOAWAY, open streams
+    // finish, no new ones.
+    let drain = w.drain_started();
+    let mut drain = std::pin::pin!(drain);
+    let mut drained = false;
     loop {
-        let event = match select(std::pin::pin!(conn.accept()), timer.as_mut()).await {
-            Either::Left((next, _)) => Some(next),
-            Either::Right(_) => None,
+        let event = {
+            let accept = std::pin::pin!(conn.accept());
+            let next = select(accept, timer.as_mut());
+            if drained {
+                match next.await {
+                    Either::Left((next, _)) => Event::Next(next),
+                    Either::Right(_) => Event::Tick,
+                }
+            } else {
+                match select(next, drain.as_mut()).await {
+                    Either::Left((Either::Left((next, _)), _)) => Event::Next(next),
+                    Either::Left((Either::Right(_), _)) => Event::Tick,
+                    Either::Right(_) => Event::Drain,
+                }
+            }
+        };
+        let event = match event {
+            Event::Next(next) => Some(next),
+            Event::Tick => None,
+            Event::Drain => {
+                drained = true;
+                if !closing {
+                    closing = true;
+                    conn.graceful_shutdown();
+                }
+                continue;
+            }
         };
         match event {
             Some(Some(Ok((req, respond)))) => {
@@ -113,6 +142,16 @@ pub async fn serve<I: Io, S: Stream>(w: Rc<Worker<I>>, io: S, initial: Vec<u8>, 
         bump(&w.stats.h2_errors[u32::from(Reason::ENHANCE_YOUR_CALM) as usize]);
         tracing::debug!(worker = w.index, %peer, "HTTP/2 SETTINGS/PING flood: GOAWAY ENHANCE_YOUR_CALM");
     }
+}
+
+/// What woke an HTTP/2 connection's loop.
+enum Event<T> {
+    /// A new stream, the end of the connection, or its error.
+    Next(T),
+    /// The idle timer.
+    Tick,
+    /// The drain started.
+    Drain,
 }
 
 /// Whether a request is a gRPC call (its errors are then answered in gRPC terms).
@@ -208,23 +247,18 @@ async fn exchange<I: Io>(
     let o = &route.options;
     if !https && (o.force_ssl_redirect || (o.ssl_redirect && route.tls)) {
         let s = &snap.settings;
-        let port = if s.https_port == 443 { String::new() } else { format!(":{}", s.https_port) };
+        let mut location = Vec::with_capacity(128);
         let pq = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+        s.write_https_location(&mut location, host.unwrap_or_default(), pq.as_bytes());
         let resp = Response::builder()
             .status(s.redirect_code)
-            .header("location", format!("https://{}{port}{pq}", host.unwrap_or_default()))
+            .header("location", location)
             .body(())
             .map_err(|_| ProxyError::downstream(Kind::BadRequest, "cannot build the redirect"))?;
         let _ = respond.send_response(resp, true);
         return Ok(());
     }
-    let settings = Settings {
-        max_body_bytes: o.max_body_bytes.unwrap_or(snap.settings.max_body_bytes),
-        connect_timeout: o.connect_timeout.unwrap_or(snap.settings.connect_timeout),
-        upstream_timeout: o.read_timeout.unwrap_or(snap.settings.upstream_timeout),
-        upstream_send_timeout: o.send_timeout.unwrap_or(snap.settings.upstream_send_timeout),
-        ..snap.settings.clone()
-    };
+    let settings = snap.settings.for_route(o);
     let length = content_length(&parts.headers)?;
     if settings.max_body_bytes != 0 && length.is_some_and(|n| n > settings.max_body_bytes) {
         return Err(ProxyError::downstream(Kind::BodyTooLarge, "request body too large"));
@@ -299,6 +333,31 @@ pub(super) fn skip_request_header(name: &HeaderName) -> bool {
             | "x-forwarded-proto"
             | "x-forwarded-host"
     )
+}
+
+/// The fields of an HTTP/1.1 trailer section (`lines`, each ending in CRLF) that may travel
+/// as HTTP/2 trailers: not framing, routing or connection fields (RFC 9110 §6.5.1). None when
+/// there are none, or the section does not parse (it is then dropped, as a proxy may).
+fn trailer_fields(lines: &[u8]) -> Option<HeaderMap> {
+    if lines.is_empty() {
+        return None;
+    }
+    let section = [lines, b"\r\n"].concat();
+    let mut hs = [httparse::EMPTY_HEADER; 64];
+    let httparse::Status::Complete((_, fields)) = httparse::parse_headers(&section, &mut hs).ok()? else {
+        return None;
+    };
+    let mut map = HeaderMap::with_capacity(fields.len());
+    for f in fields.iter() {
+        let Ok(name) = HeaderName::from_bytes(f.name.as_bytes()) else { continue };
+        if skip_request_header(&name) || matches!(name.as_str(), "te" | "trailer") {
+            continue;
+        }
+        if let Ok(v) = HeaderValue::from_bytes(f.value) {
+            map.append(name, v);
+        }
+    }
+    (!map.is_empty()).then_some(map)
 }
 
 /// The X-Forwarded-For value: the client's list, then the client.
@@ -484,6 +543,7 @@ async fn to_http1<I: Io>(
         .map_err(|_| ProxyError::upstream(Kind::UpstreamProtocol, "invalid status"))?;
     *response.headers_mut() = headers;
     let mut rbody = Body::new(info.framing);
+    rbody.keep_trailers();
     let end = rbody.is_done();
     let mut send = respond.send_response(response, end).map_err(h2_down)?;
     started.set(true);
@@ -518,7 +578,11 @@ async fn to_http1<I: Io>(
         }
     }
     if !end {
-        send.send_data(Bytes::new(), true).map_err(h2_down)?;
+        // A chunked response's trailer fields end the stream as an HTTP/2 trailers frame.
+        match trailer_fields(&rbody.take_trailers()) {
+            Some(trailers) => send.send_trailers(trailers).map_err(h2_down)?,
+            None => send.send_data(Bytes::new(), true).map_err(h2_down)?,
+        }
     }
     if info.reusable && clean {
         w.pools.put(up.addr, up.io, w.deadlines.after(settings.upstream_idle_timeout));

@@ -25,12 +25,20 @@ pub struct Watch {
     how: Cell<Shutdown>,
     expired: Cell<bool>,
     slot: Cell<usize>,
+    /// The connection waits for a new request (or its first bytes): a drain closes it.
+    idle: Cell<bool>,
 }
 
 impl Watch {
     /// Whether the last armed operation was cut short by its deadline.
     pub fn expired(&self) -> bool {
         self.expired.get()
+    }
+
+    /// Marks the connection as waiting with no request in progress (see
+    /// [`Deadlines::close_idle`]).
+    pub fn set_idle(&self, idle: bool) {
+        self.idle.set(idle);
     }
 }
 
@@ -72,6 +80,7 @@ impl Deadlines {
             how: Cell::new(Shutdown::Both),
             expired: Cell::new(false),
             slot: Cell::new(ws.len()),
+            idle: Cell::new(false),
         });
         ws.push(w.clone());
         w
@@ -95,6 +104,18 @@ impl Deadlines {
         w.expired.set(false);
         w.deadline.set(at.0);
         Armed(w)
+    }
+
+    /// Ends every idle wait now, as if its deadline had passed (a drain: connections with no
+    /// request in progress close, the others finish theirs first).
+    pub fn close_idle(&self) {
+        for w in self.watches.borrow().iter() {
+            if w.idle.get() && w.deadline.get() != 0 {
+                w.deadline.set(0);
+                w.expired.set(true);
+                super::shutdown_fd(w.fd.get(), w.how.get());
+            }
+        }
     }
 
     /// Advances one tick and fires what is due. Called by the worker's ticker task only.

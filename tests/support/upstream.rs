@@ -1,6 +1,8 @@
 //! A real HTTP/1.1 upstream on loopback, written independently of the proxy's codec. Paths:
 //! - `/bytes/N`: N bytes with Content-Length, streamed in 64 KiB writes
 //! - `/chunked/N`: N bytes, chunked
+//! - `/trailers/N`: N bytes, chunked, ending in trailer fields `X-Sum: <byte sum>` and a
+//!   `Content-Length` (which must never reach an HTTP/2 client)
 //! - `/status/N`: an empty response with status N
 //! - `/sleep/MS`: waits, then answers like `/`
 //! - `/early`: a 103 Early Hints interim response, then 200
@@ -122,6 +124,12 @@ fn serve(s: TcpStream, name: &str, hits: &AtomicUsize) -> std::io::Result<()> {
         } else if let Some(n) = num("/chunked/") {
             write!(w, "HTTP/1.1 200 OK\r\nX-Upstream: {name}\r\nTransfer-Encoding: chunked\r\n\r\n")?;
             send_pattern(&mut w, n, true)?;
+            w.write_all(b"0\r\n\r\n")?;
+        } else if let Some(n) = num("/trailers/") {
+            write!(w, "HTTP/1.1 200 OK\r\nX-Upstream: {name}\r\nTransfer-Encoding: chunked\r\n\r\n")?;
+            send_pattern(&mut w, n, true)?;
+            let sum: u64 = (0..n).map(|i| pattern(i) as u64).sum();
+            write!(w, "0\r\nX-Sum: {sum}\r\nContent-Length: 1\r\n\r\n")?;
         } else if let Some(code) = num("/status/") {
             write!(w, "HTTP/1.1 {code} Whatever\r\nX-Upstream: {name}\r\nContent-Length: 0\r\n\r\n")?;
         } else if path == "/early" {
@@ -177,6 +185,7 @@ fn count_body(r: &mut impl Read, n: u64, buf: &mut [u8], len: &mut u64, sum: &mu
     Ok(true)
 }
 
+/// N pattern bytes; chunked, all chunks but the last (the caller ends the body).
 fn send_pattern(w: &mut TcpStream, n: usize, chunked: bool) -> std::io::Result<()> {
     let block: Vec<u8> = (0..65536).map(pattern).collect();
     let mut sent = 0;
@@ -193,9 +202,6 @@ fn send_pattern(w: &mut TcpStream, n: usize, chunked: bool) -> std::io::Result<(
             w.write_all(&piece)?;
         }
         sent += k;
-    }
-    if chunked {
-        w.write_all(b"0\r\n\r\n")?;
     }
     Ok(())
 }

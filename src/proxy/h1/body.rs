@@ -21,6 +21,21 @@ impl Body {
         }
     }
 
+    /// Keeps a chunked body's trailer section for [`Body::take_trailers`].
+    pub fn keep_trailers(&mut self) {
+        if let Body::Chunked(c) = self {
+            c.keep_trailers();
+        }
+    }
+
+    /// A chunked body's trailer field lines (each ending in CRLF), once it is done.
+    pub fn take_trailers(&mut self) -> Vec<u8> {
+        match self {
+            Body::Chunked(c) => c.take_trailers(),
+            _ => Vec::new(),
+        }
+    }
+
     pub fn is_done(&self) -> bool {
         match self {
             Body::Done => true,

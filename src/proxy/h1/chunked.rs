@@ -42,6 +42,8 @@ pub struct Chunked {
     line_bytes: usize,
     /// Payload bytes seen so far (for body-size limits).
     pub decoded: u64,
+    /// The trailer section's field lines as received (each ending in CRLF), when kept.
+    trailers: Option<Vec<u8>>,
 }
 
 const MAX_LINE: usize = 4096;
@@ -49,13 +51,23 @@ const MAX_TRAILERS: usize = 32 * 1024;
 
 impl Default for Chunked {
     fn default() -> Self {
-        Chunked { state: State::Size, size: 0, digits: 0, remaining: 0, line_bytes: 0, decoded: 0 }
+        Chunked { state: State::Size, size: 0, digits: 0, remaining: 0, line_bytes: 0, decoded: 0, trailers: None }
     }
 }
 
 impl Chunked {
     pub fn is_done(&self) -> bool {
         self.state == State::Done
+    }
+
+    /// Keeps the trailer section (up to the parser's bound) for [`Chunked::take_trailers`].
+    pub fn keep_trailers(&mut self) {
+        self.trailers = Some(Vec::new());
+    }
+
+    /// The kept trailer field lines, each ending in CRLF (empty if there were none).
+    pub fn take_trailers(&mut self) -> Vec<u8> {
+        self.trailers.take().unwrap_or_default()
     }
 
     /// Consumes bytes of `input` that belong to the message, calling `on_data` with each run
@@ -140,6 +152,7 @@ impl Chunked {
                     self.state = if b == b'\r' { State::EndLf } else { State::Trailer };
                     if b != b'\r' {
                         self.check_trailer_byte(b)?;
+                        self.keep(b);
                     }
                 }
                 State::Trailer => {
@@ -148,10 +161,12 @@ impl Chunked {
                     } else {
                         self.check_trailer_byte(b)?;
                     }
+                    self.keep(b);
                 }
                 State::TrailerLf => {
                     expect(b, b'\n')?;
                     self.state = State::TrailerStart;
+                    self.keep(b);
                 }
                 State::EndLf => {
                     expect(b, b'\n')?;
@@ -163,6 +178,12 @@ impl Chunked {
             i += 1;
         }
         Ok(i)
+    }
+
+    fn keep(&mut self, b: u8) {
+        if let Some(t) = &mut self.trailers {
+            t.push(b);
+        }
     }
 
     fn check_trailer_byte(&mut self, b: u8) -> Result<(), ChunkError> {
@@ -234,6 +255,22 @@ mod tests {
         }
         assert!(c.is_done());
         assert_eq!(out, b"wikipedia");
+    }
+
+    #[test]
+    fn trailers_are_kept_when_asked() {
+        let input = b"3\r\nabc\r\n0\r\ngrpc-status: 0\r\nx-sum: 9\r\n\r\n";
+        let mut c = Chunked::default();
+        c.keep_trailers();
+        let mut out = Vec::new();
+        for part in input.chunks(5) {
+            c.feed(part, &mut |d| out.extend_from_slice(d)).unwrap();
+        }
+        assert!(c.is_done());
+        assert_eq!(c.take_trailers(), b"grpc-status: 0\r\nx-sum: 9\r\n");
+        let mut plain = Chunked::default();
+        plain.feed(input, &mut |_| {}).unwrap();
+        assert!(plain.take_trailers().is_empty());
     }
 
     #[test]

@@ -58,7 +58,7 @@ pub async fn serve<I: Io, S: Stream>(w: &Worker<I>, io: S, initial: Vec<u8>, pee
         // An idle keep-alive connection waits here, in this small loop, holding only its
         // small read buffer; the per-request state below is boxed and exists only while a
         // request is in progress.
-        if !first && c.buf.is_empty() && !wait_for_bytes(w, &mut c).await {
+        if !first && c.buf.is_empty() && (w.draining() || !wait_for_bytes(w, &mut c).await) {
             break;
         }
         c.response_started = false;
@@ -80,12 +80,16 @@ pub async fn serve<I: Io, S: Stream>(w: &Worker<I>, io: S, initial: Vec<u8>, pee
 }
 
 /// Waits up to the idle timeout for the first bytes of a keep-alive connection's next
-/// request. False: the client closed, or stayed idle too long (closed silently).
+/// request. False: the client closed, stayed idle too long, or a drain started (closed
+/// silently).
 async fn wait_for_bytes<I: Io, S: Stream>(w: &Worker<I>, c: &mut Conn<S>) -> bool {
     let idle = w.snapshot().settings.idle_timeout;
     let watch = c.watch.clone();
     let clock = Clock { deadlines: &w.deadlines, watch: &watch };
+    // Idle: a drain ends this wait at once.
+    watch.set_idle(true);
     let (r, b) = clock.read_for(&c.io, std::mem::take(&mut c.buf), idle).await;
+    watch.set_idle(false);
     c.buf = b;
     matches!(r, Ok(n) if n > 0)
 }
@@ -171,7 +175,8 @@ async fn linger<S: Stream>(clock: Clock<'_>, io: &S, mut buf: Vec<u8>) {
 
 /// What to do with a parsed request.
 enum Action {
-    Forward(BackendId, Overrides),
+    /// To the backend, with the route's settings; `tls`: `backend-protocol: HTTPS`.
+    Forward { backend: BackendId, settings: crate::snapshot::Settings, tls: bool },
     /// The answer (a redirect to HTTPS) is in `out`.
     Answer,
     /// Answer from the proxy: 404 or 503, framing intact.
@@ -191,7 +196,7 @@ async fn request<I: Io, S: Stream>(w: &Worker<I>, c: &mut Conn<S>, first: bool) 
     let mut started = !c.buf.is_empty();
     let wait = if first || started { header_timeout } else { idle_timeout };
     let mut deadline = clock.after(wait);
-    let (info, action) = loop {
+    let (mut info, action) = loop {
         if !c.buf.is_empty() {
             if !started {
                 started = true;
@@ -227,16 +232,20 @@ async fn request<I: Io, S: Stream>(w: &Worker<I>, c: &mut Conn<S>, first: bool) 
             Err(_) => return Ok(false),
         }
     };
+    if w.draining() {
+        // The response says `Connection: close`, and the connection ends after it.
+        info.keep_alive = false;
+    }
     bump(&w.stats.requests);
     let overridden;
     let tls;
     let settings = &snap.settings;
 
     let backend = match action {
-        Action::Forward(b, o) => {
-            overridden = o.apply(settings);
-            tls = o.tls;
-            b
+        Action::Forward { backend, settings: route_settings, tls: to_tls } => {
+            overridden = route_settings;
+            tls = to_tls;
+            backend
         }
         Action::Answer => {
             let close = !info.keep_alive || info.framing != Framing::None;
@@ -333,7 +342,8 @@ fn prepare(
         write_https_redirect(out, s, host_name.unwrap_or_default(), target.path_and_query, &info);
         return Ok(Some((info, Action::Answer)));
     }
-    let max_body = o.max_body_bytes.unwrap_or(s.max_body_bytes);
+    let route_settings = s.for_route(o);
+    let max_body = route_settings.max_body_bytes;
     if let Framing::Length(n) = info.framing {
         if max_body != 0 && n > max_body {
             return Err(ProxyError::downstream(Kind::BodyTooLarge, "request body too large"));
@@ -363,37 +373,8 @@ fn prepare(
         }
         None => codec::write_request_head(out, &req, &info, &target, host, client_ip, scheme),
     }
-    let overrides = Overrides {
-        max_body_bytes: max_body,
-        connect_timeout: o.connect_timeout,
-        read_timeout: o.read_timeout,
-        send_timeout: o.send_timeout,
-        tls: o.protocol == BackendProtocol::Https,
-    };
-    Ok(Some((info, Action::Forward(route.backend, overrides))))
-}
-
-/// Per-route settings from the Ingress's annotations.
-#[derive(Clone, Copy)]
-struct Overrides {
-    max_body_bytes: u64,
-    connect_timeout: Option<std::time::Duration>,
-    read_timeout: Option<std::time::Duration>,
-    send_timeout: Option<std::time::Duration>,
-    /// `backend-protocol: HTTPS`.
-    tls: bool,
-}
-
-impl Overrides {
-    fn apply(self, s: &crate::snapshot::Settings) -> crate::snapshot::Settings {
-        crate::snapshot::Settings {
-            max_body_bytes: self.max_body_bytes,
-            connect_timeout: self.connect_timeout.unwrap_or(s.connect_timeout),
-            upstream_timeout: self.read_timeout.unwrap_or(s.upstream_timeout),
-            upstream_send_timeout: self.send_timeout.unwrap_or(s.upstream_send_timeout),
-            ..s.clone()
-        }
-    }
+    let tls = o.protocol == BackendProtocol::Https;
+    Ok(Some((info, Action::Forward { backend: route.backend, settings: route_settings, tls })))
 }
 
 /// `ssl-redirect` / `force-ssl-redirect`: the same host, path and query over HTTPS, with the
@@ -413,11 +394,8 @@ fn write_https_redirect(
         _ => "Permanent Redirect",
     };
     let close = !info.keep_alive || info.framing != Framing::None;
-    let _ = write!(out, "HTTP/1.1 {} {reason}\r\nServer: ringress\r\nLocation: https://{host}", s.redirect_code);
-    if s.https_port != 443 {
-        let _ = write!(out, ":{}", s.https_port);
-    }
-    out.extend_from_slice(path_and_query);
+    let _ = write!(out, "HTTP/1.1 {} {reason}\r\nServer: ringress\r\nLocation: ", s.redirect_code);
+    s.write_https_location(out, host, path_and_query);
     out.extend_from_slice(b"\r\nContent-Length: 0\r\n");
     if close {
         out.extend_from_slice(b"Connection: close\r\n");
@@ -549,10 +527,12 @@ struct Final {
     dechunk: bool,
 }
 
+/// `draining`: the response closes the connection (a drain started after the request came).
 fn prepare_response(
     c: &mut Conn<impl Stream>,
     info: &RequestInfo,
     request_done: bool,
+    draining: bool,
 ) -> Result<Option<Final>, ProxyError> {
     c.out.clear();
     loop {
@@ -585,7 +565,12 @@ fn prepare_response(
             return Err(ProxyError::upstream(Kind::UpstreamProtocol, "101 without an upgrade request"));
         }
         let dechunk = info.http10 && r.framing == Framing::Chunked;
-        let close = !info.keep_alive || !request_done || r.framing == Framing::UntilClose || dechunk || r.status == 101;
+        let close = !info.keep_alive
+            || draining
+            || !request_done
+            || r.framing == Framing::UntilClose
+            || dechunk
+            || r.status == 101;
         let chunked_out = r.framing == Framing::Chunked && !dechunk;
         codec::write_response_head(&mut c.out, &resp, &r, chunked_out, close, info.http10);
         return Ok(Some(Final { resp: r, close, dechunk }));
@@ -602,7 +587,7 @@ async fn relay_response<I: Io, S: Stream>(
     settings: &crate::snapshot::Settings,
 ) -> Result<bool, ProxyError> {
     let fin = loop {
-        if let Some(f) = prepare_response(c, info, request_done)? {
+        if let Some(f) = prepare_response(c, info, request_done, w.draining())? {
             break f;
         }
         // Only interim responses so far: send them on and wait for the final one.
