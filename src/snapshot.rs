@@ -53,6 +53,8 @@ pub struct Route {
     pub options: Arc<annotations::RouteOptions>,
     /// `rewrite-target` compiled for this route's path.
     pub rewrite: Option<Arc<annotations::Rewrite>>,
+    /// A regular-expression path (not Exact): matched by this, tried before Prefix paths.
+    pub regex: Option<Arc<annotations::PathRegex>>,
 }
 
 /// Data-plane limits and timeouts. They travel in the snapshot so that a settings change is

@@ -180,13 +180,47 @@ impl RouteOptions {
     /// valid regular expression.
     pub fn rewrite_for(&self, ing: &Ingress, path: &str) -> Result<Option<Rewrite>, String> {
         let Some(target) = &self.rewrite_target else { return Ok(None) };
-        let pattern =
-            regex::RegexBuilder::new(&format!("^(?:{path})")).case_insensitive(true).build().map_err(|e| {
-                format!("Ingress {}: path {path:?} is not a regular expression ({e}); not rewritten", ing.key)
-            })?;
+        let pattern = compile_path(path).map_err(|e| {
+            format!("Ingress {}: path {path:?} is not a regular expression ({e}); not rewritten", ing.key)
+        })?;
         Ok(Some(Rewrite { pattern, target: target.clone() }))
     }
 }
+
+/// A path taken as a regular expression, as nginx's `location ~*` does: anchored at the
+/// start of the request path, case-insensitive.
+fn compile_path(path: &str) -> Result<regex::Regex, regex::Error> {
+    regex::RegexBuilder::new(&format!("^(?:{path})")).case_insensitive(true).build()
+}
+
+/// A regular-expression path (`use-regex`, or implied by `rewrite-target`) as the route
+/// table matches it.
+#[derive(Debug)]
+pub struct PathRegex(regex::Regex);
+
+impl PathRegex {
+    /// The path compiled, or a warning naming the Ingress and the path.
+    pub fn new(ing: &Ingress, path: &str) -> Result<PathRegex, String> {
+        compile_path(path).map(PathRegex).map_err(|e| {
+            format!(
+                "Ingress {}: path {path:?} is not a regular expression ({e}); matched by its literal start",
+                ing.key
+            )
+        })
+    }
+
+    pub fn is_match(&self, path: &str) -> bool {
+        self.0.is_match(path)
+    }
+}
+
+impl PartialEq for PathRegex {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.as_str() == other.0.as_str()
+    }
+}
+
+impl Eq for PathRegex {}
 
 /// The literal start of a regular-expression path (up to its first metacharacter), which
 /// is what the route table matches on; the expression itself then drives the rewrite.

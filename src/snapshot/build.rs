@@ -216,6 +216,7 @@ fn host_routes<'a>(b: &mut Builder<'a>, key: &HostKey, ingresses: &[&'a Ingress]
                         tls: false,
                         options: Arc::new(RouteOptions::of(ing).0),
                         rewrite: None,
+                        regex: None,
                     })
                 }
             }
@@ -229,7 +230,7 @@ fn host_routes<'a>(b: &mut Builder<'a>, key: &HostKey, ingresses: &[&'a Ingress]
         hr.warnings.extend(warnings);
         let options = Arc::new(options);
         // With use-regex or rewrite-target, paths are regular expressions (as in
-        // ingress-nginx): the table matches on their literal start.
+        // ingress-nginx), matched case-insensitively from the start of the path.
         let regex = options.use_regex || options.rewrite_target.is_some();
         for rule in ing.rules.iter().filter(|r| HostKey::of_rule(r.host.as_deref()) == *key) {
             for p in &rule.paths {
@@ -240,10 +241,18 @@ fn host_routes<'a>(b: &mut Builder<'a>, key: &HostKey, ingresses: &[&'a Ingress]
                         None
                     }
                 };
-                let (path, path_type) = if regex && p.path_type != PathType::Exact {
-                    (annotations::literal_prefix(&p.path).to_string(), PathType::Prefix)
+                // A regular-expression path is matched by the expression; one that does not
+                // compile, by its literal start.
+                let (path, path_type, compiled) = if regex && p.path_type != PathType::Exact {
+                    match annotations::PathRegex::new(ing, &p.path) {
+                        Ok(re) => (p.path.clone(), PathType::Prefix, Some(Arc::new(re))),
+                        Err(w) => {
+                            hr.warnings.push(w);
+                            (annotations::literal_prefix(&p.path).to_string(), PathType::Prefix, None)
+                        }
+                    }
                 } else {
-                    (p.path.clone(), p.path_type)
+                    (p.path.clone(), p.path_type, None)
                 };
                 let route = Route {
                     backend: b.backend_id(&ing.key.namespace, &p.backend),
@@ -254,6 +263,7 @@ fn host_routes<'a>(b: &mut Builder<'a>, key: &HostKey, ingresses: &[&'a Ingress]
                     tls: tls_covers(ing, rule.host.as_deref()),
                     options: options.clone(),
                     rewrite,
+                    regex: compiled,
                 };
                 insert(&mut hr, route);
             }
@@ -423,24 +433,42 @@ pub fn serves(ing: &Ingress, classes: &[&IngressClass], opts: &BuildOptions) -> 
 }
 
 fn insert(hr: &mut HostRoutes, route: Route) {
+    if route.regex.is_some() {
+        // Tried in order, longest expression first (as ingress-nginx orders its regex
+        // locations); the same expression twice is a conflict like any other.
+        if let Some(&existing) = hr.regex.iter().find(|&&i| hr.routes[i as usize].path == route.path) {
+            let first = &hr.routes[existing as usize];
+            let w = conflict(&route, first);
+            hr.warnings.push(w);
+            return;
+        }
+        let at = hr.regex.iter().position(|&i| hr.routes[i as usize].path.len() < route.path.len());
+        hr.regex.insert(at.unwrap_or(hr.regex.len()), hr.routes.len() as u32);
+        hr.routes.push(route);
+        return;
+    }
     let (map, key) = match route.path_type {
         PathType::Exact => (&mut hr.exact, route.path.as_str()),
         PathType::Prefix | PathType::ImplementationSpecific => (&mut hr.prefix, prefix_key(&route.path)),
     };
     if let Some(&existing) = map.get(key) {
-        let first = &hr.routes[existing as usize];
-        hr.warnings.push(format!(
-            "conflict: host {} path {} is claimed by Ingress {} and Ingress {}; {} (the older) keeps it",
-            route.host.as_deref().unwrap_or("*"),
-            route.path,
-            first.ingress,
-            route.ingress,
-            first.ingress
-        ));
+        let w = conflict(&route, &hr.routes[existing as usize]);
+        hr.warnings.push(w);
         return;
     }
     map.insert(key.into(), hr.routes.len() as u32);
     hr.routes.push(route);
+}
+
+fn conflict(route: &Route, first: &Route) -> String {
+    format!(
+        "conflict: host {} path {} is claimed by Ingress {} and Ingress {}; {} (the older) keeps it",
+        route.host.as_deref().unwrap_or("*"),
+        route.path,
+        first.ingress,
+        route.ingress,
+        first.ingress
+    )
 }
 
 struct Builder<'a> {

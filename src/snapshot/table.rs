@@ -1,5 +1,5 @@
 //! Matching: host (exact, then `*.` wildcard, then rules with no host), then path (Exact, then
-//! the longest Prefix). Each lookup costs a few hash probes per path segment, whatever the
+//! regular expressions in order, then the longest Prefix). Each lookup costs a few hash probes per path segment, whatever the
 //! number of Ingresses.
 
 use std::sync::Arc;
@@ -16,6 +16,9 @@ use super::Route;
 pub struct HostRoutes {
     pub(super) exact: FxHashMap<Box<str>, u32>,
     pub(super) prefix: FxHashMap<Box<str>, u32>,
+    /// Regular-expression routes, longest expression first: tried after Exact, before
+    /// Prefix (nginx checks `~*` locations before it settles on a prefix one).
+    pub(super) regex: Vec<u32>,
     pub(super) routes: Vec<Route>,
     /// Conflicts on this host (two Ingresses claiming one path; the older keeps it).
     pub(super) warnings: Vec<String>,
@@ -25,6 +28,11 @@ impl HostRoutes {
     fn lookup(&self, path: &str) -> Option<u32> {
         if let Some(&r) = self.exact.get(path) {
             return Some(r);
+        }
+        for &r in &self.regex {
+            if self.routes[r as usize].regex.as_ref().is_some_and(|re| re.is_match(path)) {
+                return Some(r);
+            }
         }
         if self.prefix.is_empty() {
             return None;

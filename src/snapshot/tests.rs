@@ -480,3 +480,45 @@ fn incremental_host_updates_route_exactly_like_a_full_build() {
         assert_eq!(snap.table.len(), full.table.len(), "step {step}");
     }
 }
+
+/// `use-regex` paths: matched as case-insensitive expressions anchored at the start, longest
+/// expression first, before Prefix paths; two expressions sharing a literal start do not
+/// conflict; one that does not compile falls back to its literal start with a warning.
+#[test]
+fn regex_paths_match_by_expression() {
+    let regex_ingress = ingress_yaml(
+        "re",
+        "2024-01-01T00:00:00Z",
+        Some("re.test"),
+        &[
+            (ImplementationSpecific, "/api/v(1|2)/.*", "v12"),
+            (ImplementationSpecific, "/api/v3", "v3"),
+            (Prefix, "/bad(", "bad"),
+        ],
+    )
+    .replace(
+        "  namespace: default\n",
+        "  namespace: default\n  annotations: {nginx.ingress.kubernetes.io/use-regex: \"true\"}\n",
+    );
+    let plain = ingress_yaml("plain", "2024-01-02T00:00:00Z", Some("re.test"), &[(Prefix, "/api", "plain")]);
+    let yaml = [
+        service_yaml("default", "v12", 1),
+        service_yaml("default", "v3", 2),
+        service_yaml("default", "bad", 3),
+        service_yaml("default", "plain", 4),
+        regex_ingress,
+        plain,
+    ]
+    .join("---\n");
+    let s = snapshot(&yaml);
+    let svc = |path: &str| lookup(&s, "re.test", path).map(|r| s.backend(r.backend).service.name.clone());
+    assert_eq!(svc("/api/v1/users").as_deref(), Some("v12"));
+    assert_eq!(svc("/API/V2/x").as_deref(), Some("v12"), "case-insensitive, as nginx's ~*");
+    assert_eq!(svc("/api/v3/x").as_deref(), Some("v3"));
+    assert_eq!(svc("/api/v4").as_deref(), Some("plain"), "no expression matches: the Prefix path");
+    assert_eq!(svc("/api/v1").as_deref(), Some("plain"), "`/api/v(1|2)/.*` needs the slash");
+    assert_eq!(svc("/bad/x").as_deref(), Some("bad"), "an invalid expression routes by its literal start");
+    let warnings = s.warnings();
+    assert!(warnings.iter().any(|w| w.contains("\"/bad(\" is not a regular expression")), "{warnings:?}");
+    assert!(!warnings.iter().any(|w| w.contains("conflict")), "{warnings:?}");
+}
