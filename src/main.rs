@@ -49,7 +49,8 @@ struct RunArgs {
     /// namespace only (default: all namespaces).
     #[arg(long)]
     namespace: Option<String>,
-    /// Kubernetes mode: the ConfigMap with global settings, as namespace/name.
+    /// The ConfigMap with global settings (ingress-nginx keys), as namespace/name: watched in
+    /// Kubernetes mode, read from the manifests with them.
     #[arg(long, default_value = "ringress/ringress", env = "RINGRESS_CONFIGMAP")]
     configmap: String,
     /// Kubernetes mode: at most one routing-table publish per this many milliseconds (an
@@ -247,6 +248,7 @@ fn run(a: RunArgs) -> anyhow::Result<()> {
         watch_without_class: a.watch_ingress_without_class,
         settings,
         default_certificate,
+        config_map: object_key("configmap", &a.configmap)?,
     };
 
     let backend = runtime::choose_backend(a.io).map_err(anyhow::Error::msg)?;

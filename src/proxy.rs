@@ -22,11 +22,6 @@ use crate::snapshot::Snapshot;
 use crate::tls::TlsStream;
 use crate::upstream::{Pools, RoundRobin};
 
-/// Idle keep-alive connections kept per upstream endpoint per worker (ingress-nginx's
-/// `upstream-keepalive-connections` default is 320): enough for an HTTP/2 client's hundreds of
-/// concurrent streams to reuse connections instead of churning through new ones.
-const UPSTREAM_KEEPALIVE: usize = 320;
-
 /// HTTP/2 error codes 0x0..=0xd by name (RFC 9113 §7).
 pub const H2_ERROR_NAMES: [&str; 14] = [
     "NO_ERROR",
@@ -171,7 +166,7 @@ pub async fn run_worker<I: Io>(spec: WorkerSpec) {
     let current = Rc::new(swap.load_full());
     let worker = Rc::new(Worker::<I> {
         snapshots: RefCell::new(SnapshotCache { cache: Cache::new(swap), current }),
-        pools: Pools::new(UPSTREAM_KEEPALIVE),
+        pools: Pools::default(),
         balancer: RefCell::default(),
         active: Cell::new(0),
         deadlines: Deadlines::default(),

@@ -3,6 +3,7 @@
 
 pub mod annotations;
 mod build;
+pub mod config;
 mod table;
 
 #[cfg(test)]
@@ -82,6 +83,14 @@ pub struct Settings {
     pub redirect_code: u16,
     /// How long a drain (SIGTERM) waits for requests in progress before exiting.
     pub drain_timeout: Duration,
+    /// Requests served on one HTTP/1.1 connection before it is closed (`keep-alive-requests`).
+    pub keepalive_requests: u64,
+    /// `ssl-redirect` for Ingresses that do not set the annotation.
+    pub ssl_redirect: bool,
+    /// Idle connections kept per upstream endpoint per worker (ingress-nginx's
+    /// `upstream-keepalive-connections` default is 320): enough for an HTTP/2 client's
+    /// hundreds of concurrent streams to reuse connections instead of churning new ones.
+    pub upstream_keepalive_connections: usize,
 }
 
 impl Settings {
@@ -95,6 +104,13 @@ impl Settings {
             upstream_send_timeout: o.send_timeout.unwrap_or(self.upstream_send_timeout),
             ..self.clone()
         }
+    }
+
+    /// Whether a plain-HTTP request on `route` is redirected to HTTPS: `force-ssl-redirect`,
+    /// or `ssl-redirect` (the annotation, else the ConfigMap's default) for a host with TLS.
+    pub fn redirects_to_https(&self, route: &Route, https: bool) -> bool {
+        let o = &route.options;
+        !https && (o.force_ssl_redirect || (o.ssl_redirect.unwrap_or(self.ssl_redirect) && route.tls))
     }
 
     /// `ssl-redirect` / `force-ssl-redirect`: the Location of the same host, path and query
@@ -127,6 +143,9 @@ impl Default for Settings {
             https_port: 443,
             redirect_code: 308,
             drain_timeout: Duration::from_secs(30),
+            keepalive_requests: 1000,
+            ssl_redirect: true,
+            upstream_keepalive_connections: 320,
         }
     }
 }

@@ -13,14 +13,15 @@ use crate::snapshot::{BackendId, Snapshot};
 pub struct Pools<S> {
     /// Each connection with the deadline tick after which it is too old to use.
     idle: RefCell<FxHashMap<SocketAddr, Vec<(S, Deadline)>>>,
-    max_idle_per_endpoint: usize,
+}
+
+impl<S> Default for Pools<S> {
+    fn default() -> Self {
+        Pools { idle: RefCell::default() }
+    }
 }
 
 impl<S> Pools<S> {
-    pub fn new(max_idle_per_endpoint: usize) -> Self {
-        Pools { idle: RefCell::default(), max_idle_per_endpoint }
-    }
-
     /// The most recently used idle connection to `addr` that has not expired by `now`.
     pub fn take(&self, addr: SocketAddr, now: Deadline) -> Option<S> {
         let mut idle = self.idle.borrow_mut();
@@ -35,11 +36,15 @@ impl<S> Pools<S> {
         None
     }
 
-    /// Pools `s` until `expires` (see [`crate::runtime::deadline::Deadlines::after`]).
-    pub fn put(&self, addr: SocketAddr, s: S, expires: Deadline) {
+    /// Pools `s` until `expires` (see [`crate::runtime::deadline::Deadlines::after`]),
+    /// keeping at most `max_idle` per endpoint (the oldest goes).
+    pub fn put(&self, addr: SocketAddr, s: S, expires: Deadline, max_idle: usize) {
         let mut idle = self.idle.borrow_mut();
         let list = idle.entry(addr).or_default();
-        if list.len() >= self.max_idle_per_endpoint {
+        if max_idle == 0 {
+            return;
+        }
+        while list.len() >= max_idle {
             list.remove(0);
         }
         list.push((s, expires));

@@ -26,3 +26,12 @@ addressType: IPv4
 endpoints: [{addresses: ["127.0.0.1"]}]
 ports: [{name: http, port: $port}]
 EOC
+# Keep-alive connections are not recycled during a run (nginx's keepalive_requests 1000000
+# in compare.sh; HAProxy has no such limit).
+cat <<EOC
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: ringress, namespace: ringress}
+data: {keep-alive-requests: "1000000"}
+EOC

@@ -245,7 +245,7 @@ async fn exchange<I: Io>(
         .and_then(|h| snap.table.lookup(h, path))
         .ok_or_else(|| ProxyError::downstream(Kind::NoRoute, "no Ingress rule matches this host and path"))?;
     let o = &route.options;
-    if !https && (o.force_ssl_redirect || (o.ssl_redirect && route.tls)) {
+    if snap.settings.redirects_to_https(route, https) {
         let s = &snap.settings;
         let mut location = Vec::with_capacity(128);
         let pq = parts.uri.path_and_query().map_or("/", |p| p.as_str());
@@ -585,7 +585,8 @@ async fn to_http1<I: Io>(
         }
     }
     if info.reusable && clean {
-        w.pools.put(up.addr, up.io, w.deadlines.after(settings.upstream_idle_timeout));
+        let expires = w.deadlines.after(settings.upstream_idle_timeout);
+        w.pools.put(up.addr, up.io, expires, settings.upstream_keepalive_connections);
     }
     Ok(())
 }

@@ -74,8 +74,9 @@ impl Rewrite {
 /// What an Ingress's annotations ask of its routes.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RouteOptions {
-    /// Redirect plain HTTP to HTTPS when the host is in the Ingress's `spec.tls` (default on).
-    pub ssl_redirect: bool,
+    /// Redirect plain HTTP to HTTPS when the host is in the Ingress's `spec.tls`; `None`: the
+    /// ConfigMap's `ssl-redirect` (default on).
+    pub ssl_redirect: Option<bool>,
     /// Redirect plain HTTP to HTTPS even without TLS configured for the host.
     pub force_ssl_redirect: bool,
     pub use_regex: bool,
@@ -92,7 +93,7 @@ pub struct RouteOptions {
 impl Default for RouteOptions {
     fn default() -> Self {
         RouteOptions {
-            ssl_redirect: true,
+            ssl_redirect: None,
             force_ssl_redirect: false,
             use_regex: false,
             rewrite_target: None,
@@ -124,7 +125,7 @@ impl RouteOptions {
                 let v = value.trim();
                 match key {
                     "ssl-redirect" => match parse_bool(v) {
-                        Some(b) => o.ssl_redirect = b,
+                        Some(b) => o.ssl_redirect = Some(b),
                         None => bad("is not true or false"),
                     },
                     "force-ssl-redirect" => match parse_bool(v) {
@@ -241,7 +242,7 @@ pub fn literal_prefix(path: &str) -> &str {
     }
 }
 
-fn parse_bool(v: &str) -> Option<bool> {
+pub(super) fn parse_bool(v: &str) -> Option<bool> {
     match v.to_ascii_lowercase().as_str() {
         "true" => Some(true),
         "false" => Some(false),
@@ -262,7 +263,7 @@ pub fn parse_size(v: &str) -> Option<u64> {
 }
 
 /// Seconds as ingress-nginx writes them (`"60"`), also accepting an `s` suffix.
-fn parse_seconds(v: &str) -> Option<Duration> {
+pub(super) fn parse_seconds(v: &str) -> Option<Duration> {
     let n: f64 = v.strip_suffix('s').unwrap_or(v).parse().ok()?;
     (n > 0.0).then(|| Duration::try_from_secs_f64(n).ok()).flatten()
 }
@@ -297,7 +298,7 @@ mod tests {
         assert_eq!(w, Vec::<String>::new());
         assert_eq!(o.max_body_bytes, Some(16 << 20));
         assert_eq!(o.protocol, BackendProtocol::Grpc);
-        assert!(o.ssl_redirect);
+        assert_eq!(o.ssl_redirect, Some(true));
     }
 
     #[test]

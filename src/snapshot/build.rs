@@ -9,8 +9,8 @@ use super::annotations::{self, RouteOptions};
 use super::table::{prefix_key, HostRoutes, RouteTable};
 use super::{Backend, BackendId, Route, ServiceIndex, Settings, Snapshot};
 use crate::model::{
-    EndpointSlice, Ingress, IngressClass, ObjectKey, Objects, PathType, PortRef, Secret, Service, ServiceBackend,
-    TargetPort,
+    ConfigMap, EndpointSlice, Ingress, IngressClass, ObjectKey, Objects, PathType, PortRef, Secret, Service,
+    ServiceBackend, TargetPort,
 };
 
 /// What the build needs besides the objects.
@@ -23,6 +23,8 @@ pub struct BuildOptions {
     pub settings: Settings,
     /// `--default-ssl-certificate`: the Secret served to unknown SNI names.
     pub default_certificate: Option<ObjectKey>,
+    /// `--configmap`: the ConfigMap whose data overrides `settings` (ingress-nginx keys).
+    pub config_map: ObjectKey,
 }
 
 impl Default for BuildOptions {
@@ -32,6 +34,7 @@ impl Default for BuildOptions {
             watch_without_class: false,
             settings: Settings::default(),
             default_certificate: None,
+            config_map: ObjectKey { namespace: "ringress".to_string(), name: "ringress".to_string() },
         }
     }
 }
@@ -45,6 +48,7 @@ pub struct Inputs<'a> {
     pub services: Vec<&'a Service>,
     pub endpoint_slices: Vec<&'a EndpointSlice>,
     pub secrets: Vec<&'a Secret>,
+    pub config_maps: Vec<&'a ConfigMap>,
 }
 
 impl<'a> Inputs<'a> {
@@ -55,6 +59,7 @@ impl<'a> Inputs<'a> {
             services: o.services.iter().collect(),
             endpoint_slices: o.endpoint_slices.iter().collect(),
             secrets: o.secrets.iter().collect(),
+            config_maps: o.config_maps.iter().collect(),
         }
     }
 }
@@ -150,7 +155,11 @@ pub fn build_from(inputs: &Inputs, opts: &BuildOptions) -> Snapshot {
 /// a Secret that no longer parses).
 pub fn build_after(inputs: &Inputs, opts: &BuildOptions, prev: &Snapshot) -> Snapshot {
     let mut b = resolver(inputs, None);
-    let (ingresses, build_warnings) = served(&inputs.ingresses, &inputs.ingress_classes, opts);
+    let (ingresses, mut build_warnings) = served(&inputs.ingresses, &inputs.ingress_classes, opts);
+    let config_map = inputs.config_maps.iter().find(|c| c.key == opts.config_map).copied();
+    let live = (prev.generation > 0).then_some(&prev.settings);
+    let (settings, config_warnings) = super::config::apply(&opts.settings, live, config_map);
+    build_warnings.extend(config_warnings);
     // Group by host, keeping the age order within each host.
     let mut by_host: FxHashMap<HostKey, Vec<&Ingress>> = FxHashMap::default();
     for ing in &ingresses {
@@ -174,7 +183,7 @@ pub fn build_after(inputs: &Inputs, opts: &BuildOptions, prev: &Snapshot) -> Sna
         endpoint_set: endpoint_set(&b.backends),
         backends: b.backends,
         by_service: Arc::new(by_service),
-        settings: opts.settings.clone(),
+        settings,
         build_warnings: Arc::new(build_warnings),
         certs: Arc::new(crate::tls::build_certs(
             &ingresses,

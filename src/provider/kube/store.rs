@@ -276,6 +276,7 @@ impl Store {
             services: self.services.values().collect(),
             endpoint_slices: self.slices.values().collect(),
             secrets: self.secrets.values().collect(),
+            config_maps: self.config_maps.values().collect(),
         }
     }
 

@@ -38,6 +38,8 @@ struct Conn<S> {
     ubuf: Vec<u8>,
     /// Some bytes of the current response reached the client: errors can only close.
     response_started: bool,
+    /// Requests read on this connection (`keep-alive-requests` closes it after the last).
+    requests: u64,
 }
 
 /// `initial`: bytes already read from the connection.
@@ -52,6 +54,7 @@ pub async fn serve<I: Io, S: Stream>(w: &Worker<I>, io: S, initial: Vec<u8>, pee
         out: Vec::with_capacity(4 * 1024),
         ubuf: Vec::new(),
         response_started: false,
+        requests: 0,
     };
     let mut first = true;
     loop {
@@ -232,7 +235,8 @@ async fn request<I: Io, S: Stream>(w: &Worker<I>, c: &mut Conn<S>, first: bool) 
             Err(_) => return Ok(false),
         }
     };
-    if w.draining() {
+    c.requests += 1;
+    if w.draining() || c.requests >= snap.settings.keepalive_requests {
         // The response says `Connection: close`, and the connection ends after it.
         info.keep_alive = false;
     }
@@ -338,7 +342,7 @@ fn prepare(
         return Ok(Some((info, Action::Respond(Kind::NoRoute, "no Ingress rule matches this host and path"))));
     };
     let o = &route.options;
-    if !https && (o.force_ssl_redirect || (o.ssl_redirect && route.tls)) {
+    if s.redirects_to_https(route, https) {
         write_https_redirect(out, s, host_name.unwrap_or_default(), target.path_and_query, &info);
         return Ok(Some((info, Action::Answer)));
     }
@@ -656,7 +660,8 @@ async fn relay_response<I: Io, S: Stream>(
         }
     }
     if fin.resp.reusable && request_done && clean {
-        w.pools.put(up.addr, up.io, w.deadlines.after(settings.upstream_idle_timeout));
+        let expires = w.deadlines.after(settings.upstream_idle_timeout);
+        w.pools.put(up.addr, up.io, expires, settings.upstream_keepalive_connections);
     }
     Ok(!fin.close)
 }

@@ -1,0 +1,165 @@
+//! Global settings from our ConfigMap (`--configmap`, in the cluster or in the manifests),
+//! under ingress-nginx's key names, laid over the command-line flags. A key ringress does not
+//! know, or a value that does not parse, is a warning naming the ConfigMap and the key, and
+//! that setting keeps the value it had (the previous snapshot's, else the flag's).
+
+use super::annotations::{parse_bool, parse_seconds, parse_size};
+use super::Settings;
+use crate::model::ConfigMap;
+
+/// One supported key: its name, what a good value looks like, how it is applied, and how
+/// the previous value of its setting is kept.
+struct Key {
+    name: &'static str,
+    expects: &'static str,
+    /// Applies the value to the settings; false when it does not parse.
+    set: fn(&mut Settings, &str) -> bool,
+    /// Copies the key's setting from the previous settings.
+    keep: fn(&mut Settings, &Settings),
+}
+
+/// A key that sets `field` to what `parse` makes of the value.
+macro_rules! key {
+    ($name:literal, $expects:literal, $field:ident, $parse:expr) => {
+        Key {
+            name: $name,
+            expects: $expects,
+            set: |s, v| match ($parse)(v) {
+                Some(x) => {
+                    s.$field = x;
+                    true
+                }
+                None => false,
+            },
+            keep: |s, prev| s.$field = prev.$field,
+        }
+    };
+}
+
+fn positive<T: std::str::FromStr + Default + PartialOrd>(v: &str) -> Option<T> {
+    v.parse::<T>().ok().filter(|n| *n > T::default())
+}
+
+/// Every key ringress reads, in the README's order.
+const KEYS: &[Key] = &[
+    key!("proxy-connect-timeout", "a number of seconds", connect_timeout, parse_seconds),
+    key!("proxy-read-timeout", "a number of seconds", upstream_timeout, parse_seconds),
+    key!("proxy-send-timeout", "a number of seconds", upstream_send_timeout, parse_seconds),
+    key!("client-header-timeout", "a number of seconds", header_timeout, parse_seconds),
+    key!("keep-alive", "a number of seconds", idle_timeout, parse_seconds),
+    key!("keep-alive-requests", "a positive whole number", keepalive_requests, positive::<u64>),
+    key!("proxy-body-size", "a size (8m, 512k, 1g; 0 for no limit)", max_body_bytes, parse_size),
+    key!("ssl-redirect", "true or false", ssl_redirect, parse_bool),
+    key!("http-redirect-code", "301, 302, 307 or 308", redirect_code, |v: &str| v
+        .parse::<u16>()
+        .ok()
+        .filter(|c| matches!(c, 301 | 302 | 307 | 308))),
+    key!("upstream-keepalive-connections", "a whole number", upstream_keepalive_connections, |v: &str| v
+        .parse::<usize>()
+        .ok()),
+    key!("upstream-keepalive-timeout", "a number of seconds", upstream_idle_timeout, parse_seconds),
+    key!("http2-max-concurrent-streams", "a positive whole number", h2_max_concurrent_streams, positive::<u32>),
+    key!("worker-shutdown-timeout", "a number of seconds", drain_timeout, parse_seconds),
+];
+
+/// The settings `cm` asks for over `flags`. A bad value keeps `prev`'s value of that setting
+/// (the one live before this ConfigMap version), or the flag's when there is no previous
+/// snapshot. Returns the warnings, each naming the ConfigMap and the key.
+pub fn apply(flags: &Settings, prev: Option<&Settings>, cm: Option<&ConfigMap>) -> (Settings, Vec<String>) {
+    let mut s = flags.clone();
+    let mut warnings = Vec::new();
+    let Some(cm) = cm else { return (s, warnings) };
+    for (key, value) in &cm.data {
+        let v = value.trim();
+        match KEYS.iter().find(|k| k.name == key) {
+            None => warnings.push(format!("ConfigMap {}: key {key} is not supported by ringress; ignored", cm.key)),
+            Some(k) => {
+                if !(k.set)(&mut s, v) {
+                    let kept = match prev {
+                        Some(p) => {
+                            (k.keep)(&mut s, p);
+                            "its previous value stays"
+                        }
+                        None => "the default stays",
+                    };
+                    warnings.push(format!("ConfigMap {}: key {key}: {value:?} is not {}; {kept}", cm.key, k.expects));
+                }
+            }
+        }
+    }
+    (s, warnings)
+}
+
+/// The supported keys, for `ringress check` and the docs test.
+pub fn keys() -> impl Iterator<Item = &'static str> {
+    KEYS.iter().map(|k| k.name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::ObjectKey;
+    use std::time::Duration;
+
+    fn cm(pairs: &[(&str, &str)]) -> ConfigMap {
+        ConfigMap {
+            key: ObjectKey { namespace: "ringress".into(), name: "ringress".into() },
+            data: pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+        }
+    }
+
+    #[test]
+    fn keys_apply_and_bad_values_keep_the_previous_value() {
+        let flags = Settings::default();
+        let (s, w) = apply(
+            &flags,
+            None,
+            Some(&cm(&[("proxy-body-size", "16m"), ("http-redirect-code", "301"), ("keep-alive", "75")])),
+        );
+        assert!(w.is_empty(), "{w:?}");
+        assert_eq!((s.max_body_bytes, s.redirect_code, s.idle_timeout), (16 << 20, 301, Duration::from_secs(75)));
+        // The next version breaks two values and adds an unknown key: those two keep 16m and
+        // 301, the good key applies.
+        let (s2, w) = apply(
+            &flags,
+            Some(&s),
+            Some(&cm(&[
+                ("proxy-body-size", "lots"),
+                ("http-redirect-code", "303"),
+                ("keep-alive", "30"),
+                ("enable-brotli", "true"),
+            ])),
+        );
+        assert_eq!((s2.max_body_bytes, s2.redirect_code, s2.idle_timeout), (16 << 20, 301, Duration::from_secs(30)));
+        assert_eq!(w.len(), 3, "{w:?}");
+        assert!(w
+            .iter()
+            .any(|w| w == "ConfigMap ringress/ringress: key enable-brotli is not supported by ringress; ignored"));
+        assert!(w.iter().any(
+            |w| w.contains("key http-redirect-code: \"303\" is not 301, 302, 307 or 308; its previous value stays")
+        ));
+        // Without a previous snapshot, a bad value leaves the flag's.
+        let (s3, _) = apply(&flags, None, Some(&cm(&[("proxy-body-size", "lots")])));
+        assert_eq!(s3.max_body_bytes, flags.max_body_bytes);
+    }
+
+    #[test]
+    fn every_key_restores() {
+        // Each key's bad value must fall back to `prev`, not to the flag.
+        let flags = Settings::default();
+        for k in KEYS {
+            let good = match k.expects {
+                "true or false" => "false",
+                "301, 302, 307 or 308" => "302",
+                "a size (8m, 512k, 1g; 0 for no limit)" => "3k",
+                _ => "7",
+            };
+            let (prev, w) = apply(&flags, None, Some(&cm(&[(k.name, good)])));
+            assert!(w.is_empty(), "{}: {w:?}", k.name);
+            assert_ne!(prev, flags, "{} changed nothing", k.name);
+            let (s, w) = apply(&flags, Some(&prev), Some(&cm(&[(k.name, "-bad-")])));
+            assert_eq!(w.len(), 1, "{}", k.name);
+            assert_eq!(s, prev, "{} did not keep its previous value", k.name);
+        }
+    }
+}
