@@ -315,3 +315,93 @@ fn grpcs_backends_are_reached_over_tls() {
         "B saw A's TLS connection(s): {metrics}"
     );
 }
+
+/// A WebSocket and a gRPC stream opened before 1,000 consecutive configuration changes
+/// (routes, endpoints and ConfigMap settings, each one published) are alive and working after
+/// them: no change closes a client connection.
+#[test]
+fn a_websocket_and_a_grpc_stream_outlive_1000_configuration_changes() {
+    use std::io::{Read, Write};
+    let a = Upstream::start("a");
+    let b = Upstream::start("b");
+    let server = grpc_server();
+    let version = |i: usize| {
+        let endpoints: &[SocketAddr] = if i % 2 == 0 { &[a.addr] } else { &[a.addr, b.addr] };
+        let cm = format!(
+            "---\napiVersion: v1\nkind: ConfigMap\nmetadata: {{name: ringress, namespace: ringress}}\ndata: {{proxy-read-timeout: \"{}\"}}\n",
+            60 + i
+        );
+        service("svc-a", endpoints)
+            + &ingress("ws", Some("ws.test"), &[("/", "svc-a")]).replace("ingressClassName: ringress", "ingressClassName: nginx")
+            + &ingress(&format!("churn-{}", i % 7), Some(&format!("churn{i}.test")), &[("/", "svc-a")])
+                .replace("ingressClassName: ringress", "ingressClassName: nginx")
+            + &grpc_service("compete-feedback", &[server])
+            + COMPETE_FEEDBACK
+            + &cm
+    };
+    let p = Proxy::start("uring", &version(0), &["--ingress-class", "nginx", "--poll-ms", "5"]);
+
+    // The WebSocket.
+    let mut ws = connect(p.http);
+    ws.write_all(b"GET /ws HTTP/1.1\r\nHost: ws.test\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n").unwrap();
+    let mut pending = Vec::new();
+    assert_eq!(read_response(&mut ws, &mut pending, false).unwrap().status, 101);
+    let mut echo = |ws: &mut std::net::TcpStream, msg: &[u8]| {
+        ws.write_all(&upstream::frame(1, msg, Some([1, 2, 3, 4]))).unwrap();
+        let want = upstream::frame(1, msg, None);
+        let mut got = std::mem::take(&mut pending);
+        while got.len() < want.len() {
+            let mut buf = [0u8; 4096];
+            let n = ws.read(&mut buf).unwrap();
+            assert!(n > 0, "the WebSocket was closed");
+            got.extend_from_slice(&buf[..n]);
+        }
+        assert_eq!(got, want);
+    };
+    echo(&mut ws, b"before");
+
+    // The gRPC bidirectional stream.
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let mut c = client(&rt, p.http);
+    let (tx, mut answers) = rt.block_on(async {
+        c.ready().await.unwrap();
+        let (tx, rx) = tokio::sync::mpsc::channel(1);
+        tx.send(Msg { data: b"ping".to_vec(), n: 1 }).await.unwrap();
+        let mut answers = c
+            .streaming(
+                tonic::Request::new(tokio_stream::wrappers::ReceiverStream::new(rx)),
+                path("Chat"),
+                ProstCodec::<Msg, Msg>::default(),
+            )
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(answers.message().await.unwrap().expect("an answer").n, 2);
+        (tx, answers)
+    });
+
+    let start = p.generation();
+    for i in 1..=1000usize {
+        let before = p.generation();
+        p.replace_manifests(&version(i));
+        while p.generation() == before {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        if i % 100 == 0 {
+            echo(&mut ws, format!("after {i}").as_bytes());
+            rt.block_on(async {
+                tx.send(Msg { data: b"ping".to_vec(), n: i as u32 }).await.unwrap();
+                assert_eq!(answers.message().await.unwrap().expect("an answer").n, 2 * i as u32);
+            });
+        }
+    }
+    assert!(p.generation() - start >= 1000, "{} publishes", p.generation() - start);
+    echo(&mut ws, b"at the end");
+    rt.block_on(async {
+        drop(tx);
+        assert!(answers.message().await.unwrap().is_none(), "the call ends cleanly");
+    });
+    // The changes were real: the last version's host routes, the first one's does not.
+    assert_eq!(get(p.http, "churn1000.test", "/").status, 200);
+    assert_eq!(get(p.http, "churn1.test", "/").status, 404);
+}

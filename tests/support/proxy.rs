@@ -43,7 +43,10 @@ impl Proxy {
     /// Like [`Proxy::start_in`], with a chance to adjust the command (e.g. a seccomp filter).
     pub fn start_with(dir: PathBuf, io: &str, args: &[&str], configure: impl FnOnce(&mut Command)) -> Proxy {
         let manifests = dir.to_str().expect("UTF-8 temp dir").to_string();
-        let mut all = vec!["--manifests", &manifests, "--poll-ms", "50"];
+        let mut all = vec!["--manifests", &manifests];
+        if !args.contains(&"--poll-ms") {
+            all.extend(["--poll-ms", "50"]);
+        }
         all.extend_from_slice(args);
         Self::launch(dir, io, &all, configure, true)
     }
