@@ -332,7 +332,8 @@ fn a_websocket_and_a_grpc_stream_outlive_1000_configuration_changes() {
             60 + i
         );
         service("svc-a", endpoints)
-            + &ingress("ws", Some("ws.test"), &[("/", "svc-a")]).replace("ingressClassName: ringress", "ingressClassName: nginx")
+            + &ingress("ws", Some("ws.test"), &[("/", "svc-a")])
+                .replace("ingressClassName: ringress", "ingressClassName: nginx")
             + &ingress(&format!("churn-{}", i % 7), Some(&format!("churn{i}.test")), &[("/", "svc-a")])
                 .replace("ingressClassName: ringress", "ingressClassName: nginx")
             + &grpc_service("compete-feedback", &[server])

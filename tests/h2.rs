@@ -460,3 +460,44 @@ fn response_trailers_from_an_http1_upstream_end_the_http2_stream() {
     let r = raw(p.http, format!("GET /trailers/{n} HTTP/1.1\r\nHost: h2.test\r\nConnection: close\r\n\r\n").as_bytes());
     assert_eq!(r.expect("a response").body.len(), n);
 }
+
+/// A client that stops reading a response (grants no flow-control credit) has the stream
+/// cancelled (RST_STREAM CANCEL) after the idle timeout, so it cannot hold the stream and its
+/// upstream connection forever.
+#[test]
+fn a_stalled_reader_has_its_stream_cancelled() {
+    let a = Upstream::start("a");
+    let p = Proxy::start(
+        "uring",
+        &(service("svc-a", &[a.addr]) + &ingress("site", Some("h2.test"), &[("/", "svc-a")])),
+        &["--idle-timeout", "1"],
+    );
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let tcp = tokio::net::TcpStream::connect(p.http).await.unwrap();
+        let (client, conn) = h2::client::handshake(tcp).await.unwrap();
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        let mut client = client.ready().await.unwrap();
+        let req = http::Request::get("http://h2.test/bytes/20000000").body(()).unwrap();
+        let (resp, _) = client.send_request(req, true).unwrap();
+        let mut body = resp.await.unwrap().into_body();
+        // Read nothing for a while: the proxy's send window runs out.
+        tokio::time::sleep(Duration::from_secs(4)).await;
+        let mut got = 0usize;
+        let reason = loop {
+            match body.data().await {
+                Some(Ok(chunk)) => {
+                    got += chunk.len();
+                    let _ = body.flow_control().release_capacity(chunk.len());
+                }
+                Some(Err(e)) => break e.reason(),
+                None => break None,
+            }
+        };
+        assert_eq!(reason, Some(h2::Reason::CANCEL), "{got} bytes, then the stream ended without a reset");
+        assert!(got < 20_000_000, "the whole body arrived");
+        drop(client);
+    });
+}

@@ -159,8 +159,8 @@ pub(super) async fn forward<I: Io>(
     let (response, up_send) = sr.send_request(req, end).map_err(|e| up_err("sending the request", e))?;
 
     // Both directions at once; the request side ending first is the normal case.
-    let pump = pump_request(body, up_send, end, settings.max_body_bytes);
-    let relay = relay_response(response, respond, started);
+    let pump = pump_request::<I>(body, up_send, end, settings);
+    let relay = relay_response::<I>(response, respond, started, settings.idle_timeout);
     match select(std::pin::pin!(pump), std::pin::pin!(relay)).await {
         Either::Left((Ok(()), relay)) => relay.await,
         Either::Left((Err(e), _)) => Err(e),
@@ -169,7 +169,13 @@ pub(super) async fn forward<I: Io>(
 }
 
 /// Downstream request body and trailers -> upstream stream.
-async fn pump_request(body: &mut RecvStream, up: SendStream<Bytes>, ended: bool, limit: u64) -> Result<(), ProxyError> {
+async fn pump_request<I: Io>(
+    body: &mut RecvStream,
+    up: SendStream<Bytes>,
+    ended: bool,
+    settings: &Settings,
+) -> Result<(), ProxyError> {
+    let limit = settings.max_body_bytes;
     let mut up = up;
     if ended {
         return Ok(());
@@ -183,7 +189,9 @@ async fn pump_request(body: &mut RecvStream, up: SendStream<Bytes>, ended: bool,
             up.send_reset(Reason::CANCEL);
             return Err(ProxyError::downstream(Kind::BodyTooLarge, "request body too large"));
         }
-        send_all(&mut up, chunk).await.map_err(|e| up_err("sending the request body", e))?;
+        send_all::<I>(&mut up, chunk, settings.upstream_send_timeout)
+            .await
+            .map_err(|e| up_err("sending the request body", e))?;
     }
     match body.trailers().await.map_err(down_err)? {
         Some(t) => up.send_trailers(t).map_err(|e| up_err("sending trailers", e))?,
@@ -195,10 +203,13 @@ async fn pump_request(body: &mut RecvStream, up: SendStream<Bytes>, ended: bool,
 }
 
 /// Upstream response head, body and trailers -> downstream stream.
-async fn relay_response(
+/// `stalled`: how long the client may grant no flow-control credit before the stream is
+/// cancelled.
+async fn relay_response<I: Io>(
     response: h2::client::ResponseFuture,
     respond: &mut SendResponse<Bytes>,
     started: &Cell<bool>,
+    stalled: std::time::Duration,
 ) -> Result<(), ProxyError> {
     let resp = response.await.map_err(|e| up_err("waiting for the response", e))?;
     let (parts, mut body) = resp.into_parts();
@@ -220,7 +231,7 @@ async fn relay_response(
     while let Some(chunk) = body.data().await {
         let chunk = chunk.map_err(|e| up_err("reading the response body", e))?;
         let _ = body.flow_control().release_capacity(chunk.len());
-        send_all(&mut send, chunk).await.map_err(down_err)?;
+        send_all::<I>(&mut send, chunk, stalled).await.map_err(down_err)?;
     }
     match body.trailers().await.map_err(|e| up_err("reading trailers", e))? {
         Some(t) => send.send_trailers(t).map_err(down_err)?,

@@ -178,7 +178,9 @@ async fn handle_stream<I: Io>(
     if let Err(e) = r {
         tracing::debug!(worker = w.index, error = %e, "HTTP/2 request failed");
         if started.get() {
-            respond.send_reset(Reason::INTERNAL_ERROR);
+            // The client side gave up or stalled: CANCEL; anything else mid-response is ours.
+            let reason = if e.side == Side::Downstream { Reason::CANCEL } else { Reason::INTERNAL_ERROR };
+            respond.send_reset(reason);
         } else {
             bump(&w.stats.responses_proxy_error);
             send_error(&mut respond, &e, grpc);
@@ -419,10 +421,28 @@ fn write_h1_head(out: &mut Vec<u8>, parts: &http::request::Parts, target: &str, 
 }
 
 /// Sends `data` on an HTTP/2 stream as the peer's flow control allows.
-pub(super) async fn send_all(send: &mut SendStream<Bytes>, mut data: Bytes) -> Result<(), h2::Error> {
+///
+/// A peer that grants no flow-control credit for `stalled` (a client that stops reading) has
+/// the stream cancelled, so it cannot hold the stream and its upstream forever. The timer is
+/// armed only when the credit is not already there.
+pub(super) async fn send_all<I: Io>(
+    send: &mut SendStream<Bytes>,
+    mut data: Bytes,
+    stalled: std::time::Duration,
+) -> Result<(), h2::Error> {
     while !data.is_empty() {
         send.reserve_capacity(data.len());
-        let cap = match std::future::poll_fn(|cx| send.poll_capacity(cx)).await {
+        let capacity = {
+            let mut wait = std::pin::pin!(std::future::poll_fn(|cx| send.poll_capacity(cx)));
+            match futures::poll!(wait.as_mut()) {
+                std::task::Poll::Ready(c) => c,
+                std::task::Poll::Pending => match select(wait, std::pin::pin!(I::sleep(stalled))).await {
+                    Either::Left((c, _)) => c,
+                    Either::Right(_) => return Err(h2::Error::from(Reason::CANCEL)),
+                },
+            }
+        };
+        let cap = match capacity {
             Some(r) => r?,
             None => return Err(h2::Error::from(Reason::CANCEL)),
         };
@@ -558,7 +578,7 @@ async fn to_http1<I: Io>(
             clean = false;
         }
         if !decoded.is_empty() {
-            send_all(&mut send, Bytes::from(decoded)).await.map_err(h2_down)?;
+            send_all::<I>(&mut send, Bytes::from(decoded), settings.idle_timeout).await.map_err(h2_down)?;
         }
         if rbody.is_done() {
             break;
