@@ -1,19 +1,16 @@
 //! The admin listener, on its own thread: `/healthz`, `/readyz` (200 once the first routing
-//! table is live, 503 again once a drain starts), `/debug/routes` (the live table as JSON), `/metrics` (worker counters).
+//! table is live, 503 again once a drain starts), `/debug/routes` (the live table as JSON), `/metrics` (OpenMetrics text, [`crate::metrics`]).
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::sync::atomic::Ordering;
-use std::sync::Arc;
 use std::time::Duration;
 
-use crate::proxy::WorkerStats;
 use crate::Published;
 
 pub struct Admin {
     pub published: &'static Published,
-    pub stats: Vec<Arc<WorkerStats>>,
-    pub backend: &'static str,
+    /// Encoded on every scrape of `/metrics` (see [`crate::metrics`]).
+    pub registry: prometheus_client::registry::Registry,
 }
 
 impl Admin {
@@ -53,59 +50,12 @@ impl Admin {
                 let body = serde_json::to_string_pretty(&self.published.load().to_json()).unwrap_or_default();
                 respond(&mut conn, 200, "application/json", &body)
             }
-            "/metrics" => respond(&mut conn, 200, "text/plain; version=0.0.4", &self.metrics()),
+            "/metrics" => {
+                respond(&mut conn, 200, crate::metrics::CONTENT_TYPE, &crate::metrics::render(&self.registry))
+            }
             _ => respond(&mut conn, 404, "text/plain", "not found\n"),
         }
     }
-
-    fn metrics(&self) -> String {
-        use std::fmt::Write;
-        let sum = |f: fn(&WorkerStats) -> u64| self.stats.iter().map(|s| f(s)).sum::<u64>();
-        let mut out = String::new();
-        let rows: [(&str, &str, u64); 10] = [
-            ("ringress_requests_total", "counter", sum(|s| s.requests.load(Ordering::Relaxed))),
-            ("ringress_connections_total", "counter", sum(|s| s.connections_total.load(Ordering::Relaxed))),
-            ("ringress_connections_active", "gauge", sum(|s| s.connections_active.load(Ordering::Relaxed))),
-            ("ringress_upstream_connects_total", "counter", sum(|s| s.upstream_connects.load(Ordering::Relaxed))),
-            (
-                "ringress_upstream_connect_errors_total",
-                "counter",
-                sum(|s| s.upstream_connect_errors.load(Ordering::Relaxed)),
-            ),
-            ("ringress_upstream_retries_total", "counter", sum(|s| s.upstream_retries.load(Ordering::Relaxed))),
-            ("ringress_tls_handshakes_total", "counter", sum(|s| s.tls_handshakes.load(Ordering::Relaxed))),
-            ("ringress_tls_handshake_errors_total", "counter", sum(|s| s.tls_handshake_errors.load(Ordering::Relaxed))),
-            ("ringress_tls_resumed_total", "counter", sum(|s| s.tls_resumed.load(Ordering::Relaxed))),
-            (
-                "ringress_proxy_error_responses_total",
-                "counter",
-                sum(|s| s.responses_proxy_error.load(Ordering::Relaxed)),
-            ),
-        ];
-        for (name, kind, v) in rows {
-            let _ = writeln!(out, "# TYPE {name} {kind}\n{name} {v}");
-        }
-        let _ = writeln!(out, "# TYPE ringress_h2_connection_errors_total counter");
-        for (i, name) in crate::proxy::H2_ERROR_NAMES.iter().enumerate() {
-            let v = sum_at(&self.stats, i);
-            if v > 0 {
-                let _ = writeln!(out, "ringress_h2_connection_errors_total{{code=\"{name}\"}} {v}");
-            }
-        }
-        let _ = writeln!(
-            out,
-            "# TYPE ringress_snapshot_generation gauge\nringress_snapshot_generation {}",
-            self.published.load().generation
-        );
-        let _ =
-            writeln!(out, "# TYPE ringress_io_backend gauge\nringress_io_backend{{backend=\"{}\"}} 1", self.backend);
-        self.published.control.render(&mut out);
-        out
-    }
-}
-
-fn sum_at(stats: &[std::sync::Arc<WorkerStats>], i: usize) -> u64 {
-    stats.iter().map(|s| s.h2_errors[i].load(Ordering::Relaxed)).sum()
 }
 
 fn respond(conn: &mut TcpStream, code: u16, ctype: &str, body: &str) -> std::io::Result<()> {

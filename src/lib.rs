@@ -17,6 +17,7 @@
 
 pub mod admin;
 pub mod demo;
+pub mod metrics;
 pub mod model;
 pub mod provider;
 pub mod proxy;

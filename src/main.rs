@@ -311,7 +311,8 @@ fn run(a: RunArgs) -> anyhow::Result<()> {
         handles.push(std::thread::Builder::new().name(format!("worker-{index}")).spawn(move || worker_main(spec))?);
     }
 
-    let admin = admin::Admin { published, stats: stats.clone(), backend: backend.name() };
+    let registry = ringress::metrics::registry(published, stats.clone(), backend.name());
+    let admin = admin::Admin { published, registry };
     std::thread::Builder::new().name("admin".into()).spawn(move || admin.serve(admin_listener))?;
 
     tracing::info!(io = backend.name(), workers, http = %http_addr, https = %https_addr, admin = %admin_addr, "ringress ready");

@@ -1,0 +1,184 @@
+//! `/metrics` in the OpenMetrics text format, written by the prometheus-client crate. Workers
+//! keep plain per-thread counters (single-writer atomics, never a read-modify-write shared
+//! across cores); one [`Collector`] sums them at scrape time, together with the control
+//! thread's counters and histograms.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::metrics::MetricType;
+use prometheus_client::registry::Registry;
+
+use crate::provider::{ControlStats, KINDS};
+use crate::proxy::{WorkerStats, H2_ERROR_NAMES};
+use crate::Published;
+
+/// What a scrape reads.
+#[derive(Debug)]
+struct Sources {
+    published: &'static Published,
+    workers: Vec<Arc<WorkerStats>>,
+    /// The I/O backend the workers run (`io_uring`, `epoll`, `tokio-uring`).
+    backend: &'static str,
+}
+
+/// The registry the admin thread encodes on every scrape.
+pub fn registry(published: &'static Published, workers: Vec<Arc<WorkerStats>>, backend: &'static str) -> Registry {
+    let mut r = Registry::default();
+    r.register_collector(Box::new(Sources { published, workers, backend }));
+    r
+}
+
+/// The registry as OpenMetrics text.
+pub fn render(r: &Registry) -> String {
+    let mut out = String::with_capacity(8 * 1024);
+    let _ = prometheus_client::encoding::text::encode(&mut out, r);
+    out
+}
+
+/// The content type of [`render`]'s output.
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+type Fmt = Result<(), std::fmt::Error>;
+
+/// One counter of [`WorkerStats`].
+type Field = fn(&WorkerStats) -> &AtomicU64;
+
+fn counter(e: &mut DescriptorEncoder, name: &str, help: &str, v: u64) -> Fmt {
+    ConstCounter::new(v).encode(e.encode_descriptor(name, help, None, MetricType::Counter)?)
+}
+
+fn gauge(e: &mut DescriptorEncoder, name: &str, help: &str, v: u64) -> Fmt {
+    ConstGauge::new(v as i64).encode(e.encode_descriptor(name, help, None, MetricType::Gauge)?)
+}
+
+/// A counter or gauge family with one label, one series per `(label value, value)`.
+fn family<'a>(
+    e: &mut DescriptorEncoder,
+    (name, help, kind): (&str, &str, MetricType),
+    label: &str,
+    series: impl Iterator<Item = (&'a str, u64)>,
+) -> Fmt {
+    let mut m = e.encode_descriptor(name, help, None, kind)?;
+    for (value, v) in series {
+        let labels = [(label, value)];
+        let s = m.encode_family(&labels)?;
+        match kind {
+            MetricType::Gauge => ConstGauge::new(v as i64).encode(s)?,
+            _ => ConstCounter::new(v).encode(s)?,
+        }
+    }
+    Ok(())
+}
+
+impl Sources {
+    fn sum(&self, f: impl Fn(&WorkerStats) -> &AtomicU64) -> u64 {
+        self.workers.iter().map(|w| f(w).load(Ordering::Relaxed)).sum()
+    }
+
+    fn workers(&self, e: &mut DescriptorEncoder) -> Fmt {
+        #[rustfmt::skip]
+        let counters: [(&str, &str, Field); 9] = [
+            ("ringress_requests", "Requests received (HTTP/1.1 requests and HTTP/2 streams).", |s| &s.requests),
+            ("ringress_connections", "Client connections accepted.", |s| &s.connections_total),
+            ("ringress_upstream_connects", "Connections opened to upstream endpoints.", |s| &s.upstream_connects),
+            ("ringress_upstream_connect_errors", "Upstream connects refused or timed out.", |s| &s.upstream_connect_errors),
+            ("ringress_upstream_retries", "Requests sent again on a fresh upstream connection.", |s| &s.upstream_retries),
+            ("ringress_tls_handshakes", "TLS handshakes started.", |s| &s.tls_handshakes),
+            ("ringress_tls_handshake_errors", "TLS handshakes that failed.", |s| &s.tls_handshake_errors),
+            ("ringress_tls_resumed", "TLS handshakes that resumed a session.", |s| &s.tls_resumed),
+            ("ringress_proxy_error_responses", "Error responses made by the proxy itself.", |s| &s.responses_proxy_error),
+        ];
+        for (name, help, f) in counters {
+            counter(e, name, help, self.sum(f))?;
+        }
+        gauge(e, "ringress_connections_active", "Client connections open.", self.sum(|s| &s.connections_active))?;
+        let h2: Vec<(&str, u64)> = H2_ERROR_NAMES
+            .iter()
+            .enumerate()
+            .map(|(i, name)| (*name, self.sum(|s| &s.h2_errors[i])))
+            .filter(|(_, v)| *v > 0)
+            .collect();
+        family(
+            e,
+            (
+                "ringress_h2_connection_errors",
+                "HTTP/2 connections closed by the proxy for a protocol violation or abuse, by error code.",
+                MetricType::Counter,
+            ),
+            "code",
+            h2.into_iter(),
+        )?;
+        gauge(
+            e,
+            "ringress_snapshot_generation",
+            "Generation of the live routing snapshot.",
+            self.published.load().generation,
+        )?;
+        family(
+            e,
+            ("ringress_io_backend", "The I/O backend the workers run.", MetricType::Gauge),
+            "backend",
+            std::iter::once((self.backend, 1)),
+        )
+    }
+}
+
+fn control(e: &mut DescriptorEncoder, c: &ControlStats) -> Fmt {
+    let g = |v: &AtomicU64| v.load(Ordering::Relaxed);
+    counter(e, "ringress_snapshot_builds", "Full builds of the routing table.", g(&c.builds))?;
+    counter(e, "ringress_snapshot_host_updates", "Updates that rebuilt only the changed hosts.", g(&c.host_updates))?;
+    counter(
+        e,
+        "ringress_snapshot_endpoint_updates",
+        "Updates that replaced only the changed backends.",
+        g(&c.endpoint_updates),
+    )?;
+    let build = &c.build_seconds.0;
+    build.encode(e.encode_descriptor(
+        "ringress_snapshot_build_seconds",
+        "Time to build (or endpoint-update) a snapshot.",
+        None,
+        build.metric_type(),
+    )?)?;
+    let propagation = &c.propagation_seconds.0;
+    propagation.encode(e.encode_descriptor(
+        "ringress_config_propagation_seconds",
+        "From an event's arrival to its snapshot being live.",
+        None,
+        propagation.metric_type(),
+    )?)?;
+    let by_kind = |a: &[AtomicU64; KINDS.len()]| KINDS.iter().copied().zip(a.iter().map(g)).collect::<Vec<_>>();
+    family(
+        e,
+        ("ringress_objects", "Objects held, by kind.", MetricType::Gauge),
+        "kind",
+        by_kind(&c.objects).into_iter(),
+    )?;
+    family(
+        e,
+        ("ringress_watch_restarts", "Watches that started over with a full list.", MetricType::Counter),
+        "kind",
+        by_kind(&c.watch_restarts).into_iter(),
+    )?;
+    family(
+        e,
+        ("ringress_watch_errors", "Errors from the API server, retried with backoff.", MetricType::Counter),
+        "kind",
+        by_kind(&c.watch_errors).into_iter(),
+    )?;
+    gauge(e, "ringress_status_leader", "1 while this replica writes Ingress status.", g(&c.leader))?;
+    counter(e, "ringress_status_updates", "Ingress status patches written.", g(&c.status_updates))?;
+    counter(e, "ringress_status_errors", "Ingress status patches that failed.", g(&c.status_errors))
+}
+
+impl Collector for Sources {
+    fn encode(&self, mut e: DescriptorEncoder) -> Fmt {
+        self.workers(&mut e)?;
+        control(&mut e, &self.published.control)
+    }
+}
