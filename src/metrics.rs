@@ -56,6 +56,10 @@ fn gauge(e: &mut DescriptorEncoder, name: &str, help: &str, v: u64) -> Fmt {
     ConstGauge::new(v as i64).encode(e.encode_descriptor(name, help, None, MetricType::Gauge)?)
 }
 
+fn histogram(e: &mut DescriptorEncoder, name: &str, help: &str, h: &crate::provider::Histogram) -> Fmt {
+    h.0.encode(e.encode_descriptor(name, help, None, h.0.metric_type())?)
+}
+
 /// A counter or gauge family with one label, one series per `(label value, value)`.
 fn family<'a>(
     e: &mut DescriptorEncoder,
@@ -138,20 +142,18 @@ fn control(e: &mut DescriptorEncoder, c: &ControlStats) -> Fmt {
         "Updates that replaced only the changed backends.",
         g(&c.endpoint_updates),
     )?;
-    let build = &c.build_seconds.0;
-    build.encode(e.encode_descriptor(
+    histogram(
+        e,
         "ringress_snapshot_build_seconds",
         "Time to build (or endpoint-update) a snapshot.",
-        None,
-        build.metric_type(),
-    )?)?;
-    let propagation = &c.propagation_seconds.0;
-    propagation.encode(e.encode_descriptor(
+        &c.build_seconds,
+    )?;
+    histogram(
+        e,
         "ringress_config_propagation_seconds",
         "From an event's arrival to its snapshot being live.",
-        None,
-        propagation.metric_type(),
-    )?)?;
+        &c.propagation_seconds,
+    )?;
     let by_kind = |a: &[AtomicU64; KINDS.len()]| KINDS.iter().copied().zip(a.iter().map(g)).collect::<Vec<_>>();
     family(
         e,
