@@ -184,6 +184,25 @@ async fn unary(c: &mut tonic::client::Grpc<tonic::transport::Channel>, m: Msg) -
     c.unary(tonic::Request::new(m), path("Unary"), ProstCodec::default()).await.map(|r| r.into_inner())
 }
 
+/// Opens a bidirectional `Chat` call and sends its first message (`n: 1`).
+async fn chat(
+    c: &mut tonic::client::Grpc<tonic::transport::Channel>,
+) -> (tokio::sync::mpsc::Sender<Msg>, tonic::Streaming<Msg>) {
+    c.ready().await.unwrap();
+    let (tx, rx) = tokio::sync::mpsc::channel(1);
+    tx.send(Msg { data: b"ping".to_vec(), n: 1 }).await.unwrap();
+    let answers = c
+        .streaming(
+            tonic::Request::new(tokio_stream::wrappers::ReceiverStream::new(rx)),
+            path("Chat"),
+            ProstCodec::<Msg, Msg>::default(),
+        )
+        .await
+        .unwrap()
+        .into_inner();
+    (tx, answers)
+}
+
 #[test]
 fn all_four_call_types_through_the_ingress_nginx_manifest() {
     for io in ["uring", "epoll"] {
@@ -234,18 +253,7 @@ fn all_four_call_types_through_the_ingress_nginx_manifest() {
             assert_eq!((r.n, String::from_utf8_lossy(&r.data).to_string()), (100, "1000000".to_string()), "{io}");
 
             // Bidirectional: each answer arrives before the next message is sent.
-            c.ready().await.unwrap();
-            let (tx, rx) = tokio::sync::mpsc::channel(1);
-            tx.send(Msg { data: b"ping".to_vec(), n: 1 }).await.unwrap();
-            let mut answers = c
-                .streaming(
-                    tonic::Request::new(tokio_stream::wrappers::ReceiverStream::new(rx)),
-                    path("Chat"),
-                    ProstCodec::<Msg, Msg>::default(),
-                )
-                .await
-                .unwrap()
-                .into_inner();
+            let (tx, mut answers) = chat(&mut c).await;
             for i in 1..=20u32 {
                 let a = answers.message().await.unwrap().expect("an answer");
                 assert_eq!(a.n, i * 2, "{io}");
@@ -365,18 +373,7 @@ fn a_websocket_and_a_grpc_stream_outlive_1000_configuration_changes() {
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let mut c = client(&rt, p.http);
     let (tx, mut answers) = rt.block_on(async {
-        c.ready().await.unwrap();
-        let (tx, rx) = tokio::sync::mpsc::channel(1);
-        tx.send(Msg { data: b"ping".to_vec(), n: 1 }).await.unwrap();
-        let mut answers = c
-            .streaming(
-                tonic::Request::new(tokio_stream::wrappers::ReceiverStream::new(rx)),
-                path("Chat"),
-                ProstCodec::<Msg, Msg>::default(),
-            )
-            .await
-            .unwrap()
-            .into_inner();
+        let (tx, mut answers) = chat(&mut c).await;
         assert_eq!(answers.message().await.unwrap().expect("an answer").n, 2);
         (tx, answers)
     });
