@@ -7,14 +7,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use prometheus_client::collector::Collector;
-use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric, NoLabelSet};
 use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 
 use crate::provider::{ControlStats, KINDS};
-use crate::proxy::{WorkerStats, H2_ERROR_NAMES};
+use crate::proxy::{WorkerStats, H2_ERROR_NAMES, LATENCY_BUCKETS};
 use crate::Published;
 
 /// What a scrape reads.
@@ -117,6 +117,8 @@ impl Sources {
             "code",
             h2.into_iter(),
         )?;
+        self.by_route(e)?;
+        self.latency(e)?;
         gauge(
             e,
             "ringress_snapshot_generation",
@@ -129,6 +131,58 @@ impl Sources {
             "backend",
             std::iter::once((self.backend, 1)),
         )
+    }
+}
+
+impl Sources {
+    /// Responses by Ingress, service, method and status class, summed over the workers.
+    fn by_route(&self, e: &mut DescriptorEncoder) -> Fmt {
+        let mut all: std::collections::BTreeMap<Box<str>, [u64; 5]> = Default::default();
+        for w in &self.workers {
+            let table = w.by_route.lock().unwrap_or_else(|p| p.into_inner());
+            for (key, counts) in table.iter() {
+                let sum = all.entry(key.clone()).or_default();
+                for (s, c) in sum.iter_mut().zip(counts) {
+                    *s += c;
+                }
+            }
+        }
+        let mut m = e.encode_descriptor(
+            "ringress_http_responses",
+            "Responses by Ingress, service (namespace/name:port), method and status class.",
+            None,
+            MetricType::Counter,
+        )?;
+        for (key, counts) in &all {
+            let mut parts = key.splitn(3, '\0');
+            let (ingress, service, method) =
+                (parts.next().unwrap_or(""), parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+            for (class, n) in ["1xx", "2xx", "3xx", "4xx", "5xx"].iter().zip(counts) {
+                if *n > 0 {
+                    let labels = [("ingress", ingress), ("service", service), ("method", method), ("status", class)];
+                    ConstCounter::new(*n).encode(m.encode_family(&labels)?)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Request durations (first request byte to the end of the response), all workers.
+    fn latency(&self, e: &mut DescriptorEncoder) -> Fmt {
+        let mut buckets: Vec<(f64, u64)> =
+            LATENCY_BUCKETS.iter().copied().chain(std::iter::once(f64::MAX)).map(|b| (b, 0)).collect();
+        for (i, b) in buckets.iter_mut().enumerate() {
+            b.1 = self.sum(|s| &s.latency[i]);
+        }
+        let count = buckets.iter().map(|b| b.1).sum();
+        let sum = self.sum(|s| &s.latency_sum_us) as f64 / 1e6;
+        e.encode_descriptor(
+            "ringress_request_duration_seconds",
+            "Request duration, from its first byte to the end of the response.",
+            None,
+            MetricType::Histogram,
+        )?
+        .encode_histogram::<NoLabelSet>(sum, count, &buckets, None)
     }
 }
 

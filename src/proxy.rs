@@ -59,6 +59,84 @@ pub struct WorkerStats {
     /// error code (RFC 9113 §7): rapid reset and floods end in ENHANCE_YOUR_CALM, header
     /// bombs in COMPRESSION_ERROR or PROTOCOL_ERROR.
     pub h2_errors: [AtomicU64; H2_ERROR_NAMES.len()],
+    /// Responses by route and status class (see [`RouteKey`]). Each worker locks only its
+    /// own table, once per response; the scrape takes it briefly.
+    pub by_route: std::sync::Mutex<rustc_hash::FxHashMap<Box<str>, [u64; 5]>>,
+    /// Request durations: counts per [`LATENCY_BUCKETS`] bound (the last one is +Inf), and
+    /// their sum in microseconds.
+    pub latency: [AtomicU64; LATENCY_BUCKETS.len() + 1],
+    pub latency_sum_us: AtomicU64,
+}
+
+/// Upper bounds (seconds) of the request duration histogram.
+pub const LATENCY_BUCKETS: [f64; 12] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0];
+
+/// The labels of one response series, `ingress \0 service \0 method`, written into a
+/// reused buffer per request; the table allocates a copy only for a series it has not seen.
+#[derive(Debug, Default)]
+pub(crate) struct RouteKey(String);
+
+impl RouteKey {
+    /// No labels: a request that is not counted (it never got as far as routing).
+    pub(crate) fn clear(&mut self) {
+        self.0.clear();
+    }
+
+    /// `route` is None when no rule matched (the labels are then empty).
+    pub(crate) fn set(&mut self, snap: &Snapshot, route: Option<&crate::snapshot::Route>, method: &str) {
+        self.0.clear();
+        if let Some(r) = route {
+            self.0.push_str(&r.ingress.namespace);
+            self.0.push('/');
+            self.0.push_str(&r.ingress.name);
+            self.0.push('\0');
+            self.0.push_str(&snap.backend(r.backend).name);
+        } else {
+            self.0.push('\0');
+        }
+        self.0.push('\0');
+        self.0.push_str(method_class(method));
+    }
+}
+
+/// Methods as labels: the common ones by name, anything else as `other` (bounded cardinality).
+fn method_class(m: &str) -> &'static str {
+    match m {
+        "GET" => "GET",
+        "HEAD" => "HEAD",
+        "POST" => "POST",
+        "PUT" => "PUT",
+        "DELETE" => "DELETE",
+        "PATCH" => "PATCH",
+        "OPTIONS" => "OPTIONS",
+        _ => "other",
+    }
+}
+
+impl WorkerStats {
+    /// One response: counted under its route and status class, its duration in the histogram.
+    pub(crate) fn record(&self, key: &RouteKey, status: u16, elapsed: Duration) {
+        if !(100..600).contains(&status) || key.0.is_empty() {
+            return;
+        }
+        let class = (status / 100 - 1) as usize;
+        {
+            let mut table = self.by_route.lock().unwrap_or_else(|e| e.into_inner());
+            match table.get_mut(key.0.as_str()) {
+                Some(counts) => counts[class] += 1,
+                None => {
+                    let mut counts = [0u64; 5];
+                    counts[class] = 1;
+                    table.insert(key.0.as_str().into(), counts);
+                }
+            }
+        }
+        let secs = elapsed.as_secs_f64();
+        let bucket = LATENCY_BUCKETS.iter().position(|b| secs <= *b).unwrap_or(LATENCY_BUCKETS.len());
+        bump(&self.latency[bucket]);
+        let sum = &self.latency_sum_us;
+        sum.store(sum.load(Ordering::Relaxed) + elapsed.as_micros() as u64, Ordering::Relaxed);
+    }
 }
 
 pub(crate) fn bump(c: &AtomicU64) {

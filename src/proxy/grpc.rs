@@ -124,7 +124,7 @@ pub(super) async fn forward<I: Io>(
     parts: &http::request::Parts,
     body: &mut RecvStream,
     respond: &mut SendResponse<Bytes>,
-    started: &Cell<bool>,
+    status: &Cell<u16>,
     target: &str,
     fwd: &Forwarded<'_>,
     tls: bool,
@@ -160,7 +160,7 @@ pub(super) async fn forward<I: Io>(
 
     // Both directions at once; the request side ending first is the normal case.
     let pump = pump_request::<I>(body, up_send, end, settings);
-    let relay = relay_response::<I>(response, respond, started, settings.idle_timeout);
+    let relay = relay_response::<I>(response, respond, status, settings.idle_timeout);
     match select(std::pin::pin!(pump), std::pin::pin!(relay)).await {
         Either::Left((Ok(()), relay)) => relay.await,
         Either::Left((Err(e), _)) => Err(e),
@@ -208,7 +208,7 @@ async fn pump_request<I: Io>(
 async fn relay_response<I: Io>(
     response: h2::client::ResponseFuture,
     respond: &mut SendResponse<Bytes>,
-    started: &Cell<bool>,
+    status: &Cell<u16>,
     stalled: std::time::Duration,
 ) -> Result<(), ProxyError> {
     let resp = response.await.map_err(|e| up_err("waiting for the response", e))?;
@@ -224,7 +224,7 @@ async fn relay_response<I: Io>(
     *down.headers_mut() = headers;
     let end = body.is_end_stream();
     let mut send = respond.send_response(down, end).map_err(down_err)?;
-    started.set(true);
+    status.set(parts.status.as_u16());
     if end {
         return Ok(());
     }

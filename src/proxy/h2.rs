@@ -18,7 +18,7 @@ use super::error::{Kind, ProxyError, Side};
 use super::h1::body::Body;
 use super::h1::client;
 use super::h1::codec::{self, Framing};
-use super::{bump, LocalSnapshot, Worker};
+use super::{bump, LocalSnapshot, RouteKey, Worker};
 use crate::runtime::deadline::Watch;
 use crate::runtime::io::Clock;
 use crate::runtime::{Io, Stream};
@@ -167,30 +167,34 @@ async fn handle_stream<I: Io>(
     https: bool,
 ) {
     bump(&w.stats.requests);
+    let t0 = std::time::Instant::now();
     let grpc = is_grpc(req.headers());
     let watch = w.deadlines.register();
-    let started = Cell::new(false);
+    // The status of the response once its head is sent (0: not yet).
+    let status = Cell::new(0u16);
+    let mut key = RouteKey::default();
     // The request body lives until the answer is sent: dropping it first would reset the
     // stream before an error response (413 while the client still sends) got out.
     let (parts, mut body) = req.into_parts();
-    let r = exchange(w, &watch, parts, &mut body, &mut respond, &started, client_ip, https).await;
+    let r = exchange(w, &watch, parts, &mut body, &mut respond, &status, client_ip, https, &mut key).await;
     w.deadlines.unregister(&watch);
     if let Err(e) = r {
         tracing::debug!(worker = w.index, error = %e, "HTTP/2 request failed");
-        if started.get() {
+        if status.get() != 0 {
             // The client side gave up or stalled: CANCEL; anything else mid-response is ours.
             let reason = if e.side == Side::Downstream { Reason::CANCEL } else { Reason::INTERNAL_ERROR };
             respond.send_reset(reason);
         } else {
             bump(&w.stats.responses_proxy_error);
-            send_error(&mut respond, &e, grpc);
+            status.set(send_error(&mut respond, &e, grpc));
         }
     }
+    w.stats.record(&key, status.get(), t0.elapsed());
 }
 
 /// An answer from the proxy itself: an HTTP status with a short text, or for gRPC calls a
-/// trailers-only response with the matching `grpc-status`.
-fn send_error(respond: &mut SendResponse<Bytes>, e: &ProxyError, grpc: bool) {
+/// trailers-only response with the matching `grpc-status`. Returns the HTTP status sent.
+fn send_error(respond: &mut SendResponse<Bytes>, e: &ProxyError, grpc: bool) -> u16 {
     let (code, reason) = e.status().unwrap_or((500, "Internal Server Error"));
     if grpc {
         let grpc_status = match code {
@@ -208,7 +212,7 @@ fn send_error(respond: &mut SendResponse<Bytes>, e: &ProxyError, grpc: bool) {
             .body(())
             .expect("static response parts");
         let _ = respond.send_response(resp, true);
-        return;
+        return 200;
     }
     let body = Bytes::from(format!("{reason}: {}\n", e.context));
     let resp = Response::builder()
@@ -221,6 +225,7 @@ fn send_error(respond: &mut SendResponse<Bytes>, e: &ProxyError, grpc: bool) {
     if let Ok(mut s) = respond.send_response(resp, false) {
         let _ = s.send_data(body, true);
     }
+    code
 }
 
 /// Routes one request and carries it through.
@@ -231,9 +236,10 @@ async fn exchange<I: Io>(
     parts: http::request::Parts,
     body: &mut RecvStream,
     respond: &mut SendResponse<Bytes>,
-    started: &Cell<bool>,
+    status: &Cell<u16>,
     client_ip: &str,
     https: bool,
+    key: &mut RouteKey,
 ) -> Result<(), ProxyError> {
     let snap = w.snapshot();
     let authority = match parts.uri.authority() {
@@ -243,9 +249,10 @@ async fn exchange<I: Io>(
     let mut hbuf = [0u8; 256];
     let host = normalize_host(authority.as_bytes(), &mut hbuf);
     let path = parts.uri.path();
-    let route = host
-        .and_then(|h| snap.table.lookup(h, path))
-        .ok_or_else(|| ProxyError::downstream(Kind::NoRoute, "no Ingress rule matches this host and path"))?;
+    let route = host.and_then(|h| snap.table.lookup(h, path));
+    key.set(&snap, route, parts.method.as_str());
+    let route =
+        route.ok_or_else(|| ProxyError::downstream(Kind::NoRoute, "no Ingress rule matches this host and path"))?;
     let o = &route.options;
     if snap.settings.redirects_to_https(route, https) {
         let s = &snap.settings;
@@ -258,6 +265,7 @@ async fn exchange<I: Io>(
             .body(())
             .map_err(|_| ProxyError::downstream(Kind::BadRequest, "cannot build the redirect"))?;
         let _ = respond.send_response(resp, true);
+        status.set(s.redirect_code);
         return Ok(());
     }
     let settings = snap.settings.for_route(o);
@@ -274,12 +282,12 @@ async fn exchange<I: Io>(
     match o.protocol {
         BackendProtocol::Grpc | BackendProtocol::Grpcs => {
             let tls = o.protocol == BackendProtocol::Grpcs;
-            super::grpc::forward::<I>(w, &snap, &settings, route, &parts, body, respond, started, &target, &fwd, tls)
+            super::grpc::forward::<I>(w, &snap, &settings, route, &parts, body, respond, status, &target, &fwd, tls)
                 .await
         }
         BackendProtocol::Http | BackendProtocol::Https => {
             let clock = Clock { deadlines: &w.deadlines, watch };
-            to_http1(w, clock, &snap, &settings, route, &parts, body, length, respond, started, &target, &fwd).await
+            to_http1(w, clock, &snap, &settings, route, &parts, body, length, respond, status, &target, &fwd).await
         }
     }
 }
@@ -469,7 +477,7 @@ async fn to_http1<I: Io>(
     body: &mut RecvStream,
     length: Option<u64>,
     respond: &mut SendResponse<Bytes>,
-    started: &Cell<bool>,
+    status: &Cell<u16>,
     target: &str,
     fwd: &Forwarded<'_>,
 ) -> Result<(), ProxyError> {
@@ -566,7 +574,7 @@ async fn to_http1<I: Io>(
     rbody.keep_trailers();
     let end = rbody.is_done();
     let mut send = respond.send_response(response, end).map_err(h2_down)?;
-    started.set(true);
+    status.set(info.status);
     let mut rest = ubuf.split_off(info.head_len);
     let mut clean = true;
     loop {

@@ -9,7 +9,7 @@ use super::body::Body;
 use super::client::{self, Upstream};
 use super::codec::{self, Framing, RequestInfo};
 use crate::proxy::error::{write_error_response, Kind, ProxyError, Side};
-use crate::proxy::{bump, tunnel, LocalSnapshot, Worker};
+use crate::proxy::{bump, tunnel, LocalSnapshot, RouteKey, Worker};
 use crate::runtime::deadline::Watch;
 use crate::runtime::io::Clock;
 use crate::runtime::{Io, Stream};
@@ -40,6 +40,11 @@ struct Conn<S> {
     response_started: bool,
     /// Requests read on this connection (`keep-alive-requests` closes it after the last).
     requests: u64,
+    /// The current request: its metric labels, when its first byte came, and the status
+    /// answered (0: none yet).
+    key: RouteKey,
+    t0: Option<std::time::Instant>,
+    status: u16,
 }
 
 /// `initial`: bytes already read from the connection.
@@ -55,6 +60,9 @@ pub async fn serve<I: Io, S: Stream>(w: &Worker<I>, io: S, initial: Vec<u8>, pee
         ubuf: Vec::new(),
         response_started: false,
         requests: 0,
+        key: RouteKey::default(),
+        t0: None,
+        status: 0,
     };
     let mut first = true;
     loop {
@@ -65,18 +73,22 @@ pub async fn serve<I: Io, S: Stream>(w: &Worker<I>, io: S, initial: Vec<u8>, pee
             break;
         }
         c.response_started = false;
-        match Box::pin(request(w, &mut c, first)).await {
-            Ok(true) => {
-                first = false;
-                if c.buf.is_empty() {
-                    c.release_for_idle();
-                }
-            }
-            Ok(false) => break,
+        let keep = match Box::pin(request(w, &mut c, first)).await {
+            Ok(keep) => keep,
             Err(e) => {
                 Box::pin(fail(w, &mut c, e)).await;
-                break;
+                false
             }
+        };
+        if let Some(t0) = c.t0.take() {
+            w.stats.record(&c.key, c.status, t0.elapsed());
+        }
+        if !keep {
+            break;
+        }
+        first = false;
+        if c.buf.is_empty() {
+            c.release_for_idle();
         }
     }
     w.deadlines.unregister(&c.watch);
@@ -106,6 +118,7 @@ async fn fail<I: Io, S: Stream>(w: &Worker<I>, c: &mut Conn<S>, e: ProxyError) {
         let mut out = std::mem::take(&mut c.out);
         out.clear();
         write_error_response(&mut out, code, reason, e.context, true);
+        c.status = code;
         let watch = c.watch.clone();
         let clock = Clock { deadlines: &w.deadlines, watch: &watch };
         if clock.write_for(&c.io, out, LINGER).await.0.is_ok() {
@@ -197,6 +210,9 @@ async fn request<I: Io, S: Stream>(w: &Worker<I>, c: &mut Conn<S>, first: bool) 
 
     // --- the request head ---
     let mut started = !c.buf.is_empty();
+    c.key.clear();
+    c.status = 0;
+    c.t0 = started.then(std::time::Instant::now);
     let wait = if first || started { header_timeout } else { idle_timeout };
     let mut deadline = clock.after(wait);
     let (mut info, action) = loop {
@@ -204,11 +220,12 @@ async fn request<I: Io, S: Stream>(w: &Worker<I>, c: &mut Conn<S>, first: bool) 
             if !started {
                 started = true;
                 deadline = clock.after(header_timeout);
+                c.t0 = Some(std::time::Instant::now());
             }
             c.out.clear();
             c.out.reserve(2048);
             snap = w.snapshot();
-            if let Some(p) = prepare(&snap, &c.buf, &mut c.out, c.client_ip.as_bytes(), c.https)? {
+            if let Some(p) = prepare(&snap, &c.buf, &mut c.out, c.client_ip.as_bytes(), c.https, &mut c.key)? {
                 break p;
             }
             if c.buf.len() >= snap.settings.max_header_bytes {
@@ -252,6 +269,7 @@ async fn request<I: Io, S: Stream>(w: &Worker<I>, c: &mut Conn<S>, first: bool) 
             backend
         }
         Action::Answer => {
+            c.status = settings.redirect_code;
             let close = !info.keep_alive || info.framing != Framing::None;
             c.buf.drain(..info.head_len);
             c.response_started = true;
@@ -265,6 +283,7 @@ async fn request<I: Io, S: Stream>(w: &Worker<I>, c: &mut Conn<S>, first: bool) 
             // The body, if any, is not read: close after answering.
             let close = !info.keep_alive || info.framing != Framing::None;
             let (code, reason) = crate::proxy::error::status(kind).unwrap_or((500, "Internal Server Error"));
+            c.status = code;
             c.buf.drain(..info.head_len);
             c.out.clear();
             write_error_response(&mut c.out, code, reason, context, close);
@@ -305,6 +324,7 @@ fn prepare(
     out: &mut Vec<u8>,
     client_ip: &[u8],
     https: bool,
+    key: &mut RouteKey,
 ) -> Result<Option<(RequestInfo, Action)>, ProxyError> {
     let s = &snap.settings;
     // Uninitialised header slots: no 4 KiB of zeroing per parse.
@@ -338,6 +358,7 @@ fn prepare(
     let host_name = normalize_host(host, &mut hbuf);
     let path = std::str::from_utf8(target.path()).ok();
     let route = host_name.zip(path).and_then(|(h, p)| snap.table.lookup(h, p));
+    key.set(snap, route, method);
     let Some(route) = route else {
         return Ok(Some((info, Action::Respond(Kind::NoRoute, "no Ingress rule matches this host and path"))));
     };
@@ -592,6 +613,7 @@ async fn relay_response<I: Io, S: Stream>(
 ) -> Result<bool, ProxyError> {
     let fin = loop {
         if let Some(f) = prepare_response(c, info, request_done, w.draining())? {
+            c.status = f.resp.status;
             break f;
         }
         // Only interim responses so far: send them on and wait for the final one.
