@@ -14,7 +14,7 @@ use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 
 use crate::provider::{ControlStats, KINDS};
-use crate::proxy::{WorkerStats, H2_ERROR_NAMES, LATENCY_BUCKETS};
+use crate::proxy::{WorkerStats, H2_ERROR_NAMES, LATENCY_BUCKETS, PROTOCOLS};
 use crate::Published;
 
 /// What a scrape reads.
@@ -101,6 +101,21 @@ impl Sources {
             counter(e, name, help, self.sum(f))?;
         }
         gauge(e, "ringress_connections_active", "Client connections open.", self.sum(|s| &s.connections_active))?;
+        let by_protocol = |f: fn(&WorkerStats, usize) -> &AtomicU64| {
+            PROTOCOLS.iter().enumerate().map(move |(i, p)| (*p, self.sum(|s| f(s, i))))
+        };
+        family(
+            e,
+            ("ringress_protocol_connections", "Client connections served, by protocol.", MetricType::Counter),
+            "protocol",
+            by_protocol(|s, i| &s.protocol_total[i]),
+        )?;
+        family(
+            e,
+            ("ringress_protocol_connections_active", "Client connections open, by protocol.", MetricType::Gauge),
+            "protocol",
+            by_protocol(|s, i| &s.protocol_active[i]),
+        )?;
         let h2: Vec<(&str, u64)> = H2_ERROR_NAMES
             .iter()
             .enumerate()

@@ -47,6 +47,9 @@ pub struct WorkerStats {
     pub requests: AtomicU64,
     pub connections_total: AtomicU64,
     pub connections_active: AtomicU64,
+    /// Connections by protocol once it is known (see [`PROTOCOLS`]): total, and open now.
+    pub protocol_total: [AtomicU64; PROTOCOLS.len()],
+    pub protocol_active: [AtomicU64; PROTOCOLS.len()],
     pub upstream_connects: AtomicU64,
     pub upstream_connect_errors: AtomicU64,
     pub upstream_retries: AtomicU64,
@@ -66,6 +69,31 @@ pub struct WorkerStats {
     /// their sum in microseconds.
     pub latency: [AtomicU64; LATENCY_BUCKETS.len() + 1],
     pub latency_sum_us: AtomicU64,
+}
+
+/// Client connection protocols, as metric labels: HTTP/1.x over TCP and over TLS, HTTP/2 over
+/// TLS (ALPN) and cleartext (prior knowledge).
+pub const PROTOCOLS: [&str; 4] = ["http1", "https1", "h2", "h2c"];
+const HTTP1: usize = 0;
+const HTTPS1: usize = 1;
+const H2: usize = 2;
+const H2C: usize = 3;
+
+/// Counts a connection under its protocol for as long as it is served.
+struct ProtocolGuard<'a>(&'a WorkerStats, usize);
+
+impl<'a> ProtocolGuard<'a> {
+    fn new(stats: &'a WorkerStats, protocol: usize) -> Self {
+        bump(&stats.protocol_total[protocol]);
+        bump(&stats.protocol_active[protocol]);
+        ProtocolGuard(stats, protocol)
+    }
+}
+
+impl Drop for ProtocolGuard<'_> {
+    fn drop(&mut self) {
+        drop_one(&self.0.protocol_active[self.1]);
+    }
 }
 
 /// Upper bounds (seconds) of the request duration histogram.
@@ -300,16 +328,20 @@ async fn accept_loop<I: Io>(worker: Rc<Worker<I>>, listener: I::Listener, tls: O
                     // h2c with prior knowledge, or HTTP/1.1: the first bytes tell.
                     let Some(first) = first_bytes(&w, &stream).await else { return w.closed() };
                     if h2::is_preface(&first) {
+                        let _p = ProtocolGuard::new(&w.stats, H2C);
                         h2::serve(w.clone(), stream, first, peer, false).await;
                     } else {
+                        let _p = ProtocolGuard::new(&w.stats, HTTP1);
                         h1::server::serve(&w, stream, first, peer, false).await;
                     }
                 }
                 Some(cfg) => {
                     if let Some(s) = handshake(&w, stream, peer, cfg).await {
                         if s.alpn().as_deref() == Some(b"h2") {
+                            let _p = ProtocolGuard::new(&w.stats, H2);
                             h2::serve(w.clone(), s, Vec::new(), peer, true).await;
                         } else {
+                            let _p = ProtocolGuard::new(&w.stats, HTTPS1);
                             h1::server::serve(&w, s, Vec::new(), peer, true).await;
                         }
                     }

@@ -39,7 +39,10 @@ fn responses_are_counted_by_route_method_and_status_class() {
     ]));
     assert!(ok && out == "200 2", "{out} {err}");
 
-    let metrics = metrics_when(p.admin, |m| m.contains("ringress_request_duration_seconds_count 7"));
+    let metrics = metrics_when(p.admin, |m| {
+        m.contains("ringress_request_duration_seconds_count 7")
+            && m.contains("ringress_protocol_connections_active{protocol=\"h2c\"} 0")
+    });
     let series = |method: &str, status: &str| {
         format!(
             "ringress_http_responses_total{{ingress=\"default/site\",service=\"default/svc-a:80\",method=\"{method}\",status=\"{status}\"}}"
@@ -54,4 +57,9 @@ fn responses_are_counted_by_route_method_and_status_class() {
     );
     assert_eq!(value(&metrics, "ringress_request_duration_seconds_count"), 7);
     assert_eq!(value(&metrics, "ringress_request_duration_seconds_bucket{le=\"+Inf\"}"), 7);
+    // Connections by protocol: six HTTP/1.1 ones, one h2c, all closed by now.
+    assert_eq!(value(&metrics, "ringress_protocol_connections_total{protocol=\"http1\"}"), 6);
+    assert_eq!(value(&metrics, "ringress_protocol_connections_total{protocol=\"h2c\"}"), 1);
+    assert_eq!(value(&metrics, "ringress_protocol_connections_total{protocol=\"h2\"}"), 0);
+    assert_eq!(value(&metrics, "ringress_protocol_connections_active{protocol=\"h2c\"}"), 0);
 }
