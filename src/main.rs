@@ -360,12 +360,10 @@ fn wait_signal(set: &libc::sigset_t, timeout: Option<Duration>) -> Option<i32> {
 /// and wind down (idle connections closed, `Connection: close`, GOAWAY), and this returns once
 /// no client connection is open, at the drain timeout, or on a second signal.
 fn drain(signals: &libc::sigset_t, published: &'static Published, stats: &[Arc<proxy::WorkerStats>]) {
-    let Some(sig) = (loop {
+    let sig = loop {
         if let Some(sig) = wait_signal(signals, None) {
-            break Some(sig);
+            break sig;
         }
-    }) else {
-        return;
     };
     let timeout = published.load().settings.drain_timeout;
     let open = || stats.iter().map(|s| s.connections_active.load(std::sync::atomic::Ordering::Relaxed)).sum::<u64>();

@@ -73,31 +73,21 @@ pub async fn serve<I: Io, S: Stream>(w: Rc<Worker<I>>, io: S, initial: Vec<u8>, 
     let (mut opened, mut opened_at_last_check) = (0u64, 0u64);
     // A drain (SIGTERM) ends the connection like idleness does, at once: GOAWAY, open streams
     // finish, no new ones.
-    let drain = w.drain_started();
-    let mut drain = std::pin::pin!(drain);
-    let mut drained = false;
+    // Fused: once it has fired, it stays pending.
+    let mut drain = std::pin::pin!(futures::FutureExt::fuse(w.drain_started()));
     loop {
         let event = {
             let accept = std::pin::pin!(conn.accept());
-            let next = select(accept, timer.as_mut());
-            if drained {
-                match next.await {
-                    Either::Left((next, _)) => Event::Next(next),
-                    Either::Right(_) => Event::Tick,
-                }
-            } else {
-                match select(next, drain.as_mut()).await {
-                    Either::Left((Either::Left((next, _)), _)) => Event::Next(next),
-                    Either::Left((Either::Right(_), _)) => Event::Tick,
-                    Either::Right(_) => Event::Drain,
-                }
+            match select(select(accept, timer.as_mut()), drain.as_mut()).await {
+                Either::Left((Either::Left((next, _)), _)) => Event::Next(next),
+                Either::Left((Either::Right(_), _)) => Event::Tick,
+                Either::Right(_) => Event::Drain,
             }
         };
         let event = match event {
             Event::Next(next) => Some(next),
             Event::Tick => None,
             Event::Drain => {
-                drained = true;
                 if !closing {
                     closing = true;
                     conn.graceful_shutdown();
