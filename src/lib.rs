@@ -15,6 +15,7 @@
 //! [`runtime::io`], and runs unchanged on both backends.
 #![deny(unsafe_op_in_unsafe_fn)]
 
+pub mod access_log;
 pub mod admin;
 pub mod demo;
 pub mod metrics;

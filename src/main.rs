@@ -136,6 +136,13 @@ struct RunArgs {
     /// How often the manifests are checked for changes, in milliseconds.
     #[arg(long, default_value_t = 200)]
     poll_ms: u64,
+    /// The access log file (rotated files go beside it). Unset: no access log unless the
+    /// ConfigMap's `access-log-path` names one. Rotation, format and budget: ConfigMap keys.
+    #[arg(long, env = "RINGRESS_ACCESS_LOG")]
+    access_log: Option<PathBuf>,
+    /// The access log's format: text (the `log-format-upstream` template) or json.
+    #[arg(long, default_value = "text", value_parser = ["text", "json"])]
+    access_log_format: String,
 }
 
 fn parse_size(s: &str) -> Result<u64, String> {
@@ -223,8 +230,9 @@ fn kube_options(a: &RunArgs) -> anyhow::Result<provider::kube::KubeOptions> {
 }
 
 fn run(a: RunArgs) -> anyhow::Result<()> {
-    // Before any thread starts, so every thread inherits the mask: SIGTERM and SIGINT are
-    // taken only by the main thread's sigwait (the drain below).
+    // Before any thread starts, so every thread inherits the mask: SIGTERM and SIGINT (the
+    // drain below) and SIGUSR1 (reopen the access log) are taken only by the main thread's
+    // sigwait.
     let signals = block_termination_signals();
     let settings = Settings {
         max_header_bytes: a.max_header_bytes,
@@ -249,6 +257,15 @@ fn run(a: RunArgs) -> anyhow::Result<()> {
         settings,
         default_certificate,
         config_map: object_key("configmap", &a.configmap)?,
+        log: ringress::access_log::Config {
+            path: a.access_log.clone(),
+            format: if a.access_log_format == "json" {
+                ringress::access_log::Format::Json
+            } else {
+                ringress::access_log::Format::Text
+            },
+            ..Default::default()
+        },
     };
 
     let backend = runtime::choose_backend(a.io).map_err(anyhow::Error::msg)?;
@@ -300,6 +317,7 @@ fn run(a: RunArgs) -> anyhow::Result<()> {
     let admin_listener = std::net::TcpListener::bind(a.admin).with_context(|| format!("--admin {}", a.admin))?;
     let admin_addr = admin_listener.local_addr()?;
 
+    let logger = ringress::access_log::Logger::start(published).context("starting the access-log thread")?;
     let mut stats = Vec::with_capacity(workers);
     let mut handles = Vec::with_capacity(workers);
     for (index, (listener, tls_listener)) in listeners.into_iter().zip(tls_listeners).enumerate() {
@@ -307,17 +325,21 @@ fn run(a: RunArgs) -> anyhow::Result<()> {
         stats.push(s.clone());
         let cpu =
             if a.workers.is_none() || workers <= cpus.len() { cpus.get(index % cpus.len()).copied() } else { None };
-        let spec = WorkerSpec { index, cpu, listener, tls_listener, tls: tls.clone(), published, backend, stats: s };
+        let log = logger.worker(index);
+        let spec =
+            WorkerSpec { index, cpu, listener, tls_listener, tls: tls.clone(), published, backend, stats: s, log };
         handles.push(std::thread::Builder::new().name(format!("worker-{index}")).spawn(move || worker_main(spec))?);
     }
 
-    let registry = ringress::metrics::registry(published, stats.clone(), backend.name());
+    let registry = ringress::metrics::registry(published, stats.clone(), backend.name(), logger.stats());
     let admin = admin::Admin { published, registry };
     std::thread::Builder::new().name("admin".into()).spawn(move || admin.serve(admin_listener))?;
 
     tracing::info!(io = backend.name(), workers, http = %http_addr, https = %https_addr, admin = %admin_addr, "ringress ready");
     drop(handles); // workers run until the process exits
-    drain(&signals, published, &stats);
+    drain(&signals, published, &stats, &logger);
+    // The last lines the workers buffered reach the file before the process ends.
+    logger.stop();
     std::process::exit(0)
 }
 
@@ -329,6 +351,7 @@ fn block_termination_signals() -> libc::sigset_t {
         libc::sigemptyset(&mut set);
         libc::sigaddset(&mut set, libc::SIGTERM);
         libc::sigaddset(&mut set, libc::SIGINT);
+        libc::sigaddset(&mut set, libc::SIGUSR1);
         libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
         set
     }
@@ -359,10 +382,17 @@ fn wait_signal(set: &libc::sigset_t, timeout: Option<Duration>) -> Option<i32> {
 /// Waits for SIGTERM or SIGINT, then drains: `/readyz` turns 503, the workers stop accepting
 /// and wind down (idle connections closed, `Connection: close`, GOAWAY), and this returns once
 /// no client connection is open, at the drain timeout, or on a second signal.
-fn drain(signals: &libc::sigset_t, published: &'static Published, stats: &[Arc<proxy::WorkerStats>]) {
+fn drain(
+    signals: &libc::sigset_t,
+    published: &'static Published,
+    stats: &[Arc<proxy::WorkerStats>],
+    logger: &ringress::access_log::Logger,
+) {
     let sig = loop {
-        if let Some(sig) = wait_signal(signals, None) {
-            break sig;
+        match wait_signal(signals, None) {
+            Some(libc::SIGUSR1) => logger.reopen(),
+            Some(sig) => break sig,
+            None => {}
         }
     };
     let timeout = published.load().settings.drain_timeout;
@@ -385,7 +415,10 @@ fn drain(signals: &libc::sigset_t, published: &'static Published, stats: &[Arc<p
             tracing::warn!(open = left, "drain timeout; closing the connections still open");
             return;
         }
-        if wait_signal(signals, Some(Duration::from_millis(50))).is_some() {
+        let sig = wait_signal(signals, Some(Duration::from_millis(50)));
+        if sig == Some(libc::SIGUSR1) {
+            logger.reopen();
+        } else if sig.is_some() {
             tracing::warn!(open = left, "second signal; exiting without waiting");
             return;
         }

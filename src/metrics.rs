@@ -24,12 +24,18 @@ struct Sources {
     workers: Vec<Arc<WorkerStats>>,
     /// The I/O backend the workers run (`io_uring`, `epoll`, `tokio-uring`).
     backend: &'static str,
+    log: crate::access_log::LogHandle,
 }
 
 /// The registry the admin thread encodes on every scrape.
-pub fn registry(published: &'static Published, workers: Vec<Arc<WorkerStats>>, backend: &'static str) -> Registry {
+pub fn registry(
+    published: &'static Published,
+    workers: Vec<Arc<WorkerStats>>,
+    backend: &'static str,
+    log: crate::access_log::LogHandle,
+) -> Registry {
     let mut r = Registry::default();
-    r.register_collector(Box::new(Sources { published, workers, backend }));
+    r.register_collector(Box::new(Sources { published, workers, backend, log }));
     r
 }
 
@@ -86,7 +92,7 @@ impl Sources {
 
     fn workers(&self, e: &mut DescriptorEncoder) -> Fmt {
         #[rustfmt::skip]
-        let counters: [(&str, &str, Field); 9] = [
+        let counters: [(&str, &str, Field); 11] = [
             ("ringress_requests", "Requests received (HTTP/1.1 requests and HTTP/2 streams).", |s| &s.requests),
             ("ringress_connections", "Client connections accepted.", |s| &s.connections_total),
             ("ringress_upstream_connects", "Connections opened to upstream endpoints.", |s| &s.upstream_connects),
@@ -96,6 +102,8 @@ impl Sources {
             ("ringress_tls_handshake_errors", "TLS handshakes that failed.", |s| &s.tls_handshake_errors),
             ("ringress_tls_resumed", "TLS handshakes that resumed a session.", |s| &s.tls_resumed),
             ("ringress_proxy_error_responses", "Error responses made by the proxy itself.", |s| &s.responses_proxy_error),
+            ("ringress_received_bytes", "Request bytes read from clients (HTTP/1.1 heads and bodies, HTTP/2 DATA).", |s| &s.bytes_in),
+            ("ringress_sent_bytes", "Response bytes written to clients (HTTP/1.1 heads and bodies, HTTP/2 DATA).", |s| &s.bytes_out),
         ];
         for (name, help, f) in counters {
             counter(e, name, help, self.sum(f))?;
@@ -133,7 +141,15 @@ impl Sources {
             h2.into_iter(),
         )?;
         self.by_route(e)?;
-        self.latency(e)?;
+        self.latency(e, "ringress_request_duration_seconds", "Request duration, from its first byte to the end of the response.", |s, i| &s.latency[i], |s| &s.latency_sum_us)?;
+        self.latency(
+            e,
+            "ringress_upstream_duration_seconds",
+            "Upstream response time, from the first connect attempt to the end of the response.",
+            |s, i| &s.upstream_latency[i],
+            |s| &s.upstream_latency_sum_us,
+        )?;
+        self.access_log(e)?;
         gauge(
             e,
             "ringress_snapshot_generation",
@@ -182,22 +198,48 @@ impl Sources {
         Ok(())
     }
 
-    /// Request durations (first request byte to the end of the response), all workers.
-    fn latency(&self, e: &mut DescriptorEncoder) -> Fmt {
+    /// A duration histogram of every worker's buckets (counts per [`LATENCY_BUCKETS`] bound,
+    /// then +Inf) and sum of microseconds.
+    fn latency(
+        &self,
+        e: &mut DescriptorEncoder,
+        name: &str,
+        help: &str,
+        bucket: fn(&WorkerStats, usize) -> &AtomicU64,
+        sum_us: Field,
+    ) -> Fmt {
         let mut buckets: Vec<(f64, u64)> =
             LATENCY_BUCKETS.iter().copied().chain(std::iter::once(f64::MAX)).map(|b| (b, 0)).collect();
         for (i, b) in buckets.iter_mut().enumerate() {
-            b.1 = self.sum(|s| &s.latency[i]);
+            b.1 = self.sum(|s| bucket(s, i));
         }
         let count = buckets.iter().map(|b| b.1).sum();
-        let sum = self.sum(|s| &s.latency_sum_us) as f64 / 1e6;
-        e.encode_descriptor(
-            "ringress_request_duration_seconds",
-            "Request duration, from its first byte to the end of the response.",
-            None,
-            MetricType::Histogram,
-        )?
-        .encode_histogram::<NoLabelSet>(sum, count, &buckets, None)
+        let sum = self.sum(sum_us) as f64 / 1e6;
+        e.encode_descriptor(name, help, None, MetricType::Histogram)?
+            .encode_histogram::<NoLabelSet>(sum, count, &buckets, None)
+    }
+
+    /// What the logger thread did.
+    fn access_log(&self, e: &mut DescriptorEncoder) -> Fmt {
+        let l = self.log.stats();
+        let g = |v: &AtomicU64| v.load(Ordering::Relaxed);
+        counter(e, "ringress_access_log_lines", "Access-log lines written.", g(&l.lines))?;
+        counter(e, "ringress_access_log_written_bytes", "Access-log bytes written.", g(&l.bytes))?;
+        counter(
+            e,
+            "ringress_access_log_dropped_lines",
+            "Access-log lines dropped: a worker's buffer was full, or the disk refused the write.",
+            self.log.dropped(),
+        )?;
+        counter(e, "ringress_access_log_write_errors", "Access-log open, write or rotation failures.", g(&l.write_errors))?;
+        counter(e, "ringress_access_log_rotations", "Access-log files rotated.", g(&l.rotations))?;
+        counter(e, "ringress_access_log_compressed_files", "Rotated access-log files gzipped.", g(&l.compressed))?;
+        counter(
+            e,
+            "ringress_access_log_deleted_files",
+            "Rotated access-log files deleted to keep the file count and the disk budget.",
+            g(&l.deleted),
+        )
     }
 }
 

@@ -69,6 +69,14 @@ pub struct WorkerStats {
     /// their sum in microseconds.
     pub latency: [AtomicU64; LATENCY_BUCKETS.len() + 1],
     pub latency_sum_us: AtomicU64,
+    /// Upstream response times (first connect attempt to the end of the response), in the
+    /// same buckets.
+    pub upstream_latency: [AtomicU64; LATENCY_BUCKETS.len() + 1],
+    pub upstream_latency_sum_us: AtomicU64,
+    /// Request bytes read from clients and response bytes written to them (heads and bodies
+    /// for HTTP/1.1, DATA for HTTP/2).
+    pub bytes_in: AtomicU64,
+    pub bytes_out: AtomicU64,
 }
 
 /// Client connection protocols, as metric labels: HTTP/1.x over TCP and over TLS, HTTP/2 over
@@ -106,6 +114,16 @@ pub(crate) struct RouteKey(String);
 
 impl RouteKey {
     /// No labels: a request that is not counted (it never got as far as routing).
+    /// `namespace/name` of the Ingress (empty when no rule matched).
+    pub(crate) fn ingress(&self) -> &str {
+        self.0.split('\0').next().unwrap_or("")
+    }
+
+    /// The backend's `namespace/service:port` (empty when no rule matched).
+    pub(crate) fn service(&self) -> &str {
+        self.0.split('\0').nth(1).unwrap_or("")
+    }
+
     pub(crate) fn clear(&mut self) {
         self.0.clear();
     }
@@ -159,11 +177,38 @@ impl WorkerStats {
                 }
             }
         }
-        let secs = elapsed.as_secs_f64();
-        let bucket = LATENCY_BUCKETS.iter().position(|b| secs <= *b).unwrap_or(LATENCY_BUCKETS.len());
-        bump(&self.latency[bucket]);
-        let sum = &self.latency_sum_us;
-        sum.store(sum.load(Ordering::Relaxed) + elapsed.as_micros() as u64, Ordering::Relaxed);
+        observe(&self.latency, &self.latency_sum_us, elapsed);
+    }
+}
+
+/// One duration into a histogram of [`LATENCY_BUCKETS`].
+fn observe(buckets: &[AtomicU64; LATENCY_BUCKETS.len() + 1], sum: &AtomicU64, d: Duration) {
+    let secs = d.as_secs_f64();
+    let bucket = LATENCY_BUCKETS.iter().position(|b| secs <= *b).unwrap_or(LATENCY_BUCKETS.len());
+    bump(&buckets[bucket]);
+    add(sum, d.as_micros() as u64);
+}
+
+fn add(c: &AtomicU64, n: u64) {
+    c.store(c.load(Ordering::Relaxed) + n, Ordering::Relaxed);
+}
+
+impl<I: Io> Worker<I> {
+    /// The end of a request: its metrics, and its access-log line when the log is on.
+    pub(crate) fn finish(&self, rec: &crate::access_log::Record) {
+        let Some(t0) = rec.start else { return };
+        let elapsed = t0.elapsed();
+        let s = &self.stats;
+        s.record(&rec.key, rec.status, elapsed);
+        add(&s.bytes_in, rec.bytes_in);
+        add(&s.bytes_out, rec.bytes_out);
+        if let Some(u) = rec.upstream_time {
+            observe(&s.upstream_latency, &s.upstream_latency_sum_us, u);
+        }
+        let snap = self.snapshot();
+        if snap.log.enabled() {
+            self.log.write(&snap.log, rec, elapsed);
+        }
     }
 }
 
@@ -206,6 +251,8 @@ pub struct Worker<I: Io> {
     active: Cell<usize>,
     pub(crate) deadlines: Deadlines,
     pub(crate) stats: Arc<WorkerStats>,
+    /// This worker's access-log buffer and request-id generator.
+    pub(crate) log: crate::access_log::WorkerLog,
     pub(crate) index: usize,
     /// HTTP/2 connections to gRPC endpoints, shared by this worker's streams.
     /// Keyed by endpoint and whether the connection is TLS (GRPCS).
@@ -277,6 +324,7 @@ pub async fn run_worker<I: Io>(spec: WorkerSpec) {
         active: Cell::new(0),
         deadlines: Deadlines::default(),
         stats: spec.stats,
+        log: spec.log,
         index: spec.index,
         h2_upstreams: RefCell::default(),
         upstream_tls: crate::tls::upstream_client_config(&[b"h2"]),

@@ -157,4 +157,5 @@ pub struct WorkerSpec {
     pub published: &'static crate::Published,
     pub backend: Backend,
     pub stats: Arc<crate::proxy::WorkerStats>,
+    pub log: crate::access_log::WorkerLog,
 }

@@ -169,6 +169,9 @@ pub struct Snapshot {
     /// Every endpoint of every backend, for pools to drop connections to departed ones.
     pub endpoint_set: FxHashSet<SocketAddr>,
     pub settings: Settings,
+    /// The access log's path, format, rotation and budget (read per request: whether and how
+    /// to log; by the logger thread: where).
+    pub log: Arc<crate::access_log::Config>,
     /// Objects defined twice (file provider). Route conflicts are on the table's hosts and
     /// backend problems on the backends; [`Snapshot::warnings`] lists all three.
     pub build_warnings: Arc<Vec<String>>,

@@ -3,7 +3,6 @@
 //! worker per endpoint. Request and response bodies flow both ways at once (all four call
 //! types), and trailers (`grpc-status`) pass through.
 
-use std::cell::Cell;
 use std::net::SocketAddr;
 
 use bytes::Bytes;
@@ -15,7 +14,7 @@ use http::{HeaderMap, Request};
 
 use super::bridge::IoBridge;
 use super::error::{Kind, ProxyError, Side};
-use super::h2::{forwarded_for, send_all, skip_request_header, Forwarded};
+use super::h2::{forwarded_for, send_all, skip_request_header, Forwarded, Progress};
 use super::{bump, LocalSnapshot, Worker};
 use crate::runtime::Io;
 use crate::snapshot::{Route, Settings};
@@ -124,12 +123,14 @@ pub(super) async fn forward<I: Io>(
     parts: &http::request::Parts,
     body: &mut RecvStream,
     respond: &mut SendResponse<Bytes>,
-    status: &Cell<u16>,
+    progress: &Progress,
     target: &str,
     fwd: &Forwarded<'_>,
     tls: bool,
 ) -> Result<(), ProxyError> {
-    let (mut sr, _addr) = connection(w, snap, route, settings, tls).await?;
+    let started = std::time::Instant::now();
+    let (mut sr, addr) = connection(w, snap, route, settings, tls).await?;
+    progress.upstream.set(Some(addr));
     let uri = http::Uri::builder()
         .scheme("http")
         .authority(fwd.authority)
@@ -159,13 +160,17 @@ pub(super) async fn forward<I: Io>(
     let (response, up_send) = sr.send_request(req, end).map_err(|e| up_err("sending the request", e))?;
 
     // Both directions at once; the request side ending first is the normal case.
-    let pump = pump_request::<I>(body, up_send, end, settings);
-    let relay = relay_response::<I>(response, respond, status, settings.idle_timeout);
-    match select(std::pin::pin!(pump), std::pin::pin!(relay)).await {
+    let pump = pump_request::<I>(body, up_send, end, settings, progress);
+    let relay = relay_response::<I>(response, respond, progress, settings.idle_timeout);
+    let r = match select(std::pin::pin!(pump), std::pin::pin!(relay)).await {
         Either::Left((Ok(()), relay)) => relay.await,
         Either::Left((Err(e), _)) => Err(e),
         Either::Right((r, _)) => r,
+    };
+    if r.is_ok() {
+        progress.upstream_time.set(Some(started.elapsed()));
     }
+    r
 }
 
 /// Downstream request body and trailers -> upstream stream.
@@ -174,6 +179,7 @@ async fn pump_request<I: Io>(
     up: SendStream<Bytes>,
     ended: bool,
     settings: &Settings,
+    progress: &Progress,
 ) -> Result<(), ProxyError> {
     let limit = settings.max_body_bytes;
     let mut up = up;
@@ -185,6 +191,7 @@ async fn pump_request<I: Io>(
         let chunk = chunk.map_err(down_err)?;
         let _ = body.flow_control().release_capacity(chunk.len());
         total += chunk.len() as u64;
+        progress.add_in(chunk.len());
         if limit != 0 && total > limit {
             up.send_reset(Reason::CANCEL);
             return Err(ProxyError::downstream(Kind::BodyTooLarge, "request body too large"));
@@ -208,7 +215,7 @@ async fn pump_request<I: Io>(
 async fn relay_response<I: Io>(
     response: h2::client::ResponseFuture,
     respond: &mut SendResponse<Bytes>,
-    status: &Cell<u16>,
+    progress: &Progress,
     stalled: std::time::Duration,
 ) -> Result<(), ProxyError> {
     let resp = response.await.map_err(|e| up_err("waiting for the response", e))?;
@@ -224,13 +231,14 @@ async fn relay_response<I: Io>(
     *down.headers_mut() = headers;
     let end = body.is_end_stream();
     let mut send = respond.send_response(down, end).map_err(down_err)?;
-    status.set(parts.status.as_u16());
+    progress.upstream_answered(parts.status.as_u16());
     if end {
         return Ok(());
     }
     while let Some(chunk) = body.data().await {
         let chunk = chunk.map_err(|e| up_err("reading the response body", e))?;
         let _ = body.flow_control().release_capacity(chunk.len());
+        progress.add_out(chunk.len());
         send_all::<I>(&mut send, chunk, stalled).await.map_err(down_err)?;
     }
     match body.trailers().await.map_err(|e| up_err("reading trailers", e))? {

@@ -19,6 +19,7 @@ use super::h1::body::Body;
 use super::h1::client;
 use super::h1::codec::{self, Framing};
 use super::{bump, LocalSnapshot, RouteKey, Worker};
+use crate::access_log::Record;
 use crate::runtime::deadline::Watch;
 use crate::runtime::io::Clock;
 use crate::runtime::{Io, Stream};
@@ -157,17 +158,17 @@ async fn handle_stream<I: Io>(
     https: bool,
 ) {
     bump(&w.stats.requests);
-    let t0 = std::time::Instant::now();
+    let mut rec = Record { start: Some(std::time::Instant::now()), ..Record::default() };
     let grpc = is_grpc(req.headers());
     let watch = w.deadlines.register();
-    // The status of the response once its head is sent (0: not yet).
-    let status = Cell::new(0u16);
-    let mut key = RouteKey::default();
+    let progress = Progress::default();
     // The request body lives until the answer is sent: dropping it first would reset the
     // stream before an error response (413 while the client still sends) got out.
-    let (parts, mut body) = req.into_parts();
-    let r = exchange(w, &watch, parts, &mut body, &mut respond, &status, client_ip, https, &mut key).await;
+    let (mut parts, mut body) = req.into_parts();
+    capture(w, &mut parts, client_ip, &mut rec);
+    let r = exchange(w, &watch, parts, &mut body, &mut respond, &progress, client_ip, https, &mut rec.key).await;
     w.deadlines.unregister(&watch);
+    let status = &progress.status;
     if let Err(e) = r {
         tracing::debug!(worker = w.index, error = %e, "HTTP/2 request failed");
         if status.get() != 0 {
@@ -179,7 +180,72 @@ async fn handle_stream<I: Io>(
             status.set(send_error(&mut respond, &e, grpc));
         }
     }
-    w.stats.record(&key, status.get(), t0.elapsed());
+    rec.status = status.get();
+    rec.bytes_in = progress.bytes_in.get();
+    rec.bytes_out = progress.bytes_out.get();
+    rec.upstream = progress.upstream.get();
+    rec.upstream_status = progress.upstream_status.get();
+    rec.upstream_time = progress.upstream_time.get();
+    w.finish(&rec);
+}
+
+/// What a stream's forwarding learns as it goes, for its metrics and access-log line.
+#[derive(Debug, Default)]
+pub(super) struct Progress {
+    /// The status of the response once its head is sent (0: not yet).
+    pub status: Cell<u16>,
+    /// Request and response DATA bytes.
+    pub bytes_in: Cell<u64>,
+    pub bytes_out: Cell<u64>,
+    pub upstream: Cell<Option<std::net::SocketAddr>>,
+    pub upstream_status: Cell<u16>,
+    pub upstream_time: Cell<Option<std::time::Duration>>,
+}
+
+impl Progress {
+    pub(super) fn add_in(&self, n: usize) {
+        self.bytes_in.set(self.bytes_in.get() + n as u64);
+    }
+
+    pub(super) fn add_out(&self, n: usize) {
+        self.bytes_out.set(self.bytes_out.get() + n as u64);
+    }
+
+    /// The upstream's response head arrived with `status`.
+    pub(super) fn upstream_answered(&self, status: u16) {
+        self.status.set(status);
+        self.upstream_status.set(status);
+    }
+}
+
+/// Fills the access-log fields of a stream's request, and gives it an X-Request-ID (sent
+/// upstream) unless the client sent one.
+fn capture<I: Io>(w: &Worker<I>, parts: &mut http::request::Parts, client_ip: &str, rec: &mut Record) {
+    rec.client.extend_from_slice(client_ip.as_bytes());
+    rec.method.extend_from_slice(parts.method.as_str().as_bytes());
+    rec.uri.extend_from_slice(parts.uri.path_and_query().map_or("/", |p| p.as_str()).as_bytes());
+    let host = match parts.uri.authority() {
+        Some(a) => a.as_str().as_bytes(),
+        None => parts.headers.get(http::header::HOST).map_or(&b""[..], |v| v.as_bytes()),
+    };
+    rec.host.extend_from_slice(host);
+    rec.protocol = "HTTP/2.0";
+    let h = &parts.headers;
+    if let Some(v) = h.get(http::header::USER_AGENT) {
+        rec.user_agent.extend_from_slice(v.as_bytes());
+    }
+    if let Some(v) = h.get(http::header::REFERER) {
+        rec.referer.extend_from_slice(v.as_bytes());
+    }
+    match h.get("x-request-id") {
+        Some(v) => rec.request_id.extend_from_slice(v.as_bytes()),
+        None => {
+            w.log.request_id(&mut rec.request_id);
+            if let Ok(v) = HeaderValue::from_bytes(&rec.request_id) {
+                parts.headers.insert("x-request-id", v);
+            }
+        }
+    }
 }
 
 /// An answer from the proxy itself: an HTTP status with a short text, or for gRPC calls a
@@ -226,7 +292,7 @@ async fn exchange<I: Io>(
     parts: http::request::Parts,
     body: &mut RecvStream,
     respond: &mut SendResponse<Bytes>,
-    status: &Cell<u16>,
+    progress: &Progress,
     client_ip: &str,
     https: bool,
     key: &mut RouteKey,
@@ -255,7 +321,7 @@ async fn exchange<I: Io>(
             .body(())
             .map_err(|_| ProxyError::downstream(Kind::BadRequest, "cannot build the redirect"))?;
         let _ = respond.send_response(resp, true);
-        status.set(s.redirect_code);
+        progress.status.set(s.redirect_code);
         return Ok(());
     }
     let settings = snap.settings.for_route(o);
@@ -272,12 +338,12 @@ async fn exchange<I: Io>(
     match o.protocol {
         BackendProtocol::Grpc | BackendProtocol::Grpcs => {
             let tls = o.protocol == BackendProtocol::Grpcs;
-            super::grpc::forward::<I>(w, &snap, &settings, route, &parts, body, respond, status, &target, &fwd, tls)
+            super::grpc::forward::<I>(w, &snap, &settings, route, &parts, body, respond, progress, &target, &fwd, tls)
                 .await
         }
         BackendProtocol::Http | BackendProtocol::Https => {
             let clock = Clock { deadlines: &w.deadlines, watch };
-            to_http1(w, clock, &snap, &settings, route, &parts, body, length, respond, status, &target, &fwd).await
+            to_http1(w, clock, &snap, &settings, route, &parts, body, length, respond, progress, &target, &fwd).await
         }
     }
 }
@@ -467,10 +533,11 @@ async fn to_http1<I: Io>(
     body: &mut RecvStream,
     length: Option<u64>,
     respond: &mut SendResponse<Bytes>,
-    status: &Cell<u16>,
+    progress: &Progress,
     target: &str,
     fwd: &Forwarded<'_>,
 ) -> Result<(), ProxyError> {
+    let started = std::time::Instant::now();
     let framing = if body.is_end_stream() {
         if matches!(parts.method, http::Method::POST | http::Method::PUT | http::Method::PATCH) {
             Framing::Length(0)
@@ -490,13 +557,14 @@ async fn to_http1<I: Io>(
     let up = loop {
         let tls = route.options.protocol == BackendProtocol::Https;
         let up = client::acquire(w, snap, route.backend, pooled, settings.connect_timeout, tls).await?;
+        progress.upstream.set(Some(up.addr));
         let (r, o) = clock.write_for(&up.io, out, settings.upstream_send_timeout).await;
         out = o;
         let retry = up.reused && replayable;
         match r {
             Ok(()) => {
                 if !body.is_end_stream() {
-                    send_h1_body(clock, &up.io, body, framing, settings).await?;
+                    send_h1_body(clock, &up.io, body, framing, settings, progress).await?;
                 }
                 ubuf.clear();
                 let deadline = clock.after(settings.upstream_timeout);
@@ -564,7 +632,7 @@ async fn to_http1<I: Io>(
     rbody.keep_trailers();
     let end = rbody.is_done();
     let mut send = respond.send_response(response, end).map_err(h2_down)?;
-    status.set(info.status);
+    progress.upstream_answered(info.status);
     let mut rest = ubuf.split_off(info.head_len);
     let mut clean = true;
     loop {
@@ -576,6 +644,7 @@ async fn to_http1<I: Io>(
             clean = false;
         }
         if !decoded.is_empty() {
+            progress.add_out(decoded.len());
             send_all::<I>(&mut send, Bytes::from(decoded), settings.idle_timeout).await.map_err(h2_down)?;
         }
         if rbody.is_done() {
@@ -606,6 +675,7 @@ async fn to_http1<I: Io>(
         let expires = w.deadlines.after(settings.upstream_idle_timeout);
         w.pools.put(up.addr, up.io, expires, settings.upstream_keepalive_connections);
     }
+    progress.upstream_time.set(Some(started.elapsed()));
     Ok(())
 }
 
@@ -617,6 +687,7 @@ async fn send_h1_body<U: Stream>(
     body: &mut RecvStream,
     framing: Framing,
     settings: &Settings,
+    progress: &Progress,
 ) -> Result<(), ProxyError> {
     let mut total = 0u64;
     let mut buf = Vec::with_capacity(16 * 1024);
@@ -624,6 +695,7 @@ async fn send_h1_body<U: Stream>(
         let chunk = chunk.map_err(h2_down)?;
         let _ = body.flow_control().release_capacity(chunk.len());
         total += chunk.len() as u64;
+        progress.add_in(chunk.len());
         if settings.max_body_bytes != 0 && total > settings.max_body_bytes {
             return Err(ProxyError::downstream(Kind::BodyTooLarge, "request body too large"));
         }

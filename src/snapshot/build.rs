@@ -21,6 +21,8 @@ pub struct BuildOptions {
     /// Serve Ingresses that name no class at all.
     pub watch_without_class: bool,
     pub settings: Settings,
+    /// `--access-log` and the access-log defaults, under the ConfigMap's keys.
+    pub log: crate::access_log::Config,
     /// `--default-ssl-certificate`: the Secret served to unknown SNI names.
     pub default_certificate: Option<ObjectKey>,
     /// `--configmap`: the ConfigMap whose data overrides `settings` (ingress-nginx keys).
@@ -33,6 +35,7 @@ impl Default for BuildOptions {
             class: "ringress".to_string(),
             watch_without_class: false,
             settings: Settings::default(),
+            log: crate::access_log::Config::default(),
             default_certificate: None,
             config_map: ObjectKey { namespace: "ringress".to_string(), name: "ringress".to_string() },
         }
@@ -157,8 +160,9 @@ pub fn build_after(inputs: &Inputs, opts: &BuildOptions, prev: &Snapshot) -> Sna
     let mut b = resolver(inputs, None);
     let (ingresses, mut build_warnings) = served(&inputs.ingresses, &inputs.ingress_classes, opts);
     let config_map = inputs.config_maps.iter().find(|c| c.key == opts.config_map).copied();
-    let live = (prev.generation > 0).then_some(&prev.settings);
-    let (settings, config_warnings) = super::config::apply(&opts.settings, live, config_map);
+    let live = (prev.generation > 0).then(|| super::config::Global::of(prev));
+    let flags = super::config::Global { settings: opts.settings.clone(), log: opts.log.clone() };
+    let (global, config_warnings) = super::config::apply(&flags, live.as_ref(), config_map);
     build_warnings.extend(config_warnings);
     // Group by host, keeping the age order within each host.
     let mut by_host: FxHashMap<HostKey, Vec<&Ingress>> = FxHashMap::default();
@@ -183,7 +187,8 @@ pub fn build_after(inputs: &Inputs, opts: &BuildOptions, prev: &Snapshot) -> Sna
         endpoint_set: endpoint_set(&b.backends),
         backends: b.backends,
         by_service: Arc::new(by_service),
-        settings,
+        settings: global.settings,
+        log: Arc::new(global.log),
         build_warnings: Arc::new(build_warnings),
         certs: Arc::new(crate::tls::build_certs(
             &ingresses,
@@ -374,6 +379,7 @@ fn derived(prev: &Snapshot) -> Snapshot {
         by_service: prev.by_service.clone(),
         endpoint_set: prev.endpoint_set.clone(),
         settings: prev.settings.clone(),
+        log: prev.log.clone(),
         build_warnings: prev.build_warnings.clone(),
         certs: prev.certs.clone(),
     }

@@ -5,7 +5,22 @@
 
 use super::annotations::{parse_bool, parse_seconds, parse_size};
 use super::Settings;
+use crate::access_log;
 use crate::model::ConfigMap;
+
+/// Everything the ConfigMap sets: the data-plane settings and the access log's configuration
+/// (kept apart in the snapshot so a per-route copy of the settings stays plain data).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Global {
+    pub settings: Settings,
+    pub log: access_log::Config,
+}
+
+impl Global {
+    pub fn of(snap: &super::Snapshot) -> Global {
+        Global { settings: snap.settings.clone(), log: (*snap.log).clone() }
+    }
+}
 
 /// One supported key: its name, what a good value looks like, how it is applied, and how
 /// the previous value of its setting is kept.
@@ -13,25 +28,25 @@ struct Key {
     name: &'static str,
     expects: &'static str,
     /// Applies the value to the settings; false when it does not parse.
-    set: fn(&mut Settings, &str) -> bool,
+    set: fn(&mut Global, &str) -> bool,
     /// Copies the key's setting from the previous settings.
-    keep: fn(&mut Settings, &Settings),
+    keep: fn(&mut Global, &Global),
 }
 
 /// A key that sets `field` to what `parse` makes of the value.
 macro_rules! key {
-    ($name:literal, $expects:literal, $field:ident, $parse:expr) => {
+    ($name:literal, $expects:literal, $($field:ident).+, $parse:expr) => {
         Key {
             name: $name,
             expects: $expects,
             set: |s, v| match ($parse)(v) {
                 Some(x) => {
-                    s.$field = x;
+                    s.$($field).+ = x;
                     true
                 }
                 None => false,
             },
-            keep: |s, prev| s.$field = prev.$field,
+            keep: |s, prev| s.$($field).+ = prev.$($field).+.clone(),
         }
     };
 }
@@ -42,30 +57,61 @@ fn positive<T: std::str::FromStr + Default + PartialOrd>(v: &str) -> Option<T> {
 
 /// Every key ringress reads, in the README's order.
 const KEYS: &[Key] = &[
-    key!("proxy-connect-timeout", "a number of seconds", connect_timeout, parse_seconds),
-    key!("proxy-read-timeout", "a number of seconds", upstream_timeout, parse_seconds),
-    key!("proxy-send-timeout", "a number of seconds", upstream_send_timeout, parse_seconds),
-    key!("client-header-timeout", "a number of seconds", header_timeout, parse_seconds),
-    key!("keep-alive", "a number of seconds", idle_timeout, parse_seconds),
-    key!("keep-alive-requests", "a positive whole number", keepalive_requests, positive::<u64>),
-    key!("proxy-body-size", "a size (8m, 512k, 1g; 0 for no limit)", max_body_bytes, parse_size),
-    key!("ssl-redirect", "true or false", ssl_redirect, parse_bool),
-    key!("http-redirect-code", "301, 302, 307 or 308", redirect_code, |v: &str| v
+    key!("proxy-connect-timeout", "a number of seconds", settings.connect_timeout, parse_seconds),
+    key!("proxy-read-timeout", "a number of seconds", settings.upstream_timeout, parse_seconds),
+    key!("proxy-send-timeout", "a number of seconds", settings.upstream_send_timeout, parse_seconds),
+    key!("client-header-timeout", "a number of seconds", settings.header_timeout, parse_seconds),
+    key!("keep-alive", "a number of seconds", settings.idle_timeout, parse_seconds),
+    key!("keep-alive-requests", "a positive whole number", settings.keepalive_requests, positive::<u64>),
+    key!("proxy-body-size", "a size (8m, 512k, 1g; 0 for no limit)", settings.max_body_bytes, parse_size),
+    key!("ssl-redirect", "true or false", settings.ssl_redirect, parse_bool),
+    key!("http-redirect-code", "301, 302, 307 or 308", settings.redirect_code, |v: &str| v
         .parse::<u16>()
         .ok()
         .filter(|c| matches!(c, 301 | 302 | 307 | 308))),
-    key!("upstream-keepalive-connections", "a whole number", upstream_keepalive_connections, |v: &str| v
+    key!("upstream-keepalive-connections", "a whole number", settings.upstream_keepalive_connections, |v: &str| v
         .parse::<usize>()
         .ok()),
-    key!("upstream-keepalive-timeout", "a number of seconds", upstream_idle_timeout, parse_seconds),
-    key!("http2-max-concurrent-streams", "a positive whole number", h2_max_concurrent_streams, positive::<u32>),
-    key!("worker-shutdown-timeout", "a number of seconds", drain_timeout, parse_seconds),
+    key!("upstream-keepalive-timeout", "a number of seconds", settings.upstream_idle_timeout, parse_seconds),
+    key!("http2-max-concurrent-streams", "a positive whole number", settings.h2_max_concurrent_streams, positive::<u32>),
+    key!("worker-shutdown-timeout", "a number of seconds", settings.drain_timeout, parse_seconds),
+    key!("access-log-path", "a file path (empty: no access log)", log.path, |v: &str| Some(
+        (!v.is_empty()).then(|| std::path::PathBuf::from(v))
+    )),
+    key!("disable-access-log", "true or false", log.disabled, parse_bool),
+    key!("access-log-format", "text or json", log.format, |v: &str| match v {
+        "text" => Some(access_log::Format::Text),
+        "json" => Some(access_log::Format::Json),
+        _ => None,
+    }),
+    key!("log-format-upstream", "a template of $variables (see the README)", log.template, |v: &str| {
+        access_log::Template::parse(v).ok()
+    }),
+    key!("access-log-max-size", "a size (100m, 512k, 1g)", log.max_size, |v: &str| parse_size(v).filter(|n| *n > 0)),
+    key!("access-log-rotate-interval", "a duration (3600, 90s, 30m, 24h, 7d)", log.rotate_every, parse_duration),
+    key!("access-log-max-files", "a whole number", log.max_files, |v: &str| v.parse::<usize>().ok()),
+    key!("access-log-max-total-size", "a size (100m, 512k, 1g)", log.max_total, |v: &str| parse_size(v)
+        .filter(|n| *n > 0)),
+    key!("access-log-compress", "true or false", log.compress, parse_bool),
 ];
+
+/// Seconds, or a number with an `s`, `m`, `h` or `d` unit.
+fn parse_duration(v: &str) -> Option<std::time::Duration> {
+    let (num, unit) = match v.as_bytes().last()? {
+        b's' => (&v[..v.len() - 1], 1),
+        b'm' => (&v[..v.len() - 1], 60),
+        b'h' => (&v[..v.len() - 1], 3600),
+        b'd' => (&v[..v.len() - 1], 86_400),
+        _ => (v, 1),
+    };
+    let n: u64 = num.trim().parse().ok().filter(|n| *n > 0)?;
+    Some(std::time::Duration::from_secs(n.checked_mul(unit)?))
+}
 
 /// The settings `cm` asks for over `flags`. A bad value keeps `prev`'s value of that setting
 /// (the one live before this ConfigMap version), or the flag's when there is no previous
 /// snapshot. Returns the warnings, each naming the ConfigMap and the key.
-pub fn apply(flags: &Settings, prev: Option<&Settings>, cm: Option<&ConfigMap>) -> (Settings, Vec<String>) {
+pub fn apply(flags: &Global, prev: Option<&Global>, cm: Option<&ConfigMap>) -> (Global, Vec<String>) {
     let mut s = flags.clone();
     let mut warnings = Vec::new();
     let Some(cm) = cm else { return (s, warnings) };
@@ -110,14 +156,14 @@ mod tests {
 
     #[test]
     fn keys_apply_and_bad_values_keep_the_previous_value() {
-        let flags = Settings::default();
+        let flags = Global::default();
         let (s, w) = apply(
             &flags,
             None,
             Some(&cm(&[("proxy-body-size", "16m"), ("http-redirect-code", "301"), ("keep-alive", "75")])),
         );
         assert!(w.is_empty(), "{w:?}");
-        assert_eq!((s.max_body_bytes, s.redirect_code, s.idle_timeout), (16 << 20, 301, Duration::from_secs(75)));
+        assert_eq!((s.settings.max_body_bytes, s.settings.redirect_code, s.settings.idle_timeout), (16 << 20, 301, Duration::from_secs(75)));
         // The next version breaks two values and adds an unknown key: those two keep 16m and
         // 301, the good key applies.
         let (s2, w) = apply(
@@ -130,7 +176,7 @@ mod tests {
                 ("enable-brotli", "true"),
             ])),
         );
-        assert_eq!((s2.max_body_bytes, s2.redirect_code, s2.idle_timeout), (16 << 20, 301, Duration::from_secs(30)));
+        assert_eq!((s2.settings.max_body_bytes, s2.settings.redirect_code, s2.settings.idle_timeout), (16 << 20, 301, Duration::from_secs(30)));
         assert_eq!(w.len(), 3, "{w:?}");
         assert!(w
             .iter()
@@ -140,24 +186,29 @@ mod tests {
         ));
         // Without a previous snapshot, a bad value leaves the flag's.
         let (s3, _) = apply(&flags, None, Some(&cm(&[("proxy-body-size", "lots")])));
-        assert_eq!(s3.max_body_bytes, flags.max_body_bytes);
+        assert_eq!(s3.settings.max_body_bytes, flags.settings.max_body_bytes);
     }
 
     #[test]
     fn every_key_restores() {
         // Each key's bad value must fall back to `prev`, not to the flag.
-        let flags = Settings::default();
-        for k in KEYS {
+        let flags = Global::default();
+        for k in KEYS.iter().filter(|k| k.name != "access-log-path") {
             let good = match k.expects {
+                "true or false" if k.name == "disable-access-log" => "true",
                 "true or false" => "false",
                 "301, 302, 307 or 308" => "302",
-                "a size (8m, 512k, 1g; 0 for no limit)" => "3k",
+                "a size (8m, 512k, 1g; 0 for no limit)" | "a size (100m, 512k, 1g)" => "3k",
+                "a file path (empty: no access log)" => "/var/log/x.log",
+                "text or json" => "json",
+                "a template of $variables (see the README)" => "$status $req_id",
+                "a duration (3600, 90s, 30m, 24h, 7d)" => "2h",
                 _ => "7",
             };
             let (prev, w) = apply(&flags, None, Some(&cm(&[(k.name, good)])));
             assert!(w.is_empty(), "{}: {w:?}", k.name);
             assert_ne!(prev, flags, "{} changed nothing", k.name);
-            let (s, w) = apply(&flags, Some(&prev), Some(&cm(&[(k.name, "-bad-")])));
+            let (s, w) = apply(&flags, Some(&prev), Some(&cm(&[(k.name, if k.name == "log-format-upstream" { "$nope" } else { "-bad-" })])));
             assert_eq!(w.len(), 1, "{}", k.name);
             assert_eq!(s, prev, "{} did not keep its previous value", k.name);
         }

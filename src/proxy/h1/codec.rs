@@ -242,7 +242,9 @@ fn connection_tokens<'a>(headers: &[httparse::Header<'a>], out: &mut [&'a [u8]; 
 }
 
 /// Writes the request head sent upstream: origin-form target, HTTP/1.1, end-to-end fields
-/// kept, hop-by-hop fields dropped, X-Forwarded-* and X-Real-IP set.
+/// kept, hop-by-hop fields dropped, X-Forwarded-* and X-Real-IP set, and X-Request-ID when the
+/// proxy made the request's id (`request_id`).
+#[allow(clippy::too_many_arguments)]
 pub fn write_request_head(
     out: &mut Vec<u8>,
     req: &httparse::Request<'_, '_>,
@@ -251,6 +253,7 @@ pub fn write_request_head(
     host: &[u8],
     client_ip: &[u8],
     scheme: &str,
+    request_id: Option<&[u8]>,
 ) {
     let mut conn = [&b""[..]; 16];
     let n = connection_tokens(req.headers, &mut conn);
@@ -291,6 +294,11 @@ pub fn write_request_head(
     out.extend_from_slice(b"\r\nX-Forwarded-Host: ");
     out.extend_from_slice(host);
     out.extend_from_slice(b"\r\n");
+    if let Some(id) = request_id {
+        out.extend_from_slice(b"X-Request-ID: ");
+        out.extend_from_slice(id);
+        out.extend_from_slice(b"\r\n");
+    }
     match info.framing {
         Framing::Chunked => out.extend_from_slice(b"Transfer-Encoding: chunked\r\n"),
         Framing::Length(_) | Framing::None | Framing::UntilClose => {}

@@ -9,7 +9,8 @@ use super::body::Body;
 use super::client::{self, Upstream};
 use super::codec::{self, Framing, RequestInfo};
 use crate::proxy::error::{write_error_response, Kind, ProxyError, Side};
-use crate::proxy::{bump, tunnel, LocalSnapshot, RouteKey, Worker};
+use crate::access_log::{Record, WorkerLog};
+use crate::proxy::{bump, tunnel, LocalSnapshot, Worker};
 use crate::runtime::deadline::Watch;
 use crate::runtime::io::Clock;
 use crate::runtime::{Io, Stream};
@@ -40,11 +41,8 @@ struct Conn<S> {
     response_started: bool,
     /// Requests read on this connection (`keep-alive-requests` closes it after the last).
     requests: u64,
-    /// The current request: its metric labels, when its first byte came, and the status
-    /// answered (0: none yet).
-    key: RouteKey,
-    t0: Option<std::time::Instant>,
-    status: u16,
+    /// The current request: its metric labels and everything its access-log line says.
+    rec: Record,
 }
 
 /// `initial`: bytes already read from the connection.
@@ -60,10 +58,9 @@ pub async fn serve<I: Io, S: Stream>(w: &Worker<I>, io: S, initial: Vec<u8>, pee
         ubuf: Vec::new(),
         response_started: false,
         requests: 0,
-        key: RouteKey::default(),
-        t0: None,
-        status: 0,
+        rec: Record::default(),
     };
+    c.rec.client.extend_from_slice(c.client_ip.as_bytes());
     let mut first = true;
     loop {
         // An idle keep-alive connection waits here, in this small loop, holding only its
@@ -80,9 +77,8 @@ pub async fn serve<I: Io, S: Stream>(w: &Worker<I>, io: S, initial: Vec<u8>, pee
                 false
             }
         };
-        if let Some(t0) = c.t0.take() {
-            w.stats.record(&c.key, c.status, t0.elapsed());
-        }
+        w.finish(&c.rec);
+        c.rec.start = None;
         if !keep {
             break;
         }
@@ -118,7 +114,8 @@ async fn fail<I: Io, S: Stream>(w: &Worker<I>, c: &mut Conn<S>, e: ProxyError) {
         let mut out = std::mem::take(&mut c.out);
         out.clear();
         write_error_response(&mut out, code, reason, e.context, true);
-        c.status = code;
+        c.rec.status = code;
+        c.rec.bytes_out += out.len() as u64;
         let watch = c.watch.clone();
         let clock = Clock { deadlines: &w.deadlines, watch: &watch };
         if clock.write_for(&c.io, out, LINGER).await.0.is_ok() {
@@ -210,9 +207,8 @@ async fn request<I: Io, S: Stream>(w: &Worker<I>, c: &mut Conn<S>, first: bool) 
 
     // --- the request head ---
     let mut started = !c.buf.is_empty();
-    c.key.clear();
-    c.status = 0;
-    c.t0 = started.then(std::time::Instant::now);
+    c.rec.reset();
+    c.rec.start = started.then(std::time::Instant::now);
     let wait = if first || started { header_timeout } else { idle_timeout };
     let mut deadline = clock.after(wait);
     let (mut info, action) = loop {
@@ -220,12 +216,12 @@ async fn request<I: Io, S: Stream>(w: &Worker<I>, c: &mut Conn<S>, first: bool) 
             if !started {
                 started = true;
                 deadline = clock.after(header_timeout);
-                c.t0 = Some(std::time::Instant::now());
+                c.rec.start = Some(std::time::Instant::now());
             }
             c.out.clear();
             c.out.reserve(2048);
             snap = w.snapshot();
-            if let Some(p) = prepare(&snap, &c.buf, &mut c.out, c.client_ip.as_bytes(), c.https, &mut c.key)? {
+            if let Some(p) = prepare(&snap, &w.log, &c.buf, &mut c.out, c.client_ip.as_bytes(), c.https, &mut c.rec)? {
                 break p;
             }
             if c.buf.len() >= snap.settings.max_header_bytes {
@@ -258,6 +254,7 @@ async fn request<I: Io, S: Stream>(w: &Worker<I>, c: &mut Conn<S>, first: bool) 
         info.keep_alive = false;
     }
     bump(&w.stats.requests);
+    c.rec.bytes_in = info.head_len as u64;
     let overridden;
     let tls;
     let settings = &snap.settings;
@@ -269,7 +266,7 @@ async fn request<I: Io, S: Stream>(w: &Worker<I>, c: &mut Conn<S>, first: bool) 
             backend
         }
         Action::Answer => {
-            c.status = settings.redirect_code;
+            c.rec.status = settings.redirect_code;
             let close = !info.keep_alive || info.framing != Framing::None;
             c.buf.drain(..info.head_len);
             c.response_started = true;
@@ -283,7 +280,7 @@ async fn request<I: Io, S: Stream>(w: &Worker<I>, c: &mut Conn<S>, first: bool) 
             // The body, if any, is not read: close after answering.
             let close = !info.keep_alive || info.framing != Framing::None;
             let (code, reason) = crate::proxy::error::status(kind).unwrap_or((500, "Internal Server Error"));
-            c.status = code;
+            c.rec.status = code;
             c.buf.drain(..info.head_len);
             c.out.clear();
             write_error_response(&mut c.out, code, reason, context, close);
@@ -308,6 +305,7 @@ async fn request<I: Io, S: Stream>(w: &Worker<I>, c: &mut Conn<S>, first: bool) 
             .map_err(|_| ProxyError::downstream(Kind::BadRequest, "invalid chunked body"))?
     };
     c.buf.drain(..head_len + taken);
+    c.rec.bytes_in += taken as u64;
     let settings = &overridden;
     if body.over_limit(settings.max_body_bytes) {
         return Err(ProxyError::downstream(Kind::BodyTooLarge, "request body too large"));
@@ -320,11 +318,12 @@ async fn request<I: Io, S: Stream>(w: &Worker<I>, c: &mut Conn<S>, first: bool) 
 /// `out`. `Ok(None)`: the head is not complete yet.
 fn prepare(
     snap: &Snapshot,
+    log: &WorkerLog,
     buf: &[u8],
     out: &mut Vec<u8>,
     client_ip: &[u8],
     https: bool,
-    key: &mut RouteKey,
+    rec: &mut Record,
 ) -> Result<Option<(RequestInfo, Action)>, ProxyError> {
     let s = &snap.settings;
     // Uninitialised header slots: no 4 KiB of zeroing per parse.
@@ -354,11 +353,12 @@ fn prepare(
     let target = codec::parse_target(method, req.path.unwrap_or(""))?;
     let mut host: &[u8] = b"";
     let info = codec::analyze_request(&req, head_len, &target, &mut host)?;
+    let generated_id = capture(log, &req, &info, host, rec);
     let mut hbuf = [0u8; 256];
     let host_name = normalize_host(host, &mut hbuf);
     let path = std::str::from_utf8(target.path()).ok();
     let route = host_name.zip(path).and_then(|(h, p)| snap.table.lookup(h, p));
-    key.set(snap, route, method);
+    rec.key.set(snap, route, method);
     let Some(route) = route else {
         return Ok(Some((info, Action::Respond(Kind::NoRoute, "no Ingress rule matches this host and path"))));
     };
@@ -388,18 +388,47 @@ fn prepare(
         BackendProtocol::Https => {}
     }
     let scheme = if https { "https" } else { "http" };
+    let generated_id = generated_id.then_some(&rec.request_id[..]);
     let rewritten = route.rewrite.as_ref().zip(path).and_then(|(r, p)| r.apply(p));
     match rewritten {
         Some(mut p) => {
             let pq = target.path_and_query;
             p.push_str(std::str::from_utf8(&pq[target.path().len()..]).unwrap_or_default());
             let target = codec::Target { authority: target.authority, path_and_query: p.as_bytes() };
-            codec::write_request_head(out, &req, &info, &target, host, client_ip, scheme);
+            codec::write_request_head(out, &req, &info, &target, host, client_ip, scheme, generated_id);
         }
-        None => codec::write_request_head(out, &req, &info, &target, host, client_ip, scheme),
+        None => codec::write_request_head(out, &req, &info, &target, host, client_ip, scheme, generated_id),
     }
     let tls = o.protocol == BackendProtocol::Https;
     Ok(Some((info, Action::Forward { backend: route.backend, settings: route_settings, tls })))
+}
+
+/// Copies what the access log says about a request into `rec`, and takes its request id from
+/// X-Request-ID or makes one. True when the id was made here (it is then sent upstream).
+fn capture(log: &WorkerLog, req: &httparse::Request<'_, '_>, info: &RequestInfo, host: &[u8], rec: &mut Record) -> bool {
+    rec.method.extend_from_slice(req.method.unwrap_or("").as_bytes());
+    rec.uri.extend_from_slice(req.path.unwrap_or("").as_bytes());
+    rec.host.extend_from_slice(host);
+    rec.protocol = if info.http10 { "HTTP/1.0" } else { "HTTP/1.1" };
+    let mut has_id = false;
+    for h in req.headers.iter() {
+        let n = h.name.as_bytes();
+        let field = match n.len() {
+            7 if codec::eq_ignore_case(n, "referer") => &mut rec.referer,
+            10 if codec::eq_ignore_case(n, "user-agent") => &mut rec.user_agent,
+            12 if codec::eq_ignore_case(n, "x-request-id") && !has_id => {
+                has_id = true;
+                &mut rec.request_id
+            }
+            _ => continue,
+        };
+        field.clear();
+        field.extend_from_slice(h.value);
+    }
+    if !has_id {
+        log.request_id(&mut rec.request_id);
+    }
+    !has_id
 }
 
 /// `ssl-redirect` / `force-ssl-redirect`: the same host, path and query over HTTPS, with the
@@ -433,6 +462,7 @@ async fn write_client<S: Stream>(
     c: &mut Conn<S>,
     limit: std::time::Duration,
 ) -> Result<(), ProxyError> {
+    c.rec.bytes_out += c.out.len() as u64;
     let (r, out) = clock.write_for(&c.io, std::mem::take(&mut c.out), limit).await;
     c.out = out;
     r.map_err(|e| ProxyError::io(Kind::Closed, Side::Downstream, "writing to the client", e))
@@ -456,8 +486,10 @@ async fn forward<I: Io, S: Stream>(
     // The whole request is in `out`: it can be sent again on another connection.
     let replayable = body.is_done();
     let mut pooled = true;
+    let started = std::time::Instant::now();
     let up = loop {
         let up = client::acquire(w, snap, backend, pooled, settings.connect_timeout, tls).await?;
+        c.rec.upstream = Some(up.addr);
         let (r, out) = clock.write_for(&up.io, std::mem::take(&mut c.out), settings.upstream_send_timeout).await;
         c.out = out;
         // A pooled connection the upstream had closed fails here or answers nothing. Sending
@@ -487,7 +519,9 @@ async fn forward<I: Io, S: Stream>(
         bump(&w.stats.upstream_retries);
         pooled = false;
     };
-    relay_response(w, clock, c, up, info, body.is_done(), settings).await
+    let keep = relay_response(w, clock, c, up, info, body.is_done(), settings).await?;
+    c.rec.upstream_time = Some(started.elapsed());
+    Ok(keep)
 }
 
 /// Streams the rest of the request body from the client to the upstream.
@@ -519,6 +553,7 @@ async fn send_body<S: Stream, U: Stream>(
         let k = body
             .consume(&c.buf, &mut |_| {})
             .map_err(|_| ProxyError::downstream(Kind::BadRequest, "invalid chunked body"))?;
+        c.rec.bytes_in += k as u64;
         if body.over_limit(settings.max_body_bytes) {
             return Err(ProxyError::downstream(Kind::BodyTooLarge, "request body too large"));
         }
@@ -613,7 +648,8 @@ async fn relay_response<I: Io, S: Stream>(
 ) -> Result<bool, ProxyError> {
     let fin = loop {
         if let Some(f) = prepare_response(c, info, request_done, w.draining())? {
-            c.status = f.resp.status;
+            c.rec.status = f.resp.status;
+            c.rec.upstream_status = f.resp.status;
             break f;
         }
         // Only interim responses so far: send them on and wait for the final one.
@@ -671,6 +707,7 @@ async fn relay_response<I: Io, S: Stream>(
                 c.ubuf.truncate(k);
                 clean = false;
             }
+            c.rec.bytes_out += c.ubuf.len() as u64;
             let (r, b) = clock.write_for(&c.io, std::mem::take(&mut c.ubuf), settings.idle_timeout).await;
             c.ubuf = b;
             r.map_err(|e| ProxyError::io(Kind::Closed, Side::Downstream, "writing the response body", e))?;
