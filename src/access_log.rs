@@ -188,8 +188,7 @@ impl Logger {
     pub fn start(published: &'static crate::Published) -> std::io::Result<Logger> {
         let shared = Arc::new(Shared::default());
         let s = shared.clone();
-        let thread =
-            std::thread::Builder::new().name("access-log".into()).spawn(move || writer::run(&s, published))?;
+        let thread = std::thread::Builder::new().name("access-log".into()).spawn(move || writer::run(&s, published))?;
         Ok(Logger { shared, thread: Some(thread) })
     }
 

@@ -141,7 +141,13 @@ impl Sources {
             h2.into_iter(),
         )?;
         self.by_route(e)?;
-        self.latency(e, "ringress_request_duration_seconds", "Request duration, from its first byte to the end of the response.", |s, i| &s.latency[i], |s| &s.latency_sum_us)?;
+        self.latency(
+            e,
+            "ringress_request_duration_seconds",
+            "Request duration, from its first byte to the end of the response.",
+            |s, i| &s.latency[i],
+            |s| &s.latency_sum_us,
+        )?;
         self.latency(
             e,
             "ringress_upstream_duration_seconds",
@@ -231,7 +237,12 @@ impl Sources {
             "Access-log lines dropped: a worker's buffer was full, or the disk refused the write.",
             self.log.dropped(),
         )?;
-        counter(e, "ringress_access_log_write_errors", "Access-log open, write or rotation failures.", g(&l.write_errors))?;
+        counter(
+            e,
+            "ringress_access_log_write_errors",
+            "Access-log open, write or rotation failures.",
+            g(&l.write_errors),
+        )?;
         counter(e, "ringress_access_log_rotations", "Access-log files rotated.", g(&l.rotations))?;
         counter(e, "ringress_access_log_compressed_files", "Rotated access-log files gzipped.", g(&l.compressed))?;
         counter(

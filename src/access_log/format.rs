@@ -155,7 +155,8 @@ impl Default for TimeCache {
     }
 }
 
-const MONTHS: [&[u8; 3]; 12] = [b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov", b"Dec"];
+const MONTHS: [&[u8; 3]; 12] =
+    [b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov", b"Dec"];
 
 impl TimeCache {
     pub fn set(&mut self, now: SystemTime) {
@@ -242,7 +243,7 @@ fn push_escaped(out: &mut Vec<u8>, v: &[u8]) {
         return;
     }
     for &c in v {
-        if c < 0x20 || c > 0x7e || c == b'"' || c == b'\\' {
+        if !(0x20..=0x7e).contains(&c) || c == b'"' || c == b'\\' {
             const HEX: &[u8; 16] = b"0123456789ABCDEF";
             out.extend_from_slice(&[b'\\', b'x', HEX[(c >> 4) as usize], HEX[(c & 15) as usize]]);
         } else {

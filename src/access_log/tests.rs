@@ -93,7 +93,10 @@ fn json_lines_are_valid_json_with_nulls_for_what_is_absent() {
     out.clear();
     Line { rec: &rec, time: &time, duration: Duration::ZERO }.json(&mut out);
     let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
-    assert_eq!((&v["upstream_addr"], &v["upstream_response_time"]), (&serde_json::Value::Null, &serde_json::Value::Null));
+    assert_eq!(
+        (&v["upstream_addr"], &v["upstream_response_time"]),
+        (&serde_json::Value::Null, &serde_json::Value::Null)
+    );
 }
 
 #[test]

@@ -46,6 +46,8 @@ struct Job {
     src: PathBuf,
     tmp: PathBuf,
     input: File,
+    /// Input bytes not read yet: the most the next slice can add to the temporary file.
+    left: u64,
     enc: flate2::write::GzEncoder<Counting>,
 }
 
@@ -345,9 +347,11 @@ impl<'a> Writer<'a> {
             if self.job.is_none() && !self.start_job() {
                 return;
             }
-            self.make_room(cfg, COMPRESS_CHUNK as u64);
+            let reserve = self.job.as_ref().map_or(0, |j| j.left.min(COMPRESS_CHUNK as u64));
+            self.make_room(cfg, reserve);
             let Some(job) = self.job.as_mut() else { continue };
             let r = job.input.read(&mut buf).and_then(|n| {
+                job.left = job.left.saturating_sub(n as u64);
                 if n > 0 {
                     job.enc.write_all(&buf[..n]).map(|()| n)
                 } else {
@@ -375,9 +379,10 @@ impl<'a> Writer<'a> {
         tmp.push(".tmp");
         let tmp = PathBuf::from(tmp);
         let r = File::open(&src).and_then(|input| {
+            let left = input.metadata()?.len();
             let file = File::create(&tmp)?;
             let enc = flate2::write::GzEncoder::new(Counting { file, n: 0 }, flate2::Compression::new(3));
-            Ok(Job { src: src.clone(), tmp: tmp.clone(), input, enc })
+            Ok(Job { src: src.clone(), tmp: tmp.clone(), input, left, enc })
         });
         match r {
             Ok(job) => {

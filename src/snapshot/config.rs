@@ -73,7 +73,12 @@ const KEYS: &[Key] = &[
         .parse::<usize>()
         .ok()),
     key!("upstream-keepalive-timeout", "a number of seconds", settings.upstream_idle_timeout, parse_seconds),
-    key!("http2-max-concurrent-streams", "a positive whole number", settings.h2_max_concurrent_streams, positive::<u32>),
+    key!(
+        "http2-max-concurrent-streams",
+        "a positive whole number",
+        settings.h2_max_concurrent_streams,
+        positive::<u32>
+    ),
     key!("worker-shutdown-timeout", "a number of seconds", settings.drain_timeout, parse_seconds),
     key!("access-log-path", "a file path (empty: no access log)", log.path, |v: &str| Some(
         (!v.is_empty()).then(|| std::path::PathBuf::from(v))
@@ -163,7 +168,10 @@ mod tests {
             Some(&cm(&[("proxy-body-size", "16m"), ("http-redirect-code", "301"), ("keep-alive", "75")])),
         );
         assert!(w.is_empty(), "{w:?}");
-        assert_eq!((s.settings.max_body_bytes, s.settings.redirect_code, s.settings.idle_timeout), (16 << 20, 301, Duration::from_secs(75)));
+        assert_eq!(
+            (s.settings.max_body_bytes, s.settings.redirect_code, s.settings.idle_timeout),
+            (16 << 20, 301, Duration::from_secs(75))
+        );
         // The next version breaks two values and adds an unknown key: those two keep 16m and
         // 301, the good key applies.
         let (s2, w) = apply(
@@ -176,7 +184,10 @@ mod tests {
                 ("enable-brotli", "true"),
             ])),
         );
-        assert_eq!((s2.settings.max_body_bytes, s2.settings.redirect_code, s2.settings.idle_timeout), (16 << 20, 301, Duration::from_secs(30)));
+        assert_eq!(
+            (s2.settings.max_body_bytes, s2.settings.redirect_code, s2.settings.idle_timeout),
+            (16 << 20, 301, Duration::from_secs(30))
+        );
         assert_eq!(w.len(), 3, "{w:?}");
         assert!(w
             .iter()
@@ -208,7 +219,11 @@ mod tests {
             let (prev, w) = apply(&flags, None, Some(&cm(&[(k.name, good)])));
             assert!(w.is_empty(), "{}: {w:?}", k.name);
             assert_ne!(prev, flags, "{} changed nothing", k.name);
-            let (s, w) = apply(&flags, Some(&prev), Some(&cm(&[(k.name, if k.name == "log-format-upstream" { "$nope" } else { "-bad-" })])));
+            let (s, w) = apply(
+                &flags,
+                Some(&prev),
+                Some(&cm(&[(k.name, if k.name == "log-format-upstream" { "$nope" } else { "-bad-" })])),
+            );
             assert_eq!(w.len(), 1, "{}", k.name);
             assert_eq!(s, prev, "{} did not keep its previous value", k.name);
         }

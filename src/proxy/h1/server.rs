@@ -8,8 +8,8 @@ use std::net::{Shutdown, SocketAddr};
 use super::body::Body;
 use super::client::{self, Upstream};
 use super::codec::{self, Framing, RequestInfo};
-use crate::proxy::error::{write_error_response, Kind, ProxyError, Side};
 use crate::access_log::{Record, WorkerLog};
+use crate::proxy::error::{write_error_response, Kind, ProxyError, Side};
 use crate::proxy::{bump, tunnel, LocalSnapshot, Worker};
 use crate::runtime::deadline::Watch;
 use crate::runtime::io::Clock;
@@ -405,7 +405,13 @@ fn prepare(
 
 /// Copies what the access log says about a request into `rec`, and takes its request id from
 /// X-Request-ID or makes one. True when the id was made here (it is then sent upstream).
-fn capture(log: &WorkerLog, req: &httparse::Request<'_, '_>, info: &RequestInfo, host: &[u8], rec: &mut Record) -> bool {
+fn capture(
+    log: &WorkerLog,
+    req: &httparse::Request<'_, '_>,
+    info: &RequestInfo,
+    host: &[u8],
+    rec: &mut Record,
+) -> bool {
     rec.method.extend_from_slice(req.method.unwrap_or("").as_bytes());
     rec.uri.extend_from_slice(req.path.unwrap_or("").as_bytes());
     rec.host.extend_from_slice(host);
