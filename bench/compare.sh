@@ -18,6 +18,12 @@
 # openssl, with TLS 1.2 and 1.3 enabled (nginx 1.22 would otherwise stop at TLS 1.2, whose
 # resumption skips the key exchange: not a like-for-like comparison).
 #
+# Access log (MODES="keepalive keepalive-log"): the keep-alive run again with every proxy
+# writing an access log to a file: nginx with ingress-nginx's upstreaminfo format, buffered
+# (buffer=64k flush=1s, its cheapest setting); HAProxy `option httplog` to stdout, redirected
+# to a file; ringress its default line, rotated at 100 MiB. The report adds ringress's CPU per
+# request with the log over without, in the same run.
+#
 # Usage: bench/compare.sh            (env: RUNS=5 DURATION=8 CONNS=64 PROXY_CPU=0 LOAD_CPU=1 MODES=...
 #                                     PROXIES=... PERF=1 records a call-graph profile of ringress
 #                                     per mode into raw/<date>/*.perf.data)
@@ -70,10 +76,11 @@ location / { proxy_pass http://up; proxy_http_version 1.1; proxy_set_header Conn
   proxy_set_header Host \$host; proxy_set_header X-Real-IP \$remote_addr;
   proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for; proxy_set_header X-Forwarded-Proto \$scheme; }
 EOC
-cat > "$work/nginx.conf" <<EOC
+nginx_conf() { # access_log directive
+cat <<EOC
 daemon off; master_process off; worker_processes 1; error_log $work/nginx-error.log; pid $work/nginx.pid;
 events { worker_connections 8192; }
-http { access_log off; keepalive_requests 1000000;
+http { $1 keepalive_requests 1000000;
   upstream up { server 127.0.0.1:$PORT_UP; keepalive 128; }
   ssl_protocols TLSv1.2 TLSv1.3; ssl_session_cache shared:SSL:10m; ssl_session_tickets on;
   server { listen 127.0.0.1:$PORT_PROXY backlog=4096 deferred; include $work/location.conf; }
@@ -81,11 +88,17 @@ http { access_log off; keepalive_requests 1000000;
   server { listen 127.0.0.1:$PORT_TLS ssl http2 backlog=4096 deferred;
     ssl_certificate $work/cert.pem; ssl_certificate_key $work/key.pem; include $work/location.conf; } }
 EOC
-cat > "$work/haproxy.cfg" <<EOC
+}
+nginx_conf "access_log off;" > "$work/nginx.conf"
+nginx_conf "log_format upstreaminfo '\$remote_addr - \$remote_user [\$time_local] \"\$request\" \$status \$body_bytes_sent \"\$http_referer\" \"\$http_user_agent\" \$request_length \$request_time [\$proxy_host] \$upstream_addr \$upstream_response_length \$upstream_response_time \$upstream_status \$request_id'; access_log $work/nginx-access.log upstreaminfo buffer=64k flush=1s;" > "$work/nginx-log.conf"
+haproxy_conf() { # extra global lines, extra defaults lines
+cat <<EOC
 global
   nbthread 1
   maxconn 8000
+$1
 defaults
+$2
   mode http
   timeout connect 5s
   timeout client 60s
@@ -103,17 +116,35 @@ frontend fe
 backend be
   server up 127.0.0.1:$PORT_UP
 EOC
-bench/support/manifests.sh $PORT_UP > "$work/manifests.yaml"
-{ echo "---"; echo "apiVersion: v1"; echo "kind: Secret"; echo "metadata: {name: bench-tls, namespace: default}"
+}
+haproxy_conf "" "" > "$work/haproxy.cfg"
+haproxy_conf "  log stdout format raw local0" "  log global
+  option httplog" > "$work/haproxy-log.cfg"
+secret() {
+  echo "---"; echo "apiVersion: v1"; echo "kind: Secret"; echo "metadata: {name: bench-tls, namespace: default}"
   echo "type: kubernetes.io/tls"; echo "stringData:"
-  echo "  tls.crt: |"; sed 's/^/    /' "$work/cert.pem"; echo "  tls.key: |"; sed 's/^/    /' "$work/key.pem"; } >> "$work/manifests.yaml"
+  echo "  tls.crt: |"; sed 's/^/    /' "$work/cert.pem"; echo "  tls.key: |"; sed 's/^/    /' "$work/key.pem"
+}
+mkdir -p "$work/nolog" "$work/log"
+{ bench/support/manifests.sh $PORT_UP; secret; } > "$work/nolog/manifests.yaml"
+{ bench/support/manifests.sh $PORT_UP "$work/ringress-access.log"; secret; } > "$work/log/manifests.yaml"
 
-start_proxy() { # name -> sets PROXY_PID
+# Whether a mode runs with the access logs on.
+logged() { [[ $1 == *-log ]]; }
+
+start_proxy() { # name mode -> sets PROXY_PID
+  local suffix="" dir=nolog
+  logged "$2" && suffix=-log dir=log
   case $1 in
-    nginx) taskset -c "$PROXY_CPU" nginx -c "$work/nginx.conf" -p "$work" & PROXY_PID=$! ;;
-    haproxy) taskset -c "$PROXY_CPU" haproxy -f "$work/haproxy.cfg" -db & PROXY_PID=$! ;;
+    nginx) taskset -c "$PROXY_CPU" nginx -c "$work/nginx$suffix.conf" -p "$work" & PROXY_PID=$! ;;
+    haproxy)
+      if logged "$2"; then
+        taskset -c "$PROXY_CPU" haproxy -f "$work/haproxy-log.cfg" -db > "$work/haproxy-access.log" & PROXY_PID=$!
+      else
+        taskset -c "$PROXY_CPU" haproxy -f "$work/haproxy.cfg" -db & PROXY_PID=$!
+      fi ;;
     ringress-uring|ringress-epoll|ringress-tokio-uring)
-      taskset -c "$PROXY_CPU" "$BIN" run --manifests "$work/manifests.yaml" --http 127.0.0.1:$PORT_PROXY \
+      taskset -c "$PROXY_CPU" "$BIN" run --manifests "$work/$dir/manifests.yaml" --http 127.0.0.1:$PORT_PROXY \
         --https 127.0.0.1:$PORT_TLS --default-ssl-certificate default/bench-tls \
         --admin 127.0.0.1:0 --workers 1 --io "${1#ringress-}" 2>"$work/$1.log" & PROXY_PID=$! ;;
   esac
@@ -121,7 +152,10 @@ start_proxy() { # name -> sets PROXY_PID
   for _ in $(seq 50); do curl -sf -o /dev/null -H 'Host: bench.local' "http://127.0.0.1:$PORT_PROXY/" && return 0; sleep 0.1; done
   echo "$1 did not come up" >&2; return 1
 }
-stop_proxy() { kill "$PROXY_PID" 2>/dev/null || true; wait "$PROXY_PID" 2>/dev/null || true; sleep 0.3; }
+stop_proxy() {
+  kill "$PROXY_PID" 2>/dev/null || true; wait "$PROXY_PID" 2>/dev/null || true; sleep 0.3
+  rm -f "$work"/*access.log*
+}
 cpu_ticks() { awk '{print $14+$15}' "/proc/$1/stat"; }
 
 # ringress serves h2c on its plain port (the first bytes tell); the others on their own.
@@ -161,6 +195,7 @@ measure() { # name mode run
   case $2 in h2c|h2|tls-full|tls12-resume) measure_other "$@"; return;; esac
   local extra=() t0 t1 out reqs url="http://127.0.0.1:$PORT_PROXY/"
   [ "$2" = close ] || [ "$2" = tls-resume ] && extra=(-H "Connection: close")
+  logged "$2" && extra=(-H "User-Agent: wrk")
   [ "$2" = https ] || [ "$2" = tls-resume ] && url="https://127.0.0.1:$PORT_TLS/"
   t0=$(cpu_ticks "$PROXY_PID")
   out=$(taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency -H 'Host: bench.local' "${extra[@]}" "$url")
@@ -183,8 +218,13 @@ echo "runs=$RUNS duration=${DURATION}s conns=$CONNS proxy_cpu=$PROXY_CPU load_cp
 for run in $(seq "$RUNS"); do
   # Proxies take turns within each run, so drift on a shared machine hits all of them alike.
   for p in "${proxies[@]}"; do
-    start_proxy "$p"
+    started=
     for m in "${modes[@]}"; do
+      # A proxy is restarted only when the access log turns on or off.
+      if [ -z "$started" ] || [ "$(logged "$started" && echo 1)" != "$(logged "$m" && echo 1)" ]; then
+        [ -n "$started" ] && stop_proxy
+        start_proxy "$p" "$m"; started=$m
+      fi
       taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNS" -d1s -H 'Host: bench.local' "http://127.0.0.1:$PORT_PROXY/" >/dev/null # warm-up
       [ "$m" = h2 ] || [ "$m" = https ] && taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNS" -d1s -H 'Host: bench.local' "https://127.0.0.1:$PORT_TLS/" >/dev/null
       perf_pid=

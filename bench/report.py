@@ -17,7 +17,9 @@ for run, proxy, mode, rps, p50, p99, cpu, errs in rows:
     by_run[(run, mode)][proxy] = float(cpu)
 
 proxies = [p for p in ["ringress-uring", "ringress-epoll", "ringress-tokio-uring", "nginx", "haproxy"] if any(r[1] == p for r in rows)]
-modes = [("keepalive", "keep-alive, 64 connections"), ("close", "new connection per request"),
+modes = [("keepalive", "keep-alive, 64 connections"),
+         ("keepalive-log", "keep-alive, 64 connections, access log to a file (all three)"),
+         ("close", "new connection per request"),
          ("h2c", "HTTP/2 cleartext (h2c), h2load 16 connections x 16 streams"),
          ("h2", "HTTP/2 over TLS (ALPN h2), h2load 16 x 16"),
          ("https", "HTTPS/1.1 keep-alive, 64 connections"),
@@ -25,7 +27,7 @@ modes = [("keepalive", "keep-alive, 64 connections"), ("close", "new connection 
          ("tls-resume", "new TLS 1.3 connection per request, resumed with a ticket (wrk, Connection: close)"),
          ("tls12-resume", "resumed TLS 1.2 handshakes (openssl s_time -reuse, 4 clients, no request)")]
 modes = [m for m in modes if any(r[2] == m[0] for r in rows)]
-target = {"keepalive": 0.85, "close": 1.0, "h2c": 0.9, "h2": 0.9, "https": 0.85, "tls-full": 0.83, "tls-resume": 1.0, "tls12-resume": 1.0}
+target = {"keepalive": 0.85, "keepalive-log": 1.0, "close": 1.0, "h2c": 0.9, "h2": 0.9, "https": 0.85, "tls-full": 0.83, "tls-resume": 1.0, "tls12-resume": 1.0}
 # Whom each target is against: HTTP/2 against HAProxy (the strong one there), full handshakes
 # against nginx (1.2x its handshakes per core is 0.83x its CPU per handshake).
 versus = {"h2c": "haproxy", "h2": "haproxy", "tls-full": "nginx"}
@@ -72,6 +74,16 @@ for mode, title in modes:
         lat = lambda i: "-" if med(i) != med(i) else f"{med(i):.0f} µs"
         md.append(f"| {p} | {med(0):,.0f} | {lat(1)} | {lat(2)} | {med(3):.2f} | {ratio(p, mode):.2f}x | {spread(p, mode)} | {sum(x[4] for x in v)} |")
     md.append("")
+    if mode == "keepalive-log":
+        # What the log costs each proxy: CPU/req with it over without, per run, median.
+        md += ["| proxy | CPU/req with the access log over without, same run (target for ringress: <= 1.10x) | range |", "|---|---:|---:|"]
+        for p in proxies:
+            rs = [c["keepalive-log"][p] / c["keepalive"][p]
+                  for c in [{m: by_run[(r, m)] for m in ("keepalive", "keepalive-log")} for r in set(x[0] for x in rows)]
+                  if p in c["keepalive-log"] and p in c["keepalive"]]
+            if rs:
+                md.append(f"| {p} | {statistics.median(rs):.2f}x | {min(rs):.2f}-{max(rs):.2f} |")
+        md.append("")
 open(out + ".md", "w").write("\n".join(md))
 
 # SVG: CPU/request ratio per proxy and mode.

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The manifests every bench serves: host bench.local -> Service up -> one endpoint,
-# 127.0.0.1:$1 (the bench's upstream).
+# 127.0.0.1:$1 (the bench's upstream). With $2, ringress writes its access log there.
 port=$1
+log=${2:-}
 cat <<EOC
 apiVersion: networking.k8s.io/v1
 kind: Ingress
@@ -33,5 +34,8 @@ cat <<EOC
 apiVersion: v1
 kind: ConfigMap
 metadata: {name: ringress, namespace: ringress}
-data: {keep-alive-requests: "1000000"}
+data:
+  keep-alive-requests: "1000000"
 EOC
+[ -n "$log" ] && echo "  access-log-path: \"$log\""
+true
