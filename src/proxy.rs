@@ -20,7 +20,7 @@ use crate::runtime::deadline::{Deadlines, TICK};
 use crate::runtime::{Io, WorkerSpec};
 use crate::snapshot::Snapshot;
 use crate::tls::TlsStream;
-use crate::upstream::{Pools, RoundRobin};
+use crate::upstream::{Balancer, Pools};
 
 /// HTTP/2 error codes 0x0..=0xd by name (RFC 9113 §7).
 pub const H2_ERROR_NAMES: [&str; 14] = [
@@ -202,10 +202,13 @@ impl<I: Io> Worker<I> {
         s.record(&rec.key, rec.status, elapsed);
         add(&s.bytes_in, rec.bytes_in);
         add(&s.bytes_out, rec.bytes_out);
+        let snap = self.snapshot();
         if let Some(u) = rec.upstream_time {
             observe(&s.upstream_latency, &s.upstream_latency_sum_us, u);
+            if let (Some(addr), crate::snapshot::LoadBalance::Ewma) = (rec.upstream, snap.settings.load_balance) {
+                self.balancer.borrow_mut().observe(addr, u);
+            }
         }
-        let snap = self.snapshot();
         if snap.log.enabled() {
             self.log.write(&snap.log, rec, elapsed);
         }
@@ -247,7 +250,7 @@ impl SnapshotCache {
 pub struct Worker<I: Io> {
     snapshots: RefCell<SnapshotCache>,
     pub(crate) pools: Pools<h1::client::UpStream<I::Stream>>,
-    pub(crate) balancer: RefCell<RoundRobin>,
+    pub(crate) balancer: RefCell<Balancer>,
     active: Cell<usize>,
     pub(crate) deadlines: Deadlines,
     pub(crate) stats: Arc<WorkerStats>,

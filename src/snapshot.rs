@@ -4,6 +4,7 @@
 pub mod annotations;
 mod build;
 pub mod config;
+pub mod edge;
 mod table;
 
 #[cfg(test)]
@@ -87,13 +88,38 @@ pub struct Settings {
     pub keepalive_requests: u64,
     /// `ssl-redirect` for Ingresses that do not set the annotation.
     pub ssl_redirect: bool,
+    /// Between two reads of a request body (`client-body-timeout`), 408 after.
+    pub body_timeout: Duration,
+    /// `server-tokens`: the proxy's own responses say `Server: ringress/<version>` instead
+    /// of `Server: ringress`.
+    pub server_tokens: bool,
+    /// How a worker picks an endpoint (`load-balance`).
+    pub load_balance: LoadBalance,
     /// Idle connections kept per upstream endpoint per worker (ingress-nginx's
     /// `upstream-keepalive-connections` default is 320): enough for an HTTP/2 client's
     /// hundreds of concurrent streams to reuse connections instead of churning new ones.
     pub upstream_keepalive_connections: usize,
 }
 
+/// `load-balance`: round robin, or the endpoint with the lowest moving average of response
+/// time weighted by requests in flight, between two picked at random (per worker).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum LoadBalance {
+    #[default]
+    RoundRobin,
+    Ewma,
+}
+
 impl Settings {
+    /// The `Server` field of the proxy's own responses.
+    pub fn server_name(&self) -> &'static str {
+        if self.server_tokens {
+            concat!("ringress/", env!("CARGO_PKG_VERSION"))
+        } else {
+            "ringress"
+        }
+    }
+
     /// These settings with a route's annotations applied (`proxy-body-size` and the
     /// `proxy-*-timeout`s).
     pub fn for_route(&self, o: &annotations::RouteOptions) -> Settings {
@@ -146,6 +172,9 @@ impl Default for Settings {
             keepalive_requests: 1000,
             ssl_redirect: true,
             upstream_keepalive_connections: 320,
+            body_timeout: Duration::from_secs(60),
+            server_tokens: false,
+            load_balance: LoadBalance::RoundRobin,
         }
     }
 }
@@ -172,6 +201,8 @@ pub struct Snapshot {
     /// The access log's path, format, rotation and budget (read per request: whether and how
     /// to log; by the logger thread: where).
     pub log: Arc<crate::access_log::Config>,
+    /// Headers added to proxied responses, and which peers' forwarded headers are believed.
+    pub edge: Arc<edge::Edge>,
     /// Objects defined twice (file provider). Route conflicts are on the table's hosts and
     /// backend problems on the backends; [`Snapshot::warnings`] lists all three.
     pub build_warnings: Arc<Vec<String>>,

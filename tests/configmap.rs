@@ -78,3 +78,113 @@ fn configmap_settings_apply_live_and_bad_values_keep_the_previous_one() {
     publish(&p, &manifests(&a, &[]));
     assert_eq!(get(p.http, "forced.test", "/").status, 308);
 }
+
+/// A ConfigMap document (namespace ringress) with `data`.
+fn config_map(name: &str, data: &[(&str, &str)]) -> String {
+    let mut cm =
+        format!("---\napiVersion: v1\nkind: ConfigMap\nmetadata: {{name: {name}, namespace: ringress}}\ndata:\n");
+    for (k, v) in data {
+        cm += &format!("  {k}: \"{v}\"\n");
+    }
+    cm
+}
+
+/// curl against the proxy with `Host: cm.test`: (response headers in lower case, body).
+fn curl(url: &str, extra: &[&str]) -> (String, String) {
+    let (ok, out, err) =
+        run(std::process::Command::new("curl").args(["-sS", "-k", "-i", "-H", "Host: cm.test"]).args(extra).arg(url));
+    assert!(ok, "curl {url}: {err}");
+    let (head, body) = out.split_once("\r\n\r\n").unwrap_or((&out, ""));
+    (head.to_ascii_lowercase(), body.to_string())
+}
+
+#[test]
+fn edge_keys_add_headers_hsts_server_tokens_and_forwarded_headers() {
+    let a = Upstream::start("a");
+    let data = [
+        ("add-headers", "ringress/custom-headers"),
+        ("server-tokens", "true"),
+        ("use-forwarded-headers", "true"),
+        ("proxy-real-ip-cidr", "127.0.0.0/8"),
+        ("hsts-max-age", "600"),
+    ];
+    let extra = config_map("custom-headers", &[("X-Frame-Options", "DENY"), ("X-Edge", "ringress")]);
+    let p = Proxy::start("uring", &(manifests(&a, &data) + &extra), &[]);
+
+    // add-headers on every proxied response; HSTS only over TLS (HTTP/1.1 and HTTP/2).
+    let (plain, _) = curl(&format!("http://{}/", p.http), &[]);
+    assert!(plain.contains("x-frame-options: deny") && plain.contains("x-edge: ringress"), "{plain}");
+    assert!(!plain.contains("strict-transport-security"), "{plain}");
+    for flags in [&["--http1.1"][..], &["--http2"][..]] {
+        let (tls, _) = curl(&format!("https://{}/", p.https), flags);
+        assert!(tls.contains("strict-transport-security: max-age=600; includesubdomains"), "{flags:?}: {tls}");
+        assert!(tls.contains("x-frame-options: deny"), "{flags:?}: {tls}");
+    }
+    // server-tokens: the proxy's own answers carry the version.
+    let r = get(p.http, "nowhere.test", "/");
+    assert_eq!((r.status, r.header("server")), (404, Some(concat!("ringress/", env!("CARGO_PKG_VERSION")))));
+
+    // use-forwarded-headers from a trusted peer (loopback): the client is X-Forwarded-For's last
+    // address, and X-Forwarded-Proto passes through; over HTTP/2 too.
+    let fwd = ["-H", "X-Forwarded-For: 198.51.100.1, 203.0.113.9", "-H", "X-Forwarded-Proto: https"];
+    for proto in ["--http1.1", "--http2-prior-knowledge"] {
+        let (_, body) = curl(&format!("http://{}/", p.http), &[&fwd[..], &[proto]].concat());
+        assert!(body.contains("header x-real-ip: 203.0.113.9"), "{proto}: {body}");
+        assert!(body.contains("header x-forwarded-proto: https"), "{proto}: {body}");
+        assert!(body.contains("header x-forwarded-for: 198.51.100.1, 203.0.113.9, 127.0.0.1"), "{proto}: {body}");
+    }
+    // Loopback no longer trusted: the peer is the client and the scheme is ours.
+    let mut data2 = data.to_vec();
+    data2[3] = ("proxy-real-ip-cidr", "10.0.0.0/8");
+    publish(&p, &(manifests(&a, &data2) + &extra));
+    let (_, body) = curl(&format!("http://{}/", p.http), &fwd);
+    assert!(
+        body.contains("header x-real-ip: 127.0.0.1") && body.contains("header x-forwarded-proto: http\n"),
+        "{body}"
+    );
+
+    // The headers ConfigMap missing: a warning naming it, nothing added.
+    let mut data3 = data2.clone();
+    data3[0] = ("add-headers", "ringress/absent");
+    publish(&p, &manifests(&a, &data3));
+    let (plain, _) = curl(&format!("http://{}/", p.http), &[]);
+    assert!(!plain.contains("x-frame-options"), "{plain}");
+    assert!(p.log_text().contains(
+        "ConfigMap ringress/ringress: key add-headers: ConfigMap ringress/absent not found; no headers are added"
+    ));
+}
+
+#[test]
+fn client_body_timeout_answers_408() {
+    let a = Upstream::start("a");
+    let p = Proxy::start("epoll", &manifests(&a, &[("client-body-timeout", "1")]), &[]);
+    let mut s = connect(p.http);
+    s.write_all(b"POST /up HTTP/1.1\r\nHost: cm.test\r\nContent-Length: 100\r\n\r\nonly-this").unwrap();
+    let r = read_response(&mut s, &mut Vec::new(), false).expect("a response");
+    assert_eq!(r.status, 408);
+}
+
+#[test]
+fn ewma_stops_sending_first_attempts_to_an_endpoint_that_refuses() {
+    let a = Upstream::start("a");
+    let dead = dead_addr();
+    let m = |policy: &str| {
+        service("svc-a", &[a.addr, dead])
+            + &ingress("site", Some("cm.test"), &[("/", "svc-a")])
+            + &config_map("ringress", &[("load-balance", policy)])
+    };
+    let errors = |p: &Proxy| p.metric("ringress_upstream_connect_errors_total").unwrap_or(0.0);
+    // Round robin: every other request tries the refusing endpoint first (then retries).
+    let p = Proxy::start("uring", &m("round_robin"), &["--workers", "1"]);
+    for _ in 0..40 {
+        assert_eq!(get(p.http, "cm.test", "/").status, 200);
+    }
+    assert!(errors(&p) >= 15.0, "round robin: {} connect errors", errors(&p));
+    // EWMA: after the first refusal, the live endpoint wins every pick.
+    publish(&p, &m("ewma"));
+    let before = errors(&p);
+    for _ in 0..40 {
+        assert_eq!(get(p.http, "cm.test", "/").status, 200);
+    }
+    assert!(errors(&p) - before <= 2.0, "ewma: {} connect errors", errors(&p) - before);
+}

@@ -21,7 +21,14 @@ pub fn request_head(data: &[u8]) {
     let _ = ringress::snapshot::normalize_host(host, &mut hbuf);
 
     let mut out = Vec::new();
-    codec::write_request_head(&mut out, &req, &info, &target, host, b"127.0.0.1", "http", Some(b"0123456789abcdef"));
+    let fwd = codec::Forwarding {
+        peer_ip: b"127.0.0.1",
+        client_ip: b"127.0.0.1",
+        scheme: "http",
+        trust: false,
+        request_id: Some(b"0123456789abcdef"),
+    };
+    codec::write_request_head(&mut out, &req, &info, &target, host, &fwd);
     assert!(!codec::has_bare_lf(&out), "bare LF sent upstream: {:?}", String::from_utf8_lossy(&out));
     let mut h2 = [httparse::EMPTY_HEADER; 128];
     let mut again = httparse::Request::new(&mut h2);

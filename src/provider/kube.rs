@@ -45,7 +45,8 @@ pub struct KubeOptions {
     pub kubeconfig: Option<PathBuf>,
     /// `--namespace`: watch Ingresses, Services, slices and Secrets of this namespace only.
     pub namespace: Option<String>,
-    /// `--configmap namespace/name`: the one ConfigMap read.
+    /// `--configmap namespace/name`: our ConfigMap (the others of its namespace are read for
+    /// `add-headers`).
     pub config_map: ObjectKey,
     /// `--sync-debounce-ms`: at most one publish per this window; a burst is coalesced.
     pub debounce: Duration,
@@ -172,12 +173,9 @@ async fn control(client: Client, opts: KubeOptions, build: BuildOptions, publish
         events::<Service>(namespaced(&client, ns), cfg(), Kind::Service).boxed(),
         events::<EndpointSlice>(namespaced(&client, ns), cfg(), Kind::EndpointSlice).boxed(),
         events::<Secret>(namespaced(&client, ns), cfg().fields("type=kubernetes.io/tls"), Kind::Secret).boxed(),
-        events::<ConfigMap>(
-            Api::namespaced(client.clone(), &opts.config_map.namespace),
-            cfg().fields(&format!("metadata.name={}", opts.config_map.name)),
-            Kind::ConfigMap,
-        )
-        .boxed(),
+        // Every ConfigMap of our namespace: ours, and the one its `add-headers` names.
+        events::<ConfigMap>(Api::namespaced(client.clone(), &opts.config_map.namespace), cfg(), Kind::ConfigMap)
+            .boxed(),
     ]);
 
     let status_tx = opts.status.clone().map(|s| status::spawn(client.clone(), s, published));

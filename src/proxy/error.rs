@@ -101,12 +101,12 @@ pub fn status(kind: Kind) -> Option<(u16, &'static str)> {
 }
 
 /// A complete error response from the proxy itself, with `Connection: close` when `close`.
-pub fn write_error_response(out: &mut Vec<u8>, code: u16, reason: &str, detail: &str, close: bool) {
+pub fn write_error_response(out: &mut Vec<u8>, code: u16, reason: &str, detail: &str, close: bool, server: &str) {
     use std::io::Write;
     let body_len = reason.len() + detail.len() + 3;
     let _ = write!(
         out,
-        "HTTP/1.1 {code} {reason}\r\nServer: ringress\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {body_len}\r\n{}\r\n{reason}: {detail}\n",
+        "HTTP/1.1 {code} {reason}\r\nServer: {server}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {body_len}\r\n{}\r\n{reason}: {detail}\n",
         if close { "Connection: close\r\n" } else { "" }
     );
 }

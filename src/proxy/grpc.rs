@@ -41,7 +41,7 @@ async fn connection<I: Io>(
     let endpoints = &snap.backend(route.backend).endpoints;
     let mut last = None;
     for attempt in 0..endpoints.len() {
-        let addr = endpoints[w.balancer.borrow_mut().next(snap, route.backend)];
+        let addr = endpoints[w.balancer.borrow_mut().pick(snap, route.backend, attempt)];
         let existing = w.h2_upstreams.borrow().get(&(addr, tls)).cloned();
         if let Some(sr) = existing {
             match sr.ready().await {
@@ -59,6 +59,7 @@ async fn connection<I: Io>(
             Ok(io) => io,
             Err(e) => {
                 bump(&w.stats.upstream_connect_errors);
+                w.balancer.borrow_mut().failed(addr);
                 last = Some(e);
                 continue;
             }
@@ -76,6 +77,7 @@ async fn connection<I: Io>(
                 };
             if let Err(e) = done {
                 bump(&w.stats.upstream_connect_errors);
+                w.balancer.borrow_mut().failed(addr);
                 last = Some(e);
                 continue;
             }
@@ -106,6 +108,7 @@ async fn connection<I: Io>(
             }
             Err(e) => {
                 bump(&w.stats.upstream_connect_errors);
+                w.balancer.borrow_mut().failed(addr);
                 last = Some(std::io::Error::other(e));
             }
         }
@@ -144,12 +147,12 @@ pub(super) async fn forward<I: Io>(
             headers.append(name, value.clone());
         }
     }
-    let xff = forwarded_for(&parts.headers, fwd.client_ip);
+    let xff = forwarded_for(&parts.headers, fwd.peer_ip);
     for (name, value) in [
         ("x-forwarded-for", xff.as_str()),
         ("x-real-ip", fwd.client_ip),
-        ("x-forwarded-proto", fwd.scheme),
-        ("x-forwarded-host", fwd.authority),
+        ("x-forwarded-proto", fwd.proto(&parts.headers)),
+        ("x-forwarded-host", fwd.host(&parts.headers)),
     ] {
         if let Ok(v) = http::HeaderValue::from_str(value) {
             headers.insert(name, v);
@@ -161,7 +164,8 @@ pub(super) async fn forward<I: Io>(
 
     // Both directions at once; the request side ending first is the normal case.
     let pump = pump_request::<I>(body, up_send, end, settings, progress);
-    let relay = relay_response::<I>(response, respond, progress, settings.idle_timeout);
+    let extra = snap.edge.h2(fwd.scheme == "https");
+    let relay = relay_response::<I>(response, respond, progress, settings.idle_timeout, extra);
     let r = match select(std::pin::pin!(pump), std::pin::pin!(relay)).await {
         Either::Left((Ok(()), relay)) => relay.await,
         Either::Left((Err(e), _)) => Err(e),
@@ -217,6 +221,7 @@ async fn relay_response<I: Io>(
     respond: &mut SendResponse<Bytes>,
     progress: &Progress,
     stalled: std::time::Duration,
+    extra: &[(http::HeaderName, http::HeaderValue)],
 ) -> Result<(), ProxyError> {
     let resp = response.await.map_err(|e| up_err("waiting for the response", e))?;
     let (parts, mut body) = resp.into_parts();
@@ -229,6 +234,7 @@ async fn relay_response<I: Io>(
         }
     }
     *down.headers_mut() = headers;
+    super::h2::add_fields(down.headers_mut(), extra);
     let end = body.is_end_stream();
     let mut send = respond.send_response(down, end).map_err(down_err)?;
     progress.upstream_answered(parts.status.as_u16());

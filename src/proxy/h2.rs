@@ -165,8 +165,12 @@ async fn handle_stream<I: Io>(
     // The request body lives until the answer is sent: dropping it first would reset the
     // stream before an error response (413 while the client still sends) got out.
     let (mut parts, mut body) = req.into_parts();
+    let peer_ip = client_ip;
+    let real = real_ip(w, &parts.headers, peer_ip);
+    let client_ip = real.as_deref().unwrap_or(peer_ip);
     capture(w, &mut parts, client_ip, &mut rec);
-    let r = exchange(w, &watch, parts, &mut body, &mut respond, &progress, client_ip, https, &mut rec.key).await;
+    let ips = (peer_ip, client_ip);
+    let r = exchange(w, &watch, parts, &mut body, &mut respond, &progress, ips, https, &mut rec.key).await;
     w.deadlines.unregister(&watch);
     let status = &progress.status;
     if let Err(e) = r {
@@ -177,7 +181,7 @@ async fn handle_stream<I: Io>(
             respond.send_reset(reason);
         } else {
             bump(&w.stats.responses_proxy_error);
-            status.set(send_error(&mut respond, &e, grpc));
+            status.set(send_error(&mut respond, &e, grpc, w.snapshot().settings.server_name()));
         }
     }
     rec.status = status.get();
@@ -218,6 +222,18 @@ impl Progress {
     }
 }
 
+/// `enable-real-ip` / `use-forwarded-headers` from a trusted peer: the client named last in
+/// X-Forwarded-For.
+fn real_ip<I: Io>(w: &Worker<I>, h: &HeaderMap, peer_ip: &str) -> Option<String> {
+    let snap = w.snapshot();
+    let peer = peer_ip.parse().ok()?;
+    if !snap.edge.real_ip_from(peer) {
+        return None;
+    }
+    let xff = h.get_all("x-forwarded-for").iter().next_back()?;
+    crate::snapshot::edge::last_forwarded(xff.as_bytes()).map(|ip| ip.to_canonical().to_string())
+}
+
 /// Fills the access-log fields of a stream's request, and gives it an X-Request-ID (sent
 /// upstream) unless the client sent one.
 fn capture<I: Io>(w: &Worker<I>, parts: &mut http::request::Parts, client_ip: &str, rec: &mut Record) {
@@ -250,7 +266,7 @@ fn capture<I: Io>(w: &Worker<I>, parts: &mut http::request::Parts, client_ip: &s
 
 /// An answer from the proxy itself: an HTTP status with a short text, or for gRPC calls a
 /// trailers-only response with the matching `grpc-status`. Returns the HTTP status sent.
-fn send_error(respond: &mut SendResponse<Bytes>, e: &ProxyError, grpc: bool) -> u16 {
+fn send_error(respond: &mut SendResponse<Bytes>, e: &ProxyError, grpc: bool, server: &str) -> u16 {
     let (code, reason) = e.status().unwrap_or((500, "Internal Server Error"));
     if grpc {
         let grpc_status = match code {
@@ -273,7 +289,7 @@ fn send_error(respond: &mut SendResponse<Bytes>, e: &ProxyError, grpc: bool) -> 
     let body = Bytes::from(format!("{reason}: {}\n", e.context));
     let resp = Response::builder()
         .status(code)
-        .header("server", "ringress")
+        .header("server", server)
         .header("content-type", "text/plain; charset=utf-8")
         .header("content-length", body.len())
         .body(())
@@ -293,7 +309,7 @@ async fn exchange<I: Io>(
     body: &mut RecvStream,
     respond: &mut SendResponse<Bytes>,
     progress: &Progress,
-    client_ip: &str,
+    (peer_ip, client_ip): (&str, &str),
     https: bool,
     key: &mut RouteKey,
 ) -> Result<(), ProxyError> {
@@ -334,7 +350,8 @@ async fn exchange<I: Io>(
     }
     let target = rewritten(route, &parts.uri);
     let scheme = if https { "https" } else { "http" };
-    let fwd = Forwarded { client_ip, scheme, authority };
+    let trust = peer_ip.parse().is_ok_and(|p| snap.edge.forwarded_from(p));
+    let fwd = Forwarded { peer_ip, client_ip, scheme, authority, trust };
     match o.protocol {
         BackendProtocol::Grpc | BackendProtocol::Grpcs => {
             let tls = o.protocol == BackendProtocol::Grpcs;
@@ -350,9 +367,30 @@ async fn exchange<I: Io>(
 
 /// What the forwarded headers say about the client.
 pub(super) struct Forwarded<'a> {
+    /// The connection's peer (appended to X-Forwarded-For) and the client as believed
+    /// (X-Real-IP; see [`real_ip`]).
+    pub peer_ip: &'a str,
     pub client_ip: &'a str,
     pub scheme: &'a str,
     pub authority: &'a str,
+    /// `use-forwarded-headers` from a trusted peer.
+    pub trust: bool,
+}
+
+impl Forwarded<'_> {
+    /// X-Forwarded-Proto: the client's, passed through from a trusted peer, else the scheme.
+    pub fn proto<'h>(&'h self, h: &'h HeaderMap) -> &'h str {
+        self.trusted(h, "x-forwarded-proto").unwrap_or(self.scheme)
+    }
+
+    /// X-Forwarded-Host: likewise, else the authority.
+    pub fn host<'h>(&'h self, h: &'h HeaderMap) -> &'h str {
+        self.trusted(h, "x-forwarded-host").unwrap_or(self.authority)
+    }
+
+    fn trusted<'h>(&self, h: &'h HeaderMap, name: &str) -> Option<&'h str> {
+        self.trust.then(|| h.get(name)?.to_str().ok()).flatten()
+    }
 }
 
 /// The path and query sent upstream: `rewrite-target` applied (borrowed when there is none).
@@ -469,10 +507,10 @@ fn write_h1_head(out: &mut Vec<u8>, parts: &http::request::Parts, target: &str, 
     let _ = write!(
         out,
         "X-Forwarded-For: {}\r\nX-Real-IP: {}\r\nX-Forwarded-Proto: {}\r\nX-Forwarded-Host: {}\r\n",
-        forwarded_for(&parts.headers, fwd.client_ip),
+        forwarded_for(&parts.headers, fwd.peer_ip),
         fwd.client_ip,
-        fwd.scheme,
-        fwd.authority
+        fwd.proto(&parts.headers),
+        fwd.host(&parts.headers)
     );
     match framing {
         Framing::Length(n) => {
@@ -628,6 +666,7 @@ async fn to_http1<I: Io>(
     *response.status_mut() = http::StatusCode::from_u16(info.status)
         .map_err(|_| ProxyError::upstream(Kind::UpstreamProtocol, "invalid status"))?;
     *response.headers_mut() = headers;
+    add_fields(response.headers_mut(), snap.edge.h2(fwd.scheme == "https"));
     let mut rbody = Body::new(info.framing);
     rbody.keep_trailers();
     let end = rbody.is_done();
@@ -677,6 +716,13 @@ async fn to_http1<I: Io>(
     }
     progress.upstream_time.set(Some(started.elapsed()));
     Ok(())
+}
+
+/// Fields the ConfigMap adds to every proxied response (`add-headers`, HSTS over TLS).
+pub(super) fn add_fields(h: &mut HeaderMap, extra: &[(HeaderName, HeaderValue)]) {
+    for (n, v) in extra {
+        h.insert(n.clone(), v.clone());
+    }
 }
 
 /// Streams an HTTP/2 request body to an HTTP/1.1 upstream (chunk-framed when its length is

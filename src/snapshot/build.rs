@@ -161,8 +161,13 @@ pub fn build_after(inputs: &Inputs, opts: &BuildOptions, prev: &Snapshot) -> Sna
     let (ingresses, mut build_warnings) = served(&inputs.ingresses, &inputs.ingress_classes, opts);
     let config_map = inputs.config_maps.iter().find(|c| c.key == opts.config_map).copied();
     let live = (prev.generation > 0).then(|| super::config::Global::of(prev));
-    let flags = super::config::Global { settings: opts.settings.clone(), log: opts.log.clone() };
-    let (global, config_warnings) = super::config::apply(&flags, live.as_ref(), config_map);
+    let flags = super::config::Global {
+        settings: opts.settings.clone(),
+        log: opts.log.clone(),
+        edge: super::edge::Edge::default(),
+    };
+    let (mut global, config_warnings) = super::config::apply(&flags, live.as_ref(), config_map);
+    global.edge.resolve(&inputs.config_maps, &mut build_warnings, &opts.config_map);
     build_warnings.extend(config_warnings);
     // Group by host, keeping the age order within each host.
     let mut by_host: FxHashMap<HostKey, Vec<&Ingress>> = FxHashMap::default();
@@ -189,6 +194,7 @@ pub fn build_after(inputs: &Inputs, opts: &BuildOptions, prev: &Snapshot) -> Sna
         by_service: Arc::new(by_service),
         settings: global.settings,
         log: Arc::new(global.log),
+        edge: Arc::new(global.edge),
         build_warnings: Arc::new(build_warnings),
         certs: Arc::new(crate::tls::build_certs(
             &ingresses,
@@ -380,6 +386,7 @@ fn derived(prev: &Snapshot) -> Snapshot {
         endpoint_set: prev.endpoint_set.clone(),
         settings: prev.settings.clone(),
         log: prev.log.clone(),
+        edge: prev.edge.clone(),
         build_warnings: prev.build_warnings.clone(),
         certs: prev.certs.clone(),
     }

@@ -4,7 +4,8 @@
 //! that setting keeps the value it had (the previous snapshot's, else the flag's).
 
 use super::annotations::{parse_bool, parse_seconds, parse_size};
-use super::Settings;
+use super::edge::{parse_cidrs, Edge};
+use super::{LoadBalance, Settings};
 use crate::access_log;
 use crate::model::ConfigMap;
 
@@ -14,11 +15,12 @@ use crate::model::ConfigMap;
 pub struct Global {
     pub settings: Settings,
     pub log: access_log::Config,
+    pub edge: Edge,
 }
 
 impl Global {
     pub fn of(snap: &super::Snapshot) -> Global {
-        Global { settings: snap.settings.clone(), log: (*snap.log).clone() }
+        Global { settings: snap.settings.clone(), log: (*snap.log).clone(), edge: (*snap.edge).clone() }
     }
 }
 
@@ -98,6 +100,30 @@ const KEYS: &[Key] = &[
     key!("access-log-max-total-size", "a size (100m, 512k, 1g)", log.max_total, |v: &str| parse_size(v)
         .filter(|n| *n > 0)),
     key!("access-log-compress", "true or false", log.compress, parse_bool),
+    key!("client-body-timeout", "a number of seconds", settings.body_timeout, parse_seconds),
+    key!("server-tokens", "true or false", settings.server_tokens, parse_bool),
+    key!("load-balance", "round_robin or ewma", settings.load_balance, |v: &str| match v {
+        "round_robin" => Some(LoadBalance::RoundRobin),
+        "ewma" => Some(LoadBalance::Ewma),
+        _ => None,
+    }),
+    key!("hsts", "true or false", edge.hsts, parse_bool),
+    key!("hsts-max-age", "a whole number of seconds", edge.hsts_max_age, |v: &str| v.parse::<u64>().ok()),
+    key!("hsts-include-subdomains", "true or false", edge.hsts_include_subdomains, parse_bool),
+    key!("hsts-preload", "true or false", edge.hsts_preload, parse_bool),
+    key!("add-headers", "namespace/name of a ConfigMap", edge.add_headers, |v: &str| match v.split_once('/') {
+        Some((ns, name)) if !ns.is_empty() && !name.is_empty() && !name.contains('/') =>
+            Some(Some(crate::model::ObjectKey { namespace: ns.to_string(), name: name.to_string() })),
+        _ => None,
+    }),
+    key!("use-forwarded-headers", "true or false", edge.use_forwarded_headers, parse_bool),
+    key!("enable-real-ip", "true or false", edge.enable_real_ip, parse_bool),
+    key!(
+        "proxy-real-ip-cidr",
+        "comma-separated address blocks (10.0.0.0/8,192.168.0.0/16)",
+        edge.trusted,
+        |v: &str| { parse_cidrs(v).filter(|c| !c.is_empty()) }
+    ),
 ];
 
 /// Seconds, or a number with an `s`, `m`, `h` or `d` unit.
@@ -206,12 +232,17 @@ mod tests {
         let flags = Global::default();
         for k in KEYS.iter().filter(|k| k.name != "access-log-path") {
             let good = match k.expects {
-                "true or false" if k.name == "disable-access-log" => "true",
+                "true or false" if matches!(k.name, "disable-access-log" | "server-tokens" | "hsts-preload") => "true",
+                "true or false" if matches!(k.name, "use-forwarded-headers" | "enable-real-ip") => "true",
                 "true or false" => "false",
                 "301, 302, 307 or 308" => "302",
                 "a size (8m, 512k, 1g; 0 for no limit)" | "a size (100m, 512k, 1g)" => "3k",
                 "a file path (empty: no access log)" => "/var/log/x.log",
                 "text or json" => "json",
+                "round_robin or ewma" => "ewma",
+                "namespace/name of a ConfigMap" => "ringress/headers",
+                "a whole number of seconds" => "60",
+                "comma-separated address blocks (10.0.0.0/8,192.168.0.0/16)" => "10.0.0.0/8",
                 "a template of $variables (see the README)" => "$status $req_id",
                 "a duration (3600, 90s, 30m, 24h, 7d)" => "2h",
                 _ => "7",

@@ -71,7 +71,7 @@ pub async fn acquire<I: Io>(
     let endpoints = &snap.backend(backend).endpoints;
     let mut last = None;
     for attempt in 0..endpoints.len() {
-        let addr = endpoints[w.balancer.borrow_mut().next(snap, backend)];
+        let addr = endpoints[w.balancer.borrow_mut().pick(snap, backend, attempt)];
         if pooled {
             // An endpoint's pool holds one kind; one of the other kind is dropped.
             if let Some(io) = w.pools.take(addr, w.deadlines.now()).filter(|io| matches!(io, UpStream::Tls(_)) == tls) {
@@ -91,6 +91,7 @@ pub async fn acquire<I: Io>(
             Ok(io) => return Ok(Upstream { io, addr, reused: false }),
             Err(e) => {
                 bump(&w.stats.upstream_connect_errors);
+                w.balancer.borrow_mut().failed(addr);
                 tracing::debug!(worker = w.index, %addr, error = %e, "upstream connect failed; trying next endpoint");
                 last = Some(e);
             }

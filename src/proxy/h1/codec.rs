@@ -241,19 +241,31 @@ fn connection_tokens<'a>(headers: &[httparse::Header<'a>], out: &mut [&'a [u8]; 
     n
 }
 
+/// What the forwarded headers of a request say.
+pub struct Forwarding<'a> {
+    /// The connection's peer, appended to X-Forwarded-For.
+    pub peer_ip: &'a [u8],
+    /// The client as the proxy believes it (the peer, or X-Forwarded-For's last entry from a
+    /// trusted peer): X-Real-IP.
+    pub client_ip: &'a [u8],
+    pub scheme: &'a str,
+    /// `use-forwarded-headers` from a trusted peer: the client's X-Forwarded-Proto and
+    /// X-Forwarded-Host pass through when present.
+    pub trust: bool,
+    /// The request id when the proxy made it (sent as X-Request-ID).
+    pub request_id: Option<&'a [u8]>,
+}
+
 /// Writes the request head sent upstream: origin-form target, HTTP/1.1, end-to-end fields
 /// kept, hop-by-hop fields dropped, X-Forwarded-* and X-Real-IP set, and X-Request-ID when the
-/// proxy made the request's id (`request_id`).
-#[allow(clippy::too_many_arguments)]
+/// proxy made the request's id.
 pub fn write_request_head(
     out: &mut Vec<u8>,
     req: &httparse::Request<'_, '_>,
     info: &RequestInfo,
     target: &Target<'_>,
     host: &[u8],
-    client_ip: &[u8],
-    scheme: &str,
-    request_id: Option<&[u8]>,
+    fwd: &Forwarding<'_>,
 ) {
     let mut conn = [&b""[..]; 16];
     let n = connection_tokens(req.headers, &mut conn);
@@ -266,6 +278,7 @@ pub fn write_request_head(
     out.extend_from_slice(b"\r\n");
     let mut xff: Option<&[u8]> = None;
     let mut upgrade: Option<&[u8]> = None;
+    let (mut proto, mut fhost): (&[u8], &[u8]) = (fwd.scheme.as_bytes(), host);
     for h in req.headers.iter() {
         let name = h.name.as_bytes();
         if is_hop_by_hop(name, conn) {
@@ -273,6 +286,10 @@ pub fn write_request_head(
                 xff = Some(h.value); // the last one; others are dropped
             } else if eq_ignore_case(name, "upgrade") {
                 upgrade = Some(h.value);
+            } else if fwd.trust && eq_ignore_case(name, "x-forwarded-proto") {
+                proto = h.value;
+            } else if fwd.trust && eq_ignore_case(name, "x-forwarded-host") {
+                fhost = h.value;
             }
             continue;
         }
@@ -286,15 +303,15 @@ pub fn write_request_head(
         out.extend_from_slice(prev);
         out.extend_from_slice(b", ");
     }
-    out.extend_from_slice(client_ip);
+    out.extend_from_slice(fwd.peer_ip);
     out.extend_from_slice(b"\r\nX-Real-IP: ");
-    out.extend_from_slice(client_ip);
+    out.extend_from_slice(fwd.client_ip);
     out.extend_from_slice(b"\r\nX-Forwarded-Proto: ");
-    out.extend_from_slice(scheme.as_bytes());
+    out.extend_from_slice(proto);
     out.extend_from_slice(b"\r\nX-Forwarded-Host: ");
-    out.extend_from_slice(host);
+    out.extend_from_slice(fhost);
     out.extend_from_slice(b"\r\n");
-    if let Some(id) = request_id {
+    if let Some(id) = fwd.request_id {
         out.extend_from_slice(b"X-Request-ID: ");
         out.extend_from_slice(id);
         out.extend_from_slice(b"\r\n");
@@ -384,6 +401,7 @@ pub fn write_response_head(
     chunked_out: bool,
     close: bool,
     client_http10: bool,
+    extra: &[u8],
 ) {
     let mut conn = [&b""[..]; 16];
     let n = connection_tokens(resp.headers, &mut conn);
@@ -423,6 +441,7 @@ pub fn write_response_head(
             out.extend_from_slice(b"Connection: keep-alive\r\n");
         }
     }
+    out.extend_from_slice(extra);
     out.extend_from_slice(b"\r\n");
 }
 

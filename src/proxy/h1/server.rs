@@ -113,7 +113,7 @@ async fn fail<I: Io, S: Stream>(w: &Worker<I>, c: &mut Conn<S>, e: ProxyError) {
         bump(&w.stats.responses_proxy_error);
         let mut out = std::mem::take(&mut c.out);
         out.clear();
-        write_error_response(&mut out, code, reason, e.context, true);
+        write_error_response(&mut out, code, reason, e.context, true, w.snapshot().settings.server_name());
         c.rec.status = code;
         c.rec.bytes_out += out.len() as u64;
         let watch = c.watch.clone();
@@ -221,7 +221,8 @@ async fn request<I: Io, S: Stream>(w: &Worker<I>, c: &mut Conn<S>, first: bool) 
             c.out.clear();
             c.out.reserve(2048);
             snap = w.snapshot();
-            if let Some(p) = prepare(&snap, &w.log, &c.buf, &mut c.out, c.client_ip.as_bytes(), c.https, &mut c.rec)? {
+            let peer = (c.client_ip.as_bytes(), c.peer.ip());
+            if let Some(p) = prepare(&snap, &w.log, &c.buf, &mut c.out, peer, c.https, &mut c.rec)? {
                 break p;
             }
             if c.buf.len() >= snap.settings.max_header_bytes {
@@ -283,7 +284,7 @@ async fn request<I: Io, S: Stream>(w: &Worker<I>, c: &mut Conn<S>, first: bool) 
             c.rec.status = code;
             c.buf.drain(..info.head_len);
             c.out.clear();
-            write_error_response(&mut c.out, code, reason, context, close);
+            write_error_response(&mut c.out, code, reason, context, close, settings.server_name());
             bump(&w.stats.responses_proxy_error);
             c.response_started = true;
             write_client(clock, c, settings.idle_timeout).await?;
@@ -321,7 +322,7 @@ fn prepare(
     log: &WorkerLog,
     buf: &[u8],
     out: &mut Vec<u8>,
-    client_ip: &[u8],
+    (peer_ip, peer): (&[u8], std::net::IpAddr),
     https: bool,
     rec: &mut Record,
 ) -> Result<Option<(RequestInfo, Action)>, ProxyError> {
@@ -353,7 +354,19 @@ fn prepare(
     let target = codec::parse_target(method, req.path.unwrap_or(""))?;
     let mut host: &[u8] = b"";
     let info = codec::analyze_request(&req, head_len, &target, &mut host)?;
-    let generated_id = capture(log, &req, &info, host, rec);
+    // `enable-real-ip` / `use-forwarded-headers` from a trusted peer: the client is the last
+    // address in X-Forwarded-For.
+    let edge = &snap.edge;
+    let real = edge
+        .real_ip_from(peer)
+        .then(|| {
+            let xff = req.headers.iter().rfind(|h| codec::eq_ignore_case(h.name.as_bytes(), "x-forwarded-for"));
+            xff.and_then(|h| crate::snapshot::edge::last_forwarded(h.value))
+        })
+        .flatten()
+        .map(|ip| ClientIp::new(SocketAddr::new(ip, 0)));
+    let client_ip = real.as_ref().map_or(peer_ip, ClientIp::as_bytes);
+    let generated_id = capture(log, &req, &info, host, client_ip, rec);
     let mut hbuf = [0u8; 256];
     let host_name = normalize_host(host, &mut hbuf);
     let path = std::str::from_utf8(target.path()).ok();
@@ -387,17 +400,22 @@ fn prepare(
         }
         BackendProtocol::Https => {}
     }
-    let scheme = if https { "https" } else { "http" };
-    let generated_id = generated_id.then_some(&rec.request_id[..]);
+    let fwd = codec::Forwarding {
+        peer_ip,
+        client_ip,
+        scheme: if https { "https" } else { "http" },
+        trust: edge.forwarded_from(peer),
+        request_id: generated_id.then_some(&rec.request_id[..]),
+    };
     let rewritten = route.rewrite.as_ref().zip(path).and_then(|(r, p)| r.apply(p));
     match rewritten {
         Some(mut p) => {
             let pq = target.path_and_query;
             p.push_str(std::str::from_utf8(&pq[target.path().len()..]).unwrap_or_default());
             let target = codec::Target { authority: target.authority, path_and_query: p.as_bytes() };
-            codec::write_request_head(out, &req, &info, &target, host, client_ip, scheme, generated_id);
+            codec::write_request_head(out, &req, &info, &target, host, &fwd);
         }
-        None => codec::write_request_head(out, &req, &info, &target, host, client_ip, scheme, generated_id),
+        None => codec::write_request_head(out, &req, &info, &target, host, &fwd),
     }
     let tls = o.protocol == BackendProtocol::Https;
     Ok(Some((info, Action::Forward { backend: route.backend, settings: route_settings, tls })))
@@ -410,8 +428,11 @@ fn capture(
     req: &httparse::Request<'_, '_>,
     info: &RequestInfo,
     host: &[u8],
+    client_ip: &[u8],
     rec: &mut Record,
 ) -> bool {
+    rec.client.clear();
+    rec.client.extend_from_slice(client_ip);
     rec.method.extend_from_slice(req.method.unwrap_or("").as_bytes());
     rec.uri.extend_from_slice(req.path.unwrap_or("").as_bytes());
     rec.host.extend_from_slice(host);
@@ -454,7 +475,7 @@ fn write_https_redirect(
         _ => "Permanent Redirect",
     };
     let close = !info.keep_alive || info.framing != Framing::None;
-    let _ = write!(out, "HTTP/1.1 {} {reason}\r\nServer: ringress\r\nLocation: ", s.redirect_code);
+    let _ = write!(out, "HTTP/1.1 {} {reason}\r\nServer: {}\r\nLocation: ", s.redirect_code, s.server_name());
     s.write_https_location(out, host, path_and_query);
     out.extend_from_slice(b"\r\nContent-Length: 0\r\n");
     if close {
@@ -549,11 +570,19 @@ async fn send_body<S: Stream, U: Stream>(
         if c.buf.capacity() < READ_CHUNK {
             c.buf.reserve(READ_CHUNK);
         }
-        let (r, b) = clock.read_for(&c.io, std::mem::take(&mut c.buf), settings.idle_timeout).await;
+        let (r, b) = clock.read_for(&c.io, std::mem::take(&mut c.buf), settings.body_timeout).await;
         c.buf = b;
         match r {
             Ok(0) => return Err(ProxyError::downstream(Kind::Closed, "client closed inside the request body")),
             Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
+                return Err(ProxyError::io(
+                    Kind::RequestTimeout,
+                    Side::Downstream,
+                    "request body not received in time",
+                    e,
+                ))
+            }
             Err(e) => return Err(ProxyError::io(Kind::Closed, Side::Downstream, "reading the request body", e)),
         }
         let k = body
@@ -599,6 +628,7 @@ fn prepare_response(
     info: &RequestInfo,
     request_done: bool,
     draining: bool,
+    extra: &[u8],
 ) -> Result<Option<Final>, ProxyError> {
     c.out.clear();
     loop {
@@ -622,7 +652,7 @@ fn prepare_response(
             // 100 answers an Expect the proxy already handled; other interim responses
             // (103 Early Hints) go to HTTP/1.1 clients.
             if r.status != 100 && !info.http10 {
-                codec::write_response_head(&mut c.out, &resp, &r, false, false, false);
+                codec::write_response_head(&mut c.out, &resp, &r, false, false, false, b"");
             }
             c.ubuf.drain(..n);
             continue;
@@ -638,7 +668,7 @@ fn prepare_response(
             || dechunk
             || r.status == 101;
         let chunked_out = r.framing == Framing::Chunked && !dechunk;
-        codec::write_response_head(&mut c.out, &resp, &r, chunked_out, close, info.http10);
+        codec::write_response_head(&mut c.out, &resp, &r, chunked_out, close, info.http10, extra);
         return Ok(Some(Final { resp: r, close, dechunk }));
     }
 }
@@ -652,8 +682,11 @@ async fn relay_response<I: Io, S: Stream>(
     request_done: bool,
     settings: &crate::snapshot::Settings,
 ) -> Result<bool, ProxyError> {
+    // Headers the ConfigMap adds to every proxied response (`add-headers`, HSTS over TLS).
+    let snap = w.snapshot();
+    let extra = snap.edge.h1(c.https);
     let fin = loop {
-        if let Some(f) = prepare_response(c, info, request_done, w.draining())? {
+        if let Some(f) = prepare_response(c, info, request_done, w.draining(), extra)? {
             c.rec.status = f.resp.status;
             c.rec.upstream_status = f.resp.status;
             break f;

@@ -1,0 +1,219 @@
+//! What the ConfigMap says about the edge itself: headers added to every proxied response
+//! (`add-headers`, HSTS over TLS) and which clients' forwarded headers are believed
+//! (`use-forwarded-headers`, `enable-real-ip`, `proxy-real-ip-cidr`). Resolved and rendered
+//! once per build; the workers only copy bytes.
+
+use std::net::IpAddr;
+
+use http::{HeaderName, HeaderValue};
+
+use crate::model::{ConfigMap, ObjectKey};
+
+/// An address block (`10.0.0.0/8`, `2001:db8::/32`, or one address).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Cidr {
+    addr: IpAddr,
+    bits: u8,
+}
+
+impl Cidr {
+    pub fn parse(v: &str) -> Option<Cidr> {
+        let (a, bits) = match v.split_once('/') {
+            Some((a, b)) => (a, Some(b.parse::<u8>().ok()?)),
+            None => (v, None),
+        };
+        let addr: IpAddr = a.trim().parse().ok()?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let bits = bits.unwrap_or(max);
+        (bits <= max).then_some(Cidr { addr, bits })
+    }
+
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        match (self.addr, ip.to_canonical()) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => {
+                let mask = if self.bits == 0 { 0 } else { u32::MAX << (32 - self.bits) };
+                u32::from(net) & mask == u32::from(ip) & mask
+            }
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                let mask = if self.bits == 0 { 0 } else { u128::MAX << (128 - self.bits) };
+                u128::from(net) & mask == u128::from(ip) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+/// A comma-separated list of blocks; None if any does not parse.
+pub fn parse_cidrs(v: &str) -> Option<Vec<Cidr>> {
+    v.split(',').map(str::trim).filter(|s| !s.is_empty()).map(Cidr::parse).collect()
+}
+
+/// The ConfigMap's edge keys, and what they resolve to.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Edge {
+    /// `hsts`: Strict-Transport-Security on responses over TLS (RFC 6797 §7.2: never over
+    /// plain HTTP).
+    pub hsts: bool,
+    pub hsts_max_age: u64,
+    pub hsts_include_subdomains: bool,
+    pub hsts_preload: bool,
+    /// `add-headers`: the ConfigMap (`namespace/name`) whose data are headers added to every
+    /// proxied response.
+    pub add_headers: Option<ObjectKey>,
+    /// `use-forwarded-headers`: from a trusted peer, X-Forwarded-Proto and X-Forwarded-Host
+    /// pass through and the client address is taken from X-Forwarded-For.
+    pub use_forwarded_headers: bool,
+    /// `enable-real-ip`: from a trusted peer, the client address is taken from
+    /// X-Forwarded-For (only that).
+    pub enable_real_ip: bool,
+    /// `proxy-real-ip-cidr`: the peers trusted for the two above.
+    pub trusted: Vec<Cidr>,
+    /// Rendered by [`Edge::resolve`]: the header lines for HTTP/1.1 (plain, and over TLS
+    /// with HSTS), and the same fields for HTTP/2.
+    h1_plain: Vec<u8>,
+    h1_tls: Vec<u8>,
+    h2_plain: Vec<(HeaderName, HeaderValue)>,
+    h2_tls: Vec<(HeaderName, HeaderValue)>,
+}
+
+impl Default for Edge {
+    fn default() -> Self {
+        let mut e = Edge {
+            hsts: true,
+            hsts_max_age: 31_536_000,
+            hsts_include_subdomains: true,
+            hsts_preload: false,
+            add_headers: None,
+            use_forwarded_headers: false,
+            enable_real_ip: false,
+            trusted: vec![Cidr::parse("0.0.0.0/0").expect("valid"), Cidr::parse("::/0").expect("valid")],
+            h1_plain: Vec::new(),
+            h1_tls: Vec::new(),
+            h2_plain: Vec::new(),
+            h2_tls: Vec::new(),
+        };
+        e.render(&[]);
+        e
+    }
+}
+
+impl Edge {
+    /// Looks up the `add-headers` ConfigMap among `config_maps` and renders the headers.
+    /// A missing ConfigMap or a field that is not a valid header is a warning naming it.
+    pub fn resolve(&mut self, config_maps: &[&ConfigMap], warnings: &mut Vec<String>, from: &ObjectKey) {
+        let mut added = Vec::new();
+        if let Some(key) = &self.add_headers {
+            match config_maps.iter().find(|c| &c.key == key) {
+                None => warnings.push(format!(
+                    "ConfigMap {from}: key add-headers: ConfigMap {key} not found; no headers are added"
+                )),
+                Some(cm) => {
+                    for (name, value) in &cm.data {
+                        match (HeaderName::from_bytes(name.as_bytes()), HeaderValue::from_str(value.trim())) {
+                            (Ok(n), Ok(v)) => added.push((n, v)),
+                            _ => warnings
+                                .push(format!("ConfigMap {key}: {name:?}: {value:?} is not a valid header; skipped")),
+                        }
+                    }
+                }
+            }
+        }
+        self.render(&added);
+    }
+
+    fn render(&mut self, added: &[(HeaderName, HeaderValue)]) {
+        self.h1_plain.clear();
+        self.h2_plain = added.to_vec();
+        for (n, v) in added {
+            self.h1_plain.extend_from_slice(n.as_str().as_bytes());
+            self.h1_plain.extend_from_slice(b": ");
+            self.h1_plain.extend_from_slice(v.as_bytes());
+            self.h1_plain.extend_from_slice(b"\r\n");
+        }
+        self.h1_tls = self.h1_plain.clone();
+        self.h2_tls = self.h2_plain.clone();
+        if self.hsts {
+            let mut v = format!("max-age={}", self.hsts_max_age);
+            if self.hsts_include_subdomains {
+                v.push_str("; includeSubDomains");
+            }
+            if self.hsts_preload {
+                v.push_str("; preload");
+            }
+            self.h1_tls.extend_from_slice(format!("Strict-Transport-Security: {v}\r\n").as_bytes());
+            if let Ok(v) = HeaderValue::from_str(&v) {
+                self.h2_tls.push((http::header::STRICT_TRANSPORT_SECURITY, v));
+            }
+        }
+    }
+
+    /// Header lines to add to a proxied HTTP/1.1 response (each ending in CRLF).
+    pub fn h1(&self, tls: bool) -> &[u8] {
+        if tls {
+            &self.h1_tls
+        } else {
+            &self.h1_plain
+        }
+    }
+
+    /// Fields to add to a proxied HTTP/2 response.
+    pub fn h2(&self, tls: bool) -> &[(HeaderName, HeaderValue)] {
+        if tls {
+            &self.h2_tls
+        } else {
+            &self.h2_plain
+        }
+    }
+
+    /// Whether the client address may be taken from X-Forwarded-For on a connection from `peer`.
+    pub fn real_ip_from(&self, peer: IpAddr) -> bool {
+        (self.use_forwarded_headers || self.enable_real_ip) && self.trusted.iter().any(|c| c.contains(peer))
+    }
+
+    /// Whether X-Forwarded-Proto and X-Forwarded-Host from `peer` pass through.
+    pub fn forwarded_from(&self, peer: IpAddr) -> bool {
+        self.use_forwarded_headers && self.trusted.iter().any(|c| c.contains(peer))
+    }
+}
+
+/// The client address X-Forwarded-For names: its last entry that parses (nginx's
+/// `real_ip_header X-Forwarded-For` without `real_ip_recursive`).
+pub fn last_forwarded(xff: &[u8]) -> Option<IpAddr> {
+    let s = std::str::from_utf8(xff).ok()?;
+    s.rsplit(',').map(str::trim).find(|v| !v.is_empty())?.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cidrs_match_by_prefix() {
+        let c = Cidr::parse("10.1.0.0/16").unwrap();
+        assert!(c.contains("10.1.200.3".parse().unwrap()));
+        assert!(!c.contains("10.2.0.1".parse().unwrap()));
+        assert!(c.contains("::ffff:10.1.0.9".parse().unwrap()), "IPv4-mapped IPv6 peers");
+        let v6 = Cidr::parse("2001:db8::/32").unwrap();
+        assert!(v6.contains("2001:db8:1::1".parse().unwrap()) && !v6.contains("2001:db9::1".parse().unwrap()));
+        assert!(Cidr::parse("10.0.0.1").unwrap().contains("10.0.0.1".parse().unwrap()));
+        assert_eq!(parse_cidrs("10.0.0.0/8, 192.168.0.0/33"), None);
+        assert_eq!(parse_cidrs("10.0.0.0/8,").map(|v| v.len()), Some(1));
+    }
+
+    #[test]
+    fn hsts_only_over_tls() {
+        let e = Edge::default();
+        assert_eq!(e.h1(false), b"");
+        assert_eq!(e.h1(true), b"Strict-Transport-Security: max-age=31536000; includeSubDomains\r\n");
+        let e2 = Edge { hsts_preload: true, hsts_include_subdomains: false, hsts_max_age: 60, ..Edge::default() };
+        let mut e2 = e2;
+        e2.render(&[]);
+        assert_eq!(e2.h2(true)[0].1, "max-age=60; preload");
+    }
+
+    #[test]
+    fn the_last_forwarded_address_is_the_client() {
+        assert_eq!(last_forwarded(b"1.2.3.4, 10.0.0.1"), Some("10.0.0.1".parse().unwrap()));
+        assert_eq!(last_forwarded(b"junk"), None);
+    }
+}
