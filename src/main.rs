@@ -18,6 +18,10 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[derive(Parser)]
 #[command(name = "ringress", version, about = "Kubernetes Ingress controller and edge proxy")]
 struct Cli {
+    /// Log filter, as RUST_LOG takes it (`debug`, `info,ringress::provider=debug`); RUST_LOG
+    /// wins when set. Default: `info,rustls=error`.
+    #[arg(long, global = true)]
+    log_level: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -168,14 +172,19 @@ fn main() -> anyhow::Result<()> {
     // rustls logs per connection (a warning for every client that sends an IP address as
     // SNI, as wrk and curl do for https://127.0.0.1/): by default only its errors, so a
     // client cannot make every handshake write to stderr. RUST_LOG overrides.
+    let cli = Cli::parse();
+    let filter = match (tracing_subscriber::EnvFilter::try_from_default_env(), &cli.log_level) {
+        (Ok(f), _) => f,
+        (Err(_), Some(level)) => tracing_subscriber::EnvFilter::try_new(level)
+            .with_context(|| format!("--log-level {level:?}: not a log filter (e.g. debug, info,ringress=debug)"))?,
+        (Err(_), None) => "info,rustls=error".into(),
+    };
     tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,rustls=error".into()),
-        )
+        .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
-    match Cli::parse().command {
+    match cli.command {
         Command::Check { manifests, ingress_class } => check(&manifests, ingress_class),
         Command::Run(args) => run(*args),
     }

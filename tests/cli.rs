@@ -45,3 +45,22 @@ fn check_reports_conflicts_as_warnings() {
     assert!(ok, "{err}");
     assert!(out.contains("warning: conflict") && out.contains("default/first (the older) keeps it"), "{out}");
 }
+
+#[test]
+fn log_level_sets_the_filter_and_a_bad_one_is_refused() {
+    let bin = env!("CARGO_BIN_EXE_ringress");
+    let bad = run(Command::new(bin)
+        .args(["--log-level", "debug[", "check", "--manifests", "examples/demo.yaml"])
+        .env_remove("RUST_LOG"));
+    assert!(!bad.0 && bad.2.contains("--log-level \"debug[\": not a log filter"), "{bad:?}");
+    // A running proxy at debug level logs its debug lines (the file provider's load).
+    let a = support::Upstream::start("a");
+    let dir = support::proxy::temp_dir();
+    std::fs::write(dir.join("routes.yaml"), support::service("s", &[a.addr])).unwrap();
+    let p = support::Proxy::start_with(dir, "epoll", &["--log-level", "ringress=debug"], |c| {
+        c.env_remove("RUST_LOG");
+    });
+    // A malformed request is logged at debug level ("request failed").
+    assert_eq!(support::raw(p.http, b"GET / HTTP/1.1\r\nHost: a\r\nBad Header\r\n\r\n").map(|r| r.status), Some(400));
+    p.wait_for(|| p.log_text().contains("DEBUG") && p.log_text().contains("request failed"), "a debug line");
+}

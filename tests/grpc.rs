@@ -208,7 +208,10 @@ fn all_four_call_types_through_the_ingress_nginx_manifest() {
     for io in ["uring", "epoll"] {
         let server = grpc_server();
         let m = grpc_service("compete-feedback", &[server]) + COMPETE_FEEDBACK;
-        let p = Proxy::start(io, &m, &["--ingress-class", "nginx"]);
+        let log = support::proxy::temp_dir().join("access.json");
+        let log_s = log.to_str().unwrap().to_string();
+        let args = ["--ingress-class", "nginx", "--access-log", &log_s, "--access-log-format", "json"];
+        let p = Proxy::start(io, &m, &args);
         let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
         let mut c = client(&rt, p.http);
         rt.block_on(async {
@@ -264,6 +267,19 @@ fn all_four_call_types_through_the_ingress_nginx_manifest() {
             drop(tx);
             assert!(answers.message().await.unwrap().is_none(), "{io}: the call ends cleanly");
         });
+        // One access-log line per call, gRPC like any other request.
+        let lines = || -> Vec<serde_json::Value> {
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            text.lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+        };
+        p.wait_for(|| lines().len() >= 5, "five access-log lines");
+        let all = lines();
+        let upload = all.iter().find(|v| v["uri"] == "/feed.FeedBack/Upload").expect("the Upload line");
+        assert_eq!((&upload["protocol"], &upload["status"]), (&"HTTP/2.0".into(), &200.into()), "{io}: {upload}");
+        assert!(upload["bytes_in"].as_u64().unwrap() >= 1_000_000, "{io}: {upload}");
+        assert_eq!(upload["upstream_addr"], server.to_string(), "{io}");
+        assert_eq!(upload["request_id"].as_str().map(str::len), Some(32), "{io}");
+        assert!(all.iter().any(|v| v["uri"] == "/feed.FeedBack/Chat" && v["bytes_out"].as_u64() > Some(0)), "{io}");
     }
 }
 

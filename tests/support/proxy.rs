@@ -62,11 +62,13 @@ impl Proxy {
     fn launch(dir: PathBuf, io: &str, args: &[&str], configure: impl FnOnce(&mut Command), wait_ready: bool) -> Proxy {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_ringress"));
         configure(&mut cmd);
+        if !args.contains(&"--log-level") {
+            cmd.env("RUST_LOG", std::env::var("RINGRESS_TEST_LOG").unwrap_or_else(|_| "info".into()));
+        }
         let mut child = cmd
             .arg("run")
             .args(["--http", "127.0.0.1:0", "--https", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--io", io])
             .args(args)
-            .env("RUST_LOG", std::env::var("RINGRESS_TEST_LOG").unwrap_or_else(|_| "info".into()))
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
