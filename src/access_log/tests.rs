@@ -239,3 +239,30 @@ fn rotated_names_sort_oldest_first() {
     assert_eq!(writer::rotated_name(p, t), std::path::PathBuf::from("/x/access.log.20261128-101041.007"));
     let _ = SystemTime::now();
 }
+
+#[test]
+fn a_file_rotates_by_age_and_an_empty_one_does_not() {
+    let d = dir("age");
+    let path = d.join("access.log");
+    let cfg = Config {
+        path: Some(path.clone()),
+        rotate_every: Duration::from_millis(50),
+        compress: false,
+        ..Config::default()
+    };
+    let logger = Logger { shared: Arc::new(Shared::default()), thread: None };
+    let log = logger.worker(0);
+    let mut w = writer::test_writer(&logger.shared);
+    let rec = record();
+    log.write(&cfg, &rec, Duration::ZERO);
+    w.tick(&cfg);
+    std::thread::sleep(Duration::from_millis(60));
+    w.tick(&cfg);
+    assert_eq!(writer::list_rotated(&path).len(), 1);
+    assert_eq!(std::fs::metadata(&path).unwrap().len(), 0, "a fresh live file");
+    // Nothing written since: the empty file is not rotated again.
+    std::thread::sleep(Duration::from_millis(60));
+    w.tick(&cfg);
+    assert_eq!(writer::list_rotated(&path).len(), 1);
+    let _ = std::fs::remove_dir_all(&d);
+}
