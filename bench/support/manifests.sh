@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The manifests every bench serves: host bench.local -> Service up -> one endpoint,
-# 127.0.0.1:$1 (the bench's upstream). With $2, ringress writes its access log there.
+# ${UPSTREAM_IP:-127.0.0.1}:$1 (the bench's upstream). With $2, ringress writes its access log there.
 port=$1
 log=${2:-}
+ip=${UPSTREAM_IP:-127.0.0.1}
 cat <<EOC
 apiVersion: networking.k8s.io/v1
 kind: Ingress
@@ -24,7 +25,7 @@ apiVersion: discovery.k8s.io/v1
 kind: EndpointSlice
 metadata: {name: up-1, labels: {kubernetes.io/service-name: up}}
 addressType: IPv4
-endpoints: [{addresses: ["127.0.0.1"]}]
+endpoints: [{addresses: ["$ip"]}]
 ports: [{name: http, port: $port}]
 EOC
 # Keep-alive connections are not recycled during a run (nginx's keepalive_requests 1000000
