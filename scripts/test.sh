@@ -1,13 +1,17 @@
 #!/usr/bin/env bash
 # Runs every test: unit tests and the end-to-end suites, which drive the real binary with
-# curl, wrk and h2load against real upstreams on loopback. Installs curl, wrk and h2load
-# (Debian: nghttp2-client) if missing.
+# curl, wrk and h2load against real upstreams on loopback. Installs what they need if missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 missing=()
 command -v curl >/dev/null || missing+=(curl)
 command -v wrk >/dev/null || missing+=(wrk)
 command -v h2load >/dev/null || missing+=(nghttp2-client)
+# bench/hostport.sh's report (tests/hostport_script.rs), setpriv to run it as non-root, and
+# mount for the access log's full-disk test (a small tmpfs).
+command -v python3 >/dev/null || missing+=(python3)
+command -v setpriv >/dev/null || missing+=(util-linux)
+command -v mount >/dev/null || missing+=(mount)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
