@@ -149,7 +149,7 @@ for run in $(seq "$RUNS"); do
   done
 done
 
-python3 bench/hostport_report.py "$raw/hostport-results.txt" "bench/results/hostport-$stamp" "$(sed -n 2p "$raw/hostport-setup.txt")"
+python3 bench/hostport_report.py "$raw/hostport-results.txt" "bench/results/hostport-$stamp" "$(sed -n 2p "$raw/hostport-setup.txt" | sed "s/^machine: //")"
 cp "bench/results/hostport-$stamp.md" bench/results/hostport-latest.md
 cp "bench/results/hostport-$stamp.svg" bench/results/hostport-latest.svg
 cat bench/results/hostport-latest.md

@@ -114,7 +114,7 @@ fn wrk_oha_and_proc_stat_are_parsed() {
 
     let oha = r#"{"summary":{"successRate":1.0,"total":8.0,"slowest":0.02,"fastest":0.0001,"average":0.0005,"requestsPerSec":4999.6},
       "latencyPercentiles":{"p10":0.0002,"p50":0.000412,"p99":0.0021,"p99.9":0.0093,"p99.99":0.012},
-      "statusCodeDistribution":{"200":39990,"502":4},"errorDistribution":{"connection reset":1}}"#;
+      "statusCodeDistribution":{"200":39990,"502":4},"errorDistribution":{"connection reset":1,"aborted due to deadline":3}}"#;
     std::fs::write(dir.join("oha.json"), oha).unwrap();
     let (ok, out, err) = lib(&format!("hp_parse_oha < {}", dir.join("oha.json").display()), None, &[]);
     assert!(ok, "{err}");
