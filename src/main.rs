@@ -147,6 +147,21 @@ struct RunArgs {
     /// The access log's format: text (the `log-format-upstream` template) or json.
     #[arg(long, default_value = "text", value_parser = ["text", "json"])]
     access_log_format: String,
+    /// L4: also serve LoadBalancer Services that name no loadBalancerClass.
+    #[arg(long)]
+    lb_default_class: bool,
+    /// L4: the address forwarded Service ports listen on.
+    #[arg(long, default_value = "0.0.0.0")]
+    lb_address: std::net::IpAddr,
+    /// L4: an ingress-nginx style tcp-services ConfigMap (namespace/name).
+    #[arg(long)]
+    tcp_services_configmap: Option<String>,
+    /// L4: every forwarded port expects a PROXY protocol header (v1 or v2) from the client.
+    #[arg(long)]
+    accept_proxy_protocol: bool,
+    /// L4: seconds a forwarded connection may stay silent both ways.
+    #[arg(long, default_value_t = 3600.0)]
+    l4_idle_timeout: f64,
 }
 
 fn parse_size(s: &str) -> Result<u64, String> {
@@ -266,6 +281,18 @@ fn run(a: RunArgs) -> anyhow::Result<()> {
         settings,
         default_certificate,
         config_map: object_key("configmap", &a.configmap)?,
+        l4: ringress::snapshot::l4::L4Options {
+            default_class: a.lb_default_class,
+            tcp_services: a
+                .tcp_services_configmap
+                .as_deref()
+                .map(|v| object_key("tcp-services-configmap", v))
+                .transpose()?,
+            reserved: Vec::new(),
+            accept_proxy: a.accept_proxy_protocol,
+            idle_timeout: secs(a.l4_idle_timeout, "l4-idle-timeout")?,
+            address: a.lb_address,
+        },
         log: ringress::access_log::Config {
             path: a.access_log.clone(),
             format: if a.access_log_format == "json" {
@@ -295,6 +322,8 @@ fn run(a: RunArgs) -> anyhow::Result<()> {
     let https_addr = tls_listeners[0].local_addr()?;
     // Redirects to HTTPS name the port when it is not the default.
     opts.settings.https_port = https_addr.port();
+    // Ports of our own that a Service can never take.
+    opts.l4.reserved = vec![http_addr.port(), https_addr.port(), a.admin.port()];
 
     // The process-lifetime shared state: leaked once, read by every thread.
     let published: &'static Published = Box::leak(Box::default());
@@ -335,8 +364,18 @@ fn run(a: RunArgs) -> anyhow::Result<()> {
         let cpu =
             if a.workers.is_none() || workers <= cpus.len() { cpus.get(index % cpus.len()).copied() } else { None };
         let log = logger.worker(index);
-        let spec =
-            WorkerSpec { index, cpu, listener, tls_listener, tls: tls.clone(), published, backend, stats: s, log };
+        let spec = WorkerSpec {
+            index,
+            workers,
+            cpu,
+            listener,
+            tls_listener,
+            tls: tls.clone(),
+            published,
+            backend,
+            stats: s,
+            log,
+        };
         handles.push(std::thread::Builder::new().name(format!("worker-{index}")).spawn(move || worker_main(spec))?);
     }
 

@@ -156,6 +156,7 @@ impl Sources {
             |s| &s.upstream_latency_sum_us,
         )?;
         self.access_log(e)?;
+        self.l4(e)?;
         gauge(
             e,
             "ringress_snapshot_generation",
@@ -223,6 +224,39 @@ impl Sources {
         let sum = self.sum(sum_us) as f64 / 1e6;
         e.encode_descriptor(name, help, None, MetricType::Histogram)?
             .encode_histogram::<NoLabelSet>(sum, count, &buckets, None)
+    }
+
+    /// L4 connections per Service, summed over the workers.
+    fn l4(&self, e: &mut DescriptorEncoder) -> Fmt {
+        let mut all: std::collections::BTreeMap<Box<str>, crate::proxy::l4::L4Counters> = Default::default();
+        for w in &self.workers {
+            let t = w.l4.lock().unwrap_or_else(|p| p.into_inner());
+            for (k, c) in t.iter() {
+                let s = all.entry(k.clone()).or_default();
+                s.active += c.active;
+                s.total += c.total;
+                s.bytes_in += c.bytes_in;
+                s.bytes_out += c.bytes_out;
+                s.connect_failures += c.connect_failures;
+                s.endpoint_down += c.endpoint_down;
+                s.rejected += c.rejected;
+            }
+        }
+        type Get = fn(&crate::proxy::l4::L4Counters) -> u64;
+        #[rustfmt::skip]
+        let families: [(&str, &str, MetricType, Get); 7] = [
+            ("ringress_l4_connections_active", "L4 connections open, by Service.", MetricType::Gauge, |c| c.active),
+            ("ringress_l4_connections", "L4 connections accepted, by Service.", MetricType::Counter, |c| c.total),
+            ("ringress_l4_connect_failures", "L4 connects to endpoints refused or timed out, by Service.", MetricType::Counter, |c| c.connect_failures),
+            ("ringress_l4_endpoint_down", "Times an endpoint was marked down after a failed connect, by Service.", MetricType::Counter, |c| c.endpoint_down),
+            ("ringress_l4_rejected", "L4 connections closed at once: connection limit, bad PROXY header, or no endpoint accepting.", MetricType::Counter, |c| c.rejected),
+            ("ringress_l4_received_bytes", "Bytes from L4 clients to backends, by Service.", MetricType::Counter, |c| c.bytes_in),
+            ("ringress_l4_sent_bytes", "Bytes from L4 backends to clients, by Service.", MetricType::Counter, |c| c.bytes_out),
+        ];
+        for (name, help, kind, get) in families {
+            family(e, (name, help, kind), "service", all.iter().map(|(k, c)| (&**k, get(c))))?;
+        }
+        Ok(())
     }
 
     /// What the logger thread did.

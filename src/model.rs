@@ -17,7 +17,7 @@ use std::net::IpAddr;
 pub use parse::{parse_documents, parse_object, Location, ParseError};
 
 /// Identity of a namespaced object: `namespace/name`.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct ObjectKey {
     pub namespace: String,
     pub name: String,
@@ -124,10 +124,23 @@ pub struct ServicePort {
     pub protocol: String,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub struct Service {
     pub key: ObjectKey,
     pub ports: Vec<ServicePort>,
+    /// `spec.type` (`ClusterIP` when absent).
+    pub type_: Option<String>,
+    pub load_balancer_class: Option<String>,
+    /// `ringress.dev/*` annotations (the L4 load balancer's per-Service settings).
+    pub annotations: std::collections::BTreeMap<String, String>,
+    /// `metadata.creationTimestamp` (RFC 3339, so it sorts): the first claimant of a port wins.
+    pub created: Option<String>,
+}
+
+impl Service {
+    pub fn is_load_balancer(&self) -> bool {
+        self.type_.as_deref() == Some("LoadBalancer")
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -6,6 +6,8 @@ pub mod error;
 mod grpc;
 pub mod h1;
 mod h2;
+pub mod l4;
+pub mod proxy_protocol;
 mod tunnel;
 
 use std::cell::{Cell, RefCell};
@@ -77,6 +79,8 @@ pub struct WorkerStats {
     /// for HTTP/1.1, DATA for HTTP/2).
     pub bytes_in: AtomicU64,
     pub bytes_out: AtomicU64,
+    /// L4 connections by Service (`namespace/name:port`).
+    pub l4: std::sync::Mutex<rustc_hash::FxHashMap<Box<str>, l4::L4Counters>>,
 }
 
 /// Client connection protocols, as metric labels: HTTP/1.x over TCP and over TLS, HTTP/2 over
@@ -257,6 +261,9 @@ pub struct Worker<I: Io> {
     /// This worker's access-log buffer and request-id generator.
     pub(crate) log: crate::access_log::WorkerLog,
     pub(crate) index: usize,
+    pub(crate) workers: usize,
+    /// Listeners and balancing state of the L4 load balancer.
+    pub(crate) l4: l4::L4State,
     /// HTTP/2 connections to gRPC endpoints, shared by this worker's streams.
     /// Keyed by endpoint and whether the connection is TLS (GRPCS).
     #[allow(clippy::type_complexity)]
@@ -301,6 +308,7 @@ impl<I: Io> Worker<I> {
         for fd in self.listener_fds {
             crate::runtime::stop_listening(fd);
         }
+        self.stop_l4();
         self.deadlines.close_idle();
         self.drain_notify.notify_waiters();
     }
@@ -329,6 +337,8 @@ pub async fn run_worker<I: Io>(spec: WorkerSpec) {
         stats: spec.stats,
         log: spec.log,
         index: spec.index,
+        workers: spec.workers,
+        l4: l4::L4State::default(),
         h2_upstreams: RefCell::default(),
         upstream_tls: crate::tls::upstream_client_config(&[b"h2"]),
         upstream_tls_h1: crate::tls::upstream_client_config(&[b"http/1.1"]),
@@ -471,6 +481,7 @@ fn spawn_ticker<I: Io>(w: Rc<Worker<I>>) {
             if !w.draining() && w.published.is_draining() {
                 w.begin_drain();
             }
+            w.sync_l4();
         }
     });
 }

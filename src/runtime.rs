@@ -90,7 +90,8 @@ fn set_defer_accept(s: &socket2::Socket, secs: libc::c_int) -> std::io::Result<(
 
 /// Binds `n` SO_REUSEPORT listeners on `addr`. Port 0 picks a free port once; every listener
 /// shares it. Accepts are deferred until the client sends data, for up to `defer_accept`
-/// (the header timeout is the natural value).
+/// (the header timeout is the natural value; zero: not deferred, for protocols where the
+/// server speaks first).
 pub fn bind_reuseport(addr: SocketAddr, n: usize, defer_accept: Duration) -> std::io::Result<Vec<TcpListener>> {
     use socket2::{Domain, Protocol, Socket, Type};
     let mut addr = addr;
@@ -104,7 +105,9 @@ pub fn bind_reuseport(addr: SocketAddr, n: usize, defer_accept: Duration) -> std
         // HTTP clients speak first: complete accepts only once request bytes are here, so
         // the first read needs no wake-up of its own, and connections that never send
         // anything cost no fd (the kernel drops them after the timeout).
-        set_defer_accept(&s, defer_accept.as_secs().clamp(1, 3600) as libc::c_int)?;
+        if !defer_accept.is_zero() {
+            set_defer_accept(&s, defer_accept.as_secs().clamp(1, 3600) as libc::c_int)?;
+        }
         s.bind(&addr.into())?;
         s.listen(4096)?;
         let l: TcpListener = s.into();
@@ -140,6 +143,13 @@ fn shutdown_fd(fd: std::os::fd::RawFd, how: std::net::Shutdown) {
     unsafe { libc::shutdown(fd, how) };
 }
 
+/// The local address of a connected socket (where the client connected to).
+pub fn local_addr(fd: std::os::fd::RawFd) -> Option<std::net::SocketAddr> {
+    // SAFETY: the fd is borrowed only for this call; the caller owns the open socket.
+    let sock = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+    socket2::SockRef::from(&sock).local_addr().ok()?.as_socket()
+}
+
 /// Stops a listening socket (a drain): a pending accept fails, and nothing new is accepted.
 /// The caller guarantees the listener is still open.
 pub fn stop_listening(fd: std::os::fd::RawFd) {
@@ -149,6 +159,8 @@ pub fn stop_listening(fd: std::os::fd::RawFd) {
 /// Shared, read-only context every worker gets at start.
 pub struct WorkerSpec {
     pub index: usize,
+    /// How many workers there are (per-Service L4 connection limits are shared out).
+    pub workers: usize,
     pub cpu: Option<usize>,
     pub listener: TcpListener,
     /// The HTTPS listener and the TLS configuration every worker shares.

@@ -5,6 +5,7 @@ pub mod annotations;
 mod build;
 pub mod config;
 pub mod edge;
+pub mod l4;
 mod table;
 
 #[cfg(test)]
@@ -203,6 +204,8 @@ pub struct Snapshot {
     pub log: Arc<crate::access_log::Config>,
     /// Headers added to proxied responses, and which peers' forwarded headers are believed.
     pub edge: Arc<edge::Edge>,
+    /// TCP ports forwarded to Services (LoadBalancer Services of our class, `tcp-services`).
+    pub l4: Arc<l4::L4Table>,
     /// Objects defined twice (file provider). Route conflicts are on the table's hosts and
     /// backend problems on the backends; [`Snapshot::warnings`] lists all three.
     pub build_warnings: Arc<Vec<String>>,

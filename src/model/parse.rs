@@ -325,7 +325,15 @@ fn service(w: wire::Service, cx: Cx) -> Result<Service, ParseError> {
             protocol: p.protocol.unwrap_or_else(|| "TCP".to_string()),
         });
     }
-    Ok(Service { key, ports })
+    let annotations = w.metadata.annotations.into_iter().filter(|(k, _)| k.starts_with("ringress.dev/")).collect();
+    Ok(Service {
+        key,
+        ports,
+        type_: w.spec.type_,
+        load_balancer_class: w.spec.load_balancer_class,
+        annotations,
+        created: w.metadata.creation_timestamp,
+    })
 }
 
 fn endpoint_ports(ports: Vec<wire::EndpointPort>, cx: Cx, field: &str) -> Result<Vec<EndpointPort>, ParseError> {

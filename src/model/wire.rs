@@ -116,9 +116,13 @@ pub struct Service {
 }
 
 #[derive(Deserialize, Debug, Default)]
+#[serde(rename_all = "camelCase")]
 pub struct ServiceSpec {
     #[serde(default)]
     pub ports: Vec<ServicePort>,
+    #[serde(rename = "type")]
+    pub type_: Option<String>,
+    pub load_balancer_class: Option<String>,
 }
 
 #[derive(Deserialize, Debug, Default)]

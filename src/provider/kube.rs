@@ -269,7 +269,11 @@ async fn control(client: Client, opts: KubeOptions, build: BuildOptions, publish
             if !services.is_empty() {
                 stats.endpoint_updates.fetch_add(1, Ordering::Relaxed);
                 let base = snap.as_ref().unwrap_or(&prev);
-                snap = Some(update_endpoints(base, &inputs, &services.iter().cloned().collect::<Vec<_>>()));
+                let mut s = update_endpoints(base, &inputs, &services.iter().cloned().collect::<Vec<_>>());
+                // Services and their slices also drive the L4 table (a few LoadBalancer
+                // Services: rebuilt whole).
+                refresh_l4(&mut s, &inputs, &build);
+                snap = Some(s);
             }
             snap.expect("a publish follows a change")
         };
@@ -314,5 +318,16 @@ async fn sleep_until(deadline: Option<Instant>) {
     match deadline {
         Some(d) => tokio::time::sleep_until(d.into()).await,
         None => std::future::pending().await,
+    }
+}
+
+/// Rebuilds the L4 table of `snap` from `inputs`, logging its warnings when it changed.
+fn refresh_l4(snap: &mut crate::snapshot::Snapshot, inputs: &crate::snapshot::Inputs, opts: &BuildOptions) {
+    let (l4, warnings) = crate::snapshot::l4::build(inputs, &opts.l4);
+    if *snap.l4 != l4 {
+        for w in &warnings {
+            tracing::warn!("{w}");
+        }
+        snap.l4 = std::sync::Arc::new(l4);
     }
 }

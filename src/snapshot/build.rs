@@ -27,6 +27,8 @@ pub struct BuildOptions {
     pub default_certificate: Option<ObjectKey>,
     /// `--configmap`: the ConfigMap whose data overrides `settings` (ingress-nginx keys).
     pub config_map: ObjectKey,
+    /// The L4 load balancer: which Services, which ports are ours.
+    pub l4: super::l4::L4Options,
 }
 
 impl Default for BuildOptions {
@@ -38,6 +40,7 @@ impl Default for BuildOptions {
             log: crate::access_log::Config::default(),
             default_certificate: None,
             config_map: ObjectKey { namespace: "ringress".to_string(), name: "ringress".to_string() },
+            l4: super::l4::L4Options::default(),
         }
     }
 }
@@ -168,6 +171,8 @@ pub fn build_after(inputs: &Inputs, opts: &BuildOptions, prev: &Snapshot) -> Sna
     };
     let (mut global, config_warnings) = super::config::apply(&flags, live.as_ref(), config_map);
     global.edge.resolve(&inputs.config_maps, &mut build_warnings, &opts.config_map);
+    let (l4, l4_warnings) = super::l4::build(inputs, &opts.l4);
+    build_warnings.extend(l4_warnings);
     build_warnings.extend(config_warnings);
     // Group by host, keeping the age order within each host.
     let mut by_host: FxHashMap<HostKey, Vec<&Ingress>> = FxHashMap::default();
@@ -195,6 +200,7 @@ pub fn build_after(inputs: &Inputs, opts: &BuildOptions, prev: &Snapshot) -> Sna
         settings: global.settings,
         log: Arc::new(global.log),
         edge: Arc::new(global.edge),
+        l4: Arc::new(l4),
         build_warnings: Arc::new(build_warnings),
         certs: Arc::new(crate::tls::build_certs(
             &ingresses,
@@ -387,6 +393,7 @@ fn derived(prev: &Snapshot) -> Snapshot {
         settings: prev.settings.clone(),
         log: prev.log.clone(),
         edge: prev.edge.clone(),
+        l4: prev.l4.clone(),
         build_warnings: prev.build_warnings.clone(),
         certs: prev.certs.clone(),
     }
@@ -557,23 +564,29 @@ impl<'a> Builder<'a> {
                 PortRef::Name(name) => p.name.as_deref() == Some(name.as_str()),
             })
             .ok_or_else(|| format!("Service {} has no port {port}", svc.key))?;
-        let mut out = Vec::new();
         let slices = self.slices.get(&(namespace, service)).map(Vec::as_slice).unwrap_or_default();
-        for slice in slices {
-            // Slices name their ports after the Service port; the number there is the target.
-            let by_name = slice.ports.iter().find(|p| p.name == sp.name).map(|p| p.port);
-            let port = match (&sp.target_port, by_name) {
-                (_, Some(p)) => p,
-                (TargetPort::Number(n), None) if slice.ports.is_empty() => *n,
-                _ => continue,
-            };
-            out.extend(slice.ready.iter().map(|ip| SocketAddr::new(*ip, port)));
-        }
-        out.sort();
-        out.dedup();
+        let out = slice_endpoints(sp, slices);
         if out.is_empty() {
             return Err(format!("Service {} port {port} has no ready endpoints", svc.key));
         }
         Ok(out)
     }
+}
+
+/// The ready endpoints of one Service port, from the Service's slices: sorted, no duplicates.
+pub(super) fn slice_endpoints(sp: &crate::model::ServicePort, slices: &[&EndpointSlice]) -> Vec<SocketAddr> {
+    let mut out = Vec::new();
+    for slice in slices {
+        // Slices name their ports after the Service port; the number there is the target.
+        let by_name = slice.ports.iter().find(|p| p.name == sp.name).map(|p| p.port);
+        let port = match (&sp.target_port, by_name) {
+            (_, Some(p)) => p,
+            (TargetPort::Number(n), None) if slice.ports.is_empty() => *n,
+            _ => continue,
+        };
+        out.extend(slice.ready.iter().map(|ip| SocketAddr::new(*ip, port)));
+    }
+    out.sort();
+    out.dedup();
+    out
 }

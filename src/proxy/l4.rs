@@ -1,0 +1,365 @@
+//! The L4 load balancer on a worker: listeners that follow the snapshot's L4 table (opened
+//! and closed on the worker's tick), and per connection: an optional PROXY header from the
+//! client, an endpoint (round robin or least connections; one that refused or timed out is
+//! skipped for a while), an optional PROXY header to it, then bytes both ways with half-close
+//! passed on, until both sides are done or the connection stays silent past its idle timeout.
+//!
+//! A configuration change never touches an established connection: it holds its own sockets
+//! and reads nothing from later snapshots.
+
+use std::cell::{Cell, RefCell};
+use std::net::{Shutdown, SocketAddr};
+use std::os::fd::RawFd;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::future::{select, Either};
+use rustc_hash::{FxHashMap, FxHashSet};
+
+use super::{proxy_protocol, Worker};
+use crate::runtime::{Io, Stream};
+use crate::snapshot::l4::{L4Balance, L4Port, L4Table, ProxyVersion};
+
+/// How long an endpoint that refused or timed out is skipped.
+const DOWN_FOR: Duration = Duration::from_secs(10);
+/// A client's PROXY header must arrive within this.
+const PROXY_HEADER_TIMEOUT: Duration = Duration::from_secs(5);
+const BUF: usize = 64 * 1024;
+
+/// Per-Service counters of one worker, summed at scrape.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct L4Counters {
+    pub active: u64,
+    pub total: u64,
+    /// Client to backend, and back.
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    pub connect_failures: u64,
+    pub endpoint_down: u64,
+    /// Refused: the Service's connection limit, a bad PROXY header, or no endpoint at all.
+    pub rejected: u64,
+}
+
+/// One worker's L4 state.
+#[derive(Default)]
+pub(crate) struct L4State {
+    /// The table the listeners were last opened for.
+    synced: RefCell<Option<Arc<L4Table>>>,
+    /// Open listeners by port.
+    listeners: RefCell<FxHashMap<u16, RawFd>>,
+    /// Ports whose bind failed (warned once per table).
+    failed: RefCell<FxHashSet<u16>>,
+    rr: RefCell<FxHashMap<u16, usize>>,
+    /// Connections open per endpoint (least connections) and per Service (the limit).
+    per_endpoint: RefCell<FxHashMap<SocketAddr, usize>>,
+    per_service: RefCell<FxHashMap<u16, usize>>,
+    down: RefCell<FxHashMap<SocketAddr, Instant>>,
+}
+
+impl<I: Io> Worker<I> {
+    /// Opens and closes listeners to match the live L4 table (on every tick; a pointer
+    /// compare when nothing changed).
+    pub(crate) fn sync_l4(self: &Rc<Self>) {
+        let snap = self.snapshot();
+        if self.draining() {
+            return;
+        }
+        let same = self.l4.synced.borrow().as_ref().is_some_and(|t| Arc::ptr_eq(t, &snap.l4));
+        if same {
+            return;
+        }
+        *self.l4.synced.borrow_mut() = Some(snap.l4.clone());
+        self.l4.failed.borrow_mut().clear();
+        let wanted: FxHashSet<u16> = snap.l4.ports.iter().map(|p| p.port).collect();
+        let gone: Vec<(u16, RawFd)> =
+            self.l4.listeners.borrow().iter().filter(|(p, _)| !wanted.contains(p)).map(|(p, fd)| (*p, *fd)).collect();
+        for (port, fd) in gone {
+            self.l4.listeners.borrow_mut().remove(&port);
+            crate::runtime::stop_listening(fd);
+            tracing::info!(worker = self.index, port, "L4 port closed");
+        }
+        for p in &snap.l4.ports {
+            if self.l4.listeners.borrow().contains_key(&p.port) {
+                continue;
+            }
+            let addr = SocketAddr::new(snap.l4.address, p.port);
+            let opened = crate::runtime::bind_reuseport(addr, 1, Duration::ZERO)
+                .and_then(|mut v| v.pop().ok_or_else(|| std::io::Error::other("no listener")))
+                .and_then(|l| {
+                    use std::os::fd::AsRawFd;
+                    let fd = l.as_raw_fd();
+                    I::listener(l).map(|l| (fd, l))
+                });
+            match opened {
+                Ok((fd, listener)) => {
+                    self.l4.listeners.borrow_mut().insert(p.port, fd);
+                    tracing::info!(worker = self.index, port = p.port, service = %p.name, "L4 port open");
+                    let w = self.clone();
+                    let port = p.port;
+                    I::spawn(async move { accept_loop(w, listener, port, fd).await });
+                }
+                Err(e) => {
+                    if self.l4.failed.borrow_mut().insert(p.port) {
+                        tracing::error!(worker = self.index, port = p.port, service = %p.name, error = %e, "cannot listen for L4 Service");
+                    }
+                }
+            }
+        }
+    }
+
+    /// The drain: stop the L4 listeners too.
+    pub(crate) fn stop_l4(&self) {
+        for (_, fd) in self.l4.listeners.borrow_mut().drain() {
+            crate::runtime::stop_listening(fd);
+        }
+    }
+
+    fn l4_count(&self, name: &str, f: impl FnOnce(&mut L4Counters)) {
+        let mut t = self.stats.l4.lock().unwrap_or_else(|e| e.into_inner());
+        match t.get_mut(name) {
+            Some(c) => f(c),
+            None => {
+                let mut c = L4Counters::default();
+                f(&mut c);
+                t.insert(name.into(), c);
+            }
+        }
+    }
+}
+
+async fn accept_loop<I: Io>(w: Rc<Worker<I>>, listener: I::Listener, port: u16, fd: RawFd) {
+    loop {
+        let (stream, peer) = match I::accept(&listener).await {
+            Ok(x) => x,
+            Err(e) => {
+                // Closed by sync_l4 (port gone) or the drain: this listener's fd is no longer
+                // the registered one.
+                if w.l4.listeners.borrow().get(&port) != Some(&fd) {
+                    return;
+                }
+                tracing::warn!(worker = w.index, port, error = %e, "L4 accept failed");
+                I::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let w = w.clone();
+        I::spawn(async move { serve(&w, stream, peer, port).await });
+    }
+}
+
+/// One forwarded connection, start to end.
+async fn serve<I: Io>(w: &Worker<I>, client: I::Stream, peer: SocketAddr, port: u16) {
+    let snap = w.snapshot();
+    let Some(p) = snap.l4.get(port) else { return };
+    let workers = w.workers.max(1);
+    let limit = p.max_connections.div_ceil(workers);
+    {
+        let mut per = w.l4.per_service.borrow_mut();
+        let n = per.entry(port).or_default();
+        if limit != 0 && *n >= limit {
+            drop(per);
+            w.l4_count(&p.name, |c| c.rejected += 1);
+            tracing::debug!(worker = w.index, service = %p.name, %peer, "L4 connection limit reached; closed");
+            return;
+        }
+        *n += 1;
+    }
+    w.l4_count(&p.name, |c| {
+        c.active += 1;
+        c.total += 1;
+    });
+    let (moved_in, moved_out) = forward(w, p, &client, peer).await;
+    w.l4_count(&p.name, |c| {
+        c.active -= 1;
+        c.bytes_in += moved_in;
+        c.bytes_out += moved_out;
+    });
+    if let Some(n) = w.l4.per_service.borrow_mut().get_mut(&port) {
+        *n -= 1;
+    }
+}
+
+/// Returns the bytes moved each way.
+async fn forward<I: Io>(w: &Worker<I>, p: &L4Port, client: &I::Stream, peer: SocketAddr) -> (u64, u64) {
+    let mut first = Vec::with_capacity(BUF);
+    let mut source = peer;
+    if p.accept_proxy {
+        match read_proxy_header(w, client, &mut first).await {
+            Ok(Some(s)) => source = s,
+            Ok(None) => {}
+            Err(why) => {
+                w.l4_count(&p.name, |c| c.rejected += 1);
+                tracing::debug!(worker = w.index, service = %p.name, %peer, why, "bad PROXY header; closed");
+                return (0, 0);
+            }
+        }
+    }
+    let Some((up, addr)) = connect(w, p).await else {
+        w.l4_count(&p.name, |c| c.rejected += 1);
+        return (0, 0);
+    };
+    *w.l4.per_endpoint.borrow_mut().entry(addr).or_default() += 1;
+    if let Some(v) = p.send_proxy {
+        let dst = crate::runtime::local_addr(client.fd()).unwrap_or(peer);
+        let mut h = Vec::with_capacity(64 + first.len());
+        match v {
+            ProxyVersion::V1 => proxy_protocol::write_v1(&mut h, source, dst),
+            ProxyVersion::V2 => proxy_protocol::write_v2(&mut h, source, dst),
+        }
+        h.extend_from_slice(&first);
+        first = h;
+    }
+    let moved = pipe_both::<I>(client, &up, first, p.idle_timeout).await;
+    if let Some(n) = w.l4.per_endpoint.borrow_mut().get_mut(&addr) {
+        *n -= 1;
+    }
+    moved
+}
+
+/// Reads the client's PROXY header into `buf`, leaving any bytes after it there. The
+/// client's address, or None when the header names none (v1 UNKNOWN, v2 LOCAL).
+async fn read_proxy_header<I: Io>(
+    w: &Worker<I>,
+    client: &I::Stream,
+    buf: &mut Vec<u8>,
+) -> Result<Option<SocketAddr>, &'static str> {
+    let watch = w.deadlines.register();
+    let clock = crate::runtime::io::Clock { deadlines: &w.deadlines, watch: &watch };
+    let deadline = clock.after(PROXY_HEADER_TIMEOUT);
+    let r = loop {
+        match proxy_protocol::parse(buf) {
+            Ok(Some(h)) => {
+                buf.drain(..h.len);
+                break Ok(h.source);
+            }
+            Err(e) => break Err(e),
+            Ok(None) => {}
+        }
+        if buf.capacity() - buf.len() < 512 {
+            buf.reserve(BUF);
+        }
+        let (r, b) = clock.read(client, std::mem::take(buf), deadline).await;
+        *buf = b;
+        match r {
+            Ok(0) => break Err("closed before a PROXY header"),
+            Ok(_) => {}
+            Err(_) => break Err("no PROXY header in time"),
+        }
+    };
+    w.deadlines.unregister(&watch);
+    r
+}
+
+/// An endpoint that accepts: the first by the Service's policy, then the others in turn,
+/// skipping those marked down unless every one is.
+async fn connect<I: Io>(w: &Worker<I>, p: &L4Port) -> Option<(I::Stream, SocketAddr)> {
+    let n = p.endpoints.len();
+    if n == 0 {
+        return None;
+    }
+    let now = Instant::now();
+    let start = match p.balance {
+        L4Balance::RoundRobin => {
+            let mut rr = w.l4.rr.borrow_mut();
+            let next = rr.entry(p.port).or_default();
+            *next = next.wrapping_add(1);
+            *next % n
+        }
+        L4Balance::LeastConnections => {
+            let per = w.l4.per_endpoint.borrow();
+            let down = w.l4.down.borrow();
+            (0..n)
+                .min_by_key(|&i| {
+                    let e = &p.endpoints[i];
+                    (down.get(e).is_some_and(|t| *t > now), per.get(e).copied().unwrap_or(0))
+                })
+                .unwrap_or(0)
+        }
+    };
+    let order: Vec<SocketAddr> = (0..n).map(|i| p.endpoints[(start + i) % n]).collect();
+    let is_down = |e: &SocketAddr| w.l4.down.borrow().get(e).is_some_and(|t| *t > now);
+    // Endpoints up first (in order), then the ones marked down as a last resort.
+    let tries: Vec<SocketAddr> =
+        order.iter().filter(|e| !is_down(e)).chain(order.iter().filter(|e| is_down(e))).copied().collect();
+    let timeout = w.snapshot().settings.connect_timeout;
+    for addr in tries {
+        match I::connect(addr, timeout).await {
+            Ok(s) => {
+                w.l4.down.borrow_mut().remove(&addr);
+                return Some((s, addr));
+            }
+            Err(e) => {
+                let newly = w.l4.down.borrow_mut().insert(addr, Instant::now() + DOWN_FOR).is_none_or(|t| t <= now);
+                w.l4_count(&p.name, |c| {
+                    c.connect_failures += 1;
+                    c.endpoint_down += u64::from(newly);
+                });
+                tracing::debug!(worker = w.index, service = %p.name, %addr, error = %e, "L4 connect failed; next endpoint");
+            }
+        }
+    }
+    None
+}
+
+/// Both directions until each has seen its end (a FIN is passed on as a shutdown of writing,
+/// and the other direction keeps flowing), or until nothing moved either way for `idle`.
+/// `first`: bytes for the backend before the client's (a PROXY header, bytes read with one).
+async fn pipe_both<I: Io>(client: &I::Stream, up: &I::Stream, first: Vec<u8>, idle: Duration) -> (u64, u64) {
+    let last = Cell::new(Instant::now());
+    let (to_up, to_client) = (Cell::new(0u64), Cell::new(0u64));
+    let both = futures::future::join(
+        pipe(client, up, first, &last, &to_up),
+        pipe(up, client, Vec::with_capacity(BUF), &last, &to_client),
+    );
+    let watchdog = async {
+        loop {
+            let since = last.get().elapsed();
+            if since >= idle {
+                return;
+            }
+            I::sleep(idle - since).await;
+        }
+    };
+    if let Either::Right(_) = select(std::pin::pin!(both), std::pin::pin!(watchdog)).await {
+        // Silent too long: both sockets shut, the pipes' reads end, the sockets close.
+        client.shutdown(Shutdown::Both);
+        up.shutdown(Shutdown::Both);
+    }
+    (to_up.get(), to_client.get())
+}
+
+/// `from` -> `to` until EOF or an error, then a shutdown of writing on `to`.
+async fn pipe<A: Stream, B: Stream>(from: &A, to: &B, mut buf: Vec<u8>, last: &Cell<Instant>, moved: &Cell<u64>) {
+    if !buf.is_empty() {
+        let (r, b) = to.write_all(buf).await;
+        buf = b;
+        if r.is_err() {
+            from.shutdown(Shutdown::Read);
+            to.shutdown(Shutdown::Write);
+            return;
+        }
+    }
+    loop {
+        buf.clear();
+        if buf.capacity() < BUF {
+            buf.reserve(BUF);
+        }
+        let (r, b) = from.read(buf).await;
+        buf = b;
+        let n = match r {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        last.set(Instant::now());
+        let (r, b) = to.write_all(buf).await;
+        buf = b;
+        if r.is_err() {
+            from.shutdown(Shutdown::Read);
+            break;
+        }
+        moved.set(moved.get() + n as u64);
+        last.set(Instant::now());
+    }
+    to.shutdown(Shutdown::Write);
+}
