@@ -224,11 +224,17 @@ pub fn run(cmd: &mut std::process::Command) -> (bool, String, String) {
 }
 
 /// Raises this process's soft open-file limit to the hard limit (children inherit it).
+/// As root, the hard limit is raised too (to 262,144), so a test can hold tens of thousands
+/// of sockets on each side.
 pub fn raise_fd_limit() -> u64 {
     let mut r = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
     // SAFETY: getrlimit/setrlimit with a valid pointer to an rlimit struct.
     unsafe {
         libc::getrlimit(libc::RLIMIT_NOFILE, &mut r);
+        let raised = libc::rlimit { rlim_cur: 1 << 18, rlim_max: r.rlim_max.max(1 << 18) };
+        if raised.rlim_max > r.rlim_max && libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+            return raised.rlim_cur;
+        }
         r.rlim_cur = r.rlim_max.min(1 << 20);
         libc::setrlimit(libc::RLIMIT_NOFILE, &r);
     }
@@ -305,3 +311,30 @@ spec:
       - path: /feed.FeedBack
         backend: {serviceName: compete-feedback, servicePort: grpc}
 "#;
+
+/// A free loopback port for a forwarded Service (bound then released).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A LoadBalancer Service of our class on `port`, with one EndpointSlice listing `endpoints`.
+pub fn lb_service(name: &str, port: u16, endpoints: &[SocketAddr], annotations: &[(&str, &str)]) -> String {
+    let mut ann = String::new();
+    if !annotations.is_empty() {
+        ann = "  annotations:\n".into();
+        for (k, v) in annotations {
+            ann += &format!("    {k}: \"{v}\"\n");
+        }
+    }
+    let mut s = format!(
+        "---\napiVersion: v1\nkind: Service\nmetadata:\n  name: {name}\n  namespace: default\n{ann}spec:\n  type: LoadBalancer\n  loadBalancerClass: ringress.dev/lb\n  ports: [{{name: tcp, port: {port}, targetPort: tcp}}]\n"
+    );
+    for (i, ep) in endpoints.iter().enumerate() {
+        s += &format!(
+            "---\napiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata: {{name: {name}-{i}, namespace: default, labels: {{kubernetes.io/service-name: {name}}}}}\naddressType: IPv4\nendpoints: [{{addresses: [\"{}\"]}}]\nports: [{{name: tcp, port: {}}}]\n",
+            ep.ip(),
+            ep.port()
+        );
+    }
+    s
+}
