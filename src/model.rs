@@ -135,6 +135,8 @@ pub struct Service {
     pub annotations: std::collections::BTreeMap<String, String>,
     /// `metadata.creationTimestamp` (RFC 3339, so it sorts): the first claimant of a port wins.
     pub created: Option<String>,
+    /// `status.loadBalancer.ingress` as it is (IPs or host names), for the status writer.
+    pub status_addresses: Vec<String>,
 }
 
 impl Service {

@@ -377,3 +377,45 @@ fn tls_secrets_from_the_cluster_are_served_and_rotate_live() {
     p.wait_for(|| curl(&f2) == "200", "the rotated certificate");
     assert_ne!(curl(&f1), "200");
 }
+
+#[test]
+fn load_balancer_services_from_the_cluster_are_forwarded_and_get_an_external_ip() {
+    use std::io::{Read, Write};
+    let c = Cluster::start();
+    c.apply("apiVersion: v1\nkind: Namespace\nmetadata: {name: ringress}\n");
+    // A TCP echo server as the endpoint.
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let echo = l.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for s in l.incoming().flatten() {
+            std::thread::spawn(move || {
+                let mut r = s.try_clone().unwrap();
+                let mut w = s;
+                let _ = std::io::copy(&mut r, &mut w);
+            });
+        }
+    });
+    let (port, other) = (free_port(), free_port());
+    c.apply(&lb_service("tcp-echo", port, &[echo], &[]));
+    // Another class's LoadBalancer Service: neither forwarded nor given a status.
+    c.apply(&lb_service("theirs", other, &[echo], &[]).replace("ringress.dev/lb", "example.com/lb"));
+    let p = c.proxy(&["--publish-address", "192.0.2.20", "--lb-address", "127.0.0.1"]);
+    p.wait_for(|| std::net::TcpStream::connect(("127.0.0.1", port)).is_ok(), "the Service's port open");
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.write_all(b"over the edge").unwrap();
+    let mut got = [0u8; 13];
+    s.read_exact(&mut got).unwrap();
+    assert_eq!(&got, b"over the edge");
+    p.wait_for(
+        || jsonpath(&c, "service", "tcp-echo", "{.status.loadBalancer.ingress[0].ip}") == "192.0.2.20",
+        "EXTERNAL-IP on the Service",
+    );
+    assert!(std::net::TcpStream::connect(("127.0.0.1", other)).is_err(), "another class's port is not served");
+    assert_eq!(jsonpath(&c, "service", "theirs", "{.status.loadBalancer}"), "");
+    // kubectl delete: the port closes; the established connection still echoes.
+    c.kubectl(&["delete", "service", "tcp-echo"]);
+    p.wait_for(|| std::net::TcpStream::connect(("127.0.0.1", port)).is_err(), "the port closed");
+    s.write_all(b"still here...").unwrap();
+    s.read_exact(&mut got).unwrap();
+    assert_eq!(&got, b"still here...");
+}

@@ -1,6 +1,7 @@
-//! Ingress status: one replica of the DaemonSet, elected through a coordination.k8s.io Lease,
-//! writes `status.loadBalancer.ingress` on the Ingresses of our class (and only those: an
-//! Ingress of another class is never touched). The others stand by and take over when the
+//! Ingress and Service status: one replica of the DaemonSet, elected through a
+//! coordination.k8s.io Lease, writes `status.loadBalancer.ingress` on the Ingresses of our
+//! class and on the LoadBalancer Services the L4 load balancer serves (and only those: an
+//! object of another class is never touched). The others stand by and take over when the
 //! holder stops renewing.
 
 use std::collections::HashMap;
@@ -9,6 +10,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
+use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::networking::v1::Ingress;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
 use k8s_openapi::jiff::Timestamp;
@@ -16,7 +18,7 @@ use kube::api::{Patch, PatchParams, PostParams};
 use kube::{Api, Client};
 use tokio::sync::watch;
 
-use super::store::StatusView;
+use super::store::{StatusOf, StatusView};
 use crate::model::ObjectKey;
 use crate::Published;
 
@@ -94,20 +96,30 @@ async fn write_all(
 ) {
     let want = vec![opts.address.clone()];
     pending.retain(|_, at| at.elapsed() < SETTLE);
-    for (key, have) in view {
+    for (kind, key, have) in view {
         if *have == want || pending.contains_key(key) {
             continue;
         }
-        let api: Api<Ingress> = Api::namespaced(client.clone(), &key.namespace);
         let patch = serde_json::json!({"status": {"loadBalancer": {"ingress": [address_entry(&opts.address)]}}});
-        match api.patch_status(&key.name, &PatchParams::default(), &Patch::Merge(&patch)).await {
+        let (pp, patch) = (PatchParams::default(), Patch::Merge(&patch));
+        let r = match kind {
+            StatusOf::Ingress => Api::<Ingress>::namespaced(client.clone(), &key.namespace)
+                .patch_status(&key.name, &pp, &patch)
+                .await
+                .map(drop),
+            StatusOf::Service => Api::<Service>::namespaced(client.clone(), &key.namespace)
+                .patch_status(&key.name, &pp, &patch)
+                .await
+                .map(drop),
+        };
+        match r {
             Ok(_) => {
                 pending.insert(key.clone(), Instant::now());
                 published.control.status_updates.fetch_add(1, Ordering::Relaxed);
             }
             Err(e) => {
                 published.control.status_errors.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(ingress = %key, error = %e, "cannot write Ingress status; will retry");
+                tracing::warn!(kind = ?kind, object = %key, error = %e, "cannot write status; will retry");
             }
         }
     }

@@ -47,7 +47,15 @@ pub enum Change {
 }
 
 /// The Ingresses we serve and the status each one has now, for the status writer.
-pub type StatusView = Vec<(ObjectKey, Vec<String>)>;
+/// The objects whose `status.loadBalancer` we own, with what it says now.
+pub type StatusView = Vec<(StatusOf, ObjectKey, Vec<String>)>;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StatusOf {
+    Ingress,
+    /// A LoadBalancer Service the L4 load balancer serves.
+    Service,
+}
 
 #[derive(Default)]
 pub struct Store {
@@ -282,12 +290,21 @@ impl Store {
 
     /// The Ingresses of our class, with the addresses their status shows now.
     pub fn status_view(&self, inputs: &Inputs, opts: &BuildOptions) -> StatusView {
-        inputs
+        let mut view: StatusView = inputs
             .ingresses
             .iter()
             .filter(|i| serves(i, &inputs.ingress_classes, opts))
-            .map(|i| (i.key.clone(), self.addresses.get(&i.key).cloned().unwrap_or_default()))
-            .collect()
+            .map(|i| (StatusOf::Ingress, i.key.clone(), self.addresses.get(&i.key).cloned().unwrap_or_default()))
+            .collect();
+        // LoadBalancer Services with a port forwarded (not those that lost a port conflict).
+        let (l4, _) = crate::snapshot::l4::build(inputs, &opts.l4);
+        let served: std::collections::BTreeSet<&ObjectKey> = l4.ports.iter().map(|p| &p.service).collect();
+        for s in &inputs.services {
+            if served.contains(&s.key) && s.is_load_balancer() {
+                view.push((StatusOf::Service, s.key.clone(), s.status_addresses.clone()));
+            }
+        }
+        view
     }
 }
 
