@@ -16,7 +16,42 @@ pub(super) struct Executor {
     queued: RefCell<Vec<bool>>,
     free: RefCell<Vec<usize>>,
     ready: RefCell<VecDeque<usize>>,
-    timers: RefCell<Vec<(Instant, Waker)>>,
+    /// Pending timers, earliest first. A sleep dropped before it fires marks its entry dead
+    /// (its flag) instead of searching the heap; dead entries are skipped when they come up,
+    /// and swept out whenever they are most of the heap (connections that end long before
+    /// their idle timeout leave many).
+    timers: RefCell<std::collections::BinaryHeap<Timer>>,
+    timer_seq: Cell<u64>,
+    dead_timers: Cell<usize>,
+}
+
+struct Timer {
+    at: Instant,
+    seq: u64,
+    waker: Waker,
+    /// False once the sleep completed or was dropped.
+    alive: std::rc::Rc<Cell<bool>>,
+}
+
+impl PartialEq for Timer {
+    fn eq(&self, o: &Self) -> bool {
+        (self.at, self.seq) == (o.at, o.seq)
+    }
+}
+
+impl Eq for Timer {}
+
+impl PartialOrd for Timer {
+    fn partial_cmp(&self, o: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(o))
+    }
+}
+
+impl Ord for Timer {
+    /// Reversed: the max-heap's top is the earliest deadline.
+    fn cmp(&self, o: &Self) -> std::cmp::Ordering {
+        (o.at, o.seq).cmp(&(self.at, self.seq))
+    }
 }
 
 thread_local! {
@@ -57,15 +92,33 @@ pub fn spawn(fut: impl Future<Output = ()> + 'static) {
 /// the first poll only: a sleep polled again (e.g. raced in a `select` against I/O) must not
 /// add an entry per wake-up. A task's waker never changes on this executor.
 pub async fn sleep(d: Duration) {
+    /// Marks the timer dead if the sleep goes away before it fires.
+    struct Registered(Option<std::rc::Rc<Cell<bool>>>);
+    impl Drop for Registered {
+        fn drop(&mut self) {
+            if let Some(alive) = self.0.take().filter(|a| a.get()) {
+                alive.set(false);
+                with_current(|e| e.dead_timers.set(e.dead_timers.get() + 1));
+            }
+        }
+    }
     let at = Instant::now() + d;
-    let mut registered = false;
+    let mut registered = Registered(None);
     std::future::poll_fn(|cx| {
         if Instant::now() >= at {
+            if let Some(alive) = registered.0.take() {
+                alive.set(false);
+            }
             return Poll::Ready(());
         }
-        if !registered {
-            registered = true;
-            with_current(|e| e.timers.borrow_mut().push((at, cx.waker().clone())));
+        if registered.0.is_none() {
+            let alive = std::rc::Rc::new(Cell::new(true));
+            with_current(|e| {
+                let seq = e.timer_seq.get();
+                e.timer_seq.set(seq + 1);
+                e.timers.borrow_mut().push(Timer { at, seq, waker: cx.waker().clone(), alive: alive.clone() });
+            });
+            registered.0 = Some(alive);
         }
         Poll::Pending
     })
@@ -80,6 +133,8 @@ impl Executor {
             free: RefCell::default(),
             ready: RefCell::default(),
             timers: RefCell::default(),
+            timer_seq: Cell::new(0),
+            dead_timers: Cell::new(0),
         }
     }
 
@@ -147,21 +202,26 @@ impl Executor {
     /// Wakes due timers; returns the earliest pending deadline.
     fn fire_timers(&self) -> Option<Instant> {
         let mut timers = self.timers.borrow_mut();
-        if timers.is_empty() {
-            return None;
+        let dead = self.dead_timers.get();
+        if dead > 1024 && dead * 2 > timers.len() {
+            timers.retain(|t| t.alive.get());
+            self.dead_timers.set(0);
         }
         let now = Instant::now();
-        let mut next: Option<Instant> = None;
-        timers.retain(|(at, w)| {
-            if *at <= now {
-                w.wake_by_ref();
-                false
-            } else {
-                next = Some(next.map_or(*at, |n| n.min(*at)));
-                true
+        while let Some(top) = timers.peek() {
+            if !top.alive.get() {
+                timers.pop();
+                self.dead_timers.set(self.dead_timers.get().saturating_sub(1));
+                continue;
             }
-        });
-        next
+            if top.at > now {
+                return Some(top.at);
+            }
+            let t = timers.pop().expect("peeked");
+            t.alive.set(false);
+            t.waker.wake();
+        }
+        None
     }
 
     fn shutdown(&self) {
