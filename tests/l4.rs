@@ -380,6 +380,16 @@ fn limits_idle_timeout_least_connections_and_a_refusing_endpoint() {
     for port in [limited, idle, lc] {
         wait_open(&p, port);
     }
+    // The readiness probes' connections are gone before the limit is tried.
+    p.wait_for(
+        || {
+            let m = get(p.admin, "x", "/metrics").text();
+            !m.lines().any(|l| {
+                l.starts_with("ringress_l4_connections_active{service=\"default/limited:") && !l.ends_with(" 0")
+            })
+        },
+        "the probe connections closed",
+    );
     // Two connections at most: the third is closed at once.
     let mut kept: Vec<TcpStream> = (0..2).map(|_| echo_conn(limited).0).collect();
     let mut third = connect_port(limited);
