@@ -156,7 +156,8 @@ struct RunArgs {
     /// L4: an ingress-nginx style tcp-services ConfigMap (namespace/name).
     #[arg(long)]
     tcp_services_configmap: Option<String>,
-    /// L4: every forwarded port expects a PROXY protocol header (v1 or v2) from the client.
+    /// Every connection (HTTP, HTTPS and forwarded L4 ports) starts with a PROXY protocol
+    /// header (v1 or v2) from a load balancer in front.
     #[arg(long)]
     accept_proxy_protocol: bool,
     /// L4: seconds a forwarded connection may stay silent both ways.
@@ -271,6 +272,7 @@ fn run(a: RunArgs) -> anyhow::Result<()> {
         max_connections_per_worker: a.max_connections,
         h2_max_concurrent_streams: a.h2_max_concurrent_streams.max(1),
         drain_timeout: secs(a.drain_timeout, "drain-timeout")?,
+        accept_proxy: a.accept_proxy_protocol,
         ..Settings::default()
     };
     let default_certificate =

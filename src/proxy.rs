@@ -79,6 +79,8 @@ pub struct WorkerStats {
     /// for HTTP/1.1, DATA for HTTP/2).
     pub bytes_in: AtomicU64,
     pub bytes_out: AtomicU64,
+    /// HTTP connections closed for a missing or bad PROXY header (`use-proxy-protocol`).
+    pub proxy_header_errors: AtomicU64,
     /// L4 connections by Service (`namespace/name:port`).
     pub l4: std::sync::Mutex<rustc_hash::FxHashMap<Box<str>, l4::L4Counters>>,
 }
@@ -384,10 +386,24 @@ async fn accept_loop<I: Io>(worker: Rc<Worker<I>>, listener: I::Listener, tls: O
         bump(&w.stats.connections_active);
         let tls = tls.clone();
         I::spawn(async move {
+            // Behind a load balancer speaking the PROXY protocol: its header names the client,
+            // and what followed it is the start of the connection's own bytes.
+            let (mut peer, mut initial) = (peer, Vec::new());
+            if w.snapshot().settings.accept_proxy {
+                match l4::read_proxy_header(&w, &stream, &mut initial).await {
+                    Ok(source) => peer = source.unwrap_or(peer),
+                    Err(why) => {
+                        bump(&w.stats.proxy_header_errors);
+                        tracing::debug!(worker = w.index, %peer, why, "bad PROXY header; closed");
+                        return w.closed();
+                    }
+                }
+            }
             match tls {
                 None => {
                     // h2c with prior knowledge, or HTTP/1.1: the first bytes tell.
-                    let Some(first) = first_bytes(&w, &stream).await else { return w.closed() };
+                    let first = if initial.is_empty() { first_bytes(&w, &stream).await } else { Some(initial) };
+                    let Some(first) = first else { return w.closed() };
                     if h2::is_preface(&first) {
                         let _p = ProtocolGuard::new(&w.stats, H2C);
                         h2::serve(w.clone(), stream, first, peer, false).await;
@@ -397,7 +413,7 @@ async fn accept_loop<I: Io>(worker: Rc<Worker<I>>, listener: I::Listener, tls: O
                     }
                 }
                 Some(cfg) => {
-                    if let Some(s) = handshake(&w, stream, peer, cfg).await {
+                    if let Some(s) = handshake(&w, stream, peer, cfg, initial).await {
                         if s.alpn().as_deref() == Some(b"h2") {
                             let _p = ProtocolGuard::new(&w.stats, H2);
                             h2::serve(w.clone(), s, Vec::new(), peer, true).await;
@@ -440,10 +456,11 @@ async fn handshake<I: Io>(
     stream: I::Stream,
     peer: std::net::SocketAddr,
     cfg: Arc<rustls::ServerConfig>,
+    initial: Vec<u8>,
 ) -> Option<TlsStream<I::Stream>> {
     use crate::runtime::Stream;
     let s = match TlsStream::new(stream, cfg) {
-        Ok(s) => s,
+        Ok(s) => s.with_initial(initial),
         Err(e) => {
             tracing::warn!(worker = w.index, error = %e, "cannot start a TLS session");
             return None;

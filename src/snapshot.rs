@@ -96,6 +96,9 @@ pub struct Settings {
     pub server_tokens: bool,
     /// How a worker picks an endpoint (`load-balance`).
     pub load_balance: LoadBalance,
+    /// HTTP and HTTPS connections start with a PROXY protocol header (`use-proxy-protocol`,
+    /// `--accept-proxy-protocol`): its client address is the client.
+    pub accept_proxy: bool,
     /// Idle connections kept per upstream endpoint per worker (ingress-nginx's
     /// `upstream-keepalive-connections` default is 320): enough for an HTTP/2 client's
     /// hundreds of concurrent streams to reuse connections instead of churning new ones.
@@ -176,6 +179,7 @@ impl Default for Settings {
             body_timeout: Duration::from_secs(60),
             server_tokens: false,
             load_balance: LoadBalance::RoundRobin,
+            accept_proxy: false,
         }
     }
 }

@@ -280,6 +280,13 @@ impl<S: Stream> TlsStream<S> {
         }
     }
 
+    /// Ciphertext already read from the socket (after a PROXY header) goes to rustls first.
+    pub fn with_initial(self, bytes: Vec<u8>) -> Self {
+        self.rx.set(bytes);
+        self.rx_off.set(0);
+        self
+    }
+
     /// Runs the handshake to its end (the caller bounds it in time). What rustls queues as the
     /// handshake completes (TLS 1.3 session tickets; a client's Finished) is not sent here:
     /// it leaves with the next write, or before the next read waits, so the tickets share a

@@ -450,3 +450,40 @@ fn redis_through_the_l4_load_balancer() {
     let _ = redis.kill();
     let _ = redis.wait();
 }
+
+#[test]
+fn http_listeners_take_the_client_from_a_proxy_header_with_use_proxy_protocol() {
+    let a = Upstream::start("a");
+    let m = service("svc-a", &[a.addr])
+        + &ingress("site", Some("pp.test"), &[("/", "svc-a")])
+        + "---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: ringress, namespace: ringress}\ndata: {use-proxy-protocol: \"true\"}\n";
+    let p = Proxy::start("uring", &m, &[]);
+    // A v1 header, then the request in the same segment.
+    let r = raw(
+        p.http,
+        b"PROXY TCP4 203.0.113.9 10.0.0.1 5555 80\r\nGET / HTTP/1.1\r\nHost: pp.test\r\nConnection: close\r\n\r\n",
+    )
+    .expect("a response");
+    assert_eq!(r.status, 200);
+    assert!(r.text().contains("header x-real-ip: 203.0.113.9"), "{}", r.text());
+    // curl sends one (v1, its own addresses) before TLS and before h2c: both still work.
+    for (url, flag) in
+        [(format!("https://{}/", p.https), "-k"), (format!("http://{}/", p.http), "--http2-prior-knowledge")]
+    {
+        let (ok, out, err) = run(std::process::Command::new("curl").args([
+            "-sS",
+            "--haproxy-protocol",
+            flag,
+            "-H",
+            "Host: pp.test",
+            &url,
+        ]));
+        assert!(ok && out.contains("upstream=a"), "{url}: {out}{err}");
+    }
+    // Without a header: closed, counted.
+    let mut s = connect(p.http);
+    s.write_all(b"GET / HTTP/1.1\r\nHost: pp.test\r\n\r\n").unwrap();
+    assert!(closed_within(&mut s, Duration::from_secs(5)));
+    let m = metrics_when(p.admin, |m| m.contains("ringress_proxy_protocol_errors_total 1"));
+    assert!(m.contains("ringress_proxy_protocol_errors_total 1"), "{m}");
+}

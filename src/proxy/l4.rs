@@ -219,7 +219,7 @@ async fn forward<I: Io>(w: &Worker<I>, p: &L4Port, client: &I::Stream, peer: Soc
 
 /// Reads the client's PROXY header into `buf`, leaving any bytes after it there. The
 /// client's address, or None when the header names none (v1 UNKNOWN, v2 LOCAL).
-async fn read_proxy_header<I: Io>(
+pub(crate) async fn read_proxy_header<I: Io>(
     w: &Worker<I>,
     client: &I::Stream,
     buf: &mut Vec<u8>,

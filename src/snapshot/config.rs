@@ -102,6 +102,7 @@ const KEYS: &[Key] = &[
     key!("access-log-compress", "true or false", log.compress, parse_bool),
     key!("client-body-timeout", "a number of seconds", settings.body_timeout, parse_seconds),
     key!("server-tokens", "true or false", settings.server_tokens, parse_bool),
+    key!("use-proxy-protocol", "true or false", settings.accept_proxy, parse_bool),
     key!("load-balance", "round_robin or ewma", settings.load_balance, |v: &str| match v {
         "round_robin" => Some(LoadBalance::RoundRobin),
         "ewma" => Some(LoadBalance::Ewma),
@@ -233,7 +234,11 @@ mod tests {
         for k in KEYS.iter().filter(|k| k.name != "access-log-path") {
             let good = match k.expects {
                 "true or false" if matches!(k.name, "disable-access-log" | "server-tokens" | "hsts-preload") => "true",
-                "true or false" if matches!(k.name, "use-forwarded-headers" | "enable-real-ip") => "true",
+                "true or false"
+                    if matches!(k.name, "use-forwarded-headers" | "enable-real-ip" | "use-proxy-protocol") =>
+                {
+                    "true"
+                }
                 "true or false" => "false",
                 "301, 302, 307 or 308" => "302",
                 "a size (8m, 512k, 1g; 0 for no limit)" | "a size (100m, 512k, 1g)" => "3k",
