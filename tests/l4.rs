@@ -16,9 +16,13 @@ use support::{free_port, lb_service};
 
 /// The proxy with the L4 ports on loopback.
 fn proxy(manifests: &str, extra: &[&str]) -> Proxy {
+    proxy_on("uring", manifests, extra)
+}
+
+fn proxy_on(io: &str, manifests: &str, extra: &[&str]) -> Proxy {
     let mut args = vec!["--lb-address", "127.0.0.1"];
     args.extend_from_slice(extra);
-    Proxy::start("uring", manifests, &args)
+    Proxy::start(io, manifests, &args)
 }
 
 fn connect_port(port: u16) -> TcpStream {
@@ -186,11 +190,18 @@ fn fill(buf: &mut [u8]) {
 
 const GB: u64 = 1 << 30;
 
+/// On io_uring (copied through a buffer) and on epoll (spliced after the first 256 KiB).
 #[test]
 fn a_gigabyte_each_way_with_checksums_and_half_close_both_ways() {
+    for io in ["uring", "epoll"] {
+        gigabyte_each_way(io);
+    }
+}
+
+fn gigabyte_each_way(io: &str) {
     let b = Backend::start("b");
     let port = free_port();
-    let p = proxy(&lb_service("bulk", port, &[b.addr], &[]), &[]);
+    let p = proxy_on(io, &lb_service("bulk", port, &[b.addr], &[]), &[]);
     wait_open(&p, port);
 
     // Upload: 1 GB, then our FIN; the backend still answers with the checksum (half-close

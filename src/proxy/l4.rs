@@ -26,6 +26,11 @@ const DOWN_FOR: Duration = Duration::from_secs(10);
 /// A client's PROXY header must arrive within this.
 const PROXY_HEADER_TIMEOUT: Duration = Duration::from_secs(5);
 const BUF: usize = 64 * 1024;
+/// A direction that has moved this much switches to splice (a pipe per direction: only bulk
+/// transfers get one, so idle and chatty connections cost no extra descriptors).
+const SPLICE_AFTER: u64 = 256 * 1024;
+/// Pipes a worker may have at once (two descriptors each); beyond, bytes are copied.
+const MAX_PIPES: usize = 1024;
 
 /// Per-Service counters of one worker, summed at scrape.
 #[derive(Debug, Default, Clone, Copy)]
@@ -55,6 +60,8 @@ pub(crate) struct L4State {
     per_endpoint: RefCell<FxHashMap<SocketAddr, usize>>,
     per_service: RefCell<FxHashMap<u16, usize>>,
     down: RefCell<FxHashMap<SocketAddr, Instant>>,
+    /// Splice pipes in use.
+    pipes: Cell<usize>,
 }
 
 impl<I: Io> Worker<I> {
@@ -210,7 +217,7 @@ async fn forward<I: Io>(w: &Worker<I>, p: &L4Port, client: &I::Stream, peer: Soc
         h.extend_from_slice(&first);
         first = h;
     }
-    let moved = pipe_both::<I>(client, &up, first, p.idle_timeout).await;
+    let moved = pipe_both::<I>(client, &up, first, p.idle_timeout, &w.l4.pipes).await;
     if let Some(n) = w.l4.per_endpoint.borrow_mut().get_mut(&addr) {
         *n -= 1;
     }
@@ -305,12 +312,18 @@ async fn connect<I: Io>(w: &Worker<I>, p: &L4Port) -> Option<(I::Stream, SocketA
 /// Both directions until each has seen its end (a FIN is passed on as a shutdown of writing,
 /// and the other direction keeps flowing), or until nothing moved either way for `idle`.
 /// `first`: bytes for the backend before the client's (a PROXY header, bytes read with one).
-async fn pipe_both<I: Io>(client: &I::Stream, up: &I::Stream, first: Vec<u8>, idle: Duration) -> (u64, u64) {
+async fn pipe_both<I: Io>(
+    client: &I::Stream,
+    up: &I::Stream,
+    first: Vec<u8>,
+    idle: Duration,
+    pipes: &Cell<usize>,
+) -> (u64, u64) {
     let last = Cell::new(Instant::now());
     let (to_up, to_client) = (Cell::new(0u64), Cell::new(0u64));
     let both = futures::future::join(
-        pipe(client, up, first, &last, &to_up),
-        pipe(up, client, Vec::with_capacity(BUF), &last, &to_client),
+        pipe(client, up, first, &last, &to_up, pipes),
+        pipe(up, client, Vec::with_capacity(BUF), &last, &to_client, pipes),
     );
     let watchdog = async {
         loop {
@@ -329,8 +342,55 @@ async fn pipe_both<I: Io>(client: &I::Stream, up: &I::Stream, first: Vec<u8>, id
     (to_up.get(), to_client.get())
 }
 
-/// `from` -> `to` until EOF or an error, then a shutdown of writing on `to`.
-async fn pipe<A: Stream, B: Stream>(from: &A, to: &B, mut buf: Vec<u8>, last: &Cell<Instant>, moved: &Cell<u64>) {
+/// How a splice run ended.
+enum Spliced {
+    /// EOF or a read error: the direction is done.
+    Done,
+    /// The backend does not splice (nothing was moved): copy instead.
+    Unsupported,
+    /// Writing failed: bytes in the pipe are lost, the direction is broken.
+    Failed,
+}
+
+/// `from` -> `to` through `pipe` by splice until EOF.
+async fn splice_run<A: Stream, B: Stream>(
+    from: &A,
+    to: &B,
+    pipe: &crate::runtime::io::Pipe,
+    last: &Cell<Instant>,
+    moved: &Cell<u64>,
+) -> Spliced {
+    loop {
+        let n = match from.splice_in(pipe, crate::runtime::io::PIPE_CAPACITY).await {
+            None => return Spliced::Unsupported,
+            Some(Ok(0)) | Some(Err(_)) => return Spliced::Done,
+            Some(Ok(n)) => n,
+        };
+        last.set(Instant::now());
+        let mut left = n;
+        while left > 0 {
+            match to.splice_out(pipe, left).await {
+                Some(Ok(m)) if m > 0 => left -= m,
+                _ => return Spliced::Failed,
+            }
+        }
+        moved.set(moved.get() + n as u64);
+        last.set(Instant::now());
+    }
+}
+
+/// `from` -> `to` until EOF or an error, then a shutdown of writing on `to`. Copies through
+/// `buf`; once [`SPLICE_AFTER`] bytes have moved, splices through a pipe where the backend
+/// can (and the worker has a pipe to spare).
+async fn pipe<A: Stream, B: Stream>(
+    from: &A,
+    to: &B,
+    mut buf: Vec<u8>,
+    last: &Cell<Instant>,
+    moved: &Cell<u64>,
+    pipes: &Cell<usize>,
+) {
+    let mut tried_splice = false;
     if !buf.is_empty() {
         let (r, b) = to.write_all(buf).await;
         buf = b;
@@ -341,6 +401,22 @@ async fn pipe<A: Stream, B: Stream>(from: &A, to: &B, mut buf: Vec<u8>, last: &C
         }
     }
     loop {
+        if !tried_splice && moved.get() >= SPLICE_AFTER && pipes.get() < MAX_PIPES {
+            tried_splice = true;
+            if let Ok(p) = crate::runtime::io::Pipe::new() {
+                pipes.set(pipes.get() + 1);
+                let r = splice_run(from, to, &p, last, moved).await;
+                pipes.set(pipes.get() - 1);
+                match r {
+                    Spliced::Unsupported => {}
+                    Spliced::Done => break,
+                    Spliced::Failed => {
+                        from.shutdown(Shutdown::Read);
+                        break;
+                    }
+                }
+            }
+        }
         buf.clear();
         if buf.capacity() < BUF {
             buf.reserve(BUF);

@@ -71,6 +71,57 @@ impl Stream for tokio::net::TcpStream {
     fn fd(&self) -> RawFd {
         self.as_raw_fd()
     }
+
+    async fn splice_in(&self, pipe: &super::io::Pipe, len: usize) -> Option<io::Result<usize>> {
+        use std::os::fd::AsRawFd as _;
+        let (from, to) = (self.as_raw_fd(), pipe.write.as_raw_fd());
+        loop {
+            if let Err(e) = self.readable().await {
+                return Some(Err(e));
+            }
+            // The pipe is empty and `len` fits in it: EAGAIN can only mean the socket had
+            // nothing, which is what try_io needs to clear the readiness.
+            match self.try_io(tokio::io::Interest::READABLE, || splice(from, to, len)) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                r => return Some(r),
+            }
+        }
+    }
+
+    async fn splice_out(&self, pipe: &super::io::Pipe, len: usize) -> Option<io::Result<usize>> {
+        use std::os::fd::AsRawFd as _;
+        let (from, to) = (pipe.read.as_raw_fd(), self.as_raw_fd());
+        loop {
+            if let Err(e) = self.writable().await {
+                return Some(Err(e));
+            }
+            // The pipe holds `len` bytes: EAGAIN can only mean the socket's buffer is full.
+            match self.try_io(tokio::io::Interest::WRITABLE, || splice(from, to, len)) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                r => return Some(r),
+            }
+        }
+    }
+}
+
+/// One nonblocking splice(2) between two fds (one of them a pipe).
+fn splice(from: RawFd, to: RawFd, len: usize) -> io::Result<usize> {
+    // SAFETY: splice with null offsets only moves data between the two open fds.
+    let n = unsafe {
+        libc::splice(
+            from,
+            std::ptr::null_mut(),
+            to,
+            std::ptr::null_mut(),
+            len,
+            libc::SPLICE_F_MOVE | libc::SPLICE_F_NONBLOCK,
+        )
+    };
+    if n < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(n as usize)
+    }
 }
 
 impl Io for Epoll {

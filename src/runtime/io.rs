@@ -27,6 +27,44 @@ pub trait Stream: Sized + 'static {
 
     /// The socket, for deadlines (see [`Clock`]).
     fn fd(&self) -> RawFd;
+
+    /// Moves up to `len` bytes from this socket into the (empty) `pipe` without copying them
+    /// through user space; `Ok(0)` is EOF. None: this backend does not splice (the caller
+    /// copies instead).
+    fn splice_in(&self, pipe: &Pipe, len: usize) -> impl Future<Output = Option<io::Result<usize>>> {
+        let _ = (pipe, len);
+        async { None }
+    }
+
+    /// Moves up to `len` bytes from `pipe` (which holds at least that many) to this socket.
+    fn splice_out(&self, pipe: &Pipe, len: usize) -> impl Future<Output = Option<io::Result<usize>>> {
+        let _ = (pipe, len);
+        async { None }
+    }
+}
+
+/// A kernel pipe for splicing between two sockets, nonblocking at both ends.
+pub struct Pipe {
+    pub(super) read: std::os::fd::OwnedFd,
+    pub(super) write: std::os::fd::OwnedFd,
+}
+
+/// What one pipe holds by default (Linux): a splice asks for at most this much.
+pub const PIPE_CAPACITY: usize = 64 * 1024;
+
+impl Pipe {
+    pub fn new() -> io::Result<Pipe> {
+        use std::os::fd::FromRawFd;
+        let mut fds = [0 as libc::c_int; 2];
+        // SAFETY: pipe2 writes two fds into the array it is given.
+        if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_NONBLOCK | libc::O_CLOEXEC) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: both fds were just created and are owned by nothing else.
+        Ok(unsafe {
+            Pipe { read: std::os::fd::OwnedFd::from_raw_fd(fds[0]), write: std::os::fd::OwnedFd::from_raw_fd(fds[1]) }
+        })
+    }
 }
 
 /// A backend: how to accept and connect.
