@@ -399,7 +399,26 @@ fn load_balancer_services_from_the_cluster_are_forwarded_and_get_an_external_ip(
     c.apply(&lb_service("tcp-echo", port, &[echo], &[]));
     // Another class's LoadBalancer Service: neither forwarded nor given a status.
     c.apply(&lb_service("theirs", other, &[echo], &[]).replace("ringress.dev/lb", "example.com/lb"));
-    let p = c.proxy(&["--publish-address", "192.0.2.20", "--lb-address", "127.0.0.1"]);
+    // And the ingress-nginx way: a tcp-services ConfigMap naming a plain Service.
+    let tcp_port = free_port();
+    c.apply(&service("plain", &[echo]));
+    c.apply(&format!(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: tcp-services, namespace: ringress}}\ndata: {{\"{tcp_port}\": \"default/plain:80\"}}\n"
+    ));
+    let p = c.proxy(&[
+        "--publish-address",
+        "192.0.2.20",
+        "--lb-address",
+        "127.0.0.1",
+        "--tcp-services-configmap",
+        "ringress/tcp-services",
+    ]);
+    p.wait_for(|| std::net::TcpStream::connect(("127.0.0.1", tcp_port)).is_ok(), "the tcp-services port open");
+    let mut t = std::net::TcpStream::connect(("127.0.0.1", tcp_port)).unwrap();
+    t.write_all(b"via configmap").unwrap();
+    let mut got13 = [0u8; 13];
+    t.read_exact(&mut got13).unwrap();
+    assert_eq!(&got13, b"via configmap");
     p.wait_for(|| std::net::TcpStream::connect(("127.0.0.1", port)).is_ok(), "the Service's port open");
     let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
     s.write_all(b"over the edge").unwrap();

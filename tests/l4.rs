@@ -292,10 +292,36 @@ fn endpoint_and_service_changes_never_cut_established_connections() {
     let names: std::collections::BTreeSet<&str> = open.iter().map(|(_, n)| n.as_str()).collect();
     assert_eq!(names.into_iter().collect::<Vec<_>>(), ["a", "b"]);
 
+    // Two long downloads (64 MiB each, read slowly) run through the change.
+    let downloads: Vec<_> = (0..2)
+        .map(|_| {
+            std::thread::spawn(move || {
+                let mut s = connect_port(port);
+                s.write_all(b"D").unwrap();
+                s.write_all(&(64u64 << 20).to_le_bytes()).unwrap();
+                let (mut got, mut buf) = (0u64, vec![0u8; 64 * 1024]);
+                loop {
+                    match s.read(&mut buf) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => got += n as u64,
+                    }
+                    if got < 8 << 20 {
+                        std::thread::sleep(Duration::from_millis(20));
+                    }
+                }
+                got
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+
     // Scale: a leaves, c joins. Connections to a keep working; new ones go to b and c.
     let generation = p.generation();
     p.replace_manifests(&lb_service("svc", port, &[b.addr, c.addr], &[]));
     p.wait_for(|| p.generation() > generation, "the new snapshot");
+    for d in downloads {
+        assert_eq!(d.join().unwrap(), 64 << 20, "a long transfer was cut by the endpoint change");
+    }
     for (s, n) in &mut open {
         assert!(echo_ok(s), "an established connection to {n} broke");
     }
