@@ -288,6 +288,8 @@ impl<'a> Writer<'a> {
 
     /// Renames the live file to its rotated name and opens a new one.
     fn rotate(&mut self, cfg: &Config) {
+        // The oldest go first, so the file count never passes its bound, even for a moment.
+        self.make_room_for(cfg, 0, 1);
         let Some(o) = self.out.take() else { return };
         let mut at = SystemTime::now();
         let target = loop {
@@ -315,11 +317,18 @@ impl<'a> Writer<'a> {
     /// Deletes the oldest rotated files until at most `max_files` remain and the live file,
     /// the rotated files, the compression in progress and `reserve` more bytes fit in the budget.
     fn make_room(&mut self, cfg: &Config, reserve: u64) {
+        self.make_room_for(cfg, reserve, 0);
+    }
+
+    /// [`Writer::make_room`], keeping room for `files` more rotated files.
+    fn make_room_for(&mut self, cfg: &Config, reserve: u64, files: usize) {
         loop {
             let live = self.out.as_ref().map_or(0, |o| o.size);
             let tmp = self.job.as_ref().map_or(0, |j| j.enc.get_ref().n);
             let total = live + tmp + self.rotated.iter().map(|r| r.size).sum::<u64>();
-            if self.rotated.is_empty() || (self.rotated.len() <= cfg.max_files && total + reserve <= cfg.max_total) {
+            if self.rotated.is_empty()
+                || (self.rotated.len() + files <= cfg.max_files && total + reserve <= cfg.max_total)
+            {
                 return;
             }
             let oldest = self.rotated.remove(0);
