@@ -102,7 +102,7 @@ pub async fn serve<I: Io, S: Stream>(w: Rc<Worker<I>>, io: S, initial: Vec<u8>, 
                 active.set(active.get() + 1);
                 let (w, active, ip) = (w.clone(), active.clone(), client_ip.clone());
                 I::spawn(async move {
-                    handle_stream(&w, req, respond, &ip, https).await;
+                    handle_stream(&w, req, respond, (&ip, peer.ip()), https).await;
                     active.set(active.get() - 1);
                 });
             }
@@ -154,7 +154,7 @@ async fn handle_stream<I: Io>(
     w: &Worker<I>,
     req: Request<RecvStream>,
     mut respond: SendResponse<Bytes>,
-    client_ip: &str,
+    (peer_ip, peer): (&str, std::net::IpAddr),
     https: bool,
 ) {
     bump(&w.stats.requests);
@@ -165,11 +165,10 @@ async fn handle_stream<I: Io>(
     // The request body lives until the answer is sent: dropping it first would reset the
     // stream before an error response (413 while the client still sends) got out.
     let (mut parts, mut body) = req.into_parts();
-    let peer_ip = client_ip;
-    let real = real_ip(w, &parts.headers, peer_ip);
+    let real = real_ip(w, &parts.headers, peer);
     let client_ip = real.as_deref().unwrap_or(peer_ip);
     capture(w, &mut parts, client_ip, &mut rec);
-    let ips = (peer_ip, client_ip);
+    let ips = (peer_ip, peer, client_ip);
     let r = exchange(w, &watch, parts, &mut body, &mut respond, &progress, ips, https, &mut rec.key).await;
     w.deadlines.unregister(&watch);
     let status = &progress.status;
@@ -224,10 +223,8 @@ impl Progress {
 
 /// `enable-real-ip` / `use-forwarded-headers` from a trusted peer: the client named last in
 /// X-Forwarded-For.
-fn real_ip<I: Io>(w: &Worker<I>, h: &HeaderMap, peer_ip: &str) -> Option<String> {
-    let snap = w.snapshot();
-    let peer = peer_ip.parse().ok()?;
-    if !snap.edge.real_ip_from(peer) {
+fn real_ip<I: Io>(w: &Worker<I>, h: &HeaderMap, peer: std::net::IpAddr) -> Option<String> {
+    if !w.snapshot().edge.real_ip_from(peer) {
         return None;
     }
     let xff = h.get_all("x-forwarded-for").iter().next_back()?;
@@ -309,7 +306,7 @@ async fn exchange<I: Io>(
     body: &mut RecvStream,
     respond: &mut SendResponse<Bytes>,
     progress: &Progress,
-    (peer_ip, client_ip): (&str, &str),
+    (peer_ip, peer, client_ip): (&str, std::net::IpAddr, &str),
     https: bool,
     key: &mut RouteKey,
 ) -> Result<(), ProxyError> {
@@ -350,7 +347,7 @@ async fn exchange<I: Io>(
     }
     let target = rewritten(route, &parts.uri);
     let scheme = if https { "https" } else { "http" };
-    let trust = peer_ip.parse().is_ok_and(|p| snap.edge.forwarded_from(p));
+    let trust = snap.edge.forwarded_from(peer);
     let fwd = Forwarded { peer_ip, client_ip, scheme, authority, trust };
     match o.protocol {
         BackendProtocol::Grpc | BackendProtocol::Grpcs => {
