@@ -38,12 +38,8 @@ LOAD_CPU=${LOAD_CPU:-1}
 PORT_UP=18080 PORT_PROXY=18081 PORT_H2C=18082 PORT_TLS=18443
 ulimit -n 1048576 2>/dev/null || ulimit -n 65536 2>/dev/null || true
 
-need=()
-for c in wrk nginx haproxy taskset h2load openssl; do command -v $c >/dev/null || need+=("$c"); done
-if [ ${#need[@]} -gt 0 ]; then
-  pkgs=(); for c in "${need[@]}"; do case $c in nginx) pkgs+=(nginx-light);; taskset) pkgs+=(util-linux);; h2load) pkgs+=(nghttp2-client);; *) pkgs+=("$c");; esac; done
-  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${pkgs[@]}"
-fi
+. bench/support/need.sh
+need wrk nginx:nginx-light haproxy taskset:util-linux h2load:nghttp2-client openssl
 cargo build --release --quiet
 BIN=$PWD/target/release/ringress
 

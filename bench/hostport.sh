@@ -33,12 +33,8 @@ LOAD_CPU=${LOAD_CPU:-1}
 read -r -a proxies <<< "${PROXIES:-ringress nginx}"
 
 [ "$(id -u)" = 0 ] || { echo "hostport.sh: run as root (it creates network namespaces and iptables rules)" >&2; exit 1; }
-need=()
-for c in ip iptables conntrack wrk nginx taskset; do command -v $c >/dev/null || need+=("$c"); done
-if [ ${#need[@]} -gt 0 ]; then
-  pkgs=(); for c in "${need[@]}"; do case $c in ip) pkgs+=(iproute2);; nginx) pkgs+=(nginx-light);; taskset) pkgs+=(util-linux);; *) pkgs+=("$c");; esac; done
-  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${pkgs[@]}"
-fi
+. bench/support/need.sh
+need ip:iproute2 iptables conntrack wrk nginx:nginx-light taskset:util-linux
 command -v oha >/dev/null || PATH=$HOME/.cargo/bin:$PATH
 command -v oha >/dev/null || cargo install oha --locked --quiet
 hp_check_free

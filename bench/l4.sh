@@ -20,13 +20,9 @@ LOAD_CPU=${LOAD_CPU:-1}
 PORT=${PORT:-19100} PORT_IPERF=19101 PORT_REDIS=19102 PORT_REDIS_PROXY=19103
 read -r -a proxies <<< "${PROXIES:-ringress-uring ringress-epoll haproxy nginx}"
 
-need=()
-for c in iperf3 redis-server redis-benchmark haproxy nginx taskset; do command -v $c >/dev/null || need+=("$c"); done
-[ -e /usr/lib/nginx/modules/ngx_stream_module.so ] || need+=(stream)
-if [ ${#need[@]} -gt 0 ]; then
-  pkgs=(); for c in "${need[@]}"; do case $c in nginx) pkgs+=(nginx-light);; stream) pkgs+=(libnginx-mod-stream);; redis-benchmark) pkgs+=(redis-tools);; taskset) pkgs+=(util-linux);; *) pkgs+=("$c");; esac; done
-  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${pkgs[@]}"
-fi
+. bench/support/need.sh
+need iperf3 redis-server redis-benchmark:redis-tools haproxy nginx:nginx-light taskset:util-linux \
+  /usr/lib/nginx/modules/ngx_stream_module.so:libnginx-mod-stream
 cargo build --release --quiet
 BIN=$PWD/target/release/ringress
 
