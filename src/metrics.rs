@@ -238,6 +238,7 @@ impl Sources {
                 s.total += c.total;
                 s.bytes_in += c.bytes_in;
                 s.bytes_out += c.bytes_out;
+                s.bytes_spliced += c.bytes_spliced;
                 s.connect_failures += c.connect_failures;
                 s.endpoint_down += c.endpoint_down;
                 s.rejected += c.rejected;
@@ -245,7 +246,7 @@ impl Sources {
         }
         type Get = fn(&crate::proxy::l4::L4Counters) -> u64;
         #[rustfmt::skip]
-        let families: [(&str, &str, MetricType, Get); 7] = [
+        let families: [(&str, &str, MetricType, Get); 8] = [
             ("ringress_l4_connections_active", "L4 connections open, by Service.", MetricType::Gauge, |c| c.active),
             ("ringress_l4_connections", "L4 connections accepted, by Service.", MetricType::Counter, |c| c.total),
             ("ringress_l4_connect_failures", "L4 connects to endpoints refused or timed out, by Service.", MetricType::Counter, |c| c.connect_failures),
@@ -253,6 +254,7 @@ impl Sources {
             ("ringress_l4_rejected", "L4 connections closed at once: connection limit, bad PROXY header, or no endpoint accepting.", MetricType::Counter, |c| c.rejected),
             ("ringress_l4_received_bytes", "Bytes from L4 clients to backends, by Service.", MetricType::Counter, |c| c.bytes_in),
             ("ringress_l4_sent_bytes", "Bytes from L4 backends to clients, by Service.", MetricType::Counter, |c| c.bytes_out),
+            ("ringress_l4_spliced_bytes", "Of the L4 bytes both ways, those moved by splice(2), never copied through user space, by Service.", MetricType::Counter, |c| c.bytes_spliced),
         ];
         for (name, help, kind, get) in families {
             family(e, (name, help, kind), "service", all.iter().map(|(k, c)| (&**k, get(c))))?;

@@ -262,6 +262,8 @@ fn gigabyte_each_way(io: &str) {
     };
     assert!(bytes("ringress_l4_received_bytes_total") >= GB as f64, "{m}");
     assert!(bytes("ringress_l4_sent_bytes_total") >= GB as f64, "{m}");
+    // Both backends splice bulk transfers once 256 KiB have moved: nearly all of the 2 GB.
+    assert!(bytes("ringress_l4_spliced_bytes_total") >= 1.9 * GB as f64, "{io}: {m}");
 }
 
 /// Opens a connection that echoes (`E`) and returns it with the backend's name.

@@ -40,6 +40,8 @@ pub struct L4Counters {
     /// Client to backend, and back.
     pub bytes_in: u64,
     pub bytes_out: u64,
+    /// Of those, moved by splice (never copied through user space).
+    pub bytes_spliced: u64,
     pub connect_failures: u64,
     pub endpoint_down: u64,
     /// Refused: the Service's connection limit, a bad PROXY header, or no endpoint at all.
@@ -176,19 +178,29 @@ async fn serve<I: Io>(w: &Worker<I>, client: I::Stream, peer: SocketAddr, port: 
         c.active += 1;
         c.total += 1;
     });
-    let (moved_in, moved_out) = forward(w, p, &client, peer).await;
+    let moved = forward(w, p, &client, peer).await;
     w.l4_count(&p.name, |c| {
         c.active -= 1;
-        c.bytes_in += moved_in;
-        c.bytes_out += moved_out;
+        c.bytes_in += moved.up;
+        c.bytes_out += moved.down;
+        c.bytes_spliced += moved.spliced;
     });
     if let Some(n) = w.l4.per_service.borrow_mut().get_mut(&port) {
         *n -= 1;
     }
 }
 
-/// Returns the bytes moved each way.
-async fn forward<I: Io>(w: &Worker<I>, p: &L4Port, client: &I::Stream, peer: SocketAddr) -> (u64, u64) {
+/// Bytes one connection moved.
+#[derive(Default)]
+struct Moved {
+    /// Client to backend.
+    up: u64,
+    down: u64,
+    /// Of both, by splice.
+    spliced: u64,
+}
+
+async fn forward<I: Io>(w: &Worker<I>, p: &L4Port, client: &I::Stream, peer: SocketAddr) -> Moved {
     let mut first = Vec::with_capacity(BUF);
     let mut source = peer;
     if p.accept_proxy {
@@ -198,13 +210,13 @@ async fn forward<I: Io>(w: &Worker<I>, p: &L4Port, client: &I::Stream, peer: Soc
             Err(why) => {
                 w.l4_count(&p.name, |c| c.rejected += 1);
                 tracing::debug!(worker = w.index, service = %p.name, %peer, why, "bad PROXY header; closed");
-                return (0, 0);
+                return Moved::default();
             }
         }
     }
     let Some((up, addr)) = connect(w, p).await else {
         w.l4_count(&p.name, |c| c.rejected += 1);
-        return (0, 0);
+        return Moved::default();
     };
     *w.l4.per_endpoint.borrow_mut().entry(addr).or_default() += 1;
     if let Some(v) = p.send_proxy {
@@ -318,12 +330,12 @@ async fn pipe_both<I: Io>(
     first: Vec<u8>,
     idle: Duration,
     pipes: &Cell<usize>,
-) -> (u64, u64) {
+) -> Moved {
     let last = Cell::new(Instant::now());
-    let (to_up, to_client) = (Cell::new(0u64), Cell::new(0u64));
+    let (to_up, to_client, spliced) = (Cell::new(0u64), Cell::new(0u64), Cell::new(0u64));
     let both = futures::future::join(
-        pipe(client, up, first, &last, &to_up, pipes),
-        pipe(up, client, Vec::with_capacity(BUF), &last, &to_client, pipes),
+        pipe(client, up, first, &last, &to_up, &spliced, pipes),
+        pipe(up, client, Vec::with_capacity(BUF), &last, &to_client, &spliced, pipes),
     );
     let watchdog = async {
         loop {
@@ -339,7 +351,7 @@ async fn pipe_both<I: Io>(
         client.shutdown(Shutdown::Both);
         up.shutdown(Shutdown::Both);
     }
-    (to_up.get(), to_client.get())
+    Moved { up: to_up.get(), down: to_client.get(), spliced: spliced.get() }
 }
 
 /// How a splice run ended.
@@ -359,6 +371,7 @@ async fn splice_run<A: Stream, B: Stream>(
     pipe: &crate::runtime::io::Pipe,
     last: &Cell<Instant>,
     moved: &Cell<u64>,
+    spliced: &Cell<u64>,
 ) -> Spliced {
     loop {
         let n = match from.splice_in(pipe, crate::runtime::io::PIPE_CAPACITY).await {
@@ -375,6 +388,7 @@ async fn splice_run<A: Stream, B: Stream>(
             }
         }
         moved.set(moved.get() + n as u64);
+        spliced.set(spliced.get() + n as u64);
         last.set(Instant::now());
     }
 }
@@ -388,6 +402,7 @@ async fn pipe<A: Stream, B: Stream>(
     mut buf: Vec<u8>,
     last: &Cell<Instant>,
     moved: &Cell<u64>,
+    spliced: &Cell<u64>,
     pipes: &Cell<usize>,
 ) {
     let mut tried_splice = false;
@@ -405,7 +420,7 @@ async fn pipe<A: Stream, B: Stream>(
             tried_splice = true;
             if let Ok(p) = crate::runtime::io::Pipe::new() {
                 pipes.set(pipes.get() + 1);
-                let r = splice_run(from, to, &p, last, moved).await;
+                let r = splice_run(from, to, &p, last, moved, spliced).await;
                 pipes.set(pipes.get() - 1);
                 match r {
                     Spliced::Unsupported => {}

@@ -81,7 +81,7 @@ impl Stream for tokio::net::TcpStream {
             }
             // The pipe is empty and `len` fits in it: EAGAIN can only mean the socket had
             // nothing, which is what try_io needs to clear the readiness.
-            match self.try_io(tokio::io::Interest::READABLE, || splice(from, to, len)) {
+            match self.try_io(tokio::io::Interest::READABLE, || super::io::splice(from, to, len)) {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
                 r => return Some(r),
             }
@@ -96,31 +96,11 @@ impl Stream for tokio::net::TcpStream {
                 return Some(Err(e));
             }
             // The pipe holds `len` bytes: EAGAIN can only mean the socket's buffer is full.
-            match self.try_io(tokio::io::Interest::WRITABLE, || splice(from, to, len)) {
+            match self.try_io(tokio::io::Interest::WRITABLE, || super::io::splice(from, to, len)) {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
                 r => return Some(r),
             }
         }
-    }
-}
-
-/// One nonblocking splice(2) between two fds (one of them a pipe).
-fn splice(from: RawFd, to: RawFd, len: usize) -> io::Result<usize> {
-    // SAFETY: splice with null offsets only moves data between the two open fds.
-    let n = unsafe {
-        libc::splice(
-            from,
-            std::ptr::null_mut(),
-            to,
-            std::ptr::null_mut(),
-            len,
-            libc::SPLICE_F_MOVE | libc::SPLICE_F_NONBLOCK,
-        )
-    };
-    if n < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(n as usize)
     }
 }
 

@@ -43,7 +43,8 @@ pub trait Stream: Sized + 'static {
     }
 }
 
-/// A kernel pipe for splicing between two sockets, nonblocking at both ends.
+/// A kernel pipe for splicing between two sockets, nonblocking at both ends. Only ever used
+/// by splice(2) calls on the worker thread, never by an operation in flight.
 pub struct Pipe {
     pub(super) read: std::os::fd::OwnedFd,
     pub(super) write: std::os::fd::OwnedFd,
@@ -64,6 +65,26 @@ impl Pipe {
         Ok(unsafe {
             Pipe { read: std::os::fd::OwnedFd::from_raw_fd(fds[0]), write: std::os::fd::OwnedFd::from_raw_fd(fds[1]) }
         })
+    }
+}
+
+/// One nonblocking splice(2) between two fds (one of them a pipe).
+pub(super) fn splice(from: RawFd, to: RawFd, len: usize) -> io::Result<usize> {
+    // SAFETY: splice with null offsets only moves data between the two open fds.
+    let n = unsafe {
+        libc::splice(
+            from,
+            std::ptr::null_mut(),
+            to,
+            std::ptr::null_mut(),
+            len,
+            libc::SPLICE_F_MOVE | libc::SPLICE_F_NONBLOCK,
+        )
+    };
+    if n < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(n as usize)
     }
 }
 
