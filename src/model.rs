@@ -137,6 +137,8 @@ pub struct Service {
     pub created: Option<String>,
     /// `status.loadBalancer.ingress` as it is (IPs or host names), for the status writer.
     pub status_addresses: Vec<String>,
+    /// The message of our port-conflict condition in `status.conditions`, if there is one.
+    pub port_conflict: Option<String>,
 }
 
 impl Service {

@@ -438,3 +438,76 @@ fn load_balancer_services_from_the_cluster_are_forwarded_and_get_an_external_ip(
     s.read_exact(&mut got).unwrap();
     assert_eq!(&got, b"still here...");
 }
+
+#[test]
+fn a_port_conflict_is_a_condition_on_the_service_and_status_follows_what_is_served() {
+    let c = Cluster::start();
+    c.apply("apiVersion: v1\nkind: Namespace\nmetadata: {name: ringress}\n");
+    let echo = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let echo_addr = echo.local_addr().unwrap();
+    let port = free_port();
+    c.apply(&lb_service("a-holder", port, &[echo_addr], &[]));
+    // Created later, on the same port: it loses, and says so on itself.
+    c.apply(&lb_service("b-late", port, &[echo_addr], &[]));
+    let p = c.proxy(&["--publish-address", "192.0.2.30", "--lb-address", "127.0.0.1"]);
+    let conflict = r#"{.status.conditions[?(@.type=="ringress.dev/PortConflict")].message}"#;
+    let want = format!("port {port} is already claimed by Service default/a-holder; not served");
+    p.wait_for(|| jsonpath(&c, "service", "b-late", conflict) == want, "the conflict condition on b-late");
+    let status = r#"{.status.conditions[?(@.type=="ringress.dev/PortConflict")].status}"#;
+    assert_eq!(jsonpath(&c, "service", "b-late", status), "True");
+    p.wait_for(
+        || jsonpath(&c, "service", "a-holder", "{.status.loadBalancer.ingress[0].ip}") == "192.0.2.30",
+        "EXTERNAL-IP on the holder",
+    );
+    assert_eq!(jsonpath(&c, "service", "b-late", "{.status.loadBalancer}"), "", "the loser gets no address");
+    assert_eq!(jsonpath(&c, "service", "a-holder", "{.status.conditions}"), "", "the holder has no conflict");
+
+    // Another controller's condition: a merge patch replaces the list, dropping ours. Ours is
+    // put back beside theirs, which stays.
+    c.kubectl(&[
+        "patch",
+        "service",
+        "b-late",
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        r#"{"status":{"conditions":[{"type":"example.com/Other","status":"True","reason":"Theirs","message":"x","lastTransitionTime":"2026-01-01T00:00:00Z"}]}}"#,
+    ]);
+    p.wait_for(|| jsonpath(&c, "service", "b-late", conflict) == want, "our condition back");
+    let other = r#"{.status.conditions[?(@.type=="example.com/Other")].reason}"#;
+    assert_eq!(jsonpath(&c, "service", "b-late", other), "Theirs");
+
+    // The holder goes: b-late gets the port, its address, and loses the condition (only ours).
+    c.kubectl(&["delete", "service", "a-holder"]);
+    p.wait_for(
+        || jsonpath(&c, "service", "b-late", "{.status.loadBalancer.ingress[0].ip}") == "192.0.2.30",
+        "EXTERNAL-IP on b-late",
+    );
+    p.wait_for(|| jsonpath(&c, "service", "b-late", conflict).is_empty(), "the condition removed");
+    assert_eq!(jsonpath(&c, "service", "b-late", other), "Theirs");
+    p.wait_for(|| std::net::TcpStream::connect(("127.0.0.1", port)).is_ok(), "b-late forwarded");
+
+    // It moves to another class: no longer served, and our address is taken away.
+    c.kubectl(&[
+        "patch",
+        "service",
+        "b-late",
+        "--type=merge",
+        "-p",
+        r#"{"spec":{"loadBalancerClass":"example.com/lb"}}"#,
+    ]);
+    p.wait_for(|| jsonpath(&c, "service", "b-late", "{.status.loadBalancer.ingress}").is_empty(), "address cleared");
+    p.wait_for(|| std::net::TcpStream::connect(("127.0.0.1", port)).is_err(), "the port closed");
+    // An address someone else wrote on a Service we do not serve is never touched.
+    c.kubectl(&[
+        "patch",
+        "service",
+        "b-late",
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        r#"{"status":{"loadBalancer":{"ingress":[{"ip":"198.51.100.7"}]}}}"#,
+    ]);
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(jsonpath(&c, "service", "b-late", "{.status.loadBalancer.ingress[0].ip}"), "198.51.100.7");
+}

@@ -334,6 +334,12 @@ fn service(w: wire::Service, cx: Cx) -> Result<Service, ParseError> {
         annotations,
         created: w.metadata.creation_timestamp,
         status_addresses: w.status.load_balancer.ingress.into_iter().filter_map(|i| i.ip.or(i.hostname)).collect(),
+        port_conflict: w
+            .status
+            .conditions
+            .into_iter()
+            .find(|c| c.type_ == crate::snapshot::l4::PORT_CONFLICT_CONDITION)
+            .map(|c| c.message),
     })
 }
 

@@ -122,6 +122,17 @@ pub struct Service {
 pub struct ServiceStatus {
     #[serde(default)]
     pub load_balancer: LoadBalancerStatus,
+    #[serde(default)]
+    pub conditions: Vec<StatusCondition>,
+}
+
+/// A `metav1.Condition` (the fields we read).
+#[derive(Deserialize, Debug, Default)]
+pub struct StatusCondition {
+    #[serde(rename = "type", default)]
+    pub type_: String,
+    #[serde(default)]
+    pub message: String,
 }
 
 #[derive(Deserialize, Debug, Default)]

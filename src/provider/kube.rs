@@ -323,7 +323,7 @@ async fn sleep_until(deadline: Option<Instant>) {
 
 /// Rebuilds the L4 table of `snap` from `inputs`, logging its warnings when it changed.
 fn refresh_l4(snap: &mut crate::snapshot::Snapshot, inputs: &crate::snapshot::Inputs, opts: &BuildOptions) {
-    let (l4, warnings) = crate::snapshot::l4::build(inputs, &opts.l4);
+    let crate::snapshot::l4::Built { table: l4, warnings, .. } = crate::snapshot::l4::build(inputs, &opts.l4);
     if *snap.l4 != l4 {
         for w in &warnings {
             tracing::warn!("{w}");

@@ -171,7 +171,7 @@ pub fn build_after(inputs: &Inputs, opts: &BuildOptions, prev: &Snapshot) -> Sna
     };
     let (mut global, config_warnings) = super::config::apply(&flags, live.as_ref(), config_map);
     global.edge.resolve(&inputs.config_maps, &mut build_warnings, &opts.config_map);
-    let (l4, l4_warnings) = super::l4::build(inputs, &opts.l4);
+    let super::l4::Built { table: l4, warnings: l4_warnings, .. } = super::l4::build(inputs, &opts.l4);
     build_warnings.extend(l4_warnings);
     build_warnings.extend(config_warnings);
     // Group by host, keeping the age order within each host.

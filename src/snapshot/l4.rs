@@ -18,6 +18,9 @@ pub const PROXY_PROTOCOL_ANNOTATION: &str = "ringress.dev/proxy-protocol";
 pub const BALANCE_ANNOTATION: &str = "ringress.dev/load-balance";
 pub const MAX_CONNECTIONS_ANNOTATION: &str = "ringress.dev/max-connections";
 pub const IDLE_TIMEOUT_ANNOTATION: &str = "ringress.dev/idle-timeout";
+/// The `status.conditions` type set on a Service that lost a port (to an older Service, or to
+/// a port ringress uses itself); removed when every port is served again.
+pub const PORT_CONFLICT_CONDITION: &str = "ringress.dev/PortConflict";
 
 /// The PROXY protocol header sent to a backend.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -100,10 +103,22 @@ impl L4Table {
     }
 }
 
+/// What the build made of the inputs.
+#[derive(Debug, Default)]
+pub struct Built {
+    pub table: L4Table,
+    /// Every problem, naming the Service (or ConfigMap key) and field.
+    pub warnings: Vec<String>,
+    /// LoadBalancer Services that lost a port: what to say in their condition.
+    pub conflicts: std::collections::BTreeMap<ObjectKey, String>,
+}
+
 /// A port asked for, before conflicts are settled.
 struct Claim<'a> {
     port: u16,
     service: &'a Service,
+    /// A LoadBalancer Service's own port (not a tcp-services entry naming the Service).
+    lb: bool,
     sp: &'a ServicePort,
     send_proxy: Option<ProxyVersion>,
     accept_proxy: bool,
@@ -114,8 +129,9 @@ struct Claim<'a> {
 }
 
 /// Builds the table; every problem is a warning naming the Service (or ConfigMap key) and field.
-pub fn build(inputs: &Inputs, opts: &L4Options) -> (L4Table, Vec<String>) {
+pub fn build(inputs: &Inputs, opts: &L4Options) -> Built {
     let mut warnings = Vec::new();
+    let mut conflicts: std::collections::BTreeMap<ObjectKey, Vec<String>> = Default::default();
     let services: FxHashMap<(&str, &str), &Service> =
         inputs.services.iter().map(|s| ((s.key.namespace.as_str(), s.key.name.as_str()), *s)).collect();
     let mut claims: Vec<Claim> = Vec::new();
@@ -153,6 +169,7 @@ pub fn build(inputs: &Inputs, opts: &L4Options) -> (L4Table, Vec<String>) {
             claims.push(Claim {
                 port: sp.port,
                 service: s,
+                lb: true,
                 sp,
                 send_proxy,
                 accept_proxy: opts.accept_proxy,
@@ -182,17 +199,30 @@ pub fn build(inputs: &Inputs, opts: &L4Options) -> (L4Table, Vec<String>) {
     while i < claims.len() {
         let c = &claims[i];
         let mut j = i + 1;
+        let reserved = opts.reserved.contains(&c.port);
         while j < claims.len() && claims[j].port == c.port {
-            warnings.push(format!(
-                "{}: port {} is already forwarded for {}; not served",
-                claims[j].source, c.port, c.source
-            ));
+            let loser = &claims[j];
+            let held =
+                if reserved { "ringress's own port (HTTP, HTTPS or admin)".to_string() } else { c.source.clone() };
+            warnings.push(format!("{}: port {} is already claimed by {held}; not served", loser.source, c.port));
+            if loser.lb {
+                conflicts
+                    .entry(loser.service.key.clone())
+                    .or_default()
+                    .push(format!("port {} is already claimed by {held}", c.port));
+            }
             j += 1;
         }
         i = j;
-        if opts.reserved.contains(&c.port) {
+        if reserved {
             warnings
                 .push(format!("{}: port {} is ringress's own (HTTP, HTTPS or admin); not served", c.source, c.port));
+            if c.lb {
+                conflicts
+                    .entry(c.service.key.clone())
+                    .or_default()
+                    .push(format!("port {} is ringress's own (HTTP, HTTPS or admin)", c.port));
+            }
             continue;
         }
         let s = c.service;
@@ -249,7 +279,8 @@ pub fn build(inputs: &Inputs, opts: &L4Options) -> (L4Table, Vec<String>) {
             idle_timeout,
         });
     }
-    (table, warnings)
+    let conflicts = conflicts.into_iter().map(|(k, v)| (k, format!("{}; not served", v.join("; ")))).collect();
+    Built { table, warnings, conflicts }
 }
 
 /// `"9000": "namespace/service:port[:PROXY[:PROXY]]"`: the first PROXY expects a header from
@@ -299,6 +330,7 @@ fn tcp_services<'a>(
         claims.push(Claim {
             port,
             service: svc,
+            lb: false,
             sp,
             send_proxy: (flags.len() == 2).then_some(ProxyVersion::V1),
             accept_proxy: opts.accept_proxy || !flags.is_empty(),
@@ -315,6 +347,11 @@ mod tests {
     use crate::model::parse_documents;
 
     fn table(yaml: &str, opts: &L4Options) -> (L4Table, Vec<String>) {
+        let b = built(yaml, opts);
+        (b.table, b.warnings)
+    }
+
+    fn built(yaml: &str, opts: &L4Options) -> Built {
         let objects = parse_documents(yaml).unwrap();
         let inputs = Inputs::of(&objects);
         build(&inputs, opts)
@@ -341,10 +378,16 @@ mod tests {
         assert_eq!((p.port, p.name.as_str()), (6379, "db/redis:6379"));
         assert_eq!(p.endpoints, vec!["10.0.0.1:6379".parse().unwrap()], "ready endpoints, target port by name");
         assert!(
-            w.contains(&"Service db/newer: port 6379 is already forwarded for Service db/redis; not served".into()),
+            w.contains(&"Service db/newer: port 6379 is already claimed by Service db/redis; not served".into()),
             "{w:?}"
         );
         assert!(w.iter().any(|w| w.starts_with("Service db/mine: port 80 is ringress's own")), "{w:?}");
+        // The losers' conditions: the Services that lost, and why.
+        let c = built(&yaml, &opts).conflicts;
+        let key = |n: &str| ObjectKey { namespace: "db".into(), name: n.into() };
+        assert_eq!(c.len(), 2, "{c:?}");
+        assert_eq!(c[&key("newer")], "port 6379 is already claimed by Service db/redis; not served");
+        assert_eq!(c[&key("mine")], "port 80 is ringress's own (HTTP, HTTPS or admin); not served");
         // Without a class: only with --lb-default-class.
         let (t, _) = table(&yaml, &L4Options { default_class: true, reserved: vec![80], ..Default::default() });
         assert_eq!(t.ports.iter().map(|p| p.port).collect::<Vec<_>>(), vec![6379, 7001]);
@@ -366,7 +409,7 @@ mod tests {
         let p = t.get(9000).unwrap();
         assert_eq!((p.name.as_str(), p.send_proxy, p.accept_proxy), ("db/plain:5432", Some(ProxyVersion::V1), true));
         for want in [
-            "ConfigMap ringress/tcp-services key \"6379\": port 6379 is already forwarded for Service db/redis; not served",
+            "ConfigMap ringress/tcp-services key \"6379\": port 6379 is already claimed by Service db/redis; not served",
             "ConfigMap ringress/tcp-services key \"9001\": Service db/absent not found; port 9001 not served",
             "ConfigMap ringress/tcp-services key \"x\": not a port number; ignored",
         ] {

@@ -1,8 +1,14 @@
 //! Ingress and Service status: one replica of the DaemonSet, elected through a
 //! coordination.k8s.io Lease, writes `status.loadBalancer.ingress` on the Ingresses of our
 //! class and on the LoadBalancer Services the L4 load balancer serves (and only those: an
-//! object of another class is never touched). The others stand by and take over when the
-//! holder stops renewing.
+//! object of another class is never given an address). The others stand by and take over
+//! when the holder stops renewing.
+//!
+//! On Services it also takes our address away again when a Service stops being served (its
+//! class or type changed, or it lost every port), and keeps the `ringress.dev/PortConflict`
+//! condition in `status.conditions` true while the Service has lost a port to an older one.
+//! An Ingress's address is left when it changes class: the new class's controller writes its
+//! own, and two deployments may publish one host name.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -18,7 +24,7 @@ use kube::api::{Patch, PatchParams, PostParams};
 use kube::{Api, Client};
 use tokio::sync::watch;
 
-use super::store::{StatusOf, StatusView};
+use super::store::{StatusItem, StatusOf, StatusView};
 use crate::model::ObjectKey;
 use crate::Published;
 
@@ -94,21 +100,22 @@ async fn write_all(
     pending: &mut HashMap<ObjectKey, Instant>,
     published: &'static Published,
 ) {
-    let want = vec![opts.address.clone()];
     pending.retain(|_, at| at.elapsed() < SETTLE);
-    for (kind, key, have) in view {
-        if *have == want || pending.contains_key(key) {
+    for item in view {
+        let (kind, key) = (item.kind, &item.key);
+        let Some(patch) = status_patch(item, &opts.address) else { continue };
+        if pending.contains_key(key) {
             continue;
         }
-        let patch = serde_json::json!({"status": {"loadBalancer": {"ingress": [address_entry(&opts.address)]}}});
-        let (pp, patch) = (PatchParams::default(), Patch::Merge(&patch));
+        let pp = PatchParams::default();
         let r = match kind {
             StatusOf::Ingress => Api::<Ingress>::namespaced(client.clone(), &key.namespace)
-                .patch_status(&key.name, &pp, &patch)
+                .patch_status(&key.name, &pp, &Patch::Merge(&patch))
                 .await
                 .map(drop),
+            // Strategic: `status.conditions` merges by type, so other controllers' conditions stay.
             StatusOf::Service => Api::<Service>::namespaced(client.clone(), &key.namespace)
-                .patch_status(&key.name, &pp, &patch)
+                .patch_status(&key.name, &pp, &Patch::Strategic(&patch))
                 .await
                 .map(drop),
         };
@@ -123,6 +130,38 @@ async fn write_all(
             }
         }
     }
+}
+
+/// The status patch `item` needs, if any.
+fn status_patch(item: &StatusItem, address: &str) -> Option<serde_json::Value> {
+    use serde_json::{json, Map, Value};
+    let mut status = Map::new();
+    let ours = item.addresses.len() == 1 && item.addresses[0] == address;
+    if item.served && !ours {
+        status.insert("loadBalancer".into(), json!({"ingress": [address_entry(address)]}));
+    } else if !item.served && ours {
+        status.insert("loadBalancer".into(), json!({"ingress": null}));
+    }
+    if item.conflict != item.want_conflict {
+        let condition = match &item.want_conflict {
+            Some(message) => {
+                let mut c = json!({
+                    "type": crate::snapshot::l4::PORT_CONFLICT_CONDITION,
+                    "status": "True",
+                    "reason": "PortInUse",
+                    "message": message,
+                });
+                // A new condition starts now; a changed message keeps the time it became true.
+                if item.conflict.is_none() {
+                    c["lastTransitionTime"] = json!(Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string());
+                }
+                c
+            }
+            None => json!({"type": crate::snapshot::l4::PORT_CONFLICT_CONDITION, "$patch": "delete"}),
+        };
+        status.insert("conditions".into(), json!([condition]));
+    }
+    (!status.is_empty()).then(|| json!({ "status": Value::Object(status) }))
 }
 
 /// One election round: create, renew or take over the Lease. `Ok(true)` while we hold it.

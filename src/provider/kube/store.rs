@@ -46,9 +46,22 @@ pub enum Change {
     Status,
 }
 
-/// The Ingresses we serve and the status each one has now, for the status writer.
-/// The objects whose `status.loadBalancer` we own, with what it says now.
-pub type StatusView = Vec<(StatusOf, ObjectKey, Vec<String>)>;
+/// The objects whose status the writer may touch, with what it says now and what it should.
+pub type StatusView = Vec<StatusItem>;
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct StatusItem {
+    pub kind: StatusOf,
+    pub key: ObjectKey,
+    /// `status.loadBalancer.ingress` now.
+    pub addresses: Vec<String>,
+    /// Served: the address should be there. Not served (a Service that left our class or
+    /// type, or lost every port): the address is taken away if it is ours.
+    pub served: bool,
+    /// Services: our port-conflict condition's message now, and what it should be.
+    pub conflict: Option<String>,
+    pub want_conflict: Option<String>,
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum StatusOf {
@@ -294,14 +307,31 @@ impl Store {
             .ingresses
             .iter()
             .filter(|i| serves(i, &inputs.ingress_classes, opts))
-            .map(|i| (StatusOf::Ingress, i.key.clone(), self.addresses.get(&i.key).cloned().unwrap_or_default()))
+            .map(|i| StatusItem {
+                kind: StatusOf::Ingress,
+                key: i.key.clone(),
+                addresses: self.addresses.get(&i.key).cloned().unwrap_or_default(),
+                served: true,
+                conflict: None,
+                want_conflict: None,
+            })
             .collect();
-        // LoadBalancer Services with a port forwarded (not those that lost a port conflict).
-        let (l4, _) = crate::snapshot::l4::build(inputs, &opts.l4);
-        let served: std::collections::BTreeSet<&ObjectKey> = l4.ports.iter().map(|p| &p.service).collect();
+        // LoadBalancer Services with a port forwarded; and those that lost ports, or may still
+        // show our address from when they were served.
+        let l4 = crate::snapshot::l4::build(inputs, &opts.l4);
+        let served: std::collections::BTreeSet<&ObjectKey> = l4.table.ports.iter().map(|p| &p.service).collect();
         for s in &inputs.services {
-            if served.contains(&s.key) && s.is_load_balancer() {
-                view.push((StatusOf::Service, s.key.clone(), s.status_addresses.clone()));
+            let served = served.contains(&s.key) && s.is_load_balancer();
+            let want_conflict = l4.conflicts.get(&s.key).cloned();
+            if served || !s.status_addresses.is_empty() || s.port_conflict.is_some() || want_conflict.is_some() {
+                view.push(StatusItem {
+                    kind: StatusOf::Service,
+                    key: s.key.clone(),
+                    addresses: s.status_addresses.clone(),
+                    served,
+                    conflict: s.port_conflict.clone(),
+                    want_conflict,
+                });
             }
         }
         view

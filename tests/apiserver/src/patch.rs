@@ -34,6 +34,7 @@ fn merge_key(field: &str, items: &[Value]) -> Option<&'static str> {
         }
         "volumeMounts" => Some("mountPath"),
         "ownerReferences" => Some("uid"),
+        "conditions" => Some("type"),
         "ports" if has("containerPort") => Some("containerPort"),
         "ports" if has("port") => Some("port"),
         _ => None,
