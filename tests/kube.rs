@@ -165,6 +165,11 @@ fn every_fault_hook_converges_with_no_stale_route() {
     assert!(routes.contains("five.test"), "{routes}");
 }
 
+/// What another controller does: a merge patch of the status subresource.
+fn patch_status(c: &Cluster, kind: &str, name: &str, patch: &str) {
+    c.kubectl(&["patch", kind, name, "--subresource=status", "--type=merge", "-p", patch]);
+}
+
 fn jsonpath(c: &Cluster, kind: &str, name: &str, path: &str) -> String {
     c.kubectl(&["get", kind, name, "-o", &format!("jsonpath={path}")])
 }
@@ -208,15 +213,7 @@ fn status_is_written_for_our_class_only_and_other_classes_are_never_served() {
     assert_eq!(p.metric("ringress_status_leader"), Some(1.0));
 
     // Someone else overwrites our status: it is put back.
-    c.kubectl(&[
-        "patch",
-        "ingress",
-        "ours",
-        "--subresource=status",
-        "--type=merge",
-        "-p",
-        r#"{"status":{"loadBalancer":{"ingress":[{"ip":"198.51.100.1"}]}}}"#,
-    ]);
+    patch_status(&c, "ingress", "ours", r#"{"status":{"loadBalancer":{"ingress":[{"ip":"198.51.100.1"}]}}}"#);
     p.wait_for(
         || jsonpath(&c, "ingress", "ours", "{.status.loadBalancer.ingress[0].ip}") == "192.0.2.10",
         "our status restored",
@@ -464,15 +461,12 @@ fn a_port_conflict_is_a_condition_on_the_service_and_status_follows_what_is_serv
 
     // Another controller's condition: a merge patch replaces the list, dropping ours. Ours is
     // put back beside theirs, which stays.
-    c.kubectl(&[
-        "patch",
+    patch_status(
+        &c,
         "service",
         "b-late",
-        "--subresource=status",
-        "--type=merge",
-        "-p",
         r#"{"status":{"conditions":[{"type":"example.com/Other","status":"True","reason":"Theirs","message":"x","lastTransitionTime":"2026-01-01T00:00:00Z"}]}}"#,
-    ]);
+    );
     p.wait_for(|| jsonpath(&c, "service", "b-late", conflict) == want, "our condition back");
     let other = r#"{.status.conditions[?(@.type=="example.com/Other")].reason}"#;
     assert_eq!(jsonpath(&c, "service", "b-late", other), "Theirs");
@@ -499,15 +493,7 @@ fn a_port_conflict_is_a_condition_on_the_service_and_status_follows_what_is_serv
     p.wait_for(|| jsonpath(&c, "service", "b-late", "{.status.loadBalancer.ingress}").is_empty(), "address cleared");
     p.wait_for(|| std::net::TcpStream::connect(("127.0.0.1", port)).is_err(), "the port closed");
     // An address someone else wrote on a Service we do not serve is never touched.
-    c.kubectl(&[
-        "patch",
-        "service",
-        "b-late",
-        "--subresource=status",
-        "--type=merge",
-        "-p",
-        r#"{"status":{"loadBalancer":{"ingress":[{"ip":"198.51.100.7"}]}}}"#,
-    ]);
+    patch_status(&c, "service", "b-late", r#"{"status":{"loadBalancer":{"ingress":[{"ip":"198.51.100.7"}]}}}"#);
     std::thread::sleep(Duration::from_secs(2));
     assert_eq!(jsonpath(&c, "service", "b-late", "{.status.loadBalancer.ingress[0].ip}"), "198.51.100.7");
 }
