@@ -34,6 +34,7 @@ fn ten_thousand_idle_connections() {
     let port = free_port();
     let p = Proxy::start("uring", &lb_service("idle", port, &[addr], &[]), &["--lb-address", "127.0.0.1"]);
     p.wait_for(|| TcpStream::connect(("127.0.0.1", port)).is_ok(), "the port open");
+    let rss_before = p.rss_kib();
     let clients: Vec<TcpStream> = (0..n).map(|_| TcpStream::connect(("127.0.0.1", port)).unwrap()).collect();
     let active = || -> f64 {
         let m = get(p.admin, "x", "/metrics").text();
@@ -46,6 +47,9 @@ fn ten_thousand_idle_connections() {
     // backend closes too.
     p.wait_for(|| active() == (n + 1) as f64, "every connection open through the proxy");
     p.wait_for(|| held.lock().unwrap().len() == n + 1, "every connection at the backend");
+    // For the record (not asserted): what an idle connection costs the proxy in memory.
+    let per = (p.rss_kib().saturating_sub(rss_before)) as f64 / n as f64;
+    eprintln!("proxy RSS: {rss_before} KiB before, {:.2} KiB more per idle connection", per);
     drop(clients);
     held.lock().unwrap().clear();
     p.wait_for(|| active() == 0.0, "all closed once both sides closed");

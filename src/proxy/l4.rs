@@ -25,7 +25,11 @@ use crate::snapshot::l4::{L4Balance, L4Port, L4Table, ProxyVersion};
 const DOWN_FOR: Duration = Duration::from_secs(10);
 /// A client's PROXY header must arrive within this.
 const PROXY_HEADER_TIMEOUT: Duration = Duration::from_secs(5);
+/// A direction's copy buffer: it starts at SMALL_BUF and doubles, up to BUF, each time a read
+/// fills it, so an idle or chatty connection holds a few KiB rather than 2 x 64 KiB (measured:
+/// 130 KiB of RSS per idle connection with 64 KiB from the start).
 const BUF: usize = 64 * 1024;
+const SMALL_BUF: usize = 4 * 1024;
 /// A direction that has moved this much switches to splice (a pipe per direction: only bulk
 /// transfers get one, so idle and chatty connections cost no extra descriptors).
 const SPLICE_AFTER: u64 = 256 * 1024;
@@ -201,7 +205,7 @@ struct Moved {
 }
 
 async fn forward<I: Io>(w: &Worker<I>, p: &L4Port, client: &I::Stream, peer: SocketAddr) -> Moved {
-    let mut first = Vec::with_capacity(BUF);
+    let mut first = Vec::with_capacity(SMALL_BUF);
     let mut source = peer;
     if p.accept_proxy {
         match read_proxy_header(w, client, &mut first).await {
@@ -256,7 +260,7 @@ pub(crate) async fn read_proxy_header<I: Io>(
             Ok(None) => {}
         }
         if buf.capacity() - buf.len() < 512 {
-            buf.reserve(BUF);
+            buf.reserve(SMALL_BUF);
         }
         let (r, b) = clock.read(client, std::mem::take(buf), deadline).await;
         *buf = b;
@@ -335,7 +339,7 @@ async fn pipe_both<I: Io>(
     let (to_up, to_client, spliced) = (Cell::new(0u64), Cell::new(0u64), Cell::new(0u64));
     let both = futures::future::join(
         pipe(client, up, first, &last, &to_up, &spliced, pipes),
-        pipe(up, client, Vec::with_capacity(BUF), &last, &to_client, &spliced, pipes),
+        pipe(up, client, Vec::new(), &last, &to_client, &spliced, pipes),
     );
     let watchdog = async {
         loop {
@@ -406,6 +410,7 @@ async fn pipe<A: Stream, B: Stream>(
     pipes: &Cell<usize>,
 ) {
     let mut tried_splice = false;
+    let mut size = SMALL_BUF;
     if !buf.is_empty() {
         let (r, b) = to.write_all(buf).await;
         buf = b;
@@ -433,8 +438,8 @@ async fn pipe<A: Stream, B: Stream>(
             }
         }
         buf.clear();
-        if buf.capacity() < BUF {
-            buf.reserve(BUF);
+        if buf.capacity() < size {
+            buf.reserve_exact(size);
         }
         let (r, b) = from.read(buf).await;
         buf = b;
@@ -442,6 +447,9 @@ async fn pipe<A: Stream, B: Stream>(
             Ok(0) | Err(_) => break,
             Ok(n) => n,
         };
+        if n >= size {
+            size = (size * 2).min(BUF);
+        }
         last.set(Instant::now());
         let (r, b) = to.write_all(buf).await;
         buf = b;

@@ -428,8 +428,8 @@ impl Io for Ring {
     }
 
     async fn connect(addr: SocketAddr, timeout: Duration) -> io::Result<Self::Stream> {
-        let sock = socket2::Socket::new(socket2::Domain::for_address(addr), socket2::Type::STREAM, None)?;
-        sock.set_nonblocking(true)?;
+        // Nonblocking from the start (SOCK_NONBLOCK): no fcntl pair per connection.
+        let sock = socket2::Socket::new(socket2::Domain::for_address(addr), socket2::Type::STREAM.nonblocking(), None)?;
         sock.set_tcp_nodelay(true)?;
         let stream = RingStream { fd: Rc::new(Fd(sock.into_raw_fd())) };
         let sa = Box::new(socket2::SockAddr::from(addr));
