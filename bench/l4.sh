@@ -6,15 +6,19 @@
 #   - throughput: iperf3 (client -> proxy -> iperf3 server) for $DURATION s, both directions
 #     (-R for the reverse): Gbit/s, and the proxy's CPU time per GB moved;
 #   - new connections: redis-benchmark -k 0 (a new connection for every PING) against
-#     redis-server behind the proxy: connections per second, and proxy CPU per connection.
+#     redis-server behind the proxy: connections per second, and proxy CPU per connection;
+#   - idle connections: $IDLE clients each make one PING through the proxy and stay open:
+#     the proxy's resident memory per idle connection.
 # Medians over $RUNS; ratios against HAProxy in the same run.
 #
-# Usage: bench/l4.sh   (env: RUNS=3 DURATION=5 PROXIES="ringress-uring ringress-epoll haproxy nginx")
+# Usage: bench/l4.sh   (env: RUNS=3 DURATION=5 IDLE=4000 PROXIES="ringress-uring ringress-epoll haproxy nginx")
 # Writes bench/results/l4-<date>.md and raw/<date>/l4-*.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${RUNS:-3}
 DURATION=${DURATION:-5}
+IDLE=${IDLE:-4000}
+ulimit -n "$(ulimit -Hn)"
 PROXY_CPU=${PROXY_CPU:-0}
 LOAD_CPU=${LOAD_CPU:-1}
 PORT=${PORT:-19100} PORT_IPERF=19101 PORT_REDIS=19102 PORT_REDIS_PROXY=19103
@@ -129,6 +133,19 @@ connections() { # name run
   awk -v r="$rps" -v dt=$((t1 - t0)) -v hz="$hz" 'BEGIN {printf "%s %.2f\n", r, dt*1e6/hz/100000}'
 }
 
+# $IDLE connections that made one PING each and wait: prints "kib_per_connection".
+idle() { # name run
+  local before after ready
+  before=$(awk '/VmRSS/ {print $2}' "/proc/$PROXY_PID/status")
+  coproc IDLERS { exec python3 bench/support/idle_clients.py $PORT_REDIS_PROXY "$IDLE" 600 redis; }
+  read -r ready <&"${IDLERS[0]}"
+  [ "$ready" = ready ] || { echo "idle clients failed" >&2; return 1; }
+  sleep 1
+  after=$(awk '/VmRSS/ {print $2}' "/proc/$PROXY_PID/status")
+  kill "$IDLERS_PID"; wait "$IDLERS_PID" 2>/dev/null || true
+  awk -v a="$after" -v b="$before" -v n="$IDLE" 'BEGIN {printf "%.2f\n", (a - b) / n}'
+}
+
 echo "runs=$RUNS duration=${DURATION}s proxy_cpu=$PROXY_CPU load_cpu=$LOAD_CPU" | tee "$raw/l4-setup.txt"
 for run in $(seq "$RUNS"); do
   for p in "${proxies[@]}"; do
@@ -137,6 +154,7 @@ for run in $(seq "$RUNS"); do
       echo "tput $run $p $dir $(throughput "$p" "$dir" "$run")" | tee -a "$raw/l4-results.txt"
     done
     echo "conn $run $p $(connections "$p" "$run")" | tee -a "$raw/l4-results.txt"
+    echo "idle $run $p $(idle "$p" "$run")" | tee -a "$raw/l4-results.txt"
     stop_proxy
   done
 done
@@ -145,13 +163,15 @@ python3 - "$raw/l4-results.txt" "bench/results/l4-$stamp.md" "$(nproc) CPUs, $(u
 import statistics, sys
 from collections import defaultdict
 src, out, machine = sys.argv[1:4]
-tput, conn = defaultdict(list), defaultdict(list)
+tput, conn, idle = defaultdict(list), defaultdict(list), defaultdict(list)
 runs = defaultdict(dict)
 for l in open(src):
     f = l.split()
     if f[0] == "tput":
         tput[(f[2], f[3])].append((float(f[4]), float(f[5])))
         runs[(f[1], "tput-" + f[3])][f[2]] = float(f[5])
+    elif f[0] == "idle":
+        idle[f[2]].append(float(f[3]))
     elif f[0] == "conn":
         conn[f[2]].append((float(f[3]), float(f[4])))
         runs[(f[1], "conn")][f[2]] = float(f[3])
@@ -175,6 +195,11 @@ for p in proxies:
     v = conn.get(p)
     if v:
         md.append(f"| {p} | {med(v, 0):,.0f} | {med(v, 1):.1f} | {ratio(p, 'conn'):.2f}x |")
+md += ["", "### Idle connections (one PING each, then held open)", "",
+       "| proxy | RSS per idle connection, KiB |", "|---|---:|"]
+for p in proxies:
+    if idle.get(p):
+        md.append(f"| {p} | {statistics.median(idle[p]):.1f} |")
 open(out, "w").write("\n".join(md) + "\n")
 print("\n".join(md))
 EOP
