@@ -43,6 +43,8 @@ pub struct Published {
     draining: AtomicBool,
     /// What the control thread did to get here.
     pub control: provider::ControlStats,
+    /// L4 connections open per port, over all workers: the per-Service connection limit.
+    pub l4_open: std::sync::Mutex<rustc_hash::FxHashMap<u16, usize>>,
 }
 
 impl Default for Published {
@@ -52,6 +54,7 @@ impl Default for Published {
             ready: AtomicBool::new(false),
             draining: AtomicBool::new(false),
             control: provider::ControlStats::default(),
+            l4_open: Default::default(),
         }
     }
 }

@@ -263,7 +263,6 @@ pub struct Worker<I: Io> {
     /// This worker's access-log buffer and request-id generator.
     pub(crate) log: crate::access_log::WorkerLog,
     pub(crate) index: usize,
-    pub(crate) workers: usize,
     /// Listeners and balancing state of the L4 load balancer.
     pub(crate) l4: l4::L4State,
     /// HTTP/2 connections to gRPC endpoints, shared by this worker's streams.
@@ -339,7 +338,6 @@ pub async fn run_worker<I: Io>(spec: WorkerSpec) {
         stats: spec.stats,
         log: spec.log,
         index: spec.index,
-        workers: spec.workers,
         l4: l4::L4State::default(),
         h2_upstreams: RefCell::default(),
         upstream_tls: crate::tls::upstream_client_config(&[b"h2"]),

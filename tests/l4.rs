@@ -407,6 +407,40 @@ fn proxy_protocol_headers_byte_for_byte_and_bad_ones_refused() {
     );
 }
 
+/// The limit holds for the Service as a whole, whichever workers the kernel hands the
+/// connections to (it was once split evenly, ceil(3 / 2) = 2 per worker, which let a fourth in).
+#[test]
+fn the_connection_limit_counts_over_all_workers() {
+    let a = Backend::start("a");
+    let port = free_port();
+    let p =
+        proxy(&lb_service("limited", port, &[a.addr], &[("ringress.dev/max-connections", "3")]), &["--workers", "2"]);
+    wait_open(&p, port);
+    let active = || {
+        let m = get(p.admin, "x", "/metrics").text();
+        m.lines()
+            .find(|l| l.starts_with("ringress_l4_connections_active{service=\"default/limited:"))
+            .and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    p.wait_for(|| active() == 0.0, "the probe connections closed");
+    let mut kept: Vec<TcpStream> = (0..3).map(|_| echo_conn(port).0).collect();
+    // Each new connection lands on either worker (SO_REUSEPORT hashes the client's port).
+    for _ in 0..8 {
+        let mut extra = connect_port(port);
+        let _ = extra.write_all(b"E");
+        assert!(closed_within(&mut extra, Duration::from_secs(5)), "a fourth connection was let in");
+    }
+    for s in &mut kept {
+        assert!(echo_ok(s));
+    }
+    // One closes: there is room for one more.
+    drop(kept.pop());
+    p.wait_for(|| active() == 2.0, "the closed one counted out");
+    kept.push(echo_conn(port).0);
+    assert!(kept.iter_mut().all(echo_ok));
+}
+
 #[test]
 fn limits_idle_timeout_least_connections_and_a_refusing_endpoint() {
     let (a, b, c) = (Backend::start("a"), Backend::start("b"), Backend::start("c"));

@@ -62,9 +62,8 @@ pub(crate) struct L4State {
     /// Ports whose bind failed (warned once per table).
     failed: RefCell<FxHashSet<u16>>,
     rr: RefCell<FxHashMap<u16, usize>>,
-    /// Connections open per endpoint (least connections) and per Service (the limit).
+    /// Connections open per endpoint from this worker (least connections).
     per_endpoint: RefCell<FxHashMap<SocketAddr, usize>>,
-    per_service: RefCell<FxHashMap<u16, usize>>,
     down: RefCell<FxHashMap<SocketAddr, Instant>>,
     /// Splice pipes in use.
     pipes: Cell<usize>,
@@ -165,13 +164,13 @@ async fn accept_loop<I: Io>(w: Rc<Worker<I>>, listener: I::Listener, port: u16, 
 async fn serve<I: Io>(w: &Worker<I>, client: I::Stream, peer: SocketAddr, port: u16) {
     let snap = w.snapshot();
     let Some(p) = snap.l4.get(port) else { return };
-    let workers = w.workers.max(1);
-    let limit = p.max_connections.div_ceil(workers);
     {
-        let mut per = w.l4.per_service.borrow_mut();
-        let n = per.entry(port).or_default();
-        if limit != 0 && *n >= limit {
-            drop(per);
+        // One count for all workers: a lock per connection opened and closed, uncontended
+        // next to the TCP work around it.
+        let mut open = w.published.l4_open.lock().unwrap_or_else(|e| e.into_inner());
+        let n = open.entry(port).or_default();
+        if p.max_connections != 0 && *n >= p.max_connections {
+            drop(open);
             w.l4_count(&p.name, |c| c.rejected += 1);
             tracing::debug!(worker = w.index, service = %p.name, %peer, "L4 connection limit reached; closed");
             return;
@@ -189,7 +188,7 @@ async fn serve<I: Io>(w: &Worker<I>, client: I::Stream, peer: SocketAddr, port: 
         c.bytes_out += moved.down;
         c.bytes_spliced += moved.spliced;
     });
-    if let Some(n) = w.l4.per_service.borrow_mut().get_mut(&port) {
+    if let Some(n) = w.published.l4_open.lock().unwrap_or_else(|e| e.into_inner()).get_mut(&port) {
         *n -= 1;
     }
 }

@@ -50,7 +50,7 @@ pub struct L4Port {
     /// A PROXY header is expected from the client (tcp-services `:PROXY`).
     pub accept_proxy: bool,
     pub balance: L4Balance,
-    /// Connections at once for this Service (0: no limit), shared out among the workers.
+    /// Connections at once for this Service (0: no limit), over all workers.
     pub max_connections: usize,
     pub idle_timeout: Duration,
 }
