@@ -138,4 +138,5 @@ fn kustomizations_apply_with_kubectl_and_ringress_runs_with_the_daemonset_args()
         || c.kubectl(&["get", "ingress", "site", "-o", "jsonpath={.status.loadBalancer.ingress[0].ip}"]) == "192.0.2.7",
         "status through the deploy/ Lease namespace",
     );
+    c.assert_rbac_allows_what_ringress_did();
 }

@@ -218,6 +218,7 @@ fn status_is_written_for_our_class_only_and_other_classes_are_never_served() {
         || jsonpath(&c, "ingress", "ours", "{.status.loadBalancer.ingress[0].ip}") == "192.0.2.10",
         "our status restored",
     );
+    c.assert_rbac_allows_what_ringress_did();
 }
 
 #[test]
@@ -254,6 +255,7 @@ fn one_replica_writes_status_and_another_takes_over_when_it_stops() {
         c.kubectl(&["-n", "ringress", "get", "lease", "ringress-leader", "-o", "jsonpath={.spec.leaseTransitions}"]),
         "1"
     );
+    c.assert_rbac_allows_what_ringress_did();
 }
 
 #[test]
@@ -373,6 +375,7 @@ fn tls_secrets_from_the_cluster_are_served_and_rotate_live() {
     c.apply(&tls_secret_b64("secure-tls", &["secure.test"], &ca2));
     p.wait_for(|| curl(&f2) == "200", "the rotated certificate");
     assert_ne!(curl(&f1), "200");
+    c.assert_rbac_allows_what_ringress_did();
 }
 
 #[test]
@@ -434,6 +437,7 @@ fn load_balancer_services_from_the_cluster_are_forwarded_and_get_an_external_ip(
     s.write_all(b"still here...").unwrap();
     s.read_exact(&mut got).unwrap();
     assert_eq!(&got, b"still here...");
+    c.assert_rbac_allows_what_ringress_did();
 }
 
 #[test]
@@ -496,4 +500,5 @@ fn a_port_conflict_is_a_condition_on_the_service_and_status_follows_what_is_serv
     patch_status(&c, "service", "b-late", r#"{"status":{"loadBalancer":{"ingress":[{"ip":"198.51.100.7"}]}}}"#);
     std::thread::sleep(Duration::from_secs(2));
     assert_eq!(jsonpath(&c, "service", "b-late", "{.status.loadBalancer.ingress[0].ip}"), "198.51.100.7");
+    c.assert_rbac_allows_what_ringress_did();
 }

@@ -350,7 +350,7 @@ impl Stream for RingStream {
     /// Readiness comes from the ring (a POLL_ADD), the move itself is a splice(2) call on this
     /// thread. IORING_OP_SPLICE was measured and lost: the kernel always hands a splice to an
     /// io-wq thread, and the worker and that thread then switch back and forth for every
-    /// 64 KiB (0.63-0.69 CPU s/GB, against 0.39-0.43 copying and 0.24-0.29 this way; perf
+    /// 64 KiB (0.59-0.72 CPU s/GB, against 0.39-0.43 copying and 0.24-0.29 this way; perf
     /// put 38% of the proxy's time in the task switches).
     async fn splice_in(&self, pipe: &Pipe, len: usize) -> Option<io::Result<usize>> {
         loop {

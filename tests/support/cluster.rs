@@ -85,3 +85,58 @@ impl Drop for Cluster {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
+
+impl Cluster {
+    /// Fails unless the RBAC of deploy/base/rbac.yaml allows every request ringress made to
+    /// this API server: the ClusterRole everywhere, the Role in the `ringress` namespace (where
+    /// its RoleBinding is). A status write or a watch the manifests forgot fails here rather
+    /// than with a 403 in a real cluster.
+    pub fn assert_rbac_allows_what_ringress_did(&self) {
+        let text = std::fs::read_to_string("deploy/base/rbac.yaml").expect("deploy/base/rbac.yaml");
+        let mut rules: Vec<Rule> = Vec::new();
+        for doc in serde_yaml_ng::Deserializer::from_str(&text) {
+            let v: serde_json::Value = serde::Deserialize::deserialize(doc).expect("rbac.yaml parses");
+            let scope = match v["kind"].as_str() {
+                Some("ClusterRole") => None,
+                Some("Role") => Some(v["metadata"]["namespace"].as_str().unwrap_or_default().to_string()),
+                _ => continue,
+            };
+            let strings = |x: &serde_json::Value| -> Vec<String> {
+                x.as_array()
+                    .map(|a| a.iter().filter_map(|s| s.as_str().map(String::from)).collect())
+                    .unwrap_or_default()
+            };
+            for r in v["rules"].as_array().into_iter().flatten() {
+                assert!(r.get("resourceNames").is_none(), "resourceNames are not modelled here");
+                rules.push(Rule {
+                    scope: scope.clone(),
+                    groups: strings(&r["apiGroups"]),
+                    resources: strings(&r["resources"]),
+                    verbs: strings(&r["verbs"]),
+                });
+            }
+        }
+        let requests = self.api.requests();
+        assert!(!requests.is_empty(), "ringress made no requests");
+        let denied: Vec<_> = requests
+            .iter()
+            .filter(|q| {
+                !rules.iter().any(|r| {
+                    r.scope.as_ref().is_none_or(|ns| q.namespace.as_deref() == Some(ns.as_str()))
+                        && r.groups.iter().any(|g| g == q.group || g == "*")
+                        && r.resources.iter().any(|x| *x == q.resource || x == "*")
+                        && r.verbs.iter().any(|v| v == q.verb || v == "*")
+                })
+            })
+            .collect();
+        assert!(denied.is_empty(), "deploy/base/rbac.yaml does not allow what ringress did: {denied:#?}");
+    }
+}
+
+/// One RBAC rule, and the namespace it is limited to (a Role's), if any.
+struct Rule {
+    scope: Option<String>,
+    groups: Vec<String>,
+    resources: Vec<String>,
+    verbs: Vec<String>,
+}

@@ -33,7 +33,7 @@ use serde_json::{json, Value};
 
 pub use resources::RESOURCES;
 use select::Selector;
-pub use store::{now_rfc3339, ApiError, Store};
+pub use store::{now_rfc3339, ApiError, Requested, Store};
 use store::{Filter, ListParams, PatchKind, WatchMsg};
 
 type Body = http_body_util::combinators::BoxBody<Bytes, std::io::Error>;
@@ -103,6 +103,11 @@ impl ApiServer {
 
     pub fn open_watches(&self) -> usize {
         self.lock().watch_count()
+    }
+
+    /// The resource requests made so far by clients other than kubectl (ringress).
+    pub fn requests(&self) -> Vec<Requested> {
+        self.lock().requests.clone()
     }
 
     pub fn resource_version(&self) -> u64 {
@@ -375,6 +380,26 @@ async fn rest(req: Request<Incoming>, path: &str, store: &Arc<Mutex<Store>>) -> 
         return Err(ApiError::new(404, "NotFound", "a namespaced object needs /namespaces/{namespace}/ in its path"));
     }
     let lock = || store.lock().unwrap_or_else(|e| e.into_inner());
+    let ua = req.headers().get("user-agent").and_then(|v| v.to_str().ok()).unwrap_or("");
+    if !ua.starts_with("kubectl") {
+        let watching = q.get("watch").is_some_and(|w| w == "true" || w == "1");
+        let verb = match (&method, target.name.is_some()) {
+            (&Method::GET, false) if watching => "watch",
+            (&Method::GET, false) => "list",
+            (&Method::GET, true) => "get",
+            (&Method::POST, _) => "create",
+            (&Method::PUT, _) => "update",
+            (&Method::PATCH, _) => "patch",
+            (&Method::DELETE, _) => "delete",
+            _ => "other",
+        };
+        let resource = if target.status { format!("{}/status", r.plural) } else { r.plural.to_string() };
+        let entry = Requested { verb, group: r.group, resource, namespace: target.namespace.clone() };
+        let mut s = lock();
+        if !s.requests.contains(&entry) {
+            s.requests.push(entry);
+        }
+    }
 
     match (method, &target.name) {
         (Method::GET, None) if q.get("watch").is_some_and(|w| w == "true" || w == "1") => {

@@ -125,6 +125,19 @@ pub struct Store {
     applied: HashMap<(Key, String), Value>,
     /// Fault hook: fail this many of the next requests with this status.
     pub fail: Option<(usize, u16)>,
+    /// Every resource request a client other than kubectl made, for RBAC checks.
+    pub requests: Vec<Requested>,
+}
+
+/// One request as RBAC sees it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Requested {
+    /// get, list, watch, create, update, patch or delete.
+    pub verb: &'static str,
+    pub group: &'static str,
+    /// The plural, with `/status` for the subresource.
+    pub resource: String,
+    pub namespace: Option<String>,
 }
 
 fn namespace_of(obj: &Value) -> &str {
