@@ -343,6 +343,16 @@ fn run(a: RunArgs) -> anyhow::Result<()> {
                 .spawn(move || provider::file::watch(manifests, opts, published, interval, loaded))?;
         }
         None => {
+            // ConfigMaps are watched in one namespace (and the Role allows no other): a
+            // tcp-services ConfigMap elsewhere would silently never be seen.
+            if let Some(t) = &opts.l4.tcp_services {
+                if t.namespace != opts.config_map.namespace {
+                    anyhow::bail!(
+                        "--tcp-services-configmap {t}: must be in the namespace of --configmap ({}): ringress watches ConfigMaps only there",
+                        opts.config_map.namespace
+                    );
+                }
+            }
             let kube = kube_options(&a)?;
             let (tx, rx) = std::sync::mpsc::channel();
             let opts = opts.clone();

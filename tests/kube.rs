@@ -317,6 +317,19 @@ fn without_any_kubernetes_configuration_run_fails_with_a_clear_message() {
         .args(["--http", "127.0.0.1:0", "--https", "127.0.0.1:0", "--admin", "127.0.0.1:0"]));
     assert!(!ok);
     assert!(err.contains("nope.yaml"), "{err}");
+    // A tcp-services ConfigMap outside the namespace whose ConfigMaps are watched.
+    let (ok, _, err) = run(std::process::Command::new(env!("CARGO_BIN_EXE_ringress"))
+        .args(["run", "--kubeconfig"])
+        .arg(dir.join("nope.yaml"))
+        .args(["--tcp-services-configmap", "elsewhere/tcp-services"])
+        .args(["--http", "127.0.0.1:0", "--https", "127.0.0.1:0", "--admin", "127.0.0.1:0"]));
+    assert!(!ok);
+    assert!(
+        err.contains(
+            "--tcp-services-configmap elsewhere/tcp-services: must be in the namespace of --configmap (ringress)"
+        ),
+        "{err}"
+    );
 }
 
 /// A kubernetes.io/tls Secret as the API server stores it (base64 `data`).
