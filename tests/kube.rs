@@ -415,8 +415,11 @@ fn load_balancer_services_from_the_cluster_are_forwarded_and_get_an_external_ip(
     // And the ingress-nginx way: a tcp-services ConfigMap naming a plain Service.
     let tcp_port = free_port();
     c.apply(&service("plain", &[echo]));
+    // Its second entry names the other class's Service: forwarded, but that Service's status
+    // is still not ours to write.
+    let theirs_port = free_port();
     c.apply(&format!(
-        "apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: tcp-services, namespace: ringress}}\ndata: {{\"{tcp_port}\": \"default/plain:80\"}}\n"
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: tcp-services, namespace: ringress}}\ndata: {{\"{tcp_port}\": \"default/plain:80\", \"{theirs_port}\": \"default/theirs:{other}\"}}\n"
     ));
     let p = c.proxy(&[
         "--publish-address",
@@ -443,6 +446,9 @@ fn load_balancer_services_from_the_cluster_are_forwarded_and_get_an_external_ip(
         "EXTERNAL-IP on the Service",
     );
     assert!(std::net::TcpStream::connect(("127.0.0.1", other)).is_err(), "another class's port is not served");
+    p.wait_for(|| std::net::TcpStream::connect(("127.0.0.1", theirs_port)).is_ok(), "its tcp-services port open");
+    // The writer has had time for every Service (it writes them in one pass, in name order).
+    std::thread::sleep(Duration::from_secs(1));
     assert_eq!(jsonpath(&c, "service", "theirs", "{.status.loadBalancer}"), "");
     // kubectl delete: the port closes; the established connection still echoes.
     c.kubectl(&["delete", "service", "tcp-echo"]);

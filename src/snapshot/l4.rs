@@ -44,6 +44,9 @@ pub struct L4Port {
     /// `namespace/service:port`, as metrics and logs name it.
     pub name: String,
     pub service: ObjectKey,
+    /// The port is the LoadBalancer Service's own (not a tcp-services entry naming it): the
+    /// Service gets our address in its status.
+    pub load_balancer: bool,
     pub endpoints: Vec<SocketAddr>,
     /// Sent to the backend before the client's bytes.
     pub send_proxy: Option<ProxyVersion>,
@@ -271,6 +274,7 @@ pub fn build(inputs: &Inputs, opts: &L4Options) -> Built {
             port: c.port,
             name: format!("{}:{}", s.key, c.sp.port),
             service: s.key.clone(),
+            load_balancer: c.lb,
             endpoints,
             send_proxy: c.send_proxy,
             accept_proxy: c.accept_proxy,

@@ -319,7 +319,10 @@ impl Store {
         // LoadBalancer Services with a port forwarded; and those that lost ports, or may still
         // show our address from when they were served.
         let l4 = crate::snapshot::l4::build(inputs, &opts.l4);
-        let served: std::collections::BTreeSet<&ObjectKey> = l4.table.ports.iter().map(|p| &p.service).collect();
+        // Only a Service's own LoadBalancer ports count: a tcp-services entry may name a
+        // LoadBalancer Service of another class, which must not get our address.
+        let served: std::collections::BTreeSet<&ObjectKey> =
+            l4.table.ports.iter().filter(|p| p.load_balancer).map(|p| &p.service).collect();
         for s in &inputs.services {
             let served = served.contains(&s.key) && s.is_load_balancer();
             let want_conflict = l4.conflicts.get(&s.key).cloned();
