@@ -463,12 +463,14 @@ fn load_balancer_services_from_the_cluster_are_forwarded_and_get_an_external_ip(
 fn a_port_conflict_is_a_condition_on_the_service_and_status_follows_what_is_served() {
     let c = Cluster::start();
     c.apply("apiVersion: v1\nkind: Namespace\nmetadata: {name: ringress}\n");
-    let echo = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let echo_addr = echo.local_addr().unwrap();
+    // The endpoint only needs to accept (into its backlog): the test checks that ports
+    // forward, not what flows.
+    let backend = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let backend_addr = backend.local_addr().unwrap();
     let port = free_port();
-    c.apply(&lb_service("a-holder", port, &[echo_addr], &[]));
+    c.apply(&lb_service("a-holder", port, &[backend_addr], &[]));
     // Created later, on the same port: it loses, and says so on itself.
-    c.apply(&lb_service("b-late", port, &[echo_addr], &[]));
+    c.apply(&lb_service("b-late", port, &[backend_addr], &[]));
     let p = c.proxy(&["--publish-address", "192.0.2.30", "--lb-address", "127.0.0.1"]);
     let conflict = r#"{.status.conditions[?(@.type=="ringress.dev/PortConflict")].message}"#;
     let want = format!("port {port} is already claimed by Service default/a-holder; not served");
