@@ -139,6 +139,8 @@ pub struct Service {
     pub status_addresses: Vec<String>,
     /// The message of our port-conflict condition in `status.conditions`, if there is one.
     pub port_conflict: Option<String>,
+    /// `metadata.uid`, which an Event about the Service names.
+    pub uid: Option<String>,
 }
 
 impl Service {

@@ -477,6 +477,14 @@ fn a_port_conflict_is_a_condition_on_the_service_and_status_follows_what_is_serv
     p.wait_for(|| jsonpath(&c, "service", "b-late", conflict) == want, "the conflict condition on b-late");
     let status = r#"{.status.conditions[?(@.type=="ringress.dev/PortConflict")].status}"#;
     assert_eq!(jsonpath(&c, "service", "b-late", status), "True");
+    // And a Warning Event, so `kubectl describe` shows it.
+    p.wait_for(
+        || {
+            let d = c.kubectl(&["describe", "service", "b-late"]);
+            d.contains("Warning") && d.contains("PortConflict") && d.contains(&want)
+        },
+        "the Warning Event in kubectl describe",
+    );
     p.wait_for(
         || jsonpath(&c, "service", "a-holder", "{.status.loadBalancer.ingress[0].ip}") == "192.0.2.30",
         "EXTERNAL-IP on the holder",

@@ -333,6 +333,7 @@ fn service(w: wire::Service, cx: Cx) -> Result<Service, ParseError> {
         load_balancer_class: w.spec.load_balancer_class,
         annotations,
         created: w.metadata.creation_timestamp,
+        uid: w.metadata.uid,
         status_addresses: w.status.load_balancer.ingress.into_iter().filter_map(|i| i.ip.or(i.hostname)).collect(),
         port_conflict: w
             .status

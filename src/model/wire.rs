@@ -11,6 +11,7 @@ pub struct Meta {
     pub name: Option<String>,
     pub namespace: Option<String>,
     pub creation_timestamp: Option<String>,
+    pub uid: Option<String>,
     #[serde(default)]
     pub annotations: BTreeMap<String, String>,
     #[serde(default)]

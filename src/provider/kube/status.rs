@@ -123,12 +123,53 @@ async fn write_all(
             Ok(_) => {
                 pending.insert(key.clone(), Instant::now());
                 published.control.status_updates.fetch_add(1, Ordering::Relaxed);
+                if let Some(message) = item.want_conflict.as_ref().filter(|m| item.conflict.as_ref() != Some(*m)) {
+                    conflict_event(client, opts, item, message).await;
+                }
             }
             Err(e) => {
                 published.control.status_errors.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(kind = ?kind, object = %key, error = %e, "cannot write status; will retry");
             }
         }
+    }
+}
+
+/// A Warning Event on a Service whose port-conflict condition was just set or changed, so
+/// `kubectl describe service` shows it too. Best effort: the condition is the record.
+async fn conflict_event(client: &Client, opts: &StatusOptions, item: &StatusItem, message: &str) {
+    use k8s_openapi::api::core::v1::{Event, EventSource, ObjectReference};
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+    let now = Timestamp::now();
+    let event = Event {
+        metadata: ObjectMeta {
+            name: Some(format!("{}.{:x}", item.key.name, now.as_nanosecond())),
+            namespace: Some(item.key.namespace.clone()),
+            ..Default::default()
+        },
+        involved_object: ObjectReference {
+            api_version: Some("v1".into()),
+            kind: Some("Service".into()),
+            name: Some(item.key.name.clone()),
+            namespace: Some(item.key.namespace.clone()),
+            uid: item.uid.clone(),
+            ..Default::default()
+        },
+        reason: Some("PortConflict".into()),
+        message: Some(message.to_string()),
+        type_: Some("Warning".into()),
+        source: Some(EventSource { component: Some("ringress".into()), host: None }),
+        reporting_component: Some("ringress".into()),
+        reporting_instance: Some(opts.identity.clone()),
+        first_timestamp: Some(Time(now)),
+        last_timestamp: Some(Time(now)),
+        count: Some(1),
+        ..Default::default()
+    };
+    if let Err(e) =
+        Api::<Event>::namespaced(client.clone(), &item.key.namespace).create(&PostParams::default(), &event).await
+    {
+        tracing::warn!(object = %item.key, error = %e, "cannot record the port-conflict Event");
     }
 }
 

@@ -61,6 +61,8 @@ pub struct StatusItem {
     /// Services: our port-conflict condition's message now, and what it should be.
     pub conflict: Option<String>,
     pub want_conflict: Option<String>,
+    /// `metadata.uid`, for the Event that goes with a new conflict.
+    pub uid: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -314,6 +316,7 @@ impl Store {
                 served: true,
                 conflict: None,
                 want_conflict: None,
+                uid: None,
             })
             .collect();
         // LoadBalancer Services with a port forwarded; and those that lost ports, or may still
@@ -334,6 +337,7 @@ impl Store {
                     served,
                     conflict: s.port_conflict.clone(),
                     want_conflict,
+                    uid: s.uid.clone(),
                 });
             }
         }
