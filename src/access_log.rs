@@ -6,7 +6,7 @@
 //! the logger thread also takes (to swap the buffer out), and when the buffer is full because
 //! the disk is slower than the traffic, the line is dropped and counted.
 
-mod format;
+pub(crate) mod format;
 #[cfg(test)]
 mod tests;
 mod writer;

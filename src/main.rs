@@ -393,7 +393,11 @@ fn run(a: RunArgs) -> anyhow::Result<()> {
 
     let registry = ringress::metrics::registry(published, stats.clone(), backend.name(), logger.stats());
     let admin = admin::Admin { published, registry };
-    std::thread::Builder::new().name("admin".into()).spawn(move || admin.serve(admin_listener))?;
+    std::thread::Builder::new().name("admin".into()).spawn(move || {
+        if let Err(e) = admin.serve(admin_listener) {
+            tracing::error!(error = %e, "the admin listener stopped");
+        }
+    })?;
 
     tracing::info!(io = backend.name(), workers, http = %http_addr, https = %https_addr, admin = %admin_addr, "ringress ready");
     drop(handles); // workers run until the process exits

@@ -7,6 +7,7 @@ mod grpc;
 pub mod h1;
 mod h2;
 pub mod l4;
+pub mod path;
 pub mod proxy_protocol;
 mod tunnel;
 
@@ -276,6 +277,8 @@ pub struct Worker<I: Io> {
     published: &'static crate::Published,
     /// The drain reached this worker (it saw it on a tick).
     draining: Cell<bool>,
+    /// Bytes of request bodies reserved for buffering (`proxy-request-buffering`).
+    buffered_bodies: Rc<Cell<u64>>,
     /// Wakes the tasks waiting for the drain (HTTP/2 connections, to send GOAWAY); a
     /// waiter that goes away unregisters itself.
     drain_notify: tokio::sync::Notify,
@@ -286,6 +289,17 @@ pub struct Worker<I: Io> {
 impl<I: Io> Worker<I> {
     pub(crate) fn snapshot(&self) -> LocalSnapshot {
         self.snapshots.borrow_mut().get()
+    }
+
+    /// Reserves `n` bytes of this worker's [`BUFFERED_BODIES_PER_WORKER`] for buffering a
+    /// request body; the reservation ends when the returned guard drops. None: the budget is
+    /// spent (the body is then streamed, under the minimum rate, instead of buffered).
+    pub(crate) fn reserve_body_buffer(&self, n: u64) -> Option<Reserved> {
+        let used = self.buffered_bodies.get();
+        (used + n <= BUFFERED_BODIES_PER_WORKER).then(|| {
+            self.buffered_bodies.set(used + n);
+            Reserved { cell: self.buffered_bodies.clone(), n }
+        })
     }
 
     /// Draining: no new connections, no new keep-alive requests.
@@ -312,6 +326,21 @@ impl<I: Io> Worker<I> {
         self.stop_l4();
         self.deadlines.close_idle();
         self.drain_notify.notify_waiters();
+    }
+}
+
+/// Bytes of request bodies all of a worker's connections may hold in buffers at once.
+pub const BUFFERED_BODIES_PER_WORKER: u64 = 64 << 20;
+
+/// A share of a worker's body-buffer budget, given back on drop.
+pub(crate) struct Reserved {
+    cell: Rc<Cell<u64>>,
+    n: u64,
+}
+
+impl Drop for Reserved {
+    fn drop(&mut self) {
+        self.cell.set(self.cell.get() - self.n);
     }
 }
 
@@ -344,6 +373,7 @@ pub async fn run_worker<I: Io>(spec: WorkerSpec) {
         upstream_tls_h1: crate::tls::upstream_client_config(&[b"http/1.1"]),
         published: spec.published,
         draining: Cell::new(false),
+        buffered_bodies: Rc::new(Cell::new(0)),
         drain_notify: tokio::sync::Notify::new(),
         listener_fds,
     });

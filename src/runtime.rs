@@ -92,8 +92,21 @@ fn set_defer_accept(s: &socket2::Socket, secs: libc::c_int) -> std::io::Result<(
 /// shares it. Accepts are deferred until the client sends data, for up to `defer_accept`
 /// (the header timeout is the natural value; zero: not deferred, for protocols where the
 /// server speaks first).
+///
+/// A fixed port that another process already listens on is refused (`AddrInUse`): SO_REUSEPORT
+/// would otherwise let two proxies split the traffic silently.
 pub fn bind_reuseport(addr: SocketAddr, n: usize, defer_accept: Duration) -> std::io::Result<Vec<TcpListener>> {
     use socket2::{Domain, Protocol, Socket, Type};
+    if addr.port() != 0 {
+        // Without SO_REUSEPORT, this bind fails while any socket listens on the port (TIME_WAIT
+        // leftovers do not count, thanks to SO_REUSEADDR). Closed again before ours bind.
+        let probe = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+        probe.set_reuse_address(true)?;
+        if let Err(e) = probe.bind(&addr.into()) {
+            let why = format!("{addr}: another process already listens on this port ({e})");
+            return Err(std::io::Error::new(e.kind(), why));
+        }
+    }
     let mut addr = addr;
     let mut out = Vec::with_capacity(n);
     for _ in 0..n.max(1) {

@@ -103,6 +103,36 @@ pub struct Settings {
     /// `upstream-keepalive-connections` default is 320): enough for an HTTP/2 client's
     /// hundreds of concurrent streams to reuse connections instead of churning new ones.
     pub upstream_keepalive_connections: usize,
+    /// `enable-underscores-in-headers`: request fields with `_` in their names are passed on
+    /// (default off: dropped, as nginx's `underscores_in_headers off` does).
+    pub underscores_in_headers: bool,
+    /// `proxy-request-buffering`: a request body up to `body_buffer_size` is read whole before
+    /// an upstream connection is taken (a slow client then holds no upstream); larger bodies
+    /// are streamed, under `body_min_rate`.
+    pub request_buffering: bool,
+    /// `client-body-buffer-size`: the most one request buffers (bytes).
+    pub body_buffer_size: u64,
+    /// `client-body-min-rate`: bytes per second a request body must average once
+    /// [`BODY_RATE_GRACE`] has passed (0: no minimum); 408 below it.
+    pub body_min_rate: u64,
+}
+
+/// How long a request body may arrive at any pace before `client-body-min-rate` applies.
+pub const BODY_RATE_GRACE: Duration = Duration::from_secs(10);
+
+impl Settings {
+    /// How long the next read of a request body may wait, for a body that started at `start`
+    /// and has delivered `received` bytes: until the average would fall below
+    /// `body_min_rate` (after [`BODY_RATE_GRACE`]), and never longer than `body_timeout`.
+    /// Zero: the body is already too slow.
+    pub fn body_wait(&self, start: std::time::Instant, received: u64) -> Duration {
+        if self.body_min_rate == 0 {
+            return self.body_timeout;
+        }
+        let earned = Duration::from_secs_f64(received as f64 / self.body_min_rate as f64);
+        let until = (start + BODY_RATE_GRACE + earned).saturating_duration_since(std::time::Instant::now());
+        until.min(self.body_timeout)
+    }
 }
 
 /// `load-balance`: round robin, or the endpoint with the lowest moving average of response
@@ -132,6 +162,7 @@ impl Settings {
             connect_timeout: o.connect_timeout.unwrap_or(self.connect_timeout),
             upstream_timeout: o.read_timeout.unwrap_or(self.upstream_timeout),
             upstream_send_timeout: o.send_timeout.unwrap_or(self.upstream_send_timeout),
+            request_buffering: o.request_buffering.unwrap_or(self.request_buffering),
             ..self.clone()
         }
     }
@@ -180,6 +211,10 @@ impl Default for Settings {
             server_tokens: false,
             load_balance: LoadBalance::RoundRobin,
             accept_proxy: false,
+            underscores_in_headers: false,
+            request_buffering: true,
+            body_buffer_size: 1 << 20,
+            body_min_rate: 500,
         }
     }
 }

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use k8s_openapi::api::apps::v1::DaemonSet;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Service, ServiceAccount};
-use k8s_openapi::api::networking::v1::IngressClass;
+use k8s_openapi::api::networking::v1::{IngressClass, NetworkPolicy};
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -58,6 +58,7 @@ fn every_manifest_parses_into_its_typed_object() {
                 "ConfigMap" => typed::<ConfigMap>(&v, f),
                 "DaemonSet" => typed::<DaemonSet>(&v, f),
                 "Service" => typed::<Service>(&v, f),
+                "NetworkPolicy" => typed::<NetworkPolicy>(&v, f),
                 other => panic!("{}: no typed check for kind {other}", f.display()),
             }
             kinds.push(kind);
@@ -119,6 +120,27 @@ fn kustomizations_apply_with_kubectl_and_ringress_runs_with_the_daemonset_args()
         c.kubectl(&["-n", "ringress", "get", "ds", "ringress", "-o", "jsonpath={.spec.template.spec.hostNetwork}"]),
         "false"
     );
+    // Off the host network the kubelet probes the pod IP: admin binds it, the probes name no
+    // host (127.0.0.1 would be the node's loopback), and only the proxy ports are open.
+    let field = |path: &str| c.kubectl(&["-n", "ringress", "get", "ds", "ringress", "-o", &format!("jsonpath={path}")]);
+    assert!(field("{.spec.template.spec.containers[0].args}").contains("--admin=$(POD_IP):10254"));
+    assert_eq!(
+        field("{.spec.template.spec.containers[0].env[?(@.name==\"POD_IP\")].valueFrom.fieldRef.fieldPath}"),
+        "status.podIP"
+    );
+    assert_eq!(field("{.spec.template.spec.containers[0].livenessProbe.httpGet.host}"), "");
+    assert_eq!(field("{.spec.template.spec.containers[0].readinessProbe.httpGet.host}"), "");
+    assert_eq!(field("{.spec.template.spec.containers[0].livenessProbe.httpGet.port}"), "10254");
+    let ports = c.kubectl(&[
+        "-n",
+        "ringress",
+        "get",
+        "networkpolicy",
+        "ringress",
+        "-o",
+        "jsonpath={.spec.ingress[*].ports[*].port}",
+    ]);
+    assert_eq!(ports, "8080 8443");
 
     // The DaemonSet's arguments, as the container would get them (listeners moved to
     // loopback test ports), against the objects the kustomization created.

@@ -26,3 +26,8 @@ fn request_head_regressions() {
 fn chunked_regressions() {
     assert!(replay("chunked", chunked) > 0, "no chunked inputs committed");
 }
+
+#[test]
+fn path_regressions() {
+    assert!(replay("path", path) > 0, "no path inputs committed");
+}

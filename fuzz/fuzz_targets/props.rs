@@ -27,6 +27,7 @@ pub fn request_head(data: &[u8]) {
         scheme: "http",
         trust: false,
         request_id: Some(b"0123456789abcdef"),
+        underscores: false,
     };
     codec::write_request_head(&mut out, &req, &info, &target, host, &fwd);
     assert!(!codec::has_bare_lf(&out), "bare LF sent upstream: {:?}", String::from_utf8_lossy(&out));
@@ -69,4 +70,49 @@ fn run_chunked(parts: &[&[u8]]) -> Result<(usize, Vec<u8>, bool), ()> {
         }
     }
     Ok((consumed, out, c.is_done()))
+}
+
+/// Path normalisation: whatever it accepts comes out normal (normalising again changes
+/// nothing), with no dot-segment, and with nothing a backend's own normalisation (decode every
+/// percent-encoding once, read `\\` as `/`, remove dot-segments) could move out of the prefix
+/// it was routed by.
+pub fn path(data: &[u8]) {
+    use ringress::proxy::path::normalize;
+    let Ok(s) = std::str::from_utf8(data) else { return };
+    for input in [format!("/{s}"), format!("/public/{s}")] {
+        let Ok(normal) = normalize(&input) else { continue };
+        assert_eq!(normalize(&normal).as_deref(), Ok(&*normal), "not idempotent: {input:?}");
+        assert!(!normal.split('/').any(is_dot_segment), "dot-segment left: {input:?} -> {normal:?}");
+        let seen = backend_view(&normal);
+        assert!(!seen.split('/').any(is_dot_segment), "a backend finds a dot-segment: {input:?} -> {normal:?}");
+        if normal.starts_with("/public/") {
+            assert!(seen.starts_with("/public/"), "escapes /public: {input:?} -> {normal:?} -> {seen:?}");
+        }
+    }
+}
+
+fn is_dot_segment(seg: &str) -> bool {
+    let name = seg.split(';').next().unwrap_or(seg);
+    name == "." || name == ".."
+}
+
+/// What a backend that decodes once and splits on `/` and `\\` sees (before its own dot
+/// removal): lossy for non-UTF-8 decodings, which cannot form dots anyway.
+fn backend_view(path: &str) -> String {
+    let b = path.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = |c: u8| (c as char).to_digit(16);
+        if b[i] == b'%' && i + 2 < b.len() {
+            if let (Some(h), Some(l)) = (hex(b[i + 1]), hex(b[i + 2])) {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(if b[i] == b'\\' { b'/' } else { b[i] });
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).replace('\\', "/")
 }

@@ -24,6 +24,9 @@ pub enum Kind {
     BodyTooLarge,
     /// 501: a transfer coding we do not implement (RFC 9112 §6.1), or CONNECT.
     NotImplemented,
+    /// 405: TRACE, which would reflect the request's credentials (RFC 9110 §9.3.8 lets a
+    /// server refuse it; nginx does).
+    MethodNotAllowed,
     /// 417: an expectation other than 100-continue (RFC 9110 §10.1.1).
     ExpectationFailed,
     /// 408: the client did not send its header section in time (RFC 9110 §15.5.9).
@@ -90,6 +93,7 @@ pub fn status(kind: Kind) -> Option<(u16, &'static str)> {
         Kind::HeadersTooLarge => (431, "Request Header Fields Too Large"),
         Kind::BodyTooLarge => (413, "Content Too Large"),
         Kind::NotImplemented => (501, "Not Implemented"),
+        Kind::MethodNotAllowed => (405, "Method Not Allowed"),
         Kind::ExpectationFailed => (417, "Expectation Failed"),
         Kind::RequestTimeout => (408, "Request Timeout"),
         Kind::NoRoute => (404, "Not Found"),

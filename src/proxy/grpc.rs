@@ -143,7 +143,7 @@ pub(super) async fn forward<I: Io>(
     let mut req = Request::builder().method(parts.method.clone()).uri(uri);
     let headers = req.headers_mut().expect("a fresh builder");
     for (name, value) in &parts.headers {
-        if !skip_request_header(name) {
+        if !skip_request_header(name) && (fwd.underscores || !name.as_str().contains('_')) {
             headers.append(name, value.clone());
         }
     }
@@ -200,13 +200,24 @@ async fn pump_request<I: Io>(
             up.send_reset(Reason::CANCEL);
             return Err(ProxyError::downstream(Kind::BodyTooLarge, "request body too large"));
         }
-        send_all::<I>(&mut up, chunk, settings.upstream_send_timeout)
+        send_all::<I>(&mut up, chunk, || settings.upstream_send_timeout)
             .await
             .map_err(|e| up_err("sending the request body", e))?;
     }
-    match body.trailers().await.map_err(down_err)? {
-        Some(t) => up.send_trailers(t).map_err(|e| up_err("sending trailers", e))?,
-        None => up.send_data(Bytes::new(), true).map_err(|e| up_err("ending the request", e))?,
+    // gRPC needs the request's trailers; fields that frame or route never travel in them
+    // (RFC 9110 §6.5.1).
+    let trailers = body.trailers().await.map_err(down_err)?.map(|t| {
+        let mut kept = HeaderMap::with_capacity(t.len());
+        for (name, value) in &t {
+            if !skip_request_header(name) && super::h1::codec::may_trail(name.as_str().as_bytes()) {
+                kept.append(name, value.clone());
+            }
+        }
+        kept
+    });
+    match trailers {
+        Some(t) if !t.is_empty() => up.send_trailers(t).map_err(|e| up_err("sending trailers", e))?,
+        _ => up.send_data(Bytes::new(), true).map_err(|e| up_err("ending the request", e))?,
     }
     // Keep the stream open until the response side finishes.
     std::future::pending::<()>().await;
@@ -245,7 +256,7 @@ async fn relay_response<I: Io>(
         let chunk = chunk.map_err(|e| up_err("reading the response body", e))?;
         let _ = body.flow_control().release_capacity(chunk.len());
         progress.add_out(chunk.len());
-        send_all::<I>(&mut send, chunk, stalled).await.map_err(down_err)?;
+        send_all::<I>(&mut send, chunk, || stalled).await.map_err(down_err)?;
     }
     match body.trailers().await.map_err(|e| up_err("reading trailers", e))? {
         Some(t) => send.send_trailers(t).map_err(down_err)?,

@@ -15,7 +15,7 @@ use http::{HeaderMap, HeaderName, HeaderValue, Request, Response};
 
 use super::bridge::IoBridge;
 use super::error::{Kind, ProxyError, Side};
-use super::h1::body::Body;
+use super::h1::body::{Body, Pace};
 use super::h1::client;
 use super::h1::codec::{self, Framing};
 use super::{bump, LocalSnapshot, RouteKey, Worker};
@@ -25,6 +25,10 @@ use crate::runtime::io::Clock;
 use crate::runtime::{Io, Stream};
 use crate::snapshot::annotations::BackendProtocol;
 use crate::snapshot::{normalize_host, Route, Settings};
+
+/// Upstream HTTP/1.1 exchanges one HTTP/2 client connection may have at once (its other
+/// streams wait): what a single connection can hold of upstream connections and buffers.
+pub const MAX_UPSTREAM_PER_CONNECTION: usize = 32;
 
 /// The client connection preface (RFC 9113 §3.4).
 pub const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
@@ -65,6 +69,7 @@ pub async fn serve<I: Io, S: Stream>(w: Rc<Worker<I>>, io: S, initial: Vec<u8>, 
         }
     };
     let active = Rc::new(Cell::new(0usize));
+    let slots = Rc::new(tokio::sync::Semaphore::new(MAX_UPSTREAM_PER_CONNECTION));
     let client_ip: Rc<str> = peer.ip().to_canonical().to_string().into();
     let mut closing = false;
     // One idle timer at a time (not one per accepted stream): when it fires, the connection
@@ -100,9 +105,9 @@ pub async fn serve<I: Io, S: Stream>(w: Rc<Worker<I>>, io: S, initial: Vec<u8>, 
             Some(Some(Ok((req, respond)))) => {
                 opened += 1;
                 active.set(active.get() + 1);
-                let (w, active, ip) = (w.clone(), active.clone(), client_ip.clone());
+                let (w, active, ip, slots) = (w.clone(), active.clone(), client_ip.clone(), slots.clone());
                 I::spawn(async move {
-                    handle_stream(&w, req, respond, (&ip, peer.ip()), https).await;
+                    handle_stream(&w, req, respond, (&ip, peer.ip()), https, &slots).await;
                     active.set(active.get() - 1);
                 });
             }
@@ -156,6 +161,7 @@ async fn handle_stream<I: Io>(
     mut respond: SendResponse<Bytes>,
     (peer_ip, peer): (&str, std::net::IpAddr),
     https: bool,
+    slots: &tokio::sync::Semaphore,
 ) {
     bump(&w.stats.requests);
     let mut rec = Record { start: Some(std::time::Instant::now()), ..Record::default() };
@@ -169,7 +175,7 @@ async fn handle_stream<I: Io>(
     let client_ip = real.as_deref().unwrap_or(peer_ip);
     capture(w, &mut parts, client_ip, &mut rec);
     let ips = (peer_ip, peer, client_ip);
-    let r = exchange(w, &watch, parts, &mut body, &mut respond, &progress, ips, https, &mut rec.key).await;
+    let r = exchange(w, &watch, parts, &mut body, &mut respond, &progress, ips, https, &mut rec.key, slots).await;
     w.deadlines.unregister(&watch);
     let status = &progress.status;
     if let Err(e) = r {
@@ -309,16 +315,28 @@ async fn exchange<I: Io>(
     (peer_ip, peer, client_ip): (&str, std::net::IpAddr, &str),
     https: bool,
     key: &mut RouteKey,
+    slots: &tokio::sync::Semaphore,
 ) -> Result<(), ProxyError> {
     let snap = w.snapshot();
+    // The same method rules as HTTP/1.1: CONNECT is not proxied (not even as `CONNECT /`),
+    // TRACE is refused.
+    match parts.method {
+        http::Method::CONNECT => return Err(ProxyError::downstream(Kind::NotImplemented, "CONNECT is not supported")),
+        http::Method::TRACE => return Err(ProxyError::downstream(Kind::MethodNotAllowed, "TRACE is not allowed")),
+        _ => {}
+    }
     let authority = match parts.uri.authority() {
         Some(a) => a.as_str(),
         None => parts.headers.get(http::header::HOST).and_then(|v| v.to_str().ok()).unwrap_or(""),
     };
+    if !authority.is_empty() && !codec::valid_host(authority.as_bytes()) {
+        return Err(ProxyError::downstream(Kind::BadHost, "invalid Host"));
+    }
     let mut hbuf = [0u8; 256];
     let host = normalize_host(authority.as_bytes(), &mut hbuf);
-    let path = parts.uri.path();
-    let route = host.and_then(|h| snap.table.lookup(h, path));
+    // Routed, rewritten and sent upstream in its normal form (`proxy::path`).
+    let path = super::path::normalize(parts.uri.path())?;
+    let route = host.and_then(|h| snap.table.lookup(h, &path));
     key.set(&snap, route, parts.method.as_str());
     let route =
         route.ok_or_else(|| ProxyError::downstream(Kind::NoRoute, "no Ingress rule matches this host and path"))?;
@@ -345,10 +363,11 @@ async fn exchange<I: Io>(
     if snap.backend(route.backend).endpoints.is_empty() {
         return Err(ProxyError::downstream(Kind::NoEndpoints, "the backend Service has no ready endpoints"));
     }
-    let target = rewritten(route, &parts.uri);
+    let target = rewritten(route, &path, parts.uri.query());
     let scheme = if https { "https" } else { "http" };
     let trust = snap.edge.forwarded_from(peer);
-    let fwd = Forwarded { peer_ip, client_ip, scheme, authority, trust };
+    let underscores = settings.underscores_in_headers;
+    let fwd = Forwarded { peer_ip, client_ip, scheme, authority, trust, underscores };
     match o.protocol {
         BackendProtocol::Grpc | BackendProtocol::Grpcs => {
             let tls = o.protocol == BackendProtocol::Grpcs;
@@ -357,6 +376,12 @@ async fn exchange<I: Io>(
         }
         BackendProtocol::Http | BackendProtocol::Https => {
             let clock = Clock { deadlines: &w.deadlines, watch };
+            // At most MAX_UPSTREAM_PER_CONNECTION upstream exchanges per client connection;
+            // further streams wait for one to finish.
+            let _slot = slots
+                .acquire()
+                .await
+                .map_err(|_| ProxyError::new(Kind::UpstreamConnect, Side::Internal, "connection closing"))?;
             to_http1(w, clock, &snap, &settings, route, &parts, body, length, respond, progress, &target, &fwd).await
         }
     }
@@ -372,6 +397,8 @@ pub(super) struct Forwarded<'a> {
     pub authority: &'a str,
     /// `use-forwarded-headers` from a trusted peer.
     pub trust: bool,
+    /// `enable-underscores-in-headers`: request fields with `_` in their names pass.
+    pub underscores: bool,
 }
 
 impl Forwarded<'_> {
@@ -390,19 +417,14 @@ impl Forwarded<'_> {
     }
 }
 
-/// The path and query sent upstream: `rewrite-target` applied (borrowed when there is none).
-fn rewritten<'a>(route: &Route, uri: &'a http::Uri) -> std::borrow::Cow<'a, str> {
-    let pq = uri.path_and_query().map_or("/", |p| p.as_str());
-    match route.rewrite.as_ref().and_then(|r| r.apply(uri.path())) {
-        Some(mut p) => {
-            if let Some(q) = uri.query() {
-                p.push('?');
-                p.push_str(q);
-            }
-            p.into()
-        }
-        None => pq.into(),
+/// The path and query sent upstream: the normal path with `rewrite-target` applied.
+fn rewritten(route: &Route, path: &str, query: Option<&str>) -> String {
+    let mut p = route.rewrite.as_ref().and_then(|r| r.apply(path)).unwrap_or_else(|| path.to_string());
+    if let Some(q) = query {
+        p.push('?');
+        p.push_str(q);
     }
+    p
 }
 
 fn content_length(h: &HeaderMap) -> Result<Option<u64>, ProxyError> {
@@ -451,7 +473,7 @@ fn trailer_fields(lines: &[u8]) -> Option<HeaderMap> {
     let mut map = HeaderMap::with_capacity(fields.len());
     for f in fields.iter() {
         let Ok(name) = HeaderName::from_bytes(f.name.as_bytes()) else { continue };
-        if skip_request_header(&name) || matches!(name.as_str(), "te" | "trailer") {
+        if !codec::may_trail(name.as_str().as_bytes()) || skip_request_header(&name) {
             continue;
         }
         if let Ok(v) = HeaderValue::from_bytes(f.value) {
@@ -483,7 +505,7 @@ fn write_h1_head(out: &mut Vec<u8>, parts: &http::request::Parts, target: &str, 
     let _ = write!(out, "{} {target} HTTP/1.1\r\nHost: {}\r\n", parts.method, fwd.authority);
     let mut cookies: Vec<&[u8]> = Vec::new();
     for (name, value) in &parts.headers {
-        if skip_request_header(name) || name == "te" {
+        if skip_request_header(name) || name == "te" || (!fwd.underscores && name.as_str().contains('_')) {
             continue;
         }
         // HTTP/2 may split Cookie into several fields; HTTP/1.1 wants one (RFC 9113 §8.2.3).
@@ -521,13 +543,14 @@ fn write_h1_head(out: &mut Vec<u8>, parts: &http::request::Parts, target: &str, 
 
 /// Sends `data` on an HTTP/2 stream as the peer's flow control allows.
 ///
-/// A peer that grants no flow-control credit for `stalled` (a client that stops reading) has
+/// A peer that grants no flow-control credit within `stalled()` (a client that stops
+/// reading, or one that reads slower than the minimum rate the caller counts in bytes) has
 /// the stream cancelled, so it cannot hold the stream and its upstream forever. The timer is
 /// armed only when the credit is not already there.
 pub(super) async fn send_all<I: Io>(
     send: &mut SendStream<Bytes>,
     mut data: Bytes,
-    stalled: std::time::Duration,
+    stalled: impl Fn() -> std::time::Duration,
 ) -> Result<(), h2::Error> {
     while !data.is_empty() {
         send.reserve_capacity(data.len());
@@ -535,7 +558,7 @@ pub(super) async fn send_all<I: Io>(
             let mut wait = std::pin::pin!(std::future::poll_fn(|cx| send.poll_capacity(cx)));
             match futures::poll!(wait.as_mut()) {
                 std::task::Poll::Ready(c) => c,
-                std::task::Poll::Pending => match select(wait, std::pin::pin!(I::sleep(stalled))).await {
+                std::task::Poll::Pending => match select(wait, std::pin::pin!(I::sleep(stalled()))).await {
                     Either::Left((c, _)) => c,
                     Either::Right(_) => return Err(h2::Error::from(Reason::CANCEL)),
                 },
@@ -573,20 +596,43 @@ async fn to_http1<I: Io>(
     fwd: &Forwarded<'_>,
 ) -> Result<(), ProxyError> {
     let started = std::time::Instant::now();
-    let framing = if body.is_end_stream() {
-        if matches!(parts.method, http::Method::POST | http::Method::PUT | http::Method::PATCH) {
-            Framing::Length(0)
-        } else {
-            Framing::None
+    let mut pace = Pace::new();
+    // `proxy-request-buffering`: the body (if it fits) is read whole before an upstream
+    // connection is taken.
+    let buffered = match settings.request_buffering && !body.is_end_stream() {
+        true => buffer_body::<I>(w, body, length, settings, &mut pace).await?,
+        false => None,
+    };
+    let body_done = body.is_end_stream() || buffered.as_ref().is_some_and(|b| b.complete);
+    let framing = match &buffered {
+        Some(b) if b.complete => Framing::Length(b.data.len() as u64),
+        _ if body.is_end_stream() => {
+            if matches!(parts.method, http::Method::POST | http::Method::PUT | http::Method::PATCH) {
+                Framing::Length(0)
+            } else {
+                Framing::None
+            }
         }
-    } else {
-        length.map_or(Framing::Chunked, Framing::Length)
+        _ => length.map_or(Framing::Chunked, Framing::Length),
     };
     let mut out = Vec::with_capacity(1024);
     write_h1_head(&mut out, parts, target, fwd, framing);
+    let mut sent_body = 0u64;
+    if let Some(b) = &buffered {
+        if framing == Framing::Chunked {
+            super::h1::body::write_chunk(&mut out, &b.data);
+        } else {
+            out.extend_from_slice(&b.data);
+        }
+        sent_body = b.data.len() as u64;
+        progress.add_in(b.data.len());
+    }
+    drop(buffered);
     let is_head = parts.method == http::Method::HEAD;
-    // A request without a body can be sent again if a pooled connection turns out closed.
-    let replayable = body.is_end_stream();
+    // A request whose body is all in `out` can be sent again if a pooled connection turns
+    // out closed: when nothing was sent, or when the method is idempotent (RFC 9110 §9.2.2).
+    let replayable = body_done;
+    let idempotent = parts.method.is_idempotent();
     let mut pooled = true;
     let mut ubuf = Vec::with_capacity(16 * 1024);
     let up = loop {
@@ -595,22 +641,23 @@ async fn to_http1<I: Io>(
         progress.upstream.set(Some(up.addr));
         let (r, o) = clock.write_for(&up.io, out, settings.upstream_send_timeout).await;
         out = o;
-        let retry = up.reused && replayable;
+        let retry = |sent: bool| up.reused && replayable && (idempotent || !sent);
         match r {
             Ok(()) => {
-                if !body.is_end_stream() {
-                    send_h1_body(clock, &up.io, body, framing, settings, progress).await?;
+                if !body_done {
+                    let sent = (sent_body, &mut pace);
+                    send_h1_body::<I, _>(clock, &up.io, body, framing, settings, progress, sent).await?;
                 }
                 ubuf.clear();
                 let deadline = clock.after(settings.upstream_timeout);
                 if client::read_head_bytes(&up.io, &mut ubuf, clock, deadline, 64 * 1024).await? {
                     break up;
                 }
-                if !retry {
+                if !retry(true) {
                     return Err(ProxyError::upstream(Kind::UpstreamProtocol, "upstream closed without a response"));
                 }
             }
-            Err(_) if retry => {}
+            Err(_) if retry(false) => {}
             Err(e) => return Err(ProxyError::io(Kind::UpstreamConnect, Side::Upstream, "sending the request", e)),
         }
         bump(&w.stats.upstream_retries);
@@ -668,6 +715,7 @@ async fn to_http1<I: Io>(
     rbody.keep_trailers();
     let end = rbody.is_done();
     let mut send = respond.send_response(response, end).map_err(h2_down)?;
+    let answered = std::time::Instant::now();
     progress.upstream_answered(info.status);
     let mut rest = ubuf.split_off(info.head_len);
     let mut clean = true;
@@ -681,13 +729,19 @@ async fn to_http1<I: Io>(
         }
         if !decoded.is_empty() {
             progress.add_out(decoded.len());
-            send_all::<I>(&mut send, Bytes::from(decoded), settings.idle_timeout).await.map_err(h2_down)?;
+            // The client must take the response at the minimum rate, counted in bytes (a
+            // WINDOW_UPDATE of one byte now and then does not keep a stream alive).
+            let out = progress.bytes_out.get();
+            let wait = || settings.body_wait(answered, out).min(settings.idle_timeout);
+            send_all::<I>(&mut send, Bytes::from(decoded), wait).await.map_err(h2_down)?;
         }
         if rbody.is_done() {
             break;
         }
         rest.clear();
-        rest.reserve(64 * 1024);
+        // 16 KiB per read: with up to MAX_UPSTREAM_PER_CONNECTION streams of a connection
+        // reading, what one client connection can pin stays near 1 MiB.
+        rest.reserve(16 * 1024);
         let (r, b) = clock.read_for(&up.io, rest, settings.upstream_timeout).await;
         rest = b;
         match r {
@@ -722,38 +776,102 @@ pub(super) fn add_fields(h: &mut HeaderMap, extra: &[(HeaderName, HeaderValue)])
     }
 }
 
+/// A request body read ahead of the upstream exchange (`proxy-request-buffering`).
+struct Buffered {
+    data: Vec<u8>,
+    /// The stream ended: `data` is the whole body.
+    complete: bool,
+    _reserved: super::Reserved,
+}
+
+/// Reads the request body into memory, up to `client-body-buffer-size` and while the worker's
+/// budget allows. None: not buffered (too large by its content-length, or no budget left).
+async fn buffer_body<I: Io>(
+    w: &Worker<I>,
+    body: &mut RecvStream,
+    length: Option<u64>,
+    settings: &Settings,
+    pace: &mut Pace,
+) -> Result<Option<Buffered>, ProxyError> {
+    let limit = settings.body_buffer_size;
+    if length.is_some_and(|n| n > limit) {
+        return Ok(None);
+    }
+    let Some(reserved) = w.reserve_body_buffer(limit) else { return Ok(None) };
+    let mut data = Vec::new();
+    while (data.len() as u64) < limit {
+        let Some(chunk) = next_body_data::<I>(body, settings, pace).await? else {
+            if length.is_some_and(|n| n != data.len() as u64) {
+                return Err(ProxyError::downstream(Kind::BadRequest, "body length differs from its content-length"));
+            }
+            return Ok(Some(Buffered { data, complete: true, _reserved: reserved }));
+        };
+        data.extend_from_slice(&chunk);
+        check_body_size(data.len() as u64, length, settings)?;
+    }
+    Ok(Some(Buffered { data, complete: false, _reserved: reserved }))
+}
+
+/// The body limit, and a body longer than its content-length (400).
+fn check_body_size(total: u64, length: Option<u64>, settings: &Settings) -> Result<(), ProxyError> {
+    if settings.max_body_bytes != 0 && total > settings.max_body_bytes {
+        return Err(ProxyError::downstream(Kind::BodyTooLarge, "request body too large"));
+    }
+    if length.is_some_and(|n| total > n) {
+        return Err(ProxyError::downstream(Kind::BadRequest, "body longer than its content-length"));
+    }
+    Ok(())
+}
+
+/// The next DATA of a request body, with its flow-control credit given back, as long as the
+/// body keeps `client-body-min-rate` and `client-body-timeout` (408 otherwise). None: the
+/// body ended.
+async fn next_body_data<I: Io>(
+    body: &mut RecvStream,
+    settings: &Settings,
+    pace: &mut Pace,
+) -> Result<Option<Bytes>, ProxyError> {
+    let wait = settings.body_wait(pace.start, pace.received);
+    let next = match select(std::pin::pin!(body.data()), std::pin::pin!(I::sleep(wait))).await {
+        Either::Left((next, _)) => next,
+        Either::Right(_) => {
+            return Err(ProxyError::downstream(
+                Kind::RequestTimeout,
+                "request body too slow (client-body-min-rate) or stalled (client-body-timeout)",
+            ))
+        }
+    };
+    let Some(chunk) = next else { return Ok(None) };
+    let chunk = chunk.map_err(h2_down)?;
+    let _ = body.flow_control().release_capacity(chunk.len());
+    pace.received += chunk.len() as u64;
+    Ok(Some(chunk))
+}
+
 /// Streams an HTTP/2 request body to an HTTP/1.1 upstream (chunk-framed when its length is
-/// unknown), releasing flow-control credit as it goes and enforcing the body limit.
-async fn send_h1_body<U: Stream>(
+/// unknown), releasing flow-control credit as it goes and enforcing the body limit and the
+/// minimum rate. `(sent, pace)`: body bytes already sent with the head, and the body's pace.
+async fn send_h1_body<I: Io, U: Stream>(
     clock: Clock<'_>,
     up: &U,
     body: &mut RecvStream,
     framing: Framing,
     settings: &Settings,
     progress: &Progress,
+    (sent, pace): (u64, &mut Pace),
 ) -> Result<(), ProxyError> {
-    let mut total = 0u64;
+    let mut total = sent;
     let mut buf = Vec::with_capacity(16 * 1024);
-    while let Some(chunk) = body.data().await {
-        let chunk = chunk.map_err(h2_down)?;
-        let _ = body.flow_control().release_capacity(chunk.len());
+    while let Some(chunk) = next_body_data::<I>(body, settings, pace).await? {
         total += chunk.len() as u64;
         progress.add_in(chunk.len());
-        if settings.max_body_bytes != 0 && total > settings.max_body_bytes {
-            return Err(ProxyError::downstream(Kind::BodyTooLarge, "request body too large"));
-        }
-        if let Framing::Length(n) = framing {
-            if total > n {
-                return Err(ProxyError::downstream(Kind::BadRequest, "body longer than its content-length"));
-            }
-        }
+        let declared = if let Framing::Length(n) = framing { Some(n) } else { None };
+        check_body_size(total, declared, settings)?;
         buf.clear();
         if framing == Framing::Chunked {
-            buf.extend_from_slice(format!("{:x}\r\n", chunk.len()).as_bytes());
-        }
-        buf.extend_from_slice(&chunk);
-        if framing == Framing::Chunked {
-            buf.extend_from_slice(b"\r\n");
+            super::h1::body::write_chunk(&mut buf, &chunk);
+        } else {
+            buf.extend_from_slice(&chunk);
         }
         let (r, b) = clock.write_for(up, buf, settings.upstream_send_timeout).await;
         buf = b;
@@ -765,18 +883,10 @@ async fn send_h1_body<U: Stream>(
         }
     }
     if framing == Framing::Chunked {
-        // The last chunk, with the request's trailers as chunked trailer fields.
+        // The last chunk. The request's trailers are not forwarded: an HTTP/1.1 upstream
+        // does not need them, and a trailer field may not frame or route (RFC 9110 §6.5.1).
         buf.clear();
-        buf.extend_from_slice(b"0\r\n");
-        if let Some(trailers) = body.trailers().await.map_err(h2_down)? {
-            for (name, value) in &trailers {
-                buf.extend_from_slice(name.as_str().as_bytes());
-                buf.extend_from_slice(b": ");
-                buf.extend_from_slice(value.as_bytes());
-                buf.extend_from_slice(b"\r\n");
-            }
-        }
-        buf.extend_from_slice(b"\r\n");
+        buf.extend_from_slice(b"0\r\n\r\n");
         let (r, _) = clock.write_for(up, buf, settings.upstream_send_timeout).await;
         r.map_err(|e| ProxyError::io(Kind::UpstreamProtocol, Side::Upstream, "sending the request body", e))?;
     }

@@ -87,6 +87,8 @@ pub struct RouteOptions {
     pub connect_timeout: Option<Duration>,
     pub read_timeout: Option<Duration>,
     pub send_timeout: Option<Duration>,
+    /// `proxy-request-buffering` (`on`/`off`); `None`: the ConfigMap's.
+    pub request_buffering: Option<bool>,
     pub protocol: BackendProtocol,
 }
 
@@ -101,6 +103,7 @@ impl Default for RouteOptions {
             connect_timeout: None,
             read_timeout: None,
             send_timeout: None,
+            request_buffering: None,
             protocol: BackendProtocol::Http,
         }
     }
@@ -159,6 +162,10 @@ impl RouteOptions {
                         Some(n) => o.max_body_bytes = Some(n),
                         None => bad("is not a size (e.g. 8m, 512k, 1g, 0 for no limit)"),
                     },
+                    "proxy-request-buffering" => match parse_on_off(v) {
+                        Some(b) => o.request_buffering = Some(b),
+                        None => bad("is not on or off"),
+                    },
                     "proxy-connect-timeout" | "proxy-read-timeout" | "proxy-send-timeout" => match parse_seconds(v) {
                         Some(d) => {
                             *match key {
@@ -185,6 +192,15 @@ impl RouteOptions {
             format!("Ingress {}: path {path:?} is not a regular expression ({e}); not rewritten", ing.key)
         })?;
         Ok(Some(Rewrite { pattern, target: target.clone() }))
+    }
+}
+
+/// nginx's `on`/`off` (and true/false, as ingress-nginx also accepts).
+pub fn parse_on_off(v: &str) -> Option<bool> {
+    match v.to_ascii_lowercase().as_str() {
+        "on" | "true" => Some(true),
+        "off" | "false" => Some(false),
+        _ => None,
     }
 }
 

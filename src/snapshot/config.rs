@@ -103,6 +103,17 @@ const KEYS: &[Key] = &[
     key!("client-body-timeout", "a number of seconds", settings.body_timeout, parse_seconds),
     key!("server-tokens", "true or false", settings.server_tokens, parse_bool),
     key!("use-proxy-protocol", "true or false", settings.accept_proxy, parse_bool),
+    key!("enable-underscores-in-headers", "true or false", settings.underscores_in_headers, parse_bool),
+    key!(
+        "proxy-request-buffering",
+        "on or off",
+        settings.request_buffering,
+        crate::snapshot::annotations::parse_on_off
+    ),
+    key!("client-body-buffer-size", "a size (8k, 1m)", settings.body_buffer_size, parse_size),
+    key!("client-body-min-rate", "bytes per second (0: no minimum)", settings.body_min_rate, |v: &str| v
+        .parse::<u64>()
+        .ok()),
     key!("load-balance", "round_robin or ewma", settings.load_balance, |v: &str| match v {
         "round_robin" => Some(LoadBalance::RoundRobin),
         "ewma" => Some(LoadBalance::Ewma),
@@ -235,13 +246,20 @@ mod tests {
             let good = match k.expects {
                 "true or false" if matches!(k.name, "disable-access-log" | "server-tokens" | "hsts-preload") => "true",
                 "true or false"
-                    if matches!(k.name, "use-forwarded-headers" | "enable-real-ip" | "use-proxy-protocol") =>
+                    if matches!(
+                        k.name,
+                        "use-forwarded-headers"
+                            | "enable-real-ip"
+                            | "use-proxy-protocol"
+                            | "enable-underscores-in-headers"
+                    ) =>
                 {
                     "true"
                 }
                 "true or false" => "false",
                 "301, 302, 307 or 308" => "302",
-                "a size (8m, 512k, 1g; 0 for no limit)" | "a size (100m, 512k, 1g)" => "3k",
+                "a size (8m, 512k, 1g; 0 for no limit)" | "a size (100m, 512k, 1g)" | "a size (8k, 1m)" => "3k",
+                "on or off" => "off",
                 "a file path (empty: no access log)" => "/var/log/x.log",
                 "text or json" => "json",
                 "round_robin or ewma" => "ewma",

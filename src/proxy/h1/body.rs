@@ -1,7 +1,26 @@
 //! Where a message body ends, as bytes arrive: by length, by chunked framing, or at close.
 
 use super::chunked::{ChunkError, Chunked};
-use super::codec::Framing;
+use super::codec::{self, Framing};
+
+/// A request body's progress, for `client-body-min-rate` ([`crate::snapshot::Settings::body_wait`]).
+pub struct Pace {
+    pub start: std::time::Instant,
+    pub received: u64,
+}
+
+impl Pace {
+    /// A body starting now.
+    pub fn new() -> Pace {
+        Pace { start: std::time::Instant::now(), received: 0 }
+    }
+}
+
+impl Default for Pace {
+    fn default() -> Self {
+        Pace::new()
+    }
+}
 
 #[derive(Debug)]
 pub enum Body {
@@ -67,9 +86,53 @@ impl Body {
         Ok(n)
     }
 
-    /// Bytes of body seen so far exceed `limit` (0 = no limit)? Only chunked bodies need this:
-    /// a Content-Length is checked before forwarding.
+    /// Bytes of body seen or announced so far exceed `limit` (0 = no limit)? Only chunked
+    /// bodies need this: a Content-Length is checked before forwarding.
     pub fn over_limit(&self, limit: u64) -> bool {
-        matches!(self, Body::Chunked(c) if limit != 0 && c.decoded > limit)
+        matches!(self, Body::Chunked(c) if limit != 0 && c.announced() > limit)
     }
+
+    pub fn is_chunked(&self) -> bool {
+        matches!(self, Body::Chunked(_))
+    }
+
+    /// Consumes the body bytes of `data` and appends what the proxy sends on to `out`: a
+    /// length-delimited body as it came; a chunked body framed anew by the proxy (its own
+    /// size lines, no chunk extensions; the trailer fields that [`codec::may_trail`] only when
+    /// [`Body::keep_trailers`] asked for them), so nothing of the peer's chunk framing crosses
+    /// the proxy (RFC 9112 §7.1). Returns how many bytes of `data` the body took.
+    pub fn forward(&mut self, data: &[u8], out: &mut Vec<u8>) -> Result<usize, ChunkError> {
+        let Body::Chunked(c) = self else {
+            let k = self.consume(data, &mut |_| {})?;
+            out.extend_from_slice(&data[..k]);
+            return Ok(k);
+        };
+        let was_done = c.is_done();
+        let k = c.feed(data, &mut |d| write_chunk(out, d))?;
+        if !was_done && c.is_done() {
+            out.extend_from_slice(b"0\r\n");
+            codec::write_trailer_fields(out, &c.take_trailers());
+            out.extend_from_slice(b"\r\n");
+        }
+        Ok(k)
+    }
+}
+
+/// One chunk of `d` in chunked framing (nothing for an empty run).
+pub fn write_chunk(out: &mut Vec<u8>, d: &[u8]) {
+    if d.is_empty() {
+        return;
+    }
+    let mut size = [0u8; 16];
+    let mut n = d.len();
+    let mut i = size.len();
+    while n > 0 || i == size.len() {
+        i -= 1;
+        size[i] = b"0123456789abcdef"[n & 15];
+        n >>= 4;
+    }
+    out.extend_from_slice(&size[i..]);
+    out.extend_from_slice(b"\r\n");
+    out.extend_from_slice(d);
+    out.extend_from_slice(b"\r\n");
 }

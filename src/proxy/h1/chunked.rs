@@ -60,6 +60,18 @@ impl Chunked {
         self.state == State::Done
     }
 
+    /// Payload bytes seen so far plus those the chunk being read announces (its size as far as
+    /// it is parsed, or what is left of it): a size line past the body limit is refused as
+    /// soon as it arrives, before any of its data.
+    pub fn announced(&self) -> u64 {
+        let pending = match self.state {
+            State::Size | State::SizeWs | State::Ext | State::SizeLf => self.size,
+            State::Data => self.remaining,
+            _ => 0,
+        };
+        self.decoded.saturating_add(pending)
+    }
+
     /// Keeps the trailer section (up to the parser's bound) for [`Chunked::take_trailers`].
     pub fn keep_trailers(&mut self) {
         self.trailers = Some(Vec::new());
@@ -209,7 +221,8 @@ fn expect(b: u8, want: u8) -> Result<(), ChunkError> {
     }
 }
 
-fn hex(b: u8) -> Option<u8> {
+/// The value of one hex digit.
+pub(crate) fn hex(b: u8) -> Option<u8> {
     match b {
         b'0'..=b'9' => Some(b - b'0'),
         b'a'..=b'f' => Some(b - b'a' + 10),

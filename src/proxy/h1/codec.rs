@@ -22,6 +22,9 @@ pub struct RequestInfo {
     /// RFC 9110 §9.2.2: safe to send again after a failure.
     pub idempotent: bool,
     pub framing: Framing,
+    /// The Content-Length as parsed (also when 0), written anew by the proxy: never a copy of
+    /// the client's field, which may be padded, repeated or named by `Connection`.
+    pub length: Option<u64>,
     pub keep_alive: bool,
     pub expect_continue: bool,
     pub upgrade: bool,
@@ -108,11 +111,32 @@ pub fn parse_target<'a>(method: &str, target: &'a str) -> Result<Target<'a>, Pro
     Err(bad("request target is not origin-form or absolute-form"))
 }
 
-/// A Host value: reg-name or IP literal with an optional port, nothing else (RFC 9110 §7.2).
-fn valid_host(h: &[u8]) -> bool {
-    !h.is_empty()
-        && h.len() <= 255
-        && h.iter().all(|&b| b.is_ascii_alphanumeric() || b"-._~:[]!$&'()*+,;=%".contains(&b))
+/// A Host value: reg-name or IP literal with an optional port of digits, nothing else (RFC
+/// 9110 §7.2, RFC 3986 §3.2.2-3.2.3).
+pub fn valid_host(h: &[u8]) -> bool {
+    if h.is_empty() || h.len() > 255 {
+        return false;
+    }
+    let (name, port) = if h[0] == b'[' {
+        let Some(end) = h.iter().position(|&b| b == b']') else { return false };
+        let literal = &h[1..end];
+        if literal.is_empty() || !literal.iter().all(|&b| b.is_ascii_hexdigit() || b":.".contains(&b)) {
+            return false;
+        }
+        match &h[end + 1..] {
+            [] => return true,
+            [b':', port @ ..] => (&b""[..], port),
+            _ => return false,
+        }
+    } else {
+        match h.iter().position(|&b| b == b':') {
+            Some(i) => (&h[..i], &h[i + 1..]),
+            None => (h, &b""[..]),
+        }
+    };
+    name.iter().all(|&b| b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=%".contains(&b))
+        && port.len() <= 5
+        && port.iter().all(u8::is_ascii_digit)
 }
 
 /// Checks a parsed request for everything RFC 9112 makes the proxy responsible for, and
@@ -124,6 +148,11 @@ pub fn analyze_request<'a>(
     host: &mut &'a [u8],
 ) -> Result<RequestInfo, ProxyError> {
     let method = req.method.unwrap_or("");
+    if method == "TRACE" {
+        // TRACE would reflect the forwarded request, cookies and credentials included, to
+        // the client (cross-site tracing); nginx answers it 405 too.
+        return Err(ProxyError::downstream(Kind::MethodNotAllowed, "TRACE is not allowed"));
+    }
     let http10 = req.version == Some(0);
     let mut hosts = 0;
     let mut length: Option<u64> = None;
@@ -202,29 +231,77 @@ pub fn analyze_request<'a>(
         is_head: method == "HEAD",
         idempotent: matches!(method, "GET" | "HEAD" | "OPTIONS" | "TRACE" | "PUT" | "DELETE"),
         framing,
+        length,
         keep_alive,
         expect_continue: expect_continue && framing != Framing::None && !http10,
         upgrade: conn_upgrade && upgrade_header && !http10,
     })
 }
 
-/// Whether a field is hop-by-hop for the proxy: the RFC 9110 §7.6.1 list, fields the proxy
-/// sets itself, and anything the message's Connection header names.
+/// Whether a request field is not copied upstream as it came: the RFC 9110 §7.6.1 list, the
+/// framing fields (Content-Length, Transfer-Encoding, Trailer: the proxy writes the framing
+/// it parsed itself), fields the proxy sets itself, and anything the message's Connection
+/// header names.
 fn is_hop_by_hop(name: &[u8], connection_tokens: &[&[u8]]) -> bool {
     // Dispatch on length first: most fields are compared against nothing.
     let fixed = match name.len() {
         2 => eq_ignore_case(name, "te"),
         4 => eq_ignore_case(name, "host"),
         6 => eq_ignore_case(name, "expect"),
-        7 => eq_ignore_case(name, "upgrade"),
+        7 => eq_ignore_case(name, "upgrade") || eq_ignore_case(name, "trailer"),
         9 => eq_ignore_case(name, "x-real-ip"),
         10 => eq_ignore_case(name, "connection") || eq_ignore_case(name, "keep-alive"),
+        14 => eq_ignore_case(name, "content-length"),
         15 => eq_ignore_case(name, "x-forwarded-for"),
         16 => eq_ignore_case(name, "proxy-connection") || eq_ignore_case(name, "x-forwarded-host"),
         17 => eq_ignore_case(name, "transfer-encoding") || eq_ignore_case(name, "x-forwarded-proto"),
         _ => false,
     };
     fixed || connection_tokens.iter().any(|t| name.eq_ignore_ascii_case(t))
+}
+
+/// Whether a field may travel in a trailer section the proxy forwards: never one that frames,
+/// routes, controls the connection or authenticates (RFC 9110 §6.5.1; nginx forwards none).
+pub fn may_trail(name: &[u8]) -> bool {
+    const NEVER: [&str; 12] = [
+        "content-length",
+        "transfer-encoding",
+        "host",
+        "trailer",
+        "te",
+        "connection",
+        "keep-alive",
+        "proxy-connection",
+        "upgrade",
+        "content-type",
+        "authorization",
+        "cookie",
+    ];
+    !name.is_empty() && !NEVER.iter().any(|n| eq_ignore_case(name, n))
+}
+
+/// Writes the fields of a received trailer section (`lines`, each ending in CRLF) that
+/// [`may_trail`]; a section that does not parse is dropped whole.
+pub fn write_trailer_fields(out: &mut Vec<u8>, lines: &[u8]) {
+    if lines.is_empty() {
+        return;
+    }
+    let section = [lines, b"\r\n"].concat();
+    let mut hs = [httparse::EMPTY_HEADER; 64];
+    let Ok(httparse::Status::Complete((_, fields))) = httparse::parse_headers(&section, &mut hs) else { return };
+    for f in fields.iter().filter(|f| may_trail(f.name.as_bytes())) {
+        out.extend_from_slice(f.name.as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(f.value);
+        out.extend_from_slice(b"\r\n");
+    }
+}
+
+/// A field name with an underscore: dropped unless `enable-underscores-in-headers` (nginx's
+/// `underscores_in_headers off`), since `X_Forwarded_For` may reach an application that folds
+/// `_` into `-` as if it were the proxy's `X-Forwarded-For`.
+pub fn has_underscore(name: &[u8]) -> bool {
+    name.contains(&b'_')
 }
 
 /// Tokens of every Connection header, for [`is_hop_by_hop`].
@@ -254,6 +331,8 @@ pub struct Forwarding<'a> {
     pub trust: bool,
     /// The request id when the proxy made it (sent as X-Request-ID).
     pub request_id: Option<&'a [u8]>,
+    /// `enable-underscores-in-headers`: fields with `_` in their names are passed on.
+    pub underscores: bool,
 }
 
 /// Writes the request head sent upstream: origin-form target, HTTP/1.1, end-to-end fields
@@ -281,6 +360,9 @@ pub fn write_request_head(
     let (mut proto, mut fhost): (&[u8], &[u8]) = (fwd.scheme.as_bytes(), host);
     for h in req.headers.iter() {
         let name = h.name.as_bytes();
+        if !fwd.underscores && has_underscore(name) {
+            continue;
+        }
         if is_hop_by_hop(name, conn) {
             if eq_ignore_case(name, "x-forwarded-for") {
                 xff = Some(h.value); // the last one; others are dropped
@@ -316,10 +398,7 @@ pub fn write_request_head(
         out.extend_from_slice(id);
         out.extend_from_slice(b"\r\n");
     }
-    match info.framing {
-        Framing::Chunked => out.extend_from_slice(b"Transfer-Encoding: chunked\r\n"),
-        Framing::Length(_) | Framing::None | Framing::UntilClose => {}
-    }
+    write_framing(out, info.framing, info.length);
     if let (true, Some(u)) = (info.upgrade, upgrade) {
         out.extend_from_slice(b"Connection: upgrade\r\nUpgrade: ");
         out.extend_from_slice(u);
@@ -328,12 +407,29 @@ pub fn write_request_head(
     out.extend_from_slice(b"\r\n");
 }
 
+/// The framing fields the proxy writes for a body it parsed: `Transfer-Encoding: chunked`, or
+/// the canonical `Content-Length` (`length`: the parsed value, 0 included).
+pub fn write_framing(out: &mut Vec<u8>, framing: Framing, length: Option<u64>) {
+    match (framing, length) {
+        (Framing::Chunked, _) => out.extend_from_slice(b"Transfer-Encoding: chunked\r\n"),
+        (Framing::UntilClose, _) | (_, None) => {}
+        (_, Some(n)) => {
+            out.extend_from_slice(b"Content-Length: ");
+            crate::access_log::format::push_u64(out, n);
+            out.extend_from_slice(b"\r\n");
+        }
+    }
+}
+
 /// What the proxy needs to know about an upstream response head.
 #[derive(Clone, Copy, Debug)]
 pub struct ResponseInfo {
     pub head_len: usize,
     pub status: u16,
     pub framing: Framing,
+    /// The Content-Length as parsed, when there is no Transfer-Encoding (for HEAD and 304
+    /// it describes the representation, not a body): written anew, canonical.
+    pub length: Option<u64>,
     /// The upstream connection can carry another request once this body is read.
     pub reusable: bool,
 }
@@ -389,7 +485,9 @@ pub fn analyze_response(
     };
     // TE with CL is a smuggling vector: never reuse such a connection (RFC 9112 §6.3 item 3).
     let reusable = !close && framing != Framing::UntilClose && !(te_seen && length.is_some());
-    Ok(ResponseInfo { head_len, status, framing, reusable })
+    let no_length_field = te_seen || (100..200).contains(&status) || status == 204;
+    let length = if no_length_field { None } else { length };
+    Ok(ResponseInfo { head_len, status, framing, length, reusable })
 }
 
 /// Writes the response head sent to the client. `chunked_out` says whether the body goes out
@@ -418,12 +516,6 @@ pub fn write_response_head(
         if !keep_for_101 && is_response_hop_by_hop(name, conn) {
             continue;
         }
-        if chunked_out || info.framing == Framing::Chunked {
-            // A dechunked body has no length header to keep; a chunked one must not have one.
-            if eq_ignore_case(name, "content-length") {
-                continue;
-            }
-        }
         out.extend_from_slice(name);
         out.extend_from_slice(b": ");
         out.extend_from_slice(h.value);
@@ -434,6 +526,9 @@ pub fn write_response_head(
     } else {
         if chunked_out {
             out.extend_from_slice(b"Transfer-Encoding: chunked\r\n");
+        } else if info.framing != Framing::Chunked {
+            // A dechunked body (HTTP/1.0 client) has no length to give: it ends at close.
+            write_framing(out, Framing::None, info.length);
         }
         if close {
             out.extend_from_slice(b"Connection: close\r\n");
@@ -445,11 +540,14 @@ pub fn write_response_head(
     out.extend_from_slice(b"\r\n");
 }
 
+/// Response fields not copied to the client as they came: RFC 9110 §7.6.1's, the framing
+/// fields the proxy writes itself, and what Connection names.
 fn is_response_hop_by_hop(name: &[u8], conn: &[&[u8]]) -> bool {
     let fixed = match name.len() {
         2 => eq_ignore_case(name, "te"),
-        7 => eq_ignore_case(name, "upgrade"),
+        7 => eq_ignore_case(name, "upgrade") || eq_ignore_case(name, "trailer"),
         10 => eq_ignore_case(name, "connection") || eq_ignore_case(name, "keep-alive"),
+        14 => eq_ignore_case(name, "content-length"),
         16 => eq_ignore_case(name, "proxy-connection"),
         17 => eq_ignore_case(name, "transfer-encoding"),
         _ => false,

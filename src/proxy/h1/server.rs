@@ -5,7 +5,7 @@
 use std::mem::MaybeUninit;
 use std::net::{Shutdown, SocketAddr};
 
-use super::body::Body;
+use super::body::{Body, Pace};
 use super::client::{self, Upstream};
 use super::codec::{self, Framing, RequestInfo};
 use crate::access_log::{Record, WorkerLog};
@@ -301,8 +301,7 @@ async fn request<I: Io, S: Stream>(w: &Worker<I>, c: &mut Conn<S>, first: bool) 
     let head_len = info.head_len;
     let taken = {
         let Conn { buf, out, .. } = &mut *c;
-        body.consume(&buf[head_len..], &mut |_| {})
-            .inspect(|&k| out.extend_from_slice(&buf[head_len..head_len + k]))
+        body.forward(&buf[head_len..], out)
             .map_err(|_| ProxyError::downstream(Kind::BadRequest, "invalid chunked body"))?
     };
     c.buf.drain(..head_len + taken);
@@ -369,7 +368,14 @@ fn prepare(
     let generated_id = capture(log, &req, &info, host, client_ip, rec);
     let mut hbuf = [0u8; 256];
     let host_name = normalize_host(host, &mut hbuf);
-    let path = std::str::from_utf8(target.path()).ok();
+    // Routed, rewritten and sent upstream in its normal form (`proxy::path`); `OPTIONS *`
+    // has no path.
+    let raw_path = std::str::from_utf8(target.path()).ok();
+    let normal = match raw_path {
+        Some(p) if p.starts_with('/') => Some(crate::proxy::path::normalize(p)?),
+        _ => raw_path.map(std::borrow::Cow::Borrowed),
+    };
+    let path = normal.as_deref();
     let route = host_name.zip(path).and_then(|(h, p)| snap.table.lookup(h, p));
     rec.key.set(snap, route, method);
     let Some(route) = route else {
@@ -406,9 +412,14 @@ fn prepare(
         scheme: if https { "https" } else { "http" },
         trust: edge.forwarded_from(peer),
         request_id: generated_id.then_some(&rec.request_id[..]),
+        underscores: s.underscores_in_headers,
     };
     let rewritten = route.rewrite.as_ref().zip(path).and_then(|(r, p)| r.apply(p));
-    match rewritten {
+    let changed = rewritten.or_else(|| match &normal {
+        Some(std::borrow::Cow::Owned(p)) => Some(p.clone()),
+        _ => None,
+    });
+    match changed {
         Some(mut p) => {
             let pq = target.path_and_query;
             p.push_str(std::str::from_utf8(&pq[target.path().len()..]).unwrap_or_default());
@@ -510,6 +521,11 @@ async fn forward<I: Io, S: Stream>(
 ) -> Result<bool, ProxyError> {
     let watch = c.watch.clone();
     let clock = Clock { deadlines: &w.deadlines, watch: &watch };
+    let mut pace = Pace::new();
+    let mut expect = info.expect_continue;
+    if settings.request_buffering && !body.is_done() {
+        buffer_body(w, clock, c, &mut body, &mut expect, settings, &mut pace).await?;
+    }
     // The whole request is in `out`: it can be sent again on another connection.
     let replayable = body.is_done();
     let mut pooled = true;
@@ -526,7 +542,7 @@ async fn forward<I: Io, S: Stream>(
         match r {
             Ok(()) => {
                 if !body.is_done() {
-                    send_body(clock, c, &up, &mut body, info, settings).await?;
+                    send_body(clock, c, &up, &mut body, std::mem::take(&mut expect), settings, &mut pace).await?;
                 }
                 c.ubuf.clear();
                 let deadline = clock.after(settings.upstream_timeout);
@@ -551,47 +567,114 @@ async fn forward<I: Io, S: Stream>(
     Ok(keep)
 }
 
+/// Reads more request body bytes into `c.buf` (empty on entry), as long as the body keeps
+/// its minimum rate and `client-body-timeout`; 408 otherwise.
+async fn read_body_bytes<S: Stream>(
+    clock: Clock<'_>,
+    c: &mut Conn<S>,
+    settings: &crate::snapshot::Settings,
+    pace: &Pace,
+) -> Result<(), ProxyError> {
+    debug_assert!(c.buf.is_empty());
+    if c.buf.capacity() < READ_CHUNK {
+        c.buf.reserve(READ_CHUNK);
+    }
+    let wait = settings.body_wait(pace.start, pace.received);
+    let (r, b) = clock.read_for(&c.io, std::mem::take(&mut c.buf), wait).await;
+    c.buf = b;
+    match r {
+        Ok(0) => Err(ProxyError::downstream(Kind::Closed, "client closed inside the request body")),
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::TimedOut => Err(ProxyError::io(
+            Kind::RequestTimeout,
+            Side::Downstream,
+            "request body too slow (client-body-min-rate) or stalled (client-body-timeout)",
+            e,
+        )),
+        Err(e) => Err(ProxyError::io(Kind::Closed, Side::Downstream, "reading the request body", e)),
+    }
+}
+
+/// `proxy-request-buffering`: reads the body into `c.out`, behind the request head and framed
+/// as it will be sent, before an upstream connection is taken, so a slow client holds no
+/// upstream. Only a body that fits `client-body-buffer-size` and the worker's budget is
+/// buffered; a larger one is streamed from where this stopped.
+async fn buffer_body<I: Io, S: Stream>(
+    w: &Worker<I>,
+    clock: Clock<'_>,
+    c: &mut Conn<S>,
+    body: &mut Body,
+    expect: &mut bool,
+    settings: &crate::snapshot::Settings,
+    pace: &mut Pace,
+) -> Result<(), ProxyError> {
+    let limit = settings.body_buffer_size;
+    if let Body::Length(n) = body {
+        if *n > limit {
+            return Ok(());
+        }
+    }
+    let Some(_reserved) = w.reserve_body_buffer(limit) else { return Ok(()) };
+    if std::mem::take(expect) {
+        let head = std::mem::take(&mut c.out);
+        c.out.extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
+        write_client(clock, c, settings.idle_timeout).await?;
+        c.out = head;
+    }
+    let start = c.out.len();
+    while !body.is_done() && ((c.out.len() - start) as u64) < limit {
+        read_body_bytes(clock, c, settings, pace).await?;
+        let Conn { buf, out, .. } = &mut *c;
+        let k = body.forward(buf, out).map_err(|_| ProxyError::downstream(Kind::BadRequest, "invalid chunked body"))?;
+        buf.drain(..k);
+        pace.received += k as u64;
+        c.rec.bytes_in += k as u64;
+        if body.over_limit(settings.max_body_bytes) {
+            return Err(ProxyError::downstream(Kind::BodyTooLarge, "request body too large"));
+        }
+    }
+    Ok(())
+}
+
 /// Streams the rest of the request body from the client to the upstream.
 async fn send_body<S: Stream, U: Stream>(
     clock: Clock<'_>,
     c: &mut Conn<S>,
     up: &Upstream<U>,
     body: &mut Body,
-    info: &RequestInfo,
+    expect_continue: bool,
     settings: &crate::snapshot::Settings,
+    pace: &mut Pace,
 ) -> Result<(), ProxyError> {
-    if info.expect_continue {
+    if expect_continue {
         c.out.clear();
         c.out.extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
         write_client(clock, c, settings.idle_timeout).await?;
     }
     while !body.is_done() {
-        debug_assert!(c.buf.is_empty());
-        if c.buf.capacity() < READ_CHUNK {
-            c.buf.reserve(READ_CHUNK);
-        }
-        let (r, b) = clock.read_for(&c.io, std::mem::take(&mut c.buf), settings.body_timeout).await;
-        c.buf = b;
-        match r {
-            Ok(0) => return Err(ProxyError::downstream(Kind::Closed, "client closed inside the request body")),
-            Ok(_) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
-                return Err(ProxyError::io(
-                    Kind::RequestTimeout,
-                    Side::Downstream,
-                    "request body not received in time",
-                    e,
-                ))
+        read_body_bytes(clock, c, settings, pace).await?;
+        if body.is_chunked() {
+            // Framed anew by the proxy: its own chunk sizes, no extensions, no trailers.
+            c.out.clear();
+            let k = body
+                .forward(&c.buf, &mut c.out)
+                .map_err(|_| ProxyError::downstream(Kind::BadRequest, "invalid chunked body"))?;
+            c.rec.bytes_in += k as u64;
+            pace.received += k as u64;
+            if body.over_limit(settings.max_body_bytes) {
+                return Err(ProxyError::downstream(Kind::BodyTooLarge, "request body too large"));
             }
-            Err(e) => return Err(ProxyError::io(Kind::Closed, Side::Downstream, "reading the request body", e)),
+            c.buf.drain(..k);
+            let (r, out) = clock.write_for(&up.io, std::mem::take(&mut c.out), settings.upstream_send_timeout).await;
+            c.out = out;
+            r.map_err(|e| ProxyError::io(Kind::UpstreamProtocol, Side::Upstream, "sending the request body", e))?;
+            continue;
         }
         let k = body
             .consume(&c.buf, &mut |_| {})
             .map_err(|_| ProxyError::downstream(Kind::BadRequest, "invalid chunked body"))?;
         c.rec.bytes_in += k as u64;
-        if body.over_limit(settings.max_body_bytes) {
-            return Err(ProxyError::downstream(Kind::BodyTooLarge, "request body too large"));
-        }
+        pace.received += k as u64;
         let chunk = if k == c.buf.len() {
             std::mem::take(&mut c.buf)
         } else {
@@ -716,6 +799,10 @@ async fn relay_response<I: Io, S: Stream>(
     }
 
     let mut body = Body::new(fin.resp.framing);
+    if !fin.dechunk {
+        // A chunked response's trailer fields reach an HTTP/1.1 client (filtered).
+        body.keep_trailers();
+    }
     let k = {
         let Conn { ubuf, out, .. } = &mut *c;
         consume_response(&mut body, &ubuf[head_len..], out, fin.dechunk)?
@@ -738,10 +825,11 @@ async fn relay_response<I: Io, S: Stream>(
             Ok(_) => {}
             Err(e) => return Err(ProxyError::io(Kind::Closed, Side::Upstream, "reading the response body", e)),
         }
-        if !fin.dechunk {
+        if !fin.dechunk && !body.is_chunked() {
+            // Length or close delimited: the bytes go on as they came, without a copy.
             let k = body
                 .consume(&c.ubuf, &mut |_| {})
-                .map_err(|_| ProxyError::upstream(Kind::Closed, "invalid chunked response body"))?;
+                .map_err(|_| ProxyError::upstream(Kind::Closed, "invalid response body"))?;
             if k != c.ubuf.len() {
                 c.ubuf.truncate(k);
                 clean = false;
@@ -753,7 +841,8 @@ async fn relay_response<I: Io, S: Stream>(
         } else {
             c.out.clear();
             let Conn { ubuf, out, .. } = &mut *c;
-            consume_response(&mut body, ubuf, out, true)?;
+            let k = consume_response(&mut body, ubuf, out, fin.dechunk)?;
+            clean &= k == ubuf.len();
             write_client(clock, c, settings.idle_timeout).await?;
         }
     }
@@ -764,15 +853,13 @@ async fn relay_response<I: Io, S: Stream>(
     Ok(!fin.close)
 }
 
-/// Appends the response body bytes of `data` to `out` (decoded when `dechunk`) and returns
-/// how many bytes of `data` the body took.
+/// Appends the response body bytes of `data` to `out` (decoded when `dechunk`, else as
+/// [`Body::forward`] frames them) and returns how many bytes of `data` the body took.
 fn consume_response(body: &mut Body, data: &[u8], out: &mut Vec<u8>, dechunk: bool) -> Result<usize, ProxyError> {
     let bad = |_| ProxyError::upstream(Kind::Closed, "invalid chunked response body");
     if dechunk {
         body.consume(data, &mut |d| out.extend_from_slice(d)).map_err(bad)
     } else {
-        let k = body.consume(data, &mut |_| {}).map_err(bad)?;
-        out.extend_from_slice(&data[..k]);
-        Ok(k)
+        body.forward(data, out).map_err(bad)
     }
 }

@@ -62,6 +62,7 @@ pub static RESOURCES: &[Resource] = &[
     r("", "v1", "Event", "events", "event", true, false, &["ev"]),
     r("networking.k8s.io", "v1", "Ingress", "ingresses", "ingress", true, true, &["ing"]),
     r("networking.k8s.io", "v1", "IngressClass", "ingressclasses", "ingressclass", false, false, &[]),
+    r("networking.k8s.io", "v1", "NetworkPolicy", "networkpolicies", "networkpolicy", true, false, &["netpol"]),
     r("discovery.k8s.io", "v1", "EndpointSlice", "endpointslices", "endpointslice", true, false, &[]),
     r("coordination.k8s.io", "v1", "Lease", "leases", "lease", true, false, &[]),
     r("apps", "v1", "DaemonSet", "daemonsets", "daemonset", true, true, &["ds"]),
