@@ -797,7 +797,7 @@ async fn buffer_body<I: Io>(
     if length.is_some_and(|n| n > limit) {
         return Ok(None);
     }
-    let Some(reserved) = w.reserve_body_buffer(limit) else { return Ok(None) };
+    let Some(reserved) = w.reserve_body_buffer(length.unwrap_or(limit)) else { return Ok(None) };
     let mut data = Vec::new();
     while (data.len() as u64) < limit {
         let Some(chunk) = next_body_data::<I>(body, settings, pace).await? else {

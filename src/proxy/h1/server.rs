@@ -609,12 +609,13 @@ async fn buffer_body<I: Io, S: Stream>(
     pace: &mut Pace,
 ) -> Result<(), ProxyError> {
     let limit = settings.body_buffer_size;
-    if let Body::Length(n) = body {
-        if *n > limit {
-            return Ok(());
-        }
-    }
-    let Some(_reserved) = w.reserve_body_buffer(limit) else { return Ok(()) };
+    // A body of known length reserves what it needs; a chunked one the whole buffer size.
+    let need = match body {
+        Body::Length(n) if *n > limit => return Ok(()),
+        Body::Length(n) => *n,
+        _ => limit,
+    };
+    let Some(_reserved) = w.reserve_body_buffer(need) else { return Ok(()) };
     if std::mem::take(expect) {
         let head = std::mem::take(&mut c.out);
         c.out.extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
