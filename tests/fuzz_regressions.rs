@@ -31,3 +31,27 @@ fn chunked_regressions() {
 fn path_regressions() {
     assert!(replay("path", path) > 0, "no path inputs committed");
 }
+
+/// The path property on 200,000 random paths over the characters that matter to it (a
+/// structured stand-in for the fuzzer, run on every test run): seeded, so a failure repeats.
+#[test]
+fn path_property_on_random_paths() {
+    const ALPHABET: &[u8] = b"/./.%2eE5fFcCbB3;\\a";
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    for _ in 0..200_000 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let len = (x % 24) as usize;
+        let mut y = x;
+        let input: Vec<u8> = (0..len)
+            .map(|_| {
+                y = y.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                ALPHABET[(y >> 33) as usize % ALPHABET.len()]
+            })
+            .collect();
+        if let Err(e) = std::panic::catch_unwind(|| path(&input)) {
+            panic!("{:?}: {:?}", String::from_utf8_lossy(&input), e.downcast_ref::<String>());
+        }
+    }
+}
