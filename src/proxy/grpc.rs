@@ -14,7 +14,8 @@ use http::{HeaderMap, Request};
 
 use super::bridge::IoBridge;
 use super::error::{Kind, ProxyError, Side};
-use super::h2::{forwarded_for, send_all, skip_request_header, Forwarded, Progress};
+use super::h1::codec::has_underscore;
+use super::h2::{forwardable_trailer, forwarded_for, send_all, skip_request_header, Forwarded, Progress};
 use super::{bump, LocalSnapshot, Worker};
 use crate::runtime::Io;
 use crate::snapshot::{Route, Settings};
@@ -143,7 +144,7 @@ pub(super) async fn forward<I: Io>(
     let mut req = Request::builder().method(parts.method.clone()).uri(uri);
     let headers = req.headers_mut().expect("a fresh builder");
     for (name, value) in &parts.headers {
-        if !skip_request_header(name) && (fwd.underscores || !name.as_str().contains('_')) {
+        if !skip_request_header(name) && (fwd.underscores || !has_underscore(name.as_ref())) {
             headers.append(name, value.clone());
         }
     }
@@ -209,7 +210,7 @@ async fn pump_request<I: Io>(
     let trailers = body.trailers().await.map_err(down_err)?.map(|t| {
         let mut kept = HeaderMap::with_capacity(t.len());
         for (name, value) in &t {
-            if !skip_request_header(name) && super::h1::codec::may_trail(name.as_str().as_bytes()) {
+            if forwardable_trailer(name) {
                 kept.append(name, value.clone());
             }
         }

@@ -363,7 +363,7 @@ async fn exchange<I: Io>(
     if snap.backend(route.backend).endpoints.is_empty() {
         return Err(ProxyError::downstream(Kind::NoEndpoints, "the backend Service has no ready endpoints"));
     }
-    let target = rewritten(route, &path, parts.uri.query());
+    let target = rewritten(route, path, &parts.uri);
     let scheme = if https { "https" } else { "http" };
     let trust = snap.edge.forwarded_from(peer);
     let underscores = settings.underscores_in_headers;
@@ -417,14 +417,19 @@ impl Forwarded<'_> {
     }
 }
 
-/// The path and query sent upstream: the normal path with `rewrite-target` applied.
-fn rewritten(route: &Route, path: &str, query: Option<&str>) -> String {
-    let mut p = route.rewrite.as_ref().and_then(|r| r.apply(path)).unwrap_or_else(|| path.to_string());
-    if let Some(q) = query {
+/// The path and query sent upstream: the normal path with `rewrite-target` applied; the
+/// request's own when neither changed it (no allocation).
+fn rewritten<'a>(route: &Route, path: std::borrow::Cow<'_, str>, uri: &'a http::Uri) -> std::borrow::Cow<'a, str> {
+    let mut p = match (route.rewrite.as_ref().and_then(|r| r.apply(&path)), path) {
+        (Some(p), _) => p,
+        (None, std::borrow::Cow::Owned(p)) => p,
+        (None, std::borrow::Cow::Borrowed(_)) => return uri.path_and_query().map_or("/", |p| p.as_str()).into(),
+    };
+    if let Some(q) = uri.query() {
         p.push('?');
         p.push_str(q);
     }
-    p
+    p.into()
 }
 
 fn content_length(h: &HeaderMap) -> Result<Option<u64>, ProxyError> {
@@ -473,7 +478,7 @@ fn trailer_fields(lines: &[u8]) -> Option<HeaderMap> {
     let mut map = HeaderMap::with_capacity(fields.len());
     for f in fields.iter() {
         let Ok(name) = HeaderName::from_bytes(f.name.as_bytes()) else { continue };
-        if !codec::may_trail(name.as_str().as_bytes()) || skip_request_header(&name) {
+        if !forwardable_trailer(&name) {
             continue;
         }
         if let Ok(v) = HeaderValue::from_bytes(f.value) {
@@ -481,6 +486,12 @@ fn trailer_fields(lines: &[u8]) -> Option<HeaderMap> {
         }
     }
     (!map.is_empty()).then_some(map)
+}
+
+/// Whether a trailer field may be forwarded: [`codec::may_trail`], and none the proxy writes
+/// itself or that is connection-specific.
+pub(super) fn forwardable_trailer(name: &HeaderName) -> bool {
+    codec::may_trail(name.as_ref()) && !skip_request_header(name)
 }
 
 /// The X-Forwarded-For value: the client's list, then the client.
@@ -505,7 +516,7 @@ fn write_h1_head(out: &mut Vec<u8>, parts: &http::request::Parts, target: &str, 
     let _ = write!(out, "{} {target} HTTP/1.1\r\nHost: {}\r\n", parts.method, fwd.authority);
     let mut cookies: Vec<&[u8]> = Vec::new();
     for (name, value) in &parts.headers {
-        if skip_request_header(name) || name == "te" || (!fwd.underscores && name.as_str().contains('_')) {
+        if skip_request_header(name) || name == "te" || (!fwd.underscores && codec::has_underscore(name.as_ref())) {
             continue;
         }
         // HTTP/2 may split Cookie into several fields; HTTP/1.1 wants one (RFC 9113 §8.2.3).
@@ -531,13 +542,8 @@ fn write_h1_head(out: &mut Vec<u8>, parts: &http::request::Parts, target: &str, 
         fwd.proto(&parts.headers),
         fwd.host(&parts.headers)
     );
-    match framing {
-        Framing::Length(n) => {
-            let _ = write!(out, "Content-Length: {n}\r\n");
-        }
-        Framing::Chunked => out.extend_from_slice(b"Transfer-Encoding: chunked\r\n"),
-        _ => {}
-    }
+    let length = if let Framing::Length(n) = framing { Some(n) } else { None };
+    codec::write_framing(out, framing, length);
     out.extend_from_slice(b"\r\n");
 }
 

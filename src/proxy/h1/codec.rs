@@ -527,8 +527,9 @@ pub fn write_response_head(
         if chunked_out {
             out.extend_from_slice(b"Transfer-Encoding: chunked\r\n");
         } else if info.framing != Framing::Chunked {
-            // A dechunked body (HTTP/1.0 client) has no length to give: it ends at close.
-            write_framing(out, Framing::None, info.length);
+            // (A dechunked body, for an HTTP/1.0 client, has no length to give: it ends at
+            // close.)
+            write_framing(out, info.framing, info.length);
         }
         if close {
             out.extend_from_slice(b"Connection: close\r\n");

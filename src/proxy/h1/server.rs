@@ -415,8 +415,8 @@ fn prepare(
         underscores: s.underscores_in_headers,
     };
     let rewritten = route.rewrite.as_ref().zip(path).and_then(|(r, p)| r.apply(p));
-    let changed = rewritten.or_else(|| match &normal {
-        Some(std::borrow::Cow::Owned(p)) => Some(p.clone()),
+    let changed = rewritten.or(match normal {
+        Some(std::borrow::Cow::Owned(p)) => Some(p),
         _ => None,
     });
     match changed {
@@ -625,14 +625,26 @@ async fn buffer_body<I: Io, S: Stream>(
     let start = c.out.len();
     while !body.is_done() && ((c.out.len() - start) as u64) < limit {
         read_body_bytes(clock, c, settings, pace).await?;
-        let Conn { buf, out, .. } = &mut *c;
-        let k = body.forward(buf, out).map_err(|_| ProxyError::downstream(Kind::BadRequest, "invalid chunked body"))?;
-        buf.drain(..k);
-        pace.received += k as u64;
-        c.rec.bytes_in += k as u64;
-        if body.over_limit(settings.max_body_bytes) {
-            return Err(ProxyError::downstream(Kind::BodyTooLarge, "request body too large"));
-        }
+        take_body_bytes(c, body, settings, pace)?;
+    }
+    Ok(())
+}
+
+/// Moves the body bytes just read (`c.buf`) to `c.out`, framed as [`Body::forward`] frames
+/// them, counts them, and enforces the body limit. What follows the body stays in `c.buf`.
+fn take_body_bytes<S>(
+    c: &mut Conn<S>,
+    body: &mut Body,
+    settings: &crate::snapshot::Settings,
+    pace: &mut Pace,
+) -> Result<(), ProxyError> {
+    let Conn { buf, out, .. } = &mut *c;
+    let k = body.forward(buf, out).map_err(|_| ProxyError::downstream(Kind::BadRequest, "invalid chunked body"))?;
+    buf.drain(..k);
+    pace.received += k as u64;
+    c.rec.bytes_in += k as u64;
+    if body.over_limit(settings.max_body_bytes) {
+        return Err(ProxyError::downstream(Kind::BodyTooLarge, "request body too large"));
     }
     Ok(())
 }
@@ -657,15 +669,7 @@ async fn send_body<S: Stream, U: Stream>(
         if body.is_chunked() {
             // Framed anew by the proxy: its own chunk sizes, no extensions, no trailers.
             c.out.clear();
-            let k = body
-                .forward(&c.buf, &mut c.out)
-                .map_err(|_| ProxyError::downstream(Kind::BadRequest, "invalid chunked body"))?;
-            c.rec.bytes_in += k as u64;
-            pace.received += k as u64;
-            if body.over_limit(settings.max_body_bytes) {
-                return Err(ProxyError::downstream(Kind::BodyTooLarge, "request body too large"));
-            }
-            c.buf.drain(..k);
+            take_body_bytes(c, body, settings, pace)?;
             let (r, out) = clock.write_for(&up.io, std::mem::take(&mut c.out), settings.upstream_send_timeout).await;
             c.out = out;
             r.map_err(|e| ProxyError::io(Kind::UpstreamProtocol, Side::Upstream, "sending the request body", e))?;
