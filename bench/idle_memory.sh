@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Resident memory per idle keep-alive client connection: ringress (io_uring, epoll), nginx and
 # HAProxy as proxies in front of the same upstream, each holding $CONNS connections that have
-# made one request and then wait. Reports (RSS with connections - RSS before) / $CONNS.
-# Usage: bench/idle_memory.sh            (env: CONNS=5000; the proxy needs about 2x CONNS fds)
+# made one request and then wait. Reports (RSS with connections - RSS before) / $CONNS, the
+# median of $RUNS runs (each with a fresh proxy) and the range.
+# Usage: bench/idle_memory.sh            (env: CONNS=5000 RUNS=3; the proxy needs about 2x CONNS fds)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CONNS=${CONNS:-5000}
+RUNS=${RUNS:-3}
 ulimit -n 1048576 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 for c in nginx haproxy python3; do command -v $c >/dev/null || { echo "$c is needed (bench/compare.sh installs nginx and haproxy)"; exit 1; }; done
 cargo build --release --quiet
@@ -47,8 +49,9 @@ backend be
 EOC
 bench/support/manifests.sh $PORT_UP > "$work/m.yaml"
 rss() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
-printf '| proxy | RSS before | RSS with %d idle connections | per connection |\n|---|---:|---:|---:|\n' "$CONNS"
-for p in ringress-uring ringress-epoll nginx haproxy; do
+printf '| proxy | RSS before | RSS with %d idle connections | per connection (median of %d) | range |\n|---|---:|---:|---:|---:|\n' "$CONNS" "$RUNS"
+measure() {
+  local p=$1 pid
   case $p in
     nginx) nginx -c "$work/nginx.conf" -p "$work" & pid=$! ;;
     haproxy) haproxy -f "$work/haproxy.cfg" -db 2>/dev/null & pid=$! ;;
@@ -62,7 +65,17 @@ for p in ringress-uring ringress-epoll nginx haproxy; do
   for _ in $(seq 100); do grep -q ready "$work/clients.out" 2>/dev/null && break; sleep 0.2; done
   sleep 1
   after=$(rss "$pid")
-  printf '| %s | %d KiB | %d KiB | %.1f KiB |\n' "$p" "$before" "$after" "$(echo "($after - $before) / $CONNS" | bc -l)"
+  echo "$before $after"
   wait "$cpid" 2>/dev/null || true
   kill "$pid"; wait "$pid" 2>/dev/null || true; sleep 0.3
+}
+for p in ringress-uring ringress-epoll nginx haproxy; do
+  for _ in $(seq "$RUNS"); do measure "$p"; done | python3 -c '
+import statistics, sys
+name, conns = sys.argv[1], int(sys.argv[2])
+runs = [tuple(map(int, l.split())) for l in sys.stdin if l.strip()]
+per = sorted((after - before) / conns for before, after in runs)
+med = lambda xs: statistics.median(xs)
+print("| %s | %d KiB | %d KiB | %.1f KiB | %.1f-%.1f |" % (name, med([b for b, _ in runs]), med([a for _, a in runs]), med(per), per[0], per[-1]))
+' "$p" "$CONNS"
 done

@@ -108,6 +108,16 @@ pub struct Record {
 }
 
 impl Record {
+    /// Frees the request's fields (kept with their capacity by `reset`) while the connection
+    /// waits idle; the client address stays.
+    pub fn release(&mut self) {
+        for v in [&mut self.method, &mut self.uri, &mut self.host, &mut self.user_agent, &mut self.referer] {
+            *v = Vec::new();
+        }
+        self.request_id = Vec::new();
+        self.key = Default::default();
+    }
+
     /// Ready for the next request on the same connection (the client address stays).
     pub fn reset(&mut self) {
         self.key.clear();

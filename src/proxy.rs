@@ -413,47 +413,76 @@ async fn accept_loop<I: Io>(worker: Rc<Worker<I>>, listener: I::Listener, tls: O
         bump(&w.stats.connections_total);
         bump(&w.stats.connections_active);
         let tls = tls.clone();
-        I::spawn(async move {
-            // Behind a load balancer speaking the PROXY protocol: its header names the client,
-            // and what followed it is the start of the connection's own bytes.
-            let (mut peer, mut initial) = (peer, Vec::new());
+        I::spawn(connection(w, stream, peer, tls));
+    }
+}
+
+/// One accepted connection, from its first byte to its close. Every stage is boxed to its own
+/// size, so a connection holds only the state of the stage it is in: an idle HTTP/1.1
+/// keep-alive connection holds its small loop, not room for a TLS handshake or an HTTP/2
+/// session (this task's future would otherwise be the largest of them all, ~7.5 KiB). The
+/// arguments are captured, not rebound, so the task holds them once.
+fn connection<I: Io>(
+    w: Rc<Worker<I>>,
+    stream: I::Stream,
+    peer: std::net::SocketAddr,
+    tls: Option<Arc<rustls::ServerConfig>>,
+) -> impl std::future::Future<Output = ()> {
+    let (mut peer, mut initial) = (peer, Vec::new());
+    async move {
+        'conn: {
+            // Behind a load balancer speaking the PROXY protocol: its header names the
+            // client, and what followed it is the start of the connection's own bytes.
             if w.snapshot().settings.accept_proxy {
-                match l4::read_proxy_header(&w, &stream, &mut initial).await {
+                match Box::pin(l4::read_proxy_header(&w, &stream, &mut initial)).await {
                     Ok(source) => peer = source.unwrap_or(peer),
                     Err(why) => {
                         bump(&w.stats.proxy_header_errors);
                         tracing::debug!(worker = w.index, %peer, why, "bad PROXY header; closed");
-                        return w.closed();
+                        break 'conn;
                     }
                 }
             }
-            match tls {
-                None => {
-                    // h2c with prior knowledge, or HTTP/1.1: the first bytes tell.
-                    let first = if initial.is_empty() { first_bytes(&w, &stream).await } else { Some(initial) };
-                    let Some(first) = first else { return w.closed() };
-                    if h2::is_preface(&first) {
-                        let _p = ProtocolGuard::new(&w.stats, H2C);
-                        h2::serve(w.clone(), stream, first, peer, false).await;
-                    } else {
-                        let _p = ProtocolGuard::new(&w.stats, HTTP1);
-                        h1::server::serve(&w, stream, first, peer, false).await;
-                    }
+            let Some(cfg) = tls else {
+                // h2c with prior knowledge, or HTTP/1.1: the first bytes tell.
+                let first = if initial.is_empty() {
+                    Box::pin(first_bytes(&w, &stream)).await
+                } else {
+                    Some(std::mem::take(&mut initial))
+                };
+                let Some(first) = first else { break 'conn };
+                if h2::is_preface(&first) {
+                    let _p = ProtocolGuard::new(&w.stats, H2C);
+                    Box::pin(h2::serve(w.clone(), stream, first, peer, false)).await;
+                } else {
+                    let _p = ProtocolGuard::new(&w.stats, HTTP1);
+                    Box::pin(h1::server::serve(&w, stream, first, peer, false)).await;
                 }
-                Some(cfg) => {
-                    if let Some(s) = handshake(&w, stream, peer, cfg, initial).await {
-                        if s.alpn().as_deref() == Some(b"h2") {
-                            let _p = ProtocolGuard::new(&w.stats, H2);
-                            h2::serve(w.clone(), s, Vec::new(), peer, true).await;
-                        } else {
-                            let _p = ProtocolGuard::new(&w.stats, HTTPS1);
-                            h1::server::serve(&w, s, Vec::new(), peer, true).await;
-                        }
-                    }
-                }
-            }
-            w.closed();
-        });
+                break 'conn;
+            };
+            // Its own box: a TLS session is large, and a plain connection should not make
+            // room for one.
+            Box::pin(secure(&w, stream, peer, cfg, std::mem::take(&mut initial))).await;
+        }
+        w.closed();
+    }
+}
+
+/// A TLS connection: the handshake, then HTTP/2 or HTTP/1.1 by ALPN.
+async fn secure<I: Io>(
+    w: &Rc<Worker<I>>,
+    stream: I::Stream,
+    peer: std::net::SocketAddr,
+    cfg: Arc<rustls::ServerConfig>,
+    initial: Vec<u8>,
+) {
+    let Some(s) = Box::pin(handshake(w, stream, peer, cfg, initial)).await else { return };
+    if s.alpn().as_deref() == Some(b"h2") {
+        let _p = ProtocolGuard::new(&w.stats, H2);
+        Box::pin(h2::serve(w.clone(), s, Vec::new(), peer, true)).await;
+    } else {
+        let _p = ProtocolGuard::new(&w.stats, HTTPS1);
+        Box::pin(h1::server::serve(w, s, Vec::new(), peer, true)).await;
     }
 }
 

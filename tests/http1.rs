@@ -279,3 +279,35 @@ fn interim_responses_reach_http11_clients_only() {
         assert_eq!((r.status, r.text().as_str()), (200, "final"), "{io}");
     }
 }
+
+/// Idle keep-alive connections hold no read buffer: with io_uring the kernel fills one from
+/// the worker's pool of provided buffers when bytes arrive, and when the pool is used up in
+/// one turn (shrunk to 2 buffers here) the read falls back to a buffer of its own. Many
+/// connections speaking at once, with heads longer than a pool buffer among them, are all
+/// answered, round after round.
+#[test]
+fn idle_connections_that_speak_at_once_are_all_answered() {
+    for (io, pool) in [("uring", None), ("uring", Some("2")), ("epoll", None), ("tokio-uring", None)] {
+        let (_a, _b, m) = two_upstreams();
+        let dir = proxy::temp_dir();
+        std::fs::write(dir.join("routes.yaml"), &m).unwrap();
+        let p = Proxy::start_with(dir, io, &["--workers", "1"], |c| {
+            if let Some(n) = pool {
+                c.env("RINGRESS_TEST_READ_POOL", n);
+            }
+        });
+        let mut conns: Vec<(TcpStream, Vec<u8>)> = (0..200).map(|_| (connect(p.http), Vec::new())).collect();
+        let pad = "p".repeat(3000);
+        for round in 0..4 {
+            for (i, (s, _)) in conns.iter_mut().enumerate() {
+                let extra = if i % 7 == 0 { format!("X-Pad: {pad}\r\n") } else { String::new() };
+                write!(s, "GET /r{round}/c{i} HTTP/1.1\r\nHost: www.example.com\r\n{extra}\r\n").unwrap();
+            }
+            for (i, (s, pending)) in conns.iter_mut().enumerate() {
+                let r = read_response(s, pending, false).unwrap_or_else(|| panic!("{io} {pool:?}: no answer on {i}"));
+                assert_eq!(r.status, 200, "{io} {pool:?}: round {round}, connection {i}");
+                assert!(r.text().contains(&format!("path=/r{round}/c{i}\n")), "{io} {pool:?}: {}", r.text());
+            }
+        }
+    }
+}

@@ -25,24 +25,27 @@ impl Stream for tokio::net::TcpStream {
         if buf.capacity() == buf.len() {
             buf.reserve(4096);
         }
-        let spare = buf.capacity() - buf.len();
         loop {
             // Wait for readiness first: reading right after a write would mostly cost an
             // EAGAIN round trip.
             if let Err(e) = self.readable().await {
                 return (Err(e), buf);
             }
-            match self.try_read_buf(&mut buf) {
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-                Ok(n) if n > 0 && n < spare => {
-                    // A short read drained the socket (epoll is edge-triggered): forget the
-                    // readiness now, as tokio's own poll_read does, instead of learning it
-                    // from an EAGAIN on the next read.
-                    let _ =
-                        self.try_io(tokio::io::Interest::READABLE, || Err::<(), _>(io::ErrorKind::WouldBlock.into()));
-                    return (Ok(n), buf);
-                }
-                r => return (r, buf),
+            if let Some(r) = read_ready(self, &mut buf) {
+                return (r, buf);
+            }
+        }
+    }
+
+    /// Readiness first, and only then a buffer.
+    async fn read_fresh(&self, capacity: usize) -> (io::Result<usize>, Vec<u8>) {
+        loop {
+            if let Err(e) = self.readable().await {
+                return (Err(e), Vec::new());
+            }
+            let mut buf = Vec::with_capacity(capacity.max(1));
+            if let Some(r) = read_ready(self, &mut buf) {
+                return (r, buf);
             }
         }
     }
@@ -101,6 +104,23 @@ impl Stream for tokio::net::TcpStream {
                 r => return Some(r),
             }
         }
+    }
+}
+
+/// One read into the spare capacity of `buf` after readiness was reported. None: it was
+/// stale (nothing to read), wait again.
+fn read_ready(s: &tokio::net::TcpStream, buf: &mut Vec<u8>) -> Option<io::Result<usize>> {
+    let spare = buf.capacity() - buf.len();
+    match s.try_read_buf(buf) {
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => None,
+        Ok(n) if n > 0 && n < spare => {
+            // A short read drained the socket (epoll is edge-triggered): forget the readiness
+            // now, as tokio's own poll_read does, instead of learning it from an EAGAIN on the
+            // next read.
+            let _ = s.try_io(tokio::io::Interest::READABLE, || Err::<(), _>(io::ErrorKind::WouldBlock.into()));
+            Some(Ok(n))
+        }
+        r => Some(r),
     }
 }
 

@@ -18,6 +18,13 @@ pub trait Stream: Sized + 'static {
     /// The caller reserves the capacity it wants filled.
     fn read(&self, buf: Vec<u8>) -> impl Future<Output = (io::Result<usize>, Vec<u8>)>;
 
+    /// Waits for bytes without holding a buffer while it waits, then returns them in a new
+    /// buffer with room for at least `capacity`; `Ok(0)` is EOF. This is how an idle
+    /// keep-alive connection costs no read buffer. By default a buffer is allocated up front.
+    fn read_fresh(&self, capacity: usize) -> impl Future<Output = (io::Result<usize>, Vec<u8>)> {
+        self.read(Vec::with_capacity(capacity))
+    }
+
     /// Writes all of `buf`, then hands it back unchanged.
     fn write_all(&self, buf: Vec<u8>) -> impl Future<Output = (io::Result<()>, Vec<u8>)>;
 
@@ -130,6 +137,17 @@ impl Clock<'_> {
     pub async fn read<S: Stream>(&self, s: &S, buf: Vec<u8>, at: Deadline) -> (io::Result<usize>, Vec<u8>) {
         let armed = self.deadlines.arm(self.watch, s.fd(), Shutdown::Read, at);
         let (r, buf) = s.read(buf).await;
+        drop(armed);
+        if self.watch.expired() {
+            return (Err(timed_out("read timed out")), buf);
+        }
+        (r, buf)
+    }
+
+    /// [`Stream::read_fresh`] before `at`.
+    pub async fn read_fresh<S: Stream>(&self, s: &S, capacity: usize, at: Deadline) -> (io::Result<usize>, Vec<u8>) {
+        let armed = self.deadlines.arm(self.watch, s.fd(), Shutdown::Read, at);
+        let (r, buf) = s.read_fresh(capacity).await;
         drop(armed);
         if self.watch.expired() {
             return (Err(timed_out("read timed out")), buf);

@@ -40,7 +40,8 @@ const IGNORED: u64 = u64::MAX;
 enum Slot {
     Free,
     Pending(Option<Waker>),
-    Done(i32),
+    /// The result and the completion's flags (which name a provided buffer, if one was used).
+    Done(i32, u32),
     /// The `Op` was dropped; what the kernel may still touch is kept here until completion.
     Abandoned(#[allow(dead_code)] Box<dyn Any>),
 }
@@ -50,6 +51,8 @@ pub(super) struct Driver {
     ring: RefCell<IoUring>,
     slots: RefCell<Vec<Slot>>,
     free: RefCell<Vec<usize>>,
+    /// Read buffers the kernel picks from when bytes arrive (None: the kernel cannot).
+    pool: Option<Pool>,
 }
 
 thread_local! {
@@ -90,7 +93,14 @@ impl Driver {
             },
             Err(e) => return Err(e),
         };
-        Ok(Driver { ring: RefCell::new(ring), slots: RefCell::default(), free: RefCell::default() })
+        let pool = match Pool::register(&ring) {
+            Ok(p) => Some(p),
+            Err(e) => {
+                tracing::debug!(error = %e, "no provided buffers (Linux 5.19 or newer): idle reads hold a buffer");
+                None
+            }
+        };
+        Ok(Driver { ring: RefCell::new(ring), slots: RefCell::default(), free: RefCell::default(), pool })
     }
 
     /// Queues `entries` (linked ones together) for the operation in a new slot, which gets
@@ -130,14 +140,14 @@ impl Driver {
         }
     }
 
-    fn poll_slot(&self, id: usize, cx: &mut Context<'_>) -> Poll<i32> {
+    fn poll_slot(&self, id: usize, cx: &mut Context<'_>) -> Poll<(i32, u32)> {
         let mut slots = self.slots.borrow_mut();
         match &mut slots[id] {
-            Slot::Done(res) => {
-                let res = *res;
+            Slot::Done(res, flags) => {
+                let done = (*res, *flags);
                 slots[id] = Slot::Free;
                 self.free.borrow_mut().push(id);
-                Poll::Ready(res)
+                Poll::Ready(done)
             }
             Slot::Pending(w) => {
                 if !w.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
@@ -151,10 +161,11 @@ impl Driver {
 
     fn abandon(&self, id: usize, keep: Box<dyn Any>) {
         let mut slots = self.slots.borrow_mut();
-        match &slots[id] {
-            Slot::Done(_) => {
+        match slots[id] {
+            Slot::Done(_, flags) => {
                 slots[id] = Slot::Free;
                 self.free.borrow_mut().push(id);
+                self.recycle(flags);
             }
             _ => slots[id] = Slot::Abandoned(keep),
         }
@@ -162,28 +173,30 @@ impl Driver {
 
     /// Moves completions into their slots and wakes their tasks.
     fn reap(&self) {
-        let mut done: Vec<(u64, i32)> = Vec::new();
+        let mut done: Vec<(u64, i32, u32)> = Vec::new();
         {
             let mut ring = self.ring.borrow_mut();
             for cqe in ring.completion() {
-                done.push((cqe.user_data(), cqe.result()));
+                done.push((cqe.user_data(), cqe.result(), cqe.flags()));
             }
         }
-        for (user_data, res) in done {
+        for (user_data, res, flags) in done {
             if user_data == IGNORED {
                 continue;
             }
             let id = user_data as usize;
             let waker = {
                 let mut slots = self.slots.borrow_mut();
-                match std::mem::replace(&mut slots[id], Slot::Done(res)) {
+                match std::mem::replace(&mut slots[id], Slot::Done(res, flags)) {
                     Slot::Pending(w) => w,
                     Slot::Abandoned(_) => {
                         slots[id] = Slot::Free;
                         self.free.borrow_mut().push(id);
+                        // Nobody will read what the kernel put in a provided buffer.
+                        self.recycle(flags);
                         None
                     }
-                    Slot::Free | Slot::Done(_) => unreachable!("completion for a slot not in flight"),
+                    Slot::Free | Slot::Done(..) => unreachable!("completion for a slot not in flight"),
                 }
             };
             if let Some(w) = waker {
@@ -216,6 +229,140 @@ impl Driver {
                 Some(libc::ETIME | libc::EINTR | libc::EBUSY | libc::EAGAIN) => {}
                 _ => tracing::error!(error = %e, "io_uring_enter failed"),
             }
+        }
+    }
+}
+
+impl Driver {
+    /// Gives back the provided buffer a completion names, if it names one.
+    fn recycle(&self, flags: u32) {
+        if let (Some(pool), Some(bid)) = (&self.pool, io_uring::cqueue::buffer_select(flags)) {
+            pool.give_back(bid);
+        }
+    }
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        if self.pool.is_some() {
+            // Before the pool's memory goes: the kernel must not pick from it any more.
+            let _ = self.ring.borrow().submitter().unregister_buf_ring(POOL_GROUP);
+        }
+    }
+}
+
+/// The provided-buffer group of every ring (each worker has its own ring).
+const POOL_GROUP: u16 = 0;
+/// Buffers in the pool (a power of two). A buffer is held only from a completion to its
+/// task's next poll, so this bounds how many waiting connections can receive bytes in one
+/// turn of the loop without falling back to a read of their own. The environment variable
+/// `RINGRESS_TEST_READ_POOL` (a power of two) makes it smaller, for tests of that fallback.
+const POOL_BUFFERS: u16 = 512;
+/// One buffer: most request heads fit, a longer one takes another read.
+const POOL_BUFFER_SIZE: usize = 2048;
+
+/// Provided buffers (a buffer ring, IORING_REGISTER_PBUF_RING, Linux 5.19): a read that
+/// waits for a connection's next bytes names this group instead of a buffer, and the kernel
+/// picks one only when bytes arrive. The reader copies them out at once and gives the buffer
+/// back, so thousands of idle keep-alive connections share one small pool instead of each
+/// holding a buffer. Filled once; afterwards only given-back buffers are added.
+struct Pool {
+    /// The ring of entries the kernel takes buffers from (page-aligned, shared with it).
+    entries: *mut types::BufRingEntry,
+    /// `count` buffers of `POOL_BUFFER_SIZE`, written only by the kernel.
+    bufs: *mut u8,
+    /// Buffers and entries (a power of two, at most `POOL_BUFFERS`).
+    count: u16,
+    /// Where the next given-back buffer goes (published to the kernel after each).
+    tail: std::cell::Cell<u16>,
+}
+
+impl Pool {
+    const ENTRIES_LEN: usize = POOL_BUFFERS as usize * std::mem::size_of::<types::BufRingEntry>();
+
+    fn bufs_layout() -> std::alloc::Layout {
+        std::alloc::Layout::from_size_align(POOL_BUFFERS as usize * POOL_BUFFER_SIZE, 4096).expect("a valid layout")
+    }
+
+    fn register(ring: &IoUring) -> io::Result<Pool> {
+        let count = std::env::var("RINGRESS_TEST_READ_POOL")
+            .ok()
+            .and_then(|v| v.parse::<u16>().ok())
+            .filter(|n| n.is_power_of_two() && *n <= POOL_BUFFERS)
+            .unwrap_or(POOL_BUFFERS);
+        // SAFETY: an anonymous private mapping; checked for failure below.
+        let entries = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                Self::ENTRIES_LEN,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        if entries == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: the layout has a non-zero size.
+        let bufs = unsafe { std::alloc::alloc(Self::bufs_layout()) };
+        if bufs.is_null() {
+            // SAFETY: unmapping exactly what was mapped above.
+            unsafe { libc::munmap(entries, Self::ENTRIES_LEN) };
+            return Err(io::ErrorKind::OutOfMemory.into());
+        }
+        let pool = Pool { entries: entries.cast(), bufs, count, tail: std::cell::Cell::new(0) };
+        for bid in 0..count {
+            pool.give_back(bid);
+        }
+        // SAFETY: the entries are page-aligned, `count` long (a power of two), and stay mapped
+        // until the ring has unregistered them (Driver's Drop runs before Pool's).
+        unsafe { ring.submitter().register_buf_ring(pool.entries as u64, count, POOL_GROUP) }?;
+        Ok(pool)
+    }
+
+    /// Adds buffer `bid` at the tail and publishes the new tail to the kernel.
+    fn give_back(&self, bid: u16) {
+        let tail = self.tail.get();
+        let slot = (tail & (self.count - 1)) as usize;
+        // SAFETY: `slot` is within the entries; the kernel reads only entries before the
+        // published tail, and this one is at or after it.
+        let e = unsafe { &mut *self.entries.add(slot) };
+        // SAFETY: bid < count, so the address is within `bufs`.
+        e.set_addr(unsafe { self.bufs.add(bid as usize * POOL_BUFFER_SIZE) } as u64);
+        e.set_len(POOL_BUFFER_SIZE as u32);
+        e.set_bid(bid);
+        let tail = tail.wrapping_add(1);
+        self.tail.set(tail);
+        // SAFETY: the tail field lies in the first entry, which is mapped; the kernel reads it
+        // concurrently, hence the atomic release store (the entry is written before it).
+        unsafe {
+            let t = types::BufRingEntry::tail(self.entries).cast_mut().cast::<std::sync::atomic::AtomicU16>();
+            (*t).store(tail, std::sync::atomic::Ordering::Release);
+        }
+    }
+
+    /// The `n` bytes a completion put in the buffer its `flags` name, copied into a new
+    /// buffer with room for at least `capacity`; the pool buffer goes back at once.
+    fn take(&self, flags: u32, n: usize, capacity: usize) -> Vec<u8> {
+        let Some(bid) = io_uring::cqueue::buffer_select(flags) else { return Vec::with_capacity(capacity) };
+        let n = n.min(POOL_BUFFER_SIZE);
+        let mut out = Vec::with_capacity(capacity.max(n));
+        // SAFETY: the kernel wrote `n` bytes into buffer `bid` and completed; until it is
+        // given back below, nothing else writes it.
+        out.extend_from_slice(unsafe { std::slice::from_raw_parts(self.bufs.add(bid as usize * POOL_BUFFER_SIZE), n) });
+        self.give_back(bid);
+        out
+    }
+}
+
+impl Drop for Pool {
+    fn drop(&mut self) {
+        // SAFETY: both were allocated in `register` with these sizes, and the ring no longer
+        // uses them (unregistered, or the ring is gone).
+        unsafe {
+            std::alloc::dealloc(self.bufs, Self::bufs_layout());
+            libc::munmap(self.entries.cast(), Self::ENTRIES_LEN);
         }
     }
 }
@@ -259,12 +406,24 @@ impl<T: 'static> Op<T> {
     }
 }
 
+impl<T: 'static + Unpin> Op<T> {
+    fn poll_done(&mut self, cx: &mut Context<'_>) -> Poll<(i32, u32, T)> {
+        let (res, flags) = std::task::ready!(driver().poll_slot(self.id, cx));
+        let keep = self.keep.take().expect("completed once");
+        Poll::Ready((res, flags, keep))
+    }
+
+    /// The result with the completion's flags.
+    fn flagged(mut self) -> impl Future<Output = (i32, u32, T)> {
+        std::future::poll_fn(move |cx| self.poll_done(cx))
+    }
+}
+
 impl<T: 'static + Unpin> Future for Op<T> {
     type Output = (i32, T);
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let res = std::task::ready!(driver().poll_slot(self.id, cx));
-        let keep = self.keep.take().expect("completed once");
+        let (res, _, keep) = std::task::ready!(self.poll_done(cx));
         Poll::Ready((res, keep))
     }
 }
@@ -318,6 +477,30 @@ impl Stream for RingStream {
             }
             Err(e) => (Err(e), buf),
         }
+    }
+
+    /// From the worker's provided buffers: nothing is held while the connection waits.
+    async fn read_fresh(&self, capacity: usize) -> (io::Result<usize>, Vec<u8>) {
+        let d = driver();
+        if let Some(pool) = &d.pool {
+            let entry = opcode::Recv::new(types::Fd(self.fd.0), std::ptr::null_mut(), 0)
+                .buf_group(POOL_GROUP)
+                .build()
+                .flags(squeue::Flags::BUFFER_SELECT);
+            let (res, flags, _fd) = Op::submit(&[entry], self.fd.clone()).flagged().await;
+            match result(res) {
+                Ok(n) => return (Ok(n), pool.take(flags, n, capacity)),
+                // Every pool buffer is in use this turn: bytes are here, read them into
+                // a buffer of this connection's own.
+                Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => {}
+                Err(e) => {
+                    d.recycle(flags);
+                    return (Err(e), Vec::new());
+                }
+            }
+        }
+        // Boxed: rare, and an idle connection's wait should not make room for it.
+        Box::pin(self.read(Vec::with_capacity(capacity))).await
     }
 
     async fn write_all(&self, buf: Vec<u8>) -> (io::Result<()>, Vec<u8>) {

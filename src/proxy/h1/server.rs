@@ -46,14 +46,22 @@ struct Conn<S> {
 }
 
 /// `initial`: bytes already read from the connection.
-pub async fn serve<I: Io, S: Stream>(w: &Worker<I>, io: S, initial: Vec<u8>, peer: SocketAddr, https: bool) {
+pub fn serve<'w, I: Io, S: Stream>(
+    w: &'w Worker<I>,
+    io: S,
+    initial: Vec<u8>,
+    peer: SocketAddr,
+    https: bool,
+) -> impl std::future::Future<Output = ()> + 'w {
+    // Built outside the future, which then holds the connection once (an async fn would also
+    // keep room for its moved-from arguments for as long as the connection lives).
     let mut c = Conn {
         client_ip: ClientIp::new(peer),
         watch: w.deadlines.register(),
         io,
         peer,
         https,
-        buf: if initial.is_empty() { Vec::with_capacity(8 * 1024) } else { initial },
+        buf: if initial.is_empty() { Vec::with_capacity(HEAD_BUF) } else { initial },
         out: Vec::with_capacity(4 * 1024),
         ubuf: Vec::new(),
         response_started: false,
@@ -61,33 +69,36 @@ pub async fn serve<I: Io, S: Stream>(w: &Worker<I>, io: S, initial: Vec<u8>, pee
         rec: Record::default(),
     };
     c.rec.client.extend_from_slice(c.client_ip.as_bytes());
-    let mut first = true;
-    loop {
-        // An idle keep-alive connection waits here, in this small loop, holding only its
-        // small read buffer; the per-request state below is boxed and exists only while a
-        // request is in progress.
-        if !first && c.buf.is_empty() && (w.draining() || !wait_for_bytes(w, &mut c).await) {
-            break;
-        }
-        c.response_started = false;
-        let keep = match Box::pin(request(w, &mut c, first)).await {
-            Ok(keep) => keep,
-            Err(e) => {
-                Box::pin(fail(w, &mut c, e)).await;
-                false
+    // The connection is captured, not rebound: a `let` inside would hold it twice.
+    async move {
+        let mut first = true;
+        loop {
+            // An idle keep-alive connection waits here, in this small loop, holding no buffer at
+            // all (the backend hands one over when bytes arrive); the per-request state below is
+            // boxed and exists only while a request is in progress.
+            if !first && c.buf.is_empty() && (w.draining() || !wait_for_bytes(w, &mut c).await) {
+                break;
             }
-        };
-        w.finish(&c.rec);
-        c.rec.start = None;
-        if !keep {
-            break;
+            c.response_started = false;
+            let keep = match Box::pin(request(w, &mut c, first)).await {
+                Ok(keep) => keep,
+                Err(e) => {
+                    Box::pin(fail(w, &mut c, e)).await;
+                    false
+                }
+            };
+            w.finish(&c.rec);
+            c.rec.start = None;
+            if !keep {
+                break;
+            }
+            first = false;
+            if c.buf.is_empty() {
+                c.release_for_idle();
+            }
         }
-        first = false;
-        if c.buf.is_empty() {
-            c.release_for_idle();
-        }
+        w.deadlines.unregister(&c.watch);
     }
-    w.deadlines.unregister(&c.watch);
 }
 
 /// Waits up to the idle timeout for the first bytes of a keep-alive connection's next
@@ -99,7 +110,7 @@ async fn wait_for_bytes<I: Io, S: Stream>(w: &Worker<I>, c: &mut Conn<S>) -> boo
     let clock = Clock { deadlines: &w.deadlines, watch: &watch };
     // Idle: a drain ends this wait at once.
     watch.set_idle(true);
-    let (r, b) = clock.read_for(&c.io, std::mem::take(&mut c.buf), idle).await;
+    let (r, b) = clock.read_fresh(&c.io, HEAD_BUF, clock.after(idle)).await;
     watch.set_idle(false);
     c.buf = b;
     matches!(r, Ok(n) if n > 0)
@@ -145,20 +156,18 @@ impl ClientIp {
     }
 }
 
-/// Read buffer kept by an idle keep-alive connection: enough for most request heads (a
-/// longer one takes another read).
-const IDLE_READ_BUF: usize = 1024;
+/// The read buffer a request head starts in: most fit, a longer one grows it.
+const HEAD_BUF: usize = 4 * 1024;
 
 impl<S> Conn<S> {
-    /// An idle keep-alive connection keeps only a small read buffer (its pending read needs
-    /// one); the write and upstream buffers are allocated again by the next request. This is
-    /// what keeps an idle client at about 2 KiB instead of ~30 KiB.
+    /// An idle keep-alive connection keeps no buffer: the read, write and upstream buffers
+    /// and the access-log fields are allocated again by the next request. What stays is this
+    /// struct and its task (bench/idle_memory.sh measures it).
     fn release_for_idle(&mut self) {
+        self.buf = Vec::new();
         self.out = Vec::new();
         self.ubuf = Vec::new();
-        if self.buf.capacity() > IDLE_READ_BUF {
-            self.buf = Vec::with_capacity(IDLE_READ_BUF);
-        }
+        self.rec.release();
     }
 }
 
