@@ -92,7 +92,7 @@ impl Sources {
 
     fn workers(&self, e: &mut DescriptorEncoder) -> Fmt {
         #[rustfmt::skip]
-        let counters: [(&str, &str, Field); 12] = [
+        let counters: [(&str, &str, Field); 13] = [
             ("ringress_requests", "Requests received (HTTP/1.1 requests and HTTP/2 streams).", |s| &s.requests),
             ("ringress_connections", "Client connections accepted.", |s| &s.connections_total),
             ("ringress_upstream_connects", "Connections opened to upstream endpoints.", |s| &s.upstream_connects),
@@ -103,6 +103,11 @@ impl Sources {
             ("ringress_tls_resumed", "TLS handshakes that resumed a session.", |s| &s.tls_resumed),
             ("ringress_proxy_error_responses", "Error responses made by the proxy itself.", |s| &s.responses_proxy_error),
             ("ringress_proxy_protocol_errors", "HTTP connections closed for a missing or bad PROXY header.", |s| &s.proxy_header_errors),
+            (
+                "ringress_h2_response_budget_resets",
+                "HTTP/2 streams reset because the worker's budget for response bytes waiting on clients was spent.",
+                |s| &s.h2_response_budget_resets,
+            ),
             ("ringress_received_bytes", "Request bytes read from clients (HTTP/1.1 heads and bodies, HTTP/2 DATA).", |s| &s.bytes_in),
             ("ringress_sent_bytes", "Response bytes written to clients (HTTP/1.1 heads and bodies, HTTP/2 DATA).", |s| &s.bytes_out),
         ];

@@ -82,6 +82,8 @@ pub struct WorkerStats {
     pub bytes_out: AtomicU64,
     /// HTTP connections closed for a missing or bad PROXY header (`use-proxy-protocol`).
     pub proxy_header_errors: AtomicU64,
+    /// HTTP/2 streams reset because the worker's budget for held response bytes was spent.
+    pub h2_response_budget_resets: AtomicU64,
     /// L4 connections by Service (`namespace/name:port`).
     pub l4: std::sync::Mutex<rustc_hash::FxHashMap<Box<str>, l4::L4Counters>>,
 }
@@ -279,6 +281,8 @@ pub struct Worker<I: Io> {
     draining: Cell<bool>,
     /// Bytes of request bodies reserved for buffering (`proxy-request-buffering`).
     buffered_bodies: Rc<Cell<u64>>,
+    /// Bytes of HTTP/2 responses held while their streams wait for the client's credit.
+    held_responses: Rc<Cell<u64>>,
     /// Wakes the tasks waiting for the drain (HTTP/2 connections, to send GOAWAY); a
     /// waiter that goes away unregisters itself.
     drain_notify: tokio::sync::Notify,
@@ -295,11 +299,15 @@ impl<I: Io> Worker<I> {
     /// request body; the reservation ends when the returned guard drops. None: the budget is
     /// spent (the body is then streamed, under the minimum rate, instead of buffered).
     pub(crate) fn reserve_body_buffer(&self, n: u64) -> Option<Reserved> {
-        let used = self.buffered_bodies.get();
-        (used + n <= BUFFERED_BODIES_PER_WORKER).then(|| {
-            self.buffered_bodies.set(used + n);
-            Reserved { cell: self.buffered_bodies.clone(), n }
-        })
+        Reserved::take(&self.buffered_bodies, n, BUFFERED_BODIES_PER_WORKER)
+    }
+
+    /// Reserves `n` bytes of this worker's [`HELD_RESPONSES_PER_WORKER`] for a chunk of an
+    /// HTTP/2 response on its way to the client (held until the client grants the credit to
+    /// send it). None: the budget is spent, and the stream is reset instead of waiting, so
+    /// slow readers cannot add up past it.
+    pub(crate) fn reserve_response_chunk(&self, n: u64) -> Option<Reserved> {
+        Reserved::take(&self.held_responses, n, HELD_RESPONSES_PER_WORKER)
     }
 
     /// Draining: no new connections, no new keep-alive requests.
@@ -332,10 +340,25 @@ impl<I: Io> Worker<I> {
 /// Bytes of request bodies all of a worker's connections may hold in buffers at once.
 pub const BUFFERED_BODIES_PER_WORKER: u64 = 64 << 20;
 
-/// A share of a worker's body-buffer budget, given back on drop.
+/// Bytes of HTTP/2 response chunks all of a worker's streams may hold at once while they wait
+/// for flow-control credit (each holds at most one 16 KiB read, and a client connection at
+/// most [`h2::MAX_UPSTREAM_PER_CONNECTION`] such streams).
+pub const HELD_RESPONSES_PER_WORKER: u64 = 64 << 20;
+
+/// A share of one of a worker's memory budgets, given back on drop.
 pub(crate) struct Reserved {
     cell: Rc<Cell<u64>>,
     n: u64,
+}
+
+impl Reserved {
+    fn take(cell: &Rc<Cell<u64>>, n: u64, limit: u64) -> Option<Reserved> {
+        let used = cell.get();
+        (used + n <= limit).then(|| {
+            cell.set(used + n);
+            Reserved { cell: cell.clone(), n }
+        })
+    }
 }
 
 impl Drop for Reserved {
@@ -374,6 +397,7 @@ pub async fn run_worker<I: Io>(spec: WorkerSpec) {
         published: spec.published,
         draining: Cell::new(false),
         buffered_bodies: Rc::new(Cell::new(0)),
+        held_responses: Rc::new(Cell::new(0)),
         drain_notify: tokio::sync::Notify::new(),
         listener_fds,
     });

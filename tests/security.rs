@@ -502,3 +502,99 @@ fn a_second_process_cannot_take_the_same_ports() {
     // The first one still serves everything.
     assert_eq!(get(p.http, "sec.test", "/still").status, 200);
 }
+
+// ---- HTTP/2 slow readers -----------------------------------------------------------------
+
+/// What one slow-reading HTTP/2 client saw: streams reset by the proxy, and bytes received.
+struct SlowReader {
+    resets: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    bytes: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+/// An h2c client that opens `streams` requests for a 4 MiB response each with a stream window
+/// of one byte, and then takes one byte per stream every 8 seconds (each byte credited back
+/// at once, so WINDOW_UPDATE frames keep coming), for `secs` seconds.
+fn slow_reader(addr: SocketAddr, streams: usize, secs: u64) -> SlowReader {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let resets = std::sync::Arc::new(AtomicUsize::new(0));
+    let bytes = std::sync::Arc::new(AtomicUsize::new(0));
+    let (r, b) = (resets.clone(), bytes.clone());
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async move {
+            let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+            let (client, conn) =
+                h2::client::Builder::new().initial_window_size(1).handshake::<_, bytes::Bytes>(tcp).await.unwrap();
+            tokio::spawn(async move {
+                let _ = conn.await;
+            });
+            let mut tasks = Vec::new();
+            for i in 0..streams {
+                let mut client = client.clone().ready().await.unwrap();
+                let req = http::Request::get(format!("http://slow.test/bytes/4194304?s={i}")).body(()).unwrap();
+                let (resp, _) = client.send_request(req, true).unwrap();
+                let (r, b) = (r.clone(), b.clone());
+                tasks.push(tokio::spawn(async move {
+                    let Ok(resp) = resp.await else {
+                        r.fetch_add(1, Ordering::SeqCst);
+                        return;
+                    };
+                    let mut body = resp.into_body();
+                    loop {
+                        match body.data().await {
+                            Some(Ok(d)) => {
+                                b.fetch_add(d.len(), Ordering::SeqCst);
+                                let _ = body.flow_control().release_capacity(d.len());
+                                tokio::time::sleep(Duration::from_secs(8)).await;
+                            }
+                            Some(Err(_)) => {
+                                r.fetch_add(1, Ordering::SeqCst);
+                                return;
+                            }
+                            None => return,
+                        }
+                    }
+                }));
+            }
+            tokio::time::sleep(Duration::from_secs(secs)).await;
+            for t in tasks {
+                t.abort();
+            }
+        });
+    });
+    SlowReader { resets, bytes }
+}
+
+#[test]
+fn http2_slow_readers_pin_bounded_memory_and_upstreams() {
+    use std::sync::atomic::Ordering;
+    let a = Upstream::start("a");
+    // A response rate of 64 KiB/s (after the 10 s grace), so the test sees the cancel soon;
+    // the default of 500 B/s cancels the same streams after ~40 s.
+    let cm = "---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: ringress, namespace: ringress}\ndata: {client-body-min-rate: \"65536\"}\n";
+    let m = service("svc-a", &[a.addr]) + &ingress("slow", Some("slow.test"), &[("/", "svc-a")]) + cm;
+    let p = Proxy::start("uring", &m, &["--workers", "1"]);
+    let _ = get(p.http, "slow.test", "/bytes/10");
+    let before = p.rss_kib();
+    let clients: Vec<SlowReader> = (0..8).map(|_| slow_reader(p.http, 128, 40)).collect();
+    // Each client connection gets at most 32 upstream exchanges at a time: 8 x 32 = 256
+    // upstream connections, not 8 x 128. Wait until they are all open and stalled.
+    p.wait_for(|| a.conns.load(Ordering::SeqCst) >= 8 * 32, "256 upstream connections");
+    std::thread::sleep(Duration::from_secs(2));
+    let conns = a.conns.load(Ordering::SeqCst);
+    let grown = p.rss_kib().saturating_sub(before);
+    eprintln!("8 slow readers x 128 streams: {conns} upstream connections, RSS +{grown} KiB");
+    assert!(conns <= 8 * 32 + 1, "upstream connections per client connection not capped: {conns}");
+    // Before the fix each such client pinned ~8 MiB (every stream's upstream read and the
+    // response data queued past the window); now at most 32 streams hold one 16 KiB chunk.
+    assert!(grown < 8 * 3 * 1024, "RSS grew by {grown} KiB for 8 slow readers");
+    // The byte-counted minimum rate resets the stalled streams although their WINDOW_UPDATE
+    // frames keep coming (a timer on credit alone would never fire).
+    let start = std::time::Instant::now();
+    while !clients.iter().all(|c| c.resets.load(Ordering::SeqCst) >= 32) {
+        assert!(start.elapsed() < Duration::from_secs(60), "stalled streams were not reset");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let got: usize = clients.iter().map(|c| c.bytes.load(Ordering::SeqCst)).sum();
+    assert!(got < 8 * 128 * 64, "the slow readers were sent {got} bytes");
+}

@@ -166,7 +166,7 @@ pub(super) async fn forward<I: Io>(
     // Both directions at once; the request side ending first is the normal case.
     let pump = pump_request::<I>(body, up_send, end, settings, progress);
     let extra = snap.edge.h2(fwd.scheme == "https");
-    let relay = relay_response::<I>(response, respond, progress, settings.idle_timeout, extra);
+    let relay = relay_response::<I>(w, response, respond, progress, settings.idle_timeout, extra);
     let r = match select(std::pin::pin!(pump), std::pin::pin!(relay)).await {
         Either::Left((Ok(()), relay)) => relay.await,
         Either::Left((Err(e), _)) => Err(e),
@@ -229,6 +229,7 @@ async fn pump_request<I: Io>(
 /// `stalled`: how long the client may grant no flow-control credit before the stream is
 /// cancelled.
 async fn relay_response<I: Io>(
+    w: &Worker<I>,
     response: h2::client::ResponseFuture,
     respond: &mut SendResponse<Bytes>,
     progress: &Progress,
@@ -255,9 +256,13 @@ async fn relay_response<I: Io>(
     }
     while let Some(chunk) = body.data().await {
         let chunk = chunk.map_err(|e| up_err("reading the response body", e))?;
-        let _ = body.flow_control().release_capacity(chunk.len());
-        progress.add_out(chunk.len());
+        let n = chunk.len();
+        progress.add_out(n);
+        let _held = super::h2::hold_response_chunk(w, n)?;
         send_all::<I>(&mut send, chunk, || stalled).await.map_err(down_err)?;
+        // Credit to the upstream only once the client took the chunk: a slow reader slows
+        // the upstream down instead of making this proxy buffer for it.
+        let _ = body.flow_control().release_capacity(n);
     }
     match body.trailers().await.map_err(|e| up_err("reading trailers", e))? {
         Some(t) => send.send_trailers(t).map_err(down_err)?,

@@ -371,8 +371,10 @@ async fn exchange<I: Io>(
     match o.protocol {
         BackendProtocol::Grpc | BackendProtocol::Grpcs => {
             let tls = o.protocol == BackendProtocol::Grpcs;
-            super::grpc::forward::<I>(w, &snap, &settings, route, &parts, body, respond, progress, &target, &fwd, tls)
-                .await
+            Box::pin(super::grpc::forward::<I>(
+                w, &snap, &settings, route, &parts, body, respond, progress, &target, &fwd, tls,
+            ))
+            .await
         }
         BackendProtocol::Http | BackendProtocol::Https => {
             let clock = Clock { deadlines: &w.deadlines, watch };
@@ -382,7 +384,12 @@ async fn exchange<I: Io>(
                 .acquire()
                 .await
                 .map_err(|_| ProxyError::new(Kind::UpstreamConnect, Side::Internal, "connection closing"))?;
-            to_http1(w, clock, &snap, &settings, route, &parts, body, length, respond, progress, &target, &fwd).await
+            // Boxed, like the gRPC exchange: a stream waiting for its slot (or answered by the
+            // proxy) holds only this small frame, not room for the whole exchange.
+            Box::pin(to_http1(
+                w, clock, &snap, &settings, route, &parts, body, length, respond, progress, &target, &fwd,
+            ))
+            .await
         }
     }
 }
@@ -581,6 +588,15 @@ pub(super) async fn send_all<I: Io>(
     Ok(())
 }
 
+/// A share of the worker's budget for response bytes waiting on client credit, or the
+/// stream ends (reset) because the budget is spent.
+pub(super) fn hold_response_chunk<I: Io>(w: &Worker<I>, n: usize) -> Result<super::Reserved, ProxyError> {
+    w.reserve_response_chunk(n as u64).ok_or_else(|| {
+        bump(&w.stats.h2_response_budget_resets);
+        ProxyError::downstream(Kind::Closed, "the worker's budget for HTTP/2 responses waiting on clients is spent")
+    })
+}
+
 fn h2_down(e: h2::Error) -> ProxyError {
     ProxyError::io(Kind::Closed, Side::Downstream, "HTTP/2 stream", std::io::Error::other(e))
 }
@@ -723,15 +739,29 @@ async fn to_http1<I: Io>(
     let mut send = respond.send_response(response, end).map_err(h2_down)?;
     let answered = std::time::Instant::now();
     progress.upstream_answered(info.status);
-    let mut rest = ubuf.split_off(info.head_len);
+    // The head's buffer goes on as the body's: one 16 KiB buffer per stream.
+    ubuf.drain(..info.head_len);
+    let mut rest = ubuf;
     let mut clean = true;
     loop {
+        // A body framed by length (or by the close) is the bytes read, handed to the client
+        // as they are (no copy; the next read gets a new buffer once this one is sent). A
+        // chunked one is decoded into its own buffer.
+        let plain = matches!(rbody, Body::Length(_) | Body::UntilClose);
         let mut decoded = Vec::new();
         let k = rbody
-            .consume(&rest, &mut |d| decoded.extend_from_slice(d))
+            .consume(&rest, &mut |d| {
+                if !plain {
+                    decoded.extend_from_slice(d)
+                }
+            })
             .map_err(|_| ProxyError::upstream(Kind::Closed, "invalid chunked response body"))?;
         if k != rest.len() {
             clean = false;
+        }
+        if plain {
+            rest.truncate(k);
+            decoded = std::mem::take(&mut rest);
         }
         if !decoded.is_empty() {
             progress.add_out(decoded.len());
@@ -739,6 +769,7 @@ async fn to_http1<I: Io>(
             // WINDOW_UPDATE of one byte now and then does not keep a stream alive).
             let out = progress.bytes_out.get();
             let wait = || settings.body_wait(answered, out).min(settings.idle_timeout);
+            let _held = hold_response_chunk(w, decoded.len())?;
             send_all::<I>(&mut send, Bytes::from(decoded), wait).await.map_err(h2_down)?;
         }
         if rbody.is_done() {
