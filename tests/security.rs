@@ -67,6 +67,48 @@ fn connection_naming_a_framing_field_never_smuggles_a_request() {
     }
 }
 
+/// The same payload over TLS (openssl s_client as the client, the proxy's default
+/// certificate): one request upstream with its body framed, and the next client's answer is
+/// its own.
+#[test]
+fn the_smuggling_payload_over_tls_is_one_request() {
+    let (a, m) = site();
+    let p = Proxy::start("uring", &m, &[]);
+    let mut child = std::process::Command::new("openssl")
+        .args(["s_client", "-quiet", "-connect", &p.https.to_string(), "-servername", "sec.test"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("openssl s_client");
+    child.stdin.as_mut().unwrap().write_all(&smuggling_payload("POST", "HTTP/1.1", "Content-Length")).unwrap();
+    let mut out = child.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut text = Vec::new();
+        let mut chunk = [0u8; 4096];
+        while !String::from_utf8_lossy(&text).contains("body-len=") {
+            match out.read(&mut chunk) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => text.extend_from_slice(&chunk[..n]),
+            }
+        }
+        String::from_utf8_lossy(&text).into_owned()
+    });
+    let start = std::time::Instant::now();
+    while !reader.is_finished() && start.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let text = reader.join().unwrap();
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    assert!(text.contains("path=/submit\n") && text.contains("header content-length: 46\n"), "{text}");
+    let next = get(p.http, "sec.test", "/victim");
+    assert!(next.text().contains("path=/victim\n"), "{}", next.text());
+    std::thread::sleep(Duration::from_millis(50));
+    assert_eq!(a.hits(), 2, "the upstream saw a smuggled request");
+}
+
 #[test]
 fn framing_fields_go_upstream_canonical() {
     let (_a, m) = site();
@@ -192,6 +234,8 @@ fn trace_connect_and_bad_host_ports_are_refused() {
     let p = Proxy::start("uring", &m, &[]);
     let r = raw(p.http, b"TRACE / HTTP/1.1\r\nHost: sec.test\r\nConnection: close\r\n\r\n").unwrap();
     assert_eq!(r.status, 405);
+    let allow = r.header("allow").unwrap_or_default();
+    assert!(allow.contains("GET") && !allow.contains("TRACE"), "Allow: {allow}");
     let r = raw(p.http, b"CONNECT sec.test:443 HTTP/1.1\r\nHost: sec.test:443\r\n\r\n").unwrap();
     assert_eq!(r.status, 501);
     for host in ["sec.test:abc", "sec.test:80x", "sec.test:123456", "[::1]x", "[zz]:80"] {
@@ -214,11 +258,11 @@ fn trace_connect_and_bad_host_ports_are_refused() {
             let mut client = client.clone().ready().await.unwrap();
             let req = http::Request::builder().method(method).uri(uri).body(()).unwrap();
             let (resp, _) = client.send_request(req, true).unwrap();
-            out.push(resp.await.map(|r| r.status().as_u16()).unwrap_or(0));
+            out.push(resp.await.map_or((0, false), |r| (r.status().as_u16(), r.headers().contains_key("allow"))));
         }
         out
     });
-    assert_eq!(statuses, [501, 405], "HTTP/2 CONNECT, TRACE");
+    assert_eq!(statuses, [(501, false), (405, true)], "HTTP/2 CONNECT, TRACE (with Allow)");
     assert_eq!(a.hits(), 1, "only the one good request reached the upstream");
 }
 

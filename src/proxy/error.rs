@@ -110,7 +110,12 @@ pub fn write_error_response(out: &mut Vec<u8>, code: u16, reason: &str, detail: 
     let body_len = reason.len() + detail.len() + 3;
     let _ = write!(
         out,
-        "HTTP/1.1 {code} {reason}\r\nServer: {server}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {body_len}\r\n{}\r\n{reason}: {detail}\n",
+        "HTTP/1.1 {code} {reason}\r\nServer: {server}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {body_len}\r\n{}{}\r\n{reason}: {detail}\n",
+        if code == 405 { format!("Allow: {ALLOW}\r\n") } else { String::new() },
         if close { "Connection: close\r\n" } else { "" }
     );
 }
+
+/// The methods a 405 names (RFC 9110 §15.5.6 requires the field): all but TRACE, which is
+/// the only method the proxy answers 405 to (CONNECT is 501).
+pub const ALLOW: &str = "GET, HEAD, POST, PUT, DELETE, PATCH, OPTIONS";

@@ -290,8 +290,11 @@ fn send_error(respond: &mut SendResponse<Bytes>, e: &ProxyError, grpc: bool, ser
         return 200;
     }
     let body = Bytes::from(format!("{reason}: {}\n", e.context));
-    let resp = Response::builder()
-        .status(code)
+    let mut resp = Response::builder().status(code);
+    if code == 405 {
+        resp = resp.header("allow", super::error::ALLOW);
+    }
+    let resp = resp
         .header("server", server)
         .header("content-type", "text/plain; charset=utf-8")
         .header("content-length", body.len())
