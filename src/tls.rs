@@ -298,7 +298,7 @@ impl<S: Stream> TlsStream<S> {
                 return Ok(());
             }
             self.flush().await?;
-            if !self.feed()? && self.fill().await? == 0 {
+            if !self.feed()? && self.fill(false).await? == 0 {
                 return Err(io::ErrorKind::UnexpectedEof.into());
             }
         }
@@ -370,8 +370,20 @@ impl<S: Stream> TlsStream<S> {
     }
 
     /// Reads ciphertext from the socket into the pending buffer. `Ok(0)`: the socket is at
-    /// EOF.
-    async fn fill(&self) -> io::Result<usize> {
+    /// EOF. `fresh`: the connection is about to wait idle; when nothing is pending, its
+    /// buffers are let go and the wait holds none ([`Stream::read_fresh`]).
+    async fn fill(&self, fresh: bool) -> io::Result<usize> {
+        if fresh && self.rx_off.get() == 0 {
+            let rx = self.rx.take();
+            if rx.is_empty() {
+                drop(rx);
+                self.tx.set(Vec::new());
+                let (r, rx) = self.inner.read_fresh(RX_CHUNK).await;
+                self.rx.set(rx);
+                return r;
+            }
+            self.rx.set(rx);
+        }
         let mut rx = self.rx.take();
         let off = self.rx_off.get();
         if off > 0 {
@@ -421,16 +433,17 @@ impl<S: Stream> TlsStream<S> {
         result
     }
 
-    async fn read_plain(&self, buf: &mut Vec<u8>) -> io::Result<usize> {
-        if buf.capacity() == buf.len() {
-            buf.reserve(4096);
-        }
+    /// `fresh`: see [`TlsStream::fill`]; `buf` gets room only once plaintext is there.
+    async fn read_plain(&self, buf: &mut Vec<u8>, fresh: bool) -> io::Result<usize> {
         loop {
             {
                 let mut conn = self.conn.borrow_mut();
                 let state = conn.process_new_packets().map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
                 let avail = state.plaintext_bytes_to_read();
                 if avail > 0 {
+                    if buf.capacity() == buf.len() {
+                        buf.reserve(4096);
+                    }
                     let n = avail.min(buf.capacity() - buf.len());
                     let old = buf.len();
                     buf.resize(old + n, 0);
@@ -452,7 +465,7 @@ impl<S: Stream> TlsStream<S> {
             if !self.tickets_only.get() {
                 self.flush().await?;
             }
-            if self.fill().await? == 0 {
+            if self.fill(fresh).await? == 0 {
                 // EOF without close_notify: the HTTP framing above tells a truncated message
                 // from a complete one.
                 return Ok(0);
@@ -463,7 +476,18 @@ impl<S: Stream> TlsStream<S> {
 
 impl<S: Stream> Stream for TlsStream<S> {
     async fn read(&self, mut buf: Vec<u8>) -> (io::Result<usize>, Vec<u8>) {
-        let r = self.read_plain(&mut buf).await;
+        let r = self.read_plain(&mut buf, false).await;
+        (r, buf)
+    }
+
+    /// No plaintext or ciphertext buffer is held while waiting (the socket's own
+    /// `read_fresh` brings the first bytes).
+    async fn read_fresh(&self, capacity: usize) -> (io::Result<usize>, Vec<u8>) {
+        let mut buf = Vec::new();
+        let r = self.read_plain(&mut buf, true).await;
+        if buf.capacity() < capacity {
+            buf.reserve(capacity - buf.len());
+        }
         (r, buf)
     }
 

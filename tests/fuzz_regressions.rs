@@ -1,10 +1,15 @@
-//! Replays the committed fuzz inputs (fuzz/regressions/<target>/*) through the same
-//! properties the fuzz targets check, so a fixed crash stays fixed without a fuzzer in CI.
+//! Replays the committed fuzz inputs (fuzz/regressions/<target>/*, and the corpus a fuzz run
+//! left in fuzz/corpus/<target>/*) through the same properties the fuzz targets check, so a
+//! fixed crash stays fixed without a fuzzer in CI.
 
 include!("../fuzz/fuzz_targets/props.rs");
 
 fn replay(target: &str, check: fn(&[u8])) -> usize {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/regressions").join(target);
+    replay_dir("regressions", target, check)
+}
+
+fn replay_dir(under: &str, target: &str, check: fn(&[u8])) -> usize {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz").join(under).join(target);
     let mut n = 0;
     for entry in std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
         let path = entry.unwrap().path();
@@ -30,6 +35,12 @@ fn chunked_regressions() {
 #[test]
 fn path_regressions() {
     assert!(replay("path", path) > 0, "no path inputs committed");
+}
+
+/// The corpus of a 5-minute `cargo fuzz run path` (5.9 million inputs tried, 335 kept).
+#[test]
+fn path_corpus() {
+    assert!(replay_dir("corpus", "path", path) > 100, "the path corpus is not committed");
 }
 
 /// The path property on 200,000 random paths over the characters that matter to it (a
