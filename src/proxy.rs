@@ -283,6 +283,8 @@ pub struct Worker<I: Io> {
     buffered_bodies: Rc<Cell<u64>>,
     /// Bytes of HTTP/2 responses held while their streams wait for the client's credit.
     held_responses: Rc<Cell<u64>>,
+    /// This worker's share of each process-wide memory budget ([`budget_share`]).
+    budget: u64,
     /// Wakes the tasks waiting for the drain (HTTP/2 connections, to send GOAWAY); a
     /// waiter that goes away unregisters itself.
     drain_notify: tokio::sync::Notify,
@@ -295,19 +297,19 @@ impl<I: Io> Worker<I> {
         self.snapshots.borrow_mut().get()
     }
 
-    /// Reserves `n` bytes of this worker's [`BUFFERED_BODIES_PER_WORKER`] for buffering a
-    /// request body; the reservation ends when the returned guard drops. None: the budget is
-    /// spent (the body is then streamed, under the minimum rate, instead of buffered).
+    /// Reserves `n` bytes of this worker's share of [`BUFFERED_BODIES_PER_PROCESS`] for
+    /// buffering a request body; the reservation ends when the returned guard drops. None: the
+    /// budget is spent (the body is then streamed, under the minimum rate, instead of buffered).
     pub(crate) fn reserve_body_buffer(&self, n: u64) -> Option<Reserved> {
-        Reserved::take(&self.buffered_bodies, n, BUFFERED_BODIES_PER_WORKER)
+        Reserved::take(&self.buffered_bodies, n, self.budget)
     }
 
-    /// Reserves `n` bytes of this worker's [`HELD_RESPONSES_PER_WORKER`] for a chunk of an
+    /// Reserves `n` bytes of this worker's share of [`HELD_RESPONSES_PER_PROCESS`] for a chunk of an
     /// HTTP/2 response on its way to the client (held until the client grants the credit to
     /// send it). None: the budget is spent, and the stream is reset instead of waiting, so
     /// slow readers cannot add up past it.
     pub(crate) fn reserve_response_chunk(&self, n: u64) -> Option<Reserved> {
-        Reserved::take(&self.held_responses, n, HELD_RESPONSES_PER_WORKER)
+        Reserved::take(&self.held_responses, n, self.budget)
     }
 
     /// Draining: no new connections, no new keep-alive requests.
@@ -337,13 +339,20 @@ impl<I: Io> Worker<I> {
     }
 }
 
-/// Bytes of request bodies all of a worker's connections may hold in buffers at once.
-pub const BUFFERED_BODIES_PER_WORKER: u64 = 64 << 20;
+/// Bytes of request bodies all connections may hold in buffers at once (each worker gets an
+/// equal share).
+pub const BUFFERED_BODIES_PER_PROCESS: u64 = 128 << 20;
 
-/// Bytes of HTTP/2 response chunks all of a worker's streams may hold at once while they wait
-/// for flow-control credit (each holds at most one 16 KiB read, and a client connection at
-/// most [`h2::MAX_UPSTREAM_PER_CONNECTION`] such streams).
-pub const HELD_RESPONSES_PER_WORKER: u64 = 64 << 20;
+/// A worker's share of a process-wide budget (both budgets are the same size): at least 4 MiB,
+/// so a process with many workers still buffers a few bodies per worker.
+pub fn budget_share(workers: usize) -> u64 {
+    (BUFFERED_BODIES_PER_PROCESS / workers.max(1) as u64).max(4 << 20)
+}
+
+/// Bytes of HTTP/2 response chunks all streams may hold at once while they wait for
+/// flow-control credit (each holds at most one 16 KiB read, and a client connection at most
+/// [`h2::MAX_UPSTREAM_PER_CONNECTION`] such streams); each worker gets an equal share.
+pub const HELD_RESPONSES_PER_PROCESS: u64 = BUFFERED_BODIES_PER_PROCESS;
 
 /// A share of one of a worker's memory budgets, given back on drop.
 pub(crate) struct Reserved {
@@ -398,6 +407,7 @@ pub async fn run_worker<I: Io>(spec: WorkerSpec) {
         draining: Cell::new(false),
         buffered_bodies: Rc::new(Cell::new(0)),
         held_responses: Rc::new(Cell::new(0)),
+        budget: budget_share(spec.workers),
         drain_notify: tokio::sync::Notify::new(),
         listener_fds,
     });
