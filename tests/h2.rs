@@ -503,3 +503,92 @@ fn a_stalled_reader_has_its_stream_cancelled() {
         drop(client);
     });
 }
+
+/// An upstream that answers the first request on each connection and, on the second, reads
+/// it, counts it and closes without answering (a keep-alive connection closing under the
+/// proxy). Returns its address and the POSTs it read.
+fn closing_upstream() -> (std::net::SocketAddr, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    let posts = std::sync::Arc::new(AtomicUsize::new(0));
+    let counted = posts.clone();
+    std::thread::spawn(move || {
+        for mut s in l.incoming().flatten() {
+            let posts = counted.clone();
+            std::thread::spawn(move || {
+                let (mut buf, mut tmp, mut seen) = (Vec::new(), [0u8; 4096], 0);
+                loop {
+                    while let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                        if buf.starts_with(b"POST ") {
+                            posts.fetch_add(1, Ordering::SeqCst);
+                        }
+                        buf.drain(..i + 4);
+                        seen += 1;
+                        if seen == 2 {
+                            return;
+                        }
+                        let _ = s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+                    }
+                    match s.read(&mut tmp) {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => buf.extend_from_slice(&tmp[..n]),
+                    }
+                }
+            });
+        }
+    });
+    (addr, posts)
+}
+
+/// A POST is never sent twice (RFC 9110 §9.2.2): when a pooled upstream connection closes
+/// after reading it, the client gets 502 instead of a second POST on a fresh connection. The
+/// same over HTTP/1.1 and h2 over TLS (curl, 20 body-less POSTs reusing its connection) and
+/// h2c (the h2 crate: curl 7.88 cannot reuse an h2c prior-knowledge connection, against
+/// nginx either).
+#[test]
+fn a_post_reaches_the_upstream_once_even_when_its_connection_closes() {
+    use std::sync::atomic::Ordering;
+    for mode in ["--http1.1", "h2c", "--http2"] {
+        let (up, posts) = closing_upstream();
+        let m = service("svc-c", &[up]) + &ingress("c", Some("close.test"), &[("/", "svc-c")]);
+        let p = Proxy::start("uring", &m, &["--workers", "1"]);
+        let codes: Vec<String> = if mode == "h2c" {
+            h2c_posts(p.http, 20)
+        } else {
+            let (scheme, port) = if mode == "--http2" { ("https", p.https.port()) } else { ("http", p.http.port()) };
+            let resolve = format!("close.test:{port}:127.0.0.1");
+            let mut args = vec![mode, "-k", "--resolve", &resolve, "-X", "POST", "-w", "%{http_code}\n"];
+            let urls: Vec<String> = (0..20).map(|i| format!("{scheme}://close.test:{port}/p{i}")).collect();
+            for url in &urls {
+                args.extend(["-o", "/dev/null", url.as_str()]);
+            }
+            let (_, out, err) = curl(&args);
+            assert_eq!(out.lines().count(), 20, "{mode}: {out} {err}");
+            out.lines().map(str::to_string).collect()
+        };
+        assert!(codes.iter().all(|c| c == "200" || c == "502"), "{mode}: {codes:?}");
+        assert!(codes.iter().any(|c| c == "502"), "{mode}: no pooled connection closed under a POST: {codes:?}");
+        assert_eq!(posts.load(Ordering::SeqCst), 20, "{mode}: the upstream read a POST twice ({codes:?})");
+    }
+}
+
+/// `n` body-less POSTs one after another on one h2c connection: their statuses.
+fn h2c_posts(addr: std::net::SocketAddr, n: usize) -> Vec<String> {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async move {
+        let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let (client, conn) = h2::client::handshake(tcp).await.unwrap();
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        let mut codes = Vec::new();
+        for i in 0..n {
+            let mut client = client.clone().ready().await.unwrap();
+            let req = http::Request::post(format!("http://close.test/p{i}")).body(()).unwrap();
+            let (resp, _) = client.send_request(req, true).unwrap();
+            codes.push(resp.await.map_or("000".to_string(), |r| r.status().as_u16().to_string()));
+        }
+        codes
+    })
+}

@@ -157,7 +157,7 @@ fn hostile_upstream() -> SocketAddr {
                 loop {
                     while let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
                         buf.drain(..i + 4);
-                        let resp = b"HTTP/1.1 200 OK\r\nContent-Length: 005\r\nConnection: Content-Length\r\n\r\nhello";
+                        let resp = b"HTTP/1.1 200 OK\r\nContent-Length: 005\r\nConnection: Content-Length, X-Secret\r\nX-Secret: hop\r\n\r\nhello";
                         if s.write_all(resp).is_err() {
                             return;
                         }
@@ -184,8 +184,33 @@ fn an_upstream_connection_header_naming_content_length_does_not_unframe_the_resp
     for i in 0..2 {
         let r = read_response(&mut s, &mut pending, false).expect("a response");
         assert_eq!(r.header("content-length"), Some("5"), "response {i}: {:?}", r.headers);
+        assert_eq!(r.header("x-secret"), None, "response {i}: a field Connection names passed");
         assert_eq!(r.text(), "hello", "response {i}");
     }
+    // The same to HTTP/2 clients: the field the upstream's Connection names is dropped, and
+    // the length is the proxy's own, canonical.
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let (secret, length, body) = rt.block_on(async {
+        let tcp = tokio::net::TcpStream::connect(p.http).await.unwrap();
+        let (client, conn) = h2::client::handshake(tcp).await.unwrap();
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        let mut client = client.ready().await.unwrap();
+        let req = http::Request::get("http://hostile.test/h2").body(()).unwrap();
+        let (resp, _) = client.send_request(req, true).unwrap();
+        let resp = resp.await.unwrap();
+        let secret = resp.headers().get("x-secret").map(|v| v.to_str().unwrap().to_string());
+        let length = resp.headers().get("content-length").map(|v| v.to_str().unwrap().to_string());
+        let mut body = resp.into_body();
+        let mut text = Vec::new();
+        while let Some(d) = body.data().await {
+            text.extend_from_slice(&d.unwrap());
+        }
+        (secret, length, String::from_utf8(text).unwrap())
+    });
+    assert_eq!(secret, None, "HTTP/2: a field the upstream's Connection names passed");
+    assert_eq!((length.as_deref(), body.as_str()), (Some("5"), "hello"), "HTTP/2");
 }
 
 #[test]

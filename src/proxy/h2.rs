@@ -703,19 +703,23 @@ async fn to_http1<I: Io>(
                     ubuf.drain(..n);
                     continue;
                 }
+                // The same rule as for HTTP/1.1 clients: hop-by-hop fields, what the upstream's
+                // Connection names, and the framing, which the proxy states itself (the length
+                // it parsed, canonical).
+                let mut tokens = [&[][..]; 16];
+                let n = codec::connection_tokens(resp.headers, &mut tokens);
                 let mut headers = HeaderMap::with_capacity(resp.headers.len());
                 for h in resp.headers.iter() {
-                    let Ok(name) = HeaderName::from_bytes(h.name.as_bytes()) else { continue };
-                    if matches!(
-                        name.as_str(),
-                        "connection" | "keep-alive" | "proxy-connection" | "transfer-encoding" | "upgrade" | "te"
-                    ) || (info.framing == Framing::Chunked && name == http::header::CONTENT_LENGTH)
-                    {
+                    if codec::is_response_hop_by_hop(h.name.as_bytes(), &tokens[..n]) {
                         continue;
                     }
+                    let Ok(name) = HeaderName::from_bytes(h.name.as_bytes()) else { continue };
                     if let Ok(v) = HeaderValue::from_bytes(h.value) {
                         headers.append(name, v);
                     }
+                }
+                if let Some(len) = info.length {
+                    headers.insert(http::header::CONTENT_LENGTH, HeaderValue::from(len));
                 }
                 break (info, headers);
             }

@@ -305,7 +305,7 @@ pub fn has_underscore(name: &[u8]) -> bool {
 }
 
 /// Tokens of every Connection header, for [`is_hop_by_hop`].
-fn connection_tokens<'a>(headers: &[httparse::Header<'a>], out: &mut [&'a [u8]; 16]) -> usize {
+pub(crate) fn connection_tokens<'a>(headers: &[httparse::Header<'a>], out: &mut [&'a [u8]; 16]) -> usize {
     let mut n = 0;
     for h in headers.iter().filter(|h| eq_ignore_case(h.name.as_bytes(), "connection")) {
         for t in tokens(h.value) {
@@ -543,7 +543,7 @@ pub fn write_response_head(
 
 /// Response fields not copied to the client as they came: RFC 9110 §7.6.1's, the framing
 /// fields the proxy writes itself, and what Connection names.
-fn is_response_hop_by_hop(name: &[u8], conn: &[&[u8]]) -> bool {
+pub(crate) fn is_response_hop_by_hop(name: &[u8], conn: &[&[u8]]) -> bool {
     let fixed = match name.len() {
         2 => eq_ignore_case(name, "te"),
         7 => eq_ignore_case(name, "upgrade") || eq_ignore_case(name, "trailer"),
