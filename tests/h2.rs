@@ -87,11 +87,7 @@ fn curl_over_h2c_and_h2_over_tls_streams_bodies_both_ways() {
 fn h2_post(addr: std::net::SocketAddr, host: &str, n: usize, declare_length: bool) -> u16 {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     rt.block_on(async {
-        let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
-        let (client, conn) = h2::client::handshake(tcp).await.unwrap();
-        tokio::spawn(async move {
-            let _ = conn.await;
-        });
+        let client = h2c_client(addr).await;
         let mut client = client.ready().await.unwrap();
         let mut req = http::Request::post(format!("http://{host}/upload"));
         if declare_length {
@@ -404,11 +400,7 @@ fn request_trailers_are_not_sent_to_an_http1_upstream() {
     let (_a, p) = site("uring");
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let body = rt.block_on(async {
-        let tcp = tokio::net::TcpStream::connect(p.http).await.unwrap();
-        let (client, conn) = h2::client::handshake(tcp).await.unwrap();
-        tokio::spawn(async move {
-            let _ = conn.await;
-        });
+        let client = h2c_client(p.http).await;
         let mut client = client.ready().await.unwrap();
         let req = http::Request::post("http://h2.test/trailers").body(()).unwrap();
         let (resp, mut send) = client.send_request(req, false).unwrap();
@@ -436,11 +428,7 @@ fn response_trailers_from_an_http1_upstream_end_the_http2_stream() {
     let n = 100_000usize;
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let (len, sum, trailers) = rt.block_on(async {
-        let tcp = tokio::net::TcpStream::connect(p.http).await.unwrap();
-        let (client, conn) = h2::client::handshake(tcp).await.unwrap();
-        tokio::spawn(async move {
-            let _ = conn.await;
-        });
+        let client = h2c_client(p.http).await;
         let mut client = client.ready().await.unwrap();
         let req = http::Request::get(format!("http://h2.test/trailers/{n}")).body(()).unwrap();
         let (resp, _) = client.send_request(req, true).unwrap();
@@ -476,11 +464,7 @@ fn a_stalled_reader_has_its_stream_cancelled() {
     );
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     rt.block_on(async {
-        let tcp = tokio::net::TcpStream::connect(p.http).await.unwrap();
-        let (client, conn) = h2::client::handshake(tcp).await.unwrap();
-        tokio::spawn(async move {
-            let _ = conn.await;
-        });
+        let client = h2c_client(p.http).await;
         let mut client = client.ready().await.unwrap();
         let req = http::Request::get("http://h2.test/bytes/20000000").body(()).unwrap();
         let (resp, _) = client.send_request(req, true).unwrap();
@@ -577,11 +561,7 @@ fn a_post_reaches_the_upstream_once_even_when_its_connection_closes() {
 fn h2c_posts(addr: std::net::SocketAddr, n: usize) -> Vec<String> {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     rt.block_on(async move {
-        let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
-        let (client, conn) = h2::client::handshake(tcp).await.unwrap();
-        tokio::spawn(async move {
-            let _ = conn.await;
-        });
+        let client = h2c_client(addr).await;
         let mut codes = Vec::new();
         for i in 0..n {
             let mut client = client.clone().ready().await.unwrap();

@@ -17,6 +17,17 @@ pub use proxy::Proxy;
 #[allow(unused_imports)]
 pub use upstream::Upstream;
 
+/// An h2c (prior knowledge) client of `addr`, its connection driven by a spawned task. Call
+/// inside a tokio runtime.
+pub async fn h2c_client(addr: SocketAddr) -> h2::client::SendRequest<bytes::Bytes> {
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (client, conn) = h2::client::handshake(tcp).await.unwrap();
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    client
+}
+
 /// Both I/O backends, for tests that must pass on each.
 pub const BACKENDS: [&str; 3] = ["uring", "epoll", "tokio-uring"];
 
