@@ -42,31 +42,17 @@ pub(super) struct Rotated {
 }
 
 /// A rotated file being gzipped into `<name>.gz.tmp`.
+///
+/// The encoder writes into memory; the writer moves its output to `file` only after making
+/// room for exactly those bytes, so the budget holds even while the encoder flushes its tail.
 struct Job {
     src: PathBuf,
     tmp: PathBuf,
     input: File,
-    /// Input bytes not read yet: the most the next slice can add to the temporary file.
-    left: u64,
-    enc: flate2::write::GzEncoder<Counting>,
-}
-
-/// Counts what the encoder writes, so the budget sees the temporary file grow.
-struct Counting {
+    enc: flate2::write::GzEncoder<Vec<u8>>,
     file: File,
-    n: u64,
-}
-
-impl Write for Counting {
-    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-        let n = self.file.write(b)?;
-        self.n += n as u64;
-        Ok(n)
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        self.file.flush()
-    }
+    /// Bytes in `file`.
+    written: u64,
 }
 
 pub(super) struct Writer<'a> {
@@ -324,7 +310,7 @@ impl<'a> Writer<'a> {
     fn make_room_for(&mut self, cfg: &Config, reserve: u64, files: usize) {
         loop {
             let live = self.out.as_ref().map_or(0, |o| o.size);
-            let tmp = self.job.as_ref().map_or(0, |j| j.enc.get_ref().n);
+            let tmp = self.job.as_ref().map_or(0, |j| j.written);
             let total = live + tmp + self.rotated.iter().map(|r| r.size).sum::<u64>();
             if self.rotated.is_empty()
                 || (self.rotated.len() + files <= cfg.max_files && total + reserve <= cfg.max_total)
@@ -356,23 +342,36 @@ impl<'a> Writer<'a> {
             if self.job.is_none() && !self.start_job() {
                 return;
             }
-            let reserve = self.job.as_ref().map_or(0, |j| j.left.min(COMPRESS_CHUNK as u64));
-            self.make_room(cfg, reserve);
             let Some(job) = self.job.as_mut() else { continue };
             let r = job.input.read(&mut buf).and_then(|n| {
-                job.left = job.left.saturating_sub(n as u64);
                 if n > 0 {
                     job.enc.write_all(&buf[..n]).map(|()| n)
                 } else {
-                    Ok(0)
+                    job.enc.try_finish().map(|()| 0)
                 }
             });
+            let r = r.and_then(|n| self.store_output(cfg).map(|()| n));
             match r {
                 Ok(0) => self.finish_job(),
                 Ok(_) => {}
                 Err(e) => self.fail_job(e),
             }
         }
+    }
+
+    /// Moves what the encoder has produced to the temporary file, after making room for it.
+    fn store_output(&mut self, cfg: &Config) -> std::io::Result<()> {
+        let Some(job) = self.job.as_mut() else { return Ok(()) };
+        let out = std::mem::take(job.enc.get_mut());
+        if out.is_empty() {
+            return Ok(());
+        }
+        self.make_room(cfg, out.len() as u64);
+        // Making room may have deleted the file being compressed, and with it the job.
+        let Some(job) = self.job.as_mut() else { return Ok(()) };
+        job.file.write_all(&out)?;
+        job.written += out.len() as u64;
+        Ok(())
     }
 
     fn start_job(&mut self) -> bool {
@@ -388,10 +387,9 @@ impl<'a> Writer<'a> {
         tmp.push(".tmp");
         let tmp = PathBuf::from(tmp);
         let r = File::open(&src).and_then(|input| {
-            let left = input.metadata()?.len();
             let file = File::create(&tmp)?;
-            let enc = flate2::write::GzEncoder::new(Counting { file, n: 0 }, flate2::Compression::new(3));
-            Ok(Job { src: src.clone(), tmp: tmp.clone(), input, left, enc })
+            let enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::new(3));
+            Ok(Job { src: src.clone(), tmp: tmp.clone(), input, enc, file, written: 0 })
         });
         match r {
             Ok(job) => {
@@ -409,14 +407,13 @@ impl<'a> Writer<'a> {
 
     fn finish_job(&mut self) {
         let Some(job) = self.job.take() else { return };
-        let Job { src, tmp, enc, .. } = job;
+        let Job { src, tmp, file, written, .. } = job;
         let gz = gz_name(&src);
-        match enc.finish().and_then(|c| c.file.sync_all().map(|()| c.n)).and_then(|n| fs::rename(&tmp, &gz).map(|()| n))
-        {
-            Ok(n) => {
+        match file.sync_all().and_then(|()| fs::rename(&tmp, &gz)) {
+            Ok(()) => {
                 let _ = fs::remove_file(&src);
                 if let Some(r) = self.rotated.iter_mut().find(|r| r.path == src) {
-                    *r = Rotated { path: gz, size: n };
+                    *r = Rotated { path: gz, size: written };
                 }
                 add(&self.shared.stats.compressed, 1);
             }
