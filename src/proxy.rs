@@ -3,11 +3,13 @@
 
 mod bridge;
 pub mod error;
+pub mod fields;
 mod grpc;
 pub mod h1;
 mod h2;
 pub mod l4;
 pub mod path;
+pub(crate) mod pipeline;
 pub mod proxy_protocol;
 mod tunnel;
 

@@ -21,15 +21,15 @@ pub fn request_head(data: &[u8]) {
     let _ = ringress::snapshot::normalize_host(host, &mut hbuf);
 
     let mut out = Vec::new();
-    let fwd = codec::Forwarding {
+    let fwd = ringress::proxy::fields::Forwarded {
         peer_ip: b"127.0.0.1",
         client_ip: b"127.0.0.1",
         scheme: "http",
+        authority: host,
         trust: false,
         request_id: Some(b"0123456789abcdef"),
-        underscores: false,
     };
-    codec::write_request_head(&mut out, &req, &info, &target, host, &fwd);
+    codec::write_request_head(&mut out, &req, &info, &target, host, &fwd, false);
     assert!(!codec::has_bare_lf(&out), "bare LF sent upstream: {:?}", String::from_utf8_lossy(&out));
     let mut h2 = [httparse::EMPTY_HEADER; 128];
     let mut again = httparse::Request::new(&mut h2);

@@ -42,6 +42,8 @@ pub enum Kind {
     UpstreamProtocol,
     /// 504: the upstream did not answer in time (RFC 9110 §15.6.5).
     UpstreamTimeout,
+    /// 502: a gRPC backend asked for over HTTP/1.1 (gRPC needs HTTP/2 end to end).
+    NeedsHttp2,
     /// No status: the client went away or broke framing after the response began; close.
     Closed,
 }
@@ -87,6 +89,8 @@ impl std::fmt::Display for ProxyError {
     }
 }
 
+/// The HTTP status and reason the client gets for an error of this kind, when the response
+/// has not started. None: no answer is possible; the connection (or HTTP/2 stream) ends.
 pub fn status(kind: Kind) -> Option<(u16, &'static str)> {
     Some(match kind {
         Kind::BadRequest | Kind::BadHost => (400, "Bad Request"),
@@ -98,10 +102,33 @@ pub fn status(kind: Kind) -> Option<(u16, &'static str)> {
         Kind::RequestTimeout => (408, "Request Timeout"),
         Kind::NoRoute => (404, "Not Found"),
         Kind::NoEndpoints => (503, "Service Unavailable"),
-        Kind::UpstreamConnect | Kind::UpstreamProtocol => (502, "Bad Gateway"),
+        Kind::UpstreamConnect | Kind::UpstreamProtocol | Kind::NeedsHttp2 => (502, "Bad Gateway"),
         Kind::UpstreamTimeout => (504, "Gateway Timeout"),
         Kind::Closed => return None,
     })
+}
+
+impl Kind {
+    /// The gRPC status a gRPC client gets instead of the HTTP status (in a trailers-only
+    /// response, as the gRPC HTTP/2 protocol maps HTTP errors).
+    pub fn grpc_status(self) -> u8 {
+        match status(self).map_or(0, |s| s.0) {
+            404 => 12,       // UNIMPLEMENTED
+            413 | 431 => 8,  // RESOURCE_EXHAUSTED
+            408 | 504 => 4,  // DEADLINE_EXCEEDED
+            400 | 405 => 13, // INTERNAL
+            501 => 12,       // UNIMPLEMENTED
+            _ => 14,         // UNAVAILABLE: 502, 503
+        }
+    }
+
+    /// Whether an HTTP/1.1 connection closes after the answer. Errors found before the
+    /// request was routed or while it was exchanged leave its framing or the exchange in an
+    /// unknown state: close. A refusal of a well-framed request keeps the connection (when no
+    /// unread body follows and the client keeps it alive).
+    pub fn closes(self) -> bool {
+        !matches!(self, Kind::NoRoute | Kind::NoEndpoints | Kind::MethodNotAllowed | Kind::NeedsHttp2)
+    }
 }
 
 /// A complete error response from the proxy itself, with `Connection: close` when `close`.

@@ -14,8 +14,9 @@ use http::{HeaderMap, Request};
 
 use super::bridge::IoBridge;
 use super::error::{Kind, ProxyError, Side};
-use super::h1::codec::has_underscore;
-use super::h2::{forwardable_trailer, forwarded_for, send_all, skip_request_header, Forwarded, Progress};
+use super::fields::{self, Forwarded, Seen};
+use super::h2::{send_all, Progress, ReqStream};
+use super::pipeline::Forward;
 use super::{bump, LocalSnapshot, Worker};
 use crate::runtime::Io;
 use crate::snapshot::{Route, Settings};
@@ -118,47 +119,49 @@ async fn connection<I: Io>(
     Err(ProxyError::io(Kind::UpstreamConnect, Side::Upstream, "no endpoint accepted the connection", e))
 }
 
-#[allow(clippy::too_many_arguments)]
+/// A gRPC call to the route's backend: request and response flow both ways at once.
 pub(super) async fn forward<I: Io>(
     w: &Worker<I>,
     snap: &LocalSnapshot,
-    settings: &Settings,
-    route: &Route,
-    parts: &http::request::Parts,
-    body: &mut RecvStream,
-    respond: &mut SendResponse<Bytes>,
-    progress: &Progress,
+    f: &Forward<'_>,
+    s: ReqStream<'_>,
     target: &str,
     fwd: &Forwarded<'_>,
     tls: bool,
 ) -> Result<(), ProxyError> {
+    let ReqStream { parts, body, respond, progress } = s;
+    let settings = &f.settings;
     let started = std::time::Instant::now();
-    let (mut sr, addr) = connection(w, snap, route, settings, tls).await?;
+    let (mut sr, addr) = connection(w, snap, f.route, settings, tls).await?;
     progress.upstream.set(Some(addr));
+    let authority = std::str::from_utf8(fwd.authority).unwrap_or_default();
     let uri = http::Uri::builder()
         .scheme("http")
-        .authority(fwd.authority)
+        .authority(authority)
         .path_and_query(target)
         .build()
         .map_err(|_| ProxyError::downstream(Kind::BadRequest, "invalid :authority or :path"))?;
     let mut req = Request::builder().method(parts.method.clone()).uri(uri);
     let headers = req.headers_mut().expect("a fresh builder");
+    let mut seen = Seen::default();
     for (name, value) in &parts.headers {
-        if !skip_request_header(name) && (fwd.underscores || !has_underscore(name.as_ref())) {
+        let n = name.as_str().as_bytes();
+        if fields::request_drops(n, &[]) {
+            seen.note(n, value.as_bytes());
+        } else if settings.underscores_in_headers || !fields::has_underscore(n) {
             headers.append(name, value.clone());
         }
     }
-    let xff = forwarded_for(&parts.headers, fwd.peer_ip);
-    for (name, value) in [
-        ("x-forwarded-for", xff.as_str()),
-        ("x-real-ip", fwd.client_ip),
-        ("x-forwarded-proto", fwd.proto(&parts.headers)),
-        ("x-forwarded-host", fwd.host(&parts.headers)),
-    ] {
-        if let Ok(v) = http::HeaderValue::from_str(value) {
+    // TE is hop-by-hop, but `te: trailers` is how an HTTP/2 client says it takes trailers,
+    // which gRPC servers look for (RFC 9113 §8.2.2 allows exactly this value).
+    if parts.headers.get(http::header::TE).is_some_and(|v| v == "trailers") {
+        headers.insert(http::header::TE, http::HeaderValue::from_static("trailers"));
+    }
+    fwd.write(&seen, |name, value| {
+        if let Ok(v) = http::HeaderValue::from_bytes(&value.concat()) {
             headers.insert(name, v);
         }
-    }
+    });
     let req = req.body(()).map_err(|_| ProxyError::downstream(Kind::BadRequest, "invalid request"))?;
     let end = body.is_end_stream();
     let (response, up_send) = sr.send_request(req, end).map_err(|e| up_err("sending the request", e))?;
@@ -210,7 +213,7 @@ async fn pump_request<I: Io>(
     let trailers = body.trailers().await.map_err(down_err)?.map(|t| {
         let mut kept = HeaderMap::with_capacity(t.len());
         for (name, value) in &t {
-            if forwardable_trailer(name) {
+            if fields::may_trail(name.as_str().as_bytes()) {
                 kept.append(name, value.clone());
             }
         }
@@ -242,7 +245,7 @@ async fn relay_response<I: Io>(
     *down.status_mut() = parts.status;
     let mut headers = HeaderMap::with_capacity(parts.headers.len());
     for (name, value) in &parts.headers {
-        if !matches!(name.as_str(), "connection" | "keep-alive" | "transfer-encoding" | "upgrade") {
+        if !fields::is_hop_by_hop(name.as_str().as_bytes()) {
             headers.append(name, value.clone());
         }
     }

@@ -15,16 +15,15 @@ use http::{HeaderMap, HeaderName, HeaderValue, Request, Response};
 
 use super::bridge::IoBridge;
 use super::error::{Kind, ProxyError, Side};
-use super::h1::body::{Body, Pace};
-use super::h1::client;
-use super::h1::codec::{self, Framing};
-use super::{bump, LocalSnapshot, RouteKey, Worker};
+use super::fields::Forwarded;
+use super::pipeline::{self, Decision, Upstream};
+use super::{bump, RouteKey, Worker};
 use crate::access_log::Record;
 use crate::runtime::deadline::Watch;
 use crate::runtime::io::Clock;
 use crate::runtime::{Io, Stream};
-use crate::snapshot::annotations::BackendProtocol;
-use crate::snapshot::{normalize_host, Route, Settings};
+
+mod to_h1;
 
 /// Upstream HTTP/1.1 exchanges one HTTP/2 client connection may have at once (its other
 /// streams wait): what a single connection can hold of upstream connections and buffers.
@@ -170,12 +169,23 @@ async fn handle_stream<I: Io>(
     let progress = Progress::default();
     // The request body lives until the answer is sent: dropping it first would reset the
     // stream before an error response (413 while the client still sends) got out.
-    let (mut parts, mut body) = req.into_parts();
-    let real = real_ip(w, &parts.headers, peer);
-    let client_ip = real.as_deref().unwrap_or(peer_ip);
-    capture(w, &mut parts, client_ip, &mut rec);
-    let ips = (peer_ip, peer, client_ip);
-    let r = exchange(w, &watch, parts, &mut body, &mut respond, &progress, ips, https, &mut rec.key, slots).await;
+    let (parts, mut body) = req.into_parts();
+    let snap = w.snapshot();
+    let xff = || parts.headers.get_all("x-forwarded-for").iter().next_back().map(|v| v.as_bytes());
+    let client = pipeline::client_addr(&snap, peer, snap.edge.real_ip_from(peer).then(xff).flatten());
+    let client_ip = if client == peer.to_canonical() { peer_ip.to_string() } else { client.to_string() };
+    let generated_id = capture(w, &parts, &client_ip, &mut rec);
+    let Record { key, request_id, .. } = &mut rec;
+    let fwd = Forwarded {
+        peer_ip: peer_ip.as_bytes(),
+        client_ip: client_ip.as_bytes(),
+        scheme: if https { "https" } else { "http" },
+        authority: authority(&parts).as_bytes(),
+        trust: snap.edge.forwarded_from(peer),
+        request_id: generated_id.then_some(&request_id[..]),
+    };
+    let stream = ReqStream { parts: &parts, body: &mut body, respond: &mut respond, progress: &progress };
+    let r = exchange(w, &watch, stream, &fwd, key, slots).await;
     w.deadlines.unregister(&watch);
     let status = &progress.status;
     if let Err(e) = r {
@@ -227,27 +237,13 @@ impl Progress {
     }
 }
 
-/// `enable-real-ip` / `use-forwarded-headers` from a trusted peer: the client named last in
-/// X-Forwarded-For.
-fn real_ip<I: Io>(w: &Worker<I>, h: &HeaderMap, peer: std::net::IpAddr) -> Option<String> {
-    if !w.snapshot().edge.real_ip_from(peer) {
-        return None;
-    }
-    let xff = h.get_all("x-forwarded-for").iter().next_back()?;
-    crate::snapshot::edge::last_forwarded(xff.as_bytes()).map(|ip| ip.to_canonical().to_string())
-}
-
-/// Fills the access-log fields of a stream's request, and gives it an X-Request-ID (sent
-/// upstream) unless the client sent one.
-fn capture<I: Io>(w: &Worker<I>, parts: &mut http::request::Parts, client_ip: &str, rec: &mut Record) {
+/// Fills the access-log fields of a stream's request, and takes its request id from
+/// X-Request-ID or makes one. True when the id was made here (it is then sent upstream).
+fn capture<I: Io>(w: &Worker<I>, parts: &http::request::Parts, client_ip: &str, rec: &mut Record) -> bool {
     rec.client.extend_from_slice(client_ip.as_bytes());
     rec.method.extend_from_slice(parts.method.as_str().as_bytes());
     rec.uri.extend_from_slice(parts.uri.path_and_query().map_or("/", |p| p.as_str()).as_bytes());
-    let host = match parts.uri.authority() {
-        Some(a) => a.as_str().as_bytes(),
-        None => parts.headers.get(http::header::HOST).map_or(&b""[..], |v| v.as_bytes()),
-    };
-    rec.host.extend_from_slice(host);
+    rec.host.extend_from_slice(authority(parts).as_bytes());
     rec.protocol = "HTTP/2.0";
     let h = &parts.headers;
     if let Some(v) = h.get(http::header::USER_AGENT) {
@@ -257,13 +253,22 @@ fn capture<I: Io>(w: &Worker<I>, parts: &mut http::request::Parts, client_ip: &s
         rec.referer.extend_from_slice(v.as_bytes());
     }
     match h.get("x-request-id") {
-        Some(v) => rec.request_id.extend_from_slice(v.as_bytes()),
+        Some(v) => {
+            rec.request_id.extend_from_slice(v.as_bytes());
+            false
+        }
         None => {
             w.log.request_id(&mut rec.request_id);
-            if let Ok(v) = HeaderValue::from_bytes(&rec.request_id) {
-                parts.headers.insert("x-request-id", v);
-            }
+            true
         }
+    }
+}
+
+/// The request's authority: `:authority`, else Host (an HTTP/2 request may carry either).
+fn authority(parts: &http::request::Parts) -> &str {
+    match parts.uri.authority() {
+        Some(a) => a.as_str(),
+        None => parts.headers.get(http::header::HOST).and_then(|v| v.to_str().ok()).unwrap_or(""),
     }
 }
 
@@ -272,17 +277,11 @@ fn capture<I: Io>(w: &Worker<I>, parts: &mut http::request::Parts, client_ip: &s
 fn send_error(respond: &mut SendResponse<Bytes>, e: &ProxyError, grpc: bool, server: &str) -> u16 {
     let (code, reason) = e.status().unwrap_or((500, "Internal Server Error"));
     if grpc {
-        let grpc_status = match code {
-            404 => 12,      // UNIMPLEMENTED
-            413 | 431 => 8, // RESOURCE_EXHAUSTED
-            408 | 504 => 4, // DEADLINE_EXCEEDED
-            400 => 13,      // INTERNAL
-            _ => 14,        // UNAVAILABLE: 502, 503
-        };
+        let grpc_status = e.kind.grpc_status();
         let resp = Response::builder()
             .status(200)
             .header("content-type", "application/grpc")
-            .header("grpc-status", grpc_status)
+            .header("grpc-status", u16::from(grpc_status))
             .header("grpc-message", format!("ringress: {reason}: {}", e.context).replace(' ', "%20"))
             .body(())
             .expect("static response parts");
@@ -306,80 +305,54 @@ fn send_error(respond: &mut SendResponse<Bytes>, e: &ProxyError, grpc: bool, ser
     code
 }
 
-/// Routes one request and carries it through.
-#[allow(clippy::too_many_arguments)]
+/// One HTTP/2 request stream, as the exchange uses it.
+pub(super) struct ReqStream<'a> {
+    pub parts: &'a http::request::Parts,
+    /// The request body (DATA and trailers).
+    pub body: &'a mut RecvStream,
+    pub respond: &'a mut SendResponse<Bytes>,
+    pub progress: &'a Progress,
+}
+
+/// Runs the request through the pipeline, then the upstream exchange by the backend's
+/// protocol.
 async fn exchange<I: Io>(
     w: &Worker<I>,
     watch: &Watch,
-    parts: http::request::Parts,
-    body: &mut RecvStream,
-    respond: &mut SendResponse<Bytes>,
-    progress: &Progress,
-    (peer_ip, peer, client_ip): (&str, std::net::IpAddr, &str),
-    https: bool,
+    s: ReqStream<'_>,
+    fwd: &Forwarded<'_>,
     key: &mut RouteKey,
     slots: &tokio::sync::Semaphore,
 ) -> Result<(), ProxyError> {
     let snap = w.snapshot();
-    // The same method rules as HTTP/1.1: CONNECT is not proxied (not even as `CONNECT /`),
-    // TRACE is refused.
-    match parts.method {
-        http::Method::CONNECT => return Err(ProxyError::downstream(Kind::NotImplemented, "CONNECT is not supported")),
-        http::Method::TRACE => return Err(ProxyError::downstream(Kind::MethodNotAllowed, "TRACE is not allowed")),
-        _ => {}
-    }
-    let authority = match parts.uri.authority() {
-        Some(a) => a.as_str(),
-        None => parts.headers.get(http::header::HOST).and_then(|v| v.to_str().ok()).unwrap_or(""),
-    };
-    if !authority.is_empty() && !codec::valid_host(authority.as_bytes()) {
-        return Err(ProxyError::downstream(Kind::BadHost, "invalid Host"));
-    }
-    let mut hbuf = [0u8; 256];
-    let host = normalize_host(authority.as_bytes(), &mut hbuf);
-    // Routed, rewritten and sent upstream in its normal form (`proxy::path`).
-    let path = super::path::normalize(parts.uri.path())?;
-    let route = host.and_then(|h| snap.table.lookup(h, &path));
-    key.set(&snap, route, parts.method.as_str());
-    let route =
-        route.ok_or_else(|| ProxyError::downstream(Kind::NoRoute, "no Ingress rule matches this host and path"))?;
-    let o = &route.options;
-    if snap.settings.redirects_to_https(route, https) {
-        let s = &snap.settings;
-        let mut location = Vec::with_capacity(128);
-        let pq = parts.uri.path_and_query().map_or("/", |p| p.as_str());
-        s.write_https_location(&mut location, host.unwrap_or_default(), pq.as_bytes());
-        let resp = Response::builder()
-            .status(s.redirect_code)
-            .header("location", location)
-            .body(())
-            .map_err(|_| ProxyError::downstream(Kind::BadRequest, "cannot build the redirect"))?;
-        let _ = respond.send_response(resp, true);
-        progress.status.set(s.redirect_code);
-        return Ok(());
-    }
-    let settings = snap.settings.for_route(o);
+    let parts = s.parts;
     let length = content_length(&parts.headers)?;
-    if settings.max_body_bytes != 0 && length.is_some_and(|n| n > settings.max_body_bytes) {
-        return Err(ProxyError::downstream(Kind::BodyTooLarge, "request body too large"));
-    }
-    if snap.backend(route.backend).endpoints.is_empty() {
-        return Err(ProxyError::downstream(Kind::NoEndpoints, "the backend Service has no ready endpoints"));
-    }
-    let target = rewritten(route, path, &parts.uri);
-    let scheme = if https { "https" } else { "http" };
-    let trust = snap.edge.forwarded_from(peer);
-    let underscores = settings.underscores_in_headers;
-    let fwd = Forwarded { peer_ip, client_ip, scheme, authority, trust, underscores };
-    match o.protocol {
-        BackendProtocol::Grpc | BackendProtocol::Grpcs => {
-            let tls = o.protocol == BackendProtocol::Grpcs;
-            Box::pin(super::grpc::forward::<I>(
-                w, &snap, &settings, route, &parts, body, respond, progress, &target, &fwd, tls,
-            ))
-            .await
+    let pq = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+    let request = pipeline::Request {
+        method: parts.method.as_str(),
+        authority: fwd.authority,
+        path_and_query: pq.as_bytes(),
+        length,
+        https: fwd.scheme == "https",
+        http2: true,
+    };
+    let f = match pipeline::decide(&snap, &request, key)? {
+        Decision::Forward(f) => f,
+        Decision::Redirect { code, location } => {
+            let resp = Response::builder()
+                .status(code)
+                .header("location", location)
+                .body(())
+                .map_err(|_| ProxyError::downstream(Kind::BadRequest, "cannot build the redirect"))?;
+            let _ = s.respond.send_response(resp, true);
+            s.progress.status.set(code);
+            return Ok(());
         }
-        BackendProtocol::Http | BackendProtocol::Https => {
+    };
+    let target = f.target.as_deref().unwrap_or(pq);
+    match f.upstream {
+        Upstream::Grpc { tls } => Box::pin(super::grpc::forward::<I>(w, &snap, &f, s, target, fwd, tls)).await,
+        Upstream::Http1 { tls } => {
             let clock = Clock { deadlines: &w.deadlines, watch };
             // At most MAX_UPSTREAM_PER_CONNECTION upstream exchanges per client connection;
             // further streams wait for one to finish.
@@ -389,57 +362,10 @@ async fn exchange<I: Io>(
                 .map_err(|_| ProxyError::new(Kind::UpstreamConnect, Side::Internal, "connection closing"))?;
             // Boxed, like the gRPC exchange: a stream waiting for its slot (or answered by the
             // proxy) holds only this small frame, not room for the whole exchange.
-            Box::pin(to_http1(
-                w, clock, &snap, &settings, route, &parts, body, length, respond, progress, &target, &fwd,
-            ))
-            .await
+            let to = to_h1::Route { snap: &snap, forward: &f, tls, target, length };
+            Box::pin(to_h1::forward(w, clock, &to, s, fwd)).await
         }
     }
-}
-
-/// What the forwarded headers say about the client.
-pub(super) struct Forwarded<'a> {
-    /// The connection's peer (appended to X-Forwarded-For) and the client as believed
-    /// (X-Real-IP; see [`real_ip`]).
-    pub peer_ip: &'a str,
-    pub client_ip: &'a str,
-    pub scheme: &'a str,
-    pub authority: &'a str,
-    /// `use-forwarded-headers` from a trusted peer.
-    pub trust: bool,
-    /// `enable-underscores-in-headers`: request fields with `_` in their names pass.
-    pub underscores: bool,
-}
-
-impl Forwarded<'_> {
-    /// X-Forwarded-Proto: the client's, passed through from a trusted peer, else the scheme.
-    pub fn proto<'h>(&'h self, h: &'h HeaderMap) -> &'h str {
-        self.trusted(h, "x-forwarded-proto").unwrap_or(self.scheme)
-    }
-
-    /// X-Forwarded-Host: likewise, else the authority.
-    pub fn host<'h>(&'h self, h: &'h HeaderMap) -> &'h str {
-        self.trusted(h, "x-forwarded-host").unwrap_or(self.authority)
-    }
-
-    fn trusted<'h>(&self, h: &'h HeaderMap, name: &str) -> Option<&'h str> {
-        self.trust.then(|| h.get(name)?.to_str().ok()).flatten()
-    }
-}
-
-/// The path and query sent upstream: the normal path with `rewrite-target` applied; the
-/// request's own when neither changed it (no allocation).
-fn rewritten<'a>(route: &Route, path: std::borrow::Cow<'_, str>, uri: &'a http::Uri) -> std::borrow::Cow<'a, str> {
-    let mut p = match (route.rewrite.as_ref().and_then(|r| r.apply(&path)), path) {
-        (Some(p), _) => p,
-        (None, std::borrow::Cow::Owned(p)) => p,
-        (None, std::borrow::Cow::Borrowed(_)) => return uri.path_and_query().map_or("/", |p| p.as_str()).into(),
-    };
-    if let Some(q) = uri.query() {
-        p.push('?');
-        p.push_str(q);
-    }
-    p.into()
 }
 
 fn content_length(h: &HeaderMap) -> Result<Option<u64>, ProxyError> {
@@ -452,109 +378,6 @@ fn content_length(h: &HeaderMap) -> Result<Option<u64>, ProxyError> {
             .map(Some)
             .ok_or_else(|| ProxyError::downstream(Kind::BadRequest, "invalid content-length")),
     }
-}
-
-/// Connection-specific fields, which HTTP/2 forbids and which never cross the proxy (RFC 9113
-/// §8.2.2), plus those the proxy writes itself.
-pub(super) fn skip_request_header(name: &HeaderName) -> bool {
-    matches!(
-        name.as_str(),
-        "connection"
-            | "keep-alive"
-            | "proxy-connection"
-            | "transfer-encoding"
-            | "upgrade"
-            | "host"
-            | "content-length"
-            | "x-forwarded-for"
-            | "x-real-ip"
-            | "x-forwarded-proto"
-            | "x-forwarded-host"
-    )
-}
-
-/// The fields of an HTTP/1.1 trailer section (`lines`, each ending in CRLF) that may travel
-/// as HTTP/2 trailers: not framing, routing or connection fields (RFC 9110 §6.5.1). None when
-/// there are none, or the section does not parse (it is then dropped, as a proxy may).
-fn trailer_fields(lines: &[u8]) -> Option<HeaderMap> {
-    if lines.is_empty() {
-        return None;
-    }
-    let section = [lines, b"\r\n"].concat();
-    let mut hs = [httparse::EMPTY_HEADER; 64];
-    let httparse::Status::Complete((_, fields)) = httparse::parse_headers(&section, &mut hs).ok()? else {
-        return None;
-    };
-    let mut map = HeaderMap::with_capacity(fields.len());
-    for f in fields.iter() {
-        let Ok(name) = HeaderName::from_bytes(f.name.as_bytes()) else { continue };
-        if !forwardable_trailer(&name) {
-            continue;
-        }
-        if let Ok(v) = HeaderValue::from_bytes(f.value) {
-            map.append(name, v);
-        }
-    }
-    (!map.is_empty()).then_some(map)
-}
-
-/// Whether a trailer field may be forwarded: [`codec::may_trail`], and none the proxy writes
-/// itself or that is connection-specific.
-pub(super) fn forwardable_trailer(name: &HeaderName) -> bool {
-    codec::may_trail(name.as_ref()) && !skip_request_header(name)
-}
-
-/// The X-Forwarded-For value: the client's list, then the client.
-pub(super) fn forwarded_for(h: &HeaderMap, client_ip: &str) -> String {
-    let prev: Vec<&str> = h
-        .get_all("x-forwarded-for")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .map(str::trim)
-        .filter(|v| !v.is_empty())
-        .collect();
-    if prev.is_empty() {
-        client_ip.to_string()
-    } else {
-        format!("{}, {client_ip}", prev.join(", "))
-    }
-}
-
-/// The HTTP/1.1 request head for an HTTP/2 request.
-fn write_h1_head(out: &mut Vec<u8>, parts: &http::request::Parts, target: &str, fwd: &Forwarded, framing: Framing) {
-    use std::io::Write;
-    let _ = write!(out, "{} {target} HTTP/1.1\r\nHost: {}\r\n", parts.method, fwd.authority);
-    let mut cookies: Vec<&[u8]> = Vec::new();
-    for (name, value) in &parts.headers {
-        if skip_request_header(name) || name == "te" || (!fwd.underscores && codec::has_underscore(name.as_ref())) {
-            continue;
-        }
-        // HTTP/2 may split Cookie into several fields; HTTP/1.1 wants one (RFC 9113 §8.2.3).
-        if name == http::header::COOKIE {
-            cookies.push(value.as_bytes());
-            continue;
-        }
-        out.extend_from_slice(name.as_str().as_bytes());
-        out.extend_from_slice(b": ");
-        out.extend_from_slice(value.as_bytes());
-        out.extend_from_slice(b"\r\n");
-    }
-    if !cookies.is_empty() {
-        out.extend_from_slice(b"Cookie: ");
-        out.extend_from_slice(&cookies.join(&b"; "[..]));
-        out.extend_from_slice(b"\r\n");
-    }
-    let _ = write!(
-        out,
-        "X-Forwarded-For: {}\r\nX-Real-IP: {}\r\nX-Forwarded-Proto: {}\r\nX-Forwarded-Host: {}\r\n",
-        forwarded_for(&parts.headers, fwd.peer_ip),
-        fwd.client_ip,
-        fwd.proto(&parts.headers),
-        fwd.host(&parts.headers)
-    );
-    let length = if let Framing::Length(n) = framing { Some(n) } else { None };
-    codec::write_framing(out, framing, length);
-    out.extend_from_slice(b"\r\n");
 }
 
 /// Sends `data` on an HTTP/2 stream as the peer's flow control allows.
@@ -604,335 +427,9 @@ fn h2_down(e: h2::Error) -> ProxyError {
     ProxyError::io(Kind::Closed, Side::Downstream, "HTTP/2 stream", std::io::Error::other(e))
 }
 
-/// HTTP/2 request -> HTTP/1.1 upstream (pooled) -> HTTP/2 response.
-#[allow(clippy::too_many_arguments)]
-async fn to_http1<I: Io>(
-    w: &Worker<I>,
-    clock: Clock<'_>,
-    snap: &LocalSnapshot,
-    settings: &Settings,
-    route: &Route,
-    parts: &http::request::Parts,
-    body: &mut RecvStream,
-    length: Option<u64>,
-    respond: &mut SendResponse<Bytes>,
-    progress: &Progress,
-    target: &str,
-    fwd: &Forwarded<'_>,
-) -> Result<(), ProxyError> {
-    let started = std::time::Instant::now();
-    let mut pace = Pace::new();
-    // `proxy-request-buffering`: the body (if it fits) is read whole before an upstream
-    // connection is taken.
-    let buffered = match settings.request_buffering && !body.is_end_stream() {
-        true => buffer_body::<I>(w, body, length, settings, &mut pace).await?,
-        false => None,
-    };
-    let body_done = body.is_end_stream() || buffered.as_ref().is_some_and(|b| b.complete);
-    let framing = match &buffered {
-        Some(b) if b.complete => Framing::Length(b.data.len() as u64),
-        _ if body.is_end_stream() => {
-            if matches!(parts.method, http::Method::POST | http::Method::PUT | http::Method::PATCH) {
-                Framing::Length(0)
-            } else {
-                Framing::None
-            }
-        }
-        _ => length.map_or(Framing::Chunked, Framing::Length),
-    };
-    let mut out = Vec::with_capacity(1024);
-    write_h1_head(&mut out, parts, target, fwd, framing);
-    let mut sent_body = 0u64;
-    if let Some(b) = &buffered {
-        if framing == Framing::Chunked {
-            super::h1::body::write_chunk(&mut out, &b.data);
-        } else {
-            out.extend_from_slice(&b.data);
-        }
-        sent_body = b.data.len() as u64;
-        progress.add_in(b.data.len());
-    }
-    drop(buffered);
-    let is_head = parts.method == http::Method::HEAD;
-    // A request whose body is all in `out` can be sent again if a pooled connection turns
-    // out closed: when nothing was sent, or when the method is idempotent (RFC 9110 §9.2.2).
-    let replayable = body_done;
-    let idempotent = parts.method.is_idempotent();
-    let mut pooled = true;
-    let mut ubuf = Vec::with_capacity(16 * 1024);
-    let up = loop {
-        let tls = route.options.protocol == BackendProtocol::Https;
-        let up = client::acquire(w, snap, route.backend, pooled, settings.connect_timeout, tls).await?;
-        progress.upstream.set(Some(up.addr));
-        let (r, o) = clock.write_for(&up.io, out, settings.upstream_send_timeout).await;
-        out = o;
-        let retry = |sent: bool| up.reused && replayable && (idempotent || !sent);
-        match r {
-            Ok(()) => {
-                if !body_done {
-                    let sent = (sent_body, &mut pace);
-                    send_h1_body::<I, _>(clock, &up.io, body, framing, settings, progress, sent).await?;
-                }
-                ubuf.clear();
-                let deadline = clock.after(settings.upstream_timeout);
-                if client::read_head_bytes(&up.io, &mut ubuf, clock, deadline, 64 * 1024).await? {
-                    break up;
-                }
-                if !retry(true) {
-                    return Err(ProxyError::upstream(Kind::UpstreamProtocol, "upstream closed without a response"));
-                }
-            }
-            Err(_) if retry(false) => {}
-            Err(e) => return Err(ProxyError::io(Kind::UpstreamConnect, Side::Upstream, "sending the request", e)),
-        }
-        bump(&w.stats.upstream_retries);
-        pooled = false;
-    };
-
-    // The response head (interim responses skipped).
-    let (info, headers) = loop {
-        let mut hs = [httparse::EMPTY_HEADER; 128];
-        let mut resp = httparse::Response::new(&mut hs);
-        match resp.parse(&ubuf) {
-            Ok(httparse::Status::Complete(n)) => {
-                let info = codec::analyze_response(&resp, n, is_head)?;
-                if (100..200).contains(&info.status) {
-                    if info.status == 101 {
-                        return Err(ProxyError::upstream(Kind::UpstreamProtocol, "101 over HTTP/2"));
-                    }
-                    ubuf.drain(..n);
-                    continue;
-                }
-                // The same rule as for HTTP/1.1 clients: hop-by-hop fields, what the upstream's
-                // Connection names, and the framing, which the proxy states itself (the length
-                // it parsed, canonical).
-                let mut tokens = [&[][..]; 16];
-                let n = codec::connection_tokens(resp.headers, &mut tokens);
-                let mut headers = HeaderMap::with_capacity(resp.headers.len());
-                for h in resp.headers.iter() {
-                    if codec::is_response_hop_by_hop(h.name.as_bytes(), &tokens[..n]) {
-                        continue;
-                    }
-                    let Ok(name) = HeaderName::from_bytes(h.name.as_bytes()) else { continue };
-                    if let Ok(v) = HeaderValue::from_bytes(h.value) {
-                        headers.append(name, v);
-                    }
-                }
-                if let Some(len) = info.length {
-                    headers.insert(http::header::CONTENT_LENGTH, HeaderValue::from(len));
-                }
-                break (info, headers);
-            }
-            Ok(httparse::Status::Partial) => {
-                let deadline = clock.after(settings.upstream_timeout);
-                if !client::read_head_bytes(&up.io, &mut ubuf, clock, deadline, 64 * 1024).await? {
-                    return Err(ProxyError::upstream(
-                        Kind::UpstreamProtocol,
-                        "upstream closed inside the response head",
-                    ));
-                }
-            }
-            Err(_) => return Err(ProxyError::upstream(Kind::UpstreamProtocol, "malformed response head")),
-        }
-    };
-    let mut response = Response::new(());
-    *response.status_mut() = http::StatusCode::from_u16(info.status)
-        .map_err(|_| ProxyError::upstream(Kind::UpstreamProtocol, "invalid status"))?;
-    *response.headers_mut() = headers;
-    add_fields(response.headers_mut(), snap.edge.h2(fwd.scheme == "https"));
-    let mut rbody = Body::new(info.framing);
-    rbody.keep_trailers();
-    let end = rbody.is_done();
-    let mut send = respond.send_response(response, end).map_err(h2_down)?;
-    let answered = std::time::Instant::now();
-    progress.upstream_answered(info.status);
-    // The head's buffer goes on as the body's: one 16 KiB buffer per stream.
-    ubuf.drain(..info.head_len);
-    let mut rest = ubuf;
-    let mut clean = true;
-    loop {
-        // A body framed by length (or by the close) is the bytes read, handed to the client
-        // as they are (no copy; the next read gets a new buffer once this one is sent). A
-        // chunked one is decoded into its own buffer.
-        let plain = matches!(rbody, Body::Length(_) | Body::UntilClose);
-        let mut decoded = Vec::new();
-        let k = rbody
-            .consume(&rest, &mut |d| {
-                if !plain {
-                    decoded.extend_from_slice(d)
-                }
-            })
-            .map_err(|_| ProxyError::upstream(Kind::Closed, "invalid chunked response body"))?;
-        if k != rest.len() {
-            clean = false;
-        }
-        if plain {
-            rest.truncate(k);
-            decoded = std::mem::take(&mut rest);
-        }
-        if !decoded.is_empty() {
-            progress.add_out(decoded.len());
-            // The client must take the response at the minimum rate, counted in bytes (a
-            // WINDOW_UPDATE of one byte now and then does not keep a stream alive).
-            let out = progress.bytes_out.get();
-            let wait = || settings.body_wait(answered, out).min(settings.idle_timeout);
-            let _held = hold_response_chunk(w, decoded.len())?;
-            send_all::<I>(&mut send, Bytes::from(decoded), wait).await.map_err(h2_down)?;
-        }
-        if rbody.is_done() {
-            break;
-        }
-        rest.clear();
-        // 16 KiB per read: with up to MAX_UPSTREAM_PER_CONNECTION streams of a connection
-        // reading, what one client connection can pin stays near 1 MiB.
-        rest.reserve(16 * 1024);
-        let (r, b) = clock.read_for(&up.io, rest, settings.upstream_timeout).await;
-        rest = b;
-        match r {
-            Ok(0) if matches!(rbody, Body::UntilClose) => {
-                clean = false;
-                break;
-            }
-            Ok(0) => return Err(ProxyError::upstream(Kind::Closed, "upstream closed inside the response body")),
-            Ok(_) => {}
-            Err(e) => return Err(ProxyError::io(Kind::Closed, Side::Upstream, "reading the response body", e)),
-        }
-    }
-    if !end {
-        // A chunked response's trailer fields end the stream as an HTTP/2 trailers frame.
-        match trailer_fields(&rbody.take_trailers()) {
-            Some(trailers) => send.send_trailers(trailers).map_err(h2_down)?,
-            None => send.send_data(Bytes::new(), true).map_err(h2_down)?,
-        }
-    }
-    if info.reusable && clean {
-        let expires = w.deadlines.after(settings.upstream_idle_timeout);
-        w.pools.put(up.addr, up.io, expires, settings.upstream_keepalive_connections);
-    }
-    progress.upstream_time.set(Some(started.elapsed()));
-    Ok(())
-}
-
 /// Fields the ConfigMap adds to every proxied response (`add-headers`, HSTS over TLS).
 pub(super) fn add_fields(h: &mut HeaderMap, extra: &[(HeaderName, HeaderValue)]) {
     for (n, v) in extra {
         h.insert(n.clone(), v.clone());
     }
-}
-
-/// A request body read ahead of the upstream exchange (`proxy-request-buffering`).
-struct Buffered {
-    data: Vec<u8>,
-    /// The stream ended: `data` is the whole body.
-    complete: bool,
-    _reserved: super::Reserved,
-}
-
-/// Reads the request body into memory, up to `client-body-buffer-size` and while the worker's
-/// budget allows. None: not buffered (too large by its content-length, or no budget left).
-async fn buffer_body<I: Io>(
-    w: &Worker<I>,
-    body: &mut RecvStream,
-    length: Option<u64>,
-    settings: &Settings,
-    pace: &mut Pace,
-) -> Result<Option<Buffered>, ProxyError> {
-    let limit = settings.body_buffer_size;
-    if length.is_some_and(|n| n > limit) {
-        return Ok(None);
-    }
-    let Some(reserved) = w.reserve_body_buffer(length.unwrap_or(limit)) else { return Ok(None) };
-    let mut data = Vec::new();
-    while (data.len() as u64) < limit {
-        let Some(chunk) = next_body_data::<I>(body, settings, pace).await? else {
-            if length.is_some_and(|n| n != data.len() as u64) {
-                return Err(ProxyError::downstream(Kind::BadRequest, "body length differs from its content-length"));
-            }
-            return Ok(Some(Buffered { data, complete: true, _reserved: reserved }));
-        };
-        data.extend_from_slice(&chunk);
-        check_body_size(data.len() as u64, length, settings)?;
-    }
-    Ok(Some(Buffered { data, complete: false, _reserved: reserved }))
-}
-
-/// The body limit, and a body longer than its content-length (400).
-fn check_body_size(total: u64, length: Option<u64>, settings: &Settings) -> Result<(), ProxyError> {
-    if settings.max_body_bytes != 0 && total > settings.max_body_bytes {
-        return Err(ProxyError::downstream(Kind::BodyTooLarge, "request body too large"));
-    }
-    if length.is_some_and(|n| total > n) {
-        return Err(ProxyError::downstream(Kind::BadRequest, "body longer than its content-length"));
-    }
-    Ok(())
-}
-
-/// The next DATA of a request body, with its flow-control credit given back, as long as the
-/// body keeps `client-body-min-rate` and `client-body-timeout` (408 otherwise). None: the
-/// body ended.
-async fn next_body_data<I: Io>(
-    body: &mut RecvStream,
-    settings: &Settings,
-    pace: &mut Pace,
-) -> Result<Option<Bytes>, ProxyError> {
-    let wait = settings.body_wait(pace.start, pace.received);
-    let next = match select(std::pin::pin!(body.data()), std::pin::pin!(I::sleep(wait))).await {
-        Either::Left((next, _)) => next,
-        Either::Right(_) => {
-            return Err(ProxyError::downstream(
-                Kind::RequestTimeout,
-                "request body too slow (client-body-min-rate) or stalled (client-body-timeout)",
-            ))
-        }
-    };
-    let Some(chunk) = next else { return Ok(None) };
-    let chunk = chunk.map_err(h2_down)?;
-    let _ = body.flow_control().release_capacity(chunk.len());
-    pace.received += chunk.len() as u64;
-    Ok(Some(chunk))
-}
-
-/// Streams an HTTP/2 request body to an HTTP/1.1 upstream (chunk-framed when its length is
-/// unknown), releasing flow-control credit as it goes and enforcing the body limit and the
-/// minimum rate. `(sent, pace)`: body bytes already sent with the head, and the body's pace.
-async fn send_h1_body<I: Io, U: Stream>(
-    clock: Clock<'_>,
-    up: &U,
-    body: &mut RecvStream,
-    framing: Framing,
-    settings: &Settings,
-    progress: &Progress,
-    (sent, pace): (u64, &mut Pace),
-) -> Result<(), ProxyError> {
-    let mut total = sent;
-    let mut buf = Vec::with_capacity(16 * 1024);
-    while let Some(chunk) = next_body_data::<I>(body, settings, pace).await? {
-        total += chunk.len() as u64;
-        progress.add_in(chunk.len());
-        let declared = if let Framing::Length(n) = framing { Some(n) } else { None };
-        check_body_size(total, declared, settings)?;
-        buf.clear();
-        if framing == Framing::Chunked {
-            super::h1::body::write_chunk(&mut buf, &chunk);
-        } else {
-            buf.extend_from_slice(&chunk);
-        }
-        let (r, b) = clock.write_for(up, buf, settings.upstream_send_timeout).await;
-        buf = b;
-        r.map_err(|e| ProxyError::io(Kind::UpstreamProtocol, Side::Upstream, "sending the request body", e))?;
-    }
-    if let Framing::Length(n) = framing {
-        if total != n {
-            return Err(ProxyError::downstream(Kind::BadRequest, "body shorter than its content-length"));
-        }
-    }
-    if framing == Framing::Chunked {
-        // The last chunk. The request's trailers are not forwarded: an HTTP/1.1 upstream
-        // does not need them, and a trailer field may not frame or route (RFC 9110 §6.5.1).
-        buf.clear();
-        buf.extend_from_slice(b"0\r\n\r\n");
-        let (r, _) = clock.write_for(up, buf, settings.upstream_send_timeout).await;
-        r.map_err(|e| ProxyError::io(Kind::UpstreamProtocol, Side::Upstream, "sending the request body", e))?;
-    }
-    Ok(())
 }

@@ -147,3 +147,144 @@ async fn tls_connect<I: Io>(
     };
     done.map(|()| UpStream::Tls(Box::new(s)))
 }
+
+/// The request side of an exchange, for [`send`]: what is left of the body after the head.
+pub(crate) trait RequestBody {
+    /// The whole request is in the head buffer: it can be sent again on another connection.
+    fn is_done(&self) -> bool;
+
+    /// Sends the rest of the body to the upstream.
+    async fn send_rest<U: Stream>(&mut self, clock: Clock<'_>, up: &U) -> Result<(), ProxyError>;
+}
+
+/// Where a request goes and how it is sent, for [`send`].
+pub(crate) struct Attempt<'a> {
+    pub snap: &'a Snapshot,
+    pub backend: BackendId,
+    pub tls: bool,
+    pub settings: &'a crate::snapshot::Settings,
+    /// The request's method is idempotent (RFC 9110 §9.2.2).
+    pub idempotent: bool,
+}
+
+/// Largest response head accepted from an upstream.
+pub(crate) const MAX_RESPONSE_HEAD: usize = 64 * 1024;
+
+/// Sends a request (its head in `head`, returned with the connection, then the body) to the
+/// backend until the first bytes of a response are in `ubuf`. A pooled connection the upstream
+/// had closed fails on the write or answers nothing: the request is sent again on a fresh
+/// connection only if it is whole in `head` and either nothing was sent or the method is
+/// idempotent. A fresh connection is never retried. `on_connect` hears each endpoint tried.
+pub(crate) async fn send<I: Io, B: RequestBody>(
+    w: &Worker<I>,
+    clock: Clock<'_>,
+    to: &Attempt<'_>,
+    mut head: Vec<u8>,
+    body: &mut B,
+    ubuf: &mut Vec<u8>,
+    mut on_connect: impl FnMut(SocketAddr),
+) -> Result<(Upstream<UpStream<I::Stream>>, Vec<u8>), ProxyError> {
+    let settings = to.settings;
+    let replayable = body.is_done();
+    let mut pooled = true;
+    loop {
+        let up = acquire(w, to.snap, to.backend, pooled, settings.connect_timeout, to.tls).await?;
+        on_connect(up.addr);
+        let (r, h) = clock.write_for(&up.io, head, settings.upstream_send_timeout).await;
+        head = h;
+        let retry = |sent: bool| up.reused && replayable && (to.idempotent || !sent);
+        match r {
+            Ok(()) => {
+                if !body.is_done() {
+                    body.send_rest(clock, &up.io).await?;
+                }
+                ubuf.clear();
+                let deadline = clock.after(settings.upstream_timeout);
+                if read_head_bytes(&up.io, ubuf, clock, deadline, MAX_RESPONSE_HEAD).await? {
+                    return Ok((up, head));
+                }
+                if !retry(true) {
+                    return Err(ProxyError::upstream(
+                        Kind::UpstreamProtocol,
+                        "upstream closed the connection without a response",
+                    ));
+                }
+            }
+            Err(_) if retry(false) => {}
+            Err(e) => return Err(ProxyError::io(Kind::UpstreamConnect, Side::Upstream, "sending the request", e)),
+        }
+        bump(&w.stats.upstream_retries);
+        pooled = false;
+    }
+}
+
+/// Parses the response head at the start of `ubuf`, reading more while it is incomplete, and
+/// hands it to `f` with what the proxy needs to know of it. Interim heads (1xx) are handed
+/// over the same way; the caller drains them (`info.head_len`) and asks again.
+pub(crate) async fn response_head<U: Stream, T>(
+    up: &U,
+    ubuf: &mut Vec<u8>,
+    clock: Clock<'_>,
+    timeout: std::time::Duration,
+    is_head: bool,
+    f: impl FnOnce(&httparse::Response<'_, '_>, &super::codec::ResponseInfo) -> Result<T, ProxyError>,
+) -> Result<T, ProxyError> {
+    use std::mem::MaybeUninit;
+    loop {
+        let mut headers = [const { MaybeUninit::<httparse::Header>::uninit() }; super::server::MAX_HEADERS];
+        let mut resp = httparse::Response::new(&mut []);
+        match httparse::ParserConfig::default().parse_response_with_uninit_headers(&mut resp, ubuf, &mut headers) {
+            Ok(httparse::Status::Complete(n)) => {
+                let info = super::codec::analyze_response(&resp, n, is_head)?;
+                return f(&resp, &info);
+            }
+            Ok(httparse::Status::Partial) => {}
+            Err(e) => {
+                let head = String::from_utf8_lossy(&ubuf[..ubuf.len().min(256)]);
+                tracing::debug!(error = %e, %head, "malformed response head");
+                return Err(ProxyError::upstream(Kind::UpstreamProtocol, "malformed response head"));
+            }
+        }
+        if !read_head_bytes(up, ubuf, clock, clock.after(timeout), MAX_RESPONSE_HEAD).await? {
+            return Err(ProxyError::upstream(Kind::UpstreamProtocol, "upstream closed inside the response head"));
+        }
+    }
+}
+
+/// Reads the next bytes of a response body into `ubuf` (cleared first; at least `chunk` of
+/// room). `Ok(false)`: the upstream closed, which ends a body delimited by the close.
+pub(crate) async fn read_body<U: Stream>(
+    up: &U,
+    ubuf: &mut Vec<u8>,
+    clock: Clock<'_>,
+    timeout: std::time::Duration,
+    body: &super::body::Body,
+    chunk: usize,
+) -> Result<bool, ProxyError> {
+    ubuf.clear();
+    if ubuf.capacity() < chunk {
+        ubuf.reserve(chunk);
+    }
+    let (r, b) = clock.read_for(up, std::mem::take(ubuf), timeout).await;
+    *ubuf = b;
+    match r {
+        Ok(0) if matches!(body, super::body::Body::UntilClose) => Ok(false),
+        Ok(0) => Err(ProxyError::upstream(Kind::Closed, "upstream closed inside the response body")),
+        Ok(_) => Ok(true),
+        Err(e) => Err(ProxyError::io(Kind::Closed, Side::Upstream, "reading the response body", e)),
+    }
+}
+
+/// The end of an exchange: the connection goes back to the worker's pool when the response
+/// allows another request on it and nothing is left unread or unsent.
+pub(crate) fn release<I: Io>(
+    w: &Worker<I>,
+    up: Upstream<UpStream<I::Stream>>,
+    reusable: bool,
+    settings: &crate::snapshot::Settings,
+) {
+    if reusable {
+        let expires = w.deadlines.after(settings.upstream_idle_timeout);
+        w.pools.put(up.addr, up.io, expires, settings.upstream_keepalive_connections);
+    }
+}

@@ -2,6 +2,7 @@
 //! connection handling (RFC 9112), and how the proxy rewrites them for the other side.
 
 use crate::proxy::error::{Kind, ProxyError};
+use crate::proxy::fields::{self, Forwarded};
 
 /// How a message body is delimited (RFC 9112 §6.3).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -36,11 +37,6 @@ fn bad(context: &'static str) -> ProxyError {
 
 pub fn eq_ignore_case(a: &[u8], b: &str) -> bool {
     a.eq_ignore_ascii_case(b.as_bytes())
-}
-
-/// Comma-separated tokens of a header value, trimmed, empty ones skipped.
-pub fn tokens(v: &[u8]) -> impl Iterator<Item = &[u8]> {
-    v.split(|&b| b == b',').map(|t| t.trim_ascii()).filter(|t| !t.is_empty())
 }
 
 /// Content-Length: digits only; repeated values (in one field or several) must agree
@@ -83,9 +79,6 @@ impl Target<'_> {
 }
 
 pub fn parse_target<'a>(method: &str, target: &'a str) -> Result<Target<'a>, ProxyError> {
-    if method == "CONNECT" {
-        return Err(ProxyError::downstream(Kind::NotImplemented, "CONNECT is not supported"));
-    }
     let t = target.as_bytes();
     if t.first() == Some(&b'/') {
         return Ok(Target { authority: None, path_and_query: t });
@@ -111,34 +104,6 @@ pub fn parse_target<'a>(method: &str, target: &'a str) -> Result<Target<'a>, Pro
     Err(bad("request target is not origin-form or absolute-form"))
 }
 
-/// A Host value: reg-name or IP literal with an optional port of digits, nothing else (RFC
-/// 9110 §7.2, RFC 3986 §3.2.2-3.2.3).
-pub fn valid_host(h: &[u8]) -> bool {
-    if h.is_empty() || h.len() > 255 {
-        return false;
-    }
-    let (name, port) = if h[0] == b'[' {
-        let Some(end) = h.iter().position(|&b| b == b']') else { return false };
-        let literal = &h[1..end];
-        if literal.is_empty() || !literal.iter().all(|&b| b.is_ascii_hexdigit() || b":.".contains(&b)) {
-            return false;
-        }
-        match &h[end + 1..] {
-            [] => return true,
-            [b':', port @ ..] => (&b""[..], port),
-            _ => return false,
-        }
-    } else {
-        match h.iter().position(|&b| b == b':') {
-            Some(i) => (&h[..i], &h[i + 1..]),
-            None => (h, &b""[..]),
-        }
-    };
-    name.iter().all(|&b| b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=%".contains(&b))
-        && port.len() <= 5
-        && port.iter().all(u8::is_ascii_digit)
-}
-
 /// Checks a parsed request for everything RFC 9112 makes the proxy responsible for, and
 /// returns its framing. `host` is set to the Host to route on.
 pub fn analyze_request<'a>(
@@ -148,11 +113,6 @@ pub fn analyze_request<'a>(
     host: &mut &'a [u8],
 ) -> Result<RequestInfo, ProxyError> {
     let method = req.method.unwrap_or("");
-    if method == "TRACE" {
-        // TRACE would reflect the forwarded request, cookies and credentials included, to
-        // the client (cross-site tracing); nginx answers it 405 too.
-        return Err(ProxyError::downstream(Kind::MethodNotAllowed, "TRACE is not allowed"));
-    }
     let http10 = req.version == Some(0);
     let mut hosts = 0;
     let mut length: Option<u64> = None;
@@ -173,7 +133,7 @@ pub fn analyze_request<'a>(
             length = Some(content_length(length, v).map_err(|_| bad("invalid or conflicting Content-Length"))?);
         } else if eq_ignore_case(name, "transfer-encoding") {
             // Only `chunked`, once and last, is understood (RFC 9112 §6.1); anything else is 501.
-            for t in tokens(v) {
+            for t in fields::tokens(v) {
                 if chunked {
                     return Err(bad("a transfer coding after chunked"));
                 }
@@ -184,7 +144,7 @@ pub fn analyze_request<'a>(
             }
             te_seen = true;
         } else if eq_ignore_case(name, "connection") {
-            for t in tokens(v) {
+            for t in fields::tokens(v) {
                 conn_close |= eq_ignore_case(t, "close");
                 conn_keep_alive |= eq_ignore_case(t, "keep-alive");
                 conn_upgrade |= eq_ignore_case(t, "upgrade");
@@ -206,9 +166,6 @@ pub fn analyze_request<'a>(
         *host = auth;
     } else if hosts == 0 && !http10 {
         return Err(ProxyError::downstream(Kind::BadHost, "HTTP/1.1 request without Host"));
-    }
-    if !host.is_empty() && !valid_host(host) {
-        return Err(ProxyError::downstream(Kind::BadHost, "invalid Host"));
     }
     if te_seen && !chunked {
         return Err(bad("empty Transfer-Encoding"));
@@ -238,50 +195,8 @@ pub fn analyze_request<'a>(
     })
 }
 
-/// Whether a request field is not copied upstream as it came: the RFC 9110 §7.6.1 list, the
-/// framing fields (Content-Length, Transfer-Encoding, Trailer: the proxy writes the framing
-/// it parsed itself), fields the proxy sets itself, and anything the message's Connection
-/// header names.
-fn is_hop_by_hop(name: &[u8], connection_tokens: &[&[u8]]) -> bool {
-    // Dispatch on length first: most fields are compared against nothing.
-    let fixed = match name.len() {
-        2 => eq_ignore_case(name, "te"),
-        4 => eq_ignore_case(name, "host"),
-        6 => eq_ignore_case(name, "expect"),
-        7 => eq_ignore_case(name, "upgrade") || eq_ignore_case(name, "trailer"),
-        9 => eq_ignore_case(name, "x-real-ip"),
-        10 => eq_ignore_case(name, "connection") || eq_ignore_case(name, "keep-alive"),
-        14 => eq_ignore_case(name, "content-length"),
-        15 => eq_ignore_case(name, "x-forwarded-for"),
-        16 => eq_ignore_case(name, "proxy-connection") || eq_ignore_case(name, "x-forwarded-host"),
-        17 => eq_ignore_case(name, "transfer-encoding") || eq_ignore_case(name, "x-forwarded-proto"),
-        _ => false,
-    };
-    fixed || connection_tokens.iter().any(|t| name.eq_ignore_ascii_case(t))
-}
-
-/// Whether a field may travel in a trailer section the proxy forwards: never one that frames,
-/// routes, controls the connection or authenticates (RFC 9110 §6.5.1; nginx forwards none).
-pub fn may_trail(name: &[u8]) -> bool {
-    const NEVER: [&str; 12] = [
-        "content-length",
-        "transfer-encoding",
-        "host",
-        "trailer",
-        "te",
-        "connection",
-        "keep-alive",
-        "proxy-connection",
-        "upgrade",
-        "content-type",
-        "authorization",
-        "cookie",
-    ];
-    !name.is_empty() && !NEVER.iter().any(|n| eq_ignore_case(name, n))
-}
-
 /// Writes the fields of a received trailer section (`lines`, each ending in CRLF) that
-/// [`may_trail`]; a section that does not parse is dropped whole.
+/// [`fields::may_trail`]; a section that does not parse is dropped whole.
 pub fn write_trailer_fields(out: &mut Vec<u8>, lines: &[u8]) {
     if lines.is_empty() {
         return;
@@ -289,50 +204,12 @@ pub fn write_trailer_fields(out: &mut Vec<u8>, lines: &[u8]) {
     let section = [lines, b"\r\n"].concat();
     let mut hs = [httparse::EMPTY_HEADER; 64];
     let Ok(httparse::Status::Complete((_, fields))) = httparse::parse_headers(&section, &mut hs) else { return };
-    for f in fields.iter().filter(|f| may_trail(f.name.as_bytes())) {
+    for f in fields.iter().filter(|f| fields::may_trail(f.name.as_bytes())) {
         out.extend_from_slice(f.name.as_bytes());
         out.extend_from_slice(b": ");
         out.extend_from_slice(f.value);
         out.extend_from_slice(b"\r\n");
     }
-}
-
-/// A field name with an underscore: dropped unless `enable-underscores-in-headers` (nginx's
-/// `underscores_in_headers off`), since `X_Forwarded_For` may reach an application that folds
-/// `_` into `-` as if it were the proxy's `X-Forwarded-For`.
-pub fn has_underscore(name: &[u8]) -> bool {
-    name.contains(&b'_')
-}
-
-/// Tokens of every Connection header, for [`is_hop_by_hop`].
-pub(crate) fn connection_tokens<'a>(headers: &[httparse::Header<'a>], out: &mut [&'a [u8]; 16]) -> usize {
-    let mut n = 0;
-    for h in headers.iter().filter(|h| eq_ignore_case(h.name.as_bytes(), "connection")) {
-        for t in tokens(h.value) {
-            if n < out.len() {
-                out[n] = t;
-                n += 1;
-            }
-        }
-    }
-    n
-}
-
-/// What the forwarded headers of a request say.
-pub struct Forwarding<'a> {
-    /// The connection's peer, appended to X-Forwarded-For.
-    pub peer_ip: &'a [u8],
-    /// The client as the proxy believes it (the peer, or X-Forwarded-For's last entry from a
-    /// trusted peer): X-Real-IP.
-    pub client_ip: &'a [u8],
-    pub scheme: &'a str,
-    /// `use-forwarded-headers` from a trusted peer: the client's X-Forwarded-Proto and
-    /// X-Forwarded-Host pass through when present.
-    pub trust: bool,
-    /// The request id when the proxy made it (sent as X-Request-ID).
-    pub request_id: Option<&'a [u8]>,
-    /// `enable-underscores-in-headers`: fields with `_` in their names are passed on.
-    pub underscores: bool,
 }
 
 /// Writes the request head sent upstream: origin-form target, HTTP/1.1, end-to-end fields
@@ -344,10 +221,11 @@ pub fn write_request_head(
     info: &RequestInfo,
     target: &Target<'_>,
     host: &[u8],
-    fwd: &Forwarding<'_>,
+    fwd: &Forwarded<'_>,
+    underscores: bool,
 ) {
     let mut conn = [&b""[..]; 16];
-    let n = connection_tokens(req.headers, &mut conn);
+    let n = fields::connection_tokens(req.headers.iter().map(|h| (h.name.as_bytes(), h.value)), &mut conn);
     let conn = &conn[..n];
     out.extend_from_slice(req.method.unwrap_or("GET").as_bytes());
     out.push(b' ');
@@ -355,54 +233,38 @@ pub fn write_request_head(
     out.extend_from_slice(b" HTTP/1.1\r\nHost: ");
     out.extend_from_slice(host);
     out.extend_from_slice(b"\r\n");
-    let mut xff: Option<&[u8]> = None;
+    let mut seen = fields::Seen::default();
     let mut upgrade: Option<&[u8]> = None;
-    let (mut proto, mut fhost): (&[u8], &[u8]) = (fwd.scheme.as_bytes(), host);
     for h in req.headers.iter() {
         let name = h.name.as_bytes();
-        if !fwd.underscores && has_underscore(name) {
+        if !underscores && fields::has_underscore(name) {
             continue;
         }
-        if is_hop_by_hop(name, conn) {
-            if eq_ignore_case(name, "x-forwarded-for") {
-                xff = Some(h.value); // the last one; others are dropped
-            } else if eq_ignore_case(name, "upgrade") {
+        if fields::request_drops(name, conn) {
+            seen.note(name, h.value);
+            if eq_ignore_case(name, "upgrade") {
                 upgrade = Some(h.value);
-            } else if fwd.trust && eq_ignore_case(name, "x-forwarded-proto") {
-                proto = h.value;
-            } else if fwd.trust && eq_ignore_case(name, "x-forwarded-host") {
-                fhost = h.value;
             }
             continue;
         }
-        out.extend_from_slice(name);
-        out.extend_from_slice(b": ");
-        out.extend_from_slice(h.value);
-        out.extend_from_slice(b"\r\n");
+        write_field(out, name, &[h.value]);
     }
-    out.extend_from_slice(b"X-Forwarded-For: ");
-    if let Some(prev) = xff.map(<[u8]>::trim_ascii).filter(|v| !v.is_empty()) {
-        out.extend_from_slice(prev);
-        out.extend_from_slice(b", ");
-    }
-    out.extend_from_slice(fwd.peer_ip);
-    out.extend_from_slice(b"\r\nX-Real-IP: ");
-    out.extend_from_slice(fwd.client_ip);
-    out.extend_from_slice(b"\r\nX-Forwarded-Proto: ");
-    out.extend_from_slice(proto);
-    out.extend_from_slice(b"\r\nX-Forwarded-Host: ");
-    out.extend_from_slice(fhost);
-    out.extend_from_slice(b"\r\n");
-    if let Some(id) = fwd.request_id {
-        out.extend_from_slice(b"X-Request-ID: ");
-        out.extend_from_slice(id);
-        out.extend_from_slice(b"\r\n");
-    }
+    fwd.write(&seen, |name, value| write_field(out, name.as_bytes(), value));
     write_framing(out, info.framing, info.length);
     if let (true, Some(u)) = (info.upgrade, upgrade) {
         out.extend_from_slice(b"Connection: upgrade\r\nUpgrade: ");
         out.extend_from_slice(u);
         out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+}
+
+/// `name: value\r\n`, the value given in pieces.
+pub(crate) fn write_field(out: &mut Vec<u8>, name: &[u8], value: &[&[u8]]) {
+    out.extend_from_slice(name);
+    out.extend_from_slice(b": ");
+    for v in value {
+        out.extend_from_slice(v);
     }
     out.extend_from_slice(b"\r\n");
 }
@@ -456,9 +318,9 @@ pub fn analyze_response(
             length = Some(content_length(length, h.value).map_err(|_| bad_upstream("invalid Content-Length"))?);
         } else if eq_ignore_case(name, "transfer-encoding") {
             te_seen = true;
-            chunked = tokens(h.value).last().is_some_and(|t| eq_ignore_case(t, "chunked"));
+            chunked = fields::tokens(h.value).last().is_some_and(|t| eq_ignore_case(t, "chunked"));
         } else if eq_ignore_case(name, "connection") {
-            for t in tokens(h.value) {
+            for t in fields::tokens(h.value) {
                 if eq_ignore_case(t, "close") {
                     close = true;
                 } else if http10 && eq_ignore_case(t, "keep-alive") {
@@ -502,7 +364,7 @@ pub fn write_response_head(
     extra: &[u8],
 ) {
     let mut conn = [&b""[..]; 16];
-    let n = connection_tokens(resp.headers, &mut conn);
+    let n = fields::connection_tokens(resp.headers.iter().map(|h| (h.name.as_bytes(), h.value)), &mut conn);
     let conn = &conn[..n];
     let code = info.status.min(999);
     out.extend_from_slice(b"HTTP/1.1 ");
@@ -513,13 +375,10 @@ pub fn write_response_head(
     for h in resp.headers.iter() {
         let name = h.name.as_bytes();
         let keep_for_101 = switching && (eq_ignore_case(name, "upgrade"));
-        if !keep_for_101 && is_response_hop_by_hop(name, conn) {
+        if !keep_for_101 && fields::response_drops(name, conn) {
             continue;
         }
-        out.extend_from_slice(name);
-        out.extend_from_slice(b": ");
-        out.extend_from_slice(h.value);
-        out.extend_from_slice(b"\r\n");
+        write_field(out, name, &[h.value]);
     }
     if switching {
         out.extend_from_slice(b"Connection: upgrade\r\n");
@@ -539,19 +398,4 @@ pub fn write_response_head(
     }
     out.extend_from_slice(extra);
     out.extend_from_slice(b"\r\n");
-}
-
-/// Response fields not copied to the client as they came: RFC 9110 §7.6.1's, the framing
-/// fields the proxy writes itself, and what Connection names.
-pub(crate) fn is_response_hop_by_hop(name: &[u8], conn: &[&[u8]]) -> bool {
-    let fixed = match name.len() {
-        2 => eq_ignore_case(name, "te"),
-        7 => eq_ignore_case(name, "upgrade") || eq_ignore_case(name, "trailer"),
-        10 => eq_ignore_case(name, "connection") || eq_ignore_case(name, "keep-alive"),
-        14 => eq_ignore_case(name, "content-length"),
-        16 => eq_ignore_case(name, "proxy-connection"),
-        17 => eq_ignore_case(name, "transfer-encoding"),
-        _ => false,
-    };
-    fixed || conn.iter().any(|t| name.eq_ignore_ascii_case(t))
 }

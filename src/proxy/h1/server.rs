@@ -10,16 +10,16 @@ use super::client::{self, Upstream};
 use super::codec::{self, Framing, RequestInfo};
 use crate::access_log::{Record, WorkerLog};
 use crate::proxy::error::{write_error_response, Kind, ProxyError, Side};
+use crate::proxy::fields::Forwarded;
+use crate::proxy::pipeline::{self, Decision};
 use crate::proxy::{bump, tunnel, LocalSnapshot, Worker};
 use crate::runtime::deadline::Watch;
 use crate::runtime::io::Clock;
 use crate::runtime::{Io, Stream};
-use crate::snapshot::annotations::BackendProtocol;
-use crate::snapshot::{normalize_host, BackendId, Snapshot};
+use crate::snapshot::{BackendId, Snapshot};
 
-const MAX_HEADERS: usize = 128;
+pub(crate) const MAX_HEADERS: usize = 128;
 const READ_CHUNK: usize = 64 * 1024;
-const MAX_RESPONSE_HEAD: usize = 64 * 1024;
 
 /// One downstream connection and its reusable buffers.
 struct Conn<S> {
@@ -199,8 +199,8 @@ async fn linger<S: Stream>(clock: Clock<'_>, io: &S, mut buf: Vec<u8>) {
 enum Action {
     /// To the backend, with the route's settings; `tls`: `backend-protocol: HTTPS`.
     Forward { backend: BackendId, settings: crate::snapshot::Settings, tls: bool },
-    /// The answer (a redirect to HTTPS) is in `out`.
-    Answer,
+    /// The answer (a redirect, with this status) is in `out`.
+    Answer(u16),
     /// Answer from the proxy: 404 or 503, framing intact.
     Respond(Kind, &'static str),
 }
@@ -275,8 +275,8 @@ async fn request<I: Io, S: Stream>(w: &Worker<I>, c: &mut Conn<S>, first: bool) 
             tls = to_tls;
             backend
         }
-        Action::Answer => {
-            c.rec.status = settings.redirect_code;
+        Action::Answer(code) => {
+            c.rec.status = code;
             let close = !info.keep_alive || info.framing != Framing::None;
             c.buf.drain(..info.head_len);
             c.response_started = true;
@@ -359,86 +359,55 @@ fn prepare(
         return Err(ProxyError::downstream(Kind::HeadersTooLarge, "header section too large"));
     }
     let method = req.method.unwrap_or("");
+    // Before the target is parsed: CONNECT's authority-form target is not a parse error.
+    pipeline::check_method(method)?;
     let target = codec::parse_target(method, req.path.unwrap_or(""))?;
     let mut host: &[u8] = b"";
     let info = codec::analyze_request(&req, head_len, &target, &mut host)?;
-    // `enable-real-ip` / `use-forwarded-headers` from a trusted peer: the client is the last
-    // address in X-Forwarded-For.
-    let edge = &snap.edge;
-    let real = edge
-        .real_ip_from(peer)
-        .then(|| {
-            let xff = req.headers.iter().rfind(|h| codec::eq_ignore_case(h.name.as_bytes(), "x-forwarded-for"));
-            xff.and_then(|h| crate::snapshot::edge::last_forwarded(h.value))
-        })
-        .flatten()
-        .map(|ip| ClientIp::new(SocketAddr::new(ip, 0)));
+    let xff = || {
+        let last = req.headers.iter().rfind(|h| codec::eq_ignore_case(h.name.as_bytes(), "x-forwarded-for"));
+        last.map(|h| h.value)
+    };
+    let client = pipeline::client_addr(snap, peer, snap.edge.real_ip_from(peer).then(xff).flatten());
+    let real = (client != peer.to_canonical()).then(|| ClientIp::new(SocketAddr::new(client, 0)));
     let client_ip = real.as_ref().map_or(peer_ip, ClientIp::as_bytes);
     let generated_id = capture(log, &req, &info, host, client_ip, rec);
-    let mut hbuf = [0u8; 256];
-    let host_name = normalize_host(host, &mut hbuf);
-    // Routed, rewritten and sent upstream in its normal form (`proxy::path`); `OPTIONS *`
-    // has no path.
-    let raw_path = std::str::from_utf8(target.path()).ok();
-    let normal = match raw_path {
-        Some(p) if p.starts_with('/') => Some(crate::proxy::path::normalize(p)?),
-        _ => raw_path.map(std::borrow::Cow::Borrowed),
+    let view = pipeline::Request {
+        method,
+        authority: host,
+        path_and_query: target.path_and_query,
+        length: info.length,
+        https,
+        http2: false,
     };
-    let path = normal.as_deref();
-    let route = host_name.zip(path).and_then(|(h, p)| snap.table.lookup(h, p));
-    rec.key.set(snap, route, method);
-    let Some(route) = route else {
-        return Ok(Some((info, Action::Respond(Kind::NoRoute, "no Ingress rule matches this host and path"))));
+    let forward = match pipeline::decide(snap, &view, &mut rec.key) {
+        Ok(Decision::Forward(f)) => f,
+        Ok(Decision::Redirect { code, location }) => {
+            write_redirect(out, code, &location, s.server_name(), &info);
+            return Ok(Some((info, Action::Answer(code))));
+        }
+        // A refusal of a well-framed request is answered in place.
+        Err(e) if !e.kind.closes() => return Ok(Some((info, Action::Respond(e.kind, e.context)))),
+        Err(e) => return Err(e),
     };
-    let o = &route.options;
-    if s.redirects_to_https(route, https) {
-        write_https_redirect(out, s, host_name.unwrap_or_default(), target.path_and_query, &info);
-        return Ok(Some((info, Action::Answer)));
-    }
-    let route_settings = s.for_route(o);
-    let max_body = route_settings.max_body_bytes;
-    if let Framing::Length(n) = info.framing {
-        if max_body != 0 && n > max_body {
-            return Err(ProxyError::downstream(Kind::BodyTooLarge, "request body too large"));
-        }
-    }
-    if snap.backend(route.backend).endpoints.is_empty() {
-        return Ok(Some((info, Action::Respond(Kind::NoEndpoints, "the backend Service has no ready endpoints"))));
-    }
-    match o.protocol {
-        BackendProtocol::Http => {}
-        BackendProtocol::Grpc | BackendProtocol::Grpcs => {
-            return Ok(Some((
-                info,
-                Action::Respond(Kind::UpstreamProtocol, "this backend speaks gRPC, which needs HTTP/2"),
-            )))
-        }
-        BackendProtocol::Https => {}
-    }
-    let fwd = codec::Forwarding {
+    let fwd = Forwarded {
         peer_ip,
         client_ip,
         scheme: if https { "https" } else { "http" },
-        trust: edge.forwarded_from(peer),
+        authority: host,
+        trust: snap.edge.forwarded_from(peer),
         request_id: generated_id.then_some(&rec.request_id[..]),
-        underscores: s.underscores_in_headers,
     };
-    let rewritten = route.rewrite.as_ref().zip(path).and_then(|(r, p)| r.apply(p));
-    let changed = rewritten.or(match normal {
-        Some(std::borrow::Cow::Owned(p)) => Some(p),
-        _ => None,
-    });
-    match changed {
-        Some(mut p) => {
-            let pq = target.path_and_query;
-            p.push_str(std::str::from_utf8(&pq[target.path().len()..]).unwrap_or_default());
+    let underscores = s.underscores_in_headers;
+    match &forward.target {
+        Some(p) => {
             let target = codec::Target { authority: target.authority, path_and_query: p.as_bytes() };
-            codec::write_request_head(out, &req, &info, &target, host, &fwd);
+            codec::write_request_head(out, &req, &info, &target, host, &fwd, underscores);
         }
-        None => codec::write_request_head(out, &req, &info, &target, host, &fwd),
+        None => codec::write_request_head(out, &req, &info, &target, host, &fwd, underscores),
     }
-    let tls = o.protocol == BackendProtocol::Https;
-    Ok(Some((info, Action::Forward { backend: route.backend, settings: route_settings, tls })))
+    let tls = forward.upstream == pipeline::Upstream::Http1 { tls: true };
+    Ok(Some((info, Action::Forward { backend: forward.route.backend, settings: forward.settings, tls })))
 }
 
 /// Copies what the access log says about a request into `rec`, and takes its request id from
@@ -478,26 +447,19 @@ fn capture(
     !has_id
 }
 
-/// `ssl-redirect` / `force-ssl-redirect`: the same host, path and query over HTTPS, with the
-/// configured status (308 by default, so the method and body are kept).
-fn write_https_redirect(
-    out: &mut Vec<u8>,
-    s: &crate::snapshot::Settings,
-    host: &str,
-    path_and_query: &[u8],
-    info: &RequestInfo,
-) {
+/// A redirect from the proxy (`ssl-redirect`): `code` with its `location`, no body.
+fn write_redirect(out: &mut Vec<u8>, code: u16, location: &[u8], server: &str, info: &RequestInfo) {
     use std::io::Write;
-    let reason = match s.redirect_code {
+    let reason = match code {
         301 => "Moved Permanently",
         302 => "Found",
         307 => "Temporary Redirect",
         _ => "Permanent Redirect",
     };
     let close = !info.keep_alive || info.framing != Framing::None;
-    let _ = write!(out, "HTTP/1.1 {} {reason}\r\nServer: {}\r\nLocation: ", s.redirect_code, s.server_name());
-    s.write_https_location(out, host, path_and_query);
-    out.extend_from_slice(b"\r\nContent-Length: 0\r\n");
+    let _ = write!(out, "HTTP/1.1 {code} {reason}\r\nServer: {server}\r\n");
+    codec::write_field(out, b"Location", &[location]);
+    out.extend_from_slice(b"Content-Length: 0\r\n");
     if close {
         out.extend_from_slice(b"Connection: close\r\n");
     }
@@ -535,45 +497,43 @@ async fn forward<I: Io, S: Stream>(
     if settings.request_buffering && !body.is_done() {
         buffer_body(w, clock, c, &mut body, &mut expect, settings, &mut pace).await?;
     }
-    // The whole request is in `out`: it can be sent again on another connection.
-    let replayable = body.is_done();
-    let mut pooled = true;
     let started = std::time::Instant::now();
-    let up = loop {
-        let up = client::acquire(w, snap, backend, pooled, settings.connect_timeout, tls).await?;
-        c.rec.upstream = Some(up.addr);
-        let (r, out) = clock.write_for(&up.io, std::mem::take(&mut c.out), settings.upstream_send_timeout).await;
-        c.out = out;
-        // A pooled connection the upstream had closed fails here or answers nothing. Sending
-        // again on a fresh connection is safe only if the whole request is buffered and either
-        // nothing was sent or the method is idempotent. A fresh connection is never retried.
-        let retry = |sent: bool| up.reused && replayable && (info.idempotent || !sent);
-        match r {
-            Ok(()) => {
-                if !body.is_done() {
-                    send_body(clock, c, &up, &mut body, std::mem::take(&mut expect), settings, &mut pace).await?;
-                }
-                c.ubuf.clear();
-                let deadline = clock.after(settings.upstream_timeout);
-                if client::read_head_bytes(&up.io, &mut c.ubuf, clock, deadline, MAX_RESPONSE_HEAD).await? {
-                    break up;
-                }
-                if !retry(true) {
-                    return Err(ProxyError::upstream(
-                        Kind::UpstreamProtocol,
-                        "upstream closed the connection without a response",
-                    ));
-                }
-            }
-            Err(_) if retry(false) => {}
-            Err(e) => return Err(ProxyError::io(Kind::UpstreamConnect, Side::Upstream, "sending the request", e)),
-        }
-        bump(&w.stats.upstream_retries);
-        pooled = false;
+    let to = client::Attempt { snap, backend, tls, settings, idempotent: info.idempotent };
+    let head = std::mem::take(&mut c.out);
+    let mut ubuf = std::mem::take(&mut c.ubuf);
+    let tried = std::cell::Cell::new(None);
+    let sent = {
+        let mut rest = RestOfBody { c: &mut *c, body: &mut body, expect, settings, pace: &mut pace };
+        client::send(w, clock, &to, head, &mut rest, &mut ubuf, |a| tried.set(Some(a))).await
     };
+    c.ubuf = ubuf;
+    c.rec.upstream = tried.get();
+    let (up, head) = sent?;
+    c.out = head;
     let keep = relay_response(w, clock, c, up, info, body.is_done(), settings).await?;
     c.rec.upstream_time = Some(started.elapsed());
     Ok(keep)
+}
+
+/// The body of an HTTP/1.1 request still on the client connection, for [`client::send`].
+struct RestOfBody<'a, S> {
+    c: &'a mut Conn<S>,
+    body: &'a mut Body,
+    /// `Expect: 100-continue` not answered yet.
+    expect: bool,
+    settings: &'a crate::snapshot::Settings,
+    pace: &'a mut Pace,
+}
+
+impl<S: Stream> client::RequestBody for RestOfBody<'_, S> {
+    fn is_done(&self) -> bool {
+        self.body.is_done()
+    }
+
+    async fn send_rest<U: Stream>(&mut self, clock: Clock<'_>, up: &U) -> Result<(), ProxyError> {
+        let expect = std::mem::take(&mut self.expect);
+        send_body(clock, self.c, up, self.body, expect, self.settings, self.pace).await
+    }
 }
 
 /// Reads more request body bytes into `c.buf` (empty on entry), as long as the body keeps
@@ -662,7 +622,7 @@ fn take_body_bytes<S>(
 async fn send_body<S: Stream, U: Stream>(
     clock: Clock<'_>,
     c: &mut Conn<S>,
-    up: &Upstream<U>,
+    up: &U,
     body: &mut Body,
     expect_continue: bool,
     settings: &crate::snapshot::Settings,
@@ -679,7 +639,7 @@ async fn send_body<S: Stream, U: Stream>(
             // Framed anew by the proxy: its own chunk sizes, no extensions, no trailers.
             c.out.clear();
             take_body_bytes(c, body, settings, pace)?;
-            let (r, out) = clock.write_for(&up.io, std::mem::take(&mut c.out), settings.upstream_send_timeout).await;
+            let (r, out) = clock.write_for(up, std::mem::take(&mut c.out), settings.upstream_send_timeout).await;
             c.out = out;
             r.map_err(|e| ProxyError::io(Kind::UpstreamProtocol, Side::Upstream, "sending the request body", e))?;
             continue;
@@ -699,7 +659,7 @@ async fn send_body<S: Stream, U: Stream>(
             std::mem::take(&mut c.out)
         };
         let whole = k != 0 && chunk.len() == k && c.buf.is_empty();
-        let (r, mut chunk) = clock.write_for(&up.io, chunk, settings.upstream_send_timeout).await;
+        let (r, mut chunk) = clock.write_for(up, chunk, settings.upstream_send_timeout).await;
         r.map_err(|e| ProxyError::io(Kind::UpstreamProtocol, Side::Upstream, "sending the request body", e))?;
         chunk.clear();
         if whole {
@@ -711,63 +671,47 @@ async fn send_body<S: Stream, U: Stream>(
     Ok(())
 }
 
-/// Parses the response head(s) in `c.ubuf`, forwards interim responses, writes the final head
-/// and the body bytes that came with it into `c.out`.
+/// A response head as the HTTP/1.1 client gets it.
+enum Step {
+    /// An interim response of this many bytes (its head is in `out` when the client gets it).
+    Interim(usize),
+    Final(Final),
+}
+
+/// The final response head: its framing and what the proxy does after it.
 struct Final {
     resp: codec::ResponseInfo,
     close: bool,
     dechunk: bool,
 }
 
-/// `draining`: the response closes the connection (a drain started after the request came).
-fn prepare_response(
-    c: &mut Conn<impl Stream>,
+/// Writes a response head for the client into `out`. `draining`: the response closes the
+/// connection (a drain started after the request came).
+fn client_head(
+    out: &mut Vec<u8>,
+    resp: &httparse::Response<'_, '_>,
+    r: &codec::ResponseInfo,
     info: &RequestInfo,
-    request_done: bool,
-    draining: bool,
+    (request_done, draining): (bool, bool),
     extra: &[u8],
-) -> Result<Option<Final>, ProxyError> {
-    c.out.clear();
-    loop {
-        let mut headers = [const { MaybeUninit::<httparse::Header>::uninit() }; MAX_HEADERS];
-        let mut resp = httparse::Response::new(&mut []);
-        let n = match httparse::ParserConfig::default().parse_response_with_uninit_headers(
-            &mut resp,
-            &c.ubuf,
-            &mut headers,
-        ) {
-            Ok(httparse::Status::Complete(n)) => n,
-            Ok(httparse::Status::Partial) => return Ok(None),
-            Err(e) => {
-                let head = String::from_utf8_lossy(&c.ubuf[..c.ubuf.len().min(256)]);
-                tracing::debug!(error = %e, %head, "malformed response head");
-                return Err(ProxyError::upstream(Kind::UpstreamProtocol, "malformed response head"));
-            }
-        };
-        let r = codec::analyze_response(&resp, n, info.is_head)?;
-        if (100..200).contains(&r.status) && r.status != 101 {
-            // 100 answers an Expect the proxy already handled; other interim responses
-            // (103 Early Hints) go to HTTP/1.1 clients.
-            if r.status != 100 && !info.http10 {
-                codec::write_response_head(&mut c.out, &resp, &r, false, false, false, b"");
-            }
-            c.ubuf.drain(..n);
-            continue;
+) -> Result<Step, ProxyError> {
+    if (100..200).contains(&r.status) && r.status != 101 {
+        // 100 answers an Expect the proxy already handled; other interim responses
+        // (103 Early Hints) go to HTTP/1.1 clients.
+        if r.status != 100 && !info.http10 {
+            codec::write_response_head(out, resp, r, false, false, false, b"");
         }
-        if r.status == 101 && !info.upgrade {
-            return Err(ProxyError::upstream(Kind::UpstreamProtocol, "101 without an upgrade request"));
-        }
-        let dechunk = info.http10 && r.framing == Framing::Chunked;
-        let close = !info.keep_alive
-            || draining
-            || !request_done
-            || r.framing == Framing::UntilClose
-            || dechunk
-            || r.status == 101;
-        let chunked_out = r.framing == Framing::Chunked && !dechunk;
-        codec::write_response_head(&mut c.out, &resp, &r, chunked_out, close, info.http10, extra);
-        return Ok(Some(Final { resp: r, close, dechunk }));
+        return Ok(Step::Interim(r.head_len));
     }
+    if r.status == 101 && !info.upgrade {
+        return Err(ProxyError::upstream(Kind::UpstreamProtocol, "101 without an upgrade request"));
+    }
+    let dechunk = info.http10 && r.framing == Framing::Chunked;
+    let close =
+        !info.keep_alive || draining || !request_done || r.framing == Framing::UntilClose || dechunk || r.status == 101;
+    let chunked_out = r.framing == Framing::Chunked && !dechunk;
+    codec::write_response_head(out, resp, r, chunked_out, close, info.http10, extra);
+    Ok(Step::Final(Final { resp: *r, close, dechunk }))
 }
 
 async fn relay_response<I: Io, S: Stream>(
@@ -783,19 +727,26 @@ async fn relay_response<I: Io, S: Stream>(
     let snap = w.snapshot();
     let extra = snap.edge.h1(c.https);
     let fin = loop {
-        if let Some(f) = prepare_response(c, info, request_done, w.draining(), extra)? {
-            c.rec.status = f.resp.status;
-            c.rec.upstream_status = f.resp.status;
-            break f;
-        }
-        // Only interim responses so far: send them on and wait for the final one.
-        if !c.out.is_empty() {
-            c.response_started = true;
-            write_client(clock, c, settings.idle_timeout).await?;
-        }
-        let deadline = clock.after(settings.upstream_timeout);
-        if !client::read_head_bytes(&up.io, &mut c.ubuf, clock, deadline, MAX_RESPONSE_HEAD).await? {
-            return Err(ProxyError::upstream(Kind::UpstreamProtocol, "upstream closed inside the response head"));
+        c.out.clear();
+        let state = (request_done, w.draining());
+        let Conn { ubuf, out, .. } = &mut *c;
+        let step = client::response_head(&up.io, ubuf, clock, settings.upstream_timeout, info.is_head, |resp, r| {
+            client_head(out, resp, r, info, state, extra)
+        })
+        .await?;
+        match step {
+            Step::Final(f) => {
+                c.rec.status = f.resp.status;
+                c.rec.upstream_status = f.resp.status;
+                break f;
+            }
+            Step::Interim(n) => {
+                c.ubuf.drain(..n);
+                if !c.out.is_empty() {
+                    c.response_started = true;
+                    write_client(clock, c, settings.idle_timeout).await?;
+                }
+            }
         }
     };
     let head_len = fin.resp.head_len;
@@ -827,17 +778,8 @@ async fn relay_response<I: Io, S: Stream>(
     write_client(clock, c, settings.idle_timeout).await?;
 
     while !body.is_done() {
-        c.ubuf.clear();
-        if c.ubuf.capacity() < READ_CHUNK {
-            c.ubuf.reserve(READ_CHUNK);
-        }
-        let (r, b) = clock.read_for(&up.io, std::mem::take(&mut c.ubuf), settings.upstream_timeout).await;
-        c.ubuf = b;
-        match r {
-            Ok(0) if matches!(body, Body::UntilClose) => break,
-            Ok(0) => return Err(ProxyError::upstream(Kind::Closed, "upstream closed inside the response body")),
-            Ok(_) => {}
-            Err(e) => return Err(ProxyError::io(Kind::Closed, Side::Upstream, "reading the response body", e)),
+        if !client::read_body(&up.io, &mut c.ubuf, clock, settings.upstream_timeout, &body, READ_CHUNK).await? {
+            break;
         }
         if !fin.dechunk && !body.is_chunked() {
             // Length or close delimited: the bytes go on as they came, without a copy.
@@ -860,10 +802,7 @@ async fn relay_response<I: Io, S: Stream>(
             write_client(clock, c, settings.idle_timeout).await?;
         }
     }
-    if fin.resp.reusable && request_done && clean {
-        let expires = w.deadlines.after(settings.upstream_idle_timeout);
-        w.pools.put(up.addr, up.io, expires, settings.upstream_keepalive_connections);
-    }
+    client::release(w, up, fin.resp.reusable && request_done && clean, settings);
     Ok(!fin.close)
 }
 

@@ -1,0 +1,185 @@
+//! The request pipeline: every per-route decision, made once for every downstream protocol.
+//!
+//! A downstream session (HTTP/1.1 in [`super::h1::server`], HTTP/2 and gRPC in
+//! [`super::h2`]) parses its framing, presents the request as a [`Request`], and gets back a
+//! [`Decision`]: answer from the proxy (an error kind, or a redirect), or forward to a route's
+//! backend with the route's settings and the target to send. Nothing here knows about h1 or
+//! h2 framing; a feature that acts on a request (access control, limits, header rules,
+//! redirects, the upstream choice) is written here once and behaves alike over HTTP/1.1,
+//! HTTP/2 and gRPC. The upstream exchange then runs by the backend's protocol
+//! ([`super::exchange`] for HTTP/1.1 upstreams, [`super::grpc`] for HTTP/2 ones).
+
+use std::net::IpAddr;
+
+use super::error::{Kind, ProxyError};
+use super::RouteKey;
+use crate::snapshot::annotations::BackendProtocol;
+use crate::snapshot::{normalize_host, Route, Settings, Snapshot};
+
+/// A request as every downstream protocol presents it.
+pub(crate) struct Request<'a> {
+    pub method: &'a str,
+    /// The authority (HTTP/2 `:authority`, an absolute-form target's, or Host), as sent.
+    pub authority: &'a [u8],
+    /// The target's path and query as sent (`*` for `OPTIONS *`).
+    pub path_and_query: &'a [u8],
+    /// The declared body length (Content-Length), when there is one.
+    pub length: Option<u64>,
+    /// Arrived over TLS.
+    pub https: bool,
+    /// The downstream connection is HTTP/2 (a gRPC backend needs it).
+    pub http2: bool,
+}
+
+impl Request<'_> {
+    fn path(&self) -> &[u8] {
+        let p = self.path_and_query;
+        &p[..p.iter().position(|&b| b == b'?').unwrap_or(p.len())]
+    }
+
+    fn query(&self) -> &[u8] {
+        let p = self.path_and_query;
+        &p[p.iter().position(|&b| b == b'?').unwrap_or(p.len())..]
+    }
+}
+
+/// What the pipeline decided for a request that it does not refuse (a refusal is a
+/// [`ProxyError`], answered with the status of its kind). Not boxed: forwarding is the common
+/// case, and the decision lives on the stack for one request.
+#[allow(clippy::large_enum_variant)]
+pub(crate) enum Decision<'s> {
+    /// Answer with a redirect (`ssl-redirect`): the status and the Location.
+    Redirect { code: u16, location: Vec<u8> },
+    /// Send the request to the route's backend.
+    Forward(Forward<'s>),
+}
+
+/// A request on its way to a backend.
+pub(crate) struct Forward<'s> {
+    pub route: &'s Route,
+    /// The global settings with the route's annotations applied.
+    pub settings: Settings,
+    /// How the backend is spoken to.
+    pub upstream: Upstream,
+    /// The path and query sent upstream when they are not the request's own: the normal form
+    /// of the path (`proxy::path`) with `rewrite-target` applied, and the query.
+    pub target: Option<String>,
+}
+
+/// The protocol of a backend, as the exchange needs it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Upstream {
+    /// HTTP/1.1 through the worker's pools; `tls`: `backend-protocol: HTTPS`.
+    Http1 { tls: bool },
+    /// HTTP/2 (gRPC); `tls`: `backend-protocol: GRPCS`.
+    Grpc { tls: bool },
+}
+
+/// The method rules for every protocol: CONNECT is not proxied (501), TRACE is refused
+/// (405: it would reflect the forwarded request, credentials included, to the client; nginx
+/// refuses it too).
+pub(crate) fn check_method(method: &str) -> Result<(), ProxyError> {
+    match method {
+        "CONNECT" => Err(ProxyError::downstream(Kind::NotImplemented, "CONNECT is not supported")),
+        "TRACE" => Err(ProxyError::downstream(Kind::MethodNotAllowed, "TRACE is not allowed")),
+        _ => Ok(()),
+    }
+}
+
+/// The client's address: the peer, or from a trusted peer with `enable-real-ip` /
+/// `use-forwarded-headers`, the last address of its last X-Forwarded-For field (`xff`).
+pub(crate) fn client_addr(snap: &Snapshot, peer: IpAddr, xff: Option<&[u8]>) -> IpAddr {
+    match xff {
+        Some(v) if snap.edge.real_ip_from(peer) => crate::snapshot::edge::last_forwarded(v).unwrap_or(peer),
+        _ => peer,
+    }
+    .to_canonical()
+}
+
+/// Routes a request and makes every per-route decision. `key` gets the request's metric
+/// labels (empty route labels when no rule matches).
+pub(crate) fn decide<'s>(
+    snap: &'s Snapshot,
+    req: &Request<'_>,
+    key: &mut RouteKey,
+) -> Result<Decision<'s>, ProxyError> {
+    check_method(req.method)?;
+    if !req.authority.is_empty() && !valid_host(req.authority) {
+        key.set(snap, None, req.method);
+        return Err(ProxyError::downstream(Kind::BadHost, "invalid Host"));
+    }
+    let mut hbuf = [0u8; 256];
+    let host = normalize_host(req.authority, &mut hbuf);
+    // Routed, rewritten and sent upstream in its normal form; `OPTIONS *` has no path.
+    let raw = std::str::from_utf8(req.path()).ok();
+    let normal = match raw {
+        Some(p) if p.starts_with('/') => Some(super::path::normalize(p)?),
+        _ => raw.map(std::borrow::Cow::Borrowed),
+    };
+    let route = host.zip(normal.as_deref()).and_then(|(h, p)| snap.table.lookup(h, p));
+    key.set(snap, route, req.method);
+    let route =
+        route.ok_or_else(|| ProxyError::downstream(Kind::NoRoute, "no Ingress rule matches this host and path"))?;
+    let s = &snap.settings;
+    if s.redirects_to_https(route, req.https) {
+        let mut location = Vec::with_capacity(128);
+        s.write_https_location(&mut location, host.unwrap_or_default(), req.path_and_query);
+        return Ok(Decision::Redirect { code: s.redirect_code, location });
+    }
+    let o = &route.options;
+    let settings = s.for_route(o);
+    if settings.max_body_bytes != 0 && req.length.is_some_and(|n| n > settings.max_body_bytes) {
+        return Err(ProxyError::downstream(Kind::BodyTooLarge, "request body too large"));
+    }
+    if snap.backend(route.backend).endpoints.is_empty() {
+        return Err(ProxyError::downstream(Kind::NoEndpoints, "the backend Service has no ready endpoints"));
+    }
+    let upstream = match o.protocol {
+        BackendProtocol::Http => Upstream::Http1 { tls: false },
+        BackendProtocol::Https => Upstream::Http1 { tls: true },
+        BackendProtocol::Grpc | BackendProtocol::Grpcs if !req.http2 => {
+            return Err(ProxyError::downstream(Kind::NeedsHttp2, "this backend speaks gRPC, which needs HTTP/2"))
+        }
+        BackendProtocol::Grpc => Upstream::Grpc { tls: false },
+        BackendProtocol::Grpcs => Upstream::Grpc { tls: true },
+    };
+    let path = normal.as_deref();
+    let rewritten = route.rewrite.as_ref().zip(path).and_then(|(r, p)| r.apply(p));
+    let target = match (rewritten, normal) {
+        (Some(p), _) | (None, Some(std::borrow::Cow::Owned(p))) => {
+            let mut p = p;
+            p.push_str(std::str::from_utf8(req.query()).unwrap_or_default());
+            Some(p)
+        }
+        _ => None,
+    };
+    Ok(Decision::Forward(Forward { route, settings, upstream, target }))
+}
+
+/// A Host value: reg-name or IP literal with an optional port of digits, nothing else (RFC
+/// 9110 §7.2, RFC 3986 §3.2.2-3.2.3).
+pub(crate) fn valid_host(h: &[u8]) -> bool {
+    if h.is_empty() || h.len() > 255 {
+        return false;
+    }
+    let (name, port) = if h[0] == b'[' {
+        let Some(end) = h.iter().position(|&b| b == b']') else { return false };
+        let literal = &h[1..end];
+        if literal.is_empty() || !literal.iter().all(|&b| b.is_ascii_hexdigit() || b":.".contains(&b)) {
+            return false;
+        }
+        match &h[end + 1..] {
+            [] => return true,
+            [b':', port @ ..] => (&b""[..], port),
+            _ => return false,
+        }
+    } else {
+        match h.iter().position(|&b| b == b':') {
+            Some(i) => (&h[..i], &h[i + 1..]),
+            None => (h, &b""[..]),
+        }
+    };
+    name.iter().all(|&b| b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=%".contains(&b))
+        && port.len() <= 5
+        && port.iter().all(u8::is_ascii_digit)
+}
