@@ -20,8 +20,6 @@ use std::time::{Duration, Instant, SystemTime};
 
 pub use format::{Template, DEFAULT_TEMPLATE, VARIABLES};
 
-use crate::proxy::RouteKey;
-
 /// Text by the template, or one JSON object per line.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Format {
@@ -300,5 +298,63 @@ impl WorkerLog {
         if before < SHARD_CAP / 2 && after >= SHARD_CAP / 2 {
             self.shard.wake.unpark();
         }
+    }
+}
+
+/// The labels of one response series, `ingress \0 service \0 method`, written into a
+/// reused buffer per request; the table allocates a copy only for a series it has not seen.
+#[derive(Debug, Default)]
+pub(crate) struct RouteKey(String);
+
+impl RouteKey {
+    /// No labels: a request that is not counted (it never got as far as routing).
+    /// `namespace/name` of the Ingress (empty when no rule matched).
+    pub(crate) fn ingress(&self) -> &str {
+        self.0.split('\0').next().unwrap_or("")
+    }
+
+    /// The backend's `namespace/service:port` (empty when no rule matched).
+    pub(crate) fn service(&self) -> &str {
+        self.0.split('\0').nth(1).unwrap_or("")
+    }
+
+    pub(crate) fn clear(&mut self) {
+        self.0.clear();
+    }
+
+    /// The labels of a request: `route` is the Ingress's namespace and name and the backend's
+    /// name, None when no rule matched (the labels are then empty).
+    pub(crate) fn set(&mut self, route: Option<(&str, &str, &str)>, method: &str) {
+        self.0.clear();
+        if let Some((namespace, name, service)) = route {
+            self.0.push_str(namespace);
+            self.0.push('/');
+            self.0.push_str(name);
+            self.0.push('\0');
+            self.0.push_str(service);
+        } else {
+            self.0.push('\0');
+        }
+        self.0.push('\0');
+        self.0.push_str(method_class(method));
+    }
+
+    /// The whole key, as the metrics table stores it.
+    pub(crate) fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Methods as labels: the common ones by name, anything else as `other` (bounded cardinality).
+fn method_class(m: &str) -> &'static str {
+    match m {
+        "GET" => "GET",
+        "HEAD" => "HEAD",
+        "POST" => "POST",
+        "PUT" => "PUT",
+        "DELETE" => "DELETE",
+        "PATCH" => "PATCH",
+        "OPTIONS" => "OPTIONS",
+        _ => "other",
     }
 }

@@ -1,8 +1,8 @@
 //! ringress: a Kubernetes Ingress controller and edge proxy.
 //!
 //! Architecture, by thread:
-//! - **Control thread** ([`provider`]): reads Kubernetes objects (from manifest files now, from
-//!   the API server later), turns them into an immutable [`snapshot::Snapshot`] with one pure
+//! - **Control thread** ([`provider`]): reads Kubernetes objects (from manifest files, or from
+//!   the API server through kube-rs watchers), turns them into an immutable [`snapshot::Snapshot`] with one pure
 //!   function ([`snapshot::build`]), and publishes it through [`Published`] (arc-swap). A
 //!   config that does not parse never reaches a worker.
 //! - **Worker threads** ([`runtime`]): one per CPU of the process's affinity mask, each pinned,
@@ -26,7 +26,7 @@ pub mod runtime;
 
 pub mod snapshot;
 pub mod tls;
-pub mod upstream;
+pub(crate) mod upstream;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -43,8 +43,6 @@ pub struct Published {
     draining: AtomicBool,
     /// What the control thread did to get here.
     pub control: provider::ControlStats,
-    /// L4 connections open per port, over all workers: the per-Service connection limit.
-    pub l4_open: std::sync::Mutex<rustc_hash::FxHashMap<u16, usize>>,
 }
 
 impl Default for Published {
@@ -54,7 +52,6 @@ impl Default for Published {
             ready: AtomicBool::new(false),
             draining: AtomicBool::new(false),
             control: provider::ControlStats::default(),
-            l4_open: Default::default(),
         }
     }
 }

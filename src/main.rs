@@ -8,7 +8,8 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
 
-use ringress::runtime::{self, Backend, IoMode, WorkerSpec};
+use ringress::proxy::WorkerSpec;
+use ringress::runtime::{self, Backend, IoMode};
 use ringress::snapshot::{BuildOptions, Settings};
 use ringress::{admin, demo, provider, proxy, Published};
 
@@ -258,7 +259,7 @@ fn run(a: RunArgs) -> anyhow::Result<()> {
     // Before any thread starts, so every thread inherits the mask: SIGTERM and SIGINT (the
     // drain below) and SIGUSR1 (reopen the access log) are taken only by the main thread's
     // sigwait.
-    let signals = block_termination_signals();
+    let signals = runtime::Signals::block();
     let settings = Settings {
         max_header_bytes: a.max_header_bytes,
         max_headers: a.max_headers,
@@ -329,6 +330,7 @@ fn run(a: RunArgs) -> anyhow::Result<()> {
 
     // The process-lifetime shared state: leaked once, read by every thread.
     let published: &'static Published = Box::leak(Box::default());
+    let l4_open: &'static proxy::l4::OpenConnections = Box::leak(Box::default());
     // The control thread: the file provider (first load here, so bad files fail the start),
     // or the kube provider (its client configured before we go on, so a missing kubeconfig
     // fails the start; the API server itself may still be unreachable, which is retried).
@@ -371,7 +373,7 @@ fn run(a: RunArgs) -> anyhow::Result<()> {
     let mut stats = Vec::with_capacity(workers);
     let mut handles = Vec::with_capacity(workers);
     for (index, (listener, tls_listener)) in listeners.into_iter().zip(tls_listeners).enumerate() {
-        let s = Arc::new(proxy::WorkerStats::default());
+        let s = Arc::new(ringress::metrics::worker::WorkerStats::default());
         stats.push(s.clone());
         let cpu =
             if a.workers.is_none() || workers <= cpus.len() { cpus.get(index % cpus.len()).copied() } else { None };
@@ -384,6 +386,7 @@ fn run(a: RunArgs) -> anyhow::Result<()> {
             tls_listener,
             tls: tls.clone(),
             published,
+            l4_open,
             backend,
             stats: s,
             log,
@@ -407,53 +410,17 @@ fn run(a: RunArgs) -> anyhow::Result<()> {
     std::process::exit(0)
 }
 
-fn block_termination_signals() -> libc::sigset_t {
-    // SAFETY: sigset_t is plain data filled by sigemptyset/sigaddset; pthread_sigmask only
-    // changes this thread's mask (inherited by the threads it spawns).
-    unsafe {
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        libc::sigaddset(&mut set, libc::SIGTERM);
-        libc::sigaddset(&mut set, libc::SIGINT);
-        libc::sigaddset(&mut set, libc::SIGUSR1);
-        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
-        set
-    }
-}
-
-/// The signal from `set` that arrived within `timeout` (None: none did).
-fn wait_signal(set: &libc::sigset_t, timeout: Option<Duration>) -> Option<i32> {
-    // SAFETY: `set` is a valid, initialised sigset; the timespec lives across the call.
-    let sig = unsafe {
-        match timeout {
-            None => {
-                let mut sig = 0;
-                if libc::sigwait(set, &mut sig) == 0 {
-                    sig
-                } else {
-                    -1
-                }
-            }
-            Some(t) => {
-                let ts = libc::timespec { tv_sec: t.as_secs() as libc::time_t, tv_nsec: t.subsec_nanos() as _ };
-                libc::sigtimedwait(set, std::ptr::null_mut(), &ts)
-            }
-        }
-    };
-    (sig > 0).then_some(sig)
-}
-
 /// Waits for SIGTERM or SIGINT, then drains: `/readyz` turns 503, the workers stop accepting
 /// and wind down (idle connections closed, `Connection: close`, GOAWAY), and this returns once
 /// no client connection is open, at the drain timeout, or on a second signal.
 fn drain(
-    signals: &libc::sigset_t,
+    signals: &runtime::Signals,
     published: &'static Published,
-    stats: &[Arc<proxy::WorkerStats>],
+    stats: &[Arc<ringress::metrics::worker::WorkerStats>],
     logger: &ringress::access_log::Logger,
 ) {
     let sig = loop {
-        match wait_signal(signals, None) {
+        match signals.wait(None) {
             Some(libc::SIGUSR1) => logger.reopen(),
             Some(sig) => break sig,
             None => {}
@@ -479,7 +446,7 @@ fn drain(
             tracing::warn!(open = left, "drain timeout; closing the connections still open");
             return;
         }
-        let sig = wait_signal(signals, Some(Duration::from_millis(50)));
+        let sig = signals.wait(Some(Duration::from_millis(50)));
         if sig == Some(libc::SIGUSR1) {
             logger.reopen();
         } else if sig.is_some() {

@@ -14,8 +14,10 @@ use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 
 use crate::provider::{ControlStats, KINDS};
-use crate::proxy::{WorkerStats, H2_ERROR_NAMES, LATENCY_BUCKETS, PROTOCOLS};
+pub mod worker;
+
 use crate::Published;
+use worker::{WorkerStats, H2_ERROR_NAMES, LATENCY_BUCKETS, PROTOCOLS};
 
 /// What a scrape reads.
 #[derive(Debug)]
@@ -234,7 +236,7 @@ impl Sources {
 
     /// L4 connections per Service, summed over the workers.
     fn l4(&self, e: &mut DescriptorEncoder) -> Fmt {
-        let mut all: std::collections::BTreeMap<Box<str>, crate::proxy::l4::L4Counters> = Default::default();
+        let mut all: std::collections::BTreeMap<Box<str>, worker::L4Counters> = Default::default();
         for w in &self.workers {
             let t = w.l4.lock().unwrap_or_else(|p| p.into_inner());
             for (k, c) in t.iter() {
@@ -249,7 +251,7 @@ impl Sources {
                 s.rejected += c.rejected;
             }
         }
-        type Get = fn(&crate::proxy::l4::L4Counters) -> u64;
+        type Get = fn(&worker::L4Counters) -> u64;
         #[rustfmt::skip]
         let families: [(&str, &str, MetricType, Get); 8] = [
             ("ringress_l4_connections_active", "L4 connections open, by Service.", MetricType::Gauge, |c| c.active),

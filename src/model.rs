@@ -101,6 +101,9 @@ impl Ingress {
 pub const LEGACY_CLASS_ANNOTATION: &str = "kubernetes.io/ingress.class";
 pub const DEFAULT_CLASS_ANNOTATION: &str = "ingressclass.kubernetes.io/is-default-class";
 pub const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
+/// The `status.conditions` type set on a Service that lost a port (to an older Service, or to
+/// a port ringress uses itself); removed when every port is served again.
+pub const PORT_CONFLICT_CONDITION: &str = "ringress.dev/PortConflict";
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct IngressClass {

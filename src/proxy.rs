@@ -2,7 +2,7 @@
 //! HTTP/1 proxying ([`h1`]). Written once against [`crate::runtime::Io`].
 
 mod bridge;
-pub mod error;
+pub(crate) mod error;
 pub mod fields;
 mod grpc;
 pub mod h1;
@@ -10,93 +10,24 @@ mod h2;
 pub mod l4;
 pub mod path;
 pub(crate) mod pipeline;
-pub mod proxy_protocol;
+pub(crate) mod proxy_protocol;
 mod tunnel;
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use arc_swap::{ArcSwap, Cache};
 
+use crate::access_log::RouteKey;
+use crate::metrics::worker::observe;
+pub(crate) use crate::metrics::worker::{add, bump, drop_one, WorkerStats, H2, H2C, HTTP1, HTTPS1};
 use crate::runtime::deadline::{Deadlines, TICK};
-use crate::runtime::{Io, WorkerSpec};
+use crate::runtime::Io;
 use crate::snapshot::Snapshot;
 use crate::tls::TlsStream;
 use crate::upstream::{Balancer, Pools};
-
-/// HTTP/2 error codes 0x0..=0xd by name (RFC 9113 §7).
-pub const H2_ERROR_NAMES: [&str; 14] = [
-    "NO_ERROR",
-    "PROTOCOL_ERROR",
-    "INTERNAL_ERROR",
-    "FLOW_CONTROL_ERROR",
-    "SETTINGS_TIMEOUT",
-    "STREAM_CLOSED",
-    "FRAME_SIZE_ERROR",
-    "REFUSED_STREAM",
-    "CANCEL",
-    "COMPRESSION_ERROR",
-    "CONNECT_ERROR",
-    "ENHANCE_YOUR_CALM",
-    "INADEQUATE_SECURITY",
-    "HTTP_1_1_REQUIRED",
-];
-
-/// Counters of one worker. Written only by that worker (relaxed stores on its own cache
-/// lines), summed by the admin thread when scraped.
-#[derive(Debug, Default)]
-pub struct WorkerStats {
-    pub requests: AtomicU64,
-    pub connections_total: AtomicU64,
-    pub connections_active: AtomicU64,
-    /// Connections by protocol once it is known (see [`PROTOCOLS`]): total, and open now.
-    pub protocol_total: [AtomicU64; PROTOCOLS.len()],
-    pub protocol_active: [AtomicU64; PROTOCOLS.len()],
-    pub upstream_connects: AtomicU64,
-    pub upstream_connect_errors: AtomicU64,
-    pub upstream_retries: AtomicU64,
-    pub responses_proxy_error: AtomicU64,
-    pub tls_handshakes: AtomicU64,
-    pub tls_handshake_errors: AtomicU64,
-    /// Handshakes that resumed a session (ticket or cache) instead of a full key exchange.
-    pub tls_resumed: AtomicU64,
-    /// HTTP/2 connections we closed for a protocol violation or abuse (GOAWAY sent), by the
-    /// error code (RFC 9113 §7): rapid reset and floods end in ENHANCE_YOUR_CALM, header
-    /// bombs in COMPRESSION_ERROR or PROTOCOL_ERROR.
-    pub h2_errors: [AtomicU64; H2_ERROR_NAMES.len()],
-    /// Responses by route and status class (see [`RouteKey`]). Each worker locks only its
-    /// own table, once per response; the scrape takes it briefly.
-    pub by_route: std::sync::Mutex<rustc_hash::FxHashMap<Box<str>, [u64; 5]>>,
-    /// Request durations: counts per [`LATENCY_BUCKETS`] bound (the last one is +Inf), and
-    /// their sum in microseconds.
-    pub latency: [AtomicU64; LATENCY_BUCKETS.len() + 1],
-    pub latency_sum_us: AtomicU64,
-    /// Upstream response times (first connect attempt to the end of the response), in the
-    /// same buckets.
-    pub upstream_latency: [AtomicU64; LATENCY_BUCKETS.len() + 1],
-    pub upstream_latency_sum_us: AtomicU64,
-    /// Request bytes read from clients and response bytes written to them (heads and bodies
-    /// for HTTP/1.1, DATA for HTTP/2).
-    pub bytes_in: AtomicU64,
-    pub bytes_out: AtomicU64,
-    /// HTTP connections closed for a missing or bad PROXY header (`use-proxy-protocol`).
-    pub proxy_header_errors: AtomicU64,
-    /// HTTP/2 streams reset because the worker's budget for held response bytes was spent.
-    pub h2_response_budget_resets: AtomicU64,
-    /// L4 connections by Service (`namespace/name:port`).
-    pub l4: std::sync::Mutex<rustc_hash::FxHashMap<Box<str>, l4::L4Counters>>,
-}
-
-/// Client connection protocols, as metric labels: HTTP/1.x over TCP and over TLS, HTTP/2 over
-/// TLS (ALPN) and cleartext (prior knowledge).
-pub const PROTOCOLS: [&str; 4] = ["http1", "https1", "h2", "h2c"];
-const HTTP1: usize = 0;
-const HTTPS1: usize = 1;
-const H2: usize = 2;
-const H2C: usize = 3;
 
 /// Counts a connection under its protocol for as long as it is served.
 struct ProtocolGuard<'a>(&'a WorkerStats, usize);
@@ -113,95 +44,6 @@ impl Drop for ProtocolGuard<'_> {
     fn drop(&mut self) {
         drop_one(&self.0.protocol_active[self.1]);
     }
-}
-
-/// Upper bounds (seconds) of the request duration histogram.
-pub const LATENCY_BUCKETS: [f64; 12] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0];
-
-/// The labels of one response series, `ingress \0 service \0 method`, written into a
-/// reused buffer per request; the table allocates a copy only for a series it has not seen.
-#[derive(Debug, Default)]
-pub(crate) struct RouteKey(String);
-
-impl RouteKey {
-    /// No labels: a request that is not counted (it never got as far as routing).
-    /// `namespace/name` of the Ingress (empty when no rule matched).
-    pub(crate) fn ingress(&self) -> &str {
-        self.0.split('\0').next().unwrap_or("")
-    }
-
-    /// The backend's `namespace/service:port` (empty when no rule matched).
-    pub(crate) fn service(&self) -> &str {
-        self.0.split('\0').nth(1).unwrap_or("")
-    }
-
-    pub(crate) fn clear(&mut self) {
-        self.0.clear();
-    }
-
-    /// `route` is None when no rule matched (the labels are then empty).
-    pub(crate) fn set(&mut self, snap: &Snapshot, route: Option<&crate::snapshot::Route>, method: &str) {
-        self.0.clear();
-        if let Some(r) = route {
-            self.0.push_str(&r.ingress.namespace);
-            self.0.push('/');
-            self.0.push_str(&r.ingress.name);
-            self.0.push('\0');
-            self.0.push_str(&snap.backend(r.backend).name);
-        } else {
-            self.0.push('\0');
-        }
-        self.0.push('\0');
-        self.0.push_str(method_class(method));
-    }
-}
-
-/// Methods as labels: the common ones by name, anything else as `other` (bounded cardinality).
-fn method_class(m: &str) -> &'static str {
-    match m {
-        "GET" => "GET",
-        "HEAD" => "HEAD",
-        "POST" => "POST",
-        "PUT" => "PUT",
-        "DELETE" => "DELETE",
-        "PATCH" => "PATCH",
-        "OPTIONS" => "OPTIONS",
-        _ => "other",
-    }
-}
-
-impl WorkerStats {
-    /// One response: counted under its route and status class, its duration in the histogram.
-    pub(crate) fn record(&self, key: &RouteKey, status: u16, elapsed: Duration) {
-        if !(100..600).contains(&status) || key.0.is_empty() {
-            return;
-        }
-        let class = (status / 100 - 1) as usize;
-        {
-            let mut table = self.by_route.lock().unwrap_or_else(|e| e.into_inner());
-            match table.get_mut(key.0.as_str()) {
-                Some(counts) => counts[class] += 1,
-                None => {
-                    let mut counts = [0u64; 5];
-                    counts[class] = 1;
-                    table.insert(key.0.as_str().into(), counts);
-                }
-            }
-        }
-        observe(&self.latency, &self.latency_sum_us, elapsed);
-    }
-}
-
-/// One duration into a histogram of [`LATENCY_BUCKETS`].
-fn observe(buckets: &[AtomicU64; LATENCY_BUCKETS.len() + 1], sum: &AtomicU64, d: Duration) {
-    let secs = d.as_secs_f64();
-    let bucket = LATENCY_BUCKETS.iter().position(|b| secs <= *b).unwrap_or(LATENCY_BUCKETS.len());
-    bump(&buckets[bucket]);
-    add(sum, d.as_micros() as u64);
-}
-
-fn add(c: &AtomicU64, n: u64) {
-    c.store(c.load(Ordering::Relaxed) + n, Ordering::Relaxed);
 }
 
 impl<I: Io> Worker<I> {
@@ -224,15 +66,6 @@ impl<I: Io> Worker<I> {
             self.log.write(&snap.log, rec, elapsed);
         }
     }
-}
-
-pub(crate) fn bump(c: &AtomicU64) {
-    // Single writer: a load and a store, no locked read-modify-write across cores.
-    c.store(c.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
-}
-
-fn drop_one(c: &AtomicU64) {
-    c.store(c.load(Ordering::Relaxed).saturating_sub(1), Ordering::Relaxed);
 }
 
 /// A worker-local handle on the published snapshot: cloning it per request bumps a plain
@@ -279,6 +112,7 @@ pub struct Worker<I: Io> {
     pub(crate) upstream_tls: Arc<rustls::ClientConfig>,
     pub(crate) upstream_tls_h1: Arc<rustls::ClientConfig>,
     published: &'static crate::Published,
+    pub(crate) l4_open: &'static l4::OpenConnections,
     /// The drain reached this worker (it saw it on a tick).
     draining: Cell<bool>,
     /// Bytes of request bodies reserved for buffering (`proxy-request-buffering`).
@@ -378,6 +212,23 @@ impl Drop for Reserved {
     }
 }
 
+/// Shared, read-only context every worker gets at start.
+pub struct WorkerSpec {
+    pub index: usize,
+    /// How many workers there are (per-Service L4 connection limits are shared out).
+    pub workers: usize,
+    pub cpu: Option<usize>,
+    pub listener: std::net::TcpListener,
+    /// The HTTPS listener and the TLS configuration every worker shares.
+    pub tls_listener: std::net::TcpListener,
+    pub tls: Arc<rustls::ServerConfig>,
+    pub published: &'static crate::Published,
+    /// L4 connections open, counted over all workers.
+    pub l4_open: &'static l4::OpenConnections,
+    pub backend: crate::runtime::Backend,
+    pub stats: Arc<crate::proxy::WorkerStats>,
+    pub log: crate::access_log::WorkerLog,
+}
 /// Runs one worker until the process exits: accept on both listeners, then one task per
 /// connection; after a drain starts, only the open connections.
 pub async fn run_worker<I: Io>(spec: WorkerSpec) {
@@ -406,6 +257,7 @@ pub async fn run_worker<I: Io>(spec: WorkerSpec) {
         upstream_tls: crate::tls::upstream_client_config(&[b"h2"]),
         upstream_tls_h1: crate::tls::upstream_client_config(&[b"http/1.1"]),
         published: spec.published,
+        l4_open: spec.l4_open,
         draining: Cell::new(false),
         buffered_bodies: Rc::new(Cell::new(0)),
         held_responses: Rc::new(Cell::new(0)),

@@ -1,21 +1,23 @@
 //! Workers: CPU pinning, the io_uring and epoll backends, and the owned-buffer I/O trait the
-//! proxy is written against. Runs on the worker threads; all `unsafe` of the crate lives here.
+//! proxy is written against, and the process's signals. Runs on the worker threads; all
+//! `unsafe` of the crate lives here.
 
 mod affinity;
-pub mod deadline;
+pub(crate) mod deadline;
 mod epoll;
 pub mod io;
 mod ring;
+mod signals;
 mod uring;
 
 use std::net::{SocketAddr, TcpListener};
-use std::sync::Arc;
 use std::time::Duration;
 
 pub use affinity::{allowed_cpus, pin_to_cpu};
 pub use epoll::Epoll;
 pub use io::{Io, Stream};
 pub use ring::Ring;
+pub use signals::Signals;
 pub use uring::Uring;
 
 /// Which I/O backend the workers run.
@@ -157,30 +159,12 @@ fn shutdown_fd(fd: std::os::fd::RawFd, how: std::net::Shutdown) {
 }
 
 /// The local address of a connected socket (where the client connected to).
-pub fn local_addr(fd: std::os::fd::RawFd) -> Option<std::net::SocketAddr> {
-    // SAFETY: the fd is borrowed only for this call; the caller owns the open socket.
-    let sock = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
-    socket2::SockRef::from(&sock).local_addr().ok()?.as_socket()
+pub fn local_addr(fd: std::os::fd::BorrowedFd<'_>) -> Option<std::net::SocketAddr> {
+    socket2::SockRef::from(&fd).local_addr().ok()?.as_socket()
 }
 
 /// Stops a listening socket (a drain): a pending accept fails, and nothing new is accepted.
 /// The caller guarantees the listener is still open.
 pub fn stop_listening(fd: std::os::fd::RawFd) {
     shutdown_fd(fd, std::net::Shutdown::Read);
-}
-
-/// Shared, read-only context every worker gets at start.
-pub struct WorkerSpec {
-    pub index: usize,
-    /// How many workers there are (per-Service L4 connection limits are shared out).
-    pub workers: usize,
-    pub cpu: Option<usize>,
-    pub listener: TcpListener,
-    /// The HTTPS listener and the TLS configuration every worker shares.
-    pub tls_listener: TcpListener,
-    pub tls: Arc<rustls::ServerConfig>,
-    pub published: &'static crate::Published,
-    pub backend: Backend,
-    pub stats: Arc<crate::proxy::WorkerStats>,
-    pub log: crate::access_log::WorkerLog,
 }

@@ -3,8 +3,9 @@
 
 pub mod annotations;
 mod build;
+pub(crate) mod certs;
 pub mod config;
-pub mod edge;
+pub(crate) mod edge;
 pub mod l4;
 mod table;
 
@@ -249,7 +250,7 @@ pub struct Snapshot {
     /// backend problems on the backends; [`Snapshot::warnings`] lists all three.
     pub build_warnings: Arc<Vec<String>>,
     /// Certificates by SNI name, from the served Ingresses' `spec.tls` Secrets.
-    pub certs: Arc<crate::tls::CertStore>,
+    pub certs: Arc<certs::CertStore>,
 }
 
 impl Snapshot {

@@ -339,7 +339,7 @@ fn service(w: wire::Service, cx: Cx) -> Result<Service, ParseError> {
             .status
             .conditions
             .into_iter()
-            .find(|c| c.type_ == crate::snapshot::l4::PORT_CONFLICT_CONDITION)
+            .find(|c| c.type_ == crate::model::PORT_CONFLICT_CONDITION)
             .map(|c| c.message),
     })
 }

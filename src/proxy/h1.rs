@@ -1,8 +1,8 @@
 //! HTTP/1.1 on both sides: the downstream request loop ([`server`]), the upstream exchange
 //! ([`client`]), head analysis and rewriting ([`codec`]), chunked framing ([`chunked`]).
 
-pub mod body;
+pub(crate) mod body;
 pub mod chunked;
-pub mod client;
+pub(crate) mod client;
 pub mod codec;
-pub mod server;
+pub(crate) mod server;

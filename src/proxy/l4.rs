@@ -18,6 +18,7 @@ use futures::future::{select, Either};
 use rustc_hash::{FxHashMap, FxHashSet};
 
 use super::{proxy_protocol, Worker};
+use crate::metrics::worker::L4Counters;
 use crate::runtime::{Io, Stream};
 use crate::snapshot::l4::{L4Balance, L4Port, L4Table, ProxyVersion};
 
@@ -36,20 +37,31 @@ const SPLICE_AFTER: u64 = 256 * 1024;
 /// Pipes a worker may have at once (two descriptors each); beyond, bytes are copied.
 const MAX_PIPES: usize = 1024;
 
-/// Per-Service counters of one worker, summed at scrape.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct L4Counters {
-    pub active: u64,
-    pub total: u64,
-    /// Client to backend, and back.
-    pub bytes_in: u64,
-    pub bytes_out: u64,
-    /// Of those, moved by splice (never copied through user space).
-    pub bytes_spliced: u64,
-    pub connect_failures: u64,
-    pub endpoint_down: u64,
-    /// Refused: the Service's connection limit, a bad PROXY header, or no endpoint at all.
-    pub rejected: u64,
+/// L4 connections open per port, over all workers: what the per-Service connection limit
+/// counts. The one piece of mutable state the workers share: a lock per connection opened and
+/// closed, uncontended next to the TCP work around it.
+#[derive(Debug, Default)]
+pub struct OpenConnections(std::sync::Mutex<FxHashMap<u16, usize>>);
+
+impl OpenConnections {
+    /// Counts a new connection on `port` unless `max` are open already (0: no limit). False:
+    /// refused, not counted.
+    fn try_open(&self, port: u16, max: usize) -> bool {
+        let mut open = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let n = open.entry(port).or_default();
+        if max != 0 && *n >= max {
+            return false;
+        }
+        *n += 1;
+        true
+    }
+
+    /// A connection counted by [`OpenConnections::try_open`] closed.
+    fn close(&self, port: u16) {
+        if let Some(n) = self.0.lock().unwrap_or_else(|e| e.into_inner()).get_mut(&port) {
+            *n -= 1;
+        }
+    }
 }
 
 /// One worker's L4 state.
@@ -164,18 +176,10 @@ async fn accept_loop<I: Io>(w: Rc<Worker<I>>, listener: I::Listener, port: u16, 
 async fn serve<I: Io>(w: &Worker<I>, client: I::Stream, peer: SocketAddr, port: u16) {
     let snap = w.snapshot();
     let Some(p) = snap.l4.get(port) else { return };
-    {
-        // One count for all workers: a lock per connection opened and closed, uncontended
-        // next to the TCP work around it.
-        let mut open = w.published.l4_open.lock().unwrap_or_else(|e| e.into_inner());
-        let n = open.entry(port).or_default();
-        if p.max_connections != 0 && *n >= p.max_connections {
-            drop(open);
-            w.l4_count(&p.name, |c| c.rejected += 1);
-            tracing::debug!(worker = w.index, service = %p.name, %peer, "L4 connection limit reached; closed");
-            return;
-        }
-        *n += 1;
+    if !w.l4_open.try_open(port, p.max_connections) {
+        w.l4_count(&p.name, |c| c.rejected += 1);
+        tracing::debug!(worker = w.index, service = %p.name, %peer, "L4 connection limit reached; closed");
+        return;
     }
     w.l4_count(&p.name, |c| {
         c.active += 1;
@@ -188,9 +192,7 @@ async fn serve<I: Io>(w: &Worker<I>, client: I::Stream, peer: SocketAddr, port: 
         c.bytes_out += moved.down;
         c.bytes_spliced += moved.spliced;
     });
-    if let Some(n) = w.published.l4_open.lock().unwrap_or_else(|e| e.into_inner()).get_mut(&port) {
-        *n -= 1;
-    }
+    w.l4_open.close(port);
 }
 
 /// Bytes one connection moved.
@@ -223,7 +225,7 @@ async fn forward<I: Io>(w: &Worker<I>, p: &L4Port, client: &I::Stream, peer: Soc
     };
     *w.l4.per_endpoint.borrow_mut().entry(addr).or_default() += 1;
     if let Some(v) = p.send_proxy {
-        let dst = crate::runtime::local_addr(client.fd()).unwrap_or(peer);
+        let dst = client.local_addr().unwrap_or(peer);
         let mut h = Vec::with_capacity(64 + first.len());
         match v {
             ProxyVersion::V1 => proxy_protocol::write_v1(&mut h, source, dst),

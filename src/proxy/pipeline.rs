@@ -12,7 +12,7 @@
 use std::net::IpAddr;
 
 use super::error::{Kind, ProxyError};
-use super::RouteKey;
+use crate::access_log::RouteKey;
 use crate::snapshot::annotations::BackendProtocol;
 use crate::snapshot::{normalize_host, Route, Settings, Snapshot};
 
@@ -105,7 +105,7 @@ pub(crate) fn decide<'s>(
 ) -> Result<Decision<'s>, ProxyError> {
     check_method(req.method)?;
     if !req.authority.is_empty() && !valid_host(req.authority) {
-        key.set(snap, None, req.method);
+        key.set(None, req.method);
         return Err(ProxyError::downstream(Kind::BadHost, "invalid Host"));
     }
     let mut hbuf = [0u8; 256];
@@ -117,7 +117,7 @@ pub(crate) fn decide<'s>(
         _ => raw.map(std::borrow::Cow::Borrowed),
     };
     let route = host.zip(normal.as_deref()).and_then(|(h, p)| snap.table.lookup(h, p));
-    key.set(snap, route, req.method);
+    key.set(route.map(|r| (&*r.ingress.namespace, &*r.ingress.name, &*snap.backend(r.backend).name)), req.method);
     let route =
         route.ok_or_else(|| ProxyError::downstream(Kind::NoRoute, "no Ingress rule matches this host and path"))?;
     let s = &snap.settings;

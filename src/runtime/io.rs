@@ -1,7 +1,7 @@
 //! The owned-buffer I/O seam between the proxy and the backends. Buffers move into an
 //! operation and come back with its result, which is what io_uring needs; the epoll backend
-//! follows the same contract. Kept narrow on purpose: a thinner io_uring driver can replace
-//! tokio-uring behind it without touching the proxy.
+//! follows the same contract. Kept narrow on purpose: three backends implement it (ringress's
+//! own io_uring driver, tokio-uring and epoll), and the proxy does not know which one runs.
 
 use std::future::Future;
 use std::io;
@@ -34,6 +34,14 @@ pub trait Stream: Sized + 'static {
 
     /// The socket, for deadlines (see [`Clock`]).
     fn fd(&self) -> RawFd;
+
+    /// The local address of the socket (where the client connected to).
+    fn local_addr(&self) -> Option<SocketAddr> {
+        // SAFETY: a stream owns its open fd for as long as it lives, and `&self` outlives
+        // this call.
+        let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(self.fd()) };
+        super::local_addr(fd)
+    }
 
     /// Moves up to `len` bytes from this socket into the (empty) `pipe` without copying them
     /// through user space; `Ok(0)` is EOF. None: this backend does not splice (the caller

@@ -2,7 +2,8 @@
 //! executor. The ring is set up with SINGLE_ISSUER + DEFER_TASKRUN (completions are processed
 //! only when the worker asks, in the same `io_uring_enter` that submits and waits), so there is
 //! no epoll indirection, no per-completion wake-up task and no cross-thread signalling.
-//! PERF_NOTES measured tokio-uring's indirections as the cost that kept io_uring from paying.
+//! Measured on these machines, tokio-uring's indirections were the cost that kept io_uring
+//! from paying off (`--io tokio-uring` keeps it selectable for comparison).
 //!
 //! Ownership rules that make it sound: an operation's buffers, socket address and fd handle
 //! live in its [`Op`] until the completion arrives; if the `Op` is dropped first, they move

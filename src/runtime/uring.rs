@@ -1,4 +1,5 @@
-//! The io_uring backend, on tokio-uring, with the ring set up as PERF_NOTES measured best:
+//! The io_uring backend on tokio-uring (`--io tokio-uring`), with the ring set up as measured
+//! best on these machines:
 //! COOP_TASKRUN + SINGLE_ISSUER (never DEFER_TASKRUN: tokio-uring's driver hangs with it).
 
 use std::io;

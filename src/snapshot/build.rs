@@ -202,7 +202,7 @@ pub fn build_after(inputs: &Inputs, opts: &BuildOptions, prev: &Snapshot) -> Sna
         edge: Arc::new(global.edge),
         l4: Arc::new(l4),
         build_warnings: Arc::new(build_warnings),
-        certs: Arc::new(crate::tls::build_certs(
+        certs: Arc::new(crate::snapshot::certs::build_certs(
             &ingresses,
             &inputs.secrets,
             opts.default_certificate.as_ref(),

@@ -18,9 +18,6 @@ pub const PROXY_PROTOCOL_ANNOTATION: &str = "ringress.dev/proxy-protocol";
 pub const BALANCE_ANNOTATION: &str = "ringress.dev/load-balance";
 pub const MAX_CONNECTIONS_ANNOTATION: &str = "ringress.dev/max-connections";
 pub const IDLE_TIMEOUT_ANNOTATION: &str = "ringress.dev/idle-timeout";
-/// The `status.conditions` type set on a Service that lost a port (to an older Service, or to
-/// a port ringress uses itself); removed when every port is served again.
-pub const PORT_CONFLICT_CONDITION: &str = "ringress.dev/PortConflict";
 
 /// The PROXY protocol header sent to a backend.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -187,7 +187,7 @@ fn status_patch(item: &StatusItem, address: &str) -> Option<serde_json::Value> {
         let condition = match &item.want_conflict {
             Some(message) => {
                 let mut c = json!({
-                    "type": crate::snapshot::l4::PORT_CONFLICT_CONDITION,
+                    "type": crate::model::PORT_CONFLICT_CONDITION,
                     "status": "True",
                     "reason": "PortInUse",
                     "message": message,
@@ -198,7 +198,7 @@ fn status_patch(item: &StatusItem, address: &str) -> Option<serde_json::Value> {
                 }
                 c
             }
-            None => json!({"type": crate::snapshot::l4::PORT_CONFLICT_CONDITION, "$patch": "delete"}),
+            None => json!({"type": crate::model::PORT_CONFLICT_CONDITION, "$patch": "delete"}),
         };
         status.insert("conditions".into(), json!([condition]));
     }
