@@ -108,16 +108,24 @@ impl Balancer {
         self.sample(addr, took.as_secs_f64());
     }
 
-    /// A connect to `addr` failed.
+    /// A connect to `addr` failed: its average becomes at least [`EWMA_FAILURE`] at once (a
+    /// blended sample would barely move an average updated a moment ago, since samples weigh
+    /// by the time between them), and fades from there like any other.
     pub fn failed(&mut self, addr: SocketAddr) {
-        self.sample(addr, EWMA_FAILURE);
+        let now = std::time::Instant::now();
+        let current = self.ewma.get(&addr).map_or(0.0, |(v, at)| decayed(*v, now.duration_since(*at)));
+        self.ewma.insert(addr, (current.max(EWMA_FAILURE), now));
     }
 
     fn sample(&mut self, addr: SocketAddr, v: f64) {
         let now = std::time::Instant::now();
         let e = self.ewma.entry(addr).or_insert((v, now));
         let w = (-now.duration_since(e.1).as_secs_f64() / EWMA_DECAY).exp();
-        *e = (e.0 * w + v * (1.0 - w), now);
+        // Peak-sensitive: a slower response than the average takes over at once (a blend
+        // would weigh it by the time since the last sample, next to nothing under load);
+        // faster ones pull the average down gradually.
+        let blended = e.0 * w + v * (1.0 - w);
+        *e = (if v > blended { v } else { blended }, now);
         if self.ewma.len() > 65_536 {
             // Endpoints come and go; forget the stalest half rather than grow forever.
             let mut ages: Vec<std::time::Instant> = self.ewma.values().map(|x| x.1).collect();
@@ -155,4 +163,113 @@ impl Balancer {
 /// tried again (as a new one would be).
 fn decayed(v: f64, age: std::time::Duration) -> f64 {
     v * (-age.as_secs_f64() / EWMA_DECAY).exp()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::snapshot::LoadBalance;
+    use std::time::Duration;
+
+    /// A snapshot with one backend of `n` ready endpoints (10.0.0.1..n:8080; never dialled).
+    fn snapshot(n: u8, lb: LoadBalance) -> Snapshot {
+        let addresses: Vec<String> = (1..=n).map(|i| format!("10.0.0.{i}")).collect();
+        let yaml = format!(
+            r#"
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata: {{name: i, namespace: default}}
+spec:
+  ingressClassName: ringress
+  rules: [{{http: {{paths: [{{path: /, pathType: Prefix, backend: {{service: {{name: s, port: {{number: 80}}}}}}}}]}}}}]
+---
+apiVersion: v1
+kind: Service
+metadata: {{name: s, namespace: default}}
+spec: {{ports: [{{port: 80, targetPort: 8080}}]}}
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: {{name: s-1, namespace: default, labels: {{kubernetes.io/service-name: s}}}}
+addressType: IPv4
+endpoints: [{{addresses: [{}], conditions: {{ready: true}}}}]
+ports: [{{port: 8080}}]
+"#,
+            addresses.join(", ")
+        );
+        let objects = crate::model::parse_documents(&yaml).expect("test YAML parses");
+        let mut snap = crate::snapshot::build(&objects, &Default::default());
+        snap.settings.load_balance = lb;
+        snap.generation = 1;
+        snap
+    }
+
+    fn backend(snap: &Snapshot) -> BackendId {
+        snap.table.lookup("any", "/").expect("the route").backend
+    }
+
+    #[test]
+    fn round_robin_visits_every_endpoint_in_turn() {
+        let snap = snapshot(3, LoadBalance::RoundRobin);
+        let (mut b, id) = (Balancer::default(), backend(&snap));
+        assert_eq!(snap.backend(id).endpoints.len(), 3);
+        let picks: Vec<usize> = (0..6).map(|_| b.pick(&snap, id, 0)).collect();
+        assert_eq!(picks, [0, 1, 2, 0, 1, 2]);
+    }
+
+    #[test]
+    fn ewma_avoids_the_slow_and_the_failing_endpoint() {
+        let snap = snapshot(3, LoadBalance::Ewma);
+        let (mut b, id) = (Balancer::default(), backend(&snap));
+        let eps = snap.backend(id).endpoints.clone();
+        b.observe(eps[0], Duration::from_millis(900));
+        b.observe(eps[1], Duration::from_millis(2));
+        b.observe(eps[2], Duration::from_millis(3));
+        let mut counts = [0usize; 3];
+        for _ in 0..3000 {
+            counts[b.pick(&snap, id, 0)] += 1;
+        }
+        // Two distinct endpoints are compared: the slowest can never win a comparison.
+        assert_eq!(counts[0], 0, "{counts:?}");
+        assert!(counts[1] > counts[2], "the fastest wins every pair it is in: {counts:?}");
+        // A failed connect makes the endpoint the worst at once, however good its average
+        // was a moment ago: it loses every comparison, even to the slow one.
+        b.failed(eps[1]);
+        let picks: Vec<usize> = (0..1000).map(|_| b.pick(&snap, id, 0)).collect();
+        assert!(!picks.contains(&1), "the failing endpoint gets nothing");
+        assert!(picks.iter().filter(|&&i| i == 2).count() > 600, "the healthy one wins both its pairs");
+    }
+
+    #[test]
+    fn a_slow_response_counts_at_once_and_fast_ones_pull_it_down_over_time() {
+        let mut b = Balancer::default();
+        let a: SocketAddr = "10.0.0.1:80".parse().unwrap();
+        b.observe(a, Duration::from_millis(2));
+        b.observe(a, Duration::from_millis(400));
+        assert!((b.ewma[&a].0 - 0.4).abs() < 1e-9, "the peak is taken: {}", b.ewma[&a].0);
+        b.observe(a, Duration::from_millis(2));
+        assert!(b.ewma[&a].0 > 0.39, "one fast answer a moment later barely moves it");
+    }
+
+    #[test]
+    fn ewma_retries_go_round_robin_and_old_averages_fade() {
+        let snap = snapshot(4, LoadBalance::Ewma);
+        let (mut b, id) = (Balancer::default(), backend(&snap));
+        let mut seen: Vec<usize> = (1..=4).map(|attempt| b.pick(&snap, id, attempt)).collect();
+        seen.sort();
+        assert_eq!(seen, [0, 1, 2, 3], "later attempts try each endpoint once");
+        // A sample ten seconds old weighs 1/e: a slow endpoint gets traffic again in time.
+        let faded = decayed(1.0, Duration::from_secs(10));
+        assert!((faded - (-1.0f64).exp()).abs() < 1e-9);
+        assert!(decayed(1.0, Duration::from_secs(120)) < 1e-5);
+    }
+
+    #[test]
+    fn a_new_snapshot_restarts_the_rotation() {
+        let mut snap = snapshot(2, LoadBalance::RoundRobin);
+        let (mut b, id) = (Balancer::default(), backend(&snap));
+        assert_eq!(b.pick(&snap, id, 0), 0);
+        snap.generation += 1;
+        assert_eq!(b.pick(&snap, id, 0), 0, "backend ids are valid within one snapshot only");
+    }
 }

@@ -132,3 +132,75 @@ impl Deadlines {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read;
+    use std::os::fd::AsRawFd;
+    use std::os::unix::net::UnixStream;
+
+    #[test]
+    fn a_deadline_fires_on_its_tick_and_shuts_its_socket() {
+        let d = Deadlines::default();
+        let (ours, mut theirs) = UnixStream::pair().unwrap();
+        let w = d.register();
+        // 250 ms is three ticks, plus the one in progress: due on the fourth advance.
+        let armed = d.arm(&w, ours.as_raw_fd(), Shutdown::Both, d.after(Duration::from_millis(250)));
+        for _ in 0..3 {
+            d.advance();
+            assert!(!w.expired());
+        }
+        d.advance();
+        assert!(w.expired());
+        drop(armed);
+        let mut buf = [0u8; 1];
+        assert_eq!(theirs.read(&mut buf).unwrap(), 0, "the peer sees the shutdown as EOF");
+    }
+
+    #[test]
+    fn a_disarmed_deadline_never_fires() {
+        let d = Deadlines::default();
+        let (ours, _theirs) = UnixStream::pair().unwrap();
+        let w = d.register();
+        drop(d.arm(&w, ours.as_raw_fd(), Shutdown::Both, d.after(TICK)));
+        for _ in 0..5 {
+            d.advance();
+        }
+        assert!(!w.expired());
+        // Re-arming clears a previous expiry.
+        let _a = d.arm(&w, ours.as_raw_fd(), Shutdown::Read, d.after(TICK));
+        d.advance();
+        d.advance();
+        assert!(w.expired());
+        drop(_a);
+        let _b = d.arm(&w, ours.as_raw_fd(), Shutdown::Read, d.after(TICK));
+        assert!(!w.expired());
+    }
+
+    #[test]
+    fn a_drain_closes_idle_waits_only() {
+        let d = Deadlines::default();
+        let (a, _pa) = UnixStream::pair().unwrap();
+        let (b, _pb) = UnixStream::pair().unwrap();
+        let (idle, busy) = (d.register(), d.register());
+        idle.set_idle(true);
+        let _x = d.arm(&idle, a.as_raw_fd(), Shutdown::Both, d.after(Duration::from_secs(60)));
+        let _y = d.arm(&busy, b.as_raw_fd(), Shutdown::Both, d.after(Duration::from_secs(60)));
+        d.close_idle();
+        assert!(idle.expired() && !busy.expired());
+    }
+
+    #[test]
+    fn unregistering_keeps_the_other_slots_right() {
+        let d = Deadlines::default();
+        let ws: Vec<_> = (0..4).map(|_| d.register()).collect();
+        d.unregister(&ws[1]);
+        d.unregister(&ws[1]); // twice: a no-op
+        d.unregister(&ws[3]); // moved into slot 1 by the first removal
+        assert_eq!(d.watches.borrow().len(), 2);
+        d.unregister(&ws[0]);
+        d.unregister(&ws[2]);
+        assert!(d.watches.borrow().is_empty());
+    }
+}

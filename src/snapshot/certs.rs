@@ -165,3 +165,79 @@ pub fn generated_default() -> Result<Arc<CertifiedKey>, String> {
     let key = PrivateKeyDer::Pkcs8(made.signing_key.serialize_der().into());
     certified(vec![made.cert.der().clone()], key).map(Arc::new)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::IngressTls;
+
+    /// A `kubernetes.io/tls` Secret with a fresh self-signed certificate for `names`.
+    fn secret(name: &str, names: &[&str]) -> Secret {
+        let made = rcgen::generate_simple_self_signed(names.iter().map(|n| n.to_string()).collect::<Vec<_>>()).unwrap();
+        let mut data = std::collections::BTreeMap::new();
+        data.insert("tls.crt".to_string(), made.cert.pem().into_bytes());
+        data.insert("tls.key".to_string(), made.signing_key.serialize_pem().into_bytes());
+        let key = ObjectKey { namespace: "default".into(), name: name.into() };
+        Secret { key, type_: Some("kubernetes.io/tls".into()), data }
+    }
+
+    fn ingress(name: &str, tls: &[(&[&str], &str)]) -> Ingress {
+        Ingress {
+            key: ObjectKey { namespace: "default".into(), name: name.into() },
+            creation_timestamp: None,
+            annotations: Default::default(),
+            class_name: None,
+            default_backend: None,
+            rules: Vec::new(),
+            tls: tls
+                .iter()
+                .map(|(hosts, s)| IngressTls {
+                    hosts: hosts.iter().map(|h| h.to_string()).collect(),
+                    secret_name: Some(s.to_string()),
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn wildcards_cover_exactly_one_label_and_exact_names_win() {
+        let (wild, exact) = (secret("wild", &["*.example.com"]), secret("exact", &["a.example.com"]));
+        let ing = ingress("i", &[(&["*.Example.com"], "wild"), (&["a.example.com"], "exact")]);
+        let store = build_certs(&[&ing], &[&wild, &exact], None, &CertStore::default());
+        assert!(store.warnings.is_empty(), "{:?}", store.warnings);
+        assert_eq!(store.len(), 2);
+        let w = store.lookup("b.example.com").expect("one label under the wildcard");
+        let e = store.lookup("a.example.com").expect("the exact name");
+        assert!(!Arc::ptr_eq(w, e), "the exact certificate wins over the wildcard");
+        assert!(Arc::ptr_eq(store.lookup("B.EXAMPLE.COM.").unwrap(), w), "case and a trailing dot do not matter");
+        for miss in ["example.com", "a.b.example.com", "bexample.com", ""] {
+            assert!(store.lookup(miss).is_none(), "{miss:?} is not covered");
+        }
+    }
+
+    #[test]
+    fn the_first_ingress_keeps_a_host_and_bad_secrets_keep_the_last_good_certificate() {
+        let (one, two) = (secret("one", &["x.test"]), secret("two", &["x.test"]));
+        let (old, new) = (ingress("old", &[(&["x.test"], "one")]), ingress("new", &[(&["x.test"], "two")]));
+        let store = build_certs(&[&old, &new], &[&one, &two], None, &CertStore::default());
+        let first = store.lookup("x.test").unwrap().clone();
+        // `one` turns bad: its previous certificate stays, with a warning naming the Secret.
+        let mut broken = one.clone();
+        broken.data.insert("tls.key".into(), b"not a key".to_vec());
+        let next = build_certs(&[&old], &[&broken], None, &store);
+        assert!(Arc::ptr_eq(next.lookup("x.test").unwrap(), &first));
+        assert!(
+            next.warnings.iter().any(|w| w.contains("Secret default/one") && w.contains("previous")),
+            "{:?}",
+            next.warnings
+        );
+        // Never seen good: no certificate, and the default is used.
+        let fresh = build_certs(&[&old], &[&broken], None, &CertStore::default());
+        assert!(fresh.lookup("x.test").is_none());
+        // A key that belongs to another certificate is refused by name.
+        let mut mixed = one.clone();
+        mixed.data.insert("tls.key".into(), two.data["tls.key"].clone());
+        let err = parse_tls_secret(&mixed).err().unwrap();
+        assert!(err.contains("does not belong"), "{err}");
+    }
+}

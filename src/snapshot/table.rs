@@ -1,5 +1,6 @@
 //! Matching: host (exact, then `*.` wildcard, then rules with no host), then path (Exact, then
-//! regular expressions in order, then the longest Prefix). Each lookup costs a few hash probes per path segment, whatever the
+//! regular expressions in order, then the longest Prefix). Each lookup costs a few hash probes
+//! per path segment (plus one match per regular-expression route of its host), whatever the
 //! number of Ingresses.
 
 use std::sync::Arc;
@@ -7,6 +8,29 @@ use std::sync::Arc;
 use rustc_hash::FxHashMap;
 
 use super::Route;
+
+/// Counts the hash probes and expression matches of lookups on this thread, in tests only:
+/// the cost a lookup has, measured without a clock.
+#[cfg(test)]
+pub(super) mod probes {
+    thread_local!(static N: std::cell::Cell<usize> = const { std::cell::Cell::new(0) });
+
+    pub fn hit() {
+        N.with(|n| n.set(n.get() + 1));
+    }
+
+    /// Probes since the last call.
+    pub fn take() -> usize {
+        N.with(|n| n.replace(0))
+    }
+}
+
+/// One probe of a lookup (a no-op outside tests).
+#[inline(always)]
+fn probe() {
+    #[cfg(test)]
+    probes::hit();
+}
 
 /// Routes of one host: self-contained (its own routes and conflict warnings), so one host can
 /// be rebuilt and swapped in without touching the others. Prefix keys are stored without
@@ -26,10 +50,12 @@ pub struct HostRoutes {
 
 impl HostRoutes {
     fn lookup(&self, path: &str) -> Option<u32> {
+        probe();
         if let Some(&r) = self.exact.get(path) {
             return Some(r);
         }
         for &r in &self.regex {
+            probe();
             if self.routes[r as usize].regex.as_ref().is_some_and(|re| re.is_match(path)) {
                 return Some(r);
             }
@@ -41,6 +67,7 @@ impl HostRoutes {
         let mut candidate = path.trim_end_matches('/');
         loop {
             let key = if candidate.is_empty() { "/" } else { candidate };
+            probe();
             if let Some(&r) = self.prefix.get(key) {
                 return Some(r);
             }
@@ -112,11 +139,13 @@ impl RouteTable {
     }
 
     fn host_routes(&self, host: &str) -> &HostRoutes {
+        probe();
         if let Some(h) = self.exact_hosts.get(host) {
             return h;
         }
         // `*.foo.com` covers exactly one label: `bar.foo.com`, not `foo.com` or `a.b.foo.com`.
         if let Some(dot) = host.find('.') {
+            probe();
             if let Some(h) = self.wildcard_hosts.get(&host[dot + 1..]) {
                 return h;
             }

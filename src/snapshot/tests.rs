@@ -336,21 +336,42 @@ fn default_backend_catches_unmatched_requests() {
 
 #[test]
 fn lookup_cost_does_not_depend_on_ingress_count() {
-    // Structural check, not timing: the lookup touches the host maps and one map per segment.
-    let mut yaml = service_yaml("default", "svc", 1);
-    for i in 0..500 {
-        yaml += "---\n";
-        yaml += &ingress_yaml(
-            &format!("i{i}"),
-            "2024-01-01T00:00:00Z",
-            Some(&format!("h{i}.example.com")),
-            &[(Prefix, "/", "svc")],
-        );
+    // Counted in probes (hash lookups and expression matches), not time: the same request
+    // costs the same against 1 Ingress and 1,000 (500 hosts, and 500 paths on one host).
+    let table = |n: usize| {
+        let mut yaml = service_yaml("default", "svc", 1);
+        for i in 0..n {
+            yaml += "---\n";
+            let host = format!("h{i}.example.com");
+            yaml += &ingress_yaml(&format!("i{i}"), "2024-01-01T00:00:00Z", Some(&host), &[(Prefix, "/", "svc")]);
+            yaml += "---\n";
+            let path = format!("/p{i}/deep");
+            yaml += &ingress_yaml(
+                &format!("j{i}"),
+                "2024-01-01T00:00:00Z",
+                Some("shared.example"),
+                &[(Prefix, &path, "svc")],
+            );
+        }
+        snapshot(&yaml)
+    };
+    let cost = |s: &Snapshot, host: &str, path: &str| {
+        super::table::probes::take();
+        let found = lookup(s, host, path).is_some();
+        (found, super::table::probes::take())
+    };
+    let (small, large) = (table(1), table(500));
+    assert_eq!(large.table.len(), 1000);
+    for (host, path) in [
+        ("h0.example.com", "/a/b/c"),
+        ("shared.example", "/p0/deep/x"),
+        ("unknown.example", "/a/b"),
+        ("shared.example", "/nowhere/at/all"),
+    ] {
+        let (a, b) = (cost(&small, host, path), cost(&large, host, path));
+        assert_eq!(a, b, "{host}{path}: (found, probes) with 1 vs 500 Ingresses per kind");
+        assert!(a.1 <= 6, "{host}{path}: {} probes", a.1);
     }
-    let s = snapshot(&yaml);
-    assert_eq!(s.table.exact_hosts.len(), 500);
-    assert!(lookup(&s, "h499.example.com", "/a/b").is_some());
-    assert!(lookup(&s, "h500.example.com", "/a/b").is_none());
 }
 
 #[test]

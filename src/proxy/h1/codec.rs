@@ -399,3 +399,6 @@ pub fn write_response_head(
     out.extend_from_slice(extra);
     out.extend_from_slice(b"\r\n");
 }
+
+#[cfg(test)]
+mod tests;

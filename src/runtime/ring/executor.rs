@@ -231,3 +231,71 @@ impl Executor {
         CURRENT.with(|c| c.set(std::ptr::null()));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::rc::Rc;
+
+    /// Runs `main` on an executor whose park sleeps until the next timer (no ring needed).
+    fn run(main: impl Future<Output = ()> + 'static) {
+        let e = Executor::new();
+        e.run(main, |wait, until| {
+            if let (true, Some(t)) = (wait, until) {
+                std::thread::sleep(t.saturating_duration_since(Instant::now()));
+            }
+        });
+    }
+
+    fn heap_len() -> usize {
+        with_current(|e| e.timers.borrow().len()).unwrap()
+    }
+
+    #[test]
+    fn timers_fire_in_deadline_order_whatever_the_spawn_order() {
+        let order = Rc::new(RefCell::new(Vec::new()));
+        let o = order.clone();
+        run(async move {
+            for ms in [30u64, 10, 20, 0] {
+                let o = o.clone();
+                spawn(async move {
+                    sleep(Duration::from_millis(ms)).await;
+                    o.borrow_mut().push(ms);
+                });
+            }
+            sleep(Duration::from_millis(60)).await;
+        });
+        assert_eq!(*order.borrow(), vec![0, 10, 20, 30]);
+    }
+
+    #[test]
+    fn a_sleep_polled_many_times_holds_one_entry() {
+        run(async {
+            let mut s = std::pin::pin!(sleep(Duration::from_secs(3600)));
+            for _ in 0..100 {
+                assert!(futures::poll!(s.as_mut()).is_pending());
+            }
+            assert_eq!(heap_len(), 1);
+        });
+    }
+
+    #[test]
+    fn dropped_sleeps_are_swept_from_the_heap() {
+        run(async {
+            // Connections that end long before their idle timeout: their timers die unfired.
+            for _ in 0..3000 {
+                let mut s = std::pin::pin!(sleep(Duration::from_secs(3600)));
+                assert!(futures::poll!(s.as_mut()).is_pending());
+            }
+            assert_eq!(heap_len(), 3000);
+            let live = sleep(Duration::from_secs(3600));
+            let mut live = std::pin::pin!(live);
+            assert!(futures::poll!(live.as_mut()).is_pending());
+            // A turn of the loop (a timer of its own, since a woken task runs again before
+            // the timers are looked at).
+            sleep(Duration::from_millis(1)).await;
+            assert_eq!(heap_len(), 1, "the dead entries are swept once they are most of the heap");
+            assert_eq!(with_current(|e| e.dead_timers.get()).unwrap(), 0);
+        });
+    }
+}

@@ -1,0 +1,353 @@
+//! The exchange of one routed HTTP/1.1 request: its body streamed (or buffered) to the
+//! upstream through [`client::send`], and the response relayed to the client (interim
+//! responses, upgrades, chunked or length framing, de-chunked for HTTP/1.0 clients).
+
+use super::{write_client, Conn, READ_CHUNK};
+use crate::proxy::error::{Kind, ProxyError, Side};
+use crate::proxy::h1::body::{Body, Pace};
+use crate::proxy::h1::client::{self, Upstream};
+use crate::proxy::h1::codec::{self, Framing, RequestInfo};
+use crate::proxy::{tunnel, LocalSnapshot, Worker};
+use crate::runtime::io::Clock;
+use crate::runtime::{Io, Stream};
+use crate::snapshot::BackendId;
+
+/// Sends the request upstream (retrying where that is safe), relays the response, and pools
+/// the upstream connection if it can be reused.
+#[allow(clippy::too_many_arguments)]
+pub(super) async fn forward<I: Io, S: Stream>(
+    w: &Worker<I>,
+    c: &mut Conn<S>,
+    snap: &LocalSnapshot,
+    settings: &crate::snapshot::Settings,
+    backend: BackendId,
+    tls: bool,
+    info: &RequestInfo,
+    mut body: Body,
+) -> Result<bool, ProxyError> {
+    let watch = c.watch.clone();
+    let clock = Clock { deadlines: &w.deadlines, watch: &watch };
+    let mut pace = Pace::new();
+    let mut expect = info.expect_continue;
+    if settings.request_buffering && !body.is_done() {
+        buffer_body(w, clock, c, &mut body, &mut expect, settings, &mut pace).await?;
+    }
+    let started = std::time::Instant::now();
+    let to = client::Attempt { snap, backend, tls, settings, idempotent: info.idempotent };
+    let head = std::mem::take(&mut c.out);
+    let mut ubuf = std::mem::take(&mut c.ubuf);
+    let tried = std::cell::Cell::new(None);
+    let sent = {
+        let mut rest = RestOfBody { c: &mut *c, body: &mut body, expect, settings, pace: &mut pace };
+        client::send(w, clock, &to, head, &mut rest, &mut ubuf, |a| tried.set(Some(a))).await
+    };
+    c.ubuf = ubuf;
+    c.rec.upstream = tried.get();
+    let (up, head) = sent?;
+    c.out = head;
+    let keep = relay_response(w, clock, c, up, info, body.is_done(), settings).await?;
+    c.rec.upstream_time = Some(started.elapsed());
+    Ok(keep)
+}
+
+/// The body of an HTTP/1.1 request still on the client connection, for [`client::send`].
+struct RestOfBody<'a, S> {
+    c: &'a mut Conn<S>,
+    body: &'a mut Body,
+    /// `Expect: 100-continue` not answered yet.
+    expect: bool,
+    settings: &'a crate::snapshot::Settings,
+    pace: &'a mut Pace,
+}
+
+impl<S: Stream> client::RequestBody for RestOfBody<'_, S> {
+    fn is_done(&self) -> bool {
+        self.body.is_done()
+    }
+
+    async fn send_rest<U: Stream>(&mut self, clock: Clock<'_>, up: &U) -> Result<(), ProxyError> {
+        let expect = std::mem::take(&mut self.expect);
+        send_body(clock, self.c, up, self.body, expect, self.settings, self.pace).await
+    }
+}
+
+/// Reads more request body bytes into `c.buf` (empty on entry), as long as the body keeps
+/// its minimum rate and `client-body-timeout`; 408 otherwise.
+async fn read_body_bytes<S: Stream>(
+    clock: Clock<'_>,
+    c: &mut Conn<S>,
+    settings: &crate::snapshot::Settings,
+    pace: &Pace,
+) -> Result<(), ProxyError> {
+    debug_assert!(c.buf.is_empty());
+    if c.buf.capacity() < READ_CHUNK {
+        c.buf.reserve(READ_CHUNK);
+    }
+    let wait = settings.body_wait(pace.start, pace.received);
+    let (r, b) = clock.read_for(&c.io, std::mem::take(&mut c.buf), wait).await;
+    c.buf = b;
+    match r {
+        Ok(0) => Err(ProxyError::downstream(Kind::Closed, "client closed inside the request body")),
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::TimedOut => Err(ProxyError::io(
+            Kind::RequestTimeout,
+            Side::Downstream,
+            "request body too slow (client-body-min-rate) or stalled (client-body-timeout)",
+            e,
+        )),
+        Err(e) => Err(ProxyError::io(Kind::Closed, Side::Downstream, "reading the request body", e)),
+    }
+}
+
+/// `proxy-request-buffering`: reads the body into `c.out`, behind the request head and framed
+/// as it will be sent, before an upstream connection is taken, so a slow client holds no
+/// upstream. Only a body that fits `client-body-buffer-size` and the worker's budget is
+/// buffered; a larger one is streamed from where this stopped.
+async fn buffer_body<I: Io, S: Stream>(
+    w: &Worker<I>,
+    clock: Clock<'_>,
+    c: &mut Conn<S>,
+    body: &mut Body,
+    expect: &mut bool,
+    settings: &crate::snapshot::Settings,
+    pace: &mut Pace,
+) -> Result<(), ProxyError> {
+    let limit = settings.body_buffer_size;
+    // A body of known length reserves what it needs; a chunked one the whole buffer size.
+    let need = match body {
+        Body::Length(n) if *n > limit => return Ok(()),
+        Body::Length(n) => *n,
+        _ => limit,
+    };
+    let Some(_reserved) = w.reserve_body_buffer(need) else { return Ok(()) };
+    if std::mem::take(expect) {
+        let head = std::mem::take(&mut c.out);
+        c.out.extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
+        write_client(clock, c, settings.idle_timeout).await?;
+        c.out = head;
+    }
+    let start = c.out.len();
+    while !body.is_done() && ((c.out.len() - start) as u64) < limit {
+        read_body_bytes(clock, c, settings, pace).await?;
+        take_body_bytes(c, body, settings, pace)?;
+    }
+    Ok(())
+}
+
+/// Moves the body bytes just read (`c.buf`) to `c.out`, framed as [`Body::forward`] frames
+/// them, counts them, and enforces the body limit. What follows the body stays in `c.buf`.
+fn take_body_bytes<S>(
+    c: &mut Conn<S>,
+    body: &mut Body,
+    settings: &crate::snapshot::Settings,
+    pace: &mut Pace,
+) -> Result<(), ProxyError> {
+    let Conn { buf, out, .. } = &mut *c;
+    let k = body.forward(buf, out).map_err(|_| ProxyError::downstream(Kind::BadRequest, "invalid chunked body"))?;
+    buf.drain(..k);
+    pace.received += k as u64;
+    c.rec.bytes_in += k as u64;
+    if body.over_limit(settings.max_body_bytes) {
+        return Err(ProxyError::downstream(Kind::BodyTooLarge, "request body too large"));
+    }
+    Ok(())
+}
+
+/// Streams the rest of the request body from the client to the upstream.
+async fn send_body<S: Stream, U: Stream>(
+    clock: Clock<'_>,
+    c: &mut Conn<S>,
+    up: &U,
+    body: &mut Body,
+    expect_continue: bool,
+    settings: &crate::snapshot::Settings,
+    pace: &mut Pace,
+) -> Result<(), ProxyError> {
+    if expect_continue {
+        c.out.clear();
+        c.out.extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
+        write_client(clock, c, settings.idle_timeout).await?;
+    }
+    while !body.is_done() {
+        read_body_bytes(clock, c, settings, pace).await?;
+        if body.is_chunked() {
+            // Framed anew by the proxy: its own chunk sizes, no extensions, no trailers.
+            c.out.clear();
+            take_body_bytes(c, body, settings, pace)?;
+            let (r, out) = clock.write_for(up, std::mem::take(&mut c.out), settings.upstream_send_timeout).await;
+            c.out = out;
+            r.map_err(|e| ProxyError::io(Kind::UpstreamProtocol, Side::Upstream, "sending the request body", e))?;
+            continue;
+        }
+        let k = body
+            .consume(&c.buf, &mut |_| {})
+            .map_err(|_| ProxyError::downstream(Kind::BadRequest, "invalid chunked body"))?;
+        c.rec.bytes_in += k as u64;
+        pace.received += k as u64;
+        let chunk = if k == c.buf.len() {
+            std::mem::take(&mut c.buf)
+        } else {
+            // The body ended inside this read: the rest is the next request.
+            c.out.clear();
+            c.out.extend_from_slice(&c.buf[..k]);
+            c.buf.drain(..k);
+            std::mem::take(&mut c.out)
+        };
+        let whole = k != 0 && chunk.len() == k && c.buf.is_empty();
+        let (r, mut chunk) = clock.write_for(up, chunk, settings.upstream_send_timeout).await;
+        r.map_err(|e| ProxyError::io(Kind::UpstreamProtocol, Side::Upstream, "sending the request body", e))?;
+        chunk.clear();
+        if whole {
+            c.buf = chunk;
+        } else {
+            c.out = chunk;
+        }
+    }
+    Ok(())
+}
+
+/// A response head as the HTTP/1.1 client gets it.
+enum Step {
+    /// An interim response of this many bytes (its head is in `out` when the client gets it).
+    Interim(usize),
+    Final(Final),
+}
+
+/// The final response head: its framing and what the proxy does after it.
+struct Final {
+    resp: codec::ResponseInfo,
+    close: bool,
+    dechunk: bool,
+}
+
+/// Writes a response head for the client into `out`. `draining`: the response closes the
+/// connection (a drain started after the request came).
+fn client_head(
+    out: &mut Vec<u8>,
+    resp: &httparse::Response<'_, '_>,
+    r: &codec::ResponseInfo,
+    info: &RequestInfo,
+    (request_done, draining): (bool, bool),
+    extra: &[u8],
+) -> Result<Step, ProxyError> {
+    if (100..200).contains(&r.status) && r.status != 101 {
+        // 100 answers an Expect the proxy already handled; other interim responses
+        // (103 Early Hints) go to HTTP/1.1 clients.
+        if r.status != 100 && !info.http10 {
+            codec::write_response_head(out, resp, r, false, false, false, b"");
+        }
+        return Ok(Step::Interim(r.head_len));
+    }
+    if r.status == 101 && !info.upgrade {
+        return Err(ProxyError::upstream(Kind::UpstreamProtocol, "101 without an upgrade request"));
+    }
+    let dechunk = info.http10 && r.framing == Framing::Chunked;
+    let close =
+        !info.keep_alive || draining || !request_done || r.framing == Framing::UntilClose || dechunk || r.status == 101;
+    let chunked_out = r.framing == Framing::Chunked && !dechunk;
+    codec::write_response_head(out, resp, r, chunked_out, close, info.http10, extra);
+    Ok(Step::Final(Final { resp: *r, close, dechunk }))
+}
+
+async fn relay_response<I: Io, S: Stream>(
+    w: &Worker<I>,
+    clock: Clock<'_>,
+    c: &mut Conn<S>,
+    up: Upstream<client::UpStream<I::Stream>>,
+    info: &RequestInfo,
+    request_done: bool,
+    settings: &crate::snapshot::Settings,
+) -> Result<bool, ProxyError> {
+    // Headers the ConfigMap adds to every proxied response (`add-headers`, HSTS over TLS).
+    let snap = w.snapshot();
+    let extra = snap.edge.h1(c.https);
+    let fin = loop {
+        c.out.clear();
+        let state = (request_done, w.draining());
+        let Conn { ubuf, out, .. } = &mut *c;
+        let step = client::response_head(&up.io, ubuf, clock, settings.upstream_timeout, info.is_head, |resp, r| {
+            client_head(out, resp, r, info, state, extra)
+        })
+        .await?;
+        match step {
+            Step::Final(f) => {
+                c.rec.status = f.resp.status;
+                c.rec.upstream_status = f.resp.status;
+                break f;
+            }
+            Step::Interim(n) => {
+                c.ubuf.drain(..n);
+                if !c.out.is_empty() {
+                    c.response_started = true;
+                    write_client(clock, c, settings.idle_timeout).await?;
+                }
+            }
+        }
+    };
+    let head_len = fin.resp.head_len;
+
+    if fin.resp.status == 101 {
+        c.out.extend_from_slice(&c.ubuf[head_len..]);
+        c.response_started = true;
+        write_client(clock, c, settings.idle_timeout).await?;
+        if !c.buf.is_empty() {
+            let (r, _) = clock.write_for(&up.io, std::mem::take(&mut c.buf), settings.upstream_send_timeout).await;
+            r.map_err(|e| ProxyError::io(Kind::Closed, Side::Upstream, "tunnel", e))?;
+        }
+        tunnel::run(&c.io, &up.io, std::mem::take(&mut c.ubuf), Vec::new()).await;
+        return Ok(false);
+    }
+
+    let mut body = Body::new(fin.resp.framing);
+    if !fin.dechunk {
+        // A chunked response's trailer fields reach an HTTP/1.1 client (filtered).
+        body.keep_trailers();
+    }
+    let k = {
+        let Conn { ubuf, out, .. } = &mut *c;
+        consume_response(&mut body, &ubuf[head_len..], out, fin.dechunk)?
+    };
+    // Bytes after the response mean the upstream cannot be trusted with another request.
+    let mut clean = c.ubuf.len() - head_len - k == 0;
+    c.response_started = true;
+    write_client(clock, c, settings.idle_timeout).await?;
+
+    while !body.is_done() {
+        if !client::read_body(&up.io, &mut c.ubuf, clock, settings.upstream_timeout, &body, READ_CHUNK).await? {
+            break;
+        }
+        if !fin.dechunk && !body.is_chunked() {
+            // Length or close delimited: the bytes go on as they came, without a copy.
+            let k = body
+                .consume(&c.ubuf, &mut |_| {})
+                .map_err(|_| ProxyError::upstream(Kind::Closed, "invalid response body"))?;
+            if k != c.ubuf.len() {
+                c.ubuf.truncate(k);
+                clean = false;
+            }
+            c.rec.bytes_out += c.ubuf.len() as u64;
+            let (r, b) = clock.write_for(&c.io, std::mem::take(&mut c.ubuf), settings.idle_timeout).await;
+            c.ubuf = b;
+            r.map_err(|e| ProxyError::io(Kind::Closed, Side::Downstream, "writing the response body", e))?;
+        } else {
+            c.out.clear();
+            let Conn { ubuf, out, .. } = &mut *c;
+            let k = consume_response(&mut body, ubuf, out, fin.dechunk)?;
+            clean &= k == ubuf.len();
+            write_client(clock, c, settings.idle_timeout).await?;
+        }
+    }
+    client::release(w, up, fin.resp.reusable && request_done && clean, settings);
+    Ok(!fin.close)
+}
+
+/// Appends the response body bytes of `data` to `out` (decoded when `dechunk`, else as
+/// [`Body::forward`] frames them) and returns how many bytes of `data` the body took.
+fn consume_response(body: &mut Body, data: &[u8], out: &mut Vec<u8>, dechunk: bool) -> Result<usize, ProxyError> {
+    let bad = |_| ProxyError::upstream(Kind::Closed, "invalid chunked response body");
+    if dechunk {
+        body.consume(data, &mut |d| out.extend_from_slice(d)).map_err(bad)
+    } else {
+        body.forward(data, out).map_err(bad)
+    }
+}
