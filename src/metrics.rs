@@ -341,7 +341,13 @@ fn control(e: &mut DescriptorEncoder, c: &ControlStats) -> Fmt {
     )?;
     gauge(e, "ringress_status_leader", "1 while this replica writes Ingress status.", g(&c.leader))?;
     counter(e, "ringress_status_updates", "Ingress status patches written.", g(&c.status_updates))?;
-    counter(e, "ringress_status_errors", "Ingress status patches that failed.", g(&c.status_errors))
+    counter(e, "ringress_status_errors", "Ingress status patches that failed.", g(&c.status_errors))?;
+    counter(
+        e,
+        "ringress_status_rounds",
+        "Rounds of the status writer (a Lease renewal and, when leading, a pass over every object).",
+        g(&c.status_rounds),
+    )
 }
 
 impl Collector for Sources {

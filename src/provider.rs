@@ -53,4 +53,7 @@ pub struct ControlStats {
     pub leader: AtomicU64,
     pub status_updates: AtomicU64,
     pub status_errors: AtomicU64,
+    /// Rounds of the status writer: a Lease renewal (or attempt) and, when leading, one pass
+    /// over every object. What a test waits on to know the writer has looked again.
+    pub status_rounds: AtomicU64,
 }

@@ -73,43 +73,37 @@ fn generated(name: &str) -> Vec<u8> {
     }
 }
 
-#[test]
-fn bad_requests_get_a_status_and_never_reach_the_upstream() {
-    for io in BACKENDS {
-        let up = Upstream::start("u");
-        let m = service("svc", &[up.addr]) + &ingress("any", None, &[("/", "svc")]);
-        let p = Proxy::start(io, &m, &["--max-body-size", "2k"]);
-        for (name, bytes, want) in CASES {
-            let bytes = if bytes.is_empty() { generated(name) } else { bytes.to_vec() };
-            let mut s = connect(p.http);
-            let _ = s.write_all(&bytes);
-            let r = read_response(&mut s, &mut Vec::new(), false);
-            let r = r.unwrap_or_else(|| panic!("{io}: {name}: connection closed without a response"));
-            assert_eq!(r.status, *want, "{io}: {name}: {}", r.text());
-            assert_eq!(r.header("connection"), Some("close"), "{io}: {name}");
-            assert!(closed_within(&mut s, Duration::from_secs(5)), "{io}: {name}: connection left open");
-        }
-        assert_eq!(up.hits(), 0, "{io}: a bad request reached the upstream");
-        // The proxy still serves good requests afterwards.
-        let r = get(p.http, "h.test", "/ok");
-        assert_eq!(r.status, 200, "{io}");
-        assert_eq!(up.hits(), 1, "{io}");
+per_backend!(fn bad_requests_get_a_status_and_never_reach_the_upstream(io) {
+    let up = Upstream::start("u");
+    let m = service("svc", &[up.addr]) + &ingress("any", None, &[("/", "svc")]);
+    let p = Proxy::start(io, &m, &["--max-body-size", "2k"]);
+    for (name, bytes, want) in CASES {
+        let bytes = if bytes.is_empty() { generated(name) } else { bytes.to_vec() };
+        let mut s = connect(p.http);
+        let _ = s.write_all(&bytes);
+        let r = read_response(&mut s, &mut Vec::new(), false);
+        let r = r.unwrap_or_else(|| panic!("{io}: {name}: connection closed without a response"));
+        assert_eq!(r.status, *want, "{io}: {name}: {}", r.text());
+        assert_eq!(r.header("connection"), Some("close"), "{io}: {name}");
+        assert!(closed_within(&mut s, Duration::from_secs(5)), "{io}: {name}: connection left open");
     }
-}
+    assert_eq!(up.hits(), 0, "{io}: a bad request reached the upstream");
+    // The proxy still serves good requests afterwards.
+    let r = get(p.http, "h.test", "/ok");
+    assert_eq!(r.status, 200, "{io}");
+    assert_eq!(up.hits(), 1, "{io}");
+});
 
-#[test]
-fn request_smuggling_attempt_is_not_split_into_two_requests() {
-    for io in BACKENDS {
-        let up = Upstream::start("u");
-        let m = service("svc", &[up.addr]) + &ingress("any", None, &[("/", "svc")]);
-        let p = Proxy::start(io, &m, &[]);
-        // CL.TE: a front end that trusted Content-Length would forward "G..." as a second request.
-        let r = raw(
-            p.http,
-            b"POST / HTTP/1.1\r\nHost: h.test\r\nContent-Length: 44\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: h.test\r\n\r\n",
-        )
-        .unwrap();
-        assert_eq!(r.status, 400, "{io}");
-        assert_eq!(up.hits(), 0, "{io}");
-    }
-}
+per_backend!(smoke fn request_smuggling_attempt_is_not_split_into_two_requests(io) {
+    let up = Upstream::start("u");
+    let m = service("svc", &[up.addr]) + &ingress("any", None, &[("/", "svc")]);
+    let p = Proxy::start(io, &m, &[]);
+    // CL.TE: a front end that trusted Content-Length would forward "G..." as a second request.
+    let r = raw(
+        p.http,
+        b"POST / HTTP/1.1\r\nHost: h.test\r\nContent-Length: 44\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: h.test\r\n\r\n",
+    )
+    .unwrap();
+    assert_eq!(r.status, 400, "{io}");
+    assert_eq!(up.hits(), 0, "{io}");
+});

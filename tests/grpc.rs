@@ -203,85 +203,82 @@ async fn chat(
     (tx, answers)
 }
 
-#[test]
-fn all_four_call_types_through_the_ingress_nginx_manifest() {
-    for io in ["uring", "epoll"] {
-        let server = grpc_server();
-        let m = grpc_service("compete-feedback", &[server]) + COMPETE_FEEDBACK;
-        let log = support::proxy::temp_dir().join("access.json");
-        let log_s = log.to_str().unwrap().to_string();
-        let args = ["--ingress-class", "nginx", "--access-log", &log_s, "--access-log-format", "json"];
-        let p = Proxy::start(io, &m, &args);
-        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-        let mut c = client(&rt, p.http);
-        rt.block_on(async {
-            // Unary, with the client address forwarded as metadata.
-            let r = unary(&mut c, Msg { data: vec![1, 2, 3], n: 0 }).await.unwrap();
-            assert_eq!(r.n, 6, "{io}");
-            assert_eq!(String::from_utf8_lossy(&r.data), "127.0.0.1", "{io}");
-            // A status from the server passes through in the trailers.
-            let e = unary(&mut c, Msg { data: vec![], n: 99 }).await.unwrap_err();
-            assert_eq!((e.code(), e.message()), (Code::NotFound, "no feedback 99"), "{io}");
+per_backend!(fn all_four_call_types_through_the_ingress_nginx_manifest(io) {
+    let server = grpc_server();
+    let m = grpc_service("compete-feedback", &[server]) + COMPETE_FEEDBACK;
+    let log = support::proxy::temp_dir().join("access.json");
+    let log_s = log.to_str().unwrap().to_string();
+    let args = ["--ingress-class", "nginx", "--access-log", &log_s, "--access-log-format", "json"];
+    let p = Proxy::start(io, &m, &args);
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let mut c = client(&rt, p.http);
+    rt.block_on(async {
+        // Unary, with the client address forwarded as metadata.
+        let r = unary(&mut c, Msg { data: vec![1, 2, 3], n: 0 }).await.unwrap();
+        assert_eq!(r.n, 6, "{io}");
+        assert_eq!(String::from_utf8_lossy(&r.data), "127.0.0.1", "{io}");
+        // A status from the server passes through in the trailers.
+        let e = unary(&mut c, Msg { data: vec![], n: 99 }).await.unwrap_err();
+        assert_eq!((e.code(), e.message()), (Code::NotFound, "no feedback 99"), "{io}");
 
-            // Server streaming: 200 messages.
-            c.ready().await.unwrap();
-            let mut s = c
-                .server_streaming(
-                    tonic::Request::new(Msg { data: vec![], n: 200 }),
-                    path("Watch"),
-                    ProstCodec::<Msg, Msg>::default(),
-                )
-                .await
-                .unwrap()
-                .into_inner();
-            let mut got = 0;
-            while let Some(m) = s.message().await.unwrap() {
-                assert_eq!(m.n, got, "{io}");
-                got += 1;
+        // Server streaming: 200 messages.
+        c.ready().await.unwrap();
+        let mut s = c
+            .server_streaming(
+                tonic::Request::new(Msg { data: vec![], n: 200 }),
+                path("Watch"),
+                ProstCodec::<Msg, Msg>::default(),
+            )
+            .await
+            .unwrap()
+            .into_inner();
+        let mut got = 0;
+        while let Some(m) = s.message().await.unwrap() {
+            assert_eq!(m.n, got, "{io}");
+            got += 1;
+        }
+        assert_eq!(got, 200, "{io}");
+
+        // Client streaming: 100 messages of 10 KB.
+        c.ready().await.unwrap();
+        let msgs = (0..100).map(|i| Msg { data: vec![7; 10_000], n: i });
+        let r = c
+            .client_streaming(
+                tonic::Request::new(tokio_stream::iter(msgs)),
+                path("Upload"),
+                ProstCodec::<Msg, Msg>::default(),
+            )
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!((r.n, String::from_utf8_lossy(&r.data).to_string()), (100, "1000000".to_string()), "{io}");
+
+        // Bidirectional: each answer arrives before the next message is sent.
+        let (tx, mut answers) = chat(&mut c).await;
+        for i in 1..=20u32 {
+            let a = answers.message().await.unwrap().expect("an answer");
+            assert_eq!(a.n, i * 2, "{io}");
+            if i < 20 {
+                tx.send(Msg { data: b"ping".to_vec(), n: i + 1 }).await.unwrap();
             }
-            assert_eq!(got, 200, "{io}");
-
-            // Client streaming: 100 messages of 10 KB.
-            c.ready().await.unwrap();
-            let msgs = (0..100).map(|i| Msg { data: vec![7; 10_000], n: i });
-            let r = c
-                .client_streaming(
-                    tonic::Request::new(tokio_stream::iter(msgs)),
-                    path("Upload"),
-                    ProstCodec::<Msg, Msg>::default(),
-                )
-                .await
-                .unwrap()
-                .into_inner();
-            assert_eq!((r.n, String::from_utf8_lossy(&r.data).to_string()), (100, "1000000".to_string()), "{io}");
-
-            // Bidirectional: each answer arrives before the next message is sent.
-            let (tx, mut answers) = chat(&mut c).await;
-            for i in 1..=20u32 {
-                let a = answers.message().await.unwrap().expect("an answer");
-                assert_eq!(a.n, i * 2, "{io}");
-                if i < 20 {
-                    tx.send(Msg { data: b"ping".to_vec(), n: i + 1 }).await.unwrap();
-                }
-            }
-            drop(tx);
-            assert!(answers.message().await.unwrap().is_none(), "{io}: the call ends cleanly");
-        });
-        // One access-log line per call, gRPC like any other request.
-        let lines = || -> Vec<serde_json::Value> {
-            let text = std::fs::read_to_string(&log).unwrap_or_default();
-            text.lines().map(|l| serde_json::from_str(l).unwrap()).collect()
-        };
-        p.wait_for(|| lines().len() >= 5, "five access-log lines");
-        let all = lines();
-        let upload = all.iter().find(|v| v["uri"] == "/feed.FeedBack/Upload").expect("the Upload line");
-        assert_eq!((&upload["protocol"], &upload["status"]), (&"HTTP/2.0".into(), &200.into()), "{io}: {upload}");
-        assert!(upload["bytes_in"].as_u64().unwrap() >= 1_000_000, "{io}: {upload}");
-        assert_eq!(upload["upstream_addr"], server.to_string(), "{io}");
-        assert_eq!(upload["request_id"].as_str().map(str::len), Some(32), "{io}");
-        assert!(all.iter().any(|v| v["uri"] == "/feed.FeedBack/Chat" && v["bytes_out"].as_u64() > Some(0)), "{io}");
-    }
-}
+        }
+        drop(tx);
+        assert!(answers.message().await.unwrap().is_none(), "{io}: the call ends cleanly");
+    });
+    // One access-log line per call, gRPC like any other request.
+    let lines = || -> Vec<serde_json::Value> {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        text.lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+    };
+    p.wait_for(|| lines().len() >= 5, "five access-log lines");
+    let all = lines();
+    let upload = all.iter().find(|v| v["uri"] == "/feed.FeedBack/Upload").expect("the Upload line");
+    assert_eq!((&upload["protocol"], &upload["status"]), (&"HTTP/2.0".into(), &200.into()), "{io}: {upload}");
+    assert!(upload["bytes_in"].as_u64().unwrap() >= 1_000_000, "{io}: {upload}");
+    assert_eq!(upload["upstream_addr"], server.to_string(), "{io}");
+    assert_eq!(upload["request_id"].as_str().map(str::len), Some(32), "{io}");
+    assert!(all.iter().any(|v| v["uri"] == "/feed.FeedBack/Chat" && v["bytes_out"].as_u64() > Some(0)), "{io}");
+});
 
 #[test]
 fn body_limit_is_resource_exhausted_and_no_endpoint_is_unavailable() {

@@ -25,63 +25,60 @@ fn site(io: &str) -> (Upstream, Proxy) {
     (a, p)
 }
 
-#[test]
-fn curl_over_h2c_and_h2_over_tls_streams_bodies_both_ways() {
-    for io in ["uring", "epoll"] {
-        let (_a, p) = site(io);
-        let plain = format!("http://h2.test:{}", p.http.port());
-        let tls = format!("https://h2.test:{}", p.https.port());
-        let r1 = format!("h2.test:{}:127.0.0.1", p.http.port());
-        let r2 = format!("h2.test:{}:127.0.0.1", p.https.port());
-        let (ok, out, err) =
-            curl(&["--http2-prior-knowledge", "--resolve", &r1, "-w", "\n%{http_version}", &format!("{plain}/x?q=1")]);
-        assert!(ok && out.ends_with("\n2"), "{io}: {out} {err}");
-        assert!(out.contains("path=/x?q=1") && out.contains("header x-forwarded-proto: http\n"), "{io}: {out}");
-        let (ok, out, err) = curl(&["--http2", "-k", "--resolve", &r2, "-w", "\n%{http_version}", &format!("{tls}/y")]);
-        assert!(ok && out.ends_with("\n2"), "{io}: ALPN h2: {out} {err}");
-        assert!(out.contains("header x-forwarded-proto: https\n"), "{io}: {out}");
+per_backend!(fn curl_over_h2c_and_h2_over_tls_streams_bodies_both_ways(io) {
+    let (_a, p) = site(io);
+    let plain = format!("http://h2.test:{}", p.http.port());
+    let tls = format!("https://h2.test:{}", p.https.port());
+    let r1 = format!("h2.test:{}:127.0.0.1", p.http.port());
+    let r2 = format!("h2.test:{}:127.0.0.1", p.https.port());
+    let (ok, out, err) =
+        curl(&["--http2-prior-knowledge", "--resolve", &r1, "-w", "\n%{http_version}", &format!("{plain}/x?q=1")]);
+    assert!(ok && out.ends_with("\n2"), "{io}: {out} {err}");
+    assert!(out.contains("path=/x?q=1") && out.contains("header x-forwarded-proto: http\n"), "{io}: {out}");
+    let (ok, out, err) = curl(&["--http2", "-k", "--resolve", &r2, "-w", "\n%{http_version}", &format!("{tls}/y")]);
+    assert!(ok && out.ends_with("\n2"), "{io}: ALPN h2: {out} {err}");
+    assert!(out.contains("header x-forwarded-proto: https\n"), "{io}: {out}");
 
-        // 8 MB down (Content-Length upstream) and 8 MB down chunked, byte-exact.
-        for kind in ["bytes", "chunked"] {
-            let (ok, out, err) = curl(&[
-                "--http2",
-                "-k",
-                "--resolve",
-                &r2,
-                "-o",
-                "/dev/null",
-                "-w",
-                "%{size_download} %{http_code}",
-                &format!("{tls}/{kind}/8000000"),
-            ]);
-            assert!(ok && out == "8000000 200", "{io}: {kind}: {out} {err}");
-        }
-        // 5 MB up, with and without a content-length: the upstream sees every byte.
-        let file = support::proxy::temp_dir().join("up.bin");
-        std::fs::write(&file, (0..5_000_000u32).map(|i| (i % 251) as u8).collect::<Vec<_>>()).unwrap();
-        let expect_sum: u64 = (0..5_000_000u64).map(|i| i % 251).sum();
-        let data = format!("@{}", file.display());
-        for extra in [&[][..], &["-H", "Transfer-Encoding: chunked"][..]] {
-            let mut args = vec!["--http2-prior-knowledge", "--resolve", &r1, "--data-binary", &data];
-            args.extend_from_slice(extra);
-            let url = format!("{plain}/upload");
-            args.push(&url);
-            let (ok, out, err) = curl(&args);
-            assert!(ok, "{io}: {err}");
-            assert!(
-                out.contains("body-len=5000000\n") && out.contains(&format!("body-sum={expect_sum}\n")),
-                "{io}: {out}"
-            );
-        }
-        // proxy-body-size over HTTP/2: 413 before the body (content-length) or while it
-        // streams (none). curl 7.88 reports the RST_STREAM(NO_ERROR) that follows the
-        // answer as an error, so this uses the h2 crate as the client.
-        for declared in [true, false] {
-            assert_eq!(h2_post(p.http, "small.test", 5_000_000, declared), 413, "{io}: declared={declared}");
-            assert_eq!(h2_post(p.http, "small.test", 60_000, declared), 200, "{io}: declared={declared}");
-        }
+    // 8 MB down (Content-Length upstream) and 8 MB down chunked, byte-exact.
+    for kind in ["bytes", "chunked"] {
+        let (ok, out, err) = curl(&[
+            "--http2",
+            "-k",
+            "--resolve",
+            &r2,
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{size_download} %{http_code}",
+            &format!("{tls}/{kind}/8000000"),
+        ]);
+        assert!(ok && out == "8000000 200", "{io}: {kind}: {out} {err}");
     }
-}
+    // 5 MB up, with and without a content-length: the upstream sees every byte.
+    let file = support::proxy::temp_dir().join("up.bin");
+    std::fs::write(&file, (0..5_000_000u32).map(|i| (i % 251) as u8).collect::<Vec<_>>()).unwrap();
+    let expect_sum: u64 = (0..5_000_000u64).map(|i| i % 251).sum();
+    let data = format!("@{}", file.display());
+    for extra in [&[][..], &["-H", "Transfer-Encoding: chunked"][..]] {
+        let mut args = vec!["--http2-prior-knowledge", "--resolve", &r1, "--data-binary", &data];
+        args.extend_from_slice(extra);
+        let url = format!("{plain}/upload");
+        args.push(&url);
+        let (ok, out, err) = curl(&args);
+        assert!(ok, "{io}: {err}");
+        assert!(
+            out.contains("body-len=5000000\n") && out.contains(&format!("body-sum={expect_sum}\n")),
+            "{io}: {out}"
+        );
+    }
+    // proxy-body-size over HTTP/2: 413 before the body (content-length) or while it
+    // streams (none). curl 7.88 reports the RST_STREAM(NO_ERROR) that follows the
+    // answer as an error, so this uses the h2 crate as the client.
+    for declared in [true, false] {
+        assert_eq!(h2_post(p.http, "small.test", 5_000_000, declared), 413, "{io}: declared={declared}");
+        assert_eq!(h2_post(p.http, "small.test", 60_000, declared), 200, "{io}: declared={declared}");
+    }
+});
 
 /// POSTs `n` bytes over h2c with the h2 crate; the response status.
 fn h2_post(addr: std::net::SocketAddr, host: &str, n: usize, declare_length: bool) -> u16 {
@@ -118,34 +115,31 @@ fn h2_post(addr: std::net::SocketAddr, host: &str, n: usize, declare_length: boo
     })
 }
 
-#[test]
-fn h2load_sixteen_by_sixteen_has_no_failures() {
-    for io in ["uring", "epoll"] {
-        let (a, p) = site(io);
-        for (url, label) in [
-            (format!("http://127.0.0.1:{}/", p.http.port()), "h2c"),
-            (format!("https://127.0.0.1:{}/", p.https.port()), "h2"),
-        ] {
-            let (ok, out, err) = run(std::process::Command::new("h2load").args([
-                "-n",
-                "4000",
-                "-c",
-                "16",
-                "-m",
-                "16",
-                "-H",
-                ":authority: h2.test",
-                &url,
-            ]));
-            assert!(ok, "{io} {label}: {err}");
-            assert!(out.contains("4000 succeeded, 0 failed, 0 errored"), "{io} {label}: {out}");
-        }
-        // The HTTP/1.1 upstream connections were pooled, not one per request.
-        // (256 streams in flight against a pool that keeps 64 idle per endpoint.)
-        let conns = a.conns.load(std::sync::atomic::Ordering::SeqCst);
-        assert!(conns < 2000, "{io}: {conns} upstream connections for 8000 requests");
+per_backend!(fn h2load_sixteen_by_sixteen_has_no_failures(io) {
+    let (a, p) = site(io);
+    for (url, label) in [
+        (format!("http://127.0.0.1:{}/", p.http.port()), "h2c"),
+        (format!("https://127.0.0.1:{}/", p.https.port()), "h2"),
+    ] {
+        let (ok, out, err) = run(std::process::Command::new("h2load").args([
+            "-n",
+            "4000",
+            "-c",
+            "16",
+            "-m",
+            "16",
+            "-H",
+            ":authority: h2.test",
+            &url,
+        ]));
+        assert!(ok, "{io} {label}: {err}");
+        assert!(out.contains("4000 succeeded, 0 failed, 0 errored"), "{io} {label}: {out}");
     }
-}
+    // The HTTP/1.1 upstream connections were pooled, not one per request.
+    // (256 streams in flight against a pool that keeps 64 idle per endpoint.)
+    let conns = a.conns.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(conns < 2000, "{io}: {conns} upstream connections for 8000 requests");
+});
 
 // ---- raw frames -----------------------------------------------------------------------
 

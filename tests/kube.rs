@@ -166,6 +166,13 @@ fn every_fault_hook_converges_with_no_stale_route() {
 }
 
 /// What another controller does: a merge patch of the status subresource.
+/// Waits until the status writer of `p` has completed `n` more rounds.
+fn wait_rounds(p: &Proxy, n: u64) {
+    let rounds = || p.metric("ringress_status_rounds_total").unwrap_or(0.0) as u64;
+    let start = rounds();
+    p.wait_for(|| rounds() >= start + n, "rounds of the status writer");
+}
+
 fn patch_status(c: &Cluster, kind: &str, name: &str, patch: &str) {
     c.kubectl(&["patch", kind, name, "--subresource=status", "--type=merge", "-p", patch]);
 }
@@ -193,7 +200,7 @@ fn status_is_written_for_our_class_only_and_other_classes_are_never_served() {
             + &legacy
             + &unclassed),
     );
-    let p = c.proxy(&["--publish-address", "192.0.2.10"]);
+    let p = c.proxy(&["--publish-address", "192.0.2.10", "--election-lease-seconds", "3"]);
     assert_eq!(get(p.http, "ours.test", "/").status, 200);
     for host in ["theirs.test", "legacy.test", "unclassed.test"] {
         assert_eq!(get(p.http, host, "/").status, 404, "{host} belongs to another controller");
@@ -205,8 +212,9 @@ fn status_is_written_for_our_class_only_and_other_classes_are_never_served() {
     // What users look at: the ADDRESS column.
     let table = c.kubectl(&["get", "ingress", "ours"]);
     assert!(table.contains("ADDRESS") && table.contains("192.0.2.10"), "{table}");
-    // Give a (wrong) writer time to touch the others, then check it did not.
-    std::thread::sleep(Duration::from_millis(500));
+    // Two more rounds of the writer (each a pass over every Ingress it writes): a wrong writer
+    // would have touched the others by now.
+    wait_rounds(&p, 2);
     for name in ["theirs", "legacy", "unclassed"] {
         assert_eq!(jsonpath(&c, "ingress", name, "{.status.loadBalancer}"), "", "{name}'s status was written");
     }
@@ -236,7 +244,8 @@ fn one_replica_writes_status_and_another_takes_over_when_it_stops() {
         || jsonpath(&c, "ingress", "ours", "{.status.loadBalancer.ingress[0].ip}") == "192.0.2.1",
         "node-1's status",
     );
-    std::thread::sleep(Duration::from_secs(2));
+    // node-2 has tried for the Lease twice since node-1 wrote its status.
+    wait_rounds(&second, 2);
     assert_eq!(second.metric("ringress_status_leader"), Some(0.0), "two leaders at once");
     assert_eq!(
         c.kubectl(&["-n", "ringress", "get", "lease", "ringress-leader", "-o", "jsonpath={.spec.holderIdentity}"]),
@@ -428,6 +437,8 @@ fn load_balancer_services_from_the_cluster_are_forwarded_and_get_an_external_ip(
         "127.0.0.1",
         "--tcp-services-configmap",
         "ringress/tcp-services",
+        "--election-lease-seconds",
+        "3",
     ]);
     p.wait_for(|| std::net::TcpStream::connect(("127.0.0.1", tcp_port)).is_ok(), "the tcp-services port open");
     let mut t = std::net::TcpStream::connect(("127.0.0.1", tcp_port)).unwrap();
@@ -447,8 +458,8 @@ fn load_balancer_services_from_the_cluster_are_forwarded_and_get_an_external_ip(
     );
     assert!(std::net::TcpStream::connect(("127.0.0.1", other)).is_err(), "another class's port is not served");
     p.wait_for(|| std::net::TcpStream::connect(("127.0.0.1", theirs_port)).is_ok(), "its tcp-services port open");
-    // The writer has had time for every Service (it writes them in one pass, in name order).
-    std::thread::sleep(Duration::from_secs(1));
+    // The writer has done two passes over every Service since.
+    wait_rounds(&p, 2);
     assert_eq!(jsonpath(&c, "service", "theirs", "{.status.loadBalancer}"), "");
     // kubectl delete: the port closes; the established connection still echoes.
     c.kubectl(&["delete", "service", "tcp-echo"]);
@@ -471,7 +482,7 @@ fn a_port_conflict_is_a_condition_on_the_service_and_status_follows_what_is_serv
     c.apply(&lb_service("a-holder", port, &[backend_addr], &[]));
     // Created later, on the same port: it loses, and says so on itself.
     c.apply(&lb_service("b-late", port, &[backend_addr], &[]));
-    let p = c.proxy(&["--publish-address", "192.0.2.30", "--lb-address", "127.0.0.1"]);
+    let p = c.proxy(&["--publish-address", "192.0.2.30", "--lb-address", "127.0.0.1", "--election-lease-seconds", "3"]);
     let conflict = r#"{.status.conditions[?(@.type=="ringress.dev/PortConflict")].message}"#;
     let want = format!("port {port} is already claimed by Service default/a-holder; not served");
     p.wait_for(|| jsonpath(&c, "service", "b-late", conflict) == want, "the conflict condition on b-late");
@@ -527,7 +538,7 @@ fn a_port_conflict_is_a_condition_on_the_service_and_status_follows_what_is_serv
     p.wait_for(|| std::net::TcpStream::connect(("127.0.0.1", port)).is_err(), "the port closed");
     // An address someone else wrote on a Service we do not serve is never touched.
     patch_status(&c, "service", "b-late", r#"{"status":{"loadBalancer":{"ingress":[{"ip":"198.51.100.7"}]}}}"#);
-    std::thread::sleep(Duration::from_secs(2));
+    wait_rounds(&p, 2);
     assert_eq!(jsonpath(&c, "service", "b-late", "{.status.loadBalancer.ingress[0].ip}"), "198.51.100.7");
     c.assert_rbac_allows_what_ringress_did();
 }

@@ -190,13 +190,10 @@ fn fill(buf: &mut [u8]) {
 
 const GB: u64 = 1 << 30;
 
-/// On io_uring (copied through a buffer) and on epoll (spliced after the first 256 KiB).
-#[test]
-fn a_gigabyte_each_way_with_checksums_and_half_close_both_ways() {
-    for io in ["uring", "epoll"] {
-        gigabyte_each_way(io);
-    }
-}
+// On io_uring (copied through a buffer) and on epoll (spliced after the first 256 KiB).
+per_backend!(fn a_gigabyte_each_way_with_checksums_and_half_close_both_ways(io) {
+    gigabyte_each_way(io);
+});
 
 fn gigabyte_each_way(io: &str) {
     let b = Backend::start("b");

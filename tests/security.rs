@@ -32,40 +32,37 @@ fn smuggling_payload(method: &str, version: &str, connection: &str) -> Vec<u8> {
     req
 }
 
-#[test]
-fn connection_naming_a_framing_field_never_smuggles_a_request() {
-    for io in ["uring", "epoll"] {
-        let (a, m) = site();
-        let p = Proxy::start(io, &m, &[]);
-        let variants = [
-            ("POST", "HTTP/1.1", "Content-Length"),
-            ("POST", "HTTP/1.1", "content-length"),
-            ("POST", "HTTP/1.1", "keep-alive, Content-Length"),
-            ("GET", "HTTP/1.1", "Content-Length"),
-            ("POST", "HTTP/1.0", "keep-alive, Content-Length"),
-            ("POST", "HTTP/1.1", "Host, Transfer-Encoding"),
-        ];
-        for (method, version, connection) in variants {
-            let before = a.hits();
-            let mut s = connect(p.http);
-            s.write_all(&smuggling_payload(method, version, connection)).unwrap();
-            let r = read_response(&mut s, &mut Vec::new(), false).expect("a response");
-            let text = r.text();
-            assert_eq!(r.status, 200, "{io} {method} {version} {connection}: {text}");
-            assert!(text.contains("path=/submit\n") && text.contains("body-len=46\n"), "{io} {connection}: {text}");
-            assert!(text.contains("header content-length: 46\n"), "{io} {connection}: {text}");
-            // Another client right after gets its own answer from the same pooled upstream.
-            let next = get(p.http, "sec.test", "/victim");
-            assert!(next.text().contains("path=/victim\n"), "{io} {connection}: {}", next.text());
-            std::thread::sleep(Duration::from_millis(50));
-            assert_eq!(
-                a.hits() - before,
-                2,
-                "{io} {method} {version} {connection}: the upstream saw a smuggled request"
-            );
-        }
+per_backend!(fn connection_naming_a_framing_field_never_smuggles_a_request(io) {
+    let (a, m) = site();
+    let p = Proxy::start(io, &m, &[]);
+    let variants = [
+        ("POST", "HTTP/1.1", "Content-Length"),
+        ("POST", "HTTP/1.1", "content-length"),
+        ("POST", "HTTP/1.1", "keep-alive, Content-Length"),
+        ("GET", "HTTP/1.1", "Content-Length"),
+        ("POST", "HTTP/1.0", "keep-alive, Content-Length"),
+        ("POST", "HTTP/1.1", "Host, Transfer-Encoding"),
+    ];
+    for (method, version, connection) in variants {
+        let before = a.hits();
+        let mut s = connect(p.http);
+        s.write_all(&smuggling_payload(method, version, connection)).unwrap();
+        let r = read_response(&mut s, &mut Vec::new(), false).expect("a response");
+        let text = r.text();
+        assert_eq!(r.status, 200, "{io} {method} {version} {connection}: {text}");
+        assert!(text.contains("path=/submit\n") && text.contains("body-len=46\n"), "{io} {connection}: {text}");
+        assert!(text.contains("header content-length: 46\n"), "{io} {connection}: {text}");
+        // Another client right after gets its own answer from the same pooled upstream.
+        let next = get(p.http, "sec.test", "/victim");
+        assert!(next.text().contains("path=/victim\n"), "{io} {connection}: {}", next.text());
+        std::thread::sleep(Duration::from_millis(50));
+        assert_eq!(
+            a.hits() - before,
+            2,
+            "{io} {method} {version} {connection}: the upstream saw a smuggled request"
+        );
     }
-}
+});
 
 /// The same payload over TLS (openssl s_client as the client, the proxy's default
 /// certificate): one request upstream with its body framed, and the next client's answer is
@@ -338,42 +335,39 @@ fn curl_as_is(p: &Proxy, path: &str, h2: bool) -> (u16, String) {
     (code.trim().parse().unwrap(), body.to_string())
 }
 
-#[test]
-fn dot_segments_never_get_past_an_ingress_path() {
+per_backend!(fn dot_segments_never_get_past_an_ingress_path(io) {
     let (py, _root) = python_backend();
     let m = service("files", &[py.addr])
         + "---\napiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata: {name: files, namespace: default}\nspec:\n  ingressClassName: ringress\n  rules:\n  - host: files.test\n    http:\n      paths:\n      - {path: /public, pathType: Prefix, backend: {service: {name: files, port: {number: 80}}}}\n      - {path: /exact, pathType: Exact, backend: {service: {name: files, port: {number: 80}}}}\n";
-    for io in ["uring", "epoll"] {
-        let p = Proxy::start(io, &m, &[]);
-        for h2 in [false, true] {
-            let proto = if h2 { "h2c" } else { "HTTP/1.1" };
-            assert_eq!(curl_as_is(&p, "/public/index.txt", h2), (200, "public page\n".into()), "{io} {proto}");
-            for (attack, want) in [
-                // Routed by the normalised path: /admin has no route.
-                ("/public/../admin/secret.txt", 404),
-                ("/public/%2e%2e/admin/secret.txt", 404),
-                ("/public/%2E%2E/admin/secret.txt", 404),
-                ("/public/./../admin/secret.txt", 404),
-                ("/public//..//admin/secret.txt", 404),
-                ("/public/..;/admin/secret.txt", 404),
-                // Dot-segments hidden behind encoded slashes cannot be normalised safely: 400.
-                ("/public/..%2fadmin/secret.txt", 400),
-                ("/public/%2e%2e%2fadmin%2fsecret.txt", 400),
-                ("/public/..%5cadmin/secret.txt", 400),
-                ("/public/..\\admin/secret.txt", 400),
-            ] {
-                let (code, body) = curl_as_is(&p, attack, h2);
-                assert!(!body.contains("TOP-SECRET"), "{io} {proto} {attack}: the secret leaked");
-                assert_eq!(code, want, "{io} {proto} {attack}: {body}");
-            }
-            // The Exact route matches the normalised path, and the upstream gets that path.
-            let (code, body) = curl_as_is(&p, "/public/x/../../exact", h2);
-            assert_eq!((code, body.as_str()), (200, "the exact route's file\n"), "{io} {proto}");
-            let (code, _) = curl_as_is(&p, "/public/%zz", h2);
-            assert_eq!(code, 400, "{io} {proto}: bad percent-encoding");
+    let p = Proxy::start(io, &m, &[]);
+    for h2 in [false, true] {
+        let proto = if h2 { "h2c" } else { "HTTP/1.1" };
+        assert_eq!(curl_as_is(&p, "/public/index.txt", h2), (200, "public page\n".into()), "{io} {proto}");
+        for (attack, want) in [
+            // Routed by the normalised path: /admin has no route.
+            ("/public/../admin/secret.txt", 404),
+            ("/public/%2e%2e/admin/secret.txt", 404),
+            ("/public/%2E%2E/admin/secret.txt", 404),
+            ("/public/./../admin/secret.txt", 404),
+            ("/public//..//admin/secret.txt", 404),
+            ("/public/..;/admin/secret.txt", 404),
+            // Dot-segments hidden behind encoded slashes cannot be normalised safely: 400.
+            ("/public/..%2fadmin/secret.txt", 400),
+            ("/public/%2e%2e%2fadmin%2fsecret.txt", 400),
+            ("/public/..%5cadmin/secret.txt", 400),
+            ("/public/..\\admin/secret.txt", 400),
+        ] {
+            let (code, body) = curl_as_is(&p, attack, h2);
+            assert!(!body.contains("TOP-SECRET"), "{io} {proto} {attack}: the secret leaked");
+            assert_eq!(code, want, "{io} {proto} {attack}: {body}");
         }
+        // The Exact route matches the normalised path, and the upstream gets that path.
+        let (code, body) = curl_as_is(&p, "/public/x/../../exact", h2);
+        assert_eq!((code, body.as_str()), (200, "the exact route's file\n"), "{io} {proto}");
+        let (code, _) = curl_as_is(&p, "/public/%zz", h2);
+        assert_eq!(code, 400, "{io} {proto}: bad percent-encoding");
     }
-}
+});
 
 #[test]
 fn the_upstream_receives_the_normalised_path() {

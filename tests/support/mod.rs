@@ -28,8 +28,54 @@ pub async fn h2c_client(addr: SocketAddr) -> h2::client::SendRequest<bytes::Byte
     client
 }
 
-/// Both I/O backends, for tests that must pass on each.
-pub const BACKENDS: [&str; 3] = ["uring", "epoll", "tokio-uring"];
+/// One `#[test]` per I/O backend, so a failure names its backend and never hides the others:
+/// `per_backend!(fn name(io) { ... })` makes `name::uring` and `name::epoll`;
+/// `per_backend!(smoke fn name(io) { ... })` adds `name::tokio_uring`. tokio-uring stays
+/// selectable (`--io tokio-uring`) but runs this smoke subset only, to keep the suite fast.
+#[macro_export]
+macro_rules! per_backend {
+    (fn $name:ident($io:ident) $body:block) => {
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+
+            fn per_io($io: &'static str) $body
+
+            #[test]
+            fn uring() {
+                per_io("uring")
+            }
+
+            #[test]
+            fn epoll() {
+                per_io("epoll")
+            }
+        }
+    };
+    (smoke fn $name:ident($io:ident) $body:block) => {
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+
+            fn per_io($io: &'static str) $body
+
+            #[test]
+            fn uring() {
+                per_io("uring")
+            }
+
+            #[test]
+            fn epoll() {
+                per_io("epoll")
+            }
+
+            #[test]
+            fn tokio_uring() {
+                per_io("tokio-uring")
+            }
+        }
+    };
+}
 
 /// A Service `name` (port 80, name http) whose EndpointSlice lists `endpoints` (loopback
 /// addresses of real test upstreams, or dead ports).

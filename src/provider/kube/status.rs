@@ -80,6 +80,7 @@ async fn run(
             let view = views.borrow_and_update().clone();
             write_all(&client, &opts, &view, &mut pending, published).await;
         }
+        stats.status_rounds.fetch_add(1, Ordering::Relaxed);
         // Renew on schedule; a new view (when leading) is acted on at once.
         let _ = tokio::time::timeout(renew_every, views.changed()).await;
     }
