@@ -26,7 +26,10 @@
 #
 # Usage: bench/compare.sh            (env: RUNS=5 DURATION=8 CONNS=64 PROXY_CPU=0 LOAD_CPU=1 MODES=...
 #                                     PROXIES=... PERF=1 records a call-graph profile of ringress
-#                                     per mode into raw/<date>/*.perf.data)
+#                                     per mode into raw/<date>/*.perf.data;
+#                                     BASELINE=path/to/older/ringress adds "baseline-uring" (and
+#                                     baseline-epoll with PROXIES) taking turns with the others:
+#                                     a regression check in the same run)
 # Writes bench/results/compare-<date>.md, .svg and raw/<date>/*.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -139,10 +142,11 @@ start_proxy() { # name mode -> sets PROXY_PID
       else
         taskset -c "$PROXY_CPU" haproxy -f "$work/haproxy.cfg" -db & PROXY_PID=$!
       fi ;;
-    ringress-uring|ringress-epoll|ringress-tokio-uring)
-      taskset -c "$PROXY_CPU" "$BIN" run --manifests "$work/$dir/manifests.yaml" --http 127.0.0.1:$PORT_PROXY \
+    ringress-uring|ringress-epoll|ringress-tokio-uring|baseline-uring|baseline-epoll)
+      local bin=$BIN; [[ $1 == baseline-* ]] && bin=$BASELINE
+      taskset -c "$PROXY_CPU" "$bin" run --manifests "$work/$dir/manifests.yaml" --http 127.0.0.1:$PORT_PROXY \
         --https 127.0.0.1:$PORT_TLS --default-ssl-certificate default/bench-tls \
-        --admin 127.0.0.1:0 --workers 1 --io "${1#ringress-}" 2>"$work/$1.log" & PROXY_PID=$! ;;
+        --admin 127.0.0.1:0 --workers 1 --io "${1#*-}" 2>"$work/$1.log" & PROXY_PID=$! ;;
   esac
   pids+=("$PROXY_PID")
   for _ in $(seq 50); do curl -sf -o /dev/null -H 'Host: bench.local' "http://127.0.0.1:$PORT_PROXY/" && return 0; sleep 0.1; done
@@ -155,7 +159,7 @@ stop_proxy() {
 cpu_ticks() { awk '{print $14+$15}' "/proc/$1/stat"; }
 
 # ringress serves h2c on its plain port (the first bytes tell); the others on their own.
-h2c_port() { case $1 in ringress*) echo $PORT_PROXY;; *) echo $PORT_H2C;; esac; }
+h2c_port() { case $1 in ringress*|baseline*) echo $PORT_PROXY;; *) echo $PORT_H2C;; esac; }
 
 # h2load (16 x 16) or openssl s_time: prints "rps nan nan cpu_us_per_req errors" (no
 # percentiles from these clients: the table shows "-").
@@ -206,7 +210,9 @@ measure() { # name mode run
     END {printf "%s %s %s %.3f %s\n", rps, p50, p99, dt*1e6/hz/reqs, errs}'
 }
 
-read -r -a proxies <<< "${PROXIES:-ringress-uring ringress-epoll nginx haproxy}"
+default_proxies="ringress-uring ringress-epoll nginx haproxy"
+[ -n "${BASELINE:-}" ] && default_proxies="ringress-uring baseline-uring ringress-epoll nginx haproxy"
+read -r -a proxies <<< "${PROXIES:-$default_proxies}"
 MODES=${MODES:-keepalive close}
 [ "$MODES" = all ] && MODES="keepalive close h2c h2 https tls-full tls-resume tls12-resume"
 read -r -a modes <<< "$MODES"
@@ -224,7 +230,7 @@ for run in $(seq "$RUNS"); do
       taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNS" -d1s -H 'Host: bench.local' "http://127.0.0.1:$PORT_PROXY/" >/dev/null # warm-up
       [ "$m" = h2 ] || [ "$m" = https ] && taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNS" -d1s -H 'Host: bench.local' "https://127.0.0.1:$PORT_TLS/" >/dev/null
       perf_pid=
-      if [ -n "${PERF:-}" ] && [[ $p == ringress* ]]; then
+      if [ -n "${PERF:-}" ] && [[ $p == ringress* || $p == baseline* ]]; then
         perf record -q -g -p "$PROXY_PID" -o "$raw/$p-$m-$run.perf.data" 2>/dev/null & perf_pid=$!
       fi
       r=$(measure "$p" "$m" "$run")

@@ -16,7 +16,7 @@ for run, proxy, mode, rps, p50, p99, cpu, errs in rows:
     cell[(proxy, mode)].append((float(rps), float(p50), float(p99), float(cpu), int(float(errs))))
     by_run[(run, mode)][proxy] = float(cpu)
 
-proxies = [p for p in ["ringress-uring", "ringress-epoll", "ringress-tokio-uring", "nginx", "haproxy"] if any(r[1] == p for r in rows)]
+proxies = [p for p in ["ringress-uring", "baseline-uring", "ringress-epoll", "baseline-epoll", "ringress-tokio-uring", "nginx", "haproxy"] if any(r[1] == p for r in rows)]
 modes = [("keepalive", "keep-alive, 64 connections"),
          ("keepalive-log", "keep-alive, 64 connections, access log to a file (all three)"),
          ("close", "new connection per request"),
@@ -84,11 +84,24 @@ for mode, title in modes:
             if rs:
                 md.append(f"| {p} | {statistics.median(rs):.2f}x | {min(rs):.2f}-{max(rs):.2f} |")
         md.append("")
+# A regression check (BASELINE=...): this build's CPU/req over the baseline binary's, per run.
+for side in ["uring", "epoll"]:
+    new, old = f"ringress-{side}", f"baseline-{side}"
+    if not any(r[1] == old for r in rows):
+        continue
+    md += [f"### this build vs the baseline binary ({side}), same runs", "",
+           "| mode | CPU/req, this build over the baseline (median of runs) | range |", "|---|---:|---:|"]
+    for mode, title in modes:
+        rs = [c[new] / c[old] for (run, m), c in by_run.items() if m == mode and new in c and old in c]
+        if rs:
+            md.append(f"| {mode} | {statistics.median(rs):.2f}x | {min(rs):.2f}-{max(rs):.2f} |")
+    md.append("")
 open(out + ".md", "w").write("\n".join(md))
 
 # SVG: CPU/request ratio per proxy and mode.
 W, H, pad, bar = 380 * max(len(modes), 2), 300, 50, 26
-colors = {"ringress-uring": "#2b7bb9", "ringress-epoll": "#7fb3d5", "ringress-tokio-uring": "#a9cce3", "nginx": "#5a9e4b", "haproxy": "#c0504d"}
+colors = {"ringress-uring": "#2b7bb9", "ringress-epoll": "#7fb3d5", "ringress-tokio-uring": "#a9cce3", "nginx": "#5a9e4b", "haproxy": "#c0504d",
+          "baseline-uring": "#999999", "baseline-epoll": "#cccccc"}
 vals = {(p, m): ratio(p, m) for p in proxies for m, _ in modes}
 top = max([v for v in vals.values() if v == v] + [1.2]) * 1.15
 svg = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" font-family="sans-serif" font-size="12">',

@@ -93,7 +93,7 @@ impl SnapshotCache {
 /// Everything one worker owns.
 pub struct Worker<I: Io> {
     snapshots: RefCell<SnapshotCache>,
-    pub(crate) pools: Pools<h1::client::UpStream<I::Stream>>,
+    pub(crate) pools: Pools<h1::client::Transport<I::Stream>>,
     pub(crate) balancer: RefCell<Balancer>,
     active: Cell<usize>,
     pub(crate) deadlines: Deadlines,

@@ -16,7 +16,7 @@ use http::{HeaderMap, HeaderName, HeaderValue, Request, Response};
 use super::bridge::IoBridge;
 use super::error::{Kind, ProxyError, Side};
 use super::fields::Forwarded;
-use super::pipeline::{self, Decision, Upstream};
+use super::pipeline::{self, Decision, Exchange};
 use super::{bump, RouteKey, Worker};
 use crate::access_log::Record;
 use crate::runtime::deadline::Watch;
@@ -350,9 +350,9 @@ async fn exchange<I: Io>(
         }
     };
     let target = f.target.as_deref().unwrap_or(pq);
-    match f.upstream {
-        Upstream::Grpc { tls } => Box::pin(super::grpc::forward::<I>(w, &snap, &f, s, target, fwd, tls)).await,
-        Upstream::Http1 { tls } => {
+    match f.exchange {
+        Exchange::Grpc { tls } => Box::pin(super::grpc::forward::<I>(w, &snap, &f, s, target, fwd, tls)).await,
+        Exchange::Http1 { tls } => {
             let clock = Clock { deadlines: &w.deadlines, watch };
             // At most MAX_UPSTREAM_PER_CONNECTION upstream exchanges per client connection;
             // further streams wait for one to finish.

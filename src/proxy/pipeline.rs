@@ -60,15 +60,15 @@ pub(crate) struct Forward<'s> {
     /// The global settings with the route's annotations applied.
     pub settings: Settings,
     /// How the backend is spoken to.
-    pub upstream: Upstream,
+    pub exchange: Exchange,
     /// The path and query sent upstream when they are not the request's own: the normal form
     /// of the path (`proxy::path`) with `rewrite-target` applied, and the query.
     pub target: Option<String>,
 }
 
-/// The protocol of a backend, as the exchange needs it.
+/// How the upstream exchange runs: the backend's protocol.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Upstream {
+pub(crate) enum Exchange {
     /// HTTP/1.1 through the worker's pools; `tls`: `backend-protocol: HTTPS`.
     Http1 { tls: bool },
     /// HTTP/2 (gRPC); `tls`: `backend-protocol: GRPCS`.
@@ -134,14 +134,14 @@ pub(crate) fn decide<'s>(
     if snap.backend(route.backend).endpoints.is_empty() {
         return Err(ProxyError::downstream(Kind::NoEndpoints, "the backend Service has no ready endpoints"));
     }
-    let upstream = match o.protocol {
-        BackendProtocol::Http => Upstream::Http1 { tls: false },
-        BackendProtocol::Https => Upstream::Http1 { tls: true },
+    let exchange = match o.protocol {
+        BackendProtocol::Http => Exchange::Http1 { tls: false },
+        BackendProtocol::Https => Exchange::Http1 { tls: true },
         BackendProtocol::Grpc | BackendProtocol::Grpcs if !req.http2 => {
             return Err(ProxyError::downstream(Kind::NeedsHttp2, "this backend speaks gRPC, which needs HTTP/2"))
         }
-        BackendProtocol::Grpc => Upstream::Grpc { tls: false },
-        BackendProtocol::Grpcs => Upstream::Grpc { tls: true },
+        BackendProtocol::Grpc => Exchange::Grpc { tls: false },
+        BackendProtocol::Grpcs => Exchange::Grpc { tls: true },
     };
     let path = normal.as_deref();
     let rewritten = route.rewrite.as_ref().zip(path).and_then(|(r, p)| r.apply(p));
@@ -153,7 +153,7 @@ pub(crate) fn decide<'s>(
         }
         _ => None,
     };
-    Ok(Decision::Forward(Forward { route, settings, upstream, target }))
+    Ok(Decision::Forward(Forward { route, settings, exchange, target }))
 }
 
 /// A Host value: reg-name or IP literal with an optional port of digits, nothing else (RFC
@@ -182,4 +182,106 @@ pub(crate) fn valid_host(h: &[u8]) -> bool {
     name.iter().all(|&b| b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=%".contains(&b))
         && port.len() <= 5
         && port.iter().all(u8::is_ascii_digit)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Three Ingresses: plain HTTP with `rewrite-target`, gRPC, and a TLS host (ssl-redirect),
+    /// each on a Service with one endpoint (never dialled), plus one Service without endpoints.
+    fn snapshot() -> Snapshot {
+        let mut yaml = String::new();
+        for (name, host, annotations, endpoint) in [
+            ("web", "web.test", "nginx.ingress.kubernetes.io/rewrite-target: /v2/$1", true),
+            ("rpc", "rpc.test", "nginx.ingress.kubernetes.io/backend-protocol: GRPC", true),
+            ("sec", "sec.test", "x: y", true),
+            ("empty", "empty.test", "x: y", false),
+        ] {
+            let path = if name == "web" { "/api/(.*)" } else { "/" };
+            let tls = if name == "sec" { "\n  tls: [{hosts: [sec.test], secretName: none}]" } else { "" };
+            let eps = if endpoint { "[{addresses: [10.0.0.1], conditions: {ready: true}}]" } else { "[]" };
+            yaml += &format!(
+                r#"---
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata: {{name: {name}, namespace: default, annotations: {{{annotations}}}}}
+spec:
+  ingressClassName: ringress{tls}
+  rules: [{{host: {host}, http: {{paths: [{{path: "{path}", pathType: ImplementationSpecific, backend: {{service: {{name: {name}, port: {{number: 80}}}}}}}}]}}}}]
+---
+apiVersion: v1
+kind: Service
+metadata: {{name: {name}, namespace: default}}
+spec: {{ports: [{{port: 80, targetPort: 8080}}]}}
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: {{name: {name}-1, namespace: default, labels: {{kubernetes.io/service-name: {name}}}}}
+addressType: IPv4
+endpoints: {eps}
+ports: [{{port: 8080}}]
+"#
+            );
+        }
+        crate::snapshot::build(&crate::model::parse_documents(&yaml).expect("test YAML"), &Default::default())
+    }
+
+    fn request<'a>(method: &'a str, authority: &'a str, pq: &'a str, http2: bool) -> Request<'a> {
+        Request {
+            method,
+            authority: authority.as_bytes(),
+            path_and_query: pq.as_bytes(),
+            length: None,
+            https: false,
+            http2,
+        }
+    }
+
+    fn kind(snap: &Snapshot, r: &Request<'_>) -> Option<Kind> {
+        decide(snap, r, &mut RouteKey::default()).err().map(|e| e.kind)
+    }
+
+    #[test]
+    fn the_same_decision_for_every_protocol() {
+        let snap = snapshot();
+        for http2 in [false, true] {
+            let r = request("GET", "Web.Test:80", "/api/a/../b?q=1", http2);
+            let mut key = RouteKey::default();
+            let Ok(Decision::Forward(f)) = decide(&snap, &r, &mut key) else { panic!("not forwarded") };
+            assert_eq!(f.target.as_deref(), Some("/v2/b?q=1"), "normalised, rewritten, query kept");
+            assert_eq!(f.exchange, Exchange::Http1 { tls: false });
+            assert_eq!((key.ingress(), key.service()), ("default/web", "default/web:80"));
+            assert_eq!(kind(&snap, &request("TRACE", "web.test", "/api/x", http2)), Some(Kind::MethodNotAllowed));
+            assert_eq!(kind(&snap, &request("CONNECT", "web.test", "/", http2)), Some(Kind::NotImplemented));
+            assert_eq!(kind(&snap, &request("GET", "web.test/x", "/api/x", http2)), Some(Kind::BadHost));
+            assert_eq!(kind(&snap, &request("GET", "nope.test", "/", http2)), Some(Kind::NoRoute));
+            assert_eq!(kind(&snap, &request("GET", "empty.test", "/", http2)), Some(Kind::NoEndpoints));
+            // Routed by its normal form, `/x`, which no rule matches.
+            assert_eq!(kind(&snap, &request("GET", "web.test", "/api/%2e%2e/%2e%2e/x", http2)), Some(Kind::NoRoute));
+        }
+    }
+
+    #[test]
+    fn grpc_needs_http2_and_tls_hosts_redirect() {
+        let snap = snapshot();
+        assert_eq!(kind(&snap, &request("POST", "rpc.test", "/pkg.Svc/Call", false)), Some(Kind::NeedsHttp2));
+        let r = request("POST", "rpc.test", "/pkg.Svc/Call", true);
+        let Ok(Decision::Forward(f)) = decide(&snap, &r, &mut RouteKey::default()) else { panic!("not forwarded") };
+        assert_eq!((f.exchange, f.target), (Exchange::Grpc { tls: false }, None));
+        let r = request("GET", "sec.test", "/a?b=1", false);
+        let Ok(Decision::Redirect { code, location }) = decide(&snap, &r, &mut RouteKey::default()) else {
+            panic!("not redirected")
+        };
+        assert_eq!((code, location.as_slice()), (308, &b"https://sec.test/a?b=1"[..]));
+        let r = Request { https: true, ..request("GET", "sec.test", "/a", false) };
+        assert!(matches!(decide(&snap, &r, &mut RouteKey::default()), Ok(Decision::Forward(_))));
+    }
+
+    #[test]
+    fn a_declared_body_over_the_limit_is_refused_before_anything_is_read() {
+        let snap = snapshot();
+        let r = Request { length: Some(2 << 30), ..request("POST", "web.test", "/api/x", false) };
+        assert_eq!(kind(&snap, &r), Some(Kind::BodyTooLarge));
+    }
 }

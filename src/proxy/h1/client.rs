@@ -13,43 +13,43 @@ use crate::tls::TlsStream;
 
 /// A connection to an upstream: plain, or TLS for `backend-protocol: HTTPS` (boxed: pooled
 /// plain connections should not carry a TLS session's size).
-pub enum UpStream<S> {
+pub enum Transport<S> {
     Plain(S),
     Tls(Box<TlsStream<S>>),
 }
 
-impl<S: Stream> Stream for UpStream<S> {
+impl<S: Stream> Stream for Transport<S> {
     async fn read(&self, buf: Vec<u8>) -> (std::io::Result<usize>, Vec<u8>) {
         match self {
-            UpStream::Plain(s) => s.read(buf).await,
-            UpStream::Tls(t) => t.read(buf).await,
+            Transport::Plain(s) => s.read(buf).await,
+            Transport::Tls(t) => t.read(buf).await,
         }
     }
 
     async fn write_all(&self, buf: Vec<u8>) -> (std::io::Result<()>, Vec<u8>) {
         match self {
-            UpStream::Plain(s) => s.write_all(buf).await,
-            UpStream::Tls(t) => t.write_all(buf).await,
+            Transport::Plain(s) => s.write_all(buf).await,
+            Transport::Tls(t) => t.write_all(buf).await,
         }
     }
 
     fn shutdown(&self, how: std::net::Shutdown) {
         match self {
-            UpStream::Plain(s) => s.shutdown(how),
-            UpStream::Tls(t) => t.shutdown(how),
+            Transport::Plain(s) => s.shutdown(how),
+            Transport::Tls(t) => t.shutdown(how),
         }
     }
 
     fn fd(&self) -> std::os::fd::RawFd {
         match self {
-            UpStream::Plain(s) => s.fd(),
-            UpStream::Tls(t) => t.fd(),
+            Transport::Plain(s) => s.fd(),
+            Transport::Tls(t) => t.fd(),
         }
     }
 }
 
 /// An upstream connection and where it goes.
-pub struct Upstream<S> {
+pub struct UpstreamConn<S> {
     pub io: S,
     pub addr: SocketAddr,
     /// Came from the pool: a failure before any response byte may just mean the upstream
@@ -67,15 +67,16 @@ pub async fn acquire<I: Io>(
     pooled: bool,
     connect_timeout: std::time::Duration,
     tls: bool,
-) -> Result<Upstream<UpStream<I::Stream>>, ProxyError> {
+) -> Result<UpstreamConn<Transport<I::Stream>>, ProxyError> {
     let endpoints = &snap.backend(backend).endpoints;
     let mut last = None;
     for attempt in 0..endpoints.len() {
         let addr = endpoints[w.balancer.borrow_mut().pick(snap, backend, attempt)];
         if pooled {
             // An endpoint's pool holds one kind; one of the other kind is dropped.
-            if let Some(io) = w.pools.take(addr, w.deadlines.now()).filter(|io| matches!(io, UpStream::Tls(_)) == tls) {
-                return Ok(Upstream { io, addr, reused: true });
+            if let Some(io) = w.pools.take(addr, w.deadlines.now()).filter(|io| matches!(io, Transport::Tls(_)) == tls)
+            {
+                return Ok(UpstreamConn { io, addr, reused: true });
             }
         }
         if attempt > 0 {
@@ -84,11 +85,11 @@ pub async fn acquire<I: Io>(
         bump(&w.stats.upstream_connects);
         let connected = match I::connect(addr, connect_timeout).await {
             Ok(io) if tls => tls_connect::<I>(w, io, addr, connect_timeout).await,
-            Ok(io) => Ok(UpStream::Plain(io)),
+            Ok(io) => Ok(Transport::Plain(io)),
             Err(e) => Err(e),
         };
         match connected {
-            Ok(io) => return Ok(Upstream { io, addr, reused: false }),
+            Ok(io) => return Ok(UpstreamConn { io, addr, reused: false }),
             Err(e) => {
                 bump(&w.stats.upstream_connect_errors);
                 w.balancer.borrow_mut().failed(addr);
@@ -137,7 +138,7 @@ async fn tls_connect<I: Io>(
     io: I::Stream,
     addr: SocketAddr,
     timeout: std::time::Duration,
-) -> std::io::Result<UpStream<I::Stream>> {
+) -> std::io::Result<Transport<I::Stream>> {
     use futures::future::{select, Either};
     let name = rustls_pki_types::ServerName::IpAddress(addr.ip().into());
     let s = TlsStream::client(io, w.upstream_tls_h1.clone(), name)?;
@@ -145,7 +146,7 @@ async fn tls_connect<I: Io>(
         Either::Left((r, _)) => r,
         Either::Right(_) => Err(crate::runtime::io::timed_out("TLS handshake with the upstream timed out")),
     };
-    done.map(|()| UpStream::Tls(Box::new(s)))
+    done.map(|()| Transport::Tls(Box::new(s)))
 }
 
 /// The request side of an exchange, for [`send`]: what is left of the body after the head.
@@ -183,7 +184,7 @@ pub(crate) async fn send<I: Io, B: RequestBody>(
     body: &mut B,
     ubuf: &mut Vec<u8>,
     mut on_connect: impl FnMut(SocketAddr),
-) -> Result<(Upstream<UpStream<I::Stream>>, Vec<u8>), ProxyError> {
+) -> Result<(UpstreamConn<Transport<I::Stream>>, Vec<u8>), ProxyError> {
     let settings = to.settings;
     let replayable = body.is_done();
     let mut pooled = true;
@@ -279,7 +280,7 @@ pub(crate) async fn read_body<U: Stream>(
 /// allows another request on it and nothing is left unread or unsent.
 pub(crate) fn release<I: Io>(
     w: &Worker<I>,
-    up: Upstream<UpStream<I::Stream>>,
+    up: UpstreamConn<Transport<I::Stream>>,
     reusable: bool,
     settings: &crate::snapshot::Settings,
 ) {

@@ -408,7 +408,7 @@ fn prepare(
         }
         None => codec::write_request_head(out, &req, &info, &target, host, &fwd, underscores),
     }
-    let tls = forward.upstream == pipeline::Upstream::Http1 { tls: true };
+    let tls = forward.exchange == pipeline::Exchange::Http1 { tls: true };
     Ok(Some((info, Action::Forward { backend: forward.route.backend, settings: forward.settings, tls })))
 }
 

@@ -5,7 +5,7 @@
 use super::{write_client, Conn, READ_CHUNK};
 use crate::proxy::error::{Kind, ProxyError, Side};
 use crate::proxy::h1::body::{Body, Pace};
-use crate::proxy::h1::client::{self, Upstream};
+use crate::proxy::h1::client::{self, UpstreamConn};
 use crate::proxy::h1::codec::{self, Framing, RequestInfo};
 use crate::proxy::{tunnel, LocalSnapshot, Worker};
 use crate::runtime::io::Clock;
@@ -253,7 +253,7 @@ async fn relay_response<I: Io, S: Stream>(
     w: &Worker<I>,
     clock: Clock<'_>,
     c: &mut Conn<S>,
-    up: Upstream<client::UpStream<I::Stream>>,
+    up: UpstreamConn<client::Transport<I::Stream>>,
     info: &RequestInfo,
     request_done: bool,
     settings: &crate::snapshot::Settings,
