@@ -204,6 +204,21 @@ fn an_upstream_connection_header_naming_content_length_does_not_unframe_the_resp
     });
     assert_eq!(secret, None, "HTTP/2: a field the upstream's Connection names passed");
     assert_eq!((length.as_deref(), body.as_str()), (Some("5"), "hello"), "HTTP/2");
+    // And to HTTP/2 over TLS (ALPN h2), as curl sees it.
+    let port = p.https.port();
+    let (ok, out, err) = run(std::process::Command::new("curl").args([
+        "-sk",
+        "--http2",
+        "-D",
+        "-",
+        "--resolve",
+        &format!("hostile.test:{port}:127.0.0.1"),
+        &format!("https://hostile.test:{port}/tls"),
+    ]));
+    assert!(ok && out.starts_with("HTTP/2 200"), "{out} {err}");
+    let head = out.to_ascii_lowercase();
+    assert!(!head.contains("x-secret"), "HTTP/2 over TLS: a field the upstream's Connection names passed: {out}");
+    assert!(head.contains("content-length: 5\r\n") && out.ends_with("hello"), "{out}");
 }
 
 #[test]
