@@ -173,7 +173,8 @@ async fn handle_stream<I: Io>(
     let snap = w.snapshot();
     let xff = || parts.headers.get_all("x-forwarded-for").iter().next_back().map(|v| v.as_bytes());
     let client = pipeline::client_addr(&snap, peer, snap.edge.real_ip_from(peer).then(xff).flatten());
-    let client_ip = if client == peer.to_canonical() { peer_ip.to_string() } else { client.to_string() };
+    let client_ip: std::borrow::Cow<str> =
+        if client == peer.to_canonical() { peer_ip.into() } else { client.to_string().into() };
     let generated_id = capture(w, &parts, &client_ip, &mut rec);
     let Record { key, request_id, .. } = &mut rec;
     let fwd = Forwarded {

@@ -35,44 +35,24 @@ pub async fn h2c_client(addr: SocketAddr) -> h2::client::SendRequest<bytes::Byte
 #[macro_export]
 macro_rules! per_backend {
     (fn $name:ident($io:ident) $body:block) => {
-        mod $name {
-            #[allow(unused_imports)]
-            use super::*;
-
-            fn per_io($io: &'static str) $body
-
-            #[test]
-            fn uring() {
-                per_io("uring")
-            }
-
-            #[test]
-            fn epoll() {
-                per_io("epoll")
-            }
-        }
+        $crate::per_backend!(@tests $name, $io, $body, uring = "uring", epoll = "epoll");
     };
     (smoke fn $name:ident($io:ident) $body:block) => {
+        $crate::per_backend!(@tests $name, $io, $body, uring = "uring", epoll = "epoll", tokio_uring = "tokio-uring");
+    };
+    (@tests $name:ident, $io:ident, $body:block, $($test:ident = $backend:literal),+) => {
         mod $name {
             #[allow(unused_imports)]
             use super::*;
 
             fn per_io($io: &'static str) $body
 
-            #[test]
-            fn uring() {
-                per_io("uring")
-            }
-
-            #[test]
-            fn epoll() {
-                per_io("epoll")
-            }
-
-            #[test]
-            fn tokio_uring() {
-                per_io("tokio-uring")
-            }
+            $(
+                #[test]
+                fn $test() {
+                    per_io($backend)
+                }
+            )+
         }
     };
 }
