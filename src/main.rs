@@ -10,6 +10,7 @@ use clap::{Parser, Subcommand};
 
 use ringress::proxy::WorkerSpec;
 use ringress::runtime::{self, Backend, IoMode};
+use ringress::snapshot::access::UnsupportedPolicy;
 use ringress::snapshot::{BuildOptions, Settings};
 use ringress::{admin, demo, provider, proxy, Published};
 
@@ -31,13 +32,35 @@ struct Cli {
 enum Command {
     /// Run the proxy.
     Run(Box<RunArgs>),
-    /// Validate manifests and print the routing table; exit non-zero on bad input.
+    /// Validate manifests and print the routing table; exit non-zero on bad input, or when an
+    /// Ingress is refused (a security annotation ringress does not enforce, or cannot parse).
     Check {
         #[arg(long)]
         manifests: PathBuf,
         #[arg(long, default_value = "ringress")]
         ingress_class: String,
+        #[arg(long, value_enum, default_value = "refuse")]
+        unsupported_security_annotations: SecurityPolicy,
     },
+}
+
+/// `--unsupported-security-annotations`.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum SecurityPolicy {
+    /// An Ingress with a security annotation ringress does not enforce is not served: its
+    /// routes answer 503 naming the annotation.
+    Refuse,
+    /// Served without that protection, with a warning.
+    Warn,
+}
+
+impl From<SecurityPolicy> for UnsupportedPolicy {
+    fn from(p: SecurityPolicy) -> Self {
+        match p {
+            SecurityPolicy::Refuse => UnsupportedPolicy::Refuse,
+            SecurityPolicy::Warn => UnsupportedPolicy::Warn,
+        }
+    }
 }
 
 #[derive(clap::Args)]
@@ -100,6 +123,11 @@ struct RunArgs {
     /// Also serve Ingresses that name no class.
     #[arg(long)]
     watch_ingress_without_class: bool,
+    /// What to do with an Ingress carrying a security annotation ringress does not enforce
+    /// (auth-*, client certificates, ModSecurity, snippets): refuse it (its routes answer 503
+    /// naming the annotation), or serve it without that protection, with a warning.
+    #[arg(long, value_enum, default_value = "refuse", env = "RINGRESS_UNSUPPORTED_SECURITY_ANNOTATIONS")]
+    unsupported_security_annotations: SecurityPolicy,
     /// Also start the built-in demo upstream on this address (for the bundled example).
     #[arg(long)]
     demo_upstream: Option<SocketAddr>,
@@ -202,18 +230,36 @@ fn main() -> anyhow::Result<()> {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     match cli.command {
-        Command::Check { manifests, ingress_class } => check(&manifests, ingress_class),
+        Command::Check { manifests, ingress_class, unsupported_security_annotations } => {
+            check(&manifests, ingress_class, unsupported_security_annotations.into())
+        }
         Command::Run(args) => run(*args),
     }
 }
 
-fn check(path: &std::path::Path, class: String) -> anyhow::Result<()> {
+fn check(path: &std::path::Path, class: String, policy: UnsupportedPolicy) -> anyhow::Result<()> {
     let objects = provider::file::load(path)?;
-    let opts = BuildOptions { class, ..Default::default() };
+    let opts = BuildOptions { class, unsupported_security: policy, ..Default::default() };
     let snap = ringress::snapshot::build(&objects, &opts);
     print!("{}", snap.describe());
     for w in snap.warnings() {
         println!("warning: {w}");
+    }
+    // Refused Ingresses (fail closed): each named once, with why.
+    let mut refused: Vec<String> = snap
+        .table
+        .routes()
+        .into_iter()
+        .chain(snap.table.default_route())
+        .filter_map(|r| Some(format!("Ingress {} is not served: {}", r.ingress, r.options.access.refused.as_deref()?)))
+        .collect();
+    refused.sort();
+    refused.dedup();
+    for r in &refused {
+        println!("error: {r}");
+    }
+    if !refused.is_empty() {
+        anyhow::bail!("{} Ingress(es) refused: they ask for protection ringress does not enforce", refused.len());
     }
     Ok(())
 }
@@ -281,6 +327,7 @@ fn run(a: RunArgs) -> anyhow::Result<()> {
     let mut opts = BuildOptions {
         class: a.ingress_class.clone(),
         watch_without_class: a.watch_ingress_without_class,
+        unsupported_security: a.unsupported_security_annotations.into(),
         settings,
         default_certificate,
         config_map: object_key("configmap", &a.configmap)?,

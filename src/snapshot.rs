@@ -1,6 +1,7 @@
 //! Pure: Kubernetes objects -> an immutable [`Snapshot`] (route table, backends, settings).
 //! Built on the control thread, read by every worker through arc-swap; no I/O here.
 
+pub mod access;
 pub mod annotations;
 mod build;
 pub(crate) mod certs;

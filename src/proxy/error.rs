@@ -44,6 +44,11 @@ pub enum Kind {
     UpstreamTimeout,
     /// 502: a gRPC backend asked for over HTTP/1.1 (gRPC needs HTTP/2 end to end).
     NeedsHttp2,
+    /// 403: the client's address is not allowed on the route (RFC 9110 §15.5.4).
+    Forbidden,
+    /// 503: the route is not served because a protection it asks for cannot be enforced
+    /// (fail closed); the body names it (RFC 9110 §15.6.4).
+    Refused,
     /// No status: the client went away or broke framing after the response began; close.
     Closed,
 }
@@ -54,15 +59,18 @@ pub struct ProxyError {
     pub side: Side,
     pub source: Option<io::Error>,
     pub context: &'static str,
+    /// Text for the client's answer that is not known in advance (which annotation refused
+    /// a route); `context` otherwise.
+    pub detail: Option<std::sync::Arc<str>>,
 }
 
 impl ProxyError {
     pub fn new(kind: Kind, side: Side, context: &'static str) -> Self {
-        ProxyError { kind, side, source: None, context }
+        ProxyError { kind, side, source: None, context, detail: None }
     }
 
     pub fn io(kind: Kind, side: Side, context: &'static str, e: io::Error) -> Self {
-        ProxyError { kind, side, source: Some(e), context }
+        ProxyError { kind, side, source: Some(e), context, detail: None }
     }
 
     pub fn downstream(kind: Kind, context: &'static str) -> Self {
@@ -76,6 +84,11 @@ impl ProxyError {
     /// The status the client gets, if the response has not started.
     pub fn status(&self) -> Option<(u16, &'static str)> {
         status(self.kind)
+    }
+
+    /// What the answer's body says after the reason phrase.
+    pub fn message(&self) -> &str {
+        self.detail.as_deref().unwrap_or(self.context)
     }
 }
 
@@ -103,6 +116,8 @@ pub fn status(kind: Kind) -> Option<(u16, &'static str)> {
         Kind::NoRoute => (404, "Not Found"),
         Kind::NoEndpoints => (503, "Service Unavailable"),
         Kind::UpstreamConnect | Kind::UpstreamProtocol | Kind::NeedsHttp2 => (502, "Bad Gateway"),
+        Kind::Forbidden => (403, "Forbidden"),
+        Kind::Refused => (503, "Service Unavailable"),
         Kind::UpstreamTimeout => (504, "Gateway Timeout"),
         Kind::Closed => return None,
     })
@@ -113,6 +128,7 @@ impl Kind {
     /// response, as the gRPC HTTP/2 protocol maps HTTP errors).
     pub fn grpc_status(self) -> u8 {
         match status(self).map_or(0, |s| s.0) {
+            403 => 7,        // PERMISSION_DENIED
             404 => 12,       // UNIMPLEMENTED
             413 | 431 => 8,  // RESOURCE_EXHAUSTED
             408 | 504 => 4,  // DEADLINE_EXCEEDED
@@ -127,7 +143,15 @@ impl Kind {
     /// unknown state: close. A refusal of a well-framed request keeps the connection (when no
     /// unread body follows and the client keeps it alive).
     pub fn closes(self) -> bool {
-        !matches!(self, Kind::NoRoute | Kind::NoEndpoints | Kind::MethodNotAllowed | Kind::NeedsHttp2)
+        !matches!(
+            self,
+            Kind::NoRoute
+                | Kind::NoEndpoints
+                | Kind::MethodNotAllowed
+                | Kind::NeedsHttp2
+                | Kind::Forbidden
+                | Kind::Refused
+        )
     }
 }
 

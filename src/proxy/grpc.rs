@@ -129,7 +129,7 @@ pub(super) async fn forward<I: Io>(
     fwd: &Forwarded<'_>,
     tls: bool,
 ) -> Result<(), ProxyError> {
-    let ReqStream { parts, body, respond, progress } = s;
+    let ReqStream { parts, body, respond, progress, .. } = s;
     let settings = &f.settings;
     let started = std::time::Instant::now();
     let (mut sr, addr) = connection(w, snap, f.route, settings, tls).await?;

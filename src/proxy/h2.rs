@@ -185,7 +185,7 @@ async fn handle_stream<I: Io>(
         trust: snap.edge.forwarded_from(peer),
         request_id: generated_id.then_some(&request_id[..]),
     };
-    let stream = ReqStream { parts: &parts, body: &mut body, respond: &mut respond, progress: &progress };
+    let stream = ReqStream { parts: &parts, body: &mut body, respond: &mut respond, progress: &progress, client };
     let r = exchange(w, &watch, stream, &fwd, key, slots).await;
     w.deadlines.unregister(&watch);
     let status = &progress.status;
@@ -283,13 +283,13 @@ fn send_error(respond: &mut SendResponse<Bytes>, e: &ProxyError, grpc: bool, ser
             .status(200)
             .header("content-type", "application/grpc")
             .header("grpc-status", u16::from(grpc_status))
-            .header("grpc-message", format!("ringress: {reason}: {}", e.context).replace(' ', "%20"))
+            .header("grpc-message", format!("ringress: {reason}: {}", e.message()).replace(' ', "%20"))
             .body(())
             .expect("static response parts");
         let _ = respond.send_response(resp, true);
         return 200;
     }
-    let body = Bytes::from(format!("{reason}: {}\n", e.context));
+    let body = Bytes::from(format!("{reason}: {}\n", e.message()));
     let mut resp = Response::builder().status(code);
     if code == 405 {
         resp = resp.header("allow", super::error::ALLOW);
@@ -313,6 +313,8 @@ pub(super) struct ReqStream<'a> {
     pub body: &'a mut RecvStream,
     pub respond: &'a mut SendResponse<Bytes>,
     pub progress: &'a Progress,
+    /// The client's address as the proxy believes it.
+    pub client: std::net::IpAddr,
 }
 
 /// Runs the request through the pipeline, then the upstream exchange by the backend's
@@ -336,6 +338,7 @@ async fn exchange<I: Io>(
         length,
         https: fwd.scheme == "https",
         http2: true,
+        client: s.client,
     };
     let f = match pipeline::decide(&snap, &request, key)? {
         Decision::Forward(f) => f,

@@ -29,6 +29,9 @@ pub(crate) struct Request<'a> {
     pub https: bool,
     /// The downstream connection is HTTP/2 (a gRPC backend needs it).
     pub http2: bool,
+    /// The client's address as the proxy believes it ([`client_addr`]): what every access
+    /// decision uses.
+    pub client: IpAddr,
 }
 
 impl Request<'_> {
@@ -120,11 +123,21 @@ pub(crate) fn decide<'s>(
     key.set(route.map(|r| (&*r.ingress.namespace, &*r.ingress.name, &*snap.backend(r.backend).name)), req.method);
     let route =
         route.ok_or_else(|| ProxyError::downstream(Kind::NoRoute, "no Ingress rule matches this host and path"))?;
+    let access = &route.options.access;
+    if let Some(why) = &access.refused {
+        // Fail closed: a protection this route asks for cannot be enforced.
+        let mut e = ProxyError::downstream(Kind::Refused, "a protection this Ingress asks for is not enforced");
+        e.detail = Some(format!("ringress does not serve this route: {why}").into());
+        return Err(e);
+    }
     let s = &snap.settings;
     if s.redirects_to_https(route, req.https) {
         let mut location = Vec::with_capacity(128);
         s.write_https_location(&mut location, host.unwrap_or_default(), req.path_and_query);
         return Ok(Decision::Redirect { code: s.redirect_code, location });
+    }
+    if !crate::snapshot::access::allows(access, &snap.edge, req.client) {
+        return Err(ProxyError::downstream(Kind::Forbidden, "the client's address is not allowed here"));
     }
     let o = &route.options;
     let settings = s.for_route(o);
@@ -235,6 +248,7 @@ ports: [{{port: 8080}}]
             length: None,
             https: false,
             http2,
+            client: "127.0.0.1".parse().unwrap(),
         }
     }
 

@@ -4,8 +4,11 @@
 //! Ingress and the key, and that one setting keeps its default; the rest of the Ingress is
 //! served.
 
+use std::sync::Arc;
 use std::time::Duration;
 
+use super::access::{unenforced, Access, UnsupportedPolicy};
+use super::edge::{parse_cidrs, Cidr};
 use crate::model::Ingress;
 
 const PREFIXES: [&str; 2] = ["nginx.ingress.kubernetes.io/", "ingress.kubernetes.io/"];
@@ -90,6 +93,8 @@ pub struct RouteOptions {
     /// `proxy-request-buffering` (`on`/`off`); `None`: the ConfigMap's.
     pub request_buffering: Option<bool>,
     pub protocol: BackendProtocol,
+    /// Client-address lists, and whether the routes are refused (fail closed).
+    pub access: Access,
 }
 
 impl Default for RouteOptions {
@@ -105,6 +110,7 @@ impl Default for RouteOptions {
             send_timeout: None,
             request_buffering: None,
             protocol: BackendProtocol::Http,
+            access: Access::default(),
         }
     }
 }
@@ -112,9 +118,14 @@ impl Default for RouteOptions {
 impl RouteOptions {
     /// Options from an Ingress's annotations, and a warning for each value not understood.
     /// With both prefixes present for one key, the `nginx.ingress.kubernetes.io/` one wins.
-    pub fn of(ing: &Ingress) -> (RouteOptions, Vec<String>) {
+    /// A security annotation that is not enforced, or whose value does not parse, refuses the
+    /// routes (see [`super::access`]) under `policy`.
+    pub fn of(ing: &Ingress, policy: UnsupportedPolicy) -> (RouteOptions, Vec<String>) {
         let mut o = RouteOptions::default();
         let mut warnings = Vec::new();
+        // `allowlist-source-range` is the current name of `whitelist-source-range`: it wins.
+        let mut allow_new: Option<Arc<[Cidr]>> = None;
+        let mut allow_old: Option<Arc<[Cidr]>> = None;
         // Older prefix first, so the current one overrides it.
         for prefix in PREFIXES.iter().rev() {
             for (full, value) in ing.annotations.range(prefix.to_string()..) {
@@ -176,11 +187,45 @@ impl RouteOptions {
                         }
                         None => bad("is not a number of seconds"),
                     },
+                    "allowlist-source-range" | "whitelist-source-range" | "denylist-source-range" => {
+                        match parse_cidrs(v).filter(|c| !c.is_empty()) {
+                            Some(c) => {
+                                let c: Arc<[Cidr]> = c.into();
+                                match key {
+                                    "denylist-source-range" => o.access.deny = Some(c),
+                                    "allowlist-source-range" => allow_new = Some(c),
+                                    _ => allow_old = Some(c),
+                                }
+                            }
+                            None => {
+                                let why = format!(
+                                    "annotation {full}: {value:?} is not a comma-separated list of address blocks"
+                                );
+                                warnings.push(format!("Ingress {}: {why}; its routes answer 503", ing.key));
+                                o.access.refuse(why);
+                            }
+                        }
+                    }
+                    _ if unenforced(key).is_some() => {
+                        let what = unenforced(key).unwrap_or_default();
+                        let why = format!("annotation {full} asks for {what}, which ringress does not enforce");
+                        match policy {
+                            UnsupportedPolicy::Refuse => {
+                                warnings.push(format!("Ingress {}: {why}; its routes answer 503", ing.key));
+                                o.access.refuse(why);
+                            }
+                            UnsupportedPolicy::Warn => warnings.push(format!(
+                                "Ingress {}: {why}; served WITHOUT it (--unsupported-security-annotations=warn)",
+                                ing.key
+                            )),
+                        }
+                    }
                     _ => warnings
                         .push(format!("Ingress {}: annotation {full} is not supported by ringress; ignored", ing.key)),
                 }
             }
         }
+        o.access.allow = allow_new.or(allow_old);
         (o, warnings)
     }
 
@@ -310,7 +355,7 @@ mod tests {
             ("nginx.ingress.kubernetes.io/ssl-redirect", "true"),
             ("kubernetes.io/ingress.class", "nginx"),
         ]);
-        let (o, w) = RouteOptions::of(&i);
+        let (o, w) = RouteOptions::of(&i, UnsupportedPolicy::Refuse);
         assert_eq!(w, Vec::<String>::new());
         assert_eq!(o.max_body_bytes, Some(16 << 20));
         assert_eq!(o.protocol, BackendProtocol::Grpc);
@@ -325,7 +370,7 @@ mod tests {
             ("nginx.ingress.kubernetes.io/proxy-read-timeout", "-3"),
             ("nginx.ingress.kubernetes.io/configuration-snippet", "more_set_headers x"),
         ]);
-        let (o, w) = RouteOptions::of(&i);
+        let (o, w) = RouteOptions::of(&i, UnsupportedPolicy::Refuse);
         assert_eq!(o.max_body_bytes, None);
         assert_eq!(o.protocol, BackendProtocol::Http);
         assert_eq!(o.read_timeout, None);
@@ -337,14 +382,14 @@ mod tests {
     #[test]
     fn rewrite_replaces_the_whole_path_with_captures() {
         let i = ing(&[("nginx.ingress.kubernetes.io/rewrite-target", "/$2")]);
-        let (o, _) = RouteOptions::of(&i);
+        let (o, _) = RouteOptions::of(&i, UnsupportedPolicy::Refuse);
         let r = o.rewrite_for(&i, "/something(/|$)(.*)").unwrap().unwrap();
         assert_eq!(r.apply("/something/new").as_deref(), Some("/new"));
         assert_eq!(r.apply("/something").as_deref(), Some("/"));
         assert_eq!(r.apply("/SOMETHING/x/y").as_deref(), Some("/x/y"));
         assert_eq!(r.apply("/other"), None);
         let i = ing(&[("ingress.kubernetes.io/rewrite-target", "/")]);
-        let (o, _) = RouteOptions::of(&i);
+        let (o, _) = RouteOptions::of(&i, UnsupportedPolicy::Refuse);
         let r = o.rewrite_for(&i, "/audio").unwrap().unwrap();
         assert_eq!(r.apply("/audio").as_deref(), Some("/"));
         assert_eq!(r.apply("/audio/cb").as_deref(), Some("/"));
@@ -359,5 +404,36 @@ mod tests {
         assert_eq!(literal_prefix("/.*"), "/");
         assert_eq!(literal_prefix("/feed.FeedBack"), "/");
         assert_eq!(literal_prefix("/some(thing)?"), "/");
+    }
+
+    #[test]
+    fn address_lists_parse_and_anything_protective_that_is_not_enforced_refuses() {
+        let (o, w) = RouteOptions::of(
+            &ing(&[
+                ("ingress.kubernetes.io/whitelist-source-range", "192.0.2.0/24"),
+                ("nginx.ingress.kubernetes.io/allowlist-source-range", "10.0.0.0/8, ::1"),
+                ("nginx.ingress.kubernetes.io/denylist-source-range", "10.9.0.0/16"),
+            ]),
+            UnsupportedPolicy::Refuse,
+        );
+        assert!(w.is_empty() && o.access.refused.is_none(), "{w:?}");
+        assert_eq!(o.access.allow.as_deref().map(<[Cidr]>::len), Some(2), "the newer name wins");
+        assert!(o.access.deny.is_some());
+        for bad in ["10.0.0.0/33", "", "10.0.0.1, nonsense"] {
+            let (o, w) = RouteOptions::of(
+                &ing(&[("nginx.ingress.kubernetes.io/whitelist-source-range", bad)]),
+                UnsupportedPolicy::Warn,
+            );
+            let why = o.access.refused.expect("an unparsable list refuses, whatever the policy");
+            assert!(why.contains("whitelist-source-range") && w[0].contains("answer 503"), "{why} {w:?}");
+        }
+        let auth =
+            ing(&[("nginx.ingress.kubernetes.io/auth-url", "http://auth"), ("ingress.kubernetes.io/satisfy", "any")]);
+        let (o, w) = RouteOptions::of(&auth, UnsupportedPolicy::Refuse);
+        let why = o.access.refused.expect("refused");
+        assert!(why.contains("auth-url") && why.contains("satisfy"), "{why}");
+        assert_eq!(w.len(), 2);
+        let (o, w) = RouteOptions::of(&auth, UnsupportedPolicy::Warn);
+        assert!(o.access.refused.is_none() && w.iter().all(|w| w.contains("served WITHOUT")), "{w:?}");
     }
 }

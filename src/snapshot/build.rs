@@ -29,6 +29,8 @@ pub struct BuildOptions {
     pub config_map: ObjectKey,
     /// The L4 load balancer: which Services, which ports are ours.
     pub l4: super::l4::L4Options,
+    /// `--unsupported-security-annotations`: refuse (default) or warn.
+    pub unsupported_security: super::access::UnsupportedPolicy,
 }
 
 impl Default for BuildOptions {
@@ -41,6 +43,7 @@ impl Default for BuildOptions {
             default_certificate: None,
             config_map: ObjectKey { namespace: "ringress".to_string(), name: "ringress".to_string() },
             l4: super::l4::L4Options::default(),
+            unsupported_security: Default::default(),
         }
     }
 }
@@ -94,6 +97,7 @@ fn resolver<'a>(inputs: &Inputs<'a>, only: Option<&FxHashSet<(&str, &str)>>) -> 
         by_service: FxHashMap::default(),
         fresh: Vec::new(),
         seeded: None,
+        policy: Default::default(),
     }
 }
 
@@ -161,6 +165,7 @@ pub fn build_from(inputs: &Inputs, opts: &BuildOptions) -> Snapshot {
 /// a Secret that no longer parses).
 pub fn build_after(inputs: &Inputs, opts: &BuildOptions, prev: &Snapshot) -> Snapshot {
     let mut b = resolver(inputs, None);
+    b.policy = opts.unsupported_security;
     let (ingresses, mut build_warnings) = served(&inputs.ingresses, &inputs.ingress_classes, opts);
     let config_map = inputs.config_maps.iter().find(|c| c.key == opts.config_map).copied();
     let live = (prev.generation > 0).then(|| super::config::Global::of(prev));
@@ -240,7 +245,7 @@ fn host_routes<'a>(b: &mut Builder<'a>, key: &HostKey, ingresses: &[&'a Ingress]
                         path: "/".to_string(),
                         path_type: PathType::Prefix,
                         tls: false,
-                        options: Arc::new(RouteOptions::of(ing).0),
+                        options: Arc::new(RouteOptions::of(ing, b.policy).0),
                         rewrite: None,
                         regex: None,
                     })
@@ -252,7 +257,7 @@ fn host_routes<'a>(b: &mut Builder<'a>, key: &HostKey, ingresses: &[&'a Ingress]
     let mut hr = HostRoutes::default();
     for ing in ingresses {
         let ingress = Arc::new(ing.key.clone());
-        let (options, warnings) = RouteOptions::of(ing);
+        let (options, warnings) = RouteOptions::of(ing, b.policy);
         hr.warnings.extend(warnings);
         let options = Arc::new(options);
         // With use-regex or rewrite-target, paths are regular expressions (as in
@@ -421,6 +426,7 @@ pub fn update_hosts<'a>(
         })
         .collect();
     let mut b = resolver(inputs, Some(&referenced));
+    b.policy = opts.unsupported_security;
     b.seed(prev);
     let mut table = RouteTable::clone(&prev.table);
     let mut warnings = Vec::new();
@@ -513,6 +519,8 @@ struct Builder<'a> {
     fresh: Vec<BackendId>,
     /// The seeding snapshot's index, consulted before creating a backend.
     seeded: Option<Arc<ServiceIndex>>,
+    /// `--unsupported-security-annotations`.
+    policy: super::access::UnsupportedPolicy,
 }
 
 impl<'a> Builder<'a> {

@@ -68,6 +68,14 @@ pub struct Edge {
     pub enable_real_ip: bool,
     /// `proxy-real-ip-cidr`: the peers trusted for the two above.
     pub trusted: Vec<Cidr>,
+    /// `whitelist-source-range`: only clients in these blocks, on every Ingress that does not
+    /// set its own list (None: everyone).
+    pub allow: Option<Vec<Cidr>>,
+    /// `denylist-source-range`: never clients in these blocks, on every Ingress that does not
+    /// set its own list.
+    pub deny: Vec<Cidr>,
+    /// `block-cidrs`: never clients in these blocks, whatever an Ingress says.
+    pub block: Vec<Cidr>,
     /// Rendered by [`Edge::resolve`]: the header lines for HTTP/1.1 (plain, and over TLS
     /// with HSTS), and the same fields for HTTP/2.
     h1_plain: Vec<u8>,
@@ -87,6 +95,9 @@ impl Default for Edge {
             use_forwarded_headers: false,
             enable_real_ip: false,
             trusted: vec![Cidr::parse("0.0.0.0/0").expect("valid"), Cidr::parse("::/0").expect("valid")],
+            allow: None,
+            deny: Vec::new(),
+            block: Vec::new(),
             h1_plain: Vec::new(),
             h1_tls: Vec::new(),
             h2_plain: Vec::new(),

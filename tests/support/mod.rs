@@ -89,6 +89,13 @@ pub fn ingress(name: &str, host: Option<&str>, routes: &[(&str, &str)]) -> Strin
     s
 }
 
+/// `yaml` (one Ingress from [`ingress`]) with these annotations.
+pub fn annotated(yaml: String, annotations: &[(&str, &str)]) -> String {
+    let list: Vec<String> = annotations.iter().map(|(k, v)| format!("{k}: \"{v}\"")).collect();
+    let with = format!(", annotations: {{{}}}}}", list.join(", "));
+    yaml.replacen(", namespace: default}", &(", namespace: default".to_string() + &with), 1)
+}
+
 /// A loopback address that refuses connections: bound (so no parallel test can take the
 /// port) but never listening. The socket is kept for the life of the test process.
 pub fn dead_addr() -> SocketAddr {

@@ -230,24 +230,39 @@ pub(crate) async fn response_head<U: Stream, T>(
     is_head: bool,
     f: impl FnOnce(&httparse::Response<'_, '_>, &super::codec::ResponseInfo) -> Result<T, ProxyError>,
 ) -> Result<T, ProxyError> {
-    use std::mem::MaybeUninit;
+    let mut f = Some(f);
     loop {
-        let mut headers = [const { MaybeUninit::<httparse::Header>::uninit() }; super::server::MAX_HEADERS];
-        let mut resp = httparse::Response::new(&mut []);
-        match httparse::ParserConfig::default().parse_response_with_uninit_headers(&mut resp, ubuf, &mut headers) {
-            Ok(httparse::Status::Complete(n)) => {
-                let info = super::codec::analyze_response(&resp, n, is_head)?;
-                return f(&resp, &info);
-            }
-            Ok(httparse::Status::Partial) => {}
-            Err(e) => {
-                let head = String::from_utf8_lossy(&ubuf[..ubuf.len().min(256)]);
-                tracing::debug!(error = %e, %head, "malformed response head");
-                return Err(ProxyError::upstream(Kind::UpstreamProtocol, "malformed response head"));
-            }
+        if let Some(t) = parse_head(ubuf, is_head, &mut f)? {
+            return Ok(t);
         }
         if !read_head_bytes(up, ubuf, clock, clock.after(timeout), MAX_RESPONSE_HEAD).await? {
             return Err(ProxyError::upstream(Kind::UpstreamProtocol, "upstream closed inside the response head"));
+        }
+    }
+}
+
+/// One parse of [`response_head`]: `f`'s answer once the head is complete (None: not yet).
+/// Kept out of the async function so the parser's header slots (4 KiB) never live across an
+/// await, which would put them in every request's future.
+fn parse_head<T>(
+    ubuf: &[u8],
+    is_head: bool,
+    f: &mut Option<impl FnOnce(&httparse::Response<'_, '_>, &super::codec::ResponseInfo) -> Result<T, ProxyError>>,
+) -> Result<Option<T>, ProxyError> {
+    use std::mem::MaybeUninit;
+    let mut headers = [const { MaybeUninit::<httparse::Header>::uninit() }; super::server::MAX_HEADERS];
+    let mut resp = httparse::Response::new(&mut []);
+    match httparse::ParserConfig::default().parse_response_with_uninit_headers(&mut resp, ubuf, &mut headers) {
+        Ok(httparse::Status::Complete(n)) => {
+            let info = super::codec::analyze_response(&resp, n, is_head)?;
+            let f = f.take().expect("called until it answers");
+            f(&resp, &info).map(Some)
+        }
+        Ok(httparse::Status::Partial) => Ok(None),
+        Err(e) => {
+            let head = String::from_utf8_lossy(&ubuf[..ubuf.len().min(256)]);
+            tracing::debug!(error = %e, %head, "malformed response head");
+            Err(ProxyError::upstream(Kind::UpstreamProtocol, "malformed response head"))
         }
     }
 }

@@ -126,7 +126,7 @@ async fn fail<I: Io, S: Stream>(w: &Worker<I>, c: &mut Conn<S>, e: ProxyError) {
         bump(&w.stats.responses_proxy_error);
         let mut out = std::mem::take(&mut c.out);
         out.clear();
-        write_error_response(&mut out, code, reason, e.context, true, w.snapshot().settings.server_name());
+        write_error_response(&mut out, code, reason, e.message(), true, w.snapshot().settings.server_name());
         c.rec.status = code;
         c.rec.bytes_out += out.len() as u64;
         let watch = c.watch.clone();
@@ -203,8 +203,9 @@ enum Action {
     Forward { backend: BackendId, settings: crate::snapshot::Settings, tls: bool },
     /// The answer (a redirect, with this status) is in `out`.
     Answer(u16),
-    /// Answer from the proxy: 404 or 503, framing intact.
-    Respond(Kind, &'static str),
+    /// Answer from the proxy (a refusal of a well-framed request: 403, 404, 503...), framing
+    /// intact.
+    Respond(ProxyError),
 }
 
 /// Handles one request. `Ok(true)`: the connection stays open for the next one.
@@ -288,14 +289,14 @@ async fn request<I: Io, S: Stream>(w: &Worker<I>, c: &mut Conn<S>, first: bool) 
             }
             return Ok(!close);
         }
-        Action::Respond(kind, context) => {
+        Action::Respond(e) => {
             // The body, if any, is not read: close after answering.
             let close = !info.keep_alive || info.framing != Framing::None;
-            let (code, reason) = crate::proxy::error::status(kind).unwrap_or((500, "Internal Server Error"));
+            let (code, reason) = e.status().unwrap_or((500, "Internal Server Error"));
             c.rec.status = code;
             c.buf.drain(..info.head_len);
             c.out.clear();
-            write_error_response(&mut c.out, code, reason, context, close, settings.server_name());
+            write_error_response(&mut c.out, code, reason, e.message(), close, settings.server_name());
             bump(&w.stats.responses_proxy_error);
             c.response_started = true;
             write_client(clock, c, settings.idle_timeout).await?;
@@ -381,6 +382,7 @@ fn prepare(
         length: info.length,
         https,
         http2: false,
+        client,
     };
     let forward = match pipeline::decide(snap, &view, &mut rec.key) {
         Ok(Decision::Forward(f)) => f,
@@ -389,7 +391,7 @@ fn prepare(
             return Ok(Some((info, Action::Answer(code))));
         }
         // A refusal of a well-framed request is answered in place.
-        Err(e) if !e.kind.closes() => return Ok(Some((info, Action::Respond(e.kind, e.context)))),
+        Err(e) if !e.kind.closes() => return Ok(Some((info, Action::Respond(e)))),
         Err(e) => return Err(e),
     };
     let fwd = Forwarded {

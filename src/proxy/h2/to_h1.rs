@@ -40,7 +40,7 @@ pub(super) async fn forward<I: Io>(
     s: ReqStream<'_>,
     fwd: &Forwarded<'_>,
 ) -> Result<(), ProxyError> {
-    let ReqStream { parts, body, respond, progress } = s;
+    let ReqStream { parts, body, respond, progress, .. } = s;
     let settings = &to.forward.settings;
     let length = to.length;
     let started = std::time::Instant::now();

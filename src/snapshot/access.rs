@@ -1,0 +1,146 @@
+//! Access control an Ingress asks for, and the rule that keeps it from failing open: every
+//! annotation that protects a route is either enforced here or stops the route.
+//!
+//! Enforced: the client-address lists (`allowlist-source-range`, its older name
+//! `whitelist-source-range`, and `denylist-source-range`; the ConfigMap's global lists and
+//! `block-cidrs` in [`super::edge::Edge`]). Every other annotation in [`UNENFORCED`] makes
+//! the Ingress's routes answer 503 with a body naming it (unless the operator chose
+//! [`UnsupportedPolicy::Warn`]), and so does an enforced one whose value does not parse.
+
+use std::sync::Arc;
+
+use super::edge::Cidr;
+
+/// Security-relevant ingress-nginx annotations ringress does not enforce (yet), with what
+/// they would have protected. An Ingress carrying one is refused: serving it would serve it
+/// unprotected.
+pub const UNENFORCED: &[(&str, &str)] = &[
+    ("auth-type", "HTTP authentication"),
+    ("auth-secret", "HTTP authentication"),
+    ("auth-secret-type", "HTTP authentication"),
+    ("auth-realm", "HTTP authentication"),
+    ("auth-url", "external authentication"),
+    ("auth-method", "external authentication"),
+    ("auth-signin", "external authentication"),
+    ("auth-signin-redirect-param", "external authentication"),
+    ("auth-response-headers", "external authentication"),
+    ("auth-request-redirect", "external authentication"),
+    ("auth-proxy-set-headers", "external authentication"),
+    ("auth-cache-key", "external authentication"),
+    ("auth-cache-duration", "external authentication"),
+    ("auth-always-set-cookie", "external authentication"),
+    ("auth-snippet", "external authentication"),
+    ("enable-global-auth", "external authentication"),
+    ("auth-tls-secret", "client certificates"),
+    ("auth-tls-verify-client", "client certificates"),
+    ("auth-tls-verify-depth", "client certificates"),
+    ("auth-tls-error-page", "client certificates"),
+    ("auth-tls-pass-certificate-to-upstream", "client certificates"),
+    ("auth-tls-match-cn", "client certificates"),
+    ("satisfy", "the combination of access rules"),
+    ("enable-modsecurity", "the ModSecurity web application firewall"),
+    ("enable-owasp-core-rules", "the ModSecurity web application firewall"),
+    ("modsecurity-snippet", "the ModSecurity web application firewall"),
+    ("modsecurity-transaction-id", "the ModSecurity web application firewall"),
+    ("configuration-snippet", "nginx configuration (it may hold allow/deny or auth directives)"),
+    ("server-snippet", "nginx configuration (it may hold allow/deny or auth directives)"),
+];
+
+/// Security annotations ringress enforces.
+pub const ENFORCED: &[&str] = &["allowlist-source-range", "whitelist-source-range", "denylist-source-range"];
+
+/// What ringress does with an Ingress carrying an annotation of [`UNENFORCED`]
+/// (`--unsupported-security-annotations`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum UnsupportedPolicy {
+    /// Its routes answer 503 naming the annotation, and `ringress check` fails.
+    #[default]
+    Refuse,
+    /// Served without that protection, with a warning (for operators who insist).
+    Warn,
+}
+
+/// The access rules of one Ingress, shared by its routes.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Access {
+    /// Only clients in these blocks (`allowlist-source-range`); None: the ConfigMap's list,
+    /// if any.
+    pub allow: Option<Arc<[Cidr]>>,
+    /// Never clients in these blocks (`denylist-source-range`); None: the ConfigMap's.
+    pub deny: Option<Arc<[Cidr]>>,
+    /// Not served: why (an annotation ringress cannot enforce, or one whose value it cannot
+    /// parse), sent as the 503's body and shown by `ringress check`.
+    pub refused: Option<Arc<str>>,
+}
+
+impl Access {
+    /// Refuses the route for `why` (added to the reasons already given).
+    pub(crate) fn refuse(&mut self, why: String) {
+        self.refused = Some(match self.refused.take() {
+            Some(before) => format!("{before}; {why}").into(),
+            None => why.into(),
+        });
+    }
+}
+
+/// What an annotation (without its prefix) would have protected, if ringress does not enforce
+/// it.
+pub fn unenforced(key: &str) -> Option<&'static str> {
+    UNENFORCED.iter().find(|(k, _)| *k == key).map(|(_, why)| *why)
+}
+
+/// Whether `client` may reach a route with `access`, given the ConfigMap's lists: never from a
+/// `block-cidrs` block, then the Ingress's deny list (else the global one), then its allow
+/// list (else the global one), as ingress-nginx orders them.
+pub fn allows(access: &Access, global: &super::edge::Edge, client: std::net::IpAddr) -> bool {
+    let hit = |list: &[Cidr]| list.iter().any(|c| c.contains(client));
+    if hit(&global.block) {
+        return false;
+    }
+    if hit(access.deny.as_deref().unwrap_or(&global.deny)) {
+        return false;
+    }
+    match access.allow.as_deref().or(global.allow.as_deref()) {
+        Some(list) => hit(list),
+        None => true,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::snapshot::edge::{parse_cidrs, Edge};
+
+    fn cidrs(v: &str) -> Option<Arc<[Cidr]>> {
+        Some(parse_cidrs(v).unwrap().into())
+    }
+
+    #[test]
+    fn block_then_deny_then_allow_and_the_ingress_overrides_the_configmap() {
+        let ip = |s: &str| s.parse().unwrap();
+        let mut global = Edge::default();
+        let open = Access::default();
+        assert!(allows(&open, &global, ip("192.0.2.1")), "no list: everyone");
+        global.allow = parse_cidrs("10.0.0.0/8");
+        global.deny = parse_cidrs("10.9.0.0/16").unwrap();
+        assert!(allows(&open, &global, ip("10.1.1.1")));
+        assert!(!allows(&open, &global, ip("10.9.1.1")), "the global deny list");
+        assert!(!allows(&open, &global, ip("192.0.2.1")), "the global allow list");
+        let own = Access { allow: cidrs("192.0.2.0/24, 2001:db8::/32"), deny: cidrs(""), refused: None };
+        assert!(allows(&own, &global, ip("192.0.2.1")), "the Ingress's list replaces the global one");
+        assert!(allows(&own, &global, ip("2001:db8::5")));
+        assert!(allows(&own, &global, ip("::ffff:192.0.2.9")), "IPv4-mapped clients");
+        assert!(!allows(&own, &global, ip("10.1.1.1")));
+        global.block = parse_cidrs("192.0.2.9").unwrap();
+        assert!(!allows(&own, &global, ip("192.0.2.9")), "block-cidrs holds whatever the Ingress says");
+    }
+
+    #[test]
+    fn every_security_annotation_is_enforced_or_listed() {
+        for k in ENFORCED {
+            assert!(unenforced(k).is_none(), "{k}");
+        }
+        assert_eq!(unenforced("auth-url"), Some("external authentication"));
+        assert_eq!(unenforced("proxy-body-size"), None);
+    }
+}

@@ -1,0 +1,194 @@
+//! Access control that never fails open: client-address lists enforced before anything reaches
+//! the upstream, over HTTP/1.1, HTTP/2 (cleartext and TLS) and gRPC alike; every security
+//! annotation ringress does not enforce stops its Ingress (503 naming it, `ringress check`
+//! fails), unless the operator chose `--unsupported-security-annotations=warn`.
+
+mod support;
+
+use std::net::SocketAddr;
+
+use support::*;
+
+/// The status (and body) an HTTP/2 client gets over h2c, and the grpc-status when `grpc`.
+fn h2c(addr: SocketAddr, host: &str, grpc: bool) -> (u16, Option<String>, String) {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async move {
+        let client = h2c_client(addr).await;
+        let mut client = client.ready().await.unwrap();
+        let mut req = http::Request::post(format!("http://{host}/pkg.Svc/Call"));
+        if grpc {
+            req = req.header("content-type", "application/grpc").header("te", "trailers");
+        }
+        let (resp, _) = client.send_request(req.body(()).unwrap(), true).unwrap();
+        let resp = resp.await.unwrap();
+        let status = resp.status().as_u16();
+        let grpc_status = resp.headers().get("grpc-status").map(|v| v.to_str().unwrap().to_string());
+        let mut body = resp.into_body();
+        let mut text = Vec::new();
+        while let Some(d) = body.data().await {
+            text.extend_from_slice(&d.unwrap());
+        }
+        (status, grpc_status, String::from_utf8_lossy(&text).into_owned())
+    })
+}
+
+/// The status and body curl gets over HTTP/2 with TLS (ALPN h2).
+fn h2_tls(p: &Proxy, host: &str) -> (u16, String) {
+    let port = p.https.port();
+    let (ok, out, err) = run(std::process::Command::new("curl").args([
+        "-sk",
+        "--http2",
+        "-w",
+        "\n%{http_code} %{http_version}",
+        "--resolve",
+        &format!("{host}:{port}:127.0.0.1"),
+        &format!("https://{host}:{port}/"),
+    ]));
+    assert!(ok, "curl: {err}");
+    let (body, tail) = out.rsplit_once('\n').unwrap();
+    let (code, version) = tail.split_once(' ').unwrap();
+    assert_eq!(version, "2", "{out}");
+    (code.parse().unwrap(), body.to_string())
+}
+
+fn site(a: &Upstream, name: &str, annotations: &[(&str, &str)]) -> String {
+    service(&format!("svc-{name}"), &[a.addr])
+        + &annotated(ingress(name, Some(&format!("{name}.test")), &[("/", &format!("svc-{name}"))]), annotations)
+}
+
+#[test]
+fn source_ranges_answer_403_on_every_protocol_before_the_upstream_sees_anything() {
+    let (shut, open, denied) = (Upstream::start("shut"), Upstream::start("open"), Upstream::start("denied"));
+    let m = site(&shut, "shut", &[("nginx.ingress.kubernetes.io/allowlist-source-range", "10.0.0.0/8, 2001:db8::/32")])
+        + &site(&open, "open", &[("ingress.kubernetes.io/whitelist-source-range", "192.0.2.0/24,127.0.0.0/8")])
+        + &site(&denied, "denied", &[("nginx.ingress.kubernetes.io/denylist-source-range", "127.0.0.1/32")]);
+    let p = Proxy::start("uring", &m, &[]);
+    for host in ["shut.test", "denied.test"] {
+        let r = get(p.http, host, "/");
+        assert_eq!(r.status, 403, "HTTP/1.1 {host}: {}", r.text());
+        assert_eq!(h2c(p.http, host, false).0, 403, "h2c {host}");
+        assert_eq!(h2_tls(&p, host).0, 403, "h2 over TLS {host}");
+        // A gRPC call is refused in gRPC terms: PERMISSION_DENIED in a trailers-only answer.
+        assert_eq!(h2c(p.http, host, true).1.as_deref(), Some("7"), "gRPC {host}");
+    }
+    assert_eq!((shut.hits(), denied.hits()), (0, 0), "a refused request reached its upstream");
+    assert_eq!(get(p.http, "open.test", "/").status, 200, "the older prefix and the older name");
+    assert_eq!(h2c(p.http, "open.test", false).0, 200);
+    assert_eq!(h2_tls(&p, "open.test").0, 200);
+    // A keep-alive connection survives a 403 (the refusal is framed like any answer).
+    let mut s = connect(p.http);
+    std::io::Write::write_all(
+        &mut s,
+        b"GET / HTTP/1.1\r\nHost: shut.test\r\n\r\nGET / HTTP/1.1\r\nHost: open.test\r\n\r\n",
+    )
+    .unwrap();
+    let mut pending = Vec::new();
+    assert_eq!(read_response(&mut s, &mut pending, false).unwrap().status, 403);
+    assert_eq!(read_response(&mut s, &mut pending, false).unwrap().status, 200);
+}
+
+#[test]
+fn an_unenforced_or_unparsable_security_annotation_fails_closed_and_check_names_it() {
+    let (a, b, c) = (Upstream::start("a"), Upstream::start("b"), Upstream::start("c"));
+    let m = site(
+        &a,
+        "basic",
+        &[("nginx.ingress.kubernetes.io/auth-type", "basic"), ("nginx.ingress.kubernetes.io/auth-secret", "users")],
+    ) + &site(&b, "typo", &[("nginx.ingress.kubernetes.io/whitelist-source-range", "10.0.0.0/33")])
+        + &site(&c, "plain", &[]);
+    let p = Proxy::start("uring", &m, &[]);
+    let r = get(p.http, "basic.test", "/");
+    assert_eq!(r.status, 503, "{}", r.text());
+    // Every reason is named: both annotations.
+    let text = r.text();
+    assert!(text.contains("nginx.ingress.kubernetes.io/auth-type") && text.contains("auth-secret"), "{text}");
+    assert!(text.contains("HTTP authentication, which ringress does not enforce"), "{text}");
+    let (code, _, body) = h2c(p.http, "basic.test", false);
+    assert!(code == 503 && body.contains("auth-type"), "h2c: {code} {body}");
+    let (code, body) = h2_tls(&p, "basic.test");
+    assert!(code == 503 && body.contains("auth-type"), "h2 over TLS: {code} {body}");
+    assert_eq!(h2c(p.http, "basic.test", true).1.as_deref(), Some("14"), "gRPC: UNAVAILABLE");
+    let r = get(p.http, "typo.test", "/");
+    assert!(r.status == 503 && r.text().contains("10.0.0.0/33"), "a list that does not parse: {}", r.text());
+    assert_eq!((a.hits(), b.hits()), (0, 0), "a refused Ingress reached its upstream");
+    assert_eq!(get(p.http, "plain.test", "/").status, 200, "other Ingresses are served");
+
+    // `ringress check` fails, naming each Ingress, the annotation and why.
+    let file = p.dir.join("check.yaml");
+    std::fs::write(&file, &m).unwrap();
+    let (ok, out, err) =
+        run(std::process::Command::new(env!("CARGO_BIN_EXE_ringress")).args(["check", "--manifests"]).arg(&file));
+    assert!(!ok, "check passed: {out}");
+    assert!(
+        out.contains("error: Ingress default/basic is not served: annotation nginx.ingress.kubernetes.io/auth-"),
+        "{out}"
+    );
+    assert!(
+        out.contains(
+            "error: Ingress default/typo is not served: annotation nginx.ingress.kubernetes.io/whitelist-source-range"
+        ),
+        "{out}"
+    );
+    assert!(err.contains("2 Ingress(es) refused"), "{err}");
+
+    // An operator who insists: served without the protection, loudly; a value that does
+    // not parse still refuses.
+    let w = Proxy::start("uring", &m, &["--unsupported-security-annotations", "warn"]);
+    assert_eq!(get(w.http, "basic.test", "/").status, 200);
+    assert_eq!(get(w.http, "typo.test", "/").status, 503);
+    assert!(w.log_text().contains("served WITHOUT it"), "{}", w.log_text());
+    let (ok, out, _) = run(std::process::Command::new(env!("CARGO_BIN_EXE_ringress"))
+        .args(["check", "--unsupported-security-annotations", "warn", "--manifests"])
+        .arg(&file));
+    assert!(!ok && !out.contains("default/basic is not served") && out.contains("default/typo is not served"), "{out}");
+}
+
+fn config_map(data: &[(&str, &str)]) -> String {
+    let mut cm =
+        String::from("---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: ringress, namespace: ringress}\ndata:\n");
+    for (k, v) in data {
+        cm += &format!("  {k}: \"{v}\"\n");
+    }
+    cm
+}
+
+/// A request from 127.0.0.1 that claims to come from `xff`.
+fn get_as(p: &Proxy, host: &str, xff: &str) -> u16 {
+    let req = format!("GET / HTTP/1.1\r\nHost: {host}\r\nX-Forwarded-For: {xff}\r\nConnection: close\r\n\r\n");
+    raw(p.http, req.as_bytes()).map_or(0, |r| r.status)
+}
+
+#[test]
+fn configmap_lists_cover_every_ingress_and_the_real_client_address_decides() {
+    let (a, b) = (Upstream::start("a"), Upstream::start("b"));
+    let sites = site(&a, "any", &[])
+        + &site(&b, "own", &[("nginx.ingress.kubernetes.io/allowlist-source-range", "127.0.0.0/8,10.1.0.0/16")]);
+    let p = Proxy::start("uring", &(sites.clone() + &config_map(&[("whitelist-source-range", "10.0.0.0/8")])), &[]);
+    assert_eq!(get(p.http, "any.test", "/").status, 403, "the global list");
+    assert_eq!(get(p.http, "own.test", "/").status, 200, "an Ingress's own list replaces it");
+    // The claimed address counts only from a trusted peer, with enable-real-ip.
+    assert_eq!(get_as(&p, "any.test", "10.1.2.3"), 403, "an untrusted claim");
+    let publish = |data: &[(&str, &str)]| {
+        let generation = p.generation();
+        p.replace_manifests(&(sites.clone() + &config_map(data)));
+        p.wait_for(|| p.generation() > generation, "the new snapshot");
+    };
+    let trusted =
+        [("whitelist-source-range", "10.0.0.0/8"), ("enable-real-ip", "true"), ("proxy-real-ip-cidr", "127.0.0.1/32")];
+    publish(&trusted);
+    assert_eq!(get_as(&p, "any.test", "192.0.2.7, 10.1.2.3"), 200, "the last address of a trusted peer's list");
+    assert_eq!(get_as(&p, "any.test", "10.1.2.3, 192.0.2.7"), 403);
+    assert_eq!(get_as(&p, "own.test", "10.2.0.1"), 403, "the Ingress's list, on the real address");
+    // block-cidrs holds whatever an Ingress allows; denylist-source-range applies globally.
+    publish(&[trusted[0], trusted[1], trusted[2], ("block-cidrs", "10.1.2.3")]);
+    assert_eq!(get_as(&p, "own.test", "10.1.2.3"), 403);
+    assert_eq!(get_as(&p, "own.test", "10.1.2.4"), 200);
+    publish(&[("denylist-source-range", "127.0.0.0/8")]);
+    // An Ingress that sets only an allow list is still covered by the global deny list.
+    assert_eq!((get(p.http, "any.test", "/").status, get(p.http, "own.test", "/").status), (403, 403));
+    // A global list that does not parse is a warning, and the previous value stays.
+    publish(&[("denylist-source-range", "127.0.0.0/8"), ("whitelist-source-range", "not-a-cidr")]);
+    assert_eq!(get(p.http, "any.test", "/").status, 403);
+    assert!(p.log_text().contains("whitelist-source-range"), "{}", p.log_text());
+    assert_eq!(a.hits(), 1, "any.test's upstream saw only the one request that was allowed");
+}
