@@ -132,12 +132,12 @@ const KEYS: &[Key] = &[
     key!("enable-real-ip", "true or false", edge.enable_real_ip, parse_bool),
     key!(
         "whitelist-source-range",
-        "comma-separated address blocks (10.0.0.0/8,2001:db8::/32)",
+        "comma-separated address blocks (10.0.0.0/8,192.168.0.0/16)",
         edge.allow,
         |v: &str| parse_cidrs(v).map(|c| (!c.is_empty()).then_some(c))
     ),
-    key!("denylist-source-range", "comma-separated address blocks", edge.deny, parse_cidrs),
-    key!("block-cidrs", "comma-separated address blocks", edge.block, parse_cidrs),
+    key!("denylist-source-range", "comma-separated address blocks (10.0.0.0/8,192.168.0.0/16)", edge.deny, parse_cidrs),
+    key!("block-cidrs", "comma-separated address blocks (10.0.0.0/8,192.168.0.0/16)", edge.block, parse_cidrs),
     key!(
         "proxy-real-ip-cidr",
         "comma-separated address blocks (10.0.0.0/8,192.168.0.0/16)",
