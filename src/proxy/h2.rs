@@ -17,7 +17,7 @@ use super::bridge::IoBridge;
 use super::error::{Kind, ProxyError, Side};
 use super::fields::Forwarded;
 use super::pipeline::{self, Decision, Exchange};
-use super::{bump, RouteKey, Worker};
+use super::{bump, LocalSnapshot, RouteKey, Worker};
 use crate::access_log::Record;
 use crate::runtime::deadline::Watch;
 use crate::runtime::io::Clock;
@@ -186,7 +186,7 @@ async fn handle_stream<I: Io>(
         request_id: generated_id.then_some(&request_id[..]),
     };
     let stream = ReqStream { parts: &parts, body: &mut body, respond: &mut respond, progress: &progress, client };
-    let r = exchange(w, &watch, stream, &fwd, key, slots).await;
+    let r = exchange(w, snap.clone(), &watch, stream, &fwd, key, slots).await;
     w.deadlines.unregister(&watch);
     let status = &progress.status;
     if let Err(e) = r {
@@ -321,13 +321,13 @@ pub(super) struct ReqStream<'a> {
 /// protocol.
 async fn exchange<I: Io>(
     w: &Worker<I>,
+    snap: LocalSnapshot,
     watch: &Watch,
     s: ReqStream<'_>,
     fwd: &Forwarded<'_>,
     key: &mut RouteKey,
     slots: &tokio::sync::Semaphore,
 ) -> Result<(), ProxyError> {
-    let snap = w.snapshot();
     let parts = s.parts;
     let length = content_length(&parts.headers)?;
     let pq = parts.uri.path_and_query().map_or("/", |p| p.as_str());

@@ -206,22 +206,25 @@ impl RouteOptions {
                             }
                         }
                     }
-                    _ if unenforced(key).is_some() => {
-                        let what = unenforced(key).unwrap_or_default();
-                        let why = format!("annotation {full} asks for {what}, which ringress does not enforce");
-                        match policy {
-                            UnsupportedPolicy::Refuse => {
-                                warnings.push(format!("Ingress {}: {why}; its routes answer 503", ing.key));
-                                o.access.refuse(why);
+                    _ => match unenforced(key) {
+                        Some(what) => {
+                            let why = format!("annotation {full} asks for {what}, which ringress does not enforce");
+                            match policy {
+                                UnsupportedPolicy::Refuse => {
+                                    warnings.push(format!("Ingress {}: {why}; its routes answer 503", ing.key));
+                                    o.access.refuse(why);
+                                }
+                                UnsupportedPolicy::Warn => warnings.push(format!(
+                                    "Ingress {}: {why}; served WITHOUT it (--unsupported-security-annotations=warn)",
+                                    ing.key
+                                )),
                             }
-                            UnsupportedPolicy::Warn => warnings.push(format!(
-                                "Ingress {}: {why}; served WITHOUT it (--unsupported-security-annotations=warn)",
-                                ing.key
-                            )),
                         }
-                    }
-                    _ => warnings
-                        .push(format!("Ingress {}: annotation {full} is not supported by ringress; ignored", ing.key)),
+                        None => warnings.push(format!(
+                            "Ingress {}: annotation {full} is not supported by ringress; ignored",
+                            ing.key
+                        )),
+                    },
                 }
             }
         }
