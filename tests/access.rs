@@ -192,3 +192,38 @@ fn configmap_lists_cover_every_ingress_and_the_real_client_address_decides() {
     assert!(p.log_text().contains("whitelist-source-range"), "{}", p.log_text());
     assert_eq!(a.hits(), 1, "any.test's upstream saw only the one request that was allowed");
 }
+
+#[test]
+fn blocked_user_agents_and_referers_are_refused_on_every_protocol() {
+    let a = Upstream::start("a");
+    let cm =
+        config_map(&[("block-user-agents", "~*bot, BadClient/1.0"), ("block-referers", "~^https?://spam[.]test/")]);
+    let p = Proxy::start("uring", &(site(&a, "site", &[]) + &cm), &[]);
+    let ask = |extra: &str| {
+        let req = format!("GET / HTTP/1.1\r\nHost: site.test\r\n{extra}Connection: close\r\n\r\n");
+        raw(p.http, req.as_bytes()).map_or(0, |r| r.status)
+    };
+    assert_eq!(ask("User-Agent: SomeBOT/2\r\n"), 403, "~* is case-insensitive");
+    assert_eq!(ask("User-Agent: BadClient/1.0\r\n"), 403, "an exact string");
+    assert_eq!(ask("User-Agent: BadClient/1.01\r\n"), 200, "an exact string matches the whole value only");
+    assert_eq!(ask("Referer: http://spam.test/page\r\n"), 403);
+    assert_eq!(ask("Referer: http://ham.test/?r=http://spam.test/\r\n"), 200);
+    assert_eq!(ask(""), 200);
+    // HTTP/2 over TLS, as curl sends it.
+    let port = p.https.port();
+    let (ok, out, err) = run(std::process::Command::new("curl").args([
+        "-sk",
+        "--http2",
+        "-A",
+        "crawlerbot",
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code} %{http_version}",
+        "--resolve",
+        &format!("site.test:{port}:127.0.0.1"),
+        &format!("https://site.test:{port}/"),
+    ]));
+    assert!(ok && out == "403 2", "{out} {err}");
+    assert_eq!(a.hits(), 3, "only the three allowed requests reached the upstream");
+}

@@ -339,6 +339,8 @@ async fn exchange<I: Io>(
         https: fwd.scheme == "https",
         http2: true,
         client: s.client,
+        user_agent: parts.headers.get(http::header::USER_AGENT).map(|v| v.as_bytes()),
+        referer: parts.headers.get(http::header::REFERER).map(|v| v.as_bytes()),
     };
     let f = match pipeline::decide(&snap, &request, key)? {
         Decision::Forward(f) => f,

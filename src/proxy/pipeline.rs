@@ -32,6 +32,9 @@ pub(crate) struct Request<'a> {
     /// The client's address as the proxy believes it ([`client_addr`]): what every access
     /// decision uses.
     pub client: IpAddr,
+    /// The User-Agent and Referer fields, if sent (`block-user-agents`, `block-referers`).
+    pub user_agent: Option<&'a [u8]>,
+    pub referer: Option<&'a [u8]>,
 }
 
 impl Request<'_> {
@@ -136,7 +139,7 @@ pub(crate) fn decide<'s>(
         s.write_https_location(&mut location, host.unwrap_or_default(), req.path_and_query);
         return Ok(Decision::Redirect { code: s.redirect_code, location });
     }
-    if !crate::snapshot::access::allows(access, &snap.edge, req.client) {
+    if !crate::snapshot::access::allows(access, &snap.edge, req.client, (req.user_agent, req.referer)) {
         return Err(ProxyError::downstream(Kind::Forbidden, "the client's address is not allowed here"));
     }
     let o = &route.options;
@@ -249,6 +252,8 @@ ports: [{{port: 8080}}]
             https: false,
             http2,
             client: "127.0.0.1".parse().unwrap(),
+            user_agent: None,
+            referer: None,
         }
     }
 

@@ -83,6 +83,49 @@ impl Access {
     }
 }
 
+/// One entry of `block-user-agents` / `block-referers`, as nginx's `map` reads it: a plain
+/// string matches the whole value exactly, `~re` a regular expression, `~*re` one without
+/// regard to case.
+#[derive(Clone, Debug)]
+pub enum Pattern {
+    Exact(String),
+    Regex(regex::bytes::Regex),
+}
+
+impl PartialEq for Pattern {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Pattern::Exact(a), Pattern::Exact(b)) => a == b,
+            (Pattern::Regex(a), Pattern::Regex(b)) => a.as_str() == b.as_str(),
+            _ => false,
+        }
+    }
+}
+
+impl Pattern {
+    fn parse(v: &str) -> Option<Pattern> {
+        let (re, fold) = match (v.strip_prefix("~*"), v.strip_prefix('~')) {
+            (Some(re), _) => (re, true),
+            (None, Some(re)) => (re, false),
+            (None, None) => return Some(Pattern::Exact(v.to_string())),
+        };
+        let re = regex::bytes::RegexBuilder::new(re).case_insensitive(fold).size_limit(1 << 20).build().ok()?;
+        Some(Pattern::Regex(re))
+    }
+
+    pub fn matches(&self, value: &[u8]) -> bool {
+        match self {
+            Pattern::Exact(s) => s.as_bytes() == value,
+            Pattern::Regex(re) => re.is_match(value),
+        }
+    }
+}
+
+/// A comma-separated list of [`Pattern`]s; None when one does not parse.
+pub fn parse_patterns(v: &str) -> Option<Vec<Pattern>> {
+    v.split(',').map(str::trim).filter(|s| !s.is_empty()).map(Pattern::parse).collect()
+}
+
 /// What an annotation (without its prefix) would have protected, if ringress does not enforce
 /// it.
 pub fn unenforced(key: &str) -> Option<&'static str> {
@@ -90,11 +133,21 @@ pub fn unenforced(key: &str) -> Option<&'static str> {
 }
 
 /// Whether `client` may reach a route with `access`, given the ConfigMap's lists: never from a
-/// `block-cidrs` block, then the Ingress's deny list (else the global one), then its allow
-/// list (else the global one), as ingress-nginx orders them.
-pub fn allows(access: &Access, global: &super::edge::Edge, client: std::net::IpAddr) -> bool {
+/// `block-cidrs` block or with a User-Agent or Referer of `block-user-agents` /
+/// `block-referers`, then the Ingress's deny list (else the global one), then its allow list
+/// (else the global one), as ingress-nginx orders them.
+pub fn allows(
+    access: &Access,
+    global: &super::edge::Edge,
+    client: std::net::IpAddr,
+    (user_agent, referer): (Option<&[u8]>, Option<&[u8]>),
+) -> bool {
     let hit = |list: &[Cidr]| list.iter().any(|c| c.contains(client));
     if hit(&global.block) {
+        return false;
+    }
+    let named = |list: &[Pattern], value: Option<&[u8]>| value.is_some_and(|v| list.iter().any(|p| p.matches(v)));
+    if named(&global.block_user_agents, user_agent) || named(&global.block_referers, referer) {
         return false;
     }
     if hit(access.deny.as_deref().unwrap_or(&global.deny)) {
@@ -120,6 +173,7 @@ mod tests {
         let ip = |s: &str| s.parse().unwrap();
         let mut global = Edge::default();
         let open = Access::default();
+        let allows = |a: &Access, g: &Edge, c| allows(a, g, c, (None, None));
         assert!(allows(&open, &global, ip("192.0.2.1")), "no list: everyone");
         global.allow = parse_cidrs("10.0.0.0/8");
         global.deny = parse_cidrs("10.9.0.0/16").unwrap();
@@ -133,6 +187,26 @@ mod tests {
         assert!(!allows(&own, &global, ip("10.1.1.1")));
         global.block = parse_cidrs("192.0.2.9").unwrap();
         assert!(!allows(&own, &global, ip("192.0.2.9")), "block-cidrs holds whatever the Ingress says");
+    }
+
+    #[test]
+    fn user_agents_and_referers_are_blocked_by_exact_string_or_expression() {
+        let mut global = Edge::default();
+        global.block_user_agents = parse_patterns("curl/7.88.1, ~*bot, ~^Wget/").unwrap();
+        global.block_referers = parse_patterns("~*\\.spam\\.example$").unwrap();
+        let ip = "127.0.0.1".parse().unwrap();
+        let open = Access::default();
+        let ask = |ua: Option<&str>, r: Option<&str>| {
+            allows(&open, &global, ip, (ua.map(str::as_bytes), r.map(str::as_bytes)))
+        };
+        assert!(!ask(Some("curl/7.88.1"), None));
+        assert!(ask(Some("curl/7.88.10"), None), "a plain string matches the whole value only");
+        assert!(!ask(Some("GoogleBOT/2.1"), None) && !ask(Some("Wget/1.21"), None));
+        assert!(ask(Some("wget/1.21"), None), "~ is case-sensitive");
+        assert!(ask(None, None), "no User-Agent: nothing to match");
+        assert!(!ask(Some("Mozilla"), Some("http://www.SPAM.example")));
+        assert!(ask(Some("Mozilla"), Some("http://spam.example.org")));
+        assert!(parse_patterns("ok, ~(unclosed").is_none());
     }
 
     #[test]

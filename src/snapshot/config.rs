@@ -139,6 +139,18 @@ const KEYS: &[Key] = &[
     key!("denylist-source-range", "comma-separated address blocks (10.0.0.0/8,192.168.0.0/16)", edge.deny, parse_cidrs),
     key!("block-cidrs", "comma-separated address blocks (10.0.0.0/8,192.168.0.0/16)", edge.block, parse_cidrs),
     key!(
+        "block-user-agents",
+        "comma-separated strings or ~regular expressions",
+        edge.block_user_agents,
+        super::access::parse_patterns
+    ),
+    key!(
+        "block-referers",
+        "comma-separated strings or ~regular expressions",
+        edge.block_referers,
+        super::access::parse_patterns
+    ),
+    key!(
         "proxy-real-ip-cidr",
         "comma-separated address blocks (10.0.0.0/8,192.168.0.0/16)",
         edge.trusted,
@@ -274,6 +286,7 @@ mod tests {
                 "namespace/name of a ConfigMap" => "ringress/headers",
                 "a whole number of seconds" => "60",
                 "comma-separated address blocks (10.0.0.0/8,192.168.0.0/16)" => "10.0.0.0/8",
+                "comma-separated strings or ~regular expressions" => "~*bot",
                 "a template of $variables (see the README)" => "$status $req_id",
                 "a duration (3600, 90s, 30m, 24h, 7d)" => "2h",
                 _ => "7",
@@ -284,7 +297,15 @@ mod tests {
             let (s, w) = apply(
                 &flags,
                 Some(&prev),
-                Some(&cm(&[(k.name, if k.name == "log-format-upstream" { "$nope" } else { "-bad-" })])),
+                Some(&cm(&[(
+                    k.name,
+                    match k.expects {
+                        _ if k.name == "log-format-upstream" => "$nope",
+                        // Any string is a pattern; an expression that does not compile is not.
+                        "comma-separated strings or ~regular expressions" => "~(",
+                        _ => "-bad-",
+                    },
+                )])),
             );
             assert_eq!(w.len(), 1, "{}", k.name);
             assert_eq!(s, prev, "{} did not keep its previous value", k.name);

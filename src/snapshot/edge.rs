@@ -76,6 +76,10 @@ pub struct Edge {
     pub deny: Vec<Cidr>,
     /// `block-cidrs`: never clients in these blocks, whatever an Ingress says.
     pub block: Vec<Cidr>,
+    /// `block-user-agents`, `block-referers`: never requests whose User-Agent or Referer
+    /// matches one of these, whatever an Ingress says.
+    pub block_user_agents: Vec<super::access::Pattern>,
+    pub block_referers: Vec<super::access::Pattern>,
     /// Rendered by [`Edge::resolve`]: the header lines for HTTP/1.1 (plain, and over TLS
     /// with HSTS), and the same fields for HTTP/2.
     h1_plain: Vec<u8>,
@@ -98,6 +102,8 @@ impl Default for Edge {
             allow: None,
             deny: Vec::new(),
             block: Vec::new(),
+            block_user_agents: Vec::new(),
+            block_referers: Vec::new(),
             h1_plain: Vec::new(),
             h1_tls: Vec::new(),
             h2_plain: Vec::new(),

@@ -383,6 +383,8 @@ fn prepare(
         https,
         http2: false,
         client,
+        user_agent: (!rec.user_agent.is_empty()).then_some(&rec.user_agent[..]),
+        referer: (!rec.referer.is_empty()).then_some(&rec.referer[..]),
     };
     let forward = match pipeline::decide(snap, &view, &mut rec.key) {
         Ok(Decision::Forward(f)) => f,
