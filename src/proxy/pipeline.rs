@@ -162,8 +162,7 @@ pub(crate) fn decide<'s>(
     let path = normal.as_deref();
     let rewritten = route.rewrite.as_ref().zip(path).and_then(|(r, p)| r.apply(p));
     let target = match (rewritten, normal) {
-        (Some(p), _) | (None, Some(std::borrow::Cow::Owned(p))) => {
-            let mut p = p;
+        (Some(mut p), _) | (None, Some(std::borrow::Cow::Owned(mut p))) => {
             p.push_str(std::str::from_utf8(req.query()).unwrap_or_default());
             Some(p)
         }
