@@ -149,20 +149,16 @@ impl Sources {
             h2.into_iter(),
         )?;
         self.by_route(e)?;
-        self.latency(
-            e,
-            "ringress_request_duration_seconds",
-            "Request duration, from its first byte to the end of the response.",
-            |s, i| &s.latency[i],
-            |s| &s.latency_sum_us,
-        )?;
-        self.latency(
-            e,
-            "ringress_upstream_duration_seconds",
-            "Upstream response time, from the first connect attempt to the end of the response.",
-            |s, i| &s.upstream_latency[i],
-            |s| &s.upstream_latency_sum_us,
-        )?;
+        #[rustfmt::skip]
+        let histograms: [(&str, &str, fn(&WorkerStats, usize) -> &AtomicU64, Field); 2] = [
+            ("ringress_request_duration_seconds", "Request duration, from its first byte to the end of the response.",
+                |s, i| &s.latency[i], |s| &s.latency_sum_us),
+            ("ringress_upstream_duration_seconds", "Upstream response time, from the first connect attempt to the end of the response.",
+                |s, i| &s.upstream_latency[i], |s| &s.upstream_latency_sum_us),
+        ];
+        for (name, help, bucket, sum_us) in histograms {
+            self.latency(e, name, help, bucket, sum_us)?;
+        }
         self.access_log(e)?;
         self.l4(e)?;
         gauge(
@@ -273,72 +269,47 @@ impl Sources {
     fn access_log(&self, e: &mut DescriptorEncoder) -> Fmt {
         let l = self.log.stats();
         let g = |v: &AtomicU64| v.load(Ordering::Relaxed);
-        counter(e, "ringress_access_log_lines", "Access-log lines written.", g(&l.lines))?;
-        counter(e, "ringress_access_log_written_bytes", "Access-log bytes written.", g(&l.bytes))?;
-        counter(
-            e,
-            "ringress_access_log_dropped_lines",
-            "Access-log lines dropped: a worker's buffer was full, or the disk refused the write.",
-            self.log.dropped(),
-        )?;
-        counter(
-            e,
-            "ringress_access_log_write_errors",
-            "Access-log open, write or rotation failures.",
-            g(&l.write_errors),
-        )?;
-        counter(e, "ringress_access_log_rotations", "Access-log files rotated.", g(&l.rotations))?;
-        counter(e, "ringress_access_log_compressed_files", "Rotated access-log files gzipped.", g(&l.compressed))?;
-        counter(
-            e,
-            "ringress_access_log_deleted_files",
-            "Rotated access-log files deleted to keep the file count and the disk budget.",
-            g(&l.deleted),
-        )
+        #[rustfmt::skip]
+        let counters = [
+            ("ringress_access_log_lines", "Access-log lines written.", g(&l.lines)),
+            ("ringress_access_log_written_bytes", "Access-log bytes written.", g(&l.bytes)),
+            ("ringress_access_log_dropped_lines",
+                "Access-log lines dropped: a worker's buffer was full, or the disk refused the write.", self.log.dropped()),
+            ("ringress_access_log_write_errors", "Access-log open, write or rotation failures.", g(&l.write_errors)),
+            ("ringress_access_log_rotations", "Access-log files rotated.", g(&l.rotations)),
+            ("ringress_access_log_compressed_files", "Rotated access-log files gzipped.", g(&l.compressed)),
+            ("ringress_access_log_deleted_files",
+                "Rotated access-log files deleted to keep the file count and the disk budget.", g(&l.deleted)),
+        ];
+        counters.into_iter().try_for_each(|(name, help, v)| counter(e, name, help, v))
     }
 }
 
 fn control(e: &mut DescriptorEncoder, c: &ControlStats) -> Fmt {
     let g = |v: &AtomicU64| v.load(Ordering::Relaxed);
-    counter(e, "ringress_snapshot_builds", "Full builds of the routing table.", g(&c.builds))?;
-    counter(e, "ringress_snapshot_host_updates", "Updates that rebuilt only the changed hosts.", g(&c.host_updates))?;
-    counter(
-        e,
-        "ringress_snapshot_endpoint_updates",
-        "Updates that replaced only the changed backends.",
-        g(&c.endpoint_updates),
-    )?;
-    histogram(
-        e,
-        "ringress_snapshot_build_seconds",
-        "Time to build (or endpoint-update) a snapshot.",
-        &c.build_seconds,
-    )?;
-    histogram(
-        e,
-        "ringress_config_propagation_seconds",
-        "From an event's arrival to its snapshot being live.",
-        &c.propagation_seconds,
-    )?;
+    #[rustfmt::skip]
+    let counters = [
+        ("ringress_snapshot_builds", "Full builds of the routing table.", g(&c.builds)),
+        ("ringress_snapshot_host_updates", "Updates that rebuilt only the changed hosts.", g(&c.host_updates)),
+        ("ringress_snapshot_endpoint_updates", "Updates that replaced only the changed backends.", g(&c.endpoint_updates)),
+    ];
+    counters.into_iter().try_for_each(|(name, help, v)| counter(e, name, help, v))?;
+    #[rustfmt::skip]
+    let histograms = [
+        ("ringress_snapshot_build_seconds", "Time to build (or endpoint-update) a snapshot.", &c.build_seconds),
+        ("ringress_config_propagation_seconds", "From an event's arrival to its snapshot being live.", &c.propagation_seconds),
+    ];
+    histograms.into_iter().try_for_each(|(name, help, h)| histogram(e, name, help, h))?;
     let by_kind = |a: &[AtomicU64; KINDS.len()]| KINDS.iter().copied().zip(a.iter().map(g)).collect::<Vec<_>>();
-    family(
-        e,
-        ("ringress_objects", "Objects held, by kind.", MetricType::Gauge),
-        "kind",
-        by_kind(&c.objects).into_iter(),
-    )?;
-    family(
-        e,
-        ("ringress_watch_restarts", "Watches that started over with a full list.", MetricType::Counter),
-        "kind",
-        by_kind(&c.watch_restarts).into_iter(),
-    )?;
-    family(
-        e,
-        ("ringress_watch_errors", "Errors from the API server, retried with backoff.", MetricType::Counter),
-        "kind",
-        by_kind(&c.watch_errors).into_iter(),
-    )?;
+    #[rustfmt::skip]
+    let families = [
+        ("ringress_objects", "Objects held, by kind.", MetricType::Gauge, &c.objects),
+        ("ringress_watch_restarts", "Watches that started over with a full list.", MetricType::Counter, &c.watch_restarts),
+        ("ringress_watch_errors", "Errors from the API server, retried with backoff.", MetricType::Counter, &c.watch_errors),
+    ];
+    for (name, help, kind, values) in families {
+        family(e, (name, help, kind), "kind", by_kind(values).into_iter())?;
+    }
     gauge(e, "ringress_status_leader", "1 while this replica writes Ingress status.", g(&c.leader))?;
     counter(e, "ringress_status_updates", "Ingress status patches written.", g(&c.status_updates))?;
     counter(e, "ringress_status_errors", "Ingress status patches that failed.", g(&c.status_errors))?;

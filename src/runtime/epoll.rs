@@ -2,10 +2,10 @@
 //! `spawn_local` tasks run the same way as under tokio-uring.
 
 use std::io;
-use std::net::{Shutdown, SocketAddr, TcpListener};
+use std::net::Shutdown;
 use std::os::fd::{AsRawFd, RawFd};
 
-use super::io::{Io, Stream};
+use super::io::Stream;
 
 pub struct Epoll;
 
@@ -76,33 +76,32 @@ impl Stream for tokio::net::TcpStream {
     }
 
     async fn splice_in(&self, pipe: &super::io::Pipe, len: usize) -> Option<io::Result<usize>> {
-        use std::os::fd::AsRawFd as _;
-        let (from, to) = (self.as_raw_fd(), pipe.write.as_raw_fd());
-        loop {
-            if let Err(e) = self.readable().await {
-                return Some(Err(e));
-            }
-            // The pipe is empty and `len` fits in it: EAGAIN can only mean the socket had
-            // nothing, which is what try_io needs to clear the readiness.
-            match self.try_io(tokio::io::Interest::READABLE, || super::io::splice(from, to, len)) {
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-                r => return Some(r),
-            }
-        }
+        // The pipe is empty and `len` fits in it: EAGAIN can only mean the socket had nothing.
+        splice_when_ready(self, tokio::io::Interest::READABLE, self.as_raw_fd(), pipe.write.as_raw_fd(), len).await
     }
 
     async fn splice_out(&self, pipe: &super::io::Pipe, len: usize) -> Option<io::Result<usize>> {
-        use std::os::fd::AsRawFd as _;
-        let (from, to) = (pipe.read.as_raw_fd(), self.as_raw_fd());
-        loop {
-            if let Err(e) = self.writable().await {
-                return Some(Err(e));
-            }
-            // The pipe holds `len` bytes: EAGAIN can only mean the socket's buffer is full.
-            match self.try_io(tokio::io::Interest::WRITABLE, || super::io::splice(from, to, len)) {
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-                r => return Some(r),
-            }
+        // The pipe holds `len` bytes: EAGAIN can only mean the socket's buffer is full.
+        splice_when_ready(self, tokio::io::Interest::WRITABLE, pipe.read.as_raw_fd(), self.as_raw_fd(), len).await
+    }
+}
+
+/// Splices `len` bytes from `from` to `to` once `s` is ready for `interest`. EAGAIN is what
+/// `try_io` needs to clear a stale readiness, after which it waits again.
+async fn splice_when_ready(
+    s: &tokio::net::TcpStream,
+    interest: tokio::io::Interest,
+    from: RawFd,
+    to: RawFd,
+    len: usize,
+) -> Option<io::Result<usize>> {
+    loop {
+        if let Err(e) = s.ready(interest).await {
+            return Some(Err(e));
+        }
+        match s.try_io(interest, || super::io::splice(from, to, len)) {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+            r => return Some(r),
         }
     }
 }
@@ -124,30 +123,4 @@ fn read_ready(s: &tokio::net::TcpStream, buf: &mut Vec<u8>) -> Option<io::Result
     }
 }
 
-impl Io for Epoll {
-    type Stream = tokio::net::TcpStream;
-    type Listener = tokio::net::TcpListener;
-
-    fn listener(l: TcpListener) -> io::Result<Self::Listener> {
-        tokio::net::TcpListener::from_std(l)
-    }
-
-    async fn accept(l: &Self::Listener) -> io::Result<(Self::Stream, SocketAddr)> {
-        // TCP_NODELAY is inherited from the listener (set in bind_reuseport).
-        l.accept().await
-    }
-
-    async fn connect(addr: SocketAddr, timeout: std::time::Duration) -> io::Result<Self::Stream> {
-        let s = super::io::tokio_connect(timeout, tokio::net::TcpStream::connect(addr)).await?;
-        let _ = s.set_nodelay(true);
-        Ok(s)
-    }
-
-    fn spawn(fut: impl std::future::Future<Output = ()> + 'static) {
-        tokio::task::spawn_local(fut);
-    }
-
-    async fn sleep(d: std::time::Duration) {
-        tokio::time::sleep(d).await
-    }
-}
+super::io::tokio_io!(Epoll, tokio::net::TcpStream, tokio::net::TcpListener, |r| r);

@@ -142,25 +142,32 @@ impl Clock<'_> {
         self.deadlines.after(d)
     }
 
-    pub async fn read<S: Stream>(&self, s: &S, buf: Vec<u8>, at: Deadline) -> (io::Result<usize>, Vec<u8>) {
-        let armed = self.deadlines.arm(self.watch, s.fd(), Shutdown::Read, at);
-        let (r, buf) = s.read(buf).await;
+    /// Runs `op` on the socket `fd` armed until `at`: on expiry the `how` side is shut down
+    /// and the result is a `TimedOut` error naming `what`.
+    async fn bounded<T>(
+        &self,
+        fd: RawFd,
+        how: Shutdown,
+        at: Deadline,
+        what: &'static str,
+        op: impl Future<Output = (io::Result<T>, Vec<u8>)>,
+    ) -> (io::Result<T>, Vec<u8>) {
+        let armed = self.deadlines.arm(self.watch, fd, how, at);
+        let (r, buf) = op.await;
         drop(armed);
         if self.watch.expired() {
-            return (Err(timed_out("read timed out")), buf);
+            return (Err(timed_out(what)), buf);
         }
         (r, buf)
     }
 
+    pub async fn read<S: Stream>(&self, s: &S, buf: Vec<u8>, at: Deadline) -> (io::Result<usize>, Vec<u8>) {
+        self.bounded(s.fd(), Shutdown::Read, at, "read timed out", s.read(buf)).await
+    }
+
     /// [`Stream::read_fresh`] before `at`.
     pub async fn read_fresh<S: Stream>(&self, s: &S, capacity: usize, at: Deadline) -> (io::Result<usize>, Vec<u8>) {
-        let armed = self.deadlines.arm(self.watch, s.fd(), Shutdown::Read, at);
-        let (r, buf) = s.read_fresh(capacity).await;
-        drop(armed);
-        if self.watch.expired() {
-            return (Err(timed_out("read timed out")), buf);
-        }
-        (r, buf)
+        self.bounded(s.fd(), Shutdown::Read, at, "read timed out", s.read_fresh(capacity)).await
     }
 
     pub async fn read_for<S: Stream>(&self, s: &S, buf: Vec<u8>, d: Duration) -> (io::Result<usize>, Vec<u8>) {
@@ -168,20 +175,48 @@ impl Clock<'_> {
     }
 
     pub async fn write_for<S: Stream>(&self, s: &S, buf: Vec<u8>, d: Duration) -> (io::Result<()>, Vec<u8>) {
-        let armed = self.deadlines.arm(self.watch, s.fd(), Shutdown::Both, self.after(d));
-        let (r, buf) = s.write_all(buf).await;
-        drop(armed);
-        if self.watch.expired() {
-            return (Err(timed_out("write timed out")), buf);
-        }
-        (r, buf)
+        self.bounded(s.fd(), Shutdown::Both, self.after(d), "write timed out", s.write_all(buf)).await
     }
 }
 
-/// A tokio connect future bounded by `timeout` (for the tokio-based backends).
-pub(super) async fn tokio_connect<S>(timeout: Duration, connect: impl Future<Output = io::Result<S>>) -> io::Result<S> {
-    match tokio::time::timeout(timeout, connect).await {
-        Ok(r) => r,
-        Err(_) => Err(timed_out("connect timed out")),
-    }
+/// The [`Io`] of a backend driven by tokio (epoll) or tokio-uring: the two differ only in their
+/// socket types and in whether adopting a listener can fail (`$adopt` turns `from_std`'s result
+/// into an `io::Result`).
+macro_rules! tokio_io {
+    ($backend:ty, $stream:ty, $listener:ty, $adopt:expr) => {
+        impl super::io::Io for $backend {
+            type Stream = $stream;
+            type Listener = $listener;
+
+            fn listener(l: std::net::TcpListener) -> std::io::Result<Self::Listener> {
+                $adopt(<$listener>::from_std(l))
+            }
+
+            async fn accept(l: &Self::Listener) -> std::io::Result<(Self::Stream, std::net::SocketAddr)> {
+                // TCP_NODELAY is inherited from the listener (set in bind_reuseport).
+                l.accept().await
+            }
+
+            async fn connect(
+                addr: std::net::SocketAddr,
+                timeout: std::time::Duration,
+            ) -> std::io::Result<Self::Stream> {
+                let s = match tokio::time::timeout(timeout, <$stream>::connect(addr)).await {
+                    Ok(r) => r?,
+                    Err(_) => return Err(super::io::timed_out("connect timed out")),
+                };
+                let _ = s.set_nodelay(true);
+                Ok(s)
+            }
+
+            fn spawn(fut: impl std::future::Future<Output = ()> + 'static) {
+                tokio::task::spawn_local(fut);
+            }
+
+            async fn sleep(d: std::time::Duration) {
+                tokio::time::sleep(d).await
+            }
+        }
+    };
 }
+pub(super) use tokio_io;

@@ -3,12 +3,12 @@
 //! COOP_TASKRUN + SINGLE_ISSUER (never DEFER_TASKRUN: tokio-uring's driver hangs with it).
 
 use std::io;
-use std::net::{Shutdown, SocketAddr, TcpListener};
+use std::net::Shutdown;
 use std::os::fd::{AsRawFd, RawFd};
 
 use tokio_uring::buf::BoundedBuf;
 
-use super::io::{Io, Stream};
+use super::io::Stream;
 
 pub struct Uring;
 
@@ -66,30 +66,4 @@ impl Stream for tokio_uring::net::TcpStream {
     }
 }
 
-impl Io for Uring {
-    type Stream = tokio_uring::net::TcpStream;
-    type Listener = tokio_uring::net::TcpListener;
-
-    fn listener(l: TcpListener) -> io::Result<Self::Listener> {
-        Ok(tokio_uring::net::TcpListener::from_std(l))
-    }
-
-    async fn accept(l: &Self::Listener) -> io::Result<(Self::Stream, SocketAddr)> {
-        // TCP_NODELAY is inherited from the listener (set in bind_reuseport).
-        l.accept().await
-    }
-
-    async fn connect(addr: SocketAddr, timeout: std::time::Duration) -> io::Result<Self::Stream> {
-        let s = super::io::tokio_connect(timeout, tokio_uring::net::TcpStream::connect(addr)).await?;
-        let _ = s.set_nodelay(true);
-        Ok(s)
-    }
-
-    fn spawn(fut: impl std::future::Future<Output = ()> + 'static) {
-        tokio::task::spawn_local(fut);
-    }
-
-    async fn sleep(d: std::time::Duration) {
-        tokio::time::sleep(d).await
-    }
-}
+super::io::tokio_io!(Uring, tokio_uring::net::TcpStream, tokio_uring::net::TcpListener, Ok);
