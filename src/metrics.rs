@@ -55,6 +55,8 @@ type Fmt = Result<(), std::fmt::Error>;
 
 /// One counter of [`WorkerStats`].
 type Field = fn(&WorkerStats) -> &AtomicU64;
+/// One bucket of a per-worker latency histogram.
+type Bucket = fn(&WorkerStats, usize) -> &AtomicU64;
 
 fn counter(e: &mut DescriptorEncoder, name: &str, help: &str, v: u64) -> Fmt {
     ConstCounter::new(v).encode(e.encode_descriptor(name, help, None, MetricType::Counter)?)
@@ -150,7 +152,7 @@ impl Sources {
         )?;
         self.by_route(e)?;
         #[rustfmt::skip]
-        let histograms: [(&str, &str, fn(&WorkerStats, usize) -> &AtomicU64, Field); 2] = [
+        let histograms: [(&str, &str, Bucket, Field); 2] = [
             ("ringress_request_duration_seconds", "Request duration, from its first byte to the end of the response.",
                 |s, i| &s.latency[i], |s| &s.latency_sum_us),
             ("ringress_upstream_duration_seconds", "Upstream response time, from the first connect attempt to the end of the response.",
@@ -211,14 +213,7 @@ impl Sources {
 
     /// A duration histogram of every worker's buckets (counts per [`LATENCY_BUCKETS`] bound,
     /// then +Inf) and sum of microseconds.
-    fn latency(
-        &self,
-        e: &mut DescriptorEncoder,
-        name: &str,
-        help: &str,
-        bucket: fn(&WorkerStats, usize) -> &AtomicU64,
-        sum_us: Field,
-    ) -> Fmt {
+    fn latency(&self, e: &mut DescriptorEncoder, name: &str, help: &str, bucket: Bucket, sum_us: Field) -> Fmt {
         let mut buckets: Vec<(f64, u64)> =
             LATENCY_BUCKETS.iter().copied().chain(std::iter::once(f64::MAX)).map(|b| (b, 0)).collect();
         for (i, b) in buckets.iter_mut().enumerate() {
