@@ -15,6 +15,8 @@ command -v mount >/dev/null || missing+=(mount)
 # The L4 load balancer's tests drive a real redis through it.
 command -v redis-server >/dev/null || missing+=(redis-server)
 command -v redis-benchmark >/dev/null || missing+=(redis-tools)
+# Basic authentication's tests hash their passwords with Apache's htpasswd.
+command -v htpasswd >/dev/null || missing+=(apache2-utils)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"

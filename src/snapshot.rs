@@ -3,6 +3,7 @@
 
 pub mod access;
 pub mod annotations;
+pub mod auth;
 mod build;
 pub(crate) mod certs;
 pub mod config;

@@ -97,7 +97,10 @@ fn an_unenforced_or_unparsable_security_annotation_fails_closed_and_check_names_
     let m = site(
         &a,
         "basic",
-        &[("nginx.ingress.kubernetes.io/auth-type", "basic"), ("nginx.ingress.kubernetes.io/auth-secret", "users")],
+        &[
+            ("nginx.ingress.kubernetes.io/auth-url", "http://auth.test/check"),
+            ("nginx.ingress.kubernetes.io/auth-method", "GET"),
+        ],
     ) + &site(&b, "typo", &[("nginx.ingress.kubernetes.io/whitelist-source-range", "10.0.0.0/33")])
         + &site(&c, "plain", &[]);
     let p = Proxy::start("uring", &m, &[]);
@@ -105,12 +108,12 @@ fn an_unenforced_or_unparsable_security_annotation_fails_closed_and_check_names_
     assert_eq!(r.status, 503, "{}", r.text());
     // Every reason is named: both annotations.
     let text = r.text();
-    assert!(text.contains("nginx.ingress.kubernetes.io/auth-type") && text.contains("auth-secret"), "{text}");
-    assert!(text.contains("HTTP authentication, which ringress does not enforce"), "{text}");
+    assert!(text.contains("nginx.ingress.kubernetes.io/auth-url") && text.contains("auth-method"), "{text}");
+    assert!(text.contains("external authentication, which ringress does not enforce"), "{text}");
     let (code, _, body) = h2c(p.http, "basic.test", false);
-    assert!(code == 503 && body.contains("auth-type"), "h2c: {code} {body}");
+    assert!(code == 503 && body.contains("auth-url"), "h2c: {code} {body}");
     let (code, body) = h2_tls(&p, "basic.test");
-    assert!(code == 503 && body.contains("auth-type"), "h2 over TLS: {code} {body}");
+    assert!(code == 503 && body.contains("auth-url"), "h2 over TLS: {code} {body}");
     assert_eq!(h2c(p.http, "basic.test", true).1.as_deref(), Some("14"), "gRPC: UNAVAILABLE");
     let r = get(p.http, "typo.test", "/");
     assert!(r.status == 503 && r.text().contains("10.0.0.0/33"), "a list that does not parse: {}", r.text());
@@ -216,4 +219,124 @@ fn blocked_user_agents_and_referers_are_refused_on_every_protocol() {
     // HTTP/2 over TLS, as curl sends it.
     assert_eq!(h2_tls_with(&p, "site.test", &["-A", "crawlerbot"]).0, 403);
     assert_eq!(a.hits(), 3, "only the three allowed requests reached the upstream");
+}
+
+/// One htpasswd line written by Apache's `htpasswd` tool with `format` (-B, -m, -s, -2, -5, -d).
+fn htpasswd(format: &str, user: &str, password: &str) -> String {
+    let (ok, out, err) = run(std::process::Command::new("htpasswd").args(["-nb", format, user, password]));
+    assert!(ok, "htpasswd (Debian apache2-utils; scripts/test.sh installs it): {err}");
+    out.trim().to_string()
+}
+
+/// A Secret holding `data` base64-encoded, as `kubectl create secret generic --from-file` writes it.
+fn opaque_secret(namespace: &str, name: &str, data: &[(&str, &str)]) -> String {
+    use base64::Engine as _;
+    let mut y = format!(
+        "---\napiVersion: v1\nkind: Secret\nmetadata: {{name: {name}, namespace: {namespace}}}\ntype: Opaque\ndata:\n"
+    );
+    for (k, v) in data {
+        y += &format!("  {k}: {}\n", base64::engine::general_purpose::STANDARD.encode(v));
+    }
+    y
+}
+
+/// The status and WWW-Authenticate of an HTTP/1.1 request with `user:password` (if any).
+fn basic_get(addr: SocketAddr, host: &str, credentials: Option<&str>) -> (u16, Option<String>) {
+    use base64::Engine as _;
+    let auth = credentials.map_or(String::new(), |c| {
+        format!("Authorization: Basic {}\r\n", base64::engine::general_purpose::STANDARD.encode(c))
+    });
+    let req = format!("GET / HTTP/1.1\r\nHost: {host}\r\n{auth}Connection: close\r\n\r\n");
+    let r = raw(addr, req.as_bytes()).expect("a response");
+    (r.status, r.header("www-authenticate").map(str::to_string))
+}
+
+const BASIC: [(&str, &str); 3] = [
+    ("nginx.ingress.kubernetes.io/auth-type", "basic"),
+    ("nginx.ingress.kubernetes.io/auth-secret", "users"),
+    ("nginx.ingress.kubernetes.io/auth-realm", "Staff only"),
+];
+
+#[test]
+fn basic_auth_checks_every_htpasswd_format_on_every_protocol_and_follows_the_secret() {
+    let (a, b) = (Upstream::start("a"), Upstream::start("b"));
+    let formats = ["-B", "-m", "-s", "-2", "-5"];
+    let mut file: Vec<String> = formats.iter().map(|f| htpasswd(f, &format!("user{f}"), &format!("pw{f}:x"))).collect();
+    file.push(htpasswd("-d", "old", "password"));
+    let file = file.join("\n") + "\n";
+    // One Ingress reads an htpasswd file, the other a map of users in another namespace.
+    let map = [("carol", htpasswd("-B", "carol", "s3cret")), ("dave", htpasswd("-m", "dave", "hunter2"))];
+    let map: Vec<(&str, &str)> = map.iter().map(|(u, l)| (*u, l.split_once(':').unwrap().1)).collect();
+    let sites = site(&a, "file", &BASIC)
+        + &site(
+            &b,
+            "map",
+            &[
+                ("ingress.kubernetes.io/auth-type", "basic"),
+                ("ingress.kubernetes.io/auth-secret", "shared/team"),
+                ("ingress.kubernetes.io/auth-secret-type", "auth-map"),
+            ],
+        );
+    let m =
+        sites.clone() + &opaque_secret("default", "users", &[("auth", &file)]) + &opaque_secret("shared", "team", &map);
+    let p = Proxy::start("uring", &m, &[]);
+
+    // No credentials: 401 with the challenge, on every protocol; the upstream sees nothing.
+    let (code, challenge) = basic_get(p.http, "file.test", None);
+    assert_eq!((code, challenge.as_deref()), (401, Some("Basic realm=\"Staff only\"")));
+    assert_eq!(h2c(p.http, "file.test", false).0, 401, "h2c");
+    assert_eq!(h2_tls(&p, "file.test").0, 401, "h2 over TLS");
+    assert_eq!(h2c(p.http, "file.test", true).1.as_deref(), Some("16"), "gRPC: UNAUTHENTICATED");
+    let (code, head) = h2_tls_with(&p, "file.test", &["-D", "-"]);
+    assert!(code == 401 && head.contains("www-authenticate: Basic realm=\"Staff only\""), "{head}");
+    assert_eq!(a.hits(), 0);
+
+    // Every format htpasswd writes: the right password passes, over HTTP/1.1 and HTTP/2.
+    for f in formats {
+        let (user, pw) = (format!("user{f}"), format!("pw{f}:x"));
+        assert_eq!(basic_get(p.http, "file.test", Some(&format!("{user}:{pw}"))).0, 200, "{user}");
+        assert_eq!(basic_get(p.http, "file.test", Some(&format!("{user}:{pw}y"))).0, 401, "{user}, wrong password");
+        assert_eq!(h2_tls_with(&p, "file.test", &["-u", &format!("{user}:{pw}")]).0, 200, "{user} over h2");
+    }
+    assert_eq!(a.hits(), 10, "only the admitted requests reached the upstream");
+    // A hash ringress cannot verify (DES crypt) never admits, and the log names the user.
+    assert_eq!(basic_get(p.http, "file.test", Some("old:password")).0, 401);
+    let log = p.log_text();
+    assert!(log.contains("Secret default/users: user \"old\"") && log.contains("DES"), "{log}");
+    assert_eq!(basic_get(p.http, "map.test", Some("carol:s3cret")).0, 200, "auth-map, namespace/name");
+    assert_eq!(basic_get(p.http, "map.test", Some("dave:hunter2")).0, 200);
+    assert_eq!(basic_get(p.http, "map.test", Some("dave:s3cret")).0, 401);
+    assert_eq!(basic_get(p.http, "map.test", Some("userB:pw-B:x")).0, 401, "another Secret's user");
+
+    // A keep-alive connection survives a 401.
+    let mut s = connect(p.http);
+    std::io::Write::write_all(&mut s, b"GET / HTTP/1.1\r\nHost: file.test\r\n\r\nGET / HTTP/1.1\r\nHost: file.test\r\nAuthorization: Basic dXNlci1zOnB3LXM6eA==\r\n\r\n").unwrap();
+    let mut pending = Vec::new();
+    assert_eq!(read_response(&mut s, &mut pending, false).unwrap().status, 401);
+    assert_eq!(read_response(&mut s, &mut pending, false).unwrap().status, 200);
+
+    // The Secret changes: the next request sees the new password, and the old one fails.
+    let generation = p.generation();
+    let changed = htpasswd("-B", "user-B", "rotated") + "\n";
+    p.replace_manifests(
+        &(sites.clone()
+            + &opaque_secret("default", "users", &[("auth", &changed)])
+            + &opaque_secret("shared", "team", &map)),
+    );
+    p.wait_for(|| p.generation() > generation, "the new snapshot");
+    assert_eq!(basic_get(p.http, "file.test", Some("user-B:pw-B:x")).0, 401);
+    assert_eq!(basic_get(p.http, "file.test", Some("user-B:rotated")).0, 200);
+
+    // The Secret loses its key, then goes: the route fails closed (503 naming it), never open.
+    let generation = p.generation();
+    p.replace_manifests(&(sites.clone() + &opaque_secret("default", "users", &[("htpasswd", &changed)])));
+    p.wait_for(|| p.generation() > generation, "the new snapshot");
+    let r = get(p.http, "file.test", "/");
+    assert!(r.status == 503 && r.text().contains("Secret default/users has no key \"auth\""), "{}", r.text());
+    let r = get(p.http, "map.test", "/");
+    assert!(r.status == 503 && r.text().contains("auth-secret shared/team does not exist"), "{}", r.text());
+    assert_eq!(h2_tls_with(&p, "map.test", &["-u", "carol:s3cret"]).0, 503);
+    let before = (a.hits(), b.hits());
+    assert_eq!(basic_get(p.http, "file.test", Some("user-B:rotated")).0, 503);
+    assert_eq!((a.hits(), b.hits()), before, "a refused route reached its upstream");
 }

@@ -542,3 +542,55 @@ fn a_port_conflict_is_a_condition_on_the_service_and_status_follows_what_is_serv
     assert_eq!(jsonpath(&c, "service", "b-late", "{.status.loadBalancer.ingress[0].ip}"), "198.51.100.7");
     c.assert_rbac_allows_what_ringress_did();
 }
+
+#[test]
+fn basic_auth_reads_its_secret_from_the_cluster_and_follows_kubectl_changes() {
+    let c = Cluster::start();
+    let a = Upstream::start("a");
+    let dir = support::proxy::temp_dir();
+    let file = dir.join("auth");
+    let htpasswd = |args: &[&str]| {
+        let (ok, _, err) = run(std::process::Command::new("htpasswd").args(args));
+        assert!(ok, "htpasswd: {err}");
+    };
+    htpasswd(&["-cbB", file.to_str().unwrap(), "alice", "first"]);
+    let secret = |c: &Cluster| {
+        let from = format!("--from-file={}", file.display());
+        let yaml = c.kubectl(&["create", "secret", "generic", "users", &from, "--dry-run=client", "-o", "yaml"]);
+        c.apply(&yaml);
+    };
+    secret(&c);
+    let ing = "---\napiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata:\n  name: staff\n  namespace: default\n  annotations:\n    nginx.ingress.kubernetes.io/auth-type: basic\n    nginx.ingress.kubernetes.io/auth-secret: users\n    nginx.ingress.kubernetes.io/auth-realm: Staff\nspec:\n  ingressClassName: ringress\n  rules:\n  - host: staff.test\n    http:\n      paths:\n      - {path: /, pathType: Prefix, backend: {service: {name: a, port: {number: 80}}}}\n";
+    c.apply(&(service("a", &[a.addr]) + ing));
+    let p = c.proxy(&[]);
+    let curl = |user: &str| {
+        let url = format!("http://127.0.0.1:{}/", p.http.port());
+        let (_, code, _) = run(std::process::Command::new("curl").args([
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "-H",
+            "Host: staff.test",
+            "-u",
+            user,
+            &url,
+        ]));
+        code
+    };
+    p.wait_for(|| curl("alice:first") == "200", "alice admitted");
+    assert_eq!(curl("alice:wrong"), "401");
+    assert_eq!(get(p.http, "staff.test", "/").status, 401);
+    // A new password with kubectl: the next requests use it.
+    htpasswd(&["-bB", file.to_str().unwrap(), "alice", "second"]);
+    secret(&c);
+    p.wait_for(|| curl("alice:second") == "200", "the changed Secret");
+    assert_eq!(curl("alice:first"), "401");
+    // The Secret is deleted: fail closed.
+    let hits = a.hits();
+    c.kubectl(&["delete", "secret", "users"]);
+    p.wait_for(|| curl("alice:second") == "503", "the route refused without its Secret");
+    assert_eq!(a.hits(), hits);
+    c.assert_rbac_allows_what_ringress_did();
+}

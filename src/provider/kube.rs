@@ -1,6 +1,6 @@
 //! The kube provider: Kubernetes mode, on the control thread (a tokio runtime of its own).
 //!
-//! kube-runtime watchers for Ingress, IngressClass, Service, EndpointSlice, Secret (TLS only)
+//! kube-runtime watchers for Ingress, IngressClass, Service, EndpointSlice, Secret (TLS and auth)
 //! and our ConfigMap feed one store of parsed objects ([`store`]); the watchers' initial lists
 //! are buffered and swapped in whole, as a reflector does. Every change marks the state dirty,
 //! and at most one snapshot is published per `debounce` window (an isolated change goes out at
@@ -163,6 +163,10 @@ where
     }
 }
 
+/// The Secrets watched: all but those no Ingress can use.
+const SECRET_FIELDS: &str =
+    "type!=kubernetes.io/service-account-token,type!=helm.sh/release.v1,type!=bootstrap.kubernetes.io/token";
+
 async fn control(client: Client, opts: KubeOptions, build: BuildOptions, published: &'static Published) {
     let stats = &published.control;
     let ns = &opts.namespace;
@@ -172,7 +176,9 @@ async fn control(client: Client, opts: KubeOptions, build: BuildOptions, publish
         events::<IngressClass>(Api::all(client.clone()), cfg(), Kind::IngressClass).boxed(),
         events::<Service>(namespaced(&client, ns), cfg(), Kind::Service).boxed(),
         events::<EndpointSlice>(namespaced(&client, ns), cfg(), Kind::EndpointSlice).boxed(),
-        events::<Secret>(namespaced(&client, ns), cfg().fields("type=kubernetes.io/tls"), Kind::Secret).boxed(),
+        // TLS Secrets and those `auth-secret` names (usually Opaque); not the kinds that are
+        // never either and can be many (service-account tokens, Helm releases).
+        events::<Secret>(namespaced(&client, ns), cfg().fields(SECRET_FIELDS), Kind::Secret).boxed(),
         // Every ConfigMap of our namespace: ours, and the one its `add-headers` names.
         events::<ConfigMap>(Api::namespaced(client.clone(), &opts.config_map.namespace), cfg(), Kind::ConfigMap)
             .boxed(),

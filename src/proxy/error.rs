@@ -46,6 +46,9 @@ pub enum Kind {
     NeedsHttp2,
     /// 403: the client's address is not allowed on the route (RFC 9110 §15.5.4).
     Forbidden,
+    /// 401: the route asks for credentials the request does not carry (RFC 9110 §15.5.2);
+    /// the answer carries the challenge ([`ProxyError::challenge`]).
+    Unauthorized,
     /// 503: the route is not served because a protection it asks for cannot be enforced
     /// (fail closed); the body names it (RFC 9110 §15.6.4).
     Refused,
@@ -62,15 +65,17 @@ pub struct ProxyError {
     /// Text for the client's answer that is not known in advance (which annotation refused
     /// a route); `context` otherwise.
     pub detail: Option<std::sync::Arc<str>>,
+    /// The `WWW-Authenticate` value of a 401.
+    pub challenge: Option<std::sync::Arc<str>>,
 }
 
 impl ProxyError {
     pub fn new(kind: Kind, side: Side, context: &'static str) -> Self {
-        ProxyError { kind, side, source: None, context, detail: None }
+        ProxyError { kind, side, source: None, context, detail: None, challenge: None }
     }
 
     pub fn io(kind: Kind, side: Side, context: &'static str, e: io::Error) -> Self {
-        ProxyError { kind, side, source: Some(e), context, detail: None }
+        ProxyError { kind, side, source: Some(e), context, detail: None, challenge: None }
     }
 
     pub fn downstream(kind: Kind, context: &'static str) -> Self {
@@ -117,6 +122,7 @@ pub fn status(kind: Kind) -> Option<(u16, &'static str)> {
         Kind::NoEndpoints => (503, "Service Unavailable"),
         Kind::UpstreamConnect | Kind::UpstreamProtocol | Kind::NeedsHttp2 => (502, "Bad Gateway"),
         Kind::Forbidden => (403, "Forbidden"),
+        Kind::Unauthorized => (401, "Unauthorized"),
         Kind::Refused => (503, "Service Unavailable"),
         Kind::UpstreamTimeout => (504, "Gateway Timeout"),
         Kind::Closed => return None,
@@ -128,6 +134,7 @@ impl Kind {
     /// response, as the gRPC HTTP/2 protocol maps HTTP errors).
     pub fn grpc_status(self) -> u8 {
         match status(self).map_or(0, |s| s.0) {
+            401 => 16,       // UNAUTHENTICATED
             403 => 7,        // PERMISSION_DENIED
             404 => 12,       // UNIMPLEMENTED
             413 | 431 => 8,  // RESOURCE_EXHAUSTED
@@ -150,21 +157,33 @@ impl Kind {
                 | Kind::MethodNotAllowed
                 | Kind::NeedsHttp2
                 | Kind::Forbidden
+                | Kind::Unauthorized
                 | Kind::Refused
         )
     }
 }
 
-/// A complete error response from the proxy itself, with `Connection: close` when `close`.
-pub fn write_error_response(out: &mut Vec<u8>, code: u16, reason: &str, detail: &str, close: bool, server: &str) {
+/// A complete error response from the proxy itself, with `Connection: close` when `close`,
+/// `Allow` on a 405 and the challenge of a 401.
+pub fn write_error_response(out: &mut Vec<u8>, e: &ProxyError, close: bool, server: &str) {
     use std::io::Write;
+    let (code, reason) = e.status().unwrap_or((500, "Internal Server Error"));
+    let detail = e.message();
     let body_len = reason.len() + detail.len() + 3;
     let _ = write!(
         out,
-        "HTTP/1.1 {code} {reason}\r\nServer: {server}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {body_len}\r\n{}{}\r\n{reason}: {detail}\n",
-        if code == 405 { format!("Allow: {ALLOW}\r\n") } else { String::new() },
-        if close { "Connection: close\r\n" } else { "" }
+        "HTTP/1.1 {code} {reason}\r\nServer: {server}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {body_len}\r\n"
     );
+    if code == 405 {
+        let _ = write!(out, "Allow: {ALLOW}\r\n");
+    }
+    if let Some(c) = &e.challenge {
+        let _ = write!(out, "WWW-Authenticate: {c}\r\n");
+    }
+    if close {
+        out.extend_from_slice(b"Connection: close\r\n");
+    }
+    let _ = write!(out, "\r\n{reason}: {detail}\n");
 }
 
 /// The methods a 405 names (RFC 9110 §15.5.6 requires the field): all but TRACE, which is

@@ -294,6 +294,9 @@ fn send_error(respond: &mut SendResponse<Bytes>, e: &ProxyError, grpc: bool, ser
     if code == 405 {
         resp = resp.header("allow", super::error::ALLOW);
     }
+    if let Some(c) = &e.challenge {
+        resp = resp.header("www-authenticate", &**c);
+    }
     let resp = resp
         .header("server", server)
         .header("content-type", "text/plain; charset=utf-8")
@@ -341,6 +344,7 @@ async fn exchange<I: Io>(
         client: s.client,
         user_agent: parts.headers.get(http::header::USER_AGENT).map(|v| v.as_bytes()),
         referer: parts.headers.get(http::header::REFERER).map(|v| v.as_bytes()),
+        authorization: only_field(&parts.headers, http::header::AUTHORIZATION),
     };
     let f = match pipeline::decide(&snap, &request, key)? {
         Decision::Forward(f) => f,
@@ -371,6 +375,15 @@ async fn exchange<I: Io>(
             let to = to_h1::Route { snap: &snap, forward: &f, tls, target, length };
             Box::pin(to_h1::forward(w, clock, &to, s, fwd)).await
         }
+    }
+}
+
+/// A field's value when it is sent exactly once (twice is never a credential).
+fn only_field(h: &HeaderMap, name: http::header::HeaderName) -> Option<&[u8]> {
+    let mut all = h.get_all(name).iter();
+    match (all.next(), all.next()) {
+        (Some(v), None) => Some(v.as_bytes()),
+        _ => None,
     }
 }
 

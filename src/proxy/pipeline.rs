@@ -35,6 +35,8 @@ pub(crate) struct Request<'a> {
     /// The User-Agent and Referer fields, if sent (`block-user-agents`, `block-referers`).
     pub user_agent: Option<&'a [u8]>,
     pub referer: Option<&'a [u8]>,
+    /// The Authorization field, if sent once (basic authentication).
+    pub authorization: Option<&'a [u8]>,
 }
 
 impl Request<'_> {
@@ -141,6 +143,13 @@ pub(crate) fn decide<'s>(
     }
     if !crate::snapshot::access::allows(access, &snap.edge, req.client, (req.user_agent, req.referer)) {
         return Err(ProxyError::downstream(Kind::Forbidden, "the client's address is not allowed here"));
+    }
+    if let Some(basic) = &access.basic {
+        if !basic.admits(req.authorization) {
+            let mut e = ProxyError::downstream(Kind::Unauthorized, "this route needs a user name and password");
+            e.challenge = Some(basic.challenge.clone());
+            return Err(e);
+        }
     }
     let o = &route.options;
     let settings = s.for_route(o);
@@ -253,6 +262,7 @@ ports: [{{port: 8080}}]
             client: "127.0.0.1".parse().unwrap(),
             user_agent: None,
             referer: None,
+            authorization: None,
         }
     }
 

@@ -3,7 +3,7 @@
 //!
 //! Enforced: the client-address lists (`allowlist-source-range`, its older name
 //! `whitelist-source-range`, and `denylist-source-range`; the ConfigMap's global lists and
-//! `block-cidrs` in [`super::edge::Edge`]). Every other annotation in [`UNENFORCED`] makes
+//! `block-cidrs` in [`super::edge::Edge`]), and basic authentication ([`super::auth`]). Every other annotation in [`UNENFORCED`] makes
 //! the Ingress's routes answer 503 with a body naming it (unless the operator chose
 //! [`UnsupportedPolicy::Warn`]), and so does an enforced one whose value does not parse.
 
@@ -15,10 +15,6 @@ use super::edge::Cidr;
 /// they would have protected. An Ingress carrying one is refused: serving it would serve it
 /// unprotected.
 pub const UNENFORCED: &[(&str, &str)] = &[
-    ("auth-type", "HTTP authentication"),
-    ("auth-secret", "HTTP authentication"),
-    ("auth-secret-type", "HTTP authentication"),
-    ("auth-realm", "HTTP authentication"),
     ("auth-url", "external authentication"),
     ("auth-method", "external authentication"),
     ("auth-signin", "external authentication"),
@@ -47,7 +43,15 @@ pub const UNENFORCED: &[(&str, &str)] = &[
 ];
 
 /// Security annotations ringress enforces.
-pub const ENFORCED: &[&str] = &["allowlist-source-range", "whitelist-source-range", "denylist-source-range"];
+pub const ENFORCED: &[&str] = &[
+    "allowlist-source-range",
+    "whitelist-source-range",
+    "denylist-source-range",
+    "auth-type",
+    "auth-secret",
+    "auth-secret-type",
+    "auth-realm",
+];
 
 /// What ringress does with an Ingress carrying an annotation of [`UNENFORCED`]
 /// (`--unsupported-security-annotations`).
@@ -68,6 +72,8 @@ pub struct Access {
     pub allow: Option<Arc<[Cidr]>>,
     /// Never clients in these blocks (`denylist-source-range`); None: the ConfigMap's.
     pub deny: Option<Arc<[Cidr]>>,
+    /// Basic authentication: the users of the `auth-secret`.
+    pub basic: Option<Arc<super::auth::BasicAuth>>,
     /// Not served: why (an annotation ringress cannot enforce, or one whose value it cannot
     /// parse), sent as the 503's body and shown by `ringress check`.
     pub refused: Option<Arc<str>>,
@@ -180,7 +186,7 @@ mod tests {
         assert!(allows(&open, &global, ip("10.1.1.1")));
         assert!(!allows(&open, &global, ip("10.9.1.1")), "the global deny list");
         assert!(!allows(&open, &global, ip("192.0.2.1")), "the global allow list");
-        let own = Access { allow: cidrs("192.0.2.0/24, 2001:db8::/32"), deny: cidrs(""), refused: None };
+        let own = Access { allow: cidrs("192.0.2.0/24, 2001:db8::/32"), deny: cidrs(""), ..Access::default() };
         assert!(allows(&own, &global, ip("192.0.2.1")), "the Ingress's list replaces the global one");
         assert!(allows(&own, &global, ip("2001:db8::5")));
         assert!(allows(&own, &global, ip("::ffff:192.0.2.9")), "IPv4-mapped clients");

@@ -8,8 +8,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::access::{unenforced, Access, UnsupportedPolicy};
+use super::auth::{BasicSpec, SecretType};
 use super::edge::{parse_cidrs, Cidr};
-use crate::model::Ingress;
+use crate::model::{Ingress, ObjectKey};
 
 const PREFIXES: [&str; 2] = ["nginx.ingress.kubernetes.io/", "ingress.kubernetes.io/"];
 
@@ -95,6 +96,8 @@ pub struct RouteOptions {
     pub protocol: BackendProtocol,
     /// Client-address lists, and whether the routes are refused (fail closed).
     pub access: Access,
+    /// `auth-type: basic` and its Secret, read by the builder into [`Access::basic`].
+    pub basic_auth: Option<BasicSpec>,
 }
 
 impl Default for RouteOptions {
@@ -111,6 +114,7 @@ impl Default for RouteOptions {
             request_buffering: None,
             protocol: BackendProtocol::Http,
             access: Access::default(),
+            basic_auth: None,
         }
     }
 }
@@ -126,6 +130,8 @@ impl RouteOptions {
         // `allowlist-source-range` is the current name of `whitelist-source-range`: it wins.
         let mut allow_new: Option<Arc<[Cidr]>> = None;
         let mut allow_old: Option<Arc<[Cidr]>> = None;
+        // auth-type, auth-secret, auth-secret-type, auth-realm: read together after the loop.
+        let mut auth: [Option<(&str, &str)>; 4] = [None; 4];
         // Older prefix first, so the current one overrides it.
         for prefix in PREFIXES.iter().rev() {
             for (full, value) in ing.annotations.range(prefix.to_string()..) {
@@ -206,6 +212,10 @@ impl RouteOptions {
                             }
                         }
                     }
+                    "auth-type" => auth[0] = Some((full, v)),
+                    "auth-secret" => auth[1] = Some((full, v)),
+                    "auth-secret-type" => auth[2] = Some((full, v)),
+                    "auth-realm" => auth[3] = Some((full, value)),
                     _ => match unenforced(key) {
                         Some(what) => {
                             let why = format!("annotation {full} asks for {what}, which ringress does not enforce");
@@ -229,6 +239,19 @@ impl RouteOptions {
             }
         }
         o.access.allow = allow_new.or(allow_old);
+        match basic_spec(ing, auth) {
+            Ok(spec) => o.basic_auth = spec,
+            Err(why) => {
+                warnings.push(format!("Ingress {}: {why}; its routes answer 503", ing.key));
+                o.access.refuse(why);
+            }
+        }
+        if o.basic_auth.is_none() {
+            for (full, _) in auth.iter().skip(1).flatten() {
+                warnings
+                    .push(format!("Ingress {}: annotation {full} has no effect without auth-type; ignored", ing.key));
+            }
+        }
         (o, warnings)
     }
 
@@ -241,6 +264,51 @@ impl RouteOptions {
         })?;
         Ok(Some(Rewrite { pattern, target: target.clone() }))
     }
+}
+
+/// The Secret an Ingress's `auth-secret` names (under either prefix), if it names one: the
+/// provider asks, to know whether a Secret's change concerns any route.
+pub fn auth_secret(ing: &Ingress) -> Option<ObjectKey> {
+    let v = PREFIXES.iter().find_map(|p| ing.annotations.get(&format!("{p}auth-secret")))?;
+    secret_key(ing, v.trim())
+}
+
+/// `name` (in the Ingress's namespace) or `namespace/name`.
+fn secret_key(ing: &Ingress, v: &str) -> Option<ObjectKey> {
+    match v.split_once('/') {
+        None if !v.is_empty() => Some(ObjectKey { namespace: ing.key.namespace.clone(), name: v.to_string() }),
+        Some((ns, name)) if !ns.is_empty() && !name.is_empty() && !name.contains('/') => {
+            Some(ObjectKey { namespace: ns.to_string(), name: name.to_string() })
+        }
+        _ => None,
+    }
+}
+
+/// Basic authentication from `auth-type`, `auth-secret` (`name` in the Ingress's namespace,
+/// or `namespace/name`), `auth-secret-type` and `auth-realm` (each as (annotation, value)).
+/// Err: what makes it unenforceable (the routes are refused).
+fn basic_spec(
+    ing: &Ingress,
+    [kind, secret, secret_type, realm]: [Option<(&str, &str)>; 4],
+) -> Result<Option<BasicSpec>, String> {
+    let Some((kind_key, kind)) = kind else { return Ok(None) };
+    match kind.to_ascii_lowercase().as_str() {
+        "basic" => {}
+        "digest" => return Err(format!("annotation {kind_key}: digest authentication is not enforced by ringress")),
+        _ => return Err(format!("annotation {kind_key}: {kind:?} is not basic or digest")),
+    }
+    let Some((secret_annotation, secret)) = secret else {
+        return Err(format!("annotation {kind_key} asks for basic authentication, but no auth-secret names its users"));
+    };
+    let Some(secret) = secret_key(ing, secret) else {
+        return Err(format!("annotation {secret_annotation}: {secret:?} is not a Secret name or namespace/name"));
+    };
+    let secret_type = match secret_type {
+        None | Some((_, "auth-file")) => SecretType::File,
+        Some((_, "auth-map")) => SecretType::Map,
+        Some((k, v)) => return Err(format!("annotation {k}: {v:?} is not auth-file or auth-map")),
+    };
+    Ok(Some(BasicSpec { secret, secret_type, realm: realm.map_or("", |(_, v)| v).to_string() }))
 }
 
 /// nginx's `on`/`off` (and true/false, as ingress-nginx also accepts).
@@ -397,6 +465,64 @@ mod tests {
         assert_eq!(r.apply("/audio").as_deref(), Some("/"));
         assert_eq!(r.apply("/audio/cb").as_deref(), Some("/"));
         assert!(o.rewrite_for(&i, "/bad(").is_err());
+    }
+
+    #[test]
+    fn basic_auth_annotations_are_read_together_and_fail_closed_when_incomplete() {
+        use crate::snapshot::auth::{BasicSpec, SecretType};
+        let key = |ns: &str, name: &str| ObjectKey { namespace: ns.into(), name: name.into() };
+        let i = ing(&[
+            ("nginx.ingress.kubernetes.io/auth-type", "basic"),
+            ("nginx.ingress.kubernetes.io/auth-secret", "other/users"),
+            ("ingress.kubernetes.io/auth-secret-type", "auth-map"),
+            ("nginx.ingress.kubernetes.io/auth-realm", "  Who are you? "),
+        ]);
+        let (o, w) = RouteOptions::of(&i, UnsupportedPolicy::Refuse);
+        assert_eq!(w, Vec::<String>::new());
+        let spec =
+            BasicSpec { secret: key("other", "users"), secret_type: SecretType::Map, realm: "  Who are you? ".into() };
+        assert_eq!(o.basic_auth, Some(spec));
+        assert_eq!(auth_secret(&i), Some(key("other", "users")));
+        let i = ing(&[
+            ("nginx.ingress.kubernetes.io/auth-type", "basic"),
+            ("nginx.ingress.kubernetes.io/auth-secret", "users"),
+        ]);
+        let (o, _) = RouteOptions::of(&i, UnsupportedPolicy::Refuse);
+        assert_eq!(o.basic_auth.map(|s| (s.secret, s.secret_type)), Some((key("ns", "users"), SecretType::File)));
+        // Whatever the policy, basic auth that cannot be set up refuses the routes.
+        for (bad, why) in [
+            (vec![("nginx.ingress.kubernetes.io/auth-type", "basic")], "no auth-secret"),
+            (
+                vec![
+                    ("nginx.ingress.kubernetes.io/auth-type", "digest"),
+                    ("nginx.ingress.kubernetes.io/auth-secret", "u"),
+                ],
+                "digest",
+            ),
+            (
+                vec![
+                    ("nginx.ingress.kubernetes.io/auth-type", "basic"),
+                    ("nginx.ingress.kubernetes.io/auth-secret", "a/b/c"),
+                ],
+                "\"a/b/c\"",
+            ),
+            (
+                vec![
+                    ("nginx.ingress.kubernetes.io/auth-type", "basic"),
+                    ("nginx.ingress.kubernetes.io/auth-secret", "u"),
+                    ("nginx.ingress.kubernetes.io/auth-secret-type", "ldap"),
+                ],
+                "auth-file or auth-map",
+            ),
+        ] {
+            let (o, w) = RouteOptions::of(&ing(&bad), UnsupportedPolicy::Warn);
+            let refused = o.access.refused.expect("refused");
+            assert!(refused.contains(why) && w[0].contains("answer 503"), "{refused} / {w:?}");
+        }
+        // Without auth-type, the other keys do nothing (as in ingress-nginx): a warning.
+        let (o, w) =
+            RouteOptions::of(&ing(&[("nginx.ingress.kubernetes.io/auth-secret", "u")]), UnsupportedPolicy::Refuse);
+        assert!(o.access.refused.is_none() && o.basic_auth.is_none() && w[0].contains("no effect without auth-type"));
     }
 
     #[test]

@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use super::annotations::{self, RouteOptions};
+use super::auth::{BasicAuth, BasicSpec};
 use super::table::{prefix_key, HostRoutes, RouteTable};
 use super::{Backend, BackendId, Route, ServiceIndex, Settings, Snapshot};
 use crate::model::{
@@ -98,6 +99,9 @@ fn resolver<'a>(inputs: &Inputs<'a>, only: Option<&FxHashSet<(&str, &str)>>) -> 
         fresh: Vec::new(),
         seeded: None,
         policy: Default::default(),
+        secrets: inputs.secrets.clone(),
+        secret_index: None,
+        basic_auth: FxHashMap::default(),
     }
 }
 
@@ -245,7 +249,7 @@ fn host_routes<'a>(b: &mut Builder<'a>, key: &HostKey, ingresses: &[&'a Ingress]
                         path: "/".to_string(),
                         path_type: PathType::Prefix,
                         tls: false,
-                        options: Arc::new(RouteOptions::of(ing, b.policy).0),
+                        options: Arc::new(b.route_options(ing).0),
                         rewrite: None,
                         regex: None,
                     })
@@ -257,7 +261,7 @@ fn host_routes<'a>(b: &mut Builder<'a>, key: &HostKey, ingresses: &[&'a Ingress]
     let mut hr = HostRoutes::default();
     for ing in ingresses {
         let ingress = Arc::new(ing.key.clone());
-        let (options, warnings) = RouteOptions::of(ing, b.policy);
+        let (options, warnings) = b.route_options(ing);
         hr.warnings.extend(warnings);
         let options = Arc::new(options);
         // With use-regex or rewrite-target, paths are regular expressions (as in
@@ -521,9 +525,46 @@ struct Builder<'a> {
     seeded: Option<Arc<ServiceIndex>>,
     /// `--unsupported-security-annotations`.
     policy: super::access::UnsupportedPolicy,
+    /// Every Secret, for `auth-secret`; indexed on first use.
+    secrets: Vec<&'a Secret>,
+    secret_index: Option<FxHashMap<(&'a str, &'a str), &'a Secret>>,
+    /// The users read from each `auth-secret` this build, shared by the Ingresses naming it.
+    basic_auth: FxHashMap<BasicSpec, Result<Arc<BasicAuth>, String>>,
 }
 
 impl<'a> Builder<'a> {
+    /// An Ingress's route options, with its `auth-secret` read: a Secret that is missing or
+    /// unusable refuses the routes (fail closed).
+    fn route_options(&mut self, ing: &Ingress) -> (RouteOptions, Vec<String>) {
+        let (mut o, mut warnings) = RouteOptions::of(ing, self.policy);
+        let Some(spec) = o.basic_auth.clone() else { return (o, warnings) };
+        let read = match self.basic_auth.get(&spec) {
+            Some(r) => r.clone(),
+            None => {
+                let index = self.secret_index.get_or_insert_with(|| {
+                    self.secrets.iter().map(|s| ((s.key.namespace.as_str(), s.key.name.as_str()), *s)).collect()
+                });
+                let r = match index.get(&(spec.secret.namespace.as_str(), spec.secret.name.as_str())) {
+                    None => Err(format!("auth-secret {} does not exist", spec.secret)),
+                    Some(secret) => BasicAuth::from_secret(&spec, secret).map(|(auth, secret_warnings)| {
+                        warnings.extend(secret_warnings);
+                        Arc::new(auth)
+                    }),
+                };
+                self.basic_auth.insert(spec.clone(), r.clone());
+                r
+            }
+        };
+        match read {
+            Ok(auth) => o.access.basic = Some(auth),
+            Err(why) => {
+                warnings.push(format!("Ingress {}: {why}; its routes answer 503", ing.key));
+                o.access.refuse(why);
+            }
+        }
+        (o, warnings)
+    }
+
     /// Starts from `prev`'s backends, so existing ones keep their ids.
     fn seed(&mut self, prev: &Snapshot) {
         self.backends = prev.backends.clone();

@@ -213,7 +213,10 @@ impl Store {
                 }
             }
             One::IngressClass(v) => full_if(put(&mut self.classes, key, v)),
-            One::Secret(v) => full_if(put(&mut self.secrets, key, v)),
+            One::Secret(v) => {
+                let matters = self.secret_matters(&key, Some(&v));
+                full_if(put(&mut self.secrets, key, v) && matters)
+            }
             One::ConfigMap(v) => full_if(put(&mut self.config_maps, key, v)),
             One::Service(v) => {
                 let svc = key.clone();
@@ -241,7 +244,10 @@ impl Store {
                 }
             }
             Kind::IngressClass => full_if(self.classes.remove(key).is_some()),
-            Kind::Secret => full_if(self.secrets.remove(key).is_some()),
+            Kind::Secret => {
+                let matters = self.secret_matters(key, None);
+                full_if(self.secrets.remove(key).is_some() && matters)
+            }
             Kind::ConfigMap => full_if(self.config_maps.remove(key).is_some()),
             Kind::Service => services_if(self.services.remove(key).is_some(), vec![key.clone()]),
             Kind::EndpointSlice => match self.slices.remove(key) {
@@ -249,6 +255,16 @@ impl Store {
                 None => Change::None,
             },
         }
+    }
+
+    /// Whether a Secret's change (to `new`, or its deletion) concerns any route: a TLS Secret
+    /// (before or after), or one an Ingress's `auth-secret` names. Other Secrets are kept
+    /// (an Ingress may name them later) without a rebuild.
+    fn secret_matters(&self, key: &ObjectKey, new: Option<&Secret>) -> bool {
+        let tls = |s: Option<&Secret>| s.is_some_and(|s| s.type_.as_deref() == Some("kubernetes.io/tls"));
+        tls(new)
+            || tls(self.secrets.get(key))
+            || self.ingresses.values().any(|i| crate::snapshot::annotations::auth_secret(i).as_ref() == Some(key))
     }
 
     /// Removes an Ingress from the host index; the hosts it was on.

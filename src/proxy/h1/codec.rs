@@ -39,6 +39,15 @@ pub fn eq_ignore_case(a: &[u8], b: &str) -> bool {
     a.eq_ignore_ascii_case(b.as_bytes())
 }
 
+/// A field's value when the request sends it exactly once (twice is never a credential).
+pub fn only_field<'b>(req: &httparse::Request<'_, 'b>, name: &str) -> Option<&'b [u8]> {
+    let mut all = req.headers.iter().filter(|h| eq_ignore_case(h.name.as_bytes(), name));
+    match (all.next(), all.next()) {
+        (Some(h), None) => Some(h.value),
+        _ => None,
+    }
+}
+
 /// Content-Length: digits only; repeated values (in one field or several) must agree
 /// (RFC 9110 §8.6, RFC 9112 §6.3 item 5).
 fn content_length(current: Option<u64>, v: &[u8]) -> Result<u64, ()> {

@@ -122,11 +122,11 @@ async fn wait_for_bytes<I: Io, S: Stream>(w: &Worker<I>, c: &mut Conn<S>) -> boo
 /// (with a lingering close, so the answer is not lost to a reset).
 async fn fail<I: Io, S: Stream>(w: &Worker<I>, c: &mut Conn<S>, e: ProxyError) {
     tracing::debug!(worker = w.index, peer = %c.peer, error = %e, "request failed");
-    if let (Some((code, reason)), false) = (e.status(), c.response_started) {
+    if let (Some((code, _)), false) = (e.status(), c.response_started) {
         bump(&w.stats.responses_proxy_error);
         let mut out = std::mem::take(&mut c.out);
         out.clear();
-        write_error_response(&mut out, code, reason, e.message(), true, w.snapshot().settings.server_name());
+        write_error_response(&mut out, &e, true, w.snapshot().settings.server_name());
         c.rec.status = code;
         c.rec.bytes_out += out.len() as u64;
         let watch = c.watch.clone();
@@ -292,11 +292,10 @@ async fn request<I: Io, S: Stream>(w: &Worker<I>, c: &mut Conn<S>, first: bool) 
         Action::Respond(e) => {
             // The body, if any, is not read: close after answering.
             let close = !info.keep_alive || info.framing != Framing::None;
-            let (code, reason) = e.status().unwrap_or((500, "Internal Server Error"));
-            c.rec.status = code;
+            c.rec.status = e.status().map_or(500, |s| s.0);
             c.buf.drain(..info.head_len);
             c.out.clear();
-            write_error_response(&mut c.out, code, reason, e.message(), close, settings.server_name());
+            write_error_response(&mut c.out, &e, close, settings.server_name());
             bump(&w.stats.responses_proxy_error);
             c.response_started = true;
             write_client(clock, c, settings.idle_timeout).await?;
@@ -385,6 +384,7 @@ fn prepare(
         client,
         user_agent: (!rec.user_agent.is_empty()).then_some(&rec.user_agent[..]),
         referer: (!rec.referer.is_empty()).then_some(&rec.referer[..]),
+        authorization: codec::only_field(&req, "authorization"),
     };
     let forward = match pipeline::decide(snap, &view, &mut rec.key) {
         Ok(Decision::Forward(f)) => f,
