@@ -125,14 +125,33 @@ fn edge_keys_add_headers_hsts_server_tokens_and_forwarded_headers() {
     assert_eq!((r.status, r.header("server")), (404, Some(concat!("ringress/", env!("CARGO_PKG_VERSION")))));
 
     // use-forwarded-headers from a trusted peer (loopback): the client is X-Forwarded-For's last
-    // address, and X-Forwarded-Proto passes through; over HTTP/2 too.
+    // untrusted address, and X-Forwarded-Proto passes through; over HTTP/2 too. As ingress-nginx
+    // does by default, X-Forwarded-For upstream is that client alone, and what the client sent
+    // travels as X-Original-Forwarded-For.
     let fwd = ["-H", "X-Forwarded-For: 198.51.100.1, 203.0.113.9", "-H", "X-Forwarded-Proto: https"];
     for proto in ["--http1.1", "--http2-prior-knowledge"] {
         let (_, body) = curl(&format!("http://{}/", p.http), &[&fwd[..], &[proto]].concat());
         assert!(body.contains("header x-real-ip: 203.0.113.9"), "{proto}: {body}");
         assert!(body.contains("header x-forwarded-proto: https"), "{proto}: {body}");
-        assert!(body.contains("header x-forwarded-for: 198.51.100.1, 203.0.113.9, 127.0.0.1"), "{proto}: {body}");
+        assert!(body.contains("header x-forwarded-for: 203.0.113.9\n"), "{proto}: {body}");
+        assert!(body.contains("header x-original-forwarded-for: 198.51.100.1, 203.0.113.9\n"), "{proto}: {body}");
     }
+    // A chain of trusted proxies is walked from the right (real_ip_recursive), and
+    // compute-full-forwarded-for sends the whole list with the peer appended.
+    let mut full = data.to_vec();
+    full[3] = ("proxy-real-ip-cidr", "127.0.0.0/8, 203.0.113.0/24");
+    full.push(("compute-full-forwarded-for", "true"));
+    publish(&p, &(manifests(&a, &full) + &extra));
+    for proto in ["--http1.1", "--http2-prior-knowledge"] {
+        let (_, body) = curl(&format!("http://{}/", p.http), &[&fwd[..], &[proto]].concat());
+        assert!(body.contains("header x-real-ip: 198.51.100.1"), "{proto}: {body}");
+        assert!(body.contains("header x-forwarded-for: 198.51.100.1, 203.0.113.9, 127.0.0.1\n"), "{proto}: {body}");
+    }
+    // forwarded-for-header: the client is named by another field (a CDN's).
+    full.push(("forwarded-for-header", "CF-Connecting-IP"));
+    publish(&p, &(manifests(&a, &full) + &extra));
+    let (_, body) = curl(&format!("http://{}/", p.http), &[&fwd[..], &["-H", "CF-Connecting-IP: 192.0.2.44"]].concat());
+    assert!(body.contains("header x-real-ip: 192.0.2.44"), "{body}");
     // Loopback no longer trusted: the peer is the client and the scheme is ours.
     let mut data2 = data.to_vec();
     data2[3] = ("proxy-real-ip-cidr", "10.0.0.0/8");

@@ -84,7 +84,9 @@ per_backend!(fn forwarded_headers_set_and_hop_by_hop_removed(io) {
     )
     .unwrap();
     let t = r.text();
-    assert!(t.contains("header x-forwarded-for: 203.0.113.9, 127.0.0.1\n"), "{io}: {t}");
+    // As ingress-nginx by default: the client's claim is not appended to, it travels apart.
+    assert!(t.contains("header x-forwarded-for: 127.0.0.1\n"), "{io}: {t}");
+    assert!(t.contains("header x-original-forwarded-for: 203.0.113.9\n"), "{io}: {t}");
     assert!(t.contains("header x-real-ip: 127.0.0.1\n"), "{io}: {t}");
     assert!(t.contains("header x-forwarded-proto: http\n"), "{io}: {t}");
     assert!(t.contains("header x-forwarded-host: www.example.com\n"), "{io}: {t}");

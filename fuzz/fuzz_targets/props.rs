@@ -27,6 +27,7 @@ pub fn request_head(data: &[u8]) {
         scheme: "http",
         authority: host,
         trust: false,
+        full: true,
         request_id: Some(b"0123456789abcdef"),
     };
     codec::write_request_head(&mut out, &req, &info, &target, host, &fwd, false);

@@ -38,6 +38,7 @@ fn class(name: &[u8]) -> u8 {
         16 if is("x-forwarded-host") => FORWARDING,
         17 if is("transfer-encoding") => HOP,
         17 if is("x-forwarded-proto") => FORWARDING,
+        24 if is("x-original-forwarded-for") => FORWARDING,
         _ => 0,
     }
 }
@@ -152,13 +153,18 @@ pub struct Forwarded<'a> {
     /// `use-forwarded-headers` from a trusted peer: the client's X-Forwarded-Proto and
     /// X-Forwarded-Host pass through when present.
     pub trust: bool,
+    /// `compute-full-forwarded-for`: X-Forwarded-For is the client's list with the peer
+    /// appended; otherwise the client address alone.
+    pub full: bool,
     /// The request id when the proxy made it (sent as X-Request-ID).
     pub request_id: Option<&'a [u8]>,
 }
 
 impl Forwarded<'_> {
     /// Hands each forwarded field to `emit` as a name and the pieces of its value, in order:
-    /// X-Forwarded-For (the client's list, then the peer), X-Real-IP, X-Forwarded-Proto,
+    /// X-Forwarded-For (the client address, as ingress-nginx sends `$remote_addr`; with
+    /// [`Forwarded::full`], the client's list then the peer), X-Original-Forwarded-For (the
+    /// client's own X-Forwarded-For, if it sent one), X-Real-IP, X-Forwarded-Proto,
     /// X-Forwarded-Host, and X-Request-ID when the proxy made it.
     pub fn write(&self, seen: &Seen<'_>, mut emit: impl FnMut(&'static str, &[&[u8]])) {
         let mut xff: [&[u8]; 2 * MAX_XFF + 1] = [b""; 2 * MAX_XFF + 1];
@@ -168,8 +174,16 @@ impl Forwarded<'_> {
             xff[n + 1] = b", ";
             n += 2;
         }
-        xff[n] = self.peer_ip;
-        emit("X-Forwarded-For", &xff[..=n]);
+        if self.full {
+            xff[n] = self.peer_ip;
+            emit("X-Forwarded-For", &xff[..=n]);
+        } else {
+            emit("X-Forwarded-For", &[self.client_ip]);
+        }
+        if n > 0 {
+            // The client's list, without the last separator.
+            emit("X-Original-Forwarded-For", &xff[..n - 1]);
+        }
         emit("X-Real-IP", &[self.client_ip]);
         let proto = seen.proto.filter(|_| self.trust).unwrap_or(self.scheme.as_bytes());
         emit("X-Forwarded-Proto", &[proto]);
@@ -226,7 +240,7 @@ mod tests {
     }
 
     #[test]
-    fn forwarded_fields_append_the_peer_and_trust_only_trusted_peers() {
+    fn forwarded_for_is_the_client_and_the_claimed_list_travels_apart() {
         let mut seen = Seen::default();
         for (n, v) in
             [("X-Forwarded-For", "1.1.1.1"), ("x-forwarded-for", " 2.2.2.2, 3.3.3.3 "), ("X-Forwarded-Proto", "https")]
@@ -240,19 +254,23 @@ mod tests {
             scheme: "http",
             authority: b"site.example",
             trust: false,
+            full: false,
             request_id: None,
         };
         let w = written(&f, &seen);
-        assert_eq!(w[0], ("X-Forwarded-For".into(), "1.1.1.1, 2.2.2.2, 3.3.3.3, 10.0.0.9".into()));
-        assert_eq!(w[2].1, "http");
-        assert_eq!(w[3].1, "site.example");
-        assert_eq!(w.len(), 4);
+        assert_eq!(w[0], ("X-Forwarded-For".into(), "10.0.0.9".into()), "the client address, not the claim");
+        assert_eq!(w[1], ("X-Original-Forwarded-For".into(), "1.1.1.1, 2.2.2.2, 3.3.3.3".into()));
+        assert_eq!(w[2], ("X-Real-IP".into(), "10.0.0.9".into()));
+        assert_eq!((w[3].1.as_str(), w[4].1.as_str()), ("http", "site.example"), "untrusted: ours");
+        assert_eq!(w.len(), 5);
         f.trust = true;
+        f.full = true;
         f.request_id = Some(b"abc");
         let w = written(&f, &seen);
-        assert_eq!((w[2].1.as_str(), w[3].1.as_str(), w[4].1.as_str()), ("https", "evil.example", "abc"));
+        assert_eq!(w[0].1, "1.1.1.1, 2.2.2.2, 3.3.3.3, 10.0.0.9", "compute-full-forwarded-for appends the peer");
+        assert_eq!((w[3].1.as_str(), w[4].1.as_str(), w[5].1.as_str()), ("https", "evil.example", "abc"));
         let empty = written(&f, &Seen::default());
-        assert_eq!(empty[0].1, "10.0.0.9");
+        assert_eq!((empty[0].1.as_str(), empty[1].0.as_str()), ("10.0.0.9", "X-Real-IP"), "no claim, no original");
     }
 
     #[test]
@@ -267,6 +285,7 @@ mod tests {
             scheme: "http",
             authority: b"a",
             trust: false,
+            full: true,
             request_id: None,
         };
         assert_eq!(written(&f, &seen)[0].1, "10.0.0.6, 10.0.0.7, 10.0.0.8, 10.0.0.9, p");

@@ -171,8 +171,8 @@ async fn handle_stream<I: Io>(
     // stream before an error response (413 while the client still sends) got out.
     let (parts, mut body) = req.into_parts();
     let snap = w.snapshot();
-    let xff = || parts.headers.get_all("x-forwarded-for").iter().next_back().map(|v| v.as_bytes());
-    let client = pipeline::client_addr(&snap, peer, snap.edge.real_ip_from(peer).then(xff).flatten());
+    let named = parts.headers.get_all(snap.edge.forwarded_for_header.as_str());
+    let client = snap.edge.real_client(peer, named.iter().map(|v| v.as_bytes()));
     let client_ip: std::borrow::Cow<str> =
         if client == peer.to_canonical() { peer_ip.into() } else { client.to_string().into() };
     let generated_id = capture(w, &parts, &client_ip, &mut rec);
@@ -183,6 +183,7 @@ async fn handle_stream<I: Io>(
         scheme: if https { "https" } else { "http" },
         authority: authority(&parts).as_bytes(),
         trust: snap.edge.forwarded_from(peer),
+        full: snap.edge.compute_full_forwarded_for,
         request_id: generated_id.then_some(&request_id[..]),
     };
     let stream = ReqStream { parts: &parts, body: &mut body, respond: &mut respond, progress: &progress, client };

@@ -14,6 +14,8 @@ use std::net::IpAddr;
 use super::error::{Kind, ProxyError};
 use crate::access_log::RouteKey;
 use crate::snapshot::annotations::BackendProtocol;
+#[cfg(doc)]
+use crate::snapshot::edge::Edge;
 use crate::snapshot::{normalize_host, Route, Settings, Snapshot};
 
 /// A request as every downstream protocol presents it.
@@ -29,7 +31,7 @@ pub(crate) struct Request<'a> {
     pub https: bool,
     /// The downstream connection is HTTP/2 (a gRPC backend needs it).
     pub http2: bool,
-    /// The client's address as the proxy believes it ([`client_addr`]): what every access
+    /// The client's address as the proxy believes it ([`Edge::real_client`]): what every access
     /// decision uses.
     pub client: IpAddr,
     /// The User-Agent and Referer fields, if sent (`block-user-agents`, `block-referers`).
@@ -92,16 +94,6 @@ pub(crate) fn check_method(method: &str) -> Result<(), ProxyError> {
         "TRACE" => Err(ProxyError::downstream(Kind::MethodNotAllowed, "TRACE is not allowed")),
         _ => Ok(()),
     }
-}
-
-/// The client's address: the peer, or from a trusted peer with `enable-real-ip` /
-/// `use-forwarded-headers`, the last address of its last X-Forwarded-For field (`xff`).
-pub(crate) fn client_addr(snap: &Snapshot, peer: IpAddr, xff: Option<&[u8]>) -> IpAddr {
-    match xff {
-        Some(v) if snap.edge.real_ip_from(peer) => crate::snapshot::edge::last_forwarded(v).unwrap_or(peer),
-        _ => peer,
-    }
-    .to_canonical()
 }
 
 /// Routes a request and makes every per-route decision. `key` gets the request's metric

@@ -130,6 +130,11 @@ const KEYS: &[Key] = &[
     }),
     key!("use-forwarded-headers", "true or false", edge.use_forwarded_headers, parse_bool),
     key!("enable-real-ip", "true or false", edge.enable_real_ip, parse_bool),
+    key!("compute-full-forwarded-for", "true or false", edge.compute_full_forwarded_for, parse_bool),
+    key!("forwarded-for-header", "a header field name", edge.forwarded_for_header, |v: &str| {
+        let token = !v.is_empty() && v.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+        token.then(|| v.to_ascii_lowercase())
+    }),
     key!(
         "whitelist-source-range",
         "comma-separated address blocks (10.0.0.0/8,192.168.0.0/16)",
@@ -270,6 +275,7 @@ mod tests {
                         k.name,
                         "use-forwarded-headers"
                             | "enable-real-ip"
+                            | "compute-full-forwarded-for"
                             | "use-proxy-protocol"
                             | "enable-underscores-in-headers"
                     ) =>
@@ -289,6 +295,7 @@ mod tests {
                 "comma-separated strings or ~regular expressions" => "~*bot",
                 "a template of $variables (see the README)" => "$status $req_id",
                 "a duration (3600, 90s, 30m, 24h, 7d)" => "2h",
+                "a header field name" => "CF-Connecting-IP",
                 _ => "7",
             };
             let (prev, w) = apply(&flags, None, Some(&cm(&[(k.name, good)])));
@@ -303,6 +310,7 @@ mod tests {
                         _ if k.name == "log-format-upstream" => "$nope",
                         // Any string is a pattern; an expression that does not compile is not.
                         "comma-separated strings or ~regular expressions" => "~(",
+                        "a header field name" => "bad: name",
                         _ => "-bad-",
                     },
                 )])),

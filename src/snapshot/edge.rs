@@ -68,6 +68,11 @@ pub struct Edge {
     pub enable_real_ip: bool,
     /// `proxy-real-ip-cidr`: the peers trusted for the two above.
     pub trusted: Vec<Cidr>,
+    /// `forwarded-for-header` (lower case): where a trusted peer names the client.
+    pub forwarded_for_header: String,
+    /// `compute-full-forwarded-for`: X-Forwarded-For to the upstream is the client's list with
+    /// the peer appended, instead of the client address alone.
+    pub compute_full_forwarded_for: bool,
     /// `whitelist-source-range`: only clients in these blocks, on every Ingress that does not
     /// set its own list (None: everyone).
     pub allow: Option<Vec<Cidr>>,
@@ -99,6 +104,8 @@ impl Default for Edge {
             use_forwarded_headers: false,
             enable_real_ip: false,
             trusted: vec![Cidr::parse("0.0.0.0/0").expect("valid"), Cidr::parse("::/0").expect("valid")],
+            forwarded_for_header: "x-forwarded-for".to_string(),
+            compute_full_forwarded_for: false,
             allow: None,
             deny: Vec::new(),
             block: Vec::new(),
@@ -193,11 +200,32 @@ impl Edge {
     }
 }
 
-/// The client address X-Forwarded-For names: its last entry that parses (nginx's
-/// `real_ip_header X-Forwarded-For` without `real_ip_recursive`).
-pub fn last_forwarded(xff: &[u8]) -> Option<IpAddr> {
-    let s = std::str::from_utf8(xff).ok()?;
-    s.rsplit(',').map(str::trim).find(|v| !v.is_empty())?.parse().ok()
+impl Edge {
+    /// The client a connection from `peer` speaks for, as nginx's realip module finds it with
+    /// `real_ip_recursive on` (ingress-nginx's setting): `fields` are the values of
+    /// `forwarded-for-header` in order; from the right, each address replaces the client until
+    /// one is not a trusted proxy (or all were: the leftmost). An entry that is not an address
+    /// ends the walk. Only from a trusted peer with `use-forwarded-headers` or
+    /// `enable-real-ip`; otherwise the peer.
+    pub fn real_client<'v>(&self, peer: IpAddr, fields: impl DoubleEndedIterator<Item = &'v [u8]>) -> IpAddr {
+        let peer = peer.to_canonical();
+        if !self.real_ip_from(peer) {
+            return peer;
+        }
+        let mut client = peer;
+        for field in fields.rev() {
+            for entry in field.rsplit(|&b| b == b',').map(<[u8]>::trim_ascii).filter(|e| !e.is_empty()) {
+                let Some(addr) = std::str::from_utf8(entry).ok().and_then(|e| e.parse::<IpAddr>().ok()) else {
+                    return client;
+                };
+                client = addr.to_canonical();
+                if !self.trusted.iter().any(|c| c.contains(client)) {
+                    return client;
+                }
+            }
+        }
+        client
+    }
 }
 
 #[cfg(test)]
@@ -229,8 +257,20 @@ mod tests {
     }
 
     #[test]
-    fn the_last_forwarded_address_is_the_client() {
-        assert_eq!(last_forwarded(b"1.2.3.4, 10.0.0.1"), Some("10.0.0.1".parse().unwrap()));
-        assert_eq!(last_forwarded(b"junk"), None);
+    fn the_client_is_the_first_untrusted_address_from_the_right() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        let fields = |v: &'static [&'static str]| v.iter().map(|s| s.as_bytes());
+        let mut e = Edge::default();
+        let peer = ip("10.0.0.9");
+        assert_eq!(e.real_client(peer, fields(&["1.2.3.4"])), peer, "neither setting: the peer");
+        e.use_forwarded_headers = true;
+        // Every address trusted (the default 0.0.0.0/0): the leftmost, as nginx finds it.
+        assert_eq!(e.real_client(peer, fields(&["1.2.3.4, 5.6.7.8", "10.0.0.1"])), ip("1.2.3.4"));
+        e.trusted = parse_cidrs("10.0.0.0/8").unwrap();
+        assert_eq!(e.real_client(peer, fields(&["1.2.3.4, 5.6.7.8", "10.0.0.1"])), ip("5.6.7.8"));
+        assert_eq!(e.real_client(peer, fields(&["1.2.3.4, junk, 10.0.0.2"])), ip("10.0.0.2"), "junk ends the walk");
+        assert_eq!(e.real_client(peer, fields(&[])), peer);
+        assert_eq!(e.real_client(ip("192.0.2.1"), fields(&["1.2.3.4"])), ip("192.0.2.1"), "an untrusted peer");
+        assert_eq!(e.real_client(peer, fields(&["::ffff:5.6.7.8"])), ip("5.6.7.8"), "IPv4-mapped, canonical");
     }
 }

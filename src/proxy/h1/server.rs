@@ -366,11 +366,9 @@ fn prepare(
     let target = codec::parse_target(method, req.path.unwrap_or(""))?;
     let mut host: &[u8] = b"";
     let info = codec::analyze_request(&req, head_len, &target, &mut host)?;
-    let xff = || {
-        let last = req.headers.iter().rfind(|h| codec::eq_ignore_case(h.name.as_bytes(), "x-forwarded-for"));
-        last.map(|h| h.value)
-    };
-    let client = pipeline::client_addr(snap, peer, snap.edge.real_ip_from(peer).then(xff).flatten());
+    let header = snap.edge.forwarded_for_header.as_str();
+    let named = req.headers.iter().filter(|h| codec::eq_ignore_case(h.name.as_bytes(), header));
+    let client = snap.edge.real_client(peer, named.map(|h| h.value));
     let real = (client != peer.to_canonical()).then(|| ClientIp::new(SocketAddr::new(client, 0)));
     let client_ip = real.as_ref().map_or(peer_ip, ClientIp::as_bytes);
     let generated_id = capture(log, &req, &info, host, client_ip, rec);
@@ -402,6 +400,7 @@ fn prepare(
         scheme: if https { "https" } else { "http" },
         authority: host,
         trust: snap.edge.forwarded_from(peer),
+        full: snap.edge.compute_full_forwarded_for,
         request_id: generated_id.then_some(&rec.request_id[..]),
     };
     let underscores = s.underscores_in_headers;

@@ -107,6 +107,7 @@ fn upstream_head(head: &str, trust: bool) -> String {
         scheme: "http",
         authority: host,
         trust,
+        full: trust,
         request_id: None,
     };
     let mut out = Vec::new();
@@ -127,7 +128,8 @@ fn the_upstream_head_drops_hop_by_hop_fields_and_writes_its_own_framing() {
     for kept in [
         "Accept: */*\r\n",
         "Content-Length: 7\r\n",
-        "X-Forwarded-For: 1.2.3.4, 10.1.1.1\r\n",
+        "X-Forwarded-For: 10.1.1.1\r\n",
+        "X-Original-Forwarded-For: 1.2.3.4\r\n",
         "X-Real-IP: 10.1.1.1\r\n",
         "X-Forwarded-Proto: http\r\n",
         "X-Forwarded-Host: a.example\r\n",
@@ -135,8 +137,13 @@ fn the_upstream_head_drops_hop_by_hop_fields_and_writes_its_own_framing() {
         assert!(out.contains(kept), "{kept:?} missing: {out}");
     }
     assert!(out.ends_with("\r\n\r\n"));
-    let trusted = upstream_head("GET / HTTP/1.1\r\nHost: a\r\nX-Forwarded-Proto: https\r\n\r\n", true);
+    let trusted = upstream_head(
+        "GET / HTTP/1.1\r\nHost: a\r\nX-Forwarded-Proto: https\r\nX-Forwarded-For: 1.2.3.4\r\nX-Original-Forwarded-For: x\r\n\r\n",
+        true,
+    );
     assert!(trusted.contains("X-Forwarded-Proto: https\r\n"), "{trusted}");
+    assert!(trusted.contains("X-Forwarded-For: 1.2.3.4, 10.1.1.1\r\n"), "compute-full-forwarded-for: {trusted}");
+    assert!(!trusted.contains("X-Original-Forwarded-For: x"), "the client's own is dropped: {trusted}");
 }
 
 fn response(head: &str, request_is_head: bool) -> ResponseInfo {
