@@ -313,6 +313,17 @@ fn control(e: &mut DescriptorEncoder, c: &ControlStats) -> Fmt {
         "ringress_status_rounds",
         "Rounds of the status writer (a Lease renewal and, when leading, a pass over every object).",
         g(&c.status_rounds),
+    )?;
+    let annotations = c.annotations.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    family(
+        e,
+        (
+            "ringress_ignored_annotations",
+            "Served Ingresses carrying an annotation ringress ignores (or refuses their routes for), by annotation.",
+            MetricType::Gauge,
+        ),
+        "annotation",
+        annotations.iter().map(|(k, v)| (k.as_str(), *v)),
     )
 }
 

@@ -81,6 +81,8 @@ pub struct IngressTls {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Ingress {
     pub key: ObjectKey,
+    /// `metadata.uid`, which an Event about the Ingress names.
+    pub uid: Option<String>,
     /// RFC 3339 as written by the API server; compared as text, which orders correctly.
     pub creation_timestamp: Option<String>,
     pub annotations: BTreeMap<String, String>,

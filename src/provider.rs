@@ -56,4 +56,37 @@ pub struct ControlStats {
     /// Rounds of the status writer: a Lease renewal (or attempt) and, when leading, one pass
     /// over every object. What a test waits on to know the writer has looked again.
     pub status_rounds: AtomicU64,
+    /// Served Ingresses carrying each annotation ringress ignores or refuses on, by
+    /// annotation (see [`count_notes`]).
+    pub annotations: std::sync::Mutex<Vec<(String, u64)>>,
+}
+
+/// Annotation label values the metric keeps at most; the rest are counted under `other`, so
+/// Ingresses with made-up keys cannot grow the scrape without bound.
+const ANNOTATION_LABELS: usize = 200;
+
+/// How many notes name each annotation.
+pub fn count_notes<'a>(notes: impl Iterator<Item = &'a crate::snapshot::annotations::Note>) -> Vec<(String, u64)> {
+    // A label value of the characters annotation keys are made of (a file-mode key may hold
+    // anything).
+    let label = |k: &str| -> String {
+        k.chars().map(|c| if c.is_ascii_alphanumeric() || "./_-".contains(c) { c } else { '_' }).collect()
+    };
+    let mut counts: std::collections::BTreeMap<String, u64> = std::collections::BTreeMap::new();
+    for n in notes {
+        *counts.entry(label(&n.annotation)).or_default() += 1;
+    }
+    let mut out: Vec<(String, u64)> = Vec::with_capacity(counts.len().min(ANNOTATION_LABELS + 1));
+    let mut other = 0;
+    for (k, v) in counts {
+        if out.len() < ANNOTATION_LABELS {
+            out.push((k, v));
+        } else {
+            other += v;
+        }
+    }
+    if other > 0 {
+        out.push(("other".to_string(), other));
+    }
+    out
 }

@@ -119,6 +119,10 @@ fn an_unenforced_or_unparsable_security_annotation_fails_closed_and_check_names_
     assert!(r.status == 503 && r.text().contains("10.0.0.0/33"), "a list that does not parse: {}", r.text());
     assert_eq!((a.hits(), b.hits()), (0, 0), "a refused Ingress reached its upstream");
     assert_eq!(get(p.http, "plain.test", "/").status, 200, "other Ingresses are served");
+    // Counted by annotation, for a dashboard or an alert.
+    let metric =
+        |a: &str| p.metric(&format!("ringress_ignored_annotations{{annotation=\"nginx.ingress.kubernetes.io/{a}\"}}"));
+    assert_eq!((metric("auth-url"), metric("whitelist-source-range")), (Some(1.0), Some(1.0)));
 
     // `ringress check` fails, naming each Ingress, the annotation and why.
     let file = p.dir.join("check.yaml");

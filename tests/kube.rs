@@ -594,3 +594,42 @@ fn basic_auth_reads_its_secret_from_the_cluster_and_follows_kubectl_changes() {
     assert_eq!(a.hits(), hits);
     c.assert_rbac_allows_what_ringress_did();
 }
+
+#[test]
+fn ignored_annotations_become_warning_events_once_and_a_metric() {
+    let c = Cluster::start();
+    let a = Upstream::start("a");
+    let annotated = |extra: &str| {
+        format!("---\napiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata:\n  name: legacy\n  namespace: default\n  annotations:\n    nginx.ingress.kubernetes.io/proxy-buffer-size: 16k\n    nginx.ingress.kubernetes.io/proxy-body-size: lots\n{extra}spec:\n  ingressClassName: ringress\n  rules:\n  - host: legacy.test\n    http:\n      paths:\n      - {{path: /, pathType: Prefix, backend: {{service: {{name: a, port: {{number: 80}}}}}}}}\n")
+    };
+    c.apply("apiVersion: v1\nkind: Namespace\nmetadata: {name: ringress}\n");
+    c.apply(&(service("a", &[a.addr]) + &annotated("")));
+    let p = c.proxy(&["--publish-address", "192.0.2.10", "--election-lease-seconds", "3"]);
+    assert_eq!(get(p.http, "legacy.test", "/").status, 200, "ignored annotations do not stop the Ingress");
+    // What an operator looks at: kubectl describe.
+    let describe = || c.kubectl(&["describe", "ingress", "legacy"]);
+    let events = || c.kubectl(&["get", "events", "--field-selector", "involvedObject.name=legacy", "-o", "name"]);
+    p.wait_for(|| events().lines().count() == 2, "the Events");
+    let d = describe();
+    assert!(d.contains("Warning") && d.contains("UnsupportedAnnotation"), "{d}");
+    assert!(
+        d.contains("annotation nginx.ingress.kubernetes.io/proxy-buffer-size is not supported by ringress; ignored"),
+        "{d}"
+    );
+    assert!(d.contains("nginx.ingress.kubernetes.io/proxy-body-size: \"lots\" is not a size"), "{d}");
+    let metric = |name: &str| {
+        p.metric(&format!("ringress_ignored_annotations{{annotation=\"nginx.ingress.kubernetes.io/{name}\"}}"))
+    };
+    assert_eq!((metric("proxy-buffer-size"), metric("proxy-body-size")), (Some(1.0), Some(1.0)));
+    // Once per change, not per build or per round of the writer.
+    c.apply(&(service("a", &[a.addr, a.addr]) + &annotated("")));
+    wait_rounds(&p, 3);
+    assert_eq!(events().lines().count(), 2, "{}", events());
+    // A change that adds a protection ringress does not enforce: refused, and said so.
+    c.apply(&annotated("    nginx.ingress.kubernetes.io/auth-url: http://auth.test/\n"));
+    p.wait_for(|| get(p.http, "legacy.test", "/").status == 503, "the route refused");
+    p.wait_for(|| describe().contains("RouteRefused"), "the refusal's Event");
+    assert!(describe().contains("external authentication, which ringress does not enforce"), "{}", describe());
+    assert_eq!(events().lines().count(), 3);
+    c.assert_rbac_allows_what_ringress_did();
+}

@@ -200,6 +200,7 @@ fn ingress(w: wire::Ingress, cx: Cx, legacy: bool) -> Result<Ingress, ParseError
         .collect();
     Ok(Ingress {
         key,
+        uid: w.metadata.uid,
         creation_timestamp: w.metadata.creation_timestamp,
         annotations: w.metadata.annotations,
         class_name: w.spec.ingress_class_name,

@@ -78,9 +78,15 @@ pub fn fingerprint(path: &Path) -> Fingerprint {
 pub fn reload(path: &Path, opts: &BuildOptions, published: &Published) -> Result<u64, LoadError> {
     let started = Instant::now();
     let objects = load(path)?;
-    let snap = build_after(&Inputs::of(&objects), opts, &published.load());
+    let inputs = Inputs::of(&objects);
+    let snap = build_after(&inputs, opts, &published.load());
     let routes = snap.table.len();
     let generation = published.publish(snap);
+    let served = inputs.ingresses.iter().filter(|i| crate::snapshot::serves(i, &inputs.ingress_classes, opts));
+    let notes: Vec<_> =
+        served.flat_map(|i| crate::snapshot::annotations::notes(i, opts.unsupported_security)).collect();
+    *published.control.annotations.lock().unwrap_or_else(|e| e.into_inner()) =
+        crate::provider::count_notes(notes.iter());
     published.control.builds.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     published.control.build_seconds.observe(started.elapsed());
     tracing::info!(

@@ -186,6 +186,7 @@ async fn control(client: Client, opts: KubeOptions, build: BuildOptions, publish
 
     let status_tx = opts.status.clone().map(|s| status::spawn(client.clone(), s, published));
     let mut store = Store::default();
+    store.policy = build.unsupported_security;
     let mut full = true;
     let mut services: BTreeSet<ObjectKey> = BTreeSet::new();
     let mut hosts: BTreeSet<HostKey> = BTreeSet::new();
@@ -287,6 +288,7 @@ async fn control(client: Client, opts: KubeOptions, build: BuildOptions, publish
         let routes = snap.table.len();
         let generation = published.publish(snap);
         last_publish = Some(Instant::now());
+        *stats.annotations.lock().unwrap_or_else(|e| e.into_inner()) = store.annotation_counts(&inputs, &build);
         stats.build_seconds.observe(built);
         if let Some(t) = first_change.take() {
             stats.propagation_seconds.observe(t.elapsed());

@@ -119,14 +119,48 @@ impl Default for RouteOptions {
     }
 }
 
+/// What ringress says about one of an Ingress's annotations: ignored (a key it does not
+/// implement, a value that does not parse, a protection served without under `warn`), or the
+/// reason the Ingress's routes are refused. Logged, printed by `ringress check`, counted by
+/// annotation, and recorded as a Warning Event on the Ingress.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Note {
+    /// The annotation's full key, with its prefix.
+    pub annotation: String,
+    pub message: String,
+    /// The routes answer 503 because of it (fail closed).
+    pub refused: bool,
+}
+
+impl Note {
+    fn ignored(annotation: &str, what: String) -> Note {
+        Note { annotation: annotation.to_string(), message: format!("{what}; ignored"), refused: false }
+    }
+
+    fn refused(annotation: &str, why: &str) -> Note {
+        Note { annotation: annotation.to_string(), message: format!("{why}; its routes answer 503"), refused: true }
+    }
+}
+
+/// What ringress says about an Ingress's annotations (see [`Note`]), under `policy`.
+pub fn notes(ing: &Ingress, policy: UnsupportedPolicy) -> Vec<Note> {
+    RouteOptions::read(ing, policy).1
+}
+
 impl RouteOptions {
     /// Options from an Ingress's annotations, and a warning for each value not understood.
     /// With both prefixes present for one key, the `nginx.ingress.kubernetes.io/` one wins.
     /// A security annotation that is not enforced, or whose value does not parse, refuses the
     /// routes (see [`super::access`]) under `policy`.
     pub fn of(ing: &Ingress, policy: UnsupportedPolicy) -> (RouteOptions, Vec<String>) {
+        let (o, notes) = Self::read(ing, policy);
+        (o, notes.into_iter().map(|n| format!("Ingress {}: {}", ing.key, n.message)).collect())
+    }
+
+    /// [`RouteOptions::of`], with what it says about each annotation kept apart.
+    fn read(ing: &Ingress, policy: UnsupportedPolicy) -> (RouteOptions, Vec<Note>) {
         let mut o = RouteOptions::default();
-        let mut warnings = Vec::new();
+        let mut warnings: Vec<Note> = Vec::new();
         // `allowlist-source-range` is the current name of `whitelist-source-range`: it wins.
         let mut allow_new: Option<Arc<[Cidr]>> = None;
         let mut allow_old: Option<Arc<[Cidr]>> = None;
@@ -139,9 +173,8 @@ impl RouteOptions {
                 if *prefix == PREFIXES[1] && full.starts_with(PREFIXES[0]) {
                     continue;
                 }
-                let mut bad = |what: &str| {
-                    warnings.push(format!("Ingress {}: annotation {full}: {value:?} {what}; ignored", ing.key))
-                };
+                let mut bad =
+                    |what: &str| warnings.push(Note::ignored(full, format!("annotation {full}: {value:?} {what}")));
                 let v = value.trim();
                 match key {
                     "ssl-redirect" => match parse_bool(v) {
@@ -207,7 +240,7 @@ impl RouteOptions {
                                 let why = format!(
                                     "annotation {full}: {value:?} is not a comma-separated list of address blocks"
                                 );
-                                warnings.push(format!("Ingress {}: {why}; its routes answer 503", ing.key));
+                                warnings.push(Note::refused(full, &why));
                                 o.access.refuse(why);
                             }
                         }
@@ -221,19 +254,20 @@ impl RouteOptions {
                             let why = format!("annotation {full} asks for {what}, which ringress does not enforce");
                             match policy {
                                 UnsupportedPolicy::Refuse => {
-                                    warnings.push(format!("Ingress {}: {why}; its routes answer 503", ing.key));
+                                    warnings.push(Note::refused(full, &why));
                                     o.access.refuse(why);
                                 }
-                                UnsupportedPolicy::Warn => warnings.push(format!(
-                                    "Ingress {}: {why}; served WITHOUT it (--unsupported-security-annotations=warn)",
-                                    ing.key
-                                )),
+                                UnsupportedPolicy::Warn => warnings.push(Note {
+                                    annotation: full.clone(),
+                                    message: format!(
+                                        "{why}; served WITHOUT it (--unsupported-security-annotations=warn)"
+                                    ),
+                                    refused: false,
+                                }),
                             }
                         }
-                        None => warnings.push(format!(
-                            "Ingress {}: annotation {full} is not supported by ringress; ignored",
-                            ing.key
-                        )),
+                        None => warnings
+                            .push(Note::ignored(full, format!("annotation {full} is not supported by ringress"))),
                     },
                 }
             }
@@ -242,14 +276,13 @@ impl RouteOptions {
         match basic_spec(ing, auth) {
             Ok(spec) => o.basic_auth = spec,
             Err(why) => {
-                warnings.push(format!("Ingress {}: {why}; its routes answer 503", ing.key));
+                warnings.push(Note::refused(auth[0].map_or("", |a| a.0), &why));
                 o.access.refuse(why);
             }
         }
         if o.basic_auth.is_none() {
             for (full, _) in auth.iter().skip(1).flatten() {
-                warnings
-                    .push(format!("Ingress {}: annotation {full} has no effect without auth-type; ignored", ing.key));
+                warnings.push(Note::ignored(full, format!("annotation {full} has no effect without auth-type")));
             }
         }
         (o, warnings)
@@ -408,6 +441,7 @@ mod tests {
     fn ing(annotations: &[(&str, &str)]) -> Ingress {
         Ingress {
             key: ObjectKey { namespace: "ns".into(), name: "web".into() },
+            uid: None,
             creation_timestamp: None,
             annotations: annotations.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
             class_name: None,

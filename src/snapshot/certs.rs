@@ -184,6 +184,7 @@ mod tests {
     fn ingress(name: &str, tls: &[(&[&str], &str)]) -> Ingress {
         Ingress {
             key: ObjectKey { namespace: "default".into(), name: name.into() },
+            uid: None,
             creation_timestamp: None,
             annotations: Default::default(),
             class_name: None,

@@ -62,6 +62,8 @@ async fn run(
     // When we last wrote each Ingress's status: not written again until the write has had
     // time to come back through the watch (an overwrite by someone else is corrected after).
     let mut pending: HashMap<ObjectKey, Instant> = HashMap::new();
+    // The annotation notes recorded as Events, by Ingress: recorded again only when they change.
+    let mut noted: HashMap<ObjectKey, Vec<crate::snapshot::annotations::Note>> = HashMap::new();
     loop {
         let now_leader = match try_lead(&leases, &opts).await {
             Ok(l) => l,
@@ -79,6 +81,14 @@ async fn run(
         if leader {
             let view = views.borrow_and_update().clone();
             write_all(&client, &opts, &view, &mut pending, published).await;
+            let with_notes: Vec<&StatusItem> = view.iter().filter(|i| !i.notes.is_empty()).collect();
+            let keys: std::collections::HashSet<&ObjectKey> = with_notes.iter().map(|i| &i.key).collect();
+            noted.retain(|k, _| keys.contains(k));
+            for item in with_notes {
+                if noted.get(&item.key) != Some(&item.notes) && note_events(&client, &opts, item).await {
+                    noted.insert(item.key.clone(), item.notes.clone());
+                }
+            }
         }
         stats.status_rounds.fetch_add(1, Ordering::Relaxed);
         // Renew on schedule; a new view (when leading) is acted on at once.
@@ -139,24 +149,69 @@ async fn write_all(
 /// A Warning Event on a Service whose port-conflict condition was just set or changed, so
 /// `kubectl describe service` shows it too. Best effort: the condition is the record.
 async fn conflict_event(client: &Client, opts: &StatusOptions, item: &StatusItem, message: &str) {
+    let name = format!("{}.{:x}", item.key.name, Timestamp::now().as_nanosecond());
+    let about = ("v1", "Service", item);
+    if let Err(e) = warning_event(client, opts, about, &name, "PortConflict", message).await {
+        tracing::warn!(object = %item.key, error = %e, "cannot record the port-conflict Event");
+    }
+}
+
+/// The Warning Events for an Ingress's annotation notes that were not recorded yet. Each is
+/// named after the Ingress's uid, the annotation and the message, so it is created once:
+/// again (after a restart, or by a new leader) the API server answers AlreadyExists.
+async fn note_events(client: &Client, opts: &StatusOptions, item: &StatusItem) -> bool {
+    use sha2::Digest as _;
+    let mut all_recorded = true;
+    for note in &item.notes {
+        let mut h = sha2::Sha256::new();
+        for part in [item.uid.as_deref().unwrap_or(""), &note.annotation, &note.message] {
+            h.update(part.as_bytes());
+            h.update([0]);
+        }
+        let digest = h.finalize();
+        let short: String = item.key.name.chars().take(200).collect();
+        let name = format!("{short}.{:016x}", u64::from_be_bytes(digest[..8].try_into().expect("8 bytes")));
+        let reason = if note.refused { "RouteRefused" } else { "UnsupportedAnnotation" };
+        match warning_event(client, opts, ("networking.k8s.io/v1", "Ingress", item), &name, reason, &note.message).await
+        {
+            Ok(()) => {}
+            Err(kube::Error::Api(e)) if e.code == 409 => {}
+            Err(e) => {
+                all_recorded = false;
+                tracing::warn!(object = %item.key, error = %e, "cannot record an annotation Event; will retry");
+            }
+        }
+    }
+    all_recorded
+}
+
+/// Creates a Warning Event named `name` about `item` (of `api_version` and `kind`).
+async fn warning_event(
+    client: &Client,
+    opts: &StatusOptions,
+    (api_version, kind, item): (&str, &str, &StatusItem),
+    name: &str,
+    reason: &str,
+    message: &str,
+) -> Result<(), kube::Error> {
     use k8s_openapi::api::core::v1::{Event, EventSource, ObjectReference};
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
     let now = Timestamp::now();
     let event = Event {
         metadata: ObjectMeta {
-            name: Some(format!("{}.{:x}", item.key.name, now.as_nanosecond())),
+            name: Some(name.to_string()),
             namespace: Some(item.key.namespace.clone()),
             ..Default::default()
         },
         involved_object: ObjectReference {
-            api_version: Some("v1".into()),
-            kind: Some("Service".into()),
+            api_version: Some(api_version.into()),
+            kind: Some(kind.into()),
             name: Some(item.key.name.clone()),
             namespace: Some(item.key.namespace.clone()),
             uid: item.uid.clone(),
             ..Default::default()
         },
-        reason: Some("PortConflict".into()),
+        reason: Some(reason.into()),
         message: Some(message.to_string()),
         type_: Some("Warning".into()),
         source: Some(EventSource { component: Some("ringress".into()), host: None }),
@@ -167,11 +222,7 @@ async fn conflict_event(client: &Client, opts: &StatusOptions, item: &StatusItem
         count: Some(1),
         ..Default::default()
     };
-    if let Err(e) =
-        Api::<Event>::namespaced(client.clone(), &item.key.namespace).create(&PostParams::default(), &event).await
-    {
-        tracing::warn!(object = %item.key, error = %e, "cannot record the port-conflict Event");
-    }
+    Api::<Event>::namespaced(client.clone(), &item.key.namespace).create(&PostParams::default(), &event).await.map(drop)
 }
 
 /// The status patch `item` needs, if any.

@@ -4,6 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::model::{ConfigMap, EndpointSlice, Ingress, IngressClass, ObjectKey, Objects, Secret, Service};
+use crate::snapshot::annotations::Note;
 use crate::snapshot::{serves, BuildOptions, HostKey, Inputs};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -61,8 +62,10 @@ pub struct StatusItem {
     /// Services: our port-conflict condition's message now, and what it should be.
     pub conflict: Option<String>,
     pub want_conflict: Option<String>,
-    /// `metadata.uid`, for the Event that goes with a new conflict.
+    /// `metadata.uid`, for the Events about the object.
     pub uid: Option<String>,
+    /// Ingresses: what ringress says about their annotations (a Warning Event each).
+    pub notes: Vec<Note>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -79,6 +82,11 @@ pub struct Store {
     services: BTreeMap<ObjectKey, Service>,
     slices: BTreeMap<ObjectKey, EndpointSlice>,
     secrets: BTreeMap<ObjectKey, Secret>,
+    /// What ringress says about each Ingress's annotations (only Ingresses it has something
+    /// to say about), read once per change of the Ingress: the Events and the metric.
+    notes: BTreeMap<ObjectKey, Vec<Note>>,
+    /// `--unsupported-security-annotations`, for the notes.
+    pub policy: crate::snapshot::access::UnsupportedPolicy,
     config_maps: BTreeMap<ObjectKey, ConfigMap>,
     addresses: BTreeMap<ObjectKey, Vec<String>>,
     /// Which Ingresses put routes on each host (whatever their class).
@@ -205,6 +213,12 @@ impl Store {
                     self.by_host.entry(h.clone()).or_default().insert(key.clone());
                 }
                 hosts.extend(new);
+                let notes = crate::snapshot::annotations::notes(&v, self.policy);
+                if notes.is_empty() {
+                    self.notes.remove(&key);
+                } else {
+                    self.notes.insert(key.clone(), notes);
+                }
                 self.ingresses.insert(key, v);
                 if tls {
                     Change::Full
@@ -236,6 +250,7 @@ impl Store {
         match kind {
             Kind::Ingress => {
                 self.addresses.remove(key);
+                self.notes.remove(key);
                 let hosts = self.unindex(key);
                 match self.ingresses.remove(key) {
                     Some(old) if !old.tls.is_empty() => Change::Full,
@@ -320,6 +335,16 @@ impl Store {
     }
 
     /// The Ingresses of our class, with the addresses their status shows now.
+    /// How many served Ingresses carry each annotation ringress ignores or refuses on (the
+    /// metric), by annotation.
+    pub fn annotation_counts(&self, inputs: &Inputs, opts: &BuildOptions) -> Vec<(String, u64)> {
+        let served = self
+            .notes
+            .iter()
+            .filter(|(k, _)| self.ingresses.get(*k).is_some_and(|i| serves(i, &inputs.ingress_classes, opts)));
+        crate::provider::count_notes(served.flat_map(|(_, n)| n))
+    }
+
     pub fn status_view(&self, inputs: &Inputs, opts: &BuildOptions) -> StatusView {
         let mut view: StatusView = inputs
             .ingresses
@@ -332,7 +357,8 @@ impl Store {
                 served: true,
                 conflict: None,
                 want_conflict: None,
-                uid: None,
+                uid: i.uid.clone(),
+                notes: self.notes.get(&i.key).cloned().unwrap_or_default(),
             })
             .collect();
         // LoadBalancer Services with a port forwarded; and those that lost ports, or may still
@@ -354,6 +380,7 @@ impl Store {
                     conflict: s.port_conflict.clone(),
                     want_conflict,
                     uid: s.uid.clone(),
+                    notes: Vec::new(),
                 });
             }
         }
