@@ -344,3 +344,33 @@ fn basic_auth_checks_every_htpasswd_format_on_every_protocol_and_follows_the_sec
     assert_eq!(basic_get(p.http, "file.test", Some("user-B:rotated")).0, 503);
     assert_eq!((a.hits(), b.hits()), before, "a refused route reached its upstream");
 }
+
+#[test]
+fn satisfy_any_admits_a_listed_address_or_a_user_and_all_needs_both() {
+    let (a, b, c) = (Upstream::start("a"), Upstream::start("b"), Upstream::start("c"));
+    let users = opaque_secret("default", "users", &[("auth", &(htpasswd("-B", "ann", "pw") + "\n"))]);
+    fn with(list: &'static str, satisfy: Option<&'static str>) -> Vec<(&'static str, &'static str)> {
+        let mut v = BASIC.to_vec();
+        v.push(("nginx.ingress.kubernetes.io/whitelist-source-range", list));
+        v.extend(satisfy.map(|s| ("nginx.ingress.kubernetes.io/satisfy", s)));
+        v
+    }
+    let m = site(&a, "anyout", &with("10.0.0.0/8", Some("any")))
+        + &site(&b, "anyin", &with("127.0.0.0/8", Some("any")))
+        + &site(&c, "all", &with("127.0.0.0/8", None))
+        + &site(&c, "allout", &with("10.0.0.0/8", Some("all")))
+        + &users;
+    let p = Proxy::start("uring", &m, &[]);
+    // any: the address is not listed, so the credentials decide (401 with the challenge).
+    assert_eq!(basic_get(p.http, "anyout.test", None), (401, Some("Basic realm=\"Staff only\"".into())));
+    assert_eq!(basic_get(p.http, "anyout.test", Some("ann:pw")).0, 200);
+    assert_eq!(h2_tls_with(&p, "anyout.test", &["-u", "ann:pw"]).0, 200);
+    // any: a listed address needs no credentials.
+    assert_eq!(basic_get(p.http, "anyin.test", None).0, 200);
+    assert_eq!(h2c(p.http, "anyin.test", false).0, 200);
+    // all (the default): both.
+    assert_eq!(basic_get(p.http, "all.test", None).0, 401);
+    assert_eq!(basic_get(p.http, "all.test", Some("ann:pw")).0, 200);
+    assert_eq!(basic_get(p.http, "allout.test", Some("ann:pw")).0, 403, "credentials do not open a list");
+    assert_eq!((a.hits(), b.hits(), c.hits()), (2, 2, 1));
+}

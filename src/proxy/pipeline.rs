@@ -13,6 +13,7 @@ use std::net::IpAddr;
 
 use super::error::{Kind, ProxyError};
 use crate::access_log::RouteKey;
+use crate::snapshot::access::Access;
 use crate::snapshot::annotations::BackendProtocol;
 #[cfg(doc)]
 use crate::snapshot::edge::Edge;
@@ -133,16 +134,7 @@ pub(crate) fn decide<'s>(
         s.write_https_location(&mut location, host.unwrap_or_default(), req.path_and_query);
         return Ok(Decision::Redirect { code: s.redirect_code, location });
     }
-    if !crate::snapshot::access::allows(access, &snap.edge, req.client, (req.user_agent, req.referer)) {
-        return Err(ProxyError::downstream(Kind::Forbidden, "the client's address is not allowed here"));
-    }
-    if let Some(basic) = &access.basic {
-        if !basic.admits(req.authorization) {
-            let mut e = ProxyError::downstream(Kind::Unauthorized, "this route needs a user name and password");
-            e.challenge = Some(basic.challenge.clone());
-            return Err(e);
-        }
-    }
+    check_access(snap, access, req)?;
     let o = &route.options;
     let settings = s.for_route(o);
     if settings.max_body_bytes != 0 && req.length.is_some_and(|n| n > settings.max_body_bytes) {
@@ -170,6 +162,28 @@ pub(crate) fn decide<'s>(
         _ => None,
     };
     Ok(Decision::Forward(Forward { route, settings, exchange, target }))
+}
+
+/// The access rules of a route, as ingress-nginx applies them: the ConfigMap's block lists
+/// always (403); then the address lists (403) and basic authentication (401 with its
+/// challenge), both required, or with `satisfy: any` either one (401 when neither).
+fn check_access(snap: &Snapshot, access: &Access, req: &Request<'_>) -> Result<(), ProxyError> {
+    use crate::snapshot::access::{blocked, listed};
+    let forbidden = || ProxyError::downstream(Kind::Forbidden, "the client's address is not allowed here");
+    if blocked(&snap.edge, req.client, (req.user_agent, req.referer)) {
+        return Err(forbidden());
+    }
+    let listed = listed(access, &snap.edge, req.client);
+    let Some(basic) = &access.basic else { return if listed { Ok(()) } else { Err(forbidden()) } };
+    if !listed && !access.satisfy_any {
+        return Err(forbidden());
+    }
+    if (listed && access.satisfy_any) || basic.admits(req.authorization) {
+        return Ok(());
+    }
+    let mut e = ProxyError::downstream(Kind::Unauthorized, "this route needs a user name and password");
+    e.challenge = Some(basic.challenge.clone());
+    Err(e)
 }
 
 /// A Host value: reg-name or IP literal with an optional port of digits, nothing else (RFC

@@ -33,7 +33,6 @@ pub const UNENFORCED: &[(&str, &str)] = &[
     ("auth-tls-error-page", "client certificates"),
     ("auth-tls-pass-certificate-to-upstream", "client certificates"),
     ("auth-tls-match-cn", "client certificates"),
-    ("satisfy", "the combination of access rules"),
     ("enable-modsecurity", "the ModSecurity web application firewall"),
     ("enable-owasp-core-rules", "the ModSecurity web application firewall"),
     ("modsecurity-snippet", "the ModSecurity web application firewall"),
@@ -51,6 +50,7 @@ pub const ENFORCED: &[&str] = &[
     "auth-secret",
     "auth-secret-type",
     "auth-realm",
+    "satisfy",
 ];
 
 /// What ringress does with an Ingress carrying an annotation of [`UNENFORCED`]
@@ -74,6 +74,8 @@ pub struct Access {
     pub deny: Option<Arc<[Cidr]>>,
     /// Basic authentication: the users of the `auth-secret`.
     pub basic: Option<Arc<super::auth::BasicAuth>>,
+    /// `satisfy: any`: the address lists or the credentials suffice (default `all`: both).
+    pub satisfy_any: bool,
     /// Not served: why (an annotation ringress cannot enforce, or one whose value it cannot
     /// parse), sent as the 503's body and shown by `ringress check`.
     pub refused: Option<Arc<str>>,
@@ -138,24 +140,25 @@ pub fn unenforced(key: &str) -> Option<&'static str> {
     UNENFORCED.iter().find(|(k, _)| *k == key).map(|(_, why)| *why)
 }
 
-/// Whether `client` may reach a route with `access`, given the ConfigMap's lists: never from a
-/// `block-cidrs` block or with a User-Agent or Referer of `block-user-agents` /
-/// `block-referers`, then the Ingress's deny list (else the global one), then its allow list
-/// (else the global one), as ingress-nginx orders them.
-pub fn allows(
-    access: &Access,
+/// Whether the ConfigMap's `block-cidrs`, `block-user-agents` or `block-referers` refuse a
+/// request, whatever its route says.
+pub fn blocked(
     global: &super::edge::Edge,
     client: std::net::IpAddr,
     (user_agent, referer): (Option<&[u8]>, Option<&[u8]>),
 ) -> bool {
-    let hit = |list: &[Cidr]| list.iter().any(|c| c.contains(client));
-    if hit(&global.block) {
-        return false;
+    if global.block.iter().any(|c| c.contains(client)) {
+        return true;
     }
     let named = |list: &[Pattern], value: Option<&[u8]>| value.is_some_and(|v| list.iter().any(|p| p.matches(v)));
-    if named(&global.block_user_agents, user_agent) || named(&global.block_referers, referer) {
-        return false;
-    }
+    named(&global.block_user_agents, user_agent) || named(&global.block_referers, referer)
+}
+
+/// Whether the address lists let `client` reach a route with `access`: the Ingress's deny
+/// list (else the global one), then its allow list (else the global one), as ingress-nginx
+/// orders them.
+pub fn listed(access: &Access, global: &super::edge::Edge, client: std::net::IpAddr) -> bool {
+    let hit = |list: &[Cidr]| list.iter().any(|c| c.contains(client));
     if hit(access.deny.as_deref().unwrap_or(&global.deny)) {
         return false;
     }
@@ -169,6 +172,16 @@ pub fn allows(
 mod tests {
     use super::*;
     use crate::snapshot::edge::{parse_cidrs, Edge};
+
+    /// Never a [`blocked`] request, then the address lists ([`listed`]).
+    fn allows(
+        access: &Access,
+        global: &Edge,
+        client: std::net::IpAddr,
+        fields: (Option<&[u8]>, Option<&[u8]>),
+    ) -> bool {
+        !blocked(global, client, fields) && listed(access, global, client)
+    }
 
     fn cidrs(v: &str) -> Option<Arc<[Cidr]>> {
         Some(parse_cidrs(v).unwrap().into())

@@ -249,6 +249,15 @@ impl RouteOptions {
                     "auth-secret" => auth[1] = Some((full, v)),
                     "auth-secret-type" => auth[2] = Some((full, v)),
                     "auth-realm" => auth[3] = Some((full, value)),
+                    "satisfy" => match v {
+                        "any" => o.access.satisfy_any = true,
+                        "all" => o.access.satisfy_any = false,
+                        _ => {
+                            let why = format!("annotation {full}: {value:?} is not any or all");
+                            warnings.push(Note::refused(full, &why));
+                            o.access.refuse(why);
+                        }
+                    },
                     _ => match unenforced(key) {
                         Some(what) => {
                             let why = format!("annotation {full} asks for {what}, which ringress does not enforce");
@@ -590,11 +599,13 @@ mod tests {
             let why = o.access.refused.expect("an unparsable list refuses, whatever the policy");
             assert!(why.contains("whitelist-source-range") && w[0].contains("answer 503"), "{why} {w:?}");
         }
-        let auth =
-            ing(&[("nginx.ingress.kubernetes.io/auth-url", "http://auth"), ("ingress.kubernetes.io/satisfy", "any")]);
+        let auth = ing(&[
+            ("nginx.ingress.kubernetes.io/auth-url", "http://auth"),
+            ("ingress.kubernetes.io/auth-tls-secret", "ns/ca"),
+        ]);
         let (o, w) = RouteOptions::of(&auth, UnsupportedPolicy::Refuse);
         let why = o.access.refused.expect("refused");
-        assert!(why.contains("auth-url") && why.contains("satisfy"), "{why}");
+        assert!(why.contains("auth-url") && why.contains("auth-tls-secret"), "{why}");
         assert_eq!(w.len(), 2);
         let (o, w) = RouteOptions::of(&auth, UnsupportedPolicy::Warn);
         assert!(o.access.refused.is_none() && w.iter().all(|w| w.contains("served WITHOUT")), "{w:?}");
