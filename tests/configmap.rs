@@ -150,8 +150,11 @@ fn edge_keys_add_headers_hsts_server_tokens_and_forwarded_headers() {
     // forwarded-for-header: the client is named by another field (a CDN's).
     full.push(("forwarded-for-header", "CF-Connecting-IP"));
     publish(&p, &(manifests(&a, &full) + &extra));
-    let (_, body) = curl(&format!("http://{}/", p.http), &[&fwd[..], &["-H", "CF-Connecting-IP: 192.0.2.44"]].concat());
-    assert!(body.contains("header x-real-ip: 192.0.2.44"), "{body}");
+    for proto in ["--http1.1", "--http2-prior-knowledge"] {
+        let cdn = ["-H", "CF-Connecting-IP: 192.0.2.44", proto];
+        let (_, body) = curl(&format!("http://{}/", p.http), &[&fwd[..], &cdn].concat());
+        assert!(body.contains("header x-real-ip: 192.0.2.44"), "{proto}: {body}");
+    }
     // Loopback no longer trusted: the peer is the client and the scheme is ours.
     let mut data2 = data.to_vec();
     data2[3] = ("proxy-real-ip-cidr", "10.0.0.0/8");
