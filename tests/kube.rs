@@ -561,8 +561,9 @@ fn basic_auth_reads_its_secret_from_the_cluster_and_follows_kubectl_changes() {
     };
     secret(&c);
     let ing = "---\napiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata:\n  name: staff\n  namespace: default\n  annotations:\n    nginx.ingress.kubernetes.io/auth-type: basic\n    nginx.ingress.kubernetes.io/auth-secret: users\n    nginx.ingress.kubernetes.io/auth-realm: Staff\nspec:\n  ingressClassName: ringress\n  rules:\n  - host: staff.test\n    http:\n      paths:\n      - {path: /, pathType: Prefix, backend: {service: {name: a, port: {number: 80}}}}\n";
+    c.apply("apiVersion: v1\nkind: Namespace\nmetadata: {name: ringress}\n");
     c.apply(&(service("a", &[a.addr]) + ing));
-    let p = c.proxy(&[]);
+    let p = c.proxy(&["--publish-address", "192.0.2.10", "--election-lease-seconds", "3"]);
     let curl = |user: &str| {
         let url = format!("http://127.0.0.1:{}/", p.http.port());
         let (_, code, _) = run(std::process::Command::new("curl").args([
@@ -592,6 +593,14 @@ fn basic_auth_reads_its_secret_from_the_cluster_and_follows_kubectl_changes() {
     c.kubectl(&["delete", "secret", "users"]);
     p.wait_for(|| curl("alice:second") == "503", "the route refused without its Secret");
     assert_eq!(a.hits(), hits);
+    // Said where operators look: an Event on the Ingress naming the annotation and the Secret.
+    let describe = || c.kubectl(&["describe", "ingress", "staff"]);
+    p.wait_for(|| describe().contains("RouteRefused"), "the Event");
+    let d = describe();
+    assert!(
+        d.contains("annotation nginx.ingress.kubernetes.io/auth-secret: auth-secret default/users does not exist"),
+        "{d}"
+    );
     c.assert_rbac_allows_what_ringress_did();
 }
 

@@ -158,7 +158,7 @@ impl RouteOptions {
     }
 
     /// [`RouteOptions::of`], with what it says about each annotation kept apart.
-    fn read(ing: &Ingress, policy: UnsupportedPolicy) -> (RouteOptions, Vec<Note>) {
+    pub fn read(ing: &Ingress, policy: UnsupportedPolicy) -> (RouteOptions, Vec<Note>) {
         let mut o = RouteOptions::default();
         let mut warnings: Vec<Note> = Vec::new();
         // `allowlist-source-range` is the current name of `whitelist-source-range`: it wins.
@@ -313,6 +313,11 @@ impl RouteOptions {
 pub fn auth_secret(ing: &Ingress) -> Option<ObjectKey> {
     let v = PREFIXES.iter().find_map(|p| ing.annotations.get(&format!("{p}auth-secret")))?;
     secret_key(ing, v.trim())
+}
+
+/// The full key under which an Ingress sets `key` (the current prefix first), if it does.
+pub fn full_key<'i>(ing: &'i Ingress, key: &str) -> Option<&'i str> {
+    PREFIXES.iter().find_map(|p| ing.annotations.get_key_value(&format!("{p}{key}"))).map(|(k, _)| k.as_str())
 }
 
 /// `name` (in the Ingress's namespace) or `namespace/name`.

@@ -90,16 +90,37 @@ thread_local! {
     static VERDICTS: RefCell<FxHashMap<[u8; 32], bool>> = RefCell::new(FxHashMap::default());
 }
 
+/// Why `secret` cannot hold the users `spec` asks for, if it cannot: it is missing, lacks
+/// its key, or names no user. What refuses the routes, asked by the builder and by the
+/// Kubernetes provider (for the Ingress's Event).
+pub fn unusable(spec: &BasicSpec, secret: Option<&Secret>) -> Option<String> {
+    let name = &spec.secret;
+    let Some(secret) = secret else { return Some(format!("auth-secret {name} does not exist")) };
+    let empty = match spec.secret_type {
+        SecretType::File => match secret.data.get("auth") {
+            None => return Some(format!("Secret {name} has no key \"auth\"")),
+            Some(file) => {
+                !file.split(|&b| b == b'\n').any(|l| !l.trim_ascii().is_empty() && !l.trim_ascii().starts_with(b"#"))
+            }
+        },
+        SecretType::Map => secret.data.is_empty(),
+    };
+    empty.then(|| format!("Secret {name} holds no users"))
+}
+
 impl BasicAuth {
     /// The users of `secret` as `spec` reads it, and a warning for each entry that cannot be
     /// verified. Err: the Secret cannot be used at all (it lacks the key, or holds no users).
     pub fn from_secret(spec: &BasicSpec, secret: &Secret) -> Result<(BasicAuth, Vec<String>), String> {
+        if let Some(why) = unusable(spec, Some(secret)) {
+            return Err(why);
+        }
         let name = &spec.secret;
         let mut warnings = Vec::new();
         let mut entries: Vec<(&[u8], &[u8])> = Vec::new();
         match spec.secret_type {
             SecretType::File => {
-                let file = secret.data.get("auth").ok_or_else(|| format!("Secret {name} has no key \"auth\""))?;
+                let file = &secret.data["auth"];
                 for (n, line) in file.split(|&b| b == b'\n').enumerate() {
                     let line = line.trim_ascii();
                     if line.is_empty() || line.starts_with(b"#") {
@@ -135,9 +156,6 @@ impl BasicAuth {
                 }
                 Err(why) => warnings.push(format!("Secret {name}: user {shown:?}: {why}; this user cannot sign in")),
             }
-        }
-        if users.is_empty() && warnings.is_empty() {
-            return Err(format!("Secret {name} holds no users"));
         }
         let challenge =
             challenge(&spec.realm).ok_or_else(|| format!("auth-realm {:?} holds a control character", spec.realm))?;

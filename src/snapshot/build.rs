@@ -545,7 +545,7 @@ impl<'a> Builder<'a> {
                     self.secrets.iter().map(|s| ((s.key.namespace.as_str(), s.key.name.as_str()), *s)).collect()
                 });
                 let r = match index.get(&(spec.secret.namespace.as_str(), spec.secret.name.as_str())) {
-                    None => Err(format!("auth-secret {} does not exist", spec.secret)),
+                    None => Err(super::auth::unusable(&spec, None).expect("a missing Secret is unusable")),
                     Some(secret) => BasicAuth::from_secret(&spec, secret).map(|(auth, secret_warnings)| {
                         warnings.extend(secret_warnings);
                         Arc::new(auth)

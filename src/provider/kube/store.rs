@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use crate::model::{ConfigMap, EndpointSlice, Ingress, IngressClass, ObjectKey, Objects, Secret, Service};
 use crate::snapshot::annotations::Note;
+use crate::snapshot::auth::BasicSpec;
 use crate::snapshot::{serves, BuildOptions, HostKey, Inputs};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -85,6 +86,9 @@ pub struct Store {
     /// What ringress says about each Ingress's annotations (only Ingresses it has something
     /// to say about), read once per change of the Ingress: the Events and the metric.
     notes: BTreeMap<ObjectKey, Vec<Note>>,
+    /// Each Ingress's `auth-type: basic`, with the key its `auth-secret` is under: whether
+    /// the Secret can serve it is a note too, asked whenever the status view is made.
+    auth: BTreeMap<ObjectKey, (String, BasicSpec)>,
     /// `--unsupported-security-annotations`, for the notes.
     pub policy: crate::snapshot::access::UnsupportedPolicy,
     config_maps: BTreeMap<ObjectKey, ConfigMap>,
@@ -213,12 +217,17 @@ impl Store {
                     self.by_host.entry(h.clone()).or_default().insert(key.clone());
                 }
                 hosts.extend(new);
-                let notes = crate::snapshot::annotations::notes(&v, self.policy);
+                let (options, notes) = crate::snapshot::annotations::RouteOptions::read(&v, self.policy);
                 if notes.is_empty() {
                     self.notes.remove(&key);
                 } else {
                     self.notes.insert(key.clone(), notes);
                 }
+                let secret_key = crate::snapshot::annotations::full_key(&v, "auth-secret");
+                match options.basic_auth.zip(secret_key) {
+                    Some((spec, k)) => self.auth.insert(key.clone(), (k.to_string(), spec)),
+                    None => self.auth.remove(&key),
+                };
                 self.ingresses.insert(key, v);
                 if tls {
                     Change::Full
@@ -251,6 +260,7 @@ impl Store {
             Kind::Ingress => {
                 self.addresses.remove(key);
                 self.notes.remove(key);
+                self.auth.remove(key);
                 let hosts = self.unindex(key);
                 match self.ingresses.remove(key) {
                     Some(old) if !old.tls.is_empty() => Change::Full,
@@ -345,6 +355,19 @@ impl Store {
         crate::provider::count_notes(served.flat_map(|(_, n)| n))
     }
 
+    /// What is said about an Ingress: its annotation notes, and whether its `auth-secret`
+    /// can serve it now.
+    fn notes_of(&self, key: &ObjectKey) -> Vec<Note> {
+        let mut notes = self.notes.get(key).cloned().unwrap_or_default();
+        if let Some((annotation, spec)) = self.auth.get(key) {
+            if let Some(why) = crate::snapshot::auth::unusable(spec, self.secrets.get(&spec.secret)) {
+                let message = format!("annotation {annotation}: {why}; its routes answer 503");
+                notes.push(Note { annotation: annotation.clone(), message, refused: true });
+            }
+        }
+        notes
+    }
+
     pub fn status_view(&self, inputs: &Inputs, opts: &BuildOptions) -> StatusView {
         let mut view: StatusView = inputs
             .ingresses
@@ -358,7 +381,7 @@ impl Store {
                 conflict: None,
                 want_conflict: None,
                 uid: i.uid.clone(),
-                notes: self.notes.get(&i.key).cloned().unwrap_or_default(),
+                notes: self.notes_of(&i.key),
             })
             .collect();
         // LoadBalancer Services with a port forwarded; and those that lost ports, or may still
