@@ -526,16 +526,19 @@ fn http_listeners_take_the_client_from_a_proxy_header_with_use_proxy_protocol() 
     let a = Upstream::start("a");
     let m = service("svc-a", &[a.addr])
         + &ingress("site", Some("pp.test"), &[("/", "svc-a")])
-        + "---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: ringress, namespace: ringress}\ndata: {use-proxy-protocol: \"true\"}\n";
+        + "---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: ringress, namespace: ringress}\ndata: {use-proxy-protocol: \"true\", use-forwarded-headers: \"true\"}\n";
     let p = Proxy::start("uring", &m, &[]);
-    // A v1 header, then the request in the same segment.
+    // A v1 header, then the request in the same segment. The header's address is the client
+    // (ingress-nginx's real_ip_header proxy_protocol): an X-Forwarded-For claim is not, even
+    // with use-forwarded-headers from a trusted peer.
     let r = raw(
         p.http,
-        b"PROXY TCP4 203.0.113.9 10.0.0.1 5555 80\r\nGET / HTTP/1.1\r\nHost: pp.test\r\nConnection: close\r\n\r\n",
+        b"PROXY TCP4 203.0.113.9 10.0.0.1 5555 80\r\nGET / HTTP/1.1\r\nHost: pp.test\r\nX-Forwarded-For: 198.51.100.4\r\nConnection: close\r\n\r\n",
     )
     .expect("a response");
     assert_eq!(r.status, 200);
     assert!(r.text().contains("header x-real-ip: 203.0.113.9"), "{}", r.text());
+    assert!(r.text().contains("header x-forwarded-for: 203.0.113.9\n"), "{}", r.text());
     // curl sends one (v1, its own addresses) before TLS and before h2c: both still work.
     for (url, flag) in
         [(format!("https://{}/", p.https), "-k"), (format!("http://{}/", p.http), "--http2-prior-knowledge")]

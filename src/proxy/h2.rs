@@ -172,7 +172,7 @@ async fn handle_stream<I: Io>(
     let (parts, mut body) = req.into_parts();
     let snap = w.snapshot();
     let named = parts.headers.get_all(snap.edge.forwarded_for_header.as_str());
-    let client = snap.edge.real_client(peer, named.iter().map(|v| v.as_bytes()));
+    let client = snap.edge.real_client(peer, snap.settings.accept_proxy, named.iter().map(|v| v.as_bytes()));
     let client_ip: std::borrow::Cow<str> =
         if client == peer.to_canonical() { peer_ip.into() } else { client.to_string().into() };
     let generated_id = capture(w, &parts, &client_ip, &mut rec);

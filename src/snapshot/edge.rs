@@ -206,10 +206,17 @@ impl Edge {
     /// `forwarded-for-header` in order; from the right, each address replaces the client until
     /// one is not a trusted proxy (or all were: the leftmost). An entry that is not an address
     /// ends the walk. Only from a trusted peer with `use-forwarded-headers` or
-    /// `enable-real-ip`; otherwise the peer.
-    pub fn real_client<'v>(&self, peer: IpAddr, fields: impl DoubleEndedIterator<Item = &'v [u8]>) -> IpAddr {
+    /// `enable-real-ip`; otherwise the peer. Behind the PROXY protocol (`proxied`: `peer` is
+    /// the address its header named), that address is the client, as ingress-nginx's
+    /// `real_ip_header proxy_protocol` makes it: no header field is consulted.
+    pub fn real_client<'v>(
+        &self,
+        peer: IpAddr,
+        proxied: bool,
+        fields: impl DoubleEndedIterator<Item = &'v [u8]>,
+    ) -> IpAddr {
         let peer = peer.to_canonical();
-        if !self.real_ip_from(peer) {
+        if proxied || !self.real_ip_from(peer) {
             return peer;
         }
         let mut client = peer;
@@ -262,15 +269,20 @@ mod tests {
         let fields = |v: &'static [&'static str]| v.iter().map(|s| s.as_bytes());
         let mut e = Edge::default();
         let peer = ip("10.0.0.9");
-        assert_eq!(e.real_client(peer, fields(&["1.2.3.4"])), peer, "neither setting: the peer");
+        assert_eq!(e.real_client(peer, false, fields(&["1.2.3.4"])), peer, "neither setting: the peer");
         e.use_forwarded_headers = true;
         // Every address trusted (the default 0.0.0.0/0): the leftmost, as nginx finds it.
-        assert_eq!(e.real_client(peer, fields(&["1.2.3.4, 5.6.7.8", "10.0.0.1"])), ip("1.2.3.4"));
+        assert_eq!(e.real_client(peer, false, fields(&["1.2.3.4, 5.6.7.8", "10.0.0.1"])), ip("1.2.3.4"));
         e.trusted = parse_cidrs("10.0.0.0/8").unwrap();
-        assert_eq!(e.real_client(peer, fields(&["1.2.3.4, 5.6.7.8", "10.0.0.1"])), ip("5.6.7.8"));
-        assert_eq!(e.real_client(peer, fields(&["1.2.3.4, junk, 10.0.0.2"])), ip("10.0.0.2"), "junk ends the walk");
-        assert_eq!(e.real_client(peer, fields(&[])), peer);
-        assert_eq!(e.real_client(ip("192.0.2.1"), fields(&["1.2.3.4"])), ip("192.0.2.1"), "an untrusted peer");
-        assert_eq!(e.real_client(peer, fields(&["::ffff:5.6.7.8"])), ip("5.6.7.8"), "IPv4-mapped, canonical");
+        assert_eq!(e.real_client(peer, false, fields(&["1.2.3.4, 5.6.7.8", "10.0.0.1"])), ip("5.6.7.8"));
+        assert_eq!(
+            e.real_client(peer, false, fields(&["1.2.3.4, junk, 10.0.0.2"])),
+            ip("10.0.0.2"),
+            "junk ends the walk"
+        );
+        assert_eq!(e.real_client(peer, false, fields(&[])), peer);
+        assert_eq!(e.real_client(ip("192.0.2.1"), false, fields(&["1.2.3.4"])), ip("192.0.2.1"), "an untrusted peer");
+        assert_eq!(e.real_client(peer, false, fields(&["::ffff:5.6.7.8"])), ip("5.6.7.8"), "IPv4-mapped, canonical");
+        assert_eq!(e.real_client(peer, true, fields(&["5.6.7.8"])), peer, "the PROXY header's address wins");
     }
 }

@@ -368,7 +368,7 @@ fn prepare(
     let info = codec::analyze_request(&req, head_len, &target, &mut host)?;
     let header = snap.edge.forwarded_for_header.as_str();
     let named = req.headers.iter().filter(|h| codec::eq_ignore_case(h.name.as_bytes(), header));
-    let client = snap.edge.real_client(peer, named.map(|h| h.value));
+    let client = snap.edge.real_client(peer, snap.settings.accept_proxy, named.map(|h| h.value));
     let real = (client != peer.to_canonical()).then(|| ClientIp::new(SocketAddr::new(client, 0)));
     let client_ip = real.as_ref().map_or(peer_ip, ClientIp::as_bytes);
     let generated_id = capture(log, &req, &info, host, client_ip, rec);
