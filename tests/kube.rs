@@ -642,3 +642,41 @@ fn ignored_annotations_become_warning_events_once_and_a_metric() {
     assert_eq!(events().lines().count(), 3);
     c.assert_rbac_allows_what_ringress_did();
 }
+
+#[test]
+fn source_ranges_from_the_cluster_refuse_and_follow_kubectl_annotate_and_the_configmap() {
+    let c = Cluster::start();
+    let a = Upstream::start("a");
+    c.apply("apiVersion: v1\nkind: Namespace\nmetadata: {name: ringress}\n");
+    let shut = annotated(
+        ingress("shut", Some("shut.test"), &[("/", "a")]),
+        &[("nginx.ingress.kubernetes.io/whitelist-source-range", "10.0.0.0/8")],
+    );
+    c.apply(&(service("a", &[a.addr]) + &shut + &ingress("open", Some("open.test"), &[("/", "a")])));
+    let p = c.proxy(&[]);
+    assert_eq!(get(p.http, "shut.test", "/").status, 403);
+    assert_eq!(a.hits(), 0, "a refused request reached the upstream");
+    assert_eq!(get(p.http, "open.test", "/").status, 200);
+    // kubectl annotate --overwrite: the next requests follow.
+    c.kubectl(&[
+        "annotate",
+        "--overwrite",
+        "ingress",
+        "shut",
+        "nginx.ingress.kubernetes.io/whitelist-source-range=10.0.0.0/8,127.0.0.0/8",
+    ]);
+    p.wait_for(|| get(p.http, "shut.test", "/").status == 200, "the widened list");
+    // A value that does not parse: fail closed, not open.
+    c.kubectl(&[
+        "annotate",
+        "--overwrite",
+        "ingress",
+        "shut",
+        "nginx.ingress.kubernetes.io/whitelist-source-range=10.0.0.0/33",
+    ]);
+    p.wait_for(|| get(p.http, "shut.test", "/").status == 503, "the refused Ingress");
+    // The ConfigMap's deny list covers every Ingress without its own.
+    c.apply("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: ringress, namespace: ringress}\ndata: {denylist-source-range: \"127.0.0.0/8\"}\n");
+    p.wait_for(|| get(p.http, "open.test", "/").status == 403, "the global deny list");
+    c.assert_rbac_allows_what_ringress_did();
+}
