@@ -25,6 +25,7 @@ PORT_UP=18090 PORT_PROXY=18091
 ulimit -n 65536 2>/dev/null || true
 
 . bench/support/need.sh
+. bench/support/loopback.sh
 need wrk nginx:nginx-light haproxy taskset:util-linux htpasswd:apache2-utils
 cargo build --release --quiet
 BIN=$PWD/target/release/ringress
@@ -37,13 +38,7 @@ pids=()
 cleanup() { for p in "${pids[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null || true; done; sleep 0.3; rm -rf "$work"; }
 trap cleanup EXIT INT TERM
 
-cat > "$work/upstream.conf" <<EOC
-daemon off; master_process off; worker_processes 1; error_log $work/up-error.log; pid $work/up.pid;
-events { worker_connections 4096; }
-http { access_log off; keepalive_requests 1000000; keepalive_timeout 300s;
-  server { listen 127.0.0.1:$PORT_UP reuseport backlog=4096; location / { return 200 "ok"; } } }
-EOC
-taskset -c "$LOAD_CPU" nginx -c "$work/upstream.conf" -p "$work" & pids+=($!)
+start_upstream $PORT_UP ok
 
 # 49 blocks that do not hold the client, then loopback: every request walks the whole list.
 blocks=()
@@ -77,12 +72,7 @@ global
 userlist users
   user bench password $(cut -d: -f2- "$work/htpasswd")
 defaults
-  mode http
-  timeout connect 5s
-  timeout client 60s
-  timeout server 60s
-  http-reuse always
-  option forwardfor
+$(haproxy_defaults)
 frontend fe
   bind 127.0.0.1:$PORT_PROXY
   acl protected hdr(host) -i protected.bench
@@ -122,7 +112,6 @@ start_proxy() { # name -> sets PROXY_PID
   done
   echo "$1 did not come up (or does not admit the bench user)" >&2; return 1
 }
-cpu_ticks() { awk '{print $14+$15}' "/proc/$1/stat"; }
 
 measure() { # proxy host run -> "rps cpu_us_per_req non2xx"
   local t0 t1 out reqs hz; hz=$(getconf CLK_TCK)

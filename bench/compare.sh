@@ -42,6 +42,7 @@ PORT_UP=18080 PORT_PROXY=18081 PORT_H2C=18082 PORT_TLS=18443
 ulimit -n 1048576 2>/dev/null || ulimit -n 65536 2>/dev/null || true
 
 . bench/support/need.sh
+. bench/support/loopback.sh
 need wrk nginx:nginx-light haproxy taskset:util-linux h2load:nghttp2-client openssl
 cargo build --release --quiet
 BIN=$PWD/target/release/ringress
@@ -56,13 +57,7 @@ trap cleanup EXIT INT TERM
 
 body=$(head -c 64 /dev/zero | tr '\0' 'x')
 # --- the upstream: nginx, one worker, on the load CPU ---
-cat > "$work/upstream.conf" <<EOC
-daemon off; master_process off; worker_processes 1; error_log $work/up-error.log; pid $work/up.pid;
-events { worker_connections 4096; }
-http { access_log off; keepalive_requests 1000000; keepalive_timeout 300s;
-  server { listen 127.0.0.1:$PORT_UP reuseport backlog=4096; location / { return 200 "$body"; } } }
-EOC
-taskset -c "$LOAD_CPU" nginx -c "$work/upstream.conf" -p "$work" & pids+=($!)
+start_upstream $PORT_UP "$body"
 
 # --- one certificate for every proxy ---
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 30 -subj /CN=bench.local \
@@ -98,12 +93,7 @@ global
 $1
 defaults
 $2
-  mode http
-  timeout connect 5s
-  timeout client 60s
-  timeout server 60s
-  http-reuse always
-  option forwardfor
+$(haproxy_defaults)
 frontend fe
   bind 127.0.0.1:$PORT_PROXY defer-accept
   bind 127.0.0.1:$PORT_H2C proto h2
@@ -156,7 +146,6 @@ stop_proxy() {
   kill "$PROXY_PID" 2>/dev/null || true; wait "$PROXY_PID" 2>/dev/null || true; sleep 0.3
   rm -f "$work"/*access.log*
 }
-cpu_ticks() { awk '{print $14+$15}' "/proc/$1/stat"; }
 
 # ringress serves h2c on its plain port (the first bytes tell); the others on their own.
 h2c_port() { case $1 in ringress*|baseline*) echo $PORT_PROXY;; *) echo $PORT_H2C;; esac; }
