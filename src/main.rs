@@ -251,7 +251,10 @@ fn check(path: &std::path::Path, class: String, policy: UnsupportedPolicy) -> an
         .routes()
         .into_iter()
         .chain(snap.table.default_route())
-        .filter_map(|r| Some(format!("Ingress {} is not served: {}", r.ingress, r.options.access.refused.as_deref()?)))
+        .filter_map(|r| {
+            let global = snap.edge.refused.as_deref().filter(|_| r.options.global_auth);
+            Some(format!("Ingress {} is not served: {}", r.ingress, r.options.access.refused.as_deref().or(global)?))
+        })
         .collect();
     refused.sort();
     refused.dedup();

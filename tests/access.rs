@@ -374,3 +374,35 @@ fn satisfy_any_admits_a_listed_address_or_a_user_and_all_needs_both() {
     assert_eq!(basic_get(p.http, "allout.test", Some("ann:pw")).0, 403, "credentials do not open a list");
     assert_eq!((a.hits(), b.hits(), c.hits()), (2, 2, 1));
 }
+
+#[test]
+fn a_configmap_global_auth_url_fails_closed_except_where_an_ingress_opts_out() {
+    let (a, b) = (Upstream::start("a"), Upstream::start("b"));
+    let sites =
+        site(&a, "kept", &[]) + &site(&b, "optout", &[("nginx.ingress.kubernetes.io/enable-global-auth", "false")]);
+    let m = sites.clone() + &config_map(&[("global-auth-url", "http://auth.test/verify")]);
+    let p = Proxy::start("uring", &m, &[]);
+    let r = get(p.http, "kept.test", "/");
+    assert!(r.status == 503 && r.text().contains("global-auth-url (external authentication)"), "{}", r.text());
+    assert_eq!(h2c(p.http, "kept.test", false).0, 503);
+    assert_eq!(h2c(p.http, "kept.test", true).1.as_deref(), Some("14"), "gRPC: UNAVAILABLE");
+    assert_eq!(a.hits(), 0, "a refused route reached its upstream");
+    assert_eq!(get(p.http, "optout.test", "/").status, 200, "enable-global-auth: false opts out");
+    // ringress check names the Ingress and the key, and fails (its file is not among the
+    // manifests the proxy reads).
+    let file = support::proxy::temp_dir().join("check.yaml");
+    std::fs::write(&file, &m).unwrap();
+    let (ok, out, _) =
+        run(std::process::Command::new(env!("CARGO_BIN_EXE_ringress")).args(["check", "--manifests"]).arg(&file));
+    assert!(
+        !ok && out
+            .contains("error: Ingress default/kept is not served: ConfigMap ringress/ringress key global-auth-url"),
+        "{out}"
+    );
+    assert!(!out.contains("default/optout is not served"), "{out}");
+    // The key removed: served again.
+    let generation = p.generation();
+    p.replace_manifests(&(sites + &config_map(&[])));
+    p.wait_for(|| p.generation() > generation, "the new snapshot");
+    assert_eq!(get(p.http, "kept.test", "/").status, 200, "{}", p.log_text());
+}

@@ -122,9 +122,11 @@ pub(crate) fn decide<'s>(
     let route =
         route.ok_or_else(|| ProxyError::downstream(Kind::NoRoute, "no Ingress rule matches this host and path"))?;
     let access = &route.options.access;
-    if let Some(why) = &access.refused {
-        // Fail closed: a protection this route asks for cannot be enforced.
-        let mut e = ProxyError::downstream(Kind::Refused, "a protection this Ingress asks for is not enforced");
+    // Fail closed: a protection this route (or the ConfigMap, for every Ingress that keeps
+    // global auth) asks for cannot be enforced.
+    let global = snap.edge.refused.as_ref().filter(|_| route.options.global_auth);
+    if let Some(why) = access.refused.as_ref().or(global) {
+        let mut e = ProxyError::downstream(Kind::Refused, "a protection this route asks for is not enforced");
         e.detail = Some(format!("ringress does not serve this route: {why}").into());
         return Err(e);
     }

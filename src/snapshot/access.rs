@@ -26,7 +26,6 @@ pub const UNENFORCED: &[(&str, &str)] = &[
     ("auth-cache-duration", "external authentication"),
     ("auth-always-set-cookie", "external authentication"),
     ("auth-snippet", "external authentication"),
-    ("enable-global-auth", "external authentication"),
     ("auth-tls-secret", "client certificates"),
     ("auth-tls-verify-client", "client certificates"),
     ("auth-tls-verify-depth", "client certificates"),
@@ -51,6 +50,23 @@ pub const ENFORCED: &[&str] = &[
     "auth-secret-type",
     "auth-realm",
     "satisfy",
+    "enable-global-auth",
+];
+
+/// ConfigMap keys that protect every Ingress and that ringress does not enforce (yet). Set
+/// (not empty), every Ingress that does not opt out with `enable-global-auth: "false"` is
+/// refused, under the same policy as [`UNENFORCED`].
+pub const GLOBAL_UNENFORCED: &[(&str, &str)] = &[
+    ("global-auth-url", "external authentication"),
+    ("global-auth-method", "external authentication"),
+    ("global-auth-signin", "external authentication"),
+    ("global-auth-signin-redirect-param", "external authentication"),
+    ("global-auth-response-headers", "external authentication"),
+    ("global-auth-request-redirect", "external authentication"),
+    ("global-auth-snippet", "external authentication"),
+    ("global-auth-cache-key", "external authentication"),
+    ("global-auth-cache-duration", "external authentication"),
+    ("global-auth-always-set-cookie", "external authentication"),
 ];
 
 /// What ringress does with an Ingress carrying an annotation of [`UNENFORCED`]

@@ -98,6 +98,8 @@ pub struct RouteOptions {
     pub access: Access,
     /// `auth-type: basic` and its Secret, read by the builder into [`Access::basic`].
     pub basic_auth: Option<BasicSpec>,
+    /// `enable-global-auth` (default true): the ConfigMap's global auth applies.
+    pub global_auth: bool,
 }
 
 impl Default for RouteOptions {
@@ -115,6 +117,7 @@ impl Default for RouteOptions {
             protocol: BackendProtocol::Http,
             access: Access::default(),
             basic_auth: None,
+            global_auth: true,
         }
     }
 }
@@ -249,6 +252,10 @@ impl RouteOptions {
                     "auth-secret" => auth[1] = Some((full, v)),
                     "auth-secret-type" => auth[2] = Some((full, v)),
                     "auth-realm" => auth[3] = Some((full, value)),
+                    "enable-global-auth" => match parse_bool(v) {
+                        Some(b) => o.global_auth = b,
+                        None => bad("is not true or false"),
+                    },
                     "satisfy" => match v {
                         "any" => o.access.satisfy_any = true,
                         "all" => o.access.satisfy_any = false,

@@ -180,6 +180,7 @@ pub fn build_after(inputs: &Inputs, opts: &BuildOptions, prev: &Snapshot) -> Sna
     };
     let (mut global, config_warnings) = super::config::apply(&flags, live.as_ref(), config_map);
     global.edge.resolve(&inputs.config_maps, &mut build_warnings, &opts.config_map);
+    refuse_globally(&mut global.edge, opts, &mut build_warnings);
     let super::l4::Built { table: l4, warnings: l4_warnings, .. } = super::l4::build(inputs, &opts.l4);
     build_warnings.extend(l4_warnings);
     build_warnings.extend(config_warnings);
@@ -220,6 +221,30 @@ pub fn build_after(inputs: &Inputs, opts: &BuildOptions, prev: &Snapshot) -> Sna
     };
     log_warnings(&snap.warnings());
     snap
+}
+
+/// The ConfigMap asks for a protection of every Ingress that ringress does not enforce:
+/// under `refuse`, every Ingress that keeps global auth is refused (its routes answer 503);
+/// under `warn`, a warning.
+fn refuse_globally(edge: &mut super::edge::Edge, opts: &BuildOptions, warnings: &mut Vec<String>) {
+    if edge.unenforced.is_empty() {
+        return;
+    }
+    let keys: Vec<String> = edge.unenforced.iter().map(|(k, what)| format!("{k} ({what})")).collect();
+    let why = format!(
+        "ConfigMap {} key {} asks it for every Ingress, which ringress does not enforce",
+        opts.config_map,
+        keys.join(", ")
+    );
+    match opts.unsupported_security {
+        super::access::UnsupportedPolicy::Refuse => {
+            warnings.push(format!("{why}; every Ingress without enable-global-auth: \"false\" answers 503"));
+            edge.refused = Some(why.into());
+        }
+        super::access::UnsupportedPolicy::Warn => {
+            warnings.push(format!("{why}; served WITHOUT it (--unsupported-security-annotations=warn)"))
+        }
+    }
 }
 
 /// What a host's rules become: its routes (or, for [`HostKey::Default`], the default route),

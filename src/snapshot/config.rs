@@ -186,7 +186,11 @@ pub fn apply(flags: &Global, prev: Option<&Global>, cm: Option<&ConfigMap>) -> (
     for (key, value) in &cm.data {
         let v = value.trim();
         match KEYS.iter().find(|k| k.name == key) {
-            None => warnings.push(format!("ConfigMap {}: key {key} is not supported by ringress; ignored", cm.key)),
+            None => match crate::snapshot::access::GLOBAL_UNENFORCED.iter().find(|(k, _)| k == key) {
+                Some((_, what)) if !v.is_empty() => s.edge.unenforced.push((key.clone(), what)),
+                Some(_) => {}
+                None => warnings.push(format!("ConfigMap {}: key {key} is not supported by ringress; ignored", cm.key)),
+            },
             Some(k) => {
                 if !(k.set)(&mut s, v) {
                     let kept = match prev {

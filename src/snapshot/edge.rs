@@ -85,6 +85,12 @@ pub struct Edge {
     /// matches one of these, whatever an Ingress says.
     pub block_user_agents: Vec<super::access::Pattern>,
     pub block_referers: Vec<super::access::Pattern>,
+    /// ConfigMap keys of [`super::access::GLOBAL_UNENFORCED`] that are set: what they
+    /// would have protected every Ingress with.
+    pub unenforced: Vec<(String, &'static str)>,
+    /// Set by the build under `--unsupported-security-annotations=refuse` when
+    /// [`Edge::unenforced`] is not empty: why every Ingress that keeps global auth is refused.
+    pub refused: Option<std::sync::Arc<str>>,
     /// Rendered by [`Edge::resolve`]: the header lines for HTTP/1.1 (plain, and over TLS
     /// with HSTS), and the same fields for HTTP/2.
     h1_plain: Vec<u8>,
@@ -111,6 +117,8 @@ impl Default for Edge {
             block: Vec::new(),
             block_user_agents: Vec::new(),
             block_referers: Vec::new(),
+            unenforced: Vec::new(),
+            refused: None,
             h1_plain: Vec::new(),
             h1_tls: Vec::new(),
             h2_plain: Vec::new(),
