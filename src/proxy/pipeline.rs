@@ -15,8 +15,6 @@ use super::error::{Kind, ProxyError};
 use crate::access_log::RouteKey;
 use crate::snapshot::access::Access;
 use crate::snapshot::annotations::BackendProtocol;
-#[cfg(doc)]
-use crate::snapshot::edge::Edge;
 use crate::snapshot::{normalize_host, Route, Settings, Snapshot};
 
 /// A request as every downstream protocol presents it.
@@ -32,7 +30,7 @@ pub(crate) struct Request<'a> {
     pub https: bool,
     /// The downstream connection is HTTP/2 (a gRPC backend needs it).
     pub http2: bool,
-    /// The client's address as the proxy believes it ([`Edge::real_client`]): what every access
+    /// The client's address as the proxy believes it ([`crate::snapshot::edge::Edge::real_client`]): what every access
     /// decision uses.
     pub client: IpAddr,
     /// The User-Agent and Referer fields, if sent (`block-user-agents`, `block-referers`).
