@@ -3,6 +3,7 @@
 
 mod bridge;
 pub(crate) mod error;
+mod external;
 pub mod fields;
 mod grpc;
 pub mod h1;

@@ -8,6 +8,7 @@ mod build;
 pub(crate) mod certs;
 pub mod config;
 pub(crate) mod edge;
+pub mod external;
 pub mod l4;
 mod table;
 

@@ -98,8 +98,8 @@ fn an_unenforced_or_unparsable_security_annotation_fails_closed_and_check_names_
         &a,
         "basic",
         &[
-            ("nginx.ingress.kubernetes.io/auth-url", "http://auth.test/check"),
-            ("nginx.ingress.kubernetes.io/auth-method", "GET"),
+            ("nginx.ingress.kubernetes.io/auth-tls-secret", "default/ca"),
+            ("nginx.ingress.kubernetes.io/enable-modsecurity", "true"),
         ],
     ) + &site(&b, "typo", &[("nginx.ingress.kubernetes.io/whitelist-source-range", "10.0.0.0/33")])
         + &site(&c, "plain", &[]);
@@ -108,12 +108,15 @@ fn an_unenforced_or_unparsable_security_annotation_fails_closed_and_check_names_
     assert_eq!(r.status, 503, "{}", r.text());
     // Every reason is named: both annotations.
     let text = r.text();
-    assert!(text.contains("nginx.ingress.kubernetes.io/auth-url") && text.contains("auth-method"), "{text}");
-    assert!(text.contains("external authentication, which ringress does not enforce"), "{text}");
+    assert!(
+        text.contains("nginx.ingress.kubernetes.io/auth-tls-secret") && text.contains("enable-modsecurity"),
+        "{text}"
+    );
+    assert!(text.contains("client certificates, which ringress does not enforce"), "{text}");
     let (code, _, body) = h2c(p.http, "basic.test", false);
-    assert!(code == 503 && body.contains("auth-url"), "h2c: {code} {body}");
+    assert!(code == 503 && body.contains("auth-tls-secret"), "h2c: {code} {body}");
     let (code, body) = h2_tls(&p, "basic.test");
-    assert!(code == 503 && body.contains("auth-url"), "h2 over TLS: {code} {body}");
+    assert!(code == 503 && body.contains("auth-tls-secret"), "h2 over TLS: {code} {body}");
     assert_eq!(h2c(p.http, "basic.test", true).1.as_deref(), Some("14"), "gRPC: UNAVAILABLE");
     let r = get(p.http, "typo.test", "/");
     assert!(r.status == 503 && r.text().contains("10.0.0.0/33"), "a list that does not parse: {}", r.text());
@@ -122,7 +125,7 @@ fn an_unenforced_or_unparsable_security_annotation_fails_closed_and_check_names_
     // Counted by annotation, for a dashboard or an alert.
     let metric =
         |a: &str| p.metric(&format!("ringress_ignored_annotations{{annotation=\"nginx.ingress.kubernetes.io/{a}\"}}"));
-    assert_eq!((metric("auth-url"), metric("whitelist-source-range")), (Some(1.0), Some(1.0)));
+    assert_eq!((metric("enable-modsecurity"), metric("whitelist-source-range")), (Some(1.0), Some(1.0)));
 
     // `ringress check` fails, naming each Ingress, the annotation and why.
     let file = p.dir.join("check.yaml");
@@ -376,14 +379,19 @@ fn satisfy_any_admits_a_listed_address_or_a_user_and_all_needs_both() {
 }
 
 #[test]
-fn a_configmap_global_auth_url_fails_closed_except_where_an_ingress_opts_out() {
+fn a_configmap_global_auth_url_that_cannot_be_enforced_fails_closed_except_where_an_ingress_opts_out() {
     let (a, b) = (Upstream::start("a"), Upstream::start("b"));
     let sites =
         site(&a, "kept", &[]) + &site(&b, "optout", &[("nginx.ingress.kubernetes.io/enable-global-auth", "false")]);
-    let m = sites.clone() + &config_map(&[("global-auth-url", "http://auth.test/verify")]);
+    let m = sites.clone() + &config_map(&[("global-auth-url", "ftp://auth.test/verify")]);
     let p = Proxy::start("uring", &m, &[]);
     let r = get(p.http, "kept.test", "/");
-    assert!(r.status == 503 && r.text().contains("global-auth-url (external authentication)"), "{}", r.text());
+    assert!(
+        r.status == 503
+            && r.text().contains("global-auth-url: \"ftp://auth.test/verify\" is not an http:// or https:// URL"),
+        "{}",
+        r.text()
+    );
     assert_eq!(h2c(p.http, "kept.test", false).0, 503);
     assert_eq!(h2c(p.http, "kept.test", true).1.as_deref(), Some("14"), "gRPC: UNAVAILABLE");
     assert_eq!(a.hits(), 0, "a refused route reached its upstream");

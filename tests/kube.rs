@@ -635,10 +635,10 @@ fn ignored_annotations_become_warning_events_once_and_a_metric() {
     wait_rounds(&p, 3);
     assert_eq!(events().lines().count(), 2, "{}", events());
     // A change that adds a protection ringress does not enforce: refused, and said so.
-    c.apply(&annotated("    nginx.ingress.kubernetes.io/auth-url: http://auth.test/\n"));
+    c.apply(&annotated("    nginx.ingress.kubernetes.io/enable-modsecurity: \"true\"\n"));
     p.wait_for(|| get(p.http, "legacy.test", "/").status == 503, "the route refused");
     p.wait_for(|| describe().contains("RouteRefused"), "the refusal's Event");
-    assert!(describe().contains("external authentication, which ringress does not enforce"), "{}", describe());
+    assert!(describe().contains("web application firewall, which ringress does not enforce"), "{}", describe());
     assert_eq!(events().lines().count(), 3);
     c.assert_rbac_allows_what_ringress_did();
 }

@@ -38,6 +38,8 @@ pub struct WorkerStats {
     pub upstream_connects: AtomicU64,
     pub upstream_connect_errors: AtomicU64,
     pub upstream_retries: AtomicU64,
+    /// Requests sent to an external authentication service (cached verdicts not counted).
+    pub auth_requests: AtomicU64,
     pub responses_proxy_error: AtomicU64,
     pub tls_handshakes: AtomicU64,
     pub tls_handshake_errors: AtomicU64,

@@ -49,6 +49,13 @@ pub enum Kind {
     /// 401: the route asks for credentials the request does not carry (RFC 9110 §15.5.2);
     /// the answer carries the challenge ([`ProxyError::challenge`]).
     Unauthorized,
+    /// 500: the external authentication service failed, answered something other than 2xx,
+    /// 401 or 403, or did not answer in time (as nginx's `auth_request` answers; RFC 9110
+    /// §15.6.1).
+    AuthFailed,
+    /// 302: the external authentication service refused, and `auth-signin` says where to sign
+    /// in (RFC 9110 §15.4.3); the answer carries the Location ([`ProxyError::fields`]).
+    SignIn,
     /// 503: the route is not served because a protection it asks for cannot be enforced
     /// (fail closed); the body names it (RFC 9110 §15.6.4).
     Refused,
@@ -67,15 +74,18 @@ pub struct ProxyError {
     pub detail: Option<std::sync::Arc<str>>,
     /// The `WWW-Authenticate` value of a 401.
     pub challenge: Option<std::sync::Arc<str>>,
+    /// More fields of the answer (a sign-in redirect's Location, an auth service's
+    /// WWW-Authenticate and Set-Cookie); values without CR or LF.
+    pub fields: Vec<(&'static str, Vec<u8>)>,
 }
 
 impl ProxyError {
     pub fn new(kind: Kind, side: Side, context: &'static str) -> Self {
-        ProxyError { kind, side, source: None, context, detail: None, challenge: None }
+        ProxyError { kind, side, source: None, context, detail: None, challenge: None, fields: Vec::new() }
     }
 
     pub fn io(kind: Kind, side: Side, context: &'static str, e: io::Error) -> Self {
-        ProxyError { kind, side, source: Some(e), context, detail: None, challenge: None }
+        ProxyError { kind, side, source: Some(e), context, detail: None, challenge: None, fields: Vec::new() }
     }
 
     pub fn downstream(kind: Kind, context: &'static str) -> Self {
@@ -124,6 +134,8 @@ pub fn status(kind: Kind) -> Option<(u16, &'static str)> {
         Kind::Forbidden => (403, "Forbidden"),
         Kind::Unauthorized => (401, "Unauthorized"),
         Kind::Refused => (503, "Service Unavailable"),
+        Kind::AuthFailed => (500, "Internal Server Error"),
+        Kind::SignIn => (302, "Found"),
         Kind::UpstreamTimeout => (504, "Gateway Timeout"),
         Kind::Closed => return None,
     })
@@ -134,7 +146,7 @@ impl Kind {
     /// response, as the gRPC HTTP/2 protocol maps HTTP errors).
     pub fn grpc_status(self) -> u8 {
         match status(self).map_or(0, |s| s.0) {
-            401 => 16,       // UNAUTHENTICATED
+            401 | 302 => 16, // UNAUTHENTICATED (a sign-in page means nothing to a gRPC client)
             403 => 7,        // PERMISSION_DENIED
             404 => 12,       // UNIMPLEMENTED
             413 | 431 => 8,  // RESOURCE_EXHAUSTED
@@ -159,6 +171,8 @@ impl Kind {
                 | Kind::Forbidden
                 | Kind::Unauthorized
                 | Kind::Refused
+                | Kind::AuthFailed
+                | Kind::SignIn
         )
     }
 }
@@ -179,6 +193,9 @@ pub fn write_error_response(out: &mut Vec<u8>, e: &ProxyError, close: bool, serv
     }
     if let Some(c) = &e.challenge {
         let _ = write!(out, "WWW-Authenticate: {c}\r\n");
+    }
+    for (name, value) in &e.fields {
+        super::h1::codec::write_field(out, name.as_bytes(), &[value]);
     }
     if close {
         out.extend_from_slice(b"Connection: close\r\n");

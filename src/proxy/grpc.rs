@@ -16,7 +16,6 @@ use super::bridge::IoBridge;
 use super::error::{Kind, ProxyError, Side};
 use super::fields::{self, Forwarded, Seen};
 use super::h2::{send_all, Progress, ReqStream};
-use super::pipeline::Forward;
 use super::{bump, LocalSnapshot, Worker};
 use crate::runtime::Io;
 use crate::snapshot::{Route, Settings};
@@ -122,14 +121,12 @@ async fn connection<I: Io>(
 /// A gRPC call to the route's backend: request and response flow both ways at once.
 pub(super) async fn forward<I: Io>(
     w: &Worker<I>,
-    snap: &LocalSnapshot,
-    f: &Forward<'_>,
+    to: &super::h2::Route<'_>,
     s: ReqStream<'_>,
-    target: &str,
     fwd: &Forwarded<'_>,
-    tls: bool,
 ) -> Result<(), ProxyError> {
     let ReqStream { parts, body, respond, progress, .. } = s;
+    let (snap, f, target, tls, granted) = (to.snap, to.forward, to.target, to.tls, to.granted);
     let settings = &f.settings;
     let started = std::time::Instant::now();
     let (mut sr, addr) = connection(w, snap, f.route, settings, tls).await?;
@@ -162,6 +159,9 @@ pub(super) async fn forward<I: Io>(
             headers.insert(name, v);
         }
     });
+    if let Some(g) = granted {
+        g.apply_to_fields(headers);
+    }
     let req = req.body(()).map_err(|_| ProxyError::downstream(Kind::BadRequest, "invalid request"))?;
     let end = body.is_end_stream();
     let (response, up_send) = sr.send_request(req, end).map_err(|e| up_err("sending the request", e))?;
@@ -169,7 +169,7 @@ pub(super) async fn forward<I: Io>(
     // Both directions at once; the request side ending first is the normal case.
     let pump = pump_request::<I>(body, up_send, end, settings, progress);
     let extra = snap.edge.h2(fwd.scheme == "https");
-    let relay = relay_response::<I>(w, response, respond, progress, settings.idle_timeout, extra);
+    let relay = relay_response::<I>(w, response, respond, progress, settings.idle_timeout, (extra, granted));
     let r = match select(std::pin::pin!(pump), std::pin::pin!(relay)).await {
         Either::Left((Ok(()), relay)) => relay.await,
         Either::Left((Err(e), _)) => Err(e),
@@ -237,7 +237,7 @@ async fn relay_response<I: Io>(
     respond: &mut SendResponse<Bytes>,
     progress: &Progress,
     stalled: std::time::Duration,
-    extra: &[(http::HeaderName, http::HeaderValue)],
+    (extra, granted): (&[(http::HeaderName, http::HeaderValue)], Option<&crate::proxy::external::Granted>),
 ) -> Result<(), ProxyError> {
     let resp = response.await.map_err(|e| up_err("waiting for the response", e))?;
     let (parts, mut body) = resp.into_parts();
@@ -251,6 +251,9 @@ async fn relay_response<I: Io>(
     }
     *down.headers_mut() = headers;
     super::h2::add_fields(down.headers_mut(), extra);
+    if let Some(g) = granted {
+        g.add_cookies(down.headers_mut(), parts.status.as_u16());
+    }
     let end = body.is_end_stream();
     let mut send = respond.send_response(down, end).map_err(down_err)?;
     progress.upstream_answered(parts.status.as_u16());

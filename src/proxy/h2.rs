@@ -15,6 +15,7 @@ use http::{HeaderMap, HeaderName, HeaderValue, Request, Response};
 
 use super::bridge::IoBridge;
 use super::error::{Kind, ProxyError, Side};
+use super::external;
 use super::fields::Forwarded;
 use super::pipeline::{self, Decision, Exchange};
 use super::{bump, LocalSnapshot, RouteKey, Worker};
@@ -186,7 +187,14 @@ async fn handle_stream<I: Io>(
         full: snap.edge.compute_full_forwarded_for,
         request_id: generated_id.then_some(&request_id[..]),
     };
-    let stream = ReqStream { parts: &parts, body: &mut body, respond: &mut respond, progress: &progress, client };
+    let stream = ReqStream {
+        parts: &parts,
+        body: &mut body,
+        respond: &mut respond,
+        progress: &progress,
+        client,
+        request_id: &request_id[..],
+    };
     let r = exchange(w, snap.clone(), &watch, stream, &fwd, key, slots).await;
     w.deadlines.unregister(&watch);
     let status = &progress.status;
@@ -298,6 +306,11 @@ fn send_error(respond: &mut SendResponse<Bytes>, e: &ProxyError, grpc: bool, ser
     if let Some(c) = &e.challenge {
         resp = resp.header("www-authenticate", &**c);
     }
+    for (name, value) in &e.fields {
+        if let Ok(v) = HeaderValue::from_bytes(value) {
+            resp = resp.header(*name, v);
+        }
+    }
     let resp = resp
         .header("server", server)
         .header("content-type", "text/plain; charset=utf-8")
@@ -310,6 +323,20 @@ fn send_error(respond: &mut SendResponse<Bytes>, e: &ProxyError, grpc: bool, ser
     code
 }
 
+/// Where the request goes, as the pipeline decided.
+pub(super) struct Route<'a> {
+    pub snap: &'a LocalSnapshot,
+    pub forward: &'a pipeline::Forward<'a>,
+    /// `backend-protocol: HTTPS` (or GRPCS).
+    pub tls: bool,
+    /// The path and query sent upstream.
+    pub target: &'a str,
+    /// The request's declared Content-Length.
+    pub length: Option<u64>,
+    /// What external authentication granted, if the route asks for it.
+    pub granted: Option<&'a crate::proxy::external::Granted>,
+}
+
 /// One HTTP/2 request stream, as the exchange uses it.
 pub(super) struct ReqStream<'a> {
     pub parts: &'a http::request::Parts,
@@ -319,6 +346,8 @@ pub(super) struct ReqStream<'a> {
     pub progress: &'a Progress,
     /// The client's address as the proxy believes it.
     pub client: std::net::IpAddr,
+    /// The request's id (X-Request-ID, sent or made here).
+    pub request_id: &'a [u8],
 }
 
 /// Runs the request through the pipeline, then the upstream exchange by the backend's
@@ -361,8 +390,24 @@ async fn exchange<I: Io>(
         }
     };
     let target = f.target.as_deref().unwrap_or(pq);
+    let granted = match f.external {
+        None => None,
+        Some(spec) => {
+            let fields: Vec<(&[u8], &[u8])> =
+                parts.headers.iter().map(|(n, v)| (n.as_str().as_bytes(), v.as_bytes())).collect();
+            let origin =
+                external::Origin { req: &request, fields: &fields, client_ip: fwd.client_ip, request_id: s.request_id };
+            let call = external::prepare(&snap, spec, &origin)?;
+            let clock = Clock { deadlines: &w.deadlines, watch };
+            Some(Box::pin(external::check(w, &snap, clock, &f.settings, call)).await?)
+        }
+    };
+    let granted = granted.as_ref();
     match f.exchange {
-        Exchange::Grpc { tls } => Box::pin(super::grpc::forward::<I>(w, &snap, &f, s, target, fwd, tls)).await,
+        Exchange::Grpc { tls } => {
+            let to = Route { snap: &snap, forward: &f, tls, target, length, granted };
+            Box::pin(super::grpc::forward::<I>(w, &to, s, fwd)).await
+        }
         Exchange::Http1 { tls } => {
             let clock = Clock { deadlines: &w.deadlines, watch };
             // At most MAX_UPSTREAM_PER_CONNECTION upstream exchanges per client connection;
@@ -373,7 +418,7 @@ async fn exchange<I: Io>(
                 .map_err(|_| ProxyError::new(Kind::UpstreamConnect, Side::Internal, "connection closing"))?;
             // Boxed, like the gRPC exchange: a stream waiting for its slot (or answered by the
             // proxy) holds only this small frame, not room for the whole exchange.
-            let to = to_h1::Route { snap: &snap, forward: &f, tls, target, length };
+            let to = Route { snap: &snap, forward: &f, tls, target, length, granted };
             Box::pin(to_h1::forward(w, clock, &to, s, fwd)).await
         }
     }

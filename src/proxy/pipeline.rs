@@ -10,11 +10,12 @@
 //! ([`super::exchange`] for HTTP/1.1 upstreams, [`super::grpc`] for HTTP/2 ones).
 
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use super::error::{Kind, ProxyError};
 use crate::access_log::RouteKey;
-use crate::snapshot::access::Access;
 use crate::snapshot::annotations::BackendProtocol;
+use crate::snapshot::external::ExternalAuth;
 use crate::snapshot::{normalize_host, Route, Settings, Snapshot};
 
 /// A request as every downstream protocol presents it.
@@ -73,6 +74,9 @@ pub(crate) struct Forward<'s> {
     /// The path and query sent upstream when they are not the request's own: the normal form
     /// of the path (`proxy::path`) with `rewrite-target` applied, and the query.
     pub target: Option<String>,
+    /// External authentication to run before the request goes on (`auth-url`, or the
+    /// ConfigMap's `global-auth-url`): [`super::external`].
+    pub external: Option<&'s Arc<ExternalAuth>>,
 }
 
 /// How the upstream exchange runs: the backend's protocol.
@@ -134,7 +138,7 @@ pub(crate) fn decide<'s>(
         s.write_https_location(&mut location, host.unwrap_or_default(), req.path_and_query);
         return Ok(Decision::Redirect { code: s.redirect_code, location });
     }
-    check_access(snap, access, req)?;
+    let external = check_access(snap, route, req)?;
     let o = &route.options;
     let settings = s.for_route(o);
     if settings.max_body_bytes != 0 && req.length.is_some_and(|n| n > settings.max_body_bytes) {
@@ -161,29 +165,49 @@ pub(crate) fn decide<'s>(
         }
         _ => None,
     };
-    Ok(Decision::Forward(Forward { route, settings, exchange, target }))
+    Ok(Decision::Forward(Forward { route, settings, exchange, target, external }))
 }
 
 /// The access rules of a route, as ingress-nginx applies them: the ConfigMap's block lists
-/// always (403); then the address lists (403) and basic authentication (401 with its
-/// challenge), both required, or with `satisfy: any` either one (401 when neither).
-fn check_access(snap: &Snapshot, access: &Access, req: &Request<'_>) -> Result<(), ProxyError> {
-    use crate::snapshot::access::{blocked, listed};
+/// always (403); then the address lists (403), basic authentication (401 with its challenge)
+/// and external authentication, all required; with `satisfy: any`, any one of them (an allow
+/// list that lets the client in, or credentials). Ok: the external authentication still to
+/// run (its verdict decides), if any.
+fn check_access<'s>(
+    snap: &'s Snapshot,
+    route: &'s Route,
+    req: &Request<'_>,
+) -> Result<Option<&'s Arc<ExternalAuth>>, ProxyError> {
+    use crate::snapshot::access::{allowed_by_list, blocked, listed};
     let forbidden = || ProxyError::downstream(Kind::Forbidden, "the client's address is not allowed here");
+    let unauthorized = |basic: &crate::snapshot::auth::BasicAuth| {
+        let mut e = ProxyError::downstream(Kind::Unauthorized, "this route needs a user name and password");
+        e.challenge = Some(basic.challenge.clone());
+        e
+    };
     if blocked(&snap.edge, req.client, (req.user_agent, req.referer)) {
         return Err(forbidden());
     }
-    let listed = listed(access, &snap.edge, req.client);
-    let Some(basic) = &access.basic else { return if listed { Ok(()) } else { Err(forbidden()) } };
-    if !listed && !access.satisfy_any {
+    let (o, access) = (&route.options, &route.options.access);
+    let global = snap.edge.global_auth.as_ref().filter(|_| o.global_auth);
+    let external = o.external.as_ref().or(global);
+    if access.satisfy_any && (access.basic.is_some() || external.is_some()) {
+        if allowed_by_list(access, &snap.edge, req.client) {
+            return Ok(None);
+        }
+        return match (&access.basic, external) {
+            (Some(b), _) if b.admits(req.authorization) => Ok(None),
+            (Some(b), None) => Err(unauthorized(b)),
+            (_, external) => Ok(external),
+        };
+    }
+    if !listed(access, &snap.edge, req.client) {
         return Err(forbidden());
     }
-    if (listed && access.satisfy_any) || basic.admits(req.authorization) {
-        return Ok(());
+    match &access.basic {
+        Some(b) if !b.admits(req.authorization) => Err(unauthorized(b)),
+        _ => Ok(external),
     }
-    let mut e = ProxyError::downstream(Kind::Unauthorized, "this route needs a user name and password");
-    e.challenge = Some(basic.challenge.clone());
-    Err(e)
 }
 
 /// A Host value: reg-name or IP literal with an optional port of digits, nothing else (RFC

@@ -3,7 +3,8 @@
 //!
 //! Enforced: the client-address lists (`allowlist-source-range`, its older name
 //! `whitelist-source-range`, and `denylist-source-range`; the ConfigMap's global lists and
-//! `block-cidrs` in [`super::edge::Edge`]), and basic authentication ([`super::auth`]). Every other annotation in [`UNENFORCED`] makes
+//! `block-cidrs` in [`super::edge::Edge`]), basic authentication ([`super::auth`]) and external
+//! authentication ([`super::external`]). Every other annotation in [`UNENFORCED`] makes
 //! the Ingress's routes answer 503 with a body naming it (unless the operator chose
 //! [`UnsupportedPolicy::Warn`]), and so does an enforced one whose value does not parse.
 
@@ -15,17 +16,7 @@ use super::edge::Cidr;
 /// they would have protected. An Ingress carrying one is refused: serving it would serve it
 /// unprotected.
 pub const UNENFORCED: &[(&str, &str)] = &[
-    ("auth-url", "external authentication"),
-    ("auth-method", "external authentication"),
-    ("auth-signin", "external authentication"),
-    ("auth-signin-redirect-param", "external authentication"),
-    ("auth-response-headers", "external authentication"),
-    ("auth-request-redirect", "external authentication"),
-    ("auth-proxy-set-headers", "external authentication"),
-    ("auth-cache-key", "external authentication"),
-    ("auth-cache-duration", "external authentication"),
-    ("auth-always-set-cookie", "external authentication"),
-    ("auth-snippet", "external authentication"),
+    ("auth-snippet", "external authentication (nginx configuration)"),
     ("auth-tls-secret", "client certificates"),
     ("auth-tls-verify-client", "client certificates"),
     ("auth-tls-verify-depth", "client certificates"),
@@ -51,23 +42,23 @@ pub const ENFORCED: &[&str] = &[
     "auth-realm",
     "satisfy",
     "enable-global-auth",
+    "auth-url",
+    "auth-method",
+    "auth-signin",
+    "auth-signin-redirect-param",
+    "auth-response-headers",
+    "auth-request-redirect",
+    "auth-proxy-set-headers",
+    "auth-cache-key",
+    "auth-cache-duration",
+    "auth-always-set-cookie",
 ];
 
 /// ConfigMap keys that protect every Ingress and that ringress does not enforce (yet). Set
 /// (not empty), every Ingress that does not opt out with `enable-global-auth: "false"` is
 /// refused, under the same policy as [`UNENFORCED`].
-pub const GLOBAL_UNENFORCED: &[(&str, &str)] = &[
-    ("global-auth-url", "external authentication"),
-    ("global-auth-method", "external authentication"),
-    ("global-auth-signin", "external authentication"),
-    ("global-auth-signin-redirect-param", "external authentication"),
-    ("global-auth-response-headers", "external authentication"),
-    ("global-auth-request-redirect", "external authentication"),
-    ("global-auth-snippet", "external authentication"),
-    ("global-auth-cache-key", "external authentication"),
-    ("global-auth-cache-duration", "external authentication"),
-    ("global-auth-always-set-cookie", "external authentication"),
-];
+pub const GLOBAL_UNENFORCED: &[(&str, &str)] =
+    &[("global-auth-snippet", "external authentication (nginx configuration)")];
 
 /// What ringress does with an Ingress carrying an annotation of [`UNENFORCED`]
 /// (`--unsupported-security-annotations`).
@@ -184,6 +175,13 @@ pub fn listed(access: &Access, global: &super::edge::Edge, client: std::net::IpA
     }
 }
 
+/// Whether an allow list grants `client` (under `satisfy: any`, where a list that only fails
+/// to deny grants nothing, as nginx's access module declines then).
+pub fn allowed_by_list(access: &Access, global: &super::edge::Edge, client: std::net::IpAddr) -> bool {
+    let allow = access.allow.as_deref().or(global.allow.as_deref());
+    allow.is_some() && listed(access, global, client)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -249,7 +247,8 @@ mod tests {
         for k in ENFORCED {
             assert!(unenforced(k).is_none(), "{k}");
         }
-        assert_eq!(unenforced("auth-url"), Some("external authentication"));
+        assert_eq!(unenforced("auth-url"), None);
+        assert_eq!(unenforced("auth-snippet"), Some("external authentication (nginx configuration)"));
         assert_eq!(unenforced("proxy-body-size"), None);
     }
 }

@@ -10,6 +10,7 @@ use std::time::Duration;
 use super::access::{unenforced, Access, UnsupportedPolicy};
 use super::auth::{BasicSpec, SecretType};
 use super::edge::{parse_cidrs, Cidr};
+use super::external::{self, ExternalAuth};
 use crate::model::{Ingress, ObjectKey};
 
 const PREFIXES: [&str; 2] = ["nginx.ingress.kubernetes.io/", "ingress.kubernetes.io/"];
@@ -100,6 +101,8 @@ pub struct RouteOptions {
     pub basic_auth: Option<BasicSpec>,
     /// `enable-global-auth` (default true): the ConfigMap's global auth applies.
     pub global_auth: bool,
+    /// `auth-url` and its family; the builder resolves where the auth service is.
+    pub external: Option<Arc<ExternalAuth>>,
 }
 
 impl Default for RouteOptions {
@@ -118,6 +121,7 @@ impl Default for RouteOptions {
             access: Access::default(),
             basic_auth: None,
             global_auth: true,
+            external: None,
         }
     }
 }
@@ -169,6 +173,8 @@ impl RouteOptions {
         let mut allow_old: Option<Arc<[Cidr]>> = None;
         // auth-type, auth-secret, auth-secret-type, auth-realm: read together after the loop.
         let mut auth: [Option<(&str, &str)>; 4] = [None; 4];
+        // auth-url and its family: (key, annotation, value), the current prefix last.
+        let mut ext: Vec<(&str, &str, &str)> = Vec::new();
         // Older prefix first, so the current one overrides it.
         for prefix in PREFIXES.iter().rev() {
             for (full, value) in ing.annotations.range(prefix.to_string()..) {
@@ -252,6 +258,7 @@ impl RouteOptions {
                     "auth-secret" => auth[1] = Some((full, v)),
                     "auth-secret-type" => auth[2] = Some((full, v)),
                     "auth-realm" => auth[3] = Some((full, value)),
+                    k if external::KEYS.contains(&k) => ext.push((k, full, value)),
                     "enable-global-auth" => match parse_bool(v) {
                         Some(b) => o.global_auth = b,
                         None => bad("is not true or false"),
@@ -301,6 +308,21 @@ impl RouteOptions {
                 warnings.push(Note::ignored(full, format!("annotation {full} has no effect without auth-type")));
             }
         }
+        let get = |k: &str| ext.iter().rev().find(|(key, ..)| *key == k).map(|&(_, full, v)| (full, v));
+        match ExternalAuth::parse(format!("Ingress {}", ing.key), &ing.key.namespace, get) {
+            Ok(Some(spec)) => o.external = Some(Arc::new(spec)),
+            Ok(None) => {
+                for (_, full, _) in &ext {
+                    warnings.push(Note::ignored(full, format!("annotation {full} has no effect without auth-url")));
+                }
+            }
+            Err(why) => {
+                let annotation = get("auth-url").map_or("", |(full, _)| full);
+                let why = format!("annotation {why}");
+                warnings.push(Note::refused(annotation, &why));
+                o.access.refuse(why);
+            }
+        }
         (o, warnings)
     }
 
@@ -320,6 +342,15 @@ impl RouteOptions {
 pub fn auth_secret(ing: &Ingress) -> Option<ObjectKey> {
     let v = PREFIXES.iter().find_map(|p| ing.annotations.get(&format!("{p}auth-secret")))?;
     secret_key(ing, v.trim())
+}
+
+/// The Service (namespace, name) an Ingress's `auth-url` names, if it names one: a partial
+/// build resolves it with the Ingress's own backends.
+pub fn auth_service(ing: &Ingress) -> Option<(String, String)> {
+    let url = PREFIXES.iter().find_map(|p| ing.annotations.get(&format!("{p}auth-url")))?;
+    let spec =
+        ExternalAuth::parse(String::new(), "", |k| (k == "auth-url").then_some(("auth-url", url.as_str()))).ok()??;
+    spec.service().map(|(ns, name)| (ns.to_string(), name.to_string()))
 }
 
 /// The full key under which an Ingress sets `key` (the current prefix first), if it does.
@@ -612,12 +643,12 @@ mod tests {
             assert!(why.contains("whitelist-source-range") && w[0].contains("answer 503"), "{why} {w:?}");
         }
         let auth = ing(&[
-            ("nginx.ingress.kubernetes.io/auth-url", "http://auth"),
+            ("nginx.ingress.kubernetes.io/auth-snippet", "proxy_set_header X-A b;"),
             ("ingress.kubernetes.io/auth-tls-secret", "ns/ca"),
         ]);
         let (o, w) = RouteOptions::of(&auth, UnsupportedPolicy::Refuse);
         let why = o.access.refused.expect("refused");
-        assert!(why.contains("auth-url") && why.contains("auth-tls-secret"), "{why}");
+        assert!(why.contains("auth-snippet") && why.contains("auth-tls-secret"), "{why}");
         assert_eq!(w.len(), 2);
         let (o, w) = RouteOptions::of(&auth, UnsupportedPolicy::Warn);
         assert!(o.access.refused.is_none() && w.iter().all(|w| w.contains("served WITHOUT")), "{w:?}");

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use super::annotations::{self, RouteOptions};
 use super::auth::{BasicAuth, BasicSpec};
+use super::external::{ExternalAuth, Target};
 use super::table::{prefix_key, HostRoutes, RouteTable};
 use super::{Backend, BackendId, Route, ServiceIndex, Settings, Snapshot};
 use crate::model::{
@@ -102,6 +103,8 @@ fn resolver<'a>(inputs: &Inputs<'a>, only: Option<&FxHashSet<(&str, &str)>>) -> 
         secrets: inputs.secrets.clone(),
         secret_index: None,
         basic_auth: FxHashMap::default(),
+        config_maps: inputs.config_maps.clone(),
+        auth_services: FxHashMap::default(),
     }
 }
 
@@ -180,6 +183,7 @@ pub fn build_after(inputs: &Inputs, opts: &BuildOptions, prev: &Snapshot) -> Sna
     };
     let (mut global, config_warnings) = super::config::apply(&flags, live.as_ref(), config_map);
     global.edge.resolve(&inputs.config_maps, &mut build_warnings, &opts.config_map);
+    global_auth(&mut b, &mut global.edge, config_map, &mut build_warnings);
     refuse_globally(&mut global.edge, opts, &mut build_warnings);
     let super::l4::Built { table: l4, warnings: l4_warnings, .. } = super::l4::build(inputs, &opts.l4);
     build_warnings.extend(l4_warnings);
@@ -196,11 +200,12 @@ pub fn build_after(inputs: &Inputs, opts: &BuildOptions, prev: &Snapshot) -> Sna
         set_host(&mut table, key, host_routes(&mut b, key, list));
     }
     let backends = &b.backends;
-    let by_service = b
-        .by_service
-        .into_values()
-        .map(|ids| (Arc::new(backends[ids[0] as usize].service.clone()), Arc::from(ids)))
-        .collect();
+    let mut by_service: FxHashMap<Arc<ObjectKey>, Arc<[BackendId]>> = FxHashMap::default();
+    for ids in b.by_service.into_values().chain(b.auth_services.into_values()) {
+        let key = Arc::new(backends[ids[0] as usize].service.clone());
+        let all = by_service.get(&key).into_iter().flat_map(|v| v.iter().copied()).chain(ids).collect();
+        by_service.insert(key, all);
+    }
     let snap = Snapshot {
         generation: 0,
         table: Arc::new(table),
@@ -221,6 +226,26 @@ pub fn build_after(inputs: &Inputs, opts: &BuildOptions, prev: &Snapshot) -> Sna
     };
     log_warnings(&snap.warnings());
     snap
+}
+
+/// The ConfigMap's `global-auth-url` and its family, resolved into [`super::edge::Edge::global_auth`].
+/// Settings that cannot be enforced refuse every Ingress that keeps global auth.
+fn global_auth(b: &mut Builder<'_>, edge: &mut super::edge::Edge, cm: Option<&ConfigMap>, warnings: &mut Vec<String>) {
+    let Some(cm) = cm else { return };
+    let get = |k: &str| {
+        let (key, v) = cm.data.get_key_value(&format!("global-{k}"))?;
+        Some((key.as_str(), v.as_str())).filter(|(_, v)| !v.trim().is_empty())
+    };
+    let parsed = ExternalAuth::parse(format!("ConfigMap {}", cm.key), &cm.key.namespace, get);
+    let why = match parsed.and_then(|spec| spec.map(|s| b.external(s)).transpose()) {
+        Ok(resolved) => {
+            edge.global_auth = resolved;
+            return;
+        }
+        Err(why) => format!("ConfigMap {} key {why}", cm.key),
+    };
+    warnings.push(format!("{why}; every Ingress without enable-global-auth: \"false\" answers 503"));
+    edge.refused = Some(why.into());
 }
 
 /// The ConfigMap asks for a protection of every Ingress that ringress does not enforce:
@@ -445,7 +470,9 @@ pub fn update_hosts<'a>(
     hosts: &[(HostKey, Vec<&'a Ingress>)],
     opts: &BuildOptions,
 ) -> Snapshot {
-    let referenced: FxHashSet<(&str, &str)> = hosts
+    let auth_services: Vec<(String, String)> =
+        hosts.iter().flat_map(|(_, list)| list.iter()).filter_map(|ing| annotations::auth_service(ing)).collect();
+    let mut referenced: FxHashSet<(&str, &str)> = hosts
         .iter()
         .flat_map(|(_, list)| list.iter())
         .flat_map(|ing| {
@@ -454,6 +481,7 @@ pub fn update_hosts<'a>(
             paths.chain(ing.default_backend.iter()).map(move |sb| (ns, sb.service.as_str()))
         })
         .collect();
+    referenced.extend(auth_services.iter().map(|(ns, name)| (ns.as_str(), name.as_str())));
     let mut b = resolver(inputs, Some(&referenced));
     b.policy = opts.unsupported_security;
     b.seed(prev);
@@ -476,6 +504,10 @@ pub fn update_hosts<'a>(
             let be = &b.backends[id as usize];
             warnings.extend(be.problem.as_ref().map(|p| format!("backend {}: {p}; requests get 503", be.name)));
             snap.endpoint_set.extend(be.endpoints.iter().copied());
+            if be.service.name.is_empty() {
+                // A fixed address (`auth-url` with an IP): no Service to watch.
+                continue;
+            }
             let ids = by_service.entry(Arc::new(be.service.clone())).or_insert_with(|| Arc::from(Vec::new()));
             *ids = ids.iter().copied().chain(std::iter::once(id)).collect();
         }
@@ -555,6 +587,11 @@ struct Builder<'a> {
     secret_index: Option<FxHashMap<(&'a str, &'a str), &'a Secret>>,
     /// The users read from each `auth-secret` this build, shared by the Ingresses naming it.
     basic_auth: FxHashMap<BasicSpec, Result<Arc<BasicAuth>, String>>,
+    /// Every ConfigMap, for `auth-proxy-set-headers`.
+    config_maps: Vec<&'a ConfigMap>,
+    /// Backends of the Services `auth-url`s name, by (namespace, name), created by this
+    /// builder (the names are not borrowed from the inputs, unlike [`Builder::by_service`]).
+    auth_services: FxHashMap<(String, String), Vec<BackendId>>,
 }
 
 impl<'a> Builder<'a> {
@@ -562,6 +599,15 @@ impl<'a> Builder<'a> {
     /// unusable refuses the routes (fail closed).
     fn route_options(&mut self, ing: &Ingress) -> (RouteOptions, Vec<String>) {
         let (mut o, mut warnings) = RouteOptions::of(ing, self.policy);
+        if let Some(spec) = o.external.take() {
+            match self.external(ExternalAuth::clone(&spec)) {
+                Ok(resolved) => o.external = Some(resolved),
+                Err(why) => {
+                    warnings.push(format!("Ingress {}: {why}; its routes answer 503", ing.key));
+                    o.access.refuse(why);
+                }
+            }
+        }
         let Some(spec) = o.basic_auth.clone() else { return (o, warnings) };
         let read = match self.basic_auth.get(&spec) {
             Some(r) => r.clone(),
@@ -590,6 +636,39 @@ impl<'a> Builder<'a> {
         (o, warnings)
     }
 
+    /// External authentication with where its requests go resolved: a Service's backend, a
+    /// fixed address, or a routed host (looked up per request). Err: what is missing.
+    fn external(&mut self, mut spec: ExternalAuth) -> Result<Arc<ExternalAuth>, String> {
+        spec.resolve_set_headers(&self.config_maps)?;
+        spec.target = if let Some((namespace, name)) = spec.service() {
+            let port = PortRef::Number(spec.port);
+            let id = match self.existing(namespace, name, &port) {
+                Some(id) => id,
+                None => {
+                    let id = self.new_backend(namespace, name, &port);
+                    self.auth_services.entry((namespace.to_string(), name.to_string())).or_default().push(id);
+                    id
+                }
+            };
+            Target::Backend(id)
+        } else if let Some(ip) = spec.ip() {
+            let addr = SocketAddr::new(ip, spec.port);
+            let id = self.backends.len() as BackendId;
+            self.backends.push(Arc::new(Backend {
+                name: format!("auth-url {addr}"),
+                service: ObjectKey::default(),
+                port: PortRef::Number(spec.port),
+                endpoints: vec![addr],
+                problem: None,
+            }));
+            self.fresh.push(id);
+            Target::Backend(id)
+        } else {
+            Target::Routed
+        };
+        Ok(Arc::new(spec))
+    }
+
     /// Starts from `prev`'s backends, so existing ones keep their ids.
     fn seed(&mut self, prev: &Snapshot) {
         self.backends = prev.backends.clone();
@@ -602,6 +681,10 @@ impl<'a> Builder<'a> {
         if let Some(id) = mine.iter().copied().find(is_port) {
             return Some(id);
         }
+        let auth = self.auth_services.get(&(namespace.to_string(), service.to_string()));
+        if let Some(id) = auth.into_iter().flatten().copied().find(is_port) {
+            return Some(id);
+        }
         let seeded = self.seeded.as_ref()?;
         let key = ObjectKey { namespace: namespace.to_string(), name: service.to_string() };
         seeded.get(&key)?.iter().copied().find(is_port)
@@ -611,15 +694,21 @@ impl<'a> Builder<'a> {
         if let Some(id) = self.existing(namespace, &sb.service, &sb.port) {
             return id;
         }
-        let service = ObjectKey { namespace: namespace.to_string(), name: sb.service.clone() };
-        let name = format!("{namespace}/{}:{}", sb.service, sb.port);
-        let (endpoints, problem) = match self.resolve(namespace, &sb.service, &sb.port) {
+        let id = self.new_backend(namespace, &sb.service, &sb.port);
+        self.by_service.entry((namespace, sb.service.as_str())).or_default().push(id);
+        id
+    }
+
+    /// A new backend for a Service port, with its endpoints resolved.
+    fn new_backend(&mut self, namespace: &str, service: &str, port: &PortRef) -> BackendId {
+        let key = ObjectKey { namespace: namespace.to_string(), name: service.to_string() };
+        let name = format!("{namespace}/{service}:{port}");
+        let (endpoints, problem) = match self.resolve(namespace, service, port) {
             Ok(eps) => (eps, None),
             Err(why) => (Vec::new(), Some(why)),
         };
         let id = self.backends.len() as BackendId;
-        self.backends.push(Arc::new(Backend { name, service, port: sb.port.clone(), endpoints, problem }));
-        self.by_service.entry((namespace, sb.service.as_str())).or_default().push(id);
+        self.backends.push(Arc::new(Backend { name, service: key, port: port.clone(), endpoints, problem }));
         self.fresh.push(id);
         id
     }

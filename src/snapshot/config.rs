@@ -185,7 +185,10 @@ pub fn apply(flags: &Global, prev: Option<&Global>, cm: Option<&ConfigMap>) -> (
     let Some(cm) = cm else { return (s, warnings) };
     for (key, value) in &cm.data {
         let v = value.trim();
+        let global_auth = key.strip_prefix("global-").is_some_and(|k| super::external::KEYS.contains(&k));
         match KEYS.iter().find(|k| k.name == key) {
+            // Read by the build (`global-auth-url` and its family): see `Edge::global_auth`.
+            None if global_auth => {}
             None => match crate::snapshot::access::GLOBAL_UNENFORCED.iter().find(|(k, _)| k == key) {
                 Some((_, what)) if !v.is_empty() => s.edge.unenforced.push((key.clone(), what)),
                 Some(_) => {}

@@ -91,6 +91,9 @@ pub struct Edge {
     /// Set by the build under `--unsupported-security-annotations=refuse` when
     /// [`Edge::unenforced`] is not empty: why every Ingress that keeps global auth is refused.
     pub refused: Option<std::sync::Arc<str>>,
+    /// `global-auth-url` and its family, resolved: the external authentication of every
+    /// Ingress that keeps global auth and has no `auth-url` of its own.
+    pub global_auth: Option<std::sync::Arc<super::external::ExternalAuth>>,
     /// Rendered by [`Edge::resolve`]: the header lines for HTTP/1.1 (plain, and over TLS
     /// with HSTS), and the same fields for HTTP/2.
     h1_plain: Vec<u8>,
@@ -119,6 +122,7 @@ impl Default for Edge {
             block_referers: Vec::new(),
             unenforced: Vec::new(),
             refused: None,
+            global_auth: None,
             h1_plain: Vec::new(),
             h1_tls: Vec::new(),
             h2_plain: Vec::new(),

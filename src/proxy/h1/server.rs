@@ -11,6 +11,7 @@ use super::body::Body;
 use super::codec::{self, Framing, RequestInfo};
 use crate::access_log::{Record, WorkerLog};
 use crate::proxy::error::{write_error_response, Kind, ProxyError, Side};
+use crate::proxy::external;
 use crate::proxy::fields::Forwarded;
 use crate::proxy::pipeline::{self, Decision};
 use crate::proxy::{bump, Worker};
@@ -45,6 +46,9 @@ struct Conn<S> {
     requests: u64,
     /// The current request: its metric labels and everything its access-log line says.
     rec: Record,
+    /// What the external authentication service granted the current request (its cookies go
+    /// on the answer).
+    granted: Option<Box<external::Granted>>,
 }
 
 /// `initial`: bytes already read from the connection.
@@ -69,6 +73,7 @@ pub fn serve<'w, I: Io, S: Stream>(
         response_started: false,
         requests: 0,
         rec: Record::default(),
+        granted: None,
     };
     c.rec.client.extend_from_slice(c.client_ip.as_bytes());
     // The connection is captured, not rebound: a `let` inside would hold it twice.
@@ -199,8 +204,9 @@ pub(super) async fn linger<S: Stream>(clock: Clock<'_>, io: &S, mut buf: Vec<u8>
 
 /// What to do with a parsed request.
 enum Action {
-    /// To the backend, with the route's settings; `tls`: `backend-protocol: HTTPS`.
-    Forward { backend: BackendId, settings: crate::snapshot::Settings, tls: bool },
+    /// To the backend, with the route's settings; `tls`: `backend-protocol: HTTPS`; `auth`:
+    /// the external authentication to pass first.
+    Forward { backend: BackendId, settings: crate::snapshot::Settings, tls: bool, auth: Option<Box<external::Call>> },
     /// The answer (a redirect, with this status) is in `out`.
     Answer(u16),
     /// Answer from the proxy (a refusal of a well-framed request: 403, 404, 503...), framing
@@ -272,11 +278,12 @@ async fn request<I: Io, S: Stream>(w: &Worker<I>, c: &mut Conn<S>, first: bool) 
     let tls;
     let settings = &snap.settings;
 
-    let backend = match action {
-        Action::Forward { backend, settings: route_settings, tls: to_tls } => {
+    c.granted = None;
+    let (backend, auth) = match action {
+        Action::Forward { backend, settings: route_settings, tls: to_tls, auth } => {
             overridden = route_settings;
             tls = to_tls;
-            backend
+            (backend, auth)
         }
         Action::Answer(code) => {
             c.rec.status = code;
@@ -289,23 +296,17 @@ async fn request<I: Io, S: Stream>(w: &Worker<I>, c: &mut Conn<S>, first: bool) 
             }
             return Ok(!close);
         }
-        Action::Respond(e) => {
-            // The body, if any, is not read: close after answering.
-            let close = !info.keep_alive || info.framing != Framing::None;
-            c.rec.status = e.status().map_or(500, |s| s.0);
-            c.buf.drain(..info.head_len);
-            c.out.clear();
-            write_error_response(&mut c.out, &e, close, settings.server_name());
-            bump(&w.stats.responses_proxy_error);
-            c.response_started = true;
-            write_client(clock, c, settings.idle_timeout).await?;
-            if info.framing != Framing::None {
-                // An unread body follows: drain it before closing, or the close resets.
-                linger(clock, &c.io, std::mem::take(&mut c.buf)).await;
-            }
-            return Ok(!close);
-        }
+        Action::Respond(e) => return respond(w, clock, c, &info, &e, settings).await,
     };
+    if let Some(call) = auth {
+        match external::check(w, &snap, clock, &overridden, *call).await {
+            Ok(granted) => {
+                granted.apply_to_head(&mut c.out);
+                c.granted = Some(Box::new(granted));
+            }
+            Err(e) => return respond(w, clock, c, &info, &e, settings).await,
+        }
+    }
 
     // --- the part of the body that came with the head ---
     let mut body = Body::new(info.framing);
@@ -323,6 +324,31 @@ async fn request<I: Io, S: Stream>(w: &Worker<I>, c: &mut Conn<S>, first: bool) 
     }
 
     forward(w, c, &snap, settings, backend, tls, &info, body).await
+}
+
+/// Answers a well-framed request from the proxy (a refusal: 403, 404, 503...). The body, if
+/// any, is not read: the connection closes after the answer.
+async fn respond<I: Io, S: Stream>(
+    w: &Worker<I>,
+    clock: Clock<'_>,
+    c: &mut Conn<S>,
+    info: &RequestInfo,
+    e: &ProxyError,
+    settings: &crate::snapshot::Settings,
+) -> Result<bool, ProxyError> {
+    let close = !info.keep_alive || info.framing != Framing::None;
+    c.rec.status = e.status().map_or(500, |s| s.0);
+    c.buf.drain(..info.head_len);
+    c.out.clear();
+    write_error_response(&mut c.out, e, close, settings.server_name());
+    bump(&w.stats.responses_proxy_error);
+    c.response_started = true;
+    write_client(clock, c, settings.idle_timeout).await?;
+    if info.framing != Framing::None {
+        // An unread body follows: drain it before closing, or the close resets.
+        linger(clock, &c.io, std::mem::take(&mut c.buf)).await;
+    }
+    Ok(!close)
 }
 
 /// Parses and checks a request head in `buf`, routes it, and writes the upstream head into
@@ -412,7 +438,18 @@ fn prepare(
         None => codec::write_request_head(out, &req, &info, &target, host, &fwd, underscores),
     }
     let tls = forward.exchange == pipeline::Exchange::Http1 { tls: true };
-    Ok(Some((info, Action::Forward { backend: forward.route.backend, settings: forward.settings, tls })))
+    let auth = match forward.external {
+        None => None,
+        Some(spec) => {
+            let fields: Vec<(&[u8], &[u8])> = req.headers.iter().map(|h| (h.name.as_bytes(), h.value)).collect();
+            let origin = external::Origin { req: &view, fields: &fields, client_ip, request_id: &rec.request_id };
+            match external::prepare(snap, spec, &origin) {
+                Ok(call) => Some(Box::new(call)),
+                Err(e) => return Ok(Some((info, Action::Respond(e)))),
+            }
+        }
+    };
+    Ok(Some((info, Action::Forward { backend: forward.route.backend, settings: forward.settings, tls, auth })))
 }
 
 /// Copies what the access log says about a request into `rec`, and takes its request id from

@@ -8,29 +8,16 @@ use futures::future::{select, Either};
 use h2::RecvStream;
 use http::{HeaderMap, HeaderName, HeaderValue, Response};
 
-use super::{add_fields, h2_down, hold_response_chunk, send_all, Progress, ReqStream};
+use super::{add_fields, h2_down, hold_response_chunk, send_all, Progress, ReqStream, Route};
 use crate::proxy::error::{Kind, ProxyError, Side};
 use crate::proxy::fields::{self, Forwarded, Seen};
 use crate::proxy::h1::body::{Body, Pace};
 use crate::proxy::h1::client;
 use crate::proxy::h1::codec::{self, Framing};
-use crate::proxy::pipeline::Forward;
-use crate::proxy::{LocalSnapshot, Worker};
+use crate::proxy::Worker;
 use crate::runtime::io::Clock;
 use crate::runtime::Io;
 use crate::snapshot::Settings;
-
-/// Where the request goes, as the pipeline decided.
-pub(super) struct Route<'a> {
-    pub snap: &'a LocalSnapshot,
-    pub forward: &'a Forward<'a>,
-    /// `backend-protocol: HTTPS`.
-    pub tls: bool,
-    /// The path and query sent upstream.
-    pub target: &'a str,
-    /// The request's declared Content-Length.
-    pub length: Option<u64>,
-}
 
 /// HTTP/2 request -> HTTP/1.1 upstream (pooled) -> HTTP/2 response.
 pub(super) async fn forward<I: Io>(
@@ -64,6 +51,9 @@ pub(super) async fn forward<I: Io>(
     };
     let mut head = Vec::with_capacity(1024);
     write_h1_head(&mut head, parts, to.target, fwd, framing, settings.underscores_in_headers);
+    if let Some(g) = to.granted {
+        g.apply_to_head(&mut head);
+    }
     let mut sent = 0u64;
     let mut done = body.is_end_stream();
     if let Some(b) = &buffered {
@@ -115,6 +105,9 @@ pub(super) async fn forward<I: Io>(
         .map_err(|_| ProxyError::upstream(Kind::UpstreamProtocol, "invalid status"))?;
     *response.headers_mut() = headers;
     add_fields(response.headers_mut(), to.snap.edge.h2(fwd.scheme == "https"));
+    if let Some(g) = to.granted {
+        g.add_cookies(response.headers_mut(), info.status);
+    }
     let mut rbody = Body::new(info.framing);
     rbody.keep_trailers();
     let end = rbody.is_done();

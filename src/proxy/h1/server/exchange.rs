@@ -229,6 +229,7 @@ fn client_head(
     info: &RequestInfo,
     (request_done, draining): (bool, bool),
     extra: &[u8],
+    granted: Option<&crate::proxy::external::Granted>,
 ) -> Result<Step, ProxyError> {
     if (100..200).contains(&r.status) && r.status != 101 {
         // 100 answers an Expect the proxy already handled; other interim responses
@@ -245,7 +246,17 @@ fn client_head(
     let close =
         !info.keep_alive || draining || !request_done || r.framing == Framing::UntilClose || dechunk || r.status == 101;
     let chunked_out = r.framing == Framing::Chunked && !dechunk;
-    codec::write_response_head(out, resp, r, chunked_out, close, info.http10, extra);
+    match granted.map(|g| g.cookies_for(r.status)).filter(|c| !c.is_empty()) {
+        None => codec::write_response_head(out, resp, r, chunked_out, close, info.http10, extra),
+        Some(cookies) => {
+            // The external authentication service's cookies go on the answer.
+            let mut with = extra.to_vec();
+            for c in cookies {
+                codec::write_field(&mut with, b"Set-Cookie", &[c]);
+            }
+            codec::write_response_head(out, resp, r, chunked_out, close, info.http10, &with);
+        }
+    }
     Ok(Step::Final(Final { resp: *r, close, dechunk }))
 }
 
@@ -264,9 +275,10 @@ async fn relay_response<I: Io, S: Stream>(
     let fin = loop {
         c.out.clear();
         let state = (request_done, w.draining());
-        let Conn { ubuf, out, .. } = &mut *c;
+        let Conn { ubuf, out, granted, .. } = &mut *c;
+        let granted = granted.as_deref();
         let step = client::response_head(&up.io, ubuf, clock, settings.upstream_timeout, info.is_head, |resp, r| {
-            client_head(out, resp, r, info, state, extra)
+            client_head(out, resp, r, info, state, extra, granted)
         })
         .await?;
         match step {
