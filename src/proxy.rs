@@ -2,6 +2,7 @@
 //! HTTP/1 proxying ([`h1`]). Written once against [`crate::runtime::Io`].
 
 mod bridge;
+mod client_cert;
 pub(crate) mod error;
 mod external;
 pub mod fields;
@@ -222,7 +223,7 @@ pub struct WorkerSpec {
     pub listener: std::net::TcpListener,
     /// The HTTPS listener and the TLS configuration every worker shares.
     pub tls_listener: std::net::TcpListener,
-    pub tls: Arc<rustls::ServerConfig>,
+    pub tls: Arc<crate::tls::ServerConfigs>,
     pub published: &'static crate::Published,
     /// L4 connections open, counted over all workers.
     pub l4_open: &'static l4::OpenConnections,
@@ -278,7 +279,7 @@ pub async fn run_worker<I: Io>(spec: WorkerSpec) {
 
 /// Accepts forever on one listener; with a TLS configuration, each connection starts with a
 /// handshake (bounded by the header timeout).
-async fn accept_loop<I: Io>(worker: Rc<Worker<I>>, listener: I::Listener, tls: Option<Arc<rustls::ServerConfig>>) {
+async fn accept_loop<I: Io>(worker: Rc<Worker<I>>, listener: I::Listener, tls: Option<Arc<crate::tls::ServerConfigs>>) {
     loop {
         let (stream, peer) = match I::accept(&listener).await {
             Ok(x) => x,
@@ -315,7 +316,7 @@ fn connection<I: Io>(
     w: Rc<Worker<I>>,
     stream: I::Stream,
     peer: std::net::SocketAddr,
-    tls: Option<Arc<rustls::ServerConfig>>,
+    tls: Option<Arc<crate::tls::ServerConfigs>>,
 ) -> impl std::future::Future<Output = ()> {
     let (mut peer, mut initial) = (peer, Vec::new());
     async move {
@@ -342,10 +343,10 @@ fn connection<I: Io>(
                 let Some(first) = first else { break 'conn };
                 if h2::is_preface(&first) {
                     let _p = ProtocolGuard::new(&w.stats, H2C);
-                    Box::pin(h2::serve(w.clone(), stream, first, peer, false)).await;
+                    Box::pin(h2::serve(w.clone(), stream, first, peer, (false, None))).await;
                 } else {
                     let _p = ProtocolGuard::new(&w.stats, HTTP1);
-                    Box::pin(h1::server::serve(&w, stream, first, peer, false)).await;
+                    Box::pin(h1::server::serve(&w, stream, first, peer, (false, None))).await;
                 }
                 break 'conn;
             };
@@ -362,16 +363,16 @@ async fn secure<I: Io>(
     w: &Rc<Worker<I>>,
     stream: I::Stream,
     peer: std::net::SocketAddr,
-    cfg: Arc<rustls::ServerConfig>,
+    cfg: Arc<crate::tls::ServerConfigs>,
     initial: Vec<u8>,
 ) {
-    let Some(s) = Box::pin(handshake(w, stream, peer, cfg, initial)).await else { return };
+    let Some((s, tls)) = Box::pin(handshake(w, stream, peer, cfg, initial)).await else { return };
     if s.alpn().as_deref() == Some(b"h2") {
         let _p = ProtocolGuard::new(&w.stats, H2);
-        Box::pin(h2::serve(w.clone(), s, Vec::new(), peer, true)).await;
+        Box::pin(h2::serve(w.clone(), s, Vec::new(), peer, (true, tls))).await;
     } else {
         let _p = ProtocolGuard::new(&w.stats, HTTPS1);
-        Box::pin(h1::server::serve(w, s, Vec::new(), peer, true)).await;
+        Box::pin(h1::server::serve(w, s, Vec::new(), peer, (true, tls))).await;
     }
 }
 
@@ -396,37 +397,53 @@ async fn first_bytes<I: Io>(w: &Worker<I>, s: &I::Stream) -> Option<Vec<u8>> {
 
 /// The TLS handshake of a new connection, within the header timeout. Failures are counted
 /// and logged at debug level (scanners and clients that distrust the default certificate
-/// make plenty of them).
+/// make plenty of them). While some host asks for client certificates, the ClientHello is
+/// read first and its SNI picks the configuration; the connection then also says what the
+/// client sent.
 async fn handshake<I: Io>(
     w: &Worker<I>,
     stream: I::Stream,
     peer: std::net::SocketAddr,
-    cfg: Arc<rustls::ServerConfig>,
+    cfg: Arc<crate::tls::ServerConfigs>,
     initial: Vec<u8>,
-) -> Option<TlsStream<I::Stream>> {
+) -> Option<(TlsStream<I::Stream>, Option<Rc<client_cert::TlsInfo>>)> {
     use crate::runtime::Stream;
-    let s = match TlsStream::new(stream, cfg) {
-        Ok(s) => s.with_initial(initial),
-        Err(e) => {
-            tracing::warn!(worker = w.index, error = %e, "cannot start a TLS session");
-            return None;
-        }
-    };
+    let snap = w.snapshot();
     let watch = w.deadlines.register();
-    let at = w.deadlines.after(w.snapshot().settings.header_timeout);
-    let armed = w.deadlines.arm(&watch, s.fd(), std::net::Shutdown::Both, at);
-    let r = s.handshake().await;
+    let at = w.deadlines.after(snap.settings.header_timeout);
+    let armed = w.deadlines.arm(&watch, stream.fd(), std::net::Shutdown::Both, at);
+    let asked = Cell::new(false);
+    let r = async {
+        let s = if snap.table.has_client_certs() {
+            let pick = |sni: Option<&str>| {
+                let mut buf = [0u8; 256];
+                let host = sni.and_then(|n| crate::snapshot::normalize_host(n.as_bytes(), &mut buf));
+                asked.set(host.is_some_and(|h| snap.table.wants_client_cert(h)));
+                if asked.get() {
+                    cfg.client_certs.clone()
+                } else {
+                    cfg.plain.clone()
+                }
+            };
+            TlsStream::accept(stream, initial, pick).await?
+        } else {
+            TlsStream::new(stream, cfg.plain.clone())?.with_initial(initial)
+        };
+        s.handshake().await.map(|()| s)
+    }
+    .await;
     drop(armed);
     w.deadlines.unregister(&watch);
     bump(&w.stats.tls_handshakes);
     match r {
-        Ok(()) if !watch.expired() => {
+        Ok(s) if !watch.expired() => {
             if s.resumed() {
                 bump(&w.stats.tls_resumed);
             }
-            Some(s)
+            let info = asked.get().then(|| Rc::new(client_cert::TlsInfo { chain: s.peer_certificates() }));
+            Some((s, info))
         }
-        Ok(()) => None,
+        Ok(_) => None,
         Err(e) => {
             bump(&w.stats.tls_handshake_errors);
             tracing::debug!(worker = w.index, %peer, error = %e, "TLS handshake failed");

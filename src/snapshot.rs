@@ -6,6 +6,7 @@ pub mod annotations;
 pub mod auth;
 mod build;
 pub(crate) mod certs;
+pub mod client_cert;
 pub mod config;
 pub(crate) mod edge;
 pub mod external;

@@ -1,9 +1,11 @@
 //! TLS with rustls, on the worker threads: the server configuration every worker shares, with
 //! the certificate picked per handshake by SNI from the live snapshot ([`crate::snapshot::certs`]
-//! holds them); [`TlsStream`] ([`stream`]), which runs rustls over any
+//! holds them), with a client certificate asked for on hosts that want one ([`client_cert`]);
+//! [`TlsStream`] ([`stream`]), which runs rustls over any
 //! [`crate::runtime::Stream`] with owned buffers, so TLS works on the io_uring and epoll
 //! backends alike; and the client configuration for TLS to upstreams ([`upstream`]).
 
+mod client_cert;
 mod stream;
 mod upstream;
 
@@ -41,9 +43,26 @@ pub(crate) fn data_plane_crypto() -> rustls::crypto::CryptoProvider {
     rustls::crypto::aws_lc_rs::default_provider()
 }
 
-/// The one server configuration every worker shares: TLS 1.3 and 1.2 with rustls' default
-/// (AEAD-only, forward-secret) cipher suites, ALPN, a session cache and rotating tickets.
-pub fn server_config(published: &'static Published, alpn: &[&[u8]]) -> Result<Arc<ServerConfig>, String> {
+/// The server configurations every worker shares: one for most handshakes, and one that asks
+/// the client for a certificate, taken when the ClientHello names a host with a route that
+/// wants one (`auth-tls-secret`).
+#[derive(Debug)]
+pub struct ServerConfigs {
+    pub plain: Arc<ServerConfig>,
+    pub client_certs: Arc<ServerConfig>,
+}
+
+/// Both server configurations: TLS 1.3 and 1.2 with rustls' default (AEAD-only,
+/// forward-secret) cipher suites, ALPN, a session cache and rotating tickets. The
+/// client-certificate one has its own tickets and cache, so a session never resumes across
+/// the two.
+pub fn server_config(published: &'static Published, alpn: &[&[u8]]) -> Result<Arc<ServerConfigs>, String> {
+    let plain = one_config(published, alpn, false)?;
+    let client_certs = one_config(published, alpn, true)?;
+    Ok(Arc::new(ServerConfigs { plain, client_certs }))
+}
+
+fn one_config(published: &'static Published, alpn: &[&[u8]], client_certs: bool) -> Result<Arc<ServerConfig>, String> {
     // rustls' suites, AES-128-GCM first: as strong in practice, and its SHA-256 runs on the
     // CPU's SHA extensions where the SHA-384 of AES-256-GCM-SHA384 runs in plain code in
     // ring (perf: 13% of a full handshake in sha512_block_data_order_nohw). The server's
@@ -59,11 +78,14 @@ pub fn server_config(published: &'static Published, alpn: &[&[u8]]) -> Result<Ar
     });
     let provider = Arc::new(provider);
     let generated = generated_default()?;
-    let mut cfg = ServerConfig::builder_with_provider(provider)
+    let builder = ServerConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
-        .map_err(|e| format!("TLS configuration: {e}"))?
-        .with_no_client_auth()
-        .with_cert_resolver(Arc::new(SniResolver { published, generated }));
+        .map_err(|e| format!("TLS configuration: {e}"))?;
+    let builder = match client_certs {
+        true => builder.with_client_cert_verifier(Arc::new(client_cert::AnyClientCert(provider))),
+        false => builder.with_no_client_auth(),
+    };
+    let mut cfg = builder.with_cert_resolver(Arc::new(SniResolver { published, generated }));
     cfg.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
     // Tickets (TLS 1.3 and 1.2), with the key rotated every few hours, and a stateful cache
     // for clients that do not take tickets.

@@ -98,7 +98,7 @@ fn an_unenforced_or_unparsable_security_annotation_fails_closed_and_check_names_
         &a,
         "basic",
         &[
-            ("nginx.ingress.kubernetes.io/auth-tls-secret", "default/ca"),
+            ("nginx.ingress.kubernetes.io/auth-snippet", "return 200;"),
             ("nginx.ingress.kubernetes.io/enable-modsecurity", "true"),
         ],
     ) + &site(&b, "typo", &[("nginx.ingress.kubernetes.io/whitelist-source-range", "10.0.0.0/33")])
@@ -109,14 +109,14 @@ fn an_unenforced_or_unparsable_security_annotation_fails_closed_and_check_names_
     // Every reason is named: both annotations.
     let text = r.text();
     assert!(
-        text.contains("nginx.ingress.kubernetes.io/auth-tls-secret") && text.contains("enable-modsecurity"),
+        text.contains("nginx.ingress.kubernetes.io/auth-snippet") && text.contains("enable-modsecurity"),
         "{text}"
     );
-    assert!(text.contains("client certificates, which ringress does not enforce"), "{text}");
+    assert!(text.contains("web application firewall, which ringress does not enforce"), "{text}");
     let (code, _, body) = h2c(p.http, "basic.test", false);
-    assert!(code == 503 && body.contains("auth-tls-secret"), "h2c: {code} {body}");
+    assert!(code == 503 && body.contains("auth-snippet"), "h2c: {code} {body}");
     let (code, body) = h2_tls(&p, "basic.test");
-    assert!(code == 503 && body.contains("auth-tls-secret"), "h2 over TLS: {code} {body}");
+    assert!(code == 503 && body.contains("auth-snippet"), "h2 over TLS: {code} {body}");
     assert_eq!(h2c(p.http, "basic.test", true).1.as_deref(), Some("14"), "gRPC: UNAVAILABLE");
     let r = get(p.http, "typo.test", "/");
     assert!(r.status == 503 && r.text().contains("10.0.0.0/33"), "a list that does not parse: {}", r.text());

@@ -163,8 +163,10 @@ fn the_auth_service_decides_on_every_protocol_and_the_upstream_sees_only_what_it
             ("nginx.ingress.kubernetes.io/auth-url", &url),
             ("nginx.ingress.kubernetes.io/auth-response-headers", "X-Auth-Request-User"),
             ("nginx.ingress.kubernetes.io/proxy-read-timeout", "1"),
+            ("nginx.ingress.kubernetes.io/auth-proxy-set-headers", "auth-headers"),
         ],
-    ) + &site(&b, "down", &[("ingress.kubernetes.io/auth-url", &format!("http://{}/check", dead_addr()))]);
+    ) + "---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: auth-headers, namespace: default}\ndata: {X-Tenant: \"$host-tenant\", X-Real-IP: \"1.2.3.4\"}\n"
+        + &site(&b, "down", &[("ingress.kubernetes.io/auth-url", &format!("http://{}/check", dead_addr()))]);
     let p = Proxy::start("uring", &m, &["--workers", "1"]);
 
     // Granted: the upstream gets the auth service's user, never the one the client claims.
@@ -186,6 +188,8 @@ fn the_auth_service_decides_on_every_protocol_and_the_upstream_sees_only_what_it
         "X-Real-IP: 127.0.0.1\r\n",
         "X-Forwarded-For: 127.0.0.1\r\n",
         "X-Auth-Request-Redirect: /some/path?q=1\r\n",
+        // auth-proxy-set-headers, with its variables.
+        "x-tenant: ext.test-tenant\r\n",
     ] {
         assert!(head.contains(line), "{line:?} missing from:\n{head}");
     }

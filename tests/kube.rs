@@ -680,3 +680,52 @@ fn source_ranges_from_the_cluster_refuse_and_follow_kubectl_annotate_and_the_con
     p.wait_for(|| get(p.http, "open.test", "/").status == 403, "the global deny list");
     c.assert_rbac_allows_what_ringress_did();
 }
+
+#[test]
+fn external_auth_reaches_a_cluster_service_and_follows_kubectl_changes() {
+    let c = Cluster::start();
+    let (a, auth) = (Upstream::start("a"), Upstream::start("auth"));
+    let url = |status: u16| format!("http://auth.default.svc.cluster.local/status/{status}");
+    c.apply("apiVersion: v1\nkind: Namespace\nmetadata: {name: ringress}\n");
+    let guarded = annotated(
+        ingress("guarded", Some("guarded.test"), &[("/", "a")]),
+        &[("nginx.ingress.kubernetes.io/auth-url", &url(200))],
+    );
+    c.apply(&(service("a", &[a.addr]) + &service("auth", &[auth.addr]) + &guarded));
+    let p = c.proxy(&["--publish-address", "192.0.2.10"]);
+    let status = || get(p.http, "guarded.test", "/").status;
+    p.wait_for(|| status() == 200, "granted by the auth Service");
+    assert!(auth.hits() >= 1);
+    // kubectl annotate: the auth service now refuses.
+    let annotate = |v: &str| {
+        c.kubectl(&[
+            "annotate",
+            "--overwrite",
+            "ingress",
+            "guarded",
+            &format!("nginx.ingress.kubernetes.io/auth-url={v}"),
+        ])
+    };
+    annotate(&url(401));
+    p.wait_for(|| status() == 401, "the changed auth-url");
+    // auth-proxy-set-headers names a ConfigMap of the Ingress's namespace: refused until
+    // kubectl creates it.
+    c.kubectl(&["annotate", "ingress", "guarded", "nginx.ingress.kubernetes.io/auth-proxy-set-headers=auth-headers"]);
+    p.wait_for(|| status() == 503, "refused while the ConfigMap is missing");
+    let cm = ["create", "configmap", "auth-headers", "--from-literal=X-Tenant=$host", "--dry-run=client", "-o", "yaml"];
+    c.apply(&c.kubectl(&cm));
+    p.wait_for(|| status() == 401, "the ConfigMap from the cluster");
+    // The auth Service loses its endpoints (an endpoint-only update), then the Service goes
+    // away: the route fails closed, never open.
+    annotate(&url(200));
+    p.wait_for(|| status() == 200, "granted again");
+    c.kubectl(&["delete", "endpointslice", "auth-0"]);
+    p.wait_for(|| status() == 500, "the auth Service's endpoints follow its EndpointSlices");
+    let granted = a.hits();
+    let generation = p.generation();
+    c.kubectl(&["delete", "service", "auth"]);
+    p.wait_for(|| p.generation() > generation, "the Service's deletion applied");
+    assert_eq!(status(), 500);
+    assert_eq!(a.hits(), granted, "a refused request reached its upstream");
+    c.assert_rbac_allows_what_ringress_did();
+}

@@ -153,6 +153,14 @@ fn item<K: Resource + serde::Serialize>(kind: Kind, o: &K) -> Item {
     Item { key: key(o), parsed, addresses }
 }
 
+/// Where ConfigMaps are watched: the watched namespace when it is ours, else all of them.
+fn config_map_api(client: &Client, ns: &Option<String>, ours: &str) -> Api<ConfigMap> {
+    match ns {
+        Some(ns) if ns == ours => Api::namespaced(client.clone(), ns),
+        _ => Api::all(client.clone()),
+    }
+}
+
 fn namespaced<K>(client: &Client, ns: &Option<String>) -> Api<K>
 where
     K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>,
@@ -179,14 +187,15 @@ async fn control(client: Client, opts: KubeOptions, build: BuildOptions, publish
         // TLS Secrets and those `auth-secret` names (usually Opaque); not the kinds that are
         // never either and can be many (service-account tokens, Helm releases).
         events::<Secret>(namespaced(&client, ns), cfg().fields(SECRET_FIELDS), Kind::Secret).boxed(),
-        // Every ConfigMap of our namespace: ours, and the one its `add-headers` names.
-        events::<ConfigMap>(Api::namespaced(client.clone(), &opts.config_map.namespace), cfg(), Kind::ConfigMap)
-            .boxed(),
+        // ConfigMaps: ours, the one its `add-headers` names, and those `auth-proxy-set-headers`
+        // names (in the Ingresses' namespaces; all namespaces when ours is not among them).
+        events::<ConfigMap>(config_map_api(&client, ns, &opts.config_map.namespace), cfg(), Kind::ConfigMap).boxed(),
     ]);
 
     let status_tx = opts.status.clone().map(|s| status::spawn(client.clone(), s, published));
     let mut store = Store::default();
     store.policy = build.unsupported_security;
+    store.config_map = opts.config_map.clone();
     let mut full = true;
     let mut services: BTreeSet<ObjectKey> = BTreeSet::new();
     let mut hosts: BTreeSet<HostKey> = BTreeSet::new();

@@ -56,6 +56,12 @@ pub enum Kind {
     /// 302: the external authentication service refused, and `auth-signin` says where to sign
     /// in (RFC 9110 §15.4.3); the answer carries the Location ([`ProxyError::fields`]).
     SignIn,
+    /// 400: the route asks for a client certificate, and none was sent or it does not verify
+    /// (as nginx answers; gRPC: UNAUTHENTICATED).
+    ClientCertificate,
+    /// 421: the request's host asks for a client certificate, but the connection's handshake
+    /// named another host (RFC 9110 §15.5.20): the client connects again naming it.
+    Misdirected,
     /// 503: the route is not served because a protection it asks for cannot be enforced
     /// (fail closed); the body names it (RFC 9110 §15.6.4).
     Refused,
@@ -135,6 +141,8 @@ pub fn status(kind: Kind) -> Option<(u16, &'static str)> {
         Kind::Unauthorized => (401, "Unauthorized"),
         Kind::Refused => (503, "Service Unavailable"),
         Kind::AuthFailed => (500, "Internal Server Error"),
+        Kind::ClientCertificate => (400, "Bad Request"),
+        Kind::Misdirected => (421, "Misdirected Request"),
         Kind::SignIn => (302, "Found"),
         Kind::UpstreamTimeout => (504, "Gateway Timeout"),
         Kind::Closed => return None,
@@ -145,6 +153,9 @@ impl Kind {
     /// The gRPC status a gRPC client gets instead of the HTTP status (in a trailers-only
     /// response, as the gRPC HTTP/2 protocol maps HTTP errors).
     pub fn grpc_status(self) -> u8 {
+        if self == Kind::ClientCertificate {
+            return 16; // UNAUTHENTICATED
+        }
         match status(self).map_or(0, |s| s.0) {
             401 | 302 => 16, // UNAUTHENTICATED (a sign-in page means nothing to a gRPC client)
             403 => 7,        // PERMISSION_DENIED
@@ -173,6 +184,8 @@ impl Kind {
                 | Kind::Refused
                 | Kind::AuthFailed
                 | Kind::SignIn
+                | Kind::ClientCertificate
+                | Kind::Misdirected
         )
     }
 }

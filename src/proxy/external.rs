@@ -41,6 +41,21 @@ pub(crate) struct Granted {
 }
 
 impl Granted {
+    /// Fields for the upstream request, in place of the client's of `names`.
+    pub fn fields(names: &[&str], upstream: Vec<(String, Vec<u8>)>) -> Granted {
+        Granted { names: names.iter().map(|n| n.to_string()).collect(), upstream, ..Granted::default() }
+    }
+
+    /// Both sets of fields (and `other`'s cookies).
+    pub fn and(self, other: Granted) -> Granted {
+        Granted {
+            names: self.names.iter().chain(other.names.iter()).cloned().collect(),
+            upstream: self.upstream.into_iter().chain(other.upstream).collect(),
+            cookies: other.cookies,
+            always: other.always,
+        }
+    }
+
     /// Whether the client's field of this name gives way to the auth service's.
     pub fn replaces(&self, name: &[u8]) -> bool {
         self.names.iter().any(|n| name.eq_ignore_ascii_case(n.as_bytes()))

@@ -14,6 +14,7 @@ use h2::{Reason, RecvStream, SendStream};
 use http::{HeaderMap, HeaderName, HeaderValue, Request, Response};
 
 use super::bridge::IoBridge;
+use super::client_cert::TlsInfo;
 use super::error::{Kind, ProxyError, Side};
 use super::external;
 use super::fields::Forwarded;
@@ -40,7 +41,14 @@ pub fn is_preface(first: &[u8]) -> bool {
 }
 
 /// Serves one HTTP/2 connection: `initial` holds bytes already read from it (h2c).
-pub async fn serve<I: Io, S: Stream>(w: Rc<Worker<I>>, io: S, initial: Vec<u8>, peer: SocketAddr, https: bool) {
+/// `https`: over TLS; `tls`: what a handshake that asked for a client certificate learned.
+pub(crate) async fn serve<I: Io, S: Stream>(
+    w: Rc<Worker<I>>,
+    io: S,
+    initial: Vec<u8>,
+    peer: SocketAddr,
+    (https, tls): (bool, Option<Rc<TlsInfo>>),
+) {
     let settings = w.snapshot().settings.clone();
     let flood = Rc::new(Cell::new(false));
     let bridge = IoBridge::server(io, initial, flood.clone());
@@ -106,8 +114,9 @@ pub async fn serve<I: Io, S: Stream>(w: Rc<Worker<I>>, io: S, initial: Vec<u8>, 
                 opened += 1;
                 active.set(active.get() + 1);
                 let (w, active, ip, slots) = (w.clone(), active.clone(), client_ip.clone(), slots.clone());
+                let tls = tls.clone();
                 I::spawn(async move {
-                    handle_stream(&w, req, respond, (&ip, peer.ip()), https, &slots).await;
+                    handle_stream(&w, req, respond, (&ip, peer.ip()), (https, tls.as_deref()), &slots).await;
                     active.set(active.get() - 1);
                 });
             }
@@ -160,7 +169,7 @@ async fn handle_stream<I: Io>(
     req: Request<RecvStream>,
     mut respond: SendResponse<Bytes>,
     (peer_ip, peer): (&str, std::net::IpAddr),
-    https: bool,
+    (https, tls): (bool, Option<&TlsInfo>),
     slots: &tokio::sync::Semaphore,
 ) {
     bump(&w.stats.requests);
@@ -194,6 +203,7 @@ async fn handle_stream<I: Io>(
         progress: &progress,
         client,
         request_id: &request_id[..],
+        tls,
     };
     let r = exchange(w, snap.clone(), &watch, stream, &fwd, key, slots).await;
     w.deadlines.unregister(&watch);
@@ -348,6 +358,8 @@ pub(super) struct ReqStream<'a> {
     pub client: std::net::IpAddr,
     /// The request's id (X-Request-ID, sent or made here).
     pub request_id: &'a [u8],
+    /// What a handshake that asked for a client certificate learned.
+    pub tls: Option<&'a TlsInfo>,
 }
 
 /// Runs the request through the pipeline, then the upstream exchange by the backend's
@@ -375,6 +387,7 @@ async fn exchange<I: Io>(
         user_agent: parts.headers.get(http::header::USER_AGENT).map(|v| v.as_bytes()),
         referer: parts.headers.get(http::header::REFERER).map(|v| v.as_bytes()),
         authorization: only_field(&parts.headers, http::header::AUTHORIZATION),
+        tls: s.tls,
     };
     let f = match pipeline::decide(&snap, &request, key)? {
         Decision::Forward(f) => f,
@@ -391,7 +404,7 @@ async fn exchange<I: Io>(
     };
     let target = f.target.as_deref().unwrap_or(pq);
     let granted = match f.external {
-        None => None,
+        None => f.fields.clone(),
         Some(spec) => {
             let fields: Vec<(&[u8], &[u8])> =
                 parts.headers.iter().map(|(n, v)| (n.as_str().as_bytes(), v.as_bytes())).collect();
@@ -399,7 +412,11 @@ async fn exchange<I: Io>(
                 external::Origin { req: &request, fields: &fields, client_ip: fwd.client_ip, request_id: s.request_id };
             let call = external::prepare(&snap, spec, &origin)?;
             let clock = Clock { deadlines: &w.deadlines, watch };
-            Some(Box::pin(external::check(w, &snap, clock, &f.settings, call)).await?)
+            let granted = Box::pin(external::check(w, &snap, clock, &f.settings, call)).await?;
+            Some(match f.fields.clone() {
+                Some(cert) => cert.and(granted),
+                None => granted,
+            })
         }
     };
     let granted = granted.as_ref();

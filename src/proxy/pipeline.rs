@@ -39,6 +39,9 @@ pub(crate) struct Request<'a> {
     pub referer: Option<&'a [u8]>,
     /// The Authorization field, if sent once (basic authentication).
     pub authorization: Option<&'a [u8]>,
+    /// What a TLS handshake that asked for a client certificate learned (None: it did not
+    /// ask, or plain HTTP).
+    pub tls: Option<&'a super::client_cert::TlsInfo>,
 }
 
 impl Request<'_> {
@@ -77,6 +80,8 @@ pub(crate) struct Forward<'s> {
     /// External authentication to run before the request goes on (`auth-url`, or the
     /// ConfigMap's `global-auth-url`): [`super::external`].
     pub external: Option<&'s Arc<ExternalAuth>>,
+    /// Fields the upstream gets in place of the client's (the client certificate's).
+    pub fields: Option<super::external::Granted>,
 }
 
 /// How the upstream exchange runs: the backend's protocol.
@@ -138,8 +143,12 @@ pub(crate) fn decide<'s>(
         s.write_https_location(&mut location, host.unwrap_or_default(), req.path_and_query);
         return Ok(Decision::Redirect { code: s.redirect_code, location });
     }
-    let external = check_access(snap, route, req)?;
     let o = &route.options;
+    let fields = match &o.client_cert {
+        Some(cc) => Some(super::client_cert::check(cc, req.https, req.tls)?),
+        None => None,
+    };
+    let external = check_access(snap, route, req)?;
     let settings = s.for_route(o);
     if settings.max_body_bytes != 0 && req.length.is_some_and(|n| n > settings.max_body_bytes) {
         return Err(ProxyError::downstream(Kind::BodyTooLarge, "request body too large"));
@@ -165,7 +174,7 @@ pub(crate) fn decide<'s>(
         }
         _ => None,
     };
-    Ok(Decision::Forward(Forward { route, settings, exchange, target, external }))
+    Ok(Decision::Forward(Forward { route, settings, exchange, target, external, fields }))
 }
 
 /// The access rules of a route, as ingress-nginx applies them: the ConfigMap's block lists
@@ -293,6 +302,7 @@ ports: [{{port: 8080}}]
             user_agent: None,
             referer: None,
             authorization: None,
+            tls: None,
         }
     }
 

@@ -3,8 +3,8 @@
 //!
 //! Enforced: the client-address lists (`allowlist-source-range`, its older name
 //! `whitelist-source-range`, and `denylist-source-range`; the ConfigMap's global lists and
-//! `block-cidrs` in [`super::edge::Edge`]), basic authentication ([`super::auth`]) and external
-//! authentication ([`super::external`]). Every other annotation in [`UNENFORCED`] makes
+//! `block-cidrs` in [`super::edge::Edge`]), basic authentication ([`super::auth`]), external
+//! authentication ([`super::external`]) and client certificates ([`super::client_cert`]). Every other annotation in [`UNENFORCED`] makes
 //! the Ingress's routes answer 503 with a body naming it (unless the operator chose
 //! [`UnsupportedPolicy::Warn`]), and so does an enforced one whose value does not parse.
 
@@ -17,12 +17,6 @@ use super::edge::Cidr;
 /// unprotected.
 pub const UNENFORCED: &[(&str, &str)] = &[
     ("auth-snippet", "external authentication (nginx configuration)"),
-    ("auth-tls-secret", "client certificates"),
-    ("auth-tls-verify-client", "client certificates"),
-    ("auth-tls-verify-depth", "client certificates"),
-    ("auth-tls-error-page", "client certificates"),
-    ("auth-tls-pass-certificate-to-upstream", "client certificates"),
-    ("auth-tls-match-cn", "client certificates"),
     ("enable-modsecurity", "the ModSecurity web application firewall"),
     ("enable-owasp-core-rules", "the ModSecurity web application firewall"),
     ("modsecurity-snippet", "the ModSecurity web application firewall"),
@@ -31,7 +25,8 @@ pub const UNENFORCED: &[(&str, &str)] = &[
     ("server-snippet", "nginx configuration (it may hold allow/deny or auth directives)"),
 ];
 
-/// Security annotations ringress enforces.
+/// Security annotations ringress enforces, besides external authentication's
+/// ([`super::external::KEYS`]) and client certificates' ([`super::client_cert::KEYS`]).
 pub const ENFORCED: &[&str] = &[
     "allowlist-source-range",
     "whitelist-source-range",
@@ -42,16 +37,6 @@ pub const ENFORCED: &[&str] = &[
     "auth-realm",
     "satisfy",
     "enable-global-auth",
-    "auth-url",
-    "auth-method",
-    "auth-signin",
-    "auth-signin-redirect-param",
-    "auth-response-headers",
-    "auth-request-redirect",
-    "auth-proxy-set-headers",
-    "auth-cache-key",
-    "auth-cache-duration",
-    "auth-always-set-cookie",
 ];
 
 /// ConfigMap keys that protect every Ingress and that ringress does not enforce (yet). Set
@@ -244,7 +229,7 @@ mod tests {
 
     #[test]
     fn every_security_annotation_is_enforced_or_listed() {
-        for k in ENFORCED {
+        for k in ENFORCED.iter().chain(super::super::external::KEYS).chain(super::super::client_cert::KEYS) {
             assert!(unenforced(k).is_none(), "{k}");
         }
         assert_eq!(unenforced("auth-url"), None);

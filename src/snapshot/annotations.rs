@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use super::access::{unenforced, Access, UnsupportedPolicy};
 use super::auth::{BasicSpec, SecretType};
+use super::client_cert::{self, ClientCert, ClientCertSpec};
 use super::edge::{parse_cidrs, Cidr};
 use super::external::{self, ExternalAuth};
 use crate::model::{Ingress, ObjectKey};
@@ -103,6 +104,9 @@ pub struct RouteOptions {
     pub global_auth: bool,
     /// `auth-url` and its family; the builder resolves where the auth service is.
     pub external: Option<Arc<ExternalAuth>>,
+    /// `auth-tls-secret` and its family, read by the builder into `client_cert`.
+    pub client_cert_spec: Option<ClientCertSpec>,
+    pub client_cert: Option<Arc<ClientCert>>,
 }
 
 impl Default for RouteOptions {
@@ -122,6 +126,8 @@ impl Default for RouteOptions {
             basic_auth: None,
             global_auth: true,
             external: None,
+            client_cert_spec: None,
+            client_cert: None,
         }
     }
 }
@@ -258,7 +264,7 @@ impl RouteOptions {
                     "auth-secret" => auth[1] = Some((full, v)),
                     "auth-secret-type" => auth[2] = Some((full, v)),
                     "auth-realm" => auth[3] = Some((full, value)),
-                    k if external::KEYS.contains(&k) => ext.push((k, full, value)),
+                    k if external::KEYS.contains(&k) || client_cert::KEYS.contains(&k) => ext.push((k, full, value)),
                     "enable-global-auth" => match parse_bool(v) {
                         Some(b) => o.global_auth = b,
                         None => bad("is not true or false"),
@@ -309,10 +315,24 @@ impl RouteOptions {
             }
         }
         let get = |k: &str| ext.iter().rev().find(|(key, ..)| *key == k).map(|&(_, full, v)| (full, v));
+        match ClientCertSpec::parse(&ing.key.namespace, get) {
+            Ok(spec) => o.client_cert_spec = spec,
+            Err(why) => {
+                let annotation = get("auth-tls-secret").map_or("", |(full, _)| full);
+                let why = format!("annotation {why}");
+                warnings.push(Note::refused(annotation, &why));
+                o.access.refuse(why);
+            }
+        }
+        if get("auth-tls-secret").is_none() {
+            for (_, full, _) in ext.iter().filter(|(k, ..)| client_cert::KEYS.contains(k)) {
+                warnings.push(Note::ignored(full, format!("annotation {full} has no effect without auth-tls-secret")));
+            }
+        }
         match ExternalAuth::parse(format!("Ingress {}", ing.key), &ing.key.namespace, get) {
             Ok(Some(spec)) => o.external = Some(Arc::new(spec)),
             Ok(None) => {
-                for (_, full, _) in &ext {
+                for (_, full, _) in ext.iter().filter(|(k, ..)| external::KEYS.contains(k)) {
                     warnings.push(Note::ignored(full, format!("annotation {full} has no effect without auth-url")));
                 }
             }
@@ -351,6 +371,19 @@ pub fn auth_service(ing: &Ingress) -> Option<(String, String)> {
     let spec =
         ExternalAuth::parse(String::new(), "", |k| (k == "auth-url").then_some(("auth-url", url.as_str()))).ok()??;
     spec.service().map(|(ns, name)| (ns.to_string(), name.to_string()))
+}
+
+/// The ConfigMap an Ingress's `auth-proxy-set-headers` names, if it names one: the provider
+/// asks, to know whether a ConfigMap's change concerns any route.
+pub fn auth_config_map(ing: &Ingress) -> Option<ObjectKey> {
+    let v = PREFIXES.iter().find_map(|p| ing.annotations.get(&format!("{p}auth-proxy-set-headers")))?;
+    secret_key(ing, v.trim())
+}
+
+/// The Secret an Ingress's `auth-tls-secret` names (its CA bundle), if it names one.
+pub fn auth_tls_secret(ing: &Ingress) -> Option<ObjectKey> {
+    let v = PREFIXES.iter().find_map(|p| ing.annotations.get(&format!("{p}auth-tls-secret")))?;
+    secret_key(ing, v.trim())
 }
 
 /// The full key under which an Ingress sets `key` (the current prefix first), if it does.
@@ -644,11 +677,11 @@ mod tests {
         }
         let auth = ing(&[
             ("nginx.ingress.kubernetes.io/auth-snippet", "proxy_set_header X-A b;"),
-            ("ingress.kubernetes.io/auth-tls-secret", "ns/ca"),
+            ("ingress.kubernetes.io/modsecurity-snippet", "SecRuleEngine On"),
         ]);
         let (o, w) = RouteOptions::of(&auth, UnsupportedPolicy::Refuse);
         let why = o.access.refused.expect("refused");
-        assert!(why.contains("auth-snippet") && why.contains("auth-tls-secret"), "{why}");
+        assert!(why.contains("auth-snippet") && why.contains("modsecurity-snippet"), "{why}");
         assert_eq!(w.len(), 2);
         let (o, w) = RouteOptions::of(&auth, UnsupportedPolicy::Warn);
         assert!(o.access.refused.is_none() && w.iter().all(|w| w.contains("served WITHOUT")), "{w:?}");

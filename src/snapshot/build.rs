@@ -377,6 +377,8 @@ fn set_host(table: &mut RouteTable, key: &HostKey, built: Built) {
         }
         (HostKey::Any, Built::Host(hr)) => {
             table.len = table.len - table.any_host.routes.len() + hr.routes.len();
+            table.client_cert_hosts =
+                table.client_cert_hosts - table.any_host.wants_client_cert() as usize + hr.wants_client_cert() as usize;
             table.any_host = Arc::new(hr);
             return;
         }
@@ -387,6 +389,8 @@ fn set_host(table: &mut RouteTable, key: &HostKey, built: Built) {
     let (map, host) = map;
     let old = map.get(host).map(|h| h.routes.len()).unwrap_or(0);
     table.len = table.len - old + name.routes.len();
+    let old_certs = map.get(host).is_some_and(|h| h.wants_client_cert()) as usize;
+    table.client_cert_hosts = table.client_cert_hosts - old_certs + name.wants_client_cert() as usize;
     if name.routes.is_empty() {
         map.remove(host);
     } else {
@@ -608,14 +612,21 @@ impl<'a> Builder<'a> {
                 }
             }
         }
+        if let Some(spec) = o.client_cert_spec.clone() {
+            let secret = self.secret(&spec.secret);
+            match super::client_cert::ClientCert::from_secret(&spec, secret) {
+                Ok(cc) => o.client_cert = Some(Arc::new(cc)),
+                Err(why) => {
+                    warnings.push(format!("Ingress {}: {why}; its routes answer 503", ing.key));
+                    o.access.refuse(why);
+                }
+            }
+        }
         let Some(spec) = o.basic_auth.clone() else { return (o, warnings) };
         let read = match self.basic_auth.get(&spec) {
             Some(r) => r.clone(),
             None => {
-                let index = self.secret_index.get_or_insert_with(|| {
-                    self.secrets.iter().map(|s| ((s.key.namespace.as_str(), s.key.name.as_str()), *s)).collect()
-                });
-                let r = match index.get(&(spec.secret.namespace.as_str(), spec.secret.name.as_str())) {
+                let r = match self.secret(&spec.secret) {
                     None => Err(super::auth::unusable(&spec, None).expect("a missing Secret is unusable")),
                     Some(secret) => BasicAuth::from_secret(&spec, secret).map(|(auth, secret_warnings)| {
                         warnings.extend(secret_warnings);
@@ -634,6 +645,14 @@ impl<'a> Builder<'a> {
             }
         }
         (o, warnings)
+    }
+
+    /// A Secret by namespace and name (the index is made on first use).
+    fn secret(&mut self, key: &ObjectKey) -> Option<&'a Secret> {
+        let index = self.secret_index.get_or_insert_with(|| {
+            self.secrets.iter().map(|s| ((s.key.namespace.as_str(), s.key.name.as_str()), *s)).collect()
+        });
+        index.get(&(key.namespace.as_str(), key.name.as_str())).copied()
     }
 
     /// External authentication with where its requests go resolved: a Service's backend, a

@@ -49,6 +49,11 @@ pub struct HostRoutes {
 }
 
 impl HostRoutes {
+    /// Whether a route of this host asks for a client certificate (`auth-tls-secret`).
+    pub(super) fn wants_client_cert(&self) -> bool {
+        self.routes.iter().any(|r| r.options.client_cert.is_some())
+    }
+
     fn lookup(&self, path: &str) -> Option<u32> {
         probe();
         if let Some(&r) = self.exact.get(path) {
@@ -102,6 +107,9 @@ pub struct RouteTable {
     pub(super) default_warnings: Vec<String>,
     /// Routes in all hosts (the default route not counted).
     pub(super) len: usize,
+    /// Hosts with a route that asks for client certificates: while there are none, TLS
+    /// handshakes take the plain path.
+    pub(super) client_cert_hosts: usize,
 }
 
 /// Lower-cases a Host header value and drops its port (`Example.COM:8080` -> `example.com`,
@@ -136,6 +144,16 @@ impl RouteTable {
             Some(i) => Some(&hr.routes[i as usize]),
             None => self.default_route.as_ref(),
         }
+    }
+
+    /// Whether a TLS client naming `host` (SNI, normalised) is asked for a certificate.
+    pub fn wants_client_cert(&self, host: &str) -> bool {
+        self.client_cert_hosts > 0 && self.host_routes(host).wants_client_cert()
+    }
+
+    /// Whether any host asks for client certificates.
+    pub fn has_client_certs(&self) -> bool {
+        self.client_cert_hosts > 0
     }
 
     fn host_routes(&self, host: &str) -> &HostRoutes {

@@ -34,6 +34,58 @@ impl<S: Stream> TlsStream<S> {
         Ok(Self::over(inner, rustls::Connection::Server(conn)))
     }
 
+    /// The server side, with the configuration `pick` chooses by the ClientHello's server name
+    /// (SNI); `initial`: ciphertext already read. The caller bounds it in time.
+    pub async fn accept(
+        inner: S,
+        initial: Vec<u8>,
+        pick: impl FnOnce(Option<&str>) -> Arc<ServerConfig>,
+    ) -> io::Result<Self> {
+        let mut acceptor = rustls::server::Acceptor::default();
+        let mut buf = initial;
+        let mut pick = Some(pick);
+        loop {
+            let mut rest = &buf[..];
+            while !rest.is_empty() {
+                if acceptor.read_tls(&mut rest)? == 0 {
+                    break;
+                }
+            }
+            let left = rest.len();
+            buf.drain(..buf.len() - left);
+            match acceptor.accept() {
+                Ok(Some(accepted)) => {
+                    let pick = pick.take().expect("accepted once");
+                    let config = pick(accepted.client_hello().server_name());
+                    let conn = accepted.into_connection(config).map_err(|(e, _)| io::Error::other(e))?;
+                    let s = Self::over(inner, rustls::Connection::Server(conn));
+                    return Ok(if buf.is_empty() { s } else { s.with_initial(buf) });
+                }
+                Ok(None) => {}
+                Err((e, mut alert)) => {
+                    let mut out = Vec::new();
+                    let _ = alert.write_all(&mut out);
+                    let _ = inner.write_all(out).await;
+                    return Err(io::Error::other(e));
+                }
+            }
+            if left > 0 {
+                continue;
+            }
+            buf.reserve(RX_CHUNK);
+            let (r, b) = inner.read(std::mem::take(&mut buf)).await;
+            buf = b;
+            if r? == 0 {
+                return Err(io::ErrorKind::UnexpectedEof.into());
+            }
+        }
+    }
+
+    /// The client's certificate chain (end entity first), if it sent one.
+    pub fn peer_certificates(&self) -> Option<Vec<rustls_pki_types::CertificateDer<'static>>> {
+        self.conn.borrow().peer_certificates().map(|c| c.iter().map(|c| c.clone().into_owned()).collect())
+    }
+
     /// The client side, to an upstream.
     pub fn client(
         inner: S,

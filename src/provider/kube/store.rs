@@ -92,6 +92,9 @@ pub struct Store {
     /// `--unsupported-security-annotations`, for the notes.
     pub policy: crate::snapshot::access::UnsupportedPolicy,
     config_maps: BTreeMap<ObjectKey, ConfigMap>,
+    /// `--configmap`: ours (a change of it, or of the ConfigMaps it and the Ingresses name,
+    /// rebuilds the table; others do not).
+    pub config_map: ObjectKey,
     addresses: BTreeMap<ObjectKey, Vec<String>>,
     /// Which Ingresses put routes on each host (whatever their class).
     by_host: BTreeMap<HostKey, BTreeSet<ObjectKey>>,
@@ -240,7 +243,10 @@ impl Store {
                 let matters = self.secret_matters(&key, Some(&v));
                 full_if(put(&mut self.secrets, key, v) && matters)
             }
-            One::ConfigMap(v) => full_if(put(&mut self.config_maps, key, v)),
+            One::ConfigMap(v) => {
+                let matters = self.config_map_matters(&key);
+                full_if(put(&mut self.config_maps, key, v) && matters)
+            }
             One::Service(v) => {
                 let svc = key.clone();
                 services_if(put(&mut self.services, key, v), vec![svc])
@@ -273,7 +279,10 @@ impl Store {
                 let matters = self.secret_matters(key, None);
                 full_if(self.secrets.remove(key).is_some() && matters)
             }
-            Kind::ConfigMap => full_if(self.config_maps.remove(key).is_some()),
+            Kind::ConfigMap => {
+                let matters = self.config_map_matters(key);
+                full_if(self.config_maps.remove(key).is_some() && matters)
+            }
             Kind::Service => services_if(self.services.remove(key).is_some(), vec![key.clone()]),
             Kind::EndpointSlice => match self.slices.remove(key) {
                 Some(old) => Change::Services(vec![ObjectKey { namespace: key.namespace.clone(), name: old.service }]),
@@ -289,7 +298,23 @@ impl Store {
         let tls = |s: Option<&Secret>| s.is_some_and(|s| s.type_.as_deref() == Some("kubernetes.io/tls"));
         tls(new)
             || tls(self.secrets.get(key))
-            || self.ingresses.values().any(|i| crate::snapshot::annotations::auth_secret(i).as_ref() == Some(key))
+            || self.ingresses.values().any(|i| {
+                use crate::snapshot::annotations::{auth_secret, auth_tls_secret};
+                auth_secret(i).as_ref() == Some(key) || auth_tls_secret(i).as_ref() == Some(key)
+            })
+    }
+
+    /// Whether a ConfigMap's change concerns the table: ours, the one its `add-headers`
+    /// names, or one an Ingress's `auth-proxy-set-headers` names.
+    fn config_map_matters(&self, key: &ObjectKey) -> bool {
+        let add_headers = || {
+            let ours = self.config_maps.get(&self.config_map)?;
+            let (ns, name) = ours.data.get("add-headers")?.trim().split_once('/')?;
+            Some(key.namespace == ns && key.name == name)
+        };
+        *key == self.config_map
+            || add_headers().unwrap_or(false)
+            || self.ingresses.values().any(|i| crate::snapshot::annotations::auth_config_map(i).as_ref() == Some(key))
     }
 
     /// Removes an Ingress from the host index; the hosts it was on.

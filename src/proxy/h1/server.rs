@@ -10,6 +10,7 @@ mod exchange;
 use super::body::Body;
 use super::codec::{self, Framing, RequestInfo};
 use crate::access_log::{Record, WorkerLog};
+use crate::proxy::client_cert::TlsInfo;
 use crate::proxy::error::{write_error_response, Kind, ProxyError, Side};
 use crate::proxy::external;
 use crate::proxy::fields::Forwarded;
@@ -46,18 +47,21 @@ struct Conn<S> {
     requests: u64,
     /// The current request: its metric labels and everything its access-log line says.
     rec: Record,
+    /// What a handshake that asked for a client certificate learned.
+    tls: Option<std::rc::Rc<TlsInfo>>,
     /// What the external authentication service granted the current request (its cookies go
     /// on the answer).
     granted: Option<Box<external::Granted>>,
 }
 
 /// `initial`: bytes already read from the connection.
-pub fn serve<'w, I: Io, S: Stream>(
+/// `https`: over TLS; `tls`: what a handshake that asked for a client certificate learned.
+pub(crate) fn serve<'w, I: Io, S: Stream>(
     w: &'w Worker<I>,
     io: S,
     initial: Vec<u8>,
     peer: SocketAddr,
-    https: bool,
+    (https, tls): (bool, Option<std::rc::Rc<TlsInfo>>),
 ) -> impl std::future::Future<Output = ()> + 'w {
     // Built outside the future, which then holds the connection once (an async fn would also
     // keep room for its moved-from arguments for as long as the connection lives).
@@ -73,6 +77,7 @@ pub fn serve<'w, I: Io, S: Stream>(
         response_started: false,
         requests: 0,
         rec: Record::default(),
+        tls,
         granted: None,
     };
     c.rec.client.extend_from_slice(c.client_ip.as_bytes());
@@ -240,7 +245,8 @@ async fn request<I: Io, S: Stream>(w: &Worker<I>, c: &mut Conn<S>, first: bool) 
             c.out.reserve(2048);
             snap = w.snapshot();
             let peer = (c.client_ip.as_bytes(), c.peer.ip());
-            if let Some(p) = prepare(&snap, &w.log, &c.buf, &mut c.out, peer, c.https, &mut c.rec)? {
+            let tls = (c.https, c.tls.as_deref());
+            if let Some(p) = prepare(&snap, &w.log, &c.buf, &mut c.out, peer, tls, &mut c.rec)? {
                 break p;
             }
             if c.buf.len() >= snap.settings.max_header_bytes {
@@ -359,7 +365,7 @@ fn prepare(
     buf: &[u8],
     out: &mut Vec<u8>,
     (peer_ip, peer): (&[u8], std::net::IpAddr),
-    https: bool,
+    (https, tls): (bool, Option<&TlsInfo>),
     rec: &mut Record,
 ) -> Result<Option<(RequestInfo, Action)>, ProxyError> {
     let s = &snap.settings;
@@ -409,6 +415,7 @@ fn prepare(
         user_agent: (!rec.user_agent.is_empty()).then_some(&rec.user_agent[..]),
         referer: (!rec.referer.is_empty()).then_some(&rec.referer[..]),
         authorization: codec::only_field(&req, "authorization"),
+        tls,
     };
     let forward = match pipeline::decide(snap, &view, &mut rec.key) {
         Ok(Decision::Forward(f)) => f,
@@ -436,6 +443,9 @@ fn prepare(
             codec::write_request_head(out, &req, &info, &target, host, &fwd, underscores);
         }
         None => codec::write_request_head(out, &req, &info, &target, host, &fwd, underscores),
+    }
+    if let Some(fields) = &forward.fields {
+        fields.apply_to_head(out);
     }
     let tls = forward.exchange == pipeline::Exchange::Http1 { tls: true };
     let auth = match forward.external {

@@ -1,0 +1,202 @@
+//! Client certificates (`auth-tls-secret` and its family) through the real binary, with curl
+//! presenting certificates made by rcgen: required, optional and optional_no_ca, the fields
+//! the upstream gets (and never the client's own), auth-tls-match-cn, the error page, a Host
+//! that differs from the SNI (421), over HTTP/1.1 and HTTP/2.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+
+use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+use support::*;
+
+struct Ca {
+    issuer: Issuer<'static, KeyPair>,
+    pem: String,
+}
+
+impl Ca {
+    fn new(name: &str) -> Ca {
+        let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+        p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        p.distinguished_name.push(DnType::CommonName, name);
+        let key = KeyPair::generate().unwrap();
+        let cert = p.self_signed(&key).unwrap();
+        Ca { pem: cert.pem(), issuer: Issuer::new(p, key) }
+    }
+
+    /// A certificate with this subject (CN and O) and DNS names: (certificate, key) PEM.
+    fn leaf(&self, cn: &str, names: &[&str]) -> (String, String) {
+        let mut p = CertificateParams::new(names.iter().map(|s| s.to_string()).collect::<Vec<_>>()).unwrap();
+        p.distinguished_name = rcgen::DistinguishedName::new();
+        p.distinguished_name.push(DnType::OrganizationName, "Example");
+        p.distinguished_name.push(DnType::CommonName, cn);
+        let key = KeyPair::generate().unwrap();
+        let cert = p.signed_by(&key, &self.issuer).unwrap();
+        (cert.pem(), key.serialize_pem())
+    }
+}
+
+fn indent(pem: &str) -> String {
+    pem.lines().map(|l| format!("    {l}\n")).collect()
+}
+
+fn secret(name: &str, data: &[(&str, &str)]) -> String {
+    let mut s =
+        format!("---\napiVersion: v1\nkind: Secret\nmetadata: {{name: {name}, namespace: default}}\nstringData:\n");
+    for (k, v) in data {
+        s += &format!("  {k}: |\n{}", indent(v));
+    }
+    s
+}
+
+fn tls_ingress(name: &str, host: &str, annotations: &[(&str, &str)]) -> String {
+    let mut s = format!(
+        "---\napiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata:\n  name: {name}\n  namespace: default\n"
+    );
+    if !annotations.is_empty() {
+        s += "  annotations:\n";
+        for (k, v) in annotations {
+            s += &format!("    {k}: \"{v}\"\n");
+        }
+    }
+    s += &format!(
+        "spec:\n  ingressClassName: ringress\n  tls:\n  - hosts: [\"{host}\"]\n    secretName: server\n  rules:\n  - host: \"{host}\"\n    http:\n      paths:\n      - {{path: /, pathType: Prefix, backend: {{service: {{name: a, port: {{number: 80}}}}}}}}\n"
+    );
+    s
+}
+
+/// Writes a (certificate, key) pair for curl: the paths.
+fn files(dir: &Path, name: &str, (crt, key): &(String, String)) -> (PathBuf, PathBuf) {
+    let (c, k) = (dir.join(format!("{name}.crt")), dir.join(format!("{name}.key")));
+    std::fs::write(&c, crt).unwrap();
+    std::fs::write(&k, key).unwrap();
+    (c, k)
+}
+
+/// curl over HTTPS: the status and the body. `sni`: the name connected to; `host`: the Host.
+fn curl(p: &Proxy, sni: &str, host: &str, cert: Option<&(PathBuf, PathBuf)>, extra: &[&str]) -> (u16, String) {
+    let port = p.https.port();
+    let mut cmd = std::process::Command::new("curl");
+    cmd.args(["-sk", "--max-time", "10", "-w", "\n%{http_code}", "--resolve", &format!("{sni}:{port}:127.0.0.1")]);
+    if let Some((c, k)) = cert {
+        cmd.arg("--cert").arg(c).arg("--key").arg(k);
+    }
+    cmd.args(["-H", &format!("Host: {host}")]).args(extra).arg(format!("https://{sni}:{port}/"));
+    let (_, out, _) = run(&mut cmd);
+    let (body, code) = out.rsplit_once('\n').unwrap_or(("", "0"));
+    (code.trim().parse().unwrap_or(0), body.to_string())
+}
+
+#[test]
+fn client_certificates_are_required_verified_and_passed_on_as_ingress_nginx_does() {
+    let (ca, rogue_ca) = (Ca::new("Client CA"), Ca::new("Rogue CA"));
+    let server =
+        Ca::new("Server CA").leaf("server", &["mtls.test", "opt.test", "nocheck.test", "page.test", "open.test"]);
+    let a = Upstream::start("a");
+    let dir = support::proxy::temp_dir();
+    let good = files(&dir, "good", &ca.leaf("client", &[]));
+    let other = files(&dir, "other", &ca.leaf("intruder", &[]));
+    let rogue = files(&dir, "rogue", &rogue_ca.leaf("client", &[]));
+    let p = |k: &str| format!("nginx.ingress.kubernetes.io/{k}");
+    let m = service("a", &[a.addr])
+        + &secret("server", &[("tls.crt", &server.0), ("tls.key", &server.1)])
+            .replace("stringData", "type: kubernetes.io/tls\nstringData")
+        + &secret("ca", &[("ca.crt", &ca.pem)])
+        + &tls_ingress(
+            "mtls",
+            "mtls.test",
+            &[(&p("auth-tls-secret"), "default/ca"), (&p("auth-tls-pass-certificate-to-upstream"), "true")],
+        )
+        + &tls_ingress(
+            "opt",
+            "opt.test",
+            &[
+                (&p("auth-tls-secret"), "ca"),
+                (&p("auth-tls-verify-client"), "optional"),
+                (&p("auth-tls-match-cn"), "CN=client"),
+            ],
+        )
+        + &tls_ingress(
+            "nocheck",
+            "nocheck.test",
+            &[(&p("auth-tls-secret"), "ca"), (&p("auth-tls-verify-client"), "optional_no_ca")],
+        )
+        + &tls_ingress(
+            "page",
+            "page.test",
+            &[(&p("auth-tls-secret"), "ca"), (&p("auth-tls-error-page"), "https://login.test/certificate")],
+        )
+        + &tls_ingress("open", "open.test", &[]);
+    let px = Proxy::start("uring", &m, &[]);
+
+    // Required: a certificate the CA signed gets through, with what ingress-nginx sends.
+    let (code, body) = curl(&px, "mtls.test", "mtls.test", Some(&good), &["-H", "ssl-client-subject-dn: CN=admin"]);
+    assert_eq!(code, 200, "{body}");
+    assert!(body.contains("header ssl-client-verify: SUCCESS"), "{body}");
+    assert!(body.contains("header ssl-client-subject-dn: CN=client,O=Example"), "{body}");
+    assert!(body.contains("header ssl-client-issuer-dn: CN=Client CA"), "{body}");
+    assert!(body.contains("header ssl-client-cert: -----BEGIN%20CERTIFICATE-----%0A"), "{body}");
+    assert!(!body.contains("CN=admin"), "the client's own field passed: {body}");
+    let (code, body) = curl(&px, "mtls.test", "mtls.test", Some(&good), &["--http2"]);
+    assert!(code == 200 && body.contains("header ssl-client-verify: SUCCESS"), "HTTP/2: {code} {body}");
+    let hits = a.hits();
+    // None, or one from another CA: 400, whatever the client claims; the upstream sees nothing.
+    for (cert, http2) in [(None, false), (None, true), (Some(&rogue), false), (Some(&rogue), true)] {
+        let extra: &[&str] = if http2 {
+            &["--http2", "-H", "ssl-client-verify: SUCCESS"]
+        } else {
+            &["-H", "ssl-client-verify: SUCCESS"]
+        };
+        let (code, body) = curl(&px, "mtls.test", "mtls.test", cert, extra);
+        assert_eq!(code, 400, "cert {:?} http2 {http2}: {body}", cert.map(|c| &c.0));
+    }
+    // A connection made for another host (no certificate asked for) cannot reach this one.
+    let (code, body) = curl(&px, "open.test", "mtls.test", Some(&good), &[]);
+    assert_eq!(code, 421, "{body}");
+    assert_eq!(curl(&px, "open.test", "open.test", None, &[]).0, 200, "hosts without client certificates");
+    assert_eq!(a.hits(), hits + 1);
+
+    // Optional: none is fine (NONE), a bad one is not; auth-tls-match-cn on the subject.
+    let (code, body) = curl(&px, "opt.test", "opt.test", None, &[]);
+    assert!(code == 200 && body.contains("header ssl-client-verify: NONE"), "{code} {body}");
+    assert_eq!(curl(&px, "opt.test", "opt.test", Some(&good), &[]).0, 200);
+    assert_eq!(curl(&px, "opt.test", "opt.test", Some(&rogue), &[]).0, 400);
+    assert_eq!(curl(&px, "opt.test", "opt.test", Some(&other), &[]).0, 403, "CN=intruder does not match");
+    // optional_no_ca: passed on, with the verdict.
+    let (code, body) = curl(&px, "nocheck.test", "nocheck.test", Some(&rogue), &[]);
+    assert!(code == 200 && body.contains("header ssl-client-verify: FAILED:"), "{code} {body}");
+    // The error page instead of 400.
+    let (code, _) = curl(&px, "page.test", "page.test", None, &["-D", "/dev/stderr"]);
+    assert_eq!(code, 302);
+    let out = run(std::process::Command::new("curl").args([
+        "-sk",
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{redirect_url}",
+        "--resolve",
+        &format!("page.test:{}:127.0.0.1", px.https.port()),
+        &format!("https://page.test:{}/", px.https.port()),
+    ]));
+    assert_eq!(out.1, "https://login.test/certificate");
+}
+
+#[test]
+fn a_ca_secret_that_cannot_be_used_refuses_the_route() {
+    let a = Upstream::start("a");
+    let server = Ca::new("Server CA").leaf("server", &["x.test", "y.test"]);
+    let p = |k: &str| format!("nginx.ingress.kubernetes.io/{k}");
+    let m = service("a", &[a.addr])
+        + &secret("server", &[("tls.crt", &server.0), ("tls.key", &server.1)])
+            .replace("stringData", "type: kubernetes.io/tls\nstringData")
+        + &secret("empty", &[("other", "x")])
+        + &tls_ingress("x", "x.test", &[(&p("auth-tls-secret"), "default/missing")])
+        + &tls_ingress("y", "y.test", &[(&p("auth-tls-secret"), "default/empty")]);
+    let px = Proxy::start("uring", &m, &[]);
+    let (code, body) = curl(&px, "x.test", "x.test", None, &[]);
+    assert!(code == 503 && body.contains("auth-tls-secret default/missing does not exist"), "{code} {body}");
+    let (code, body) = curl(&px, "y.test", "y.test", None, &[]);
+    assert!(code == 503 && body.contains("auth-tls-secret default/empty has no key ca.crt"), "{code} {body}");
+    assert_eq!(a.hits(), 0);
+}
