@@ -108,10 +108,7 @@ fn an_unenforced_or_unparsable_security_annotation_fails_closed_and_check_names_
     assert_eq!(r.status, 503, "{}", r.text());
     // Every reason is named: both annotations.
     let text = r.text();
-    assert!(
-        text.contains("nginx.ingress.kubernetes.io/auth-snippet") && text.contains("enable-modsecurity"),
-        "{text}"
-    );
+    assert!(text.contains("nginx.ingress.kubernetes.io/auth-snippet") && text.contains("enable-modsecurity"), "{text}");
     assert!(text.contains("web application firewall, which ringress does not enforce"), "{text}");
     let (code, _, body) = h2c(p.http, "basic.test", false);
     assert!(code == 503 && body.contains("auth-snippet"), "h2c: {code} {body}");

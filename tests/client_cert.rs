@@ -7,35 +7,8 @@ mod support;
 
 use std::path::{Path, PathBuf};
 
-use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+use support::pki::Ca;
 use support::*;
-
-struct Ca {
-    issuer: Issuer<'static, KeyPair>,
-    pem: String,
-}
-
-impl Ca {
-    fn new(name: &str) -> Ca {
-        let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
-        p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        p.distinguished_name.push(DnType::CommonName, name);
-        let key = KeyPair::generate().unwrap();
-        let cert = p.self_signed(&key).unwrap();
-        Ca { pem: cert.pem(), issuer: Issuer::new(p, key) }
-    }
-
-    /// A certificate with this subject (CN and O) and DNS names: (certificate, key) PEM.
-    fn leaf(&self, cn: &str, names: &[&str]) -> (String, String) {
-        let mut p = CertificateParams::new(names.iter().map(|s| s.to_string()).collect::<Vec<_>>()).unwrap();
-        p.distinguished_name = rcgen::DistinguishedName::new();
-        p.distinguished_name.push(DnType::OrganizationName, "Example");
-        p.distinguished_name.push(DnType::CommonName, cn);
-        let key = KeyPair::generate().unwrap();
-        let cert = p.signed_by(&key, &self.issuer).unwrap();
-        (cert.pem(), key.serialize_pem())
-    }
-}
 
 fn indent(pem: &str) -> String {
     pem.lines().map(|l| format!("    {l}\n")).collect()
@@ -91,13 +64,12 @@ fn curl(p: &Proxy, sni: &str, host: &str, cert: Option<&(PathBuf, PathBuf)>, ext
 #[test]
 fn client_certificates_are_required_verified_and_passed_on_as_ingress_nginx_does() {
     let (ca, rogue_ca) = (Ca::new("Client CA"), Ca::new("Rogue CA"));
-    let server =
-        Ca::new("Server CA").leaf("server", &["mtls.test", "opt.test", "nocheck.test", "page.test", "open.test"]);
+    let server = Ca::new("Server CA").leaf(&["mtls.test", "opt.test", "nocheck.test", "page.test", "open.test"]);
     let a = Upstream::start("a");
     let dir = support::proxy::temp_dir();
-    let good = files(&dir, "good", &ca.leaf("client", &[]));
-    let other = files(&dir, "other", &ca.leaf("intruder", &[]));
-    let rogue = files(&dir, "rogue", &rogue_ca.leaf("client", &[]));
+    let good = files(&dir, "good", &ca.client("client"));
+    let other = files(&dir, "other", &ca.client("intruder"));
+    let rogue = files(&dir, "rogue", &rogue_ca.client("client"));
     let p = |k: &str| format!("nginx.ingress.kubernetes.io/{k}");
     let m = service("a", &[a.addr])
         + &secret("server", &[("tls.crt", &server.0), ("tls.key", &server.1)])
@@ -185,7 +157,7 @@ fn client_certificates_are_required_verified_and_passed_on_as_ingress_nginx_does
 #[test]
 fn a_ca_secret_that_cannot_be_used_refuses_the_route() {
     let a = Upstream::start("a");
-    let server = Ca::new("Server CA").leaf("server", &["x.test", "y.test"]);
+    let server = Ca::new("Server CA").leaf(&["x.test", "y.test"]);
     let p = |k: &str| format!("nginx.ingress.kubernetes.io/{k}");
     let m = service("a", &[a.addr])
         + &secret("server", &[("tls.crt", &server.0), ("tls.key", &server.1)])

@@ -729,3 +729,51 @@ fn external_auth_reaches_a_cluster_service_and_follows_kubectl_changes() {
     assert_eq!(a.hits(), granted, "a refused request reached its upstream");
     c.assert_rbac_allows_what_ringress_did();
 }
+
+#[test]
+fn client_certificates_follow_the_ca_secret_in_the_cluster() {
+    use base64::Engine;
+    let c = Cluster::start();
+    let a = Upstream::start("a");
+    let (server_ca, one, two) = (test_ca("server"), support::pki::Ca::new("one"), support::pki::Ca::new("two"));
+    let dir = support::proxy::temp_dir();
+    let write = |name: &str, (crt, key): (String, String)| {
+        let (c, k) = (dir.join(format!("{name}.crt")), dir.join(format!("{name}.key")));
+        std::fs::write(&c, crt).unwrap();
+        std::fs::write(&k, key).unwrap();
+        (c, k)
+    };
+    let (first, second) = (write("first", one.client("client")), write("second", two.client("client")));
+    let ca_secret = |ca: &support::pki::Ca| {
+        let b64 = base64::engine::general_purpose::STANDARD.encode(&ca.pem);
+        format!("---\napiVersion: v1\nkind: Secret\nmetadata: {{name: client-ca, namespace: default}}\ndata:\n  ca.crt: {b64}\n")
+    };
+    let ing = "---\napiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata:\n  name: mtls\n  namespace: default\n  annotations: {nginx.ingress.kubernetes.io/auth-tls-secret: default/client-ca}\nspec:\n  ingressClassName: ringress\n  tls:\n  - {hosts: [mtls.test], secretName: mtls-tls}\n  rules:\n  - host: mtls.test\n    http:\n      paths:\n      - {path: /, pathType: Prefix, backend: {service: {name: a, port: {number: 80}}}}\n";
+    c.apply(
+        &(service("a", &[a.addr]) + &tls_secret_b64("mtls-tls", &["mtls.test"], &server_ca) + &ca_secret(&one) + ing),
+    );
+    let p = c.proxy(&[]);
+    let curl = |cert: &(std::path::PathBuf, std::path::PathBuf)| {
+        run(std::process::Command::new("curl")
+            .args(["-sk", "-o", "/dev/null", "-w", "%{http_code}", "--resolve"])
+            .arg(format!("mtls.test:{}:127.0.0.1", p.https.port()))
+            .arg("--cert")
+            .arg(&cert.0)
+            .arg("--key")
+            .arg(&cert.1)
+            .arg(format!("https://mtls.test:{}/", p.https.port())))
+        .1
+    };
+    p.wait_for(|| curl(&first) == "200", "the first CA's client");
+    assert_eq!(curl(&second), "400");
+    // kubectl apply of another CA: the next request is checked against it.
+    c.apply(&ca_secret(&two));
+    p.wait_for(|| curl(&second) == "200", "the new CA");
+    assert_eq!(curl(&first), "400");
+    // The CA Secret deleted: fail closed.
+    let hits = a.hits();
+    c.kubectl(&["delete", "secret", "client-ca"]);
+    p.wait_for(|| curl(&second) == "503", "refused without its CA");
+    assert_eq!(a.hits(), hits);
+    c.assert_rbac_allows_what_ringress_did();
+}
