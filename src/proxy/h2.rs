@@ -412,7 +412,14 @@ async fn exchange<I: Io>(
                 external::Origin { req: &request, fields: &fields, client_ip: fwd.client_ip, request_id: s.request_id };
             let call = external::prepare(&snap, spec, &origin)?;
             let clock = Clock { deadlines: &w.deadlines, watch };
+            // The auth request is an upstream exchange too: it takes one of the connection's
+            // slots (released before the request's own exchange takes one).
+            let slot = slots
+                .acquire()
+                .await
+                .map_err(|_| ProxyError::new(Kind::UpstreamConnect, Side::Internal, "connection closing"))?;
             let granted = Box::pin(external::check(w, &snap, clock, &f.settings, call)).await?;
+            drop(slot);
             Some(match f.fields.clone() {
                 Some(cert) => cert.and(granted),
                 None => granted,
