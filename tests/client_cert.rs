@@ -64,12 +64,17 @@ fn curl(p: &Proxy, sni: &str, host: &str, cert: Option<&(PathBuf, PathBuf)>, ext
 #[test]
 fn client_certificates_are_required_verified_and_passed_on_as_ingress_nginx_does() {
     let (ca, rogue_ca) = (Ca::new("Client CA"), Ca::new("Rogue CA"));
-    let server = Ca::new("Server CA").leaf(&["mtls.test", "opt.test", "nocheck.test", "page.test", "open.test"]);
+    let server =
+        Ca::new("Server CA").leaf(&["mtls.test", "opt.test", "nocheck.test", "page.test", "open.test", "deep.test"]);
     let a = Upstream::start("a");
     let dir = support::proxy::temp_dir();
     let good = files(&dir, "good", &ca.client("client"));
     let other = files(&dir, "other", &ca.client("intruder"));
     let rogue = files(&dir, "rogue", &rogue_ca.client("client"));
+    // Signed by an intermediate CA, sent with it: a chain of two.
+    let sub = ca.intermediate("Sub CA");
+    let (crt, key) = sub.client("client");
+    let chained = files(&dir, "chained", &(crt + &sub.pem, key));
     let p = |k: &str| format!("nginx.ingress.kubernetes.io/{k}");
     let m = service("a", &[a.addr])
         + &secret("server", &[("tls.crt", &server.0), ("tls.key", &server.1)])
@@ -99,6 +104,7 @@ fn client_certificates_are_required_verified_and_passed_on_as_ingress_nginx_does
             "page.test",
             &[(&p("auth-tls-secret"), "ca"), (&p("auth-tls-error-page"), "https://login.test/certificate")],
         )
+        + &tls_ingress("deep", "deep.test", &[(&p("auth-tls-secret"), "ca"), (&p("auth-tls-verify-depth"), "2")])
         + &tls_ingress("open", "open.test", &[]);
     let px = Proxy::start("uring", &m, &[]);
 
@@ -123,11 +129,15 @@ fn client_certificates_are_required_verified_and_passed_on_as_ingress_nginx_does
         let (code, body) = curl(&px, "mtls.test", "mtls.test", cert, extra);
         assert_eq!(code, 400, "cert {:?} http2 {http2}: {body}", cert.map(|c| &c.0));
     }
+    // auth-tls-verify-depth: 1 (the default) takes no intermediate; 2 takes one.
+    assert_eq!(curl(&px, "mtls.test", "mtls.test", Some(&chained), &[]).0, 400);
+    let (code, body) = curl(&px, "deep.test", "deep.test", Some(&chained), &[]);
+    assert!(code == 200 && body.contains("header ssl-client-issuer-dn: CN=Sub CA"), "{code} {body}");
     // A connection made for another host (no certificate asked for) cannot reach this one.
     let (code, body) = curl(&px, "open.test", "mtls.test", Some(&good), &[]);
     assert_eq!(code, 421, "{body}");
     assert_eq!(curl(&px, "open.test", "open.test", None, &[]).0, 200, "hosts without client certificates");
-    assert_eq!(a.hits(), hits + 1);
+    assert_eq!(a.hits(), hits + 2);
 
     // Optional: none is fine (NONE), a bad one is not; auth-tls-match-cn on the subject.
     let (code, body) = curl(&px, "opt.test", "opt.test", None, &[]);

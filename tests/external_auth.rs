@@ -16,7 +16,7 @@ use support::*;
 /// (`Authorization: Bearer <word>` or the cookie `_oauth2_proxy=ok`).
 /// - `good` or the cookie: 200, `X-Auth-Request-User: alice`, a Set-Cookie, a short body
 /// - `forbid`: 403; `boom`: 502; `slow`: 200 after 3 s
-/// - anything else: 401 with `WWW-Authenticate: Bearer realm="test"`
+/// - anything else: 401 with `WWW-Authenticate: Bearer realm="test"` and a cookie `tried=1`
 struct AuthService {
     addr: SocketAddr,
     heads: Arc<Mutex<Vec<String>>>,
@@ -83,7 +83,7 @@ fn serve(s: TcpStream, heads: &Mutex<Vec<String>>) -> std::io::Result<()> {
                 std::thread::sleep(Duration::from_secs(3));
                 "200 OK\r\nContent-Length: 0\r\n\r\n".to_string()
             }
-            _ => "401 Unauthorized\r\nWWW-Authenticate: Bearer realm=\"test\"\r\nContent-Length: 4\r\n\r\nnope"
+            _ => "401 Unauthorized\r\nWWW-Authenticate: Bearer realm=\"test\"\r\nSet-Cookie: tried=1\r\nContent-Length: 4\r\n\r\nnope"
                 .to_string(),
         };
         w.write_all(format!("HTTP/1.1 {answer}").as_bytes())?;
@@ -252,6 +252,7 @@ fn oauth2_proxy_as_its_documentation_sets_it_up_with_sign_in_and_a_verdict_cache
     let r = request(&p, "GET", "app.test", "/page?x=1", "");
     assert_eq!(r.status, 302, "{}", r.text());
     assert_eq!(r.header("location"), Some("http://app.test/oauth2/start?rd=%2Fpage%3Fx%3D1"));
+    assert_eq!(r.header("set-cookie"), Some("tried=1"), "the sign-in redirect carries the auth service's cookie");
     assert_eq!(app.hits(), 0);
     assert!(auth.last().starts_with("GET /oauth2/auth HTTP/1.1\r\nHost: app.test\r\n"), "{}", auth.last());
     // gRPC cannot follow a redirect: UNAUTHENTICATED.
@@ -284,7 +285,8 @@ fn the_configmaps_global_auth_covers_every_ingress_unless_it_opts_out_or_has_its
         + &site(&c, "own", &[("nginx.ingress.kubernetes.io/auth-url", &format!("http://{}/own", own.addr))])
         + &cm;
     let p = Proxy::start("uring", &m, &[]);
-    assert_eq!(request(&p, "GET", "kept.test", "/", "").status, 401);
+    let r = request(&p, "GET", "kept.test", "/", "");
+    assert_eq!((r.status, r.header("set-cookie")), (401, Some("tried=1")), "global-auth-always-set-cookie");
     let r = request(&p, "GET", "kept.test", "/", &bearer("good"));
     assert!(r.status == 200 && r.text().contains("header x-auth-request-user: alice"), "{}", r.text());
     assert!(global.last().starts_with("GET /global HTTP/1.1"), "{}", global.last());
@@ -322,4 +324,19 @@ fn settings_that_cannot_be_enforced_refuse_the_route_and_say_why() {
         assert!(r.status == 503 && r.text().contains(why), "{host}: {} {}", r.status, r.text());
     }
     assert_eq!(a.hits(), 0);
+}
+
+#[test]
+fn an_https_auth_url_is_reached_over_tls() {
+    // A second ringress terminates TLS in front of the auth service.
+    let auth = AuthService::start();
+    let front = Proxy::start("uring", &(service("auth", &[auth.addr]) + &ingress("auth", None, &[("/", "auth")])), &[]);
+    let a = Upstream::start("a");
+    let url = format!("https://{}/check", front.https);
+    let p = Proxy::start("uring", &site(&a, "ext", &[("nginx.ingress.kubernetes.io/auth-url", &url)]), &[]);
+    assert_eq!(request(&p, "GET", "ext.test", "/", &bearer("good")).status, 200);
+    assert_eq!(request(&p, "GET", "ext.test", "/", "").status, 401);
+    // The auth service heard it through the TLS front.
+    assert!(auth.last().to_ascii_lowercase().contains("x-forwarded-proto: https\r\n"), "{}", auth.last());
+    assert_eq!(a.hits(), 1);
 }

@@ -20,6 +20,16 @@ impl Ca {
         Ca { pem: cert.pem(), issuer: Issuer::new(p, key) }
     }
 
+    /// An intermediate CA this one signs.
+    pub fn intermediate(&self, name: &str) -> Ca {
+        let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+        p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        p.distinguished_name.push(DnType::CommonName, name);
+        let key = KeyPair::generate().unwrap();
+        let cert = p.signed_by(&key, &self.issuer).unwrap();
+        Ca { pem: cert.pem(), issuer: Issuer::new(p, key) }
+    }
+
     /// A leaf certificate for `names`: (certificate PEM, key PEM).
     pub fn leaf(&self, names: &[&str]) -> (String, String) {
         self.issue(CertificateParams::new(names.iter().map(|s| s.to_string()).collect::<Vec<_>>()).unwrap())
