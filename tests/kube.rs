@@ -749,10 +749,11 @@ fn client_certificates_follow_the_ca_secret_in_the_cluster() {
         format!("---\napiVersion: v1\nkind: Secret\nmetadata: {{name: client-ca, namespace: default}}\ndata:\n  ca.crt: {b64}\n")
     };
     let ing = "---\napiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata:\n  name: mtls\n  namespace: default\n  annotations: {nginx.ingress.kubernetes.io/auth-tls-secret: default/client-ca}\nspec:\n  ingressClassName: ringress\n  tls:\n  - {hosts: [mtls.test], secretName: mtls-tls}\n  rules:\n  - host: mtls.test\n    http:\n      paths:\n      - {path: /, pathType: Prefix, backend: {service: {name: a, port: {number: 80}}}}\n";
+    c.apply("apiVersion: v1\nkind: Namespace\nmetadata: {name: ringress}\n");
     c.apply(
         &(service("a", &[a.addr]) + &tls_secret_b64("mtls-tls", &["mtls.test"], &server_ca) + &ca_secret(&one) + ing),
     );
-    let p = c.proxy(&[]);
+    let p = c.proxy(&["--publish-address", "192.0.2.10"]);
     let curl = |cert: &(std::path::PathBuf, std::path::PathBuf)| {
         run(std::process::Command::new("curl")
             .args(["-sk", "-o", "/dev/null", "-w", "%{http_code}", "--resolve"])
@@ -775,5 +776,7 @@ fn client_certificates_follow_the_ca_secret_in_the_cluster() {
     c.kubectl(&["delete", "secret", "client-ca"]);
     p.wait_for(|| curl(&second) == "503", "refused without its CA");
     assert_eq!(a.hits(), hits);
+    let describe = || c.kubectl(&["describe", "ingress", "mtls"]);
+    p.wait_for(|| describe().contains("auth-tls-secret default/client-ca does not exist"), "the RouteRefused Event");
     c.assert_rbac_allows_what_ringress_did();
 }

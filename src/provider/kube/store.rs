@@ -89,6 +89,10 @@ pub struct Store {
     /// Each Ingress's `auth-type: basic`, with the key its `auth-secret` is under: whether
     /// the Secret can serve it is a note too, asked whenever the status view is made.
     auth: BTreeMap<ObjectKey, (String, BasicSpec)>,
+    /// Each Ingress's other references that can leave a route refused: the Secret its
+    /// `auth-tls-secret` names and the ConfigMap its `auth-proxy-set-headers` names, with the
+    /// annotation naming each.
+    refs: BTreeMap<ObjectKey, Vec<(String, Ref)>>,
     /// `--unsupported-security-annotations`, for the notes.
     pub policy: crate::snapshot::access::UnsupportedPolicy,
     config_maps: BTreeMap<ObjectKey, ConfigMap>,
@@ -102,6 +106,14 @@ pub struct Store {
     synced: [bool; 6],
     /// Kinds in the middle of a (re)list: the items so far.
     listing: [Option<Vec<Item>>; 6],
+}
+
+/// An object an annotation names.
+#[derive(Clone, Debug)]
+enum Ref {
+    /// A CA bundle (`ca.crt`).
+    CaSecret(ObjectKey),
+    ConfigMap(ObjectKey),
 }
 
 /// The one object of `kind` in a parse result (a slice of an unsupported address type parses
@@ -227,6 +239,20 @@ impl Store {
                     self.notes.insert(key.clone(), notes);
                 }
                 let secret_key = crate::snapshot::annotations::full_key(&v, "auth-secret");
+                let full = |k: &str| crate::snapshot::annotations::full_key(&v, k).map(str::to_string);
+                let refs: Vec<(String, Ref)> = [
+                    full("auth-tls-secret")
+                        .zip(options.client_cert_spec.as_ref().map(|c| Ref::CaSecret(c.secret.clone()))),
+                    full("auth-proxy-set-headers")
+                        .zip(options.external.as_ref().and_then(|e| e.set_headers_from.clone()).map(Ref::ConfigMap)),
+                ]
+                .into_iter()
+                .flatten()
+                .collect();
+                match refs.is_empty() {
+                    true => self.refs.remove(&key),
+                    false => self.refs.insert(key.clone(), refs),
+                };
                 match options.basic_auth.zip(secret_key) {
                     Some((spec, k)) => self.auth.insert(key.clone(), (k.to_string(), spec)),
                     None => self.auth.remove(&key),
@@ -267,6 +293,7 @@ impl Store {
                 self.addresses.remove(key);
                 self.notes.remove(key);
                 self.auth.remove(key);
+                self.refs.remove(key);
                 let hosts = self.unindex(key);
                 match self.ingresses.remove(key) {
                     Some(old) if !old.tls.is_empty() => Change::Full,
@@ -386,6 +413,22 @@ impl Store {
         let mut notes = self.notes.get(key).cloned().unwrap_or_default();
         if let Some((annotation, spec)) = self.auth.get(key) {
             if let Some(why) = crate::snapshot::auth::unusable(spec, self.secrets.get(&spec.secret)) {
+                let message = format!("annotation {annotation}: {why}; its routes answer 503");
+                notes.push(Note { annotation: annotation.clone(), message, refused: true });
+            }
+        }
+        for (annotation, r) in self.refs.get(key).into_iter().flatten() {
+            let why = match r {
+                Ref::CaSecret(s) => match self.secrets.get(s) {
+                    None => Some(format!("auth-tls-secret {s} does not exist")),
+                    Some(secret) if !secret.data.contains_key("ca.crt") => {
+                        Some(format!("auth-tls-secret {s} has no key ca.crt"))
+                    }
+                    Some(_) => None,
+                },
+                Ref::ConfigMap(c) => (!self.config_maps.contains_key(c)).then(|| format!("ConfigMap {c} not found")),
+            };
+            if let Some(why) = why {
                 let message = format!("annotation {annotation}: {why}; its routes answer 503");
                 notes.push(Note { annotation: annotation.clone(), message, refused: true });
             }
