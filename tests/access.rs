@@ -11,25 +11,7 @@ use support::*;
 
 /// The status (and body) an HTTP/2 client gets over h2c, and the grpc-status when `grpc`.
 fn h2c(addr: SocketAddr, host: &str, grpc: bool) -> (u16, Option<String>, String) {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    rt.block_on(async move {
-        let client = h2c_client(addr).await;
-        let mut client = client.ready().await.unwrap();
-        let mut req = http::Request::post(format!("http://{host}/pkg.Svc/Call"));
-        if grpc {
-            req = req.header("content-type", "application/grpc").header("te", "trailers");
-        }
-        let (resp, _) = client.send_request(req.body(()).unwrap(), true).unwrap();
-        let resp = resp.await.unwrap();
-        let status = resp.status().as_u16();
-        let grpc_status = resp.headers().get("grpc-status").map(|v| v.to_str().unwrap().to_string());
-        let mut body = resp.into_body();
-        let mut text = Vec::new();
-        while let Some(d) = body.data().await {
-            text.extend_from_slice(&d.unwrap());
-        }
-        (status, grpc_status, String::from_utf8_lossy(&text).into_owned())
-    })
+    h2c_call(addr, host, grpc, &[])
 }
 
 /// The status and body curl gets over HTTP/2 with TLS (ALPN h2), with `extra` arguments.

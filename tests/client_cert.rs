@@ -24,19 +24,7 @@ fn secret(name: &str, data: &[(&str, &str)]) -> String {
 }
 
 fn tls_ingress(name: &str, host: &str, annotations: &[(&str, &str)]) -> String {
-    let mut s = format!(
-        "---\napiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata:\n  name: {name}\n  namespace: default\n"
-    );
-    if !annotations.is_empty() {
-        s += "  annotations:\n";
-        for (k, v) in annotations {
-            s += &format!("    {k}: \"{v}\"\n");
-        }
-    }
-    s += &format!(
-        "spec:\n  ingressClassName: ringress\n  tls:\n  - hosts: [\"{host}\"]\n    secretName: server\n  rules:\n  - host: \"{host}\"\n    http:\n      paths:\n      - {{path: /, pathType: Prefix, backend: {{service: {{name: a, port: {{number: 80}}}}}}}}\n"
-    );
-    s
+    support::tls_ingress(name, host, Some("server"), "a", annotations)
 }
 
 /// Writes a (certificate, key) pair for curl: the paths.

@@ -108,28 +108,9 @@ fn bearer(word: &str) -> String {
 
 /// The status, grpc-status and body over h2c, with an Authorization field when `token`.
 fn h2c(addr: SocketAddr, host: &str, grpc: bool, token: Option<&str>) -> (u16, Option<String>, String) {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    rt.block_on(async move {
-        let client = h2c_client(addr).await;
-        let mut client = client.ready().await.unwrap();
-        let mut req = http::Request::post(format!("http://{host}/pkg.Svc/Call"));
-        if grpc {
-            req = req.header("content-type", "application/grpc").header("te", "trailers");
-        }
-        if let Some(t) = token {
-            req = req.header("authorization", format!("Bearer {t}"));
-        }
-        let (resp, _) = client.send_request(req.body(()).unwrap(), true).unwrap();
-        let resp = resp.await.unwrap();
-        let status = resp.status().as_u16();
-        let grpc_status = resp.headers().get("grpc-status").map(|v| v.to_str().unwrap().to_string());
-        let mut body = resp.into_body();
-        let mut text = Vec::new();
-        while let Some(d) = body.data().await {
-            text.extend_from_slice(&d.unwrap());
-        }
-        (status, grpc_status, String::from_utf8_lossy(&text).into_owned())
-    })
+    let auth = token.map(|t| format!("Bearer {t}"));
+    let headers: Vec<(&str, &str)> = auth.iter().map(|a| ("authorization", a.as_str())).collect();
+    h2c_call(addr, host, grpc, &headers)
 }
 
 /// curl over HTTP/2 with TLS: the status, the response head and the body.

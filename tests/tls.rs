@@ -27,27 +27,6 @@ fn tls_secret(name: &str, (crt, key): &(String, String)) -> String {
     )
 }
 
-/// An Ingress for `host` -> `svc`, with `spec.tls` naming `secret` when given, and annotations.
-fn tls_ingress(name: &str, host: &str, secret: Option<&str>, svc: &str, annotations: &[(&str, &str)]) -> String {
-    let mut s = format!(
-        "---\napiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata:\n  name: {name}\n  namespace: default\n"
-    );
-    if !annotations.is_empty() {
-        s += "  annotations:\n";
-        for (k, v) in annotations {
-            s += &format!("    {k}: \"{v}\"\n");
-        }
-    }
-    s += "spec:\n  ingressClassName: ringress\n";
-    if let Some(secret) = secret {
-        s += &format!("  tls:\n  - hosts: [\"{host}\"]\n    secretName: {secret}\n");
-    }
-    s += &format!(
-        "  rules:\n  - host: \"{host}\"\n    http:\n      paths:\n      - {{path: /, pathType: Prefix, backend: {{service: {{name: {svc}, port: {{number: 80}}}}}}}}\n"
-    );
-    s
-}
-
 /// curl over HTTPS to `host` (resolved to the proxy): (success, HTTP status, body, stderr).
 fn curl_https(p: SocketAddr, host: &str, path: &str, extra: &[&str]) -> (bool, u16, String, String) {
     let url = format!("https://{host}:{}{path}", p.port());

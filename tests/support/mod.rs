@@ -29,6 +29,54 @@ pub async fn h2c_client(addr: SocketAddr) -> h2::client::SendRequest<bytes::Byte
     client
 }
 
+/// One POST to `/pkg.Svc/Call` over h2c (as a gRPC call when `grpc`) with `headers`: the
+/// status, the grpc-status if any, and the body.
+pub fn h2c_call(addr: SocketAddr, host: &str, grpc: bool, headers: &[(&str, &str)]) -> (u16, Option<String>, String) {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async move {
+        let client = h2c_client(addr).await;
+        let mut client = client.ready().await.unwrap();
+        let mut req = http::Request::post(format!("http://{host}/pkg.Svc/Call"));
+        if grpc {
+            req = req.header("content-type", "application/grpc").header("te", "trailers");
+        }
+        for (n, v) in headers {
+            req = req.header(*n, *v);
+        }
+        let (resp, _) = client.send_request(req.body(()).unwrap(), true).unwrap();
+        let resp = resp.await.unwrap();
+        let status = resp.status().as_u16();
+        let grpc_status = resp.headers().get("grpc-status").map(|v| v.to_str().unwrap().to_string());
+        let mut body = resp.into_body();
+        let mut text = Vec::new();
+        while let Some(d) = body.data().await {
+            text.extend_from_slice(&d.unwrap());
+        }
+        (status, grpc_status, String::from_utf8_lossy(&text).into_owned())
+    })
+}
+
+/// An Ingress for `host` -> `svc`, with `spec.tls` naming `secret` when given, and annotations.
+pub fn tls_ingress(name: &str, host: &str, secret: Option<&str>, svc: &str, annotations: &[(&str, &str)]) -> String {
+    let mut s = format!(
+        "---\napiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata:\n  name: {name}\n  namespace: default\n"
+    );
+    if !annotations.is_empty() {
+        s += "  annotations:\n";
+        for (k, v) in annotations {
+            s += &format!("    {k}: \"{v}\"\n");
+        }
+    }
+    s += "spec:\n  ingressClassName: ringress\n";
+    if let Some(secret) = secret {
+        s += &format!("  tls:\n  - hosts: [\"{host}\"]\n    secretName: {secret}\n");
+    }
+    s += &format!(
+        "  rules:\n  - host: \"{host}\"\n    http:\n      paths:\n      - {{path: /, pathType: Prefix, backend: {{service: {{name: {svc}, port: {{number: 80}}}}}}}}\n"
+    );
+    s
+}
+
 /// One `#[test]` per I/O backend, so a failure names its backend and never hides the others:
 /// `per_backend!(fn name(io) { ... })` makes `name::uring` and `name::epoll`;
 /// `per_backend!(smoke fn name(io) { ... })` adds `name::tokio_uring`. tokio-uring stays
