@@ -150,6 +150,22 @@ fn client_certificates_are_required_verified_and_passed_on_as_ingress_nginx_does
         &format!("https://page.test:{}/", px.https.port()),
     ]));
     assert_eq!(out.1, "https://login.test/certificate");
+
+    // A hostile ClientHello (one handshake message claiming 16 MiB, sent as fast as it goes)
+    // while the hello is read before the handshake: the connection ends, and the worker goes on
+    // serving.
+    use std::io::Write as _;
+    let mut s = connect(px.https);
+    let mut hello = vec![0x16, 0x03, 0x01, 0x40, 0x00, 0x01, 0xff, 0xff, 0xff];
+    hello.resize(5 + 16384, 0);
+    let mut sent = s.write_all(&hello).is_ok();
+    let mut more = vec![0x16, 0x03, 0x01, 0x40, 0x00];
+    more.resize(5 + 16384, 0);
+    for _ in 0..16 {
+        sent = sent && s.write_all(&more).is_ok();
+    }
+    assert!(!sent || closed_within(&mut s, std::time::Duration::from_secs(5)), "the hostile hello is still open");
+    assert_eq!(curl(&px, "mtls.test", "mtls.test", Some(&good), &[]).0, 200);
 }
 
 #[test]

@@ -70,7 +70,8 @@ impl<S: Stream> TlsStream<S> {
                 }
             }
             if left > 0 {
-                continue;
+                // rustls took nothing more, and the hello is still incomplete: never spin.
+                return Err(io::Error::other("ClientHello larger than rustls buffers"));
             }
             buf.reserve(RX_CHUNK);
             let (r, b) = inner.read(std::mem::take(&mut buf)).await;
