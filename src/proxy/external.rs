@@ -94,8 +94,8 @@ impl Granted {
         }
     }
 
-    /// Rewrites an HTTP/1.1 request head (request line to the blank line) with the auth
-    /// service's fields in place of the client's of those names.
+    /// Rewrites an HTTP/1.1 request head (request line to the blank line) with these fields in
+    /// place of the client's of those names; bytes after the head (a body) stay after it.
     pub fn apply_to_head(&self, head: &mut Vec<u8>) {
         if self.names.is_empty() {
             return;
@@ -103,7 +103,9 @@ impl Granted {
         let mut out = Vec::with_capacity(head.len() + 256);
         let mut lines = head.split_inclusive(|&b| b == b'\n');
         out.extend_from_slice(lines.next().unwrap_or_default());
+        let mut taken = out.len();
         for line in lines {
+            taken += line.len();
             if line == b"\r\n" {
                 break;
             }
@@ -116,6 +118,7 @@ impl Granted {
             write_field(&mut out, n.as_bytes(), &[v]);
         }
         out.extend_from_slice(b"\r\n");
+        out.extend_from_slice(&head[taken.min(head.len())..]);
         *head = out;
     }
 }
@@ -548,9 +551,11 @@ mod tests {
     #[test]
     fn the_auth_services_fields_replace_the_clients() {
         let g = granted(&["x-user", "x-email"], &[("x-user", "alice")]);
-        let mut head = b"GET / HTTP/1.1\r\nHost: a\r\nX-User: mallory\r\nx-email: m@x\r\nAccept: */*\r\n\r\n".to_vec();
+        let mut head =
+            b"POST / HTTP/1.1\r\nHost: a\r\nX-User: mallory\r\nx-email: m@x\r\nAccept: */*\r\n\r\nX-User: body"
+                .to_vec();
         g.apply_to_head(&mut head);
-        assert_eq!(head, b"GET / HTTP/1.1\r\nHost: a\r\nAccept: */*\r\nx-user: alice\r\n\r\n");
+        assert_eq!(head, b"POST / HTTP/1.1\r\nHost: a\r\nAccept: */*\r\nx-user: alice\r\n\r\nX-User: body");
         assert_eq!(g.cookies_for(200).len(), 1);
         assert_eq!(g.cookies_for(500).len(), 0, "only on successful answers unless always");
     }
