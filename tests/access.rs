@@ -341,6 +341,7 @@ fn satisfy_any_admits_a_listed_address_or_a_user_and_all_needs_both() {
         + &site(&b, "anyin", &with("127.0.0.0/8", Some("any")))
         + &site(&c, "all", &with("127.0.0.0/8", None))
         + &site(&c, "allout", &with("10.0.0.0/8", Some("all")))
+        + &site(&c, "nolist", &[&BASIC[..], &[("nginx.ingress.kubernetes.io/satisfy", "any")]].concat())
         + &users;
     let p = Proxy::start("uring", &m, &[]);
     // any: the address is not listed, so the credentials decide (401 with the challenge).
@@ -354,6 +355,9 @@ fn satisfy_any_admits_a_listed_address_or_a_user_and_all_needs_both() {
     assert_eq!(basic_get(p.http, "all.test", None).0, 401);
     assert_eq!(basic_get(p.http, "all.test", Some("ann:pw")).0, 200);
     assert_eq!(basic_get(p.http, "allout.test", Some("ann:pw")).0, 403, "credentials do not open a list");
+    // any, with no allow list: nothing lets the address in, so the credentials decide.
+    assert_eq!(basic_get(p.http, "nolist.test", None).0, 401);
+    assert_eq!(h2c(p.http, "nolist.test", false).0, 401);
     assert_eq!((a.hits(), b.hits(), c.hits()), (2, 2, 1));
 }
 
