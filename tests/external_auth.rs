@@ -145,6 +145,7 @@ fn the_auth_service_decides_on_every_protocol_and_the_upstream_sees_only_what_it
             ("nginx.ingress.kubernetes.io/auth-response-headers", "X-Auth-Request-User"),
             ("nginx.ingress.kubernetes.io/proxy-read-timeout", "1"),
             ("nginx.ingress.kubernetes.io/auth-proxy-set-headers", "auth-headers"),
+            ("nginx.ingress.kubernetes.io/auth-request-redirect", "https://$host/landing"),
         ],
     ) + "---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: auth-headers, namespace: default}\ndata: {X-Tenant: \"$host-tenant\", X-Real-IP: \"1.2.3.4\"}\n"
         + &site(&b, "down", &[("ingress.kubernetes.io/auth-url", &format!("http://{}/check", dead_addr()))]);
@@ -168,7 +169,7 @@ fn the_auth_service_decides_on_every_protocol_and_the_upstream_sees_only_what_it
         "X-Sent-From: nginx-ingress-controller\r\n",
         "X-Real-IP: 127.0.0.1\r\n",
         "X-Forwarded-For: 127.0.0.1\r\n",
-        "X-Auth-Request-Redirect: /some/path?q=1\r\n",
+        "X-Auth-Request-Redirect: https://ext.test/landing\r\n",
         // auth-proxy-set-headers, with its variables.
         "x-tenant: ext.test-tenant\r\n",
     ] {
@@ -236,6 +237,7 @@ fn oauth2_proxy_as_its_documentation_sets_it_up_with_sign_in_and_a_verdict_cache
     assert_eq!(r.header("set-cookie"), Some("tried=1"), "the sign-in redirect carries the auth service's cookie");
     assert_eq!(app.hits(), 0);
     assert!(auth.last().starts_with("GET /oauth2/auth HTTP/1.1\r\nHost: app.test\r\n"), "{}", auth.last());
+    assert!(auth.last().contains("X-Auth-Request-Redirect: /page?x=1\r\n"), "the default: $request_uri");
     // gRPC cannot follow a redirect: UNAUTHENTICATED.
     assert_eq!(h2c(p.http, "app.test", true, None).1.as_deref(), Some("16"));
     // Signed in: through, and the verdict is cached by the cookie.
