@@ -186,3 +186,23 @@ fn a_ca_secret_that_cannot_be_used_refuses_the_route() {
     assert!(code == 503 && body.contains("auth-tls-secret default/empty has no key ca.crt"), "{code} {body}");
     assert_eq!(a.hits(), 0);
 }
+
+#[test]
+fn a_certificate_the_ca_crl_revokes_is_refused() {
+    let ca = Ca::new("Revoking CA");
+    let server = Ca::new("Server CA").leaf(&["revoke.test"]);
+    let a = Upstream::start("a");
+    let dir = support::proxy::temp_dir();
+    let (revoked, kept) =
+        (files(&dir, "revoked", &ca.client_serial("lost", 7)), files(&dir, "kept", &ca.client_serial("kept", 8)));
+    let m = service("a", &[a.addr])
+        + &secret("server", &[("tls.crt", &server.0), ("tls.key", &server.1)])
+            .replace("stringData", "type: kubernetes.io/tls\nstringData")
+        + &secret("ca", &[("ca.crt", &ca.pem), ("ca.crl", &ca.crl(&[7]))])
+        + &tls_ingress("revoke", "revoke.test", &[("nginx.ingress.kubernetes.io/auth-tls-secret", "ca")]);
+    let px = Proxy::start("uring", &m, &[]);
+    let (code, body) = curl(&px, "revoke.test", "revoke.test", Some(&kept), &[]);
+    assert!(code == 200 && body.contains("header ssl-client-verify: SUCCESS"), "{code} {body}");
+    assert_eq!(curl(&px, "revoke.test", "revoke.test", Some(&revoked), &[]).0, 400, "revoked by ca.crl");
+    assert_eq!(a.hits(), 1);
+}

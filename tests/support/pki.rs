@@ -44,6 +44,37 @@ impl Ca {
         self.issue(p)
     }
 
+    /// A client certificate `CN=<cn>,O=Example` with this serial number.
+    pub fn client_serial(&self, cn: &str, serial: u64) -> (String, String) {
+        let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+        p.distinguished_name = rcgen::DistinguishedName::new();
+        p.distinguished_name.push(DnType::CommonName, cn);
+        p.serial_number = Some(rcgen::SerialNumber::from(serial));
+        self.issue(p)
+    }
+
+    /// A revocation list (PEM) of this CA naming these serial numbers.
+    pub fn crl(&self, revoked: &[u64]) -> String {
+        let when = rcgen::date_time_ymd(2025, 1, 1);
+        let params = rcgen::CertificateRevocationListParams {
+            this_update: when,
+            next_update: rcgen::date_time_ymd(2035, 1, 1),
+            crl_number: rcgen::SerialNumber::from(1u64),
+            issuing_distribution_point: None,
+            revoked_certs: revoked
+                .iter()
+                .map(|&s| rcgen::RevokedCertParams {
+                    serial_number: rcgen::SerialNumber::from(s),
+                    revocation_time: when,
+                    reason_code: Some(rcgen::RevocationReason::KeyCompromise),
+                    invalidity_date: None,
+                })
+                .collect(),
+            key_identifier_method: rcgen::KeyIdMethod::Sha256,
+        };
+        params.signed_by(&self.issuer).unwrap().pem().unwrap()
+    }
+
     fn issue(&self, p: CertificateParams) -> (String, String) {
         let key = KeyPair::generate().unwrap();
         let cert = p.signed_by(&key, &self.issuer).unwrap();
