@@ -260,7 +260,7 @@ fn the_configmaps_global_auth_covers_every_ingress_unless_it_opts_out_or_has_its
     let (global, own) = (AuthService::start(), AuthService::start());
     let (a, b, c) = (Upstream::start("a"), Upstream::start("b"), Upstream::start("c"));
     let cm = format!(
-        "---\napiVersion: v1\nkind: ConfigMap\nmetadata: {{name: ringress, namespace: ringress}}\ndata:\n  global-auth-url: \"http://{}/global\"\n  global-auth-response-headers: \"X-Auth-Request-User\"\n  global-auth-always-set-cookie: \"true\"\n",
+        "---\napiVersion: v1\nkind: ConfigMap\nmetadata: {{name: ringress, namespace: ringress}}\ndata:\n  global-auth-url: \"http://{}/global\"\n  global-auth-response-headers: \"X-Auth-Request-User\"\n  global-auth-always-set-cookie: \"true\"\n  use-forwarded-headers: \"true\"\n  compute-full-forwarded-for: \"true\"\n",
         global.addr
     );
     let m = site(&a, "kept", &[])
@@ -273,13 +273,19 @@ fn the_configmaps_global_auth_covers_every_ingress_unless_it_opts_out_or_has_its
     let r = request(&p, "GET", "kept.test", "/", &bearer("good"));
     assert!(r.status == 200 && r.text().contains("header x-auth-request-user: alice"), "{}", r.text());
     assert!(global.last().starts_with("GET /global HTTP/1.1"), "{}", global.last());
+    // With use-forwarded-headers and compute-full-forwarded-for, the full list, as
+    // ingress-nginx's auth location sends it.
+    request(&p, "GET", "kept.test", "/", &(bearer("good") + "X-Forwarded-For: 192.0.2.7\r\n"));
+    let head = global.last();
+    assert!(head.contains("X-Forwarded-For: 192.0.2.7, 127.0.0.1\r\n"), "{head}");
+    assert!(head.contains("X-Real-IP: 192.0.2.7\r\n"), "the client address, trusted from the peer: {head}");
     assert_eq!(request(&p, "GET", "optout.test", "/", "").status, 200, "enable-global-auth: false");
     // The Ingress's own auth-url replaces the global one.
     let before = global.calls();
     assert_eq!(request(&p, "GET", "own.test", "/", &bearer("forbid")).status, 403);
     assert!(own.last().starts_with("GET /own HTTP/1.1"), "{}", own.last());
     assert_eq!(global.calls(), before);
-    assert_eq!((a.hits(), b.hits(), c.hits()), (1, 1, 0));
+    assert_eq!((a.hits(), b.hits(), c.hits()), (2, 1, 0));
 }
 
 #[test]

@@ -131,6 +131,9 @@ pub(crate) struct Origin<'a> {
     pub fields: &'a [(&'a [u8], &'a [u8])],
     /// The client's address as text.
     pub client_ip: &'a [u8],
+    /// The connection's peer address as text (appended to the client's X-Forwarded-For when
+    /// the ConfigMap asks for the full list).
+    pub peer_ip: &'a [u8],
     pub request_id: &'a [u8],
 }
 
@@ -262,7 +265,19 @@ pub(crate) fn prepare(snap: &Snapshot, spec: &Arc<ExternalAuth>, o: &Origin<'_>)
     }
     write_field(&mut head, b"X-Sent-From", &[b"nginx-ingress-controller"]);
     write_field(&mut head, b"X-Real-IP", &[o.client_ip]);
-    write_field(&mut head, b"X-Forwarded-For", &[o.client_ip]);
+    // As ingress-nginx's auth location: the client's list with the peer appended when
+    // `use-forwarded-headers` and `compute-full-forwarded-for` are both on, else the address.
+    let edge = &snap.edge;
+    let listed: Vec<&[u8]> =
+        o.fields.iter().filter(|(n, _)| n.eq_ignore_ascii_case(b"x-forwarded-for")).map(|(_, v)| *v).collect();
+    if edge.use_forwarded_headers && edge.compute_full_forwarded_for && !listed.is_empty() {
+        let mut full = listed.join(&b", "[..]);
+        full.extend_from_slice(b", ");
+        full.extend_from_slice(o.peer_ip);
+        write_field(&mut head, b"X-Forwarded-For", &[&full]);
+    } else {
+        write_field(&mut head, b"X-Forwarded-For", &[o.client_ip]);
+    }
     write_field(&mut head, b"X-Forwarded-Host", &[r.authority]);
     let mut redirect = Vec::new();
     match &spec.request_redirect {

@@ -408,8 +408,13 @@ async fn exchange<I: Io>(
         Some(spec) => {
             let fields: Vec<(&[u8], &[u8])> =
                 parts.headers.iter().map(|(n, v)| (n.as_str().as_bytes(), v.as_bytes())).collect();
-            let origin =
-                external::Origin { req: &request, fields: &fields, client_ip: fwd.client_ip, request_id: s.request_id };
+            let origin = external::Origin {
+                req: &request,
+                fields: &fields,
+                client_ip: fwd.client_ip,
+                peer_ip: fwd.peer_ip,
+                request_id: s.request_id,
+            };
             let call = external::prepare(&snap, spec, &origin)?;
             let clock = Clock { deadlines: &w.deadlines, watch };
             // The auth request is an upstream exchange too: it takes one of the connection's

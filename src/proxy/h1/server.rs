@@ -452,7 +452,8 @@ fn prepare(
         None => None,
         Some(spec) => {
             let fields: Vec<(&[u8], &[u8])> = req.headers.iter().map(|h| (h.name.as_bytes(), h.value)).collect();
-            let origin = external::Origin { req: &view, fields: &fields, client_ip, request_id: &rec.request_id };
+            let request_id = &rec.request_id;
+            let origin = external::Origin { req: &view, fields: &fields, client_ip, peer_ip, request_id };
             match external::prepare(snap, spec, &origin) {
                 Ok(call) => Some(Box::new(call)),
                 Err(e) => return Ok(Some((info, Action::Respond(e)))),
