@@ -47,7 +47,7 @@ pub enum Kind {
     /// 403: the client's address is not allowed on the route (RFC 9110 §15.5.4).
     Forbidden,
     /// 401: the route asks for credentials the request does not carry (RFC 9110 §15.5.2);
-    /// the answer carries the challenge ([`ProxyError::challenge`]).
+    /// the answer carries the challenge (`WWW-Authenticate` in [`ProxyError::fields`]).
     Unauthorized,
     /// 500: the external authentication service failed, answered something other than 2xx,
     /// 401 or 403, or did not answer in time (as nginx's `auth_request` answers; RFC 9110
@@ -78,20 +78,18 @@ pub struct ProxyError {
     /// Text for the client's answer that is not known in advance (which annotation refused
     /// a route); `context` otherwise.
     pub detail: Option<std::sync::Arc<str>>,
-    /// The `WWW-Authenticate` value of a 401.
-    pub challenge: Option<std::sync::Arc<str>>,
-    /// More fields of the answer (a sign-in redirect's Location, an auth service's
-    /// WWW-Authenticate and Set-Cookie); values without CR or LF.
+    /// More fields of the answer (a 401's WWW-Authenticate, a sign-in redirect's Location,
+    /// an auth service's Set-Cookie); values without CR or LF.
     pub fields: Vec<(&'static str, Vec<u8>)>,
 }
 
 impl ProxyError {
     pub fn new(kind: Kind, side: Side, context: &'static str) -> Self {
-        ProxyError { kind, side, source: None, context, detail: None, challenge: None, fields: Vec::new() }
+        ProxyError { kind, side, source: None, context, detail: None, fields: Vec::new() }
     }
 
     pub fn io(kind: Kind, side: Side, context: &'static str, e: io::Error) -> Self {
-        ProxyError { kind, side, source: Some(e), context, detail: None, challenge: None, fields: Vec::new() }
+        ProxyError { kind, side, source: Some(e), context, detail: None, fields: Vec::new() }
     }
 
     pub fn downstream(kind: Kind, context: &'static str) -> Self {
@@ -191,7 +189,7 @@ impl Kind {
 }
 
 /// A complete error response from the proxy itself, with `Connection: close` when `close`,
-/// `Allow` on a 405 and the challenge of a 401.
+/// `Allow` on a 405 and the error's own fields (a 401's challenge, a redirect's Location).
 pub fn write_error_response(out: &mut Vec<u8>, e: &ProxyError, close: bool, server: &str) {
     use std::io::Write;
     let (code, reason) = e.status().unwrap_or((500, "Internal Server Error"));
@@ -203,9 +201,6 @@ pub fn write_error_response(out: &mut Vec<u8>, e: &ProxyError, close: bool, serv
     );
     if code == 405 {
         let _ = write!(out, "Allow: {ALLOW}\r\n");
-    }
-    if let Some(c) = &e.challenge {
-        let _ = write!(out, "WWW-Authenticate: {c}\r\n");
     }
     for (name, value) in &e.fields {
         super::h1::codec::write_field(out, name.as_bytes(), &[value]);

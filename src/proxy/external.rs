@@ -267,10 +267,10 @@ pub(crate) fn prepare(snap: &Snapshot, spec: &Arc<ExternalAuth>, o: &Origin<'_>)
     write_field(&mut head, b"X-Real-IP", &[o.client_ip]);
     // As ingress-nginx's auth location: the client's list with the peer appended when
     // `use-forwarded-headers` and `compute-full-forwarded-for` are both on, else the address.
-    let edge = &snap.edge;
-    let listed: Vec<&[u8]> =
-        o.fields.iter().filter(|(n, _)| n.eq_ignore_ascii_case(b"x-forwarded-for")).map(|(_, v)| *v).collect();
-    if edge.use_forwarded_headers && edge.compute_full_forwarded_for && !listed.is_empty() {
+    let full_list = snap.edge.use_forwarded_headers && snap.edge.compute_full_forwarded_for;
+    let xff = |(n, _): &&(&[u8], &[u8])| full_list && n.eq_ignore_ascii_case(b"x-forwarded-for");
+    let listed: Vec<&[u8]> = o.fields.iter().filter(xff).map(|(_, v)| *v).collect();
+    if !listed.is_empty() {
         let mut full = listed.join(&b", "[..]);
         full.extend_from_slice(b", ");
         full.extend_from_slice(o.peer_ip);

@@ -313,9 +313,6 @@ fn send_error(respond: &mut SendResponse<Bytes>, e: &ProxyError, grpc: bool, ser
     if code == 405 {
         resp = resp.header("allow", super::error::ALLOW);
     }
-    if let Some(c) = &e.challenge {
-        resp = resp.header("www-authenticate", &**c);
-    }
     for (name, value) in &e.fields {
         if let Ok(v) = HeaderValue::from_bytes(value) {
             resp = resp.header(*name, v);

@@ -191,7 +191,7 @@ fn check_access<'s>(
     let forbidden = || ProxyError::downstream(Kind::Forbidden, "the client's address is not allowed here");
     let unauthorized = |basic: &crate::snapshot::auth::BasicAuth| {
         let mut e = ProxyError::downstream(Kind::Unauthorized, "this route needs a user name and password");
-        e.challenge = Some(basic.challenge.clone());
+        e.fields.push(("WWW-Authenticate", basic.challenge.as_bytes().to_vec()));
         e
     };
     if blocked(&snap.edge, req.client, (req.user_agent, req.referer)) {
