@@ -112,6 +112,14 @@ struct RunArgs {
     /// Admin listener: /healthz, /readyz, /debug/routes, /metrics.
     #[arg(long, default_value = "127.0.0.1:10254")]
     admin: SocketAddr,
+    /// A second listener answering `/metrics` alone, for a scraper off the node (the admin
+    /// listener stays on loopback for the kubelet's probes). Unset: none.
+    #[arg(long)]
+    metrics: Option<SocketAddr>,
+    /// Address blocks (comma-separated CIDRs) allowed to connect to --metrics; every other
+    /// connection is closed at accept.
+    #[arg(long, default_value = "127.0.0.0/8,::1/128", value_parser = parse_allow)]
+    metrics_allow: AllowList,
     /// Worker threads; default one per CPU of the process's affinity mask.
     #[arg(long)]
     workers: Option<usize>,
@@ -192,6 +200,54 @@ struct RunArgs {
     /// L4: seconds a forwarded connection may stay silent both ways.
     #[arg(long, default_value_t = 3600.0)]
     l4_idle_timeout: f64,
+}
+
+/// The image gives the binary `cap_net_bind_service` as a permitted-only file capability
+/// (`=p`, not `=ep`): exec never fails for want of it (a file capability marked effective
+/// makes exec fail with EPERM when the container's bounding set lacks it), and here, as a
+/// capability-aware program, ringress makes it effective when it was granted, so a non-root
+/// process can bind ports 80 and 443. Without it, binding a low port fails with the flag named.
+fn raise_bind_capability() {
+    const VERSION_3: u32 = 0x2008_0522;
+    const NET_BIND_SERVICE: u32 = 1 << 10;
+    #[repr(C)]
+    struct Header {
+        version: u32,
+        pid: i32,
+    }
+    #[repr(C)]
+    #[derive(Clone, Copy, Default)]
+    struct Data {
+        effective: u32,
+        permitted: u32,
+        inheritable: u32,
+    }
+    let mut header = Header { version: VERSION_3, pid: 0 };
+    let mut data = [Data::default(); 2];
+    // SAFETY: the header and the two data words of version 3 are what capget/capset read and
+    // write; both outlive the calls.
+    unsafe {
+        if libc::syscall(libc::SYS_capget, &mut header as *mut Header, data.as_mut_ptr()) != 0 {
+            return;
+        }
+        if data[0].permitted & NET_BIND_SERVICE == 0 || data[0].effective & NET_BIND_SERVICE != 0 {
+            return;
+        }
+        data[0].effective |= NET_BIND_SERVICE;
+        if libc::syscall(libc::SYS_capset, &mut header as *mut Header, data.as_ptr()) != 0 {
+            tracing::warn!(error = %std::io::Error::last_os_error(), "could not make CAP_NET_BIND_SERVICE effective");
+        }
+    }
+}
+
+/// `--metrics-allow`.
+#[derive(Clone, Debug)]
+struct AllowList(Vec<ringress::snapshot::Cidr>);
+
+fn parse_allow(s: &str) -> Result<AllowList, String> {
+    let list = ringress::snapshot::parse_cidrs(s)
+        .ok_or_else(|| format!("{s:?} is not a list of CIDRs (e.g. 10.244.0.0/16,127.0.0.1)"))?;
+    Ok(AllowList(list))
 }
 
 fn parse_size(s: &str) -> Result<u64, String> {
@@ -309,6 +365,7 @@ fn run(a: RunArgs) -> anyhow::Result<()> {
     // drain below) and SIGUSR1 (reopen the access log) are taken only by the main thread's
     // sigwait.
     let signals = runtime::Signals::block();
+    raise_bind_capability();
     let settings = Settings {
         max_header_bytes: a.max_header_bytes,
         max_headers: a.max_headers,
@@ -377,6 +434,7 @@ fn run(a: RunArgs) -> anyhow::Result<()> {
     opts.settings.https_port = https_addr.port();
     // Ports of our own that a Service can never take.
     opts.l4.reserved = vec![http_addr.port(), https_addr.port(), a.admin.port()];
+    opts.l4.reserved.extend(a.metrics.map(|m| m.port()));
 
     // The process-lifetime shared state: leaked once, read by every thread.
     let published: &'static Published = Box::leak(Box::default());
@@ -418,6 +476,14 @@ fn run(a: RunArgs) -> anyhow::Result<()> {
     let tls = ringress::tls::server_config(published, &[b"h2", b"http/1.1"]).map_err(anyhow::Error::msg)?;
     let admin_listener = std::net::TcpListener::bind(a.admin).with_context(|| format!("--admin {}", a.admin))?;
     let admin_addr = admin_listener.local_addr()?;
+    let metrics_listener = match a.metrics {
+        Some(addr) => Some(admin::MetricsListener {
+            listener: std::net::TcpListener::bind(addr).with_context(|| format!("--metrics {addr}"))?,
+            allow: a.metrics_allow.0.clone(),
+        }),
+        None => None,
+    };
+    let metrics_addr = metrics_listener.as_ref().map(|m| m.listener.local_addr()).transpose()?;
 
     let logger = ringress::access_log::Logger::start(published).context("starting the access-log thread")?;
     let mut stats = Vec::with_capacity(workers);
@@ -447,12 +513,13 @@ fn run(a: RunArgs) -> anyhow::Result<()> {
     let registry = ringress::metrics::registry(published, stats.clone(), backend.name(), logger.stats());
     let admin = admin::Admin { published, registry };
     std::thread::Builder::new().name("admin".into()).spawn(move || {
-        if let Err(e) = admin.serve(admin_listener) {
+        if let Err(e) = admin.serve(admin_listener, metrics_listener) {
             tracing::error!(error = %e, "the admin listener stopped");
         }
     })?;
 
-    tracing::info!(io = backend.name(), workers, http = %http_addr, https = %https_addr, admin = %admin_addr, "ringress ready");
+    let metrics = metrics_addr.map(|a| a.to_string()).unwrap_or_default();
+    tracing::info!(io = backend.name(), workers, http = %http_addr, https = %https_addr, admin = %admin_addr, metrics, "ringress ready");
     drop(handles); // workers run until the process exits
     drain(&signals, published, &stats, &logger);
     // The last lines the workers buffered reach the file before the process ends.

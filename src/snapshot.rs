@@ -23,6 +23,7 @@ use std::time::Duration;
 pub use build::{
     build, build_after, build_from, serves, update_endpoints, update_hosts, BuildOptions, HostKey, Inputs,
 };
+pub use edge::{parse_cidrs, Cidr};
 pub use table::{normalize_host, HostRoutes, RouteTable};
 
 use rustc_hash::{FxHashMap, FxHashSet};
