@@ -42,6 +42,22 @@ enum Command {
         #[arg(long, value_enum, default_value = "refuse")]
         unsupported_security_annotations: SecurityPolicy,
     },
+    /// Prepare an edge node for the non-root DaemonSet (its init container runs this as root
+    /// with CAP_CHOWN and CAP_FOWNER alone): create the access-log directory owned by the
+    /// proxy's user, and install the seccomp profile that allows io_uring where the kubelet
+    /// looks for Localhost profiles.
+    PrepareNode {
+        /// The access-log directory (the hostPath), made owned by --owner, mode 0750.
+        #[arg(long)]
+        log_dir: Option<PathBuf>,
+        /// uid:gid the proxy runs as.
+        #[arg(long, default_value = "65532:65532")]
+        owner: String,
+        /// The kubelet's seccomp directory (its root dir + /seccomp, mounted); the profile is
+        /// written there as seccomp-ringress.json.
+        #[arg(long)]
+        seccomp_dir: Option<PathBuf>,
+    },
 }
 
 /// `--unsupported-security-annotations`.
@@ -290,7 +306,46 @@ fn main() -> anyhow::Result<()> {
             check(&manifests, ingress_class, unsupported_security_annotations.into())
         }
         Command::Run(args) => run(*args),
+        Command::PrepareNode { log_dir, owner, seccomp_dir } => prepare_node(log_dir, &owner, seccomp_dir),
     }
+}
+
+/// deploy/seccomp-ringress.json: the container runtimes' usual deny-list with io_uring allowed.
+const SECCOMP_PROFILE: &str = include_str!("../deploy/seccomp-ringress.json");
+
+fn prepare_node(log_dir: Option<PathBuf>, owner: &str, seccomp_dir: Option<PathBuf>) -> anyhow::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let (uid, gid) = owner
+        .split_once(':')
+        .and_then(|(u, g)| Some((u.parse::<u32>().ok()?, g.parse::<u32>().ok()?)))
+        .with_context(|| format!("--owner {owner:?}: expected uid:gid, e.g. 65532:65532"))?;
+    if let Some(dir) = log_dir {
+        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        // The mode first: once the directory is the proxy's, changing it needs CAP_FOWNER.
+        let mode = std::fs::metadata(&dir)?.permissions().mode() & 0o7777;
+        if mode != 0o750 {
+            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o750))
+                .with_context(|| format!("chmod 0750 {}", dir.display()))?;
+        }
+        std::os::unix::fs::chown(&dir, Some(uid), Some(gid))
+            .with_context(|| format!("chown {uid}:{gid} {} (needs CAP_CHOWN)", dir.display()))?;
+        println!("{}: owned by {uid}:{gid}, mode 0750", dir.display());
+    }
+    if let Some(dir) = seccomp_dir {
+        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        let path = dir.join("seccomp-ringress.json");
+        if std::fs::read_to_string(&path).ok().as_deref() == Some(SECCOMP_PROFILE) {
+            println!("{}: up to date", path.display());
+        } else {
+            // Whole or not at all: the kubelet may read it while a container starts.
+            let tmp = dir.join(".seccomp-ringress.json.tmp");
+            std::fs::write(&tmp, SECCOMP_PROFILE).with_context(|| format!("writing {}", tmp.display()))?;
+            std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o644))?;
+            std::fs::rename(&tmp, &path).with_context(|| format!("installing {}", path.display()))?;
+            println!("{}: installed", path.display());
+        }
+    }
+    Ok(())
 }
 
 fn check(path: &std::path::Path, class: String, policy: UnsupportedPolicy) -> anyhow::Result<()> {

@@ -34,14 +34,47 @@ fn typed<T: DeserializeOwned + Serialize>(doc: &Value, file: &Path) {
     assert_eq!(&back, doc, "{}: fields lost in the typed round trip", file.display());
 }
 
+/// Every overlay under deploy/ (each directory with a kustomization.yaml), rendered by the
+/// real kubectl's kustomize, as (overlay, YAML).
+fn rendered_overlays() -> Vec<(PathBuf, String)> {
+    let mut dirs = vec![PathBuf::from("deploy")];
+    let mut out = Vec::new();
+    while let Some(d) = dirs.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            if e.path().is_dir() {
+                dirs.push(e.path());
+            }
+        }
+        if d.join("kustomization.yaml").exists() {
+            let o =
+                std::process::Command::new(support::cluster::kubectl_path()).arg("kustomize").arg(&d).output().unwrap();
+            assert!(o.status.success(), "kubectl kustomize {}: {}", d.display(), String::from_utf8_lossy(&o.stderr));
+            out.push((d, String::from_utf8(o.stdout).unwrap()));
+        }
+    }
+    out.sort();
+    out
+}
+
+/// The files themselves and every overlay as kustomize renders it: each object must be the
+/// Kubernetes type of its kind, as k8s-openapi (the API version we target) defines it, with
+/// its required fields and no unknown one.
 #[test]
-fn every_manifest_parses_into_its_typed_object() {
+fn every_manifest_and_every_rendered_overlay_parses_into_its_typed_object() {
     let mut files = Vec::new();
     yaml_files(Path::new("deploy"), &mut files);
+    let mut sources: Vec<(PathBuf, String)> =
+        files.iter().map(|f| (f.clone(), std::fs::read_to_string(f).unwrap())).collect();
+    let overlays = rendered_overlays();
+    let names: Vec<String> = overlays.iter().map(|(d, _)| d.display().to_string()).collect();
+    for o in ["deploy", "deploy/base", "deploy/nodeport", "deploy/runtime-default"] {
+        assert!(names.iter().any(|n| n == o), "overlay {o} not rendered: {names:?}");
+    }
+    sources.extend(overlays.into_iter().map(|(d, y)| (d.join("(rendered)"), y)));
     let mut kinds = Vec::new();
-    for f in &files {
-        let text = std::fs::read_to_string(f).unwrap();
-        for doc in serde_yaml_ng::Deserializer::from_str(&text) {
+    for (f, text) in &sources {
+        let f = f.as_path();
+        for doc in serde_yaml_ng::Deserializer::from_str(text) {
             let v: Value = serde::Deserialize::deserialize(doc).unwrap_or_else(|e| panic!("{}: {e}", f.display()));
             if v.is_null() {
                 continue;
@@ -60,6 +93,21 @@ fn every_manifest_parses_into_its_typed_object() {
                 "Service" => typed::<Service>(&v, f),
                 "NetworkPolicy" => typed::<NetworkPolicy>(&v, f),
                 other => panic!("{}: no typed check for kind {other}", f.display()),
+            }
+            if f.ends_with("(rendered)") {
+                // Rendered: the image is the one kustomization's, the same for every overlay.
+                for c in v.pointer("/spec/template/spec/containers").into_iter().flat_map(|c| c.as_array().unwrap()) {
+                    assert_eq!(c["image"], format!("ringress:{}", env!("CARGO_PKG_VERSION")), "{}", f.display());
+                }
+                for c in v.pointer("/spec/template/spec/initContainers").into_iter().flat_map(|c| c.as_array().unwrap())
+                {
+                    assert_eq!(c["image"], format!("ringress:{}", env!("CARGO_PKG_VERSION")), "{}", f.display());
+                }
+            } else if let Some(cs) = v.pointer("/spec/template/spec/containers") {
+                // In the files, no tag: it is set in deploy/base/kustomization.yaml alone.
+                for c in cs.as_array().unwrap() {
+                    assert_eq!(c["image"], "ringress", "{}: the tag belongs in the kustomization", f.display());
+                }
             }
             kinds.push(kind);
         }
@@ -86,7 +134,31 @@ fn every_manifest_parses_into_its_typed_object() {
     assert!(pod.node_selector.is_some() && pod.tolerations.is_some());
     let c = &pod.containers[0];
     assert!(c.liveness_probe.is_some() && c.readiness_probe.is_some() && c.resources.is_some());
-    assert!(c.security_context.as_ref().unwrap().seccomp_profile.is_some());
+    // Non-root, NET_BIND_SERVICE alone, io_uring through the Localhost profile.
+    let sc = c.security_context.as_ref().unwrap();
+    assert_eq!((sc.run_as_user, sc.run_as_group, sc.run_as_non_root), (Some(65532), Some(65532), Some(true)));
+    assert_eq!((sc.allow_privilege_escalation, sc.read_only_root_filesystem), (Some(false), Some(true)));
+    let caps = sc.capabilities.as_ref().unwrap();
+    assert_eq!(caps.drop.as_deref(), Some(&["ALL".to_string()][..]));
+    assert_eq!(caps.add.as_deref(), Some(&["NET_BIND_SERVICE".to_string()][..]));
+    let seccomp = sc.seccomp_profile.as_ref().unwrap();
+    assert_eq!(
+        (seccomp.type_.as_str(), seccomp.localhost_profile.as_deref()),
+        ("Localhost", Some("seccomp-ringress.json"))
+    );
+    // The admin port on loopback; /metrics on the node's address, closed to all but a block.
+    let args = c.args.as_ref().unwrap();
+    assert!(args.iter().any(|a| a == "--admin=127.0.0.1:10254"), "{args:?}");
+    assert!(args.iter().any(|a| a == "--metrics=$(HOST_IP):10253"), "{args:?}");
+    assert!(args.iter().any(|a| a.starts_with("--metrics-allow=")), "{args:?}");
+    // The init container that installs the profile: root with CHOWN and FOWNER, nothing more.
+    let init = &pod.init_containers.as_ref().unwrap()[0];
+    let isc = init.security_context.as_ref().unwrap();
+    assert_eq!((isc.run_as_user, isc.allow_privilege_escalation), (Some(0), Some(false)));
+    let icaps = isc.capabilities.as_ref().unwrap();
+    assert_eq!(icaps.drop.as_deref(), Some(&["ALL".to_string()][..]));
+    assert_eq!(icaps.add.as_deref(), Some(&["CHOWN".to_string(), "FOWNER".to_string()][..]));
+    assert!(init.args.as_ref().unwrap().iter().any(|a| a == "--seccomp-dir=/host/seccomp"));
 
     // The seccomp profile keeps io_uring allowed.
     let prof: Value = serde_json::from_str(&std::fs::read_to_string("deploy/seccomp-ringress.json").unwrap()).unwrap();
@@ -140,7 +212,8 @@ fn kustomizations_apply_with_kubectl_and_ringress_runs_with_the_daemonset_args()
         "-o",
         "jsonpath={.spec.ingress[*].ports[*].port}",
     ]);
-    assert_eq!(ports, "8080 8443");
+    assert_eq!(ports, "8080 8443 10253");
+    assert!(field("{.spec.template.spec.containers[0].args}").contains("--metrics=$(POD_IP):10253"));
 
     // The DaemonSet's arguments, as the container would get them (listeners moved to
     // loopback test ports), against the objects the kustomization created.
@@ -148,10 +221,10 @@ fn kustomizations_apply_with_kubectl_and_ringress_runs_with_the_daemonset_args()
         serde_yaml_ng::from_str(&std::fs::read_to_string("deploy/base/daemonset.yaml").unwrap()).unwrap();
     let args = ds.spec.unwrap().template.spec.unwrap().containers[0].args.clone().unwrap();
     assert_eq!(args[0], "run");
-    let listeners = |a: &&str| a.starts_with("--http=") || a.starts_with("--https=") || a.starts_with("--admin=");
-    assert_eq!(args.iter().map(String::as_str).filter(listeners).count(), 3, "{args:?}");
+    let listeners = |a: &&str| ["--http=", "--https=", "--admin=", "--metrics="].iter().any(|p| a.starts_with(p));
+    assert_eq!(args.iter().map(String::as_str).filter(listeners).count(), 4, "{args:?}");
     let mut all: Vec<&str> = args[1..].iter().map(String::as_str).filter(|a| !listeners(a)).collect();
-    all.extend(["--publish-address", "192.0.2.7", "--election-identity", "node-a"]);
+    all.extend(["--publish-address", "192.0.2.7", "--election-identity", "node-a", "--metrics", "127.0.0.1:0"]);
     let a = Upstream::start("a");
     c.apply(&(service("a", &[a.addr]) + &ingress("site", Some("app.test"), &[("/", "a")])));
     let p = c.proxy(&all);
