@@ -85,7 +85,7 @@ for spec in "$@"; do
     # Debian's cross packages put the target's libraries at /usr/<triple>/lib.
     root=${!sysvar:-/usr/$triple}
   fi
-  rootfs=$work/$arch
+  rootfs=${STAGE:-$work/$arch}
   mkdir -p "$rootfs/usr/bin" "$rootfs/etc/ssl/certs" "$rootfs/tmp"
   # Stripped: symbols and debug info are most of the release binary's size.
   objcopy=objcopy
@@ -108,6 +108,10 @@ for spec in "$@"; do
   printf 'hosts: files dns\n' >"$rootfs/etc/nsswitch.conf"
   platforms+=("$arch=$rootfs")
 done
+if [ -n "${STAGE:-}" ]; then
+  [ ${#platforms[@]} = 1 ] || { echo "image.sh: STAGE takes one platform" >&2; exit 1; }
+  exit 0
+fi
 
 python3 scripts/oci.py --out "$OUT" --image "$IMAGE" --tag "$TAG" --version "$version" \
   --revision "$revision" "${platforms[@]}"

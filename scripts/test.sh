@@ -17,6 +17,12 @@ command -v redis-server >/dev/null || missing+=(redis-server)
 command -v redis-benchmark >/dev/null || missing+=(redis-tools)
 # Basic authentication's tests hash their passwords with Apache's htpasswd.
 command -v htpasswd >/dev/null || missing+=(apache2-utils)
+# The image test (tests/image.rs): scripts/image.sh's tools, and podman with runc to run it.
+command -v readelf >/dev/null || missing+=(binutils)
+command -v setcap >/dev/null || missing+=(libcap2-bin)
+command -v podman >/dev/null || missing+=(podman)
+command -v runc >/dev/null || missing+=(runc)
+[ -s /etc/ssl/certs/ca-certificates.crt ] || missing+=(ca-certificates)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"

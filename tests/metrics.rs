@@ -63,3 +63,35 @@ fn responses_are_counted_by_route_method_and_status_class() {
     assert_eq!(value(&metrics, "ringress_protocol_connections_total{protocol=\"h2\"}"), 0);
     assert_eq!(value(&metrics, "ringress_protocol_connections_active{protocol=\"h2c\"}"), 0);
 }
+
+/// `--metrics`: `/metrics` alone, and only to the blocks `--metrics-allow` names; other
+/// clients are closed without an answer (curl binds its source address with --interface).
+#[test]
+fn the_metrics_listener_answers_only_metrics_and_only_to_allowed_addresses() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let listen = format!("127.0.0.1:{port}");
+    let p = Proxy::start("uring", "", &["--metrics", &listen, "--metrics-allow", "127.0.0.5/32, ::1"]);
+    let curl = |from: &str, path: &str| {
+        run(std::process::Command::new("curl").args([
+            "-s",
+            "--max-time",
+            "5",
+            "--interface",
+            from,
+            "-w",
+            "\n%{http_code}",
+            &format!("http://{listen}{path}"),
+        ]))
+    };
+    let (_, out, _) = curl("127.0.0.5", "/metrics");
+    assert!(out.ends_with("\n200") && out.contains("ringress_"), "{out}");
+    let (_, out, _) = curl("127.0.0.5", "/debug/routes");
+    assert!(out.ends_with("\n404"), "{out}");
+    let (_, out, _) = curl("127.0.0.5", "/healthz");
+    assert!(out.ends_with("\n404"), "{out}");
+    // From outside the list: no answer at all (curl: empty reply, code 000).
+    let (ok, out, _) = curl("127.0.0.1", "/metrics");
+    assert!(!ok && out.ends_with("000"), "{out}");
+    // The admin listener is unchanged.
+    assert_eq!(get(p.admin, "x", "/healthz").status, 200);
+}
