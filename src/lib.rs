@@ -19,6 +19,7 @@ pub mod access_log;
 pub mod admin;
 pub mod demo;
 pub mod metrics;
+pub mod migrate;
 pub mod model;
 pub mod provider;
 pub mod proxy;

@@ -42,6 +42,46 @@ enum Command {
         #[arg(long, value_enum, default_value = "refuse")]
         unsupported_security_annotations: SecurityPolicy,
     },
+    /// Report, per Ingress and annotation and per ConfigMap key, what ringress would do with an
+    /// ingress-nginx installation: supported, no-op, refused, invalid, unsupported, unknown.
+    /// Reads a live cluster (read-only: list and get) or manifests. Exit 2 when something
+    /// would be refused or misrouted, 1 on bad input.
+    Migrate {
+        /// Read Ingresses and the ConfigMap from these YAML files (a file or a directory)
+        /// instead of the cluster.
+        #[arg(long, conflicts_with = "kubeconfig")]
+        manifests: Option<PathBuf>,
+        /// The cluster to read (default: KUBECONFIG, ~/.kube/config, in-cluster).
+        #[arg(long)]
+        kubeconfig: Option<PathBuf>,
+        /// The class ingress-nginx serves.
+        #[arg(long, default_value = "nginx")]
+        ingress_class: String,
+        /// Also Ingresses that name no class (ingress-nginx's --watch-ingress-without-class, or
+        /// its IngressClass being the default).
+        #[arg(long)]
+        include_classless: bool,
+        /// ingress-nginx's ConfigMap, as namespace/name.
+        #[arg(long, default_value = "ingress-nginx/ingress-nginx-controller")]
+        configmap: String,
+        #[arg(long, value_enum, default_value = "text")]
+        output: MigrateOutput,
+        /// Write the Ingresses for ringress's class into this directory (one file per
+        /// Ingress, <namespace>/<name><suffix>.json), to apply beside the originals, and the
+        /// ConfigMap's supported keys as ringress's ConfigMap (configmap.json).
+        #[arg(long)]
+        emit: Option<PathBuf>,
+        /// The ConfigMap ringress reads (its --configmap), for --emit.
+        #[arg(long, default_value = "ringress/ringress")]
+        target_configmap: String,
+        /// The class the emitted Ingresses name.
+        #[arg(long, default_value = "ringress")]
+        target_class: String,
+        /// Added to each emitted Ingress's name, so it can live beside the original; empty to
+        /// keep the names (to replace the originals at the end of a migration).
+        #[arg(long, default_value = "-ringress")]
+        name_suffix: String,
+    },
     /// Prepare an edge node for the non-root DaemonSet (its init container runs this as root
     /// with CAP_CHOWN and CAP_FOWNER alone): create the access-log directory owned by the
     /// proxy's user, and install the seccomp profile that allows io_uring where the kubelet
@@ -58,6 +98,12 @@ enum Command {
         #[arg(long)]
         seccomp_dir: Option<PathBuf>,
     },
+}
+
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum MigrateOutput {
+    Text,
+    Json,
 }
 
 /// `--unsupported-security-annotations`.
@@ -307,6 +353,49 @@ fn main() -> anyhow::Result<()> {
         }
         Command::Run(args) => run(*args),
         Command::PrepareNode { log_dir, owner, seccomp_dir } => prepare_node(log_dir, &owner, seccomp_dir),
+        Command::Migrate {
+            manifests,
+            kubeconfig,
+            ingress_class,
+            include_classless,
+            configmap,
+            output,
+            emit,
+            target_class,
+            target_configmap,
+            name_suffix,
+        } => {
+            use ringress::migrate;
+            let cm = object_key("configmap", &configmap)?;
+            let (input, source) = match &manifests {
+                Some(path) => (migrate::Input::from_manifests(path, &cm)?, path.display().to_string()),
+                None => (migrate::Input::from_cluster(kubeconfig.as_deref(), &cm)?, "the cluster".to_string()),
+            };
+            let report = migrate::report(&input, source, &ingress_class, include_classless);
+            match output {
+                MigrateOutput::Text => print!("{report}"),
+                MigrateOutput::Json => println!("{}", serde_json::to_string_pretty(&report)?),
+            }
+            if let Some(dir) = emit {
+                let target = object_key("target-configmap", &target_configmap)?;
+                let files = migrate::emit(
+                    &input,
+                    &migrate::Emit {
+                        dir: &dir,
+                        class: &ingress_class,
+                        classless: include_classless,
+                        target_class: &target_class,
+                        suffix: &name_suffix,
+                        config_map: &target,
+                    },
+                )?;
+                eprintln!("wrote {} file(s) for class {target_class:?} under {}", files.len(), dir.display());
+            }
+            if report.refuses() {
+                std::process::exit(2);
+            }
+            Ok(())
+        }
     }
 }
 

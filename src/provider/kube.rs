@@ -71,7 +71,7 @@ pub fn run(
         }
     };
     rt.block_on(async move {
-        let client = match client(&opts).await {
+        let client = match client(opts.kubeconfig.as_deref()).await {
             Ok(c) => c,
             Err(e) => {
                 let _ = started.send(Err(e));
@@ -83,8 +83,9 @@ pub fn run(
     });
 }
 
-async fn client(opts: &KubeOptions) -> anyhow::Result<Client> {
-    let config = match &opts.kubeconfig {
+/// A client from `kubeconfig`, else `KUBECONFIG`, `~/.kube/config`, then the in-cluster config.
+pub async fn client(kubeconfig: Option<&std::path::Path>) -> anyhow::Result<Client> {
+    let config = match kubeconfig {
         Some(path) => {
             let kc = kube::config::Kubeconfig::read_from(path).with_context(|| format!("--kubeconfig {}", path.display()))?;
             kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())

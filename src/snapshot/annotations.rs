@@ -132,6 +132,21 @@ impl Default for RouteOptions {
     }
 }
 
+/// ingress-nginx annotations ringress accepts and ignores (no warning, no Event) because its design makes them meaningless.
+pub const NO_OP: &[(&str, &str)] = &[
+    ("proxy-buffering", "ringress streams responses as they arrive; nginx's buffers have no counterpart"),
+    ("proxy-buffer-size", "ringress streams responses as they arrive; nginx's buffers have no counterpart"),
+    ("proxy-buffers-number", "ringress streams responses as they arrive; nginx's buffers have no counterpart"),
+    ("proxy-busy-buffers-size", "ringress streams responses as they arrive; nginx's buffers have no counterpart"),
+    ("proxy-max-temp-file-size", "ringress never spools responses to disk"),
+    ("client-body-buffer-size", "per-route buffer sizing; ringress sizes its buffers per connection"),
+    ("proxy-http-version", "ringress speaks HTTP/1.1 with keep-alive to HTTP upstreams"),
+    ("connection-proxy-header", "ringress manages the upstream Connection header and keep-alive itself"),
+    ("enable-rewrite-log", "nginx's rewrite debug log; ringress's rewrites are shown by /debug/routes"),
+    ("ssl-prefer-server-ciphers", "ringress's TLS (rustls) always uses its own cipher order"),
+    ("http2-push-preload", "HTTP/2 server push: dropped by browsers and by ingress-nginx itself"),
+];
+
 /// What ringress says about one of an Ingress's annotations: ignored (a key it does not
 /// implement, a value that does not parse, a protection served without under `warn`), or the
 /// reason the Ingress's routes are refused. Logged, printed by `ringress check`, counted by
@@ -143,15 +158,36 @@ pub struct Note {
     pub message: String,
     /// The routes answer 503 because of it (fail closed).
     pub refused: bool,
+    /// A key ringress does not implement (rather than a value it cannot use).
+    pub unsupported: bool,
 }
 
 impl Note {
     fn ignored(annotation: &str, what: String) -> Note {
-        Note { annotation: annotation.to_string(), message: format!("{what}; ignored"), refused: false }
+        Note {
+            annotation: annotation.to_string(),
+            message: format!("{what}; ignored"),
+            refused: false,
+            unsupported: false,
+        }
+    }
+
+    fn unsupported(annotation: &str) -> Note {
+        Note {
+            annotation: annotation.to_string(),
+            message: format!("annotation {annotation} is not supported by ringress; ignored"),
+            refused: false,
+            unsupported: true,
+        }
     }
 
     fn refused(annotation: &str, why: &str) -> Note {
-        Note { annotation: annotation.to_string(), message: format!("{why}; its routes answer 503"), refused: true }
+        Note {
+            annotation: annotation.to_string(),
+            message: format!("{why}; its routes answer 503"),
+            refused: true,
+            unsupported: false,
+        }
     }
 }
 
@@ -278,6 +314,7 @@ impl RouteOptions {
                             o.access.refuse(why);
                         }
                     },
+                    k if NO_OP.iter().any(|(n, _)| *n == k) => {}
                     _ => match unenforced(key) {
                         Some(what) => {
                             let why = format!("annotation {full} asks for {what}, which ringress does not enforce");
@@ -292,11 +329,11 @@ impl RouteOptions {
                                         "{why}; served WITHOUT it (--unsupported-security-annotations=warn)"
                                     ),
                                     refused: false,
+                                    unsupported: false,
                                 }),
                             }
                         }
-                        None => warnings
-                            .push(Note::ignored(full, format!("annotation {full} is not supported by ringress"))),
+                        None => warnings.push(Note::unsupported(full)),
                     },
                 }
             }
@@ -492,7 +529,7 @@ pub fn literal_prefix(path: &str) -> &str {
     }
 }
 
-pub(super) fn parse_bool(v: &str) -> Option<bool> {
+pub fn parse_bool(v: &str) -> Option<bool> {
     match v.to_ascii_lowercase().as_str() {
         "true" => Some(true),
         "false" => Some(false),

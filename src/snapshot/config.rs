@@ -185,10 +185,10 @@ pub fn apply(flags: &Global, prev: Option<&Global>, cm: Option<&ConfigMap>) -> (
     let Some(cm) = cm else { return (s, warnings) };
     for (key, value) in &cm.data {
         let v = value.trim();
-        let global_auth = key.strip_prefix("global-").is_some_and(|k| super::external::KEYS.contains(&k));
+        let global_auth = is_global_auth_key(key);
         match KEYS.iter().find(|k| k.name == key) {
             // Read by the build (`global-auth-url` and its family): see `Edge::global_auth`.
-            None if global_auth => {}
+            None if global_auth || NO_OP.iter().any(|(k, _)| k == key) => {}
             None => match crate::snapshot::access::GLOBAL_UNENFORCED.iter().find(|(k, _)| k == key) {
                 Some((_, what)) if !v.is_empty() => s.edge.unenforced.push((key.clone(), what)),
                 Some(_) => {}
@@ -209,6 +209,42 @@ pub fn apply(flags: &Global, prev: Option<&Global>, cm: Option<&ConfigMap>) -> (
         }
     }
     (s, warnings)
+}
+
+/// ingress-nginx ConfigMap keys ringress accepts and ignores (no warning) because its design makes them meaningless.
+pub const NO_OP: &[(&str, &str)] = &[
+    ("worker-processes", "ringress runs one worker per CPU of its affinity mask (--workers)"),
+    ("worker-cpu-affinity", "ringress pins each worker to its CPU itself"),
+    ("max-worker-connections", "per-worker connection limit: the --max-connections flag"),
+    ("max-worker-open-files", "set the container's nofile limit instead"),
+    ("enable-multi-accept", "ringress's workers accept on their own SO_REUSEPORT listeners"),
+    ("reuse-port", "ringress's workers always listen with SO_REUSEPORT"),
+    ("enable-aio-write", "nginx file I/O tuning"),
+    ("enable-serial-reloads", "ringress never reloads: changes apply live"),
+    ("map-hash-bucket-size", "nginx hash table sizing"),
+    ("proxy-headers-hash-bucket-size", "nginx hash table sizing"),
+    ("proxy-headers-hash-max-size", "nginx hash table sizing"),
+    ("server-name-hash-bucket-size", "nginx hash table sizing"),
+    ("server-name-hash-max-size", "nginx hash table sizing"),
+    ("variables-hash-bucket-size", "nginx hash table sizing"),
+    ("variables-hash-max-size", "nginx hash table sizing"),
+    ("lua-shared-dicts", "ingress-nginx's Lua internals"),
+    ("proxy-buffering", "ringress streams responses as they arrive; nginx's buffers have no counterpart"),
+    ("proxy-buffer-size", "ringress streams responses as they arrive; nginx's buffers have no counterpart"),
+    ("proxy-buffers-number", "ringress streams responses as they arrive; nginx's buffers have no counterpart"),
+    ("proxy-busy-buffers-size", "ringress streams responses as they arrive; nginx's buffers have no counterpart"),
+    ("client-header-buffer-size", "ringress's header limits: --max-header-bytes and --max-headers"),
+    ("large-client-header-buffers", "ringress's header limits: --max-header-bytes and --max-headers"),
+    ("ssl-buffer-size", "TLS record sizing is rustls's"),
+    ("allow-snippet-annotations", "snippets are never executed by ringress; an Ingress carrying one is refused"),
+    ("annotations-risk-level", "ringress never executes annotation values as configuration"),
+    ("annotation-value-word-blocklist", "ringress never executes annotation values as configuration"),
+    ("strict-validate-path-type", "ringress always validates paths against their pathType"),
+];
+
+/// `global-auth-url` and its family, read by the build (see `Edge::global_auth`).
+pub fn is_global_auth_key(key: &str) -> bool {
+    key.strip_prefix("global-").is_some_and(|k| super::external::KEYS.contains(&k))
 }
 
 /// The supported keys, for `ringress check` and the docs test.

@@ -414,7 +414,7 @@ impl Store {
         if let Some((annotation, spec)) = self.auth.get(key) {
             if let Some(why) = crate::snapshot::auth::unusable(spec, self.secrets.get(&spec.secret)) {
                 let message = format!("annotation {annotation}: {why}; its routes answer 503");
-                notes.push(Note { annotation: annotation.clone(), message, refused: true });
+                notes.push(Note { annotation: annotation.clone(), message, refused: true, unsupported: false });
             }
         }
         for (annotation, r) in self.refs.get(key).into_iter().flatten() {
@@ -430,7 +430,7 @@ impl Store {
             };
             if let Some(why) = why {
                 let message = format!("annotation {annotation}: {why}; its routes answer 503");
-                notes.push(Note { annotation: annotation.clone(), message, refused: true });
+                notes.push(Note { annotation: annotation.clone(), message, refused: true, unsupported: false });
             }
         }
         notes
