@@ -98,33 +98,54 @@ for side in ["uring", "epoll"]:
     md.append("")
 open(out + ".md", "w").write("\n".join(md))
 
-# SVG: CPU/request ratio per proxy and mode.
-W, H, pad, bar = 380 * max(len(modes), 2), 300, 50, 26
-colors = {"ringress-uring": "#2b7bb9", "ringress-epoll": "#7fb3d5", "ringress-tokio-uring": "#a9cce3", "nginx": "#5a9e4b", "haproxy": "#c0504d",
-          "baseline-uring": "#999999", "baseline-epoll": "#cccccc"}
-vals = {(p, m): ratio(p, m) for p in proxies for m, _ in modes}
-top = max([v for v in vals.values() if v == v] + [1.2]) * 1.15
-svg = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" font-family="sans-serif" font-size="12">',
-       f'<text x="{W/2}" y="18" text-anchor="middle" font-size="14">Proxy CPU per request, relative to the better of nginx and HAProxy</text>']
-y0 = H - pad
-for gi, (m, title) in enumerate(modes):
-    gx = pad + gi * (W - pad) / len(modes)
-    svg.append(f'<text x="{gx + 2*bar + 20}" y="{H-15}" text-anchor="middle">{title}</text>')
-    for i, p in enumerate(proxies):
+# SVG: one small panel per scenario, two columns, a horizontal bar per proxy (CPU per request
+# over the best peer's, lower is better) and ringress's target as a dashed line: legible at
+# README width (760 px), whatever the number of scenarios. Baseline binaries are left out.
+short = {"keepalive": "HTTP/1.1 keep-alive", "keepalive-log": "keep-alive, access log on",
+         "close": "new connection per request", "h2c": "HTTP/2 cleartext (h2c)", "h2": "HTTP/2 over TLS",
+         "https": "HTTPS/1.1 keep-alive", "tls-full": "full TLS 1.3 handshakes",
+         "tls-resume": "TLS 1.3, resumed, per request", "tls12-resume": "TLS 1.2 resumption"}
+colors = {"ringress-uring": "#1f5f99", "ringress-epoll": "#5b9bd5", "ringress-tokio-uring": "#9dc3e6",
+          "nginx": "#4e8f3a", "haproxy": "#b8433f"}
+shown = [p for p in proxies if p in colors]
+vals = {(p, m): ratio(p, m) for p in shown for m, _ in modes}
+scale_max = max([v for v in vals.values() if v == v] + [t for m, t in target.items() if any(m == x for x, _ in modes)] + [1.2])
+scale_max = (int(scale_max * 4) + 1) / 4  # up to the next quarter
+W, colw, label_w, row, head, foot = 760, 370, 118, 20, 34, 26
+plot_w = colw - label_w - 40
+panel_h = head + row * len(shown) + foot
+cols = 2
+H = 56 + panel_h * ((len(modes) + cols - 1) // cols)
+esc = lambda t: t.replace("&", "&amp;").replace("<", "&lt;")
+svg = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" viewBox="0 0 {W} {H}" font-family="sans-serif" font-size="12">',
+       f'<rect width="{W}" height="{H}" fill="white"/>',
+       f'<text x="{W/2}" y="20" text-anchor="middle" font-size="15" font-weight="bold">CPU per request, relative to the better of nginx and HAProxy</text>',
+       f'<text x="{W/2}" y="38" text-anchor="middle" font-size="12" fill="#444">lower is better; dashed line: ringress\'s target; median of {len(set(r[0] for r in rows))} runs</text>']
+for gi, (m, _) in enumerate(modes):
+    px, py = 10 + (gi % cols) * (colw + 10), 52 + (gi // cols) * panel_h
+    x0 = px + label_w
+    sx = lambda v: x0 + plot_w * v / scale_max
+    vs = " (vs HAProxy)" if versus.get(m) == "haproxy" else " (vs nginx)" if versus.get(m) == "nginx" else ""
+    svg.append(f'<text x="{px}" y="{py + 16}" font-size="13" font-weight="bold">{esc(short.get(m, m) + vs)}</text>')
+    ybot = py + head + row * len(shown)
+    tx = sx(target[m])
+    svg.append(f'<line x1="{tx:.1f}" x2="{tx:.1f}" y1="{py + head - 4}" y2="{ybot}" stroke="#000" stroke-dasharray="4 3"/>')
+    svg.append(f'<text x="{tx:.1f}" y="{py + head - 6}" text-anchor="middle" font-size="10">target {target[m]}x</text>')
+    for i, p in enumerate(shown):
         v = vals[(p, m)]
+        y = py + head + i * row
+        svg.append(f'<text x="{x0 - 6}" y="{y + 13}" text-anchor="end">{p}</text>')
         if v != v:
+            svg.append(f'<text x="{x0 + 4}" y="{y + 13}" fill="#888">not measured</text>')
             continue
-        h = (y0 - 30) * v / top
-        x = gx + i * (bar + 6)
-        svg.append(f'<rect x="{x}" y="{y0-h}" width="{bar}" height="{h}" fill="{colors[p]}"/>')
-        svg.append(f'<text x="{x+bar/2}" y="{y0-h-4}" text-anchor="middle" font-size="10">{v:.2f}</text>')
-    t = target[m]
-    ty = y0 - (y0 - 30) * t / top
-    svg.append(f'<line x1="{gx-4}" x2="{gx+len(proxies)*(bar+6)}" y1="{ty}" y2="{ty}" stroke="black" stroke-dasharray="4 3"/>')
-    svg.append(f'<text x="{gx+len(proxies)*(bar+6)+2}" y="{ty+4}" font-size="10">target {t}x</text>')
-lx = pad
-for p in proxies:
-    svg.append(f'<rect x="{lx}" y="28" width="10" height="10" fill="{colors[p]}"/><text x="{lx + 14}" y="37">{p}</text>')
-    lx += 30 + 7 * len(p)
-svg.append(f'<line x1="{pad-10}" x2="{W-10}" y1="{y0}" y2="{y0}" stroke="black"/></svg>')
+        svg.append(f'<rect x="{x0}" y="{y + 2}" width="{sx(v) - x0:.1f}" height="{row - 5}" fill="{colors[p]}"/>')
+        svg.append(f'<text x="{sx(v) + 4:.1f}" y="{y + 13}" stroke="white" stroke-width="3" paint-order="stroke">{v:.2f}x</text>')
+    svg.append(f'<line x1="{x0}" x2="{x0}" y1="{py + head - 2}" y2="{ybot}" stroke="#222"/>')
+    svg.append(f'<line x1="{x0}" x2="{x0 + plot_w}" y1="{ybot}" y2="{ybot}" stroke="#222"/>')
+    t = 0.0
+    while t <= scale_max + 1e-9:
+        svg.append(f'<line x1="{sx(t):.1f}" x2="{sx(t):.1f}" y1="{ybot}" y2="{ybot + 4}" stroke="#222"/>')
+        svg.append(f'<text x="{sx(t):.1f}" y="{ybot + 15}" text-anchor="middle" font-size="10" fill="#444">{t:g}</text>')
+        t += 0.5
+svg.append("</svg>")
 open(out + ".svg", "w").write("\n".join(svg))
