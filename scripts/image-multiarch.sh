@@ -21,7 +21,7 @@ if [ "${SMOKE:-0}" = 1 ]; then
   log=$(mktemp)
   qemu-aarch64 -L /usr/aarch64-linux-gnu "target/$arm/release/ringress" run --io epoll \
     --manifests examples/demo.yaml --http 127.0.0.1:18080 --https 127.0.0.1:18443 \
-    --admin 127.0.0.1:18254 --demo-upstream 127.0.0.1:19091 2>"$log" &
+    --admin 127.0.0.1:18254 --demo-upstream 127.0.0.1:9091 2>"$log" &
   pid=$!
   trap 'kill $pid 2>/dev/null; rm -f "$log"' EXIT
   for _ in $(seq 100); do grep -q "ringress ready" "$log" && break; sleep 0.2; done

@@ -167,7 +167,9 @@ def main():
         docker = {
             cfg_name: config,
             layer_name: raw,
-            "manifest.json": canonical([{"Config": cfg_name, "RepoTags": [ref], "Layers": [layer_name]}]),
+            # Fully qualified, as the kubelet names `ringress:<tag>`: docker shows it short,
+            # podman and containerd keep it as is (a short name would become localhost/...).
+            "manifest.json": canonical([{"Config": cfg_name, "RepoTags": [f"docker.io/library/{ref}"], "Layers": [layer_name]}]),
             "repositories": canonical({a.image: {a.tag: digest(raw).split(":")[1]}}),
         }
         path = os.path.join(a.out, f"{a.image}-{a.tag}-{arch}.docker.tar")
