@@ -171,6 +171,45 @@ fn the_image_builds_reproducibly_and_runs_as_the_daemonset_runs_it() {
         assert!(inspect.contains(&label), "{label} not in {inspect}");
     }
 
+    // What is in the layer: exactly the binary, the libraries it links, the CA bundle and the
+    // user database, all owned by 0:0; the binary carries cap_net_bind_service as a PAX xattr.
+    let docker = dir.join(format!("a/ringress-{TAG}-amd64.docker.tar"));
+    let manifest = sh(Command::new("tar").arg("-xOf").arg(&docker).arg("manifest.json")).stdout;
+    let manifest: serde_json::Value = serde_json::from_slice(&manifest).unwrap();
+    assert_eq!(manifest[0]["RepoTags"][0], format!("docker.io/library/ringress:{TAG}"));
+    let layer_name = manifest[0]["Layers"][0].as_str().unwrap();
+    let layer = sh(Command::new("tar").arg("-xOf").arg(&docker).arg(layer_name)).stdout;
+    let unpacked = dir.join("layer");
+    std::fs::create_dir_all(&unpacked).unwrap();
+    std::fs::write(dir.join("layer.tar"), &layer).unwrap();
+    let listing = String::from_utf8(sh(Command::new("tar").arg("-tvf").arg(dir.join("layer.tar"))).stdout).unwrap();
+    let mut files: Vec<&str> = listing
+        .lines()
+        .filter(|l| !l.starts_with('d'))
+        .map(|l| {
+            assert!(l.split_whitespace().nth(1) == Some("0/0"), "not owned by 0:0: {l}");
+            l.split_whitespace().nth(5).unwrap()
+        })
+        .collect();
+    files.sort();
+    let libs: Vec<&str> = files.iter().copied().filter(|f| f.starts_with("lib")).collect();
+    assert!(libs.iter().any(|l| l.ends_with("/libc.so.6")) && libs.contains(&"lib64/ld-linux-x86-64.so.2"), "{libs:?}");
+    let others: Vec<&str> = files.iter().copied().filter(|f| !f.starts_with("lib")).collect();
+    assert_eq!(
+        others,
+        ["etc/group", "etc/nsswitch.conf", "etc/passwd", "etc/ssl/certs/ca-certificates.crt", "usr/bin/ringress"]
+    );
+    sh(Command::new("tar")
+        .args(["--xattrs", "--xattrs-include=security.capability", "-xf"])
+        .arg(dir.join("layer.tar"))
+        .arg("-C")
+        .arg(&unpacked));
+    let cap = String::from_utf8(sh(Command::new("getcap").arg(unpacked.join("usr/bin/ringress"))).stdout).unwrap();
+    assert!(cap.contains("cap_net_bind_service=p"), "{cap}");
+    let passwd = std::fs::read_to_string(unpacked.join("etc/passwd")).unwrap();
+    assert!(passwd.contains("nonroot:x:65532:65532:"), "{passwd}");
+    assert!(std::fs::metadata(unpacked.join("etc/ssl/certs/ca-certificates.crt")).unwrap().len() > 100_000);
+
     // File mode, podman's default seccomp profile: epoll, a route served on low ports over
     // HTTP/1.1 and HTTP/2 over TLS, as uid 65532 holding NET_BIND_SERVICE alone.
     let up = Upstream::start("file-mode");
