@@ -27,9 +27,8 @@ const NGINX_ANNOTATIONS: &str = include_str!("migrate/ingress_nginx_annotations.
 const NGINX_CONFIGMAP: &str = include_str!("migrate/ingress_nginx_configmap.txt");
 
 /// Where a canary Ingress stands: ringress would serve it as an ordinary Ingress.
-const CANARY: &str =
-    "ringress does not implement canary Ingresses yet: it would serve this one as an ordinary Ingress, \
-                      which by the conflict rules can take all of the traffic for its host and path";
+const CANARY_ACTION: &str = "keep canary releases on ingress-nginx until ringress implements them, or remove the canary Ingress before moving its host: otherwise its share of traffic goes to the main backend";
+const CANARY: &str = "ringress does not implement canary Ingresses yet: it does not serve this one, and the main Ingress for its host and path keeps all of the traffic";
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -231,7 +230,8 @@ pub fn report(input: &Input, source: String, class: &str, classless: bool) -> Re
                 Some(_) => (Status::Unknown, format!("{key} is not an ingress-nginx annotation")),
                 None => (Status::Supported, String::new()),
             };
-            findings.push(Finding { key: full.clone(), value: value.clone(), status, reason, action: status.action() });
+            let action = if reason == CANARY { CANARY_ACTION } else { status.action() };
+            findings.push(Finding { key: full.clone(), value: value.clone(), status, reason, action });
         }
         // A refusal the notes tie to no single annotation (e.g. auth-type without its secret).
         for n in notes.iter().filter(|n| n.refused && !ing.annotations.contains_key(&n.annotation)) {

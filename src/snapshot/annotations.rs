@@ -191,6 +191,13 @@ impl Note {
     }
 }
 
+/// `canary: "true"` (either prefix, the current one winning): such an Ingress is not served
+/// until canaries are implemented, rather than served as an ordinary Ingress.
+pub fn is_canary(ing: &Ingress) -> bool {
+    let value = PREFIXES.iter().find_map(|p| ing.annotations.get(&format!("{p}canary")));
+    value.and_then(|v| parse_bool(v.trim())) == Some(true)
+}
+
 /// What ringress says about an Ingress's annotations (see [`Note`]), under `policy`.
 pub fn notes(ing: &Ingress, policy: UnsupportedPolicy) -> Vec<Note> {
     RouteOptions::read(ing, policy).1
@@ -315,6 +322,14 @@ impl RouteOptions {
                         }
                     },
                     k if NO_OP.iter().any(|(n, _)| *n == k) => {}
+                    "canary" if parse_bool(v) == Some(true) => warnings.push(Note {
+                        annotation: full.clone(),
+                        message: format!(
+                            "annotation {full}: ringress does not implement canary Ingresses yet; this Ingress is not served, and the main Ingress for its host and path keeps all of the traffic"
+                        ),
+                        refused: false,
+                        unsupported: true,
+                    }),
                     _ => match unenforced(key) {
                         Some(what) => {
                             let why = format!("annotation {full} asks for {what}, which ringress does not enforce");

@@ -150,9 +150,26 @@ fn served<'a>(
     classes: &[&IngressClass],
     opts: &BuildOptions,
 ) -> (Vec<&'a Ingress>, Vec<String>) {
-    let mut out: Vec<&Ingress> = ingresses.iter().copied().filter(|i| serves(i, classes, opts)).collect();
-    out.sort_by(|a, b| (&a.creation_timestamp, &a.key).cmp(&(&b.creation_timestamp, &b.key)));
     let mut warnings = Vec::new();
+    let mut out: Vec<&Ingress> = ingresses
+        .iter()
+        .copied()
+        .filter(|i| serves(i, classes, opts))
+        .filter(|i| {
+            // Not yet implemented (issue 18), and served as an ordinary Ingress a canary can
+            // take all of its host and path's traffic: it is left out, and the main Ingress
+            // keeps everything (its annotation note says so on the Ingress).
+            let canary = super::annotations::is_canary(i);
+            if canary {
+                warnings.push(format!(
+                    "Ingress {}: a canary Ingress, which ringress does not implement yet; not served (the main Ingress keeps all of the traffic)",
+                    i.key
+                ));
+            }
+            !canary
+        })
+        .collect();
+    out.sort_by(|a, b| (&a.creation_timestamp, &a.key).cmp(&(&b.creation_timestamp, &b.key)));
     out.dedup_by(|later, first| {
         let dup = later.key == first.key;
         if dup {
