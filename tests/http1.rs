@@ -328,6 +328,9 @@ fn a_canary_ingress_never_takes_the_main_ingress_traffic() {
     std::fs::write(dir.join("m.yaml"), &m).unwrap();
     let (_, out, _) =
         run(std::process::Command::new(env!("CARGO_BIN_EXE_ringress")).args(["check", "--manifests"]).arg(&dir));
-    assert!(out.contains("default/a-canary: a canary Ingress, which ringress does not implement yet; not served"), "{out}");
+    assert!(
+        out.contains("default/a-canary: a canary Ingress, which ringress does not implement yet; not served"),
+        "{out}"
+    );
     assert!(!out.contains("default/canary:80"), "{out}");
 }
