@@ -45,7 +45,7 @@ enum Command {
     /// Report, per Ingress and annotation and per ConfigMap key, what ringress would do with an
     /// ingress-nginx installation: supported, no-op, refused, invalid, unsupported, unknown.
     /// Reads a live cluster (read-only: list and get) or manifests. Exit 2 when something
-    /// would be refused or misrouted, 1 on bad input.
+    /// would be refused, 1 on bad input.
     Migrate {
         /// Read Ingresses and the ConfigMap from these YAML files (a file or a directory)
         /// instead of the cluster.

@@ -27,9 +27,6 @@ const NGINX_ANNOTATIONS: &str = include_str!("migrate/ingress_nginx_annotations.
 const NGINX_CONFIGMAP: &str = include_str!("migrate/ingress_nginx_configmap.txt");
 
 /// Where a canary Ingress stands: ringress would serve it as an ordinary Ingress.
-const CANARY_ACTION: &str = "keep canary releases on ingress-nginx until ringress implements them, or remove the canary Ingress before moving its host: otherwise its share of traffic goes to the main backend";
-const CANARY: &str = "ringress does not implement canary Ingresses yet: it does not serve this one, and the main Ingress for its host and path keeps all of the traffic";
-
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Status {
@@ -37,7 +34,7 @@ pub enum Status {
     Supported,
     /// Accepted and ignored by design.
     NoOp,
-    /// ringress stops the route (fail closed), or would misroute traffic.
+    /// ringress stops the route (fail closed).
     Refused,
     /// The value does not parse: ringress ignores it (the default applies).
     Invalid,
@@ -216,9 +213,6 @@ pub fn report(input: &Input, source: String, class: &str, classless: bool) -> Re
             let Some(key) = PREFIXES.iter().find_map(|p| full.strip_prefix(p)) else { continue };
             let note = notes.iter().find(|n| n.annotation == *full);
             let (status, reason) = match note {
-                _ if key == "canary" && snapshot::annotations::parse_bool(value.trim()) == Some(true) => {
-                    (Status::Refused, CANARY.to_string())
-                }
                 _ if noop(snapshot::annotations::NO_OP, key).is_some() => {
                     (Status::NoOp, noop(snapshot::annotations::NO_OP, key).unwrap_or_default().to_string())
                 }
@@ -230,8 +224,7 @@ pub fn report(input: &Input, source: String, class: &str, classless: bool) -> Re
                 Some(_) => (Status::Unknown, format!("{key} is not an ingress-nginx annotation")),
                 None => (Status::Supported, String::new()),
             };
-            let action = if reason == CANARY { CANARY_ACTION } else { status.action() };
-            findings.push(Finding { key: full.clone(), value: value.clone(), status, reason, action });
+            findings.push(Finding { key: full.clone(), value: value.clone(), status, reason, action: status.action() });
         }
         // A refusal the notes tie to no single annotation (e.g. auth-type without its secret).
         for n in notes.iter().filter(|n| n.refused && !ing.annotations.contains_key(&n.annotation)) {
@@ -344,7 +337,7 @@ impl std::fmt::Display for Report {
         let counts: Vec<String> = self.summary.iter().map(|(k, v)| format!("{k} {v}")).collect();
         writeln!(f, "\nsummary: {}", counts.join(", "))?;
         if self.refuses() {
-            writeln!(f, "some routes would be refused or misrouted: see REFUSED above")?;
+            writeln!(f, "some routes would be refused: see REFUSED above")?;
         }
         Ok(())
     }

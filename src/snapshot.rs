@@ -64,7 +64,48 @@ pub struct Route {
     pub rewrite: Option<Arc<annotations::Rewrite>>,
     /// A regular-expression path (not Exact): matched by this, tried before Prefix paths.
     pub regex: Option<Arc<annotations::PathRegex>>,
+    /// A canary Ingress's alternative backend for this host and path, and when it is taken.
+    pub canary: Option<Arc<Canary>>,
 }
+
+/// The canary of a route: another Ingress's backend for the same host and path, taken by
+/// the canary's rules ([`annotations::CanaryRules`]).
+#[derive(Debug)]
+pub struct Canary {
+    pub backend: BackendId,
+    pub ingress: Arc<ObjectKey>,
+    pub rules: Arc<annotations::CanaryRules>,
+    /// Requests decided by weight so far, over every worker: exactly `weight` of each
+    /// `weight-total` of them go to the canary, spread evenly (a fresh count per build).
+    weighed: std::sync::atomic::AtomicU64,
+}
+
+impl Canary {
+    pub fn new(backend: BackendId, ingress: Arc<ObjectKey>, rules: Arc<annotations::CanaryRules>) -> Canary {
+        Canary { backend, ingress, rules, weighed: std::sync::atomic::AtomicU64::new(0) }
+    }
+
+    /// Whether the next request decided by weight goes to the canary.
+    pub fn by_weight(&self) -> bool {
+        let (w, total) = (u64::from(self.rules.weight), u64::from(self.rules.weight_total));
+        if w == 0 {
+            return false;
+        }
+        if w >= total {
+            return true;
+        }
+        let p = self.weighed.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % total;
+        (p + 1) * w / total > p * w / total
+    }
+}
+
+impl PartialEq for Canary {
+    fn eq(&self, other: &Self) -> bool {
+        (self.backend, &self.ingress, &self.rules) == (other.backend, &other.ingress, &other.rules)
+    }
+}
+
+impl Eq for Canary {}
 
 /// Data-plane limits and timeouts. They travel in the snapshot so that a settings change is
 /// applied exactly like a route change.
@@ -311,6 +352,19 @@ impl Snapshot {
                 r.ingress.to_string(),
                 eps
             );
+            if let Some(c) = &r.canary {
+                let cb = self.backend(c.backend);
+                let _ = writeln!(
+                    out,
+                    "{:<32} {:<28} {:<8} {:<36} {:<24} canary: {}",
+                    "",
+                    "",
+                    "",
+                    cb.name,
+                    c.ingress.to_string(),
+                    canary_rules(&c.rules)
+                );
+            }
         }
         if let Some(r) = self.table.default_route() {
             let b = self.backend(r.backend);
@@ -330,6 +384,11 @@ impl Snapshot {
                 "ingress": r.ingress.to_string(),
                 "backend": b.name,
                 "endpoints": b.endpoints.iter().map(|e| e.to_string()).collect::<Vec<_>>(),
+                "canary": r.canary.as_ref().map(|c| serde_json::json!({
+                    "ingress": c.ingress.to_string(),
+                    "backend": self.backend(c.backend).name,
+                    "rules": canary_rules(&c.rules),
+                })),
             })
         };
         serde_json::json!({
@@ -339,6 +398,23 @@ impl Snapshot {
             "warnings": self.warnings(),
         })
     }
+}
+
+/// A canary's rules in one line, in the order they are tried.
+fn canary_rules(r: &annotations::CanaryRules) -> String {
+    let mut out = Vec::new();
+    if let Some(h) = &r.header {
+        match (&r.header_value, &r.header_pattern) {
+            (Some(v), _) => out.push(format!("header {h}: {v}")),
+            (None, Some(p)) => out.push(format!("header {h} ~ {}", p.as_str())),
+            (None, None) => out.push(format!("header {h}: always|never")),
+        }
+    }
+    if let Some(c) = &r.cookie {
+        out.push(format!("cookie {c}: always|never"));
+    }
+    out.push(format!("weight {}/{}", r.weight, r.weight_total));
+    out.join(", ")
 }
 
 pub fn path_type_name(t: PathType) -> &'static str {

@@ -416,3 +416,34 @@ fn a_websocket_and_a_grpc_stream_outlive_1000_configuration_changes() {
     assert_eq!(get(p.http, "churn1000.test", "/").status, 200);
     assert_eq!(get(p.http, "churn1.test", "/").status, 404);
 }
+
+/// A canary Ingress over gRPC: the same pipeline decides. The canary's Service has no ready
+/// endpoint, so a call it takes is answered UNAVAILABLE by the proxy, and one it does not
+/// reaches the main backend.
+#[test]
+fn a_canary_takes_the_calls_its_header_names() {
+    let server = grpc_server();
+    let ingress = |name: &str, service: &str, extra: &str| {
+        format!("---\napiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata:\n  name: {name}\n  namespace: default\n  annotations: {{nginx.ingress.kubernetes.io/backend-protocol: GRPC{extra}}}\nspec:\n  ingressClassName: ringress\n  rules:\n  - http:\n      paths:\n      - {{path: /feed.FeedBack, pathType: Prefix, backend: {{service: {{name: {service}, port: {{name: grpc}}}}}}}}\n")
+    };
+    let m = grpc_service("feedback", &[server])
+        + &grpc_service("feedback-next", &[])
+        + &ingress("feedback", "feedback", "")
+        + &ingress(
+            "feedback-next",
+            "feedback-next",
+            ", nginx.ingress.kubernetes.io/canary: \"true\", nginx.ingress.kubernetes.io/canary-by-header: x-canary",
+        );
+    let p = Proxy::start("uring", &m, &[]);
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let mut c = client(&rt, p.http);
+    rt.block_on(async {
+        assert_eq!(unary(&mut c, Msg { data: vec![3], n: 0 }).await.unwrap().n, 3, "the main backend");
+        let mut req = tonic::Request::new(Msg { data: vec![3], n: 0 });
+        req.metadata_mut().insert("x-canary", "always".parse().unwrap());
+        c.ready().await.unwrap();
+        let e = c.unary::<Msg, Msg, _>(req, path("Unary"), ProstCodec::default()).await.unwrap_err();
+        assert_eq!(e.code(), Code::Unavailable, "{e:?}");
+        assert!(e.message().contains("no ready endpoints"), "{e:?}");
+    });
+}

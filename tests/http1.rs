@@ -304,33 +304,3 @@ fn idle_connections_that_speak_at_once_are_all_answered() {
         }
     }
 }
-
-/// A canary Ingress (`canary: "true"`, here with `canary-weight: "20"`) for the host and path
-/// of a main Ingress is not served until canaries are implemented: served as an ordinary
-/// Ingress it would win the conflict (its name sorts first) and take every request. The
-/// main Ingress keeps all of the traffic, and `ringress check` says why.
-#[test]
-fn a_canary_ingress_never_takes_the_main_ingress_traffic() {
-    let (main, canary) = (Upstream::start("main"), Upstream::start("canary"));
-    let m = service("main", &[main.addr])
-        + &service("canary", &[canary.addr])
-        + &annotated(
-            ingress("a-canary", Some("shop.test"), &[("/", "canary")]),
-            &[("nginx.ingress.kubernetes.io/canary", "true"), ("nginx.ingress.kubernetes.io/canary-weight", "20")],
-        )
-        + &ingress("b-main", Some("shop.test"), &[("/", "main")]);
-    let p = Proxy::start("uring", &m, &[]);
-    for _ in 0..200 {
-        assert_eq!(get(p.http, "shop.test", "/").status, 200);
-    }
-    assert_eq!((main.hits(), canary.hits()), (200, 0));
-    let dir = support::proxy::temp_dir();
-    std::fs::write(dir.join("m.yaml"), &m).unwrap();
-    let (_, out, _) =
-        run(std::process::Command::new(env!("CARGO_BIN_EXE_ringress")).args(["check", "--manifests"]).arg(&dir));
-    assert!(
-        out.contains("default/a-canary: a canary Ingress, which ringress does not implement yet; not served"),
-        "{out}"
-    );
-    assert!(!out.contains("default/canary:80"), "{out}");
-}

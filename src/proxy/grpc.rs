@@ -18,7 +18,7 @@ use super::fields::{self, Forwarded, Seen};
 use super::h2::{send_all, Progress, ReqStream};
 use super::{bump, LocalSnapshot, Worker};
 use crate::runtime::Io;
-use crate::snapshot::{Route, Settings};
+use crate::snapshot::Settings;
 use crate::tls::TlsStream;
 use rustls_pki_types::ServerName;
 
@@ -35,14 +35,14 @@ fn down_err(e: h2::Error) -> ProxyError {
 async fn connection<I: Io>(
     w: &Worker<I>,
     snap: &LocalSnapshot,
-    route: &Route,
+    backend: crate::snapshot::BackendId,
     settings: &Settings,
     tls: bool,
 ) -> Result<(SendRequest<Bytes>, SocketAddr), ProxyError> {
-    let endpoints = &snap.backend(route.backend).endpoints;
+    let endpoints = &snap.backend(backend).endpoints;
     let mut last = None;
     for attempt in 0..endpoints.len() {
-        let addr = endpoints[w.balancer.borrow_mut().pick(snap, route.backend, attempt)];
+        let addr = endpoints[w.balancer.borrow_mut().pick(snap, backend, attempt)];
         let existing = w.h2_upstreams.borrow().get(&(addr, tls)).cloned();
         if let Some(sr) = existing {
             match sr.ready().await {
@@ -129,7 +129,7 @@ pub(super) async fn forward<I: Io>(
     let (snap, f, target, tls, granted) = (to.snap, to.forward, to.target, to.tls, to.granted);
     let settings = &f.settings;
     let started = std::time::Instant::now();
-    let (mut sr, addr) = connection(w, snap, f.route, settings, tls).await?;
+    let (mut sr, addr) = connection(w, snap, f.backend, settings, tls).await?;
     progress.upstream.set(Some(addr));
     let authority = std::str::from_utf8(fwd.authority).unwrap_or_default();
     let uri = http::Uri::builder()

@@ -385,6 +385,7 @@ async fn exchange<I: Io>(
         referer: parts.headers.get(http::header::REFERER).map(|v| v.as_bytes()),
         authorization: only_field(&parts.headers, http::header::AUTHORIZATION),
         tls: s.tls,
+        fields: &parts.headers,
     };
     let f = match pipeline::decide(&snap, &request, key)? {
         Decision::Forward(f) => f,

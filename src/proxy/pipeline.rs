@@ -42,6 +42,73 @@ pub(crate) struct Request<'a> {
     /// What a TLS handshake that asked for a client certificate learned (None: it did not
     /// ask, or plain HTTP).
     pub tls: Option<&'a super::client_cert::TlsInfo>,
+    /// The request's header fields, by name (what the canary rules read).
+    pub fields: &'a dyn Fields,
+}
+
+/// A request's header fields as each downstream protocol holds them.
+pub(crate) trait Fields {
+    /// The first field named `name` (lowercase), if any.
+    fn field(&self, name: &str) -> Option<&[u8]>;
+    /// Every Cookie field's value, in order.
+    fn cookies(&self) -> Vec<&[u8]>;
+}
+
+impl Fields for &[httparse::Header<'_>] {
+    fn field(&self, name: &str) -> Option<&[u8]> {
+        self.iter().find(|h| h.name.eq_ignore_ascii_case(name)).map(|h| h.value)
+    }
+
+    fn cookies(&self) -> Vec<&[u8]> {
+        self.iter().filter(|h| h.name.eq_ignore_ascii_case("cookie")).map(|h| h.value).collect()
+    }
+}
+
+impl Fields for http::HeaderMap {
+    fn field(&self, name: &str) -> Option<&[u8]> {
+        self.get(name).map(|v| v.as_bytes())
+    }
+
+    fn cookies(&self) -> Vec<&[u8]> {
+        self.get_all(http::header::COOKIE).iter().map(|v| v.as_bytes()).collect()
+    }
+}
+
+/// The value of cookie `name` in the Cookie fields (`a=1; b=2`), if sent.
+fn cookie<'f>(fields: &'f dyn Fields, name: &str) -> Option<&'f [u8]> {
+    fields.cookies().into_iter().flat_map(|v| v.split(|&b| b == b';')).find_map(|pair| {
+        let pair = pair.trim_ascii();
+        let eq = pair.iter().position(|&b| b == b'=')?;
+        (pair[..eq].trim_ascii() == name.as_bytes()).then(|| pair[eq + 1..].trim_ascii())
+    })
+}
+
+/// Whether a request goes to the route's canary, in ingress-nginx's precedence: the header
+/// (`always`, `never`, or the configured value or pattern; any other value is ignored), then
+/// the cookie (`always` or `never`), then the weight.
+fn to_canary(c: &crate::snapshot::Canary, req: &Request<'_>) -> bool {
+    let r = &c.rules;
+    if let Some(v) = r.header.as_deref().and_then(|h| req.fields.field(h)) {
+        if let Some(want) = &r.header_value {
+            if v == want.as_bytes() {
+                return true;
+            }
+        } else if let Some(p) = &r.header_pattern {
+            if p.is_match(v) {
+                return true;
+            }
+        } else if v == b"always" {
+            return true;
+        } else if v == b"never" {
+            return false;
+        }
+    }
+    match r.cookie.as_deref().and_then(|name| cookie(req.fields, name)) {
+        Some(b"always") => return true,
+        Some(b"never") => return false,
+        _ => {}
+    }
+    c.by_weight()
 }
 
 impl Request<'_> {
@@ -69,7 +136,8 @@ pub(crate) enum Decision<'s> {
 
 /// A request on its way to a backend.
 pub(crate) struct Forward<'s> {
-    pub route: &'s Route,
+    /// The matched route's backend, or its canary's.
+    pub backend: crate::snapshot::BackendId,
     /// The global settings with the route's annotations applied.
     pub settings: Settings,
     /// How the backend is spoken to.
@@ -153,7 +221,15 @@ pub(crate) fn decide<'s>(
     if settings.max_body_bytes != 0 && req.length.is_some_and(|n| n > settings.max_body_bytes) {
         return Err(ProxyError::downstream(Kind::BodyTooLarge, "request body too large"));
     }
-    if snap.backend(route.backend).endpoints.is_empty() {
+    // The canary's, when its rules take the request: everything else stays the main route's.
+    let backend = match route.canary.as_deref().filter(|c| to_canary(c, req)) {
+        Some(c) => {
+            key.set(Some((&c.ingress.namespace, &c.ingress.name, &snap.backend(c.backend).name)), req.method);
+            c.backend
+        }
+        None => route.backend,
+    };
+    if snap.backend(backend).endpoints.is_empty() {
         return Err(ProxyError::downstream(Kind::NoEndpoints, "the backend Service has no ready endpoints"));
     }
     let exchange = match o.protocol {
@@ -174,7 +250,7 @@ pub(crate) fn decide<'s>(
         }
         _ => None,
     };
-    Ok(Decision::Forward(Forward { route, settings, exchange, target, external, fields }))
+    Ok(Decision::Forward(Forward { backend, settings, exchange, target, external, fields }))
 }
 
 /// The access rules of a route, as ingress-nginx applies them: the ConfigMap's block lists
@@ -303,7 +379,38 @@ ports: [{{port: 8080}}]
             referer: None,
             authorization: None,
             tls: None,
+            fields: &NO_FIELDS,
         }
+    }
+
+    const NO_FIELDS: &[httparse::Header<'static>] = &[];
+
+    #[test]
+    fn a_cookie_is_found_in_any_cookie_field_and_pair() {
+        let mut h = http::HeaderMap::new();
+        h.append(http::header::COOKIE, "a=1; canary = always ;b=2".parse().unwrap());
+        h.append(http::header::COOKIE, "other=x".parse().unwrap());
+        assert_eq!(cookie(&h, "canary"), Some(&b"always"[..]));
+        assert_eq!(cookie(&h, "other"), Some(&b"x"[..]));
+        assert_eq!(cookie(&h, "b"), Some(&b"2"[..]));
+        assert_eq!(cookie(&h, "can"), None);
+        let fields = [httparse::Header { name: "Cookie", value: b"canary=never" }];
+        assert_eq!(cookie(&&fields[..], "canary"), Some(&b"never"[..]));
+    }
+
+    #[test]
+    fn the_weight_is_exact_and_evenly_spread() {
+        use crate::snapshot::annotations::CanaryRules;
+        let rules = |weight, weight_total| Arc::new(CanaryRules { weight, weight_total, ..CanaryRules::default() });
+        let key = Arc::new(crate::model::ObjectKey { namespace: "default".into(), name: "c".into() });
+        let c = crate::snapshot::Canary::new(0, key.clone(), rules(3, 10));
+        let picks: Vec<bool> = (0..10).map(|_| c.by_weight()).collect();
+        assert_eq!(picks.iter().filter(|&&p| p).count(), 3);
+        // Never two in a row at 30%.
+        assert!(!picks.windows(2).any(|w| w[0] && w[1]), "{picks:?}");
+        let none = crate::snapshot::Canary::new(0, key.clone(), rules(0, 100));
+        let all = crate::snapshot::Canary::new(0, key, rules(100, 100));
+        assert!((0..100).all(|_| !none.by_weight() && all.by_weight()));
     }
 
     fn kind(snap: &Snapshot, r: &Request<'_>) -> Option<Kind> {

@@ -107,6 +107,9 @@ pub struct RouteOptions {
     /// `auth-tls-secret` and its family, read by the builder into `client_cert`.
     pub client_cert_spec: Option<ClientCertSpec>,
     pub client_cert: Option<Arc<ClientCert>>,
+    /// `canary: "true"` and its rules: this Ingress's routes are alternatives for the main
+    /// Ingress's same host and path, not routes of their own.
+    pub canary: Option<Arc<CanaryRules>>,
 }
 
 impl Default for RouteOptions {
@@ -128,6 +131,7 @@ impl Default for RouteOptions {
             external: None,
             client_cert_spec: None,
             client_cert: None,
+            canary: None,
         }
     }
 }
@@ -191,13 +195,6 @@ impl Note {
     }
 }
 
-/// `canary: "true"` (either prefix, the current one winning): such an Ingress is not served
-/// until canaries are implemented, rather than served as an ordinary Ingress.
-pub fn is_canary(ing: &Ingress) -> bool {
-    let value = PREFIXES.iter().find_map(|p| ing.annotations.get(&format!("{p}canary")));
-    value.and_then(|v| parse_bool(v.trim())) == Some(true)
-}
-
 /// What ringress says about an Ingress's annotations (see [`Note`]), under `policy`.
 pub fn notes(ing: &Ingress, policy: UnsupportedPolicy) -> Vec<Note> {
     RouteOptions::read(ing, policy).1
@@ -224,6 +221,10 @@ impl RouteOptions {
         let mut auth: [Option<(&str, &str)>; 4] = [None; 4];
         // auth-url and its family: (key, annotation, value), the current prefix last.
         let mut ext: Vec<(&str, &str, &str)> = Vec::new();
+        // canary and canary-*: (annotation, rules so far); applied when canary is true.
+        let mut canary: Option<bool> = None;
+        let mut rules = CanaryRules { weight_total: 100, ..CanaryRules::default() };
+        let mut canary_keys: Vec<&str> = Vec::new();
         // Older prefix first, so the current one overrides it.
         for prefix in PREFIXES.iter().rev() {
             for (full, value) in ing.annotations.range(prefix.to_string()..) {
@@ -322,14 +323,44 @@ impl RouteOptions {
                         }
                     },
                     k if NO_OP.iter().any(|(n, _)| *n == k) => {}
-                    "canary" if parse_bool(v) == Some(true) => warnings.push(Note {
-                        annotation: full.clone(),
-                        message: format!(
-                            "annotation {full}: ringress does not implement canary Ingresses yet; this Ingress is not served, and the main Ingress for its host and path keeps all of the traffic"
-                        ),
-                        refused: false,
-                        unsupported: true,
-                    }),
+                    "canary" => match parse_bool(v) {
+                        Some(b) => canary = Some(b),
+                        None => bad("is not true or false"),
+                    },
+                    "canary-by-header" | "canary-by-cookie" if v.is_empty() => bad("is empty"),
+                    "canary-by-header" if !v.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_') => {
+                        bad("is not a header field name")
+                    }
+                    "canary-by-header" => {
+                        rules.header = Some(v.to_ascii_lowercase());
+                        canary_keys.push(full);
+                    }
+                    "canary-by-header-value" => {
+                        rules.header_value = (!v.is_empty()).then(|| v.to_string());
+                        canary_keys.push(full);
+                    }
+                    "canary-by-header-pattern" => match regex::Regex::new(v) {
+                        Ok(re) => {
+                            rules.header_pattern = (!v.is_empty()).then_some(HeaderPattern(re));
+                            canary_keys.push(full);
+                        }
+                        Err(_) => bad("is not a regular expression"),
+                    },
+                    "canary-by-cookie" => {
+                        rules.cookie = Some(v.to_string());
+                        canary_keys.push(full);
+                    }
+                    "canary-weight" | "canary-weight-total" => match v.parse::<u32>() {
+                        Ok(n) if key == "canary-weight" => {
+                            rules.weight = n;
+                            canary_keys.push(full);
+                        }
+                        Ok(n) if n > 0 => {
+                            rules.weight_total = n;
+                            canary_keys.push(full);
+                        }
+                        _ => bad("is not a whole number (canary-weight-total: above 0)"),
+                    },
                     _ => match unenforced(key) {
                         Some(what) => {
                             let why = format!("annotation {full} asks for {what}, which ringress does not enforce");
@@ -354,6 +385,13 @@ impl RouteOptions {
             }
         }
         o.access.allow = allow_new.or(allow_old);
+        if canary == Some(true) {
+            o.canary = Some(Arc::new(rules));
+        } else {
+            for full in canary_keys {
+                warnings.push(Note::ignored(full, format!("annotation {full} has no effect without canary: \"true\"")));
+            }
+        }
         match basic_spec(ing, auth) {
             Ok(spec) => o.basic_auth = spec,
             Err(why) => {
@@ -495,6 +533,48 @@ pub fn parse_on_off(v: &str) -> Option<bool> {
 fn compile_path(path: &str) -> Result<regex::Regex, regex::Error> {
     regex::RegexBuilder::new(&format!("^(?:{path})")).case_insensitive(true).build()
 }
+
+/// A canary Ingress's rules (`canary: "true"` and `canary-*`), in ingress-nginx's precedence:
+/// the header, then the cookie, then the weight. Everything else about the requests it takes
+/// (access control, timeouts, rewrites) is the main Ingress's, as in ingress-nginx.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CanaryRules {
+    /// `canary-by-header`: the field's name.
+    pub header: Option<String>,
+    /// `canary-by-header-value`: the value that selects the canary (then `always`/`never` mean
+    /// nothing special).
+    pub header_value: Option<String>,
+    /// `canary-by-header-pattern`: a regular expression the value must match (when no
+    /// `canary-by-header-value`).
+    pub header_pattern: Option<HeaderPattern>,
+    /// `canary-by-cookie`: the cookie's name; `always` and `never` decide.
+    pub cookie: Option<String>,
+    /// `canary-weight` out of `canary-weight-total` (default 100).
+    pub weight: u32,
+    pub weight_total: u32,
+}
+
+/// `canary-by-header-pattern`, compiled.
+#[derive(Clone, Debug)]
+pub struct HeaderPattern(regex::Regex);
+
+impl HeaderPattern {
+    pub fn is_match(&self, value: &[u8]) -> bool {
+        std::str::from_utf8(value).is_ok_and(|v| self.0.is_match(v))
+    }
+
+    pub fn as_str(&self) -> &str {
+        self.0.as_str()
+    }
+}
+
+impl PartialEq for HeaderPattern {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.as_str() == other.0.as_str()
+    }
+}
+
+impl Eq for HeaderPattern {}
 
 /// A regular-expression path (`use-regex`, or implied by `rewrite-target`) as the route
 /// table matches it.

@@ -151,24 +151,7 @@ fn served<'a>(
     opts: &BuildOptions,
 ) -> (Vec<&'a Ingress>, Vec<String>) {
     let mut warnings = Vec::new();
-    let mut out: Vec<&Ingress> = ingresses
-        .iter()
-        .copied()
-        .filter(|i| serves(i, classes, opts))
-        .filter(|i| {
-            // Not yet implemented (issue 18), and served as an ordinary Ingress a canary can
-            // take all of its host and path's traffic: it is left out, and the main Ingress
-            // keeps everything (its annotation note says so on the Ingress).
-            let canary = super::annotations::is_canary(i);
-            if canary {
-                warnings.push(format!(
-                    "Ingress {}: a canary Ingress, which ringress does not implement yet; not served (the main Ingress keeps all of the traffic)",
-                    i.key
-                ));
-            }
-            !canary
-        })
-        .collect();
+    let mut out: Vec<&Ingress> = ingresses.iter().copied().filter(|i| serves(i, classes, opts)).collect();
     out.sort_by(|a, b| (&a.creation_timestamp, &a.key).cmp(&(&b.creation_timestamp, &b.key)));
     out.dedup_by(|later, first| {
         let dup = later.key == first.key;
@@ -319,6 +302,7 @@ fn host_routes<'a>(b: &mut Builder<'a>, key: &HostKey, ingresses: &[&'a Ingress]
                         options: Arc::new(b.route_options(ing).0),
                         rewrite: None,
                         regex: None,
+                        canary: None,
                     })
                 }
             }
@@ -326,10 +310,15 @@ fn host_routes<'a>(b: &mut Builder<'a>, key: &HostKey, ingresses: &[&'a Ingress]
         return Built::Default(route, warnings);
     }
     let mut hr = HostRoutes::default();
+    let mut canaries = Vec::new();
     for ing in ingresses {
         let ingress = Arc::new(ing.key.clone());
         let (options, warnings) = b.route_options(ing);
         hr.warnings.extend(warnings);
+        if let Some(rules) = &options.canary {
+            canaries.push((*ing, ingress, rules.clone()));
+            continue;
+        }
         let options = Arc::new(options);
         // With use-regex or rewrite-target, paths are regular expressions (as in
         // ingress-nginx), matched case-insensitively from the start of the path.
@@ -366,12 +355,52 @@ fn host_routes<'a>(b: &mut Builder<'a>, key: &HostKey, ingresses: &[&'a Ingress]
                     options: options.clone(),
                     rewrite,
                     regex: compiled,
+                    canary: None,
                 };
                 insert(&mut hr, route);
             }
         }
     }
+    for (ing, ingress, rules) in canaries {
+        attach_canaries(b, key, &mut hr, ing, ingress, rules);
+    }
     Built::Host(hr)
+}
+
+/// A canary Ingress's paths become the alternative backends of the main Ingress's routes with
+/// the same host, path and path type (the oldest canary of a route wins); a canary path with
+/// no main route is not served, as in ingress-nginx.
+fn attach_canaries<'a>(
+    b: &mut Builder<'a>,
+    key: &HostKey,
+    hr: &mut HostRoutes,
+    ing: &'a Ingress,
+    ingress: Arc<ObjectKey>,
+    rules: Arc<annotations::CanaryRules>,
+) {
+    for rule in ing.rules.iter().filter(|r| HostKey::of_rule(r.host.as_deref()) == *key) {
+        for p in &rule.paths {
+            let main = hr.routes.iter_mut().find(|r| {
+                r.path == p.path && (r.regex.is_some() || r.path_type == p.path_type) && r.ingress != ingress
+            });
+            let host = rule.host.as_deref().unwrap_or("*");
+            match main {
+                None => hr.warnings.push(format!(
+                    "Ingress {ingress}: canary for {host}{}, where no main Ingress has that path; not served",
+                    p.path
+                )),
+                Some(r) if r.canary.is_some() => hr.warnings.push(format!(
+                    "Ingress {ingress}: canary for {host}{}, which already has one ({}; older wins); ignored",
+                    p.path,
+                    r.canary.as_ref().map(|c| c.ingress.to_string()).unwrap_or_default()
+                )),
+                Some(r) => {
+                    let backend = b.backend_id(&ing.key.namespace, &p.backend);
+                    r.canary = Some(Arc::new(super::Canary::new(backend, ingress.clone(), rules.clone())));
+                }
+            }
+        }
+    }
 }
 
 /// Whether an Ingress's `spec.tls` lists a rule's host (exactly, or by the same wildcard).

@@ -404,6 +404,7 @@ fn prepare(
     let real = (client != peer.to_canonical()).then(|| ClientIp::new(SocketAddr::new(client, 0)));
     let client_ip = real.as_ref().map_or(peer_ip, ClientIp::as_bytes);
     let generated_id = capture(log, &req, &info, host, client_ip, rec);
+    let fields: &[httparse::Header<'_>] = req.headers;
     let view = pipeline::Request {
         method,
         authority: host,
@@ -416,6 +417,7 @@ fn prepare(
         referer: (!rec.referer.is_empty()).then_some(&rec.referer[..]),
         authorization: codec::only_field(&req, "authorization"),
         tls,
+        fields: &fields,
     };
     let forward = match pipeline::decide(snap, &view, &mut rec.key) {
         Ok(Decision::Forward(f)) => f,
@@ -460,7 +462,7 @@ fn prepare(
             }
         }
     };
-    Ok(Some((info, Action::Forward { backend: forward.route.backend, settings: forward.settings, tls, auth })))
+    Ok(Some((info, Action::Forward { backend: forward.backend, settings: forward.settings, tls, auth })))
 }
 
 /// Copies what the access log says about a request into `rec`, and takes its request id from

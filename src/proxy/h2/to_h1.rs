@@ -70,7 +70,7 @@ pub(super) async fn forward<I: Io>(
     let is_head = parts.method == http::Method::HEAD;
     let attempt = client::Attempt {
         snap: to.snap,
-        backend: to.forward.route.backend,
+        backend: to.forward.backend,
         tls: to.tls,
         settings,
         idempotent: parts.method.is_idempotent(),
