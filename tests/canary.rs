@@ -64,7 +64,13 @@ fn header_then_cookie_then_weight_decide_and_the_weight_is_exact() {
         + &canary("canary-p", "pattern.test", "canary", &[("canary-by-header", "X-Track"), ("canary-by-header-pattern", "^(beta|rc)")])
         + &ingress("main-t", Some("total.test"), &[("/", "main")])
         + &canary("canary-t", "total.test", "canary", &[("canary-weight", "5"), ("canary-weight-total", "1000")])
-        + &canary("orphan", "orphan.test", "canary", &[("canary-weight", "100")]);
+        + &canary("orphan", "orphan.test", "canary", &[("canary-weight", "100")])
+        // A mistyped canary (`canary: "ture"`) named to win its path: it takes nothing.
+        + &ingress("main-typo", Some("typo.test"), &[("/", "main")])
+        + &annotated(
+            ingress("a-typo", Some("typo.test"), &[("/", "canary")]),
+            &[("nginx.ingress.kubernetes.io/canary", "ture"), ("nginx.ingress.kubernetes.io/canary-weight", "100")],
+        );
     let p = Proxy::start("uring", &m, &[]);
 
     // Weight: 20 of every 100, exactly, spread evenly (ingress-nginx: random; the issue
@@ -88,6 +94,7 @@ fn header_then_cookie_then_weight_decide_and_the_weight_is_exact() {
     assert_eq!(count(p.http, "pattern.test", "X-Track: stable\r\n", 10, "canary"), 0);
     // A canary with no main Ingress for its host and path is not served (as ingress-nginx).
     assert_eq!(get(p.http, "orphan.test", "/").status, 404);
+    assert_eq!(count(p.http, "typo.test", "", 20, "main"), 20);
 
     // HTTP/2: the same decision (the same pipeline).
     for (header, want) in [("X-Canary: always", "upstream=canary"), ("X-Canary: never", "upstream=main")] {

@@ -225,6 +225,7 @@ impl RouteOptions {
         let mut canary: Option<bool> = None;
         let mut rules = CanaryRules { weight_total: 100, ..CanaryRules::default() };
         let mut canary_keys: Vec<&str> = Vec::new();
+        let mut bad_canary = false;
         // Older prefix first, so the current one overrides it.
         for prefix in PREFIXES.iter().rev() {
             for (full, value) in ing.annotations.range(prefix.to_string()..) {
@@ -325,7 +326,16 @@ impl RouteOptions {
                     k if NO_OP.iter().any(|(n, _)| *n == k) => {}
                     "canary" => match parse_bool(v) {
                         Some(b) => canary = Some(b),
-                        None => bad("is not true or false"),
+                        // Served as an ordinary Ingress, a mistyped canary could take its
+                        // host and path from the main Ingress: it stays a canary that takes
+                        // no request instead.
+                        None => {
+                            bad_canary = true;
+                            warnings.push(Note::ignored(
+                                full,
+                                format!("annotation {full}: {value:?} is not true or false; the Ingress is kept as a canary that takes no request"),
+                            ));
+                        }
                     },
                     "canary-by-header" | "canary-by-cookie" if v.is_empty() => bad("is empty"),
                     "canary-by-header" if !v.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_') => {
@@ -385,7 +395,9 @@ impl RouteOptions {
             }
         }
         o.access.allow = allow_new.or(allow_old);
-        if canary == Some(true) {
+        if bad_canary {
+            o.canary = Some(Arc::new(CanaryRules { weight_total: 100, ..CanaryRules::default() }));
+        } else if canary == Some(true) {
             o.canary = Some(Arc::new(rules));
         } else {
             for full in canary_keys {
