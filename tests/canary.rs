@@ -65,6 +65,12 @@ fn header_then_cookie_then_weight_decide_and_the_weight_is_exact() {
         + &ingress("main-t", Some("total.test"), &[("/", "main")])
         + &canary("canary-t", "total.test", "canary", &[("canary-weight", "5"), ("canary-weight-total", "1000")])
         + &canary("orphan", "orphan.test", "canary", &[("canary-weight", "100")])
+        // The older prefix works the same.
+        + &ingress("main-old", Some("old.test"), &[("/", "main")])
+        + &annotated(
+            ingress("canary-old", Some("old.test"), &[("/", "canary")]),
+            &[("ingress.kubernetes.io/canary", "true"), ("ingress.kubernetes.io/canary-by-header", "X-Canary")],
+        )
         // A mistyped canary (`canary: "ture"`) named to win its path: it takes nothing.
         + &ingress("main-typo", Some("typo.test"), &[("/", "main")])
         + &annotated(
@@ -95,6 +101,8 @@ fn header_then_cookie_then_weight_decide_and_the_weight_is_exact() {
     // A canary with no main Ingress for its host and path is not served (as ingress-nginx).
     assert_eq!(get(p.http, "orphan.test", "/").status, 404);
     assert_eq!(count(p.http, "typo.test", "", 20, "main"), 20);
+    assert_eq!(count(p.http, "old.test", "X-Canary: always\r\n", 10, "canary"), 10);
+    assert_eq!(count(p.http, "old.test", "", 10, "canary"), 0);
 
     // HTTP/2: the same decision (the same pipeline).
     for (header, want) in [("X-Canary: always", "upstream=canary"), ("X-Canary: never", "upstream=main")] {
