@@ -380,6 +380,7 @@ fn main() -> anyhow::Result<()> {
                 let target = object_key("target-configmap", &target_configmap)?;
                 let files = migrate::emit(
                     &input,
+                    &report,
                     &migrate::Emit {
                         dir: &dir,
                         class: &ingress_class,

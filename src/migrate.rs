@@ -22,7 +22,6 @@ use crate::model::{ConfigMap, Ingress, ObjectKey, LEGACY_CLASS_ANNOTATION};
 use crate::snapshot;
 use crate::snapshot::access::UnsupportedPolicy;
 
-const PREFIXES: [&str; 2] = ["nginx.ingress.kubernetes.io/", "ingress.kubernetes.io/"];
 const NGINX_ANNOTATIONS: &str = include_str!("migrate/ingress_nginx_annotations.txt");
 const NGINX_CONFIGMAP: &str = include_str!("migrate/ingress_nginx_configmap.txt");
 
@@ -210,7 +209,7 @@ pub fn report(input: &Input, source: String, class: &str, classless: bool) -> Re
         let notes = snapshot::annotations::notes(ing, UnsupportedPolicy::Refuse);
         let mut findings = Vec::new();
         for (full, value) in &ing.annotations {
-            let Some(key) = PREFIXES.iter().find_map(|p| full.strip_prefix(p)) else { continue };
+            let Some(key) = snapshot::annotations::PREFIXES.iter().find_map(|p| full.strip_prefix(p)) else { continue };
             let note = notes.iter().find(|n| n.annotation == *full);
             let (status, reason) = match note {
                 _ if noop(snapshot::annotations::NO_OP, key).is_some() => {
@@ -359,7 +358,8 @@ pub struct Emit<'a> {
     pub config_map: &'a ObjectKey,
 }
 
-pub fn emit(input: &Input, e: &Emit) -> anyhow::Result<Vec<std::path::PathBuf>> {
+/// `report` is [`report`]'s verdict on the same `input`: its supported ConfigMap keys are copied.
+pub fn emit(input: &Input, report: &Report, e: &Emit) -> anyhow::Result<Vec<std::path::PathBuf>> {
     let Emit { dir, class, classless, target_class, suffix, config_map } = *e;
     let mut written = Vec::new();
     let write = |path: std::path::PathBuf, v: &Value| -> anyhow::Result<std::path::PathBuf> {
@@ -399,10 +399,13 @@ pub fn emit(input: &Input, e: &Emit) -> anyhow::Result<Vec<std::path::PathBuf>> 
         written.push(write(dir.join(&ing.key.namespace).join(format!("{}{suffix}.json", ing.key.name)), &v)?);
     }
     if let Some(cm) = &input.config_map {
-        let supported: BTreeMap<String, String> = report(input, String::new(), class, classless)
+        let supported: BTreeMap<&str, &str> = report
             .config_map
-            .map(|c| c.keys.into_iter().filter(|k| k.status == Status::Supported).map(|k| (k.key, k.value)).collect())
-            .unwrap_or_default();
+            .iter()
+            .flat_map(|c| &c.keys)
+            .filter(|k| k.status == Status::Supported)
+            .map(|k| (k.key.as_str(), k.value.as_str()))
+            .collect();
         let v = serde_json::json!({
             "apiVersion": "v1",
             "kind": "ConfigMap",

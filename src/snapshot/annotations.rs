@@ -14,7 +14,8 @@ use super::edge::{parse_cidrs, Cidr};
 use super::external::{self, ExternalAuth};
 use crate::model::{Ingress, ObjectKey};
 
-const PREFIXES: [&str; 2] = ["nginx.ingress.kubernetes.io/", "ingress.kubernetes.io/"];
+/// The annotation prefixes read: ingress-nginx's current one (which wins), then the older one.
+pub const PREFIXES: [&str; 2] = ["nginx.ingress.kubernetes.io/", "ingress.kubernetes.io/"];
 
 /// How the proxy talks to the backend.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
