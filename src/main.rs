@@ -182,6 +182,11 @@ struct RunArgs {
     /// connection is closed at accept.
     #[arg(long, default_value = "127.0.0.0/8,::1/128", value_parser = parse_allow)]
     metrics_allow: AllowList,
+    /// A file whose bytes key the session-affinity cookies (`affinity: cookie`). Mount the
+    /// same Secret on every node so that cookies stay valid across nodes and restarts;
+    /// unset, the key is random per process (cookies from before a restart are re-assigned).
+    #[arg(long)]
+    affinity_key_file: Option<PathBuf>,
     /// Worker threads; default one per CPU of the process's affinity mask.
     #[arg(long)]
     workers: Option<usize>,
@@ -511,6 +516,11 @@ fn run(a: RunArgs) -> anyhow::Result<()> {
     // sigwait.
     let signals = runtime::Signals::block();
     raise_bind_capability();
+    if let Some(path) = &a.affinity_key_file {
+        let secret = std::fs::read(path).with_context(|| format!("reading --affinity-key-file {}", path.display()))?;
+        anyhow::ensure!(secret.len() >= 16, "--affinity-key-file {}: at least 16 bytes of key needed", path.display());
+        ringress::proxy::affinity::set_key(&secret);
+    }
     let settings = Settings {
         max_header_bytes: a.max_header_bytes,
         max_headers: a.max_headers,

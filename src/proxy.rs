@@ -1,6 +1,7 @@
 //! Per-connection entry on the worker threads: the accept loop, the per-worker context, and
 //! HTTP/1 proxying ([`h1`]). Written once against [`crate::runtime::Io`].
 
+pub mod affinity;
 mod bridge;
 mod client_cert;
 pub(crate) mod error;

@@ -12,6 +12,7 @@ pub(crate) mod edge;
 pub mod external;
 pub mod l4;
 mod table;
+pub mod traffic;
 
 #[cfg(test)]
 mod tests;

@@ -60,6 +60,43 @@ impl<S> Pools<S> {
     }
 }
 
+/// How a request's endpoint is chosen, as the request pipeline decided it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Pick {
+    /// Round robin or EWMA (`load-balance`, the ConfigMap's or the Ingress's).
+    Policy(crate::snapshot::LoadBalance),
+    /// Consistent hashing of a key (`upstream-hash-by`, balanced affinity): the endpoint
+    /// [`rendezvous`] gives, or with `subset` > 0 one of the `subset` endpoints that rank
+    /// highest for the key, in turn.
+    Hash { key: u64, subset: u32 },
+    /// This endpoint (persistent affinity), while it is one of the backend's.
+    Endpoint(SocketAddr),
+}
+
+/// A 64-bit finaliser (splitmix64's): every input bit moves every output bit.
+pub fn mix(mut x: u64) -> u64 {
+    x ^= x >> 30;
+    x = x.wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    x ^= x >> 27;
+    x = x.wrapping_mul(0x94D0_49BB_1331_11EB);
+    x ^ (x >> 31)
+}
+
+/// How endpoint `addr` ranks for `key` in rendezvous (highest random weight) hashing.
+fn weight(key: u64, addr: &SocketAddr) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = rustc_hash::FxHasher::default();
+    addr.hash(&mut h);
+    mix(key ^ mix(h.finish()))
+}
+
+/// The endpoint a key maps to by rendezvous hashing: the one that ranks highest for it. When
+/// an endpoint leaves, only the keys it held move (each to its own next best); when one
+/// joins, it takes about 1/(N+1) of the keys. None: no endpoints.
+pub fn rendezvous(endpoints: &[SocketAddr], key: u64) -> Option<usize> {
+    (0..endpoints.len()).max_by_key(|&i| weight(key, &endpoints[i]))
+}
+
 /// Endpoint choice per backend, per worker: round robin, or (`load-balance: ewma`) the
 /// better of two endpoints picked at random by a moving average of their response times.
 /// Round-robin positions reset when the snapshot changes, since backend ids are only valid
@@ -85,11 +122,27 @@ impl Default for Balancer {
 
 impl Balancer {
     /// The index of the endpoint to try for `backend`. `attempt` 0 is the first choice
-    /// (by `policy`); later attempts go round robin, so each endpoint is tried once.
-    pub fn pick(&mut self, snap: &Snapshot, backend: BackendId, attempt: usize) -> usize {
+    /// (by `pick`); later attempts go round robin, so each endpoint is tried once.
+    pub fn pick(&mut self, snap: &Snapshot, backend: BackendId, attempt: usize, pick: Pick) -> usize {
         let endpoints = &snap.backend(backend).endpoints;
-        if attempt > 0 || snap.settings.load_balance != crate::snapshot::LoadBalance::Ewma || endpoints.len() < 2 {
+        if attempt > 0 || endpoints.len() < 2 {
             return self.next(snap, backend);
+        }
+        match pick {
+            Pick::Policy(crate::snapshot::LoadBalance::Ewma) => {}
+            Pick::Policy(_) => return self.next(snap, backend),
+            Pick::Hash { key, subset: 0 } => return rendezvous(endpoints, key).unwrap_or(0),
+            Pick::Hash { key, subset } => {
+                // The `subset` best-ranked endpoints for the key, one of them at random.
+                let mut ranked: Vec<(u64, usize)> =
+                    (0..endpoints.len()).map(|i| (weight(key, &endpoints[i]), i)).collect();
+                let k = (subset as usize).min(ranked.len());
+                ranked.select_nth_unstable_by(k - 1, |a, b| b.0.cmp(&a.0));
+                return ranked[(self.random() % k as u64) as usize].1;
+            }
+            Pick::Endpoint(addr) => {
+                return endpoints.binary_search(&addr).unwrap_or_else(|_| self.next(snap, backend));
+            }
         }
         let n = endpoints.len();
         let a = (self.random() % n as u64) as usize;
@@ -204,6 +257,41 @@ ports: [{{port: 8080}}]
         snap
     }
 
+    fn policy(snap: &Snapshot) -> Pick {
+        Pick::Policy(snap.settings.load_balance)
+    }
+
+    #[test]
+    fn consistent_hashing_moves_only_the_keys_of_the_endpoint_that_left() {
+        let all: Vec<SocketAddr> = (1..=10).map(|i| SocketAddr::from(([10, 0, 0, i], 8080))).collect();
+        let fewer: Vec<SocketAddr> = all.iter().copied().filter(|a| a.ip().to_string() != "10.0.0.4").collect();
+        let (mut moved, mut held, mut counts) = (0, 0, [0usize; 10]);
+        for key in 0..20_000u64 {
+            let before = all[rendezvous(&all, mix(key)).unwrap()];
+            counts[rendezvous(&all, mix(key)).unwrap()] += 1;
+            let after = fewer[rendezvous(&fewer, mix(key)).unwrap()];
+            held += (before.ip().to_string() == "10.0.0.4") as usize;
+            moved += (before != after) as usize;
+        }
+        assert_eq!(moved, held, "only the keys the departed endpoint held move");
+        assert!((1_600..2_400).contains(&held), "about 1/10 of keys: {held}");
+        assert!(counts.iter().all(|&c| (1_600..2_400).contains(&c)), "evenly spread: {counts:?}");
+    }
+
+    #[test]
+    fn a_subset_spreads_one_key_over_its_best_endpoints() {
+        let snap = snapshot(6, LoadBalance::RoundRobin);
+        let (mut b, id) = (Balancer::default(), backend(&snap));
+        let mut seen: Vec<usize> = (0..200).map(|_| b.pick(&snap, id, 0, Pick::Hash { key: 42, subset: 3 })).collect();
+        seen.sort();
+        seen.dedup();
+        assert_eq!(seen.len(), 3, "{seen:?}");
+        let one = b.pick(&snap, id, 0, Pick::Hash { key: 42, subset: 0 });
+        assert!(seen.contains(&one), "the best endpoint is in the subset");
+        let eps = &snap.backend(id).endpoints;
+        assert_eq!(b.pick(&snap, id, 0, Pick::Endpoint(eps[4])), 4);
+    }
+
     fn backend(snap: &Snapshot) -> BackendId {
         snap.table.lookup("any", "/").expect("the route").backend
     }
@@ -213,7 +301,7 @@ ports: [{{port: 8080}}]
         let snap = snapshot(3, LoadBalance::RoundRobin);
         let (mut b, id) = (Balancer::default(), backend(&snap));
         assert_eq!(snap.backend(id).endpoints.len(), 3);
-        let picks: Vec<usize> = (0..6).map(|_| b.pick(&snap, id, 0)).collect();
+        let picks: Vec<usize> = (0..6).map(|_| b.pick(&snap, id, 0, policy(&snap))).collect();
         assert_eq!(picks, [0, 1, 2, 0, 1, 2]);
     }
 
@@ -227,7 +315,7 @@ ports: [{{port: 8080}}]
         b.observe(eps[2], Duration::from_millis(3));
         let mut counts = [0usize; 3];
         for _ in 0..3000 {
-            counts[b.pick(&snap, id, 0)] += 1;
+            counts[b.pick(&snap, id, 0, policy(&snap))] += 1;
         }
         // Two distinct endpoints are compared: the slowest can never win a comparison.
         assert_eq!(counts[0], 0, "{counts:?}");
@@ -235,7 +323,7 @@ ports: [{{port: 8080}}]
         // A failed connect makes the endpoint the worst at once, however good its average
         // was a moment ago: it loses every comparison, even to the slow one.
         b.failed(eps[1]);
-        let picks: Vec<usize> = (0..1000).map(|_| b.pick(&snap, id, 0)).collect();
+        let picks: Vec<usize> = (0..1000).map(|_| b.pick(&snap, id, 0, policy(&snap))).collect();
         assert!(!picks.contains(&1), "the failing endpoint gets nothing");
         assert!(picks.iter().filter(|&&i| i == 2).count() > 600, "the healthy one wins both its pairs");
     }
@@ -255,7 +343,7 @@ ports: [{{port: 8080}}]
     fn ewma_retries_go_round_robin_and_old_averages_fade() {
         let snap = snapshot(4, LoadBalance::Ewma);
         let (mut b, id) = (Balancer::default(), backend(&snap));
-        let mut seen: Vec<usize> = (1..=4).map(|attempt| b.pick(&snap, id, attempt)).collect();
+        let mut seen: Vec<usize> = (1..=4).map(|attempt| b.pick(&snap, id, attempt, policy(&snap))).collect();
         seen.sort();
         assert_eq!(seen, [0, 1, 2, 3], "later attempts try each endpoint once");
         // A sample ten seconds old weighs 1/e: a slow endpoint gets traffic again in time.
@@ -268,8 +356,8 @@ ports: [{{port: 8080}}]
     fn a_new_snapshot_restarts_the_rotation() {
         let mut snap = snapshot(2, LoadBalance::RoundRobin);
         let (mut b, id) = (Balancer::default(), backend(&snap));
-        assert_eq!(b.pick(&snap, id, 0), 0);
+        assert_eq!(b.pick(&snap, id, 0, policy(&snap)), 0);
         snap.generation += 1;
-        assert_eq!(b.pick(&snap, id, 0), 0, "backend ids are valid within one snapshot only");
+        assert_eq!(b.pick(&snap, id, 0, policy(&snap)), 0, "backend ids are valid within one snapshot only");
     }
 }

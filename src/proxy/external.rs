@@ -466,7 +466,8 @@ async fn ask<I: Io>(
         return Err(failed(ProxyError::upstream(Kind::NoEndpoints, "the auth-url Service has no ready endpoints")));
     }
     bump_auth(w);
-    let to = Attempt { snap, backend: call.backend, tls: call.tls, settings, idempotent: true };
+    let pick = crate::upstream::Pick::Policy(snap.settings.load_balance);
+    let to = Attempt { snap, backend: call.backend, tls: call.tls, settings, idempotent: true, pick };
     let mut ubuf = Vec::with_capacity(4096);
     let (up, _) =
         client::send(w, clock, &to, call.head.clone(), &mut NoBody, &mut ubuf, |_| {}).await.map_err(failed)?;

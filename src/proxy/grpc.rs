@@ -37,12 +37,12 @@ async fn connection<I: Io>(
     snap: &LocalSnapshot,
     backend: crate::snapshot::BackendId,
     settings: &Settings,
-    tls: bool,
+    (tls, pick): (bool, crate::upstream::Pick),
 ) -> Result<(SendRequest<Bytes>, SocketAddr), ProxyError> {
     let endpoints = &snap.backend(backend).endpoints;
     let mut last = None;
     for attempt in 0..endpoints.len() {
-        let addr = endpoints[w.balancer.borrow_mut().pick(snap, backend, attempt)];
+        let addr = endpoints[w.balancer.borrow_mut().pick(snap, backend, attempt, pick)];
         let existing = w.h2_upstreams.borrow().get(&(addr, tls)).cloned();
         if let Some(sr) = existing {
             match sr.ready().await {
@@ -129,7 +129,7 @@ pub(super) async fn forward<I: Io>(
     let (snap, f, target, tls, granted) = (to.snap, to.forward, to.target, to.tls, to.granted);
     let settings = &f.settings;
     let started = std::time::Instant::now();
-    let (mut sr, addr) = connection(w, snap, f.backend, settings, tls).await?;
+    let (mut sr, addr) = connection(w, snap, f.backend, settings, (tls, f.pick)).await?;
     progress.upstream.set(Some(addr));
     let authority = std::str::from_utf8(fwd.authority).unwrap_or_default();
     let uri = http::Uri::builder()
@@ -169,7 +169,8 @@ pub(super) async fn forward<I: Io>(
     // Both directions at once; the request side ending first is the normal case.
     let pump = pump_request::<I>(body, up_send, end, settings, progress);
     let extra = snap.edge.h2(fwd.scheme == "https");
-    let relay = relay_response::<I>(w, response, respond, progress, settings.idle_timeout, (extra, granted));
+    let added = (extra, granted, f.reply.as_deref(), addr);
+    let relay = relay_response::<I>(w, response, respond, progress, settings.idle_timeout, added);
     let r = match select(std::pin::pin!(pump), std::pin::pin!(relay)).await {
         Either::Left((Ok(()), relay)) => relay.await,
         Either::Left((Err(e), _)) => Err(e),
@@ -228,6 +229,15 @@ async fn pump_request<I: Io>(
     Ok(())
 }
 
+/// What the proxy adds to a gRPC response head: the edge's fields, what external
+/// authentication granted, the pipeline's reply, for an answer from this endpoint.
+type Added<'a> = (
+    &'a [(http::HeaderName, http::HeaderValue)],
+    Option<&'a crate::proxy::external::Granted>,
+    Option<&'a super::pipeline::Reply>,
+    SocketAddr,
+);
+
 /// Upstream response head, body and trailers -> downstream stream.
 /// `stalled`: how long the client may grant no flow-control credit before the stream is
 /// cancelled.
@@ -237,7 +247,7 @@ async fn relay_response<I: Io>(
     respond: &mut SendResponse<Bytes>,
     progress: &Progress,
     stalled: std::time::Duration,
-    (extra, granted): (&[(http::HeaderName, http::HeaderValue)], Option<&crate::proxy::external::Granted>),
+    (extra, granted, reply, used): Added<'_>,
 ) -> Result<(), ProxyError> {
     let resp = response.await.map_err(|e| up_err("waiting for the response", e))?;
     let (parts, mut body) = resp.into_parts();
@@ -251,6 +261,7 @@ async fn relay_response<I: Io>(
     }
     *down.headers_mut() = headers;
     super::h2::add_fields(down.headers_mut(), extra);
+    super::h2::add_reply(down.headers_mut(), reply, Some(used));
     if let Some(g) = granted {
         g.add_cookies(down.headers_mut(), parts.status.as_u16());
     }

@@ -389,12 +389,13 @@ async fn exchange<I: Io>(
     };
     let f = match pipeline::decide(&snap, &request, key)? {
         Decision::Forward(f) => f,
-        Decision::Redirect { code, location } => {
-            let resp = Response::builder()
-                .status(code)
-                .header("location", location)
-                .body(())
-                .map_err(|_| ProxyError::downstream(Kind::BadRequest, "cannot build the redirect"))?;
+        Decision::Answer { code, fields } => {
+            let mut resp = Response::builder().status(code);
+            for (name, value) in fields {
+                resp = resp.header(name, value);
+            }
+            let resp =
+                resp.body(()).map_err(|_| ProxyError::downstream(Kind::BadRequest, "cannot build the answer"))?;
             let _ = s.respond.send_response(resp, true);
             s.progress.status.set(code);
             return Ok(());
@@ -520,6 +521,22 @@ fn h2_down(e: h2::Error) -> ProxyError {
 }
 
 /// Fields the ConfigMap adds to every proxied response (`add-headers`, HSTS over TLS).
+/// Adds what the pipeline asked for to a response head (for an answer from `used`): CORS
+/// fields in place of the upstream's, the affinity cookie.
+pub(super) fn add_reply(h: &mut HeaderMap, reply: Option<&pipeline::Reply>, used: Option<std::net::SocketAddr>) {
+    let Some(reply) = reply else { return };
+    if !reply.cors.is_empty() {
+        for name in pipeline::CORS_FIELDS {
+            h.remove(name);
+        }
+    }
+    reply.each(used, |name, value| {
+        if let (Ok(n), Ok(v)) = (HeaderName::from_bytes(name.as_bytes()), HeaderValue::from_bytes(value)) {
+            h.append(n, v);
+        }
+    });
+}
+
 pub(super) fn add_fields(h: &mut HeaderMap, extra: &[(HeaderName, HeaderValue)]) {
     for (n, v) in extra {
         h.insert(n.clone(), v.clone());

@@ -16,7 +16,9 @@ use super::error::{Kind, ProxyError};
 use crate::access_log::RouteKey;
 use crate::snapshot::annotations::BackendProtocol;
 use crate::snapshot::external::ExternalAuth;
-use crate::snapshot::{normalize_host, Route, Settings, Snapshot};
+use crate::snapshot::traffic::{Balance, Cors, HashBy, Part, Var};
+use crate::snapshot::{normalize_host, LoadBalance, Route, Settings, Snapshot};
+use crate::upstream::Pick;
 
 /// A request as every downstream protocol presents it.
 pub(crate) struct Request<'a> {
@@ -128,8 +130,9 @@ impl Request<'_> {
 /// case, and the decision lives on the stack for one request.
 #[allow(clippy::large_enum_variant)]
 pub(crate) enum Decision<'s> {
-    /// Answer with a redirect (`ssl-redirect`): the status and the Location.
-    Redirect { code: u16, location: Vec<u8> },
+    /// Answer from the proxy with this status, these fields and no body: a redirect
+    /// (`ssl-redirect`: Location), a CORS preflight (204).
+    Answer { code: u16, fields: Vec<(&'static str, Vec<u8>)> },
     /// Send the request to the route's backend.
     Forward(Forward<'s>),
 }
@@ -150,6 +153,111 @@ pub(crate) struct Forward<'s> {
     pub external: Option<&'s Arc<ExternalAuth>>,
     /// Fields the upstream gets in place of the client's (the client certificate's).
     pub fields: Option<super::external::Granted>,
+    /// How the endpoint is chosen (`load-balance`, `upstream-hash-by`, affinity).
+    pub pick: Pick,
+    /// What the proxy adds to the response (CORS, the affinity cookie); None for most routes.
+    pub reply: Option<Box<Reply>>,
+}
+
+/// What the proxy adds to a forwarded request's response.
+#[derive(Debug, Default)]
+pub(crate) struct Reply {
+    /// CORS fields: they replace the upstream's fields of the same names ([`CORS_FIELDS`]).
+    pub cors: Vec<(&'static str, Vec<u8>)>,
+    /// Cookie affinity: the Set-Cookie, once it is known which endpoint answered.
+    pub sticky: Option<super::affinity::Sticky>,
+}
+
+/// The fields a CORS route states itself, whatever the upstream says (ingress-nginx sets them
+/// with `more_set_headers`, which replaces).
+pub(crate) const CORS_FIELDS: [&str; 6] = [
+    "Access-Control-Allow-Origin",
+    "Access-Control-Allow-Credentials",
+    "Access-Control-Allow-Methods",
+    "Access-Control-Allow-Headers",
+    "Access-Control-Expose-Headers",
+    "Access-Control-Max-Age",
+];
+
+impl Reply {
+    /// Whether the upstream's field `name` gives way to one of the proxy's.
+    pub fn replaces(&self, name: &[u8]) -> bool {
+        !self.cors.is_empty() && CORS_FIELDS.iter().any(|n| name.eq_ignore_ascii_case(n.as_bytes()))
+    }
+
+    /// The fields to add to an answer from `used` (the endpoint that answered).
+    pub fn each(&self, used: Option<std::net::SocketAddr>, mut f: impl FnMut(&'static str, &[u8])) {
+        for (n, v) in &self.cors {
+            f(n, v);
+        }
+        if let Some(c) = self.sticky.as_ref().and_then(|s| s.cookie(used)) {
+            f("Set-Cookie", &c);
+        }
+    }
+}
+
+/// The CORS fields for a request from an allowed origin (`allow`: the Allow-Origin value);
+/// a preflight's answer also says what its body is.
+fn cors_fields(c: &Cors, allow: &[u8], preflight: bool) -> Vec<(&'static str, Vec<u8>)> {
+    let mut out = Vec::with_capacity(8);
+    out.push((CORS_FIELDS[0], allow.to_vec()));
+    if c.credentials {
+        out.push((CORS_FIELDS[1], b"true".to_vec()));
+    }
+    out.push((CORS_FIELDS[2], c.methods.as_bytes().to_vec()));
+    out.push((CORS_FIELDS[3], c.headers.as_bytes().to_vec()));
+    if let Some(e) = &c.expose {
+        out.push((CORS_FIELDS[4], e.as_bytes().to_vec()));
+    }
+    out.push((CORS_FIELDS[5], c.max_age.to_string().into_bytes()));
+    if allow != b"*" {
+        // The answer depends on the Origin: caches must keep one per origin.
+        out.push(("Vary", b"Origin".to_vec()));
+    }
+    if preflight {
+        out.push(("Content-Type", b"text/plain charset=UTF-8".to_vec()));
+    }
+    out
+}
+
+/// The `upstream-hash-by` key of a request: its variables expanded and hashed.
+fn hash_key(h: &HashBy, req: &Request<'_>, uri: Option<&str>, host: Option<&str>) -> u64 {
+    use std::hash::Hasher;
+    let mut x = rustc_hash::FxHasher::default();
+    for p in &h.parts {
+        match p {
+            Part::Text(t) => x.write(t.as_bytes()),
+            Part::Var(v) => match v {
+                Var::RequestUri => x.write(req.path_and_query),
+                Var::Uri => x.write(uri.map_or(req.path(), str::as_bytes)),
+                Var::Args => x.write(req.query().strip_prefix(b"?").unwrap_or_default()),
+                Var::RemoteAddr => match req.client.to_canonical() {
+                    IpAddr::V4(a) => x.write(&a.octets()),
+                    IpAddr::V6(a) => x.write(&a.octets()),
+                },
+                Var::Host => x.write(host.unwrap_or_default().as_bytes()),
+                Var::Scheme => x.write(if req.https { b"https" } else { b"http" }),
+                Var::Method => x.write(req.method.as_bytes()),
+                Var::Header(n) => x.write(req.fields.field(n).unwrap_or_default()),
+                Var::Cookie(n) => x.write(cookie(req.fields, n).unwrap_or_default()),
+                Var::Arg(n) => x.write(arg(req.query(), n).unwrap_or_default()),
+            },
+        }
+        // A separator, so that parts cannot run into each other.
+        x.write_u8(0xff);
+    }
+    crate::upstream::mix(x.finish())
+}
+
+/// The value of query parameter `name` (`?a=1&b=2`), as sent.
+fn arg<'q>(query: &'q [u8], name: &str) -> Option<&'q [u8]> {
+    query.strip_prefix(b"?")?.split(|&b| b == b'&').find_map(|pair| {
+        let (k, v) = match pair.iter().position(|&b| b == b'=') {
+            Some(i) => (&pair[..i], &pair[i + 1..]),
+            None => (pair, &b""[..]),
+        };
+        (k == name.as_bytes()).then_some(v)
+    })
 }
 
 /// How the upstream exchange runs: the backend's protocol.
@@ -209,9 +317,21 @@ pub(crate) fn decide<'s>(
     if s.redirects_to_https(route, req.https) {
         let mut location = Vec::with_capacity(128);
         s.write_https_location(&mut location, host.unwrap_or_default(), req.path_and_query);
-        return Ok(Decision::Redirect { code: s.redirect_code, location });
+        return Ok(Decision::Answer { code: s.redirect_code, fields: vec![("Location", location)] });
     }
     let o = &route.options;
+    // CORS: an allowed origin's preflight is answered here, after the address rules (a
+    // preflight carries no credentials, so authentication does not apply to it).
+    let cors = o.cors.as_deref().and_then(|c| Some((c, c.allow_origin(req.fields.field("origin"))?)));
+    if let Some((c, allow)) = cors.filter(|_| req.method == "OPTIONS") {
+        use crate::snapshot::access::{blocked, listed};
+        if blocked(&snap.edge, req.client, (req.user_agent, req.referer))
+            || (!o.access.satisfy_any && !listed(&o.access, &snap.edge, req.client))
+        {
+            return Err(ProxyError::downstream(Kind::Forbidden, "the client's address is not allowed here"));
+        }
+        return Ok(Decision::Answer { code: 204, fields: cors_fields(c, allow, true) });
+    }
     let fields = match &o.client_cert {
         Some(cc) => Some(super::client_cert::check(cc, req.https, req.tls)?),
         None => None,
@@ -232,6 +352,22 @@ pub(crate) fn decide<'s>(
     if snap.backend(backend).endpoints.is_empty() {
         return Err(ProxyError::downstream(Kind::NoEndpoints, "the backend Service has no ready endpoints"));
     }
+    let global = Pick::Policy(s.load_balance);
+    let (pick, sticky) = match &o.balance {
+        Balance::Global => (global, None),
+        Balance::RoundRobin => (Pick::Policy(LoadBalance::RoundRobin), None),
+        Balance::Ewma => (Pick::Policy(LoadBalance::Ewma), None),
+        Balance::Hash(h) => (Pick::Hash { key: hash_key(h, req, normal.as_deref(), host), subset: h.subset }, None),
+        Balance::Sticky(a) => {
+            let path = if route.regex.is_some() { "/" } else { route.path.as_str() };
+            let found = cookie(req.fields, &a.name);
+            let b = &snap.backends[backend as usize];
+            let (pick, sticky) = super::affinity::steer(a, b, found, global, (path, req.https, req.user_agent));
+            (pick, Some(sticky))
+        }
+    };
+    let cors = cors.map(|(c, allow)| cors_fields(c, allow, false)).unwrap_or_default();
+    let reply = (sticky.is_some() || !cors.is_empty()).then(|| Box::new(Reply { cors, sticky }));
     let exchange = match o.protocol {
         BackendProtocol::Http => Exchange::Http1 { tls: false },
         BackendProtocol::Https => Exchange::Http1 { tls: true },
@@ -250,7 +386,7 @@ pub(crate) fn decide<'s>(
         }
         _ => None,
     };
-    Ok(Decision::Forward(Forward { backend, settings, exchange, target, external, fields }))
+    Ok(Decision::Forward(Forward { backend, settings, exchange, target, external, fields, pick, reply }))
 }
 
 /// The access rules of a route, as ingress-nginx applies them: the ConfigMap's block lists
@@ -445,10 +581,10 @@ ports: [{{port: 8080}}]
         let Ok(Decision::Forward(f)) = decide(&snap, &r, &mut RouteKey::default()) else { panic!("not forwarded") };
         assert_eq!((f.exchange, f.target), (Exchange::Grpc { tls: false }, None));
         let r = request("GET", "sec.test", "/a?b=1", false);
-        let Ok(Decision::Redirect { code, location }) = decide(&snap, &r, &mut RouteKey::default()) else {
+        let Ok(Decision::Answer { code, fields }) = decide(&snap, &r, &mut RouteKey::default()) else {
             panic!("not redirected")
         };
-        assert_eq!((code, location.as_slice()), (308, &b"https://sec.test/a?b=1"[..]));
+        assert_eq!((code, fields), (308, vec![("Location", b"https://sec.test/a?b=1".to_vec())]));
         let r = Request { https: true, ..request("GET", "sec.test", "/a", false) };
         assert!(matches!(decide(&snap, &r, &mut RouteKey::default()), Ok(Decision::Forward(_))));
     }

@@ -111,6 +111,10 @@ pub struct RouteOptions {
     /// `canary: "true"` and its rules: this Ingress's routes are alternatives for the main
     /// Ingress's same host and path, not routes of their own.
     pub canary: Option<Arc<CanaryRules>>,
+    /// How the endpoint is chosen (`load-balance`, `upstream-hash-by`, `affinity`).
+    pub balance: super::traffic::Balance,
+    /// `enable-cors` and its family.
+    pub cors: Option<Arc<super::traffic::Cors>>,
 }
 
 impl Default for RouteOptions {
@@ -133,6 +137,8 @@ impl Default for RouteOptions {
             client_cert_spec: None,
             client_cert: None,
             canary: None,
+            balance: super::traffic::Balance::Global,
+            cors: None,
         }
     }
 }
@@ -227,6 +233,8 @@ impl RouteOptions {
         let mut rules = CanaryRules { weight_total: 100, ..CanaryRules::default() };
         let mut canary_keys: Vec<&str> = Vec::new();
         let mut bad_canary = false;
+        // Affinity, hashing, balancing and CORS: (key, annotation, value), read after the loop.
+        let mut traffic: Vec<(&str, &str, &str)> = Vec::new();
         // Older prefix first, so the current one overrides it.
         for prefix in PREFIXES.iter().rev() {
             for (full, value) in ing.annotations.range(prefix.to_string()..) {
@@ -325,6 +333,7 @@ impl RouteOptions {
                         }
                     },
                     k if NO_OP.iter().any(|(n, _)| *n == k) => {}
+                    k if super::traffic::KEYS.contains(&k) => traffic.push((k, full, value)),
                     "canary" => match parse_bool(v) {
                         Some(b) => canary = Some(b),
                         // Served as an ordinary Ingress, a mistyped canary could take its
@@ -396,6 +405,12 @@ impl RouteOptions {
             }
         }
         o.access.allow = allow_new.or(allow_old);
+        let tget = |k: &str| traffic.iter().rev().find(|(key, ..)| *key == k).map(|&(_, full, v)| (full, v));
+        let (balance, cors, bad) = super::traffic::read(tget);
+        (o.balance, o.cors) = (balance, cors);
+        for (full, message) in bad {
+            warnings.push(Note::ignored(&full, message));
+        }
         if bad_canary {
             o.canary = Some(Arc::new(CanaryRules { weight_total: 100, ..CanaryRules::default() }));
         } else if canary == Some(true) {

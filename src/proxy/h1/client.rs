@@ -67,11 +67,12 @@ pub async fn acquire<I: Io>(
     pooled: bool,
     connect_timeout: std::time::Duration,
     tls: bool,
+    pick: crate::upstream::Pick,
 ) -> Result<UpstreamConn<Transport<I::Stream>>, ProxyError> {
     let endpoints = &snap.backend(backend).endpoints;
     let mut last = None;
     for attempt in 0..endpoints.len() {
-        let addr = endpoints[w.balancer.borrow_mut().pick(snap, backend, attempt)];
+        let addr = endpoints[w.balancer.borrow_mut().pick(snap, backend, attempt, pick)];
         if pooled {
             // An endpoint's pool holds one kind; one of the other kind is dropped.
             if let Some(io) = w.pools.take(addr, w.deadlines.now()).filter(|io| matches!(io, Transport::Tls(_)) == tls)
@@ -166,6 +167,8 @@ pub(crate) struct Attempt<'a> {
     pub settings: &'a crate::snapshot::Settings,
     /// The request's method is idempotent (RFC 9110 §9.2.2).
     pub idempotent: bool,
+    /// How the endpoint is chosen.
+    pub pick: crate::upstream::Pick,
 }
 
 /// Largest response head accepted from an upstream.
@@ -189,7 +192,7 @@ pub(crate) async fn send<I: Io, B: RequestBody>(
     let replayable = body.is_done();
     let mut pooled = true;
     loop {
-        let up = acquire(w, to.snap, to.backend, pooled, settings.connect_timeout, to.tls).await?;
+        let up = acquire(w, to.snap, to.backend, pooled, settings.connect_timeout, to.tls, to.pick).await?;
         on_connect(up.addr);
         let (r, h) = clock.write_for(&up.io, head, settings.upstream_send_timeout).await;
         head = h;

@@ -362,15 +362,15 @@ pub fn analyze_response(
 }
 
 /// Writes the response head sent to the client. `chunked_out` says whether the body goes out
-/// chunked (passed through); `close` whether the proxy closes after it.
+/// chunked (passed through); `close` whether the proxy closes after it. `extra` (header lines)
+/// is added; upstream fields `replaced` answers true for are left out.
 pub fn write_response_head(
     out: &mut Vec<u8>,
     resp: &httparse::Response<'_, '_>,
     info: &ResponseInfo,
-    chunked_out: bool,
-    close: bool,
-    client_http10: bool,
+    (chunked_out, close, client_http10): (bool, bool, bool),
     extra: &[u8],
+    replaced: &dyn Fn(&[u8]) -> bool,
 ) {
     let mut conn = [&b""[..]; 16];
     let n = fields::connection_tokens(resp.headers.iter().map(|h| (h.name.as_bytes(), h.value)), &mut conn);
@@ -384,7 +384,7 @@ pub fn write_response_head(
     for h in resp.headers.iter() {
         let name = h.name.as_bytes();
         let keep_for_101 = switching && (eq_ignore_case(name, "upgrade"));
-        if !keep_for_101 && fields::response_drops(name, conn) {
+        if (!keep_for_101 && fields::response_drops(name, conn)) || replaced(name) {
             continue;
         }
         write_field(out, name, &[h.value]);

@@ -211,7 +211,14 @@ pub(super) async fn linger<S: Stream>(clock: Clock<'_>, io: &S, mut buf: Vec<u8>
 enum Action {
     /// To the backend, with the route's settings; `tls`: `backend-protocol: HTTPS`; `auth`:
     /// the external authentication to pass first.
-    Forward { backend: BackendId, settings: crate::snapshot::Settings, tls: bool, auth: Option<Box<external::Call>> },
+    Forward {
+        backend: BackendId,
+        settings: crate::snapshot::Settings,
+        tls: bool,
+        auth: Option<Box<external::Call>>,
+        pick: crate::upstream::Pick,
+        reply: Option<Box<pipeline::Reply>>,
+    },
     /// The answer (a redirect, with this status) is in `out`.
     Answer(u16),
     /// Answer from the proxy (a refusal of a well-framed request: 403, 404, 503...), framing
@@ -285,11 +292,11 @@ async fn request<I: Io, S: Stream>(w: &Worker<I>, c: &mut Conn<S>, first: bool) 
     let settings = &snap.settings;
 
     c.granted = None;
-    let (backend, auth) = match action {
-        Action::Forward { backend, settings: route_settings, tls: to_tls, auth } => {
+    let (backend, auth, pick, reply) = match action {
+        Action::Forward { backend, settings: route_settings, tls: to_tls, auth, pick, reply } => {
             overridden = route_settings;
             tls = to_tls;
-            (backend, auth)
+            (backend, auth, pick, reply)
         }
         Action::Answer(code) => {
             c.rec.status = code;
@@ -329,7 +336,8 @@ async fn request<I: Io, S: Stream>(w: &Worker<I>, c: &mut Conn<S>, first: bool) 
         return Err(ProxyError::downstream(Kind::BodyTooLarge, "request body too large"));
     }
 
-    forward(w, c, &snap, settings, backend, tls, &info, body).await
+    let to = exchange::To { snap: &snap, settings, backend, tls, pick, reply: reply.as_deref() };
+    forward(w, c, &to, &info, body).await
 }
 
 /// Answers a well-framed request from the proxy (a refusal: 403, 404, 503...). The body, if
@@ -421,8 +429,8 @@ fn prepare(
     };
     let forward = match pipeline::decide(snap, &view, &mut rec.key) {
         Ok(Decision::Forward(f)) => f,
-        Ok(Decision::Redirect { code, location }) => {
-            write_redirect(out, code, &location, s.server_name(), &info);
+        Ok(Decision::Answer { code, fields }) => {
+            write_answer(out, code, &fields, s.server_name(), &info);
             return Ok(Some((info, Action::Answer(code))));
         }
         // A refusal of a well-framed request is answered in place.
@@ -462,7 +470,8 @@ fn prepare(
             }
         }
     };
-    Ok(Some((info, Action::Forward { backend: forward.backend, settings: forward.settings, tls, auth })))
+    let pipeline::Forward { backend, settings, pick, reply, .. } = forward;
+    Ok(Some((info, Action::Forward { backend, settings, tls, auth, pick, reply })))
 }
 
 /// Copies what the access log says about a request into `rec`, and takes its request id from
@@ -502,10 +511,12 @@ fn capture(
     !has_id
 }
 
-/// A redirect from the proxy (`ssl-redirect`): `code` with its `location`, no body.
-fn write_redirect(out: &mut Vec<u8>, code: u16, location: &[u8], server: &str, info: &RequestInfo) {
+/// An answer from the proxy with no body: a redirect (`ssl-redirect`), a CORS preflight (204,
+/// which has no Content-Length: RFC 9110 §8.6).
+fn write_answer(out: &mut Vec<u8>, code: u16, fields: &[(&str, Vec<u8>)], server: &str, info: &RequestInfo) {
     use std::io::Write;
     let reason = match code {
+        204 => "No Content",
         301 => "Moved Permanently",
         302 => "Found",
         307 => "Temporary Redirect",
@@ -513,8 +524,12 @@ fn write_redirect(out: &mut Vec<u8>, code: u16, location: &[u8], server: &str, i
     };
     let close = !info.keep_alive || info.framing != Framing::None;
     let _ = write!(out, "HTTP/1.1 {code} {reason}\r\nServer: {server}\r\n");
-    codec::write_field(out, b"Location", &[location]);
-    out.extend_from_slice(b"Content-Length: 0\r\n");
+    for (name, value) in fields {
+        codec::write_field(out, name.as_bytes(), &[value]);
+    }
+    if code != 204 {
+        out.extend_from_slice(b"Content-Length: 0\r\n");
+    }
     if close {
         out.extend_from_slice(b"Connection: close\r\n");
     }

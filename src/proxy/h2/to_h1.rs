@@ -8,7 +8,7 @@ use futures::future::{select, Either};
 use h2::RecvStream;
 use http::{HeaderMap, HeaderName, HeaderValue, Response};
 
-use super::{add_fields, h2_down, hold_response_chunk, send_all, Progress, ReqStream, Route};
+use super::{add_fields, add_reply, h2_down, hold_response_chunk, send_all, Progress, ReqStream, Route};
 use crate::proxy::error::{Kind, ProxyError, Side};
 use crate::proxy::fields::{self, Forwarded, Seen};
 use crate::proxy::h1::body::{Body, Pace};
@@ -74,6 +74,7 @@ pub(super) async fn forward<I: Io>(
         tls: to.tls,
         settings,
         idempotent: parts.method.is_idempotent(),
+        pick: to.forward.pick,
     };
     let mut rest =
         RestOfBody::<I> { body, done, framing, settings, progress, sent, pace, io: std::marker::PhantomData };
@@ -105,6 +106,7 @@ pub(super) async fn forward<I: Io>(
         .map_err(|_| ProxyError::upstream(Kind::UpstreamProtocol, "invalid status"))?;
     *response.headers_mut() = headers;
     add_fields(response.headers_mut(), to.snap.edge.h2(fwd.scheme == "https"));
+    add_reply(response.headers_mut(), to.forward.reply.as_deref(), Some(up.addr));
     if let Some(g) = to.granted {
         g.add_cookies(response.headers_mut(), info.status);
     }

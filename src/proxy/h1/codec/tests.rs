@@ -186,7 +186,7 @@ fn the_client_head_drops_what_connection_names() {
     let Ok(httparse::Status::Complete(n)) = resp.parse(head.as_bytes()) else { panic!("parse") };
     let info = analyze_response(&resp, n, false).unwrap();
     let mut out = Vec::new();
-    write_response_head(&mut out, &resp, &info, false, false, false, b"X-Extra: 1\r\n");
+    write_response_head(&mut out, &resp, &info, (false, false, false), b"X-Extra: 1\r\n", &|_| false);
     let out = String::from_utf8(out).unwrap();
     assert_eq!(out, "HTTP/1.1 200 OK\r\nServer: up\r\nContent-Length: 2\r\nX-Extra: 1\r\n\r\n");
 }

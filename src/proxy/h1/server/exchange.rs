@@ -7,24 +7,33 @@ use crate::proxy::error::{Kind, ProxyError, Side};
 use crate::proxy::h1::body::{Body, Pace};
 use crate::proxy::h1::client::{self, UpstreamConn};
 use crate::proxy::h1::codec::{self, Framing, RequestInfo};
-use crate::proxy::{tunnel, LocalSnapshot, Worker};
+use crate::proxy::{pipeline, tunnel, LocalSnapshot, Worker};
 use crate::runtime::io::Clock;
 use crate::runtime::{Io, Stream};
 use crate::snapshot::BackendId;
 
+/// Where a routed request goes, as the pipeline decided it.
+pub(super) struct To<'a> {
+    pub snap: &'a LocalSnapshot,
+    pub settings: &'a crate::snapshot::Settings,
+    pub backend: BackendId,
+    /// `backend-protocol: HTTPS`.
+    pub tls: bool,
+    pub pick: crate::upstream::Pick,
+    /// What the proxy adds to the response.
+    pub reply: Option<&'a pipeline::Reply>,
+}
+
 /// Sends the request upstream (retrying where that is safe), relays the response, and pools
 /// the upstream connection if it can be reused.
-#[allow(clippy::too_many_arguments)]
 pub(super) async fn forward<I: Io, S: Stream>(
     w: &Worker<I>,
     c: &mut Conn<S>,
-    snap: &LocalSnapshot,
-    settings: &crate::snapshot::Settings,
-    backend: BackendId,
-    tls: bool,
+    to: &To<'_>,
     info: &RequestInfo,
     mut body: Body,
 ) -> Result<bool, ProxyError> {
+    let To { snap, settings, backend, tls, pick, reply } = *to;
     let watch = c.watch.clone();
     let clock = Clock { deadlines: &w.deadlines, watch: &watch };
     let mut pace = Pace::new();
@@ -33,7 +42,7 @@ pub(super) async fn forward<I: Io, S: Stream>(
         buffer_body(w, clock, c, &mut body, &mut expect, settings, &mut pace).await?;
     }
     let started = std::time::Instant::now();
-    let to = client::Attempt { snap, backend, tls, settings, idempotent: info.idempotent };
+    let to = client::Attempt { snap, backend, tls, settings, idempotent: info.idempotent, pick };
     let head = std::mem::take(&mut c.out);
     let mut ubuf = std::mem::take(&mut c.ubuf);
     let tried = std::cell::Cell::new(None);
@@ -45,7 +54,7 @@ pub(super) async fn forward<I: Io, S: Stream>(
     c.rec.upstream = tried.get();
     let (up, head) = sent?;
     c.out = head;
-    let keep = relay_response(w, clock, c, up, info, body.is_done(), settings).await?;
+    let keep = relay_response(w, clock, c, up, info, (body.is_done(), reply), settings).await?;
     c.rec.upstream_time = Some(started.elapsed());
     Ok(keep)
 }
@@ -228,14 +237,14 @@ fn client_head(
     r: &codec::ResponseInfo,
     info: &RequestInfo,
     (request_done, draining): (bool, bool),
-    extra: &[u8],
+    (extra, reply, used): (&[u8], Option<&pipeline::Reply>, std::net::SocketAddr),
     granted: Option<&crate::proxy::external::Granted>,
 ) -> Result<Step, ProxyError> {
     if (100..200).contains(&r.status) && r.status != 101 {
         // 100 answers an Expect the proxy already handled; other interim responses
         // (103 Early Hints) go to HTTP/1.1 clients.
         if r.status != 100 && !info.http10 {
-            codec::write_response_head(out, resp, r, false, false, false, b"");
+            codec::write_response_head(out, resp, r, (false, false, false), b"", &|_| false);
         }
         return Ok(Step::Interim(r.head_len));
     }
@@ -246,16 +255,21 @@ fn client_head(
     let close =
         !info.keep_alive || draining || !request_done || r.framing == Framing::UntilClose || dechunk || r.status == 101;
     let chunked_out = r.framing == Framing::Chunked && !dechunk;
-    match granted.map(|g| g.cookies_for(r.status)).filter(|c| !c.is_empty()) {
-        None => codec::write_response_head(out, resp, r, chunked_out, close, info.http10, extra),
-        Some(cookies) => {
-            // The external authentication service's cookies go on the answer.
-            let mut with = extra.to_vec();
-            for c in cookies {
-                codec::write_field(&mut with, b"Set-Cookie", &[c]);
-            }
-            codec::write_response_head(out, resp, r, chunked_out, close, info.http10, &with);
+    let cookies = granted.map(|g| g.cookies_for(r.status)).filter(|c| !c.is_empty());
+    let framing = (chunked_out, close, info.http10);
+    if cookies.is_none() && reply.is_none() {
+        codec::write_response_head(out, resp, r, framing, extra, &|_| false);
+    } else {
+        // The external authentication service's cookies, CORS and affinity go on the answer.
+        let mut with = extra.to_vec();
+        for c in cookies.into_iter().flatten() {
+            codec::write_field(&mut with, b"Set-Cookie", &[c]);
         }
+        if let Some(reply) = reply {
+            reply.each(Some(used), |name, value| codec::write_field(&mut with, name.as_bytes(), &[value]));
+        }
+        let replaced = |name: &[u8]| reply.is_some_and(|p| p.replaces(name));
+        codec::write_response_head(out, resp, r, framing, &with, &replaced);
     }
     Ok(Step::Final(Final { resp: *r, close, dechunk }))
 }
@@ -266,7 +280,7 @@ async fn relay_response<I: Io, S: Stream>(
     c: &mut Conn<S>,
     up: UpstreamConn<client::Transport<I::Stream>>,
     info: &RequestInfo,
-    request_done: bool,
+    (request_done, reply): (bool, Option<&pipeline::Reply>),
     settings: &crate::snapshot::Settings,
 ) -> Result<bool, ProxyError> {
     // Headers the ConfigMap adds to every proxied response (`add-headers`, HSTS over TLS).
@@ -278,7 +292,7 @@ async fn relay_response<I: Io, S: Stream>(
         let Conn { ubuf, out, granted, .. } = &mut *c;
         let granted = granted.as_deref();
         let step = client::response_head(&up.io, ubuf, clock, settings.upstream_timeout, info.is_head, |resp, r| {
-            client_head(out, resp, r, info, state, extra, granted)
+            client_head(out, resp, r, info, state, (extra, reply, up.addr), granted)
         })
         .await?;
         match step {
