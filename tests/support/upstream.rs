@@ -7,6 +7,7 @@
 //! - `/sleep/MS`: waits, then answers like `/`
 //! - `/early`: a 103 Early Hints interim response, then 200
 //! - `/close`: a body delimited by closing the connection
+//! - `/cors`: 200 with the upstream's own `Access-Control-Allow-Origin` and `-Max-Age`
 //! - `/ws`: a WebSocket handshake, then echoes each client frame back unmasked
 //! - anything else: a text description of the request (method, path, body length and sum,
 //!   every header), with `X-Upstream: <name>`.
@@ -130,6 +131,9 @@ fn serve(s: TcpStream, name: &str, hits: &AtomicUsize) -> std::io::Result<()> {
             send_pattern(&mut w, n, true)?;
             let sum: u64 = (0..n).map(|i| pattern(i) as u64).sum();
             write!(w, "0\r\nX-Sum: {sum}\r\nContent-Length: 1\r\n\r\n")?;
+        } else if path == "/cors" {
+            let cors = "Access-Control-Allow-Origin: https://from-upstream.test\r\nAccess-Control-Max-Age: 5\r\n";
+            write!(w, "HTTP/1.1 200 OK\r\nX-Upstream: {name}\r\n{cors}Content-Length: 2\r\n\r\nok")?;
         } else if let Some(code) = num("/status/") {
             write!(w, "HTTP/1.1 {code} Whatever\r\nX-Upstream: {name}\r\nContent-Length: 0\r\n\r\n")?;
         } else if path == "/early" {
