@@ -11,6 +11,7 @@ mod grpc;
 pub mod h1;
 mod h2;
 pub mod l4;
+mod limits;
 pub mod path;
 pub(crate) mod pipeline;
 pub(crate) mod proxy_protocol;

@@ -163,6 +163,14 @@ pub struct Settings {
     /// `client-body-min-rate`: bytes per second a request body must average once
     /// [`BODY_RATE_GRACE`] has passed (0: no minimum); 408 below it.
     pub body_min_rate: u64,
+    /// `limit-req-status-code`, `limit-conn-status-code`: the status of a refusal by a
+    /// request-rate or a connection limit.
+    pub limit_req_status: u16,
+    pub limit_conn_status: u16,
+    /// `limit-rate`, `limit-rate-after` (bytes per second after bytes) for every response of
+    /// a route without its own `limit-rate` (0: none).
+    pub limit_rate: u64,
+    pub limit_rate_after: u64,
 }
 
 /// How long a request body may arrive at any pace before `client-body-min-rate` applies.
@@ -263,6 +271,10 @@ impl Default for Settings {
             request_buffering: true,
             body_buffer_size: 1 << 20,
             body_min_rate: 500,
+            limit_req_status: 503,
+            limit_conn_status: 503,
+            limit_rate: 0,
+            limit_rate_after: 0,
         }
     }
 }

@@ -10,14 +10,6 @@ use std::net::SocketAddr;
 
 use support::*;
 
-const P: &str = "nginx.ingress.kubernetes.io/";
-
-fn with(yaml: String, annotations: &[(&str, &str)]) -> String {
-    let full: Vec<(String, &str)> = annotations.iter().map(|(k, v)| (format!("{P}{k}"), *v)).collect();
-    let list: Vec<(&str, &str)> = full.iter().map(|(k, v)| (k.as_str(), *v)).collect();
-    annotated(yaml, &list)
-}
-
 /// One request over a new connection (HTTP/1.1, or HTTP/2 with prior knowledge through curl):
 /// (the upstream that answered, the Set-Cookie field if any).
 fn ask(addr: SocketAddr, host: &str, path: &str, h2: bool, headers: &[&str]) -> (String, Option<String>) {
@@ -60,7 +52,7 @@ fn persistent_affinity_sticks_on_every_worker_and_protocol_and_moves_when_its_en
     let addrs: Vec<SocketAddr> = ups.iter().map(|u| u.addr).collect();
     let sticky = |endpoints: &[SocketAddr]| {
         service("web", endpoints)
-            + &with(
+            + &with_nginx(
                 ingress("web", Some("sticky.test"), &[("/", "web")]),
                 &[
                     ("affinity", "cookie"),
@@ -122,7 +114,7 @@ fn balanced_affinity_keeps_sessions_and_moves_about_a_quarter_to_a_new_endpoint(
     let all: Vec<SocketAddr> = ups.iter().map(|u| u.addr).collect();
     let m = |endpoints: &[SocketAddr]| {
         service("web", endpoints)
-            + &with(
+            + &with_nginx(
                 ingress("web", Some("balanced.test"), &[("/shop", "web")]),
                 &[("affinity", "cookie"), ("session-cookie-secure", "true"), ("session-cookie-path", "/shop")],
             )
@@ -169,12 +161,12 @@ fn upstream_hash_by_is_consistent_and_only_the_keys_of_a_departed_endpoint_move(
     let m = |endpoints: &[SocketAddr]| {
         service("web", endpoints)
             + &service("all", &all)
-            + &with(ingress("uri", Some("uri.test"), &[("/", "web")]), &[("upstream-hash-by", "$request_uri")])
-            + &with(
+            + &with_nginx(ingress("uri", Some("uri.test"), &[("/", "web")]), &[("upstream-hash-by", "$request_uri")])
+            + &with_nginx(
                 ingress("user", Some("user.test"), &[("/", "all")]),
                 &[("upstream-hash-by", "${http_x_user}-$cookie_team")],
             )
-            + &with(
+            + &with_nginx(
                 ingress("subset", Some("subset.test"), &[("/", "all")]),
                 &[
                     ("upstream-hash-by", "$arg_tenant"),
@@ -183,7 +175,7 @@ fn upstream_hash_by_is_consistent_and_only_the_keys_of_a_departed_endpoint_move(
                 ],
             )
             // An unknown variable: a warning, and the route keeps ordinary balancing.
-            + &with(ingress("bad", Some("bad.test"), &[("/", "all")]), &[("upstream-hash-by", "$nope")])
+            + &with_nginx(ingress("bad", Some("bad.test"), &[("/", "all")]), &[("upstream-hash-by", "$nope")])
     };
     let p = Proxy::start("uring", &m(&three), &[]);
 

@@ -7,14 +7,6 @@ mod support;
 
 use support::*;
 
-const P: &str = "nginx.ingress.kubernetes.io/";
-
-fn with(yaml: String, annotations: &[(&str, &str)]) -> String {
-    let full: Vec<(String, &str)> = annotations.iter().map(|(k, v)| (format!("{P}{k}"), *v)).collect();
-    let list: Vec<(&str, &str)> = full.iter().map(|(k, v)| (k.as_str(), *v)).collect();
-    annotated(yaml, &list)
-}
-
 /// curl with `Host: host`: (status, response head in lower case, body).
 fn curl(addr: std::net::SocketAddr, host: &str, h2: bool, args: &[&str], path: &str) -> (u16, String, String) {
     let proto = if h2 { "--http2-prior-knowledge" } else { "--http1.1" };
@@ -40,8 +32,8 @@ fn count(head: &str, name: &str) -> usize {
 fn preflights_are_answered_by_the_proxy_and_responses_carry_the_route_fields() {
     let up = Upstream::start("api");
     let m = service("api", &[up.addr])
-        + &with(ingress("open", Some("open.test"), &[("/", "api")]), &[("enable-cors", "true")])
-        + &with(
+        + &with_nginx(ingress("open", Some("open.test"), &[("/", "api")]), &[("enable-cors", "true")])
+        + &with_nginx(
             ingress("listed", Some("listed.test"), &[("/", "api")]),
             &[
                 ("enable-cors", "true"),
@@ -126,11 +118,11 @@ fn address_rules_still_apply_to_preflights_and_authentication_does_not() {
     );
     let m = service("api", &[up.addr])
         + &secret
-        + &with(
+        + &with_nginx(
             ingress("walled", Some("walled.test"), &[("/", "api")]),
             &[("enable-cors", "true"), ("whitelist-source-range", "10.0.0.0/8")],
         )
-        + &with(
+        + &with_nginx(
             ingress("login", Some("login.test"), &[("/", "api")]),
             &[("enable-cors", "true"), ("auth-type", "basic"), ("auth-secret", "users")],
         );

@@ -65,6 +65,10 @@ pub enum Kind {
     /// 503: the route is not served because a protection it asks for cannot be enforced
     /// (fail closed); the body names it (RFC 9110 §15.6.4).
     Refused,
+    /// A `limit-rps`/`limit-rpm` or `limit-connections` refusal, with the ConfigMap's status
+    /// (`limit-req-status-code`, `limit-conn-status-code`; 503 by default, as ingress-nginx;
+    /// 429 is RFC 6585 §4's).
+    Limited(u16),
     /// No status: the client went away or broke framing after the response began; close.
     Closed,
 }
@@ -143,8 +147,24 @@ pub fn status(kind: Kind) -> Option<(u16, &'static str)> {
         Kind::Misdirected => (421, "Misdirected Request"),
         Kind::SignIn => (302, "Found"),
         Kind::UpstreamTimeout => (504, "Gateway Timeout"),
+        Kind::Limited(code) => (code, reason(code)),
         Kind::Closed => return None,
     })
+}
+
+/// The reason phrase of a status a ConfigMap may choose.
+fn reason(code: u16) -> &'static str {
+    match code {
+        400 => "Bad Request",
+        403 => "Forbidden",
+        404 => "Not Found",
+        429 => "Too Many Requests",
+        500 => "Internal Server Error",
+        502 => "Bad Gateway",
+        503 => "Service Unavailable",
+        504 => "Gateway Timeout",
+        _ => "Refused",
+    }
 }
 
 impl Kind {
@@ -184,6 +204,7 @@ impl Kind {
                 | Kind::SignIn
                 | Kind::ClientCertificate
                 | Kind::Misdirected
+                | Kind::Limited(_)
         )
     }
 }

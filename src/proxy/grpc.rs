@@ -170,7 +170,8 @@ pub(super) async fn forward<I: Io>(
     let pump = pump_request::<I>(body, up_send, end, settings, progress);
     let extra = snap.edge.h2(fwd.scheme == "https");
     let added = (extra, granted, f.reply.as_deref(), addr);
-    let relay = relay_response::<I>(w, response, respond, progress, settings.idle_timeout, added);
+    let throttle = super::limits::Throttle::new(f.pace);
+    let relay = relay_response::<I>(w, response, respond, progress, (settings.idle_timeout, throttle), added);
     let r = match select(std::pin::pin!(pump), std::pin::pin!(relay)).await {
         Either::Left((Ok(()), relay)) => relay.await,
         Either::Left((Err(e), _)) => Err(e),
@@ -246,7 +247,7 @@ async fn relay_response<I: Io>(
     response: h2::client::ResponseFuture,
     respond: &mut SendResponse<Bytes>,
     progress: &Progress,
-    stalled: std::time::Duration,
+    (stalled, mut throttle): (std::time::Duration, Option<super::limits::Throttle>),
     (extra, granted, reply, used): Added<'_>,
 ) -> Result<(), ProxyError> {
     let resp = response.await.map_err(|e| up_err("waiting for the response", e))?;
@@ -276,6 +277,7 @@ async fn relay_response<I: Io>(
         let n = chunk.len();
         progress.add_out(n);
         let _held = super::h2::hold_response_chunk(w, n)?;
+        super::limits::Throttle::pause::<I>(&mut throttle, progress.bytes_out.get()).await;
         send_all::<I>(&mut send, chunk, || stalled).await.map_err(down_err)?;
         // Credit to the upstream only once the client took the chunk: a slow reader slows
         // the upstream down instead of making this proxy buffer for it.

@@ -157,6 +157,31 @@ pub(crate) struct Forward<'s> {
     pub pick: Pick,
     /// What the proxy adds to the response (CORS, the affinity cookie); None for most routes.
     pub reply: Option<Box<Reply>>,
+    /// This request's place under `limit-connections`, held until it ends.
+    pub permit: Option<super::limits::Permit>,
+    /// `limit-rate`: (bytes per second, after how many bytes) of the response body.
+    pub pace: Option<(u64, u64)>,
+}
+
+/// The request-rate and connection limits of a route for one request: a refusal with the
+/// ConfigMap's status, or the request's place among those in progress (if limited).
+fn limit(
+    l: &crate::snapshot::traffic::Limits,
+    client: IpAddr,
+    s: &Settings,
+) -> Result<Option<super::limits::Permit>, ProxyError> {
+    let refused = |code, why| ProxyError::downstream(Kind::Limited(code), why);
+    if (l.per_second.is_some() || l.per_minute.is_some())
+        && !super::limits::admit(l.zone, client, l.per_second, l.per_minute)
+    {
+        return Err(refused(s.limit_req_status, "too many requests from this client"));
+    }
+    match l.connections {
+        Some(max) => super::limits::enter(l.zone, client, max)
+            .map(Some)
+            .ok_or_else(|| refused(s.limit_conn_status, "too many requests in progress from this client")),
+        None => Ok(None),
+    }
 }
 
 /// What the proxy adds to a forwarded request's response.
@@ -332,6 +357,11 @@ pub(crate) fn decide<'s>(
         }
         return Ok(Decision::Answer { code: 204, fields: cors_fields(c, allow, true) });
     }
+    // Limits count before access control, as nginx's preaccess phase does.
+    let permit = match o.limits.as_deref().filter(|l| l.applies_to(req.client)) {
+        Some(l) => limit(l, req.client, s)?,
+        None => None,
+    };
     let fields = match &o.client_cert {
         Some(cc) => Some(super::client_cert::check(cc, req.https, req.tls)?),
         None => None,
@@ -386,7 +416,11 @@ pub(crate) fn decide<'s>(
         }
         _ => None,
     };
-    Ok(Decision::Forward(Forward { backend, settings, exchange, target, external, fields, pick, reply }))
+    let pace = match o.limits.as_ref().and_then(|l| l.rate) {
+        Some(rate) => Some(rate),
+        None => (s.limit_rate > 0).then_some((s.limit_rate, s.limit_rate_after)),
+    };
+    Ok(Decision::Forward(Forward { backend, settings, exchange, target, external, fields, pick, reply, permit, pace }))
 }
 
 /// The access rules of a route, as ingress-nginx applies them: the ConfigMap's block lists

@@ -115,6 +115,8 @@ pub struct RouteOptions {
     pub balance: super::traffic::Balance,
     /// `enable-cors` and its family.
     pub cors: Option<Arc<super::traffic::Cors>>,
+    /// `limit-*`.
+    pub limits: Option<Arc<super::traffic::Limits>>,
 }
 
 impl Default for RouteOptions {
@@ -139,6 +141,7 @@ impl Default for RouteOptions {
             canary: None,
             balance: super::traffic::Balance::Global,
             cors: None,
+            limits: None,
         }
     }
 }
@@ -406,8 +409,14 @@ impl RouteOptions {
         }
         o.access.allow = allow_new.or(allow_old);
         let tget = |k: &str| traffic.iter().rev().find(|(key, ..)| *key == k).map(|&(_, full, v)| (full, v));
-        let (balance, cors, bad) = super::traffic::read(tget);
+        let super::traffic::Read { balance, cors, limits, bad } = super::traffic::read(tget);
         (o.balance, o.cors) = (balance, cors);
+        o.limits = limits.map(|l| {
+            use std::hash::{Hash, Hasher};
+            let mut h = rustc_hash::FxHasher::default();
+            ing.key.hash(&mut h);
+            Arc::new(super::traffic::Limits { zone: h.finish(), ..(*l).clone() })
+        });
         for (full, message) in bad {
             warnings.push(Note::ignored(&full, message));
         }

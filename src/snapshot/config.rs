@@ -102,6 +102,10 @@ const KEYS: &[Key] = &[
     key!("access-log-compress", "true or false", log.compress, parse_bool),
     key!("client-body-timeout", "a number of seconds", settings.body_timeout, parse_seconds),
     key!("server-tokens", "true or false", settings.server_tokens, parse_bool),
+    key!("limit-req-status-code", "a status from 400 to 599", settings.limit_req_status, parse_status),
+    key!("limit-conn-status-code", "a status from 400 to 599", settings.limit_conn_status, parse_status),
+    key!("limit-rate", "bytes per second (0: none)", settings.limit_rate, |v: &str| v.parse::<u64>().ok()),
+    key!("limit-rate-after", "a number of bytes", settings.limit_rate_after, |v: &str| v.parse::<u64>().ok()),
     key!("use-proxy-protocol", "true or false", settings.accept_proxy, parse_bool),
     key!("enable-underscores-in-headers", "true or false", settings.underscores_in_headers, parse_bool),
     key!(
@@ -164,6 +168,10 @@ const KEYS: &[Key] = &[
 ];
 
 /// Seconds, or a number with an `s`, `m`, `h` or `d` unit.
+fn parse_status(v: &str) -> Option<u16> {
+    v.parse::<u16>().ok().filter(|c| (400..=599).contains(c))
+}
+
 fn parse_duration(v: &str) -> Option<std::time::Duration> {
     let (num, unit) = match v.as_bytes().last()? {
         b's' => (&v[..v.len() - 1], 1),
@@ -339,6 +347,7 @@ mod tests {
                 "a template of $variables (see the README)" => "$status $req_id",
                 "a duration (3600, 90s, 30m, 24h, 7d)" => "2h",
                 "a header field name" => "CF-Connecting-IP",
+                "a status from 400 to 599" => "429",
                 _ => "7",
             };
             let (prev, w) = apply(&flags, None, Some(&cm(&[(k.name, good)])));

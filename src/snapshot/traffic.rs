@@ -304,13 +304,44 @@ pub const KEYS: &[&str] = &[
     "cors-allow-credentials",
     "cors-max-age",
     "cors-expose-headers",
+    "limit-rps",
+    "limit-rpm",
+    "limit-burst-multiplier",
+    "limit-connections",
+    "limit-rate",
+    "limit-rate-after",
+    "limit-whitelist",
 ];
 
-/// What the traffic annotations of one Ingress ask for, and what is wrong with them:
-/// `(annotation, message)` for each value not used.
-pub fn read<'a>(
-    get: impl Fn(&str) -> Option<(&'a str, &'a str)>,
-) -> (Balance, Option<Arc<Cors>>, Vec<(String, String)>) {
+/// `limit-*`: request rates and concurrent requests per client address, and the response
+/// bandwidth per request.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Limits {
+    /// Which Ingress the counters belong to (a hash of its namespace and name): the state is
+    /// kept by the proxy across snapshots, so a configuration change resets no client.
+    pub zone: u64,
+    /// `limit-rps`, `limit-rpm`: (requests per minute, burst) each; the burst is the rate
+    /// times `limit-burst-multiplier` (default 5), as ingress-nginx sets nginx's `burst`.
+    pub per_second: Option<(u32, u32)>,
+    pub per_minute: Option<(u32, u32)>,
+    /// `limit-connections`: requests in progress per client (each HTTP/2 stream counts).
+    pub connections: Option<u32>,
+    /// `limit-rate` (KiB/s in the annotation) after `limit-rate-after` (KiB): bytes per
+    /// second of each response body; None: not limited.
+    pub rate: Option<(u64, u64)>,
+    /// `limit-whitelist`: clients the limits do not apply to.
+    pub whitelist: Option<Arc<[super::Cidr]>>,
+}
+
+impl Limits {
+    /// Whether the request-rate or connection limits apply to `client`.
+    pub fn applies_to(&self, client: std::net::IpAddr) -> bool {
+        !self.whitelist.as_ref().is_some_and(|w| w.iter().any(|c| c.contains(client)))
+    }
+}
+
+/// What the traffic annotations of one Ingress ask for, and what is wrong with them.
+pub fn read<'a>(get: impl Fn(&str) -> Option<(&'a str, &'a str)>) -> Read {
     let mut bad: Vec<(String, String)> = Vec::new();
     let flag = |key: &str, default: bool, bad: &mut Vec<(String, String)>| match get(key) {
         None => default,
@@ -452,7 +483,50 @@ pub fn read<'a>(
         }
         Arc::new(c)
     });
-    (balance, cors, bad)
+
+    // --- limits ---
+    let whole = |key: &str, bad: &mut Vec<(String, String)>| {
+        let (full, v) = get(key)?;
+        match v.trim().parse::<u32>() {
+            Ok(n) => Some(n),
+            Err(_) => {
+                bad.push((full.to_string(), format!("annotation {full}: {v:?} is not a whole number (0 or more)")));
+                None
+            }
+        }
+    };
+    let multiplier = whole("limit-burst-multiplier", &mut bad).filter(|&m| m > 0).unwrap_or(5);
+    let mut l = Limits {
+        per_second: whole("limit-rps", &mut bad).filter(|&n| n > 0).map(|n| (n, n.saturating_mul(multiplier))),
+        per_minute: whole("limit-rpm", &mut bad).filter(|&n| n > 0).map(|n| (n, n.saturating_mul(multiplier))),
+        connections: whole("limit-connections", &mut bad).filter(|&n| n > 0),
+        ..Limits::default()
+    };
+    if let Some(kib) = whole("limit-rate", &mut bad).filter(|&n| n > 0) {
+        let after = whole("limit-rate-after", &mut bad).unwrap_or(0);
+        l.rate = Some((u64::from(kib) * 1024, u64::from(after) * 1024));
+    }
+    if let Some((full, v)) = get("limit-whitelist") {
+        match super::parse_cidrs(v) {
+            Some(c) => l.whitelist = Some(c.into()),
+            None => bad.push((
+                full.to_string(),
+                format!("annotation {full}: {v:?} is not a comma-separated list of address blocks; nobody is exempt"),
+            )),
+        }
+    }
+    let limited = l.per_second.is_some() || l.per_minute.is_some() || l.connections.is_some() || l.rate.is_some();
+    let limits = limited.then(|| Arc::new(l));
+    Read { balance, cors, limits, bad }
+}
+
+/// What [`read`] found in one Ingress's traffic annotations.
+pub struct Read {
+    pub balance: Balance,
+    pub cors: Option<Arc<Cors>>,
+    pub limits: Option<Arc<Limits>>,
+    /// (annotation, message) for each value not used.
+    pub bad: Vec<(String, String)>,
 }
 
 #[cfg(test)]
@@ -510,7 +584,26 @@ mod tests {
     }
 
     fn read_from(pairs: &[(&'static str, &'static str)]) -> (Balance, Option<Arc<Cors>>, Vec<(String, String)>) {
-        read(|k| pairs.iter().find(|(key, _)| *key == k).map(|&(key, v)| (key, v)))
+        let r = read(|k| pairs.iter().find(|(key, _)| *key == k).map(|&(key, v)| (key, v)));
+        (r.balance, r.cors, r.bad)
+    }
+
+    #[test]
+    fn limits_take_ingress_nginx_bursts_and_refuse_negative_values() {
+        let get = |pairs: &'static [(&'static str, &'static str)]| {
+            read(|k| pairs.iter().find(|(key, _)| *key == k).map(|&(key, v)| (key, v)))
+        };
+        let r =
+            get(&[("limit-rps", "10"), ("limit-rpm", "300"), ("limit-burst-multiplier", "2"), ("limit-rate", "64")]);
+        let l = r.limits.unwrap();
+        assert_eq!((l.per_second, l.per_minute, l.rate), (Some((10, 20)), Some((300, 600)), Some((65_536, 0))));
+        let r = get(&[("limit-rps", "-1"), ("limit-connections", "x"), ("limit-whitelist", "10.0.0.0/33")]);
+        assert!(r.limits.is_none());
+        assert_eq!(r.bad.len(), 3, "{:?}", r.bad);
+        assert!(r.bad[0].1.contains("limit-rps") && r.bad[0].1.contains("-1"));
+        let r = get(&[("limit-connections", "3"), ("limit-whitelist", "127.0.0.1/32")]);
+        let l = r.limits.unwrap();
+        assert!(!l.applies_to("127.0.0.1".parse().unwrap()) && l.applies_to("127.0.0.2".parse().unwrap()));
     }
 
     #[test]

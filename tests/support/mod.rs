@@ -145,6 +145,15 @@ pub fn annotated(yaml: String, annotations: &[(&str, &str)]) -> String {
     yaml.replacen(", namespace: default}", &(", namespace: default".to_string() + &with), 1)
 }
 
+/// `yaml` with these ingress-nginx annotations (keys without the `nginx.ingress.kubernetes.io/`
+/// prefix).
+pub fn with_nginx(yaml: String, annotations: &[(&str, &str)]) -> String {
+    let full: Vec<(String, &str)> =
+        annotations.iter().map(|(k, v)| (format!("nginx.ingress.kubernetes.io/{k}"), *v)).collect();
+    let list: Vec<(&str, &str)> = full.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+    annotated(yaml, &list)
+}
+
 /// A loopback address that refuses connections: bound (so no parallel test can take the
 /// port) but never listening. The socket is kept for the life of the test process.
 pub fn dead_addr() -> SocketAddr {

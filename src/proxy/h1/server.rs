@@ -207,7 +207,9 @@ pub(super) async fn linger<S: Stream>(clock: Clock<'_>, io: &S, mut buf: Vec<u8>
     }
 }
 
-/// What to do with a parsed request.
+/// What to do with a parsed request. Not boxed: forwarding is the common case, and the action
+/// lives on the stack for one request.
+#[allow(clippy::large_enum_variant)]
 enum Action {
     /// To the backend, with the route's settings; `tls`: `backend-protocol: HTTPS`; `auth`:
     /// the external authentication to pass first.
@@ -218,6 +220,9 @@ enum Action {
         auth: Option<Box<external::Call>>,
         pick: crate::upstream::Pick,
         reply: Option<Box<pipeline::Reply>>,
+        /// Held until the request ends (`limit-connections`).
+        permit: Option<crate::proxy::limits::Permit>,
+        pace: Option<(u64, u64)>,
     },
     /// The answer (a redirect, with this status) is in `out`.
     Answer(u16),
@@ -292,11 +297,11 @@ async fn request<I: Io, S: Stream>(w: &Worker<I>, c: &mut Conn<S>, first: bool) 
     let settings = &snap.settings;
 
     c.granted = None;
-    let (backend, auth, pick, reply) = match action {
-        Action::Forward { backend, settings: route_settings, tls: to_tls, auth, pick, reply } => {
+    let (backend, auth, pick, reply, _permit, pace) = match action {
+        Action::Forward { backend, settings: route_settings, tls: to_tls, auth, pick, reply, permit, pace } => {
             overridden = route_settings;
             tls = to_tls;
-            (backend, auth, pick, reply)
+            (backend, auth, pick, reply, permit, pace)
         }
         Action::Answer(code) => {
             c.rec.status = code;
@@ -336,7 +341,7 @@ async fn request<I: Io, S: Stream>(w: &Worker<I>, c: &mut Conn<S>, first: bool) 
         return Err(ProxyError::downstream(Kind::BodyTooLarge, "request body too large"));
     }
 
-    let to = exchange::To { snap: &snap, settings, backend, tls, pick, reply: reply.as_deref() };
+    let to = exchange::To { snap: &snap, settings, backend, tls, pick, reply: reply.as_deref(), pace };
     forward(w, c, &to, &info, body).await
 }
 
@@ -470,8 +475,8 @@ fn prepare(
             }
         }
     };
-    let pipeline::Forward { backend, settings, pick, reply, .. } = forward;
-    Ok(Some((info, Action::Forward { backend, settings, tls, auth, pick, reply })))
+    let pipeline::Forward { backend, settings, pick, reply, permit, pace, .. } = forward;
+    Ok(Some((info, Action::Forward { backend, settings, tls, auth, pick, reply, permit, pace })))
 }
 
 /// Copies what the access log says about a request into `rec`, and takes its request id from

@@ -13,6 +13,7 @@ use crate::runtime::{Io, Stream};
 use crate::snapshot::BackendId;
 
 /// Where a routed request goes, as the pipeline decided it.
+#[derive(Clone, Copy)]
 pub(super) struct To<'a> {
     pub snap: &'a LocalSnapshot,
     pub settings: &'a crate::snapshot::Settings,
@@ -22,6 +23,8 @@ pub(super) struct To<'a> {
     pub pick: crate::upstream::Pick,
     /// What the proxy adds to the response.
     pub reply: Option<&'a pipeline::Reply>,
+    /// `limit-rate` of the response body.
+    pub pace: Option<(u64, u64)>,
 }
 
 /// Sends the request upstream (retrying where that is safe), relays the response, and pools
@@ -33,7 +36,7 @@ pub(super) async fn forward<I: Io, S: Stream>(
     info: &RequestInfo,
     mut body: Body,
 ) -> Result<bool, ProxyError> {
-    let To { snap, settings, backend, tls, pick, reply } = *to;
+    let To { snap, settings, backend, tls, pick, reply, pace: rate } = *to;
     let watch = c.watch.clone();
     let clock = Clock { deadlines: &w.deadlines, watch: &watch };
     let mut pace = Pace::new();
@@ -54,7 +57,7 @@ pub(super) async fn forward<I: Io, S: Stream>(
     c.rec.upstream = tried.get();
     let (up, head) = sent?;
     c.out = head;
-    let keep = relay_response(w, clock, c, up, info, (body.is_done(), reply), settings).await?;
+    let keep = relay_response(w, clock, c, up, info, (body.is_done(), reply, rate), settings).await?;
     c.rec.upstream_time = Some(started.elapsed());
     Ok(keep)
 }
@@ -280,7 +283,7 @@ async fn relay_response<I: Io, S: Stream>(
     c: &mut Conn<S>,
     up: UpstreamConn<client::Transport<I::Stream>>,
     info: &RequestInfo,
-    (request_done, reply): (bool, Option<&pipeline::Reply>),
+    (request_done, reply, pace): (bool, Option<&pipeline::Reply>, Option<(u64, u64)>),
     settings: &crate::snapshot::Settings,
 ) -> Result<bool, ProxyError> {
     // Headers the ConfigMap adds to every proxied response (`add-headers`, HSTS over TLS).
@@ -338,10 +341,13 @@ async fn relay_response<I: Io, S: Stream>(
     c.response_started = true;
     write_client(clock, c, settings.idle_timeout).await?;
 
+    let mut throttle = crate::proxy::limits::Throttle::new(pace);
     while !body.is_done() {
         if !client::read_body(&up.io, &mut c.ubuf, clock, settings.upstream_timeout, &body, READ_CHUNK).await? {
             break;
         }
+        // `limit-rate`: these bytes leave when the rate allows the total.
+        crate::proxy::limits::Throttle::pause::<I>(&mut throttle, c.rec.bytes_out + c.ubuf.len() as u64).await;
         if !fin.dechunk && !body.is_chunked() {
             // Length or close delimited: the bytes go on as they came, without a copy.
             let k = body
