@@ -171,6 +171,88 @@ pub struct Settings {
     /// a route without its own `limit-rate` (0: none).
     pub limit_rate: u64,
     pub limit_rate_after: u64,
+    /// `proxy-next-upstream`, `-tries`, `-timeout`: when a failed attempt moves on to another
+    /// endpoint.
+    pub next_upstream: NextUpstream,
+}
+
+/// `proxy-next-upstream` and its `-tries` and `-timeout`, as nginx's `proxy_next_upstream`
+/// reads them: which failures of an attempt send the request to another endpoint, how many
+/// endpoints are tried in all (0: every one), and for how long (zero: no limit).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NextUpstream {
+    pub when: NextWhen,
+    pub tries: u32,
+    pub timeout: Duration,
+}
+
+/// The failures `proxy-next-upstream` names. A request whose body was sent, with a method
+/// that is not idempotent (RFC 9110 §9.2.2), moves on only with `non_idempotent`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct NextWhen {
+    /// `error`: the connection failed or broke before a response head.
+    pub error: bool,
+    /// `timeout`: connecting, sending or waiting for the response head timed out.
+    pub timeout: bool,
+    /// `invalid_header`: the response head was empty or malformed.
+    pub invalid_header: bool,
+    /// `http_500` .. `http_429`: the response had one of these statuses (bit i for
+    /// [`NEXT_STATUSES`]`[i]`).
+    pub statuses: u8,
+    pub non_idempotent: bool,
+}
+
+/// The statuses `proxy-next-upstream` may name.
+pub const NEXT_STATUSES: [u16; 7] = [500, 502, 503, 504, 403, 404, 429];
+
+impl NextWhen {
+    /// Parses `proxy-next-upstream`: tokens separated by spaces, or `off`.
+    pub fn parse(v: &str) -> Option<NextWhen> {
+        let mut w = NextWhen::default();
+        let mut off = false;
+        for t in v.split_ascii_whitespace() {
+            match t {
+                "off" => off = true,
+                "error" => w.error = true,
+                "timeout" => w.timeout = true,
+                "invalid_header" => w.invalid_header = true,
+                "non_idempotent" => w.non_idempotent = true,
+                _ => {
+                    let code: u16 = t.strip_prefix("http_")?.parse().ok()?;
+                    let i = NEXT_STATUSES.iter().position(|&c| c == code)?;
+                    w.statuses |= 1 << i;
+                }
+            }
+        }
+        match (off, w == NextWhen::default()) {
+            (true, true) => Some(w),
+            (true, false) | (false, true) => None,
+            (false, false) => Some(w),
+        }
+    }
+
+    /// Whether a response with this status moves on.
+    pub fn on_status(&self, status: u16) -> bool {
+        NEXT_STATUSES.iter().position(|&c| c == status).is_some_and(|i| self.statuses & (1 << i) != 0)
+    }
+}
+
+impl NextUpstream {
+    /// Whether another endpoint may be tried after `tried` endpoints, the first at `started`.
+    pub fn allows_another(&self, tried: usize, started: std::time::Instant) -> bool {
+        (self.tries == 0 || tried < self.tries as usize) && (self.timeout.is_zero() || started.elapsed() < self.timeout)
+    }
+}
+
+impl Default for NextUpstream {
+    /// ingress-nginx's defaults: `error timeout`, 3 tries, no time limit.
+    fn default() -> Self {
+        NextUpstream {
+            when: NextWhen { error: true, timeout: true, ..NextWhen::default() },
+            tries: 3,
+            timeout: Duration::ZERO,
+        }
+    }
 }
 
 /// How long a request body may arrive at any pace before `client-body-min-rate` applies.
@@ -219,6 +301,11 @@ impl Settings {
             upstream_timeout: o.read_timeout.unwrap_or(self.upstream_timeout),
             upstream_send_timeout: o.send_timeout.unwrap_or(self.upstream_send_timeout),
             request_buffering: o.request_buffering.unwrap_or(self.request_buffering),
+            next_upstream: NextUpstream {
+                when: o.next_upstream.unwrap_or(self.next_upstream.when),
+                tries: o.next_upstream_tries.unwrap_or(self.next_upstream.tries),
+                timeout: o.next_upstream_timeout.unwrap_or(self.next_upstream.timeout),
+            },
             ..self.clone()
         }
     }
@@ -275,6 +362,7 @@ impl Default for Settings {
             limit_conn_status: 503,
             limit_rate: 0,
             limit_rate_after: 0,
+            next_upstream: NextUpstream::default(),
         }
     }
 }

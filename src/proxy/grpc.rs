@@ -40,8 +40,15 @@ async fn connection<I: Io>(
     (tls, pick): (bool, crate::upstream::Pick),
 ) -> Result<(SendRequest<Bytes>, SocketAddr), ProxyError> {
     let endpoints = &snap.backend(backend).endpoints;
+    let next = settings.next_upstream;
+    let started = std::time::Instant::now();
     let mut last = None;
     for attempt in 0..endpoints.len() {
+        // `proxy-next-upstream`: a connection that fails moves on while `error` (or
+        // `timeout`) and the tries and time allow.
+        if attempt > 0 && (!next.when.error || !next.allows_another(attempt, started)) {
+            break;
+        }
         let addr = endpoints[w.balancer.borrow_mut().pick(snap, backend, attempt, pick)];
         let existing = w.h2_upstreams.borrow().get(&(addr, tls)).cloned();
         if let Some(sr) = existing {

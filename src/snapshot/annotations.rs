@@ -117,6 +117,10 @@ pub struct RouteOptions {
     pub cors: Option<Arc<super::traffic::Cors>>,
     /// `limit-*`.
     pub limits: Option<Arc<super::traffic::Limits>>,
+    /// `proxy-next-upstream`, `-tries`, `-timeout`; `None`: the ConfigMap's.
+    pub next_upstream: Option<super::NextWhen>,
+    pub next_upstream_tries: Option<u32>,
+    pub next_upstream_timeout: Option<Duration>,
 }
 
 impl Default for RouteOptions {
@@ -142,6 +146,9 @@ impl Default for RouteOptions {
             balance: super::traffic::Balance::Global,
             cors: None,
             limits: None,
+            next_upstream: None,
+            next_upstream_tries: None,
+            next_upstream_timeout: None,
         }
     }
 }
@@ -283,6 +290,18 @@ impl RouteOptions {
                     "proxy-body-size" => match parse_size(v) {
                         Some(n) => o.max_body_bytes = Some(n),
                         None => bad("is not a size (e.g. 8m, 512k, 1g, 0 for no limit)"),
+                    },
+                    "proxy-next-upstream" => match super::NextWhen::parse(v) {
+                        Some(w) => o.next_upstream = Some(w),
+                        None => bad("is not off or a list of error, timeout, invalid_header, http_500, http_502, http_503, http_504, http_403, http_404, http_429, non_idempotent"),
+                    },
+                    "proxy-next-upstream-tries" => match v.parse::<u32>() {
+                        Ok(n) => o.next_upstream_tries = Some(n),
+                        Err(_) => bad("is not a whole number (0: every endpoint)"),
+                    },
+                    "proxy-next-upstream-timeout" => match parse_seconds_or_zero(v) {
+                        Some(d) => o.next_upstream_timeout = Some(d),
+                        None => bad("is not a number of seconds (0: no limit)"),
                     },
                     "proxy-request-buffering" => match parse_on_off(v) {
                         Some(b) => o.request_buffering = Some(b),
@@ -685,6 +704,12 @@ pub fn parse_size(v: &str) -> Option<u64> {
 pub(super) fn parse_seconds(v: &str) -> Option<Duration> {
     let n: f64 = v.strip_suffix('s').unwrap_or(v).parse().ok()?;
     (n > 0.0).then(|| Duration::try_from_secs_f64(n).ok()).flatten()
+}
+
+/// A number of seconds, 0 included.
+pub fn parse_seconds_or_zero(v: &str) -> Option<Duration> {
+    let n: f64 = v.strip_suffix('s').unwrap_or(v).parse().ok()?;
+    (n >= 0.0).then(|| Duration::try_from_secs_f64(n).ok()).flatten()
 }
 
 #[cfg(test)]

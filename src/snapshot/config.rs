@@ -102,6 +102,21 @@ const KEYS: &[Key] = &[
     key!("access-log-compress", "true or false", log.compress, parse_bool),
     key!("client-body-timeout", "a number of seconds", settings.body_timeout, parse_seconds),
     key!("server-tokens", "true or false", settings.server_tokens, parse_bool),
+    key!(
+        "proxy-next-upstream",
+        "off or a list of error, timeout, invalid_header, http_5xx/403/404/429, non_idempotent",
+        settings.next_upstream.when,
+        crate::snapshot::NextWhen::parse
+    ),
+    key!("proxy-next-upstream-tries", "a whole number (0: every endpoint)", settings.next_upstream.tries, |v: &str| v
+        .parse::<u32>()
+        .ok()),
+    key!(
+        "proxy-next-upstream-timeout",
+        "a number of seconds (0: no limit)",
+        settings.next_upstream.timeout,
+        crate::snapshot::annotations::parse_seconds_or_zero
+    ),
     key!("limit-req-status-code", "a status from 400 to 599", settings.limit_req_status, parse_status),
     key!("limit-conn-status-code", "a status from 400 to 599", settings.limit_conn_status, parse_status),
     key!("limit-rate", "bytes per second (0: none)", settings.limit_rate, |v: &str| v.parse::<u64>().ok()),
@@ -348,6 +363,9 @@ mod tests {
                 "a duration (3600, 90s, 30m, 24h, 7d)" => "2h",
                 "a header field name" => "CF-Connecting-IP",
                 "a status from 400 to 599" => "429",
+                "off or a list of error, timeout, invalid_header, http_5xx/403/404/429, non_idempotent" => {
+                    "error http_502"
+                }
                 _ => "7",
             };
             let (prev, w) = apply(&flags, None, Some(&cm(&[(k.name, good)])));

@@ -57,35 +57,36 @@ pub struct UpstreamConn<S> {
     pub reused: bool,
 }
 
-/// A connection to the next endpoint in round-robin order: pooled when `pooled` allows and one
-/// is idle, else new. A refused or failed connect moves on to the next endpoint; every
-/// endpoint is tried at most once.
+/// A connection to an endpoint not tried yet for this request: the pick's first choice, then
+/// round robin; pooled when `pooled` allows and one is idle, else new. A failed connect moves
+/// on to another endpoint while `proxy-next-upstream` allows (`error` or `timeout`, within
+/// its tries and time). Every endpoint tried is added to `tried`.
 pub async fn acquire<I: Io>(
     w: &Worker<I>,
-    snap: &Snapshot,
-    backend: BackendId,
+    to: &Attempt<'_>,
     pooled: bool,
-    connect_timeout: std::time::Duration,
-    tls: bool,
-    pick: crate::upstream::Pick,
+    tried: &mut Vec<SocketAddr>,
+    started: std::time::Instant,
 ) -> Result<UpstreamConn<Transport<I::Stream>>, ProxyError> {
-    let endpoints = &snap.backend(backend).endpoints;
+    let next = to.settings.next_upstream;
     let mut last = None;
-    for attempt in 0..endpoints.len() {
-        let addr = endpoints[w.balancer.borrow_mut().pick(snap, backend, attempt, pick)];
+    while let Some(addr) = untried(w, to, tried) {
+        if !tried.is_empty() {
+            bump(&w.stats.upstream_retries);
+        }
+        tried.push(addr);
         if pooled {
             // An endpoint's pool holds one kind; one of the other kind is dropped.
+            let tls = to.tls;
             if let Some(io) = w.pools.take(addr, w.deadlines.now()).filter(|io| matches!(io, Transport::Tls(_)) == tls)
             {
                 return Ok(UpstreamConn { io, addr, reused: true });
             }
         }
-        if attempt > 0 {
-            bump(&w.stats.upstream_retries);
-        }
         bump(&w.stats.upstream_connects);
-        let connected = match I::connect(addr, connect_timeout).await {
-            Ok(io) if tls => tls_connect::<I>(w, io, addr, connect_timeout).await,
+        let timeout = to.settings.connect_timeout;
+        let connected = match I::connect(addr, timeout).await {
+            Ok(io) if to.tls => tls_connect::<I>(w, io, addr, timeout).await,
             Ok(io) => Ok(Transport::Plain(io)),
             Err(e) => Err(e),
         };
@@ -94,13 +95,31 @@ pub async fn acquire<I: Io>(
             Err(e) => {
                 bump(&w.stats.upstream_connect_errors);
                 w.balancer.borrow_mut().failed(addr);
-                tracing::debug!(worker = w.index, %addr, error = %e, "upstream connect failed; trying next endpoint");
-                last = Some(e);
+                tracing::debug!(worker = w.index, %addr, error = %e, "upstream connect failed");
+                let timed_out = e.kind() == std::io::ErrorKind::TimedOut;
+                let moves_on = if timed_out { next.when.timeout } else { next.when.error };
+                let kind = if timed_out { Kind::UpstreamTimeout } else { Kind::UpstreamConnect };
+                last = Some(ProxyError::io(kind, Side::Upstream, "no endpoint accepted the connection", e));
+                if !moves_on || !next.allows_another(tried.len(), started) {
+                    break;
+                }
             }
         }
     }
-    let e = last.unwrap_or_else(|| std::io::Error::other("no endpoints"));
-    Err(ProxyError::io(Kind::UpstreamConnect, Side::Upstream, "no endpoint accepted the connection", e))
+    Err(last.unwrap_or_else(|| {
+        let e = std::io::Error::other("no endpoints");
+        ProxyError::io(Kind::UpstreamConnect, Side::Upstream, "no endpoint accepted the connection", e)
+    }))
+}
+
+/// The next endpoint to try: the pick's choice first, then round robin, skipping those
+/// `tried` already. None: every endpoint was tried.
+fn untried<I: Io>(w: &Worker<I>, to: &Attempt<'_>, tried: &[SocketAddr]) -> Option<SocketAddr> {
+    let endpoints = &to.snap.backend(to.backend).endpoints;
+    let mut b = w.balancer.borrow_mut();
+    (0..endpoints.len())
+        .map(|i| endpoints[b.pick(to.snap, to.backend, tried.len() + i, to.pick)])
+        .find(|a| !tried.contains(a))
 }
 
 /// Reads more of a response head from the upstream into `buf` (the caller parses it and calls
@@ -175,10 +194,16 @@ pub(crate) struct Attempt<'a> {
 pub(crate) const MAX_RESPONSE_HEAD: usize = 64 * 1024;
 
 /// Sends a request (its head in `head`, returned with the connection, then the body) to the
-/// backend until the first bytes of a response are in `ubuf`. A pooled connection the upstream
-/// had closed fails on the write or answers nothing: the request is sent again on a fresh
-/// connection only if it is whole in `head` and either nothing was sent or the method is
-/// idempotent. A fresh connection is never retried. `on_connect` hears each endpoint tried.
+/// backend until the first bytes of a response are in `ubuf`.
+///
+/// A pooled connection the upstream had closed fails on the write or answers nothing: the
+/// request is sent again on a fresh connection if it is whole in `head` and either nothing
+/// was sent or the method is idempotent (that is the pool's doing, not the endpoint's). Other
+/// failures move on to another endpoint as `proxy-next-upstream` says, and only for a request
+/// whole in `head` whose method is idempotent, or with `non_idempotent`: an error or a
+/// timeout before the response head, a malformed head, or one of the named statuses (whose
+/// response is dropped; the last endpoint's answer is the client's, whatever its status).
+/// `on_connect` hears each endpoint tried.
 pub(crate) async fn send<I: Io, B: RequestBody>(
     w: &Worker<I>,
     clock: Clock<'_>,
@@ -189,37 +214,89 @@ pub(crate) async fn send<I: Io, B: RequestBody>(
     mut on_connect: impl FnMut(SocketAddr),
 ) -> Result<(UpstreamConn<Transport<I::Stream>>, Vec<u8>), ProxyError> {
     let settings = to.settings;
+    let next = settings.next_upstream;
     let replayable = body.is_done();
+    let may_resend = replayable && (to.idempotent || next.when.non_idempotent);
+    let started = std::time::Instant::now();
+    let endpoints = to.snap.backend(to.backend).endpoints.len();
+    let mut tried: Vec<SocketAddr> = Vec::new();
     let mut pooled = true;
     loop {
-        let up = acquire(w, to.snap, to.backend, pooled, settings.connect_timeout, to.tls, to.pick).await?;
+        let up = acquire(w, to, pooled, &mut tried, started).await?;
         on_connect(up.addr);
         let (r, h) = clock.write_for(&up.io, head, settings.upstream_send_timeout).await;
         head = h;
-        let retry = |sent: bool| up.reused && replayable && (to.idempotent || !sent);
-        match r {
+        let stale = |sent: bool| up.reused && replayable && (to.idempotent || !sent);
+        let another = |tried: &Vec<SocketAddr>| {
+            may_resend && tried.len() < endpoints && next.allows_another(tried.len(), started)
+        };
+        let failed = match r {
             Ok(()) => {
                 if !body.is_done() {
                     body.send_rest(clock, &up.io).await?;
                 }
                 ubuf.clear();
                 let deadline = clock.after(settings.upstream_timeout);
-                if read_head_bytes(&up.io, ubuf, clock, deadline, MAX_RESPONSE_HEAD).await? {
-                    return Ok((up, head));
-                }
-                if !retry(true) {
-                    return Err(ProxyError::upstream(
+                match read_head_bytes(&up.io, ubuf, clock, deadline, MAX_RESPONSE_HEAD).await {
+                    Ok(true) if next.when.invalid_header && malformed(ubuf) && another(&tried) => {
+                        tracing::debug!(worker = w.index, addr = %up.addr, "proxy-next-upstream: invalid header");
+                        ubuf.clear();
+                        continue;
+                    }
+                    Ok(true) => match status_of(ubuf) {
+                        Some(code) if next.when.on_status(code) && another(&tried) => {
+                            tracing::debug!(worker = w.index, addr = %up.addr, code, "proxy-next-upstream: status");
+                            ubuf.clear();
+                            continue;
+                        }
+                        _ => return Ok((up, head)),
+                    },
+                    Ok(false) if stale(true) => None,
+                    Ok(false) => Some(ProxyError::upstream(
                         Kind::UpstreamProtocol,
                         "upstream closed the connection without a response",
-                    ));
+                    )),
+                    Err(e) => Some(e),
                 }
             }
-            Err(_) if retry(false) => {}
-            Err(e) => return Err(ProxyError::io(Kind::UpstreamConnect, Side::Upstream, "sending the request", e)),
+            Err(_) if stale(false) => None,
+            Err(e) => Some(ProxyError::io(Kind::UpstreamConnect, Side::Upstream, "sending the request", e)),
+        };
+        match failed {
+            // The pool's connection had gone stale: the same request on a fresh connection,
+            // which the endpoint has not failed.
+            None => {
+                tried.pop();
+                bump(&w.stats.upstream_retries);
+                pooled = false;
+            }
+            Some(e) => {
+                let moves_on = if e.kind == Kind::UpstreamTimeout { next.when.timeout } else { next.when.error };
+                if !moves_on || !another(&tried) {
+                    return Err(e);
+                }
+                tracing::debug!(worker = w.index, addr = %up.addr, error = %e, "proxy-next-upstream");
+                pooled = true;
+            }
         }
-        bump(&w.stats.upstream_retries);
-        pooled = false;
     }
+}
+
+/// Whether the start of a response in `buf` is already not a valid response head.
+fn malformed(buf: &[u8]) -> bool {
+    use std::mem::MaybeUninit;
+    let mut headers = [const { MaybeUninit::<httparse::Header>::uninit() }; super::server::MAX_HEADERS];
+    let mut resp = httparse::Response::new(&mut []);
+    httparse::ParserConfig::default().parse_response_with_uninit_headers(&mut resp, buf, &mut headers).is_err()
+}
+
+/// The status of a response whose status line is in `buf` (`HTTP/1.x NNN`).
+fn status_of(buf: &[u8]) -> Option<u16> {
+    let line = buf.get(..12)?;
+    if !line.starts_with(b"HTTP/1.") || line[8] != b' ' {
+        return None;
+    }
+    std::str::from_utf8(&line[9..12]).ok()?.parse().ok()
 }
 
 /// Parses the response head at the start of `ubuf`, reading more while it is incomplete, and
