@@ -24,6 +24,12 @@
 # to a file; ringress its default line, rotated at 100 MiB. The report adds ringress's CPU per
 # request with the log over without, in the same run.
 #
+# Per-route features (MODES="keepalive route-canary route-affinity route-limit", ringress
+# only): the keep-alive run against a route with a canary taking 20% by weight, with cookie
+# affinity (every request carries its session cookie, as a returning browser does), and with
+# limit-rps and limit-connections set too high to trip. The report gives each one's CPU per
+# request over the plain route's, same proxy, same run (target: <= 1.10x).
+#
 # Usage: bench/compare.sh            (env: RUNS=5 DURATION=8 CONNS=64 PROXY_CPU=0 LOAD_CPU=1 MODES=...
 #                                     PROXIES=... PERF=1 records a call-graph profile of ringress
 #                                     per mode into raw/<date>/*.perf.data;
@@ -186,8 +192,14 @@ measure() { # name mode run
   [ "$2" = close ] || [ "$2" = tls-resume ] && extra=(-H "Connection: close")
   logged "$2" && extra=(-H "User-Agent: wrk")
   [ "$2" = https ] || [ "$2" = tls-resume ] && url="https://127.0.0.1:$PORT_TLS/"
+  local host=bench.local
+  case $2 in
+    route-canary) host=canary.local ;;
+    route-affinity) host=affinity.local extra=(-H "Cookie: INGRESSCOOKIE=0123456789abcdef") ;;
+    route-limit) host=limit.local ;;
+  esac
   t0=$(cpu_ticks "$PROXY_PID")
-  out=$(taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency -H 'Host: bench.local' "${extra[@]}" "$url")
+  out=$(taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency -H "Host: $host" "${extra[@]}" "$url")
   t1=$(cpu_ticks "$PROXY_PID")
   echo "$out" > "$raw/$1-$2-$3.txt"
   reqs=$(echo "$out" | awk '/requests in/ {print $1}')
@@ -211,6 +223,8 @@ for run in $(seq "$RUNS"); do
   for p in "${proxies[@]}"; do
     started=
     for m in "${modes[@]}"; do
+      # The per-route feature modes are ringress's alone.
+      [[ $m == route-* && $p != ringress* && $p != baseline* ]] && continue
       # A proxy is restarted only when the access log turns on or off.
       if [ -z "$started" ] || [ "$(logged "$started" && echo 1)" != "$(logged "$m" && echo 1)" ]; then
         [ -n "$started" ] && stop_proxy

@@ -27,6 +27,11 @@ modes = [("keepalive", "keep-alive, 64 connections"),
          ("tls-resume", "new TLS 1.3 connection per request, resumed with a ticket (wrk, Connection: close)"),
          ("tls12-resume", "resumed TLS 1.2 handshakes (openssl s_time -reuse, 4 clients, no request)")]
 modes = [m for m in modes if any(r[2] == m[0] for r in rows)]
+# Per-route features, ringress against itself (compare.sh's route-* modes).
+features = [m for m in [("route-canary", "a canary taking 20% by weight"),
+                        ("route-affinity", "cookie affinity, each request with its session cookie"),
+                        ("route-limit", "limit-rps and limit-connections that never trip")]
+            if any(r[2] == m[0] for r in rows)]
 target = {"keepalive": 0.85, "keepalive-log": 1.0, "close": 1.0, "h2c": 0.9, "h2": 0.9, "https": 0.85, "tls-full": 0.83, "tls-resume": 1.0, "tls12-resume": 1.0}
 # Whom each target is against: HTTP/2 against HAProxy (the strong one there), full handshakes
 # against nginx (1.2x its handshakes per core is 0.83x its CPU per handshake).
@@ -84,6 +89,22 @@ for mode, title in modes:
             if rs:
                 md.append(f"| {p} | {statistics.median(rs):.2f}x | {min(rs):.2f}-{max(rs):.2f} |")
         md.append("")
+if features:
+    md += ["### per-route features, keep-alive, 64 connections (target: CPU/req <= 1.10x the plain route, same proxy, same run)", "",
+           "| proxy | route | requests/s | CPU µs/req | CPU/req over the plain route | range over runs | non-2xx |",
+           "|---|---|---:|---:|---:|---:|---:|"]
+    for p in proxies:
+        for mode, title in features:
+            v = cell.get((p, mode))
+            if not v:
+                continue
+            rs = [c[mode][p] / c["keepalive"][p]
+                  for c in [{m: by_run[(r, m)] for m in ("keepalive", mode)} for r in set(x[0] for x in rows)]
+                  if p in c[mode] and p in c["keepalive"]]
+            med = lambda i: statistics.median(x[i] for x in v)
+            rr = f"{statistics.median(rs):.2f}x | {min(rs):.2f}-{max(rs):.2f}" if rs else "- | -"
+            md.append(f"| {p} | {title} | {med(0):,.0f} | {med(3):.2f} | {rr} | {sum(x[4] for x in v)} |")
+    md.append("")
 # A regression check (BASELINE=...): this build's CPU/req over the baseline binary's, per run.
 for side in ["uring", "epoll"]:
     new, old = f"ringress-{side}", f"baseline-{side}"

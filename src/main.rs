@@ -171,6 +171,10 @@ struct RunArgs {
     /// Ingress covers, or that send none. Default: a self-signed certificate made at start.
     #[arg(long)]
     default_ssl_certificate: Option<String>,
+    /// The Service (namespace/name, its first port) that answers requests no Ingress rule
+    /// matches, when no Ingress sets spec.defaultBackend. Default: the proxy's own 404.
+    #[arg(long)]
+    default_backend_service: Option<String>,
     /// Admin listener: /healthz, /readyz, /debug/routes, /metrics.
     #[arg(long, default_value = "127.0.0.1:10254")]
     admin: SocketAddr,
@@ -546,6 +550,11 @@ fn run(a: RunArgs) -> anyhow::Result<()> {
         settings,
         default_certificate,
         config_map: object_key("configmap", &a.configmap)?,
+        default_backend_service: a
+            .default_backend_service
+            .as_deref()
+            .map(|v| object_key("default-backend-service", v))
+            .transpose()?,
         l4: ringress::snapshot::l4::L4Options {
             default_class: a.lb_default_class,
             tcp_services: a

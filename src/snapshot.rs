@@ -67,6 +67,8 @@ pub struct Route {
     pub regex: Option<Arc<annotations::PathRegex>>,
     /// A canary Ingress's alternative backend for this host and path, and when it is taken.
     pub canary: Option<Arc<Canary>>,
+    /// `default-backend`: the backend that answers when this route's has no endpoints.
+    pub fallback: Option<BackendId>,
 }
 
 /// The canary of a route: another Ingress's backend for the same host and path, taken by

@@ -223,3 +223,34 @@ fn upstream_hash_by_is_consistent_and_only_the_keys_of_a_departed_endpoint_move(
         }
     }
 }
+
+#[test]
+fn in_kubernetes_mode_a_session_follows_its_endpoint_through_endpoint_slice_changes() {
+    let c = support::cluster::Cluster::start();
+    let ups: Vec<Upstream> = ["a", "b"].iter().map(|n| Upstream::start(n)).collect();
+    c.apply(&service("web", &[ups[0].addr, ups[1].addr]));
+    c.apply(&with_nginx(
+        ingress("web", Some("sticky.test"), &[("/", "web")]),
+        &[("affinity", "cookie"), ("affinity-mode", "persistent")],
+    ));
+    let p = c.proxy(&[]);
+    p.wait_for(|| get(p.http, "sticky.test", "/").status == 200, "the route");
+    let (up, cookie) = ask(p.http, "sticky.test", "/", false, &[]);
+    let cookie = pair(&cookie.expect("a cookie"));
+    for _ in 0..5 {
+        assert_eq!(ask(p.http, "sticky.test", "/", false, &[&format!("Cookie: {cookie}")]), (up.clone(), None));
+    }
+    // The endpoint's EndpointSlice is deleted: the session moves, with a new cookie.
+    let other = ups.iter().find(|u| u.name != up).unwrap();
+    let slice = if up == "a" { "web-0" } else { "web-1" };
+    c.kubectl(&["delete", "endpointslice", slice]);
+    p.wait_for(
+        || ask(p.http, "sticky.test", "/", false, &[&format!("Cookie: {cookie}")]).0 == other.name,
+        "the session to move",
+    );
+    let (moved, set) = ask(p.http, "sticky.test", "/", false, &[&format!("Cookie: {cookie}")]);
+    assert_eq!(moved, other.name);
+    let new = pair(&set.expect("a new cookie"));
+    assert_ne!(new, cookie);
+    assert_eq!(ask(p.http, "sticky.test", "/", true, &[&format!("Cookie: {new}")]), (other.name.clone(), None));
+}

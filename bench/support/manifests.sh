@@ -28,6 +28,41 @@ addressType: IPv4
 endpoints: [{addresses: ["$ip"]}]
 ports: [{name: http, port: $port}]
 EOC
+# Per-route features (ringress only; compare.sh's route-* modes): a canary taking 20% by
+# weight (its Service is the same endpoint), cookie affinity, and limits that never trip.
+cat <<EOC
+---
+apiVersion: v1
+kind: Service
+metadata: {name: up-canary}
+spec: {ports: [{name: http, port: 80, targetPort: $port}]}
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: {name: up-canary-1, labels: {kubernetes.io/service-name: up-canary}}
+addressType: IPv4
+endpoints: [{addresses: ["$ip"]}]
+ports: [{name: http, port: $port}]
+EOC
+feature() { # name host annotations (flow map entries) service
+cat <<EOC
+---
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata: {name: $1, annotations: {$3}}
+spec:
+  ingressClassName: ringress
+  rules:
+  - host: $2
+    http:
+      paths:
+      - {path: /, pathType: Prefix, backend: {service: {name: ${4:-up}, port: {number: 80}}}}
+EOC
+}
+feature canary-main canary.local 'x: y'
+feature canary canary.local 'nginx.ingress.kubernetes.io/canary: "true", nginx.ingress.kubernetes.io/canary-weight: "20"' up-canary
+feature affinity affinity.local 'nginx.ingress.kubernetes.io/affinity: cookie'
+feature limit limit.local 'nginx.ingress.kubernetes.io/limit-rps: "1000000", nginx.ingress.kubernetes.io/limit-connections: "100000"'
 # Keep-alive connections are not recycled during a run (nginx's keepalive_requests 1000000
 # in compare.sh; HAProxy has no such limit).
 cat <<EOC

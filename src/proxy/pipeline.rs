@@ -379,6 +379,11 @@ pub(crate) fn decide<'s>(
         }
         None => route.backend,
     };
+    // `default-backend`: a route whose Service has no endpoints is answered by that one.
+    let backend = match route.fallback {
+        Some(f) if snap.backend(backend).endpoints.is_empty() && !snap.backend(f).endpoints.is_empty() => f,
+        _ => backend,
+    };
     if snap.backend(backend).endpoints.is_empty() {
         return Err(ProxyError::downstream(Kind::NoEndpoints, "the backend Service has no ready endpoints"));
     }

@@ -121,6 +121,9 @@ pub struct RouteOptions {
     pub next_upstream: Option<super::NextWhen>,
     pub next_upstream_tries: Option<u32>,
     pub next_upstream_timeout: Option<Duration>,
+    /// `default-backend`: a Service of the Ingress's namespace answering when a route's own
+    /// has no endpoints.
+    pub default_backend: Option<String>,
 }
 
 impl Default for RouteOptions {
@@ -149,6 +152,7 @@ impl Default for RouteOptions {
             next_upstream: None,
             next_upstream_tries: None,
             next_upstream_timeout: None,
+            default_backend: None,
         }
     }
 }
@@ -290,6 +294,13 @@ impl RouteOptions {
                     "proxy-body-size" => match parse_size(v) {
                         Some(n) => o.max_body_bytes = Some(n),
                         None => bad("is not a size (e.g. 8m, 512k, 1g, 0 for no limit)"),
+                    },
+                    "default-backend" => match v {
+                        _ if v.is_empty() || v.len() > 63 => bad("is not a Service name"),
+                        _ if !v.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-') => {
+                            bad("is not a Service name (of the Ingress's namespace)")
+                        }
+                        _ => o.default_backend = Some(v.to_string()),
                     },
                     "proxy-next-upstream" => match super::NextWhen::parse(v) {
                         Some(w) => o.next_upstream = Some(w),
@@ -517,6 +528,12 @@ pub fn auth_service(ing: &Ingress) -> Option<(String, String)> {
     let spec =
         ExternalAuth::parse(String::new(), "", |k| (k == "auth-url").then_some(("auth-url", url.as_str()))).ok()??;
     spec.service().map(|(ns, name)| (ns.to_string(), name.to_string()))
+}
+
+/// The Service (namespace, name) an Ingress's `default-backend` names, if it names one.
+pub fn default_backend(ing: &Ingress) -> Option<(String, String)> {
+    let v = PREFIXES.iter().find_map(|p| ing.annotations.get(&format!("{p}default-backend")))?;
+    Some((ing.key.namespace.clone(), v.trim().to_string()))
 }
 
 /// The ConfigMap an Ingress's `auth-proxy-set-headers` names, if it names one: the provider

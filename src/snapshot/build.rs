@@ -33,6 +33,9 @@ pub struct BuildOptions {
     pub l4: super::l4::L4Options,
     /// `--unsupported-security-annotations`: refuse (default) or warn.
     pub unsupported_security: super::access::UnsupportedPolicy,
+    /// `--default-backend-service`: where requests no rule matches go (its first port), when
+    /// no Ingress sets `spec.defaultBackend`; None: 404.
+    pub default_backend_service: Option<ObjectKey>,
 }
 
 impl Default for BuildOptions {
@@ -46,6 +49,7 @@ impl Default for BuildOptions {
             config_map: ObjectKey { namespace: "ringress".to_string(), name: "ringress".to_string() },
             l4: super::l4::L4Options::default(),
             unsupported_security: Default::default(),
+            default_backend_service: None,
         }
     }
 }
@@ -105,6 +109,7 @@ fn resolver<'a>(inputs: &Inputs<'a>, only: Option<&FxHashSet<(&str, &str)>>) -> 
         basic_auth: FxHashMap::default(),
         config_maps: inputs.config_maps.clone(),
         auth_services: FxHashMap::default(),
+        default_service: None,
     }
 }
 
@@ -173,6 +178,7 @@ pub fn build_from(inputs: &Inputs, opts: &BuildOptions) -> Snapshot {
 pub fn build_after(inputs: &Inputs, opts: &BuildOptions, prev: &Snapshot) -> Snapshot {
     let mut b = resolver(inputs, None);
     b.policy = opts.unsupported_security;
+    b.default_service = opts.default_backend_service.clone();
     let (ingresses, mut build_warnings) = served(&inputs.ingresses, &inputs.ingress_classes, opts);
     let config_map = inputs.config_maps.iter().find(|c| c.key == opts.config_map).copied();
     let live = (prev.generation > 0).then(|| super::config::Global::of(prev));
@@ -190,6 +196,9 @@ pub fn build_after(inputs: &Inputs, opts: &BuildOptions, prev: &Snapshot) -> Sna
     build_warnings.extend(config_warnings);
     // Group by host, keeping the age order within each host.
     let mut by_host: FxHashMap<HostKey, Vec<&Ingress>> = FxHashMap::default();
+    if opts.default_backend_service.is_some() {
+        by_host.insert(HostKey::Default, Vec::new());
+    }
     for ing in &ingresses {
         for key in HostKey::of_ingress(ing) {
             by_host.entry(key).or_default().push(ing);
@@ -303,7 +312,33 @@ fn host_routes<'a>(b: &mut Builder<'a>, key: &HostKey, ingresses: &[&'a Ingress]
                         rewrite: None,
                         regex: None,
                         canary: None,
+                        fallback: None,
                     })
+                }
+            }
+        }
+        if route.is_none() {
+            if let Some(key) = b.default_service.clone() {
+                match b.first_port_backend(&key.namespace, &key.name) {
+                    Ok(backend) => {
+                        route = Some(Route {
+                            backend,
+                            ingress: Arc::new(ObjectKey {
+                                namespace: key.namespace.clone(),
+                                name: "--default-backend-service".to_string(),
+                            }),
+                            host: None,
+                            path: "/".to_string(),
+                            path_type: PathType::Prefix,
+                            tls: false,
+                            options: Arc::default(),
+                            rewrite: None,
+                            regex: None,
+                            canary: None,
+                            fallback: None,
+                        })
+                    }
+                    Err(why) => warnings.push(format!("--default-backend-service: {why}; unmatched requests get 404")),
                 }
             }
         }
@@ -319,6 +354,17 @@ fn host_routes<'a>(b: &mut Builder<'a>, key: &HostKey, ingresses: &[&'a Ingress]
             canaries.push((*ing, ingress, rules.clone()));
             continue;
         }
+        // `default-backend`: the Service that answers when a route's own has no endpoints.
+        let fallback = match options.default_backend.as_deref() {
+            Some(name) => match b.first_port_backend(&ing.key.namespace, name) {
+                Ok(id) => Some(id),
+                Err(why) => {
+                    hr.warnings.push(format!("Ingress {}: annotation default-backend: {why}; ignored", ing.key));
+                    None
+                }
+            },
+            None => None,
+        };
         let options = Arc::new(options);
         // With use-regex or rewrite-target, paths are regular expressions (as in
         // ingress-nginx), matched case-insensitively from the start of the path.
@@ -356,6 +402,7 @@ fn host_routes<'a>(b: &mut Builder<'a>, key: &HostKey, ingresses: &[&'a Ingress]
                     rewrite,
                     regex: compiled,
                     canary: None,
+                    fallback,
                 };
                 insert(&mut hr, route);
             }
@@ -520,8 +567,12 @@ pub fn update_hosts<'a>(
     hosts: &[(HostKey, Vec<&'a Ingress>)],
     opts: &BuildOptions,
 ) -> Snapshot {
-    let auth_services: Vec<(String, String)> =
+    let mut auth_services: Vec<(String, String)> =
         hosts.iter().flat_map(|(_, list)| list.iter()).filter_map(|ing| annotations::auth_service(ing)).collect();
+    // `default-backend` and `--default-backend-service` Services are resolved like `auth-url`'s.
+    auth_services
+        .extend(hosts.iter().flat_map(|(_, list)| list.iter()).filter_map(|ing| annotations::default_backend(ing)));
+    auth_services.extend(opts.default_backend_service.iter().map(|k| (k.namespace.clone(), k.name.clone())));
     let mut referenced: FxHashSet<(&str, &str)> = hosts
         .iter()
         .flat_map(|(_, list)| list.iter())
@@ -534,6 +585,7 @@ pub fn update_hosts<'a>(
     referenced.extend(auth_services.iter().map(|(ns, name)| (ns.as_str(), name.as_str())));
     let mut b = resolver(inputs, Some(&referenced));
     b.policy = opts.unsupported_security;
+    b.default_service = opts.default_backend_service.clone();
     b.seed(prev);
     let mut table = RouteTable::clone(&prev.table);
     let mut warnings = Vec::new();
@@ -642,6 +694,8 @@ struct Builder<'a> {
     /// Backends of the Services `auth-url`s name, by (namespace, name), created by this
     /// builder (the names are not borrowed from the inputs, unlike [`Builder::by_service`]).
     auth_services: FxHashMap<(String, String), Vec<BackendId>>,
+    /// `--default-backend-service`.
+    default_service: Option<ObjectKey>,
 }
 
 impl<'a> Builder<'a> {
@@ -732,6 +786,24 @@ impl<'a> Builder<'a> {
             Target::Routed
         };
         Ok(Arc::new(spec))
+    }
+
+    /// The backend of a Service's first port (`default-backend`, `--default-backend-service`,
+    /// as ingress-nginx picks the port), kept up to date with its endpoints like an
+    /// `auth-url` Service's. Err: the Service is missing or has no port.
+    fn first_port_backend(&mut self, namespace: &str, name: &str) -> Result<BackendId, String> {
+        let svc =
+            self.services.get(&(namespace, name)).ok_or_else(|| format!("Service {namespace}/{name} not found"))?;
+        let port =
+            PortRef::Number(svc.ports.first().ok_or_else(|| format!("Service {namespace}/{name} has no port"))?.port);
+        Ok(match self.existing(namespace, name, &port) {
+            Some(id) => id,
+            None => {
+                let id = self.new_backend(namespace, name, &port);
+                self.auth_services.entry((namespace.to_string(), name.to_string())).or_default().push(id);
+                id
+            }
+        })
     }
 
     /// Starts from `prev`'s backends, so existing ones keep their ids.
