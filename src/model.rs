@@ -136,6 +136,8 @@ pub struct Service {
     /// `spec.type` (`ClusterIP` when absent).
     pub type_: Option<String>,
     pub load_balancer_class: Option<String>,
+    /// `spec.clusterIP`, when it is an address (not `None`: headless).
+    pub cluster_ip: Option<std::net::IpAddr>,
     /// `ringress.dev/*` annotations (the L4 load balancer's per-Service settings).
     pub annotations: std::collections::BTreeMap<String, String>,
     /// `metadata.creationTimestamp` (RFC 3339, so it sorts): the first claimant of a port wins.

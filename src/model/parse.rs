@@ -332,6 +332,7 @@ fn service(w: wire::Service, cx: Cx) -> Result<Service, ParseError> {
         ports,
         type_: w.spec.type_,
         load_balancer_class: w.spec.load_balancer_class,
+        cluster_ip: w.spec.cluster_ip.and_then(|ip| ip.parse().ok()),
         annotations,
         created: w.metadata.creation_timestamp,
         uid: w.metadata.uid,

@@ -156,6 +156,8 @@ pub struct ServiceSpec {
     #[serde(rename = "type")]
     pub type_: Option<String>,
     pub load_balancer_class: Option<String>,
+    #[serde(rename = "clusterIP")]
+    pub cluster_ip: Option<String>,
 }
 
 #[derive(Deserialize, Debug, Default)]

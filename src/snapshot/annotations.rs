@@ -124,6 +124,9 @@ pub struct RouteOptions {
     /// `default-backend`: a Service of the Ingress's namespace answering when a route's own
     /// has no endpoints.
     pub default_backend: Option<String>,
+    /// `service-upstream`: requests go to the Service's cluster IP and port (kube-proxy
+    /// balances), not to its endpoints.
+    pub service_upstream: bool,
 }
 
 impl Default for RouteOptions {
@@ -153,6 +156,7 @@ impl Default for RouteOptions {
             next_upstream_tries: None,
             next_upstream_timeout: None,
             default_backend: None,
+            service_upstream: false,
         }
     }
 }
@@ -294,6 +298,10 @@ impl RouteOptions {
                     "proxy-body-size" => match parse_size(v) {
                         Some(n) => o.max_body_bytes = Some(n),
                         None => bad("is not a size (e.g. 8m, 512k, 1g, 0 for no limit)"),
+                    },
+                    "service-upstream" => match parse_bool(v) {
+                        Some(b) => o.service_upstream = b,
+                        None => bad("is not true or false"),
                     },
                     "default-backend" => match v {
                         _ if v.is_empty() || v.len() > 63 => bad("is not a Service name"),

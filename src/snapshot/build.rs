@@ -391,8 +391,18 @@ fn host_routes<'a>(b: &mut Builder<'a>, key: &HostKey, ingresses: &[&'a Ingress]
                 } else {
                     (p.path.clone(), p.path_type, None)
                 };
+                let backend = match options.service_upstream {
+                    false => b.backend_id(&ing.key.namespace, &p.backend),
+                    true => b.cluster_ip_backend(&ing.key.namespace, &p.backend).unwrap_or_else(|why| {
+                        hr.warnings.push(format!(
+                            "Ingress {}: annotation service-upstream: {why}; its endpoints are used",
+                            ing.key
+                        ));
+                        b.backend_id(&ing.key.namespace, &p.backend)
+                    }),
+                };
                 let route = Route {
-                    backend: b.backend_id(&ing.key.namespace, &p.backend),
+                    backend,
                     ingress: ingress.clone(),
                     host: rule.host.clone(),
                     path,
@@ -804,6 +814,35 @@ impl<'a> Builder<'a> {
                 id
             }
         })
+    }
+
+    /// `service-upstream`: a backend whose one endpoint is the Service's cluster IP and port.
+    /// It follows no EndpointSlice (kube-proxy balances behind the address); a Service change
+    /// rebuilds it. Err: the Service is missing, headless or has no such port.
+    fn cluster_ip_backend(&mut self, namespace: &str, sb: &ServiceBackend) -> Result<BackendId, String> {
+        let key = (namespace, sb.service.as_str());
+        let svc = self.services.get(&key).ok_or_else(|| format!("Service {namespace}/{} not found", sb.service))?;
+        let ip = svc.cluster_ip.ok_or_else(|| format!("Service {} has no cluster IP (headless)", svc.key))?;
+        let port = svc
+            .ports
+            .iter()
+            .find(|p| match &sb.port {
+                PortRef::Number(n) => p.port == *n,
+                PortRef::Name(name) => p.name.as_deref() == Some(name.as_str()),
+            })
+            .ok_or_else(|| format!("Service {} has no port {}", svc.key, sb.port))?
+            .port;
+        let addr = SocketAddr::new(ip, port);
+        let id = self.backends.len() as BackendId;
+        self.backends.push(Arc::new(Backend {
+            name: format!("{namespace}/{}:{} via {addr}", sb.service, sb.port),
+            service: svc.key.clone(),
+            port: sb.port.clone(),
+            endpoints: vec![addr],
+            problem: None,
+        }));
+        self.fresh.push(id);
+        Ok(id)
     }
 
     /// Starts from `prev`'s backends, so existing ones keep their ids.

@@ -65,7 +65,7 @@ pub async fn acquire<I: Io>(
     w: &Worker<I>,
     to: &Attempt<'_>,
     pooled: bool,
-    tried: &mut Vec<SocketAddr>,
+    tried: &mut Tried,
     started: std::time::Instant,
 ) -> Result<UpstreamConn<Transport<I::Stream>>, ProxyError> {
     let next = to.settings.next_upstream;
@@ -114,12 +114,47 @@ pub async fn acquire<I: Io>(
 
 /// The next endpoint to try: the pick's choice first, then round robin, skipping those
 /// `tried` already. None: every endpoint was tried.
-fn untried<I: Io>(w: &Worker<I>, to: &Attempt<'_>, tried: &[SocketAddr]) -> Option<SocketAddr> {
+fn untried<I: Io>(w: &Worker<I>, to: &Attempt<'_>, tried: &Tried) -> Option<SocketAddr> {
     let endpoints = &to.snap.backend(to.backend).endpoints;
     let mut b = w.balancer.borrow_mut();
     (0..endpoints.len())
         .map(|i| endpoints[b.pick(to.snap, to.backend, tried.len() + i, to.pick)])
         .find(|a| !tried.contains(a))
+}
+
+/// The endpoints a request was tried on, in order; no allocation for the first one, which
+/// is usually the only one.
+#[derive(Default)]
+pub struct Tried {
+    first: Option<SocketAddr>,
+    more: Vec<SocketAddr>,
+}
+
+impl Tried {
+    pub fn len(&self) -> usize {
+        self.first.is_some() as usize + self.more.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.first.is_none()
+    }
+
+    fn contains(&self, a: &SocketAddr) -> bool {
+        self.first.as_ref() == Some(a) || self.more.contains(a)
+    }
+
+    fn push(&mut self, a: SocketAddr) {
+        match self.first {
+            None => self.first = Some(a),
+            Some(_) => self.more.push(a),
+        }
+    }
+
+    fn pop(&mut self) {
+        if self.more.pop().is_none() {
+            self.first = None;
+        }
+    }
 }
 
 /// Reads more of a response head from the upstream into `buf` (the caller parses it and calls
@@ -219,7 +254,7 @@ pub(crate) async fn send<I: Io, B: RequestBody>(
     let may_resend = replayable && (to.idempotent || next.when.non_idempotent);
     let started = std::time::Instant::now();
     let endpoints = to.snap.backend(to.backend).endpoints.len();
-    let mut tried: Vec<SocketAddr> = Vec::new();
+    let mut tried = Tried::default();
     let mut pooled = true;
     loop {
         let up = acquire(w, to, pooled, &mut tried, started).await?;
@@ -227,9 +262,8 @@ pub(crate) async fn send<I: Io, B: RequestBody>(
         let (r, h) = clock.write_for(&up.io, head, settings.upstream_send_timeout).await;
         head = h;
         let stale = |sent: bool| up.reused && replayable && (to.idempotent || !sent);
-        let another = |tried: &Vec<SocketAddr>| {
-            may_resend && tried.len() < endpoints && next.allows_another(tried.len(), started)
-        };
+        let another =
+            |tried: &Tried| may_resend && tried.len() < endpoints && next.allows_another(tried.len(), started);
         let failed = match r {
             Ok(()) => {
                 if !body.is_done() {
@@ -243,7 +277,7 @@ pub(crate) async fn send<I: Io, B: RequestBody>(
                         ubuf.clear();
                         continue;
                     }
-                    Ok(true) => match status_of(ubuf) {
+                    Ok(true) => match status_of(ubuf).filter(|_| next.when.statuses != 0) {
                         Some(code) if next.when.on_status(code) && another(&tried) => {
                             tracing::debug!(worker = w.index, addr = %up.addr, code, "proxy-next-upstream: status");
                             ubuf.clear();

@@ -1,0 +1,88 @@
+//! Backends ingress-nginx users have: the `default-backend` annotation (a Service of the
+//! Ingress's namespace answering when a route's own Service has no endpoints),
+//! `--default-backend-service` (answering requests no rule matches), and `service-upstream`
+//! (the Service's cluster IP instead of its endpoints), through the real binary, following
+//! endpoint changes live.
+
+mod support;
+
+use std::net::SocketAddr;
+
+use support::*;
+
+fn upstream_of(r: &Response) -> String {
+    r.text().lines().find_map(|l| l.strip_prefix("upstream=")).unwrap_or("").to_string()
+}
+
+#[test]
+fn the_annotation_answers_for_a_service_without_endpoints_and_the_flag_for_unmatched_requests() {
+    let (app, spare, catch) = (Upstream::start("app"), Upstream::start("spare"), Upstream::start("catch"));
+    let m = |app_endpoints: &[SocketAddr]| {
+        service("app", app_endpoints)
+            + &service("spare", &[spare.addr])
+            + &service("catch", &[catch.addr])
+            + &with_nginx(ingress("shop", Some("shop.test"), &[("/", "app")]), &[("default-backend", "spare")])
+            + &ingress("plain", Some("plain.test"), &[("/", "app")])
+            + &with_nginx(ingress("typo", Some("typo.test"), &[("/", "app")]), &[("default-backend", "nope")])
+    };
+    let p = Proxy::start("uring", &m(&[]), &["--default-backend-service", "default/catch"]);
+    let r = get(p.http, "shop.test", "/cart");
+    assert_eq!((r.status, upstream_of(&r)), (200, "spare".to_string()), "{}", r.text());
+    assert_eq!(get(p.http, "plain.test", "/").status, 503, "no annotation: the usual 503");
+    assert_eq!(get(p.http, "typo.test", "/").status, 503, "a missing Service is no fallback");
+    assert!(p.log_text().contains("default-backend: Service default/nope not found"), "{}", p.log_text());
+    // Requests no rule matches go to --default-backend-service, over HTTP/2 too.
+    let r = get(p.http, "unknown.test", "/anything");
+    assert_eq!((r.status, upstream_of(&r)), (200, "catch".to_string()));
+    let (ok, out, _) = run(std::process::Command::new("curl").args([
+        "-s",
+        "--http2-prior-knowledge",
+        "-H",
+        "Host: other.test",
+        &format!("http://{}/", p.http),
+    ]));
+    assert!(ok && out.contains("upstream=catch"), "{out}");
+
+    // The Service gets an endpoint: its own route answers again.
+    let g = p.generation();
+    p.replace_manifests(&m(&[app.addr]));
+    p.wait_for(|| p.generation() > g, "the new endpoints");
+    assert_eq!(upstream_of(&get(p.http, "shop.test", "/")), "app");
+}
+
+#[test]
+fn service_upstream_sends_to_the_cluster_ip_and_port() {
+    // The "cluster IP" is a loopback address where a test upstream listens on the Service's
+    // port; the EndpointSlice names another upstream, which service-upstream must not reach.
+    let (virtual_ip, pod) = (Upstream::start("cluster-ip"), Upstream::start("pod"));
+    let svc = format!(
+        "---\napiVersion: v1\nkind: Service\nmetadata: {{name: web, namespace: default}}\nspec:\n  clusterIP: {}\n  ports: [{{name: http, port: {}, targetPort: http}}]\n",
+        virtual_ip.addr.ip(),
+        virtual_ip.addr.port()
+    );
+    // The EndpointSlices of a Service made by `service`, without its Service.
+    let slices = |name: &str| {
+        let all = service(name, &[pod.addr]);
+        all[all.find("---\napiVersion: discovery").unwrap()..].to_string()
+    };
+    let port = virtual_ip.addr.port().to_string();
+    let ing = |name: &str, host: &str| {
+        ingress(name, Some(host), &[("/", "web")]).replace("number: 80", &format!("number: {port}"))
+    };
+    let headless = "---\napiVersion: v1\nkind: Service\nmetadata: {name: headless, namespace: default}\nspec:\n  clusterIP: None\n  ports: [{name: http, port: 80, targetPort: http}]\n";
+    let m = svc.clone()
+        + &slices("web")
+        + &with_nginx(ing("via-ip", "ip.test"), &[("service-upstream", "true")])
+        + &ing("direct", "direct.test")
+        + headless
+        + &slices("headless")
+        + &with_nginx(ingress("hl", Some("hl.test"), &[("/", "headless")]), &[("service-upstream", "true")]);
+    let p = Proxy::start("uring", &m, &[]);
+    for _ in 0..5 {
+        assert_eq!(upstream_of(&get(p.http, "ip.test", "/")), "cluster-ip");
+        assert_eq!(upstream_of(&get(p.http, "direct.test", "/")), "pod");
+    }
+    // A headless Service has no cluster IP: a warning, and its endpoints serve.
+    assert_eq!(upstream_of(&get(p.http, "hl.test", "/")), "pod");
+    assert!(p.log_text().contains("service-upstream: Service default/headless has no cluster IP"), "{}", p.log_text());
+}
