@@ -400,7 +400,13 @@ pub struct Snapshot {
     pub build_warnings: Arc<Vec<String>>,
     /// Certificates by SNI name, from the served Ingresses' `spec.tls` Secrets.
     pub certs: Arc<certs::CertStore>,
+    /// The annotations each served Ingress was built with, where they parsed: a value that
+    /// stops parsing keeps this one (see `build`).
+    pub annotations: Arc<GoodAnnotations>,
 }
+
+/// Per Ingress, its annotations as last built where they parsed.
+pub type GoodAnnotations = FxHashMap<ObjectKey, Arc<std::collections::BTreeMap<String, String>>>;
 
 impl Snapshot {
     pub fn backend(&self, id: BackendId) -> &Backend {

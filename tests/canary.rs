@@ -161,3 +161,34 @@ fn argo_style_weight_patching_under_load_fails_no_request() {
     c.kubectl(&["delete", "ingress", "shop-canary"]);
     p.wait_for(|| count(p.http, "shop.test", "", 20, "main") == 20, "the canary gone");
 }
+
+#[test]
+fn a_value_that_stops_parsing_keeps_the_previous_valid_setting() {
+    let (main, canary_up) = (Upstream::start("main"), Upstream::start("canary"));
+    let m = |weight: &str, hash: &str| {
+        service("main", &[main.addr])
+            + &service("canary", &[canary_up.addr])
+            + &ingress("main", Some("shop.test"), &[("/", "main")])
+            + &canary("shop-canary", "shop.test", "canary", &[("canary-weight", weight)])
+            + &with_nginx(ingress("hashed", Some("hash.test"), &[("/", "main")]), &[("upstream-hash-by", hash)])
+    };
+    let p = Proxy::start("uring", &m("20", "$request_uri"), &[]);
+    assert_eq!(count(p.http, "shop.test", "", 100, "canary"), 20);
+    // A weight above the total, an unknown hash variable: warnings naming them, and the
+    // previous values stay (a weight above the total would otherwise take everything).
+    let g = p.generation();
+    p.replace_manifests(&m("150", "$nope"));
+    p.wait_for(|| p.generation() > g, "the new snapshot");
+    assert_eq!(count(p.http, "shop.test", "", 100, "canary"), 20);
+    let log = p.log_text();
+    assert!(
+        log.contains("canary-weight: 150 is above canary-weight-total 100; its previous value \"20\" stays"),
+        "{log}"
+    );
+    assert!(log.contains("upstream-hash-by: $nope is not a variable ringress knows; its previous value"), "{log}");
+    // A valid value applies again.
+    let g = p.generation();
+    p.replace_manifests(&m("50", "$request_uri"));
+    p.wait_for(|| p.generation() > g, "the new snapshot");
+    assert_eq!(count(p.http, "shop.test", "", 100, "canary"), 50);
+}

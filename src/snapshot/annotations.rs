@@ -461,6 +461,15 @@ impl RouteOptions {
         if bad_canary {
             o.canary = Some(Arc::new(CanaryRules { weight_total: 100, ..CanaryRules::default() }));
         } else if canary == Some(true) {
+            if rules.weight > rules.weight_total {
+                // Above the total would send everything to the canary: no traffic moves.
+                let full = full_key(ing, "canary-weight").unwrap_or("canary-weight");
+                warnings.push(Note::ignored(
+                    full,
+                    format!("annotation {full}: {} is above canary-weight-total {}", rules.weight, rules.weight_total),
+                ));
+                rules.weight = 0;
+            }
             o.canary = Some(Arc::new(rules));
         } else {
             for full in canary_keys {

@@ -110,6 +110,9 @@ fn resolver<'a>(inputs: &Inputs<'a>, only: Option<&FxHashSet<(&str, &str)>>) -> 
         config_maps: inputs.config_maps.clone(),
         auth_services: FxHashMap::default(),
         default_service: None,
+        unwatched: FxHashSet::default(),
+        prev_good: Arc::default(),
+        good: FxHashMap::default(),
     }
 }
 
@@ -179,6 +182,7 @@ pub fn build_after(inputs: &Inputs, opts: &BuildOptions, prev: &Snapshot) -> Sna
     let mut b = resolver(inputs, None);
     b.policy = opts.unsupported_security;
     b.default_service = opts.default_backend_service.clone();
+    b.prev_good = prev.annotations.clone();
     let (ingresses, mut build_warnings) = served(&inputs.ingresses, &inputs.ingress_classes, opts);
     let config_map = inputs.config_maps.iter().find(|c| c.key == opts.config_map).copied();
     let live = (prev.generation > 0).then(|| super::config::Global::of(prev));
@@ -208,6 +212,7 @@ pub fn build_after(inputs: &Inputs, opts: &BuildOptions, prev: &Snapshot) -> Sna
     for (key, list) in &by_host {
         set_host(&mut table, key, host_routes(&mut b, key, list));
     }
+    let annotations = Arc::new(std::mem::take(&mut b.good));
     let backends = &b.backends;
     let mut by_service: FxHashMap<Arc<ObjectKey>, Arc<[BackendId]>> = FxHashMap::default();
     for ids in b.by_service.into_values().chain(b.auth_services.into_values()) {
@@ -226,6 +231,7 @@ pub fn build_after(inputs: &Inputs, opts: &BuildOptions, prev: &Snapshot) -> Sna
         edge: Arc::new(global.edge),
         l4: Arc::new(l4),
         build_warnings: Arc::new(build_warnings),
+        annotations,
         certs: Arc::new(crate::snapshot::certs::build_certs(
             &ingresses,
             &inputs.secrets,
@@ -561,6 +567,7 @@ fn derived(prev: &Snapshot) -> Snapshot {
         edge: prev.edge.clone(),
         l4: prev.l4.clone(),
         build_warnings: prev.build_warnings.clone(),
+        annotations: prev.annotations.clone(),
         certs: prev.certs.clone(),
     }
 }
@@ -596,6 +603,7 @@ pub fn update_hosts<'a>(
     let mut b = resolver(inputs, Some(&referenced));
     b.policy = opts.unsupported_security;
     b.default_service = opts.default_backend_service.clone();
+    b.prev_good = prev.annotations.clone();
     b.seed(prev);
     let mut table = RouteTable::clone(&prev.table);
     let mut warnings = Vec::new();
@@ -610,14 +618,19 @@ pub fn update_hosts<'a>(
     }
     let mut snap = derived(prev);
     snap.table = Arc::new(table);
+    if !b.good.is_empty() {
+        let mut all = super::GoodAnnotations::clone(&prev.annotations);
+        all.extend(std::mem::take(&mut b.good));
+        snap.annotations = Arc::new(all);
+    }
     if !b.fresh.is_empty() {
         let mut by_service = FxHashMap::clone(&prev.by_service);
         for &id in &b.fresh {
             let be = &b.backends[id as usize];
             warnings.extend(be.problem.as_ref().map(|p| format!("backend {}: {p}; requests get 503", be.name)));
             snap.endpoint_set.extend(be.endpoints.iter().copied());
-            if be.service.name.is_empty() {
-                // A fixed address (`auth-url` with an IP): no Service to watch.
+            if be.service.name.is_empty() || b.unwatched.contains(&id) {
+                // A fixed address (`auth-url` with an IP, a cluster IP): nothing to follow.
                 continue;
             }
             let ids = by_service.entry(Arc::new(be.service.clone())).or_insert_with(|| Arc::from(Vec::new()));
@@ -706,13 +719,19 @@ struct Builder<'a> {
     auth_services: FxHashMap<(String, String), Vec<BackendId>>,
     /// `--default-backend-service`.
     default_service: Option<ObjectKey>,
+    /// Backends that follow no EndpointSlice (`service-upstream`'s cluster IP).
+    unwatched: FxHashSet<BackendId>,
+    /// The annotations each Ingress was last built with where they parsed (the previous
+    /// snapshot's), and this build's.
+    prev_good: Arc<super::GoodAnnotations>,
+    good: super::GoodAnnotations,
 }
 
 impl<'a> Builder<'a> {
     /// An Ingress's route options, with its `auth-secret` read: a Secret that is missing or
     /// unusable refuses the routes (fail closed).
     fn route_options(&mut self, ing: &Ingress) -> (RouteOptions, Vec<String>) {
-        let (mut o, mut warnings) = RouteOptions::of(ing, self.policy);
+        let (mut o, mut warnings) = self.options_keeping_good(ing);
         if let Some(spec) = o.external.take() {
             match self.external(ExternalAuth::clone(&spec)) {
                 Ok(resolved) => o.external = Some(resolved),
@@ -755,6 +774,44 @@ impl<'a> Builder<'a> {
             }
         }
         (o, warnings)
+    }
+
+    /// An Ingress's options where every annotation value that does not parse, but parsed in
+    /// the previous build, keeps that previous value (as ConfigMap keys do), with warnings
+    /// saying so. Records the annotations this build used.
+    fn options_keeping_good(&mut self, ing: &Ingress) -> (RouteOptions, Vec<String>) {
+        let (mut o, mut notes) = RouteOptions::read(ing, self.policy);
+        let prev = self.prev_good.get(&ing.key).cloned();
+        let bad: Vec<&annotations::Note> = notes
+            .iter()
+            .filter(|n| !n.refused && !n.unsupported && ing.annotations.contains_key(&n.annotation))
+            .collect();
+        let mut kept = ing.annotations.clone();
+        let mut restored = Vec::new();
+        for n in &bad {
+            match prev.as_ref().and_then(|p| p.get(&n.annotation)) {
+                Some(v) if ing.annotations.get(&n.annotation) != Some(v) => {
+                    kept.insert(n.annotation.clone(), v.clone());
+                    restored.push((n.annotation.clone(), v.clone()));
+                }
+                // A value that never parsed: left out of what is kept.
+                _ => drop(kept.remove(&n.annotation)),
+            }
+        }
+        if !restored.is_empty() {
+            let mut patched = ing.clone();
+            patched.annotations = kept.clone();
+            let (again, _) = RouteOptions::read(&patched, self.policy);
+            o = again;
+            for n in notes.iter_mut() {
+                if let Some((_, v)) = restored.iter().find(|(a, _)| *a == n.annotation) {
+                    let what = n.message.strip_suffix("; ignored").unwrap_or(&n.message).to_string();
+                    n.message = format!("{what}; its previous value {v:?} stays");
+                }
+            }
+        }
+        self.good.insert(ing.key.clone(), Arc::new(kept));
+        (o, notes.into_iter().map(|n| format!("Ingress {}: {}", ing.key, n.message)).collect())
     }
 
     /// A Secret by namespace and name (the index is made on first use).
@@ -842,6 +899,7 @@ impl<'a> Builder<'a> {
             problem: None,
         }));
         self.fresh.push(id);
+        self.unwatched.insert(id);
         Ok(id)
     }
 
