@@ -447,3 +447,47 @@ fn a_canary_takes_the_calls_its_header_names() {
         assert!(e.message().contains("no ready endpoints"), "{e:?}");
     });
 }
+
+/// Affinity and limits over gRPC, through the same pipeline: the first call gets the
+/// affinity cookie in its response metadata, a call carrying it gets none; a request-rate
+/// limit lets its burst through and refuses the rest as UNAVAILABLE.
+#[test]
+fn affinity_cookies_and_rate_limits_apply_to_grpc_calls() {
+    let server = grpc_server();
+    let annotations = ", nginx.ingress.kubernetes.io/affinity: cookie, nginx.ingress.kubernetes.io/limit-rpm: \"1\", nginx.ingress.kubernetes.io/limit-burst-multiplier: \"2\"";
+    let m = grpc_service("feedback", &[server])
+        + &format!("---\napiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata:\n  name: feedback\n  namespace: default\n  annotations: {{nginx.ingress.kubernetes.io/backend-protocol: GRPC{annotations}}}\nspec:\n  ingressClassName: ringress\n  rules:\n  - http:\n      paths:\n      - {{path: /feed.FeedBack, pathType: Prefix, backend: {{service: {{name: feedback, port: {{name: grpc}}}}}}}}\n");
+    let p = Proxy::start("uring", &m, &[]);
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let mut c = client(&rt, p.http);
+    rt.block_on(async {
+        let call = |cookie: Option<String>| {
+            let mut req = tonic::Request::new(Msg { data: vec![2, 3], n: 0 });
+            if let Some(v) = cookie {
+                req.metadata_mut().insert("cookie", v.parse().unwrap());
+            }
+            req
+        };
+        c.ready().await.unwrap();
+        let r = c.unary::<Msg, Msg, _>(call(None), path("Unary"), ProstCodec::default()).await.unwrap();
+        assert_eq!(r.get_ref().n, 5);
+        let set = r.metadata().get("set-cookie").expect("a cookie").to_str().unwrap().to_string();
+        assert!(set.starts_with("INGRESSCOOKIE=") && set.ends_with("; Path=/feed.FeedBack; HttpOnly"), "{set}");
+        let pair = set.split(';').next().unwrap().to_string();
+        c.ready().await.unwrap();
+        let r = c.unary::<Msg, Msg, _>(call(Some(pair.clone())), path("Unary"), ProstCodec::default()).await.unwrap();
+        assert!(r.metadata().get("set-cookie").is_none(), "an affine call sets nothing");
+        // Two calls so far; the burst of two plus one passes, then UNAVAILABLE.
+        c.ready().await.unwrap();
+        assert!(c.unary::<Msg, Msg, _>(call(Some(pair.clone())), path("Unary"), ProstCodec::default()).await.is_ok());
+        for _ in 0..3 {
+            c.ready().await.unwrap();
+            let e = c
+                .unary::<Msg, Msg, _>(call(Some(pair.clone())), path("Unary"), ProstCodec::default())
+                .await
+                .unwrap_err();
+            assert_eq!(e.code(), Code::Unavailable, "{e:?}");
+            assert!(e.message().contains("too many requests"), "{e:?}");
+        }
+    });
+}
