@@ -192,3 +192,22 @@ fn a_value_that_stops_parsing_keeps_the_previous_valid_setting() {
     p.wait_for(|| p.generation() > g, "the new snapshot");
     assert_eq!(count(p.http, "shop.test", "", 100, "canary"), 50);
 }
+
+#[test]
+fn in_kubernetes_mode_a_bad_weight_keeps_the_previous_one_and_the_event_says_so() {
+    let c = Cluster::start();
+    let (main, canary_up) = (Upstream::start("main"), Upstream::start("canary"));
+    c.apply("apiVersion: v1\nkind: Namespace\nmetadata: {name: ringress}\n");
+    c.apply(&(service("main", &[main.addr]) + &service("canary", &[canary_up.addr])));
+    c.apply(&ingress("shop", Some("shop.test"), &[("/", "main")]));
+    c.apply(&canary("shop-canary", "shop.test", "canary", &[("canary-weight", "20")]));
+    let p = c.proxy(&["--publish-address", "192.0.2.10", "--election-lease-seconds", "3"]);
+    p.wait_for(|| count(p.http, "shop.test", "", 100, "canary") == 20, "weight 20");
+    let g = p.generation();
+    c.kubectl(&["annotate", "--overwrite", "ingress", "shop-canary", &format!("{P}canary-weight=150")]);
+    p.wait_for(|| p.generation() > g, "the rebuild");
+    assert_eq!(count(p.http, "shop.test", "", 100, "canary"), 20, "the previous weight stays");
+    let describe = || c.kubectl(&["describe", "ingress", "shop-canary"]);
+    p.wait_for(|| describe().contains("its previous value \"20\" stays"), "the Event");
+    assert!(describe().contains("canary-weight: 150 is above canary-weight-total 100"), "{}", describe());
+}

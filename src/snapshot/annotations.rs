@@ -547,6 +547,44 @@ pub fn auth_service(ing: &Ingress) -> Option<(String, String)> {
     spec.service().map(|(ns, name)| (ns.to_string(), name.to_string()))
 }
 
+/// [`RouteOptions::read`], where an annotation value that does not parse but parsed when the
+/// Ingress was last read (`prev`: the annotations kept then) keeps that previous value, as
+/// ConfigMap keys do; its note says so. Also returns the annotations to keep for next time:
+/// this read's, less the values that never parsed.
+pub fn read_keeping(
+    ing: &Ingress,
+    policy: UnsupportedPolicy,
+    prev: Option<&std::collections::BTreeMap<String, String>>,
+) -> (RouteOptions, Vec<Note>, std::collections::BTreeMap<String, String>) {
+    let (mut o, mut notes) = RouteOptions::read(ing, policy);
+    let mut kept = ing.annotations.clone();
+    let mut restored: Vec<(String, String)> = Vec::new();
+    for n in notes.iter().filter(|n| !n.refused && !n.unsupported) {
+        let Some(now) = ing.annotations.get(&n.annotation) else { continue };
+        match prev.and_then(|p| p.get(&n.annotation)) {
+            Some(v) if v != now => {
+                kept.insert(n.annotation.clone(), v.clone());
+                restored.push((n.annotation.clone(), v.clone()));
+            }
+            Some(_) => {}
+            // A value that never parsed is not kept.
+            None => drop(kept.remove(&n.annotation)),
+        }
+    }
+    if !restored.is_empty() {
+        let mut patched = ing.clone();
+        patched.annotations = kept.clone();
+        o = RouteOptions::read(&patched, policy).0;
+        for n in notes.iter_mut() {
+            if let Some((_, v)) = restored.iter().find(|(a, _)| *a == n.annotation) {
+                let what = n.message.strip_suffix("; ignored").unwrap_or(&n.message).to_string();
+                n.message = format!("{what}; its previous value {v:?} stays");
+            }
+        }
+    }
+    (o, notes, kept)
+}
+
 /// The Service (namespace, name) an Ingress's `default-backend` names, if it names one.
 pub fn default_backend(ing: &Ingress) -> Option<(String, String)> {
     let v = PREFIXES.iter().find_map(|p| ing.annotations.get(&format!("{p}default-backend")))?;

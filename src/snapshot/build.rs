@@ -776,40 +776,11 @@ impl<'a> Builder<'a> {
         (o, warnings)
     }
 
-    /// An Ingress's options where every annotation value that does not parse, but parsed in
-    /// the previous build, keeps that previous value (as ConfigMap keys do), with warnings
-    /// saying so. Records the annotations this build used.
+    /// An Ingress's options, a value that stops parsing keeping the one it was last built
+    /// with ([`annotations::read_keeping`]); records the annotations this build used.
     fn options_keeping_good(&mut self, ing: &Ingress) -> (RouteOptions, Vec<String>) {
-        let (mut o, mut notes) = RouteOptions::read(ing, self.policy);
         let prev = self.prev_good.get(&ing.key).cloned();
-        let bad: Vec<&annotations::Note> = notes
-            .iter()
-            .filter(|n| !n.refused && !n.unsupported && ing.annotations.contains_key(&n.annotation))
-            .collect();
-        let mut kept = ing.annotations.clone();
-        let mut restored = Vec::new();
-        for n in &bad {
-            match prev.as_ref().and_then(|p| p.get(&n.annotation)) {
-                Some(v) if ing.annotations.get(&n.annotation) != Some(v) => {
-                    kept.insert(n.annotation.clone(), v.clone());
-                    restored.push((n.annotation.clone(), v.clone()));
-                }
-                // A value that never parsed: left out of what is kept.
-                _ => drop(kept.remove(&n.annotation)),
-            }
-        }
-        if !restored.is_empty() {
-            let mut patched = ing.clone();
-            patched.annotations = kept.clone();
-            let (again, _) = RouteOptions::read(&patched, self.policy);
-            o = again;
-            for n in notes.iter_mut() {
-                if let Some((_, v)) = restored.iter().find(|(a, _)| *a == n.annotation) {
-                    let what = n.message.strip_suffix("; ignored").unwrap_or(&n.message).to_string();
-                    n.message = format!("{what}; its previous value {v:?} stays");
-                }
-            }
-        }
+        let (o, notes, kept) = annotations::read_keeping(ing, self.policy, prev.as_deref());
         self.good.insert(ing.key.clone(), Arc::new(kept));
         (o, notes.into_iter().map(|n| format!("Ingress {}: {}", ing.key, n.message)).collect())
     }

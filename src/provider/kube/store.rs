@@ -86,6 +86,9 @@ pub struct Store {
     /// What ringress says about each Ingress's annotations (only Ingresses it has something
     /// to say about), read once per change of the Ingress: the Events and the metric.
     notes: BTreeMap<ObjectKey, Vec<Note>>,
+    /// Per Ingress, the annotations last read where they parsed (for the notes, as the
+    /// build keeps them for the routes).
+    good: BTreeMap<ObjectKey, BTreeMap<String, String>>,
     /// Each Ingress's `auth-type: basic`, with the key its `auth-secret` is under: whether
     /// the Secret can serve it is a note too, asked whenever the status view is made.
     auth: BTreeMap<ObjectKey, (String, BasicSpec)>,
@@ -232,7 +235,11 @@ impl Store {
                     self.by_host.entry(h.clone()).or_default().insert(key.clone());
                 }
                 hosts.extend(new);
-                let (options, notes) = crate::snapshot::annotations::RouteOptions::read(&v, self.policy);
+                // The same reading as the build's: a value that stops parsing keeps the one
+                // last read, and the note (and so the Event) says which.
+                let prev = self.good.get(&key).cloned();
+                let (options, notes, kept) = crate::snapshot::annotations::read_keeping(&v, self.policy, prev.as_ref());
+                self.good.insert(key.clone(), kept);
                 if notes.is_empty() {
                     self.notes.remove(&key);
                 } else {
@@ -292,6 +299,7 @@ impl Store {
             Kind::Ingress => {
                 self.addresses.remove(key);
                 self.notes.remove(key);
+                self.good.remove(key);
                 self.auth.remove(key);
                 self.refs.remove(key);
                 let hosts = self.unindex(key);
