@@ -461,6 +461,9 @@ impl Snapshot {
                 r.ingress.to_string(),
                 eps
             );
+            if let Some(t) = traffic_rules(self, r) {
+                let _ = writeln!(out, "{:<32} {:<28} {:<8} traffic: {t}", "", "", "");
+            }
             if let Some(c) = &r.canary {
                 let cb = self.backend(c.backend);
                 let _ = writeln!(
@@ -493,6 +496,7 @@ impl Snapshot {
                 "ingress": r.ingress.to_string(),
                 "backend": b.name,
                 "endpoints": b.endpoints.iter().map(|e| e.to_string()).collect::<Vec<_>>(),
+                "traffic": traffic_rules(self, r),
                 "canary": r.canary.as_ref().map(|c| serde_json::json!({
                     "ingress": c.ingress.to_string(),
                     "backend": self.backend(c.backend).name,
@@ -507,6 +511,51 @@ impl Snapshot {
             "warnings": self.warnings(),
         })
     }
+}
+
+/// A route's traffic rules in one line (affinity, hashing, balancing, limits, CORS, default
+/// backend, service-upstream), or None when it has none of them.
+fn traffic_rules(snap: &Snapshot, r: &Route) -> Option<String> {
+    use traffic::Balance;
+    let o = &r.options;
+    let mut out = Vec::new();
+    match &o.balance {
+        Balance::Global => {}
+        Balance::RoundRobin => out.push("load-balance round_robin".to_string()),
+        Balance::Ewma => out.push("load-balance ewma".to_string()),
+        Balance::Hash(h) if h.subset > 0 => out.push(format!("hash {} (subset {})", h.source, h.subset)),
+        Balance::Hash(h) => out.push(format!("hash {}", h.source)),
+        Balance::Sticky(a) => {
+            let mode = if a.mode == traffic::AffinityMode::Persistent { "persistent" } else { "balanced" };
+            out.push(format!("affinity cookie {} ({mode})", a.name))
+        }
+    }
+    if let Some(l) = &o.limits {
+        let mut parts = Vec::new();
+        if let Some((n, b)) = l.per_second {
+            parts.push(format!("{n}/s burst {b}"));
+        }
+        if let Some((n, b)) = l.per_minute {
+            parts.push(format!("{n}/min burst {b}"));
+        }
+        if let Some(n) = l.connections {
+            parts.push(format!("{n} in progress"));
+        }
+        if let Some((rate, after)) = l.rate {
+            parts.push(format!("{rate} B/s after {after} B"));
+        }
+        out.push(format!("limits {}", parts.join(", ")));
+    }
+    if let Some(c) = &o.cors {
+        out.push(format!("cors {}", if c.origins.is_some() { "listed origins" } else { "*" }));
+    }
+    if let Some(f) = r.fallback {
+        out.push(format!("default-backend {}", snap.backend(f).name));
+    }
+    if o.service_upstream {
+        out.push("service-upstream".to_string());
+    }
+    (!out.is_empty()).then(|| out.join("; "))
 }
 
 /// A canary's rules in one line, in the order they are tried.

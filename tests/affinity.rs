@@ -64,6 +64,9 @@ fn persistent_affinity_sticks_on_every_worker_and_protocol_and_moves_when_its_en
             )
     };
     let p = Proxy::start("uring", &sticky(&addrs), &["--workers", "2"]);
+    // What an operator sees of it: /debug/routes.
+    let routes = get(p.admin, "localhost", "/debug/routes").text();
+    assert!(routes.contains("\"traffic\": \"affinity cookie route (persistent)\""), "{routes}");
 
     // No cookie: balanced as usual, and every answer pins the client.
     let mut first = BTreeMap::new();
