@@ -73,6 +73,16 @@ pub enum Pick {
     Endpoint(SocketAddr),
 }
 
+/// The next number of a xorshift64 generator (`state` must not be 0).
+pub fn xorshift(state: &mut u64) -> u64 {
+    let mut x = *state;
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    *state = x;
+    x
+}
+
 /// A 64-bit finaliser (splitmix64's): every input bit moves every output bit.
 pub fn mix(mut x: u64) -> u64 {
     x ^= x >> 30;
@@ -189,12 +199,7 @@ impl Balancer {
     }
 
     fn random(&mut self) -> u64 {
-        let mut x = self.rng;
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.rng = x;
-        x
+        xorshift(&mut self.rng)
     }
 
     /// Round robin.

@@ -67,11 +67,9 @@ fn fresh_key() -> u64 {
     }));
     STATE.with(|s| {
         let mut x = s.get();
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
+        let next = crate::upstream::xorshift(&mut x);
         s.set(x);
-        crate::upstream::mix(x)
+        crate::upstream::mix(next)
     })
 }
 

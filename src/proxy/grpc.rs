@@ -254,7 +254,7 @@ async fn relay_response<I: Io>(
     response: h2::client::ResponseFuture,
     respond: &mut SendResponse<Bytes>,
     progress: &Progress,
-    (stalled, mut throttle): (std::time::Duration, Option<super::limits::Throttle>),
+    (stalled, throttle): (std::time::Duration, Option<super::limits::Throttle>),
     (extra, granted, reply, used): Added<'_>,
 ) -> Result<(), ProxyError> {
     let resp = response.await.map_err(|e| up_err("waiting for the response", e))?;
@@ -284,7 +284,7 @@ async fn relay_response<I: Io>(
         let n = chunk.len();
         progress.add_out(n);
         let _held = super::h2::hold_response_chunk(w, n)?;
-        super::limits::Throttle::pause::<I>(&mut throttle, progress.bytes_out.get()).await;
+        super::limits::Throttle::pause::<I>(&throttle, progress.bytes_out.get()).await;
         send_all::<I>(&mut send, chunk, || stalled).await.map_err(down_err)?;
         // Credit to the upstream only once the client took the chunk: a slow reader slows
         // the upstream down instead of making this proxy buffer for it.

@@ -172,8 +172,6 @@ impl Drop for Permit {
 pub(crate) struct Throttle {
     rate: u64,
     after: u64,
-    /// Bytes sent so far (as of the last [`Throttle::delay`]).
-    sent: u64,
     start: Instant,
 }
 
@@ -181,20 +179,19 @@ impl Throttle {
     /// For a response starting now; None when `pace` is None or its rate 0.
     pub fn new(pace: Option<(u64, u64)>) -> Option<Throttle> {
         let (rate, after) = pace.filter(|p| p.0 > 0)?;
-        Some(Throttle { rate, after, sent: 0, start: Instant::now() })
+        Some(Throttle { rate, after, start: Instant::now() })
     }
 
     /// How long to wait, once `sent` bytes in all went out, before sending more.
-    pub fn delay(&mut self, sent: u64) -> std::time::Duration {
-        self.sent = sent;
-        let over = self.sent.saturating_sub(self.after);
+    pub fn delay(&self, sent: u64) -> std::time::Duration {
+        let over = sent.saturating_sub(self.after);
         let due = std::time::Duration::from_secs_f64(over as f64 / self.rate as f64);
         (due.saturating_sub(std::time::Duration::from_secs(1))).saturating_sub(self.start.elapsed())
     }
 
     /// Waits as [`Throttle::delay`] says, if there is a throttle.
-    pub async fn pause<I: crate::runtime::Io>(t: &mut Option<Throttle>, sent: u64) {
-        if let Some(d) = t.as_mut().map(|t| t.delay(sent)).filter(|d| !d.is_zero()) {
+    pub async fn pause<I: crate::runtime::Io>(t: &Option<Throttle>, sent: u64) {
+        if let Some(d) = t.as_ref().map(|t| t.delay(sent)).filter(|d| !d.is_zero()) {
             I::sleep(d).await;
         }
     }
@@ -221,7 +218,7 @@ mod tests {
 
     #[test]
     fn a_throttle_lets_the_first_bytes_and_one_second_through_then_holds_the_rate() {
-        let mut t = Throttle::new(Some((1000, 500))).unwrap();
+        let t = Throttle::new(Some((1000, 500))).unwrap();
         assert!(t.delay(1500).is_zero(), "500 free bytes, then a second's worth");
         let d = t.delay(3500);
         assert!(d > std::time::Duration::from_millis(1900) && d <= std::time::Duration::from_secs(2), "{d:?}");

@@ -120,7 +120,7 @@ pub(super) async fn forward<I: Io>(
     ubuf.drain(..info.head_len);
     let mut rest = ubuf;
     let mut clean = true;
-    let mut throttle = crate::proxy::limits::Throttle::new(to.forward.pace);
+    let throttle = crate::proxy::limits::Throttle::new(to.forward.pace);
     loop {
         // A body framed by length (or by the close) is the bytes read, handed to the client
         // as they are (no copy; the next read gets a new buffer once this one is sent). A
@@ -146,7 +146,7 @@ pub(super) async fn forward<I: Io>(
             let out = progress.bytes_out.get();
             let wait = || settings.body_wait(answered, out).min(settings.idle_timeout);
             let _held = hold_response_chunk(w, decoded.len())?;
-            crate::proxy::limits::Throttle::pause::<I>(&mut throttle, progress.bytes_out.get()).await;
+            crate::proxy::limits::Throttle::pause::<I>(&throttle, progress.bytes_out.get()).await;
             send_all::<I>(&mut send, Bytes::from(decoded), wait).await.map_err(h2_down)?;
         }
         if rbody.is_done() {

@@ -341,13 +341,13 @@ async fn relay_response<I: Io, S: Stream>(
     c.response_started = true;
     write_client(clock, c, settings.idle_timeout).await?;
 
-    let mut throttle = crate::proxy::limits::Throttle::new(pace);
+    let throttle = crate::proxy::limits::Throttle::new(pace);
     while !body.is_done() {
         if !client::read_body(&up.io, &mut c.ubuf, clock, settings.upstream_timeout, &body, READ_CHUNK).await? {
             break;
         }
         // `limit-rate`: these bytes leave when the rate allows the total.
-        crate::proxy::limits::Throttle::pause::<I>(&mut throttle, c.rec.bytes_out + c.ubuf.len() as u64).await;
+        crate::proxy::limits::Throttle::pause::<I>(&throttle, c.rec.bytes_out + c.ubuf.len() as u64).await;
         if !fin.dechunk && !body.is_chunked() {
             // Length or close delimited: the bytes go on as they came, without a copy.
             let k = body
