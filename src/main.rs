@@ -191,6 +191,17 @@ struct RunArgs {
     /// unset, the key is random per process (cookies from before a restart are re-assigned).
     #[arg(long)]
     affinity_key_file: Option<PathBuf>,
+    /// DNS servers (ADDR or ADDR:PORT, comma-separated or repeated) for ExternalName
+    /// Services, instead of /etc/resolv.conf's (whose search list and ndots still apply).
+    #[arg(long, value_delimiter = ',', value_parser = parse_dns_server)]
+    dns_server: Vec<SocketAddr>,
+    /// Refuse ExternalName Services: their backends answer 503 (as ingress-nginx's flag).
+    #[arg(long)]
+    disable_svc_external_name: bool,
+    /// Let ExternalName Services lead to this node's loopback, link-local and other
+    /// non-unicast addresses, which are refused by default (for tests and single-node setups).
+    #[arg(long)]
+    external_name_loopback: bool,
     /// Worker threads; default one per CPU of the process's affinity mask.
     #[arg(long)]
     workers: Option<usize>,
@@ -319,6 +330,14 @@ fn parse_allow(s: &str) -> Result<AllowList, String> {
     let list = ringress::snapshot::parse_cidrs(s)
         .ok_or_else(|| format!("{s:?} is not a list of CIDRs (e.g. 10.244.0.0/16,127.0.0.1)"))?;
     Ok(AllowList(list))
+}
+
+/// `ADDR` (port 53) or `ADDR:PORT` (`[V6]:PORT`).
+fn parse_dns_server(s: &str) -> Result<SocketAddr, String> {
+    let s = s.trim();
+    s.parse::<SocketAddr>()
+        .or_else(|_| s.parse::<std::net::IpAddr>().map(|ip| SocketAddr::new(ip, 53)))
+        .map_err(|_| format!("{s:?} is not an address (10.96.0.10, 10.96.0.10:53, [fd00::a]:53)"))
 }
 
 fn parse_size(s: &str) -> Result<u64, String> {
@@ -603,18 +622,25 @@ fn run(a: RunArgs) -> anyhow::Result<()> {
     // The process-lifetime shared state: leaked once, read by every thread.
     let published: &'static Published = Box::leak(Box::default());
     let l4_open: &'static proxy::l4::OpenConnections = Box::leak(Box::default());
+    // ExternalName Services' names are looked up on a thread of their own.
+    let dns = provider::dns::Resolver::start(
+        provider::dns::Conf::system(&a.dns_server),
+        a.disable_svc_external_name,
+        a.external_name_loopback,
+        &published.control,
+    );
     // The control thread: the file provider (first load here, so bad files fail the start),
     // or the kube provider (its client configured before we go on, so a missing kubeconfig
     // fails the start; the API server itself may still be unreachable, which is retried).
     match a.manifests.clone() {
         Some(manifests) => {
             let loaded = provider::file::fingerprint(&manifests);
-            provider::file::reload(&manifests, &opts, published).context("loading --manifests")?;
+            provider::file::reload(&manifests, &opts, published, &dns).context("loading --manifests")?;
             let interval = Duration::from_millis(a.poll_ms.max(10));
             let opts = opts.clone();
             std::thread::Builder::new()
                 .name("control".into())
-                .spawn(move || provider::file::watch(manifests, opts, published, interval, loaded))?;
+                .spawn(move || provider::file::watch(manifests, opts, published, interval, loaded, dns))?;
         }
         None => {
             // ConfigMaps are watched in one namespace (and the Role allows no other): a
@@ -632,7 +658,7 @@ fn run(a: RunArgs) -> anyhow::Result<()> {
             let opts = opts.clone();
             std::thread::Builder::new()
                 .name("control".into())
-                .spawn(move || provider::kube::run(kube, opts, published, tx))?;
+                .spawn(move || provider::kube::run(kube, opts, published, tx, dns))?;
             rx.recv().context("the control thread ended before connecting")??;
         }
     }

@@ -288,6 +288,8 @@ fn control(e: &mut DescriptorEncoder, c: &ControlStats) -> Fmt {
         ("ringress_snapshot_builds", "Full builds of the routing table.", g(&c.builds)),
         ("ringress_snapshot_host_updates", "Updates that rebuilt only the changed hosts.", g(&c.host_updates)),
         ("ringress_snapshot_endpoint_updates", "Updates that replaced only the changed backends.", g(&c.endpoint_updates)),
+        ("ringress_dns_lookups", "DNS lookups of ExternalName Services' names.", g(&c.dns_lookups)),
+        ("ringress_dns_lookup_failures", "ExternalName lookups that failed or found no address.", g(&c.dns_failures)),
     ];
     counters.into_iter().try_for_each(|(name, help, v)| counter(e, name, help, v))?;
     #[rustfmt::skip]

@@ -136,6 +136,9 @@ pub struct Service {
     /// `spec.type` (`ClusterIP` when absent).
     pub type_: Option<String>,
     pub load_balancer_class: Option<String>,
+    /// `spec.externalName` of a `type: ExternalName` Service (as written: a DNS name or an
+    /// address; empty when missing). None for every other type.
+    pub external_name: Option<String>,
     /// `spec.clusterIP`, when it is an address (not `None`: headless).
     pub cluster_ip: Option<std::net::IpAddr>,
     /// `ringress.dev/*` annotations (the L4 load balancer's per-Service settings).

@@ -2,6 +2,7 @@
 //! API server ([`kube`]). Every provider feeds the same pure [`crate::snapshot::build`] and
 //! publishes only complete, valid snapshots; both count their work in [`ControlStats`].
 
+pub mod dns;
 pub mod file;
 pub mod kube;
 
@@ -56,6 +57,9 @@ pub struct ControlStats {
     /// Rounds of the status writer: a Lease renewal (or attempt) and, when leading, one pass
     /// over every object. What a test waits on to know the writer has looked again.
     pub status_rounds: AtomicU64,
+    /// ExternalName lookups done, and those that failed or found no address.
+    pub dns_lookups: AtomicU64,
+    pub dns_failures: AtomicU64,
     /// Served Ingresses carrying each annotation ringress ignores or refuses on, by
     /// annotation (see [`count_notes`]).
     pub annotations: std::sync::Mutex<Vec<(String, u64)>>,

@@ -10,6 +10,7 @@ pub mod client_cert;
 pub mod config;
 pub(crate) mod edge;
 pub mod external;
+pub mod external_name;
 pub mod l4;
 mod table;
 pub mod traffic;
@@ -47,6 +48,9 @@ pub struct Backend {
     pub endpoints: Vec<SocketAddr>,
     /// Why there are no endpoints (Service missing, no such port, nothing ready).
     pub problem: Option<String>,
+    /// The DNS name the endpoints come from (an ExternalName Service), which the provider's
+    /// resolver keeps looking up.
+    pub dns_name: Option<String>,
 }
 
 /// What a matched request is sent to, and which Ingress asked for it.

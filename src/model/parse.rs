@@ -327,10 +327,15 @@ fn service(w: wire::Service, cx: Cx) -> Result<Service, ParseError> {
         });
     }
     let annotations = w.metadata.annotations.into_iter().filter(|(k, _)| k.starts_with("ringress.dev/")).collect();
+    let external_name = match w.spec.type_.as_deref() {
+        Some("ExternalName") => Some(w.spec.external_name.unwrap_or_default()),
+        _ => None,
+    };
     Ok(Service {
         key,
         ports,
         type_: w.spec.type_,
+        external_name,
         load_balancer_class: w.spec.load_balancer_class,
         cluster_ip: w.spec.cluster_ip.and_then(|ip| ip.parse().ok()),
         annotations,

@@ -158,6 +158,7 @@ pub struct ServiceSpec {
     pub load_balancer_class: Option<String>,
     #[serde(rename = "clusterIP")]
     pub cluster_ip: Option<String>,
+    pub external_name: Option<String>,
 }
 
 #[derive(Deserialize, Debug, Default)]

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::model::{parse_documents, Objects, ParseError};
+use crate::provider::dns::Resolver;
 use crate::snapshot::{build_after, BuildOptions, Inputs};
 use crate::Published;
 
@@ -74,12 +75,16 @@ pub fn fingerprint(path: &Path) -> Fingerprint {
         .collect()
 }
 
-/// Loads, builds and publishes. Returns the generation, or the error (nothing published).
-pub fn reload(path: &Path, opts: &BuildOptions, published: &Published) -> Result<u64, LoadError> {
+/// Loads, builds (with `dns`'s answers for ExternalName Services, waiting for the first
+/// answers of names it has not looked up before) and publishes. Returns the generation, or
+/// the error (nothing published).
+pub fn reload(path: &Path, opts: &BuildOptions, published: &Published, dns: &Resolver) -> Result<u64, LoadError> {
     let started = Instant::now();
     let objects = load(path)?;
-    let inputs = Inputs::of(&objects);
+    let mut inputs = Inputs::of(&objects);
+    inputs.dns = dns.names();
     let snap = build_after(&inputs, opts, &published.load());
+    let snap = dns.settle(snap, &mut inputs);
     let routes = snap.table.len();
     let generation = published.publish(snap);
     let served = inputs.ingresses.iter().filter(|i| crate::snapshot::serves(i, &inputs.ingress_classes, opts));
@@ -99,23 +104,26 @@ pub fn reload(path: &Path, opts: &BuildOptions, published: &Published) -> Result
     Ok(generation)
 }
 
-/// Watches `path` forever (on the calling thread), republishing on every change.
-/// `last` is the fingerprint taken before the initial load.
+/// Watches `path` forever (on the calling thread), republishing on every change, and when an
+/// ExternalName answer changed. `last` is the fingerprint taken before the initial load.
 pub fn watch(
     path: PathBuf,
     opts: BuildOptions,
     published: &'static Published,
     interval: Duration,
     mut last: Fingerprint,
+    dns: Resolver,
 ) {
+    let mut answers = dns.version();
     loop {
         std::thread::sleep(interval);
         let now = fingerprint(&path);
-        if now == last {
+        if now == last && dns.version() == answers {
             continue;
         }
         last = now;
-        if let Err(e) = reload(&path, &opts, published) {
+        answers = dns.version();
+        if let Err(e) = reload(&path, &opts, published, &dns) {
             tracing::error!(error = %e, "manifests rejected; the last good routing table stays live");
         }
     }

@@ -32,6 +32,7 @@ use kube::{Api, Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 
 use crate::model::{parse_object, ObjectKey};
+use crate::provider::dns::Resolver;
 use crate::snapshot::{build_after, update_endpoints, update_hosts, BuildOptions, HostKey};
 use crate::Published;
 
@@ -62,6 +63,7 @@ pub fn run(
     build: BuildOptions,
     published: &'static Published,
     started: std::sync::mpsc::Sender<anyhow::Result<()>>,
+    dns: Resolver,
 ) {
     let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(rt) => rt,
@@ -79,7 +81,7 @@ pub fn run(
             }
         };
         let _ = started.send(Ok(()));
-        control(client, opts, build, published).await
+        control(client, opts, build, published, dns).await
     });
 }
 
@@ -176,7 +178,7 @@ where
 const SECRET_FIELDS: &str =
     "type!=kubernetes.io/service-account-token,type!=helm.sh/release.v1,type!=bootstrap.kubernetes.io/token";
 
-async fn control(client: Client, opts: KubeOptions, build: BuildOptions, published: &'static Published) {
+async fn control(client: Client, opts: KubeOptions, build: BuildOptions, published: &'static Published, dns: Resolver) {
     let stats = &published.control;
     let ns = &opts.namespace;
     let cfg = watcher::Config::default;
@@ -197,6 +199,7 @@ async fn control(client: Client, opts: KubeOptions, build: BuildOptions, publish
     let mut store = Store::default();
     store.policy = build.unsupported_security;
     store.config_map = opts.config_map.clone();
+    store.dns = dns.names();
     let mut full = true;
     let mut services: BTreeSet<ObjectKey> = BTreeSet::new();
     let mut hosts: BTreeSet<HostKey> = BTreeSet::new();
@@ -216,7 +219,23 @@ async fn control(client: Client, opts: KubeOptions, build: BuildOptions, publish
             Some((kind, msg)) = streams.next() => Wake::Event(kind, Box::new(msg)),
             _ = sleep_until(publish_at), if publish_at.is_some() => Wake::Publish,
             _ = sleep_until(status_due), if status_due.is_some() => Wake::Status,
+            _ = dns.changed().notified() => Wake::Dns,
         };
+        if let Wake::Dns = wake {
+            // An ExternalName answer changed: re-resolve the backends of the Services using
+            // that name, like an EndpointSlice change.
+            let fresh = dns.names();
+            let keys = {
+                let changed = crate::provider::dns::changed_names(&store.dns, &fresh);
+                crate::provider::dns::services_named(&store.inputs(), &changed)
+            };
+            store.dns = fresh;
+            if !keys.is_empty() {
+                services.extend(keys);
+                first_change.get_or_insert_with(Instant::now);
+            }
+            continue;
+        }
         if let Wake::Status = wake {
             status_due = None;
             if let Some(tx) = &status_tx {
@@ -270,7 +289,7 @@ async fn control(client: Client, opts: KubeOptions, build: BuildOptions, publish
         }
         // The window closed (or the initial sync completed): publish one snapshot.
         let started = Instant::now();
-        let inputs = store.inputs();
+        let mut inputs = store.inputs();
         let prev = published.load();
         let snap = if full || prev.generation == 0 {
             stats.builds.fetch_add(1, Ordering::Relaxed);
@@ -294,6 +313,7 @@ async fn control(client: Client, opts: KubeOptions, build: BuildOptions, publish
             }
             snap.expect("a publish follows a change")
         };
+        let snap = dns.settle(snap, &mut inputs);
         let built = started.elapsed();
         let routes = snap.table.len();
         let generation = published.publish(snap);
@@ -316,6 +336,9 @@ async fn control(client: Client, opts: KubeOptions, build: BuildOptions, publish
             status_due = None;
             let _ = tx.send(store.status_view(&inputs, &build));
         }
+        let used = inputs.dns.clone();
+        drop(inputs);
+        store.dns = used;
         full = false;
         hosts.clear();
         services.clear();
@@ -326,6 +349,8 @@ enum Wake {
     Event(Kind, Box<Msg>),
     Publish,
     Status,
+    /// The resolver has new answers.
+    Dns,
 }
 
 /// How often status-only changes (our own writes coming back, mostly) refresh the status

@@ -220,6 +220,7 @@ mod tests {
             port: crate::model::PortRef::Number(80),
             endpoints: (1..=n).map(|i| SocketAddr::from(([10, 0, 0, i], 8080))).collect(),
             problem: None,
+            dns_name: None,
         })
     }
 

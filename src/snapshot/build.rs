@@ -64,6 +64,8 @@ pub struct Inputs<'a> {
     pub endpoint_slices: Vec<&'a EndpointSlice>,
     pub secrets: Vec<&'a Secret>,
     pub config_maps: Vec<&'a ConfigMap>,
+    /// ExternalName Services' DNS answers and policy (the provider's resolver fills it).
+    pub dns: Arc<super::external_name::ExternalNames>,
 }
 
 impl<'a> Inputs<'a> {
@@ -75,6 +77,7 @@ impl<'a> Inputs<'a> {
             endpoint_slices: o.endpoint_slices.iter().collect(),
             secrets: o.secrets.iter().collect(),
             config_maps: o.config_maps.iter().collect(),
+            dns: Arc::default(),
         }
     }
 }
@@ -99,6 +102,7 @@ fn resolver<'a>(inputs: &Inputs<'a>, only: Option<&FxHashSet<(&str, &str)>>) -> 
     Builder {
         services,
         slices,
+        names: inputs.dns.clone(),
         backends: Vec::new(),
         by_service: FxHashMap::default(),
         fresh: Vec::new(),
@@ -541,12 +545,13 @@ pub fn update_endpoints(prev: &Snapshot, inputs: &Inputs, changed: &[ObjectKey])
                 Ok(eps) => (eps, None),
                 Err(why) => (Vec::new(), Some(why)),
             };
-            if eps != old.endpoints || problem != old.problem {
+            let dns_name = b.dns_name(&old.service.namespace, &old.service.name);
+            if eps != old.endpoints || problem != old.problem || dns_name != old.dns_name {
                 endpoints.extend(eps.iter().copied());
                 if let Some(p) = &problem {
                     problems.push(format!("backend {}: {p}; requests get 503", old.name));
                 }
-                backends[id as usize] = Arc::new(Backend { endpoints: eps, problem, ..Backend::clone(old) });
+                backends[id as usize] = Arc::new(Backend { endpoints: eps, problem, dns_name, ..Backend::clone(old) });
             }
         }
     }
@@ -697,6 +702,8 @@ struct Builder<'a> {
     services: FxHashMap<(&'a str, &'a str), &'a Service>,
     /// EndpointSlices by (namespace, service name).
     slices: FxHashMap<(&'a str, &'a str), Vec<&'a EndpointSlice>>,
+    /// ExternalName Services' answers.
+    names: Arc<super::external_name::ExternalNames>,
     backends: Vec<Arc<Backend>>,
     /// Backend ids by Service (namespace, name) created by this builder; a Service has one
     /// backend per port the Ingresses name. Borrowed keys: a lookup allocates nothing.
@@ -817,6 +824,7 @@ impl<'a> Builder<'a> {
                 port: PortRef::Number(spec.port),
                 endpoints: vec![addr],
                 problem: None,
+                dns_name: None,
             }));
             self.fresh.push(id);
             Target::Backend(id)
@@ -868,6 +876,7 @@ impl<'a> Builder<'a> {
             port: sb.port.clone(),
             endpoints: vec![addr],
             problem: None,
+            dns_name: None,
         }));
         self.fresh.push(id);
         self.unwatched.insert(id);
@@ -912,18 +921,28 @@ impl<'a> Builder<'a> {
             Ok(eps) => (eps, None),
             Err(why) => (Vec::new(), Some(why)),
         };
+        let dns_name = self.dns_name(namespace, service);
         let id = self.backends.len() as BackendId;
-        self.backends.push(Arc::new(Backend { name, service: key, port: port.clone(), endpoints, problem }));
+        self.backends.push(Arc::new(Backend { name, service: key, port: port.clone(), endpoints, problem, dns_name }));
         self.fresh.push(id);
         id
     }
 
-    /// Service port -> target port -> ready endpoint addresses from the Service's slices.
+    /// The DNS name an ExternalName Service's endpoints come from.
+    fn dns_name(&self, namespace: &str, service: &str) -> Option<String> {
+        self.services.get(&(namespace, service)).and_then(|svc| super::external_name::host(svc))
+    }
+
+    /// Service port -> target port -> ready endpoint addresses from the Service's slices
+    /// (an ExternalName Service's: from its DNS answers).
     fn resolve(&self, namespace: &str, service: &str, port: &PortRef) -> Result<Vec<SocketAddr>, String> {
         let svc = self
             .services
             .get(&(namespace, service))
             .ok_or_else(|| format!("Service {namespace}/{service} not found"))?;
+        if svc.external_name.is_some() {
+            return super::external_name::endpoints(svc, port, &self.names);
+        }
         let sp = svc
             .ports
             .iter()

@@ -102,6 +102,8 @@ pub struct Store {
     /// `--configmap`: ours (a change of it, or of the ConfigMaps it and the Ingresses name,
     /// rebuilds the table; others do not).
     pub config_map: ObjectKey,
+    /// The ExternalName answers the last publish used (the resolver's, then).
+    pub dns: std::sync::Arc<crate::snapshot::external_name::ExternalNames>,
     addresses: BTreeMap<ObjectKey, Vec<String>>,
     /// Which Ingresses put routes on each host (whatever their class).
     by_host: BTreeMap<HostKey, BTreeSet<ObjectKey>>,
@@ -401,6 +403,7 @@ impl Store {
             endpoint_slices: self.slices.values().collect(),
             secrets: self.secrets.values().collect(),
             config_maps: self.config_maps.values().collect(),
+            dns: self.dns.clone(),
         }
     }
 
