@@ -500,6 +500,8 @@ impl Snapshot {
                 "ingress": r.ingress.to_string(),
                 "backend": b.name,
                 "endpoints": b.endpoints.iter().map(|e| e.to_string()).collect::<Vec<_>>(),
+                "problem": b.problem,
+                "dnsName": b.dns_name,
                 "traffic": traffic_rules(self, r),
                 "canary": r.canary.as_ref().map(|c| serde_json::json!({
                     "ingress": c.ingress.to_string(),

@@ -11,7 +11,8 @@
 //! Answers are kept for their TTL (at least [`MIN_TTL`], at most [`MAX_TTL`]). A lookup that
 //! fails (timeouts, SERVFAIL, REFUSED) is retried with backoff up to [`MAX_BACKOFF`] and the
 //! last good answer stays in use meanwhile; a name that does not exist or has no address
-//! (NXDOMAIN, no data) is an answer: its backends have no endpoints and answer 503. Every
+//! (NXDOMAIN, no data) is an answer: its backends have no endpoints and answer 503, and it
+//! is asked again every [`NEGATIVE_RECHECK`]. Every
 //! failure is logged with the name and the server's reply, counted, and shown on the backend
 //! (`/debug/routes`) until a lookup succeeds.
 
@@ -37,6 +38,8 @@ pub const MIN_TTL: Duration = Duration::from_secs(1);
 pub const MAX_TTL: Duration = Duration::from_secs(3600);
 /// The longest wait before a failed lookup is tried again.
 pub const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// How soon a name that does not exist (or has no address) is looked up again.
+pub const NEGATIVE_RECHECK: Duration = Duration::from_secs(5);
 /// How long a build waits for the first answer for a name it has just met, so a new
 /// ExternalName backend does not answer 503 while its name is being looked up.
 pub const FIRST_ANSWER_WAIT: Duration = Duration::from_secs(2);
@@ -452,7 +455,7 @@ impl Inner {
             Outcome::NoAddress(why) => {
                 self.stats.dns_failures.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(name, reason = %why, "ExternalName lookup: no address; its backends answer 503");
-                st.due.insert(name.clone(), (now + backoff(failures), failures + 1));
+                st.due.insert(name.clone(), (now + NEGATIVE_RECHECK, 0));
                 Err(why)
             }
             Outcome::Failed(why) => {

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod cluster;
+pub mod dns;
 pub mod pki;
 pub mod proxy;
 pub mod upstream;

@@ -29,7 +29,12 @@ pub struct Upstream {
 
 impl Upstream {
     pub fn start(name: &str) -> Upstream {
-        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        Upstream::start_on(name, "127.0.0.1:0".parse().unwrap())
+    }
+
+    /// Listening on `addr` (another loopback address, a chosen port).
+    pub fn start_on(name: &str, addr: SocketAddr) -> Upstream {
+        let l = TcpListener::bind(addr).unwrap();
         let addr = l.local_addr().unwrap();
         let hits = Arc::new(AtomicUsize::new(0));
         let conns = Arc::new(AtomicUsize::new(0));
