@@ -2,7 +2,8 @@
 //! Ingress's namespace answering when a route's own Service has no endpoints),
 //! `--default-backend-service` (answering requests no rule matches), and `service-upstream`
 //! (the Service's cluster IP instead of its endpoints), through the real binary, following
-//! endpoint changes live.
+//! endpoint changes live (in Kubernetes mode too, with the fallback Services created after
+//! the Ingress).
 
 mod support;
 
@@ -85,4 +86,26 @@ fn service_upstream_sends_to_the_cluster_ip_and_port() {
     // A headless Service has no cluster IP: a warning, and its endpoints serve.
     assert_eq!(upstream_of(&get(p.http, "hl.test", "/")), "pod");
     assert!(p.log_text().contains("service-upstream: Service default/headless has no cluster IP"), "{}", p.log_text());
+}
+
+#[test]
+fn in_kubernetes_mode_fallback_services_created_after_the_ingress_are_used() {
+    let c = Cluster::start();
+    let (spare, catch) = (Upstream::start("spare"), Upstream::start("catch"));
+    // The Ingress first, its Service without endpoints, and neither fallback Service yet.
+    c.apply(
+        &(service("app", &[])
+            + &with_nginx(ingress("shop", Some("shop.test"), &[("/", "app")]), &[("default-backend", "spare")])),
+    );
+    let p = c.proxy(&["--default-backend-service", "default/catch"]);
+    assert_eq!(get(p.http, "shop.test", "/").status, 503);
+    assert_eq!(get(p.http, "unknown.test", "/").status, 404);
+    // The fallbacks appear: both are used from then on.
+    c.apply(&(service("spare", &[spare.addr]) + &service("catch", &[catch.addr])));
+    p.wait_for(|| upstream_of(&get(p.http, "shop.test", "/")) == "spare", "the default-backend Service");
+    p.wait_for(|| upstream_of(&get(p.http, "unknown.test", "/")) == "catch", "the --default-backend-service Service");
+    // And removed again: the usual answers.
+    c.kubectl(&["delete", "service", "spare", "catch"]);
+    p.wait_for(|| get(p.http, "shop.test", "/").status == 503, "the fallback gone");
+    p.wait_for(|| get(p.http, "unknown.test", "/").status == 404, "no default backend");
 }

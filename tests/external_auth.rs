@@ -193,7 +193,8 @@ fn the_auth_service_decides_on_every_protocol_and_the_upstream_sees_only_what_it
     assert_eq!(request(&p, "GET", "ext.test", "/", &bearer("slow")).status, 500, "past proxy-read-timeout");
     let r = request(&p, "GET", "down.test", "/", &bearer("good"));
     assert_eq!(r.status, 500, "{}", r.text());
-    assert!(p.log_text().contains("external authentication failed"), "logged, naming the URL");
+    // The log line may follow the answer by a moment.
+    p.wait_for(|| p.log_text().contains("external authentication failed"), "the failure logged, naming the URL");
 
     // HTTP/2 over TLS, h2c and gRPC: the same verdicts.
     let (code, head, body) = h2_tls(&p, "ext.test", Some("good"));

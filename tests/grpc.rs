@@ -1,7 +1,8 @@
 //! gRPC through ringress with a real gRPC stack (tonic) on both ends: the ingress-nginx
 //! manifest of the issue unchanged (`grpc-backend`, `proxy-body-size: 16m`), all four call
 //! types, status codes and trailers passed through, the body limit answered as
-//! RESOURCE_EXHAUSTED, and no ready endpoint answered as UNAVAILABLE.
+//! RESOURCE_EXHAUSTED, and no ready endpoint answered as UNAVAILABLE; canary, affinity,
+//! limits, ExternalName Services, `default-backend` and `proxy-next-upstream` for gRPC calls.
 
 // tonic's Status is what its traits return, large or not.
 #![allow(clippy::result_large_err)]
@@ -490,4 +491,60 @@ fn affinity_cookies_and_rate_limits_apply_to_grpc_calls() {
             assert!(e.message().contains("too many requests"), "{e:?}");
         }
     });
+}
+
+/// A client whose calls carry `host` as their `:authority` (the route's host).
+fn client_for(
+    rt: &tokio::runtime::Runtime,
+    proxy: SocketAddr,
+    host: &str,
+) -> tonic::client::Grpc<tonic::transport::Channel> {
+    let channel = rt.block_on(async {
+        let origin: http::Uri = format!("http://{host}").parse().unwrap();
+        tonic::transport::Endpoint::from_shared(format!("http://{proxy}"))
+            .unwrap()
+            .origin(origin)
+            .connect()
+            .await
+            .unwrap()
+    });
+    tonic::client::Grpc::new(channel)
+}
+
+/// The backends of issue 18 over gRPC, through the same pipeline: an ExternalName Service
+/// (resolved by the loopback DNS server), the `default-backend` annotation for a Service
+/// without endpoints, and `proxy-next-upstream` (the default `error`) moving calls off an
+/// endpoint that refuses connections.
+#[test]
+fn external_names_fallbacks_and_next_upstream_serve_grpc_calls() {
+    use support::dns::{Answer, Dns};
+    let server = grpc_server();
+    let dns = Dns::start();
+    dns.set("feed.ext.test", Answer::A(vec![std::net::Ipv4Addr::LOCALHOST], 1));
+    let refused = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let ingress = |name: &str, host: &str, service: &str, extra: &str| {
+        format!("---\napiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata:\n  name: {name}\n  namespace: default\n  annotations: {{nginx.ingress.kubernetes.io/backend-protocol: GRPC{extra}}}\nspec:\n  ingressClassName: ringress\n  rules:\n  - host: {host}\n    http:\n      paths:\n      - {{path: /feed.FeedBack, pathType: Prefix, backend: {{service: {{name: {service}, port: {{name: grpc}}}}}}}}\n")
+    };
+    let m = format!(
+        "---\napiVersion: v1\nkind: Service\nmetadata: {{name: ext, namespace: default}}\nspec:\n  type: ExternalName\n  externalName: feed.ext.test\n  ports: [{{name: grpc, port: 50051, targetPort: {}}}]\n",
+        server.port()
+    ) + &grpc_service("feedback", &[server])
+        + &grpc_service("empty", &[])
+        + &grpc_service("flaky", &[refused, server])
+        + &ingress("ext", "ext.test", "ext", "")
+        + &ingress("fallback", "fallback.test", "empty", ", nginx.ingress.kubernetes.io/default-backend: feedback")
+        + &ingress("flaky", "flaky.test", "flaky", "");
+    let server_arg = dns.addr.to_string();
+    let p = Proxy::start("uring", &m, &["--dns-server", &server_arg, "--external-name-loopback"]);
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    for host in ["ext.test", "fallback.test", "flaky.test"] {
+        let mut c = client_for(&rt, p.http, host);
+        rt.block_on(async {
+            // Round robin over [refused, server]: without moving on, every other call fails.
+            for i in 0..6u8 {
+                let r = unary(&mut c, Msg { data: vec![i, 1], n: 0 }).await;
+                assert_eq!(r.map(|m| m.n).map_err(|e| format!("{e:?}")), Ok(i as u32 + 1), "{host}, call {i}");
+            }
+        });
+    }
 }

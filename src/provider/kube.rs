@@ -200,6 +200,7 @@ async fn control(client: Client, opts: KubeOptions, build: BuildOptions, publish
     store.policy = build.unsupported_security;
     store.config_map = opts.config_map.clone();
     store.dns = dns.names();
+    store.default_service = build.default_backend_service.clone();
     let mut full = true;
     let mut services: BTreeSet<ObjectKey> = BTreeSet::new();
     let mut hosts: BTreeSet<HostKey> = BTreeSet::new();

@@ -102,6 +102,10 @@ pub struct Store {
     /// `--configmap`: ours (a change of it, or of the ConfigMaps it and the Ingresses name,
     /// rebuilds the table; others do not).
     pub config_map: ObjectKey,
+    /// `--default-backend-service`.
+    pub default_service: Option<ObjectKey>,
+    /// The Ingresses naming each Service in their `default-backend` annotation.
+    fallbacks: BTreeMap<ObjectKey, BTreeSet<ObjectKey>>,
     /// The ExternalName answers the last publish used (the resolver's, then).
     pub dns: std::sync::Arc<crate::snapshot::external_name::ExternalNames>,
     addresses: BTreeMap<ObjectKey, Vec<String>>,
@@ -266,6 +270,10 @@ impl Store {
                     Some((spec, k)) => self.auth.insert(key.clone(), (k.to_string(), spec)),
                     None => self.auth.remove(&key),
                 };
+                self.unindex_fallback(&key);
+                if let Some((namespace, name)) = crate::snapshot::annotations::default_backend(&v) {
+                    self.fallbacks.entry(ObjectKey { namespace, name }).or_default().insert(key.clone());
+                }
                 self.ingresses.insert(key, v);
                 if tls {
                     Change::Full
@@ -284,7 +292,8 @@ impl Store {
             }
             One::Service(v) => {
                 let svc = key.clone();
-                services_if(put(&mut self.services, key, v), vec![svc])
+                let changed = put(&mut self.services, key, v);
+                self.service_change(changed, svc)
             }
             One::EndpointSlice(v) => {
                 let mut touched = vec![ObjectKey { namespace: key.namespace.clone(), name: v.service.clone() }];
@@ -304,6 +313,7 @@ impl Store {
                 self.good.remove(key);
                 self.auth.remove(key);
                 self.refs.remove(key);
+                self.unindex_fallback(key);
                 let hosts = self.unindex(key);
                 match self.ingresses.remove(key) {
                     Some(old) if !old.tls.is_empty() => Change::Full,
@@ -320,7 +330,10 @@ impl Store {
                 let matters = self.config_map_matters(key);
                 full_if(self.config_maps.remove(key).is_some() && matters)
             }
-            Kind::Service => services_if(self.services.remove(key).is_some(), vec![key.clone()]),
+            Kind::Service => {
+                let changed = self.services.remove(key).is_some();
+                self.service_change(changed, key.clone())
+            }
             Kind::EndpointSlice => match self.slices.remove(key) {
                 Some(old) => Change::Services(vec![ObjectKey { namespace: key.namespace.clone(), name: old.service }]),
                 None => Change::None,
@@ -352,6 +365,32 @@ impl Store {
         *key == self.config_map
             || add_headers().unwrap_or(false)
             || self.ingresses.values().any(|i| crate::snapshot::annotations::auth_config_map(i).as_ref() == Some(key))
+    }
+
+    /// A Service's change: its backends' endpoints re-resolved; a full build when it is a
+    /// fallback (`default-backend`, `--default-backend-service`), whose backend exists only
+    /// while the Service does (its first port picks it).
+    fn service_change(&self, changed: bool, key: ObjectKey) -> Change {
+        let fallback = self.default_service.as_ref() == Some(&key) || self.fallbacks.contains_key(&key);
+        match changed && fallback {
+            true => Change::Full,
+            false => services_if(changed, vec![key]),
+        }
+    }
+
+    /// Removes an Ingress from the `default-backend` index.
+    fn unindex_fallback(&mut self, key: &ObjectKey) {
+        let Some((namespace, name)) = self.ingresses.get(key).and_then(crate::snapshot::annotations::default_backend)
+        else {
+            return;
+        };
+        let svc = ObjectKey { namespace, name };
+        if let Some(set) = self.fallbacks.get_mut(&svc) {
+            set.remove(key);
+            if set.is_empty() {
+                self.fallbacks.remove(&svc);
+            }
+        }
     }
 
     /// Removes an Ingress from the host index; the hosts it was on.
