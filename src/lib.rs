@@ -17,6 +17,7 @@
 
 pub mod access_log;
 pub mod admin;
+pub mod cli;
 pub mod demo;
 pub mod metrics;
 pub mod migrate;

@@ -12,7 +12,18 @@ use super::auth::{BasicSpec, SecretType};
 use super::client_cert::{self, ClientCert, ClientCertSpec};
 use super::edge::{parse_cidrs, Cidr};
 use super::external::{self, ExternalAuth};
-use crate::model::{Ingress, ObjectKey};
+use crate::model::Ingress;
+
+mod refs;
+mod values;
+
+use refs::secret_key;
+pub use refs::{auth_config_map, auth_secret, auth_service, auth_tls_secret, default_backend, full_key};
+use values::compile_path;
+pub(crate) use values::parse_seconds;
+pub use values::{
+    literal_prefix, parse_bool, parse_on_off, parse_seconds_or_zero, parse_size, HeaderPattern, PathRegex,
+};
 
 /// The annotation prefixes read: ingress-nginx's current one (which wins), then the older one.
 pub const PREFIXES: [&str; 2] = ["nginx.ingress.kubernetes.io/", "ingress.kubernetes.io/"];
@@ -531,22 +542,6 @@ impl RouteOptions {
     }
 }
 
-/// The Secret an Ingress's `auth-secret` names (under either prefix), if it names one: the
-/// provider asks, to know whether a Secret's change concerns any route.
-pub fn auth_secret(ing: &Ingress) -> Option<ObjectKey> {
-    let v = PREFIXES.iter().find_map(|p| ing.annotations.get(&format!("{p}auth-secret")))?;
-    secret_key(ing, v.trim())
-}
-
-/// The Service (namespace, name) an Ingress's `auth-url` names, if it names one: a partial
-/// build resolves it with the Ingress's own backends.
-pub fn auth_service(ing: &Ingress) -> Option<(String, String)> {
-    let url = PREFIXES.iter().find_map(|p| ing.annotations.get(&format!("{p}auth-url")))?;
-    let spec =
-        ExternalAuth::parse(String::new(), "", |k| (k == "auth-url").then_some(("auth-url", url.as_str()))).ok()??;
-    spec.service().map(|(ns, name)| (ns.to_string(), name.to_string()))
-}
-
 /// [`RouteOptions::read`], where an annotation value that does not parse but parsed when the
 /// Ingress was last read (`prev`: the annotations kept then) keeps that previous value, as
 /// ConfigMap keys do; its note says so. Also returns the annotations to keep for next time:
@@ -585,41 +580,6 @@ pub fn read_keeping(
     (o, notes, kept)
 }
 
-/// The Service (namespace, name) an Ingress's `default-backend` names, if it names one.
-pub fn default_backend(ing: &Ingress) -> Option<(String, String)> {
-    let v = PREFIXES.iter().find_map(|p| ing.annotations.get(&format!("{p}default-backend")))?;
-    Some((ing.key.namespace.clone(), v.trim().to_string()))
-}
-
-/// The ConfigMap an Ingress's `auth-proxy-set-headers` names, if it names one: the provider
-/// asks, to know whether a ConfigMap's change concerns any route.
-pub fn auth_config_map(ing: &Ingress) -> Option<ObjectKey> {
-    let v = PREFIXES.iter().find_map(|p| ing.annotations.get(&format!("{p}auth-proxy-set-headers")))?;
-    secret_key(ing, v.trim())
-}
-
-/// The Secret an Ingress's `auth-tls-secret` names (its CA bundle), if it names one.
-pub fn auth_tls_secret(ing: &Ingress) -> Option<ObjectKey> {
-    let v = PREFIXES.iter().find_map(|p| ing.annotations.get(&format!("{p}auth-tls-secret")))?;
-    secret_key(ing, v.trim())
-}
-
-/// The full key under which an Ingress sets `key` (the current prefix first), if it does.
-pub fn full_key<'i>(ing: &'i Ingress, key: &str) -> Option<&'i str> {
-    PREFIXES.iter().find_map(|p| ing.annotations.get_key_value(&format!("{p}{key}"))).map(|(k, _)| k.as_str())
-}
-
-/// `name` (in the Ingress's namespace) or `namespace/name`.
-fn secret_key(ing: &Ingress, v: &str) -> Option<ObjectKey> {
-    match v.split_once('/') {
-        None if !v.is_empty() => Some(ObjectKey { namespace: ing.key.namespace.clone(), name: v.to_string() }),
-        Some((ns, name)) if !ns.is_empty() && !name.is_empty() && !name.contains('/') => {
-            Some(ObjectKey { namespace: ns.to_string(), name: name.to_string() })
-        }
-        _ => None,
-    }
-}
-
 /// Basic authentication from `auth-type`, `auth-secret` (`name` in the Ingress's namespace,
 /// or `namespace/name`), `auth-secret-type` and `auth-realm` (each as (annotation, value)).
 /// Err: what makes it unenforceable (the routes are refused).
@@ -647,21 +607,6 @@ fn basic_spec(
     Ok(Some(BasicSpec { secret, secret_type, realm: realm.map_or("", |(_, v)| v).to_string() }))
 }
 
-/// nginx's `on`/`off` (and true/false, as ingress-nginx also accepts).
-pub fn parse_on_off(v: &str) -> Option<bool> {
-    match v.to_ascii_lowercase().as_str() {
-        "on" | "true" => Some(true),
-        "off" | "false" => Some(false),
-        _ => None,
-    }
-}
-
-/// A path taken as a regular expression, as nginx's `location ~*` does: anchored at the
-/// start of the request path, case-insensitive.
-fn compile_path(path: &str) -> Result<regex::Regex, regex::Error> {
-    regex::RegexBuilder::new(&format!("^(?:{path})")).case_insensitive(true).build()
-}
-
 /// A canary Ingress's rules (`canary: "true"` and `canary-*`), in ingress-nginx's precedence:
 /// the header, then the cookie, then the weight. Everything else about the requests it takes
 /// (access control, timeouts, rewrites) is the main Ingress's, as in ingress-nginx.
@@ -682,274 +627,5 @@ pub struct CanaryRules {
     pub weight_total: u32,
 }
 
-/// `canary-by-header-pattern`, compiled.
-#[derive(Clone, Debug)]
-pub struct HeaderPattern(regex::Regex);
-
-impl HeaderPattern {
-    pub fn is_match(&self, value: &[u8]) -> bool {
-        std::str::from_utf8(value).is_ok_and(|v| self.0.is_match(v))
-    }
-
-    pub fn as_str(&self) -> &str {
-        self.0.as_str()
-    }
-}
-
-impl PartialEq for HeaderPattern {
-    fn eq(&self, other: &Self) -> bool {
-        self.0.as_str() == other.0.as_str()
-    }
-}
-
-impl Eq for HeaderPattern {}
-
-/// A regular-expression path (`use-regex`, or implied by `rewrite-target`) as the route
-/// table matches it.
-#[derive(Debug)]
-pub struct PathRegex(regex::Regex);
-
-impl PathRegex {
-    /// The path compiled, or a warning naming the Ingress and the path.
-    pub fn new(ing: &Ingress, path: &str) -> Result<PathRegex, String> {
-        compile_path(path).map(PathRegex).map_err(|e| {
-            format!(
-                "Ingress {}: path {path:?} is not a regular expression ({e}); matched by its literal start",
-                ing.key
-            )
-        })
-    }
-
-    pub fn is_match(&self, path: &str) -> bool {
-        self.0.is_match(path)
-    }
-}
-
-impl PartialEq for PathRegex {
-    fn eq(&self, other: &Self) -> bool {
-        self.0.as_str() == other.0.as_str()
-    }
-}
-
-impl Eq for PathRegex {}
-
-/// The literal start of a regular-expression path (up to its first metacharacter), which
-/// is what the route table matches on; the expression itself then drives the rewrite.
-pub fn literal_prefix(path: &str) -> &str {
-    let end = path.find(|c: char| ".^$*+?()[]{}|\\".contains(c)).unwrap_or(path.len());
-    let lit = &path[..end];
-    match lit.rfind('/') {
-        // "/api/v(1|2)" matches on "/api"; "/something(/|$)" on "/something".
-        Some(i) if end < path.len() && !path[end..].starts_with("(/") => {
-            if i == 0 {
-                "/"
-            } else {
-                &lit[..i]
-            }
-        }
-        _ if lit.is_empty() => "/",
-        _ => lit.strip_suffix('/').filter(|l| !l.is_empty()).unwrap_or(lit),
-    }
-}
-
-pub fn parse_bool(v: &str) -> Option<bool> {
-    match v.to_ascii_lowercase().as_str() {
-        "true" => Some(true),
-        "false" => Some(false),
-        _ => None,
-    }
-}
-
-/// nginx size syntax: a number with an optional k/m/g suffix (either case).
-pub fn parse_size(v: &str) -> Option<u64> {
-    let v = v.trim();
-    let (num, mult) = match v.as_bytes().last()? {
-        b'k' | b'K' => (&v[..v.len() - 1], 1u64 << 10),
-        b'm' | b'M' => (&v[..v.len() - 1], 1 << 20),
-        b'g' | b'G' => (&v[..v.len() - 1], 1 << 30),
-        _ => (v, 1),
-    };
-    num.parse::<u64>().ok()?.checked_mul(mult)
-}
-
-/// Seconds as ingress-nginx writes them (`"60"`), also accepting an `s` suffix.
-pub(super) fn parse_seconds(v: &str) -> Option<Duration> {
-    let n: f64 = v.strip_suffix('s').unwrap_or(v).parse().ok()?;
-    (n > 0.0).then(|| Duration::try_from_secs_f64(n).ok()).flatten()
-}
-
-/// A number of seconds, 0 included.
-pub fn parse_seconds_or_zero(v: &str) -> Option<Duration> {
-    let n: f64 = v.strip_suffix('s').unwrap_or(v).parse().ok()?;
-    (n >= 0.0).then(|| Duration::try_from_secs_f64(n).ok()).flatten()
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::model::ObjectKey;
-
-    fn ing(annotations: &[(&str, &str)]) -> Ingress {
-        Ingress {
-            key: ObjectKey { namespace: "ns".into(), name: "web".into() },
-            uid: None,
-            creation_timestamp: None,
-            annotations: annotations.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
-            class_name: None,
-            default_backend: None,
-            rules: Vec::new(),
-            tls: Vec::new(),
-        }
-    }
-
-    #[test]
-    fn both_prefixes_and_the_current_one_wins() {
-        let i = ing(&[
-            ("ingress.kubernetes.io/proxy-body-size", "16m"),
-            ("ingress.kubernetes.io/grpc-backend", "true"),
-            ("ingress.kubernetes.io/ssl-redirect", "false"),
-            ("nginx.ingress.kubernetes.io/ssl-redirect", "true"),
-            ("kubernetes.io/ingress.class", "nginx"),
-        ]);
-        let (o, w) = RouteOptions::of(&i, UnsupportedPolicy::Refuse);
-        assert_eq!(w, Vec::<String>::new());
-        assert_eq!(o.max_body_bytes, Some(16 << 20));
-        assert_eq!(o.protocol, BackendProtocol::Grpc);
-        assert_eq!(o.ssl_redirect, Some(true));
-    }
-
-    #[test]
-    fn bad_values_warn_with_ingress_and_key_and_keep_defaults() {
-        let i = ing(&[
-            ("nginx.ingress.kubernetes.io/proxy-body-size", "lots"),
-            ("nginx.ingress.kubernetes.io/backend-protocol", "FTP"),
-            ("nginx.ingress.kubernetes.io/proxy-read-timeout", "-3"),
-            ("nginx.ingress.kubernetes.io/configuration-snippet", "more_set_headers x"),
-        ]);
-        let (o, w) = RouteOptions::of(&i, UnsupportedPolicy::Refuse);
-        assert_eq!(o.max_body_bytes, None);
-        assert_eq!(o.protocol, BackendProtocol::Http);
-        assert_eq!(o.read_timeout, None);
-        assert_eq!(w.len(), 4, "{w:?}");
-        assert!(w.iter().all(|w| w.starts_with("Ingress ns/web: annotation nginx.ingress.kubernetes.io/")), "{w:?}");
-        assert!(w[0].contains("backend-protocol") && w[0].contains("\"FTP\""), "{w:?}");
-    }
-
-    #[test]
-    fn rewrite_replaces_the_whole_path_with_captures() {
-        let i = ing(&[("nginx.ingress.kubernetes.io/rewrite-target", "/$2")]);
-        let (o, _) = RouteOptions::of(&i, UnsupportedPolicy::Refuse);
-        let r = o.rewrite_for(&i, "/something(/|$)(.*)").unwrap().unwrap();
-        assert_eq!(r.apply("/something/new").as_deref(), Some("/new"));
-        assert_eq!(r.apply("/something").as_deref(), Some("/"));
-        assert_eq!(r.apply("/SOMETHING/x/y").as_deref(), Some("/x/y"));
-        assert_eq!(r.apply("/other"), None);
-        let i = ing(&[("ingress.kubernetes.io/rewrite-target", "/")]);
-        let (o, _) = RouteOptions::of(&i, UnsupportedPolicy::Refuse);
-        let r = o.rewrite_for(&i, "/audio").unwrap().unwrap();
-        assert_eq!(r.apply("/audio").as_deref(), Some("/"));
-        assert_eq!(r.apply("/audio/cb").as_deref(), Some("/"));
-        assert!(o.rewrite_for(&i, "/bad(").is_err());
-    }
-
-    #[test]
-    fn basic_auth_annotations_are_read_together_and_fail_closed_when_incomplete() {
-        use crate::snapshot::auth::{BasicSpec, SecretType};
-        let key = |ns: &str, name: &str| ObjectKey { namespace: ns.into(), name: name.into() };
-        let i = ing(&[
-            ("nginx.ingress.kubernetes.io/auth-type", "basic"),
-            ("nginx.ingress.kubernetes.io/auth-secret", "other/users"),
-            ("ingress.kubernetes.io/auth-secret-type", "auth-map"),
-            ("nginx.ingress.kubernetes.io/auth-realm", "  Who are you? "),
-        ]);
-        let (o, w) = RouteOptions::of(&i, UnsupportedPolicy::Refuse);
-        assert_eq!(w, Vec::<String>::new());
-        let spec =
-            BasicSpec { secret: key("other", "users"), secret_type: SecretType::Map, realm: "  Who are you? ".into() };
-        assert_eq!(o.basic_auth, Some(spec));
-        assert_eq!(auth_secret(&i), Some(key("other", "users")));
-        let i = ing(&[
-            ("nginx.ingress.kubernetes.io/auth-type", "basic"),
-            ("nginx.ingress.kubernetes.io/auth-secret", "users"),
-        ]);
-        let (o, _) = RouteOptions::of(&i, UnsupportedPolicy::Refuse);
-        assert_eq!(o.basic_auth.map(|s| (s.secret, s.secret_type)), Some((key("ns", "users"), SecretType::File)));
-        // Whatever the policy, basic auth that cannot be set up refuses the routes.
-        for (bad, why) in [
-            (vec![("nginx.ingress.kubernetes.io/auth-type", "basic")], "no auth-secret"),
-            (
-                vec![
-                    ("nginx.ingress.kubernetes.io/auth-type", "digest"),
-                    ("nginx.ingress.kubernetes.io/auth-secret", "u"),
-                ],
-                "digest",
-            ),
-            (
-                vec![
-                    ("nginx.ingress.kubernetes.io/auth-type", "basic"),
-                    ("nginx.ingress.kubernetes.io/auth-secret", "a/b/c"),
-                ],
-                "\"a/b/c\"",
-            ),
-            (
-                vec![
-                    ("nginx.ingress.kubernetes.io/auth-type", "basic"),
-                    ("nginx.ingress.kubernetes.io/auth-secret", "u"),
-                    ("nginx.ingress.kubernetes.io/auth-secret-type", "ldap"),
-                ],
-                "auth-file or auth-map",
-            ),
-        ] {
-            let (o, w) = RouteOptions::of(&ing(&bad), UnsupportedPolicy::Warn);
-            let refused = o.access.refused.expect("refused");
-            assert!(refused.contains(why) && w[0].contains("answer 503"), "{refused} / {w:?}");
-        }
-        // Without auth-type, the other keys do nothing (as in ingress-nginx): a warning.
-        let (o, w) =
-            RouteOptions::of(&ing(&[("nginx.ingress.kubernetes.io/auth-secret", "u")]), UnsupportedPolicy::Refuse);
-        assert!(o.access.refused.is_none() && o.basic_auth.is_none() && w[0].contains("no effect without auth-type"));
-    }
-
-    #[test]
-    fn literal_prefixes_of_regex_paths() {
-        assert_eq!(literal_prefix("/something(/|$)(.*)"), "/something");
-        assert_eq!(literal_prefix("/api/v[12]/x"), "/api");
-        assert_eq!(literal_prefix("/audio"), "/audio");
-        assert_eq!(literal_prefix("/.*"), "/");
-        assert_eq!(literal_prefix("/feed.FeedBack"), "/");
-        assert_eq!(literal_prefix("/some(thing)?"), "/");
-    }
-
-    #[test]
-    fn address_lists_parse_and_anything_protective_that_is_not_enforced_refuses() {
-        let (o, w) = RouteOptions::of(
-            &ing(&[
-                ("ingress.kubernetes.io/whitelist-source-range", "192.0.2.0/24"),
-                ("nginx.ingress.kubernetes.io/allowlist-source-range", "10.0.0.0/8, ::1"),
-                ("nginx.ingress.kubernetes.io/denylist-source-range", "10.9.0.0/16"),
-            ]),
-            UnsupportedPolicy::Refuse,
-        );
-        assert!(w.is_empty() && o.access.refused.is_none(), "{w:?}");
-        assert_eq!(o.access.allow.as_deref().map(<[Cidr]>::len), Some(2), "the newer name wins");
-        assert!(o.access.deny.is_some());
-        for bad in ["10.0.0.0/33", "", "10.0.0.1, nonsense"] {
-            let (o, w) = RouteOptions::of(
-                &ing(&[("nginx.ingress.kubernetes.io/whitelist-source-range", bad)]),
-                UnsupportedPolicy::Warn,
-            );
-            let why = o.access.refused.expect("an unparsable list refuses, whatever the policy");
-            assert!(why.contains("whitelist-source-range") && w[0].contains("answer 503"), "{why} {w:?}");
-        }
-        let auth = ing(&[
-            ("nginx.ingress.kubernetes.io/auth-snippet", "proxy_set_header X-A b;"),
-            ("ingress.kubernetes.io/modsecurity-snippet", "SecRuleEngine On"),
-        ]);
-        let (o, w) = RouteOptions::of(&auth, UnsupportedPolicy::Refuse);
-        let why = o.access.refused.expect("refused");
-        assert!(why.contains("auth-snippet") && why.contains("modsecurity-snippet"), "{why}");
-        assert_eq!(w.len(), 2);
-        let (o, w) = RouteOptions::of(&auth, UnsupportedPolicy::Warn);
-        assert!(o.access.refused.is_none() && w.iter().all(|w| w.contains("served WITHOUT")), "{w:?}");
-    }
-}
+mod tests;

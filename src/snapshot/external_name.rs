@@ -1,6 +1,6 @@
 //! ExternalName Services, the pure half: the resolver's answers as the build reads them, and
 //! the rules that turn an ExternalName Service port into endpoints. The resolver itself
-//! (DNS over the network, with the answers' TTLs) is the provider's [`crate::provider::dns`].
+//! (DNS over the network, with the answers' TTLs) is the provider's `dns` module.
 //!
 //! As ingress-nginx does: the port is the matching Service port's target port (its number
 //! when the Ingress names a port the Service does not list), and `localhost` or a loopback
