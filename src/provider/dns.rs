@@ -373,15 +373,22 @@ impl Resolver {
     /// After a build: follows `snap`'s names, and when some are new waits for their first
     /// answers ([`FIRST_ANSWER_WAIT`] at most) and re-resolves the backends of the Services
     /// using them, so a new ExternalName backend is published with its endpoints.
+    /// `inputs.dns` ends as the answers the returned snapshot was built with (the provider
+    /// compares later answers with them).
     pub fn settle(&self, snap: Snapshot, inputs: &mut Inputs) -> Snapshot {
         let new = self.follow(&snap);
-        inputs.dns = self.names();
         if new.is_empty() {
             return snap;
         }
         self.wait(&new, FIRST_ANSWER_WAIT);
-        inputs.dns = self.names();
-        let keys = services_named(inputs, &new.iter().map(String::as_str).collect());
+        let fresh = self.names();
+        // The new names' Services, and those of any name whose answer changed meanwhile.
+        let keys = {
+            let mut names = changed_names(&inputs.dns, &fresh);
+            names.extend(new.iter().map(String::as_str));
+            services_named(inputs, &names)
+        };
+        inputs.dns = fresh;
         update_endpoints(&snap, inputs, &keys)
     }
 }
