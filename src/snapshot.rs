@@ -12,6 +12,7 @@ pub(crate) mod edge;
 pub mod external;
 pub mod external_name;
 pub mod l4;
+pub mod redirect;
 mod table;
 pub mod traffic;
 
@@ -143,6 +144,8 @@ pub struct Settings {
     pub keepalive_requests: u64,
     /// `ssl-redirect` for Ingresses that do not set the annotation.
     pub ssl_redirect: bool,
+    /// `force-ssl-redirect` for Ingresses that do not set the annotation.
+    pub force_ssl_redirect: bool,
     /// Between two reads of a request body (`client-body-timeout`), 408 after.
     pub body_timeout: Duration,
     /// `server-tokens`: the proxy's own responses say `Server: ringress/<version>` instead
@@ -320,7 +323,9 @@ impl Settings {
     /// or `ssl-redirect` (the annotation, else the ConfigMap's default) for a host with TLS.
     pub fn redirects_to_https(&self, route: &Route, https: bool) -> bool {
         let o = &route.options;
-        !https && (o.force_ssl_redirect || (o.ssl_redirect.unwrap_or(self.ssl_redirect) && route.tls))
+        !https
+            && (o.force_ssl_redirect.unwrap_or(self.force_ssl_redirect)
+                || (o.ssl_redirect.unwrap_or(self.ssl_redirect) && route.tls))
     }
 
     /// `ssl-redirect` / `force-ssl-redirect`: the Location of the same host, path and query
@@ -355,6 +360,7 @@ impl Default for Settings {
             drain_timeout: Duration::from_secs(30),
             keepalive_requests: 1000,
             ssl_redirect: true,
+            force_ssl_redirect: false,
             upstream_keepalive_connections: 320,
             body_timeout: Duration::from_secs(60),
             server_tokens: false,
@@ -560,6 +566,20 @@ fn traffic_rules(snap: &Snapshot, r: &Route) -> Option<String> {
     }
     if o.service_upstream {
         out.push("service-upstream".to_string());
+    }
+    if let Some(rd) = o.redirects.as_deref() {
+        if let Some((code, url)) = &rd.to {
+            out.push(format!("redirect {code} {url}"));
+        }
+        if let Some(root) = &rd.app_root {
+            out.push(format!("app-root {root}"));
+        }
+        if !rd.aliases.is_empty() {
+            out.push(format!("server-alias {}", rd.aliases.join(",")));
+        }
+        if rd.from_to_www {
+            out.push("from-to-www-redirect".to_string());
+        }
     }
     (!out.is_empty()).then(|| out.join("; "))
 }

@@ -325,6 +325,17 @@ pub(crate) fn decide<'s>(
         Some(p) if p.starts_with('/') => Some(super::path::normalize(p)?),
         _ => raw.map(std::borrow::Cow::Borrowed),
     };
+    // `from-to-www-redirect`: the counterpart name goes to the rule's host (same scheme and
+    // port, the trailing slash dropped as ingress-nginx does).
+    if let Some(to) = host.and_then(|h| snap.table.www_redirect(h)) {
+        key.set(None, req.method);
+        let scheme: &[u8] = if req.https { b"https://" } else { b"http://" };
+        let port = req.authority.iter().rposition(|&b| b == b':').filter(|_| !req.authority.ends_with(b"]"));
+        let port = port.map_or(&b""[..], |i| &req.authority[i..]);
+        let path = crate::snapshot::redirect::trim_slash(req.path_and_query, false);
+        let location = [scheme, to.as_bytes(), port, path].concat();
+        return Ok(Decision::Answer { code: snap.settings.redirect_code, fields: vec![("Location", location)] });
+    }
     let route = host.zip(normal.as_deref()).and_then(|(h, p)| snap.table.lookup(h, p));
     key.set(route.map(|r| (&*r.ingress.namespace, &*r.ingress.name, &*snap.backend(r.backend).name)), req.method);
     let route =
@@ -339,12 +350,26 @@ pub(crate) fn decide<'s>(
         return Err(e);
     }
     let s = &snap.settings;
+    let o = &route.options;
+    // Redirects answer before the access rules, as nginx's rewrite phase comes before its
+    // access phase (they reveal nothing of the upstream).
     if s.redirects_to_https(route, req.https) {
+        let keep = o.redirects.as_ref().is_some_and(|r| r.preserve_trailing_slash);
         let mut location = Vec::with_capacity(128);
-        s.write_https_location(&mut location, host.unwrap_or_default(), req.path_and_query);
+        let path = crate::snapshot::redirect::trim_slash(req.path_and_query, keep);
+        s.write_https_location(&mut location, host.unwrap_or_default(), path);
         return Ok(Decision::Answer { code: s.redirect_code, fields: vec![("Location", location)] });
     }
-    let o = &route.options;
+    if let Some(r) = o.redirects.as_deref() {
+        if let Some((code, url)) = &r.to {
+            return Ok(Decision::Answer { code: *code, fields: vec![("Location", url.as_bytes().to_vec())] });
+        }
+        if let Some(root) = r.app_root.as_deref().filter(|_| normal.as_deref() == Some("/")) {
+            let scheme: &[u8] = if req.https { b"https://" } else { b"http://" };
+            let location = [scheme, req.authority, root.as_bytes()].concat();
+            return Ok(Decision::Answer { code: 302, fields: vec![("Location", location)] });
+        }
+    }
     // CORS: an allowed origin's preflight is answered here, after the address rules (a
     // preflight carries no credentials, so authentication does not apply to it).
     let cors = o.cors.as_deref().and_then(|c| Some((c, c.allow_origin(req.fields.field("origin"))?)));

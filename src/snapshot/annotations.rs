@@ -95,8 +95,9 @@ pub struct RouteOptions {
     /// Redirect plain HTTP to HTTPS when the host is in the Ingress's `spec.tls`; `None`: the
     /// ConfigMap's `ssl-redirect` (default on).
     pub ssl_redirect: Option<bool>,
-    /// Redirect plain HTTP to HTTPS even without TLS configured for the host.
-    pub force_ssl_redirect: bool,
+    /// Redirect plain HTTP to HTTPS even without TLS configured for the host; `None`: the
+    /// ConfigMap's `force-ssl-redirect` (default off).
+    pub force_ssl_redirect: Option<bool>,
     pub use_regex: bool,
     /// The raw `rewrite-target`; compiled per path into [`Rewrite`].
     pub rewrite_target: Option<String>,
@@ -138,13 +139,16 @@ pub struct RouteOptions {
     /// `service-upstream`: requests go to the Service's cluster IP and port (kube-proxy
     /// balances), not to its endpoints.
     pub service_upstream: bool,
+    /// `permanent-redirect`, `temporal-redirect`, `app-root`, `preserve-trailing-slash`,
+    /// `from-to-www-redirect`, `server-alias`.
+    pub redirects: Option<Arc<super::redirect::Redirects>>,
 }
 
 impl Default for RouteOptions {
     fn default() -> Self {
         RouteOptions {
             ssl_redirect: None,
-            force_ssl_redirect: false,
+            force_ssl_redirect: None,
             use_regex: false,
             rewrite_target: None,
             max_body_bytes: None,
@@ -168,6 +172,7 @@ impl Default for RouteOptions {
             next_upstream_timeout: None,
             default_backend: None,
             service_upstream: false,
+            redirects: None,
         }
     }
 }
@@ -280,7 +285,7 @@ impl RouteOptions {
                         None => bad("is not true or false"),
                     },
                     "force-ssl-redirect" => match parse_bool(v) {
-                        Some(b) => o.force_ssl_redirect = b,
+                        Some(b) => o.force_ssl_redirect = Some(b),
                         None => bad("is not true or false"),
                     },
                     "use-regex" => match parse_bool(v) {
@@ -385,7 +390,9 @@ impl RouteOptions {
                         }
                     },
                     k if NO_OP.iter().any(|(n, _)| *n == k) => {}
-                    k if super::traffic::KEYS.contains(&k) => traffic.push((k, full, value)),
+                    k if super::traffic::KEYS.contains(&k) || super::redirect::KEYS.contains(&k) => {
+                        traffic.push((k, full, value))
+                    }
                     "canary" => match parse_bool(v) {
                         Some(b) => canary = Some(b),
                         // Served as an ordinary Ingress, a mistyped canary could take its
@@ -466,7 +473,9 @@ impl RouteOptions {
             ing.key.hash(&mut h);
             Arc::new(super::traffic::Limits { zone: h.finish(), ..(*l).clone() })
         });
-        for (full, message) in bad {
+        let super::redirect::Read { redirects, bad: bad_redirects } = super::redirect::read(tget);
+        o.redirects = redirects.map(Arc::new);
+        for (full, message) in bad.into_iter().chain(bad_redirects) {
             warnings.push(Note::ignored(&full, message));
         }
         if bad_canary {

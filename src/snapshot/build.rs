@@ -462,7 +462,11 @@ fn set_host(table: &mut RouteTable, key: &HostKey, built: Built) {
             table.any_host = Arc::new(hr);
             return;
         }
-        (HostKey::Exact(h), Built::Host(hr)) => ((&mut table.exact_hosts, h.as_str()), hr),
+        (HostKey::Exact(h), Built::Host(mut hr)) => {
+            let names = table.names.set(h, &hr.routes);
+            hr.warnings.extend(names);
+            ((&mut table.exact_hosts, h.as_str()), hr)
+        }
         (HostKey::Wildcard(h), Built::Host(hr)) => ((&mut table.wildcard_hosts, h.as_str()), hr),
         (HostKey::Default, Built::Host(_)) => unreachable!("the default is built as Built::Default"),
     };

@@ -67,6 +67,7 @@ const KEYS: &[Key] = &[
     key!("keep-alive-requests", "a positive whole number", settings.keepalive_requests, positive::<u64>),
     key!("proxy-body-size", "a size (8m, 512k, 1g; 0 for no limit)", settings.max_body_bytes, parse_size),
     key!("ssl-redirect", "true or false", settings.ssl_redirect, parse_bool),
+    key!("force-ssl-redirect", "true or false", settings.force_ssl_redirect, parse_bool),
     key!("http-redirect-code", "301, 302, 307 or 308", settings.redirect_code, |v: &str| v
         .parse::<u16>()
         .ok()

@@ -110,6 +110,75 @@ pub struct RouteTable {
     /// Hosts with a route that asks for client certificates: while there are none, TLS
     /// handshakes take the plain path.
     pub(super) client_cert_hosts: usize,
+    /// `server-alias` and `from-to-www-redirect` names.
+    pub(super) names: Names,
+}
+
+/// Names that are not a rule's host: `server-alias` (served as the host that names them) and
+/// the counterparts of `from-to-www-redirect` (redirected to it). A rule's own host always
+/// wins over either, as ingress-nginx documents.
+#[derive(Clone, Debug, Default)]
+pub(super) struct Names {
+    /// Exact aliases -> the rule host.
+    alias: FxHashMap<Arc<str>, Arc<str>>,
+    /// `*.suffix` aliases by suffix -> the rule host; any number of labels, longest suffix
+    /// first (nginx's `server_name` wildcards).
+    wildcard: FxHashMap<Arc<str>, Arc<str>>,
+    /// `www.` counterparts (or the name without `www.`) -> the rule host they redirect to.
+    www: FxHashMap<Arc<str>, Arc<str>>,
+}
+
+impl Names {
+    /// Forgets what `host` named; then names what its routes' annotations ask for. Returns a
+    /// warning for each name another host had already taken (it keeps it).
+    pub(super) fn set(&mut self, host: &str, routes: &[Route]) -> Vec<String> {
+        for map in [&mut self.alias, &mut self.wildcard, &mut self.www] {
+            map.retain(|_, to| &**to != host);
+        }
+        let mut warnings = Vec::new();
+        let target: Arc<str> = Arc::from(host);
+        for r in routes {
+            let Some(rd) = r.options.redirects.as_deref() else { continue };
+            for a in &rd.aliases {
+                let (map, name) = match a.strip_prefix("*.") {
+                    Some(suffix) => (&mut self.wildcard, suffix),
+                    None => (&mut self.alias, a.as_str()),
+                };
+                match map.get(name) {
+                    Some(other) if **other != *host => warnings.push(format!(
+                        "Ingress {}: server-alias {a} is already an alias of {other}; ignored here",
+                        r.ingress
+                    )),
+                    _ => {
+                        map.insert(Arc::from(name), target.clone());
+                    }
+                }
+            }
+            if rd.from_to_www {
+                let other = match host.strip_prefix("www.") {
+                    Some(bare) => bare.to_string(),
+                    None => format!("www.{host}"),
+                };
+                self.www.entry(Arc::from(other)).or_insert_with(|| target.clone());
+            }
+        }
+        warnings
+    }
+
+    fn is_empty(&self) -> bool {
+        self.alias.is_empty() && self.wildcard.is_empty() && self.www.is_empty()
+    }
+
+    /// The rule host `host` is an alias of.
+    fn alias_of(&self, host: &str) -> Option<&str> {
+        if let Some(to) = self.alias.get(host) {
+            return Some(to);
+        }
+        if self.wildcard.is_empty() {
+            return None;
+        }
+        host.match_indices('.').find_map(|(i, _)| self.wildcard.get(&host[i + 1..])).map(|to| &**to)
+    }
 }
 
 /// Lower-cases a Host header value and drops its port (`Example.COM:8080` -> `example.com`,
@@ -156,10 +225,24 @@ impl RouteTable {
         self.client_cert_hosts > 0
     }
 
+    /// `from-to-www-redirect`: the host a request for `host` is redirected to, when `host` is
+    /// not a rule's host or an alias itself.
+    pub fn www_redirect(&self, host: &str) -> Option<&str> {
+        if self.names.www.is_empty() || self.exact_hosts.contains_key(host) || self.names.alias_of(host).is_some() {
+            return None;
+        }
+        self.names.www.get(host).map(|to| &**to)
+    }
+
     fn host_routes(&self, host: &str) -> &HostRoutes {
         probe();
         if let Some(h) = self.exact_hosts.get(host) {
             return h;
+        }
+        if !self.names.is_empty() {
+            if let Some(h) = self.names.alias_of(host).and_then(|to| self.exact_hosts.get(to)) {
+                return h;
+            }
         }
         // `*.foo.com` covers exactly one label: `bar.foo.com`, not `foo.com` or `a.b.foo.com`.
         if let Some(dot) = host.find('.') {
