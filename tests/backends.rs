@@ -35,14 +35,8 @@ fn the_annotation_answers_for_a_service_without_endpoints_and_the_flag_for_unmat
     // Requests no rule matches go to --default-backend-service, over HTTP/2 too.
     let r = get(p.http, "unknown.test", "/anything");
     assert_eq!((r.status, upstream_of(&r)), (200, "catch".to_string()));
-    let (ok, out, _) = run(std::process::Command::new("curl").args([
-        "-s",
-        "--http2-prior-knowledge",
-        "-H",
-        "Host: other.test",
-        &format!("http://{}/", p.http),
-    ]));
-    assert!(ok && out.contains("upstream=catch"), "{out}");
+    let out = h2c_body(p.http, "other.test", "/");
+    assert!(out.contains("upstream=catch"), "{out}");
 
     // The Service gets an endpoint: its own route answers again.
     let g = p.generation();

@@ -77,14 +77,8 @@ fn names_are_resolved_with_their_ttl_and_changes_and_failures_followed() {
     assert_eq!(upstream_of(&get(p.http, "alias.test", "/")), "second", "through the CNAME");
     assert_eq!(upstream_of(&get(p.http, "big.test", "/")), "second", "the truncated reply asked again over TCP");
     assert!(dns.tcp_queries() >= 1);
-    let (ok, out, _) = run(std::process::Command::new("curl").args([
-        "-s",
-        "--http2-prior-knowledge",
-        "-H",
-        "Host: api.test",
-        &format!("http://{}/", p.http),
-    ]));
-    assert!(ok && out.contains("upstream=first"), "over HTTP/2: {out}");
+    let out = h2c_body(p.http, "api.test", "/");
+    assert!(out.contains("upstream=first"), "over HTTP/2: {out}");
 
     // A TTL of 1 s is looked up again every second; a TTL of 300 s is not.
     let asked = dns.queries("api.ext.test");

@@ -138,7 +138,7 @@ pub(super) async fn forward<I: Io>(
     let started = std::time::Instant::now();
     let (mut sr, addr) = connection(w, snap, f.backend, settings, (tls, f.pick)).await?;
     progress.upstream.set(Some(addr));
-    let authority = std::str::from_utf8(fwd.authority).unwrap_or_default();
+    let authority = f.vhost.unwrap_or(std::str::from_utf8(fwd.authority).unwrap_or_default());
     let uri = http::Uri::builder()
         .scheme("http")
         .authority(authority)

@@ -13,6 +13,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use super::error::{Kind, ProxyError};
+use super::external::Granted;
 use crate::access_log::RouteKey;
 use crate::snapshot::annotations::BackendProtocol;
 use crate::snapshot::external::ExternalAuth;
@@ -161,6 +162,8 @@ pub(crate) struct Forward<'s> {
     pub permit: Option<super::limits::Permit>,
     /// `limit-rate`: (bytes per second, after how many bytes) of the response body.
     pub pace: Option<(u64, u64)>,
+    /// `upstream-vhost`: the Host (HTTP/1.1) or `:authority` (gRPC) the upstream gets.
+    pub vhost: Option<&'s str>,
 }
 
 /// The request-rate and connection limits of a route for one request: a refusal with the
@@ -450,7 +453,32 @@ pub(crate) fn decide<'s>(
         Some(rate) => Some(rate),
         None => (s.limit_rate > 0).then_some((s.limit_rate, s.limit_rate_after)),
     };
-    Ok(Decision::Forward(Forward { backend, settings, exchange, target, external, fields, pick, reply, permit, pace }))
+    // `x-forwarded-prefix` replaces the client's field like the client certificate's fields.
+    let fields = match (fields, o.forwarded_prefix.as_deref()) {
+        (f, None) => f,
+        (f, Some(p)) => {
+            let prefix =
+                Granted::fields(&["x-forwarded-prefix"], vec![("X-Forwarded-Prefix".into(), p.as_bytes().to_vec())]);
+            Some(match f {
+                Some(f) => f.and(prefix),
+                None => prefix,
+            })
+        }
+    };
+    let vhost = o.upstream_vhost.as_deref();
+    Ok(Decision::Forward(Forward {
+        backend,
+        settings,
+        exchange,
+        target,
+        external,
+        fields,
+        pick,
+        reply,
+        permit,
+        pace,
+        vhost,
+    }))
 }
 
 /// The access rules of a route, as ingress-nginx applies them: the ConfigMap's block lists

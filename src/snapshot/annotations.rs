@@ -142,6 +142,10 @@ pub struct RouteOptions {
     /// `permanent-redirect`, `temporal-redirect`, `app-root`, `preserve-trailing-slash`,
     /// `from-to-www-redirect`, `server-alias`.
     pub redirects: Option<Arc<super::redirect::Redirects>>,
+    /// `upstream-vhost`: the Host the upstream gets (X-Forwarded-Host keeps the client's).
+    pub upstream_vhost: Option<String>,
+    /// `x-forwarded-prefix`: sent as X-Forwarded-Prefix, in place of the client's.
+    pub forwarded_prefix: Option<String>,
 }
 
 impl Default for RouteOptions {
@@ -173,6 +177,8 @@ impl Default for RouteOptions {
             default_backend: None,
             service_upstream: false,
             redirects: None,
+            upstream_vhost: None,
+            forwarded_prefix: None,
         }
     }
 }
@@ -314,6 +320,22 @@ impl RouteOptions {
                     "proxy-body-size" => match parse_size(v) {
                         Some(n) => o.max_body_bytes = Some(n),
                         None => bad("is not a size (e.g. 8m, 512k, 1g, 0 for no limit)"),
+                    },
+                    "upstream-vhost" => match v {
+                        // A host, optionally with a port: what a Host field may carry.
+                        _ if !v.is_empty()
+                            && v.len() <= 255
+                            && v.bytes().all(|b| b.is_ascii_alphanumeric() || b"-.:[]_".contains(&b)) =>
+                        {
+                            o.upstream_vhost = Some(v.to_ascii_lowercase())
+                        }
+                        _ => bad("is not a host name (with an optional port)"),
+                    },
+                    "x-forwarded-prefix" => match v {
+                        _ if !v.is_empty() && v.len() <= 1024 && v.bytes().all(|b| b.is_ascii_graphic()) => {
+                            o.forwarded_prefix = Some(v.to_string())
+                        }
+                        _ => bad("is not a field value of visible characters"),
                     },
                     "service-upstream" => match parse_bool(v) {
                         Some(b) => o.service_upstream = b,

@@ -155,6 +155,19 @@ pub fn with_nginx(yaml: String, annotations: &[(&str, &str)]) -> String {
     annotated(yaml, &list)
 }
 
+/// The body of a GET of `path` on `host` over h2c (curl, prior knowledge); panics if curl fails.
+pub fn h2c_body(addr: SocketAddr, host: &str, path: &str) -> String {
+    let (ok, out, err) = run(std::process::Command::new("curl").args([
+        "-sS",
+        "--http2-prior-knowledge",
+        "-H",
+        &format!("Host: {host}"),
+        &format!("http://{addr}{path}"),
+    ]));
+    assert!(ok, "curl over h2c: {err}");
+    out
+}
+
 /// A loopback address that refuses connections: bound (so no parallel test can take the
 /// port) but never listening. The socket is kept for the life of the test process.
 pub fn dead_addr() -> SocketAddr {

@@ -452,12 +452,13 @@ fn prepare(
         request_id: generated_id.then_some(&rec.request_id[..]),
     };
     let underscores = s.underscores_in_headers;
+    let upstream_host = forward.vhost.map_or(host, str::as_bytes);
     match &forward.target {
         Some(p) => {
             let target = codec::Target { authority: target.authority, path_and_query: p.as_bytes() };
-            codec::write_request_head(out, &req, &info, &target, host, &fwd, underscores);
+            codec::write_request_head(out, &req, &info, &target, upstream_host, &fwd, underscores);
         }
-        None => codec::write_request_head(out, &req, &info, &target, host, &fwd, underscores),
+        None => codec::write_request_head(out, &req, &info, &target, upstream_host, &fwd, underscores),
     }
     if let Some(fields) = &forward.fields {
         fields.apply_to_head(out);

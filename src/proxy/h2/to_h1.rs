@@ -50,7 +50,8 @@ pub(super) async fn forward<I: Io>(
         _ => length.map_or(Framing::Chunked, Framing::Length),
     };
     let mut head = Vec::with_capacity(1024);
-    write_h1_head(&mut head, parts, to.target, fwd, framing, settings.underscores_in_headers);
+    let host = to.forward.vhost.map_or(fwd.authority, str::as_bytes);
+    write_h1_head(&mut head, parts, (host, to.target), fwd, framing, settings.underscores_in_headers);
     if let Some(g) = to.granted {
         g.apply_to_head(&mut head);
     }
@@ -195,14 +196,14 @@ fn response_fields(resp: &httparse::Response<'_, '_>, info: &codec::ResponseInfo
 fn write_h1_head(
     out: &mut Vec<u8>,
     parts: &http::request::Parts,
-    target: &str,
+    (host, target): (&[u8], &str),
     fwd: &Forwarded,
     framing: Framing,
     underscores: bool,
 ) {
     use std::io::Write;
     let _ = write!(out, "{} {target} HTTP/1.1\r\n", parts.method);
-    codec::write_field(out, b"Host", &[fwd.authority]);
+    codec::write_field(out, b"Host", &[host]);
     let mut cookies: Vec<&[u8]> = Vec::new();
     let mut seen = Seen::default();
     for (name, value) in &parts.headers {
