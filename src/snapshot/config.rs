@@ -345,6 +345,7 @@ mod tests {
                             | "compute-full-forwarded-for"
                             | "use-proxy-protocol"
                             | "enable-underscores-in-headers"
+                            | "force-ssl-redirect"
                     ) =>
                 {
                     "true"
