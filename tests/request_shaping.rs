@@ -49,3 +49,72 @@ fn the_upstream_gets_the_vhost_and_the_prefix_over_http1_and_http2() {
     assert_eq!(seen(&body, "host"), ["internal.svc.local"], "{body}");
     assert!(p.log_text().contains("upstream-vhost"), "{}", p.log_text());
 }
+
+/// A ConfigMap manifest with `data`.
+fn config_map(ns: &str, name: &str, data: &[(&str, &str)]) -> String {
+    let list: Vec<String> = data.iter().map(|(k, v)| format!("{k}: \"{v}\"")).collect();
+    format!(
+        "---\napiVersion: v1\nkind: ConfigMap\nmetadata: {{name: {name}, namespace: {ns}}}\ndata: {{{}}}\n",
+        list.join(", ")
+    )
+}
+
+#[test]
+fn configmap_fields_go_upstream_and_custom_headers_onto_answers_or_the_route_is_denied() {
+    let up = Upstream::start("app");
+    let m = |allowed: &str| {
+        service("app", &[up.addr])
+            + &config_map(
+                "ringress",
+                "ringress",
+                &[("proxy-set-headers", "ringress/upstream-fields"), ("global-allowed-response-headers", allowed)],
+            )
+            + &config_map("ringress", "upstream-fields", &[("X-Team", "edge"), ("X-Start", "t=${msec}")])
+            + &config_map("default", "answer-fields", &[("X-Frame-Options", "DENY"), ("X-Upstream", "hidden")])
+            + &with_nginx(
+                ingress("site", Some("site.test"), &[("/", "app")]),
+                &[("custom-headers", "default/answer-fields")],
+            )
+            + &with_nginx(ingress("typo", Some("typo.test"), &[("/", "app")]), &[("custom-headers", "default/nope")])
+    };
+    let p = Proxy::start("uring", &m("X-Frame-Options, x-upstream"), &[]);
+    // Upstream: the ConfigMap's field replaces the client's; one with an nginx variable is
+    // skipped with a warning.
+    let r = raw(p.http, b"GET / HTTP/1.1\r\nHost: site.test\r\nX-Team: spoofed\r\nConnection: close\r\n\r\n").unwrap();
+    let body = r.text();
+    assert_eq!(seen(&body, "x-team"), ["edge"], "{body}");
+    assert!(seen(&body, "x-start").is_empty(), "{body}");
+    assert!(
+        p.log_text().contains("has an nginx variable, which ringress does not expand; skipped"),
+        "{}",
+        p.log_text()
+    );
+    // Answers: the custom headers, replacing the upstream's field of the same name.
+    assert_eq!(r.header("x-frame-options"), Some("DENY"));
+    assert_eq!(r.header("x-upstream"), Some("hidden"));
+    let (ok, out, _) = run(std::process::Command::new("curl").args([
+        "-sS",
+        "-i",
+        "--http2-prior-knowledge",
+        "-H",
+        "Host: site.test",
+        &format!("http://{}/", p.http),
+    ]));
+    assert!(ok && out.contains("x-frame-options: DENY") && out.contains("x-upstream: hidden"), "{out}");
+    assert!(!out.contains("x-upstream: app"), "the upstream's field is replaced over HTTP/2: {out}");
+    // A missing ConfigMap denies the routes, as ingress-nginx does.
+    let r = get(p.http, "typo.test", "/");
+    assert_eq!(r.status, 503);
+    assert!(p.log_text().contains("annotation custom-headers: ConfigMap default/nope not found"), "{}", p.log_text());
+
+    // A field the ConfigMap does not allow denies them too.
+    let g = p.generation();
+    p.replace_manifests(&m("X-Frame-Options"));
+    p.wait_for(|| p.generation() > g, "the new snapshot");
+    assert_eq!(get(p.http, "site.test", "/").status, 503);
+    assert!(
+        p.log_text().contains("X-Upstream is not listed in the ConfigMap key global-allowed-response-headers"),
+        "{}",
+        p.log_text()
+    );
+}

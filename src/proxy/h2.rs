@@ -525,10 +525,8 @@ fn h2_down(e: h2::Error) -> ProxyError {
 /// fields in place of the upstream's, the affinity cookie.
 pub(super) fn add_reply(h: &mut HeaderMap, reply: Option<&pipeline::Reply>, used: Option<std::net::SocketAddr>) {
     let Some(reply) = reply else { return };
-    if !reply.cors.is_empty() {
-        for name in pipeline::CORS_FIELDS {
-            h.remove(name);
-        }
+    for name in reply.replaced_names() {
+        h.remove(name);
     }
     reply.each(used, |name, value| {
         if let (Ok(n), Ok(v)) = (HeaderName::from_bytes(name.as_bytes()), HeaderValue::from_bytes(value)) {

@@ -194,6 +194,8 @@ pub(crate) struct Reply {
     pub cors: Vec<(&'static str, Vec<u8>)>,
     /// Cookie affinity: the Set-Cookie, once it is known which endpoint answered.
     pub sticky: Option<super::affinity::Sticky>,
+    /// `custom-headers`: (lower-case name, value), replacing the upstream's of those names.
+    pub set: Option<Arc<[crate::snapshot::edge::Field]>>,
 }
 
 /// The fields a CORS route states itself, whatever the upstream says (ingress-nginx sets them
@@ -210,12 +212,22 @@ pub(crate) const CORS_FIELDS: [&str; 6] = [
 impl Reply {
     /// Whether the upstream's field `name` gives way to one of the proxy's.
     pub fn replaces(&self, name: &[u8]) -> bool {
-        !self.cors.is_empty() && CORS_FIELDS.iter().any(|n| name.eq_ignore_ascii_case(n.as_bytes()))
+        (!self.cors.is_empty() && CORS_FIELDS.iter().any(|n| name.eq_ignore_ascii_case(n.as_bytes())))
+            || self.set.as_deref().is_some_and(|set| set.iter().any(|(n, _)| name.eq_ignore_ascii_case(n.as_bytes())))
+    }
+
+    /// The names of the upstream's fields that give way ([`Reply::replaces`]).
+    pub fn replaced_names(&self) -> impl Iterator<Item = &str> {
+        let cors = if self.cors.is_empty() { &[][..] } else { &CORS_FIELDS[..] };
+        cors.iter().copied().chain(self.set.iter().flat_map(|s| s.iter().map(|(n, _)| n.as_str())))
     }
 
     /// The fields to add to an answer from `used` (the endpoint that answered).
-    pub fn each(&self, used: Option<std::net::SocketAddr>, mut f: impl FnMut(&'static str, &[u8])) {
+    pub fn each(&self, used: Option<std::net::SocketAddr>, mut f: impl FnMut(&str, &[u8])) {
         for (n, v) in &self.cors {
+            f(n, v);
+        }
+        for (n, v) in self.set.iter().flat_map(|s| s.iter()) {
             f(n, v);
         }
         if let Some(c) = self.sticky.as_ref().and_then(|s| s.cookie(used)) {
@@ -430,7 +442,8 @@ pub(crate) fn decide<'s>(
         }
     };
     let cors = cors.map(|(c, allow)| cors_fields(c, allow, false)).unwrap_or_default();
-    let reply = (sticky.is_some() || !cors.is_empty()).then(|| Box::new(Reply { cors, sticky }));
+    let set = o.custom_headers.clone();
+    let reply = (sticky.is_some() || !cors.is_empty() || set.is_some()).then(|| Box::new(Reply { cors, sticky, set }));
     let exchange = match o.protocol {
         BackendProtocol::Http => Exchange::Http1 { tls: false },
         BackendProtocol::Https => Exchange::Http1 { tls: true },
@@ -453,18 +466,23 @@ pub(crate) fn decide<'s>(
         Some(rate) => Some(rate),
         None => (s.limit_rate > 0).then_some((s.limit_rate, s.limit_rate_after)),
     };
-    // `x-forwarded-prefix` replaces the client's field like the client certificate's fields.
-    let fields = match (fields, o.forwarded_prefix.as_deref()) {
-        (f, None) => f,
-        (f, Some(p)) => {
-            let prefix =
-                Granted::fields(&["x-forwarded-prefix"], vec![("X-Forwarded-Prefix".into(), p.as_bytes().to_vec())]);
-            Some(match f {
-                Some(f) => f.and(prefix),
-                None => prefix,
-            })
-        }
+    // `x-forwarded-prefix` and the ConfigMap's `proxy-set-headers` replace the client's
+    // fields of those names, like the client certificate's fields.
+    let mut fields = fields;
+    let mut add = |g: Granted| {
+        fields = Some(match fields.take() {
+            Some(f) => f.and(g),
+            None => g,
+        })
     };
+    if let Some(p) = o.forwarded_prefix.as_deref() {
+        add(Granted::fields(&["x-forwarded-prefix"], vec![("X-Forwarded-Prefix".into(), p.as_bytes().to_vec())]));
+    }
+    let set = &snap.edge.set_headers;
+    if !set.is_empty() {
+        let names: Vec<&str> = set.iter().map(|(n, _)| n.as_str()).collect();
+        add(Granted::fields(&names, set.clone()));
+    }
     let vhost = o.upstream_vhost.as_deref();
     Ok(Decision::Forward(Forward {
         backend,

@@ -12,13 +12,15 @@ use super::auth::{BasicSpec, SecretType};
 use super::client_cert::{self, ClientCert, ClientCertSpec};
 use super::edge::{parse_cidrs, Cidr};
 use super::external::{self, ExternalAuth};
-use crate::model::Ingress;
+use crate::model::{Ingress, ObjectKey};
 
 mod refs;
 mod values;
 
 use refs::secret_key;
-pub use refs::{auth_config_map, auth_secret, auth_service, auth_tls_secret, default_backend, full_key};
+pub use refs::{
+    auth_config_map, auth_secret, auth_service, auth_tls_secret, custom_headers_map, default_backend, full_key,
+};
 use values::compile_path;
 pub(crate) use values::parse_seconds;
 pub use values::{
@@ -146,6 +148,12 @@ pub struct RouteOptions {
     pub upstream_vhost: Option<String>,
     /// `x-forwarded-prefix`: sent as X-Forwarded-Prefix, in place of the client's.
     pub forwarded_prefix: Option<String>,
+    /// `custom-headers`: the ConfigMap whose data are set on the responses (the builder reads
+    /// it into `custom_headers`).
+    pub custom_headers_from: Option<ObjectKey>,
+    /// (lower-case name, value): set on every response of the routes, replacing the
+    /// upstream's fields of those names.
+    pub custom_headers: Option<Arc<[super::edge::Field]>>,
 }
 
 impl Default for RouteOptions {
@@ -179,6 +187,8 @@ impl Default for RouteOptions {
             redirects: None,
             upstream_vhost: None,
             forwarded_prefix: None,
+            custom_headers_from: None,
+            custom_headers: None,
         }
     }
 }
@@ -330,6 +340,10 @@ impl RouteOptions {
                             o.upstream_vhost = Some(v.to_ascii_lowercase())
                         }
                         _ => bad("is not a host name (with an optional port)"),
+                    },
+                    "custom-headers" => match secret_key(ing, v) {
+                        Some(k) => o.custom_headers_from = Some(k),
+                        None => bad("is not a ConfigMap name or namespace/name"),
                     },
                     "x-forwarded-prefix" => match v {
                         _ if !v.is_empty() && v.len() <= 1024 && v.bytes().all(|b| b.is_ascii_graphic()) => {

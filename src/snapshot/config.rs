@@ -3,6 +3,8 @@
 //! know, or a value that does not parse, is a warning naming the ConfigMap and the key, and
 //! that setting keeps the value it had (the previous snapshot's, else the flag's).
 
+use http::HeaderName;
+
 use super::annotations::{parse_bool, parse_seconds, parse_size};
 use super::edge::{parse_cidrs, Edge};
 use super::{LoadBalance, Settings};
@@ -143,11 +145,18 @@ const KEYS: &[Key] = &[
     key!("hsts-max-age", "a whole number of seconds", edge.hsts_max_age, |v: &str| v.parse::<u64>().ok()),
     key!("hsts-include-subdomains", "true or false", edge.hsts_include_subdomains, parse_bool),
     key!("hsts-preload", "true or false", edge.hsts_preload, parse_bool),
-    key!("add-headers", "namespace/name of a ConfigMap", edge.add_headers, |v: &str| match v.split_once('/') {
-        Some((ns, name)) if !ns.is_empty() && !name.is_empty() && !name.contains('/') =>
-            Some(Some(crate::model::ObjectKey { namespace: ns.to_string(), name: name.to_string() })),
-        _ => None,
-    }),
+    key!("add-headers", "namespace/name of a ConfigMap", edge.add_headers, config_map_ref),
+    key!("proxy-set-headers", "namespace/name of a ConfigMap", edge.proxy_set_headers, config_map_ref),
+    key!(
+        "global-allowed-response-headers",
+        "a comma-separated list of header names",
+        edge.allowed_response_headers,
+        |v: &str| {
+            let names: Vec<String> =
+                v.split(',').map(|n| n.trim().to_ascii_lowercase()).filter(|n| !n.is_empty()).collect();
+            names.iter().all(|n| HeaderName::from_bytes(n.as_bytes()).is_ok()).then_some(names)
+        }
+    ),
     key!("use-forwarded-headers", "true or false", edge.use_forwarded_headers, parse_bool),
     key!("enable-real-ip", "true or false", edge.enable_real_ip, parse_bool),
     key!("compute-full-forwarded-for", "true or false", edge.compute_full_forwarded_for, parse_bool),
@@ -266,6 +275,16 @@ pub const NO_OP: &[(&str, &str)] = &[
     ("strict-validate-path-type", "ringress always validates paths against their pathType"),
 ];
 
+/// `namespace/name` of a ConfigMap.
+fn config_map_ref(v: &str) -> Option<Option<crate::model::ObjectKey>> {
+    match v.split_once('/') {
+        Some((ns, name)) if !ns.is_empty() && !name.is_empty() && !name.contains('/') => {
+            Some(Some(crate::model::ObjectKey { namespace: ns.to_string(), name: name.to_string() }))
+        }
+        _ => None,
+    }
+}
+
 /// `global-auth-url` and its family, read by the build (see `Edge::global_auth`).
 pub fn is_global_auth_key(key: &str) -> bool {
     key.strip_prefix("global-").is_some_and(|k| super::external::KEYS.contains(&k))
@@ -383,6 +402,7 @@ mod tests {
                         // Any string is a pattern; an expression that does not compile is not.
                         "comma-separated strings or ~regular expressions" => "~(",
                         "a header field name" => "bad: name",
+                        "a comma-separated list of header names" => "x-ok, bad name",
                         _ => "-bad-",
                     },
                 )])),

@@ -60,6 +60,14 @@ pub struct Edge {
     /// `add-headers`: the ConfigMap (`namespace/name`) whose data are headers added to every
     /// proxied response.
     pub add_headers: Option<ObjectKey>,
+    /// `proxy-set-headers`: the ConfigMap (`namespace/name`) whose data are fields set on
+    /// every request to an upstream (in place of the client's of those names).
+    pub proxy_set_headers: Option<ObjectKey>,
+    /// Resolved from [`Edge::proxy_set_headers`]: (lower-case name, value).
+    pub set_headers: Vec<Field>,
+    /// `global-allowed-response-headers` (lower case): the only fields a `custom-headers`
+    /// ConfigMap may set.
+    pub allowed_response_headers: Vec<String>,
     /// `use-forwarded-headers`: from a trusted peer, X-Forwarded-Proto and X-Forwarded-Host
     /// pass through and the client address is taken from X-Forwarded-For.
     pub use_forwarded_headers: bool,
@@ -110,6 +118,9 @@ impl Default for Edge {
             hsts_include_subdomains: true,
             hsts_preload: false,
             add_headers: None,
+            proxy_set_headers: None,
+            set_headers: Vec::new(),
+            allowed_response_headers: Vec::new(),
             use_forwarded_headers: false,
             enable_real_ip: false,
             trusted: vec![Cidr::parse("0.0.0.0/0").expect("valid"), Cidr::parse("::/0").expect("valid")],
@@ -131,6 +142,40 @@ impl Default for Edge {
         e.render(&[]);
         e
     }
+}
+
+/// A header field the proxy sets: (lower-case name, value).
+pub type Field = (String, Vec<u8>);
+
+/// A ConfigMap's data as header fields ((lower-case name, value)): names that are tokens,
+/// values of visible characters and spaces. A name `allowed` refuses is an error naming it; a
+/// value with an nginx variable (`$`), which ringress does not expand, is skipped with a
+/// warning.
+pub fn header_fields(cm: &ConfigMap, allowed: impl Fn(&str) -> bool) -> Result<(Vec<Field>, Vec<String>), String> {
+    let mut out = Vec::with_capacity(cm.data.len());
+    let mut skipped = Vec::new();
+    for (name, value) in &cm.data {
+        let value = value.trim();
+        let lower = name.to_ascii_lowercase();
+        if HeaderName::from_bytes(name.as_bytes()).is_err() || HeaderValue::from_str(value).is_err() {
+            return Err(format!("ConfigMap {}: {name:?}: {value:?} is not a valid header field", cm.key));
+        }
+        if !allowed(&lower) {
+            return Err(format!(
+                "ConfigMap {}: {name} is not listed in the ConfigMap key global-allowed-response-headers",
+                cm.key
+            ));
+        }
+        if value.contains('$') {
+            skipped.push(format!(
+                "ConfigMap {}: {name}: {value:?} has an nginx variable, which ringress does not expand; skipped",
+                cm.key
+            ));
+            continue;
+        }
+        out.push((lower, value.as_bytes().to_vec()));
+    }
+    Ok((out, skipped))
 }
 
 impl Edge {
@@ -155,6 +200,21 @@ impl Edge {
             }
         }
         self.render(&added);
+        self.set_headers.clear();
+        if let Some(key) = self.proxy_set_headers.clone() {
+            match config_maps.iter().find(|c| c.key == key) {
+                None => warnings.push(format!(
+                    "ConfigMap {from}: key proxy-set-headers: ConfigMap {key} not found; no fields are set"
+                )),
+                Some(cm) => match header_fields(cm, |_| true) {
+                    Ok((fields, skipped)) => {
+                        warnings.extend(skipped);
+                        self.set_headers = fields;
+                    }
+                    Err(why) => warnings.push(format!("{why}; no fields are set")),
+                },
+            }
+        }
     }
 
     fn render(&mut self, added: &[(HeaderName, HeaderValue)]) {

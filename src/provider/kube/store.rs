@@ -354,17 +354,22 @@ impl Store {
             })
     }
 
-    /// Whether a ConfigMap's change concerns the table: ours, the one its `add-headers`
-    /// names, or one an Ingress's `auth-proxy-set-headers` names.
+    /// Whether a ConfigMap's change concerns the table: ours, the ones its `add-headers` and
+    /// `proxy-set-headers` name, or one an Ingress's `auth-proxy-set-headers` or
+    /// `custom-headers` names.
     fn config_map_matters(&self, key: &ObjectKey) -> bool {
-        let add_headers = || {
+        let ours_names = |k: &str| {
             let ours = self.config_maps.get(&self.config_map)?;
-            let (ns, name) = ours.data.get("add-headers")?.trim().split_once('/')?;
+            let (ns, name) = ours.data.get(k)?.trim().split_once('/')?;
             Some(key.namespace == ns && key.name == name)
         };
         *key == self.config_map
-            || add_headers().unwrap_or(false)
-            || self.ingresses.values().any(|i| crate::snapshot::annotations::auth_config_map(i).as_ref() == Some(key))
+            || ours_names("add-headers").unwrap_or(false)
+            || ours_names("proxy-set-headers").unwrap_or(false)
+            || self.ingresses.values().any(|i| {
+                use crate::snapshot::annotations::{auth_config_map, custom_headers_map};
+                auth_config_map(i).as_ref() == Some(key) || custom_headers_map(i).as_ref() == Some(key)
+            })
     }
 
     /// A Service's change: its backends' endpoints re-resolved; a full build when it is a

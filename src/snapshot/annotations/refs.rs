@@ -34,6 +34,12 @@ pub fn auth_config_map(ing: &Ingress) -> Option<ObjectKey> {
     secret_key(ing, v.trim())
 }
 
+/// The ConfigMap an Ingress's `custom-headers` names, if it names one.
+pub fn custom_headers_map(ing: &Ingress) -> Option<ObjectKey> {
+    let v = PREFIXES.iter().find_map(|p| ing.annotations.get(&format!("{p}custom-headers")))?;
+    secret_key(ing, v.trim())
+}
+
 /// The Secret an Ingress's `auth-tls-secret` names (its CA bundle), if it names one.
 pub fn auth_tls_secret(ing: &Ingress) -> Option<ObjectKey> {
     let v = PREFIXES.iter().find_map(|p| ing.annotations.get(&format!("{p}auth-tls-secret")))?;

@@ -42,6 +42,7 @@ pub(super) fn resolver<'a>(inputs: &Inputs<'a>, only: Option<&FxHashSet<(&str, &
         config_maps: inputs.config_maps.clone(),
         auth_services: FxHashMap::default(),
         default_service: None,
+        allowed_response_headers: Vec::new(),
         unwatched: FxHashSet::default(),
         prev_good: Arc::default(),
         good: FxHashMap::default(),
@@ -75,6 +76,8 @@ pub(super) struct Builder<'a> {
     /// Backends of the Services `auth-url`s name, by (namespace, name), created by this
     /// builder (the names are not borrowed from the inputs, unlike [`Builder::by_service`]).
     pub(super) auth_services: FxHashMap<(String, String), Vec<BackendId>>,
+    /// The ConfigMap's `global-allowed-response-headers`, for `custom-headers`.
+    pub(super) allowed_response_headers: Vec<String>,
     /// `--default-backend-service`.
     pub(super) default_service: Option<ObjectKey>,
     /// Backends that follow no EndpointSlice (`service-upstream`'s cluster IP).
@@ -93,6 +96,26 @@ impl<'a> Builder<'a> {
         if let Some(spec) = o.external.take() {
             match self.external(ExternalAuth::clone(&spec)) {
                 Ok(resolved) => o.external = Some(resolved),
+                Err(why) => {
+                    warnings.push(format!("Ingress {}: {why}; its routes answer 503", ing.key));
+                    o.access.refuse(why);
+                }
+            }
+        }
+        if let Some(key) = o.custom_headers_from.clone() {
+            // As ingress-nginx: a ConfigMap that is missing, or sets a field that is not valid
+            // or not allowed, denies the routes.
+            let allowed = &self.allowed_response_headers;
+            let read = match self.config_maps.iter().find(|c| c.key == key) {
+                None => Err(format!("annotation custom-headers: ConfigMap {key} not found")),
+                Some(cm) => crate::snapshot::edge::header_fields(cm, |n| allowed.iter().any(|a| a == n))
+                    .map_err(|why| format!("annotation custom-headers: {why}")),
+            };
+            match read {
+                Ok((fields, skipped)) => {
+                    warnings.extend(skipped.into_iter().map(|w| format!("Ingress {}: {w}", ing.key)));
+                    o.custom_headers = Some(fields.into());
+                }
                 Err(why) => {
                     warnings.push(format!("Ingress {}: {why}; its routes answer 503", ing.key));
                     o.access.refuse(why);
