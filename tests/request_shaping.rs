@@ -1,6 +1,8 @@
-//! Upstream request shaping through the real binary: `upstream-vhost` (the Host the upstream
-//! gets; X-Forwarded-Host keeps the client's) and `x-forwarded-prefix` (in place of the
-//! client's own field), over HTTP/1.1 and HTTP/2, with a bad value keeping the previous one.
+//! Request and response shaping through the real binary: `upstream-vhost` (the Host the
+//! upstream gets; X-Forwarded-Host keeps the client's), `x-forwarded-prefix`, the ConfigMap's
+//! `proxy-set-headers` (all in place of the client's own fields), `custom-headers` (with
+//! `global-allowed-response-headers`, denying the routes when unusable) and `hide-headers`,
+//! over HTTP/1.1 and HTTP/2, with bad values keeping the previous ones.
 
 mod support;
 
@@ -92,15 +94,8 @@ fn configmap_fields_go_upstream_and_custom_headers_onto_answers_or_the_route_is_
     // Answers: the custom headers, replacing the upstream's field of the same name.
     assert_eq!(r.header("x-frame-options"), Some("DENY"));
     assert_eq!(r.header("x-upstream"), Some("hidden"));
-    let (ok, out, _) = run(std::process::Command::new("curl").args([
-        "-sS",
-        "-i",
-        "--http2-prior-knowledge",
-        "-H",
-        "Host: site.test",
-        &format!("http://{}/", p.http),
-    ]));
-    assert!(ok && out.contains("x-frame-options: DENY") && out.contains("x-upstream: hidden"), "{out}");
+    let out = h2c_response(p.http, "site.test", "/");
+    assert!(out.contains("x-frame-options: DENY") && out.contains("x-upstream: hidden"), "{out}");
     assert!(!out.contains("x-upstream: app"), "the upstream's field is replaced over HTTP/2: {out}");
     // A missing ConfigMap denies the routes, as ingress-nginx does.
     let r = get(p.http, "typo.test", "/");
@@ -117,4 +112,28 @@ fn configmap_fields_go_upstream_and_custom_headers_onto_answers_or_the_route_is_
         "{}",
         p.log_text()
     );
+}
+
+#[test]
+fn hide_headers_drop_upstream_fields_but_never_framing_ones() {
+    let up = Upstream::start("app");
+    let m = |hide: &str| {
+        service("app", &[up.addr])
+            + &config_map("ringress", "ringress", &[("hide-headers", hide)])
+            + &ingress("site", Some("site.test"), &[("/", "app")])
+    };
+    let p = Proxy::start("uring", &m("X-Upstream"), &[]);
+    let r = get(p.http, "site.test", "/");
+    assert_eq!((r.status, r.header("x-upstream")), (200, None));
+    assert!(r.text().contains("upstream=app"));
+    let out = h2c_response(p.http, "site.test", "/");
+    assert!(out.contains("upstream=app") && !out.contains("x-upstream:"), "{out}");
+    // A framing field in the list: refused whole, the previous list stays, with a warning.
+    let g = p.generation();
+    p.replace_manifests(&m("X-Upstream, Content-Length"));
+    p.wait_for(|| p.generation() > g, "the new snapshot");
+    let r = get(p.http, "site.test", "/");
+    assert_eq!((r.status, r.header("x-upstream")), (200, None));
+    assert!(r.header("content-length").is_some());
+    assert!(p.log_text().contains("hide-headers"), "{}", p.log_text());
 }

@@ -196,6 +196,8 @@ pub(crate) struct Reply {
     pub sticky: Option<super::affinity::Sticky>,
     /// `custom-headers`: (lower-case name, value), replacing the upstream's of those names.
     pub set: Option<Arc<[crate::snapshot::edge::Field]>>,
+    /// The ConfigMap's `hide-headers` (lower case): the upstream's fields dropped.
+    pub hide: Option<Arc<[String]>>,
 }
 
 /// The fields a CORS route states itself, whatever the upstream says (ingress-nginx sets them
@@ -214,12 +216,14 @@ impl Reply {
     pub fn replaces(&self, name: &[u8]) -> bool {
         (!self.cors.is_empty() && CORS_FIELDS.iter().any(|n| name.eq_ignore_ascii_case(n.as_bytes())))
             || self.set.as_deref().is_some_and(|set| set.iter().any(|(n, _)| name.eq_ignore_ascii_case(n.as_bytes())))
+            || self.hide.as_deref().is_some_and(|h| h.iter().any(|n| name.eq_ignore_ascii_case(n.as_bytes())))
     }
 
     /// The names of the upstream's fields that give way ([`Reply::replaces`]).
     pub fn replaced_names(&self) -> impl Iterator<Item = &str> {
         let cors = if self.cors.is_empty() { &[][..] } else { &CORS_FIELDS[..] };
-        cors.iter().copied().chain(self.set.iter().flat_map(|s| s.iter().map(|(n, _)| n.as_str())))
+        let set = self.set.iter().flat_map(|s| s.iter().map(|(n, _)| n.as_str()));
+        cors.iter().copied().chain(set).chain(self.hide.iter().flat_map(|h| h.iter().map(String::as_str)))
     }
 
     /// The fields to add to an answer from `used` (the endpoint that answered).
@@ -443,7 +447,9 @@ pub(crate) fn decide<'s>(
     };
     let cors = cors.map(|(c, allow)| cors_fields(c, allow, false)).unwrap_or_default();
     let set = o.custom_headers.clone();
-    let reply = (sticky.is_some() || !cors.is_empty() || set.is_some()).then(|| Box::new(Reply { cors, sticky, set }));
+    let hide = (!snap.edge.hide_headers.is_empty()).then(|| snap.edge.hide_headers.clone());
+    let reply = (sticky.is_some() || !cors.is_empty() || set.is_some() || hide.is_some())
+        .then(|| Box::new(Reply { cors, sticky, set, hide }));
     let exchange = match o.protocol {
         BackendProtocol::Http => Exchange::Http1 { tls: false },
         BackendProtocol::Https => Exchange::Http1 { tls: true },

@@ -6,7 +6,7 @@
 use http::HeaderName;
 
 use super::annotations::{parse_bool, parse_seconds, parse_size};
-use super::edge::{parse_cidrs, Edge};
+use super::edge::{parse_cidrs, Edge, FRAMING_FIELDS};
 use super::{LoadBalance, Settings};
 use crate::access_log;
 use crate::model::ConfigMap;
@@ -147,15 +147,14 @@ const KEYS: &[Key] = &[
     key!("hsts-preload", "true or false", edge.hsts_preload, parse_bool),
     key!("add-headers", "namespace/name of a ConfigMap", edge.add_headers, config_map_ref),
     key!("proxy-set-headers", "namespace/name of a ConfigMap", edge.proxy_set_headers, config_map_ref),
+    key!("hide-headers", "a comma-separated list of header names (not framing ones)", edge.hide_headers, |v: &str| {
+        header_names(v).map(std::sync::Arc::from)
+    }),
     key!(
         "global-allowed-response-headers",
-        "a comma-separated list of header names",
+        "a comma-separated list of header names (not framing ones)",
         edge.allowed_response_headers,
-        |v: &str| {
-            let names: Vec<String> =
-                v.split(',').map(|n| n.trim().to_ascii_lowercase()).filter(|n| !n.is_empty()).collect();
-            names.iter().all(|n| HeaderName::from_bytes(n.as_bytes()).is_ok()).then_some(names)
-        }
+        header_names
     ),
     key!("use-forwarded-headers", "true or false", edge.use_forwarded_headers, parse_bool),
     key!("enable-real-ip", "true or false", edge.enable_real_ip, parse_bool),
@@ -274,6 +273,13 @@ pub const NO_OP: &[(&str, &str)] = &[
     ("annotation-value-word-blocklist", "ringress never executes annotation values as configuration"),
     ("strict-validate-path-type", "ringress always validates paths against their pathType"),
 ];
+
+/// Comma-separated field names, lower case.
+fn header_names(v: &str) -> Option<Vec<String>> {
+    let names: Vec<String> = v.split(',').map(|n| n.trim().to_ascii_lowercase()).filter(|n| !n.is_empty()).collect();
+    let usable = |n: &String| HeaderName::from_bytes(n.as_bytes()).is_ok() && !FRAMING_FIELDS.contains(&n.as_str());
+    names.iter().all(usable).then_some(names)
+}
 
 /// `namespace/name` of a ConfigMap.
 fn config_map_ref(v: &str) -> Option<Option<crate::model::ObjectKey>> {
@@ -402,7 +408,7 @@ mod tests {
                         // Any string is a pattern; an expression that does not compile is not.
                         "comma-separated strings or ~regular expressions" => "~(",
                         "a header field name" => "bad: name",
-                        "a comma-separated list of header names" => "x-ok, bad name",
+                        "a comma-separated list of header names (not framing ones)" => "x-ok, content-length",
                         _ => "-bad-",
                     },
                 )])),

@@ -68,6 +68,8 @@ pub struct Edge {
     /// `global-allowed-response-headers` (lower case): the only fields a `custom-headers`
     /// ConfigMap may set.
     pub allowed_response_headers: Vec<String>,
+    /// `hide-headers` (lower case): fields of upstream responses never passed to clients.
+    pub hide_headers: std::sync::Arc<[String]>,
     /// `use-forwarded-headers`: from a trusted peer, X-Forwarded-Proto and X-Forwarded-Host
     /// pass through and the client address is taken from X-Forwarded-For.
     pub use_forwarded_headers: bool,
@@ -121,6 +123,7 @@ impl Default for Edge {
             proxy_set_headers: None,
             set_headers: Vec::new(),
             allowed_response_headers: Vec::new(),
+            hide_headers: std::sync::Arc::from(Vec::new()),
             use_forwarded_headers: false,
             enable_real_ip: false,
             trusted: vec![Cidr::parse("0.0.0.0/0").expect("valid"), Cidr::parse("::/0").expect("valid")],
@@ -147,6 +150,20 @@ impl Default for Edge {
 /// A header field the proxy sets: (lower-case name, value).
 pub type Field = (String, Vec<u8>);
 
+/// Fields that frame a message or route it: the proxy writes them itself, and no ConfigMap
+/// may set or hide them (a hidden Content-Length would leave a body unframed).
+pub const FRAMING_FIELDS: [&str; 9] = [
+    "content-length",
+    "transfer-encoding",
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "upgrade",
+    "te",
+    "trailer",
+    "host",
+];
+
 /// A ConfigMap's data as header fields ((lower-case name, value)): names that are tokens,
 /// values of visible characters and spaces. A name `allowed` refuses is an error naming it; a
 /// value with an nginx variable (`$`), which ringress does not expand, is skipped with a
@@ -159,6 +176,12 @@ pub fn header_fields(cm: &ConfigMap, allowed: impl Fn(&str) -> bool) -> Result<(
         let lower = name.to_ascii_lowercase();
         if HeaderName::from_bytes(name.as_bytes()).is_err() || HeaderValue::from_str(value).is_err() {
             return Err(format!("ConfigMap {}: {name:?}: {value:?} is not a valid header field", cm.key));
+        }
+        if FRAMING_FIELDS.contains(&lower.as_str()) {
+            return Err(format!(
+                "ConfigMap {}: {name} frames or routes the message; the proxy writes it itself",
+                cm.key
+            ));
         }
         if !allowed(&lower) {
             return Err(format!(

@@ -157,13 +157,21 @@ pub fn with_nginx(yaml: String, annotations: &[(&str, &str)]) -> String {
 
 /// The body of a GET of `path` on `host` over h2c (curl, prior knowledge); panics if curl fails.
 pub fn h2c_body(addr: SocketAddr, host: &str, path: &str) -> String {
-    let (ok, out, err) = run(std::process::Command::new("curl").args([
-        "-sS",
-        "--http2-prior-knowledge",
-        "-H",
-        &format!("Host: {host}"),
-        &format!("http://{addr}{path}"),
-    ]));
+    h2c_curl(addr, host, path, false)
+}
+
+/// The same with the response head first (curl -i).
+pub fn h2c_response(addr: SocketAddr, host: &str, path: &str) -> String {
+    h2c_curl(addr, host, path, true)
+}
+
+fn h2c_curl(addr: SocketAddr, host: &str, path: &str, head: bool) -> String {
+    let mut cmd = std::process::Command::new("curl");
+    cmd.args(["-sS", "--http2-prior-knowledge", "-H", &format!("Host: {host}"), &format!("http://{addr}{path}")]);
+    if head {
+        cmd.arg("-i");
+    }
+    let (ok, out, err) = run(&mut cmd);
     assert!(ok, "curl over h2c: {err}");
     out
 }
