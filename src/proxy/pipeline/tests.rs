@@ -1,4 +1,3 @@
-
 use super::*;
 
 /// Three Ingresses: plain HTTP with `rewrite-target`, gRPC, and a TLS host (ssl-redirect),
