@@ -115,6 +115,15 @@ fn to_canary(c: &crate::snapshot::Canary, req: &Request<'_>) -> bool {
 }
 
 impl Request<'_> {
+    /// `http://` or `https://`, as the request came: what a redirect to this proxy starts with.
+    fn scheme_prefix(&self) -> &'static [u8] {
+        if self.https {
+            b"https://"
+        } else {
+            b"http://"
+        }
+    }
+
     fn path(&self) -> &[u8] {
         let p = self.path_and_query;
         &p[..p.iter().position(|&b| b == b'?').unwrap_or(p.len())]
@@ -348,11 +357,10 @@ pub(crate) fn decide<'s>(
     // port, the trailing slash dropped as ingress-nginx does).
     if let Some(to) = host.and_then(|h| snap.table.www_redirect(h)) {
         key.set(None, req.method);
-        let scheme: &[u8] = if req.https { b"https://" } else { b"http://" };
         let port = req.authority.iter().rposition(|&b| b == b':').filter(|_| !req.authority.ends_with(b"]"));
         let port = port.map_or(&b""[..], |i| &req.authority[i..]);
         let path = crate::snapshot::redirect::trim_slash(req.path_and_query, false);
-        let location = [scheme, to.as_bytes(), port, path].concat();
+        let location = [req.scheme_prefix(), to.as_bytes(), port, path].concat();
         return Ok(Decision::Answer { code: snap.settings.redirect_code, fields: vec![("Location", location)] });
     }
     let route = host.zip(normal.as_deref()).and_then(|(h, p)| snap.table.lookup(h, p));
@@ -384,8 +392,7 @@ pub(crate) fn decide<'s>(
             return Ok(Decision::Answer { code: *code, fields: vec![("Location", url.as_bytes().to_vec())] });
         }
         if let Some(root) = r.app_root.as_deref().filter(|_| normal.as_deref() == Some("/")) {
-            let scheme: &[u8] = if req.https { b"https://" } else { b"http://" };
-            let location = [scheme, req.authority, root.as_bytes()].concat();
+            let location = [req.scheme_prefix(), req.authority, root.as_bytes()].concat();
             return Ok(Decision::Answer { code: 302, fields: vec![("Location", location)] });
         }
     }
