@@ -28,14 +28,12 @@ fn external(name: &str, value: &str, target: u16) -> String {
 /// name resolving to either address reaches.
 fn pair() -> (Upstream, Upstream, u16) {
     loop {
-        let port = TcpListener::bind("127.0.0.2:0").unwrap().local_addr().unwrap().port();
+        // Both listeners held from the start, so no other test can take the port between.
+        let first = TcpListener::bind("127.0.0.2:0").unwrap();
+        let port = first.local_addr().unwrap().port();
         let second: SocketAddr = (Ipv4Addr::new(127, 0, 0, 3), port).into();
-        if TcpListener::bind(second).is_ok() {
-            return (
-                Upstream::start_on("first", (Ipv4Addr::new(127, 0, 0, 2), port).into()),
-                Upstream::start_on("second", second),
-                port,
-            );
+        if let Ok(second) = TcpListener::bind(second) {
+            return (Upstream::serve_on("first", first), Upstream::serve_on("second", second), port);
         }
     }
 }

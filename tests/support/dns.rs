@@ -34,9 +34,15 @@ pub struct Dns {
 
 impl Dns {
     pub fn start() -> Dns {
-        let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
+        // A UDP port whose TCP twin is free too (another test may hold it): try again if not.
+        let (udp, tcp) = (0..100)
+            .find_map(|_| {
+                let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
+                let tcp = TcpListener::bind(udp.local_addr().unwrap()).ok()?;
+                Some((udp, tcp))
+            })
+            .expect("a UDP and TCP port pair on loopback");
         let addr = udp.local_addr().unwrap();
-        let tcp = TcpListener::bind(addr).unwrap();
         let table = Arc::new(Mutex::new(Table::default()));
         let t = table.clone();
         std::thread::spawn(move || {

@@ -34,7 +34,11 @@ impl Upstream {
 
     /// Listening on `addr` (another loopback address, a chosen port).
     pub fn start_on(name: &str, addr: SocketAddr) -> Upstream {
-        let l = TcpListener::bind(addr).unwrap();
+        Upstream::serve_on(name, TcpListener::bind(addr).unwrap())
+    }
+
+    /// Serving on a listener the caller bound.
+    pub fn serve_on(name: &str, l: TcpListener) -> Upstream {
         let addr = l.local_addr().unwrap();
         let hits = Arc::new(AtomicUsize::new(0));
         let conns = Arc::new(AtomicUsize::new(0));
