@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 
 use rustc_hash::{FxHashMap, FxHashSet};
 
-use crate::model::ObjectKey;
+use crate::model::{ObjectKey, Service};
 use crate::snapshot::external_name::{self, ExternalNames};
 use crate::snapshot::{update_endpoints, Inputs, Snapshot};
 
@@ -335,7 +335,6 @@ impl Resolver {
     pub fn follow(&self, snap: &Snapshot) -> Vec<String> {
         let wanted: FxHashSet<&str> = snap.backends.iter().filter_map(|b| b.dns_name.as_deref()).collect();
         let mut st = self.inner.lock();
-        let before = st.due.len();
         st.due.retain(|name, _| wanted.contains(name.as_str()));
         if st.names.answers.keys().any(|n| !wanted.contains(n.as_str())) {
             Arc::make_mut(&mut st.names).answers.retain(|n, _| wanted.contains(n.as_str()));
@@ -351,7 +350,8 @@ impl Resolver {
                 new.push(name.to_string());
             }
         }
-        if st.due.len() != before || !new.is_empty() {
+        // A name new to `due` has no answer, so it is in `new`: the thread must look.
+        if !new.is_empty() {
             self.inner.cv.notify_all();
         }
         new
@@ -386,18 +386,16 @@ impl Resolver {
         let keys = {
             let mut names = changed_names(&inputs.dns, &fresh);
             names.extend(new.iter().map(String::as_str));
-            services_named(inputs, &names)
+            services_named(inputs.services.iter().copied(), &names)
         };
         inputs.dns = fresh;
         update_endpoints(&snap, inputs, &keys)
     }
 }
 
-/// The Services of `inputs` whose ExternalName is one of `names`.
-pub fn services_named(inputs: &Inputs, names: &FxHashSet<&str>) -> Vec<ObjectKey> {
-    inputs
-        .services
-        .iter()
+/// Of `services`, those whose ExternalName is one of `names`.
+pub fn services_named<'s>(services: impl Iterator<Item = &'s Service>, names: &FxHashSet<&str>) -> Vec<ObjectKey> {
+    services
         .filter(|s| external_name::host(s).is_some_and(|h| names.contains(h.as_str())))
         .map(|s| s.key.clone())
         .collect()

@@ -228,7 +228,7 @@ async fn control(client: Client, opts: KubeOptions, build: BuildOptions, publish
             let fresh = dns.names();
             let keys = {
                 let changed = crate::provider::dns::changed_names(&store.dns, &fresh);
-                crate::provider::dns::services_named(&store.inputs(), &changed)
+                crate::provider::dns::services_named(store.services(), &changed)
             };
             store.dns = fresh;
             if !keys.is_empty() {

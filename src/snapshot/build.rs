@@ -9,11 +9,11 @@ use super::annotations;
 use super::external::ExternalAuth;
 use super::table::{prefix_key, HostRoutes, RouteTable};
 use super::{Backend, BackendId, Route, Settings, Snapshot};
-mod builder;
-
 use crate::model::{ConfigMap, EndpointSlice, Ingress, IngressClass, ObjectKey, Objects, PathType, Secret, Service};
 pub(super) use builder::slice_endpoints;
 use builder::{resolver, Builder};
+
+mod builder;
 
 /// What the build needs besides the objects.
 #[derive(Clone, Debug)]
@@ -513,11 +513,7 @@ pub fn update_endpoints(prev: &Snapshot, inputs: &Inputs, changed: &[ObjectKey])
     for key in changed {
         for &id in prev.by_service.get(key).map(|ids| &ids[..]).unwrap_or_default() {
             let old = &backends[id as usize];
-            let (eps, problem) = match b.resolve(&old.service.namespace, &old.service.name, &old.port) {
-                Ok(eps) => (eps, None),
-                Err(why) => (Vec::new(), Some(why)),
-            };
-            let dns_name = b.dns_name(&old.service.namespace, &old.service.name);
+            let (eps, problem, dns_name) = b.endpoints_of(&old.service.namespace, &old.service.name, &old.port);
             if eps != old.endpoints || problem != old.problem || dns_name != old.dns_name {
                 endpoints.extend(eps.iter().copied());
                 if let Some(p) = &problem {

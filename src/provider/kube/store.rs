@@ -435,6 +435,11 @@ impl Store {
         ]
     }
 
+    /// Every Service held.
+    pub fn services(&self) -> impl Iterator<Item = &Service> {
+        self.services.values()
+    }
+
     pub fn total(&self) -> usize {
         self.counts().iter().sum()
     }

@@ -291,20 +291,27 @@ impl<'a> Builder<'a> {
     pub(super) fn new_backend(&mut self, namespace: &str, service: &str, port: &PortRef) -> BackendId {
         let key = ObjectKey { namespace: namespace.to_string(), name: service.to_string() };
         let name = format!("{namespace}/{service}:{port}");
-        let (endpoints, problem) = match self.resolve(namespace, service, port) {
-            Ok(eps) => (eps, None),
-            Err(why) => (Vec::new(), Some(why)),
-        };
-        let dns_name = self.dns_name(namespace, service);
+        let (endpoints, problem, dns_name) = self.endpoints_of(namespace, service, port);
         let id = self.backends.len() as BackendId;
         self.backends.push(Arc::new(Backend { name, service: key, port: port.clone(), endpoints, problem, dns_name }));
         self.fresh.push(id);
         id
     }
 
-    /// The DNS name an ExternalName Service's endpoints come from.
-    pub(super) fn dns_name(&self, namespace: &str, service: &str) -> Option<String> {
-        self.services.get(&(namespace, service)).and_then(|svc| crate::snapshot::external_name::host(svc))
+    /// A backend's endpoints, why there are none, and the DNS name they come from (an
+    /// ExternalName Service's).
+    pub(super) fn endpoints_of(
+        &self,
+        namespace: &str,
+        service: &str,
+        port: &PortRef,
+    ) -> (Vec<SocketAddr>, Option<String>, Option<String>) {
+        let dns_name =
+            self.services.get(&(namespace, service)).and_then(|svc| crate::snapshot::external_name::host(svc));
+        match self.resolve(namespace, service, port) {
+            Ok(eps) => (eps, None, dns_name),
+            Err(why) => (Vec::new(), Some(why), dns_name),
+        }
     }
 
     /// Service port -> target port -> ready endpoint addresses from the Service's slices
