@@ -303,8 +303,10 @@ impl WorkerLog {
 
 /// The labels of one response series, `ingress \0 service \0 method`, written into a
 /// reused buffer per request; the table allocates a copy only for a series it has not seen.
+/// With it, whether the route keeps the request out of the access log
+/// (`enable-access-log: "false"`; the metrics still count it).
 #[derive(Debug, Default)]
-pub(crate) struct RouteKey(String);
+pub(crate) struct RouteKey(String, bool);
 
 impl RouteKey {
     /// No labels: a request that is not counted (it never got as far as routing).
@@ -320,12 +322,22 @@ impl RouteKey {
 
     pub(crate) fn clear(&mut self) {
         self.0.clear();
+        self.1 = false;
+    }
+
+    /// The route's `enable-access-log` (a request routed nowhere is logged).
+    pub(crate) fn set_logged(&mut self, logged: bool) {
+        self.1 = !logged;
+    }
+
+    pub(crate) fn logged(&self) -> bool {
+        !self.1
     }
 
     /// The labels of a request: `route` is the Ingress's namespace and name and the backend's
     /// name, None when no rule matched (the labels are then empty).
     pub(crate) fn set(&mut self, route: Option<(&str, &str, &str)>, method: &str) {
-        self.0.clear();
+        self.clear();
         if let Some((namespace, name, service)) = route {
             self.0.push_str(namespace);
             self.0.push('/');

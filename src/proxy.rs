@@ -66,7 +66,7 @@ impl<I: Io> Worker<I> {
                 self.balancer.borrow_mut().observe(addr, u);
             }
         }
-        if snap.log.enabled() {
+        if snap.log.enabled() && rec.key.logged() {
             self.log.write(&snap.log, rec, elapsed);
         }
     }
@@ -411,6 +411,7 @@ async fn handshake<I: Io>(
 ) -> Option<(TlsStream<I::Stream>, Option<Rc<client_cert::TlsInfo>>)> {
     use crate::runtime::Stream;
     let snap = w.snapshot();
+    let cfg = cfg.current(&snap.edge.tls);
     let watch = w.deadlines.register();
     let at = w.deadlines.after(snap.settings.header_timeout);
     let armed = w.deadlines.arm(&watch, stream.fd(), std::net::Shutdown::Both, at);

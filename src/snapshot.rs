@@ -12,6 +12,7 @@ pub(crate) mod edge;
 pub mod external;
 pub mod external_name;
 pub mod l4;
+pub mod listener_tls;
 pub mod redirect;
 mod table;
 pub mod traffic;

@@ -199,11 +199,17 @@ fn json_lines_carry_the_request_id_sent_upstream_for_http1_and_http2() {
     let a = Upstream::start("a");
     let dir = proxy::temp_dir();
     let path = dir.join("access.json");
+    let quiet = with_nginx(ingress("quiet", Some("quiet.test"), &[("/", "svc-a")]), &[("enable-access-log", "false")]);
     let p = Proxy::start(
         "uring",
-        &manifests(&a, &[("access-log-format", "json")]),
+        &(manifests(&a, &[("access-log-format", "json")]) + &quiet),
         &["--access-log", path.to_str().unwrap()],
     );
+    // `enable-access-log: "false"`: served and counted, over HTTP/1.1 and HTTP/2, never logged.
+    assert_eq!(get(p.http, "quiet.test", "/quiet-one").status, 200);
+    assert!(h2c_body(p.http, "quiet.test", "/quiet-two").contains("upstream=a"));
+    let series = r#"ringress_http_responses_total{ingress="default/quiet",service="default/svc-a:80",method="GET",status="2xx"}"#;
+    p.wait_for(|| p.metric(series) == Some(2.0), "the quiet requests counted");
     // HTTP/1.1 without an id: one is made, sent upstream and logged.
     let r = get(p.http, "log.test", "/one?x=1");
     let sent = r.text().lines().find_map(|l| l.strip_prefix("header x-request-id: ").map(str::to_string)).unwrap();
@@ -254,6 +260,7 @@ fn json_lines_carry_the_request_id_sent_upstream_for_http1_and_http2() {
     let three = by_uri("/three");
     assert_eq!(three["status"], 404);
     assert!(three["upstream_addr"].is_null() && three["ingress"].is_null(), "{three}");
+    assert!(!lines.iter().any(|v| v["host"] == "quiet.test"), "{lines:?}");
 }
 
 #[test]

@@ -367,6 +367,7 @@ pub(crate) fn decide<'s>(
     key.set(route.map(|r| (&*r.ingress.namespace, &*r.ingress.name, &*snap.backend(r.backend).name)), req.method);
     let route =
         route.ok_or_else(|| ProxyError::downstream(Kind::NoRoute, "no Ingress rule matches this host and path"))?;
+    key.set_logged(route.options.access_log);
     let access = &route.options.access;
     // Fail closed: a protection this route (or the ConfigMap, for every Ingress that keeps
     // global auth) asks for cannot be enforced.
@@ -426,6 +427,7 @@ pub(crate) fn decide<'s>(
     let backend = match route.canary.as_deref().filter(|c| to_canary(c, req)) {
         Some(c) => {
             key.set(Some((&c.ingress.namespace, &c.ingress.name, &snap.backend(c.backend).name)), req.method);
+            key.set_logged(route.options.access_log);
             c.backend
         }
         None => route.backend,

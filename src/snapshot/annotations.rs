@@ -148,6 +148,9 @@ pub struct RouteOptions {
     pub upstream_vhost: Option<String>,
     /// `x-forwarded-prefix`: sent as X-Forwarded-Prefix, in place of the client's.
     pub forwarded_prefix: Option<String>,
+    /// `enable-access-log` (default true): false keeps the routes' requests out of the
+    /// access log (they are still counted in the metrics).
+    pub access_log: bool,
     /// `custom-headers`: the ConfigMap whose data are set on the responses (the builder reads
     /// it into `custom_headers`).
     pub custom_headers_from: Option<ObjectKey>,
@@ -187,6 +190,7 @@ impl Default for RouteOptions {
             redirects: None,
             upstream_vhost: None,
             forwarded_prefix: None,
+            access_log: true,
             custom_headers_from: None,
             custom_headers: None,
         }
@@ -350,6 +354,10 @@ impl RouteOptions {
                             o.forwarded_prefix = Some(v.to_string())
                         }
                         _ => bad("is not a field value of visible characters"),
+                    },
+                    "enable-access-log" => match parse_bool(v) {
+                        Some(b) => o.access_log = b,
+                        None => bad("is not true or false"),
                     },
                     "service-upstream" => match parse_bool(v) {
                         Some(b) => o.service_upstream = b,

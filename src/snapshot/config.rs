@@ -156,6 +156,26 @@ const KEYS: &[Key] = &[
         edge.allowed_response_headers,
         header_names
     ),
+    key!(
+        "ssl-protocols",
+        "TLSv1.2 and/or TLSv1.3 (ringress offers no older protocol)",
+        edge.tls.protocols,
+        super::listener_tls::parse_protocols
+    ),
+    key!(
+        "ssl-ciphers",
+        "an OpenSSL cipher list naming at least one ECDHE AES-GCM or CHACHA20-POLY1305 suite",
+        edge.tls.ciphers,
+        super::listener_tls::parse_ciphers
+    ),
+    key!(
+        "ssl-ecdh-curve",
+        "auto or a colon-separated list of X25519MLKEM768, X25519, prime256v1, secp384r1",
+        edge.tls.groups,
+        super::listener_tls::parse_groups
+    ),
+    key!("ssl-session-tickets", "true or false", edge.tls.tickets, parse_bool),
+    key!("ssl-session-timeout", "a duration (600, 90s, 10m, 24h, 7d)", edge.tls.session_timeout, parse_duration),
     key!("use-forwarded-headers", "true or false", edge.use_forwarded_headers, parse_bool),
     key!("enable-real-ip", "true or false", edge.enable_real_ip, parse_bool),
     key!("compute-full-forwarded-for", "true or false", edge.compute_full_forwarded_for, parse_bool),
@@ -268,6 +288,7 @@ pub const NO_OP: &[(&str, &str)] = &[
     ("client-header-buffer-size", "ringress's header limits: --max-header-bytes and --max-headers"),
     ("large-client-header-buffers", "ringress's header limits: --max-header-bytes and --max-headers"),
     ("ssl-buffer-size", "TLS record sizing is rustls's"),
+    ("ssl-dh-param", "ringress offers no finite-field DHE suites (ECDHE only), so no DH parameters are used"),
     ("allow-snippet-annotations", "snippets are never executed by ringress; an Ingress carrying one is refused"),
     ("annotations-risk-level", "ringress never executes annotation values as configuration"),
     ("annotation-value-word-blocklist", "ringress never executes annotation values as configuration"),
@@ -389,6 +410,10 @@ mod tests {
                 "a template of $variables (see the README)" => "$status $req_id",
                 "a duration (3600, 90s, 30m, 24h, 7d)" => "2h",
                 "a header field name" => "CF-Connecting-IP",
+                "TLSv1.2 and/or TLSv1.3 (ringress offers no older protocol)" => "TLSv1.3",
+                "auto or a colon-separated list of X25519MLKEM768, X25519, prime256v1, secp384r1" => "secp384r1",
+                "a duration (600, 90s, 10m, 24h, 7d)" => "2h",
+                _ if k.name == "ssl-ciphers" => "ECDHE-RSA-AES256-GCM-SHA384",
                 "a status from 400 to 599" => "429",
                 "off or a list of error, timeout, invalid_header, http_5xx/403/404/429, non_idempotent" => {
                     "error http_502"

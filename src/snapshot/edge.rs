@@ -104,6 +104,8 @@ pub struct Edge {
     /// `global-auth-url` and its family, resolved: the external authentication of every
     /// Ingress that keeps global auth and has no `auth-url` of its own.
     pub global_auth: Option<std::sync::Arc<super::external::ExternalAuth>>,
+    /// `ssl-protocols` and the rest of the HTTPS listener's TLS.
+    pub tls: super::listener_tls::ListenerTls,
     /// Rendered by [`Edge::resolve`]: the header lines for HTTP/1.1 (plain, and over TLS
     /// with HSTS), and the same fields for HTTP/2.
     h1_plain: Vec<u8>,
@@ -137,6 +139,7 @@ impl Default for Edge {
             unenforced: Vec::new(),
             refused: None,
             global_auth: None,
+            tls: Default::default(),
             h1_plain: Vec::new(),
             h1_tls: Vec::new(),
             h2_plain: Vec::new(),
