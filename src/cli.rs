@@ -96,6 +96,9 @@ pub enum Command {
 pub enum MigrateOutput {
     Text,
     Json,
+    /// The README's table of every ingress-nginx annotation and ConfigMap key by what
+    /// ringress does with it (no input is read).
+    NamesTable,
 }
 
 /// `--unsupported-security-annotations`.

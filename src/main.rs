@@ -97,6 +97,10 @@ fn main() -> anyhow::Result<()> {
             name_suffix,
         } => {
             use ringress::migrate;
+            if let MigrateOutput::NamesTable = output {
+                println!("{}", migrate::names::table());
+                return Ok(());
+            }
             let cm = object_key("configmap", &configmap)?;
             let (input, source) = match &manifests {
                 Some(path) => (migrate::Input::from_manifests(path, &cm)?, path.display().to_string()),
@@ -106,6 +110,7 @@ fn main() -> anyhow::Result<()> {
             match output {
                 MigrateOutput::Text => print!("{report}"),
                 MigrateOutput::Json => println!("{}", serde_json::to_string_pretty(&report)?),
+                MigrateOutput::NamesTable => unreachable!("printed above"),
             }
             if let Some(dir) = emit {
                 let target = object_key("target-configmap", &target_configmap)?;

@@ -11,6 +11,8 @@
 //! design, with why), `unsupported` (an ingress-nginx feature ringress lacks: the route is
 //! served without it) and `unknown` (not an ingress-nginx key: both controllers ignore it).
 
+pub mod names;
+
 use std::collections::BTreeMap;
 use std::path::Path;
 

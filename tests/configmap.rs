@@ -210,3 +210,63 @@ fn ewma_stops_sending_first_attempts_to_an_endpoint_that_refuses() {
     }
     assert!(errors(&p) - before <= 2.0, "ewma: {} connect errors", errors(&p) - before);
 }
+
+/// ingress-nginx's ConfigMap as its documentation's examples write it (the custom
+/// configuration, custom headers, client response headers, DH parameters and legacy TLS
+/// examples, the ConfigMap page's `map-hash-bucket-size`), with the nginx tuning keys
+/// operators carry over: applied under its own name with no warning about any key, and the
+/// settings in force.
+#[test]
+fn an_ingress_nginx_configmap_from_its_docs_applies_with_no_warning() {
+    let a = Upstream::start("a");
+    let ssl_ciphers = "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305:DHE-RSA-AES256-GCM-SHA384:DHE-RSA-AES128-GCM-SHA256:DHE-RSA-CHACHA20-POLY1305:ECDHE-ECDSA-AES128-SHA256:ECDHE-RSA-AES128-SHA256:ECDHE-ECDSA-AES128-SHA:ECDHE-RSA-AES128-SHA:ECDHE-ECDSA-AES256-SHA384:ECDHE-RSA-AES256-SHA384:ECDHE-ECDSA-AES256-SHA:ECDHE-RSA-AES256-SHA:DHE-RSA-AES128-SHA256:DHE-RSA-AES256-SHA256:AES128-GCM-SHA256:AES256-GCM-SHA384:AES128-SHA256:AES256-SHA256:AES128-SHA:AES256-SHA:DES-CBC3-SHA";
+    let data = [
+        ("proxy-connect-timeout", "10"),
+        ("proxy-read-timeout", "120"),
+        ("proxy-send-timeout", "120"),
+        ("proxy-set-headers", "ingress-nginx/custom-headers"),
+        ("add-headers", "ingress-nginx/custom-response-headers"),
+        ("ssl-dh-param", "ingress-nginx/lb-dhparam"),
+        ("map-hash-bucket-size", "128"),
+        ("ssl-ciphers", ssl_ciphers),
+        ("ssl-protocols", "TLSv1.2 TLSv1.3"),
+        ("worker-processes", "auto"),
+        ("worker-cpu-affinity", "auto"),
+        ("max-worker-connections", "16384"),
+        ("reuse-port", "true"),
+        ("server-name-hash-bucket-size", "64"),
+        ("proxy-headers-hash-max-size", "1024"),
+        ("large-client-header-buffers", "4 16k"),
+        ("proxy-buffer-size", "16k"),
+        ("allow-snippet-annotations", "false"),
+    ];
+    let mut cm = String::from(
+        "---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: ingress-nginx-controller\n  namespace: ingress-nginx\n  labels:\n    app.kubernetes.io/name: ingress-nginx\ndata:\n",
+    );
+    for (k, v) in data {
+        cm += &format!("  {k}: \"{v}\"\n");
+    }
+    // The docs' custom-headers.yaml, whose X-Request-Start uses an nginx variable.
+    cm += "---\napiVersion: v1\ndata:\n  X-Different-Name: \"true\"\n  X-Request-Start: t=${msec}\n  X-Using-Nginx-Controller: \"true\"\nkind: ConfigMap\nmetadata:\n  name: custom-headers\n  namespace: ingress-nginx\n";
+    cm += "---\napiVersion: v1\ndata:\n  X-Served-By: ringress\nkind: ConfigMap\nmetadata:\n  name: custom-response-headers\n  namespace: ingress-nginx\n";
+    let manifests = service("svc-a", &[a.addr]) + &ingress("site", Some("cm.test"), &[("/", "svc-a")]) + &cm;
+    let p = Proxy::start("uring", &manifests, &["--configmap", "ingress-nginx/ingress-nginx-controller"]);
+
+    let r = get(p.http, "cm.test", "/");
+    assert_eq!(r.status, 200);
+    let body = r.text();
+    assert!(body.contains("header x-different-name: true") && body.contains("header x-using-nginx-controller: true"));
+    assert_eq!(r.header("x-served-by"), Some("ringress"));
+    let (tls, _) = curl(&format!("https://{}/", p.https), &["--http1.1", "--tlsv1.2", "--tls-max", "1.2"]);
+    assert!(tls.starts_with("http/1.1 200"), "TLS 1.2 with the docs' cipher list: {tls}");
+
+    let log = p.log_text();
+    let about_keys: Vec<&str> =
+        log.lines().filter(|l| l.contains("ConfigMap ingress-nginx/ingress-nginx-controller")).collect();
+    assert!(about_keys.is_empty(), "warnings about the ConfigMap's keys: {about_keys:#?}");
+    // The one thing ringress cannot do is said: it does not expand nginx variables.
+    assert!(
+        log.contains("ConfigMap ingress-nginx/custom-headers: X-Request-Start: \"t=${msec}\" has an nginx variable"),
+        "{log}"
+    );
+}
