@@ -303,57 +303,80 @@ impl WorkerLog {
 
 /// The labels of one response series, `ingress \0 service \0 method`, written into a
 /// reused buffer per request; the table allocates a copy only for a series it has not seen.
-/// With it, whether the route keeps the request out of the access log
-/// (`enable-access-log: "false"`; the metrics still count it).
+/// With them, what the route says about the request after routing: whether it is kept out
+/// of the access log (`enable-access-log: "false"`; the metrics still count it), and its
+/// `custom-http-errors`.
 #[derive(Debug, Default)]
-pub(crate) struct RouteKey(String, bool);
+pub(crate) struct RouteKey {
+    labels: String,
+    unlogged: bool,
+    pub(crate) errors: Option<Box<ErrorRoute>>,
+}
+
+/// `custom-http-errors` of a request's route: which statuses get an error page and which
+/// backend makes it (None: the proxy's own plain page), with the request's Accept field
+/// (sent to that backend as X-Format).
+#[derive(Debug)]
+pub(crate) struct ErrorRoute {
+    pub codes: std::sync::Arc<[u16]>,
+    pub backend: Option<crate::snapshot::BackendId>,
+    pub accept: Vec<u8>,
+}
 
 impl RouteKey {
     /// No labels: a request that is not counted (it never got as far as routing).
     /// `namespace/name` of the Ingress (empty when no rule matched).
     pub(crate) fn ingress(&self) -> &str {
-        self.0.split('\0').next().unwrap_or("")
+        self.labels.split('\0').next().unwrap_or("")
     }
 
     /// The backend's `namespace/service:port` (empty when no rule matched).
     pub(crate) fn service(&self) -> &str {
-        self.0.split('\0').nth(1).unwrap_or("")
+        self.labels.split('\0').nth(1).unwrap_or("")
     }
 
     pub(crate) fn clear(&mut self) {
-        self.0.clear();
-        self.1 = false;
+        self.labels.clear();
+        self.unlogged = false;
+        self.errors = None;
     }
 
     /// The route's `enable-access-log` (a request routed nowhere is logged).
     pub(crate) fn set_logged(&mut self, logged: bool) {
-        self.1 = !logged;
+        self.unlogged = !logged;
     }
 
     pub(crate) fn logged(&self) -> bool {
-        !self.1
+        !self.unlogged
+    }
+
+    /// Whether the route wants an error page for `status`.
+    pub(crate) fn error_page(&self, status: u16) -> Option<&ErrorRoute> {
+        self.errors.as_deref().filter(|e| e.codes.contains(&status))
     }
 
     /// The labels of a request: `route` is the Ingress's namespace and name and the backend's
     /// name, None when no rule matched (the labels are then empty).
     pub(crate) fn set(&mut self, route: Option<(&str, &str, &str)>, method: &str) {
-        self.clear();
+        self.labels.clear();
+        self.unlogged = false;
+        let l = &mut self.labels;
         if let Some((namespace, name, service)) = route {
-            self.0.push_str(namespace);
-            self.0.push('/');
-            self.0.push_str(name);
-            self.0.push('\0');
-            self.0.push_str(service);
+            l.push_str(namespace);
+            l.push('/');
+            l.push_str(name);
+            l.push('\0');
+            l.push_str(service);
         } else {
-            self.0.push('\0');
+            l.push('\0');
         }
-        self.0.push('\0');
-        self.0.push_str(method_class(method));
+        l.push('\0');
+        l.push_str(method_class(method));
     }
 
     /// The whole key, as the metrics table stores it.
     pub(crate) fn as_str(&self) -> &str {
-        &self.0
+        &self.labels
     }
 }
 

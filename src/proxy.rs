@@ -5,6 +5,7 @@ pub mod affinity;
 mod bridge;
 mod client_cert;
 pub(crate) mod error;
+mod error_page;
 mod external;
 pub mod fields;
 mod grpc;

@@ -177,6 +177,9 @@ pub struct Settings {
     /// request-rate or a connection limit.
     pub limit_req_status: u16,
     pub limit_conn_status: u16,
+    /// `custom-http-errors`: statuses (from upstreams or the proxy) answered by the default
+    /// backend's error page instead, for routes without the annotation.
+    pub custom_http_errors: Arc<[u16]>,
     /// `limit-rate`, `limit-rate-after` (bytes per second after bytes) for every response of
     /// a route without its own `limit-rate` (0: none).
     pub limit_rate: u64,
@@ -373,6 +376,7 @@ impl Default for Settings {
             body_min_rate: 500,
             limit_req_status: 503,
             limit_conn_status: 503,
+            custom_http_errors: Arc::from(Vec::new()),
             limit_rate: 0,
             limit_rate_after: 0,
             next_upstream: NextUpstream::default(),

@@ -69,6 +69,9 @@ pub enum Kind {
     /// (`limit-req-status-code`, `limit-conn-status-code`; 503 by default, as ingress-nginx;
     /// 429 is RFC 6585 §4's).
     Limited(u16),
+    /// The upstream answered a status its route's `custom-http-errors` lists: the client
+    /// gets the error page instead (the upstream's response was dropped unread).
+    Intercepted(u16),
     /// No status: the client went away or broke framing after the response began; close.
     Closed,
 }
@@ -148,6 +151,9 @@ pub fn status(kind: Kind) -> Option<(u16, &'static str)> {
         Kind::SignIn => (302, "Found"),
         Kind::UpstreamTimeout => (504, "Gateway Timeout"),
         Kind::Limited(code) => (code, reason(code)),
+        Kind::Intercepted(code) => {
+            (code, http::StatusCode::from_u16(code).ok().and_then(|s| s.canonical_reason()).unwrap_or("Error"))
+        }
         Kind::Closed => return None,
     })
 }
@@ -205,6 +211,7 @@ impl Kind {
                 | Kind::ClientCertificate
                 | Kind::Misdirected
                 | Kind::Limited(_)
+                | Kind::Intercepted(_)
         )
     }
 }

@@ -17,12 +17,12 @@ use sha2::Digest as _;
 
 use super::error::{Kind, ProxyError, Side};
 use super::h1::body::Body;
-use super::h1::client::{self, Attempt, RequestBody};
+use super::h1::client::{self, Attempt, NoBody};
 use super::h1::codec::write_field;
 use super::pipeline::Request;
 use super::Worker;
 use crate::runtime::io::Clock;
-use crate::runtime::{Io, Stream};
+use crate::runtime::Io;
 use crate::snapshot::annotations::BackendProtocol;
 use crate::snapshot::external::{ExternalAuth, Target, Var, Vars};
 use crate::snapshot::{BackendId, Settings, Snapshot};
@@ -424,19 +424,6 @@ fn denied(call: &Call, status: u16, challenge: Vec<Vec<u8>>, cookies: Vec<Vec<u8
         e.fields.extend(cookies.into_iter().map(|c| ("Set-Cookie", c)));
     }
     e
-}
-
-/// No body: the auth request is whole in its head.
-struct NoBody;
-
-impl RequestBody for NoBody {
-    fn is_done(&self) -> bool {
-        true
-    }
-
-    async fn send_rest<U: Stream>(&mut self, _: Clock<'_>, _: &U) -> Result<(), ProxyError> {
-        Ok(())
-    }
 }
 
 /// What the auth service's response head says.

@@ -206,7 +206,6 @@ async fn handle_stream<I: Io>(
         tls,
     };
     let r = exchange(w, snap.clone(), &watch, stream, &fwd, key, slots).await;
-    w.deadlines.unregister(&watch);
     let status = &progress.status;
     if let Err(e) = r {
         tracing::debug!(worker = w.index, error = %e, "HTTP/2 request failed");
@@ -216,9 +215,20 @@ async fn handle_stream<I: Io>(
             respond.send_reset(reason);
         } else {
             bump(&w.stats.responses_proxy_error);
-            status.set(send_error(&mut respond, &e, grpc, w.snapshot().settings.server_name()));
+            let clock = Clock { deadlines: &w.deadlines, watch: &watch };
+            let code = e.status().map_or(500, |s| s.0);
+            let intercepted = matches!(e.kind, Kind::Intercepted(_));
+            let page = match grpc {
+                true => None,
+                false => super::error_page::page(w, &snap, clock, &rec, code, intercepted).await,
+            };
+            status.set(match page {
+                Some(page) => send_page(&mut respond, &page, &e.fields, parts.method == http::Method::HEAD),
+                None => send_error(&mut respond, &e, grpc, w.snapshot().settings.server_name()),
+            });
         }
     }
+    w.deadlines.unregister(&watch);
     rec.status = status.get();
     rec.bytes_in = progress.bytes_in.get();
     rec.bytes_out = progress.bytes_out.get();
@@ -330,6 +340,30 @@ fn send_error(respond: &mut SendResponse<Bytes>, e: &ProxyError, grpc: bool, ser
     code
 }
 
+/// An error page (`custom-http-errors`), with the error's own fields (a 401's challenge).
+fn send_page(
+    respond: &mut SendResponse<Bytes>,
+    page: &super::error_page::Page,
+    extra: &[(&'static str, Vec<u8>)],
+    head_only: bool,
+) -> u16 {
+    let mut resp = Response::builder().status(page.status);
+    let fields = page.fields.iter().map(|(n, v)| (n.as_str(), v)).chain(extra.iter().map(|(n, v)| (*n, v)));
+    for (name, value) in fields {
+        if let (Ok(n), Ok(v)) = (HeaderName::from_bytes(name.as_bytes()), HeaderValue::from_bytes(value)) {
+            resp = resp.header(n, v);
+        }
+    }
+    let Ok(resp) = resp.header("content-length", page.body.len()).body(()) else { return page.status };
+    let end = head_only || page.body.is_empty();
+    if let Ok(mut s) = respond.send_response(resp, end) {
+        if !end {
+            let _ = s.send_data(Bytes::copy_from_slice(&page.body), true);
+        }
+    }
+    page.status
+}
+
 /// Where the request goes, as the pipeline decided.
 pub(super) struct Route<'a> {
     pub snap: &'a LocalSnapshot,
@@ -342,6 +376,8 @@ pub(super) struct Route<'a> {
     pub length: Option<u64>,
     /// What external authentication granted, if the route asks for it.
     pub granted: Option<&'a crate::proxy::external::Granted>,
+    /// `custom-http-errors`: upstream statuses answered by an error page instead.
+    pub intercept: &'a [u16],
 }
 
 /// One HTTP/2 request stream, as the exchange uses it.
@@ -431,9 +467,10 @@ async fn exchange<I: Io>(
         }
     };
     let granted = granted.as_ref();
+    let intercept = key.errors.as_ref().map_or(&[][..], |e| &e.codes[..]);
     match f.exchange {
         Exchange::Grpc { tls } => {
-            let to = Route { snap: &snap, forward: &f, tls, target, length, granted };
+            let to = Route { snap: &snap, forward: &f, tls, target, length, granted, intercept };
             Box::pin(super::grpc::forward::<I>(w, &to, s, fwd)).await
         }
         Exchange::Http1 { tls } => {
@@ -446,7 +483,7 @@ async fn exchange<I: Io>(
                 .map_err(|_| ProxyError::new(Kind::UpstreamConnect, Side::Internal, "connection closing"))?;
             // Boxed, like the gRPC exchange: a stream waiting for its slot (or answered by the
             // proxy) holds only this small frame, not room for the whole exchange.
-            let to = Route { snap: &snap, forward: &f, tls, target, length, granted };
+            let to = Route { snap: &snap, forward: &f, tls, target, length, granted, intercept };
             Box::pin(to_h1::forward(w, clock, &to, s, fwd)).await
         }
     }

@@ -368,6 +368,15 @@ pub(crate) fn decide<'s>(
     let route =
         route.ok_or_else(|| ProxyError::downstream(Kind::NoRoute, "no Ingress rule matches this host and path"))?;
     key.set_logged(route.options.access_log);
+    let codes = route.options.custom_http_errors.as_ref().unwrap_or(&snap.settings.custom_http_errors);
+    let default = snap.table.default_route();
+    // The default backend's own answers are never intercepted (it makes the pages).
+    if !codes.is_empty() && !default.is_some_and(|d| std::ptr::eq(d, route)) {
+        // The Ingress's `default-backend`, else the default backend; none: the proxy's page.
+        let backend = route.fallback.or(default.map(|d| d.backend));
+        let accept = req.fields.field("accept").unwrap_or_default().to_vec();
+        key.errors = Some(Box::new(crate::access_log::ErrorRoute { codes: codes.clone(), backend, accept }));
+    }
     let access = &route.options.access;
     // Fail closed: a protection this route (or the ConfigMap, for every Ingress that keeps
     // global auth) asks for cannot be enforced.

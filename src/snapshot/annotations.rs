@@ -22,10 +22,10 @@ pub use refs::{
     auth_config_map, auth_secret, auth_service, auth_tls_secret, custom_headers_map, default_backend, full_key,
 };
 use values::compile_path;
-pub(crate) use values::parse_seconds;
 pub use values::{
     literal_prefix, parse_bool, parse_on_off, parse_seconds_or_zero, parse_size, HeaderPattern, PathRegex,
 };
+pub(crate) use values::{parse_codes, parse_seconds};
 
 /// The annotation prefixes read: ingress-nginx's current one (which wins), then the older one.
 pub const PREFIXES: [&str; 2] = ["nginx.ingress.kubernetes.io/", "ingress.kubernetes.io/"];
@@ -138,6 +138,8 @@ pub struct RouteOptions {
     /// `default-backend`: a Service of the Ingress's namespace answering when a route's own
     /// has no endpoints.
     pub default_backend: Option<String>,
+    /// `custom-http-errors`; `None`: the ConfigMap's.
+    pub custom_http_errors: Option<Arc<[u16]>>,
     /// `service-upstream`: requests go to the Service's cluster IP and port (kube-proxy
     /// balances), not to its endpoints.
     pub service_upstream: bool,
@@ -191,6 +193,7 @@ impl Default for RouteOptions {
             upstream_vhost: None,
             forwarded_prefix: None,
             access_log: true,
+            custom_http_errors: None,
             custom_headers_from: None,
             custom_headers: None,
         }
@@ -354,6 +357,10 @@ impl RouteOptions {
                             o.forwarded_prefix = Some(v.to_string())
                         }
                         _ => bad("is not a field value of visible characters"),
+                    },
+                    "custom-http-errors" => match values::parse_codes(v).filter(|c| !c.is_empty()) {
+                        Some(c) => o.custom_http_errors = Some(c),
+                        None => bad("is not a comma-separated list of statuses from 400 to 599"),
                     },
                     "enable-access-log" => match parse_bool(v) {
                         Some(b) => o.access_log = b,

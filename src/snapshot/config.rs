@@ -122,6 +122,12 @@ const KEYS: &[Key] = &[
     ),
     key!("limit-req-status-code", "a status from 400 to 599", settings.limit_req_status, parse_status),
     key!("limit-conn-status-code", "a status from 400 to 599", settings.limit_conn_status, parse_status),
+    key!(
+        "custom-http-errors",
+        "a comma-separated list of statuses from 400 to 599",
+        settings.custom_http_errors,
+        crate::snapshot::annotations::parse_codes
+    ),
     key!("limit-rate", "bytes per second (0: none)", settings.limit_rate, |v: &str| v.parse::<u64>().ok()),
     key!("limit-rate-after", "a number of bytes", settings.limit_rate_after, |v: &str| v.parse::<u64>().ok()),
     key!("use-proxy-protocol", "true or false", settings.accept_proxy, parse_bool),
@@ -423,6 +429,7 @@ mod tests {
                 "a duration (600, 90s, 10m, 24h, 7d)" => "2h",
                 _ if k.name == "ssl-ciphers" => "ECDHE-RSA-AES256-GCM-SHA384",
                 "a status from 400 to 599" => "429",
+                "a comma-separated list of statuses from 400 to 599" => "404,503",
                 "off or a list of error, timeout, invalid_header, http_5xx/403/404/429, non_idempotent" => {
                     "error http_502"
                 }

@@ -187,6 +187,22 @@ pub async fn read_head_bytes<S: crate::runtime::Stream>(
     }
 }
 
+/// The status of the response starting in `buf`, reading on until its status line is there
+/// (an upstream may send the head in pieces). `None`: not a status line.
+pub(crate) async fn read_status<S: crate::runtime::Stream>(
+    up: &S,
+    buf: &mut Vec<u8>,
+    clock: Clock<'_>,
+    deadline: Deadline,
+) -> Result<Option<u16>, ProxyError> {
+    while buf.len() < 12 && !buf.contains(&b'\n') {
+        if !read_head_bytes(up, buf, clock, deadline, MAX_RESPONSE_HEAD).await? {
+            break;
+        }
+    }
+    Ok(status_of(buf))
+}
+
 /// TLS over a fresh upstream connection (ALPN http/1.1), within the connect timeout.
 async fn tls_connect<I: Io>(
     w: &Worker<I>,
@@ -211,6 +227,19 @@ pub(crate) trait RequestBody {
 
     /// Sends the rest of the body to the upstream.
     async fn send_rest<U: Stream>(&mut self, clock: Clock<'_>, up: &U) -> Result<(), ProxyError>;
+}
+
+/// No body: a request whole in its head (the proxy's own subrequests).
+pub(crate) struct NoBody;
+
+impl RequestBody for NoBody {
+    fn is_done(&self) -> bool {
+        true
+    }
+
+    async fn send_rest<U: Stream>(&mut self, _: Clock<'_>, _: &U) -> Result<(), ProxyError> {
+        Ok(())
+    }
 }
 
 /// Where a request goes and how it is sent, for [`send`].
@@ -277,7 +306,8 @@ pub(crate) async fn send<I: Io, B: RequestBody>(
                         ubuf.clear();
                         continue;
                     }
-                    Ok(true) => match status_of(ubuf).filter(|_| next.when.statuses != 0) {
+                    Ok(true) if next.when.statuses == 0 => return Ok((up, head)),
+                    Ok(true) => match read_status(&up.io, ubuf, clock, deadline).await? {
                         Some(code) if next.when.on_status(code) && another(&tried) => {
                             tracing::debug!(worker = w.index, addr = %up.addr, code, "proxy-next-upstream: status");
                             ubuf.clear();

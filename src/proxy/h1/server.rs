@@ -12,10 +12,10 @@ use super::codec::{self, Framing, RequestInfo};
 use crate::access_log::{Record, WorkerLog};
 use crate::proxy::client_cert::TlsInfo;
 use crate::proxy::error::{write_error_response, Kind, ProxyError, Side};
-use crate::proxy::external;
 use crate::proxy::fields::Forwarded;
 use crate::proxy::pipeline::{self, Decision};
 use crate::proxy::{bump, Worker};
+use crate::proxy::{error_page, external};
 use crate::runtime::deadline::Watch;
 use crate::runtime::io::Clock;
 use crate::runtime::{Io, Stream};
@@ -136,11 +136,19 @@ async fn fail<I: Io, S: Stream>(w: &Worker<I>, c: &mut Conn<S>, e: ProxyError) {
         bump(&w.stats.responses_proxy_error);
         let mut out = std::mem::take(&mut c.out);
         out.clear();
-        write_error_response(&mut out, &e, true, w.snapshot().settings.server_name());
-        c.rec.status = code;
-        c.rec.bytes_out += out.len() as u64;
         let watch = c.watch.clone();
         let clock = Clock { deadlines: &w.deadlines, watch: &watch };
+        let snap = w.snapshot();
+        c.rec.status = code;
+        match error_page::page(w, &snap, clock, &c.rec, code, false).await {
+            Some(page) => {
+                c.rec.status = page.status;
+                let head_only = c.rec.method == b"HEAD";
+                write_page(&mut out, &page, &e.fields, true, head_only, snap.settings.server_name());
+            }
+            None => write_error_response(&mut out, &e, true, snap.settings.server_name()),
+        }
+        c.rec.bytes_out += out.len() as u64;
         if clock.write_for(&c.io, out, LINGER).await.0.is_ok() {
             linger(clock, &c.io, std::mem::take(&mut c.buf)).await;
         }
@@ -342,7 +350,21 @@ async fn request<I: Io, S: Stream>(w: &Worker<I>, c: &mut Conn<S>, first: bool) 
     }
 
     let to = exchange::To { snap: &snap, settings, backend, tls, pick, reply: reply.as_deref(), pace };
-    forward(w, c, &to, &info, body).await
+    match forward(w, c, &to, &info, body).await {
+        Err(e) if matches!(e.kind, Kind::Intercepted(_)) => {
+            let code = e.status().map_or(502, |s| s.0);
+            let page = error_page::page(w, &snap, clock, &c.rec, code, true).await;
+            let page = page.unwrap_or_else(|| error_page::Page::plain(code));
+            let close = !info.keep_alive;
+            c.out.clear();
+            write_page(&mut c.out, &page, &[], close, info.is_head, settings.server_name());
+            c.response_started = true;
+            c.rec.status = page.status;
+            write_client(clock, c, settings.idle_timeout).await?;
+            Ok(!close)
+        }
+        r => r,
+    }
 }
 
 /// Answers a well-framed request from the proxy (a refusal: 403, 404, 503...). The body, if
@@ -359,7 +381,14 @@ async fn respond<I: Io, S: Stream>(
     c.rec.status = e.status().map_or(500, |s| s.0);
     c.buf.drain(..info.head_len);
     c.out.clear();
-    write_error_response(&mut c.out, e, close, settings.server_name());
+    let snap = w.snapshot();
+    match error_page::page(w, &snap, clock, &c.rec, c.rec.status, false).await {
+        Some(page) => {
+            c.rec.status = page.status;
+            write_page(&mut c.out, &page, &e.fields, close, info.is_head, settings.server_name());
+        }
+        None => write_error_response(&mut c.out, e, close, settings.server_name()),
+    }
     bump(&w.stats.responses_proxy_error);
     c.response_started = true;
     write_client(clock, c, settings.idle_timeout).await?;
@@ -540,6 +569,37 @@ fn write_answer(out: &mut Vec<u8>, code: u16, fields: &[(&str, Vec<u8>)], server
         out.extend_from_slice(b"Connection: close\r\n");
     }
     out.extend_from_slice(b"\r\n");
+}
+
+/// An error page (`custom-http-errors`) with the error's own fields (a 401's challenge).
+fn write_page(
+    out: &mut Vec<u8>,
+    page: &error_page::Page,
+    extra: &[(&'static str, Vec<u8>)],
+    close: bool,
+    head_only: bool,
+    server: &str,
+) {
+    use std::io::Write;
+    let reason = http::StatusCode::from_u16(page.status).ok().and_then(|s| s.canonical_reason()).unwrap_or("");
+    let _ = write!(out, "HTTP/1.1 {} {reason}\r\n", page.status);
+    if !page.fields.iter().any(|(n, _)| n == "server") {
+        let _ = write!(out, "Server: {server}\r\n");
+    }
+    for (name, value) in page.fields.iter().map(|(n, v)| (n.as_str(), v)).chain(extra.iter().map(|(n, v)| (*n, v))) {
+        codec::write_field(out, name.as_bytes(), &[value]);
+    }
+    let bodiless = head_only || matches!(page.status, 204 | 304);
+    if page.status != 204 {
+        let _ = write!(out, "Content-Length: {}\r\n", page.body.len());
+    }
+    if close {
+        out.extend_from_slice(b"Connection: close\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+    if !bodiless {
+        out.extend_from_slice(&page.body);
+    }
 }
 
 async fn write_client<S: Stream>(

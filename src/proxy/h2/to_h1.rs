@@ -82,6 +82,17 @@ pub(super) async fn forward<I: Io>(
     let mut ubuf = Vec::with_capacity(16 * 1024);
     let (up, _) =
         client::send(w, clock, &attempt, head, &mut rest, &mut ubuf, |a| progress.upstream.set(Some(a))).await?;
+    // `custom-http-errors`: the upstream's answer is dropped unread (so is its connection);
+    // the stream gets the error page instead.
+    let code = match to.intercept.is_empty() {
+        true => None,
+        false => client::read_status(&up.io, &mut ubuf, clock, clock.after(settings.upstream_timeout)).await?,
+    };
+    if let Some(code) = code.filter(|c| to.intercept.contains(c)) {
+        drop(up);
+        progress.upstream_status.set(code);
+        return Err(ProxyError::upstream(Kind::Intercepted(code), "custom-http-errors"));
+    }
 
     // The response head (interim responses skipped). The same rule as for HTTP/1.1 clients:
     // hop-by-hop fields, what the upstream's Connection names, and the framing, which the

@@ -121,3 +121,15 @@ pub fn parse_seconds_or_zero(v: &str) -> Option<Duration> {
     let n: f64 = v.strip_suffix('s').unwrap_or(v).parse().ok()?;
     (n >= 0.0).then(|| Duration::try_from_secs_f64(n).ok()).flatten()
 }
+
+/// `custom-http-errors`: comma-separated statuses from 400 to 599 (empty: none).
+pub(crate) fn parse_codes(v: &str) -> Option<std::sync::Arc<[u16]>> {
+    let mut codes = Vec::new();
+    for c in v.split(',').map(str::trim).filter(|c| !c.is_empty()) {
+        let n: u16 = c.parse().ok().filter(|n| (400..=599).contains(n))?;
+        if !codes.contains(&n) {
+            codes.push(n);
+        }
+    }
+    Some(codes.into())
+}

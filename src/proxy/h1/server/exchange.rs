@@ -57,6 +57,20 @@ pub(super) async fn forward<I: Io, S: Stream>(
     c.rec.upstream = tried.get();
     let (up, head) = sent?;
     c.out = head;
+    // `custom-http-errors`: the upstream's answer is dropped unread (so is its connection)
+    // and the error page goes out instead. Only once the whole request was sent: a client
+    // still sending a body gets the upstream's answer as it is.
+    let intercepts = body.is_done() && c.rec.key.errors.is_some();
+    let code = match intercepts {
+        true => client::read_status(&up.io, &mut c.ubuf, clock, clock.after(settings.upstream_timeout)).await?,
+        false => None,
+    };
+    if let Some(code) = code.filter(|code| c.rec.key.error_page(*code).is_some()) {
+        drop(up);
+        c.rec.upstream_status = code;
+        c.rec.upstream_time = Some(started.elapsed());
+        return Err(ProxyError::upstream(Kind::Intercepted(code), "custom-http-errors"));
+    }
     let keep = relay_response(w, clock, c, up, info, (body.is_done(), reply, rate), settings).await?;
     c.rec.upstream_time = Some(started.elapsed());
     Ok(keep)
