@@ -14,6 +14,7 @@ pub mod external_name;
 pub mod l4;
 pub mod listener_tls;
 pub mod redirect;
+pub mod response_rewrite;
 mod table;
 pub mod traffic;
 

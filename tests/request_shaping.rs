@@ -137,3 +137,71 @@ fn hide_headers_drop_upstream_fields_but_never_framing_ones() {
     assert!(r.header("content-length").is_some());
     assert!(p.log_text().contains("hide-headers"), "{}", p.log_text());
 }
+
+/// Every value of field `name` (lower case) in an HTTP/1.1 or HTTP/2 head printed by curl -i.
+fn values(head: &str, name: &str) -> Vec<String> {
+    let prefix = format!("{name}: ");
+    head.lines()
+        .filter(|l| l.to_ascii_lowercase().starts_with(&prefix))
+        .map(|l| l[prefix.len()..].trim_end().to_string())
+        .collect()
+}
+
+#[test]
+fn proxy_redirect_and_cookie_rewrites_apply_from_the_ingress_or_the_configmap() {
+    let up = Upstream::start("app");
+    let m = |cm: &[(&str, &str)]| {
+        service("app", &[up.addr])
+            + &config_map("ringress", "ringress", cm)
+            + &with_nginx(
+                ingress("site", Some("site.test"), &[("/", "app")]),
+                &[
+                    ("proxy-redirect-from", "http://backend.local:8080/"),
+                    ("proxy-redirect-to", "https://site.test/"),
+                    ("proxy-cookie-domain", "backend.local site.test"),
+                    ("proxy-cookie-path", "/app/ /"),
+                ],
+            )
+            + &ingress("plain", Some("plain.test"), &[("/", "app")])
+            + &with_nginx(
+                ingress("off", Some("off.test"), &[("/", "app")]),
+                &[("proxy-cookie-domain", "off"), ("proxy-redirect-from", "off")],
+            )
+    };
+    let p = Proxy::start("uring", &m(&[]), &[]);
+    let raw_head = |host: &str| {
+        let r = raw(p.http, format!("GET /moved HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").as_bytes());
+        let r = r.expect("a response");
+        let mut head = String::new();
+        for (k, v) in &r.headers {
+            head += &format!("{}: {v}\n", k.to_ascii_lowercase());
+        }
+        head
+    };
+    // HTTP/1.1 and HTTP/2 alike: the Ingress's rewrites.
+    for head in [raw_head("site.test"), h2c_response(p.http, "site.test", "/moved")] {
+        assert_eq!(values(&head, "location"), ["https://site.test/login?x=1"], "{head}");
+        assert_eq!(values(&head, "refresh"), ["3; url=https://site.test/r"], "{head}");
+        let mut cookies = values(&head, "set-cookie");
+        cookies.sort();
+        assert_eq!(cookies, ["id=1; Domain=site.test; Path=/x; HttpOnly", "other=2; Path=/keep"], "{head}");
+    }
+    // Without the annotations: the upstream's fields as they are.
+    let head = raw_head("plain.test");
+    assert_eq!(values(&head, "location"), ["http://backend.local:8080/login?x=1"], "{head}");
+
+    // The ConfigMap's keys for every Ingress without its own; `off` in an annotation wins.
+    let g = p.generation();
+    p.replace_manifests(&m(&[
+        ("proxy-redirect-from", "http://backend.local:8080/"),
+        ("proxy-redirect-to", "/"),
+        ("proxy-cookie-domain", "backend.local example.org"),
+    ]));
+    p.wait_for(|| p.generation() > g, "the new snapshot");
+    let head = raw_head("plain.test");
+    assert_eq!(values(&head, "location"), ["/login?x=1"], "{head}");
+    assert!(values(&head, "set-cookie").contains(&"id=1; Domain=example.org; Path=/app/x; HttpOnly".to_string()));
+    let head = raw_head("off.test");
+    assert_eq!(values(&head, "location"), ["http://backend.local:8080/login?x=1"], "{head}");
+    assert!(values(&head, "set-cookie").iter().any(|c| c.contains("Domain=.Backend.Local")), "{head}");
+}

@@ -565,6 +565,24 @@ pub(super) fn add_reply(h: &mut HeaderMap, reply: Option<&pipeline::Reply>, used
     for name in reply.replaced_names() {
         h.remove(name);
     }
+    // `proxy-redirect-*`, `proxy-cookie-*`: the upstream's fields rewritten where they match.
+    for name in [http::header::LOCATION, http::header::REFRESH, http::header::SET_COOKIE] {
+        if !reply.rewrites(name.as_str().as_bytes()) {
+            continue;
+        }
+        let mut values = match h.entry(&name) {
+            http::header::Entry::Occupied(e) => e.remove_entry_mult().1.collect::<Vec<_>>(),
+            http::header::Entry::Vacant(_) => continue,
+        };
+        for v in &mut values {
+            if let Some(new) = reply.rewritten(name.as_str().as_bytes(), v.as_bytes()) {
+                *v = HeaderValue::from_bytes(&new).unwrap_or_else(|_| v.clone());
+            }
+        }
+        for v in values {
+            h.append(name.clone(), v);
+        }
+    }
     reply.each(used, |name, value| {
         if let (Ok(n), Ok(v)) = (HeaderName::from_bytes(name.as_bytes()), HeaderValue::from_bytes(value)) {
             h.append(n, v);

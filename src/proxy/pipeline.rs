@@ -17,6 +17,7 @@ use super::external::Granted;
 use crate::access_log::RouteKey;
 use crate::snapshot::annotations::BackendProtocol;
 use crate::snapshot::external::ExternalAuth;
+use crate::snapshot::response_rewrite::ResponseRewrites;
 use crate::snapshot::traffic::{Balance, Cors, HashBy, Part, Var};
 use crate::snapshot::{normalize_host, LoadBalance, Route, Settings, Snapshot};
 use crate::upstream::Pick;
@@ -207,6 +208,8 @@ pub(crate) struct Reply {
     pub set: Option<Arc<[crate::snapshot::edge::Field]>>,
     /// The ConfigMap's `hide-headers` (lower case): the upstream's fields dropped.
     pub hide: Option<Arc<[String]>>,
+    /// `proxy-redirect-*`, `proxy-cookie-*`: the route's rewrites, then the ConfigMap's.
+    pub rewrites: Option<(Option<Arc<ResponseRewrites>>, Arc<ResponseRewrites>)>,
 }
 
 /// The fields a CORS route states itself, whatever the upstream says (ingress-nginx sets them
@@ -221,6 +224,37 @@ pub(crate) const CORS_FIELDS: [&str; 6] = [
 ];
 
 impl Reply {
+    /// One rewrite, the route's when it sets it, else the ConfigMap's.
+    fn rewrite<T>(&self, pick: impl Fn(&ResponseRewrites) -> &Option<Option<T>>) -> Option<&T> {
+        let (route, global) = self.rewrites.as_ref()?;
+        route.as_deref().and_then(|r| pick(r).as_ref()).or(pick(global).as_ref())?.as_ref()
+    }
+
+    /// Whether upstream fields named `name` may be rewritten ([`Reply::rewritten`]).
+    pub fn rewrites(&self, name: &[u8]) -> bool {
+        self.rewrites.is_some()
+            && if name.eq_ignore_ascii_case(b"location") || name.eq_ignore_ascii_case(b"refresh") {
+                self.rewrite(|r| &r.redirect).is_some()
+            } else {
+                name.eq_ignore_ascii_case(b"set-cookie")
+                    && (self.rewrite(|r| &r.cookie_domain).is_some() || self.rewrite(|r| &r.cookie_path).is_some())
+            }
+    }
+
+    /// An upstream field's value as the rewrites make it (`None`: unchanged).
+    pub fn rewritten(&self, name: &[u8], value: &[u8]) -> Option<Vec<u8>> {
+        use crate::snapshot::response_rewrite as rw;
+        if name.eq_ignore_ascii_case(b"location") {
+            rw::location(self.rewrite(|r| &r.redirect)?, value)
+        } else if name.eq_ignore_ascii_case(b"refresh") {
+            rw::refresh(self.rewrite(|r| &r.redirect)?, value)
+        } else if name.eq_ignore_ascii_case(b"set-cookie") {
+            rw::set_cookie(self.rewrite(|r| &r.cookie_domain), self.rewrite(|r| &r.cookie_path), value)
+        } else {
+            None
+        }
+    }
+
     /// Whether the upstream's field `name` gives way to one of the proxy's.
     pub fn replaces(&self, name: &[u8]) -> bool {
         (!self.cors.is_empty() && CORS_FIELDS.iter().any(|n| name.eq_ignore_ascii_case(n.as_bytes())))
@@ -466,8 +500,10 @@ pub(crate) fn decide<'s>(
     let cors = cors.map(|(c, allow)| cors_fields(c, allow, false)).unwrap_or_default();
     let set = o.custom_headers.clone();
     let hide = (!snap.edge.hide_headers.is_empty()).then(|| snap.edge.hide_headers.clone());
-    let reply = (sticky.is_some() || !cors.is_empty() || set.is_some() || hide.is_some())
-        .then(|| Box::new(Reply { cors, sticky, set, hide }));
+    let global = &snap.edge.rewrites;
+    let rewrites = (o.rewrites.is_some() || !global.is_empty()).then(|| (o.rewrites.clone(), global.clone()));
+    let reply = (sticky.is_some() || !cors.is_empty() || set.is_some() || hide.is_some() || rewrites.is_some())
+        .then(|| Box::new(Reply { cors, sticky, set, hide, rewrites }));
     let exchange = match o.protocol {
         BackendProtocol::Http => Exchange::Http1 { tls: false },
         BackendProtocol::Https => Exchange::Http1 { tls: true },

@@ -138,6 +138,9 @@ pub struct RouteOptions {
     /// `default-backend`: a Service of the Ingress's namespace answering when a route's own
     /// has no endpoints.
     pub default_backend: Option<String>,
+    /// `proxy-redirect-*`, `proxy-cookie-domain`, `proxy-cookie-path`: rewrites of upstream
+    /// response fields (each, when not set, the ConfigMap's).
+    pub rewrites: Option<Arc<super::response_rewrite::ResponseRewrites>>,
     /// `custom-http-errors`; `None`: the ConfigMap's.
     pub custom_http_errors: Option<Arc<[u16]>>,
     /// `service-upstream`: requests go to the Service's cluster IP and port (kube-proxy
@@ -194,6 +197,7 @@ impl Default for RouteOptions {
             forwarded_prefix: None,
             access_log: true,
             custom_http_errors: None,
+            rewrites: None,
             custom_headers_from: None,
             custom_headers: None,
         }
@@ -290,6 +294,8 @@ impl RouteOptions {
         let mut rules = CanaryRules { weight_total: 100, ..CanaryRules::default() };
         let mut canary_keys: Vec<&str> = Vec::new();
         let mut bad_canary = false;
+        // proxy-redirect-from (annotation, value) and -to: read together after the loop.
+        let mut redirect: (Option<(&str, &str)>, Option<&str>) = (None, None);
         // Affinity, hashing, balancing and CORS: (key, annotation, value), read after the loop.
         let mut traffic: Vec<(&str, &str, &str)> = Vec::new();
         // Older prefix first, so the current one overrides it.
@@ -358,6 +364,18 @@ impl RouteOptions {
                         }
                         _ => bad("is not a field value of visible characters"),
                     },
+                    "proxy-cookie-domain" | "proxy-cookie-path" => match super::response_rewrite::parse_pair(v) {
+                        Some(p) => {
+                            let r = Arc::make_mut(o.rewrites.get_or_insert_with(Default::default));
+                            *match key {
+                                "proxy-cookie-domain" => &mut r.cookie_domain,
+                                _ => &mut r.cookie_path,
+                            } = Some(p);
+                        }
+                        None => bad("is not off or two words (from to) of URL characters"),
+                    },
+                    "proxy-redirect-from" => redirect.0 = Some((full, v)),
+                    "proxy-redirect-to" => redirect.1 = Some(v),
                     "custom-http-errors" => match values::parse_codes(v).filter(|c| !c.is_empty()) {
                         Some(c) => o.custom_http_errors = Some(c),
                         None => bad("is not a comma-separated list of statuses from 400 to 599"),
@@ -515,6 +533,18 @@ impl RouteOptions {
             }
         }
         o.access.allow = allow_new.or(allow_old);
+        match redirect {
+            (Some((full, from)), to) => match super::response_rewrite::parse_redirect(from, to) {
+                Ok(r) => Arc::make_mut(o.rewrites.get_or_insert_with(Default::default)).redirect = Some(r),
+                Err(why) => warnings.push(Note::ignored(full, format!("annotation {full}: {from:?} {why}"))),
+            },
+            (None, Some(_)) => {
+                let full = format!("{}proxy-redirect-to", PREFIXES[0]);
+                let message = format!("annotation {full} has no effect without proxy-redirect-from");
+                warnings.push(Note::ignored(&full, message));
+            }
+            (None, None) => {}
+        }
         let tget = |k: &str| traffic.iter().rev().find(|(key, ..)| *key == k).map(|&(_, full, v)| (full, v));
         let super::traffic::Read { balance, cors, limits, bad } = super::traffic::read(tget);
         (o.balance, o.cors) = (balance, cors);

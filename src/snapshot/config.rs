@@ -182,6 +182,14 @@ const KEYS: &[Key] = &[
     ),
     key!("ssl-session-tickets", "true or false", edge.tls.tickets, parse_bool),
     key!("ssl-session-timeout", "a duration (600, 90s, 10m, 24h, 7d)", edge.tls.session_timeout, parse_duration),
+    key!("proxy-cookie-domain", "off or two words (from to)", edge.cookie_domain, |v: &str| {
+        super::response_rewrite::parse_pair(v).map(Some)
+    }),
+    key!("proxy-cookie-path", "off or two words (from to)", edge.cookie_path, |v: &str| {
+        super::response_rewrite::parse_pair(v).map(Some)
+    }),
+    key!("proxy-redirect-from", "off, default or one word of URL characters", edge.redirect_from, redirect_word),
+    key!("proxy-redirect-to", "one word of URL characters", edge.redirect_to, redirect_word),
     key!("use-forwarded-headers", "true or false", edge.use_forwarded_headers, parse_bool),
     key!("enable-real-ip", "true or false", edge.enable_real_ip, parse_bool),
     key!("compute-full-forwarded-for", "true or false", edge.compute_full_forwarded_for, parse_bool),
@@ -309,6 +317,12 @@ pub const NO_OP: &[(&str, &str)] = &[
     ("strict-validate-path-type", "ringress always validates paths against their pathType"),
 ];
 
+/// `proxy-redirect-from`/`-to`: one word (checked with its pair by `Edge::resolve`).
+fn redirect_word(v: &str) -> Option<Option<String>> {
+    let word = !v.is_empty() && v.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._~/:".contains(&b));
+    word.then(|| Some(v.to_string()))
+}
+
 /// Comma-separated field names, lower case.
 fn header_names(v: &str) -> Option<Vec<String>> {
     let names: Vec<String> = v.split(',').map(|n| n.trim().to_ascii_lowercase()).filter(|n| !n.is_empty()).collect();
@@ -430,6 +444,8 @@ mod tests {
                 _ if k.name == "ssl-ciphers" => "ECDHE-RSA-AES256-GCM-SHA384",
                 "a status from 400 to 599" => "429",
                 "a comma-separated list of statuses from 400 to 599" => "404,503",
+                "off or two words (from to)" => "a.local b.test",
+                "off, default or one word of URL characters" | "one word of URL characters" => "http://a.local/",
                 "off or a list of error, timeout, invalid_header, http_5xx/403/404/429, non_idempotent" => {
                     "error http_502"
                 }
@@ -448,6 +464,9 @@ mod tests {
                         // Any string is a pattern; an expression that does not compile is not.
                         "comma-separated strings or ~regular expressions" => "~(",
                         "a header field name" => "bad: name",
+                        "off or two words (from to)"
+                        | "one word of URL characters"
+                        | "off, default or one word of URL characters" => "a b c",
                         "a comma-separated list of header names (not framing ones)" => "x-ok, content-length",
                         _ => "-bad-",
                     },

@@ -104,6 +104,15 @@ pub struct Edge {
     /// `global-auth-url` and its family, resolved: the external authentication of every
     /// Ingress that keeps global auth and has no `auth-url` of its own.
     pub global_auth: Option<std::sync::Arc<super::external::ExternalAuth>>,
+    /// `proxy-redirect-from`, `proxy-redirect-to` (`off`/`default` in the first: none).
+    pub redirect_from: Option<String>,
+    pub redirect_to: Option<String>,
+    /// `proxy-cookie-domain`, `proxy-cookie-path` (`Some(None)`: `off`).
+    pub cookie_domain: Option<Option<super::response_rewrite::Pair>>,
+    pub cookie_path: Option<Option<super::response_rewrite::Pair>>,
+    /// The four above as [`Edge::resolve`] combines them: rewrites of upstream response
+    /// fields for Ingresses that do not set their own.
+    pub rewrites: std::sync::Arc<super::response_rewrite::ResponseRewrites>,
     /// `ssl-protocols` and the rest of the HTTPS listener's TLS.
     pub tls: super::listener_tls::ListenerTls,
     /// Rendered by [`Edge::resolve`]: the header lines for HTTP/1.1 (plain, and over TLS
@@ -139,6 +148,11 @@ impl Default for Edge {
             unenforced: Vec::new(),
             refused: None,
             global_auth: None,
+            redirect_from: None,
+            redirect_to: None,
+            cookie_domain: None,
+            cookie_path: None,
+            rewrites: Default::default(),
             tls: Default::default(),
             h1_plain: Vec::new(),
             h1_tls: Vec::new(),
@@ -208,6 +222,18 @@ impl Edge {
     /// Looks up the `add-headers` ConfigMap among `config_maps` and renders the headers.
     /// A missing ConfigMap or a field that is not a valid header is a warning naming it.
     pub fn resolve(&mut self, config_maps: &[&ConfigMap], warnings: &mut Vec<String>, from: &ObjectKey) {
+        let mut rewrites = super::response_rewrite::ResponseRewrites {
+            redirect: None,
+            cookie_domain: self.cookie_domain.clone(),
+            cookie_path: self.cookie_path.clone(),
+        };
+        if let Some(f) = &self.redirect_from {
+            match super::response_rewrite::parse_redirect(f, self.redirect_to.as_deref()) {
+                Ok(r) => rewrites.redirect = Some(r),
+                Err(why) => warnings.push(format!("ConfigMap {from}: key proxy-redirect-from {why}; ignored")),
+            }
+        }
+        self.rewrites = std::sync::Arc::new(rewrites);
         let mut added = Vec::new();
         if let Some(key) = &self.add_headers {
             match config_maps.iter().find(|c| &c.key == key) {

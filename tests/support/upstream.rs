@@ -140,6 +140,10 @@ fn serve(s: TcpStream, name: &str, hits: &AtomicUsize) -> std::io::Result<()> {
             send_pattern(&mut w, n, true)?;
             let sum: u64 = (0..n).map(|i| pattern(i) as u64).sum();
             write!(w, "0\r\nX-Sum: {sum}\r\nContent-Length: 1\r\n\r\n")?;
+        } else if path == "/moved" {
+            // What proxy_redirect and proxy_cookie_* rewrite: the upstream's own URLs and cookies.
+            let fields = "Location: http://backend.local:8080/login?x=1\r\nRefresh: 3; url=http://backend.local:8080/r\r\nSet-Cookie: id=1; Domain=.Backend.Local; Path=/app/x; HttpOnly\r\nSet-Cookie: other=2; Path=/keep\r\n";
+            write!(w, "HTTP/1.1 302 Found\r\nX-Upstream: {name}\r\n{fields}Content-Length: 0\r\n\r\n")?;
         } else if path == "/cors" {
             let cors = "Access-Control-Allow-Origin: https://from-upstream.test\r\nAccess-Control-Max-Age: 5\r\n";
             write!(w, "HTTP/1.1 200 OK\r\nX-Upstream: {name}\r\n{cors}Content-Length: 2\r\n\r\nok")?;

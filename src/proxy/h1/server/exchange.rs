@@ -284,8 +284,16 @@ fn client_head(
         }
         if let Some(reply) = reply {
             reply.each(Some(used), |name, value| codec::write_field(&mut with, name.as_bytes(), &[value]));
+            // `proxy-redirect-*`, `proxy-cookie-*`: the upstream's fields, rewritten where
+            // they match, follow the rest of its head.
+            for h in
+                resp.headers.iter().filter(|h| reply.rewrites(h.name.as_bytes()) && !reply.replaces(h.name.as_bytes()))
+            {
+                let new = reply.rewritten(h.name.as_bytes(), h.value);
+                codec::write_field(&mut with, h.name.as_bytes(), &[new.as_deref().unwrap_or(h.value)]);
+            }
         }
-        let replaced = |name: &[u8]| reply.is_some_and(|p| p.replaces(name));
+        let replaced = |name: &[u8]| reply.is_some_and(|p| p.replaces(name) || p.rewrites(name));
         codec::write_response_head(out, resp, r, framing, &with, &replaced);
     }
     Ok(Step::Final(Final { resp: *r, close, dechunk }))
