@@ -15,6 +15,7 @@ pub mod l4;
 pub mod listener_tls;
 pub mod redirect;
 pub mod response_rewrite;
+pub mod snippet;
 mod table;
 pub mod traffic;
 

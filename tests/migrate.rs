@@ -39,7 +39,7 @@ metadata:
     nginx.ingress.kubernetes.io/proxy-buffering: "on"
     nginx.ingress.kubernetes.io/proxy-buffer-size: 16k
     nginx.ingress.kubernetes.io/enable-cors: "true"
-    nginx.ingress.kubernetes.io/custom-http-errors: "404,503"
+    nginx.ingress.kubernetes.io/mirror-target: "https://mirror.test$request_uri"
     nginx.ingress.kubernetes.io/proxy-read-timeout: soon
     nginx.ingress.kubernetes.io/rewrite-targt: /
     cert-manager.io/cluster-issuer: letsencrypt
@@ -145,7 +145,7 @@ fn the_report_from_a_cluster_names_each_annotation_and_key_and_emitted_ingresses
         ("shop", "proxy-buffering", "no-op"),
         ("shop", "proxy-buffer-size", "no-op"),
         ("shop", "enable-cors", "supported"),
-        ("shop", "custom-http-errors", "unsupported"),
+        ("shop", "mirror-target", "unsupported"),
         ("shop", "proxy-read-timeout", "invalid"),
         ("shop", "rewrite-targt", "unknown"),
         ("admin", "configuration-snippet", "refused"),

@@ -102,7 +102,8 @@ mod tests {
     fn statuses_follow_the_readers() {
         assert_eq!(annotation("rewrite-target"), Status::Supported);
         assert_eq!(annotation("proxy-buffering"), Status::NoOp);
-        assert_eq!(annotation("server-snippet"), Status::Refused);
+        assert_eq!(annotation("server-snippet"), Status::Supported);
+        assert_eq!(annotation("auth-snippet"), Status::Refused);
         assert_eq!(config_key("proxy-body-size"), Status::Supported);
         assert_eq!(config_key("worker-processes"), Status::NoOp);
         assert_eq!(config_key("global-auth-snippet"), Status::Refused);

@@ -436,6 +436,12 @@ async fn exchange<I: Io>(
             s.progress.status.set(code);
             return Ok(());
         }
+        Decision::Text { code, body } => {
+            let mut page = super::error_page::Page::plain(code);
+            page.body = body.as_bytes().to_vec();
+            s.progress.status.set(send_page(s.respond, &page, &[], parts.method == http::Method::HEAD));
+            return Ok(());
+        }
     };
     let target = f.target.as_deref().unwrap_or(pq);
     let granted = match f.external {

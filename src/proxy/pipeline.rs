@@ -144,6 +144,8 @@ pub(crate) enum Decision<'s> {
     /// Answer from the proxy with this status, these fields and no body: a redirect
     /// (`ssl-redirect`: Location), a CORS preflight (204).
     Answer { code: u16, fields: Vec<(&'static str, Vec<u8>)> },
+    /// Answer from the proxy with this status and a text/plain body (a snippet's `return`).
+    Text { code: u16, body: &'s str },
     /// Send the request to the route's backend.
     Forward(Forward<'s>),
 }
@@ -208,6 +210,9 @@ pub(crate) struct Reply {
     pub set: Option<Arc<[crate::snapshot::edge::Field]>>,
     /// The ConfigMap's `hide-headers` (lower case): the upstream's fields dropped.
     pub hide: Option<Arc<[String]>>,
+    /// A snippet's `more_set_headers` (replacing), `add_header` (adding) and
+    /// `more_clear_headers` (dropping).
+    pub snippet: Option<Arc<crate::snapshot::snippet::Snippet>>,
     /// `proxy-redirect-*`, `proxy-cookie-*`: the route's rewrites, then the ConfigMap's.
     pub rewrites: Option<(Option<Arc<ResponseRewrites>>, Arc<ResponseRewrites>)>,
 }
@@ -257,16 +262,18 @@ impl Reply {
 
     /// Whether the upstream's field `name` gives way to one of the proxy's.
     pub fn replaces(&self, name: &[u8]) -> bool {
-        (!self.cors.is_empty() && CORS_FIELDS.iter().any(|n| name.eq_ignore_ascii_case(n.as_bytes())))
-            || self.set.as_deref().is_some_and(|set| set.iter().any(|(n, _)| name.eq_ignore_ascii_case(n.as_bytes())))
-            || self.hide.as_deref().is_some_and(|h| h.iter().any(|n| name.eq_ignore_ascii_case(n.as_bytes())))
+        self.replaced_names().any(|n| name.eq_ignore_ascii_case(n.as_bytes()))
     }
 
     /// The names of the upstream's fields that give way ([`Reply::replaces`]).
     pub fn replaced_names(&self) -> impl Iterator<Item = &str> {
         let cors = if self.cors.is_empty() { &[][..] } else { &CORS_FIELDS[..] };
         let set = self.set.iter().flat_map(|s| s.iter().map(|(n, _)| n.as_str()));
-        cors.iter().copied().chain(set).chain(self.hide.iter().flat_map(|h| h.iter().map(String::as_str)))
+        let hide = self.hide.iter().flat_map(|h| h.iter().map(String::as_str));
+        let sn = self.snippet.iter().flat_map(|s| {
+            s.set_response.iter().map(|(n, _)| n.as_str()).chain(s.clear_response.iter().map(String::as_str))
+        });
+        cors.iter().copied().chain(set).chain(hide).chain(sn)
     }
 
     /// The fields to add to an answer from `used` (the endpoint that answered).
@@ -276,6 +283,11 @@ impl Reply {
         }
         for (n, v) in self.set.iter().flat_map(|s| s.iter()) {
             f(n, v);
+        }
+        if let Some(sn) = &self.snippet {
+            for (n, v) in sn.set_response.iter().chain(&sn.add_response) {
+                f(n, v);
+            }
         }
         if let Some(c) = self.sticky.as_ref().and_then(|s| s.cookie(used)) {
             f("Set-Cookie", &c);
@@ -440,6 +452,21 @@ pub(crate) fn decide<'s>(
             return Ok(Decision::Answer { code: 302, fields: vec![("Location", location)] });
         }
     }
+    // A snippet's `rewrite ... redirect|permanent` and `return`, in nginx's order.
+    if let Some(sn) = o.snippet.as_deref() {
+        use crate::snapshot::snippet::redirect_of;
+        if let Some((code, url)) = normal.as_deref().and_then(|p| redirect_of(&sn.redirects, p)) {
+            return Ok(Decision::Answer { code, fields: vec![("Location", url.into_bytes())] });
+        }
+        match &sn.answer {
+            Some(a) if a.location.is_some() => {
+                let location = a.location.as_deref().unwrap_or_default().as_bytes().to_vec();
+                return Ok(Decision::Answer { code: a.code, fields: vec![("Location", location)] });
+            }
+            Some(a) => return Ok(Decision::Text { code: a.code, body: &a.body }),
+            None => {}
+        }
+    }
     // CORS: an allowed origin's preflight is answered here, after the address rules (a
     // preflight carries no credentials, so authentication does not apply to it).
     let cors = o.cors.as_deref().and_then(|c| Some((c, c.allow_origin(req.fields.field("origin"))?)));
@@ -502,8 +529,17 @@ pub(crate) fn decide<'s>(
     let hide = (!snap.edge.hide_headers.is_empty()).then(|| snap.edge.hide_headers.clone());
     let global = &snap.edge.rewrites;
     let rewrites = (o.rewrites.is_some() || !global.is_empty()).then(|| (o.rewrites.clone(), global.clone()));
-    let reply = (sticky.is_some() || !cors.is_empty() || set.is_some() || hide.is_some() || rewrites.is_some())
-        .then(|| Box::new(Reply { cors, sticky, set, hide, rewrites }));
+    let snippet = o
+        .snippet
+        .clone()
+        .filter(|s| !(s.set_response.is_empty() && s.add_response.is_empty() && s.clear_response.is_empty()));
+    let reply = (sticky.is_some()
+        || !cors.is_empty()
+        || set.is_some()
+        || hide.is_some()
+        || rewrites.is_some()
+        || snippet.is_some())
+    .then(|| Box::new(Reply { cors, sticky, set, hide, snippet, rewrites }));
     let exchange = match o.protocol {
         BackendProtocol::Http => Exchange::Http1 { tls: false },
         BackendProtocol::Https => Exchange::Http1 { tls: true },
@@ -538,10 +574,12 @@ pub(crate) fn decide<'s>(
     if let Some(p) = o.forwarded_prefix.as_deref() {
         add(Granted::fields(&["x-forwarded-prefix"], vec![("X-Forwarded-Prefix".into(), p.as_bytes().to_vec())]));
     }
-    let set = &snap.edge.set_headers;
-    if !set.is_empty() {
-        let names: Vec<&str> = set.iter().map(|(n, _)| n.as_str()).collect();
-        add(Granted::fields(&names, set.clone()));
+    let snippet = o.snippet.as_deref().map_or(&[][..], |s| &s.set_upstream[..]);
+    for set in [&snap.edge.set_headers[..], snippet] {
+        if !set.is_empty() {
+            let names: Vec<&str> = set.iter().map(|(n, _)| n.as_str()).collect();
+            add(Granted::fields(&names, set.to_vec()));
+        }
     }
     let vhost = o.upstream_vhost.as_deref();
     Ok(Decision::Forward(Forward {

@@ -21,8 +21,6 @@ pub const UNENFORCED: &[(&str, &str)] = &[
     ("enable-owasp-core-rules", "the ModSecurity web application firewall"),
     ("modsecurity-snippet", "the ModSecurity web application firewall"),
     ("modsecurity-transaction-id", "the ModSecurity web application firewall"),
-    ("configuration-snippet", "nginx configuration (it may hold allow/deny or auth directives)"),
-    ("server-snippet", "nginx configuration (it may hold allow/deny or auth directives)"),
 ];
 
 /// Security annotations ringress enforces, besides external authentication's

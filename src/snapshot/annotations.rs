@@ -141,6 +141,9 @@ pub struct RouteOptions {
     /// `proxy-redirect-*`, `proxy-cookie-domain`, `proxy-cookie-path`: rewrites of upstream
     /// response fields (each, when not set, the ConfigMap's).
     pub rewrites: Option<Arc<super::response_rewrite::ResponseRewrites>>,
+    /// `server-snippet` and `configuration-snippet`, read as [`super::snippet`] says; the
+    /// builder drops it unless the ConfigMap allows snippets.
+    pub snippet: Option<Arc<super::snippet::Snippet>>,
     /// `custom-http-errors`; `None`: the ConfigMap's.
     pub custom_http_errors: Option<Arc<[u16]>>,
     /// `service-upstream`: requests go to the Service's cluster IP and port (kube-proxy
@@ -198,6 +201,7 @@ impl Default for RouteOptions {
             access_log: true,
             custom_http_errors: None,
             rewrites: None,
+            snippet: None,
             custom_headers_from: None,
             custom_headers: None,
         }
@@ -294,6 +298,8 @@ impl RouteOptions {
         let mut rules = CanaryRules { weight_total: 100, ..CanaryRules::default() };
         let mut canary_keys: Vec<&str> = Vec::new();
         let mut bad_canary = false;
+        // server-snippet, configuration-snippet, as read.
+        let mut snippets: [Option<Arc<super::snippet::Snippet>>; 2] = [None, None];
         // proxy-redirect-from (annotation, value) and -to: read together after the loop.
         let mut redirect: (Option<(&str, &str)>, Option<&str>) = (None, None);
         // Affinity, hashing, balancing and CORS: (key, annotation, value), read after the loop.
@@ -373,6 +379,29 @@ impl RouteOptions {
                             } = Some(p);
                         }
                         None => bad("is not off or two words (from to) of URL characters"),
+                    },
+                    "server-snippet" | "configuration-snippet" => match super::snippet::parse(value) {
+                        Ok(sn) => snippets[usize::from(key == "configuration-snippet")] = Some(Arc::new(sn)),
+                        Err(super::snippet::Problem::Access(d)) => {
+                            let why = format!("annotation {full} has the access directive {d}, which ringress does not run");
+                            match policy {
+                                UnsupportedPolicy::Refuse => {
+                                    warnings.push(Note::refused(full, &why));
+                                    o.access.refuse(why);
+                                }
+                                UnsupportedPolicy::Warn => warnings.push(Note::ignored(
+                                    full,
+                                    format!("{why}; served WITHOUT it (--unsupported-security-annotations=warn)"),
+                                )),
+                            }
+                        }
+                        Err(super::snippet::Problem::Unsupported(d)) => warnings.push(Note::ignored(
+                            full,
+                            format!("annotation {full}: {d} is not in the snippet subset ringress understands; the snippet is not applied"),
+                        )),
+                        Err(super::snippet::Problem::Malformed(d)) => {
+                            warnings.push(Note::ignored(full, format!("annotation {full}: {d}; the snippet is not applied")))
+                        }
                     },
                     "proxy-redirect-from" => redirect.0 = Some((full, v)),
                     "proxy-redirect-to" => redirect.1 = Some(v),
@@ -533,6 +562,8 @@ impl RouteOptions {
             }
         }
         o.access.allow = allow_new.or(allow_old);
+        let [server, location] = snippets;
+        o.snippet = super::snippet::combined(server, location);
         match redirect {
             (Some((full, from)), to) => match super::response_rewrite::parse_redirect(from, to) {
                 Ok(r) => Arc::make_mut(o.rewrites.get_or_insert_with(Default::default)).redirect = Some(r),

@@ -166,6 +166,7 @@ pub fn build_after(inputs: &Inputs, opts: &BuildOptions, prev: &Snapshot) -> Sna
     global.edge.resolve(&inputs.config_maps, &mut build_warnings, &opts.config_map);
     global_auth(&mut b, &mut global.edge, config_map, &mut build_warnings);
     b.allowed_response_headers = global.edge.allowed_response_headers.clone();
+    b.allow_snippets = global.edge.allow_snippets;
     refuse_globally(&mut global.edge, opts, &mut build_warnings);
     let super::l4::Built { table: l4, warnings: l4_warnings, .. } = super::l4::build(inputs, &opts.l4);
     build_warnings.extend(l4_warnings);
@@ -577,6 +578,7 @@ pub fn update_hosts<'a>(
     b.policy = opts.unsupported_security;
     b.default_service = opts.default_backend_service.clone();
     b.allowed_response_headers = prev.edge.allowed_response_headers.clone();
+    b.allow_snippets = prev.edge.allow_snippets;
     b.prev_good = prev.annotations.clone();
     b.seed(prev);
     let mut table = RouteTable::clone(&prev.table);

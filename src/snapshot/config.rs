@@ -190,6 +190,7 @@ const KEYS: &[Key] = &[
     }),
     key!("proxy-redirect-from", "off, default or one word of URL characters", edge.redirect_from, redirect_word),
     key!("proxy-redirect-to", "one word of URL characters", edge.redirect_to, redirect_word),
+    key!("allow-snippet-annotations", "true or false", edge.allow_snippets, parse_bool),
     key!("use-forwarded-headers", "true or false", edge.use_forwarded_headers, parse_bool),
     key!("enable-real-ip", "true or false", edge.enable_real_ip, parse_bool),
     key!("compute-full-forwarded-for", "true or false", edge.compute_full_forwarded_for, parse_bool),
@@ -311,7 +312,6 @@ pub const NO_OP: &[(&str, &str)] = &[
         "nginx's type for files it serves itself; ringress serves none, and never types a proxied response",
     ),
     ("ssl-dh-param", "ringress offers no finite-field DHE suites (ECDHE only), so no DH parameters are used"),
-    ("allow-snippet-annotations", "snippets are never executed by ringress; an Ingress carrying one is refused"),
     ("annotations-risk-level", "ringress never executes annotation values as configuration"),
     ("annotation-value-word-blocklist", "ringress never executes annotation values as configuration"),
     ("strict-validate-path-type", "ringress always validates paths against their pathType"),
@@ -420,6 +420,7 @@ mod tests {
                             | "use-proxy-protocol"
                             | "enable-underscores-in-headers"
                             | "force-ssl-redirect"
+                            | "allow-snippet-annotations"
                     ) =>
                 {
                     "true"

@@ -104,6 +104,10 @@ pub struct Edge {
     /// `global-auth-url` and its family, resolved: the external authentication of every
     /// Ingress that keeps global auth and has no `auth-url` of its own.
     pub global_auth: Option<std::sync::Arc<super::external::ExternalAuth>>,
+    /// `allow-snippet-annotations`: the safe subset of `configuration-snippet` and
+    /// `server-snippet` is applied (off: snippets are not applied; access directives in one
+    /// refuse the routes either way).
+    pub allow_snippets: bool,
     /// `proxy-redirect-from`, `proxy-redirect-to` (`off`/`default` in the first: none).
     pub redirect_from: Option<String>,
     pub redirect_to: Option<String>,
@@ -148,6 +152,7 @@ impl Default for Edge {
             unenforced: Vec::new(),
             refused: None,
             global_auth: None,
+            allow_snippets: false,
             redirect_from: None,
             redirect_to: None,
             cookie_domain: None,

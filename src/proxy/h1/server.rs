@@ -467,6 +467,13 @@ fn prepare(
             write_answer(out, code, &fields, s.server_name(), &info);
             return Ok(Some((info, Action::Answer(code))));
         }
+        Ok(Decision::Text { code, body }) => {
+            let close = !info.keep_alive || info.framing != Framing::None;
+            let mut page = error_page::Page::plain(code);
+            page.body = body.as_bytes().to_vec();
+            write_page(out, &page, &[], close, info.is_head, s.server_name());
+            return Ok(Some((info, Action::Answer(code))));
+        }
         // A refusal of a well-framed request is answered in place.
         Err(e) if !e.kind.closes() => return Ok(Some((info, Action::Respond(e)))),
         Err(e) => return Err(e),

@@ -43,6 +43,7 @@ pub(super) fn resolver<'a>(inputs: &Inputs<'a>, only: Option<&FxHashSet<(&str, &
         auth_services: FxHashMap::default(),
         default_service: None,
         allowed_response_headers: Vec::new(),
+        allow_snippets: false,
         unwatched: FxHashSet::default(),
         prev_good: Arc::default(),
         good: FxHashMap::default(),
@@ -78,6 +79,8 @@ pub(super) struct Builder<'a> {
     pub(super) auth_services: FxHashMap<(String, String), Vec<BackendId>>,
     /// The ConfigMap's `global-allowed-response-headers`, for `custom-headers`.
     pub(super) allowed_response_headers: Vec<String>,
+    /// The ConfigMap's `allow-snippet-annotations`.
+    pub(super) allow_snippets: bool,
     /// `--default-backend-service`.
     pub(super) default_service: Option<ObjectKey>,
     /// Backends that follow no EndpointSlice (`service-upstream`'s cluster IP).
@@ -93,6 +96,13 @@ impl<'a> Builder<'a> {
     /// unusable refuses the routes (fail closed).
     pub(super) fn route_options(&mut self, ing: &Ingress) -> (RouteOptions, Vec<String>) {
         let (mut o, mut warnings) = self.options_keeping_good(ing);
+        if o.snippet.is_some() && !self.allow_snippets {
+            o.snippet = None;
+            warnings.push(format!(
+                "Ingress {}: its snippet is not applied: the ConfigMap's allow-snippet-annotations is off",
+                ing.key
+            ));
+        }
         if let Some(spec) = o.external.take() {
             match self.external(ExternalAuth::clone(&spec)) {
                 Ok(resolved) => o.external = Some(resolved),
