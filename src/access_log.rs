@@ -319,7 +319,8 @@ pub(crate) struct RouteKey {
 #[derive(Debug)]
 pub(crate) struct ErrorRoute {
     pub codes: std::sync::Arc<[u16]>,
-    pub backend: Option<crate::snapshot::BackendId>,
+    /// A `snapshot::BackendId` (named here as its number: the log layer sits below the snapshot).
+    pub backend: Option<u32>,
     pub accept: Vec<u8>,
 }
 

@@ -123,6 +123,9 @@ impl Eq for Canary {}
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Settings {
     pub max_header_bytes: usize,
+    /// The largest response head taken from an upstream (`proxy-buffer-size`); a larger one
+    /// is a 502, as nginx's "upstream sent too big header".
+    pub max_response_head: usize,
     pub max_headers: usize,
     /// 0 means no limit.
     pub max_body_bytes: u64,
@@ -312,6 +315,7 @@ impl Settings {
     pub fn for_route(&self, o: &annotations::RouteOptions) -> Settings {
         Settings {
             max_body_bytes: o.max_body_bytes.unwrap_or(self.max_body_bytes),
+            max_response_head: o.response_head.unwrap_or(self.max_response_head),
             connect_timeout: o.connect_timeout.unwrap_or(self.connect_timeout),
             upstream_timeout: o.read_timeout.unwrap_or(self.upstream_timeout),
             upstream_send_timeout: o.send_timeout.unwrap_or(self.upstream_send_timeout),
@@ -351,6 +355,7 @@ impl Default for Settings {
     fn default() -> Self {
         Settings {
             max_header_bytes: 32 * 1024,
+            max_response_head: 64 * 1024,
             max_headers: 100,
             max_body_bytes: 1 << 30,
             header_timeout: Duration::from_secs(10),

@@ -103,3 +103,61 @@ fn in_kubernetes_mode_fallback_services_created_after_the_ingress_are_used() {
     p.wait_for(|| get(p.http, "shop.test", "/").status == 503, "the fallback gone");
     p.wait_for(|| get(p.http, "unknown.test", "/").status == 404, "no default backend");
 }
+
+/// An upstream whose response head carries a `bytes`-long field.
+fn big_head_upstream(bytes: usize) -> SocketAddr {
+    use std::io::{Read, Write};
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for mut s in l.incoming().flatten() {
+            let mut buf = [0u8; 4096];
+            let _ = s.read(&mut buf);
+            let big = "v".repeat(bytes);
+            let _ = write!(s, "HTTP/1.1 200 OK\r\nX-Big: {big}\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok");
+        }
+    });
+    addr
+}
+
+#[test]
+fn backend_protocols_auto_http_and_fcgi_and_the_response_head_limit() {
+    // B terminates TLS in front of the upstream; A's AUTO_HTTP route to B's HTTPS port speaks
+    // TLS to it only for requests that came to A over TLS, as ingress-nginx's `$scheme://`.
+    let up = Upstream::start("up");
+    let b = Proxy::start(
+        "uring",
+        &(service("svc-up", &[up.addr]) + &tls_ingress("hop", "hop.test", None, "svc-up", &[])),
+        &[],
+    );
+    let big = big_head_upstream(3000);
+    let routes = service("svc-b", &[b.https])
+        + &service("big", &[big])
+        + &tls_ingress(
+            "hop",
+            "hop.test",
+            None,
+            "svc-b",
+            &[("nginx.ingress.kubernetes.io/backend-protocol", "AUTO_HTTP")],
+        )
+        + &with_nginx(ingress("fcgi", Some("fcgi.test"), &[("/", "svc-b")]), &[("backend-protocol", "FCGI")])
+        + &with_nginx(ingress("small", Some("small.test"), &[("/", "big")]), &[("proxy-buffer-size", "2k")])
+        + &ingress("large", Some("large.test"), &[("/", "big")]);
+    let a = Proxy::start("uring", &routes, &[]);
+    let (ok, out, err) = run(std::process::Command::new("curl").args([
+        "-sSk",
+        "--resolve",
+        &format!("hop.test:{}:127.0.0.1", a.https.port()),
+        &format!("https://hop.test:{}/auto", a.https.port()),
+    ]));
+    assert!(ok && out.contains("path=/auto") && out.contains("header x-forwarded-proto: https"), "{out} {err}");
+    assert_eq!(get(a.http, "hop.test", "/auto").status, 502, "plain HTTP to B's TLS port");
+    // FCGI: refused with its reason, never sent to the backend as HTTP.
+    let r = get(a.http, "fcgi.test", "/");
+    assert_eq!(r.status, 503);
+    assert!(r.text().contains("FastCGI backends are not supported"), "{}", r.text());
+    // proxy-buffer-size bounds the upstream's response head (nginx's "too big header").
+    assert_eq!(get(a.http, "small.test", "/").status, 502);
+    let r = get(a.http, "large.test", "/");
+    assert_eq!((r.status, r.text().as_str()), (200, "ok"));
+}

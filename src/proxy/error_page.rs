@@ -117,17 +117,16 @@ async fn ask<I: Io>(
     let mut ubuf = Vec::with_capacity(4096);
     let (up, _) = client::send(w, clock, &to, head(rec, route, status), &mut NoBody, &mut ubuf, |_| {}).await?;
     let is_head = rec.method == b"HEAD";
-    let (mut page, info) =
-        client::response_head(&up.io, &mut ubuf, clock, settings.upstream_timeout, is_head, |resp, info| {
-            let fields = resp
-                .headers
-                .iter()
-                .map(|h| (h.name.to_ascii_lowercase(), h.value.to_vec()))
-                .filter(|(n, _)| !super::fields::is_hop_by_hop(n.as_bytes()) && n != "content-length")
-                .collect();
-            Ok((Page { status: info.status, fields, body: Vec::new() }, *info))
-        })
-        .await?;
+    let (mut page, info) = client::response_head(&up.io, &mut ubuf, clock, settings, is_head, |resp, info| {
+        let fields = resp
+            .headers
+            .iter()
+            .map(|h| (h.name.to_ascii_lowercase(), h.value.to_vec()))
+            .filter(|(n, _)| !super::fields::is_hop_by_hop(n.as_bytes()) && n != "content-length")
+            .collect();
+        Ok((Page { status: info.status, fields, body: Vec::new() }, *info))
+    })
+    .await?;
     if !(200..=599).contains(&page.status) {
         return Err(ProxyError::upstream(Kind::UpstreamProtocol, "an interim response from the error backend"));
     }

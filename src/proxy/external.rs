@@ -460,7 +460,7 @@ async fn ask<I: Io>(
         client::send(w, clock, &to, call.head.clone(), &mut NoBody, &mut ubuf, |_| {}).await.map_err(failed)?;
     let is_head = call.spec.method.as_deref() == Some("HEAD");
     let names = &call.spec.response_headers;
-    let answer = client::response_head(&up.io, &mut ubuf, clock, settings.upstream_timeout, is_head, |resp, info| {
+    let answer = client::response_head(&up.io, &mut ubuf, clock, settings, is_head, |resp, info| {
         let mut a = Answer {
             status: info.status,
             upstream: Vec::new(),

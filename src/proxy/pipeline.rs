@@ -543,6 +543,7 @@ pub(crate) fn decide<'s>(
     let exchange = match o.protocol {
         BackendProtocol::Http => Exchange::Http1 { tls: false },
         BackendProtocol::Https => Exchange::Http1 { tls: true },
+        BackendProtocol::AutoHttp => Exchange::Http1 { tls: req.https },
         BackendProtocol::Grpc | BackendProtocol::Grpcs if !req.http2 => {
             return Err(ProxyError::downstream(Kind::NeedsHttp2, "this backend speaks gRPC, which needs HTTP/2"))
         }

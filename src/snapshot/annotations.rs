@@ -38,6 +38,9 @@ pub enum BackendProtocol {
     Https,
     Grpc,
     Grpcs,
+    /// `AUTO_HTTP`: HTTP/1.1, over TLS when the client's request came over TLS (ingress-nginx
+    /// proxies to `$scheme://`).
+    AutoHttp,
 }
 
 impl BackendProtocol {
@@ -144,6 +147,8 @@ pub struct RouteOptions {
     /// `server-snippet` and `configuration-snippet`, read as [`super::snippet`] says; the
     /// builder drops it unless the ConfigMap allows snippets.
     pub snippet: Option<Arc<super::snippet::Snippet>>,
+    /// `proxy-buffer-size`: the largest upstream response head; `None`: the ConfigMap's.
+    pub response_head: Option<usize>,
     /// `custom-http-errors`; `None`: the ConfigMap's.
     pub custom_http_errors: Option<Arc<[u16]>>,
     /// `service-upstream`: requests go to the Service's cluster IP and port (kube-proxy
@@ -202,6 +207,7 @@ impl Default for RouteOptions {
             custom_http_errors: None,
             rewrites: None,
             snippet: None,
+            response_head: None,
             custom_headers_from: None,
             custom_headers: None,
         }
@@ -211,7 +217,6 @@ impl Default for RouteOptions {
 /// ingress-nginx annotations ringress accepts and ignores (no warning, no Event) because its design makes them meaningless.
 pub const NO_OP: &[(&str, &str)] = &[
     ("proxy-buffering", "ringress streams responses as they arrive; nginx's buffers have no counterpart"),
-    ("proxy-buffer-size", "ringress streams responses as they arrive; nginx's buffers have no counterpart"),
     ("proxy-buffers-number", "ringress streams responses as they arrive; nginx's buffers have no counterpart"),
     ("proxy-busy-buffers-size", "ringress streams responses as they arrive; nginx's buffers have no counterpart"),
     ("proxy-max-temp-file-size", "ringress never spools responses to disk"),
@@ -342,7 +347,14 @@ impl RouteOptions {
                         "HTTPS" => o.protocol = BackendProtocol::Https,
                         "GRPC" => o.protocol = BackendProtocol::Grpc,
                         "GRPCS" => o.protocol = BackendProtocol::Grpcs,
-                        _ => bad("is not one of HTTP, HTTPS, GRPC, GRPCS"),
+                        "AUTO_HTTP" => o.protocol = BackendProtocol::AutoHttp,
+                        // Served over HTTP, a FastCGI server would answer garbage: refused.
+                        "FCGI" => {
+                            let why = format!("annotation {full}: FastCGI backends are not supported by ringress");
+                            warnings.push(Note::refused(full, &why));
+                            o.access.refuse(why);
+                        }
+                        _ => bad("is not one of HTTP, HTTPS, GRPC, GRPCS, AUTO_HTTP"),
                     },
                     "rewrite-target" if v.is_empty() => bad("is empty"),
                     "rewrite-target" => o.rewrite_target = Some(v.to_string()),
@@ -405,6 +417,10 @@ impl RouteOptions {
                     },
                     "proxy-redirect-from" => redirect.0 = Some((full, v)),
                     "proxy-redirect-to" => redirect.1 = Some(v),
+                    "proxy-buffer-size" => match parse_size(v).filter(|n| (1024..=1 << 20).contains(n)) {
+                        Some(n) => o.response_head = Some(n as usize),
+                        None => bad("is not a size from 1k to 1m"),
+                    },
                     "custom-http-errors" => match values::parse_codes(v).filter(|c| !c.is_empty()) {
                         Some(c) => o.custom_http_errors = Some(c),
                         None => bad("is not a comma-separated list of statuses from 400 to 599"),

@@ -138,6 +138,19 @@ const KEYS: &[Key] = &[
         settings.request_buffering,
         crate::snapshot::annotations::parse_on_off
     ),
+    key!("proxy-buffer-size", "a size from 1k to 1m", settings.max_response_head, |v: &str| parse_size(v)
+        .filter(|n| (1024..=1 << 20).contains(n))
+        .map(|n| n as usize)),
+    key!(
+        "large-client-header-buffers",
+        "a number and a size (4 8k), their product at most 1m",
+        settings.max_header_bytes,
+        |v: &str| {
+            let (n, size) = v.split_once(char::is_whitespace)?;
+            let total = n.trim().parse::<u64>().ok()?.checked_mul(parse_size(size.trim())?)?;
+            (1024..=1 << 20).contains(&total).then_some(total as usize)
+        }
+    ),
     key!("client-body-buffer-size", "a size (8k, 1m)", settings.body_buffer_size, parse_size),
     key!("client-body-min-rate", "bytes per second (0: no minimum)", settings.body_min_rate, |v: &str| v
         .parse::<u64>()
@@ -297,11 +310,12 @@ pub const NO_OP: &[(&str, &str)] = &[
     ("variables-hash-max-size", "nginx hash table sizing"),
     ("lua-shared-dicts", "ingress-nginx's Lua internals"),
     ("proxy-buffering", "ringress streams responses as they arrive; nginx's buffers have no counterpart"),
-    ("proxy-buffer-size", "ringress streams responses as they arrive; nginx's buffers have no counterpart"),
     ("proxy-buffers-number", "ringress streams responses as they arrive; nginx's buffers have no counterpart"),
     ("proxy-busy-buffers-size", "ringress streams responses as they arrive; nginx's buffers have no counterpart"),
-    ("client-header-buffer-size", "ringress's header limits: --max-header-bytes and --max-headers"),
-    ("large-client-header-buffers", "ringress's header limits: --max-header-bytes and --max-headers"),
+    (
+        "client-header-buffer-size",
+        "the first buffer of a request head; ringress grows its own, up to large-client-header-buffers",
+    ),
     ("ssl-buffer-size", "TLS record sizing is rustls's"),
     ("ssl-session-cache-size", "ringress's session cache holds 32k sessions per TLS configuration"),
     ("grpc-buffer-size-kb", "ringress streams gRPC responses as they arrive; nginx's buffers have no counterpart"),
@@ -445,6 +459,8 @@ mod tests {
                 _ if k.name == "ssl-ciphers" => "ECDHE-RSA-AES256-GCM-SHA384",
                 "a status from 400 to 599" => "429",
                 "a comma-separated list of statuses from 400 to 599" => "404,503",
+                "a size from 1k to 1m" => "16k",
+                "a number and a size (4 8k), their product at most 1m" => "4 16k",
                 "off or two words (from to)" => "a.local b.test",
                 "off, default or one word of URL characters" | "one word of URL characters" => "http://a.local/",
                 "off or a list of error, timeout, invalid_header, http_5xx/403/404/429, non_idempotent" => {

@@ -254,8 +254,8 @@ pub(crate) struct Attempt<'a> {
     pub pick: crate::upstream::Pick,
 }
 
-/// Largest response head accepted from an upstream.
-pub(crate) const MAX_RESPONSE_HEAD: usize = 64 * 1024;
+/// Largest response head the status line is looked for in.
+const MAX_RESPONSE_HEAD: usize = 64 * 1024;
 
 /// Sends a request (its head in `head`, returned with the connection, then the body) to the
 /// backend until the first bytes of a response are in `ubuf`.
@@ -300,7 +300,7 @@ pub(crate) async fn send<I: Io, B: RequestBody>(
                 }
                 ubuf.clear();
                 let deadline = clock.after(settings.upstream_timeout);
-                match read_head_bytes(&up.io, ubuf, clock, deadline, MAX_RESPONSE_HEAD).await {
+                match read_head_bytes(&up.io, ubuf, clock, deadline, settings.max_response_head).await {
                     Ok(true) if next.when.invalid_header && malformed(ubuf) && another(&tried) => {
                         tracing::debug!(worker = w.index, addr = %up.addr, "proxy-next-upstream: invalid header");
                         ubuf.clear();
@@ -370,7 +370,7 @@ pub(crate) async fn response_head<U: Stream, T>(
     up: &U,
     ubuf: &mut Vec<u8>,
     clock: Clock<'_>,
-    timeout: std::time::Duration,
+    settings: &crate::snapshot::Settings,
     is_head: bool,
     f: impl FnOnce(&httparse::Response<'_, '_>, &super::codec::ResponseInfo) -> Result<T, ProxyError>,
 ) -> Result<T, ProxyError> {
@@ -379,7 +379,8 @@ pub(crate) async fn response_head<U: Stream, T>(
         if let Some(t) = parse_head(ubuf, is_head, &mut f)? {
             return Ok(t);
         }
-        if !read_head_bytes(up, ubuf, clock, clock.after(timeout), MAX_RESPONSE_HEAD).await? {
+        let deadline = clock.after(settings.upstream_timeout);
+        if !read_head_bytes(up, ubuf, clock, deadline, settings.max_response_head).await? {
             return Err(ProxyError::upstream(Kind::UpstreamProtocol, "upstream closed inside the response head"));
         }
     }

@@ -97,22 +97,18 @@ pub(super) async fn forward<I: Io>(
     // The response head (interim responses skipped). The same rule as for HTTP/1.1 clients:
     // hop-by-hop fields, what the upstream's Connection names, and the framing, which the
     // proxy states itself (the length it parsed, canonical).
-    let (info, headers) =
-        loop {
-            let head =
-                client::response_head(&up.io, &mut ubuf, clock, settings.upstream_timeout, is_head, |resp, info| {
-                    match info.status {
-                        101 => Err(ProxyError::upstream(Kind::UpstreamProtocol, "101 over HTTP/2")),
-                        100..=199 => Ok(Err(info.head_len)),
-                        _ => Ok(Ok((*info, response_fields(resp, info)))),
-                    }
-                })
-                .await?;
-            match head {
-                Ok(h) => break h,
-                Err(interim) => drop(ubuf.drain(..interim)),
-            }
-        };
+    let (info, headers) = loop {
+        let head = client::response_head(&up.io, &mut ubuf, clock, settings, is_head, |resp, info| match info.status {
+            101 => Err(ProxyError::upstream(Kind::UpstreamProtocol, "101 over HTTP/2")),
+            100..=199 => Ok(Err(info.head_len)),
+            _ => Ok(Ok((*info, response_fields(resp, info)))),
+        })
+        .await?;
+        match head {
+            Ok(h) => break h,
+            Err(interim) => drop(ubuf.drain(..interim)),
+        }
+    };
     let mut response = Response::new(());
     *response.status_mut() = http::StatusCode::from_u16(info.status)
         .map_err(|_| ProxyError::upstream(Kind::UpstreamProtocol, "invalid status"))?;

@@ -316,7 +316,7 @@ async fn relay_response<I: Io, S: Stream>(
         let state = (request_done, w.draining());
         let Conn { ubuf, out, granted, .. } = &mut *c;
         let granted = granted.as_deref();
-        let step = client::response_head(&up.io, ubuf, clock, settings.upstream_timeout, info.is_head, |resp, r| {
+        let step = client::response_head(&up.io, ubuf, clock, settings, info.is_head, |resp, r| {
             client_head(out, resp, r, info, state, (extra, reply, up.addr), granted)
         })
         .await?;
