@@ -37,7 +37,7 @@ metadata:
     nginx.ingress.kubernetes.io/ssl-redirect: "false"
     nginx.ingress.kubernetes.io/proxy-body-size: 8m
     nginx.ingress.kubernetes.io/proxy-buffering: "on"
-    nginx.ingress.kubernetes.io/proxy-buffer-size: 16k
+    nginx.ingress.kubernetes.io/proxy-buffers-number: "8"
     nginx.ingress.kubernetes.io/enable-cors: "true"
     nginx.ingress.kubernetes.io/mirror-target: "https://mirror.test$request_uri"
     nginx.ingress.kubernetes.io/proxy-read-timeout: soon
@@ -143,7 +143,7 @@ fn the_report_from_a_cluster_names_each_annotation_and_key_and_emitted_ingresses
         ("shop", "ssl-redirect", "supported"),
         ("shop", "proxy-body-size", "supported"),
         ("shop", "proxy-buffering", "no-op"),
-        ("shop", "proxy-buffer-size", "no-op"),
+        ("shop", "proxy-buffers-number", "no-op"),
         ("shop", "enable-cors", "supported"),
         ("shop", "mirror-target", "unsupported"),
         ("shop", "proxy-read-timeout", "invalid"),
