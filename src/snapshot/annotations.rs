@@ -14,14 +14,17 @@ use super::edge::{parse_cidrs, Cidr};
 use super::external::{self, ExternalAuth};
 use crate::model::{Ingress, ObjectKey};
 
+mod notes;
 mod refs;
 mod values;
 
+pub use notes::{Note, NO_OP};
 use refs::secret_key;
 pub use refs::{
     auth_config_map, auth_secret, auth_service, auth_tls_secret, custom_headers_map, default_backend, full_key,
 };
 use values::compile_path;
+pub use values::Rewrite;
 pub use values::{
     literal_prefix, parse_bool, parse_on_off, parse_seconds_or_zero, parse_size, HeaderPattern, PathRegex,
 };
@@ -46,51 +49,6 @@ pub enum BackendProtocol {
 impl BackendProtocol {
     pub fn is_grpc(self) -> bool {
         matches!(self, BackendProtocol::Grpc | BackendProtocol::Grpcs)
-    }
-}
-
-/// `rewrite-target`: the request path, matched (case-insensitively, from its start) by the
-/// route's path taken as a regular expression, is replaced whole by `target` with `$1`..`$9`
-/// standing for the captures, as ingress-nginx (0.22 and later) does. The query is kept.
-#[derive(Clone, Debug)]
-pub struct Rewrite {
-    pub pattern: regex::Regex,
-    pub target: String,
-}
-
-impl PartialEq for Rewrite {
-    fn eq(&self, other: &Self) -> bool {
-        self.pattern.as_str() == other.pattern.as_str() && self.target == other.target
-    }
-}
-
-impl Eq for Rewrite {}
-
-impl Rewrite {
-    /// The rewritten path, or `None` when the pattern does not match `path`.
-    pub fn apply(&self, path: &str) -> Option<String> {
-        let caps = self.pattern.captures(path)?;
-        let mut out = String::with_capacity(self.target.len() + 16);
-        let mut rest = self.target.as_str();
-        while let Some(i) = rest.find('$') {
-            out.push_str(&rest[..i]);
-            let after = &rest[i + 1..];
-            match after.as_bytes().first() {
-                Some(d @ b'0'..=b'9') => {
-                    out.push_str(caps.get((d - b'0') as usize).map_or("", |m| m.as_str()));
-                    rest = &after[1..];
-                }
-                _ => {
-                    out.push('$');
-                    rest = after;
-                }
-            }
-        }
-        out.push_str(rest);
-        if !out.starts_with('/') {
-            out.insert(0, '/');
-        }
-        Some(out)
     }
 }
 
@@ -210,64 +168,6 @@ impl Default for RouteOptions {
             response_head: None,
             custom_headers_from: None,
             custom_headers: None,
-        }
-    }
-}
-
-/// ingress-nginx annotations ringress accepts and ignores (no warning, no Event) because its design makes them meaningless.
-pub const NO_OP: &[(&str, &str)] = &[
-    ("proxy-buffering", "ringress streams responses as they arrive; nginx's buffers have no counterpart"),
-    ("proxy-buffers-number", "ringress streams responses as they arrive; nginx's buffers have no counterpart"),
-    ("proxy-busy-buffers-size", "ringress streams responses as they arrive; nginx's buffers have no counterpart"),
-    ("proxy-max-temp-file-size", "ringress never spools responses to disk"),
-    ("client-body-buffer-size", "per-route buffer sizing; ringress sizes its buffers per connection"),
-    ("proxy-http-version", "ringress speaks HTTP/1.1 with keep-alive to HTTP upstreams"),
-    ("connection-proxy-header", "ringress manages the upstream Connection header and keep-alive itself"),
-    ("enable-rewrite-log", "nginx's rewrite debug log; ringress's rewrites are shown by /debug/routes"),
-    ("ssl-prefer-server-ciphers", "ringress's TLS (rustls) always uses its own cipher order"),
-    ("http2-push-preload", "HTTP/2 server push: dropped by browsers and by ingress-nginx itself"),
-];
-
-/// What ringress says about one of an Ingress's annotations: ignored (a key it does not
-/// implement, a value that does not parse, a protection served without under `warn`), or the
-/// reason the Ingress's routes are refused. Logged, printed by `ringress check`, counted by
-/// annotation, and recorded as a Warning Event on the Ingress.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct Note {
-    /// The annotation's full key, with its prefix.
-    pub annotation: String,
-    pub message: String,
-    /// The routes answer 503 because of it (fail closed).
-    pub refused: bool,
-    /// A key ringress does not implement (rather than a value it cannot use).
-    pub unsupported: bool,
-}
-
-impl Note {
-    fn ignored(annotation: &str, what: String) -> Note {
-        Note {
-            annotation: annotation.to_string(),
-            message: format!("{what}; ignored"),
-            refused: false,
-            unsupported: false,
-        }
-    }
-
-    fn unsupported(annotation: &str) -> Note {
-        Note {
-            annotation: annotation.to_string(),
-            message: format!("annotation {annotation} is not supported by ringress; ignored"),
-            refused: false,
-            unsupported: true,
-        }
-    }
-
-    fn refused(annotation: &str, why: &str) -> Note {
-        Note {
-            annotation: annotation.to_string(),
-            message: format!("{why}; its routes answer 503"),
-            refused: true,
-            unsupported: false,
         }
     }
 }

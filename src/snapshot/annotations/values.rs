@@ -133,3 +133,48 @@ pub(crate) fn parse_codes(v: &str) -> Option<std::sync::Arc<[u16]>> {
     }
     Some(codes.into())
 }
+
+/// `rewrite-target`: the request path, matched (case-insensitively, from its start) by the
+/// route's path taken as a regular expression, is replaced whole by `target` with `$1`..`$9`
+/// standing for the captures, as ingress-nginx (0.22 and later) does. The query is kept.
+#[derive(Clone, Debug)]
+pub struct Rewrite {
+    pub pattern: regex::Regex,
+    pub target: String,
+}
+
+impl PartialEq for Rewrite {
+    fn eq(&self, other: &Self) -> bool {
+        self.pattern.as_str() == other.pattern.as_str() && self.target == other.target
+    }
+}
+
+impl Eq for Rewrite {}
+
+impl Rewrite {
+    /// The rewritten path, or `None` when the pattern does not match `path`.
+    pub fn apply(&self, path: &str) -> Option<String> {
+        let caps = self.pattern.captures(path)?;
+        let mut out = String::with_capacity(self.target.len() + 16);
+        let mut rest = self.target.as_str();
+        while let Some(i) = rest.find('$') {
+            out.push_str(&rest[..i]);
+            let after = &rest[i + 1..];
+            match after.as_bytes().first() {
+                Some(d @ b'0'..=b'9') => {
+                    out.push_str(caps.get((d - b'0') as usize).map_or("", |m| m.as_str()));
+                    rest = &after[1..];
+                }
+                _ => {
+                    out.push('$');
+                    rest = after;
+                }
+            }
+        }
+        out.push_str(rest);
+        if !out.starts_with('/') {
+            out.insert(0, '/');
+        }
+        Some(out)
+    }
+}
