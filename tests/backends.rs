@@ -114,7 +114,9 @@ fn big_head_upstream(bytes: usize) -> SocketAddr {
             let mut buf = [0u8; 4096];
             let _ = s.read(&mut buf);
             let big = "v".repeat(bytes);
-            let _ = write!(s, "HTTP/1.1 200 OK\r\nX-Big: {big}\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok");
+            // One write: the whole head arrives in one read, and must still be refused.
+            let resp = format!("HTTP/1.1 200 OK\r\nX-Big: {big}\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok");
+            let _ = s.write_all(resp.as_bytes());
         }
     });
     addr

@@ -205,3 +205,27 @@ fn proxy_redirect_and_cookie_rewrites_apply_from_the_ingress_or_the_configmap() 
     assert_eq!(values(&head, "location"), ["http://backend.local:8080/login?x=1"], "{head}");
     assert!(values(&head, "set-cookie").iter().any(|c| c.contains("Domain=.Backend.Local")), "{head}");
 }
+
+#[test]
+fn use_regex_on_one_ingress_makes_every_path_of_its_host_a_regular_expression() {
+    let (a, b) = (Upstream::start("a"), Upstream::start("b"));
+    let m = service("svc-a", &[a.addr])
+        + &service("svc-b", &[b.addr])
+        + &ingress("plain-paths", Some("r.test"), &[("/api", "svc-a")])
+        + &with_nginx(ingress("regex-paths", Some("r.test"), &[("/v[0-9]+/items", "svc-b")]), &[("use-regex", "true")])
+        + &ingress("other-host", Some("plain.test"), &[("/api", "svc-a")]);
+    let p = Proxy::start("uring", &m, &[]);
+    let upstream = |host: &str, path: &str| {
+        let r = get(p.http, host, path);
+        r.text().lines().find_map(|l| l.strip_prefix("upstream=")).map_or(r.status.to_string(), str::to_string)
+    };
+    assert_eq!(upstream("r.test", "/V2/items"), "b");
+    // The other Ingress's /api on the same host is now `~* ^/api`, as ingress-nginx makes it:
+    // any case, and not bound to a path segment.
+    assert_eq!(upstream("r.test", "/API/x"), "a");
+    assert_eq!(upstream("r.test", "/apiary"), "a");
+    // Another host keeps Prefix matching.
+    assert_eq!(upstream("plain.test", "/API/x"), "404");
+    assert_eq!(upstream("plain.test", "/apiary"), "404");
+    assert_eq!(upstream("plain.test", "/api/x"), "a");
+}

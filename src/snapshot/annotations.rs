@@ -22,6 +22,7 @@ pub use notes::{Note, NO_OP};
 use refs::secret_key;
 pub use refs::{
     auth_config_map, auth_secret, auth_service, auth_tls_secret, custom_headers_map, default_backend, full_key,
+    wants_regex,
 };
 use values::compile_path;
 pub use values::Rewrite;

@@ -325,6 +325,9 @@ fn host_routes<'a>(b: &mut Builder<'a>, key: &HostKey, ingresses: &[&'a Ingress]
     }
     let mut hr = HostRoutes::default();
     let mut canaries = Vec::new();
+    // As ingress-nginx: `use-regex` (or a `rewrite-target`) on any Ingress of the host makes
+    // every path of the host a regular expression, matched without regard to case.
+    let host_regex = ingresses.iter().any(|ing| annotations::wants_regex(ing));
     for ing in ingresses {
         let ingress = Arc::new(ing.key.clone());
         let (options, warnings) = b.route_options(ing);
@@ -345,9 +348,9 @@ fn host_routes<'a>(b: &mut Builder<'a>, key: &HostKey, ingresses: &[&'a Ingress]
             None => None,
         };
         let options = Arc::new(options);
-        // With use-regex or rewrite-target, paths are regular expressions (as in
-        // ingress-nginx), matched case-insensitively from the start of the path.
-        let regex = options.use_regex || options.rewrite_target.is_some();
+        // With use-regex or rewrite-target (here or on another Ingress of the host), paths are
+        // regular expressions (as in ingress-nginx), matched case-insensitively from the start.
+        let regex = host_regex || options.use_regex || options.rewrite_target.is_some();
         for rule in ing.rules.iter().filter(|r| HostKey::of_rule(r.host.as_deref()) == *key) {
             for p in &rule.paths {
                 let rewrite = match options.rewrite_for(ing, &p.path) {

@@ -376,7 +376,7 @@ pub(crate) async fn response_head<U: Stream, T>(
 ) -> Result<T, ProxyError> {
     let mut f = Some(f);
     loop {
-        if let Some(t) = parse_head(ubuf, is_head, &mut f)? {
+        if let Some(t) = parse_head(ubuf, is_head, settings.max_response_head, &mut f)? {
             return Ok(t);
         }
         let deadline = clock.after(settings.upstream_timeout);
@@ -392,12 +392,17 @@ pub(crate) async fn response_head<U: Stream, T>(
 fn parse_head<T>(
     ubuf: &[u8],
     is_head: bool,
+    max: usize,
     f: &mut Option<impl FnOnce(&httparse::Response<'_, '_>, &super::codec::ResponseInfo) -> Result<T, ProxyError>>,
 ) -> Result<Option<T>, ProxyError> {
     use std::mem::MaybeUninit;
     let mut headers = [const { MaybeUninit::<httparse::Header>::uninit() }; super::server::MAX_HEADERS];
     let mut resp = httparse::Response::new(&mut []);
     match httparse::ParserConfig::default().parse_response_with_uninit_headers(&mut resp, ubuf, &mut headers) {
+        // `proxy-buffer-size`, however the head arrived (one read may bring it all).
+        Ok(httparse::Status::Complete(n)) if n > max => {
+            Err(ProxyError::upstream(Kind::UpstreamProtocol, "response head too large (proxy-buffer-size)"))
+        }
         Ok(httparse::Status::Complete(n)) => {
             let info = super::codec::analyze_response(&resp, n, is_head)?;
             let f = f.take().expect("called until it answers");

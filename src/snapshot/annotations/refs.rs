@@ -61,3 +61,13 @@ pub(super) fn secret_key(ing: &Ingress, v: &str) -> Option<ObjectKey> {
         _ => None,
     }
 }
+
+/// Whether an Ingress (not a canary) makes its hosts' paths regular expressions:
+/// `use-regex: "true"`, or a `rewrite-target` (ingress-nginx's `enforceRegexModifier`).
+pub fn wants_regex(ing: &Ingress) -> bool {
+    let get = |k: &str| PREFIXES.iter().find_map(|p| ing.annotations.get(&format!("{p}{k}"))).map(|v| v.trim());
+    let canary = get("canary").and_then(super::parse_bool) == Some(true);
+    !canary
+        && (get("use-regex").and_then(super::parse_bool) == Some(true)
+            || get("rewrite-target").is_some_and(|v| !v.is_empty()))
+}
