@@ -151,11 +151,14 @@ pub fn status(kind: Kind) -> Option<(u16, &'static str)> {
         Kind::SignIn => (302, "Found"),
         Kind::UpstreamTimeout => (504, "Gateway Timeout"),
         Kind::Limited(code) => (code, reason(code)),
-        Kind::Intercepted(code) => {
-            (code, http::StatusCode::from_u16(code).ok().and_then(|s| s.canonical_reason()).unwrap_or("Error"))
-        }
+        Kind::Intercepted(code) => (code, reason_phrase(code)),
         Kind::Closed => return None,
     })
+}
+
+/// The standard reason phrase of any status ("Error" for one without).
+pub(crate) fn reason_phrase(code: u16) -> &'static str {
+    http::StatusCode::from_u16(code).ok().and_then(|s| s.canonical_reason()).unwrap_or("Error")
 }
 
 /// The reason phrase of a status a ConfigMap may choose.

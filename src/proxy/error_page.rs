@@ -31,7 +31,7 @@ pub(crate) struct Page {
 impl Page {
     /// The proxy's own page for `status` (the built-in default backend).
     pub fn plain(status: u16) -> Page {
-        let reason = http::StatusCode::from_u16(status).ok().and_then(|s| s.canonical_reason()).unwrap_or("Error");
+        let reason = super::error::reason_phrase(status);
         Page {
             status,
             fields: vec![("content-type".into(), b"text/plain; charset=utf-8".to_vec())],

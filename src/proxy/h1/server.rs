@@ -588,7 +588,7 @@ fn write_page(
     server: &str,
 ) {
     use std::io::Write;
-    let reason = http::StatusCode::from_u16(page.status).ok().and_then(|s| s.canonical_reason()).unwrap_or("");
+    let reason = crate::proxy::error::reason_phrase(page.status);
     let _ = write!(out, "HTTP/1.1 {} {reason}\r\n", page.status);
     if !page.fields.iter().any(|(n, _)| n == "server") {
         let _ = write!(out, "Server: {server}\r\n");
