@@ -190,6 +190,8 @@ fn without_an_error_backend_the_proxy_answers_a_plain_page() {
     assert_eq!((r.status, r.text().as_str(), r.header("x-upstream")), (404, "404 Not Found\n", None));
     let (code, body) = h2c(p.http, "site.test", "/status/404");
     assert_eq!((code, body.trim_end()), (404, "404 Not Found"));
+    let head = h2c_response(p.http, "site.test", "/status/404");
+    assert!(head.contains("server: ringress"), "the proxy's page names it over HTTP/2 too: {head}");
     // The route's error backend cannot be reached: the plain page, never the upstream's.
     let r = get(p.http, "broken.test", "/status/404");
     assert_eq!((r.status, r.text().as_str()), (404, "404 Not Found\n"));

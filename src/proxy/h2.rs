@@ -223,7 +223,10 @@ async fn handle_stream<I: Io>(
                 false => super::error_page::page(w, &snap, clock, &rec, code, intercepted).await,
             };
             status.set(match page {
-                Some(page) => send_page(&mut respond, &page, &e.fields, parts.method == http::Method::HEAD),
+                Some(page) => {
+                    let server = snap.settings.server_name();
+                    send_page(&mut respond, &page, &e.fields, parts.method == http::Method::HEAD, server)
+                }
                 None => send_error(&mut respond, &e, grpc, w.snapshot().settings.server_name()),
             });
         }
@@ -346,8 +349,12 @@ fn send_page(
     page: &super::error_page::Page,
     extra: &[(&'static str, Vec<u8>)],
     head_only: bool,
+    server: &str,
 ) -> u16 {
     let mut resp = Response::builder().status(page.status);
+    if !page.fields.iter().any(|(n, _)| n == "server") {
+        resp = resp.header("server", server);
+    }
     let fields = page.fields.iter().map(|(n, v)| (n.as_str(), v)).chain(extra.iter().map(|(n, v)| (*n, v)));
     for (name, value) in fields {
         if let (Ok(n), Ok(v)) = (HeaderName::from_bytes(name.as_bytes()), HeaderValue::from_bytes(value)) {
@@ -439,7 +446,8 @@ async fn exchange<I: Io>(
         Decision::Text { code, body } => {
             let mut page = super::error_page::Page::plain(code);
             page.body = body.as_bytes().to_vec();
-            s.progress.status.set(send_page(s.respond, &page, &[], parts.method == http::Method::HEAD));
+            let head_only = parts.method == http::Method::HEAD;
+            s.progress.status.set(send_page(s.respond, &page, &[], head_only, snap.settings.server_name()));
             return Ok(());
         }
     };
