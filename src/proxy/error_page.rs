@@ -75,6 +75,8 @@ fn head(rec: &Record, route: &ErrorRoute, status: u16) -> Vec<u8> {
     let service = service.split_once('/').map_or(service, |(_, s)| s);
     let (service, port) = service.rsplit_once(':').unwrap_or((service, ""));
     let mut h = Vec::with_capacity(512);
+    h.extend_from_slice(method);
+    h.extend_from_slice(b" / HTTP/1.1\r\n");
     let code = status.to_string();
     for (name, value) in [
         (&b"Host"[..], &rec.host[..]),
@@ -88,10 +90,6 @@ fn head(rec: &Record, route: &ErrorRoute, status: u16) -> Vec<u8> {
         (b"X-Request-ID", &rec.request_id[..]),
         (b"X-Forwarded-For", &rec.client[..]),
     ] {
-        if h.is_empty() {
-            h.extend_from_slice(method);
-            h.extend_from_slice(b" / HTTP/1.1\r\n");
-        }
         // Every value came through a parsed request head or from the snapshot: no CR or LF.
         h.extend_from_slice(name);
         h.extend_from_slice(b": ");
