@@ -15,6 +15,9 @@ command -v mount >/dev/null || missing+=(mount)
 # The L4 load balancer's tests drive a real redis through it.
 command -v redis-server >/dev/null || missing+=(redis-server)
 command -v redis-benchmark >/dev/null || missing+=(redis-tools)
+# TLS tests: openssl s_client; nginx serves TLS upstreams (tests/upstream_tls.rs).
+command -v openssl >/dev/null || missing+=(openssl)
+command -v nginx >/dev/null || missing+=(nginx)
 # Basic authentication's tests hash their passwords with Apache's htpasswd.
 command -v htpasswd >/dev/null || missing+=(apache2-utils)
 # The image test (tests/image.rs): scripts/image.sh's tools, and podman with runc to run it.

@@ -23,6 +23,19 @@ pub struct ObjectKey {
     pub name: String,
 }
 
+impl ObjectKey {
+    /// An object an annotation names: `name` (in `namespace`) or `namespace/name`.
+    pub fn named_in(namespace: &str, v: &str) -> Option<ObjectKey> {
+        match v.split_once('/') {
+            None if !v.is_empty() => Some(ObjectKey { namespace: namespace.to_string(), name: v.to_string() }),
+            Some((ns, name)) if !ns.is_empty() && !name.is_empty() && !name.contains('/') => {
+                Some(ObjectKey { namespace: ns.to_string(), name: name.to_string() })
+            }
+            _ => None,
+        }
+    }
+}
+
 impl std::fmt::Display for ObjectKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}/{}", self.namespace, self.name)

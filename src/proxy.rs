@@ -52,6 +52,28 @@ impl Drop for ProtocolGuard<'_> {
 }
 
 impl<I: Io> Worker<I> {
+    /// The client configuration of a TLS profile (`h2`: offering h2 for gRPC, else
+    /// http/1.1), built on first use. Err: what rustls refused in the profile.
+    pub(crate) fn upstream_tls(
+        &self,
+        profile: &crate::snapshot::upstream_tls::UpstreamTls,
+        h2: bool,
+    ) -> std::io::Result<Arc<rustls::ClientConfig>> {
+        let mut configs = self.upstream_tls.borrow_mut();
+        if let Some(c) = configs.get(&(profile.id, h2)) {
+            return Ok(c.clone());
+        }
+        let alpn: &[&[u8]] = if h2 { &[b"h2"] } else { &[b"http/1.1"] };
+        let config = crate::tls::upstream_client_config(profile, alpn).map_err(std::io::Error::other)?;
+        // Profiles change with Secrets and annotations: the ones no longer used are dropped
+        // now and then rather than tracked.
+        if configs.len() >= 256 {
+            configs.clear();
+        }
+        configs.insert((profile.id, h2), config.clone());
+        Ok(config)
+    }
+
     /// The end of a request: its metrics, and its access-log line when the log is on.
     pub(crate) fn finish(&self, rec: &crate::access_log::Record) {
         let Some(t0) = rec.start else { return };
@@ -109,13 +131,13 @@ pub struct Worker<I: Io> {
     /// Listeners and balancing state of the L4 load balancer.
     pub(crate) l4: l4::L4State,
     /// HTTP/2 connections to gRPC endpoints, shared by this worker's streams.
-    /// Keyed by endpoint and whether the connection is TLS (GRPCS).
+    /// Keyed by endpoint and TLS profile ([`crate::upstream::pool_key`]).
     #[allow(clippy::type_complexity)]
     pub(crate) h2_upstreams:
-        RefCell<rustc_hash::FxHashMap<(std::net::SocketAddr, bool), ::h2::client::SendRequest<bytes::Bytes>>>,
-    /// TLS to upstreams: ALPN h2 (GRPCS), and http/1.1 (HTTPS).
-    pub(crate) upstream_tls: Arc<rustls::ClientConfig>,
-    pub(crate) upstream_tls_h1: Arc<rustls::ClientConfig>,
+        RefCell<rustc_hash::FxHashMap<(std::net::SocketAddr, u64), ::h2::client::SendRequest<bytes::Bytes>>>,
+    /// TLS to upstreams: the client configuration of each TLS profile this worker used, by
+    /// profile id and whether it offers h2 (GRPCS) or http/1.1 (HTTPS).
+    upstream_tls: RefCell<rustc_hash::FxHashMap<(u64, bool), Arc<rustls::ClientConfig>>>,
     published: &'static crate::Published,
     pub(crate) l4_open: &'static l4::OpenConnections,
     /// The drain reached this worker (it saw it on a tick).
@@ -259,8 +281,7 @@ pub async fn run_worker<I: Io>(spec: WorkerSpec) {
         index: spec.index,
         l4: l4::L4State::default(),
         h2_upstreams: RefCell::default(),
-        upstream_tls: crate::tls::upstream_client_config(&[b"h2"]),
-        upstream_tls_h1: crate::tls::upstream_client_config(&[b"http/1.1"]),
+        upstream_tls: RefCell::default(),
         published: spec.published,
         l4_open: spec.l4_open,
         draining: Cell::new(false),

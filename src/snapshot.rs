@@ -18,6 +18,7 @@ pub mod response_rewrite;
 pub mod snippet;
 mod table;
 pub mod traffic;
+pub mod upstream_tls;
 
 #[cfg(test)]
 mod tests;

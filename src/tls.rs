@@ -153,15 +153,8 @@ impl Parts {
 
     fn one_config(&self, settings: &ListenerTls, client_certs: bool) -> Result<Arc<ServerConfig>, String> {
         let provider = Arc::new(listener_crypto(settings));
-        let mut versions: Vec<&'static rustls::SupportedProtocolVersion> = Vec::new();
-        if settings.protocols.1 {
-            versions.push(&rustls::version::TLS13);
-        }
-        if settings.protocols.0 {
-            versions.push(&rustls::version::TLS12);
-        }
         let builder = ServerConfig::builder_with_provider(provider.clone())
-            .with_protocol_versions(&versions)
+            .with_protocol_versions(&versions(settings.protocols))
             .map_err(|e| format!("TLS configuration: {e}"))?;
         let builder = match client_certs {
             true => builder.with_client_cert_verifier(Arc::new(client_cert::AnyClientCert(provider))),
@@ -180,6 +173,18 @@ impl Parts {
         cfg.ignore_client_order = true;
         Ok(Arc::new(cfg))
     }
+}
+
+/// The protocol versions of (TLS 1.2, TLS 1.3), newest first.
+fn versions((tls12, tls13): (bool, bool)) -> Vec<&'static rustls::SupportedProtocolVersion> {
+    let mut versions: Vec<&'static rustls::SupportedProtocolVersion> = Vec::new();
+    if tls13 {
+        versions.push(&rustls::version::TLS13);
+    }
+    if tls12 {
+        versions.push(&rustls::version::TLS12);
+    }
+    versions
 }
 
 /// The provider with the listener's suites and groups, in the server's order of preference.

@@ -9,10 +9,19 @@ use rustc_hash::FxHashMap;
 use crate::runtime::deadline::Deadline;
 use crate::snapshot::{BackendId, Snapshot};
 
-/// Idle connections per endpoint, newest last.
+/// Where a pooled connection goes and how it was secured: the endpoint, and 0 for plain
+/// connections or the id of the TLS profile it was made (and its certificate verified) with.
+pub type PoolKey = (SocketAddr, u64);
+
+/// The pool key of connections to `addr` under `tls`.
+pub fn pool_key(addr: SocketAddr, tls: Option<&crate::snapshot::upstream_tls::UpstreamTls>) -> PoolKey {
+    (addr, tls.map_or(0, |t| t.id))
+}
+
+/// Idle connections per endpoint and TLS profile, newest last.
 pub struct Pools<S> {
     /// Each connection with the deadline tick after which it is too old to use.
-    idle: RefCell<FxHashMap<SocketAddr, Vec<(S, Deadline)>>>,
+    idle: RefCell<FxHashMap<PoolKey, Vec<(S, Deadline)>>>,
 }
 
 impl<S> Default for Pools<S> {
@@ -22,10 +31,10 @@ impl<S> Default for Pools<S> {
 }
 
 impl<S> Pools<S> {
-    /// The most recently used idle connection to `addr` that has not expired by `now`.
-    pub fn take(&self, addr: SocketAddr, now: Deadline) -> Option<S> {
+    /// The most recently used idle connection of `key` that has not expired by `now`.
+    pub fn take(&self, key: PoolKey, now: Deadline) -> Option<S> {
         let mut idle = self.idle.borrow_mut();
-        let list = idle.get_mut(&addr)?;
+        let list = idle.get_mut(&key)?;
         while let Some((s, expires)) = list.pop() {
             if expires > now {
                 return Some(s);
@@ -38,9 +47,9 @@ impl<S> Pools<S> {
 
     /// Pools `s` until `expires` (see [`crate::runtime::deadline::Deadlines::after`]),
     /// keeping at most `max_idle` per endpoint (the oldest goes).
-    pub fn put(&self, addr: SocketAddr, s: S, expires: Deadline, max_idle: usize) {
+    pub fn put(&self, key: PoolKey, s: S, expires: Deadline, max_idle: usize) {
         let mut idle = self.idle.borrow_mut();
-        let list = idle.entry(addr).or_default();
+        let list = idle.entry(key).or_default();
         if max_idle == 0 {
             return;
         }
@@ -53,7 +62,7 @@ impl<S> Pools<S> {
     /// Drops idle connections that expired, and pools of endpoints that left the snapshot.
     pub fn sweep(&self, snap: &Snapshot, now: Deadline) {
         let mut idle = self.idle.borrow_mut();
-        idle.retain(|addr, list| {
+        idle.retain(|(addr, _), list| {
             list.retain(|(_, expires)| *expires > now);
             !list.is_empty() && snap.has_endpoint(addr)
         });

@@ -309,33 +309,56 @@ fn body_limit_is_resource_exhausted_and_no_endpoint_is_unavailable() {
 }
 
 #[test]
-fn grpcs_backends_are_reached_over_tls() {
-    // B terminates TLS (ALPN h2) in front of the gRPC server; A proxies to B's HTTPS port
-    // with backend-protocol: GRPCS.
+fn grpcs_backends_are_reached_over_tls_and_verified() {
+    // B terminates TLS (ALPN h2) in front of the gRPC server, with a certificate for
+    // grpc.test (chosen by SNI) from a CA A trusts; A proxies to B's HTTPS port with
+    // backend-protocol: GRPCS.
     let server = grpc_server();
+    let ca = support::pki::Ca::new("grpc upstream CA");
+    let (crt, key) = ca.leaf(&["grpc.test"]);
+    let b_tls = "---\napiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata:\n  name: tls-only\n  namespace: default\n  annotations: {kubernetes.io/ingress.class: nginx, nginx.ingress.kubernetes.io/backend-protocol: GRPC}\nspec:\n  tls: [{hosts: [grpc.test], secretName: grpc-tls}]\n  rules:\n  - host: grpc.test\n    http:\n      paths:\n      - {path: /feed.FeedBack, pathType: Prefix, backend: {service: {name: compete-feedback, port: {name: grpc}}}}\n";
     let b = Proxy::start(
         "uring",
-        &(grpc_service("compete-feedback", &[server]) + COMPETE_FEEDBACK),
+        &(grpc_service("compete-feedback", &[server])
+            + COMPETE_FEEDBACK
+            + b_tls
+            + &secret_data("grpc-tls", &[("tls.crt", &crt), ("tls.key", &key)])),
         &["--ingress-class", "nginx"],
     );
+    let ingress = |name: &str, annotations: &str| {
+        format!("---\napiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata:\n  name: {name}\n  namespace: default\n  annotations: {{nginx.ingress.kubernetes.io/backend-protocol: GRPCS{annotations}}}\nspec:\n  ingressClassName: ringress\n  rules:\n  - host: {name}.test\n    http:\n      paths:\n      - {{path: /feed.FeedBack, pathType: Prefix, backend: {{service: {{name: secure-feedback, port: {{name: grpc}}}}}}}}\n")
+    };
+    let verify = ", nginx.ingress.kubernetes.io/proxy-ssl-secret: upstream-ca, nginx.ingress.kubernetes.io/proxy-ssl-verify: \"on\", nginx.ingress.kubernetes.io/proxy-ssl-name: grpc.test";
     let a_manifests = grpc_service("secure-feedback", &[b.https])
-        + "---\napiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata:\n  name: secure\n  namespace: default\n  annotations: {nginx.ingress.kubernetes.io/backend-protocol: GRPCS}\nspec:\n  ingressClassName: ringress\n  rules:\n  - http:\n      paths:\n      - {path: /feed.FeedBack, pathType: Prefix, backend: {service: {name: secure-feedback, port: {name: grpc}}}}\n";
+        + &secret_data("upstream-ca", &[("ca.crt", &ca.pem)])
+        + &ingress("secure", "")
+        + &ingress("verified", &format!("{verify}, nginx.ingress.kubernetes.io/proxy-ssl-server-name: \"on\""))
+        // Without SNI, B answers with its generated default certificate: not the CA's.
+        + &ingress("refused", verify);
     let a = Proxy::start("epoll", &a_manifests, &[]);
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-    let mut c = client(&rt, a.http);
-    rt.block_on(async {
-        for i in 0..20u8 {
-            let r = unary(&mut c, Msg { data: vec![i, 1], n: 0 }).await.unwrap();
-            assert_eq!(r.n, i as u32 + 1);
-        }
-        let e = unary(&mut c, Msg { data: vec![], n: 99 }).await.unwrap_err();
-        assert_eq!(e.code(), Code::NotFound, "trailers through two proxies and TLS: {e:?}");
-    });
+    for host in ["secure.test", "verified.test"] {
+        let mut c = client_for(&rt, a.http, host);
+        rt.block_on(async {
+            for i in 0..20u8 {
+                let r = unary(&mut c, Msg { data: vec![i, 1], n: 0 }).await.unwrap();
+                assert_eq!(r.n, i as u32 + 1, "{host}");
+            }
+            let e = unary(&mut c, Msg { data: vec![], n: 99 }).await.unwrap_err();
+            assert_eq!(e.code(), Code::NotFound, "{host}: trailers through two proxies and TLS: {e:?}");
+        });
+    }
+    let mut c = client_for(&rt, a.http, "refused.test");
+    let e = rt.block_on(unary(&mut c, Msg { data: vec![1], n: 0 })).unwrap_err();
+    assert_eq!(e.code(), Code::Unavailable, "a certificate that does not verify: {e:?}");
+    assert!(a.log_text().contains("TLS handshake with the upstream failed"), "{}", a.log_text());
     let metrics = get(b.admin, "x", "/metrics").text();
-    assert!(
-        metrics.contains("ringress_tls_handshakes_total 1\n") || metrics.contains("ringress_tls_handshakes_total 2\n"),
-        "B saw A's TLS connection(s): {metrics}"
-    );
+    let handshakes: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("ringress_tls_handshakes_total "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap();
+    assert!((2..=6).contains(&handshakes), "B saw A's TLS connections, one per profile: {metrics}");
 }
 
 /// A WebSocket and a gRPC stream opened before 1,000 consecutive configuration changes

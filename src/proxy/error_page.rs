@@ -111,7 +111,7 @@ async fn ask<I: Io>(
 ) -> Result<Page, ProxyError> {
     let settings = &snap.settings;
     let pick = crate::upstream::Pick::Policy(settings.load_balance);
-    let to = Attempt { snap, backend, tls: false, settings, idempotent: true, pick };
+    let to = Attempt { snap, backend, tls: None, settings, idempotent: true, pick };
     let mut ubuf = Vec::with_capacity(4096);
     let (up, _) = client::send(w, clock, &to, head(rec, route, status), &mut NoBody, &mut ubuf, |_| {}).await?;
     let is_head = rec.method == b"HEAD";

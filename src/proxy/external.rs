@@ -454,7 +454,8 @@ async fn ask<I: Io>(
     }
     bump_auth(w);
     let pick = crate::upstream::Pick::Policy(snap.settings.load_balance);
-    let to = Attempt { snap, backend: call.backend, tls: call.tls, settings, idempotent: true, pick };
+    let tls = call.tls.then(|| &**crate::snapshot::upstream_tls::default_profile());
+    let to = Attempt { snap, backend: call.backend, tls, settings, idempotent: true, pick };
     let mut ubuf = Vec::with_capacity(4096);
     let (up, _) =
         client::send(w, clock, &to, call.head.clone(), &mut NoBody, &mut ubuf, |_| {}).await.map_err(failed)?;

@@ -19,8 +19,6 @@ use super::h2::{send_all, Progress, ReqStream};
 use super::{bump, LocalSnapshot, Worker};
 use crate::runtime::Io;
 use crate::snapshot::Settings;
-use crate::tls::TlsStream;
-use rustls_pki_types::ServerName;
 
 fn up_err(context: &'static str, e: h2::Error) -> ProxyError {
     ProxyError::io(Kind::UpstreamProtocol, Side::Upstream, context, std::io::Error::other(e))
@@ -37,7 +35,7 @@ async fn connection<I: Io>(
     snap: &LocalSnapshot,
     backend: crate::snapshot::BackendId,
     settings: &Settings,
-    (tls, pick): (bool, crate::upstream::Pick),
+    (tls, pick): (Option<&crate::snapshot::upstream_tls::UpstreamTls>, crate::upstream::Pick),
 ) -> Result<(SendRequest<Bytes>, SocketAddr), ProxyError> {
     let endpoints = &snap.backend(backend).endpoints;
     let next = settings.next_upstream;
@@ -50,12 +48,13 @@ async fn connection<I: Io>(
             break;
         }
         let addr = endpoints[w.balancer.borrow_mut().pick(snap, backend, attempt, pick)];
-        let existing = w.h2_upstreams.borrow().get(&(addr, tls)).cloned();
+        let key = crate::upstream::pool_key(addr, tls);
+        let existing = w.h2_upstreams.borrow().get(&key).cloned();
         if let Some(sr) = existing {
             match sr.ready().await {
                 Ok(sr) => return Ok((sr, addr)),
                 Err(_) => {
-                    w.h2_upstreams.borrow_mut().remove(&(addr, tls));
+                    w.h2_upstreams.borrow_mut().remove(&key);
                 }
             }
         }
@@ -74,22 +73,18 @@ async fn connection<I: Io>(
         };
         let mut b = h2::client::Builder::new();
         b.initial_window_size(1 << 20).initial_connection_window_size(4 << 20).max_send_buffer_size(256 * 1024);
-        let handshake = if tls {
+        let handshake = if let Some(profile) = tls {
             // GRPCS: TLS first (ALPN h2), within the connect timeout.
-            let s = TlsStream::client(io, w.upstream_tls.clone(), ServerName::IpAddress(addr.ip().into()))
-                .map_err(|e| ProxyError::io(Kind::UpstreamConnect, Side::Upstream, "TLS to the upstream", e))?;
-            let done =
-                match select(std::pin::pin!(s.handshake()), std::pin::pin!(I::sleep(settings.connect_timeout))).await {
-                    Either::Left((r, _)) => r,
-                    Either::Right(_) => Err(crate::runtime::io::timed_out("TLS handshake with the upstream timed out")),
-                };
-            if let Err(e) = done {
-                bump(&w.stats.upstream_connect_errors);
-                w.balancer.borrow_mut().failed(addr);
-                last = Some(e);
-                continue;
+            let target = (profile, snap.backend(backend), addr);
+            match super::h1::client::tls_connect::<I>(w, io, target, settings.connect_timeout, true).await {
+                Ok(s) => Either::Left(b.handshake::<_, Bytes>(IoBridge::with_initial(s, Vec::new())).await),
+                Err(e) => {
+                    bump(&w.stats.upstream_connect_errors);
+                    w.balancer.borrow_mut().failed(addr);
+                    last = Some(e);
+                    continue;
+                }
             }
-            Either::Left(b.handshake::<_, Bytes>(IoBridge::with_initial(s, Vec::new())).await)
         } else {
             Either::Right(b.handshake::<_, Bytes>(IoBridge::with_initial(io, Vec::new())).await)
         };
@@ -108,7 +103,7 @@ async fn connection<I: Io>(
                         tracing::debug!(%addr, error = %e, "gRPC upstream connection ended");
                     }
                 });
-                w.h2_upstreams.borrow_mut().insert((addr, tls), sr.clone());
+                w.h2_upstreams.borrow_mut().insert(key, sr.clone());
                 match sr.ready().await {
                     Ok(sr) => return Ok((sr, addr)),
                     Err(e) => last = Some(std::io::Error::other(e)),
@@ -133,7 +128,7 @@ pub(super) async fn forward<I: Io>(
     fwd: &Forwarded<'_>,
 ) -> Result<(), ProxyError> {
     let ReqStream { parts, body, respond, progress, .. } = s;
-    let (snap, f, target, tls, granted) = (to.snap, to.forward, to.target, to.tls, to.granted);
+    let (snap, f, target, tls, granted) = (to.snap, to.forward, to.target, to.tls.map(|t| &**t), to.granted);
     let settings = &f.settings;
     let started = std::time::Instant::now();
     let (mut sr, addr) = connection(w, snap, f.backend, settings, (tls, f.pick)).await?;

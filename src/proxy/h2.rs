@@ -375,8 +375,8 @@ fn send_page(
 pub(super) struct Route<'a> {
     pub snap: &'a LocalSnapshot,
     pub forward: &'a pipeline::Forward<'a>,
-    /// `backend-protocol: HTTPS` (or GRPCS).
-    pub tls: bool,
+    /// Over TLS (`backend-protocol: HTTPS`, GRPCS), with the route's profile.
+    pub tls: Option<&'a std::sync::Arc<crate::snapshot::upstream_tls::UpstreamTls>>,
     /// The path and query sent upstream.
     pub target: &'a str,
     /// The request's declared Content-Length.

@@ -19,6 +19,7 @@ use crate::snapshot::annotations::BackendProtocol;
 use crate::snapshot::external::ExternalAuth;
 use crate::snapshot::response_rewrite::ResponseRewrites;
 use crate::snapshot::traffic::{Balance, Cors, HashBy, Part, Var};
+use crate::snapshot::upstream_tls::UpstreamTls;
 use crate::snapshot::{normalize_host, LoadBalance, Route, Settings, Snapshot};
 use crate::upstream::Pick;
 
@@ -157,7 +158,7 @@ pub(crate) struct Forward<'s> {
     /// The global settings with the route's annotations applied.
     pub settings: Settings,
     /// How the backend is spoken to.
-    pub exchange: Exchange,
+    pub exchange: Exchange<'s>,
     /// The path and query sent upstream when they are not the request's own: the normal form
     /// of the path (`proxy::path`) with `rewrite-target` applied, and the query.
     pub target: Option<String>,
@@ -359,13 +360,14 @@ fn arg<'q>(query: &'q [u8], name: &str) -> Option<&'q [u8]> {
     })
 }
 
-/// How the upstream exchange runs: the backend's protocol.
+/// How the upstream exchange runs: the backend's protocol, and over TLS (`HTTPS`, `GRPCS`)
+/// the route's TLS profile (`proxy-ssl-*`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Exchange {
-    /// HTTP/1.1 through the worker's pools; `tls`: `backend-protocol: HTTPS`.
-    Http1 { tls: bool },
-    /// HTTP/2 (gRPC); `tls`: `backend-protocol: GRPCS`.
-    Grpc { tls: bool },
+pub(crate) enum Exchange<'s> {
+    /// HTTP/1.1 through the worker's pools.
+    Http1 { tls: Option<&'s Arc<UpstreamTls>> },
+    /// HTTP/2 (gRPC).
+    Grpc { tls: Option<&'s Arc<UpstreamTls>> },
 }
 
 /// The method rules for every protocol: CONNECT is not proxied (501), TRACE is refused
@@ -540,15 +542,16 @@ pub(crate) fn decide<'s>(
         || rewrites.is_some()
         || snippet.is_some())
     .then(|| Box::new(Reply { cors, sticky, set, hide, snippet, rewrites }));
+    let profile = Some(o.upstream_tls.as_ref().unwrap_or(crate::snapshot::upstream_tls::default_profile()));
     let exchange = match o.protocol {
-        BackendProtocol::Http => Exchange::Http1 { tls: false },
-        BackendProtocol::Https => Exchange::Http1 { tls: true },
-        BackendProtocol::AutoHttp => Exchange::Http1 { tls: req.https },
+        BackendProtocol::Http => Exchange::Http1 { tls: None },
+        BackendProtocol::Https => Exchange::Http1 { tls: profile },
+        BackendProtocol::AutoHttp => Exchange::Http1 { tls: profile.filter(|_| req.https) },
         BackendProtocol::Grpc | BackendProtocol::Grpcs if !req.http2 => {
             return Err(ProxyError::downstream(Kind::NeedsHttp2, "this backend speaks gRPC, which needs HTTP/2"))
         }
-        BackendProtocol::Grpc => Exchange::Grpc { tls: false },
-        BackendProtocol::Grpcs => Exchange::Grpc { tls: true },
+        BackendProtocol::Grpc => Exchange::Grpc { tls: None },
+        BackendProtocol::Grpcs => Exchange::Grpc { tls: profile },
     };
     let path = normal.as_deref();
     let rewritten = route.rewrite.as_ref().zip(path).and_then(|(r, p)| r.apply(p));

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::access::{unenforced, Access, UnsupportedPolicy};
-use super::auth::{BasicSpec, SecretType};
+use super::auth::BasicSpec;
 use super::client_cert::{self, ClientCert, ClientCertSpec};
 use super::edge::{parse_cidrs, Cidr};
 use super::external::{self, ExternalAuth};
@@ -19,11 +19,11 @@ mod refs;
 mod values;
 
 pub use notes::{Note, NO_OP};
-use refs::secret_key;
 pub use refs::{
     auth_config_map, auth_secret, auth_service, auth_tls_secret, custom_headers_map, default_backend, full_key,
-    wants_regex,
+    proxy_ssl_secret, wants_regex,
 };
+use refs::{basic_spec, secret_key};
 use values::compile_path;
 pub use values::Rewrite;
 pub use values::{
@@ -50,6 +50,11 @@ pub enum BackendProtocol {
 impl BackendProtocol {
     pub fn is_grpc(self) -> bool {
         matches!(self, BackendProtocol::Grpc | BackendProtocol::Grpcs)
+    }
+
+    /// Whether the upstream may be spoken to over TLS (`proxy-ssl-*` apply).
+    pub fn speaks_tls(self) -> bool {
+        matches!(self, BackendProtocol::Https | BackendProtocol::Grpcs | BackendProtocol::AutoHttp)
     }
 }
 
@@ -84,6 +89,12 @@ pub struct RouteOptions {
     /// `auth-tls-secret` and its family, read by the builder into `client_cert`.
     pub client_cert_spec: Option<ClientCertSpec>,
     pub client_cert: Option<Arc<ClientCert>>,
+    /// `proxy-ssl-*`, read by the builder into `upstream_tls`.
+    pub upstream_tls_spec: Option<super::upstream_tls::UpstreamTlsSpec>,
+    /// TLS to the upstream when the backend speaks it; `None`: [`UpstreamTls::DEFAULT`].
+    ///
+    /// [`UpstreamTls::DEFAULT`]: super::upstream_tls::UpstreamTls::DEFAULT
+    pub upstream_tls: Option<Arc<super::upstream_tls::UpstreamTls>>,
     /// `canary: "true"` and its rules: this Ingress's routes are alternatives for the main
     /// Ingress's same host and path, not routes of their own.
     pub canary: Option<Arc<CanaryRules>>,
@@ -150,6 +161,8 @@ impl Default for RouteOptions {
             external: None,
             client_cert_spec: None,
             client_cert: None,
+            upstream_tls_spec: None,
+            upstream_tls: None,
             canary: None,
             balance: super::traffic::Balance::Global,
             cors: None,
@@ -390,7 +403,12 @@ impl RouteOptions {
                     "auth-secret" => auth[1] = Some((full, v)),
                     "auth-secret-type" => auth[2] = Some((full, v)),
                     "auth-realm" => auth[3] = Some((full, value)),
-                    k if external::KEYS.contains(&k) || client_cert::KEYS.contains(&k) => ext.push((k, full, value)),
+                    k if external::KEYS.contains(&k)
+                        || client_cert::KEYS.contains(&k)
+                        || super::upstream_tls::KEYS.contains(&k) =>
+                    {
+                        ext.push((k, full, value))
+                    }
                     "enable-global-auth" => match parse_bool(v) {
                         Some(b) => o.global_auth = b,
                         None => bad("is not true or false"),
@@ -552,6 +570,22 @@ impl RouteOptions {
                 warnings.push(Note::ignored(full, format!("annotation {full} has no effect without auth-tls-secret")));
             }
         }
+        match super::upstream_tls::UpstreamTlsSpec::parse(&ing.key.namespace, get) {
+            Ok(spec) if spec.is_some() && !o.protocol.speaks_tls() => {
+                for (_, full, _) in ext.iter().filter(|(k, ..)| super::upstream_tls::KEYS.contains(k)) {
+                    let what =
+                        format!("annotation {full} has no effect unless backend-protocol is HTTPS, GRPCS or AUTO_HTTP");
+                    warnings.push(Note::ignored(full, what));
+                }
+            }
+            Ok(spec) => o.upstream_tls_spec = spec,
+            Err(why) => {
+                let annotation = why.split(':').next().unwrap_or_default().to_string();
+                let why = format!("annotation {why}");
+                warnings.push(Note::refused(&annotation, &why));
+                o.access.refuse(why);
+            }
+        }
         match ExternalAuth::parse(format!("Ingress {}", ing.key), &ing.key.namespace, get) {
             Ok(Some(spec)) => o.external = Some(Arc::new(spec)),
             Ok(None) => {
@@ -616,33 +650,6 @@ pub fn read_keeping(
         }
     }
     (o, notes, kept)
-}
-
-/// Basic authentication from `auth-type`, `auth-secret` (`name` in the Ingress's namespace,
-/// or `namespace/name`), `auth-secret-type` and `auth-realm` (each as (annotation, value)).
-/// Err: what makes it unenforceable (the routes are refused).
-fn basic_spec(
-    ing: &Ingress,
-    [kind, secret, secret_type, realm]: [Option<(&str, &str)>; 4],
-) -> Result<Option<BasicSpec>, String> {
-    let Some((kind_key, kind)) = kind else { return Ok(None) };
-    match kind.to_ascii_lowercase().as_str() {
-        "basic" => {}
-        "digest" => return Err(format!("annotation {kind_key}: digest authentication is not enforced by ringress")),
-        _ => return Err(format!("annotation {kind_key}: {kind:?} is not basic or digest")),
-    }
-    let Some((secret_annotation, secret)) = secret else {
-        return Err(format!("annotation {kind_key} asks for basic authentication, but no auth-secret names its users"));
-    };
-    let Some(secret) = secret_key(ing, secret) else {
-        return Err(format!("annotation {secret_annotation}: {secret:?} is not a Secret name or namespace/name"));
-    };
-    let secret_type = match secret_type {
-        None | Some((_, "auth-file")) => SecretType::File,
-        Some((_, "auth-map")) => SecretType::Map,
-        Some((k, v)) => return Err(format!("annotation {k}: {v:?} is not auth-file or auth-map")),
-    };
-    Ok(Some(BasicSpec { secret, secret_type, realm: realm.map_or("", |(_, v)| v).to_string() }))
 }
 
 /// A canary Ingress's rules (`canary: "true"` and `canary-*`), in ingress-nginx's precedence:

@@ -92,12 +92,8 @@ impl ClientCertSpec {
             format!("{full}: {v:?} {what}")
         };
         let secret = secret.trim();
-        let secret = match secret.split_once('/') {
-            None if !secret.is_empty() => ObjectKey { namespace: namespace.to_string(), name: secret.to_string() },
-            Some((ns, name)) if !ns.is_empty() && !name.is_empty() && !name.contains('/') => {
-                ObjectKey { namespace: ns.to_string(), name: name.to_string() }
-            }
-            _ => return Err(format!("{secret_key}: {secret:?} is not a Secret name or namespace/name")),
+        let Some(secret) = ObjectKey::named_in(namespace, secret) else {
+            return Err(format!("{secret_key}: {secret:?} is not a Secret name or namespace/name"));
         };
         let verify = match get("auth-tls-verify-client").map(|(_, v)| v.trim()) {
             None | Some("on") => Verify::On,
@@ -106,15 +102,8 @@ impl ClientCertSpec {
             Some("off") => return Ok(None),
             Some(_) => return Err(bad("auth-tls-verify-client", "is not on, off, optional or optional_no_ca")),
         };
-        let depth = match get("auth-tls-verify-depth") {
-            None => 1,
-            Some((_, v)) => v
-                .trim()
-                .parse::<u32>()
-                .ok()
-                .filter(|d| (1..=16).contains(d))
-                .ok_or_else(|| bad("auth-tls-verify-depth", "is not a number from 1 to 16"))?,
-        };
+        let depth = verify_depth(get("auth-tls-verify-depth"))
+            .ok_or_else(|| bad("auth-tls-verify-depth", "is not a number from 1 to 16"))?;
         let error_page = match get("auth-tls-error-page").map(|(_, v)| v.trim()).filter(|v| !v.is_empty()) {
             None => None,
             Some(v)
@@ -132,6 +121,14 @@ impl ClientCertSpec {
         };
         let match_cn = get("auth-tls-match-cn").map(|(_, v)| v.trim().to_string()).filter(|v| !v.is_empty());
         Ok(Some(ClientCertSpec { secret, verify, depth, error_page, pass_certificate, match_cn }))
+    }
+}
+
+/// A `*-verify-depth` annotation's value: 1 to 16; 1 when not set. None: not one of those.
+pub(super) fn verify_depth(v: Option<(&str, &str)>) -> Option<u32> {
+    match v {
+        None => Some(1),
+        Some((_, v)) => v.trim().parse::<u32>().ok().filter(|d| (1..=16).contains(d)),
     }
 }
 

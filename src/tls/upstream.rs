@@ -1,40 +1,83 @@
-//! TLS to upstreams (`backend-protocol: HTTPS` and `GRPCS`).
+//! TLS to upstreams (`backend-protocol: HTTPS` and `GRPCS`), by the route's profile
+//! ([`UpstreamTls`]: `proxy-ssl-*`).
 
 use std::sync::Arc;
 
 use rustls_pki_types::CertificateDer;
 
-use super::data_plane_crypto;
+use crate::snapshot::listener_tls::ListenerTls;
+use crate::snapshot::upstream_tls::UpstreamTls;
 
-/// How ringress talks TLS to upstreams (`backend-protocol: GRPCS` / `HTTPS`): like
-/// ingress-nginx's default (`proxy-ssl-verify: off`), the upstream's certificate is not
+/// The client configuration of a profile, offering `alpn`.
+///
+/// With `proxy-ssl-verify` off (ingress-nginx's default), the upstream's certificate is not
 /// checked against a CA (in-cluster services mostly use self-signed ones), but the handshake
-/// signatures are, so the connection is still encrypted to whoever holds that key.
-pub fn upstream_client_config(alpn: &[&[u8]]) -> Arc<rustls::ClientConfig> {
-    let provider = Arc::new(data_plane_crypto());
-    let mut cfg = rustls::ClientConfig::builder_with_provider(provider.clone())
-        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
-        .expect("aws-lc-rs supports TLS 1.2 and 1.3")
-        .dangerous()
-        .with_custom_certificate_verifier(Arc::new(AnyUpstreamCertificate(provider)))
-        .with_no_client_auth();
+/// signatures are, so the connection is still encrypted to whoever holds that key. With it
+/// on, the chain must lead to one of the Secret's `ca.crt` certificates within
+/// `proxy-ssl-verify-depth`, be valid now, and name the server ([`UpstreamTls::name_for`]).
+/// Err: what rustls refused in the profile (a client key it cannot use, say).
+pub fn upstream_client_config(profile: &UpstreamTls, alpn: &[&[u8]]) -> Result<Arc<rustls::ClientConfig>, String> {
+    let settings = ListenerTls {
+        protocols: profile.spec.protocols,
+        ciphers: profile.spec.ciphers.clone(),
+        ..ListenerTls::default()
+    };
+    let provider = Arc::new(super::listener_crypto(&settings));
+    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_protocol_versions(&super::versions(profile.spec.protocols))
+        .map_err(|e| format!("upstream TLS: {e}"))?;
+    let chain = match profile.spec.verify {
+        false => None,
+        true => {
+            let mut roots = rustls::RootCertStore::empty();
+            for c in &profile.roots {
+                roots.add(c.clone()).map_err(|e| format!("proxy-ssl-secret: ca.crt holds a bad certificate ({e})"))?;
+            }
+            let webpki = rustls::client::WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+                .build()
+                .map_err(|e| format!("proxy-ssl-secret: {e}"))?;
+            Some((webpki, profile.spec.depth as usize - 1))
+        }
+    };
+    let builder = builder.dangerous().with_custom_certificate_verifier(Arc::new(UpstreamVerifier { chain, provider }));
+    let mut cfg = match &profile.client {
+        None => builder.with_no_client_auth(),
+        Some(pair) => builder
+            .with_client_auth_cert(pair.0.clone(), pair.1.clone_key())
+            .map_err(|e| format!("proxy-ssl-secret: tls.key cannot be used with tls.crt ({e})"))?,
+    };
+    cfg.enable_sni = profile.spec.server_name;
     cfg.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
-    Arc::new(cfg)
+    Ok(Arc::new(cfg))
 }
 
+/// How an upstream's certificate is checked. `chain`: with `proxy-ssl-verify: on`, the CA
+/// verifier, and how many of the certificates the upstream sent (in the order it sent them)
+/// may stand between its certificate and a trusted CA, as nginx's `proxy_ssl_verify_depth`
+/// limits it. Without, any certificate is taken. The handshake's signatures are always
+/// checked, so the connection is encrypted to whoever holds the certificate's key.
 #[derive(Debug)]
-struct AnyUpstreamCertificate(Arc<rustls::crypto::CryptoProvider>);
+struct UpstreamVerifier {
+    chain: Option<(Arc<rustls::client::WebPkiServerVerifier>, usize)>,
+    provider: Arc<rustls::crypto::CryptoProvider>,
+}
 
-impl rustls::client::danger::ServerCertVerifier for AnyUpstreamCertificate {
+impl rustls::client::danger::ServerCertVerifier for UpstreamVerifier {
     fn verify_server_cert(
         &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &rustls_pki_types::ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: rustls_pki_types::UnixTime,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &rustls_pki_types::ServerName<'_>,
+        ocsp_response: &[u8],
+        now: rustls_pki_types::UnixTime,
     ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
-        Ok(rustls::client::danger::ServerCertVerified::assertion())
+        match &self.chain {
+            None => Ok(rustls::client::danger::ServerCertVerified::assertion()),
+            Some((webpki, depth)) => {
+                let allowed = &intermediates[..intermediates.len().min(*depth)];
+                webpki.verify_server_cert(end_entity, allowed, server_name, ocsp_response, now)
+            }
+        }
     }
 
     fn verify_tls12_signature(
@@ -43,7 +86,7 @@ impl rustls::client::danger::ServerCertVerifier for AnyUpstreamCertificate {
         cert: &CertificateDer<'_>,
         dss: &rustls::DigitallySignedStruct,
     ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
     }
 
     fn verify_tls13_signature(
@@ -52,10 +95,10 @@ impl rustls::client::danger::ServerCertVerifier for AnyUpstreamCertificate {
         cert: &CertificateDer<'_>,
         dss: &rustls::DigitallySignedStruct,
     ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
     }
 
     fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
+        self.provider.signature_verification_algorithms.supported_schemes()
     }
 }

@@ -4,6 +4,7 @@
 
 pub mod cluster;
 pub mod dns;
+pub mod nginx;
 pub mod pki;
 pub mod proxy;
 pub mod upstream;
@@ -75,6 +76,19 @@ pub fn tls_ingress(name: &str, host: &str, secret: Option<&str>, svc: &str, anno
     s += &format!(
         "  rules:\n  - host: \"{host}\"\n    http:\n      paths:\n      - {{path: /, pathType: Prefix, backend: {{service: {{name: {svc}, port: {{number: 80}}}}}}}}\n"
     );
+    s
+}
+
+/// A Secret in `default` with these keys as stringData (PEM and other text).
+pub fn secret_data(name: &str, data: &[(&str, &str)]) -> String {
+    let mut s =
+        format!("---\napiVersion: v1\nkind: Secret\nmetadata: {{name: {name}, namespace: default}}\nstringData:\n");
+    for (k, v) in data {
+        s += &format!("  {k}: |\n");
+        for line in v.lines() {
+            s += &format!("    {line}\n");
+        }
+    }
     s
 }
 

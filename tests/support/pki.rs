@@ -35,6 +35,14 @@ impl Ca {
         self.issue(CertificateParams::new(names.iter().map(|s| s.to_string()).collect::<Vec<_>>()).unwrap())
     }
 
+    /// A leaf certificate for `names` that expired in 2021.
+    pub fn expired_leaf(&self, names: &[&str]) -> (String, String) {
+        let mut p = CertificateParams::new(names.iter().map(|s| s.to_string()).collect::<Vec<_>>()).unwrap();
+        p.not_before = rcgen::date_time_ymd(2020, 1, 1);
+        p.not_after = rcgen::date_time_ymd(2021, 1, 1);
+        self.issue(p)
+    }
+
     /// A client certificate with the subject `CN=<cn>,O=Example`.
     pub fn client(&self, cn: &str) -> (String, String) {
         let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();

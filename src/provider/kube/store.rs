@@ -122,6 +122,8 @@ pub struct Store {
 enum Ref {
     /// A CA bundle (`ca.crt`).
     CaSecret(ObjectKey),
+    /// `proxy-ssl-secret`, and whether verification needs its `ca.crt`.
+    UpstreamSecret(ObjectKey, bool),
     ConfigMap(ObjectKey),
 }
 
@@ -256,6 +258,12 @@ impl Store {
                 let refs: Vec<(String, Ref)> = [
                     full("auth-tls-secret")
                         .zip(options.client_cert_spec.as_ref().map(|c| Ref::CaSecret(c.secret.clone()))),
+                    full("proxy-ssl-secret").zip(
+                        options
+                            .upstream_tls_spec
+                            .as_ref()
+                            .and_then(|t| Some(Ref::UpstreamSecret(t.secret.clone()?, t.verify))),
+                    ),
                     full("auth-proxy-set-headers")
                         .zip(options.external.as_ref().and_then(|e| e.set_headers_from.clone()).map(Ref::ConfigMap)),
                 ]
@@ -349,8 +357,8 @@ impl Store {
         tls(new)
             || tls(self.secrets.get(key))
             || self.ingresses.values().any(|i| {
-                use crate::snapshot::annotations::{auth_secret, auth_tls_secret};
-                auth_secret(i).as_ref() == Some(key) || auth_tls_secret(i).as_ref() == Some(key)
+                use crate::snapshot::annotations::{auth_secret, auth_tls_secret, proxy_ssl_secret};
+                [auth_secret(i), auth_tls_secret(i), proxy_ssl_secret(i)].iter().any(|s| s.as_ref() == Some(key))
             })
     }
 
@@ -483,6 +491,13 @@ impl Store {
                     None => Some(format!("auth-tls-secret {s} does not exist")),
                     Some(secret) if !secret.data.contains_key("ca.crt") => {
                         Some(format!("auth-tls-secret {s} has no key ca.crt"))
+                    }
+                    Some(_) => None,
+                },
+                Ref::UpstreamSecret(s, verify) => match self.secrets.get(s) {
+                    None => Some(format!("proxy-ssl-secret {s} does not exist")),
+                    Some(secret) if *verify && !secret.data.contains_key("ca.crt") => {
+                        Some(format!("proxy-ssl-verify is on, but proxy-ssl-secret {s} has no key ca.crt"))
                     }
                     Some(_) => None,
                 },

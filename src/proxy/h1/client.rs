@@ -8,6 +8,7 @@ use crate::proxy::{bump, Worker};
 use crate::runtime::deadline::Deadline;
 use crate::runtime::io::Clock;
 use crate::runtime::{Io, Stream};
+use crate::snapshot::upstream_tls::UpstreamTls;
 use crate::snapshot::{BackendId, Snapshot};
 use crate::tls::TlsStream;
 
@@ -52,6 +53,8 @@ impl<S: Stream> Stream for Transport<S> {
 pub struct UpstreamConn<S> {
     pub io: S,
     pub addr: SocketAddr,
+    /// The TLS profile it was made with (0: plain), for the pool it goes back to.
+    pub tls_id: u64,
     /// Came from the pool: a failure before any response byte may just mean the upstream
     /// closed it while idle.
     pub reused: bool,
@@ -75,23 +78,26 @@ pub async fn acquire<I: Io>(
             bump(&w.stats.upstream_retries);
         }
         tried.push(addr);
+        let key = crate::upstream::pool_key(addr, to.tls);
         if pooled {
-            // An endpoint's pool holds one kind; one of the other kind is dropped.
-            let tls = to.tls;
-            if let Some(io) = w.pools.take(addr, w.deadlines.now()).filter(|io| matches!(io, Transport::Tls(_)) == tls)
-            {
-                return Ok(UpstreamConn { io, addr, reused: true });
+            if let Some(io) = w.pools.take(key, w.deadlines.now()) {
+                return Ok(UpstreamConn { io, addr, tls_id: key.1, reused: true });
             }
         }
         bump(&w.stats.upstream_connects);
         let timeout = to.settings.connect_timeout;
-        let connected = match I::connect(addr, timeout).await {
-            Ok(io) if to.tls => tls_connect::<I>(w, io, addr, timeout).await,
-            Ok(io) => Ok(Transport::Plain(io)),
-            Err(e) => Err(e),
+        let connected = match (I::connect(addr, timeout).await, to.tls) {
+            (Ok(io), Some(profile)) => {
+                let backend = to.snap.backend(to.backend);
+                tls_connect::<I>(w, io, (profile, backend, addr), timeout, false)
+                    .await
+                    .map(|s| Transport::Tls(Box::new(s)))
+            }
+            (Ok(io), None) => Ok(Transport::Plain(io)),
+            (Err(e), _) => Err(e),
         };
         match connected {
-            Ok(io) => return Ok(UpstreamConn { io, addr, reused: false }),
+            Ok(io) => return Ok(UpstreamConn { io, addr, tls_id: key.1, reused: false }),
             Err(e) => {
                 bump(&w.stats.upstream_connect_errors);
                 w.balancer.borrow_mut().failed(addr);
@@ -203,21 +209,39 @@ pub(crate) async fn read_status<S: crate::runtime::Stream>(
     Ok(status_of(buf))
 }
 
-/// TLS over a fresh upstream connection (ALPN http/1.1), within the connect timeout.
-async fn tls_connect<I: Io>(
+/// TLS over a fresh upstream connection to `addr`, an endpoint of `backend`, by the route's
+/// profile (`h2`: ALPN h2 for gRPC, else http/1.1), within the connect timeout. A handshake
+/// that fails (a certificate that does not verify, say) is logged with the reason.
+pub(crate) async fn tls_connect<I: Io>(
     w: &Worker<I>,
     io: I::Stream,
-    addr: SocketAddr,
+    (profile, backend, addr): (&UpstreamTls, &crate::snapshot::Backend, SocketAddr),
     timeout: std::time::Duration,
-) -> std::io::Result<Transport<I::Stream>> {
+    h2: bool,
+) -> std::io::Result<TlsStream<I::Stream>> {
     use futures::future::{select, Either};
-    let name = rustls_pki_types::ServerName::IpAddress(addr.ip().into());
-    let s = TlsStream::client(io, w.upstream_tls_h1.clone(), name)?;
+    use rustls_pki_types::ServerName;
+    let name = match profile.names_the_server() {
+        true => {
+            let name = profile.name_for(backend);
+            ServerName::try_from(name.clone()).map_err(|_| {
+                let why = format!("{name:?} is not a name to verify the upstream's certificate against");
+                std::io::Error::new(std::io::ErrorKind::InvalidInput, why)
+            })?
+        }
+        false => ServerName::IpAddress(addr.ip().into()),
+    };
+    let s = TlsStream::client(io, w.upstream_tls(profile, h2)?, name)?;
     let done = match select(std::pin::pin!(s.handshake()), std::pin::pin!(I::sleep(timeout))).await {
         Either::Left((r, _)) => r,
         Either::Right(_) => Err(crate::runtime::io::timed_out("TLS handshake with the upstream timed out")),
     };
-    done.map(|()| Transport::Tls(Box::new(s)))
+    if let Err(e) = &done {
+        if e.kind() != std::io::ErrorKind::TimedOut {
+            tracing::warn!(worker = w.index, backend = %backend.name, %addr, error = %e, "TLS handshake with the upstream failed");
+        }
+    }
+    done.map(|()| s)
 }
 
 /// The request side of an exchange, for [`send`]: what is left of the body after the head.
@@ -246,7 +270,8 @@ impl RequestBody for NoBody {
 pub(crate) struct Attempt<'a> {
     pub snap: &'a Snapshot,
     pub backend: BackendId,
-    pub tls: bool,
+    /// Over TLS, with this profile (`backend-protocol: HTTPS`, `proxy-ssl-*`).
+    pub tls: Option<&'a UpstreamTls>,
     pub settings: &'a crate::snapshot::Settings,
     /// The request's method is idempotent (RFC 9110 §9.2.2).
     pub idempotent: bool,
@@ -451,6 +476,6 @@ pub(crate) fn release<I: Io>(
 ) {
     if reusable {
         let expires = w.deadlines.after(settings.upstream_idle_timeout);
-        w.pools.put(up.addr, up.io, expires, settings.upstream_keepalive_connections);
+        w.pools.put((up.addr, up.tls_id), up.io, expires, settings.upstream_keepalive_connections);
     }
 }

@@ -224,7 +224,7 @@ enum Action {
     Forward {
         backend: BackendId,
         settings: crate::snapshot::Settings,
-        tls: bool,
+        tls: Option<std::sync::Arc<crate::snapshot::upstream_tls::UpstreamTls>>,
         auth: Option<Box<external::Call>>,
         pick: crate::upstream::Pick,
         reply: Option<Box<pipeline::Reply>>,
@@ -349,7 +349,7 @@ async fn request<I: Io, S: Stream>(w: &Worker<I>, c: &mut Conn<S>, first: bool) 
         return Err(ProxyError::downstream(Kind::BodyTooLarge, "request body too large"));
     }
 
-    let to = exchange::To { snap: &snap, settings, backend, tls, pick, reply: reply.as_deref(), pace };
+    let to = exchange::To { snap: &snap, settings, backend, tls: tls.as_deref(), pick, reply: reply.as_deref(), pace };
     match forward(w, c, &to, &info, body).await {
         Err(e) if matches!(e.kind, Kind::Intercepted(_)) => {
             let code = e.status().map_or(502, |s| s.0);
@@ -499,7 +499,10 @@ fn prepare(
     if let Some(fields) = &forward.fields {
         fields.apply_to_head(out);
     }
-    let tls = forward.exchange == pipeline::Exchange::Http1 { tls: true };
+    let tls = match forward.exchange {
+        pipeline::Exchange::Http1 { tls } => tls.cloned(),
+        pipeline::Exchange::Grpc { .. } => None,
+    };
     let auth = match forward.external {
         None => None,
         Some(spec) => {

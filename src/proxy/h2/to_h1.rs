@@ -72,7 +72,7 @@ pub(super) async fn forward<I: Io>(
     let attempt = client::Attempt {
         snap: to.snap,
         backend: to.forward.backend,
-        tls: to.tls,
+        tls: to.tls.map(|t| &**t),
         settings,
         idempotent: parts.method.is_idempotent(),
         pick: to.forward.pick,

@@ -98,7 +98,7 @@ fn the_same_decision_for_every_protocol() {
         let mut key = RouteKey::default();
         let Ok(Decision::Forward(f)) = decide(&snap, &r, &mut key) else { panic!("not forwarded") };
         assert_eq!(f.target.as_deref(), Some("/v2/b?q=1"), "normalised, rewritten, query kept");
-        assert_eq!(f.exchange, Exchange::Http1 { tls: false });
+        assert_eq!(f.exchange, Exchange::Http1 { tls: None });
         assert_eq!((key.ingress(), key.service()), ("default/web", "default/web:80"));
         assert_eq!(kind(&snap, &request("TRACE", "web.test", "/api/x", http2)), Some(Kind::MethodNotAllowed));
         assert_eq!(kind(&snap, &request("CONNECT", "web.test", "/", http2)), Some(Kind::NotImplemented));
@@ -116,7 +116,7 @@ fn grpc_needs_http2_and_tls_hosts_redirect() {
     assert_eq!(kind(&snap, &request("POST", "rpc.test", "/pkg.Svc/Call", false)), Some(Kind::NeedsHttp2));
     let r = request("POST", "rpc.test", "/pkg.Svc/Call", true);
     let Ok(Decision::Forward(f)) = decide(&snap, &r, &mut RouteKey::default()) else { panic!("not forwarded") };
-    assert_eq!((f.exchange, f.target), (Exchange::Grpc { tls: false }, None));
+    assert_eq!((f.exchange, f.target), (Exchange::Grpc { tls: None }, None));
     let r = request("GET", "sec.test", "/a?b=1", false);
     let Ok(Decision::Answer { code, fields }) = decide(&snap, &r, &mut RouteKey::default()) else {
         panic!("not redirected")

@@ -4,6 +4,7 @@
 
 use super::{ExternalAuth, PREFIXES};
 use crate::model::{Ingress, ObjectKey};
+use crate::snapshot::auth::{BasicSpec, SecretType};
 
 /// The Secret an Ingress's `auth-secret` names (under either prefix), if it names one: the
 /// provider asks, to know whether a Secret's change concerns any route.
@@ -46,6 +47,12 @@ pub fn auth_tls_secret(ing: &Ingress) -> Option<ObjectKey> {
     secret_key(ing, v.trim())
 }
 
+/// The Secret an Ingress's `proxy-ssl-secret` names (upstream CA and client certificate).
+pub fn proxy_ssl_secret(ing: &Ingress) -> Option<ObjectKey> {
+    let v = PREFIXES.iter().find_map(|p| ing.annotations.get(&format!("{p}proxy-ssl-secret")))?;
+    secret_key(ing, v.trim())
+}
+
 /// The full key under which an Ingress sets `key` (the current prefix first), if it does.
 pub fn full_key<'i>(ing: &'i Ingress, key: &str) -> Option<&'i str> {
     PREFIXES.iter().find_map(|p| ing.annotations.get_key_value(&format!("{p}{key}"))).map(|(k, _)| k.as_str())
@@ -53,13 +60,7 @@ pub fn full_key<'i>(ing: &'i Ingress, key: &str) -> Option<&'i str> {
 
 /// `name` (in the Ingress's namespace) or `namespace/name`.
 pub(super) fn secret_key(ing: &Ingress, v: &str) -> Option<ObjectKey> {
-    match v.split_once('/') {
-        None if !v.is_empty() => Some(ObjectKey { namespace: ing.key.namespace.clone(), name: v.to_string() }),
-        Some((ns, name)) if !ns.is_empty() && !name.is_empty() && !name.contains('/') => {
-            Some(ObjectKey { namespace: ns.to_string(), name: name.to_string() })
-        }
-        _ => None,
-    }
+    ObjectKey::named_in(&ing.key.namespace, v)
 }
 
 /// Whether an Ingress (not a canary) makes its hosts' paths regular expressions:
@@ -70,4 +71,31 @@ pub fn wants_regex(ing: &Ingress) -> bool {
     !canary
         && (get("use-regex").and_then(super::parse_bool) == Some(true)
             || get("rewrite-target").is_some_and(|v| !v.is_empty()))
+}
+
+/// Basic authentication from `auth-type`, `auth-secret` (`name` in the Ingress's namespace,
+/// or `namespace/name`), `auth-secret-type` and `auth-realm` (each as (annotation, value)).
+/// Err: what makes it unenforceable (the routes are refused).
+pub(super) fn basic_spec(
+    ing: &Ingress,
+    [kind, secret, secret_type, realm]: [Option<(&str, &str)>; 4],
+) -> Result<Option<BasicSpec>, String> {
+    let Some((kind_key, kind)) = kind else { return Ok(None) };
+    match kind.to_ascii_lowercase().as_str() {
+        "basic" => {}
+        "digest" => return Err(format!("annotation {kind_key}: digest authentication is not enforced by ringress")),
+        _ => return Err(format!("annotation {kind_key}: {kind:?} is not basic or digest")),
+    }
+    let Some((secret_annotation, secret)) = secret else {
+        return Err(format!("annotation {kind_key} asks for basic authentication, but no auth-secret names its users"));
+    };
+    let Some(secret) = secret_key(ing, secret) else {
+        return Err(format!("annotation {secret_annotation}: {secret:?} is not a Secret name or namespace/name"));
+    };
+    let secret_type = match secret_type {
+        None | Some((_, "auth-file")) => SecretType::File,
+        Some((_, "auth-map")) => SecretType::Map,
+        Some((k, v)) => return Err(format!("annotation {k}: {v:?} is not auth-file or auth-map")),
+    };
+    Ok(Some(BasicSpec { secret, secret_type, realm: realm.map_or("", |(_, v)| v).to_string() }))
 }

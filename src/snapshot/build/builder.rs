@@ -142,6 +142,16 @@ impl<'a> Builder<'a> {
                 }
             }
         }
+        if let Some(spec) = o.upstream_tls_spec.clone() {
+            let secret = spec.secret.as_ref().and_then(|k| self.secret(k));
+            match crate::snapshot::upstream_tls::UpstreamTls::from_secret(&spec, secret) {
+                Ok(t) => o.upstream_tls = Some(Arc::new(t)),
+                Err(why) => {
+                    warnings.push(format!("Ingress {}: {why}; its routes answer 503", ing.key));
+                    o.access.refuse(why);
+                }
+            }
+        }
         let Some(spec) = o.basic_auth.clone() else { return (o, warnings) };
         let read = match self.basic_auth.get(&spec) {
             Some(r) => r.clone(),

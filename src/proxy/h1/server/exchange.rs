@@ -18,8 +18,8 @@ pub(super) struct To<'a> {
     pub snap: &'a LocalSnapshot,
     pub settings: &'a crate::snapshot::Settings,
     pub backend: BackendId,
-    /// `backend-protocol: HTTPS`.
-    pub tls: bool,
+    /// Over TLS (`backend-protocol: HTTPS`), with the route's profile.
+    pub tls: Option<&'a crate::snapshot::upstream_tls::UpstreamTls>,
     pub pick: crate::upstream::Pick,
     /// What the proxy adds to the response.
     pub reply: Option<&'a pipeline::Reply>,
