@@ -4,6 +4,7 @@
 pub mod affinity;
 mod bridge;
 mod client_cert;
+mod compress;
 pub(crate) mod error;
 mod error_page;
 mod external;

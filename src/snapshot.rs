@@ -7,6 +7,7 @@ pub mod auth;
 mod build;
 pub(crate) mod certs;
 pub mod client_cert;
+pub mod compression;
 pub mod config;
 pub(crate) mod edge;
 pub mod external;

@@ -61,7 +61,7 @@ fn configmap_settings_apply_live_and_bad_values_keep_the_previous_one() {
     // A bad value and an unknown key: warnings that name them; 4k and 301 stay.
     publish(
         &p,
-        &manifests(&a, &[("proxy-body-size", "lots"), ("http-redirect-code", "303"), ("enable-brotli", "true")]),
+        &manifests(&a, &[("proxy-body-size", "lots"), ("http-redirect-code", "303"), ("enable-opentelemetry", "true")]),
     );
     assert_eq!((post(&p, 2000), post(&p, 5000)), (200, 413), "the previous proxy-body-size stays");
     assert_eq!(get(p.http, "forced.test", "/").status, 301, "the previous http-redirect-code stays");
@@ -69,7 +69,7 @@ fn configmap_settings_apply_live_and_bad_values_keep_the_previous_one() {
     for want in [
         "ConfigMap ringress/ringress: key proxy-body-size: \"lots\" is not a size",
         "ConfigMap ringress/ringress: key http-redirect-code: \"303\" is not 301, 302, 307 or 308; its previous value stays",
-        "ConfigMap ringress/ringress: key enable-brotli is not supported by ringress; ignored",
+        "ConfigMap ringress/ringress: key enable-opentelemetry is not supported by ringress; ignored",
     ] {
         assert!(log.contains(want), "missing {want:?} in:\n{log}");
     }

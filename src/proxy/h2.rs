@@ -423,6 +423,7 @@ async fn exchange<I: Io>(
         length,
         https: fwd.scheme == "https",
         http2: true,
+        http10: false,
         client: s.client,
         user_agent: parts.headers.get(http::header::USER_AGENT).map(|v| v.as_bytes()),
         referer: parts.headers.get(http::header::REFERER).map(|v| v.as_bytes()),

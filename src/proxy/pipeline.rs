@@ -36,6 +36,8 @@ pub(crate) struct Request<'a> {
     pub https: bool,
     /// The downstream connection is HTTP/2 (a gRPC backend needs it).
     pub http2: bool,
+    /// An HTTP/1.0 request (not compressed for, as nginx's `gzip_http_version 1.1`).
+    pub http10: bool,
     /// The client's address as the proxy believes it ([`crate::snapshot::edge::Edge::real_client`]): what every access
     /// decision uses.
     pub client: IpAddr,
@@ -177,6 +179,9 @@ pub(crate) struct Forward<'s> {
     pub pace: Option<(u64, u64)>,
     /// `upstream-vhost`: the Host (HTTP/1.1) or `:authority` (gRPC) the upstream gets.
     pub vhost: Option<&'s str>,
+    /// The content codings the client accepts that the ConfigMap enables (`use-gzip`,
+    /// `enable-brotli`); the response decides ([`crate::snapshot::compression`]).
+    pub accepts: crate::snapshot::compression::Accepts,
 }
 
 /// The request-rate and connection limits of a route for one request: a refusal with the
@@ -586,6 +591,7 @@ pub(crate) fn decide<'s>(
         }
     }
     let vhost = o.upstream_vhost.as_deref();
+    let accepts = snap.edge.compression.accepts(req.fields.field("accept-encoding"), req.user_agent, req.http10);
     Ok(Decision::Forward(Forward {
         backend,
         settings,
@@ -598,6 +604,7 @@ pub(crate) fn decide<'s>(
         permit,
         pace,
         vhost,
+        accepts,
     }))
 }
 

@@ -204,6 +204,33 @@ const KEYS: &[Key] = &[
     key!("proxy-redirect-from", "off, default or one word of URL characters", edge.redirect_from, redirect_word),
     key!("proxy-redirect-to", "one word of URL characters", edge.redirect_to, redirect_word),
     key!("allow-snippet-annotations", "true or false", edge.allow_snippets, parse_bool),
+    key!("use-gzip", "true or false", edge.compression.gzip, parse_bool),
+    key!("gzip-level", "a level from 1 to 9", edge.compression.gzip_level, |v: &str| v
+        .parse::<u32>()
+        .ok()
+        .filter(|l| (1..=9).contains(l))),
+    key!("gzip-min-length", "a number of bytes", edge.compression.gzip_min_length, |v: &str| v.parse::<u64>().ok()),
+    key!("gzip-types", "space-separated media types (type/subtype) or *", edge.compression.gzip_types, |v: &str| {
+        super::compression::Types::parse(v)
+    }),
+    key!(
+        "gzip-disable",
+        "a regular expression on the User-Agent, or msie6",
+        edge.compression.gzip_disable,
+        super::compression::AgentPattern::parse
+    ),
+    key!("enable-brotli", "true or false", edge.compression.brotli, parse_bool),
+    key!("brotli-level", "a level from 0 to 11", edge.compression.brotli_level, |v: &str| v
+        .parse::<u32>()
+        .ok()
+        .filter(|l| *l <= 11)),
+    key!("brotli-min-length", "a number of bytes", edge.compression.brotli_min_length, |v: &str| v.parse::<u64>().ok()),
+    key!(
+        "brotli-types",
+        "space-separated media types (type/subtype) or *",
+        edge.compression.brotli_types,
+        |v: &str| { super::compression::Types::parse(v) }
+    ),
     key!("use-forwarded-headers", "true or false", edge.use_forwarded_headers, parse_bool),
     key!("enable-real-ip", "true or false", edge.enable_real_ip, parse_bool),
     key!("compute-full-forwarded-for", "true or false", edge.compute_full_forwarded_for, parse_bool),
@@ -399,7 +426,7 @@ mod tests {
                 ("proxy-body-size", "lots"),
                 ("http-redirect-code", "303"),
                 ("keep-alive", "30"),
-                ("enable-brotli", "true"),
+                ("enable-opentelemetry", "true"),
             ])),
         );
         assert_eq!(
@@ -407,9 +434,9 @@ mod tests {
             (16 << 20, 301, Duration::from_secs(30))
         );
         assert_eq!(w.len(), 3, "{w:?}");
-        assert!(w
-            .iter()
-            .any(|w| w == "ConfigMap ringress/ringress: key enable-brotli is not supported by ringress; ignored"));
+        assert!(w.iter().any(
+            |w| w == "ConfigMap ringress/ringress: key enable-opentelemetry is not supported by ringress; ignored"
+        ));
         assert!(w.iter().any(
             |w| w.contains("key http-redirect-code: \"303\" is not 301, 302, 307 or 308; its previous value stays")
         ));
@@ -435,6 +462,8 @@ mod tests {
                             | "enable-underscores-in-headers"
                             | "force-ssl-redirect"
                             | "allow-snippet-annotations"
+                            | "use-gzip"
+                            | "enable-brotli"
                     ) =>
                 {
                     "true"
@@ -460,6 +489,10 @@ mod tests {
                 "a status from 400 to 599" => "429",
                 "a comma-separated list of statuses from 400 to 599" => "404,503",
                 "a size from 1k to 1m" => "16k",
+                "a level from 1 to 9" | "a level from 0 to 11" => "6",
+                "a number of bytes" if k.name.ends_with("min-length") => "1000",
+                "space-separated media types (type/subtype) or *" => "text/csv application/json",
+                "a regular expression on the User-Agent, or msie6" => "msie6",
                 "a number and a size (4 8k), their product at most 1m" => "4 16k",
                 "off or two words (from to)" => "a.local b.test",
                 "off, default or one word of URL characters" | "one word of URL characters" => "http://a.local/",
@@ -481,6 +514,7 @@ mod tests {
                         // Any string is a pattern; an expression that does not compile is not.
                         "comma-separated strings or ~regular expressions" => "~(",
                         "a header field name" => "bad: name",
+                        "a regular expression on the User-Agent, or msie6" => "(",
                         "off or two words (from to)"
                         | "one word of URL characters"
                         | "off, default or one word of URL characters" => "a b c",

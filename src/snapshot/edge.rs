@@ -119,6 +119,8 @@ pub struct Edge {
     pub rewrites: std::sync::Arc<super::response_rewrite::ResponseRewrites>,
     /// `ssl-protocols` and the rest of the HTTPS listener's TLS.
     pub tls: super::listener_tls::ListenerTls,
+    /// `use-gzip`, `enable-brotli` and their families.
+    pub compression: super::compression::Compression,
     /// Rendered by [`Edge::resolve`]: the header lines for HTTP/1.1 (plain, and over TLS
     /// with HSTS), and the same fields for HTTP/2.
     h1_plain: Vec<u8>,
@@ -159,6 +161,7 @@ impl Default for Edge {
             cookie_path: None,
             rewrites: Default::default(),
             tls: Default::default(),
+            compression: Default::default(),
             h1_plain: Vec::new(),
             h1_tls: Vec::new(),
             h2_plain: Vec::new(),

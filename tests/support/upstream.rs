@@ -3,6 +3,8 @@
 //! - `/chunked/N`: N bytes, chunked
 //! - `/trailers/N`: N bytes, chunked, ending in trailer fields `X-Sum: <byte sum>` and a
 //!   `Content-Length` (which must never reach an HTTP/2 client)
+//! - `/text/N`, `/text-chunked/N`, `/text-close/N`: N bytes of [`text_body`] as text/html
+//!   with an ETag, by length, chunked or until the close
 //! - `/status/N`: an empty response with status N
 //! - `/sleep/MS`: waits, then answers like `/`
 //! - `/early`: a 103 Early Hints interim response, then 200
@@ -61,6 +63,18 @@ impl Upstream {
 }
 
 /// The fixed byte pattern `/bytes` and `/chunked` send; clients check it.
+/// `n` bytes of text, as `/text/N` sends them.
+pub fn text_body(n: usize) -> Vec<u8> {
+    let mut s = Vec::with_capacity(n + 64);
+    let mut i = 0;
+    while s.len() < n {
+        s.extend_from_slice(format!("<p>line {i:06} of the page ringress compresses on the way</p>\n").as_bytes());
+        i += 1;
+    }
+    s.truncate(n);
+    s
+}
+
 pub fn pattern(i: usize) -> u8 {
     (i % 251) as u8
 }
@@ -140,6 +154,34 @@ fn serve(s: TcpStream, name: &str, hits: &AtomicUsize) -> std::io::Result<()> {
             send_pattern(&mut w, n, true)?;
             let sum: u64 = (0..n).map(|i| pattern(i) as u64).sum();
             write!(w, "0\r\nX-Sum: {sum}\r\nContent-Length: 1\r\n\r\n")?;
+        } else if let Some((how, n)) = path.strip_prefix("/text").and_then(|p| p.rsplit_once('/')) {
+            let n: usize = n.parse().unwrap_or(0);
+            let body = text_body(n);
+            let common = format!(
+                "HTTP/1.1 200 OK\r\nX-Upstream: {name}\r\nContent-Type: text/html; charset=utf-8\r\nETag: \"v1\"\r\n"
+            );
+            match how {
+                "-chunked" => {
+                    write!(w, "{common}Transfer-Encoding: chunked\r\n\r\n")?;
+                    for piece in body.chunks(10_000) {
+                        write!(w, "{:x}\r\n", piece.len())?;
+                        w.write_all(piece)?;
+                        w.write_all(b"\r\n")?;
+                    }
+                    w.write_all(b"0\r\n\r\n")?;
+                }
+                "-close" => {
+                    write!(w, "{common}\r\n")?;
+                    w.write_all(&body)?;
+                    return Ok(());
+                }
+                _ => {
+                    write!(w, "{common}Content-Length: {n}\r\n\r\n")?;
+                    if method != "HEAD" {
+                        w.write_all(&body)?;
+                    }
+                }
+            }
         } else if path == "/moved" {
             // What proxy_redirect and proxy_cookie_* rewrite: the upstream's own URLs and cookies.
             let fields = "Location: http://backend.local:8080/login?x=1\r\nRefresh: 3; url=http://backend.local:8080/r\r\nSet-Cookie: id=1; Domain=.Backend.Local; Path=/app/x; HttpOnly\r\nSet-Cookie: other=2; Path=/keep\r\n";

@@ -231,6 +231,7 @@ enum Action {
         /// Held until the request ends (`limit-connections`).
         permit: Option<crate::proxy::limits::Permit>,
         pace: Option<(u64, u64)>,
+        accepts: crate::snapshot::compression::Accepts,
     },
     /// The answer (a redirect, with this status) is in `out`.
     Answer(u16),
@@ -305,11 +306,21 @@ async fn request<I: Io, S: Stream>(w: &Worker<I>, c: &mut Conn<S>, first: bool) 
     let settings = &snap.settings;
 
     c.granted = None;
-    let (backend, auth, pick, reply, _permit, pace) = match action {
-        Action::Forward { backend, settings: route_settings, tls: to_tls, auth, pick, reply, permit, pace } => {
+    let (backend, auth, pick, reply, _permit, pace, accepts) = match action {
+        Action::Forward {
+            backend,
+            settings: route_settings,
+            tls: to_tls,
+            auth,
+            pick,
+            reply,
+            permit,
+            pace,
+            accepts,
+        } => {
             overridden = route_settings;
             tls = to_tls;
-            (backend, auth, pick, reply, permit, pace)
+            (backend, auth, pick, reply, permit, pace, accepts)
         }
         Action::Answer(code) => {
             c.rec.status = code;
@@ -349,7 +360,8 @@ async fn request<I: Io, S: Stream>(w: &Worker<I>, c: &mut Conn<S>, first: bool) 
         return Err(ProxyError::downstream(Kind::BodyTooLarge, "request body too large"));
     }
 
-    let to = exchange::To { snap: &snap, settings, backend, tls: tls.as_deref(), pick, reply: reply.as_deref(), pace };
+    let reply = reply.as_deref();
+    let to = exchange::To { snap: &snap, settings, backend, tls: tls.as_deref(), pick, reply, pace, accepts };
     match forward(w, c, &to, &info, body).await {
         Err(e) if matches!(e.kind, Kind::Intercepted(_)) => {
             let code = e.status().map_or(502, |s| s.0);
@@ -454,6 +466,7 @@ fn prepare(
         length: info.length,
         https,
         http2: false,
+        http10: info.http10,
         client,
         user_agent: (!rec.user_agent.is_empty()).then_some(&rec.user_agent[..]),
         referer: (!rec.referer.is_empty()).then_some(&rec.referer[..]),
@@ -515,8 +528,8 @@ fn prepare(
             }
         }
     };
-    let pipeline::Forward { backend, settings, pick, reply, permit, pace, .. } = forward;
-    Ok(Some((info, Action::Forward { backend, settings, tls, auth, pick, reply, permit, pace })))
+    let pipeline::Forward { backend, settings, pick, reply, permit, pace, accepts, .. } = forward;
+    Ok(Some((info, Action::Forward { backend, settings, tls, auth, pick, reply, permit, pace, accepts })))
 }
 
 /// Copies what the access log says about a request into `rec`, and takes its request id from

@@ -14,7 +14,7 @@ use crate::proxy::fields::{self, Forwarded, Seen};
 use crate::proxy::h1::body::{Body, Pace};
 use crate::proxy::h1::client;
 use crate::proxy::h1::codec::{self, Framing};
-use crate::proxy::Worker;
+use crate::proxy::{compress, Worker};
 use crate::runtime::io::Clock;
 use crate::runtime::Io;
 use crate::snapshot::Settings;
@@ -112,13 +112,22 @@ pub(super) async fn forward<I: Io>(
     let mut response = Response::new(());
     *response.status_mut() = http::StatusCode::from_u16(info.status)
         .map_err(|_| ProxyError::upstream(Kind::UpstreamProtocol, "invalid status"))?;
+    let mut rbody = Body::new(info.framing);
+    // `use-gzip`, `enable-brotli`: a body that is there to compress.
+    let choice = to.snap.edge.compression.choose(
+        to.forward.accepts,
+        (info.status, is_head || rbody.is_done()),
+        info.length,
+        |n| headers.get(n).map(|v| v.as_bytes()),
+    );
+    let mut headers = headers;
+    let mut encoder = compress::h2_fields(&mut headers, choice);
     *response.headers_mut() = headers;
     add_fields(response.headers_mut(), to.snap.edge.h2(fwd.scheme == "https"));
     add_reply(response.headers_mut(), to.forward.reply.as_deref(), Some(up.addr));
     if let Some(g) = to.granted {
         g.add_cookies(response.headers_mut(), info.status);
     }
-    let mut rbody = Body::new(info.framing);
     rbody.keep_trailers();
     let end = rbody.is_done();
     let mut send = respond.send_response(response, end).map_err(h2_down)?;
@@ -147,6 +156,14 @@ pub(super) async fn forward<I: Io>(
             rest.truncate(k);
             decoded = std::mem::take(&mut rest);
         }
+        if let Some(e) = encoder.as_mut() {
+            // Flushed when the upstream gave less than a full read: it has nothing more now.
+            let waiting = decoded.len() < 16 * 1024;
+            decoded = match rbody.is_done() {
+                true => [e.push(&decoded, false), e.finish()].concat(),
+                false => e.push(&decoded, waiting),
+            };
+        }
         if !decoded.is_empty() {
             progress.add_out(decoded.len());
             // The client must take the response at the minimum rate, counted in bytes (a
@@ -164,6 +181,11 @@ pub(super) async fn forward<I: Io>(
         // reading, what one client connection can pin stays near 1 MiB.
         if !client::read_body(&up.io, &mut rest, clock, settings.upstream_timeout, &rbody, 16 * 1024).await? {
             clean = false;
+            // A body that ends at the close: its compressed stream ends here.
+            if let Some(tail) = encoder.as_mut().map(compress::Encoder::finish).filter(|t| !t.is_empty()) {
+                progress.add_out(tail.len());
+                send_all::<I>(&mut send, Bytes::from(tail), || settings.idle_timeout).await.map_err(h2_down)?;
+            }
             break;
         }
     }

@@ -47,6 +47,7 @@ fn request<'a>(method: &'a str, authority: &'a str, pq: &'a str, http2: bool) ->
         length: None,
         https: false,
         http2,
+        http10: false,
         client: "127.0.0.1".parse().unwrap(),
         user_agent: None,
         referer: None,

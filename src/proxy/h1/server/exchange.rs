@@ -7,9 +7,10 @@ use crate::proxy::error::{Kind, ProxyError, Side};
 use crate::proxy::h1::body::{Body, Pace};
 use crate::proxy::h1::client::{self, UpstreamConn};
 use crate::proxy::h1::codec::{self, Framing, RequestInfo};
-use crate::proxy::{pipeline, tunnel, LocalSnapshot, Worker};
+use crate::proxy::{compress, pipeline, tunnel, LocalSnapshot, Worker};
 use crate::runtime::io::Clock;
 use crate::runtime::{Io, Stream};
+use crate::snapshot::compression::Accepts;
 use crate::snapshot::BackendId;
 
 /// Where a routed request goes, as the pipeline decided it.
@@ -25,6 +26,8 @@ pub(super) struct To<'a> {
     pub reply: Option<&'a pipeline::Reply>,
     /// `limit-rate` of the response body.
     pub pace: Option<(u64, u64)>,
+    /// The codings the client accepts for compressed responses.
+    pub accepts: crate::snapshot::compression::Accepts,
 }
 
 /// Sends the request upstream (retrying where that is safe), relays the response, and pools
@@ -36,7 +39,7 @@ pub(super) async fn forward<I: Io, S: Stream>(
     info: &RequestInfo,
     mut body: Body,
 ) -> Result<bool, ProxyError> {
-    let To { snap, settings, backend, tls, pick, reply, pace: rate } = *to;
+    let To { snap, settings, backend, tls, pick, reply, pace: rate, accepts } = *to;
     let watch = c.watch.clone();
     let clock = Clock { deadlines: &w.deadlines, watch: &watch };
     let mut pace = Pace::new();
@@ -71,7 +74,7 @@ pub(super) async fn forward<I: Io, S: Stream>(
         c.rec.upstream_time = Some(started.elapsed());
         return Err(ProxyError::upstream(Kind::Intercepted(code), "custom-http-errors"));
     }
-    let keep = relay_response(w, clock, c, up, info, (body.is_done(), reply, rate), settings).await?;
+    let keep = relay_response(w, clock, c, up, info, (body.is_done(), reply, rate, accepts), settings).await?;
     c.rec.upstream_time = Some(started.elapsed());
     Ok(keep)
 }
@@ -244,6 +247,8 @@ struct Final {
     resp: codec::ResponseInfo,
     close: bool,
     dechunk: bool,
+    /// The body is compressed (`use-gzip`, `enable-brotli`), and sent chunked.
+    encoder: Option<compress::Encoder>,
 }
 
 /// Writes a response head for the client into `out`. `draining`: the response closes the
@@ -255,7 +260,7 @@ fn client_head(
     info: &RequestInfo,
     (request_done, draining): (bool, bool),
     (extra, reply, used): (&[u8], Option<&pipeline::Reply>, std::net::SocketAddr),
-    granted: Option<&crate::proxy::external::Granted>,
+    (granted, compression): (Option<&crate::proxy::external::Granted>, Compression<'_>),
 ) -> Result<Step, ProxyError> {
     if (100..200).contains(&r.status) && r.status != 101 {
         // 100 answers an Expect the proxy already handled; other interim responses
@@ -271,14 +276,31 @@ fn client_head(
     let dechunk = info.http10 && r.framing == Framing::Chunked;
     let close =
         !info.keep_alive || draining || !request_done || r.framing == Framing::UntilClose || dechunk || r.status == 101;
-    let chunked_out = r.framing == Framing::Chunked && !dechunk;
+    // Compression: chosen by the response's fields ([`crate::snapshot::compression`]); an
+    // empty body is not compressed. (HTTP/1.0 clients are never offered it, so the
+    // compressed body goes chunked.)
+    let field = |n: &str| resp.headers.iter().find(|h| h.name.eq_ignore_ascii_case(n)).map(|h| h.value);
+    let (settings, accepts) = compression;
+    let choice = settings.choose(accepts, (r.status, info.is_head || r.framing == Framing::Length(0)), r.length, field);
+    let encoder = choice.coding.and_then(compress::Encoder::new);
+    let weak_etag = encoder.as_ref().and(field("etag")).and_then(compress::weak_etag);
+    let chunked_out = (r.framing == Framing::Chunked && !dechunk) || encoder.is_some();
     let cookies = granted.map(|g| g.cookies_for(r.status)).filter(|c| !c.is_empty());
     let framing = (chunked_out, close, info.http10);
-    if cookies.is_none() && reply.is_none() {
+    if cookies.is_none() && reply.is_none() && !choice.vary {
         codec::write_response_head(out, resp, r, framing, extra, &|_| false);
     } else {
         // The external authentication service's cookies, CORS and affinity go on the answer.
         let mut with = extra.to_vec();
+        if choice.vary {
+            codec::write_field(&mut with, b"Vary", &[b"Accept-Encoding"]);
+        }
+        if let Some(coding) = choice.coding.filter(|_| encoder.is_some()) {
+            codec::write_field(&mut with, b"Content-Encoding", &[coding.0.token().as_bytes()]);
+        }
+        if let Some(etag) = &weak_etag {
+            codec::write_field(&mut with, b"ETag", &[etag]);
+        }
         for c in cookies.into_iter().flatten() {
             codec::write_field(&mut with, b"Set-Cookie", &[c]);
         }
@@ -293,10 +315,13 @@ fn client_head(
                 codec::write_field(&mut with, h.name.as_bytes(), &[new.as_deref().unwrap_or(h.value)]);
             }
         }
-        let replaced = |name: &[u8]| reply.is_some_and(|p| p.replaces(name) || p.rewrites(name));
+        let replaced = |name: &[u8]| {
+            reply.is_some_and(|p| p.replaces(name) || p.rewrites(name))
+                || (weak_etag.is_some() && name.eq_ignore_ascii_case(b"etag"))
+        };
         codec::write_response_head(out, resp, r, framing, &with, &replaced);
     }
-    Ok(Step::Final(Final { resp: *r, close, dechunk }))
+    Ok(Step::Final(Final { resp: *r, close, dechunk, encoder }))
 }
 
 async fn relay_response<I: Io, S: Stream>(
@@ -305,19 +330,27 @@ async fn relay_response<I: Io, S: Stream>(
     c: &mut Conn<S>,
     up: UpstreamConn<client::Transport<I::Stream>>,
     info: &RequestInfo,
-    (request_done, reply, pace): (bool, Option<&pipeline::Reply>, Option<(u64, u64)>),
+    (request_done, reply, pace, accepts): (bool, Option<&pipeline::Reply>, Option<(u64, u64)>, Accepts),
     settings: &crate::snapshot::Settings,
 ) -> Result<bool, ProxyError> {
     // Headers the ConfigMap adds to every proxied response (`add-headers`, HSTS over TLS).
     let snap = w.snapshot();
     let extra = snap.edge.h1(c.https);
-    let fin = loop {
+    let mut fin = loop {
         c.out.clear();
         let state = (request_done, w.draining());
         let Conn { ubuf, out, granted, .. } = &mut *c;
         let granted = granted.as_deref();
         let step = client::response_head(&up.io, ubuf, clock, settings, info.is_head, |resp, r| {
-            client_head(out, resp, r, info, state, (extra, reply, up.addr), granted)
+            client_head(
+                out,
+                resp,
+                r,
+                info,
+                state,
+                (extra, reply, up.addr),
+                (granted, (&snap.edge.compression, accepts)),
+            )
         })
         .await?;
         match step {
@@ -350,13 +383,13 @@ async fn relay_response<I: Io, S: Stream>(
     }
 
     let mut body = Body::new(fin.resp.framing);
-    if !fin.dechunk {
+    if !fin.dechunk && fin.encoder.is_none() {
         // A chunked response's trailer fields reach an HTTP/1.1 client (filtered).
         body.keep_trailers();
     }
     let k = {
         let Conn { ubuf, out, .. } = &mut *c;
-        consume_response(&mut body, &ubuf[head_len..], out, fin.dechunk)?
+        consume_response(&mut body, &ubuf[head_len..], out, (fin.dechunk, fin.encoder.as_mut()))?
     };
     // Bytes after the response mean the upstream cannot be trusted with another request.
     let mut clean = c.ubuf.len() - head_len - k == 0;
@@ -366,11 +399,17 @@ async fn relay_response<I: Io, S: Stream>(
     let throttle = crate::proxy::limits::Throttle::new(pace);
     while !body.is_done() {
         if !client::read_body(&up.io, &mut c.ubuf, clock, settings.upstream_timeout, &body, READ_CHUNK).await? {
+            if let Some(e) = fin.encoder.as_mut() {
+                // A body that ends at the close: its compressed stream (and chunks) end here.
+                c.out.clear();
+                end_compressed(&mut c.out, e);
+                write_client(clock, c, settings.idle_timeout).await?;
+            }
             break;
         }
         // `limit-rate`: these bytes leave when the rate allows the total.
         crate::proxy::limits::Throttle::pause::<I>(&throttle, c.rec.bytes_out + c.ubuf.len() as u64).await;
-        if !fin.dechunk && !body.is_chunked() {
+        if !fin.dechunk && !body.is_chunked() && fin.encoder.is_none() {
             // Length or close delimited: the bytes go on as they came, without a copy.
             let k = body
                 .consume(&c.ubuf, &mut |_| {})
@@ -386,7 +425,7 @@ async fn relay_response<I: Io, S: Stream>(
         } else {
             c.out.clear();
             let Conn { ubuf, out, .. } = &mut *c;
-            let k = consume_response(&mut body, ubuf, out, fin.dechunk)?;
+            let k = consume_response(&mut body, ubuf, out, (fin.dechunk, fin.encoder.as_mut()))?;
             clean &= k == ubuf.len();
             write_client(clock, c, settings.idle_timeout).await?;
         }
@@ -395,13 +434,48 @@ async fn relay_response<I: Io, S: Stream>(
     Ok(!fin.close)
 }
 
-/// Appends the response body bytes of `data` to `out` (decoded when `dechunk`, else as
-/// [`Body::forward`] frames them) and returns how many bytes of `data` the body took.
-fn consume_response(body: &mut Body, data: &[u8], out: &mut Vec<u8>, dechunk: bool) -> Result<usize, ProxyError> {
+/// Appends the response body bytes of `data` to `out` and returns how many bytes of `data`
+/// the body took: decoded when `dechunk`; compressed by `encoder` into chunks (flushed when
+/// `data` is less than a full read: the upstream has nothing more now; ended with the body);
+/// else as [`Body::forward`] frames them.
+fn consume_response(
+    body: &mut Body,
+    data: &[u8],
+    out: &mut Vec<u8>,
+    (dechunk, encoder): (bool, Option<&mut compress::Encoder>),
+) -> Result<usize, ProxyError> {
     let bad = |_| ProxyError::upstream(Kind::Closed, "invalid chunked response body");
-    if dechunk {
-        body.consume(data, &mut |d| out.extend_from_slice(d)).map_err(bad)
+    let Some(e) = encoder else {
+        return match dechunk {
+            true => body.consume(data, &mut |d| out.extend_from_slice(d)).map_err(bad),
+            false => body.forward(data, out).map_err(bad),
+        };
+    };
+    let (k, packed) = if body.is_chunked() {
+        let mut decoded = Vec::with_capacity(data.len());
+        let k = body.consume(data, &mut |d| decoded.extend_from_slice(d)).map_err(bad)?;
+        (k, e.push(&decoded, !body.is_done() && data.len() < READ_CHUNK))
     } else {
-        body.forward(data, out).map_err(bad)
+        let k = body.consume(data, &mut |_| {}).map_err(bad)?;
+        (k, e.push(&data[..k], !body.is_done() && data.len() < READ_CHUNK))
+    };
+    if !packed.is_empty() {
+        crate::proxy::h1::body::write_chunk(out, &packed);
     }
+    if body.is_done() {
+        end_compressed(out, e);
+    }
+    Ok(k)
 }
+
+/// The compressed stream's last bytes and the last chunk.
+fn end_compressed(out: &mut Vec<u8>, e: &mut compress::Encoder) {
+    let tail = e.finish();
+    if !tail.is_empty() {
+        crate::proxy::h1::body::write_chunk(out, &tail);
+    }
+    out.extend_from_slice(b"0\r\n\r\n");
+}
+
+/// The compression settings and what the client accepts, for [`client_head`].
+type Compression<'a> = (&'a crate::snapshot::compression::Compression, Accepts);
