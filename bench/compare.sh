@@ -24,6 +24,10 @@
 # to a file; ringress its default line, rotated at 100 MiB. The report adds ringress's CPU per
 # request with the log over without, in the same run.
 #
+# Compression (MODES="gzip gzip-off"): a 64 KiB HTML page from the upstream, with
+# Accept-Encoding: gzip (every proxy at gzip level 1, ingress-nginx's default: nginx's gzip
+# module, HAProxy's libslz, ringress's use-gzip) and without (the same page relayed as it is).
+#
 # Per-route features (MODES="keepalive route-canary route-affinity route-limit", ringress
 # only): the keep-alive run against a route with a canary taking 20% by weight, with cookie
 # affinity (every request carries its session cookie, as a returning browser does), and with
@@ -31,7 +35,7 @@
 # request over the plain route's, same proxy, same run (target: <= 1.10x).
 #
 # Usage: bench/compare.sh            (env: RUNS=5 DURATION=8 CONNS=64 PROXY_CPU=0 LOAD_CPU=1 MODES=...
-#                                     PROXIES=... PERF=1 records a call-graph profile of ringress
+#                                     PROXIES=... GZIP_LEVEL=1 (the gzip modes) PERF=1 records a call-graph profile of ringress
 #                                     per mode into raw/<date>/*.perf.data;
 #                                     BASELINE=path/to/older/ringress adds "baseline-uring" (and
 #                                     baseline-epoll with PROXIES) taking turns with the others:
@@ -81,6 +85,8 @@ cat <<EOC
 daemon off; master_process off; worker_processes 1; error_log $work/nginx-error.log; pid $work/nginx.pid;
 events { worker_connections 8192; }
 http { $1 keepalive_requests 1000000;
+  gzip on; gzip_comp_level ${GZIP_LEVEL:-1}; gzip_http_version 1.1; gzip_min_length 256; gzip_proxied any; gzip_vary on;
+  gzip_types application/atom+xml application/javascript application/json application/xml text/css text/plain;
   upstream up { server 127.0.0.1:$PORT_UP; keepalive 128; }
   ssl_protocols TLSv1.2 TLSv1.3; ssl_session_cache shared:SSL:10m; ssl_session_tickets on;
   server { listen 127.0.0.1:$PORT_PROXY backlog=4096 deferred; include $work/location.conf; }
@@ -109,6 +115,8 @@ frontend fe
   http-request set-header X-Real-IP %[src]
   default_backend be
 backend be
+  compression algo gzip
+  compression type text/html text/plain
   server up 127.0.0.1:$PORT_UP
 EOC
 }
@@ -121,6 +129,9 @@ secret() {
   echo "  tls.crt: |"; sed 's/^/    /' "$work/cert.pem"; echo "  tls.key: |"; sed 's/^/    /' "$work/key.pem"
 }
 mkdir -p "$work/nolog" "$work/log"
+# ringress's ConfigMap: gzip on at ingress-nginx's default level (1), as for nginx and HAProxy.
+export EXTRA_CONFIG="  use-gzip: \"true\"
+  gzip-level: \"${GZIP_LEVEL:-1}\""
 { bench/support/manifests.sh $PORT_UP; secret; } > "$work/nolog/manifests.yaml"
 { bench/support/manifests.sh $PORT_UP "$work/ringress-access.log"; secret; } > "$work/log/manifests.yaml"
 
@@ -194,6 +205,8 @@ measure() { # name mode run
   [ "$2" = https ] || [ "$2" = tls-resume ] && url="https://127.0.0.1:$PORT_TLS/"
   local host=bench.local
   case $2 in
+    gzip) url="http://127.0.0.1:$PORT_PROXY/text64k" extra=(-H "Accept-Encoding: gzip") ;;
+    gzip-off) url="http://127.0.0.1:$PORT_PROXY/text64k" ;;
     route-canary) host=canary.local ;;
     route-affinity) host=affinity.local extra=(-H "Cookie: INGRESSCOOKIE=0123456789abcdef") ;;
     route-limit) host=limit.local ;;

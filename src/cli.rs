@@ -170,6 +170,10 @@ pub struct RunArgs {
     /// matches, when no Ingress sets spec.defaultBackend. Default: the proxy's own 404.
     #[arg(long)]
     pub default_backend_service: Option<String>,
+    /// Honour the `ssl-passthrough` annotation: the HTTPS port reads each ClientHello's SNI and
+    /// passes connections for those hosts to their backend untouched (as ingress-nginx's flag).
+    #[arg(long)]
+    pub enable_ssl_passthrough: bool,
     /// Admin listener: /healthz, /readyz, /debug/routes, /metrics.
     #[arg(long, default_value = "127.0.0.1:10254")]
     pub admin: SocketAddr,

@@ -282,6 +282,7 @@ fn run(a: RunArgs) -> anyhow::Result<()> {
             .as_deref()
             .map(|v| object_key("default-backend-service", v))
             .transpose()?,
+        ssl_passthrough: a.enable_ssl_passthrough,
         l4: ringress::snapshot::l4::L4Options {
             default_class: a.lb_default_class,
             tcp_services: a

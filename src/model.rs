@@ -214,7 +214,43 @@ pub struct Objects {
     pub config_maps: Vec<ConfigMap>,
 }
 
+/// Keeps the last of the items of `v` with the same key, in place; a warning per key defined
+/// more than once.
+fn keep_last<T>(v: &mut Vec<T>, kind: &str, key: impl Fn(&T) -> String, warnings: &mut Vec<String>) {
+    let mut last: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    for (i, item) in v.iter().enumerate() {
+        if last.insert(key(item), i).is_some() {
+            let k = key(item);
+            let w = format!("{kind} {k} is defined more than once in the manifests; the last definition is used");
+            if !warnings.contains(&w) {
+                warnings.push(w);
+            }
+        }
+    }
+    if last.len() == v.len() {
+        return;
+    }
+    let mut i = 0;
+    v.retain(|item| {
+        i += 1;
+        last.get(&key(item)) == Some(&(i - 1))
+    });
+}
+
 impl Objects {
+    /// Objects defined more than once (by kind and name) keep their last definition, as
+    /// `kubectl apply` of the same files in order would leave them. Returns a warning for each.
+    pub fn keep_last_definitions(&mut self) -> Vec<String> {
+        let mut w = Vec::new();
+        keep_last(&mut self.ingresses, "Ingress", |o| o.key.to_string(), &mut w);
+        keep_last(&mut self.ingress_classes, "IngressClass", |o| o.name.clone(), &mut w);
+        keep_last(&mut self.services, "Service", |o| o.key.to_string(), &mut w);
+        keep_last(&mut self.endpoint_slices, "EndpointSlice", |o| o.key.to_string(), &mut w);
+        keep_last(&mut self.secrets, "Secret", |o| o.key.to_string(), &mut w);
+        keep_last(&mut self.config_maps, "ConfigMap", |o| o.key.to_string(), &mut w);
+        w
+    }
+
     pub fn extend(&mut self, other: Objects) {
         self.ingresses.extend(other.ingresses);
         self.ingress_classes.extend(other.ingress_classes);

@@ -17,6 +17,7 @@ mod limits;
 pub mod path;
 pub(crate) mod pipeline;
 pub(crate) mod proxy_protocol;
+mod sni;
 mod tunnel;
 
 use std::cell::{Cell, RefCell};
@@ -389,8 +390,22 @@ async fn secure<I: Io>(
     stream: I::Stream,
     peer: std::net::SocketAddr,
     cfg: Arc<crate::tls::ServerConfigs>,
-    initial: Vec<u8>,
+    mut initial: Vec<u8>,
 ) {
+    // `ssl-passthrough`: the ClientHello's SNI says whether this connection is ours to
+    // terminate or a backend's to receive untouched.
+    if w.snapshot().table.has_passthrough() {
+        let Some(hello) = Box::pin(client_hello(w, &stream, &mut initial)).await else { return };
+        let snap = w.snapshot();
+        let mut buf = [0u8; 256];
+        let host = hello.as_deref().and_then(|h| crate::snapshot::normalize_host(h.as_bytes(), &mut buf));
+        if let Some(route) = host.and_then(|h| snap.table.passthrough(h)) {
+            let proxy = route.options.ssl_passthrough.flatten();
+            let backend = snap.backend(route.backend);
+            Box::pin(l4::pass_through(w, &stream, (initial, peer), backend, proxy)).await;
+            return;
+        }
+    }
     let Some((s, tls)) = Box::pin(handshake(w, stream, peer, cfg, initial)).await else { return };
     if s.alpn().as_deref() == Some(b"h2") {
         let _p = ProtocolGuard::new(&w.stats, H2);
@@ -418,6 +433,33 @@ async fn first_bytes<I: Io>(w: &Worker<I>, s: &I::Stream) -> Option<Vec<u8>> {
     let (r, buf) = clock.read_for(s, Vec::with_capacity(8 * 1024), w.snapshot().settings.header_timeout).await;
     w.deadlines.unregister(&watch);
     matches!(r, Ok(n) if n > 0).then_some(buf)
+}
+
+/// Reads a new TLS connection's ClientHello into `buf` (which may hold its start), within
+/// the header timeout: the server name it asks for. Some(None): no name, or not a
+/// ClientHello (the handshake deals with it); None: closed or silent.
+async fn client_hello<I: Io>(w: &Worker<I>, s: &I::Stream, buf: &mut Vec<u8>) -> Option<Option<String>> {
+    let watch = w.deadlines.register();
+    let clock = crate::runtime::io::Clock { deadlines: &w.deadlines, watch: &watch };
+    let deadline = clock.after(w.snapshot().settings.header_timeout);
+    let r = loop {
+        match sni::server_name(buf) {
+            sni::Sni::Name(name) => break Some(name),
+            sni::Sni::NotHello => break Some(None),
+            sni::Sni::More if buf.len() > sni::MAX_HELLO + 1024 => break Some(None),
+            sni::Sni::More => {}
+        }
+        if buf.capacity() - buf.len() < 4096 {
+            buf.reserve(8 * 1024);
+        }
+        let (r, b) = clock.read(s, std::mem::take(buf), deadline).await;
+        *buf = b;
+        if !matches!(r, Ok(n) if n > 0) {
+            break None;
+        }
+    };
+    w.deadlines.unregister(&watch);
+    r
 }
 
 /// The TLS handshake of a new connection, within the header timeout. Failures are counted

@@ -74,4 +74,6 @@ data:
   keep-alive-requests: "1000000"
 EOC
 [ -n "$log" ] && echo "  access-log-path: \"$log\""
+# Extra ConfigMap lines (compare.sh turns gzip on): "  key: \"value\"" each.
+[ -n "${EXTRA_CONFIG:-}" ] && printf '%s\n' "$EXTRA_CONFIG"
 true

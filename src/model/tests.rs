@@ -99,3 +99,19 @@ spec:
     assert_eq!(p[0].backend.port, PortRef::Name("http".into()));
     assert_eq!(p[1].backend.port, PortRef::Number(81));
 }
+
+#[test]
+fn objects_defined_twice_keep_their_last_definition_with_a_warning() {
+    let yaml = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: ringress, namespace: ringress}\ndata: {keep-alive: \"5\"}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: other, namespace: ringress}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: ringress, namespace: ringress}\ndata: {use-gzip: \"true\"}\n";
+    let mut o = parse_documents(yaml).unwrap();
+    let w = o.keep_last_definitions();
+    assert_eq!(
+        w,
+        ["ConfigMap ringress/ringress is defined more than once in the manifests; the last definition is used"]
+    );
+    assert_eq!(o.config_maps.len(), 2);
+    let ours = o.config_maps.iter().find(|c| c.key.name == "ringress").unwrap();
+    assert_eq!(ours.data.get("use-gzip").map(String::as_str), Some("true"));
+    assert_eq!(o.config_maps[0].key.name, "other", "order otherwise kept");
+    assert!(o.keep_last_definitions().is_empty());
+}

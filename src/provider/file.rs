@@ -55,6 +55,9 @@ pub fn load(path: &Path) -> Result<Objects, LoadError> {
             parse_documents(&text).map_err(|error| LoadError::Parse { path: f.clone(), error: Box::new(error) })?;
         all.extend(objects);
     }
+    for w in all.keep_last_definitions() {
+        tracing::warn!(path = %path.display(), "{w}");
+    }
     Ok(all)
 }
 

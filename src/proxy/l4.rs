@@ -219,7 +219,7 @@ async fn forward<I: Io>(w: &Worker<I>, p: &L4Port, client: &I::Stream, peer: Soc
             }
         }
     }
-    let Some((up, addr)) = connect(w, p).await else {
+    let Some((up, addr)) = connect(w, &p.name, p.port, &p.endpoints, p.balance).await else {
         w.l4_count(&p.name, |c| c.rejected += 1);
         return Moved::default();
     };
@@ -239,6 +239,51 @@ async fn forward<I: Io>(w: &Worker<I>, p: &L4Port, client: &I::Stream, peer: Soc
         *n -= 1;
     }
     moved
+}
+
+/// How long a passed-through connection may stay silent both ways (nginx's stream
+/// `proxy_timeout` default).
+const PASSTHROUGH_IDLE: Duration = Duration::from_secs(600);
+
+/// `ssl-passthrough`: a TLS connection whose ClientHello (`hello`, read but not yet sent on)
+/// names a passed-through host, to an endpoint of `backend` untouched, as an L4 connection
+/// (counted under the backend's name, spliced once bulk flows). `proxy`: a PROXY header
+/// naming `source` (the client, or who the incoming PROXY header named) goes first.
+pub(crate) async fn pass_through<I: Io>(
+    w: &Worker<I>,
+    client: &I::Stream,
+    (hello, source): (Vec<u8>, SocketAddr),
+    backend: &crate::snapshot::Backend,
+    proxy: Option<ProxyVersion>,
+) {
+    let name = backend.name.as_str();
+    w.l4_count(name, |c| c.total += 1);
+    let Some((up, addr)) = connect(w, name, 0, &backend.endpoints, L4Balance::RoundRobin).await else {
+        w.l4_count(name, |c| c.rejected += 1);
+        tracing::debug!(worker = w.index, backend = name, %source, "ssl-passthrough: no endpoint accepted; closed");
+        return;
+    };
+    let mut first = Vec::with_capacity(64 + hello.len());
+    if let Some(v) = proxy {
+        let dst = client.local_addr().unwrap_or(source);
+        match v {
+            ProxyVersion::V1 => proxy_protocol::write_v1(&mut first, source, dst),
+            ProxyVersion::V2 => proxy_protocol::write_v2(&mut first, source, dst),
+        }
+    }
+    first.extend_from_slice(&hello);
+    *w.l4.per_endpoint.borrow_mut().entry(addr).or_default() += 1;
+    w.l4_count(name, |c| c.active += 1);
+    let moved = pipe_both::<I>(client, &up, first, PASSTHROUGH_IDLE, &w.l4.pipes).await;
+    w.l4_count(name, |c| {
+        c.active -= 1;
+        c.bytes_in += moved.up;
+        c.bytes_out += moved.down;
+        c.bytes_spliced += moved.spliced;
+    });
+    if let Some(n) = w.l4.per_endpoint.borrow_mut().get_mut(&addr) {
+        *n -= 1;
+    }
 }
 
 /// Reads the client's PROXY header into `buf`, leaving any bytes after it there. The
@@ -275,18 +320,25 @@ pub(crate) async fn read_proxy_header<I: Io>(
     r
 }
 
-/// An endpoint that accepts: the first by the Service's policy, then the others in turn,
-/// skipping those marked down unless every one is.
-async fn connect<I: Io>(w: &Worker<I>, p: &L4Port) -> Option<(I::Stream, SocketAddr)> {
-    let n = p.endpoints.len();
+/// An endpoint of `endpoints` (those of `name`, its round robin kept under `key`) that
+/// accepts: the first by the policy, then the others in turn, skipping those marked down
+/// unless every one is.
+async fn connect<I: Io>(
+    w: &Worker<I>,
+    name: &str,
+    key: u16,
+    endpoints: &[SocketAddr],
+    balance: L4Balance,
+) -> Option<(I::Stream, SocketAddr)> {
+    let n = endpoints.len();
     if n == 0 {
         return None;
     }
     let now = Instant::now();
-    let start = match p.balance {
+    let start = match balance {
         L4Balance::RoundRobin => {
             let mut rr = w.l4.rr.borrow_mut();
-            let next = rr.entry(p.port).or_default();
+            let next = rr.entry(key).or_default();
             *next = next.wrapping_add(1);
             *next % n
         }
@@ -295,13 +347,13 @@ async fn connect<I: Io>(w: &Worker<I>, p: &L4Port) -> Option<(I::Stream, SocketA
             let down = w.l4.down.borrow();
             (0..n)
                 .min_by_key(|&i| {
-                    let e = &p.endpoints[i];
+                    let e = &endpoints[i];
                     (down.get(e).is_some_and(|t| *t > now), per.get(e).copied().unwrap_or(0))
                 })
                 .unwrap_or(0)
         }
     };
-    let order: Vec<SocketAddr> = (0..n).map(|i| p.endpoints[(start + i) % n]).collect();
+    let order: Vec<SocketAddr> = (0..n).map(|i| endpoints[(start + i) % n]).collect();
     let is_down = |e: &SocketAddr| w.l4.down.borrow().get(e).is_some_and(|t| *t > now);
     // Endpoints up first (in order), then the ones marked down as a last resort.
     let tries: Vec<SocketAddr> =
@@ -315,11 +367,11 @@ async fn connect<I: Io>(w: &Worker<I>, p: &L4Port) -> Option<(I::Stream, SocketA
             }
             Err(e) => {
                 let newly = w.l4.down.borrow_mut().insert(addr, Instant::now() + DOWN_FOR).is_none_or(|t| t <= now);
-                w.l4_count(&p.name, |c| {
+                w.l4_count(name, |c| {
                     c.connect_failures += 1;
                     c.endpoint_down += u64::from(newly);
                 });
-                tracing::debug!(worker = w.index, service = %p.name, %addr, error = %e, "L4 connect failed; next endpoint");
+                tracing::debug!(worker = w.index, service = %name, %addr, error = %e, "L4 connect failed; next endpoint");
             }
         }
     }

@@ -89,6 +89,10 @@ pub struct RouteOptions {
     /// `auth-tls-secret` and its family, read by the builder into `client_cert`.
     pub client_cert_spec: Option<ClientCertSpec>,
     pub client_cert: Option<Arc<ClientCert>>,
+    /// `ssl-passthrough` (with `--enable-ssl-passthrough`): TLS connections naming the host
+    /// go to the backend of its `/` path untouched; with `ringress.dev/proxy-protocol`, after
+    /// a PROXY header naming the client.
+    pub ssl_passthrough: Option<Option<super::l4::ProxyVersion>>,
     /// `proxy-ssl-*`, read by the builder into `upstream_tls`.
     pub upstream_tls_spec: Option<super::upstream_tls::UpstreamTlsSpec>,
     /// TLS to the upstream when the backend speaks it; `None`: [`UpstreamTls::DEFAULT`].
@@ -163,6 +167,7 @@ impl Default for RouteOptions {
             client_cert: None,
             upstream_tls_spec: None,
             upstream_tls: None,
+            ssl_passthrough: None,
             canary: None,
             balance: super::traffic::Balance::Global,
             cors: None,
@@ -240,6 +245,17 @@ impl RouteOptions {
                     },
                     "force-ssl-redirect" => match parse_bool(v) {
                         Some(b) => o.force_ssl_redirect = Some(b),
+                        None => bad("is not true or false"),
+                    },
+                    "ssl-passthrough" => match parse_bool(v) {
+                        Some(true) => match super::l4::ProxyVersion::from_annotation(&ing.annotations) {
+                            Ok(v) => o.ssl_passthrough = Some(v),
+                            Err(v) => {
+                                let key = super::l4::PROXY_PROTOCOL_ANNOTATION;
+                                bad(&format!("asks for a PROXY header, but {key}: {v:?} is not v1 or v2"));
+                            }
+                        },
+                        Some(false) => o.ssl_passthrough = None,
                         None => bad("is not true or false"),
                     },
                     "use-regex" => match parse_bool(v) {

@@ -36,6 +36,8 @@ pub struct BuildOptions {
     /// `--default-backend-service`: where requests no rule matches go (its first port), when
     /// no Ingress sets `spec.defaultBackend`; None: 404.
     pub default_backend_service: Option<ObjectKey>,
+    /// `--enable-ssl-passthrough`: the `ssl-passthrough` annotation applies.
+    pub ssl_passthrough: bool,
 }
 
 impl Default for BuildOptions {
@@ -50,6 +52,7 @@ impl Default for BuildOptions {
             l4: super::l4::L4Options::default(),
             unsupported_security: Default::default(),
             default_backend_service: None,
+            ssl_passthrough: false,
         }
     }
 }
@@ -167,6 +170,7 @@ pub fn build_after(inputs: &Inputs, opts: &BuildOptions, prev: &Snapshot) -> Sna
     global_auth(&mut b, &mut global.edge, config_map, &mut build_warnings);
     b.allowed_response_headers = global.edge.allowed_response_headers.clone();
     b.allow_snippets = global.edge.allow_snippets;
+    b.ssl_passthrough = opts.ssl_passthrough;
     refuse_globally(&mut global.edge, opts, &mut build_warnings);
     let super::l4::Built { table: l4, warnings: l4_warnings, .. } = super::l4::build(inputs, &opts.l4);
     build_warnings.extend(l4_warnings);
@@ -464,6 +468,8 @@ fn set_host(table: &mut RouteTable, key: &HostKey, built: Built) {
             table.len = table.len - table.any_host.routes.len() + hr.routes.len();
             table.client_cert_hosts =
                 table.client_cert_hosts - table.any_host.wants_client_cert() as usize + hr.wants_client_cert() as usize;
+            table.passthrough_hosts = table.passthrough_hosts - table.any_host.passthrough().is_some() as usize
+                + hr.passthrough().is_some() as usize;
             table.any_host = Arc::new(hr);
             return;
         }
@@ -480,6 +486,8 @@ fn set_host(table: &mut RouteTable, key: &HostKey, built: Built) {
     table.len = table.len - old + name.routes.len();
     let old_certs = map.get(host).is_some_and(|h| h.wants_client_cert()) as usize;
     table.client_cert_hosts = table.client_cert_hosts - old_certs + name.wants_client_cert() as usize;
+    let old_passed = map.get(host).is_some_and(|h| h.passthrough().is_some()) as usize;
+    table.passthrough_hosts = table.passthrough_hosts - old_passed + name.passthrough().is_some() as usize;
     if name.routes.is_empty() {
         map.remove(host);
     } else {
@@ -582,6 +590,7 @@ pub fn update_hosts<'a>(
     b.default_service = opts.default_backend_service.clone();
     b.allowed_response_headers = prev.edge.allowed_response_headers.clone();
     b.allow_snippets = prev.edge.allow_snippets;
+    b.ssl_passthrough = opts.ssl_passthrough;
     b.prev_good = prev.annotations.clone();
     b.seed(prev);
     let mut table = RouteTable::clone(&prev.table);

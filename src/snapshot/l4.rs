@@ -26,6 +26,21 @@ pub enum ProxyVersion {
     V2,
 }
 
+impl ProxyVersion {
+    /// The version [`PROXY_PROTOCOL_ANNOTATION`] asks for among `annotations`; Err: its value,
+    /// which is neither `v1` nor `v2`.
+    pub fn from_annotation(
+        annotations: &std::collections::BTreeMap<String, String>,
+    ) -> Result<Option<ProxyVersion>, String> {
+        match annotations.get(PROXY_PROTOCOL_ANNOTATION).map(|v| v.trim()) {
+            None => Ok(None),
+            Some("v1") => Ok(Some(ProxyVersion::V1)),
+            Some("v2") => Ok(Some(ProxyVersion::V2)),
+            Some(v) => Err(v.to_string()),
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum L4Balance {
     #[default]
@@ -146,18 +161,13 @@ pub fn build(inputs: &Inputs, opts: &L4Options) -> Built {
         if !ours {
             continue;
         }
-        let send_proxy = match s.annotations.get(PROXY_PROTOCOL_ANNOTATION).map(|v| v.trim()) {
-            None => None,
-            Some("v1") => Some(ProxyVersion::V1),
-            Some("v2") => Some(ProxyVersion::V2),
-            Some(v) => {
-                warnings.push(format!(
-                    "Service {}: annotation {PROXY_PROTOCOL_ANNOTATION}: {v:?} is not v1 or v2; no PROXY header is sent",
-                    s.key
-                ));
-                None
-            }
-        };
+        let send_proxy = ProxyVersion::from_annotation(&s.annotations).unwrap_or_else(|v| {
+            warnings.push(format!(
+                "Service {}: annotation {PROXY_PROTOCOL_ANNOTATION}: {v:?} is not v1 or v2; no PROXY header is sent",
+                s.key
+            ));
+            None
+        });
         for (i, sp) in s.ports.iter().enumerate() {
             if !sp.protocol.eq_ignore_ascii_case("TCP") {
                 warnings.push(format!(

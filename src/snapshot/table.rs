@@ -54,6 +54,12 @@ impl HostRoutes {
         self.routes.iter().any(|r| r.options.client_cert.is_some())
     }
 
+    /// The route TLS connections naming this host are passed through to (`ssl-passthrough`):
+    /// its `/` path's.
+    pub(super) fn passthrough(&self) -> Option<&Route> {
+        self.routes.iter().find(|r| r.path == "/" && r.options.ssl_passthrough.is_some())
+    }
+
     fn lookup(&self, path: &str) -> Option<u32> {
         probe();
         if let Some(&r) = self.exact.get(path) {
@@ -110,6 +116,9 @@ pub struct RouteTable {
     /// Hosts with a route that asks for client certificates: while there are none, TLS
     /// handshakes take the plain path.
     pub(super) client_cert_hosts: usize,
+    /// Hosts passed through (`ssl-passthrough`): while there are none, the HTTPS port does not
+    /// look at ClientHellos itself.
+    pub(super) passthrough_hosts: usize,
     /// `server-alias` and `from-to-www-redirect` names.
     pub(super) names: Names,
 }
@@ -218,6 +227,20 @@ impl RouteTable {
     /// Whether a TLS client naming `host` (SNI, normalised) is asked for a certificate.
     pub fn wants_client_cert(&self, host: &str) -> bool {
         self.client_cert_hosts > 0 && self.host_routes(host).wants_client_cert()
+    }
+
+    /// `ssl-passthrough`: the route a TLS connection naming `host` (SNI, normalised) is passed
+    /// through to, untouched.
+    pub fn passthrough(&self, host: &str) -> Option<&Route> {
+        if self.passthrough_hosts == 0 {
+            return None;
+        }
+        self.host_routes(host).passthrough()
+    }
+
+    /// Whether any host is passed through.
+    pub fn has_passthrough(&self) -> bool {
+        self.passthrough_hosts > 0
     }
 
     /// Whether any host asks for client certificates.

@@ -44,6 +44,7 @@ pub(super) fn resolver<'a>(inputs: &Inputs<'a>, only: Option<&FxHashSet<(&str, &
         default_service: None,
         allowed_response_headers: Vec::new(),
         allow_snippets: false,
+        ssl_passthrough: false,
         unwatched: FxHashSet::default(),
         prev_good: Arc::default(),
         good: FxHashMap::default(),
@@ -81,6 +82,8 @@ pub(super) struct Builder<'a> {
     pub(super) allowed_response_headers: Vec<String>,
     /// The ConfigMap's `allow-snippet-annotations`.
     pub(super) allow_snippets: bool,
+    /// `--enable-ssl-passthrough`.
+    pub(super) ssl_passthrough: bool,
     /// `--default-backend-service`.
     pub(super) default_service: Option<ObjectKey>,
     /// Backends that follow no EndpointSlice (`service-upstream`'s cluster IP).
@@ -102,6 +105,17 @@ impl<'a> Builder<'a> {
                 "Ingress {}: its snippet is not applied: the ConfigMap's allow-snippet-annotations is off",
                 ing.key
             ));
+        }
+        if o.ssl_passthrough.is_some() {
+            if !self.ssl_passthrough {
+                o.ssl_passthrough = None;
+                let why = "its ssl-passthrough has no effect without --enable-ssl-passthrough; TLS is terminated";
+                warnings.push(format!("Ingress {}: {why}", ing.key));
+            }
+            for p in ing.rules.iter().flat_map(|r| r.paths.iter()).filter(|p| p.path != "/") {
+                let why = "ssl-passthrough applies to path / alone; it is routed as usual";
+                warnings.push(format!("Ingress {}: path {:?}: {why}", ing.key, p.path));
+            }
         }
         if let Some(spec) = o.external.take() {
             match self.external(ExternalAuth::clone(&spec)) {
