@@ -28,6 +28,12 @@
 # Accept-Encoding: gzip (every proxy at gzip level 1, ingress-nginx's default: nginx's gzip
 # module, HAProxy's libslz, ringress's use-gzip) and without (the same page relayed as it is).
 #
+# SSL passthrough (MODES="passthrough passthrough-close", ringress and HAProxy): TLS to the
+# HTTPS port, SNI `localhost`, relayed untouched to a TLS backend (the upstream nginx's TLS
+# port, on the load CPU): ringress with --enable-ssl-passthrough and an ssl-passthrough
+# Ingress, HAProxy `mode tcp` choosing its backend by `req.ssl_sni` after `req.ssl_hello_type 1`.
+# Keep-alive (64 connections) and a new TLS connection per request (SNI read every time).
+#
 # Per-route features (MODES="keepalive route-canary route-affinity route-limit", ringress
 # only): the keep-alive run against a route with a canary taking 20% by weight, with cookie
 # affinity (every request carries its session cookie, as a returning browser does), and with
@@ -48,7 +54,7 @@ DURATION=${DURATION:-8}
 CONNS=${CONNS:-64}
 PROXY_CPU=${PROXY_CPU:-0}
 LOAD_CPU=${LOAD_CPU:-1}
-PORT_UP=18080 PORT_PROXY=18081 PORT_H2C=18082 PORT_TLS=18443
+PORT_UP=18080 PORT_PROXY=18081 PORT_H2C=18082 PORT_TLS=18443 PORT_UP_TLS=18444
 ulimit -n 1048576 2>/dev/null || ulimit -n 65536 2>/dev/null || true
 
 . bench/support/need.sh
@@ -66,13 +72,13 @@ cleanup() { for p in "${pids[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null || 
 trap cleanup EXIT INT TERM
 
 body=$(head -c 64 /dev/zero | tr '\0' 'x')
-# --- the upstream: nginx, one worker, on the load CPU ---
-start_upstream $PORT_UP "$body"
-
-# --- one certificate for every proxy ---
+# --- one certificate for every proxy (and the passthrough backend) ---
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 30 -subj /CN=bench.local \
   -addext subjectAltName=DNS:bench.local -keyout "$work/key.pem" -out "$work/cert.pem" 2>/dev/null
 cat "$work/cert.pem" "$work/key.pem" > "$work/bundle.pem"
+
+# --- the upstream: nginx, one worker, on the load CPU ---
+start_upstream $PORT_UP "$body" $PORT_UP_TLS "$work/cert.pem" "$work/key.pem"
 
 # --- the proxies ---
 cat > "$work/location.conf" <<EOC
@@ -121,6 +127,30 @@ backend be
 EOC
 }
 haproxy_conf "" "" > "$work/haproxy.cfg"
+cat > "$work/haproxy-pass.cfg" <<EOC
+global
+  nbthread 1
+  maxconn 8000
+defaults
+  mode tcp
+  timeout connect 5s
+  timeout client 60s
+  timeout server 60s
+frontend fe
+  bind 127.0.0.1:$PORT_PROXY
+  mode http
+  default_backend be
+frontend tls
+  bind 127.0.0.1:$PORT_TLS
+  tcp-request inspect-delay 5s
+  tcp-request content accept if { req.ssl_hello_type 1 }
+  use_backend pass if { req.ssl_sni -i localhost }
+backend be
+  mode http
+  server up 127.0.0.1:$PORT_UP
+backend pass
+  server up 127.0.0.1:$PORT_UP_TLS
+EOC
 haproxy_conf "  log stdout format raw local0" "  log global
   option httplog" > "$work/haproxy-log.cfg"
 secret() {
@@ -128,24 +158,56 @@ secret() {
   echo "type: kubernetes.io/tls"; echo "stringData:"
   echo "  tls.crt: |"; sed 's/^/    /' "$work/cert.pem"; echo "  tls.key: |"; sed 's/^/    /' "$work/key.pem"
 }
-mkdir -p "$work/nolog" "$work/log"
+mkdir -p "$work/nolog" "$work/log" "$work/pass"
 # ringress's ConfigMap: gzip on at ingress-nginx's default level (1), as for nginx and HAProxy.
 export EXTRA_CONFIG="  use-gzip: \"true\"
   gzip-level: \"${GZIP_LEVEL:-1}\""
 { bench/support/manifests.sh $PORT_UP; secret; } > "$work/nolog/manifests.yaml"
 { bench/support/manifests.sh $PORT_UP "$work/ringress-access.log"; secret; } > "$work/log/manifests.yaml"
+# The passthrough modes: host localhost passed through to the upstream's TLS port.
+{ cat "$work/nolog/manifests.yaml"; cat <<EOC
+---
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata: {name: pass, annotations: {nginx.ingress.kubernetes.io/ssl-passthrough: "true"}}
+spec:
+  ingressClassName: ringress
+  rules:
+  - host: localhost
+    http:
+      paths:
+      - {path: /, pathType: Prefix, backend: {service: {name: up-tls, port: {number: 443}}}}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: up-tls}
+spec: {ports: [{name: https, port: 443, targetPort: $PORT_UP_TLS}]}
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: {name: up-tls-1, labels: {kubernetes.io/service-name: up-tls}}
+addressType: IPv4
+endpoints: [{addresses: ["127.0.0.1"]}]
+ports: [{name: https, port: $PORT_UP_TLS}]
+EOC
+} > "$work/pass/manifests.yaml"
 
 # Whether a mode runs with the access logs on.
 logged() { [[ $1 == *-log ]]; }
+# Which configuration a mode runs with: a proxy restarts when it changes.
+profile() { case $1 in *-log) echo log;; passthrough*) echo pass;; *) echo nolog;; esac; }
 
 start_proxy() { # name mode -> sets PROXY_PID
-  local suffix="" dir=nolog
-  logged "$2" && suffix=-log dir=log
+  local suffix="" dir; dir=$(profile "$2")
+  logged "$2" && suffix=-log
+  local flags=(); [ "$dir" = pass ] && flags=(--enable-ssl-passthrough)
   case $1 in
     nginx) taskset -c "$PROXY_CPU" nginx -c "$work/nginx$suffix.conf" -p "$work" & PROXY_PID=$! ;;
     haproxy)
       if logged "$2"; then
         taskset -c "$PROXY_CPU" haproxy -f "$work/haproxy-log.cfg" -db > "$work/haproxy-access.log" & PROXY_PID=$!
+      elif [ "$dir" = pass ]; then
+        taskset -c "$PROXY_CPU" haproxy -f "$work/haproxy-pass.cfg" -db & PROXY_PID=$!
       else
         taskset -c "$PROXY_CPU" haproxy -f "$work/haproxy.cfg" -db & PROXY_PID=$!
       fi ;;
@@ -153,7 +215,7 @@ start_proxy() { # name mode -> sets PROXY_PID
       local bin=$BIN; [[ $1 == baseline-* ]] && bin=$BASELINE
       taskset -c "$PROXY_CPU" "$bin" run --manifests "$work/$dir/manifests.yaml" --http 127.0.0.1:$PORT_PROXY \
         --https 127.0.0.1:$PORT_TLS --default-ssl-certificate default/bench-tls \
-        --admin 127.0.0.1:0 --workers 1 --io "${1#*-}" 2>"$work/$1.log" & PROXY_PID=$! ;;
+        --admin 127.0.0.1:0 --workers 1 --io "${1#*-}" "${flags[@]}" 2>"$work/$1.log" & PROXY_PID=$! ;;
   esac
   pids+=("$PROXY_PID")
   for _ in $(seq 50); do curl -sf -o /dev/null -H 'Host: bench.local' "http://127.0.0.1:$PORT_PROXY/" && return 0; sleep 0.1; done
@@ -203,6 +265,8 @@ measure() { # name mode run
   [ "$2" = close ] || [ "$2" = tls-resume ] && extra=(-H "Connection: close")
   logged "$2" && extra=(-H "User-Agent: wrk")
   [ "$2" = https ] || [ "$2" = tls-resume ] && url="https://127.0.0.1:$PORT_TLS/"
+  [ "$2" = passthrough-close ] && extra=(-H "Connection: close")
+  [[ $2 == passthrough* ]] && url="https://localhost:$PORT_TLS/"
   local host=bench.local
   case $2 in
     gzip) url="http://127.0.0.1:$PORT_PROXY/text64k" extra=(-H "Accept-Encoding: gzip") ;;
@@ -238,8 +302,10 @@ for run in $(seq "$RUNS"); do
     for m in "${modes[@]}"; do
       # The per-route feature modes are ringress's alone.
       [[ $m == route-* && $p != ringress* && $p != baseline* ]] && continue
-      # A proxy is restarted only when the access log turns on or off.
-      if [ -z "$started" ] || [ "$(logged "$started" && echo 1)" != "$(logged "$m" && echo 1)" ]; then
+      # nginx-light has no stream module: the passthrough modes are ringress's and HAProxy's.
+      [[ $m == passthrough* && $p == nginx ]] && continue
+      # A proxy is restarted only when its configuration changes (access log, passthrough).
+      if [ -z "$started" ] || [ "$(profile "$started")" != "$(profile "$m")" ]; then
         [ -n "$started" ] && stop_proxy
         start_proxy "$p" "$m"; started=$m
       fi

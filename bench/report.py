@@ -27,17 +27,19 @@ modes = [("keepalive", "keep-alive, 64 connections"),
          ("tls-resume", "new TLS 1.3 connection per request, resumed with a ticket (wrk, Connection: close)"),
          ("tls12-resume", "resumed TLS 1.2 handshakes (openssl s_time -reuse, 4 clients, no request)"),
          ("gzip", "64 KiB HTML page gzipped at level 1 (Accept-Encoding: gzip), keep-alive, 64 connections"),
-         ("gzip-off", "the same 64 KiB page, not compressed (no Accept-Encoding)")]
+         ("gzip-off", "the same 64 KiB page, not compressed (no Accept-Encoding)"),
+         ("passthrough", "SSL passthrough by SNI to a TLS backend, keep-alive, 64 connections (ringress, HAProxy mode tcp)"),
+         ("passthrough-close", "SSL passthrough, a new TLS connection (and SNI read) per request")]
 modes = [m for m in modes if any(r[2] == m[0] for r in rows)]
 # Per-route features, ringress against itself (compare.sh's route-* modes).
 features = [m for m in [("route-canary", "a canary taking 20% by weight"),
                         ("route-affinity", "cookie affinity, each request with its session cookie"),
                         ("route-limit", "limit-rps and limit-connections that never trip")]
             if any(r[2] == m[0] for r in rows)]
-target = {"keepalive": 0.85, "keepalive-log": 1.0, "close": 1.0, "h2c": 0.9, "h2": 0.9, "https": 0.85, "tls-full": 0.83, "tls-resume": 1.0, "tls12-resume": 1.0, "gzip": 1.0, "gzip-off": 1.0}
+target = {"keepalive": 0.85, "keepalive-log": 1.0, "close": 1.0, "h2c": 0.9, "h2": 0.9, "https": 0.85, "tls-full": 0.83, "tls-resume": 1.0, "tls12-resume": 1.0, "gzip": 1.0, "gzip-off": 1.0, "passthrough": 1.0, "passthrough-close": 1.0}
 # Whom each target is against: HTTP/2 against HAProxy (the strong one there), full handshakes
 # against nginx (1.2x its handshakes per core is 0.83x its CPU per handshake).
-versus = {"h2c": "haproxy", "h2": "haproxy", "tls-full": "nginx", "gzip": "nginx"}
+versus = {"h2c": "haproxy", "h2": "haproxy", "tls-full": "nginx", "gzip": "nginx", "passthrough": "haproxy", "passthrough-close": "haproxy"}
 
 
 def ratios(proxy, mode):
@@ -128,7 +130,8 @@ short = {"keepalive": "HTTP/1.1 keep-alive", "keepalive-log": "keep-alive, acces
          "close": "new connection per request", "h2c": "HTTP/2 cleartext (h2c)", "h2": "HTTP/2 over TLS",
          "https": "HTTPS/1.1 keep-alive", "tls-full": "full TLS 1.3 handshakes",
          "tls-resume": "TLS 1.3, resumed, per request", "tls12-resume": "TLS 1.2 resumption",
-         "gzip": "64 KiB page, gzip level 1", "gzip-off": "64 KiB page, not compressed"}
+         "gzip": "64 KiB page, gzip level 1", "gzip-off": "64 KiB page, not compressed",
+         "passthrough": "SSL passthrough, keep-alive", "passthrough-close": "SSL passthrough, per request"}
 colors = {"ringress-uring": "#1f5f99", "ringress-epoll": "#5b9bd5", "ringress-tokio-uring": "#9dc3e6",
           "nginx": "#4e8f3a", "haproxy": "#b8433f"}
 shown = [p for p in proxies if p in colors]
