@@ -123,6 +123,23 @@ fn edge_keys_add_headers_hsts_server_tokens_and_forwarded_headers() {
     // server-tokens: the proxy's own answers carry the version.
     let r = get(p.http, "nowhere.test", "/");
     assert_eq!((r.status, r.header("server")), (404, Some(concat!("ringress/", env!("CARGO_PKG_VERSION")))));
+    // The proxy's own answers (a 404 here, a redirect) carry add-headers and, over TLS, HSTS,
+    // as ingress-nginx's more_set_headers puts them on every status.
+    assert_eq!(r.header("x-edge"), Some("ringress"));
+    let redirect = get(p.http, "forced.test", "/");
+    assert_eq!((redirect.status, redirect.header("x-edge")), (308, Some("ringress")));
+    for flag in ["--http1.1", "--http2"] {
+        let url = format!("https://nowhere.test:{}/", p.https.port());
+        let resolve = format!("nowhere.test:{}:127.0.0.1", p.https.port());
+        let (ok, tls, err) =
+            run(std::process::Command::new("curl").args(["-sS", "-k", "-i", flag, "--resolve", &resolve, &url]));
+        let tls = tls.to_ascii_lowercase();
+        assert!(
+            ok && tls.contains(" 404") && tls.contains("strict-transport-security: max-age=600"),
+            "{flag}: {tls} {err}"
+        );
+        assert!(tls.contains("x-frame-options: deny"), "{flag}: {tls}");
+    }
 
     // use-forwarded-headers from a trusted peer (loopback): the client is X-Forwarded-For's last
     // untrusted address, and X-Forwarded-Proto passes through; over HTTP/2 too. As ingress-nginx

@@ -23,7 +23,7 @@ data:
   proxy-body-size: 16m
   use-forwarded-headers: "true"
   worker-processes: "4"
-  use-gzip: "true"
+  enable-opentelemetry: "true"
   keep-alive: forever
   no-such-key: x
 ---
@@ -167,7 +167,7 @@ fn the_report_from_a_cluster_names_each_annotation_and_key_and_emitted_ingresses
         ("proxy-body-size", "supported"),
         ("use-forwarded-headers", "supported"),
         ("worker-processes", "no-op"),
-        ("use-gzip", "unsupported"),
+        ("enable-opentelemetry", "unsupported"),
         ("keep-alive", "invalid"),
         ("no-such-key", "unknown"),
     ] {

@@ -221,15 +221,17 @@ impl Kind {
 
 /// A complete error response from the proxy itself, with `Connection: close` when `close`,
 /// `Allow` on a 405 and the error's own fields (a 401's challenge, a redirect's Location).
-pub fn write_error_response(out: &mut Vec<u8>, e: &ProxyError, close: bool, server: &str) {
+pub fn write_error_response(out: &mut Vec<u8>, e: &ProxyError, close: bool, stamp: Stamp<'_>) {
     use std::io::Write;
     let (code, reason) = e.status().unwrap_or((500, "Internal Server Error"));
     let detail = e.message();
     let body_len = reason.len() + detail.len() + 3;
     let _ = write!(
         out,
-        "HTTP/1.1 {code} {reason}\r\nServer: {server}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {body_len}\r\n"
+        "HTTP/1.1 {code} {reason}\r\nServer: {}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {body_len}\r\n",
+        stamp.server
     );
+    out.extend_from_slice(stamp.fields);
     if code == 405 {
         let _ = write!(out, "Allow: {ALLOW}\r\n");
     }
@@ -240,6 +242,21 @@ pub fn write_error_response(out: &mut Vec<u8>, e: &ProxyError, close: bool, serv
         out.extend_from_slice(b"Connection: close\r\n");
     }
     let _ = write!(out, "\r\n{reason}: {detail}\n");
+}
+
+/// What every HTTP/1.1 response the proxy writes itself carries: its Server field, and the
+/// ConfigMap's fields (`add-headers`, HSTS over TLS) as rendered lines, as ingress-nginx's
+/// `more_set_headers` puts them on every status.
+#[derive(Clone, Copy)]
+pub struct Stamp<'a> {
+    pub server: &'a str,
+    pub fields: &'a [u8],
+}
+
+impl<'a> Stamp<'a> {
+    pub fn of(snap: &'a crate::snapshot::Snapshot, settings: &'a crate::snapshot::Settings, https: bool) -> Self {
+        Stamp { server: settings.server_name(), fields: snap.edge.h1(https) }
+    }
 }
 
 /// The methods a 405 names (RFC 9110 §15.5.6 requires the field): all but TRACE, which is

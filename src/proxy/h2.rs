@@ -224,10 +224,10 @@ async fn handle_stream<I: Io>(
             };
             status.set(match page {
                 Some(page) => {
-                    let server = snap.settings.server_name();
-                    send_page(&mut respond, &page, &e.fields, parts.method == http::Method::HEAD, server)
+                    let stamp = (snap.settings.server_name(), snap.edge.h2(https));
+                    send_page(&mut respond, &page, &e.fields, parts.method == http::Method::HEAD, stamp)
                 }
-                None => send_error(&mut respond, &e, grpc, w.snapshot().settings.server_name()),
+                None => send_error(&mut respond, &e, grpc, (snap.settings.server_name(), snap.edge.h2(https))),
             });
         }
     }
@@ -307,7 +307,7 @@ fn authority(parts: &http::request::Parts) -> &str {
 
 /// An answer from the proxy itself: an HTTP status with a short text, or for gRPC calls a
 /// trailers-only response with the matching `grpc-status`. Returns the HTTP status sent.
-fn send_error(respond: &mut SendResponse<Bytes>, e: &ProxyError, grpc: bool, server: &str) -> u16 {
+fn send_error(respond: &mut SendResponse<Bytes>, e: &ProxyError, grpc: bool, (server, edge): Stamp<'_>) -> u16 {
     let (code, reason) = e.status().unwrap_or((500, "Internal Server Error"));
     if grpc {
         let grpc_status = e.kind.grpc_status();
@@ -331,17 +331,22 @@ fn send_error(respond: &mut SendResponse<Bytes>, e: &ProxyError, grpc: bool, ser
             resp = resp.header(*name, v);
         }
     }
-    let resp = resp
+    let mut resp = resp
         .header("server", server)
         .header("content-type", "text/plain; charset=utf-8")
         .header("content-length", body.len())
         .body(())
         .expect("static response parts");
+    add_fields(resp.headers_mut(), edge);
     if let Ok(mut s) = respond.send_response(resp, false) {
         let _ = s.send_data(body, true);
     }
     code
 }
+
+/// What every HTTP/2 response the proxy makes itself carries: its Server field, and the
+/// ConfigMap's fields (`add-headers`, HSTS over TLS).
+type Stamp<'a> = (&'a str, &'a [(HeaderName, HeaderValue)]);
 
 /// An error page (`custom-http-errors`), with the error's own fields (a 401's challenge).
 fn send_page(
@@ -349,7 +354,7 @@ fn send_page(
     page: &super::error_page::Page,
     extra: &[(&'static str, Vec<u8>)],
     head_only: bool,
-    server: &str,
+    (server, edge): Stamp<'_>,
 ) -> u16 {
     let mut resp = Response::builder().status(page.status);
     if !page.fields.iter().any(|(n, _)| n == "server") {
@@ -361,7 +366,8 @@ fn send_page(
             resp = resp.header(n, v);
         }
     }
-    let Ok(resp) = resp.header("content-length", page.body.len()).body(()) else { return page.status };
+    let Ok(mut resp) = resp.header("content-length", page.body.len()).body(()) else { return page.status };
+    add_fields(resp.headers_mut(), edge);
     let end = head_only || page.body.is_empty();
     if let Ok(mut s) = respond.send_response(resp, end) {
         if !end {
@@ -438,8 +444,9 @@ async fn exchange<I: Io>(
             for (name, value) in fields {
                 resp = resp.header(name, value);
             }
-            let resp =
+            let mut resp =
                 resp.body(()).map_err(|_| ProxyError::downstream(Kind::BadRequest, "cannot build the answer"))?;
+            add_fields(resp.headers_mut(), snap.edge.h2(fwd.scheme == "https"));
             let _ = s.respond.send_response(resp, true);
             s.progress.status.set(code);
             return Ok(());
@@ -448,7 +455,8 @@ async fn exchange<I: Io>(
             let mut page = super::error_page::Page::plain(code);
             page.body = body.as_bytes().to_vec();
             let head_only = parts.method == http::Method::HEAD;
-            s.progress.status.set(send_page(s.respond, &page, &[], head_only, snap.settings.server_name()));
+            let stamp = (snap.settings.server_name(), snap.edge.h2(fwd.scheme == "https"));
+            s.progress.status.set(send_page(s.respond, &page, &[], head_only, stamp));
             return Ok(());
         }
     };

@@ -11,7 +11,7 @@ use super::body::Body;
 use super::codec::{self, Framing, RequestInfo};
 use crate::access_log::{Record, WorkerLog};
 use crate::proxy::client_cert::TlsInfo;
-use crate::proxy::error::{write_error_response, Kind, ProxyError, Side};
+use crate::proxy::error::{write_error_response, Kind, ProxyError, Side, Stamp};
 use crate::proxy::fields::Forwarded;
 use crate::proxy::pipeline::{self, Decision};
 use crate::proxy::{bump, Worker};
@@ -144,9 +144,9 @@ async fn fail<I: Io, S: Stream>(w: &Worker<I>, c: &mut Conn<S>, e: ProxyError) {
             Some(page) => {
                 c.rec.status = page.status;
                 let head_only = c.rec.method == b"HEAD";
-                write_page(&mut out, &page, &e.fields, true, head_only, snap.settings.server_name());
+                write_page(&mut out, &page, &e.fields, true, head_only, Stamp::of(&snap, &snap.settings, c.https));
             }
-            None => write_error_response(&mut out, &e, true, snap.settings.server_name()),
+            None => write_error_response(&mut out, &e, true, Stamp::of(&snap, &snap.settings, c.https)),
         }
         c.rec.bytes_out += out.len() as u64;
         if clock.write_for(&c.io, out, LINGER).await.0.is_ok() {
@@ -369,7 +369,7 @@ async fn request<I: Io, S: Stream>(w: &Worker<I>, c: &mut Conn<S>, first: bool) 
             let page = page.unwrap_or_else(|| error_page::Page::plain(code));
             let close = !info.keep_alive;
             c.out.clear();
-            write_page(&mut c.out, &page, &[], close, info.is_head, settings.server_name());
+            write_page(&mut c.out, &page, &[], close, info.is_head, Stamp::of(&snap, settings, c.https));
             c.response_started = true;
             c.rec.status = page.status;
             write_client(clock, c, settings.idle_timeout).await?;
@@ -397,9 +397,9 @@ async fn respond<I: Io, S: Stream>(
     match error_page::page(w, &snap, clock, &c.rec, c.rec.status, false).await {
         Some(page) => {
             c.rec.status = page.status;
-            write_page(&mut c.out, &page, &e.fields, close, info.is_head, settings.server_name());
+            write_page(&mut c.out, &page, &e.fields, close, info.is_head, Stamp::of(&snap, settings, c.https));
         }
-        None => write_error_response(&mut c.out, e, close, settings.server_name()),
+        None => write_error_response(&mut c.out, e, close, Stamp::of(&snap, settings, c.https)),
     }
     bump(&w.stats.responses_proxy_error);
     c.response_started = true;
@@ -477,14 +477,14 @@ fn prepare(
     let forward = match pipeline::decide(snap, &view, &mut rec.key) {
         Ok(Decision::Forward(f)) => f,
         Ok(Decision::Answer { code, fields }) => {
-            write_answer(out, code, &fields, s.server_name(), &info);
+            write_answer(out, code, &fields, Stamp::of(snap, s, https), &info);
             return Ok(Some((info, Action::Answer(code))));
         }
         Ok(Decision::Text { code, body }) => {
             let close = !info.keep_alive || info.framing != Framing::None;
             let mut page = error_page::Page::plain(code);
             page.body = body.as_bytes().to_vec();
-            write_page(out, &page, &[], close, info.is_head, s.server_name());
+            write_page(out, &page, &[], close, info.is_head, Stamp::of(snap, s, https));
             return Ok(Some((info, Action::Answer(code))));
         }
         // A refusal of a well-framed request is answered in place.
@@ -571,7 +571,7 @@ fn capture(
 
 /// An answer from the proxy with no body: a redirect (`ssl-redirect`), a CORS preflight (204,
 /// which has no Content-Length: RFC 9110 §8.6).
-fn write_answer(out: &mut Vec<u8>, code: u16, fields: &[(&str, Vec<u8>)], server: &str, info: &RequestInfo) {
+fn write_answer(out: &mut Vec<u8>, code: u16, fields: &[(&str, Vec<u8>)], stamp: Stamp<'_>, info: &RequestInfo) {
     use std::io::Write;
     let reason = match code {
         204 => "No Content",
@@ -581,7 +581,8 @@ fn write_answer(out: &mut Vec<u8>, code: u16, fields: &[(&str, Vec<u8>)], server
         _ => "Permanent Redirect",
     };
     let close = !info.keep_alive || info.framing != Framing::None;
-    let _ = write!(out, "HTTP/1.1 {code} {reason}\r\nServer: {server}\r\n");
+    let _ = write!(out, "HTTP/1.1 {code} {reason}\r\nServer: {}\r\n", stamp.server);
+    out.extend_from_slice(stamp.fields);
     for (name, value) in fields {
         codec::write_field(out, name.as_bytes(), &[value]);
     }
@@ -601,14 +602,15 @@ fn write_page(
     extra: &[(&'static str, Vec<u8>)],
     close: bool,
     head_only: bool,
-    server: &str,
+    stamp: Stamp<'_>,
 ) {
     use std::io::Write;
     let reason = crate::proxy::error::reason_phrase(page.status);
     let _ = write!(out, "HTTP/1.1 {} {reason}\r\n", page.status);
     if !page.fields.iter().any(|(n, _)| n == "server") {
-        let _ = write!(out, "Server: {server}\r\n");
+        let _ = write!(out, "Server: {}\r\n", stamp.server);
     }
+    out.extend_from_slice(stamp.fields);
     for (name, value) in page.fields.iter().map(|(n, v)| (n.as_str(), v)).chain(extra.iter().map(|(n, v)| (*n, v))) {
         codec::write_field(out, name.as_bytes(), &[value]);
     }
