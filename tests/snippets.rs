@@ -11,7 +11,7 @@ fn manifests(a: &Upstream, allow: bool) -> String {
     let cm = format!(
         "---\napiVersion: v1\nkind: ConfigMap\nmetadata: {{name: ringress, namespace: ringress}}\ndata: {{allow-snippet-annotations: \"{allow}\"}}\n"
     );
-    let snippet = "more_set_headers \\\"X-Frame-Options: DENY\\\"; more_clear_headers X-Upstream; add_header X-Added yes; proxy_set_header X-From-Snippet 1; rewrite ^/old/(.*)$ /new/$1 permanent;";
+    let snippet = "more_set_headers \\\"X-Frame-Options: DENY\\\"; more_clear_headers X-Upstream; add_header X-Added yes; add_header X-Always on always; proxy_set_header X-From-Snippet 1; rewrite ^/old/(.*)$ /new/$1 permanent;";
     service("app", &[a.addr])
         + &cm
         + &with_nginx(ingress("snip", Some("snip.test"), &[("/", "app")]), &[("configuration-snippet", snippet)])
@@ -44,6 +44,11 @@ fn the_safe_subset_applies_when_allowed_and_access_directives_fail_closed() {
     let head = h2c_response(p.http, "snip.test", "/");
     assert!(head.contains("x-frame-options: DENY") && head.contains("x-added: yes"), "{head}");
     assert!(!head.contains("x-upstream:") && head.contains("header x-from-snippet: 1"), "{head}");
+    // add_header as nginx adds it: 2xx/3xx only, unless `always`.
+    let r = get(p.http, "snip.test", "/status/404");
+    assert_eq!((r.status, r.header("x-added"), r.header("x-always")), (404, None, Some("on")));
+    let head = h2c_response(p.http, "snip.test", "/status/500");
+    assert!(head.contains("x-always: on") && !head.contains("x-added"), "{head}");
     let r = get(p.http, "snip.test", "/old/a/b");
     assert_eq!((r.status, r.header("location")), (301, Some("/new/a/b")));
 

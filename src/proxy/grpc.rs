@@ -264,7 +264,8 @@ async fn relay_response<I: Io>(
     }
     *down.headers_mut() = headers;
     super::h2::add_fields(down.headers_mut(), extra);
-    super::h2::add_reply(down.headers_mut(), reply, Some(used));
+    let status = down.status().as_u16();
+    super::h2::add_reply(down.headers_mut(), reply, (Some(used), status));
     if let Some(g) = granted {
         g.add_cookies(down.headers_mut(), parts.status.as_u16());
     }

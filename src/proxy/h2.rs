@@ -583,7 +583,7 @@ fn h2_down(e: h2::Error) -> ProxyError {
 /// Fields the ConfigMap adds to every proxied response (`add-headers`, HSTS over TLS).
 /// Adds what the pipeline asked for to a response head (for an answer from `used`): CORS
 /// fields in place of the upstream's, the affinity cookie.
-pub(super) fn add_reply(h: &mut HeaderMap, reply: Option<&pipeline::Reply>, used: Option<std::net::SocketAddr>) {
+pub(super) fn add_reply(h: &mut HeaderMap, reply: Option<&pipeline::Reply>, used: (Option<std::net::SocketAddr>, u16)) {
     let Some(reply) = reply else { return };
     for name in reply.replaced_names() {
         h.remove(name);

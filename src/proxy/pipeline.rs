@@ -282,8 +282,8 @@ impl Reply {
         cors.iter().copied().chain(set).chain(hide).chain(sn)
     }
 
-    /// The fields to add to an answer from `used` (the endpoint that answered).
-    pub fn each(&self, used: Option<std::net::SocketAddr>, mut f: impl FnMut(&str, &[u8])) {
+    /// The fields to add to an answer of `status` from `used` (the endpoint that answered).
+    pub fn each(&self, (used, status): (Option<std::net::SocketAddr>, u16), mut f: impl FnMut(&str, &[u8])) {
         for (n, v) in &self.cors {
             f(n, v);
         }
@@ -291,7 +291,8 @@ impl Reply {
             f(n, v);
         }
         if let Some(sn) = &self.snippet {
-            for (n, v) in sn.set_response.iter().chain(&sn.add_response) {
+            let added = crate::snapshot::snippet::ADDS_TO.contains(&status).then_some(&sn.add_response);
+            for (n, v) in sn.set_response.iter().chain(added.into_iter().flatten()).chain(&sn.add_always) {
                 f(n, v);
             }
         }
@@ -536,10 +537,12 @@ pub(crate) fn decide<'s>(
     let hide = (!snap.edge.hide_headers.is_empty()).then(|| snap.edge.hide_headers.clone());
     let global = &snap.edge.rewrites;
     let rewrites = (o.rewrites.is_some() || !global.is_empty()).then(|| (o.rewrites.clone(), global.clone()));
-    let snippet = o
-        .snippet
-        .clone()
-        .filter(|s| !(s.set_response.is_empty() && s.add_response.is_empty() && s.clear_response.is_empty()));
+    let snippet = o.snippet.clone().filter(|s| {
+        !(s.set_response.is_empty()
+            && s.add_response.is_empty()
+            && s.add_always.is_empty()
+            && s.clear_response.is_empty())
+    });
     let reply = (sticky.is_some()
         || !cors.is_empty()
         || set.is_some()

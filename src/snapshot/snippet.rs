@@ -16,8 +16,11 @@ use super::edge::{Field, FRAMING_FIELDS};
 pub struct Snippet {
     /// `more_set_headers`: response fields set (replacing the upstream's of those names).
     pub set_response: Vec<Field>,
-    /// `add_header`: response fields added.
+    /// `add_header`: response fields added, as nginx adds them: to 200, 201, 204, 206, 301,
+    /// 302, 303, 304, 307 and 308 answers ([`ADDS_TO`]).
     pub add_response: Vec<Field>,
+    /// `add_header ... always`: to every answer.
+    pub add_always: Vec<Field>,
     /// `more_clear_headers`: response fields removed (lower case).
     pub clear_response: Vec<String>,
     /// `proxy_set_header`: request fields the upstream gets in place of the client's.
@@ -36,6 +39,7 @@ impl PartialEq for Snippet {
         };
         self.set_response == other.set_response
             && self.add_response == other.add_response
+            && self.add_always == other.add_always
             && self.clear_response == other.clear_response
             && self.set_upstream == other.set_upstream
             && self.answer == other.answer
@@ -179,9 +183,8 @@ pub fn parse(text: &str) -> Result<Snippet, Problem> {
                     s.clear_response.push(n);
                 }
             }
-            ("add_header", [n, v]) | ("add_header", [n, v, _]) if args.len() == 2 || args[2] == "always" => {
-                s.add_response.push(field(d, n, v)?)
-            }
+            ("add_header", [n, v]) => s.add_response.push(field(d, n, v)?),
+            ("add_header", [n, v, always]) if *always == "always" => s.add_always.push(field(d, n, v)?),
             ("proxy_set_header", [n, v]) => s.set_upstream.push(field(d, n, v)?),
             ("return", [code, rest @ ..]) if code.parse::<u16>().is_ok() => {
                 let code: u16 = code.parse().unwrap_or(0);
@@ -237,6 +240,9 @@ pub fn redirect_of(rules: &[(regex::Regex, String, u16)], path: &str) -> Option<
     })
 }
 
+/// The statuses nginx's `add_header` (without `always`) adds to.
+pub const ADDS_TO: &[u16] = &[200, 201, 204, 206, 301, 302, 303, 304, 307, 308];
+
 /// Both snippets of an Ingress, the server's first.
 pub fn combined(server: Option<Arc<Snippet>>, location: Option<Arc<Snippet>>) -> Option<Arc<Snippet>> {
     match (server, location) {
@@ -244,6 +250,7 @@ pub fn combined(server: Option<Arc<Snippet>>, location: Option<Arc<Snippet>>) ->
             let mut s = (*a).clone();
             s.set_response.extend(b.set_response.iter().cloned());
             s.add_response.extend(b.add_response.iter().cloned());
+            s.add_always.extend(b.add_always.iter().cloned());
             s.clear_response.extend(b.clear_response.iter().cloned());
             s.set_upstream.extend(b.set_upstream.iter().cloned());
             s.answer = b.answer.clone().or(s.answer);
@@ -269,7 +276,7 @@ mod tests {
             vec![("x-frame-options".into(), b"DENY".to_vec()), ("x-team".into(), b"edge".to_vec())]
         );
         assert_eq!(s.clear_response, vec!["server".to_string()]);
-        assert_eq!(s.add_response.len(), 1);
+        assert_eq!((s.add_response.len(), s.add_always.len()), (0, 1));
         assert_eq!(s.set_upstream, vec![("x-from-snippet".into(), b"1".to_vec())]);
         assert_eq!(redirect_of(&s.redirects, "/old/a/b"), Some((301, "https://new.test/a/b".into())));
         assert_eq!(redirect_of(&s.redirects, "/other"), None);

@@ -124,7 +124,7 @@ pub(super) async fn forward<I: Io>(
     let mut encoder = compress::h2_fields(&mut headers, choice);
     *response.headers_mut() = headers;
     add_fields(response.headers_mut(), to.snap.edge.h2(fwd.scheme == "https"));
-    add_reply(response.headers_mut(), to.forward.reply.as_deref(), Some(up.addr));
+    add_reply(response.headers_mut(), to.forward.reply.as_deref(), (Some(up.addr), info.status));
     if let Some(g) = to.granted {
         g.add_cookies(response.headers_mut(), info.status);
     }

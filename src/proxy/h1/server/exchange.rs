@@ -305,7 +305,7 @@ fn client_head(
             codec::write_field(&mut with, b"Set-Cookie", &[c]);
         }
         if let Some(reply) = reply {
-            reply.each(Some(used), |name, value| codec::write_field(&mut with, name.as_bytes(), &[value]));
+            reply.each((Some(used), r.status), |name, value| codec::write_field(&mut with, name.as_bytes(), &[value]));
             // `proxy-redirect-*`, `proxy-cookie-*`: the upstream's fields, rewritten where
             // they match, follow the rest of its head.
             for h in
