@@ -153,13 +153,25 @@ fn backend_protocols_auto_http_and_fcgi_and_the_response_head_limit() {
         &format!("https://hop.test:{}/auto", a.https.port()),
     ]));
     assert!(ok && out.contains("path=/auto") && out.contains("header x-forwarded-proto: https"), "{out} {err}");
+    // HTTP/2 over TLS too (the same exchange from the HTTP/2 session).
+    let (ok, out, err) = run(std::process::Command::new("curl").args([
+        "-sSk",
+        "--http2",
+        "--resolve",
+        &format!("hop.test:{}:127.0.0.1", a.https.port()),
+        &format!("https://hop.test:{}/auto-h2", a.https.port()),
+    ]));
+    assert!(ok && out.contains("path=/auto-h2") && out.contains("header x-forwarded-proto: https"), "{out} {err}");
     assert_eq!(get(a.http, "hop.test", "/auto").status, 502, "plain HTTP to B's TLS port");
+    assert!(h2c_response(a.http, "hop.test", "/auto").starts_with("HTTP/2 502"), "h2c: plain to B's TLS port");
     // FCGI: refused with its reason, never sent to the backend as HTTP.
     let r = get(a.http, "fcgi.test", "/");
     assert_eq!(r.status, 503);
     assert!(r.text().contains("FastCGI backends are not supported"), "{}", r.text());
     // proxy-buffer-size bounds the upstream's response head (nginx's "too big header").
     assert_eq!(get(a.http, "small.test", "/").status, 502);
+    assert!(h2c_response(a.http, "small.test", "/").starts_with("HTTP/2 502"), "the same limit over HTTP/2");
+    assert!(h2c_response(a.http, "large.test", "/").starts_with("HTTP/2 200"));
     let r = get(a.http, "large.test", "/");
     assert_eq!((r.status, r.text().as_str()), (200, "ok"));
 }

@@ -204,6 +204,14 @@ fn proxy_redirect_and_cookie_rewrites_apply_from_the_ingress_or_the_configmap() 
     let head = raw_head("off.test");
     assert_eq!(values(&head, "location"), ["http://backend.local:8080/login?x=1"], "{head}");
     assert!(values(&head, "set-cookie").iter().any(|c| c.contains("Domain=.Backend.Local")), "{head}");
+
+    // A pair that cannot be used (proxy-redirect-to removed): a warning, the previous pair stays.
+    let g = p.generation();
+    p.replace_manifests(&m(&[("proxy-redirect-from", "http://backend.local:8080/")]));
+    p.wait_for(|| p.generation() > g, "the new snapshot");
+    assert_eq!(values(&raw_head("plain.test"), "location"), ["/login?x=1"]);
+    let log = p.log_text();
+    assert!(log.contains("key proxy-redirect-from needs proxy-redirect-to; its previous value stays"), "{log}");
 }
 
 #[test]

@@ -166,7 +166,8 @@ pub fn build_after(inputs: &Inputs, opts: &BuildOptions, prev: &Snapshot) -> Sna
         edge: super::edge::Edge::default(),
     };
     let (mut global, config_warnings) = super::config::apply(&flags, live.as_ref(), config_map);
-    global.edge.resolve(&inputs.config_maps, &mut build_warnings, &opts.config_map);
+    let prev_edge = (prev.generation > 0).then_some(&*prev.edge);
+    global.edge.resolve(&inputs.config_maps, &mut build_warnings, (&opts.config_map, prev_edge));
     global_auth(&mut b, &mut global.edge, config_map, &mut build_warnings);
     b.allowed_response_headers = global.edge.allowed_response_headers.clone();
     b.allow_snippets = global.edge.allow_snippets;

@@ -228,8 +228,15 @@ pub fn header_fields(cm: &ConfigMap, allowed: impl Fn(&str) -> bool) -> Result<(
 
 impl Edge {
     /// Looks up the `add-headers` ConfigMap among `config_maps` and renders the headers.
-    /// A missing ConfigMap or a field that is not a valid header is a warning naming it.
-    pub fn resolve(&mut self, config_maps: &[&ConfigMap], warnings: &mut Vec<String>, from: &ObjectKey) {
+    /// A missing ConfigMap or a field that is not a valid header is a warning naming it. A
+    /// `proxy-redirect-from` that cannot be used (without `proxy-redirect-to`) keeps `prev`'s
+    /// pair (the live snapshot's), as a key that does not parse does.
+    pub fn resolve(
+        &mut self,
+        config_maps: &[&ConfigMap],
+        warnings: &mut Vec<String>,
+        (from, prev): (&ObjectKey, Option<&Edge>),
+    ) {
         let mut rewrites = super::response_rewrite::ResponseRewrites {
             redirect: None,
             cookie_domain: self.cookie_domain.clone(),
@@ -238,7 +245,12 @@ impl Edge {
         if let Some(f) = &self.redirect_from {
             match super::response_rewrite::parse_redirect(f, self.redirect_to.as_deref()) {
                 Ok(r) => rewrites.redirect = Some(r),
-                Err(why) => warnings.push(format!("ConfigMap {from}: key proxy-redirect-from {why}; ignored")),
+                Err(why) => {
+                    let kept = prev.and_then(|p| p.rewrites.redirect.clone());
+                    let what = if kept.is_some() { "its previous value stays" } else { "ignored" };
+                    warnings.push(format!("ConfigMap {from}: key proxy-redirect-from {why}; {what}"));
+                    rewrites.redirect = kept;
+                }
             }
         }
         self.rewrites = std::sync::Arc::new(rewrites);
