@@ -82,6 +82,11 @@ fn curl_https(p: &Proxy, host: &str, path: &str, ca: &std::path::Path) -> (bool,
 
 /// A GET over TLS (verified against `ca`, naming `sni`) after `preamble` on the raw socket.
 fn rustls_get(addr: SocketAddr, preamble: &[u8], sni: &str, ca: &Ca) -> String {
+    rustls_get_split(addr, preamble, sni, ca, 1)
+}
+
+/// [`rustls_get`], the ClientHello sent in `pieces` writes (TCP segments apart).
+fn rustls_get_split(addr: SocketAddr, preamble: &[u8], sni: &str, ca: &Ca, pieces: usize) -> String {
     use rustls_pki_types::pem::PemObject as _;
     let mut roots = rustls::RootCertStore::empty();
     roots.add(rustls_pki_types::CertificateDer::from_pem_slice(ca.pem.as_bytes()).unwrap()).unwrap();
@@ -95,7 +100,14 @@ fn rustls_get(addr: SocketAddr, preamble: &[u8], sni: &str, ca: &Ca) -> String {
     tcp.set_read_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
     tcp.write_all(preamble).unwrap();
     let name = rustls_pki_types::ServerName::try_from(sni.to_string()).unwrap();
-    let conn = rustls::ClientConnection::new(Arc::new(cfg), name).unwrap();
+    let mut conn = rustls::ClientConnection::new(Arc::new(cfg), name).unwrap();
+    let mut hello = Vec::new();
+    conn.write_tls(&mut hello).unwrap();
+    tcp.set_nodelay(true).unwrap();
+    for piece in hello.chunks(hello.len().div_ceil(pieces)) {
+        tcp.write_all(piece).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
     let mut tls = rustls::StreamOwned::new(conn, tcp);
     tls.write_all(format!("GET / HTTP/1.1\r\nHost: {sni}\r\nConnection: close\r\n\r\n").as_bytes()).unwrap();
     let mut out = Vec::new();
@@ -133,6 +145,19 @@ fn passthrough_hosts_reach_their_backend_untouched_and_others_are_terminated() {
     assert!(spliced > 1e6, "spliced {spliced}: {metrics}");
     // A PROXY header to the backend names the client (here, the connection's own address).
     assert!(rustls_get(p.https, b"", "pp.test", &backend_ca).ends_with("backend client=127.0.0.1\n"));
+    // A ClientHello that arrives in pieces is read whole before the choice is made.
+    let body = rustls_get_split(p.https, b"", "pass.test", &backend_ca, 7);
+    assert!(body.ends_with("backend sni=pass.test\n"), "{body}");
+    let body = rustls_get_split(p.https, b"", "term.test", &ours, 7);
+    assert!(body.contains("upstream=a"), "{body}");
+    // Bytes that are not TLS: the connection is closed, and the port keeps serving.
+    let mut s = TcpStream::connect(p.https).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
+    s.write_all(b"GET / HTTP/1.1\r\nHost: pass.test\r\n\r\n").unwrap();
+    let mut junk = Vec::new();
+    let _ = s.read_to_end(&mut junk);
+    assert!(!String::from_utf8_lossy(&junk).contains("backend"), "never passed on");
+    assert!(curl_https(&p, "pass.test", "/", &backend_pem).0);
     // Only path / is passed through; the warning names the other path.
     assert!(p.log_text().contains("path \"/other\": ssl-passthrough applies to path / alone"), "{}", p.log_text());
 
