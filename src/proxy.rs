@@ -17,7 +17,7 @@ mod limits;
 pub mod path;
 pub(crate) mod pipeline;
 pub(crate) mod proxy_protocol;
-mod sni;
+pub mod sni;
 mod tunnel;
 
 use std::cell::{Cell, RefCell};

@@ -33,6 +33,11 @@ fn chunked_regressions() {
 }
 
 #[test]
+fn sni_regressions() {
+    assert!(replay("sni", sni) > 0, "no sni inputs committed");
+}
+
+#[test]
 fn path_regressions() {
     assert!(replay("path", path) > 0, "no path inputs committed");
 }

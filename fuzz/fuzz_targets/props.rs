@@ -117,3 +117,17 @@ fn backend_view(path: &str) -> String {
     }
     String::from_utf8_lossy(&out).replace('\\', "/")
 }
+
+/// The ClientHello reader (ssl-passthrough) on hostile bytes: it never panics, and a prefix of
+/// the input says "more" or what the whole input says (a decision rests only on bytes seen).
+pub fn sni(data: &[u8]) {
+    use ringress::proxy::sni::{server_name, Sni};
+    let whole = server_name(data);
+    if let Sni::Name(Some(n)) = &whole {
+        assert!(!n.is_empty() && n.len() <= 253 && n.bytes().all(|b| !b.is_ascii_uppercase()), "{n:?}");
+    }
+    for cut in [data.len() / 3, data.len() / 2, data.len().saturating_sub(1)] {
+        let part = server_name(&data[..cut]);
+        assert!(part == Sni::More || part == whole, "prefix {cut}: {part:?} but the whole: {whole:?}");
+    }
+}

@@ -7,11 +7,11 @@
 
 /// The largest ClientHello looked at (real ones are under 2 KiB; post-quantum key shares
 /// bring them near 2 KiB more).
-pub(crate) const MAX_HELLO: usize = 32 * 1024;
+pub const MAX_HELLO: usize = 32 * 1024;
 
 /// What the bytes read so far say.
 #[derive(Debug, PartialEq, Eq)]
-pub(crate) enum Sni {
+pub enum Sni {
     /// Not the whole ClientHello yet.
     More,
     /// A ClientHello, with the host name it names (lowercase), if any.
@@ -22,7 +22,7 @@ pub(crate) enum Sni {
 
 /// Reads the ClientHello at the start of `buf` (TLS records of type handshake, the message
 /// possibly spread over several).
-pub(crate) fn server_name(buf: &[u8]) -> Sni {
+pub fn server_name(buf: &[u8]) -> Sni {
     let mut hello = Vec::new();
     let mut at = 0;
     loop {
@@ -202,5 +202,19 @@ mod tests {
         // Names that are not host names.
         assert_eq!(server_name(&hello(Some("a b"), 0, 16384)), Sni::Name(None));
         assert_eq!(server_name(&hello(Some("a.test."), 0, 16384)), Sni::Name(None));
+    }
+
+    #[test]
+    fn real_client_hellos_from_openssl_and_curl() {
+        let read =
+            |name: &str| std::fs::read(format!("{}/fuzz/regressions/sni/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap();
+        let name = |n: &str| Sni::Name(Some(n.to_string()));
+        assert_eq!(server_name(&read("openssl-tls13-sni")), name("pass.example.test"));
+        assert_eq!(server_name(&read("split-records")), name("pass.example.test"), "over 100-byte records");
+        assert_eq!(server_name(&read("curl-localhost")), name("localhost"));
+        assert_eq!(server_name(&read("openssl-tls12-no-sni")), Sni::Name(None));
+        assert_eq!(server_name(&read("truncated")), Sni::More);
+        assert_eq!(server_name(&read("oversized-record")), Sni::NotHello);
+        assert_eq!(server_name(&read("plain-http")), Sni::NotHello);
     }
 }
