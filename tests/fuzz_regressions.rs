@@ -71,3 +71,9 @@ fn path_property_on_random_paths() {
         }
     }
 }
+
+/// The corpus of a 2-minute `cargo fuzz run sni` (90 million inputs tried, 229 kept).
+#[test]
+fn sni_corpus() {
+    assert!(replay_dir("corpus", "sni", sni) > 100, "the sni corpus is not committed");
+}
