@@ -223,18 +223,34 @@ async fn forward<I: Io>(w: &Worker<I>, p: &L4Port, client: &I::Stream, peer: Soc
         w.l4_count(&p.name, |c| c.rejected += 1);
         return Moved::default();
     };
-    *w.l4.per_endpoint.borrow_mut().entry(addr).or_default() += 1;
-    if let Some(v) = p.send_proxy {
-        let dst = client.local_addr().unwrap_or(peer);
-        let mut h = Vec::with_capacity(64 + first.len());
-        match v {
-            ProxyVersion::V1 => proxy_protocol::write_v1(&mut h, source, dst),
-            ProxyVersion::V2 => proxy_protocol::write_v2(&mut h, source, dst),
+    relay::<I>(w, client, (up, addr), (first, source, p.send_proxy), p.idle_timeout).await
+}
+
+/// Bytes both ways between `client` and `up` (the endpoint at `addr`, counted as one of its
+/// connections while this lasts): `first` goes to the backend before the client's bytes,
+/// after a PROXY header naming `source` when `proxy` asks for one.
+async fn relay<I: Io>(
+    w: &Worker<I>,
+    client: &I::Stream,
+    (up, addr): (I::Stream, SocketAddr),
+    (first, source, proxy): (Vec<u8>, SocketAddr, Option<ProxyVersion>),
+    idle: Duration,
+) -> Moved {
+    let head = match proxy {
+        None => first,
+        Some(v) => {
+            let dst = client.local_addr().unwrap_or(source);
+            let mut h = Vec::with_capacity(64 + first.len());
+            match v {
+                ProxyVersion::V1 => proxy_protocol::write_v1(&mut h, source, dst),
+                ProxyVersion::V2 => proxy_protocol::write_v2(&mut h, source, dst),
+            }
+            h.extend_from_slice(&first);
+            h
         }
-        h.extend_from_slice(&first);
-        first = h;
-    }
-    let moved = pipe_both::<I>(client, &up, first, p.idle_timeout, &w.l4.pipes).await;
+    };
+    *w.l4.per_endpoint.borrow_mut().entry(addr).or_default() += 1;
+    let moved = pipe_both::<I>(client, &up, head, idle, &w.l4.pipes).await;
     if let Some(n) = w.l4.per_endpoint.borrow_mut().get_mut(&addr) {
         *n -= 1;
     }
@@ -263,27 +279,14 @@ pub(crate) async fn pass_through<I: Io>(
         tracing::debug!(worker = w.index, backend = name, %source, "ssl-passthrough: no endpoint accepted; closed");
         return;
     };
-    let mut first = Vec::with_capacity(64 + hello.len());
-    if let Some(v) = proxy {
-        let dst = client.local_addr().unwrap_or(source);
-        match v {
-            ProxyVersion::V1 => proxy_protocol::write_v1(&mut first, source, dst),
-            ProxyVersion::V2 => proxy_protocol::write_v2(&mut first, source, dst),
-        }
-    }
-    first.extend_from_slice(&hello);
-    *w.l4.per_endpoint.borrow_mut().entry(addr).or_default() += 1;
     w.l4_count(name, |c| c.active += 1);
-    let moved = pipe_both::<I>(client, &up, first, PASSTHROUGH_IDLE, &w.l4.pipes).await;
+    let moved = relay::<I>(w, client, (up, addr), (hello, source, proxy), PASSTHROUGH_IDLE).await;
     w.l4_count(name, |c| {
         c.active -= 1;
         c.bytes_in += moved.up;
         c.bytes_out += moved.down;
         c.bytes_spliced += moved.spliced;
     });
-    if let Some(n) = w.l4.per_endpoint.borrow_mut().get_mut(&addr) {
-        *n -= 1;
-    }
 }
 
 /// Reads the client's PROXY header into `buf`, leaving any bytes after it there. The
