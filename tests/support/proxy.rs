@@ -79,13 +79,14 @@ impl Proxy {
         let sink = log.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if line.contains("ringress ready") {
-                    let _ = tx.send(line.clone());
-                }
                 if std::env::var_os("RINGRESS_TEST_ECHO").is_some() {
                     eprintln!("[proxy] {line}");
                 }
-                sink.lock().unwrap().push(line);
+                // Into the log before the ready signal, so a caller woken by it sees the line.
+                sink.lock().unwrap().push(line.clone());
+                if line.contains("ringress ready") {
+                    let _ = tx.send(line);
+                }
             }
         });
         let ready = rx.recv_timeout(Duration::from_secs(20)).unwrap_or_else(|_| {
