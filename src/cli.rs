@@ -174,6 +174,11 @@ pub struct RunArgs {
     /// passes connections for those hosts to their backend untouched (as ingress-nginx's flag).
     #[arg(long)]
     pub enable_ssl_passthrough: bool,
+    /// Kubernetes mode: also serve Gateway API routes (GatewayClasses whose controllerName is
+    /// `ringress.dev/gateway-controller`, their Gateways, HTTPRoutes, GRPCRoutes and
+    /// ReferenceGrants). The Gateway API CRDs (Standard channel) must be installed.
+    #[arg(long)]
+    pub gateway_api: bool,
     /// Admin listener: /healthz, /readyz, /debug/routes, /metrics.
     #[arg(long, default_value = "127.0.0.1:10254")]
     pub admin: SocketAddr,

@@ -238,6 +238,7 @@ fn kube_options(a: &RunArgs) -> anyhow::Result<provider::kube::KubeOptions> {
         config_map: object_key("configmap", &a.configmap)?,
         debounce: Duration::from_millis(a.sync_debounce_ms),
         status,
+        gateway_api: a.gateway_api,
     })
 }
 

@@ -5,6 +5,7 @@
 //! `extensions/v1beta1` / `networking.k8s.io/v1beta1` shape (`serviceName`/`servicePort`), and
 //! reports every problem with the object and the field it was found in.
 
+pub mod gateway;
 mod parse;
 mod wire;
 
@@ -76,6 +77,30 @@ pub struct IngressPath {
     pub path: String,
     pub path_type: PathType,
     pub backend: ServiceBackend,
+    /// A Gateway API route's match and rule (what an Ingress path cannot say); None for an
+    /// Ingress's own paths.
+    pub gateway: Option<std::sync::Arc<gateway::GatewayPath>>,
+}
+
+/// Where an [`Ingress`] came from: an Ingress object, or a Gateway API object the
+/// [`gateway`] lowering turned into Ingress terms.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Origin {
+    #[default]
+    Ingress,
+    /// A Gateway's HTTPS listener: its certificates (no rules).
+    Gateway,
+    Route(gateway::RouteKind),
+}
+
+impl Origin {
+    pub fn name(self) -> &'static str {
+        match self {
+            Origin::Ingress => "Ingress",
+            Origin::Gateway => "Gateway",
+            Origin::Route(k) => k.name(),
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -103,6 +128,7 @@ pub struct Ingress {
     pub default_backend: Option<ServiceBackend>,
     pub rules: Vec<IngressRule>,
     pub tls: Vec<IngressTls>,
+    pub origin: Origin,
 }
 
 impl Ingress {
@@ -212,6 +238,11 @@ pub struct Objects {
     pub endpoint_slices: Vec<EndpointSlice>,
     pub secrets: Vec<Secret>,
     pub config_maps: Vec<ConfigMap>,
+    pub gateway_classes: Vec<gateway::GatewayClass>,
+    pub gateways: Vec<gateway::Gateway>,
+    /// HTTPRoutes and GRPCRoutes.
+    pub http_routes: Vec<gateway::HttpRoute>,
+    pub reference_grants: Vec<gateway::ReferenceGrant>,
 }
 
 /// Keeps the last of the items of `v` with the same key, in place; a warning per key defined
@@ -248,6 +279,10 @@ impl Objects {
         keep_last(&mut self.endpoint_slices, "EndpointSlice", |o| o.key.to_string(), &mut w);
         keep_last(&mut self.secrets, "Secret", |o| o.key.to_string(), &mut w);
         keep_last(&mut self.config_maps, "ConfigMap", |o| o.key.to_string(), &mut w);
+        keep_last(&mut self.gateway_classes, "GatewayClass", |o| o.metadata.name.clone(), &mut w);
+        keep_last(&mut self.gateways, "Gateway", |o| o.metadata.key().to_string(), &mut w);
+        keep_last(&mut self.http_routes, "Route", |o| format!("{} {}", o.kind.name(), o.key()), &mut w);
+        keep_last(&mut self.reference_grants, "ReferenceGrant", |o| o.metadata.key().to_string(), &mut w);
         w
     }
 
@@ -258,6 +293,10 @@ impl Objects {
         self.endpoint_slices.extend(other.endpoint_slices);
         self.secrets.extend(other.secrets);
         self.config_maps.extend(other.config_maps);
+        self.gateway_classes.extend(other.gateway_classes);
+        self.gateways.extend(other.gateways);
+        self.http_routes.extend(other.http_routes);
+        self.reference_grants.extend(other.reference_grants);
     }
 
     pub fn len(&self) -> usize {
@@ -267,6 +306,10 @@ impl Objects {
             + self.endpoint_slices.len()
             + self.secrets.len()
             + self.config_maps.len()
+            + self.gateway_classes.len()
+            + self.gateways.len()
+            + self.http_routes.len()
+            + self.reference_grants.len()
     }
 
     pub fn is_empty(&self) -> bool {

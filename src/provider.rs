@@ -30,7 +30,19 @@ impl Histogram {
 }
 
 /// The kinds a provider reads, in metric label order.
-pub const KINDS: [&str; 6] = ["Ingress", "IngressClass", "Service", "EndpointSlice", "Secret", "ConfigMap"];
+pub const KINDS: [&str; 11] = [
+    "Ingress",
+    "IngressClass",
+    "Service",
+    "EndpointSlice",
+    "Secret",
+    "ConfigMap",
+    "GatewayClass",
+    "Gateway",
+    "HTTPRoute",
+    "GRPCRoute",
+    "ReferenceGrant",
+];
 
 /// What the control thread did: builds, propagation, watch health, status writing.
 #[derive(Debug, Default)]

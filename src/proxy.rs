@@ -9,6 +9,7 @@ pub(crate) mod error;
 mod error_page;
 mod external;
 pub mod fields;
+mod gateway;
 mod grpc;
 pub mod h1;
 mod h2;

@@ -12,6 +12,7 @@ pub mod config;
 pub(crate) mod edge;
 pub mod external;
 pub mod external_name;
+pub mod gateway;
 pub mod l4;
 pub mod listener_tls;
 pub mod redirect;
@@ -79,6 +80,13 @@ pub struct Route {
     pub canary: Option<Arc<Canary>>,
     /// `default-backend`: the backend that answers when this route's has no endpoints.
     pub fallback: Option<BackendId>,
+    /// A Gateway API rule: its conditions beyond the path, its filters and backends.
+    pub gateway: Option<Arc<gateway::GatewayRule>>,
+    /// The next route with the same path, tried when this one's conditions are not met
+    /// (most specific first, as Gateway API orders rules).
+    pub next: Option<u32>,
+    /// What kind of object asked for the route (Ingress, HTTPRoute, GRPCRoute).
+    pub origin: crate::model::Origin,
 }
 
 /// The canary of a route: another Ingress's backend for the same host and path, taken by

@@ -29,6 +29,7 @@ pub fn annotation(key: &str) -> Status {
         default_backend: None,
         rules: Vec::new(),
         tls: Vec::new(),
+        origin: Default::default(),
     };
     let notes = snapshot::annotations::notes(&ing, UnsupportedPolicy::Refuse);
     match notes.iter().any(|n| n.unsupported) {

@@ -126,9 +126,41 @@ fn read_object(value: Value, at: Location, out: &mut Objects) -> Result<(), Pars
         ("Endpoints", "v1") => out.endpoint_slices.extend(endpoints(cx.de(value)?, cx)?),
         ("Secret", "v1") => out.secrets.push(secret(cx.de(value)?, cx)?),
         ("ConfigMap", "v1") => out.config_maps.push(config_map(cx.de(value)?, cx)?),
+        (k, v) if v.starts_with("gateway.networking.k8s.io/") => gateway(k, v, value, cx, out)?,
         ("Ingress" | "Service", v) => return Err(cx.err("apiVersion", format!("unsupported version {v:?} for {kind}"))),
         _ => {
             tracing::debug!(%at, %kind, %object, "ignoring object of a kind ringress does not read")
+        }
+    }
+    Ok(())
+}
+
+/// A Gateway API object (`gateway.networking.k8s.io`, v1 or v1beta1; ReferenceGrant also
+/// v1beta1). Kinds ringress does not serve are skipped like other unknown kinds.
+fn gateway(kind: &str, api_version: &str, value: Value, cx: Cx, out: &mut Objects) -> Result<(), ParseError> {
+    use super::gateway as gw;
+    let version = api_version.rsplit('/').next().unwrap_or("");
+    if !["v1", "v1beta1"].contains(&version) {
+        if ["GatewayClass", "Gateway", "HTTPRoute", "GRPCRoute", "ReferenceGrant"].contains(&kind) {
+            return Err(cx.err("apiVersion", format!("unsupported version {api_version:?} for {kind} (v1 is read)")));
+        }
+        return Ok(());
+    }
+    let field = |(f, m): gw::FieldError| cx.err(&f, m);
+    match kind {
+        "GatewayClass" => out.gateway_classes.push(cx.de(value)?),
+        "Gateway" => {
+            let mut g: gw::Gateway = cx.de(value)?;
+            gw::check_gateway(&mut g).map_err(field)?;
+            out.gateways.push(g)
+        }
+        "HTTPRoute" | "GRPCRoute" => {
+            let w: gw::RouteWire = cx.de(value)?;
+            out.http_routes.push(gw::route(w, kind == "GRPCRoute").map_err(field)?)
+        }
+        "ReferenceGrant" => out.reference_grants.push(cx.de(value)?),
+        _ => {
+            tracing::debug!(at = %cx.at, %kind, object = %cx.object, "ignoring a Gateway API kind ringress does not read")
         }
     }
     Ok(())
@@ -207,6 +239,7 @@ fn ingress(w: wire::Ingress, cx: Cx, legacy: bool) -> Result<Ingress, ParseError
         default_backend,
         rules,
         tls,
+        origin: Origin::Ingress,
     })
 }
 
@@ -239,7 +272,7 @@ fn ingress_path(p: wire::Path, cx: Cx, field: &str, legacy: bool) -> Result<Ingr
         return Err(cx.err(&format!("{field}.backend"), "missing"));
     };
     let backend = backend(b, cx, &format!("{field}.backend"))?;
-    Ok(IngressPath { path, path_type, backend })
+    Ok(IngressPath { path, path_type, backend, gateway: None })
 }
 
 fn backend(b: wire::Backend, cx: Cx, field: &str) -> Result<ServiceBackend, ParseError> {

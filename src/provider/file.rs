@@ -58,6 +58,9 @@ pub fn load(path: &Path) -> Result<Objects, LoadError> {
     for w in all.keep_last_definitions() {
         tracing::warn!(path = %path.display(), "{w}");
     }
+    for w in crate::snapshot::gateway::lower_objects(&mut all).problems() {
+        tracing::warn!(path = %path.display(), "{w}");
+    }
     Ok(all)
 }
 

@@ -12,6 +12,7 @@
 //! watchers retry with backoff and the last snapshot keeps serving. A Lease-elected replica
 //! writes the Ingresses' `status.loadBalancer` ([`status`]).
 
+mod gateway_status;
 mod status;
 mod store;
 
@@ -53,6 +54,8 @@ pub struct KubeOptions {
     pub debounce: Duration,
     /// Where and as whom Ingress status is written; `None` never writes it.
     pub status: Option<StatusOptions>,
+    /// `--gateway-api`: watch and serve the Gateway API kinds too.
+    pub gateway_api: bool,
 }
 
 /// Connects (fails fast on configuration errors, e.g. no kubeconfig at all), then runs the
@@ -107,17 +110,38 @@ fn events<K>(api: Api<K>, config: watcher::Config, kind: Kind) -> impl Stream<It
 where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + serde::Serialize + Debug + Send + 'static,
 {
-    watcher::watcher(api, config).default_backoff().map(move |r| {
-        let msg = match r {
-            Ok(Event::Init) => Msg::Init,
-            Ok(Event::InitApply(o)) => Msg::InitApply(item(kind, &o)),
-            Ok(Event::InitDone) => Msg::InitDone,
-            Ok(Event::Apply(o)) => Msg::Apply(item(kind, &o)),
-            Ok(Event::Delete(o)) => Msg::Delete(key(&o)),
-            Err(e) => Msg::Error(e.to_string()),
-        };
-        (kind, msg)
-    })
+    watcher::watcher(api, config).default_backoff().map(move |r| (kind, msg(kind, r)))
+}
+
+/// A watcher's result in the store's terms.
+fn msg<K: Resource + serde::Serialize>(kind: Kind, r: Result<Event<K>, watcher::Error>) -> Msg {
+    match r {
+        Ok(Event::Init) => Msg::Init,
+        Ok(Event::InitApply(o)) => Msg::InitApply(item(kind, &o)),
+        Ok(Event::InitDone) => Msg::InitDone,
+        Ok(Event::Apply(o)) => Msg::Apply(item(kind, &o)),
+        Ok(Event::Delete(o)) => Msg::Delete(key(&o)),
+        Err(e) => Msg::Error(e.to_string()),
+    }
+}
+
+/// One Gateway API kind's events (no compiled types for them: read as dynamic objects).
+fn gateway_events(client: &Client, ns: &Option<String>, kind: Kind) -> impl Stream<Item = (Kind, Msg)> + Send {
+    use kube::api::{ApiResource, DynamicObject, GroupVersionKind};
+    let (name, plural, namespaced, version) = match kind {
+        Kind::GatewayClass => ("GatewayClass", "gatewayclasses", false, "v1"),
+        Kind::Gateway => ("Gateway", "gateways", true, "v1"),
+        Kind::HttpRoute => ("HTTPRoute", "httproutes", true, "v1"),
+        Kind::GrpcRoute => ("GRPCRoute", "grpcroutes", true, "v1"),
+        _ => ("ReferenceGrant", "referencegrants", true, "v1beta1"),
+    };
+    let gvk = GroupVersionKind::gvk(crate::model::gateway::GROUP, version, name);
+    let ar = ApiResource::from_gvk_with_plural(&gvk, plural);
+    let api: Api<DynamicObject> = match (namespaced, ns) {
+        (true, Some(ns)) => Api::namespaced_with(client.clone(), ns, &ar),
+        _ => Api::all_with(client.clone(), &ar),
+    };
+    watcher::watcher(api, watcher::Config::default()).default_backoff().map(move |r| (kind, msg(kind, r)))
 }
 
 #[derive(Debug)]
@@ -195,8 +219,16 @@ async fn control(client: Client, opts: KubeOptions, build: BuildOptions, publish
         events::<ConfigMap>(config_map_api(&client, ns, &opts.config_map.namespace), cfg(), Kind::ConfigMap).boxed(),
     ]);
 
+    if opts.gateway_api {
+        for kind in Kind::GATEWAY_API {
+            streams.push(gateway_events(&client, ns, kind).boxed());
+        }
+    }
     let status_tx = opts.status.clone().map(|s| status::spawn(client.clone(), s, published));
     let mut store = Store::default();
+    if !opts.gateway_api {
+        store.skip_gateway_api();
+    }
     store.policy = build.unsupported_security;
     store.config_map = opts.config_map.clone();
     store.dns = dns.names();
@@ -290,6 +322,9 @@ async fn control(client: Client, opts: KubeOptions, build: BuildOptions, publish
         }
         // The window closed (or the initial sync completed): publish one snapshot.
         let started = Instant::now();
+        if full || prev_generation(published) == 0 {
+            store.lower();
+        }
         let mut inputs = store.inputs();
         let prev = published.load();
         let snap = if full || prev.generation == 0 {
@@ -357,6 +392,10 @@ enum Wake {
 /// How often status-only changes (our own writes coming back, mostly) refresh the status
 /// writer's view.
 const STATUS_WINDOW: Duration = Duration::from_secs(1);
+
+fn prev_generation(published: &Published) -> u64 {
+    published.load().generation
+}
 
 async fn sleep_until(deadline: Option<Instant>) {
     match deadline {

@@ -62,6 +62,10 @@ pub enum Kind {
     /// 421: the request's host asks for a client certificate, but the connection's handshake
     /// named another host (RFC 9110 §15.5.20): the client connects again naming it.
     Misdirected,
+    /// 500: a Gateway API rule's backend reference does not resolve (no such Service, not a
+    /// Service, not permitted across namespaces) or its filter is not supported: the
+    /// specification's answer for the requests it would have taken.
+    InvalidBackend,
     /// 503: the route is not served because a protection it asks for cannot be enforced
     /// (fail closed); the body names it (RFC 9110 §15.6.4).
     Refused,
@@ -145,7 +149,7 @@ pub fn status(kind: Kind) -> Option<(u16, &'static str)> {
         Kind::Forbidden => (403, "Forbidden"),
         Kind::Unauthorized => (401, "Unauthorized"),
         Kind::Refused => (503, "Service Unavailable"),
-        Kind::AuthFailed => (500, "Internal Server Error"),
+        Kind::AuthFailed | Kind::InvalidBackend => (500, "Internal Server Error"),
         Kind::ClientCertificate => (400, "Bad Request"),
         Kind::Misdirected => (421, "Misdirected Request"),
         Kind::SignIn => (302, "Found"),
@@ -210,6 +214,7 @@ impl Kind {
                 | Kind::Unauthorized
                 | Kind::Refused
                 | Kind::AuthFailed
+                | Kind::InvalidBackend
                 | Kind::SignIn
                 | Kind::ClientCertificate
                 | Kind::Misdirected

@@ -118,6 +118,24 @@ fn to_canary(c: &crate::snapshot::Canary, req: &Request<'_>) -> bool {
     c.by_weight()
 }
 
+impl crate::snapshot::gateway::Facts for Request<'_> {
+    fn method(&self) -> &str {
+        self.method
+    }
+
+    fn header(&self, name: &str) -> Option<&[u8]> {
+        self.fields.field(name)
+    }
+
+    fn query(&self) -> &[u8] {
+        Request::query(self)
+    }
+
+    fn https(&self) -> bool {
+        self.https
+    }
+}
+
 impl Request<'_> {
     /// `http://` or `https://`, as the request came: what a redirect to this proxy starts with.
     fn scheme_prefix(&self) -> &'static [u8] {
@@ -417,7 +435,7 @@ pub(crate) fn decide<'s>(
         let location = [req.scheme_prefix(), to.as_bytes(), port, path].concat();
         return Ok(Decision::Answer { code: snap.settings.redirect_code, fields: vec![("Location", location)] });
     }
-    let route = host.zip(normal.as_deref()).and_then(|(h, p)| snap.table.lookup(h, p));
+    let route = host.zip(normal.as_deref()).and_then(|(h, p)| snap.table.lookup_for(h, p, req));
     key.set(route.map(|r| (&*r.ingress.namespace, &*r.ingress.name, &*snap.backend(r.backend).name)), req.method);
     let route =
         route.ok_or_else(|| ProxyError::downstream(Kind::NoRoute, "no Ingress rule matches this host and path"))?;
@@ -450,6 +468,11 @@ pub(crate) fn decide<'s>(
         let path = crate::snapshot::redirect::trim_slash(req.path_and_query, keep);
         s.write_https_location(&mut location, host.unwrap_or_default(), path);
         return Ok(Decision::Answer { code: s.redirect_code, fields: vec![("Location", location)] });
+    }
+    let gw = route.gateway.as_deref();
+    if let Some(r) = gw.and_then(|g| g.redirect.as_ref().map(|r| (g, r))) {
+        let location = super::gateway::location(r, req, host.unwrap_or_default(), normal.as_deref().unwrap_or("/"));
+        return Ok(Decision::Answer { code: r.1.status, fields: vec![("Location", location)] });
     }
     if let Some(r) = o.redirects.as_deref() {
         if let Some((code, url)) = &r.to {
@@ -501,14 +524,27 @@ pub(crate) fn decide<'s>(
     if settings.max_body_bytes != 0 && req.length.is_some_and(|n| n > settings.max_body_bytes) {
         return Err(ProxyError::downstream(Kind::BodyTooLarge, "request body too large"));
     }
-    // The canary's, when its rules take the request: everything else stays the main route's.
-    let backend = match route.canary.as_deref().filter(|c| to_canary(c, req)) {
-        Some(c) => {
-            key.set(Some((&c.ingress.namespace, &c.ingress.name, &snap.backend(c.backend).name)), req.method);
+    // A Gateway API rule's weighted backends; the canary's, when its rules take the request
+    // (everything else stays the main route's).
+    let backend = match gw.map(|g| g.pick()) {
+        Some(Some(Some(id))) => {
+            key.set(Some((&route.ingress.namespace, &route.ingress.name, &snap.backend(id).name)), req.method);
             key.set_logged(route.options.access_log);
-            c.backend
+            Some(id)
         }
-        None => route.backend,
+        Some(_) => return Err(ProxyError::downstream(Kind::InvalidBackend, "the rule's backend does not resolve")),
+        None => None,
+    };
+    let backend = match backend {
+        Some(id) => id,
+        None => match route.canary.as_deref().filter(|c| to_canary(c, req)) {
+            Some(c) => {
+                key.set(Some((&c.ingress.namespace, &c.ingress.name, &snap.backend(c.backend).name)), req.method);
+                key.set_logged(route.options.access_log);
+                c.backend
+            }
+            None => route.backend,
+        },
     };
     // `default-backend`: a route whose Service has no endpoints is answered by that one.
     let backend = match route.fallback {
@@ -562,7 +598,10 @@ pub(crate) fn decide<'s>(
         BackendProtocol::Grpcs => Exchange::Grpc { tls: profile },
     };
     let path = normal.as_deref();
-    let rewritten = route.rewrite.as_ref().zip(path).and_then(|(r, p)| r.apply(p));
+    let rewritten = match gw.and_then(|g| g.rewrite_path.as_ref().map(|m| (g, m))) {
+        Some((g, m)) => path.map(|p| crate::snapshot::gateway::modified_path(m, p, g.prefix.as_deref())),
+        None => route.rewrite.as_ref().zip(path).and_then(|(r, p)| r.apply(p)),
+    };
     let target = match (rewritten, normal) {
         (Some(mut p), _) | (None, Some(std::borrow::Cow::Owned(mut p))) => {
             p.push_str(std::str::from_utf8(req.query()).unwrap_or_default());
@@ -585,6 +624,9 @@ pub(crate) fn decide<'s>(
     };
     if let Some(p) = o.forwarded_prefix.as_deref() {
         add(Granted::fields(&["x-forwarded-prefix"], vec![("X-Forwarded-Prefix".into(), p.as_bytes().to_vec())]));
+    }
+    if let Some(h) = gw.and_then(|g| g.request_headers.as_ref()) {
+        add(super::gateway::request_fields(h, req.fields));
     }
     let snippet = o.snippet.as_deref().map_or(&[][..], |s| &s.set_upstream[..]);
     for set in [&snap.edge.set_headers[..], snippet] {

@@ -14,6 +14,7 @@ pub(super) use builder::slice_endpoints;
 use builder::{resolver, Builder};
 
 mod builder;
+mod gateway;
 
 /// What the build needs besides the objects.
 #[derive(Clone, Debug)]
@@ -297,6 +298,9 @@ fn host_routes<'a>(b: &mut Builder<'a>, key: &HostKey, ingresses: &[&'a Ingress]
                         regex: None,
                         canary: None,
                         fallback: None,
+                        gateway: None,
+                        next: None,
+                        origin: ing.origin,
                     })
                 }
             }
@@ -320,6 +324,9 @@ fn host_routes<'a>(b: &mut Builder<'a>, key: &HostKey, ingresses: &[&'a Ingress]
                             regex: None,
                             canary: None,
                             fallback: None,
+                            gateway: None,
+                            next: None,
+                            origin: crate::model::Origin::Ingress,
                         })
                     }
                     Err(why) => warnings.push(format!("--default-backend-service: {why}; unmatched requests get 404")),
@@ -358,6 +365,12 @@ fn host_routes<'a>(b: &mut Builder<'a>, key: &HostKey, ingresses: &[&'a Ingress]
         let regex = host_regex || options.use_regex || options.rewrite_target.is_some();
         for rule in ing.rules.iter().filter(|r| HostKey::of_rule(r.host.as_deref()) == *key) {
             for p in &rule.paths {
+                if let Some(g) = &p.gateway {
+                    let route =
+                        gateway::route(b, ing, (&ingress, rule.host.as_ref()), (p, g), &options, &mut hr.warnings);
+                    insert(&mut hr, route);
+                    continue;
+                }
                 let rewrite = match options.rewrite_for(ing, &p.path) {
                     Ok(r) => r.map(Arc::new),
                     Err(w) => {
@@ -400,6 +413,9 @@ fn host_routes<'a>(b: &mut Builder<'a>, key: &HostKey, ingresses: &[&'a Ingress]
                     regex: compiled,
                     canary: None,
                     fallback,
+                    gateway: None,
+                    next: None,
+                    origin: ing.origin,
                 };
                 insert(&mut hr, route);
             }
@@ -636,6 +652,10 @@ pub fn update_hosts<'a>(
 /// `spec.ingressClassName`; with no class, only when our IngressClass is the cluster default
 /// or `watch_without_class` is set.
 pub fn serves(ing: &Ingress, classes: &[&IngressClass], opts: &BuildOptions) -> bool {
+    if ing.origin != crate::model::Origin::Ingress {
+        // Lowered from our GatewayClasses' objects: chosen by class already.
+        return true;
+    }
     match ing.requested_class() {
         Some(c) => c == opts.class,
         None => opts.watch_without_class || classes.iter().any(|c| c.name == opts.class && c.is_default),
@@ -645,37 +665,77 @@ pub fn serves(ing: &Ingress, classes: &[&IngressClass], opts: &BuildOptions) -> 
 fn insert(hr: &mut HostRoutes, route: Route) {
     if route.regex.is_some() {
         // Tried in order, longest expression first (as ingress-nginx orders its regex
-        // locations); the same expression twice is a conflict like any other.
-        if let Some(&existing) = hr.regex.iter().find(|&&i| hr.routes[i as usize].path == route.path) {
-            let first = &hr.routes[existing as usize];
-            let w = conflict(&route, first);
+        // locations), then the most specific Gateway API conditions; the same expression
+        // twice without conditions is a conflict like any other.
+        let unconditional = route.gateway.is_none();
+        let same = hr.regex.iter().find(|&&i| {
+            let r = &hr.routes[i as usize];
+            r.path == route.path && unconditional && r.gateway.is_none()
+        });
+        if let Some(&existing) = same {
+            let w = conflict(&route, &hr.routes[existing as usize]);
             hr.warnings.push(w);
             return;
         }
-        let at = hr.regex.iter().position(|&i| hr.routes[i as usize].path.len() < route.path.len());
+        let rank = gateway::rank(&route);
+        let at = hr.regex.iter().position(|&i| {
+            let r = &hr.routes[i as usize];
+            r.path.len() < route.path.len() || (r.path.len() == route.path.len() && gateway::rank(r) < rank)
+        });
         hr.regex.insert(at.unwrap_or(hr.regex.len()), hr.routes.len() as u32);
         hr.routes.push(route);
         return;
     }
-    let (map, key) = match route.path_type {
-        PathType::Exact => (&mut hr.exact, route.path.as_str()),
-        PathType::Prefix | PathType::ImplementationSpecific => (&mut hr.prefix, prefix_key(&route.path)),
+    let key: Box<str> = match route.path_type {
+        PathType::Exact => route.path.as_str().into(),
+        PathType::Prefix | PathType::ImplementationSpecific => prefix_key(&route.path).into(),
     };
-    if let Some(&existing) = map.get(key) {
-        let w = conflict(&route, &hr.routes[existing as usize]);
-        hr.warnings.push(w);
+    let map = if route.path_type == PathType::Exact { &mut hr.exact } else { &mut hr.prefix };
+    let at = hr.routes.len() as u32;
+    let Some(&head) = map.get(&key) else {
+        map.insert(key, at);
+        hr.routes.push(route);
         return;
+    };
+    // Routes with the same path form a chain, most specific first; two without conditions
+    // are a conflict (the older keeps the path).
+    let mut chain = vec![head];
+    while let Some(n) = hr.routes[*chain.last().expect("not empty") as usize].next {
+        chain.push(n);
     }
-    map.insert(key.into(), hr.routes.len() as u32);
+    if route.gateway.is_none() {
+        if let Some(&first) = chain.iter().find(|&&i| hr.routes[i as usize].gateway.is_none()) {
+            let w = conflict(&route, &hr.routes[first as usize]);
+            hr.warnings.push(w);
+            return;
+        }
+    }
+    let rank = gateway::rank(&route);
+    let before = chain.iter().position(|&i| gateway::rank(&hr.routes[i as usize]) < rank);
+    let mut route = route;
+    match before {
+        Some(0) => {
+            route.next = Some(head);
+            let map = if route.path_type == PathType::Exact { &mut hr.exact } else { &mut hr.prefix };
+            map.insert(key, at);
+        }
+        Some(p) => {
+            route.next = Some(chain[p]);
+            hr.routes[chain[p - 1] as usize].next = Some(at);
+        }
+        None => hr.routes[*chain.last().expect("not empty") as usize].next = Some(at),
+    }
     hr.routes.push(route);
 }
 
 fn conflict(route: &Route, first: &Route) -> String {
     format!(
-        "conflict: host {} path {} is claimed by Ingress {} and Ingress {}; {} (the older) keeps it",
+        "conflict: host {} path {} is claimed by {} {} and {} {}; {} (the older) keeps it",
         route.host.as_deref().unwrap_or("*"),
         route.path,
+        first.origin.name(),
         first.ingress,
+        route.origin.name(),
         route.ingress,
         first.ingress
     )

@@ -197,6 +197,7 @@ mod tests {
                     secret_name: Some(s.to_string()),
                 })
                 .collect(),
+            origin: Default::default(),
         }
     }
 

@@ -7,7 +7,29 @@ use std::sync::Arc;
 
 use rustc_hash::FxHashMap;
 
+use super::gateway::Facts;
 use super::Route;
+
+/// A request known by its host and path only: a GET, no fields, plain HTTP.
+struct PathOnly;
+
+impl Facts for PathOnly {
+    fn method(&self) -> &str {
+        "GET"
+    }
+
+    fn header(&self, _: &str) -> Option<&[u8]> {
+        None
+    }
+
+    fn query(&self) -> &[u8] {
+        b""
+    }
+
+    fn https(&self) -> bool {
+        false
+    }
+}
 
 /// Counts the hash probes and expression matches of lookups on this thread, in tests only:
 /// the cost a lookup has, measured without a clock.
@@ -60,14 +82,28 @@ impl HostRoutes {
         self.routes.iter().find(|r| r.path == "/" && r.options.ssl_passthrough.is_some())
     }
 
-    fn lookup(&self, path: &str) -> Option<u32> {
+    /// The first route of the chain from `i` whose conditions the request meets.
+    fn admitted(&self, mut i: u32, facts: &dyn Facts) -> Option<u32> {
+        loop {
+            let r = &self.routes[i as usize];
+            if r.gateway.as_ref().is_none_or(|g| g.admits(facts)) {
+                return Some(i);
+            }
+            i = r.next?;
+        }
+    }
+
+    fn lookup(&self, path: &str, facts: &dyn Facts) -> Option<u32> {
         probe();
-        if let Some(&r) = self.exact.get(path) {
+        if let Some(r) = self.exact.get(path).and_then(|&r| self.admitted(r, facts)) {
             return Some(r);
         }
         for &r in &self.regex {
             probe();
-            if self.routes[r as usize].regex.as_ref().is_some_and(|re| re.is_match(path)) {
+            let route = &self.routes[r as usize];
+            if route.regex.as_ref().is_some_and(|re| re.is_match(path))
+                && route.gateway.as_ref().is_none_or(|g| g.admits(facts))
+            {
                 return Some(r);
             }
         }
@@ -79,7 +115,7 @@ impl HostRoutes {
         loop {
             let key = if candidate.is_empty() { "/" } else { candidate };
             probe();
-            if let Some(&r) = self.prefix.get(key) {
+            if let Some(r) = self.prefix.get(key).and_then(|&r| self.admitted(r, facts)) {
                 return Some(r);
             }
             if candidate.is_empty() {
@@ -217,8 +253,14 @@ impl RouteTable {
     /// The route for a normalised host (see [`normalize_host`]) and a request path without
     /// its query. Falls back to the default backend; `None` means 404.
     pub fn lookup(&self, host: &str, path: &str) -> Option<&Route> {
+        self.lookup_for(host, path, &PathOnly)
+    }
+
+    /// The route for a request: among routes of the same host and path, the first whose
+    /// Gateway API conditions (method, fields, query, scheme) `facts` meets.
+    pub fn lookup_for(&self, host: &str, path: &str, facts: &dyn Facts) -> Option<&Route> {
         let hr = self.host_routes(host);
-        match hr.lookup(path) {
+        match hr.lookup(path, facts) {
             Some(i) => Some(&hr.routes[i as usize]),
             None => self.default_route.as_ref(),
         }

@@ -53,10 +53,20 @@ impl Proxy {
 
     /// Kubernetes mode against `kubeconfig`. With `wait_ready`, returns once `/readyz` is 200.
     pub fn start_kube(kubeconfig: &std::path::Path, args: &[&str], wait_ready: bool) -> Proxy {
+        Self::start_kube_with(kubeconfig, args, wait_ready, |_| {})
+    }
+
+    /// [`Proxy::start_kube`], with the command adjusted first (e.g. to end with the test).
+    pub fn start_kube_with(
+        kubeconfig: &std::path::Path,
+        args: &[&str],
+        wait_ready: bool,
+        configure: impl FnOnce(&mut Command),
+    ) -> Proxy {
         let kc = kubeconfig.to_str().expect("UTF-8 path").to_string();
         let mut all = vec!["--kubeconfig", &kc, "--sync-debounce-ms", "20"];
         all.extend_from_slice(args);
-        Self::launch(temp_dir(), "uring", &all, |_| {}, wait_ready)
+        Self::launch(temp_dir(), "uring", &all, configure, wait_ready)
     }
 
     fn launch(dir: PathBuf, io: &str, args: &[&str], configure: impl FnOnce(&mut Command), wait_ready: bool) -> Proxy {

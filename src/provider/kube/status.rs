@@ -44,7 +44,7 @@ const SETTLE: Duration = Duration::from_secs(3);
 
 /// Starts the elector and writer; returns where the control loop sends each new view.
 pub fn spawn(client: Client, opts: StatusOptions, published: &'static Published) -> watch::Sender<StatusView> {
-    let (tx, rx) = watch::channel(Vec::new());
+    let (tx, rx) = watch::channel(StatusView::default());
     tokio::spawn(run(client, opts, published, rx));
     tx
 }
@@ -64,6 +64,8 @@ async fn run(
     let mut pending: HashMap<ObjectKey, Instant> = HashMap::new();
     // The annotation notes recorded as Events, by Ingress: recorded again only when they change.
     let mut noted: HashMap<ObjectKey, Vec<crate::snapshot::annotations::Note>> = HashMap::new();
+    // The Gateway API statuses written, by object: written again only when they change.
+    let mut gateway_written: HashMap<String, serde_json::Value> = HashMap::new();
     loop {
         let now_leader = match try_lead(&leases, &opts).await {
             Ok(l) => l,
@@ -75,13 +77,15 @@ async fn run(
         if now_leader != leader {
             leader = now_leader;
             pending.clear();
+            gateway_written.clear();
             stats.leader.store(u64::from(leader), Ordering::Relaxed);
             tracing::info!(lease = %opts.lease, identity = %opts.identity, leader, "status writer leadership changed");
         }
         if leader {
             let view = views.borrow_and_update().clone();
             write_all(&client, &opts, &view, &mut pending, published).await;
-            let with_notes: Vec<&StatusItem> = view.iter().filter(|i| !i.notes.is_empty()).collect();
+            super::gateway_status::write(&client, &opts.address, &view.gateway, &mut gateway_written, published).await;
+            let with_notes: Vec<&StatusItem> = view.items.iter().filter(|i| !i.notes.is_empty()).collect();
             let keys: std::collections::HashSet<&ObjectKey> = with_notes.iter().map(|i| &i.key).collect();
             noted.retain(|k, _| keys.contains(k));
             for item in with_notes {
@@ -112,7 +116,7 @@ async fn write_all(
     published: &'static Published,
 ) {
     pending.retain(|_, at| at.elapsed() < SETTLE);
-    for item in view {
+    for item in &view.items {
         let (kind, key) = (item.kind, &item.key);
         let Some(patch) = status_patch(item, &opts.address) else { continue };
         if pending.contains_key(key) {

@@ -3,6 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use crate::model::gateway::{Gateway, GatewayClass, HttpRoute, ReferenceGrant};
 use crate::model::{ConfigMap, EndpointSlice, Ingress, IngressClass, ObjectKey, Objects, Secret, Service};
 use crate::snapshot::annotations::Note;
 use crate::snapshot::auth::BasicSpec;
@@ -16,9 +17,18 @@ pub enum Kind {
     EndpointSlice,
     Secret,
     ConfigMap,
+    GatewayClass,
+    Gateway,
+    HttpRoute,
+    GrpcRoute,
+    ReferenceGrant,
 }
 
 impl Kind {
+    /// The Gateway API kinds, watched only with `--gateway-api`.
+    pub const GATEWAY_API: [Kind; 5] =
+        [Kind::GatewayClass, Kind::Gateway, Kind::HttpRoute, Kind::GrpcRoute, Kind::ReferenceGrant];
+
     pub fn name(self) -> &'static str {
         crate::provider::KINDS[self as usize]
     }
@@ -48,8 +58,13 @@ pub enum Change {
     Status,
 }
 
-/// The objects whose status the writer may touch, with what it says now and what it should.
-pub type StatusView = Vec<StatusItem>;
+/// The objects whose status the writer may touch, with what it says now and what it should;
+/// and the Gateway API statuses the last lowering decided.
+#[derive(Clone, Debug, Default)]
+pub struct StatusView {
+    pub items: Vec<StatusItem>,
+    pub gateway: std::sync::Arc<crate::snapshot::gateway::Statuses>,
+}
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct StatusItem {
@@ -112,10 +127,22 @@ pub struct Store {
     /// Which Ingresses put routes on each host (whatever their class).
     by_host: BTreeMap<HostKey, BTreeSet<ObjectKey>>,
     /// Kinds whose first list completed.
-    synced: [bool; 6],
+    synced: [bool; KINDS],
     /// Kinds in the middle of a (re)list: the items so far.
-    listing: [Option<Vec<Item>>; 6],
+    listing: [Option<Vec<Item>>; KINDS],
+    /// Gateway API objects (every class: ours are picked when they are lowered).
+    gw_classes: BTreeMap<ObjectKey, GatewayClass>,
+    gateways: BTreeMap<ObjectKey, Gateway>,
+    http_routes: BTreeMap<ObjectKey, HttpRoute>,
+    grpc_routes: BTreeMap<ObjectKey, HttpRoute>,
+    grants: BTreeMap<ObjectKey, ReferenceGrant>,
+    /// The Gateway API objects in Ingress terms, as last lowered ([`Store::lower`]).
+    lowered: Vec<Ingress>,
+    /// The statuses the last lowering decided.
+    pub gateway_statuses: crate::snapshot::gateway::Statuses,
 }
+
+const KINDS: usize = crate::provider::KINDS.len();
 
 /// An object an annotation names.
 #[derive(Clone, Debug)]
@@ -136,6 +163,10 @@ enum One {
     EndpointSlice(EndpointSlice),
     Secret(Secret),
     ConfigMap(ConfigMap),
+    GatewayClass(GatewayClass),
+    Gateway(Gateway),
+    Route(HttpRoute),
+    ReferenceGrant(ReferenceGrant),
 }
 
 fn one(kind: Kind, mut o: Objects) -> Option<One> {
@@ -146,6 +177,10 @@ fn one(kind: Kind, mut o: Objects) -> Option<One> {
         Kind::EndpointSlice => One::EndpointSlice(o.endpoint_slices.pop()?),
         Kind::Secret => One::Secret(o.secrets.pop()?),
         Kind::ConfigMap => One::ConfigMap(o.config_maps.pop()?),
+        Kind::GatewayClass => One::GatewayClass(o.gateway_classes.pop()?),
+        Kind::Gateway => One::Gateway(o.gateways.pop()?),
+        Kind::HttpRoute | Kind::GrpcRoute => One::Route(o.http_routes.pop()?),
+        Kind::ReferenceGrant => One::ReferenceGrant(o.reference_grants.pop()?),
     })
 }
 
@@ -211,6 +246,11 @@ impl Store {
             Kind::EndpointSlice => self.slices.keys().cloned().collect(),
             Kind::Secret => self.secrets.keys().cloned().collect(),
             Kind::ConfigMap => self.config_maps.keys().cloned().collect(),
+            Kind::GatewayClass => self.gw_classes.keys().cloned().collect(),
+            Kind::Gateway => self.gateways.keys().cloned().collect(),
+            Kind::HttpRoute => self.http_routes.keys().cloned().collect(),
+            Kind::GrpcRoute => self.grpc_routes.keys().cloned().collect(),
+            Kind::ReferenceGrant => self.grants.keys().cloned().collect(),
         }
     }
 
@@ -290,6 +330,11 @@ impl Store {
                 }
             }
             One::IngressClass(v) => full_if(put(&mut self.classes, key, v)),
+            One::GatewayClass(v) => full_if(put(&mut self.gw_classes, key, v)),
+            One::Gateway(v) => full_if(put(&mut self.gateways, key, v)),
+            One::Route(v) if kind == Kind::GrpcRoute => full_if(put(&mut self.grpc_routes, key, v)),
+            One::Route(v) => full_if(put(&mut self.http_routes, key, v)),
+            One::ReferenceGrant(v) => full_if(put(&mut self.grants, key, v)),
             One::Secret(v) => {
                 let matters = self.secret_matters(&key, Some(&v));
                 full_if(put(&mut self.secrets, key, v) && matters)
@@ -330,6 +375,11 @@ impl Store {
                 }
             }
             Kind::IngressClass => full_if(self.classes.remove(key).is_some()),
+            Kind::GatewayClass => full_if(self.gw_classes.remove(key).is_some()),
+            Kind::Gateway => full_if(self.gateways.remove(key).is_some()),
+            Kind::HttpRoute => full_if(self.http_routes.remove(key).is_some()),
+            Kind::GrpcRoute => full_if(self.grpc_routes.remove(key).is_some()),
+            Kind::ReferenceGrant => full_if(self.grants.remove(key).is_some()),
             Kind::Secret => {
                 let matters = self.secret_matters(key, None);
                 full_if(self.secrets.remove(key).is_some() && matters)
@@ -384,7 +434,10 @@ impl Store {
     /// fallback (`default-backend`, `--default-backend-service`), whose backend exists only
     /// while the Service does (its first port picks it).
     fn service_change(&self, changed: bool, key: ObjectKey) -> Change {
-        let fallback = self.default_service.as_ref() == Some(&key) || self.fallbacks.contains_key(&key);
+        // Gateway API routes resolve their Services when lowered (a missing one answers 500
+        // and shows in the route's status): any Service change lowers them again.
+        let gateway = !self.http_routes.is_empty() || !self.grpc_routes.is_empty();
+        let fallback = gateway || self.default_service.as_ref() == Some(&key) || self.fallbacks.contains_key(&key);
         match changed && fallback {
             true => Change::Full,
             false => services_if(changed, vec![key]),
@@ -427,12 +480,13 @@ impl Store {
             .iter()
             .map(|h| {
                 let keys = self.by_host.get(h).into_iter().flatten();
-                (h.clone(), keys.filter_map(|k| self.ingresses.get(k)).collect())
+                let lowered = self.lowered.iter().filter(|i| HostKey::of_ingress(i).contains(h));
+                (h.clone(), keys.filter_map(|k| self.ingresses.get(k)).chain(lowered).collect())
             })
             .collect()
     }
 
-    pub fn counts(&self) -> [usize; 6] {
+    pub fn counts(&self) -> [usize; KINDS] {
         [
             self.ingresses.len(),
             self.classes.len(),
@@ -440,7 +494,35 @@ impl Store {
             self.slices.len(),
             self.secrets.len(),
             self.config_maps.len(),
+            self.gw_classes.len(),
+            self.gateways.len(),
+            self.http_routes.len(),
+            self.grpc_routes.len(),
+            self.grants.len(),
         ]
+    }
+
+    /// Without `--gateway-api` the Gateway API kinds are not watched: nothing to wait for.
+    pub fn skip_gateway_api(&mut self) {
+        for k in Kind::GATEWAY_API {
+            self.synced[k as usize] = true;
+        }
+    }
+
+    /// Lowers the Gateway API objects again (before a full build): their Ingresses and
+    /// statuses.
+    pub fn lower(&mut self) {
+        let inputs = crate::snapshot::gateway::GatewayInputs {
+            classes: self.gw_classes.values().collect(),
+            gateways: self.gateways.values().collect(),
+            routes: self.http_routes.values().chain(self.grpc_routes.values()).collect(),
+            grants: self.grants.values().collect(),
+            services: self.services.values().collect(),
+            secrets: self.secrets.values().collect(),
+        };
+        let lowered = crate::snapshot::gateway::lower(&inputs);
+        self.lowered = lowered.ingresses;
+        self.gateway_statuses = lowered.statuses;
     }
 
     /// Every Service held.
@@ -454,7 +536,7 @@ impl Store {
 
     pub fn inputs(&self) -> Inputs<'_> {
         Inputs {
-            ingresses: self.ingresses.values().collect(),
+            ingresses: self.ingresses.values().chain(self.lowered.iter()).collect(),
             ingress_classes: self.classes.values().collect(),
             services: self.services.values().collect(),
             endpoint_slices: self.slices.values().collect(),
@@ -512,10 +594,10 @@ impl Store {
     }
 
     pub fn status_view(&self, inputs: &Inputs, opts: &BuildOptions) -> StatusView {
-        let mut view: StatusView = inputs
+        let mut view: Vec<StatusItem> = inputs
             .ingresses
             .iter()
-            .filter(|i| serves(i, &inputs.ingress_classes, opts))
+            .filter(|i| i.origin == crate::model::Origin::Ingress && serves(i, &inputs.ingress_classes, opts))
             .map(|i| StatusItem {
                 kind: StatusOf::Ingress,
                 key: i.key.clone(),
@@ -550,7 +632,7 @@ impl Store {
                 });
             }
         }
-        view
+        StatusView { items: view, gateway: std::sync::Arc::new(self.gateway_statuses.clone()) }
     }
 }
 

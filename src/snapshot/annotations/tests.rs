@@ -11,6 +11,7 @@ fn ing(annotations: &[(&str, &str)]) -> Ingress {
         default_backend: None,
         rules: Vec::new(),
         tls: Vec::new(),
+        origin: Default::default(),
     }
 }
 

@@ -58,6 +58,11 @@ impl PathRegex {
         })
     }
 
+    /// A Gateway API `RegularExpression` path: the whole path must match, with case.
+    pub fn whole(expr: &str) -> Result<PathRegex, regex::Error> {
+        regex::Regex::new(&format!("^(?:{expr})$")).map(PathRegex)
+    }
+
     pub fn is_match(&self, path: &str) -> bool {
         self.0.is_match(path)
     }

@@ -31,7 +31,7 @@ use hyper::body::{Frame, Incoming};
 use hyper::{Method, Request, Response, StatusCode};
 use serde_json::{json, Value};
 
-pub use resources::RESOURCES;
+pub use resources::{all as resources, register_crd};
 use select::Selector;
 pub use store::{now_rfc3339, ApiError, Requested, Store};
 use store::{Filter, ListParams, PatchKind, WatchMsg};
@@ -120,12 +120,13 @@ impl ApiServer {
     }
 
     pub fn get(&self, api_version: &str, kind: &str, namespace: &str, name: &str) -> Option<Value> {
-        let res = resources::by_kind(api_version, kind)?;
-        self.lock().get(res, namespace, name).ok()
+        let res = resources::res(resources::by_kind(api_version, kind)?).storage;
+        self.lock().get(res, namespace, name).ok().map(|o| in_version(resources::res(res), o))
     }
 
     pub fn delete(&self, api_version: &str, kind: &str, namespace: &str, name: &str) -> Result<Value, ApiError> {
         let res = resources::by_kind(api_version, kind).ok_or_else(|| ApiError::bad_request("unknown kind"))?;
+        let res = resources::res(res).storage;
         self.lock().delete(res, namespace, name)
     }
 }
@@ -135,8 +136,9 @@ fn apply_object(store: &mut Store, obj: Value) -> Result<Value, ApiError> {
     let api_version = obj.get("apiVersion").and_then(Value::as_str).unwrap_or("");
     let kind = obj.get("kind").and_then(Value::as_str).unwrap_or("");
     let res = resources::by_kind(api_version, kind)
+        .map(|r| resources::res(r).storage)
         .ok_or_else(|| ApiError::bad_request(format!("no resource for {api_version} {kind}")))?;
-    let ns = if RESOURCES[res].namespaced {
+    let ns = if resources::res(res).namespaced {
         obj.pointer("/metadata/namespace").and_then(Value::as_str).unwrap_or("default").to_string()
     } else {
         String::new()
@@ -312,7 +314,10 @@ async fn fixture(hook: &str, req: Request<Incoming>, store: &Arc<Mutex<Store>>) 
 
 /// A parsed resource path.
 struct Target {
+    /// Where the objects are kept (the storage version of a custom resource).
     res: usize,
+    /// The version asked for, which answers are shown in.
+    asked: usize,
     namespace: Option<String>,
     name: Option<String>,
     status: bool,
@@ -340,7 +345,7 @@ fn parse_target(path: &str) -> Result<Target, ApiError> {
     // is the Namespace object itself, or its status).
     let (namespace, rest) = match rest {
         ["namespaces", ns, plural, tail @ ..]
-            if resources::by_path(group, version, plural).is_some_and(|r| RESOURCES[r].namespaced) =>
+            if resources::by_path(group, version, plural).is_some_and(|r| resources::res(r).namespaced) =>
         {
             (Some(ns.to_string()), [&[*plural][..], tail].concat())
         }
@@ -350,13 +355,13 @@ fn parse_target(path: &str) -> Result<Target, ApiError> {
     let (name, status) = match &rest[1..] {
         [] => (None, false),
         [name] => (Some(name.to_string()), false),
-        [name, "status"] if RESOURCES[res].status => (Some(name.to_string()), true),
+        [name, "status"] if resources::res(res).status => (Some(name.to_string()), true),
         _ => return Err(not_found()),
     };
-    if !RESOURCES[res].namespaced && namespace.is_some() {
+    if !resources::res(res).namespaced && namespace.is_some() {
         return Err(not_found());
     }
-    Ok(Target { res, namespace, name, status })
+    Ok(Target { res: resources::res(res).storage, asked: res, namespace, name, status })
 }
 
 async fn rest(req: Request<Incoming>, path: &str, store: &Arc<Mutex<Store>>) -> Result<Response<Body>, ApiError> {
@@ -375,7 +380,8 @@ async fn rest(req: Request<Incoming>, path: &str, store: &Arc<Mutex<Store>>) -> 
     let content_type = req.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
     let dry_run = q.get("dryRun").is_some_and(|v| v == "All");
     let ns = target.namespace.clone().unwrap_or_default();
-    let r = &RESOURCES[target.res];
+    let r = resources::res(target.asked);
+    let shown = |v: Value| in_version(r, v);
     if r.namespaced && target.name.is_some() && target.namespace.is_none() {
         return Err(ApiError::new(404, "NotFound", "a namespaced object needs /namespaces/{namespace}/ in its path"));
     }
@@ -407,24 +413,24 @@ async fn rest(req: Request<Incoming>, path: &str, store: &Arc<Mutex<Store>>) -> 
         }
         (Method::GET, None) => {
             let p = list_params(&q)?;
-            let list = lock().list(target.res, target.namespace.as_deref(), &p)?;
+            let list = shown(lock().list(target.res, target.namespace.as_deref(), &p)?);
             Ok(json_response(200, &if table { table::render(r, &list) } else { list }))
         }
         (Method::GET, Some(name)) => {
-            let obj = lock().get(target.res, &ns, name)?;
+            let obj = shown(lock().get(target.res, &ns, name)?);
             Ok(json_response(200, &if table { table::render(r, &json!({"items": [obj]})) } else { obj }))
         }
         (Method::POST, None) => {
             let body = read_json(req, &content_type).await?;
             if !r.namespaced || target.namespace.is_some() {
-                Ok(json_response(201, &lock().create(target.res, &ns, body, dry_run)?))
+                Ok(json_response(201, &shown(lock().create(target.res, &ns, body, dry_run)?)))
             } else {
                 Err(ApiError::bad_request("a namespaced object is created under /namespaces/{namespace}/"))
             }
         }
         (Method::PUT, Some(name)) => {
             let body = read_json(req, &content_type).await?;
-            Ok(json_response(200, &lock().update(target.res, &ns, name, body, target.status, dry_run)?))
+            Ok(json_response(200, &shown(lock().update(target.res, &ns, name, body, target.status, dry_run)?)))
         }
         (Method::PATCH, Some(name)) => {
             let kind = PatchKind::from_content_type(&content_type).ok_or_else(|| {
@@ -441,11 +447,28 @@ async fn rest(req: Request<Incoming>, path: &str, store: &Arc<Mutex<Store>>) -> 
             }
             let existed = lock().get(target.res, &ns, name).is_ok();
             let out = lock().patch(target.res, &ns, name, kind, &body, target.status, &manager, dry_run)?;
-            Ok(json_response(if existed { 200 } else { 201 }, &out))
+            Ok(json_response(if existed { 200 } else { 201 }, &shown(out)))
         }
         (Method::DELETE, Some(name)) => Ok(json_response(200, &lock().delete(target.res, &ns, name)?)),
         (m, _) => Err(ApiError::new(405, "MethodNotAllowed", format!("{m} is not supported here"))),
     }
+}
+
+/// An object (or a List) as the version `r` shows it: custom resources are kept in their
+/// storage version and converted by `apiVersion` alone (no conversion webhook).
+fn in_version(r: &resources::Resource, mut v: Value) -> Value {
+    let want = Value::String(r.api_version());
+    if let Some(items) = v.get_mut("items").and_then(Value::as_array_mut) {
+        for item in items {
+            if item.get("apiVersion").is_some() {
+                item["apiVersion"] = want.clone();
+            }
+        }
+        v["apiVersion"] = want;
+    } else if v.get("kind").and_then(Value::as_str) == Some(r.kind) {
+        v["apiVersion"] = want;
+    }
+    v
 }
 
 async fn read_json(req: Request<Incoming>, content_type: &str) -> Result<Value, ApiError> {

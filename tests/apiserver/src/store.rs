@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 use tokio::sync::mpsc::UnboundedSender;
 
 use crate::patch;
-use crate::resources::{ResId, Resource, RESOURCES};
+use crate::resources::{self, ResId, Resource};
 use crate::select::Selector;
 
 /// An API error, answered as a `Status` object with this code and reason.
@@ -262,7 +262,7 @@ impl Store {
 
     /// Fills in and checks `apiVersion`, `kind`, `metadata.namespace` against the request path.
     fn normalise(&self, res: ResId, ns: &str, obj: &mut Value) -> Result<()> {
-        let r = &RESOURCES[res];
+        let r = resources::res(res);
         let o = obj.as_object_mut().ok_or_else(|| ApiError::bad_request("the body must be a JSON object"))?;
         for (field, want) in [("apiVersion", r.api_version()), ("kind", r.kind.to_string())] {
             match o.get(field).and_then(Value::as_str) {
@@ -270,6 +270,10 @@ impl Store {
                     o.insert(field.to_string(), Value::String(want));
                 }
                 Some(have) if have == want => {}
+                // Another served version of a custom resource: kept in the storage version.
+                Some(have) if field == "apiVersion" && resources::same_kind(res, have) => {
+                    o.insert(field.to_string(), Value::String(want));
+                }
                 Some(have) => {
                     return Err(ApiError::bad_request(format!(
                         "the API version in the data ({have}) does not match the expected API version ({want})"
@@ -321,11 +325,11 @@ impl Store {
         self.objects
             .get(&(res, ns.to_string(), name.to_string()))
             .cloned()
-            .ok_or_else(|| ApiError::not_found(&RESOURCES[res], name))
+            .ok_or_else(|| ApiError::not_found(resources::res(res), name))
     }
 
     pub fn create(&mut self, res: ResId, ns: &str, mut obj: Value, dry_run: bool) -> Result<Value> {
-        let r = &RESOURCES[res];
+        let r = resources::res(res);
         self.normalise(res, ns, &mut obj)?;
         let mut name = name_of(&obj).to_string();
         if name.is_empty() {
@@ -350,11 +354,21 @@ impl Store {
             ));
         }
         if r.status {
-            let status = if r.kind == "Namespace" { json!({"phase": "Active"}) } else { json!({}) };
+            let status = match r.kind {
+                "Namespace" => json!({"phase": "Active"}),
+                "CustomResourceDefinition" => established(),
+                _ => json!({}),
+            };
             obj.as_object_mut().expect("normalised").insert("status".into(), status);
+        }
+        if r.kind == "CustomResourceDefinition" {
+            crd_valid(&name, &obj)?;
         }
         if dry_run {
             return Ok(obj);
+        }
+        if r.kind == "CustomResourceDefinition" {
+            resources::register_crd(&obj).map_err(|e| invalid_crd(&name, &e))?;
         }
         let rv = self.next_rv();
         set_meta(&mut obj, "uid", Value::String(format!("00000000-0000-4000-8000-{rv:012x}")));
@@ -376,7 +390,7 @@ impl Store {
         status: bool,
         dry_run: bool,
     ) -> Result<Value> {
-        let r = &RESOURCES[res];
+        let r = resources::res(res);
         self.normalise(res, ns, &mut obj)?;
         if name_of(&obj) != name {
             return Err(ApiError::bad_request(format!(
@@ -488,14 +502,14 @@ impl Store {
 
     pub fn delete(&mut self, res: ResId, ns: &str, name: &str) -> Result<Value> {
         let key = (res, ns.to_string(), name.to_string());
-        let mut obj = self.objects.remove(&key).ok_or_else(|| ApiError::not_found(&RESOURCES[res], name))?;
+        let mut obj = self.objects.remove(&key).ok_or_else(|| ApiError::not_found(resources::res(res), name))?;
         self.applied.retain(|(k, _), _| *k != key);
         let rv = self.next_rv();
         set_meta(&mut obj, "resourceVersion", Value::String(rv.to_string()));
         self.emit(res, EventType::Deleted, obj.clone(), None);
-        if RESOURCES[res].kind == "Namespace" {
+        if resources::res(res).kind == "Namespace" {
             let inside: Vec<Key> =
-                self.objects.keys().filter(|k| RESOURCES[k.0].namespaced && k.1 == name).cloned().collect();
+                self.objects.keys().filter(|k| resources::res(k.0).namespaced && k.1 == name).cloned().collect();
             for k in inside {
                 let _ = self.delete(k.0, &k.1, &k.2);
             }
@@ -504,7 +518,7 @@ impl Store {
     }
 
     pub fn list(&self, res: ResId, ns: Option<&str>, p: &ListParams) -> Result<Value> {
-        let r = &RESOURCES[res];
+        let r = resources::res(res);
         let (rv, start) = match p.continue_.as_deref().filter(|c| !c.is_empty()) {
             Some(token) => {
                 let (rv, ns, name) =
@@ -606,7 +620,7 @@ impl Store {
     }
 
     fn bookmark(&self, filter: &Filter, initial_end: bool) -> Bytes {
-        let r = &RESOURCES[filter.res];
+        let r = resources::res(filter.res);
         let mut meta = json!({"resourceVersion": self.rv.to_string()});
         if initial_end {
             meta["annotations"] = json!({"k8s.io/initial-events-end": "true"});
@@ -670,4 +684,30 @@ fn render_for(filter: &Filter, res: ResId, typ: EventType, object: &Value, befor
         (_, _, false) => return None,
     };
     Some(event_line(typ.name(), object))
+}
+
+/// A CustomResourceDefinition's status as the real API server sets it once its names are
+/// served (what `kubectl wait --for condition=established` waits for).
+fn established() -> Value {
+    let now = now_rfc3339();
+    let cond = |t: &str, reason: &str| json!({"type": t, "status": "True", "reason": reason, "message": "", "lastTransitionTime": now});
+    json!({"conditions": [cond("NamesAccepted", "NoConflicts"), cond("Established", "InitialNamesAccepted")]})
+}
+
+fn invalid_crd(name: &str, why: &str) -> ApiError {
+    ApiError::new(422, "Invalid", format!("CustomResourceDefinition.apiextensions.k8s.io \"{name}\" is invalid: {why}"))
+}
+
+/// Checks a CustomResourceDefinition without serving it: `metadata.name` must be
+/// `plural.group`, as the real API server requires.
+fn crd_valid(name: &str, obj: &Value) -> Result<()> {
+    let spec = |f: &str| obj.pointer(f).and_then(Value::as_str).unwrap_or("");
+    let want = format!("{}.{}", spec("/spec/names/plural"), spec("/spec/group"));
+    if name != want {
+        return Err(invalid_crd(
+            name,
+            &format!("metadata.name: Invalid value: must be spec.names.plural+\".\"+spec.group ({want})"),
+        ));
+    }
+    Ok(())
 }

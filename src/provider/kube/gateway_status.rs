@@ -1,0 +1,169 @@
+//! Gateway API status, written by the status leader: GatewayClass Accepted; Gateway Accepted
+//! and Programmed with its address and each listener's conditions, supported kinds and
+//! attached routes; each route's `status.parents` entries for our Gateways (other
+//! controllers' entries are kept). Every condition carries the object's generation as
+//! `observedGeneration`. The conditions themselves are decided by the lowering
+//! ([`crate::snapshot::gateway`]); an object is written again only when they change.
+
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams};
+use kube::{Api, Client};
+use serde_json::{json, Value};
+
+use crate::model::gateway::GROUP;
+use crate::snapshot::gateway::{Condition, Statuses, CONTROLLER};
+use crate::Published;
+
+fn api(client: &Client, kind: &str, plural: &str, namespace: Option<&str>) -> Api<DynamicObject> {
+    let ar = ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(GROUP, "v1", kind), plural);
+    match namespace {
+        Some(ns) => Api::namespaced_with(client.clone(), ns, &ar),
+        None => Api::all_with(client.clone(), &ar),
+    }
+}
+
+fn conditions(list: &[Condition], generation: i64, now: &str) -> Value {
+    Value::Array(
+        list.iter()
+            .map(|c| {
+                json!({
+                    "type": c.type_,
+                    "status": if c.status { "True" } else { "False" },
+                    "reason": c.reason,
+                    "message": c.message,
+                    "observedGeneration": generation,
+                    "lastTransitionTime": now,
+                })
+            })
+            .collect(),
+    )
+}
+
+/// The status with its times taken out: what decides whether to write again.
+fn without_times(mut v: Value) -> Value {
+    match &mut v {
+        Value::Object(m) => {
+            m.remove("lastTransitionTime");
+            for (_, x) in m.iter_mut() {
+                *x = without_times(x.take());
+            }
+        }
+        Value::Array(a) => {
+            for x in a.iter_mut() {
+                *x = without_times(x.take());
+            }
+        }
+        _ => {}
+    }
+    v
+}
+
+/// One patch of `status` of the object `name`, unless what `id` names was last written with
+/// the same (`plain`: without times).
+async fn patch(
+    api: &Api<DynamicObject>,
+    (id, name): (String, &str),
+    status: Value,
+    plain: Value,
+    written: &mut HashMap<String, Value>,
+    published: &'static Published,
+) {
+    if written.get(&id) == Some(&plain) {
+        return;
+    }
+    match api.patch_status(name, &PatchParams::default(), &Patch::Merge(&json!({ "status": status }))).await {
+        Ok(_) => {
+            written.insert(id, plain);
+            published.control.status_updates.fetch_add(1, Ordering::Relaxed);
+        }
+        Err(e) => {
+            published.control.status_errors.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(object = %id, error = %e, "cannot write Gateway API status; will retry");
+        }
+    }
+}
+
+pub async fn write(
+    client: &Client,
+    address: &str,
+    st: &Statuses,
+    written: &mut HashMap<String, Value>,
+    published: &'static Published,
+) {
+    let now = Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string();
+    let classes = api(client, "GatewayClass", "gatewayclasses", None);
+    for (name, generation) in &st.classes {
+        let accepted =
+            Condition { type_: "Accepted", status: true, reason: "Accepted", message: "served by ringress".into() };
+        let status = json!({ "conditions": conditions(&[accepted], *generation, &now) });
+        let plain = without_times(status.clone());
+        patch(&classes, (format!("GatewayClass {name}"), name), status, plain, written, published).await;
+    }
+    let address_type = if address.parse::<std::net::IpAddr>().is_ok() { "IPAddress" } else { "Hostname" };
+    for g in &st.gateways {
+        let listeners: Vec<Value> = g
+            .listeners
+            .iter()
+            .map(|l| {
+                json!({
+                    "name": l.name,
+                    "supportedKinds": l.supported_kinds.iter().map(|k| json!({"group": GROUP, "kind": k})).collect::<Vec<_>>(),
+                    "attachedRoutes": l.attached_routes,
+                    "conditions": conditions(&l.conditions, g.generation, &now),
+                })
+            })
+            .collect();
+        let status = json!({
+            "addresses": [{"type": address_type, "value": address}],
+            "conditions": conditions(&g.conditions, g.generation, &now),
+            "listeners": listeners,
+        });
+        let gateways = api(client, "Gateway", "gateways", Some(&g.key.namespace));
+        let plain = without_times(status.clone());
+        patch(&gateways, (format!("Gateway {}", g.key), &g.key.name), status, plain, written, published).await;
+    }
+    for r in &st.routes {
+        let (kind, plural) = match r.kind {
+            crate::model::gateway::RouteKind::Http => ("HTTPRoute", "httproutes"),
+            crate::model::gateway::RouteKind::Grpc => ("GRPCRoute", "grpcroutes"),
+        };
+        let routes = api(client, kind, plural, Some(&r.key.namespace));
+        let mut parents: Vec<Value> = r
+            .parents
+            .iter()
+            .map(|p| {
+                let mut parent = json!({"group": GROUP, "kind": "Gateway", "name": p.parent.name});
+                if let Some(ns) = &p.parent.namespace {
+                    parent["namespace"] = json!(ns);
+                }
+                if let Some(s) = &p.parent.section_name {
+                    parent["sectionName"] = json!(s);
+                }
+                if let Some(port) = p.parent.port {
+                    parent["port"] = json!(port);
+                }
+                json!({
+                    "parentRef": parent,
+                    "controllerName": CONTROLLER,
+                    "conditions": conditions(&p.conditions, r.generation, &now),
+                })
+            })
+            .collect();
+        let id = format!("{kind} {}", r.key);
+        let plain = without_times(json!({ "parents": parents }));
+        if written.get(&id) == Some(&plain) {
+            continue;
+        }
+        // Other controllers' entries stay as they are.
+        if let Ok(current) = routes.get(&r.key.name).await {
+            let theirs = current.data.pointer("/status/parents").and_then(Value::as_array).cloned().unwrap_or_default();
+            parents.extend(
+                theirs.into_iter().filter(|p| p.get("controllerName").and_then(Value::as_str) != Some(CONTROLLER)),
+            );
+        }
+        patch(&routes, (id, &r.key.name), json!({ "parents": parents }), plain, written, published).await;
+    }
+}

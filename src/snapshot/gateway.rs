@@ -1,0 +1,645 @@
+//! Gateway API as a second source of routes: our GatewayClasses' Gateways, and the HTTPRoutes
+//! and GRPCRoutes attached to their listeners, are lowered into [`Ingress`] terms (a rule per
+//! host a route gets, a path per match, the rest of the match and the rule's filters and
+//! weighted backends carried by [`GatewayPath`]), so the one builder makes one routing table of
+//! both. The lowering also decides every status condition the specification defines; the
+//! provider's status writer only writes them.
+
+mod rule;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use crate::model::gateway::{
+    Filter, Gateway, GatewayClass, GatewayPath, HttpRoute, Listener, MatchType, ObjectRef, ReferenceGrant, RouteKind,
+    GROUP,
+};
+use crate::model::{
+    Ingress, IngressPath, IngressRule, IngressTls, ObjectKey, Origin, PathType, PortRef, Secret, Service,
+    ServiceBackend,
+};
+
+pub use rule::{modified_path, query_param, Facts, GatewayRule};
+
+/// The `spec.controllerName` of the GatewayClasses ringress serves.
+pub const CONTROLLER: &str = "ringress.dev/gateway-controller";
+
+/// What the lowering reads.
+#[derive(Default)]
+pub struct GatewayInputs<'a> {
+    pub classes: Vec<&'a GatewayClass>,
+    pub gateways: Vec<&'a Gateway>,
+    pub routes: Vec<&'a HttpRoute>,
+    pub grants: Vec<&'a ReferenceGrant>,
+    pub services: Vec<&'a Service>,
+    pub secrets: Vec<&'a Secret>,
+}
+
+/// One status condition, as `metav1.Condition` has it (the writer adds the times and the
+/// observed generation).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Condition {
+    pub type_: &'static str,
+    pub status: bool,
+    pub reason: &'static str,
+    pub message: String,
+}
+
+fn cond(type_: &'static str, status: bool, reason: &'static str, message: impl Into<String>) -> Condition {
+    Condition { type_, status, reason, message: message.into() }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ListenerStatus {
+    pub name: String,
+    /// (group, kind) of the route kinds the listener takes.
+    pub supported_kinds: Vec<&'static str>,
+    pub attached_routes: u32,
+    pub conditions: Vec<Condition>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GatewayStatus {
+    pub key: ObjectKey,
+    pub generation: i64,
+    pub conditions: Vec<Condition>,
+    pub listeners: Vec<ListenerStatus>,
+}
+
+/// One `status.parents` entry of a route: the parentRef as written, and its conditions.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ParentStatus {
+    pub parent: ObjectRef,
+    pub conditions: Vec<Condition>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RouteStatus {
+    pub kind: RouteKind,
+    pub key: ObjectKey,
+    pub generation: i64,
+    pub parents: Vec<ParentStatus>,
+}
+
+/// Everything the status writer writes: `(name, generation)` of our GatewayClasses, our
+/// Gateways, and the routes that name one of them.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Statuses {
+    pub classes: Vec<(String, i64)>,
+    pub gateways: Vec<GatewayStatus>,
+    pub routes: Vec<RouteStatus>,
+}
+
+/// The lowering's result.
+#[derive(Debug, Default)]
+pub struct Lowered {
+    pub ingresses: Vec<Ingress>,
+    pub statuses: Statuses,
+}
+
+/// A listener ready to take routes.
+struct Live<'a> {
+    gateway: &'a Gateway,
+    listener: &'a Listener,
+    index: usize,
+    https: bool,
+    kinds: Vec<RouteKind>,
+}
+
+const HTTP_KINDS: [RouteKind; 2] = [RouteKind::Http, RouteKind::Grpc];
+
+/// Whether a ReferenceGrant in `to_ns` lets `from` (group, kind, namespace) name `to`.
+fn granted(grants: &[&ReferenceGrant], from: (&str, &str, &str), to_ns: &str, to: (&str, &str, &str)) -> bool {
+    from.2 == to_ns || grants.iter().any(|g| g.metadata.key().namespace == to_ns && g.permits(from, to))
+}
+
+/// The listener's certificate Secrets, or the condition that says why it has none usable.
+fn certificates(gw: &Gateway, l: &Listener, inputs: &GatewayInputs) -> Result<Vec<ObjectKey>, Condition> {
+    let tls = l.tls.as_ref();
+    let mode = tls.and_then(|t| t.mode.as_deref()).unwrap_or("Terminate");
+    if mode != "Terminate" {
+        return Err(cond("Accepted", false, "UnsupportedValue", format!("tls.mode {mode} is not supported on HTTPS")));
+    }
+    let refs = tls.map(|t| &t.certificate_refs[..]).unwrap_or_default();
+    if refs.is_empty() {
+        return Err(cond("ResolvedRefs", false, "InvalidCertificateRef", "an HTTPS listener needs certificateRefs"));
+    }
+    let gw_ns = gw.metadata.key().namespace;
+    let mut out = Vec::new();
+    for r in refs {
+        if !r.group_or("").is_empty() || r.kind_or("Secret") != "Secret" {
+            let m = format!("certificateRef {} is not a core Secret", r.name);
+            return Err(cond("ResolvedRefs", false, "InvalidCertificateRef", m));
+        }
+        let ns = r.namespace_or(&gw_ns);
+        if !granted(&inputs.grants, (GROUP, "Gateway", &gw_ns), ns, ("", "Secret", &r.name)) {
+            let m = format!("no ReferenceGrant in {ns} lets Gateways of {gw_ns} use Secret {}", r.name);
+            return Err(cond("ResolvedRefs", false, "RefNotPermitted", m));
+        }
+        let key = ObjectKey { namespace: ns.to_string(), name: r.name.clone() };
+        let secret = inputs.secrets.iter().find(|s| s.key == key);
+        match secret.map(|s| super::certs::parse_tls_secret(s)) {
+            Some(Ok(_)) => out.push(key),
+            Some(Err(why)) => {
+                return Err(cond("ResolvedRefs", false, "InvalidCertificateRef", format!("Secret {key}: {why}")))
+            }
+            None => {
+                return Err(cond("ResolvedRefs", false, "InvalidCertificateRef", format!("Secret {key} not found")))
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The route kinds a listener takes, and whether it listed kinds it cannot take.
+fn listener_kinds(l: &Listener) -> (Vec<RouteKind>, bool) {
+    let listed = l.allowed_routes.as_ref().map(|a| &a.kinds[..]).unwrap_or_default();
+    if listed.is_empty() {
+        return (HTTP_KINDS.to_vec(), false);
+    }
+    let mut kinds = Vec::new();
+    let mut invalid = false;
+    for k in listed {
+        let group_ok = k.group.as_deref().unwrap_or(GROUP) == GROUP;
+        match HTTP_KINDS.iter().find(|rk| rk.name() == k.kind) {
+            Some(rk) if group_ok => {
+                if !kinds.contains(rk) {
+                    kinds.push(*rk)
+                }
+            }
+            _ => invalid = true,
+        }
+    }
+    (kinds, invalid)
+}
+
+/// Whether a route in `ns` may attach to the listener (allowedRoutes.namespaces).
+fn namespace_allowed(live: &Live, ns: &str) -> bool {
+    let from = live.listener.allowed_routes.as_ref().and_then(|a| a.namespaces.as_ref());
+    match from.and_then(|f| f.from.as_deref()).unwrap_or("Same") {
+        "All" => true,
+        "Selector" => {
+            // Namespaces are not watched: the one label every namespace has is what a
+            // selector is matched against.
+            let labels = BTreeMap::from([("kubernetes.io/metadata.name".to_string(), ns.to_string())]);
+            from.and_then(|f| f.selector.as_ref()).is_some_and(|s| s.matches(&labels))
+        }
+        _ => live.gateway.metadata.key().namespace == ns,
+    }
+}
+
+/// The host names a route gets on a listener: the intersection of the listener's name and
+/// the route's (`None` in the result: any host). Empty: none in common.
+pub fn intersect(listener: Option<&str>, route: &[String]) -> Vec<Option<String>> {
+    if route.is_empty() {
+        return vec![listener.map(str::to_string)];
+    }
+    let Some(l) = listener else { return route.iter().map(|h| Some(h.clone())).collect() };
+    let covers = |wild: &str, name: &str| {
+        wild.strip_prefix("*.")
+            .is_some_and(|suffix| name.len() > suffix.len() + 1 && name.ends_with(&format!(".{suffix}")))
+    };
+    let mut out = Vec::new();
+    for r in route {
+        let got = if r == l || covers(l, r) {
+            Some(r.clone())
+        } else if covers(r, l) {
+            Some(l.to_string())
+        } else {
+            None
+        };
+        if let Some(h) = got.filter(|h| !out.contains(&Some(h.clone()))) {
+            out.push(Some(h));
+        }
+    }
+    out
+}
+
+impl<'a> GatewayInputs<'a> {
+    pub fn of(o: &'a crate::model::Objects) -> GatewayInputs<'a> {
+        GatewayInputs {
+            classes: o.gateway_classes.iter().collect(),
+            gateways: o.gateways.iter().collect(),
+            routes: o.http_routes.iter().collect(),
+            grants: o.reference_grants.iter().collect(),
+            services: o.services.iter().collect(),
+            secrets: o.secrets.iter().collect(),
+        }
+    }
+}
+
+/// Lowers the Gateway API objects among `objects` into Ingresses added to them; the statuses.
+pub fn lower_objects(objects: &mut crate::model::Objects) -> Statuses {
+    let Lowered { ingresses, statuses } = lower(&GatewayInputs::of(objects));
+    objects.ingresses.extend(ingresses);
+    statuses
+}
+
+impl Statuses {
+    /// Every condition that says something is wrong, as a sentence naming the object (what
+    /// file mode logs, having no status to write).
+    pub fn problems(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        let bad = |c: &Condition| (c.type_ == "Conflicted" || c.type_ == "PartiallyInvalid") == c.status;
+        for g in &self.gateways {
+            for l in &g.listeners {
+                for c in l.conditions.iter().filter(|c| bad(c) && c.type_ != "Programmed") {
+                    out.push(format!("Gateway {} listener {}: {} {}: {}", g.key, l.name, c.type_, c.reason, c.message));
+                }
+            }
+        }
+        for r in &self.routes {
+            for p in &r.parents {
+                for c in p.conditions.iter().filter(|c| bad(c)) {
+                    let kind = r.kind.name();
+                    out.push(format!(
+                        "{kind} {} (parent {}): {} {}: {}",
+                        r.key, p.parent.name, c.type_, c.reason, c.message
+                    ));
+                }
+            }
+        }
+        out
+    }
+}
+
+/// Lowers our Gateways and the routes attached to them.
+pub fn lower(inputs: &GatewayInputs) -> Lowered {
+    let mut out = Lowered::default();
+    let classes: Vec<&GatewayClass> =
+        inputs.classes.iter().copied().filter(|c| c.spec.controller_name == CONTROLLER).collect();
+    out.statuses.classes = classes.iter().map(|c| (c.metadata.name.clone(), c.metadata.generation)).collect();
+    let mut gateways: Vec<&Gateway> = inputs
+        .gateways
+        .iter()
+        .copied()
+        .filter(|g| classes.iter().any(|c| c.metadata.name == g.spec.gateway_class_name))
+        .collect();
+    gateways.sort_by(|a, b| {
+        (&a.metadata.creation_timestamp, a.metadata.key()).cmp(&(&b.metadata.creation_timestamp, b.metadata.key()))
+    });
+    let mut live: Vec<Live> = Vec::new();
+    // Certificates of each live HTTPS listener (by index into `live`).
+    let mut certs: Vec<Vec<ObjectKey>> = Vec::new();
+    for gw in &gateways {
+        let mut listeners = Vec::new();
+        for (i, l) in gw.spec.listeners.iter().enumerate() {
+            let (kinds, bad_kinds) = listener_kinds(l);
+            let mut conditions = Vec::new();
+            let conflict = gw.spec.listeners.iter().enumerate().find_map(|(j, o)| {
+                if j == i || o.port != l.port {
+                    return None;
+                }
+                if o.protocol != l.protocol {
+                    Some("ProtocolConflict")
+                } else if o.hostname == l.hostname {
+                    Some("HostnameConflict")
+                } else {
+                    None
+                }
+            });
+            let mut ok = true;
+            let mut keys = Vec::new();
+            let https = match l.protocol.as_str() {
+                "HTTP" => Some(false),
+                "HTTPS" => Some(true),
+                _ => None,
+            };
+            match https {
+                None => {
+                    ok = false;
+                    let m = format!("protocol {} is not supported by ringress on a Gateway yet", l.protocol);
+                    conditions.push(cond("Accepted", false, "UnsupportedProtocol", m));
+                }
+                Some(true) => match certificates(gw, l, inputs) {
+                    Ok(k) => keys = k,
+                    Err(c) => {
+                        ok = false;
+                        conditions.push(c)
+                    }
+                },
+                Some(false) => {}
+            }
+            if !conditions.iter().any(|c| c.type_ == "Accepted") {
+                conditions.push(cond("Accepted", true, "Accepted", "listener accepted"));
+            }
+            if bad_kinds {
+                ok = ok && !kinds.is_empty();
+                conditions.push(cond(
+                    "ResolvedRefs",
+                    false,
+                    "InvalidRouteKinds",
+                    "allowedRoutes.kinds lists a kind ringress cannot serve here",
+                ));
+            } else if !conditions.iter().any(|c| c.type_ == "ResolvedRefs") {
+                conditions.push(cond("ResolvedRefs", true, "ResolvedRefs", "references resolved"));
+            }
+            match conflict {
+                Some(reason) => {
+                    ok = false;
+                    conditions.push(cond("Conflicted", true, reason, "another listener has this port"));
+                }
+                None => conditions.push(cond("Conflicted", false, "NoConflicts", "no conflicts")),
+            }
+            conditions.push(match ok {
+                true => cond("Programmed", true, "Programmed", "listener programmed"),
+                false => cond("Programmed", false, "Invalid", "listener not programmed"),
+            });
+            let supported_kinds = if https.is_some() { kinds.iter().map(|k| k.name()).collect() } else { Vec::new() };
+            listeners.push(ListenerStatus { name: l.name.clone(), supported_kinds, attached_routes: 0, conditions });
+            if ok {
+                live.push(Live { gateway: gw, listener: l, index: i, https: https == Some(true), kinds });
+                certs.push(keys);
+            }
+        }
+        let all_ok = listeners.iter().all(|l| l.conditions.iter().any(|c| c.type_ == "Programmed" && c.status));
+        let accepted = match all_ok {
+            true => cond("Accepted", true, "Accepted", "accepted by ringress"),
+            false => cond("Accepted", true, "ListenersNotValid", "some listeners are not valid"),
+        };
+        out.statuses.gateways.push(GatewayStatus {
+            key: gw.metadata.key(),
+            generation: gw.metadata.generation,
+            conditions: vec![accepted, cond("Programmed", true, "Programmed", "served by ringress")],
+            listeners,
+        });
+    }
+    let mut hosts_of_listener: Vec<Vec<String>> = vec![Vec::new(); live.len()];
+    let mut routes: Vec<&HttpRoute> = inputs.routes.clone();
+    routes.sort_by(|a, b| (&a.metadata.creation_timestamp, a.key()).cmp(&(&b.metadata.creation_timestamp, b.key())));
+    for route in routes {
+        if let Some((status, ingress)) =
+            attach(route, &live, inputs, &mut out.statuses.gateways, &mut hosts_of_listener)
+        {
+            out.statuses.routes.push(status);
+            out.ingresses.extend(ingress);
+        }
+    }
+    // Each HTTPS listener's certificates, for its host name (or, without one, for the names
+    // of the routes attached to it).
+    for (i, l) in live.iter().enumerate().filter(|(_, l)| l.https) {
+        let mut hosts: Vec<String> = l.listener.hostname.iter().cloned().collect();
+        if hosts.is_empty() {
+            hosts = hosts_of_listener[i].clone();
+        }
+        for key in &certs[i] {
+            out.ingresses.push(Ingress {
+                key: ObjectKey {
+                    namespace: key.namespace.clone(),
+                    name: format!("{}/{}", l.gateway.metadata.name, l.listener.name),
+                },
+                uid: None,
+                creation_timestamp: l.gateway.metadata.creation_timestamp.clone(),
+                annotations: BTreeMap::new(),
+                class_name: None,
+                default_backend: None,
+                rules: Vec::new(),
+                tls: vec![IngressTls { hosts: hosts.clone(), secret_name: Some(key.name.clone()) }],
+                origin: Origin::Gateway,
+            });
+        }
+    }
+    out
+}
+
+/// The listeners of one parentRef of a route (by gateway, sectionName and port), or the
+/// reason none is.
+fn parent_listeners<'l, 'a>(
+    route: &HttpRoute,
+    parent: &ObjectRef,
+    live: &'l [Live<'a>],
+) -> Result<Vec<(usize, &'l Live<'a>)>, Condition> {
+    let ns = route.key().namespace;
+    let gw_ns = parent.namespace_or(&ns);
+    let of_gateway: Vec<(usize, &Live)> = live
+        .iter()
+        .enumerate()
+        .filter(|(_, l)| l.gateway.metadata.name == parent.name && l.gateway.metadata.key().namespace == gw_ns)
+        .filter(|(_, l)| parent.section_name.as_ref().is_none_or(|s| *s == l.listener.name))
+        .filter(|(_, l)| parent.port.is_none_or(|p| p == l.listener.port))
+        .collect();
+    if of_gateway.is_empty() {
+        return Err(cond(
+            "Accepted",
+            false,
+            "NoMatchingParent",
+            "no listener of the Gateway matches sectionName and port",
+        ));
+    }
+    let allowed: Vec<(usize, &Live)> =
+        of_gateway.into_iter().filter(|(_, l)| namespace_allowed(l, &ns) && l.kinds.contains(&route.kind)).collect();
+    if allowed.is_empty() {
+        return Err(cond("Accepted", false, "NotAllowedByListeners", "no listener of the Gateway allows this route"));
+    }
+    Ok(allowed)
+}
+
+/// A route's backends resolved, and the ResolvedRefs condition.
+fn backends(
+    route: &HttpRoute,
+    refs: &[crate::model::gateway::BackendRef],
+    inputs: &GatewayInputs,
+    problem: &mut Option<Condition>,
+) -> Vec<(Option<(String, ServiceBackend)>, u32)> {
+    let ns = route.key().namespace;
+    refs.iter()
+        .map(|b| {
+            let t = &b.target;
+            let target_ns = t.namespace_or(&ns);
+            let fail = |problem: &mut Option<Condition>, reason, message: String| {
+                problem.get_or_insert_with(|| cond("ResolvedRefs", false, reason, message));
+                (None, b.weight)
+            };
+            if !t.group_or("").is_empty() || t.kind_or("Service") != "Service" {
+                let m = format!("backendRef {} is a {}, not a Service", t.name, t.kind_or("Service"));
+                return fail(problem, "InvalidKind", m);
+            }
+            if !granted(&inputs.grants, (GROUP, route.kind.name(), &ns), target_ns, ("", "Service", &t.name)) {
+                let m = format!(
+                    "no ReferenceGrant in {target_ns} lets {}s of {ns} use Service {}",
+                    route.kind.name(),
+                    t.name
+                );
+                return fail(problem, "RefNotPermitted", m);
+            }
+            let found = inputs.services.iter().any(|s| s.key.namespace == target_ns && s.key.name == t.name);
+            let Some(port) = t.port.filter(|_| found) else {
+                let m = match found {
+                    true => format!("backendRef {} has no port", t.name),
+                    false => format!("Service {target_ns}/{} not found", t.name),
+                };
+                return fail(problem, "BackendNotFound", m);
+            };
+            let sb = ServiceBackend { service: t.name.clone(), port: PortRef::Number(port) };
+            (Some((target_ns.to_string(), sb)), b.weight)
+        })
+        .collect()
+}
+
+/// Attaches a route to the listeners its parentRefs name: its status, and its rules as an
+/// Ingress (none when it attaches nowhere).
+fn attach(
+    route: &HttpRoute,
+    live: &[Live],
+    inputs: &GatewayInputs,
+    gateways: &mut [GatewayStatus],
+    hosts_of_listener: &mut [Vec<String>],
+) -> Option<(RouteStatus, Option<Ingress>)> {
+    let key = route.key();
+    let mut parents = Vec::new();
+    // host -> (plain, tls)
+    let mut hosts: BTreeMap<Option<String>, (bool, bool)> = BTreeMap::new();
+    for parent in &route.parent_refs {
+        if parent.group_or(GROUP) != GROUP || parent.kind_or("Gateway") != "Gateway" {
+            continue;
+        }
+        let gw_ns = parent.namespace_or(&key.namespace).to_string();
+        let ours = gateways.iter().position(|g| g.key.name == parent.name && g.key.namespace == gw_ns);
+        let Some(gw_at) = ours else { continue };
+        let listeners = match parent_listeners(route, parent, live) {
+            Ok(l) => l,
+            Err(c) => {
+                parents.push(ParentStatus { parent: parent.clone(), conditions: vec![c] });
+                continue;
+            }
+        };
+        let mut attached = false;
+        for (i, l) in listeners {
+            let names = intersect(l.listener.hostname.as_deref(), &route.hostnames);
+            if names.is_empty() {
+                continue;
+            }
+            attached = true;
+            gateways[gw_at].listeners[l.index].attached_routes += 1;
+            for h in names {
+                if let Some(h) = &h {
+                    if !hosts_of_listener[i].contains(h) {
+                        hosts_of_listener[i].push(h.clone());
+                    }
+                }
+                let e = hosts.entry(h).or_default();
+                if l.https {
+                    e.1 = true
+                } else {
+                    e.0 = true
+                }
+            }
+        }
+        let c = match attached {
+            true => cond("Accepted", true, "Accepted", "attached"),
+            false => cond("Accepted", false, "NoMatchingListenerHostname", "no listener host name matches the route's"),
+        };
+        parents.push(ParentStatus { parent: parent.clone(), conditions: vec![c] });
+    }
+    if parents.is_empty() {
+        return None;
+    }
+    let mut problem = None;
+    let mut unsupported: Vec<String> = Vec::new();
+    let mut paths = Vec::new();
+    for (r, rule) in route.rules.iter().enumerate() {
+        let mut backends = backends(route, &rule.backend_refs, inputs, &mut problem);
+        let mut filters = rule.filters.clone();
+        if let Some(Filter::Unsupported(name)) = filters.iter().find(|f| matches!(f, Filter::Unsupported(_))) {
+            unsupported.push(format!("spec.rules[{r}] filter {name}"));
+            // Fail closed: the rule's requests get 500, never the rule without its filter.
+            backends = vec![(None, 1)];
+            filters.clear();
+        }
+        let first = backends.iter().find_map(|(b, _)| b.clone());
+        let backend =
+            first.map(|(_, sb)| sb).unwrap_or(ServiceBackend { service: String::new(), port: PortRef::Number(0) });
+        for m in &rule.matches {
+            let (path, path_type) = match m.path.type_ {
+                MatchType::Exact => (m.path.value.clone(), PathType::Exact),
+                MatchType::Prefix => (m.path.value.clone(), PathType::Prefix),
+                MatchType::RegularExpression => (m.path.value.clone(), PathType::ImplementationSpecific),
+            };
+            let gp = GatewayPath {
+                kind: route.kind,
+                matched: m.clone(),
+                filters: filters.clone(),
+                backends: backends.clone(),
+                timeouts: rule.timeouts,
+                https: None,
+                order: (route.metadata.creation_timestamp.clone(), key.to_string(), r),
+            };
+            paths.push(IngressPath { path, path_type, backend: backend.clone(), gateway: Some(Arc::new(gp)) });
+        }
+    }
+    let resolved = problem.unwrap_or_else(|| cond("ResolvedRefs", true, "ResolvedRefs", "references resolved"));
+    let accepted_anywhere = parents.iter().any(|p| p.conditions[0].status);
+    for p in &mut parents {
+        if p.conditions[0].status && !unsupported.is_empty() {
+            let m = format!("not served (their requests get 500): {}", unsupported.join(", "));
+            if unsupported.len() == route.rules.len() {
+                p.conditions[0] = cond("Accepted", false, "UnsupportedValue", m);
+            } else {
+                p.conditions.push(cond("PartiallyInvalid", true, "UnsupportedValue", m));
+            }
+        }
+        p.conditions.insert(1, resolved.clone());
+    }
+    let status = RouteStatus { kind: route.kind, key: key.clone(), generation: route.metadata.generation, parents };
+    if !accepted_anywhere {
+        return Some((status, None));
+    }
+    let rules = hosts
+        .into_iter()
+        .map(|(host, (plain, tls))| {
+            let https = match (plain, tls) {
+                (true, true) => None,
+                (_, tls) => Some(tls),
+            };
+            let paths = paths
+                .iter()
+                .map(|p| {
+                    let mut p = p.clone();
+                    if let Some(g) = p.gateway.as_mut() {
+                        Arc::make_mut(g).https = https;
+                    }
+                    p
+                })
+                .collect();
+            IngressRule { host, paths }
+        })
+        .collect();
+    let ingress = Ingress {
+        key,
+        uid: route.metadata.uid.clone(),
+        creation_timestamp: route.metadata.creation_timestamp.clone(),
+        annotations: BTreeMap::new(),
+        class_name: None,
+        default_backend: None,
+        rules,
+        tls: Vec::new(),
+        origin: Origin::Route(route.kind),
+    };
+    Some((status, Some(ingress)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(v: &[&str]) -> Vec<String> {
+        v.iter().map(|x| x.to_string()).collect()
+    }
+
+    #[test]
+    fn host_names_intersect_as_the_specification_says() {
+        assert_eq!(intersect(None, &[]), vec![None]);
+        assert_eq!(intersect(Some("a.com"), &[]), vec![Some("a.com".into())]);
+        assert_eq!(intersect(None, &s(&["x.com"])), vec![Some("x.com".into())]);
+        assert_eq!(
+            intersect(Some("*.a.com"), &s(&["x.a.com", "y.b.com", "z.y.a.com"])),
+            vec![Some("x.a.com".into()), Some("z.y.a.com".into())]
+        );
+        assert_eq!(intersect(Some("x.a.com"), &s(&["*.a.com"])), vec![Some("x.a.com".into())]);
+        assert_eq!(intersect(Some("*.a.com"), &s(&["*.b.a.com"])), vec![Some("*.b.a.com".into())]);
+        assert!(
+            intersect(Some("a.com"), &s(&["*.a.com", "b.com"])).is_empty(),
+            "a wildcard never covers its own suffix"
+        );
+    }
+}

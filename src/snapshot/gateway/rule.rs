@@ -1,0 +1,244 @@
+//! A Gateway API rule as the data plane uses it: the match conditions beyond the path
+//! (method, headers, query parameters, listener scheme), checked by the route table, and the
+//! rule's filters and weighted backends, applied by the request pipeline.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::model::gateway::{GatewayPath, HeaderModifier, MatchType, PathModifier, Redirect, ValueMatch};
+use crate::snapshot::BackendId;
+
+/// What the route table needs to know of a request to choose among rules with the same path.
+pub trait Facts {
+    fn method(&self) -> &str;
+    /// The first field named `name` (lower case).
+    fn header(&self, name: &str) -> Option<&[u8]>;
+    /// The query, with its `?` (empty when none).
+    fn query(&self) -> &[u8];
+    fn https(&self) -> bool;
+}
+
+/// An exact value or an expression (matched anywhere unless anchored, as RE2 does).
+#[derive(Debug)]
+pub enum Value {
+    Exact(String),
+    Regex(regex::Regex),
+}
+
+impl Value {
+    fn of(m: &ValueMatch) -> Value {
+        match m.type_ {
+            // Checked when the route was read.
+            MatchType::RegularExpression => match regex::Regex::new(&m.value) {
+                Ok(re) => Value::Regex(re),
+                Err(_) => Value::Exact(m.value.clone()),
+            },
+            _ => Value::Exact(m.value.clone()),
+        }
+    }
+
+    fn matches(&self, v: &[u8]) -> bool {
+        match self {
+            Value::Exact(s) => s.as_bytes() == v,
+            Value::Regex(re) => std::str::from_utf8(v).is_ok_and(|v| re.is_match(v)),
+        }
+    }
+}
+
+/// One rule of one match.
+#[derive(Debug)]
+pub struct GatewayRule {
+    pub method: Option<String>,
+    pub headers: Vec<(String, Value)>,
+    pub query: Vec<(String, Value)>,
+    /// Only over TLS (`Some(true)`) or only plain (`Some(false)`).
+    pub https: Option<bool>,
+    pub request_headers: Option<HeaderModifier>,
+    pub redirect: Option<Redirect>,
+    /// URLRewrite's path, and the matched prefix a ReplacePrefixMatch replaces.
+    pub rewrite_path: Option<PathModifier>,
+    /// The path of a Prefix match (what ReplacePrefixMatch replaces).
+    pub prefix: Option<String>,
+    /// Weighted backends; `None`: a reference that did not resolve (500).
+    pub split: Vec<(Option<BackendId>, u32)>,
+    total: u64,
+    picked: AtomicU64,
+}
+
+impl PartialEq for GatewayRule {
+    fn eq(&self, other: &Self) -> bool {
+        let same = |a: &[(String, Value)], b: &[(String, Value)]| {
+            a.len() == b.len()
+                && a.iter().zip(b).all(|((n1, v1), (n2, v2))| {
+                    n1 == n2
+                        && match (v1, v2) {
+                            (Value::Exact(x), Value::Exact(y)) => x == y,
+                            (Value::Regex(x), Value::Regex(y)) => x.as_str() == y.as_str(),
+                            _ => false,
+                        }
+                })
+        };
+        self.method == other.method
+            && same(&self.headers, &other.headers)
+            && same(&self.query, &other.query)
+            && self.https == other.https
+            && self.request_headers == other.request_headers
+            && self.redirect == other.redirect
+            && self.rewrite_path == other.rewrite_path
+            && self.prefix == other.prefix
+            && self.split == other.split
+    }
+}
+
+impl Eq for GatewayRule {}
+
+impl GatewayRule {
+    /// The rule of `g`, with its backends' ids (in `g.backends`' order, `None` where the
+    /// reference did not resolve).
+    pub fn new(g: &GatewayPath, ids: Vec<Option<BackendId>>) -> GatewayRule {
+        use crate::model::gateway::Filter;
+        let mut rule = GatewayRule {
+            method: g.matched.method.clone(),
+            headers: g.matched.headers.iter().map(|m| (m.name.clone(), Value::of(m))).collect(),
+            query: g.matched.query.iter().map(|m| (m.name.clone(), Value::of(m))).collect(),
+            https: g.https,
+            request_headers: None,
+            redirect: None,
+            rewrite_path: None,
+            prefix: (g.matched.path.type_ == MatchType::Prefix).then(|| g.matched.path.value.clone()),
+            split: ids.into_iter().zip(g.backends.iter().map(|(_, w)| *w)).collect(),
+            total: 0,
+            picked: AtomicU64::new(0),
+        };
+        rule.total = rule.split.iter().map(|(_, w)| u64::from(*w)).sum();
+        for f in &g.filters {
+            match f {
+                Filter::RequestHeaders(h) => rule.request_headers = Some(h.clone()),
+                Filter::Redirect(r) => rule.redirect = Some(r.clone()),
+                Filter::Rewrite(r) => rule.rewrite_path = r.path.clone(),
+                Filter::ResponseHeaders(_) | Filter::Unsupported(_) => {}
+            }
+        }
+        rule
+    }
+
+    /// How specific the match is beyond its path: the specification's precedence after the
+    /// path (a method first, then more headers, then more query parameters).
+    pub fn rank(&self) -> (bool, usize, usize) {
+        (self.method.is_some(), self.headers.len(), self.query.len())
+    }
+
+    /// Whether the request meets every condition.
+    pub fn admits(&self, f: &dyn Facts) -> bool {
+        self.https.is_none_or(|h| h == f.https())
+            && self.method.as_deref().is_none_or(|m| m == f.method())
+            && self.headers.iter().all(|(n, v)| f.header(n).is_some_and(|have| v.matches(have)))
+            && (self.query.is_empty() || {
+                let q = f.query();
+                self.query.iter().all(|(n, v)| query_param(q, n).is_some_and(|have| v.matches(have)))
+            })
+    }
+
+    /// The backend of the next request: `Some(None)` for a share that does not resolve,
+    /// `None` when every weight is 0 (the specification: 500 as well). Over each run of
+    /// `total` requests, each backend gets exactly its weight, spread out.
+    pub fn pick(&self) -> Option<Option<BackendId>> {
+        if self.total == 0 {
+            return None;
+        }
+        if self.split.len() == 1 {
+            return Some(self.split[0].0);
+        }
+        let n = self.picked.fetch_add(1, Ordering::Relaxed) % self.total;
+        // A stride coprime with the total walks every slot once per run, interleaving.
+        const STRIDE: u64 = 7919;
+        let slot = if self.total % STRIDE == 0 { n } else { n * STRIDE % self.total };
+        let mut acc = 0u64;
+        for (id, w) in &self.split {
+            acc += u64::from(*w);
+            if slot < acc {
+                return Some(*id);
+            }
+        }
+        None
+    }
+}
+
+/// The first value of the query parameter `name` (as sent; names are case-sensitive).
+pub fn query_param<'q>(query: &'q [u8], name: &str) -> Option<&'q [u8]> {
+    query.strip_prefix(b"?").unwrap_or(query).split(|&b| b == b'&').find_map(|pair| {
+        let (k, v) = match pair.iter().position(|&b| b == b'=') {
+            Some(i) => (&pair[..i], &pair[i + 1..]),
+            None => (pair, &b""[..]),
+        };
+        (k == name.as_bytes()).then_some(v)
+    })
+}
+
+/// `ReplacePrefixMatch`: `path`, which the prefix `prefix` matched element-wise, with that
+/// prefix replaced (`/prefix/one` + `/one` turns `/prefix/one/two` into `/one/two`; `/`
+/// strips it).
+pub fn replace_prefix(path: &str, prefix: &str, with: &str) -> String {
+    let prefix = prefix.trim_end_matches('/');
+    let rest = path.get(prefix.len()..).unwrap_or("");
+    let mut out = format!("{}{rest}", with.trim_end_matches('/'));
+    if !out.starts_with('/') {
+        out.insert(0, '/');
+    }
+    out
+}
+
+/// The path a redirect or rewrite makes of `path`.
+pub fn modified_path(m: &PathModifier, path: &str, prefix: Option<&str>) -> String {
+    match m {
+        PathModifier::Full(p) => p.clone(),
+        PathModifier::Prefix(with) => replace_prefix(path, prefix.unwrap_or("/"), with),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefixes_are_replaced_element_wise() {
+        assert_eq!(replace_prefix("/prefix/one/two", "/prefix/one", "/one"), "/one/two");
+        assert_eq!(replace_prefix("/strip-prefix/three", "/strip-prefix", "/"), "/three");
+        assert_eq!(replace_prefix("/strip-prefix", "/strip-prefix", "/"), "/");
+        assert_eq!(replace_prefix("/strip-prefix/", "/strip-prefix/", "/"), "/");
+        assert_eq!(replace_prefix("/a/b", "/", "/x"), "/x/a/b");
+        assert_eq!(replace_prefix("/a", "/a", "/xyz/"), "/xyz");
+    }
+
+    #[test]
+    fn weights_are_exact_over_each_run_and_interleaved() {
+        let g = GatewayPath {
+            kind: crate::model::gateway::RouteKind::Http,
+            matched: Default::default(),
+            filters: vec![],
+            backends: vec![(None, 70), (None, 30), (None, 0)],
+            timeouts: Default::default(),
+            https: None,
+            order: (None, String::new(), 0),
+        };
+        let rule = GatewayRule::new(&g, vec![Some(0), Some(1), Some(2)]);
+        let mut counts = [0; 3];
+        let mut first = Vec::new();
+        for i in 0..100 {
+            let b = rule.pick().unwrap().unwrap() as usize;
+            counts[b] += 1;
+            if i < 10 {
+                first.push(b);
+            }
+        }
+        assert_eq!(counts, [70, 30, 0]);
+        assert!(first.contains(&1), "the 30% backend is reached early: {first:?}");
+    }
+
+    #[test]
+    fn query_parameters_are_found_by_exact_name() {
+        assert_eq!(query_param(b"?a=1&animal=whale", "animal"), Some(&b"whale"[..]));
+        assert_eq!(query_param(b"?Animal=whale", "animal"), None);
+        assert_eq!(query_param(b"", "a"), None);
+        assert_eq!(query_param(b"?flag", "flag"), Some(&b""[..]));
+    }
+}

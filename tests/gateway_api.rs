@@ -1,0 +1,694 @@
+//! Gateway API, end to end in Kubernetes mode: the official Standard-channel CRDs installed
+//! with the real kubectl into the test API server, routes applied with kubectl, ringress
+//! (`--gateway-api`) serving them to real backends. Each test mirrors the upstream
+//! conformance test it is named after (conformance/tests/*.go of kubernetes-sigs/gateway-api
+//! v1.6.1): the same manifests' shape and the same requests and expectations, on one shared
+//! Gateway as the conformance suite shares its infrastructure, each test with host names of
+//! its own.
+
+mod support;
+
+use std::net::SocketAddr;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use support::cluster::Cluster;
+use support::*;
+
+/// Extra request fields.
+type Fields<'a> = &'a [(&'a str, &'a str)];
+
+struct Env {
+    cluster: Cluster,
+    http: SocketAddr,
+    https: SocketAddr,
+    admin: SocketAddr,
+    ca: String,
+}
+
+const CLASS: &str = "\
+apiVersion: gateway.networking.k8s.io/v1
+kind: GatewayClass
+metadata: {name: ringress}
+spec: {controllerName: ringress.dev/gateway-controller}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: GatewayClass
+metadata: {name: someone-else}
+spec: {controllerName: example.com/another-controller}
+";
+
+/// The conformance suite's infrastructure: Gateways `same-namespace` (routes of its own
+/// namespace), `all-namespaces`, `secure` (HTTPS for *.secure.test) and one of another
+/// controller's class; backends infra-backend-v1..v3 in `default` and web-backend in `web`.
+fn env() -> &'static Env {
+    static ENV: OnceLock<Env> = OnceLock::new();
+    ENV.get_or_init(|| {
+        let cluster = Cluster::start();
+        let crds = concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/gateway-api/standard-install.yaml");
+        cluster.kubectl(&["apply", "--server-side", "-f", crds]);
+        cluster.apply("apiVersion: v1\nkind: Namespace\nmetadata: {name: web}\n---\napiVersion: v1\nkind: Namespace\nmetadata: {name: ringress}\n");
+        let mut yaml = CLASS.to_string();
+        for name in ["infra-backend-v1", "infra-backend-v2", "infra-backend-v3"] {
+            let up = Box::leak(Box::new(Upstream::start(name)));
+            yaml += &service(name, &[up.addr]);
+        }
+        let web = Box::leak(Box::new(Upstream::start("web-backend")));
+        yaml += &service("web-backend", &[web.addr]).replace("namespace: default", "namespace: web");
+        let ca = support::pki::Ca::new("gateway test CA");
+        let (cert, key) = ca.leaf(&["*.secure.test"]);
+        yaml += &secret_data("secure-cert", &[("tls.crt", &cert), ("tls.key", &key)]).replace(
+            "kind: Secret\n",
+            "kind: Secret\ntype: kubernetes.io/tls\n",
+        );
+        yaml += "
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: same-namespace, namespace: default}
+spec:
+  gatewayClassName: ringress
+  listeners:
+  - {name: http, port: 80, protocol: HTTP, allowedRoutes: {namespaces: {from: Same}}}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: all-namespaces, namespace: default}
+spec:
+  gatewayClassName: ringress
+  listeners:
+  - {name: http, port: 8080, protocol: HTTP, allowedRoutes: {namespaces: {from: All}}}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: secure, namespace: default}
+spec:
+  gatewayClassName: ringress
+  listeners:
+  - name: https
+    port: 443
+    protocol: HTTPS
+    hostname: '*.secure.test'
+    tls: {certificateRefs: [{name: secure-cert}]}
+  - {name: plain, port: 80, protocol: HTTP, hostname: plain.secure.test}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: not-ours, namespace: default}
+spec:
+  gatewayClassName: someone-else
+  listeners:
+  - {name: http, port: 80, protocol: HTTP}
+";
+        cluster.apply(&yaml);
+        // Started by a thread that lives as long as the test process, and killed with it.
+        let (tx, rx) = std::sync::mpsc::channel();
+        let kubeconfig = cluster.kubeconfig.clone();
+        std::thread::spawn(move || {
+            let p = Proxy::start_kube_with(
+                &kubeconfig,
+                &["--gateway-api", "--publish-address", "192.0.2.80", "--election-lease-seconds", "3"],
+                true,
+                |cmd| {
+                    use std::os::unix::process::CommandExt;
+                    // SAFETY: prctl only, in the child before exec.
+                    unsafe {
+                        cmd.pre_exec(|| {
+                            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                            Ok(())
+                        });
+                    }
+                },
+            );
+            tx.send((p.http, p.https, p.admin)).unwrap();
+            let _keep = p;
+            loop {
+                std::thread::park();
+            }
+        });
+        let (http, https, admin) = rx.recv().expect("ringress started");
+        Env { cluster, http, https, admin, ca: ca.pem.clone() }
+    })
+}
+
+/// A request with extra fields; the response.
+fn request(method: &str, host: &str, path: &str, fields: &[(&str, &str)]) -> Response {
+    let mut r = format!("{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n");
+    for (n, v) in fields {
+        r += &format!("{n}: {v}\r\n");
+    }
+    r += "\r\n";
+    raw(env().http, r.as_bytes()).expect("a response")
+}
+
+/// Which backend answered (the echo's `upstream=` line).
+fn backend(r: &Response) -> String {
+    r.text().lines().find_map(|l| l.strip_prefix("upstream=")).unwrap_or("").to_string()
+}
+
+/// The request the backend saw: its `header name: value` lines.
+fn seen(r: &Response, name: &str) -> Option<String> {
+    let prefix = format!("header {}: ", name.to_ascii_lowercase());
+    r.text().lines().find_map(|l| l.strip_prefix(&prefix).map(str::to_string))
+}
+
+fn apply(yaml: &str) {
+    env().cluster.apply(yaml);
+}
+
+/// Polls until `cond` holds of the response to `host` `path` (10 s).
+fn eventually(host: &str, path: &str, cond: impl Fn(&Response) -> bool) -> Response {
+    let start = Instant::now();
+    loop {
+        let r = request("GET", host, path, &[]);
+        if cond(&r) {
+            return r;
+        }
+        assert!(start.elapsed() < Duration::from_secs(10), "{host}{path}: still {} {}", r.status, r.text());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A route is served once its host answers something other than 404.
+fn served(host: &str, path: &str) {
+    eventually(host, path, |r| r.status != 404);
+}
+
+/// `kubectl get` with a JSONPath, polled until it gives `want` (10 s).
+fn status_is(kind_name: &str, namespace: &str, jsonpath: &str, want: &str) {
+    let start = Instant::now();
+    loop {
+        let (_, out, _) =
+            env().cluster.try_kubectl(&["get", kind_name, "-n", namespace, "-o", &format!("jsonpath={jsonpath}")], "");
+        if out.trim() == want {
+            return;
+        }
+        assert!(start.elapsed() < Duration::from_secs(10), "{kind_name} {jsonpath}: {out:?}, want {want:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn condition(type_: &str, field: &str) -> String {
+    format!("{{.status.parents[0].conditions[?(@.type==\"{type_}\")].{field}}}")
+}
+
+fn route(name: &str, host: &str, rules: &str) -> String {
+    format!(
+        "---\napiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {{name: {name}, namespace: default}}\nspec:\n  parentRefs: [{{name: same-namespace}}]\n  hostnames: [{host}]\n  rules:\n{rules}"
+    )
+}
+
+fn to(backend: &str) -> String {
+    format!("    backendRefs: [{{name: {backend}, port: 80}}]\n")
+}
+
+#[test]
+fn gateway_class_and_gateways_are_accepted_and_programmed() {
+    // GatewayObservedGenerationBump / GatewayClassObservedGenerationBump / GatewayWithAttachedRoutes
+    let e = env();
+    status_is("gatewayclass/ringress", "default", "{.status.conditions[?(@.type==\"Accepted\")].status}", "True");
+    status_is("gatewayclass/someone-else", "default", "{.status.conditions}", "");
+    status_is("gateway/same-namespace", "default", "{.status.conditions[?(@.type==\"Programmed\")].status}", "True");
+    status_is("gateway/same-namespace", "default", "{.status.addresses[0].value}", "192.0.2.80");
+    status_is(
+        "gateway/secure",
+        "default",
+        "{.status.listeners[0].conditions[?(@.type==\"ResolvedRefs\")].status}",
+        "True",
+    );
+    status_is(
+        "gateway/same-namespace",
+        "default",
+        "{.status.listeners[0].supportedKinds[*].kind}",
+        "HTTPRoute GRPCRoute",
+    );
+    status_is("gateway/not-ours", "default", "{.status.conditions}", "");
+    let gen = e.cluster.kubectl(&["get", "gateway/secure", "-o", "jsonpath={.metadata.generation}"]);
+    status_is(
+        "gateway/secure",
+        "default",
+        "{.status.conditions[?(@.type==\"Accepted\")].observedGeneration}",
+        gen.trim(),
+    );
+    assert!(get(e.admin, "x", "/readyz").status == 200);
+}
+
+#[test]
+fn httproute_simple_same_namespace() {
+    apply(&route("simple", "simple.test", &format!("  - {}", to("infra-backend-v1").trim_start())));
+    let r = eventually("simple.test", "/", |r| r.status == 200);
+    assert_eq!(backend(&r), "infra-backend-v1");
+    status_is("httproute/simple", "default", &condition("Accepted", "status"), "True");
+    status_is("httproute/simple", "default", &condition("ResolvedRefs", "status"), "True");
+    status_is("httproute/simple", "default", "{.status.parents[0].controllerName}", "ringress.dev/gateway-controller");
+}
+
+#[test]
+fn httproute_matching() {
+    let rules = format!(
+        "  - matches: [{{path: {{type: PathPrefix, value: /}}}}]\n{}  - matches: [{{path: {{type: PathPrefix, value: /v2}}}}, {{headers: [{{name: version, value: two}}]}}]\n{}",
+        to("infra-backend-v1"),
+        to("infra-backend-v2")
+    );
+    apply(&route("matching", "matching.test", &rules));
+    served("matching.test", "/");
+    for (path, fields, want) in [
+        ("/", &[][..], "infra-backend-v1"),
+        ("/example", &[], "infra-backend-v1"),
+        ("/v2", &[], "infra-backend-v2"),
+        ("/v2/example", &[], "infra-backend-v2"),
+        ("/", &[("version", "two")], "infra-backend-v2"),
+        ("/v2example", &[], "infra-backend-v1"),
+        ("/foo/v2/example", &[], "infra-backend-v1"),
+    ] {
+        let r = request("GET", "matching.test", path, fields);
+        assert_eq!(backend(&r), want, "{path} {fields:?}");
+    }
+}
+
+#[test]
+fn httproute_exact_path_matching() {
+    let rules = format!(
+        "  - matches: [{{path: {{type: Exact, value: /one}}}}]\n{}  - matches: [{{path: {{type: Exact, value: /two}}}}]\n{}",
+        to("infra-backend-v1"),
+        to("infra-backend-v2")
+    );
+    apply(&route("exact", "exact.test", &rules));
+    served("exact.test", "/one");
+    assert_eq!(backend(&request("GET", "exact.test", "/one", &[])), "infra-backend-v1");
+    assert_eq!(backend(&request("GET", "exact.test", "/two", &[])), "infra-backend-v2");
+    for miss in ["/", "/one/example", "/two/", "/Two"] {
+        assert_eq!(request("GET", "exact.test", miss, &[]).status, 404, "{miss}");
+    }
+}
+
+#[test]
+fn httproute_header_matching() {
+    let m = |headers: &str| format!("  - matches: [{{headers: [{headers}]}}]\n");
+    let rules = [
+        m("{name: version, value: one}") + &to("infra-backend-v1"),
+        m("{name: version, value: two}") + &to("infra-backend-v2"),
+        m("{name: version, value: two}, {name: color, value: orange}") + &to("infra-backend-v1"),
+        m("{name: color, value: blue}") + &to("infra-backend-v1"),
+        m("{name: color, value: green}") + &to("infra-backend-v1"),
+        m("{name: color, value: red}") + &to("infra-backend-v2"),
+        m("{name: color, value: yellow}") + &to("infra-backend-v2"),
+        m("{name: x-regex, type: RegularExpression, value: '^[a-z]+-[0-9]+$'}") + &to("infra-backend-v3"),
+    ]
+    .concat();
+    apply(&route("headers", "headers.test", &rules));
+    eventually("headers.test", "/", |r| r.status == 404 || r.status == 200);
+    std::thread::sleep(Duration::from_millis(300));
+    let cases: &[(&[(&str, &str)], &str)] = &[
+        (&[("version", "one")], "infra-backend-v1"),
+        (&[("version", "two")], "infra-backend-v2"),
+        (&[("version", "two"), ("color", "orange")], "infra-backend-v1"),
+        (&[("version", "two"), ("color", "blue")], "infra-backend-v2"),
+        (&[("color", "blue")], "infra-backend-v1"),
+        (&[("color", "red")], "infra-backend-v2"),
+        (&[("color", "yellow")], "infra-backend-v2"),
+        // Names are not case-sensitive; values are.
+        (&[("VERSION", "one")], "infra-backend-v1"),
+        (&[("x-regex", "abc-123")], "infra-backend-v3"),
+    ];
+    for (fields, want) in cases {
+        let r = request("GET", "headers.test", "/", fields);
+        assert_eq!(backend(&r), *want, "{fields:?}");
+    }
+    for fields in [&[("version", "ONE")][..], &[("color", "purple")], &[("x-regex", "abc-12x")], &[]] {
+        assert_eq!(request("GET", "headers.test", "/", fields).status, 404, "{fields:?}");
+    }
+}
+
+#[test]
+fn httproute_query_param_matching() {
+    let q = |params: &str| format!("  - matches: [{{queryParams: [{params}]}}]\n");
+    let rules = [
+        q("{name: animal, value: whale}") + &to("infra-backend-v1"),
+        q("{name: animal, value: dolphin}") + &to("infra-backend-v2"),
+        q("{name: animal, value: dolphin}, {name: color, value: blue}") + &to("infra-backend-v3"),
+        "  - matches: [{path: {type: PathPrefix, value: /path1}, queryParams: [{name: animal, value: whale}]}]\n"
+            .to_string()
+            + &to("infra-backend-v1"),
+        "  - matches: [{headers: [{name: version, value: one}], queryParams: [{name: animal, value: whale}]}]\n"
+            .to_string()
+            + &to("infra-backend-v2"),
+    ]
+    .concat();
+    apply(&route("query", "query.test", &rules));
+    eventually("query.test", "/?animal=whale", |r| r.status == 200);
+    let cases: &[(&str, Fields, &str)] = &[
+        ("/?animal=whale", &[], "infra-backend-v1"),
+        ("/?animal=dolphin", &[], "infra-backend-v2"),
+        ("/?animal=dolphin&color=blue", &[], "infra-backend-v3"),
+        ("/?color=blue&animal=dolphin", &[], "infra-backend-v3"),
+        ("/path1?animal=whale", &[], "infra-backend-v1"),
+        ("/?animal=whale", &[("version", "one")], "infra-backend-v2"),
+    ];
+    for (path, fields, want) in cases {
+        assert_eq!(backend(&request("GET", "query.test", path, fields)), *want, "{path} {fields:?}");
+    }
+    for miss in ["/?animal=Whale", "/?ANIMAL=whale", "/", "/?animal=shark"] {
+        assert_eq!(request("GET", "query.test", miss, &[]).status, 404, "{miss}");
+    }
+}
+
+#[test]
+fn httproute_method_matching() {
+    let rules = [
+        "  - matches: [{method: POST}]\n".to_string() + &to("infra-backend-v1"),
+        "  - matches: [{method: GET}]\n".to_string() + &to("infra-backend-v2"),
+        "  - matches: [{path: {type: PathPrefix, value: /path1}, method: GET}]\n".to_string() + &to("infra-backend-v1"),
+        "  - matches: [{headers: [{name: version, value: one}], method: PUT}]\n".to_string() + &to("infra-backend-v2"),
+        "  - matches: [{headers: [{name: version, value: two}]}]\n".to_string() + &to("infra-backend-v3"),
+    ]
+    .concat();
+    apply(&route("method", "method.test", &rules));
+    eventually("method.test", "/", |r| r.status == 200);
+    let cases: &[(&str, &str, Fields, &str)] = &[
+        ("POST", "/", &[], "infra-backend-v1"),
+        ("GET", "/", &[], "infra-backend-v2"),
+        ("GET", "/path1", &[], "infra-backend-v1"),
+        ("PUT", "/", &[("version", "one")], "infra-backend-v2"),
+        // A method match outranks a header match.
+        ("GET", "/", &[("version", "two")], "infra-backend-v2"),
+        ("DELETE", "/", &[("version", "two")], "infra-backend-v3"),
+    ];
+    for (method, path, fields, want) in cases {
+        assert_eq!(backend(&request(method, "method.test", path, fields)), *want, "{method} {path} {fields:?}");
+    }
+    assert_eq!(request("HEAD", "method.test", "/", &[]).status, 404);
+    assert_eq!(request("PUT", "method.test", "/", &[]).status, 404);
+}
+
+#[test]
+fn httproute_request_header_modifier() {
+    let f = |kind: &str| format!("    filters: [{{type: RequestHeaderModifier, requestHeaderModifier: {kind}}}]\n");
+    let rules = [
+        "  - matches: [{path: {type: PathPrefix, value: /set}}]\n".to_string()
+            + &f("{set: [{name: X-Header-Set, value: set-overwrites-values}]}")
+            + &to("infra-backend-v1"),
+        "  - matches: [{path: {type: PathPrefix, value: /add}}]\n".to_string()
+            + &f("{add: [{name: X-Header-Add, value: add-appends-values}]}")
+            + &to("infra-backend-v1"),
+        "  - matches: [{path: {type: PathPrefix, value: /remove}}]\n".to_string()
+            + &f("{remove: [X-Header-Remove]}")
+            + &to("infra-backend-v1"),
+    ]
+    .concat();
+    apply(&route("reqheaders", "reqheaders.test", &rules));
+    served("reqheaders.test", "/set");
+    let r = request("GET", "reqheaders.test", "/set", &[("Some-Other-Header", "val")]);
+    assert_eq!(seen(&r, "x-header-set").as_deref(), Some("set-overwrites-values"));
+    assert_eq!(seen(&r, "some-other-header").as_deref(), Some("val"));
+    let r = request("GET", "reqheaders.test", "/set", &[("X-Header-Set", "some-other-value")]);
+    assert_eq!(seen(&r, "x-header-set").as_deref(), Some("set-overwrites-values"));
+    let r = request("GET", "reqheaders.test", "/add", &[]);
+    assert_eq!(seen(&r, "x-header-add").as_deref(), Some("add-appends-values"));
+    let r = request("GET", "reqheaders.test", "/add", &[("X-Header-Add", "some-value")]);
+    assert_eq!(seen(&r, "x-header-add").as_deref(), Some("some-value,add-appends-values"));
+    let r = request("GET", "reqheaders.test", "/remove", &[("X-Header-Remove", "val"), ("Keep", "yes")]);
+    assert_eq!(seen(&r, "x-header-remove"), None);
+    assert_eq!(seen(&r, "keep").as_deref(), Some("yes"));
+}
+
+#[test]
+fn httproute_response_header_modifier() {
+    let rules = "  - filters:\n    - type: ResponseHeaderModifier\n      responseHeaderModifier:\n        set: [{name: X-Upstream, value: replaced}]\n        add: [{name: X-Header-Add, value: added}]\n        remove: [Content-Type]\n".to_string()
+        + &to("infra-backend-v1");
+    apply(&route("respheaders", "respheaders.test", &rules));
+    let r = eventually("respheaders.test", "/", |r| r.status == 200);
+    assert_eq!(r.header("x-upstream"), Some("replaced"));
+    assert_eq!(r.header("x-header-add"), Some("added"));
+    assert_eq!(r.header("content-type"), None);
+}
+
+#[test]
+fn httproute_redirect_host_and_status() {
+    // With HTTPRouteRedirectPath, HTTPRouteRedirectPort, HTTPRouteRedirectScheme and the
+    // 303/307/308 tests: each part of the Location, and the status.
+    let redirect = |m: &str, r: &str| {
+        format!("  - matches: [{{path: {{type: PathPrefix, value: {m}}}}}]\n    filters: [{{type: RequestRedirect, requestRedirect: {r}}}]\n")
+    };
+    let rules = [
+        redirect("/hostname-redirect", "{hostname: example.org}"),
+        redirect("/host-and-status", "{hostname: example.org, statusCode: 301}"),
+        redirect("/prefix", "{path: {type: ReplacePrefixMatch, replacePrefixMatch: /replacement-prefix}}"),
+        redirect("/full", "{path: {type: ReplaceFullPath, replaceFullPath: /replacement-full}}"),
+        redirect("/port", "{port: 8083}"),
+        redirect("/scheme", "{scheme: https}"),
+        redirect("/scheme-and-port", "{scheme: https, port: 8443}"),
+        redirect("/see-other", "{statusCode: 303}"),
+        redirect("/temporary", "{statusCode: 307}"),
+        redirect("/permanent", "{statusCode: 308}"),
+    ]
+    .concat();
+    apply(&route("redirects", "redirect.test", &rules));
+    served("redirect.test", "/hostname-redirect");
+    for (path, status, location) in [
+        ("/hostname-redirect", 302, "http://example.org/hostname-redirect"),
+        ("/host-and-status", 301, "http://example.org/host-and-status"),
+        ("/prefix/one?x=1", 302, "http://redirect.test/replacement-prefix/one?x=1"),
+        ("/full/one/two", 302, "http://redirect.test/replacement-full"),
+        ("/port", 302, "http://redirect.test:8083/port"),
+        ("/scheme", 302, "https://redirect.test/scheme"),
+        ("/scheme-and-port", 302, "https://redirect.test:8443/scheme-and-port"),
+        ("/see-other", 303, "http://redirect.test/see-other"),
+        ("/temporary", 307, "http://redirect.test/temporary"),
+        ("/permanent", 308, "http://redirect.test/permanent"),
+    ] {
+        let r = request("GET", "redirect.test", path, &[]);
+        assert_eq!((r.status, r.header("location")), (status, Some(location)), "{path}");
+    }
+    // The request's own port stays when the filter sets neither scheme nor port.
+    let r = request("GET", "redirect.test:8080", "/hostname-redirect", &[]);
+    assert_eq!(r.header("location"), Some("http://example.org:8080/hostname-redirect"));
+}
+
+#[test]
+fn httproute_rewrite_path() {
+    let rewrite = |m: &str, p: &str| {
+        format!("  - matches: [{{path: {{type: PathPrefix, value: {m}}}}}]\n    filters: [{{type: URLRewrite, urlRewrite: {{path: {p}}}}}]\n")
+            + &to("infra-backend-v1")
+    };
+    let rules = [
+        rewrite("/prefix/one", "{type: ReplacePrefixMatch, replacePrefixMatch: /one}"),
+        rewrite("/strip-prefix", "{type: ReplacePrefixMatch, replacePrefixMatch: /}"),
+        rewrite("/full/one", "{type: ReplaceFullPath, replaceFullPath: /one}"),
+        rewrite("/full/rewrite-path-and-modify-headers", "{type: ReplaceFullPath, replaceFullPath: /test}"),
+    ]
+    .concat();
+    apply(&route("rewrite", "rewrite.test", &rules));
+    served("rewrite.test", "/prefix/one");
+    let path = |r: &Response| r.text().lines().find_map(|l| l.strip_prefix("path=")).unwrap_or("").to_string();
+    for (from, want) in [
+        ("/prefix/one/two", "/one/two"),
+        ("/prefix/one", "/one"),
+        ("/strip-prefix/three", "/three"),
+        ("/strip-prefix", "/"),
+        ("/full/one/two", "/one"),
+        ("/full/one?q=1", "/one?q=1"),
+    ] {
+        assert_eq!(path(&request("GET", "rewrite.test", from, &[])), want, "{from}");
+    }
+}
+
+#[test]
+fn httproute_rewrite_host() {
+    let rules = "  - filters: [{type: URLRewrite, urlRewrite: {hostname: one.example.org}}]\n".to_string()
+        + &to("infra-backend-v1");
+    apply(&route("rewritehost", "rewritehost.test", &rules));
+    let r = eventually("rewritehost.test", "/", |r| r.status == 200);
+    assert_eq!(seen(&r, "host").as_deref(), Some("one.example.org"));
+}
+
+#[test]
+fn httproute_weight() {
+    let rules = "  - backendRefs:\n    - {name: infra-backend-v1, port: 80, weight: 70}\n    - {name: infra-backend-v2, port: 80, weight: 30}\n    - {name: infra-backend-v3, port: 80, weight: 0}\n";
+    apply(&route("weight", "weight.test", rules));
+    served("weight.test", "/");
+    // Let a partial first build settle: counted from one published table.
+    std::thread::sleep(Duration::from_millis(300));
+    let mut counts = std::collections::BTreeMap::new();
+    for _ in 0..200 {
+        *counts.entry(backend(&request("GET", "weight.test", "/", &[]))).or_insert(0) += 1;
+    }
+    let v1 = counts.get("infra-backend-v1").copied().unwrap_or(0);
+    let v2 = counts.get("infra-backend-v2").copied().unwrap_or(0);
+    assert_eq!(v1 + v2, 200, "{counts:?}");
+    assert!((130..=150).contains(&v1), "70% of 200 (other tests share nothing with this route): {counts:?}");
+}
+
+#[test]
+fn httproute_invalid_nonexistent_backendref() {
+    let rules = "  - backendRefs: [{name: nonexistent, port: 80}]\n";
+    apply(&route("nonexistent", "nonexistent.test", rules));
+    status_is("httproute/nonexistent", "default", &condition("ResolvedRefs", "reason"), "BackendNotFound");
+    status_is("httproute/nonexistent", "default", &condition("Accepted", "status"), "True");
+    assert_eq!(eventually("nonexistent.test", "/", |r| r.status != 404).status, 500);
+}
+
+#[test]
+fn httproute_invalid_backendref_unknown_kind() {
+    let rules = "  - backendRefs: [{group: unknown.example.com, kind: Unknown, name: infra-backend-v1, port: 80}]\n";
+    apply(&route("unknownkind", "unknownkind.test", rules));
+    status_is("httproute/unknownkind", "default", &condition("ResolvedRefs", "reason"), "InvalidKind");
+    assert_eq!(eventually("unknownkind.test", "/", |r| r.status != 404).status, 500);
+}
+
+#[test]
+fn httproute_invalid_cross_namespace_backend_ref_and_reference_grant() {
+    // HTTPRouteInvalidCrossNamespaceBackendRef, then HTTPRouteReferenceGrant once a grant
+    // exists; and HTTPRouteInvalidReferenceGrant (a grant for another Service) first.
+    let rules = "  - backendRefs: [{name: web-backend, namespace: web, port: 80}]\n";
+    apply(&route("crossns", "crossns.test", rules));
+    status_is("httproute/crossns", "default", &condition("ResolvedRefs", "reason"), "RefNotPermitted");
+    assert_eq!(eventually("crossns.test", "/", |r| r.status != 404).status, 500);
+    let grant = |to: &str| {
+        format!("apiVersion: gateway.networking.k8s.io/v1beta1\nkind: ReferenceGrant\nmetadata: {{name: from-default, namespace: web}}\nspec:\n  from: [{{group: gateway.networking.k8s.io, kind: HTTPRoute, namespace: default}}]\n  to: [{{group: '', kind: Service, name: {to}}}]\n")
+    };
+    apply(&grant("another-service"));
+    std::thread::sleep(Duration::from_millis(300));
+    status_is("httproute/crossns", "default", &condition("ResolvedRefs", "reason"), "RefNotPermitted");
+    apply(&grant("web-backend"));
+    let r = eventually("crossns.test", "/", |r| r.status == 200);
+    assert_eq!(backend(&r), "web-backend");
+    status_is("httproute/crossns", "default", &condition("ResolvedRefs", "status"), "True");
+}
+
+#[test]
+fn httproute_cross_namespace() {
+    // A route of namespace `web` on the Gateway that takes routes from all namespaces; the
+    // same route on `same-namespace` is NotAllowedByListeners.
+    let yaml = "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {name: cross, namespace: web}\nspec:\n  parentRefs: [{name: all-namespaces, namespace: default}, {name: same-namespace, namespace: default}]\n  hostnames: [cross.test]\n  rules:\n  - backendRefs: [{name: web-backend, port: 80}]\n";
+    apply(yaml);
+    let r = eventually("cross.test", "/", |r| r.status == 200);
+    assert_eq!(backend(&r), "web-backend");
+    status_is("httproute/cross", "web", &condition("Accepted", "status"), "True");
+    status_is(
+        "httproute/cross",
+        "web",
+        "{.status.parents[1].conditions[?(@.type==\"Accepted\")].reason}",
+        "NotAllowedByListeners",
+    );
+}
+
+#[test]
+fn httproute_hostname_intersection_and_listener_hostname_matching() {
+    // The `secure` Gateway's plain listener is for plain.secure.test only.
+    let yaml = "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {name: intersect, namespace: default}\nspec:\n  parentRefs: [{name: secure, sectionName: plain}]\n  hostnames: [plain.secure.test, other.test]\n  rules:\n  - backendRefs: [{name: infra-backend-v2, port: 80}]\n---\napiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {name: nointersect, namespace: default}\nspec:\n  parentRefs: [{name: secure, sectionName: plain}]\n  hostnames: [nothing.test]\n  rules:\n  - backendRefs: [{name: infra-backend-v2, port: 80}]\n---\napiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {name: nosection, namespace: default}\nspec:\n  parentRefs: [{name: secure, sectionName: missing}]\n  rules:\n  - backendRefs: [{name: infra-backend-v2, port: 80}]\n";
+    apply(yaml);
+    let r = eventually("plain.secure.test", "/", |r| r.status == 200);
+    assert_eq!(backend(&r), "infra-backend-v2");
+    assert_eq!(request("GET", "other.test", "/", &[]).status, 404, "not a name of the listener");
+    status_is("httproute/nointersect", "default", &condition("Accepted", "reason"), "NoMatchingListenerHostname");
+    status_is("httproute/nosection", "default", &condition("Accepted", "reason"), "NoMatchingParent");
+}
+
+#[test]
+fn httproute_https_listener() {
+    let e = env();
+    let yaml = "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {name: secure-route, namespace: default}\nspec:\n  parentRefs: [{name: secure, sectionName: https}]\n  hostnames: [app.secure.test]\n  rules:\n  - backendRefs: [{name: infra-backend-v3, port: 80}]\n";
+    apply(yaml);
+    let dir = support::proxy::temp_dir();
+    let ca = dir.join("ca.pem");
+    std::fs::write(&ca, &e.ca).unwrap();
+    let resolve = format!("app.secure.test:{}:127.0.0.1", e.https.port());
+    let url = format!("https://app.secure.test:{}/", e.https.port());
+    let start = Instant::now();
+    loop {
+        let (ok, out, err) = run(std::process::Command::new("curl").args([
+            "-sS",
+            "--cacert",
+            ca.to_str().unwrap(),
+            "--resolve",
+            &resolve,
+            &url,
+        ]));
+        if ok && out.contains("upstream=infra-backend-v3") {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(10), "HTTPS through the Gateway's certificate: {out} {err}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Attached to the HTTPS listener only: not served over plain HTTP.
+    assert_eq!(request("GET", "app.secure.test", "/", &[]).status, 404);
+    status_is("gateway/secure", "default", "{.status.listeners[0].attachedRoutes}", "1");
+}
+
+#[test]
+fn httproute_timeout_request() {
+    let rules = "  - timeouts: {request: 500ms}\n".to_string() + &to("infra-backend-v1");
+    apply(&route("timeout", "timeout.test", &rules));
+    eventually("timeout.test", "/", |r| r.status == 200);
+    assert_eq!(request("GET", "timeout.test", "/sleep/2000", &[]).status, 504);
+    assert_eq!(request("GET", "timeout.test", "/sleep/10", &[]).status, 200);
+}
+
+#[test]
+fn httproute_unsupported_filter_fails_closed() {
+    // RequestMirror is not built: the rule answers 500 (never unmirrored), the others serve.
+    let rules = "  - matches: [{path: {type: PathPrefix, value: /mirror}}]\n    filters: [{type: RequestMirror, requestMirror: {backendRef: {name: infra-backend-v2, port: 80}}}]\n".to_string()
+        + &to("infra-backend-v1")
+        + "  - matches: [{path: {type: PathPrefix, value: /plain}}]\n"
+        + &to("infra-backend-v1");
+    apply(&route("mirror", "mirror.test", &rules));
+    assert_eq!(eventually("mirror.test", "/plain", |r| r.status == 200).status, 200);
+    assert_eq!(request("GET", "mirror.test", "/mirror", &[]).status, 500);
+    status_is("httproute/mirror", "default", &condition("PartiallyInvalid", "reason"), "UnsupportedValue");
+}
+
+#[test]
+fn httproute_observed_generation_bump_and_live_change_without_failures() {
+    let e = env();
+    apply(&route("live", "live.test", &format!("  - {}", to("infra-backend-v1").trim_start())));
+    eventually("live.test", "/", |r| backend(r) == "infra-backend-v1");
+    // Requests all along while the route moves to another backend: none fails.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = stop.clone();
+    let http = e.http;
+    let load = std::thread::spawn(move || {
+        let (mut ok, mut bad) = (0, Vec::new());
+        while !flag.load(std::sync::atomic::Ordering::Relaxed) {
+            let r = raw(http, b"GET / HTTP/1.1\r\nHost: live.test\r\nConnection: close\r\n\r\n");
+            match r {
+                Some(r) if r.status == 200 => ok += 1,
+                other => bad.push(other.map(|r| r.status)),
+            }
+        }
+        (ok, bad)
+    });
+    std::thread::sleep(Duration::from_millis(200));
+    apply(&route("live", "live.test", &format!("  - {}", to("infra-backend-v2").trim_start())));
+    eventually("live.test", "/", |r| backend(r) == "infra-backend-v2");
+    std::thread::sleep(Duration::from_millis(200));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (ok, bad) = load.join().unwrap();
+    assert!(ok > 10 && bad.is_empty(), "{ok} answered, failures: {bad:?}");
+    let gen = e.cluster.kubectl(&["get", "httproute/live", "-o", "jsonpath={.metadata.generation}"]);
+    assert_eq!(gen.trim(), "2");
+    status_is("httproute/live", "default", &condition("Accepted", "observedGeneration"), "2");
+}
+
+#[test]
+fn ingress_and_httproute_share_one_table_and_the_older_keeps_a_contested_path() {
+    let ing =
+        ingress("shared-ing", Some("shared.test"), &[("/", "infra-backend-v1"), ("/ingress-only", "infra-backend-v1")]);
+    apply(&ing);
+    eventually("shared.test", "/", |r| backend(r) == "infra-backend-v1");
+    let rules = format!(
+        "  - matches: [{{path: {{type: PathPrefix, value: /}}}}]\n{}  - matches: [{{path: {{type: PathPrefix, value: /route-only}}}}]\n{}  - matches: [{{path: {{type: PathPrefix, value: /}}, headers: [{{name: x-canary, value: 'yes'}}]}}]\n{}",
+        to("infra-backend-v2"),
+        to("infra-backend-v2"),
+        to("infra-backend-v3")
+    );
+    apply(&route("shared-route", "shared.test", &rules));
+    eventually("shared.test", "/route-only", |r| backend(r) == "infra-backend-v2");
+    assert_eq!(backend(&request("GET", "shared.test", "/ingress-only", &[])), "infra-backend-v1");
+    // The same path without conditions: the Ingress is older and keeps it.
+    assert_eq!(backend(&request("GET", "shared.test", "/", &[])), "infra-backend-v1");
+    // A route with conditions on the path comes first when they are met.
+    assert_eq!(backend(&request("GET", "shared.test", "/", &[("x-canary", "yes")])), "infra-backend-v3");
+    let routes = get(env().admin, "x", "/debug/routes").text();
+    assert!(routes.contains("shared-route") && routes.contains("shared-ing"), "{routes}");
+}
