@@ -571,3 +571,70 @@ fn external_names_fallbacks_and_next_upstream_serve_grpc_calls() {
         });
     }
 }
+
+/// A GatewayClass of ours and a Gateway taking routes of its namespace, in manifest files.
+const GATEWAY: &str = "
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: GatewayClass
+metadata: {name: ringress}
+spec: {controllerName: ringress.dev/gateway-controller}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: gw, namespace: default}
+spec:
+  gatewayClassName: ringress
+  listeners: [{name: http, port: 80, protocol: HTTP}]
+";
+
+/// Gateway API conformance GRPCRouteExactMethodMatching and GRPCRouteHeaderMatching, as
+/// manifest files: calls routed by service and method, then by metadata; a method no rule
+/// names is UNIMPLEMENTED, a rule whose backend does not exist UNAVAILABLE.
+#[test]
+fn grpcroute_exact_method_matching_and_header_matching() {
+    let server = grpc_server();
+    let route = "
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: GRPCRoute
+metadata: {name: methods, namespace: default}
+spec:
+  parentRefs: [{name: gw}]
+  rules:
+  - matches: [{method: {service: feed.FeedBack, method: Unary}}]
+    backendRefs: [{name: grpc-infra, port: 50051}]
+  - matches: [{method: {service: feed.FeedBack, method: Unary}, headers: [{name: x-route, value: broken}]}]
+    backendRefs: [{name: missing, port: 50051}]
+  - matches: [{method: {service: feed.FeedBack, method: Watch}}]
+    backendRefs: [{name: missing, port: 50051}]
+";
+    let m = grpc_service("grpc-infra", &[server]) + GATEWAY + route;
+    let p = Proxy::start("uring", &m, &[]);
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let mut c = client(&rt, p.http);
+    rt.block_on(async {
+        assert_eq!(unary(&mut c, Msg { data: vec![3, 4], n: 0 }).await.expect("routed by method").n, 7);
+        c.ready().await.unwrap();
+        let mut req = tonic::Request::new(Msg { data: vec![1], n: 0 });
+        req.metadata_mut().insert("x-route", "broken".parse().unwrap());
+        let e = c.unary(req, path("Unary"), ProstCodec::<Msg, Msg>::default()).await.unwrap_err();
+        assert_eq!(e.code(), Code::Unavailable, "the header's rule, whose Service is missing: {e:?}");
+        c.ready().await.unwrap();
+        let e = c
+            .server_streaming(
+                tonic::Request::new(Msg { data: vec![], n: 2 }),
+                path("Watch"),
+                ProstCodec::<Msg, Msg>::default(),
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), Code::Unavailable, "{e:?}");
+        c.ready().await.unwrap();
+        let msgs = tokio_stream::iter(vec![Msg { data: vec![], n: 1 }]);
+        let e =
+            c.streaming(tonic::Request::new(msgs), path("Chat"), ProstCodec::<Msg, Msg>::default()).await.unwrap_err();
+        assert_eq!(e.code(), Code::Unimplemented, "no rule names Chat: {e:?}");
+        assert!(e.message().starts_with("ringress:"), "answered by the proxy: {e:?}");
+    });
+}
