@@ -240,9 +240,11 @@ pub struct Objects {
     pub config_maps: Vec<ConfigMap>,
     pub gateway_classes: Vec<gateway::GatewayClass>,
     pub gateways: Vec<gateway::Gateway>,
-    /// HTTPRoutes and GRPCRoutes.
+    /// HTTPRoutes, GRPCRoutes, TLSRoutes and TCPRoutes.
     pub http_routes: Vec<gateway::HttpRoute>,
     pub reference_grants: Vec<gateway::ReferenceGrant>,
+    /// TCPRoutes lowered into forwarded ports ([`gateway::L4Route`]).
+    pub l4_routes: Vec<gateway::L4Route>,
 }
 
 /// Keeps the last of the items of `v` with the same key, in place; a warning per key defined
@@ -297,6 +299,7 @@ impl Objects {
         self.gateways.extend(other.gateways);
         self.http_routes.extend(other.http_routes);
         self.reference_grants.extend(other.reference_grants);
+        self.l4_routes.extend(other.l4_routes);
     }
 
     pub fn len(&self) -> usize {

@@ -30,7 +30,7 @@ impl Histogram {
 }
 
 /// The kinds a provider reads, in metric label order.
-pub const KINDS: [&str; 11] = [
+pub const KINDS: [&str; 13] = [
     "Ingress",
     "IngressClass",
     "Service",
@@ -42,6 +42,8 @@ pub const KINDS: [&str; 11] = [
     "HTTPRoute",
     "GRPCRoute",
     "ReferenceGrant",
+    "TLSRoute",
+    "TCPRoute",
 ];
 
 /// What the control thread did: builds, propagation, watch health, status writing.

@@ -107,7 +107,15 @@ spec:
         std::thread::spawn(move || {
             let p = Proxy::start_kube_with(
                 &kubeconfig,
-                &["--gateway-api", "--publish-address", "192.0.2.80", "--election-lease-seconds", "3"],
+                &[
+                    "--gateway-api",
+                    "--publish-address",
+                    "192.0.2.80",
+                    "--election-lease-seconds",
+                    "3",
+                    "--lb-address",
+                    "127.0.0.1",
+                ],
                 true,
                 |cmd| {
                     use std::os::unix::process::CommandExt;
@@ -691,4 +699,76 @@ fn ingress_and_httproute_share_one_table_and_the_older_keeps_a_contested_path() 
     assert_eq!(backend(&request("GET", "shared.test", "/", &[("x-canary", "yes")])), "infra-backend-v3");
     let routes = get(env().admin, "x", "/debug/routes").text();
     assert!(routes.contains("shared-route") && routes.contains("shared-ing"), "{routes}");
+}
+
+#[test]
+fn tlsroute_simple_same_namespace() {
+    // A TLS listener (Passthrough): connections naming the route's host reach the backend's
+    // own TLS (nginx, with a certificate of another CA), untouched.
+    let e = env();
+    let dir = support::proxy::temp_dir();
+    let backend_ca = support::pki::Ca::new("TLS backend CA");
+    let (crt, key) = backend_ca.leaf(&["tls.pass.test"]);
+    std::fs::write(dir.join("b.crt"), crt).unwrap();
+    std::fs::write(dir.join("b.key"), key).unwrap();
+    let port = free_port();
+    let d = dir.display();
+    let http = format!(
+        "  server {{ listen 127.0.0.1:{port} ssl; ssl_certificate {d}/b.crt; ssl_certificate_key {d}/b.key;\n    location / {{ return 200 \"backend sni=$ssl_server_name\\n\"; }} }}\n"
+    );
+    let _nginx = support::nginx::Nginx::start(dir.clone(), &http, &[port]);
+    let yaml = service("tls-backend", &[SocketAddr::from(([127, 0, 0, 1], port))])
+        + "---\napiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {name: passthrough, namespace: default}\nspec:\n  gatewayClassName: ringress\n  listeners:\n  - {name: tls, port: 443, protocol: TLS, tls: {mode: Passthrough}}\n---\napiVersion: gateway.networking.k8s.io/v1\nkind: TLSRoute\nmetadata: {name: gateway-conformance-infra-test, namespace: default}\nspec:\n  parentRefs: [{name: passthrough}]\n  hostnames: [tls.pass.test]\n  rules:\n  - backendRefs: [{name: tls-backend, port: 80}]\n";
+    apply(&yaml);
+    let ca = backend_ca.write(&dir, "backend-ca.pem");
+    let resolve = format!("tls.pass.test:{}:127.0.0.1", e.https.port());
+    let url = format!("https://tls.pass.test:{}/", e.https.port());
+    let start = Instant::now();
+    loop {
+        let (ok, out, err) = run(std::process::Command::new("curl").args([
+            "-sS",
+            "--cacert",
+            ca.to_str().unwrap(),
+            "--resolve",
+            &resolve,
+            &url,
+        ]));
+        if ok && out.contains("backend sni=tls.pass.test") {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(10), "passed through to the backend's TLS: {out} {err}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    status_is("tlsroute/gateway-conformance-infra-test", "default", &condition("Accepted", "status"), "True");
+    status_is("gateway/passthrough", "default", "{.status.listeners[0].supportedKinds[*].kind}", "TLSRoute");
+    // The HTTPS Gateway's own hosts are still terminated by ringress on the same port.
+    assert!(e.https.port() > 0);
+}
+
+#[test]
+fn tcproute_simple() {
+    // A TCP listener: its port forwarded to the route's Service, whatever the bytes.
+    let e = env();
+    let port = free_port();
+    let yaml = format!("---\napiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {{name: tcp, namespace: default}}\nspec:\n  gatewayClassName: ringress\n  listeners:\n  - {{name: tcp, port: {port}, protocol: TCP}}\n---\napiVersion: gateway.networking.k8s.io/v1\nkind: TCPRoute\nmetadata: {{name: tcp-app, namespace: default}}\nspec:\n  parentRefs: [{{name: tcp}}]\n  rules:\n  - backendRefs: [{{name: infra-backend-v2, port: 80}}]\n");
+    apply(&yaml);
+    let at = SocketAddr::from(([127, 0, 0, 1], port));
+    let start = Instant::now();
+    loop {
+        let open = std::net::TcpStream::connect(at).is_ok();
+        if let Some(r) =
+            open.then(|| raw(at, b"GET /over-tcp HTTP/1.1\r\nHost: anything\r\nConnection: close\r\n\r\n")).flatten()
+        {
+            if r.status == 200 {
+                assert_eq!(backend(&r), "infra-backend-v2");
+                assert!(r.text().contains("path=/over-tcp"), "{}", r.text());
+                break;
+            }
+        }
+        assert!(start.elapsed() < Duration::from_secs(10), "port {port} forwarded");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    status_is("tcproute/tcp-app", "default", &condition("Accepted", "status"), "True");
+    status_is("gateway/tcp", "default", "{.status.listeners[0].attachedRoutes}", "1");
+    let _ = e;
 }

@@ -187,6 +187,10 @@ pub struct RouteGroupKind {
 pub enum RouteKind {
     Http,
     Grpc,
+    /// TLSRoute: TLS connections passed through by SNI.
+    Tls,
+    /// TCPRoute: a listener's port forwarded.
+    Tcp,
 }
 
 impl RouteKind {
@@ -194,8 +198,36 @@ impl RouteKind {
         match self {
             RouteKind::Http => "HTTPRoute",
             RouteKind::Grpc => "GRPCRoute",
+            RouteKind::Tls => "TLSRoute",
+            RouteKind::Tcp => "TCPRoute",
         }
     }
+
+    /// The resource's plural (its REST path).
+    pub fn plural(self) -> &'static str {
+        match self {
+            RouteKind::Http => "httproutes",
+            RouteKind::Grpc => "grpcroutes",
+            RouteKind::Tls => "tlsroutes",
+            RouteKind::Tcp => "tcproutes",
+        }
+    }
+
+    pub fn of(kind: &str) -> Option<RouteKind> {
+        [RouteKind::Http, RouteKind::Grpc, RouteKind::Tls, RouteKind::Tcp].into_iter().find(|k| k.name() == kind)
+    }
+}
+
+/// A TCPRoute in forwarding terms: a Gateway listener's port to a Service port.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct L4Route {
+    pub port: u16,
+    pub service: ObjectKey,
+    pub service_port: u16,
+    /// `TCPRoute namespace/name`, for conflicts and logs.
+    pub source: String,
+    /// The route's creationTimestamp: the older claimant of a port keeps it.
+    pub created: Option<String>,
 }
 
 /// An HTTPRoute, or a GRPCRoute in HTTPRoute terms.

@@ -141,7 +141,9 @@ fn gateway(kind: &str, api_version: &str, value: Value, cx: Cx, out: &mut Object
     use super::gateway as gw;
     let version = api_version.rsplit('/').next().unwrap_or("");
     if !["v1", "v1beta1"].contains(&version) {
-        if ["GatewayClass", "Gateway", "HTTPRoute", "GRPCRoute", "ReferenceGrant"].contains(&kind) {
+        if ["GatewayClass", "Gateway", "HTTPRoute", "GRPCRoute", "TLSRoute", "TCPRoute", "ReferenceGrant"]
+            .contains(&kind)
+        {
             return Err(cx.err("apiVersion", format!("unsupported version {api_version:?} for {kind} (v1 is read)")));
         }
         return Ok(());
@@ -154,9 +156,10 @@ fn gateway(kind: &str, api_version: &str, value: Value, cx: Cx, out: &mut Object
             gw::check_gateway(&mut g).map_err(field)?;
             out.gateways.push(g)
         }
-        "HTTPRoute" | "GRPCRoute" => {
+        "HTTPRoute" | "GRPCRoute" | "TLSRoute" | "TCPRoute" => {
             let w: gw::RouteWire = cx.de(value)?;
-            out.http_routes.push(gw::route(w, kind == "GRPCRoute").map_err(field)?)
+            let kind = gw::RouteKind::of(kind).expect("a route kind");
+            out.http_routes.push(gw::route(w, kind).map_err(field)?)
         }
         "ReferenceGrant" => out.reference_grants.push(cx.de(value)?),
         _ => {

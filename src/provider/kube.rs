@@ -133,6 +133,8 @@ fn gateway_events(client: &Client, ns: &Option<String>, kind: Kind) -> impl Stre
         Kind::Gateway => ("Gateway", "gateways", true, "v1"),
         Kind::HttpRoute => ("HTTPRoute", "httproutes", true, "v1"),
         Kind::GrpcRoute => ("GRPCRoute", "grpcroutes", true, "v1"),
+        Kind::TlsRoute => ("TLSRoute", "tlsroutes", true, "v1"),
+        Kind::TcpRoute => ("TCPRoute", "tcproutes", true, "v1"),
         _ => ("ReferenceGrant", "referencegrants", true, "v1beta1"),
     };
     let gvk = GroupVersionKind::gvk(crate::model::gateway::GROUP, version, name);

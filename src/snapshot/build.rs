@@ -68,6 +68,8 @@ pub struct Inputs<'a> {
     pub endpoint_slices: Vec<&'a EndpointSlice>,
     pub secrets: Vec<&'a Secret>,
     pub config_maps: Vec<&'a ConfigMap>,
+    /// TCPRoutes' forwarded ports.
+    pub l4_routes: Vec<&'a crate::model::gateway::L4Route>,
     /// ExternalName Services' DNS answers and policy (the provider's resolver fills it).
     pub dns: Arc<super::external_name::ExternalNames>,
 }
@@ -81,6 +83,7 @@ impl<'a> Inputs<'a> {
             endpoint_slices: o.endpoint_slices.iter().collect(),
             secrets: o.secrets.iter().collect(),
             config_maps: o.config_maps.iter().collect(),
+            l4_routes: o.l4_routes.iter().collect(),
             dns: Arc::default(),
         }
     }

@@ -94,6 +94,8 @@ pub struct Statuses {
 #[derive(Debug, Default)]
 pub struct Lowered {
     pub ingresses: Vec<Ingress>,
+    /// TCPRoutes: the ports forwarded.
+    pub l4: Vec<crate::model::gateway::L4Route>,
     pub statuses: Statuses,
 }
 
@@ -106,7 +108,16 @@ struct Live<'a> {
     kinds: Vec<RouteKind>,
 }
 
-const HTTP_KINDS: [RouteKind; 2] = [RouteKind::Http, RouteKind::Grpc];
+/// The route kinds a listener of this protocol takes; none: a protocol ringress does not
+/// serve on a Gateway.
+fn kinds_for(protocol: &str) -> Option<&'static [RouteKind]> {
+    match protocol {
+        "HTTP" | "HTTPS" => Some(&[RouteKind::Http, RouteKind::Grpc]),
+        "TLS" => Some(&[RouteKind::Tls]),
+        "TCP" => Some(&[RouteKind::Tcp]),
+        _ => None,
+    }
+}
 
 /// Whether a ReferenceGrant in `to_ns` lets `from` (group, kind, namespace) name `to`.
 fn granted(grants: &[&ReferenceGrant], from: (&str, &str, &str), to_ns: &str, to: (&str, &str, &str)) -> bool {
@@ -154,14 +165,15 @@ fn certificates(gw: &Gateway, l: &Listener, inputs: &GatewayInputs) -> Result<Ve
 /// The route kinds a listener takes, and whether it listed kinds it cannot take.
 fn listener_kinds(l: &Listener) -> (Vec<RouteKind>, bool) {
     let listed = l.allowed_routes.as_ref().map(|a| &a.kinds[..]).unwrap_or_default();
+    let served = kinds_for(&l.protocol).unwrap_or_default();
     if listed.is_empty() {
-        return (HTTP_KINDS.to_vec(), false);
+        return (served.to_vec(), false);
     }
     let mut kinds = Vec::new();
     let mut invalid = false;
     for k in listed {
         let group_ok = k.group.as_deref().unwrap_or(GROUP) == GROUP;
-        match HTTP_KINDS.iter().find(|rk| rk.name() == k.kind) {
+        match served.iter().find(|rk| rk.name() == k.kind) {
             Some(rk) if group_ok => {
                 if !kinds.contains(rk) {
                     kinds.push(*rk)
@@ -230,8 +242,9 @@ impl<'a> GatewayInputs<'a> {
 
 /// Lowers the Gateway API objects among `objects` into Ingresses added to them; the statuses.
 pub fn lower_objects(objects: &mut crate::model::Objects) -> Statuses {
-    let Lowered { ingresses, statuses } = lower(&GatewayInputs::of(objects));
+    let Lowered { ingresses, l4, statuses } = lower(&GatewayInputs::of(objects));
     objects.ingresses.extend(ingresses);
+    objects.l4_routes.extend(l4);
     statuses
 }
 
@@ -290,7 +303,12 @@ pub fn lower(inputs: &GatewayInputs) -> Lowered {
                 if j == i || o.port != l.port {
                     return None;
                 }
-                if o.protocol != l.protocol {
+                // HTTPS and TLS (passthrough) share a port: the ClientHello's name decides.
+                let tls_pair = |a: &str, b: &str| a == "HTTPS" && b == "TLS";
+                if o.protocol != l.protocol
+                    && !tls_pair(&o.protocol, &l.protocol)
+                    && !tls_pair(&l.protocol, &o.protocol)
+                {
                     Some("ProtocolConflict")
                 } else if o.hostname == l.hostname {
                     Some("HostnameConflict")
@@ -300,26 +318,29 @@ pub fn lower(inputs: &GatewayInputs) -> Lowered {
             });
             let mut ok = true;
             let mut keys = Vec::new();
-            let https = match l.protocol.as_str() {
-                "HTTP" => Some(false),
-                "HTTPS" => Some(true),
-                _ => None,
-            };
-            match https {
-                None => {
+            let supported = kinds_for(&l.protocol).is_some();
+            let mode = l.tls.as_ref().and_then(|t| t.mode.as_deref()).unwrap_or("Terminate");
+            match l.protocol.as_str() {
+                _ if !supported => {
                     ok = false;
-                    let m = format!("protocol {} is not supported by ringress on a Gateway yet", l.protocol);
+                    let m = format!("protocol {} is not supported by ringress on a Gateway", l.protocol);
                     conditions.push(cond("Accepted", false, "UnsupportedProtocol", m));
                 }
-                Some(true) => match certificates(gw, l, inputs) {
+                "HTTPS" => match certificates(gw, l, inputs) {
                     Ok(k) => keys = k,
                     Err(c) => {
                         ok = false;
                         conditions.push(c)
                     }
                 },
-                Some(false) => {}
+                "TLS" if mode != "Passthrough" => {
+                    ok = false;
+                    let m = "TLS listeners pass connections through (tls.mode Passthrough); Terminate is not supported";
+                    conditions.push(cond("Accepted", false, "UnsupportedValue", m));
+                }
+                _ => {}
             }
+            let https = l.protocol == "HTTPS";
             if !conditions.iter().any(|c| c.type_ == "Accepted") {
                 conditions.push(cond("Accepted", true, "Accepted", "listener accepted"));
             }
@@ -345,10 +366,10 @@ pub fn lower(inputs: &GatewayInputs) -> Lowered {
                 true => cond("Programmed", true, "Programmed", "listener programmed"),
                 false => cond("Programmed", false, "Invalid", "listener not programmed"),
             });
-            let supported_kinds = if https.is_some() { kinds.iter().map(|k| k.name()).collect() } else { Vec::new() };
+            let supported_kinds = kinds.iter().map(|k| k.name()).collect();
             listeners.push(ListenerStatus { name: l.name.clone(), supported_kinds, attached_routes: 0, conditions });
             if ok {
-                live.push(Live { gateway: gw, listener: l, index: i, https: https == Some(true), kinds });
+                live.push(Live { gateway: gw, listener: l, index: i, https, kinds });
                 certs.push(keys);
             }
         }
@@ -369,7 +390,7 @@ pub fn lower(inputs: &GatewayInputs) -> Lowered {
     routes.sort_by(|a, b| (&a.metadata.creation_timestamp, a.key()).cmp(&(&b.metadata.creation_timestamp, b.key())));
     for route in routes {
         if let Some((status, ingress)) =
-            attach(route, &live, inputs, &mut out.statuses.gateways, &mut hosts_of_listener)
+            attach(route, &live, inputs, (&mut out.statuses.gateways, &mut hosts_of_listener), &mut out.l4)
         {
             out.statuses.routes.push(status);
             out.ingresses.extend(ingress);
@@ -482,10 +503,11 @@ fn attach(
     route: &HttpRoute,
     live: &[Live],
     inputs: &GatewayInputs,
-    gateways: &mut [GatewayStatus],
-    hosts_of_listener: &mut [Vec<String>],
+    (gateways, hosts_of_listener): (&mut [GatewayStatus], &mut [Vec<String>]),
+    forwards: &mut Vec<crate::model::gateway::L4Route>,
 ) -> Option<(RouteStatus, Option<Ingress>)> {
     let key = route.key();
+    let mut ports: Vec<u16> = Vec::new();
     let mut parents = Vec::new();
     // host -> (plain, tls)
     let mut hosts: BTreeMap<Option<String>, (bool, bool)> = BTreeMap::new();
@@ -511,6 +533,10 @@ fn attach(
             }
             attached = true;
             gateways[gw_at].listeners[l.index].attached_routes += 1;
+            if route.kind == RouteKind::Tcp {
+                ports.push(l.listener.port);
+                continue;
+            }
             for h in names {
                 if let Some(h) = &h {
                     if !hosts_of_listener[i].contains(h) {
@@ -518,7 +544,7 @@ fn attach(
                     }
                 }
                 let e = hosts.entry(h).or_default();
-                if l.https {
+                if l.https || route.kind == RouteKind::Tls {
                     e.1 = true
                 } else {
                     e.0 = true
@@ -582,6 +608,30 @@ fn attach(
     }
     let status = RouteStatus { kind: route.kind, key: key.clone(), generation: route.metadata.generation, parents };
     if !accepted_anywhere {
+        return Some((status, None));
+    }
+    if route.kind == RouteKind::Tcp {
+        // The first rule's first backend that resolves takes the port's connections.
+        let target = paths
+            .iter()
+            .filter_map(|p| p.gateway.as_ref())
+            .flat_map(|g| g.backends.iter())
+            .find_map(|(b, _)| b.clone());
+        if let Some((namespace, sb)) = target {
+            let service_port = match sb.port {
+                PortRef::Number(n) => n,
+                PortRef::Name(_) => 0,
+            };
+            for port in ports {
+                forwards.push(crate::model::gateway::L4Route {
+                    port,
+                    service: ObjectKey { namespace: namespace.clone(), name: sb.service.clone() },
+                    service_port,
+                    source: format!("TCPRoute {key}"),
+                    created: route.metadata.creation_timestamp.clone(),
+                });
+            }
+        }
         return Some((status, None));
     }
     let rules = hosts

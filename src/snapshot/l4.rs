@@ -188,6 +188,26 @@ pub fn build(inputs: &Inputs, opts: &L4Options) -> Built {
             });
         }
     }
+    // TCPRoutes: after the LoadBalancer Services (which keep a port they hold), the oldest first.
+    for r in &inputs.l4_routes {
+        let found = services.get(&(r.service.namespace.as_str(), r.service.name.as_str()));
+        match found.and_then(|s| s.ports.iter().find(|sp| sp.port == r.service_port).map(|sp| (*s, sp))) {
+            Some((service, sp)) => claims.push(Claim {
+                port: r.port,
+                service,
+                lb: false,
+                sp,
+                send_proxy: None,
+                accept_proxy: opts.accept_proxy,
+                source: r.source.clone(),
+                order: (1, r.created.clone().unwrap_or_default(), r.source.clone()),
+            }),
+            None => warnings.push(format!(
+                "{}: Service {} has no port {}; port {} not served",
+                r.source, r.service, r.service_port, r.port
+            )),
+        }
+    }
     if let Some(key) = &opts.tcp_services {
         if let Some(cm) = inputs.config_maps.iter().find(|c| &c.key == key) {
             tcp_services(cm, &services, opts, &mut claims, &mut warnings);

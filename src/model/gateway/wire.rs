@@ -350,8 +350,9 @@ fn read_filters(list: Vec<FilterWire>, f: &str, grpc: bool) -> Result<Vec<Filter
     Ok(out)
 }
 
-/// Reads an HTTPRoute (`grpc == false`) or GRPCRoute.
-pub fn route(w: RouteWire, grpc: bool) -> Result<HttpRoute, FieldError> {
+/// Reads an HTTPRoute, GRPCRoute, TLSRoute or TCPRoute (the last two: backends only).
+pub fn route(w: RouteWire, kind: RouteKind) -> Result<HttpRoute, FieldError> {
+    let grpc = kind == RouteKind::Grpc;
     if w.metadata.name.is_empty() {
         return Err(err("metadata.name", "missing"));
     }
@@ -396,13 +397,7 @@ pub fn route(w: RouteWire, grpc: bool) -> Result<HttpRoute, FieldError> {
     for (i, h) in w.spec.hostnames.into_iter().enumerate() {
         hostnames.push(gateway_hostname(&h).map_err(|m| err(format!("spec.hostnames[{i}]"), m))?);
     }
-    Ok(HttpRoute {
-        kind: if grpc { RouteKind::Grpc } else { RouteKind::Http },
-        metadata: w.metadata,
-        parent_refs: w.spec.parent_refs,
-        hostnames,
-        rules,
-    })
+    Ok(HttpRoute { kind, metadata: w.metadata, parent_refs: w.spec.parent_refs, hostnames, rules })
 }
 
 /// A hostname as Gateway API writes it: a DNS name, optionally `*.` first, lower-cased; never

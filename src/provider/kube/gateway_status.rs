@@ -126,10 +126,7 @@ pub async fn write(
         patch(&gateways, (format!("Gateway {}", g.key), &g.key.name), status, plain, written, published).await;
     }
     for r in &st.routes {
-        let (kind, plural) = match r.kind {
-            crate::model::gateway::RouteKind::Http => ("HTTPRoute", "httproutes"),
-            crate::model::gateway::RouteKind::Grpc => ("GRPCRoute", "grpcroutes"),
-        };
+        let (kind, plural) = (r.kind.name(), r.kind.plural());
         let routes = api(client, kind, plural, Some(&r.key.namespace));
         let mut parents: Vec<Value> = r
             .parents

@@ -22,12 +22,21 @@ pub enum Kind {
     HttpRoute,
     GrpcRoute,
     ReferenceGrant,
+    TlsRoute,
+    TcpRoute,
 }
 
 impl Kind {
     /// The Gateway API kinds, watched only with `--gateway-api`.
-    pub const GATEWAY_API: [Kind; 5] =
-        [Kind::GatewayClass, Kind::Gateway, Kind::HttpRoute, Kind::GrpcRoute, Kind::ReferenceGrant];
+    pub const GATEWAY_API: [Kind; 7] = [
+        Kind::GatewayClass,
+        Kind::Gateway,
+        Kind::HttpRoute,
+        Kind::GrpcRoute,
+        Kind::ReferenceGrant,
+        Kind::TlsRoute,
+        Kind::TcpRoute,
+    ];
 
     pub fn name(self) -> &'static str {
         crate::provider::KINDS[self as usize]
@@ -135,9 +144,13 @@ pub struct Store {
     gateways: BTreeMap<ObjectKey, Gateway>,
     http_routes: BTreeMap<ObjectKey, HttpRoute>,
     grpc_routes: BTreeMap<ObjectKey, HttpRoute>,
+    tls_routes: BTreeMap<ObjectKey, HttpRoute>,
+    tcp_routes: BTreeMap<ObjectKey, HttpRoute>,
     grants: BTreeMap<ObjectKey, ReferenceGrant>,
     /// The Gateway API objects in Ingress terms, as last lowered ([`Store::lower`]).
     lowered: Vec<Ingress>,
+    /// TCPRoutes as forwarded ports, as last lowered.
+    lowered_l4: Vec<crate::model::gateway::L4Route>,
     /// The statuses the last lowering decided.
     pub gateway_statuses: crate::snapshot::gateway::Statuses,
 }
@@ -179,7 +192,7 @@ fn one(kind: Kind, mut o: Objects) -> Option<One> {
         Kind::ConfigMap => One::ConfigMap(o.config_maps.pop()?),
         Kind::GatewayClass => One::GatewayClass(o.gateway_classes.pop()?),
         Kind::Gateway => One::Gateway(o.gateways.pop()?),
-        Kind::HttpRoute | Kind::GrpcRoute => One::Route(o.http_routes.pop()?),
+        Kind::HttpRoute | Kind::GrpcRoute | Kind::TlsRoute | Kind::TcpRoute => One::Route(o.http_routes.pop()?),
         Kind::ReferenceGrant => One::ReferenceGrant(o.reference_grants.pop()?),
     })
 }
@@ -250,6 +263,8 @@ impl Store {
             Kind::Gateway => self.gateways.keys().cloned().collect(),
             Kind::HttpRoute => self.http_routes.keys().cloned().collect(),
             Kind::GrpcRoute => self.grpc_routes.keys().cloned().collect(),
+            Kind::TlsRoute => self.tls_routes.keys().cloned().collect(),
+            Kind::TcpRoute => self.tcp_routes.keys().cloned().collect(),
             Kind::ReferenceGrant => self.grants.keys().cloned().collect(),
         }
     }
@@ -333,6 +348,8 @@ impl Store {
             One::GatewayClass(v) => full_if(put(&mut self.gw_classes, key, v)),
             One::Gateway(v) => full_if(put(&mut self.gateways, key, v)),
             One::Route(v) if kind == Kind::GrpcRoute => full_if(put(&mut self.grpc_routes, key, v)),
+            One::Route(v) if kind == Kind::TlsRoute => full_if(put(&mut self.tls_routes, key, v)),
+            One::Route(v) if kind == Kind::TcpRoute => full_if(put(&mut self.tcp_routes, key, v)),
             One::Route(v) => full_if(put(&mut self.http_routes, key, v)),
             One::ReferenceGrant(v) => full_if(put(&mut self.grants, key, v)),
             One::Secret(v) => {
@@ -379,6 +396,8 @@ impl Store {
             Kind::Gateway => full_if(self.gateways.remove(key).is_some()),
             Kind::HttpRoute => full_if(self.http_routes.remove(key).is_some()),
             Kind::GrpcRoute => full_if(self.grpc_routes.remove(key).is_some()),
+            Kind::TlsRoute => full_if(self.tls_routes.remove(key).is_some()),
+            Kind::TcpRoute => full_if(self.tcp_routes.remove(key).is_some()),
             Kind::ReferenceGrant => full_if(self.grants.remove(key).is_some()),
             Kind::Secret => {
                 let matters = self.secret_matters(key, None);
@@ -436,7 +455,8 @@ impl Store {
     fn service_change(&self, changed: bool, key: ObjectKey) -> Change {
         // Gateway API routes resolve their Services when lowered (a missing one answers 500
         // and shows in the route's status): any Service change lowers them again.
-        let gateway = !self.http_routes.is_empty() || !self.grpc_routes.is_empty();
+        let gateway =
+            [&self.http_routes, &self.grpc_routes, &self.tls_routes, &self.tcp_routes].iter().any(|m| !m.is_empty());
         let fallback = gateway || self.default_service.as_ref() == Some(&key) || self.fallbacks.contains_key(&key);
         match changed && fallback {
             true => Change::Full,
@@ -499,6 +519,8 @@ impl Store {
             self.http_routes.len(),
             self.grpc_routes.len(),
             self.grants.len(),
+            self.tls_routes.len(),
+            self.tcp_routes.len(),
         ]
     }
 
@@ -515,13 +537,17 @@ impl Store {
         let inputs = crate::snapshot::gateway::GatewayInputs {
             classes: self.gw_classes.values().collect(),
             gateways: self.gateways.values().collect(),
-            routes: self.http_routes.values().chain(self.grpc_routes.values()).collect(),
+            routes: [&self.http_routes, &self.grpc_routes, &self.tls_routes, &self.tcp_routes]
+                .into_iter()
+                .flat_map(|m| m.values())
+                .collect(),
             grants: self.grants.values().collect(),
             services: self.services.values().collect(),
             secrets: self.secrets.values().collect(),
         };
         let lowered = crate::snapshot::gateway::lower(&inputs);
         self.lowered = lowered.ingresses;
+        self.lowered_l4 = lowered.l4;
         self.gateway_statuses = lowered.statuses;
     }
 
@@ -542,6 +568,7 @@ impl Store {
             endpoint_slices: self.slices.values().collect(),
             secrets: self.secrets.values().collect(),
             config_maps: self.config_maps.values().collect(),
+            l4_routes: self.lowered_l4.iter().collect(),
             dns: self.dns.clone(),
         }
     }

@@ -61,8 +61,11 @@ pub(super) fn route<'a>(
     // the ConfigMap's redirects to HTTPS.
     o.ssl_redirect = Some(false);
     o.force_ssl_redirect = Some(false);
-    if g.kind == RouteKind::Grpc {
-        o.protocol = BackendProtocol::Grpc;
+    match g.kind {
+        RouteKind::Grpc => o.protocol = BackendProtocol::Grpc,
+        // TLSRoute: connections naming the host are passed through untouched.
+        RouteKind::Tls => o.ssl_passthrough = Some(None),
+        RouteKind::Http | RouteKind::Tcp => {}
     }
     let what = format!("{} {}", g.kind.name(), ing.key);
     let mut request = None;
