@@ -18,7 +18,8 @@ use support::*;
 fn yaml_files(dir: &Path, out: &mut Vec<PathBuf>) {
     for e in std::fs::read_dir(dir).unwrap().flatten() {
         let p = e.path();
-        if p.is_dir() {
+        // The Gateway API CRDs as their project publishes them, vendored unchanged.
+        if p.is_dir() && !p.ends_with("gateway-api-crds") {
             yaml_files(&p, out);
         } else if p.extension().is_some_and(|x| x == "yaml") && p.file_name().unwrap() != "kustomization.yaml" {
             out.push(p);
@@ -67,7 +68,7 @@ fn every_manifest_and_every_rendered_overlay_parses_into_its_typed_object() {
         files.iter().map(|f| (f.clone(), std::fs::read_to_string(f).unwrap())).collect();
     let overlays = rendered_overlays();
     let names: Vec<String> = overlays.iter().map(|(d, _)| d.display().to_string()).collect();
-    for o in ["deploy", "deploy/base", "deploy/nodeport", "deploy/runtime-default"] {
+    for o in ["deploy", "deploy/base", "deploy/nodeport", "deploy/runtime-default", "deploy/gateway-api"] {
         assert!(names.iter().any(|n| n == o), "overlay {o} not rendered: {names:?}");
     }
     sources.extend(overlays.into_iter().map(|(d, y)| (d.join("(rendered)"), y)));
@@ -92,6 +93,13 @@ fn every_manifest_and_every_rendered_overlay_parses_into_its_typed_object() {
                 "DaemonSet" => typed::<DaemonSet>(&v, f),
                 "Service" => typed::<Service>(&v, f),
                 "NetworkPolicy" => typed::<NetworkPolicy>(&v, f),
+                // No k8s-openapi type: checked by ringress's own reading of it.
+                "GatewayClass" => {
+                    let parsed = ringress::model::parse_documents(&serde_yaml_ng::to_string(&v).unwrap())
+                        .unwrap_or_else(|e| panic!("{}: {e}", f.display()));
+                    assert_eq!(parsed.gateway_classes.len(), 1, "{}", f.display());
+                    assert_eq!(parsed.gateway_classes[0].spec.controller_name, "ringress.dev/gateway-controller");
+                }
                 other => panic!("{}: no typed check for kind {other}", f.display()),
             }
             if f.ends_with("(rendered)") {
@@ -234,4 +242,23 @@ fn kustomizations_apply_with_kubectl_and_ringress_runs_with_the_daemonset_args()
         "status through the deploy/ Lease namespace",
     );
     c.assert_rbac_allows_what_ringress_did();
+}
+
+#[test]
+fn the_gateway_api_overlay_applies_once_the_crds_are_installed() {
+    let c = Cluster::start();
+    c.kubectl(&["apply", "--server-side", "-f", "deploy/gateway-api-crds/standard-install.yaml"]);
+    let out = c.kubectl(&["apply", "-k", "deploy/gateway-api"]);
+    assert!(out.contains("gatewayclass.gateway.networking.k8s.io/ringress created"), "{out}");
+    assert!(out.contains("clusterrole.rbac.authorization.k8s.io/ringress-gateway-api created"), "{out}");
+    let args = c.kubectl(&[
+        "-n",
+        "ringress",
+        "get",
+        "ds",
+        "ringress",
+        "-o",
+        "jsonpath={.spec.template.spec.containers[0].args}",
+    ]);
+    assert!(args.contains("--gateway-api"), "{args}");
 }

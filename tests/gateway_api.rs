@@ -45,7 +45,7 @@ fn env() -> &'static Env {
     static ENV: OnceLock<Env> = OnceLock::new();
     ENV.get_or_init(|| {
         let cluster = Cluster::start();
-        let crds = concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/gateway-api/standard-install.yaml");
+        let crds = concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/gateway-api-crds/standard-install.yaml");
         cluster.kubectl(&["apply", "--server-side", "-f", crds]);
         cluster.apply("apiVersion: v1\nkind: Namespace\nmetadata: {name: web}\n---\napiVersion: v1\nkind: Namespace\nmetadata: {name: ringress}\n");
         let mut yaml = CLASS.to_string();
@@ -239,6 +239,7 @@ fn gateway_class_and_gateways_are_accepted_and_programmed() {
         gen.trim(),
     );
     assert!(get(e.admin, "x", "/readyz").status == 200);
+    e.cluster.assert_rbac_allows(&["deploy/base/rbac.yaml", "deploy/gateway-api/rbac.yaml"]);
 }
 
 #[test]

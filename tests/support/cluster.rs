@@ -92,7 +92,12 @@ impl Cluster {
     /// its RoleBinding is). A status write or a watch the manifests forgot fails here rather
     /// than with a 403 in a real cluster.
     pub fn assert_rbac_allows_what_ringress_did(&self) {
-        let text = std::fs::read_to_string("deploy/base/rbac.yaml").expect("deploy/base/rbac.yaml");
+        self.assert_rbac_allows(&["deploy/base/rbac.yaml"]);
+    }
+
+    /// The same with the rules of all these files.
+    pub fn assert_rbac_allows(&self, files: &[&str]) {
+        let text: String = files.iter().map(|f| std::fs::read_to_string(f).expect(f) + "\n---\n").collect();
         let mut rules: Vec<Rule> = Vec::new();
         for doc in serde_yaml_ng::Deserializer::from_str(&text) {
             let v: serde_json::Value = serde::Deserialize::deserialize(doc).expect("rbac.yaml parses");
@@ -129,7 +134,7 @@ impl Cluster {
                 })
             })
             .collect();
-        assert!(denied.is_empty(), "deploy/base/rbac.yaml does not allow what ringress did: {denied:#?}");
+        assert!(denied.is_empty(), "{files:?} do not allow what ringress did: {denied:#?}");
     }
 }
 
