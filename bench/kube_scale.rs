@@ -7,8 +7,13 @@
 //! through ringress's listener. Targets (issue 3): ready under 10 s, a change live under
 //! 100 ms p99 at 100,000 Ingresses, memory under 1 GiB.
 //!
+//! With `KUBE_SCALE_KIND=httproute` the same with Gateway API HTTPRoutes (one Gateway taking
+//! routes from every namespace, the official CRDs registered, ringress run with
+//! `--gateway-api`) in place of the Ingresses, the change probes being HTTPRoutes too.
+//!
 //! `cargo bench --bench kube_scale` (env: KUBE_SCALE_SIZES=1000,10000,100000,
-//! KUBE_SCALE_CHANGES=50, KUBE_SCALE_OUT=bench/results/kube-scale.md).
+//! KUBE_SCALE_CHANGES=50, KUBE_SCALE_KIND=ingress|httproute,
+//! KUBE_SCALE_OUT=bench/results/kube-scale.md).
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -100,6 +105,34 @@ fn ingress(name: &str, ns: &str, host: &str, svc: usize) -> Value {
                {"path": "/", "pathType": "Prefix", "backend": {"service": {"name": format!("svc{svc}"), "port": {"number": 80}}}}]}}]}})
 }
 
+fn http_route(name: &str, ns: &str, host: &str, svc: usize) -> Value {
+    json!({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute", "metadata": {"name": name, "namespace": ns},
+           "spec": {"parentRefs": [{"name": "edge", "namespace": "ns0"}], "hostnames": [host],
+                    "rules": [{"backendRefs": [{"name": format!("svc{svc}"), "port": 80}]}]}})
+}
+
+/// The Gateway API CRDs, our GatewayClass and one Gateway taking routes from every namespace.
+fn gateway_api(api: &ApiServer) {
+    let crds =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/gateway-api-crds/standard-install.yaml"))
+            .expect("the vendored CRDs");
+    for doc in serde_yaml_ng::Deserializer::from_str(&crds) {
+        let v: Value = serde::Deserialize::deserialize(doc).expect("CRD YAML");
+        if v.get("kind").and_then(Value::as_str) == Some("CustomResourceDefinition") {
+            api.apply(v).expect("CRD registered");
+        }
+    }
+    api.apply(
+        json!({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "GatewayClass", "metadata": {"name": "ringress"},
+                     "spec": {"controllerName": "ringress.dev/gateway-controller"}}),
+    )
+    .unwrap();
+    api.apply(json!({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "Gateway", "metadata": {"name": "edge", "namespace": "ns0"},
+                     "spec": {"gatewayClassName": "ringress", "listeners": [
+                         {"name": "http", "port": 80, "protocol": "HTTP", "allowedRoutes": {"namespaces": {"from": "All"}}}]}}))
+        .unwrap();
+}
+
 struct Ringress {
     child: Child,
     http: SocketAddr,
@@ -114,10 +147,11 @@ impl Drop for Ringress {
     }
 }
 
-fn start_ringress(kubeconfig: &std::path::Path) -> Ringress {
+fn start_ringress(kubeconfig: &std::path::Path, routes: bool) -> Ringress {
     let mut child = Command::new(env!("CARGO_BIN_EXE_ringress"))
         .args(["run", "--http", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--kubeconfig"])
         .arg(kubeconfig)
+        .args(if routes { &["--gateway-api"][..] } else { &[] })
         .env("RUST_LOG", "info")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -187,7 +221,7 @@ struct Row {
     slice_ms: (f64, f64),
 }
 
-fn measure(n: usize, changes: usize, a: SocketAddr, b: SocketAddr) -> Row {
+fn measure(n: usize, changes: usize, (a, b): (SocketAddr, SocketAddr), routes: bool) -> Row {
     let api = ApiServer::start().unwrap();
     let dir = std::env::temp_dir().join(format!("ringress-kube-scale-{}-{n}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -199,6 +233,9 @@ fn measure(n: usize, changes: usize, a: SocketAddr, b: SocketAddr) -> Row {
     for ns in 0..namespaces {
         api.apply(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": format!("ns{ns}")}})).unwrap();
     }
+    if routes {
+        gateway_api(&api);
+    }
     for i in 0..n {
         let ns = format!("ns{}", i % namespaces);
         // Two real upstreams for the probes; the rest point at addresses never dialled.
@@ -208,12 +245,16 @@ fn measure(n: usize, changes: usize, a: SocketAddr, b: SocketAddr) -> Row {
         };
         api.apply(service(i, &ns)).unwrap();
         api.apply(slice(i, &ns, ep)).unwrap();
-        api.apply(ingress(&format!("ing{i}"), &ns, &format!("host{i}.bench"), i)).unwrap();
+        let object = match routes {
+            true => http_route(&format!("route{i}"), &ns, &format!("host{i}.bench"), i),
+            false => ingress(&format!("ing{i}"), &ns, &format!("host{i}.bench"), i),
+        };
+        api.apply(object).unwrap();
     }
     let load_s = loading.elapsed().as_secs_f64();
 
     let started = Instant::now();
-    let r = start_ringress(&kubeconfig);
+    let r = start_ringress(&kubeconfig, routes);
     let pid = r.child.id();
     loop {
         let mut c = TcpStream::connect(r.admin).unwrap();
@@ -241,7 +282,11 @@ fn measure(n: usize, changes: usize, a: SocketAddr, b: SocketAddr) -> Row {
     let mut ing = Vec::new();
     for k in 0..changes {
         let host = format!("probe{k}.bench");
-        api.apply(ingress(&format!("probe{k}"), "ns0", &host, 0)).unwrap();
+        let probe = match routes {
+            true => http_route(&format!("probe{k}"), "ns0", &host, 0),
+            false => ingress(&format!("probe{k}"), "ns0", &host, 0),
+        };
+        api.apply(probe).unwrap();
         let t = Instant::now();
         ing.push(until(r.http, &host, t, |s, _| s == 200));
         std::thread::sleep(Duration::from_millis(60));
@@ -280,19 +325,26 @@ fn main() {
         .collect();
     let changes: usize = std::env::var("KUBE_SCALE_CHANGES").ok().and_then(|v| v.parse().ok()).unwrap_or(50);
     let out = std::env::var("KUBE_SCALE_OUT").unwrap_or_else(|_| "bench/results/kube-scale.md".into());
+    let routes = match std::env::var("KUBE_SCALE_KIND").as_deref() {
+        Ok("httproute") => true,
+        Ok("ingress") | Err(_) => false,
+        Ok(other) => panic!("KUBE_SCALE_KIND: {other:?} is not ingress or httproute"),
+    };
+    let what = if routes { "HTTPRoutes" } else { "Ingresses" };
     let (a, b) = (upstream("a"), upstream("b"));
     let mut rows = Vec::new();
     for n in sizes {
-        eprintln!("kube_scale: {n} Ingresses...");
-        let row = measure(n, changes, a, b);
+        eprintln!("kube_scale: {n} {what}...");
+        let row = measure(n, changes, (a, b), routes);
         eprintln!(
             "  ready {:.2} s, build {:.1} ms, rss {:.0} MiB, ingress change p50/p99 {:.1}/{:.1} ms, slice change {:.1}/{:.1} ms",
             row.ready_s, row.build_ms, row.rss_mib, row.ingress_ms.0, row.ingress_ms.1, row.slice_ms.0, row.slice_ms.1
         );
         rows.push(row);
     }
-    let mut md = String::from(
-        "| Ingresses (+ as many Services and EndpointSlices) | first ready | initial build | ringress RSS | Ingress change p50 / p99 | EndpointSlice change p50 / p99 |\n|---:|---:|---:|---:|---:|---:|\n",
+    let one = if routes { "HTTPRoute" } else { "Ingress" };
+    let mut md = format!(
+        "| {what} (+ as many Services and EndpointSlices) | first ready | initial build | ringress RSS | {one} change p50 / p99 | EndpointSlice change p50 / p99 |\n|---:|---:|---:|---:|---:|---:|\n",
     );
     for r in &rows {
         md += &format!(

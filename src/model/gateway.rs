@@ -421,8 +421,6 @@ pub struct GatewayPath {
     /// Only on plain HTTP (`Some(false)`) or only over TLS (`Some(true)`): the listeners it
     /// is attached to.
     pub https: Option<bool>,
-    /// (route age, rule index): the specification's tie-breakers, as a sort key.
-    pub order: (Option<String>, String, usize),
 }
 
 /// Checks a Gateway as its CRD does: unique listener names, host names that are names.

@@ -311,6 +311,7 @@ async fn control(client: Client, opts: KubeOptions, build: BuildOptions, publish
                 }
                 Change::Full => full = true,
                 Change::Hosts(keys) => hosts.extend(keys),
+                Change::Routes => {}
                 Change::Services(keys) => services.extend(keys),
             }
             first_change.get_or_insert_with(Instant::now);
@@ -324,6 +325,15 @@ async fn control(client: Client, opts: KubeOptions, build: BuildOptions, publish
         }
         // The window closed (or the initial sync completed): publish one snapshot.
         let started = Instant::now();
+        if !full && prev_generation(published) > 0 {
+            match store.route_hosts() {
+                Some(keys) => hosts.extend(keys),
+                None => full = true,
+            }
+            // A route that changed nowhere in the table (attached nowhere, before and after)
+            // still has its status: a full build publishes it like any other.
+            full |= hosts.is_empty() && services.is_empty();
+        }
         if full || prev_generation(published) == 0 {
             store.lower();
         }

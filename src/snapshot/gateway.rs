@@ -99,6 +99,15 @@ pub struct Lowered {
     pub statuses: Statuses,
 }
 
+/// The specification's tie-breaker between routes: the oldest first, then by namespace and
+/// name. Routes are lowered (and so their rules inserted) in this order.
+fn age(r: &HttpRoute) -> (Option<&str>, Option<&str>, &str) {
+    (r.metadata.creation_timestamp.as_deref(), r.metadata.namespace.as_deref(), r.metadata.name.as_str())
+}
+
+/// (namespace, name) of every Service.
+type Services<'a> = rustc_hash::FxHashSet<(&'a str, &'a str)>;
+
 /// A listener ready to take routes.
 struct Live<'a> {
     gateway: &'a Gateway,
@@ -196,7 +205,7 @@ fn namespace_allowed(live: &Live, ns: &str) -> bool {
             let labels = BTreeMap::from([("kubernetes.io/metadata.name".to_string(), ns.to_string())]);
             from.and_then(|f| f.selector.as_ref()).is_some_and(|s| s.matches(&labels))
         }
-        _ => live.gateway.metadata.key().namespace == ns,
+        _ => live.gateway.metadata.namespace.as_deref().unwrap_or("default") == ns,
     }
 }
 
@@ -278,6 +287,7 @@ impl Statuses {
 
 /// Lowers our Gateways and the routes attached to them.
 pub fn lower(inputs: &GatewayInputs) -> Lowered {
+    let services: Services = inputs.services.iter().map(|s| (s.key.namespace.as_str(), s.key.name.as_str())).collect();
     let mut out = Lowered::default();
     let classes: Vec<&GatewayClass> =
         inputs.classes.iter().copied().filter(|c| c.spec.controller_name == CONTROLLER).collect();
@@ -385,12 +395,12 @@ pub fn lower(inputs: &GatewayInputs) -> Lowered {
             listeners,
         });
     }
-    let mut hosts_of_listener: Vec<Vec<String>> = vec![Vec::new(); live.len()];
+    let mut hosts_of_listener: Vec<std::collections::BTreeSet<String>> = vec![Default::default(); live.len()];
     let mut routes: Vec<&HttpRoute> = inputs.routes.clone();
-    routes.sort_by(|a, b| (&a.metadata.creation_timestamp, a.key()).cmp(&(&b.metadata.creation_timestamp, b.key())));
+    routes.sort_by(|a, b| age(a).cmp(&age(b)));
     for route in routes {
         if let Some((status, ingress)) =
-            attach(route, &live, inputs, (&mut out.statuses.gateways, &mut hosts_of_listener), &mut out.l4)
+            attach(route, &live, (inputs, &services), (&mut out.statuses.gateways, &mut hosts_of_listener), &mut out.l4)
         {
             out.statuses.routes.push(status);
             out.ingresses.extend(ingress);
@@ -401,7 +411,7 @@ pub fn lower(inputs: &GatewayInputs) -> Lowered {
     for (i, l) in live.iter().enumerate().filter(|(_, l)| l.https) {
         let mut hosts: Vec<String> = l.listener.hostname.iter().cloned().collect();
         if hosts.is_empty() {
-            hosts = hosts_of_listener[i].clone();
+            hosts = hosts_of_listener[i].iter().cloned().collect();
         }
         for key in &certs[i] {
             out.ingresses.push(Ingress {
@@ -430,12 +440,15 @@ fn parent_listeners<'l, 'a>(
     parent: &ObjectRef,
     live: &'l [Live<'a>],
 ) -> Result<Vec<(usize, &'l Live<'a>)>, Condition> {
-    let ns = route.key().namespace;
-    let gw_ns = parent.namespace_or(&ns);
+    let ns = route.metadata.namespace.as_deref().unwrap_or("default");
+    let gw_ns = parent.namespace_or(ns);
     let of_gateway: Vec<(usize, &Live)> = live
         .iter()
         .enumerate()
-        .filter(|(_, l)| l.gateway.metadata.name == parent.name && l.gateway.metadata.key().namespace == gw_ns)
+        .filter(|(_, l)| {
+            l.gateway.metadata.name == parent.name
+                && l.gateway.metadata.namespace.as_deref().unwrap_or("default") == gw_ns
+        })
         .filter(|(_, l)| parent.section_name.as_ref().is_none_or(|s| *s == l.listener.name))
         .filter(|(_, l)| parent.port.is_none_or(|p| p == l.listener.port))
         .collect();
@@ -459,7 +472,7 @@ fn parent_listeners<'l, 'a>(
 fn backends(
     route: &HttpRoute,
     refs: &[crate::model::gateway::BackendRef],
-    inputs: &GatewayInputs,
+    (inputs, services): (&GatewayInputs, &Services),
     problem: &mut Option<Condition>,
 ) -> Vec<(Option<(String, ServiceBackend)>, u32)> {
     let ns = route.key().namespace;
@@ -483,7 +496,7 @@ fn backends(
                 );
                 return fail(problem, "RefNotPermitted", m);
             }
-            let found = inputs.services.iter().any(|s| s.key.namespace == target_ns && s.key.name == t.name);
+            let found = services.contains(&(target_ns, t.name.as_str()));
             let Some(port) = t.port.filter(|_| found) else {
                 let m = match found {
                     true => format!("backendRef {} has no port", t.name),
@@ -502,8 +515,8 @@ fn backends(
 fn attach(
     route: &HttpRoute,
     live: &[Live],
-    inputs: &GatewayInputs,
-    (gateways, hosts_of_listener): (&mut [GatewayStatus], &mut [Vec<String>]),
+    (inputs, services): (&GatewayInputs, &Services),
+    (gateways, hosts_of_listener): (&mut [GatewayStatus], &mut [std::collections::BTreeSet<String>]),
     forwards: &mut Vec<crate::model::gateway::L4Route>,
 ) -> Option<(RouteStatus, Option<Ingress>)> {
     let key = route.key();
@@ -539,8 +552,8 @@ fn attach(
             }
             for h in names {
                 if let Some(h) = &h {
-                    if !hosts_of_listener[i].contains(h) {
-                        hosts_of_listener[i].push(h.clone());
+                    if l.https && !hosts_of_listener[i].contains(h) {
+                        hosts_of_listener[i].insert(h.clone());
                     }
                 }
                 let e = hosts.entry(h).or_default();
@@ -564,7 +577,7 @@ fn attach(
     let mut unsupported: Vec<String> = Vec::new();
     let mut paths = Vec::new();
     for (r, rule) in route.rules.iter().enumerate() {
-        let mut backends = backends(route, &rule.backend_refs, inputs, &mut problem);
+        let mut backends = backends(route, &rule.backend_refs, (inputs, services), &mut problem);
         let mut filters = rule.filters.clone();
         if let Some(Filter::Unsupported(name)) = filters.iter().find(|f| matches!(f, Filter::Unsupported(_))) {
             unsupported.push(format!("spec.rules[{r}] filter {name}"));
@@ -588,7 +601,6 @@ fn attach(
                 backends: backends.clone(),
                 timeouts: rule.timeouts,
                 https: None,
-                order: (route.metadata.creation_timestamp.clone(), key.to_string(), r),
             };
             paths.push(IngressPath { path, path_type, backend: backend.clone(), gateway: Some(Arc::new(gp)) });
         }

@@ -65,6 +65,8 @@ pub enum Change {
     /// Only an Ingress's status changed: nothing to route differently, but the status writer
     /// should look again.
     Status,
+    /// HTTPRoutes or GRPCRoutes changed: their hosts are known once they are lowered again.
+    Routes,
 }
 
 /// The objects whose status the writer may touch, with what it says now and what it should;
@@ -153,6 +155,8 @@ pub struct Store {
     lowered_l4: Vec<crate::model::gateway::L4Route>,
     /// The statuses the last lowering decided.
     pub gateway_statuses: crate::snapshot::gateway::Statuses,
+    /// HTTPRoutes and GRPCRoutes changed since the last lowering.
+    changed_routes: BTreeSet<ObjectKey>,
 }
 
 const KINDS: usize = crate::provider::KINDS.len();
@@ -347,10 +351,16 @@ impl Store {
             One::IngressClass(v) => full_if(put(&mut self.classes, key, v)),
             One::GatewayClass(v) => full_if(put(&mut self.gw_classes, key, v)),
             One::Gateway(v) => full_if(put(&mut self.gateways, key, v)),
-            One::Route(v) if kind == Kind::GrpcRoute => full_if(put(&mut self.grpc_routes, key, v)),
+            One::Route(v) if kind == Kind::GrpcRoute => {
+                let changed = put(&mut self.grpc_routes, key.clone(), v);
+                self.route_changed(changed, key)
+            }
             One::Route(v) if kind == Kind::TlsRoute => full_if(put(&mut self.tls_routes, key, v)),
             One::Route(v) if kind == Kind::TcpRoute => full_if(put(&mut self.tcp_routes, key, v)),
-            One::Route(v) => full_if(put(&mut self.http_routes, key, v)),
+            One::Route(v) => {
+                let changed = put(&mut self.http_routes, key.clone(), v);
+                self.route_changed(changed, key)
+            }
             One::ReferenceGrant(v) => full_if(put(&mut self.grants, key, v)),
             One::Secret(v) => {
                 let matters = self.secret_matters(&key, Some(&v));
@@ -394,8 +404,14 @@ impl Store {
             Kind::IngressClass => full_if(self.classes.remove(key).is_some()),
             Kind::GatewayClass => full_if(self.gw_classes.remove(key).is_some()),
             Kind::Gateway => full_if(self.gateways.remove(key).is_some()),
-            Kind::HttpRoute => full_if(self.http_routes.remove(key).is_some()),
-            Kind::GrpcRoute => full_if(self.grpc_routes.remove(key).is_some()),
+            Kind::HttpRoute => {
+                let changed = self.http_routes.remove(key).is_some();
+                self.route_changed(changed, key.clone())
+            }
+            Kind::GrpcRoute => {
+                let changed = self.grpc_routes.remove(key).is_some();
+                self.route_changed(changed, key.clone())
+            }
             Kind::TlsRoute => full_if(self.tls_routes.remove(key).is_some()),
             Kind::TcpRoute => full_if(self.tcp_routes.remove(key).is_some()),
             Kind::ReferenceGrant => full_if(self.grants.remove(key).is_some()),
@@ -531,9 +547,49 @@ impl Store {
         }
     }
 
+    /// An HTTPRoute or GRPCRoute changed: its hosts are found when the routes are lowered
+    /// again at the next publish ([`Store::route_hosts`]).
+    fn route_changed(&mut self, changed: bool, key: ObjectKey) -> Change {
+        if !changed {
+            return Change::None;
+        }
+        self.changed_routes.insert(key);
+        Change::Routes
+    }
+
+    /// Lowers the routes again after HTTPRoute or GRPCRoute changes: the hosts to rebuild
+    /// (the changed routes' before and after), or `None` when a full build is needed (a
+    /// Gateway's certificates follow the host names of its routes).
+    pub fn route_hosts(&mut self) -> Option<Vec<HostKey>> {
+        if self.changed_routes.is_empty() {
+            return Some(Vec::new());
+        }
+        let changed = std::mem::take(&mut self.changed_routes);
+        let hosts_of = |lowered: &[Ingress]| -> (Vec<HostKey>, Vec<Ingress>) {
+            let hosts = lowered
+                .iter()
+                .filter(|i| matches!(i.origin, crate::model::Origin::Route(_)) && changed.contains(&i.key))
+                .flat_map(HostKey::of_ingress)
+                .collect();
+            let certs = lowered.iter().filter(|i| i.origin == crate::model::Origin::Gateway).cloned().collect();
+            (hosts, certs)
+        };
+        let (mut hosts, certs_before) = hosts_of(&self.lowered);
+        self.lower();
+        let (after, certs_after) = hosts_of(&self.lowered);
+        if certs_before != certs_after {
+            return None;
+        }
+        hosts.extend(after);
+        hosts.sort();
+        hosts.dedup();
+        Some(hosts)
+    }
+
     /// Lowers the Gateway API objects again (before a full build): their Ingresses and
     /// statuses.
     pub fn lower(&mut self) {
+        self.changed_routes.clear();
         let inputs = crate::snapshot::gateway::GatewayInputs {
             classes: self.gw_classes.values().collect(),
             gateways: self.gateways.values().collect(),
@@ -684,7 +740,7 @@ fn merge(changes: Vec<Change>) -> Change {
     for c in changes {
         match c {
             Change::None | Change::Status => {}
-            Change::Full | Change::Hosts(_) => return Change::Full,
+            Change::Full | Change::Hosts(_) | Change::Routes => return Change::Full,
             Change::Services(k) => keys.extend(k),
         }
     }

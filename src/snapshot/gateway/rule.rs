@@ -218,7 +218,6 @@ mod tests {
             backends: vec![(None, 70), (None, 30), (None, 0)],
             timeouts: Default::default(),
             https: None,
-            order: (None, String::new(), 0),
         };
         let rule = GatewayRule::new(&g, vec![Some(0), Some(1), Some(2)]);
         let mut counts = [0; 3];
