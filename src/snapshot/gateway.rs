@@ -461,7 +461,7 @@ fn parent_listeners<'l, 'a>(
         ));
     }
     let allowed: Vec<(usize, &Live)> =
-        of_gateway.into_iter().filter(|(_, l)| namespace_allowed(l, &ns) && l.kinds.contains(&route.kind)).collect();
+        of_gateway.into_iter().filter(|(_, l)| namespace_allowed(l, ns) && l.kinds.contains(&route.kind)).collect();
     if allowed.is_empty() {
         return Err(cond("Accepted", false, "NotAllowedByListeners", "no listener of the Gateway allows this route"));
     }
