@@ -773,3 +773,36 @@ fn tcproute_simple() {
     status_is("gateway/tcp", "default", "{.status.listeners[0].attachedRoutes}", "1");
     let _ = e;
 }
+
+#[test]
+fn httproute_listener_hostname_matching() {
+    let yaml = "apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {name: httproute-listener-hostname-matching, namespace: default}\nspec:\n  gatewayClassName: ringress\n  listeners:\n  - {name: listener-1, port: 80, protocol: HTTP, hostname: bar.com}\n  - {name: listener-2, port: 80, protocol: HTTP, hostname: foo.bar.com}\n  - {name: listener-3, port: 80, protocol: HTTP, hostname: '*.bar.com'}\n  - {name: listener-4, port: 80, protocol: HTTP, hostname: '*.foo.com'}\n"
+        .to_string()
+        + &[("backend-v1", "[listener-1]", "infra-backend-v1"), ("backend-v2", "[listener-2]", "infra-backend-v2"), ("backend-v3", "[listener-3, listener-4]", "infra-backend-v3")]
+            .iter()
+            .map(|(name, sections, backend)| {
+                let parents: Vec<String> = sections
+                    .trim_matches(|c| c == '[' || c == ']')
+                    .split(", ")
+                    .map(|s| format!("{{name: httproute-listener-hostname-matching, sectionName: {s}}}"))
+                    .collect();
+                format!("---\napiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {{name: {name}, namespace: default}}\nspec:\n  parentRefs: [{}]\n  rules:\n  - backendRefs: [{{name: {backend}, port: 80}}]\n", parents.join(", "))
+            })
+            .collect::<String>();
+    apply(&yaml);
+    eventually("multiple.prefixes.foo.com", "/", |r| r.status == 200);
+    for (host, want) in [
+        ("bar.com", "infra-backend-v1"),
+        ("foo.bar.com", "infra-backend-v2"),
+        ("baz.bar.com", "infra-backend-v3"),
+        ("boo.bar.com", "infra-backend-v3"),
+        ("multiple.prefixes.bar.com", "infra-backend-v3"),
+        ("multiple.prefixes.foo.com", "infra-backend-v3"),
+    ] {
+        assert_eq!(backend(&request("GET", host, "/", &[])), want, "{host}");
+    }
+    for host in ["foo.com", "no.matching.host"] {
+        assert_eq!(request("GET", host, "/", &[]).status, 404, "{host}");
+    }
+    status_is("gateway/httproute-listener-hostname-matching", "default", "{.status.listeners[2].attachedRoutes}", "1");
+}

@@ -498,7 +498,11 @@ fn set_host(table: &mut RouteTable, key: &HostKey, built: Built) {
             hr.warnings.extend(names);
             ((&mut table.exact_hosts, h.as_str()), hr)
         }
-        (HostKey::Wildcard(h), Built::Host(hr)) => ((&mut table.wildcard_hosts, h.as_str()), hr),
+        (HostKey::Wildcard(h), Built::Host(hr)) => {
+            let was = table.wildcard_hosts.get(h.as_str()).is_some_and(|o| o.deep()) as usize;
+            table.deep_wildcards = table.deep_wildcards - was + hr.deep() as usize;
+            ((&mut table.wildcard_hosts, h.as_str()), hr)
+        }
         (HostKey::Default, Built::Host(_)) => unreachable!("the default is built as Built::Default"),
     };
     let (map, host) = map;

@@ -71,6 +71,15 @@ pub struct HostRoutes {
 }
 
 impl HostRoutes {
+    /// A Gateway API route is here: under a wildcard, the host is matched at any depth
+    /// (`*.example.com` covers `a.b.example.com`, as the Gateway API specifies; an Ingress
+    /// wildcard covers one label).
+    pub(super) fn deep(&self) -> bool {
+        self.routes.iter().any(|r| r.gateway.is_some())
+    }
+}
+
+impl HostRoutes {
     /// Whether a route of this host asks for a client certificate (`auth-tls-secret`).
     pub(super) fn wants_client_cert(&self) -> bool {
         self.routes.iter().any(|r| r.options.client_cert.is_some())
@@ -157,6 +166,9 @@ pub struct RouteTable {
     pub(super) passthrough_hosts: usize,
     /// `server-alias` and `from-to-www-redirect` names.
     pub(super) names: Names,
+    /// Wildcard hosts with Gateway API routes (matched at any depth): while there are none,
+    /// a lookup tries one wildcard suffix only.
+    pub(super) deep_wildcards: usize,
 }
 
 /// Names that are not a rule's host: `server-alias` (served as the host that names them) and
@@ -314,6 +326,16 @@ impl RouteTable {
             probe();
             if let Some(h) = self.wildcard_hosts.get(&host[dot + 1..]) {
                 return h;
+            }
+            // A Gateway API wildcard covers any number of labels, the longest suffix first.
+            if self.deep_wildcards > 0 {
+                let rest = &host[dot + 1..];
+                for (i, _) in rest.match_indices('.') {
+                    probe();
+                    if let Some(h) = self.wildcard_hosts.get(&rest[i + 1..]).filter(|h| h.deep()) {
+                        return h;
+                    }
+                }
             }
         }
         &self.any_host
