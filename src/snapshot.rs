@@ -490,9 +490,17 @@ impl Snapshot {
                 r.path,
                 path_type_name(r.path_type),
                 b.name,
-                r.ingress.to_string(),
+                match r.origin {
+                    crate::model::Origin::Ingress => r.ingress.to_string(),
+                    o => format!("{} {}", o.name(), r.ingress),
+                },
                 eps
             );
+            if let Some(g) = r.gateway.as_deref().map(|g| g.describe(|id| self.backend(id).name.clone())) {
+                if !g.is_empty() {
+                    let _ = writeln!(out, "{:<32} {:<28} {:<8} when: {g}", "", "", "");
+                }
+            }
             if let Some(t) = traffic_rules(self, r) {
                 let _ = writeln!(out, "{:<32} {:<28} {:<8} traffic: {t}", "", "", "");
             }
@@ -526,6 +534,8 @@ impl Snapshot {
                 "path": r.path,
                 "pathType": path_type_name(r.path_type),
                 "ingress": r.ingress.to_string(),
+                "kind": r.origin.name(),
+                "gateway": r.gateway.as_deref().map(|g| g.describe(|id| self.backend(id).name.clone())),
                 "backend": b.name,
                 "endpoints": b.endpoints.iter().map(|e| e.to_string()).collect::<Vec<_>>(),
                 "problem": b.problem,

@@ -163,6 +163,55 @@ impl GatewayRule {
     }
 }
 
+impl GatewayRule {
+    /// What the rule asks beyond its path, for `ringress check` and `/debug/routes`
+    /// (`backend` names a backend id).
+    pub fn describe(&self, backend: impl Fn(BackendId) -> String) -> String {
+        let mut parts = Vec::new();
+        let value = |v: &Value| match v {
+            Value::Exact(s) => format!("={s}"),
+            Value::Regex(re) => format!("~{}", re.as_str()),
+        };
+        if let Some(m) = &self.method {
+            parts.push(format!("method {m}"));
+        }
+        for (n, v) in &self.headers {
+            parts.push(format!("header {n}{}", value(v)));
+        }
+        for (n, v) in &self.query {
+            parts.push(format!("query {n}{}", value(v)));
+        }
+        match self.https {
+            Some(true) => parts.push("TLS listeners only".into()),
+            Some(false) => parts.push("plain listeners only".into()),
+            None => {}
+        }
+        if let Some(r) = &self.redirect {
+            parts.push(format!("redirect {}", r.status));
+        }
+        if self.rewrite_path.is_some() {
+            parts.push("path rewritten".into());
+        }
+        if let Some(h) = &self.request_headers {
+            parts.push(format!(
+                "request fields: {} set, {} added, {} removed",
+                h.set.len(),
+                h.add.len(),
+                h.remove.len()
+            ));
+        }
+        if self.split.len() > 1 || self.split.iter().any(|(b, _)| b.is_none()) {
+            let shares: Vec<String> = self
+                .split
+                .iter()
+                .map(|(b, w)| format!("{}={w}", b.map(&backend).unwrap_or_else(|| "<unresolved: 500>".into())))
+                .collect();
+            parts.push(format!("weights {}", shares.join(" ")));
+        }
+        parts.join(", ")
+    }
+}
+
 /// The first value of the query parameter `name` (as sent; names are case-sensitive).
 pub fn query_param<'q>(query: &'q [u8], name: &str) -> Option<&'q [u8]> {
     query.strip_prefix(b"?").unwrap_or(query).split(|&b| b == b'&').find_map(|pair| {
