@@ -229,6 +229,13 @@ pub struct ConfigMap {
     pub data: BTreeMap<String, String>,
 }
 
+/// A Namespace's labels (what a Gateway's `allowedRoutes.namespaces.selector` matches).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Namespace {
+    pub name: String,
+    pub labels: BTreeMap<String, String>,
+}
+
 /// Everything the snapshot builder reads. Providers fill it; the builder never sees YAML.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Objects {
@@ -245,6 +252,7 @@ pub struct Objects {
     pub reference_grants: Vec<gateway::ReferenceGrant>,
     /// TCPRoutes lowered into forwarded ports ([`gateway::L4Route`]).
     pub l4_routes: Vec<gateway::L4Route>,
+    pub namespaces: Vec<Namespace>,
 }
 
 /// Keeps the last of the items of `v` with the same key, in place; a warning per key defined
@@ -285,6 +293,7 @@ impl Objects {
         keep_last(&mut self.gateways, "Gateway", |o| o.metadata.key().to_string(), &mut w);
         keep_last(&mut self.http_routes, "Route", |o| format!("{} {}", o.kind.name(), o.key()), &mut w);
         keep_last(&mut self.reference_grants, "ReferenceGrant", |o| o.metadata.key().to_string(), &mut w);
+        keep_last(&mut self.namespaces, "Namespace", |o| o.name.clone(), &mut w);
         w
     }
 
@@ -300,6 +309,7 @@ impl Objects {
         self.http_routes.extend(other.http_routes);
         self.reference_grants.extend(other.reference_grants);
         self.l4_routes.extend(other.l4_routes);
+        self.namespaces.extend(other.namespaces);
     }
 
     pub fn len(&self) -> usize {
@@ -313,6 +323,7 @@ impl Objects {
             + self.gateways.len()
             + self.http_routes.len()
             + self.reference_grants.len()
+            + self.namespaces.len()
     }
 
     pub fn is_empty(&self) -> bool {

@@ -30,7 +30,7 @@ impl Histogram {
 }
 
 /// The kinds a provider reads, in metric label order.
-pub const KINDS: [&str; 13] = [
+pub const KINDS: [&str; 14] = [
     "Ingress",
     "IngressClass",
     "Service",
@@ -44,6 +44,7 @@ pub const KINDS: [&str; 13] = [
     "ReferenceGrant",
     "TLSRoute",
     "TCPRoute",
+    "Namespace",
 ];
 
 /// What the control thread did: builds, propagation, watch health, status writing.

@@ -806,3 +806,112 @@ fn httproute_listener_hostname_matching() {
     }
     status_is("gateway/httproute-listener-hostname-matching", "default", "{.status.listeners[2].attachedRoutes}", "1");
 }
+
+#[test]
+fn httproute_path_match_order() {
+    let m = |t: &str, v: &str, b: &str| format!("  - matches: [{{path: {{type: {t}, value: {v}}}}}]\n") + &to(b);
+    let rules = [
+        m("Exact", "/match", "infra-backend-v1"),
+        m("Exact", "/match/exact", "infra-backend-v2"),
+        m("Exact", "/match/exact/one", "infra-backend-v3"),
+        m("PathPrefix", "/match/", "infra-backend-v3"),
+        m("PathPrefix", "/match/prefix/", "infra-backend-v1"),
+        m("PathPrefix", "/match/prefix/one", "infra-backend-v2"),
+    ]
+    .concat();
+    apply(&route("path-matching-order", "order.test", &rules));
+    served("order.test", "/match");
+    for (path, want) in [
+        ("/match/exact/one", "infra-backend-v3"),
+        ("/match/exact", "infra-backend-v2"),
+        ("/match", "infra-backend-v1"),
+        ("/match/prefix/one/any", "infra-backend-v2"),
+        ("/match/prefix/any", "infra-backend-v1"),
+        ("/match/any", "infra-backend-v3"),
+    ] {
+        assert_eq!(backend(&request("GET", "order.test", path, &[])), want, "{path}");
+    }
+}
+
+#[test]
+fn httproute_matching_across_routes() {
+    // Two routes for one host name: the rules of both, in one precedence order; the second
+    // route's host is only one of the first's.
+    let part = |name: &str, hosts: &str, rules: &str| {
+        format!("---\napiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {{name: {name}, namespace: default}}\nspec:\n  parentRefs: [{{name: same-namespace}}]\n  hostnames: [{hosts}]\n  rules:\n{rules}")
+    };
+    let first = "  - matches: [{path: {type: PathPrefix, value: /}}, {headers: [{name: version, value: one}]}]\n"
+        .to_string()
+        + &to("infra-backend-v1");
+    let second = "  - matches: [{path: {type: PathPrefix, value: /v2}}, {headers: [{name: version, value: two}]}]\n"
+        .to_string()
+        + &to("infra-backend-v2");
+    apply(
+        &(part("matching-part1", "across.test, across.net", &first) + &part("matching-part2", "across.test", &second)),
+    );
+    eventually("across.test", "/v2", |r| backend(r) == "infra-backend-v2");
+    for (host, path, fields, want) in [
+        ("across.test", "/", &[][..], "infra-backend-v1"),
+        ("across.test", "/example", &[], "infra-backend-v1"),
+        ("across.net", "/example", &[], "infra-backend-v1"),
+        ("across.test", "/example", &[("Version", "one")], "infra-backend-v1"),
+        ("across.test", "/v2", &[], "infra-backend-v2"),
+        ("across.net", "/v2", &[], "infra-backend-v1"),
+        ("across.test", "/v2/example", &[], "infra-backend-v2"),
+        ("across.test", "/", &[("Version", "two")], "infra-backend-v2"),
+    ] {
+        assert_eq!(backend(&request("GET", host, path, fields)), want, "{host}{path} {fields:?}");
+    }
+}
+
+#[test]
+fn gateway_invalid_route_kind_and_httproute_disallowed_kind() {
+    // A listener listing only a kind it cannot take: ResolvedRefs False (InvalidRouteKinds),
+    // no supported kinds; one taking TLSRoutes only: an HTTPRoute is NotAllowedByListeners.
+    let yaml = "apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {name: kinds, namespace: default}\nspec:\n  gatewayClassName: ringress\n  listeners:\n  - {name: bad, port: 80, protocol: HTTP, hostname: bad.kinds.test, allowedRoutes: {kinds: [{kind: FooRoute}]}}\n  - {name: tls-only, port: 443, protocol: TLS, tls: {mode: Passthrough}, allowedRoutes: {kinds: [{kind: TLSRoute}]}}\n---\napiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {name: disallowed-kind, namespace: default}\nspec:\n  parentRefs: [{name: kinds, sectionName: tls-only}]\n  hostnames: [disallowed.kinds.test]\n  rules:\n  - backendRefs: [{name: infra-backend-v1, port: 80}]\n";
+    apply(yaml);
+    let l = |i: usize, t: &str, f: &str| format!("{{.status.listeners[{i}].conditions[?(@.type==\"{t}\")].{f}}}");
+    status_is("gateway/kinds", "default", &l(0, "ResolvedRefs", "reason"), "InvalidRouteKinds");
+    status_is("gateway/kinds", "default", "{.status.listeners[0].supportedKinds}", "[]");
+    status_is("gateway/kinds", "default", "{.status.listeners[1].supportedKinds[*].kind}", "TLSRoute");
+    status_is("httproute/disallowed-kind", "default", &condition("Accepted", "reason"), "NotAllowedByListeners");
+    assert_eq!(request("GET", "disallowed.kinds.test", "/", &[]).status, 404);
+}
+
+#[test]
+fn gateway_secret_missing_and_specific_reference_grant() {
+    // A certificateRef to a Secret of another namespace: RefNotPermitted until a
+    // ReferenceGrant for that Secret exists in its namespace.
+    let ca = support::pki::Ca::new("grant CA");
+    let (cert, key) = ca.leaf(&["grant.test"]);
+    let secret = secret_data("grant-cert", &[("tls.crt", &cert), ("tls.key", &key)])
+        .replace("namespace: default", "namespace: web")
+        .replace("kind: Secret\n", "kind: Secret\ntype: kubernetes.io/tls\n");
+    let gw = "---\napiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {name: grant-gw, namespace: default}\nspec:\n  gatewayClassName: ringress\n  listeners:\n  - {name: https, port: 443, protocol: HTTPS, hostname: grant.test, tls: {certificateRefs: [{name: grant-cert, namespace: web}]}}\n";
+    apply(&(secret + gw));
+    let l = |t: &str, f: &str| format!("{{.status.listeners[0].conditions[?(@.type==\"{t}\")].{f}}}");
+    status_is("gateway/grant-gw", "default", &l("ResolvedRefs", "reason"), "RefNotPermitted");
+    status_is("gateway/grant-gw", "default", &l("Programmed", "status"), "False");
+    apply("apiVersion: gateway.networking.k8s.io/v1beta1\nkind: ReferenceGrant\nmetadata: {name: gateway-secret, namespace: web}\nspec:\n  from: [{group: gateway.networking.k8s.io, kind: Gateway, namespace: default}]\n  to: [{group: '', kind: Secret, name: grant-cert}]\n");
+    status_is("gateway/grant-gw", "default", &l("ResolvedRefs", "status"), "True");
+    status_is("gateway/grant-gw", "default", &l("Programmed", "status"), "True");
+}
+
+#[test]
+fn httproute_invalid_parentref_not_matching_listener_port() {
+    let yaml = "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {name: wrong-port, namespace: default}\nspec:\n  parentRefs: [{name: same-namespace, port: 81}]\n  hostnames: [wrong-port.test]\n  rules:\n  - backendRefs: [{name: infra-backend-v1, port: 80}]\n";
+    apply(yaml);
+    status_is("httproute/wrong-port", "default", &condition("Accepted", "reason"), "NoMatchingParent");
+    assert_eq!(request("GET", "wrong-port.test", "/", &[]).status, 404);
+}
+
+#[test]
+fn httproute_cross_namespace_by_namespace_selector() {
+    // The conformance infrastructure's `backend-namespaces` Gateway: routes from namespaces
+    // labelled gateway-conformance=backend (HTTPRouteCrossNamespace).
+    apply("apiVersion: v1\nkind: Namespace\nmetadata: {name: web, labels: {gateway-conformance: backend}}\n---\napiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {name: backend-namespaces, namespace: default}\nspec:\n  gatewayClassName: ringress\n  listeners:\n  - name: http\n    port: 80\n    protocol: HTTP\n    hostname: selected.test\n    allowedRoutes: {namespaces: {from: Selector, selector: {matchLabels: {gateway-conformance: backend}}}}\n---\napiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {name: cross-namespace, namespace: web}\nspec:\n  parentRefs: [{name: backend-namespaces, namespace: default}]\n  rules:\n  - backendRefs: [{name: web-backend, port: 80}]\n---\napiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {name: not-selected, namespace: default}\nspec:\n  parentRefs: [{name: backend-namespaces}]\n  rules:\n  - matches: [{path: {type: PathPrefix, value: /not-selected}}]\n    backendRefs: [{name: infra-backend-v1, port: 80}]\n");
+    let r = eventually("selected.test", "/", |r| r.status == 200);
+    assert_eq!(backend(&r), "web-backend");
+    status_is("httproute/not-selected", "default", &condition("Accepted", "reason"), "NotAllowedByListeners");
+    assert_eq!(backend(&request("GET", "selected.test", "/not-selected", &[])), "web-backend");
+}

@@ -126,6 +126,13 @@ fn read_object(value: Value, at: Location, out: &mut Objects) -> Result<(), Pars
         ("Endpoints", "v1") => out.endpoint_slices.extend(endpoints(cx.de(value)?, cx)?),
         ("Secret", "v1") => out.secrets.push(secret(cx.de(value)?, cx)?),
         ("ConfigMap", "v1") => out.config_maps.push(config_map(cx.de(value)?, cx)?),
+        ("Namespace", "v1") => {
+            let m: super::gateway::Meta = cx.de(value.get("metadata").cloned().unwrap_or(Value::Null))?;
+            if m.name.is_empty() {
+                return Err(cx.err("metadata.name", "missing"));
+            }
+            out.namespaces.push(Namespace { name: m.name, labels: m.labels })
+        }
         (k, v) if v.starts_with("gateway.networking.k8s.io/") => gateway(k, v, value, cx, out)?,
         ("Ingress" | "Service", v) => return Err(cx.err("apiVersion", format!("unsupported version {v:?} for {kind}"))),
         _ => {

@@ -222,14 +222,22 @@ async fn control(client: Client, opts: KubeOptions, build: BuildOptions, publish
     ]);
 
     if opts.gateway_api {
-        for kind in Kind::GATEWAY_API {
+        for kind in Kind::GATEWAY_API.into_iter().filter(|k| *k != Kind::Namespace) {
             streams.push(gateway_events(&client, ns, kind).boxed());
+        }
+        // Namespaces' labels, for Gateways selecting the namespaces of their routes (not with
+        // --namespace: a selector then sees the name label only).
+        if ns.is_none() {
+            let api: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client.clone());
+            streams.push(events(api, cfg(), Kind::Namespace).boxed());
         }
     }
     let status_tx = opts.status.clone().map(|s| status::spawn(client.clone(), s, published));
     let mut store = Store::default();
     if !opts.gateway_api {
         store.skip_gateway_api();
+    } else if ns.is_some() {
+        store.skip(Kind::Namespace);
     }
     store.policy = build.unsupported_security;
     store.config_map = opts.config_map.clone();

@@ -138,9 +138,10 @@ fn served<'a>(
 ) -> (Vec<&'a Ingress>, Vec<String>) {
     let mut warnings = Vec::new();
     let mut out: Vec<&Ingress> = ingresses.iter().copied().filter(|i| serves(i, classes, opts)).collect();
-    out.sort_by(|a, b| (&a.creation_timestamp, &a.key).cmp(&(&b.creation_timestamp, &b.key)));
+    out.sort_by(|a, b| (&a.creation_timestamp, &a.key, a.origin).cmp(&(&b.creation_timestamp, &b.key, b.origin)));
     out.dedup_by(|later, first| {
-        let dup = later.key == first.key;
+        // An HTTPRoute may share its namespace and name with an Ingress or a GRPCRoute.
+        let dup = later.key == first.key && later.origin == first.origin;
         if dup {
             warnings.push(format!("Ingress {} is defined twice; using the first definition", later.key));
         }

@@ -33,6 +33,8 @@ pub struct GatewayInputs<'a> {
     pub grants: Vec<&'a ReferenceGrant>,
     pub services: Vec<&'a Service>,
     pub secrets: Vec<&'a Secret>,
+    /// Namespaces' labels, for listeners that select the namespaces of their routes.
+    pub namespaces: Vec<&'a crate::model::Namespace>,
 }
 
 /// One status condition, as `metav1.Condition` has it (the writer adds the times and the
@@ -105,8 +107,12 @@ fn age(r: &HttpRoute) -> (Option<&str>, Option<&str>, &str) {
     (r.metadata.creation_timestamp.as_deref(), r.metadata.namespace.as_deref(), r.metadata.name.as_str())
 }
 
-/// (namespace, name) of every Service.
-type Services<'a> = rustc_hash::FxHashSet<(&'a str, &'a str)>;
+/// What the lowering looks up for every route: (namespace, name) of every Service, and each
+/// Namespace's labels.
+struct Index<'a> {
+    services: rustc_hash::FxHashSet<(&'a str, &'a str)>,
+    namespaces: rustc_hash::FxHashMap<&'a str, &'a BTreeMap<String, String>>,
+}
 
 /// A listener ready to take routes.
 struct Live<'a> {
@@ -195,14 +201,15 @@ fn listener_kinds(l: &Listener) -> (Vec<RouteKind>, bool) {
 }
 
 /// Whether a route in `ns` may attach to the listener (allowedRoutes.namespaces).
-fn namespace_allowed(live: &Live, ns: &str) -> bool {
+fn namespace_allowed(live: &Live, ns: &str, index: &Index) -> bool {
     let from = live.listener.allowed_routes.as_ref().and_then(|a| a.namespaces.as_ref());
     match from.and_then(|f| f.from.as_deref()).unwrap_or("Same") {
         "All" => true,
         "Selector" => {
-            // Namespaces are not watched: the one label every namespace has is what a
-            // selector is matched against.
-            let labels = BTreeMap::from([("kubernetes.io/metadata.name".to_string(), ns.to_string())]);
+            // The Namespace's labels, and the one every namespace has (also when Namespaces
+            // are not watched: with --namespace).
+            let mut labels = index.namespaces.get(ns).map(|l| (*l).clone()).unwrap_or_default();
+            labels.insert("kubernetes.io/metadata.name".to_string(), ns.to_string());
             from.and_then(|f| f.selector.as_ref()).is_some_and(|s| s.matches(&labels))
         }
         _ => live.gateway.metadata.namespace.as_deref().unwrap_or("default") == ns,
@@ -245,6 +252,7 @@ impl<'a> GatewayInputs<'a> {
             grants: o.reference_grants.iter().collect(),
             services: o.services.iter().collect(),
             secrets: o.secrets.iter().collect(),
+            namespaces: o.namespaces.iter().collect(),
         }
     }
 }
@@ -287,7 +295,10 @@ impl Statuses {
 
 /// Lowers our Gateways and the routes attached to them.
 pub fn lower(inputs: &GatewayInputs) -> Lowered {
-    let services: Services = inputs.services.iter().map(|s| (s.key.namespace.as_str(), s.key.name.as_str())).collect();
+    let index = Index {
+        services: inputs.services.iter().map(|s| (s.key.namespace.as_str(), s.key.name.as_str())).collect(),
+        namespaces: inputs.namespaces.iter().map(|n| (n.name.as_str(), &n.labels)).collect(),
+    };
     let mut out = Lowered::default();
     let classes: Vec<&GatewayClass> =
         inputs.classes.iter().copied().filter(|c| c.spec.controller_name == CONTROLLER).collect();
@@ -400,7 +411,7 @@ pub fn lower(inputs: &GatewayInputs) -> Lowered {
     routes.sort_by(|a, b| age(a).cmp(&age(b)));
     for route in routes {
         if let Some((status, ingress)) =
-            attach(route, &live, (inputs, &services), (&mut out.statuses.gateways, &mut hosts_of_listener), &mut out.l4)
+            attach(route, &live, (inputs, &index), (&mut out.statuses.gateways, &mut hosts_of_listener), &mut out.l4)
         {
             out.statuses.routes.push(status);
             out.ingresses.extend(ingress);
@@ -439,6 +450,7 @@ fn parent_listeners<'l, 'a>(
     route: &HttpRoute,
     parent: &ObjectRef,
     live: &'l [Live<'a>],
+    index: &Index,
 ) -> Result<Vec<(usize, &'l Live<'a>)>, Condition> {
     let ns = route.metadata.namespace.as_deref().unwrap_or("default");
     let gw_ns = parent.namespace_or(ns);
@@ -460,8 +472,10 @@ fn parent_listeners<'l, 'a>(
             "no listener of the Gateway matches sectionName and port",
         ));
     }
-    let allowed: Vec<(usize, &Live)> =
-        of_gateway.into_iter().filter(|(_, l)| namespace_allowed(l, ns) && l.kinds.contains(&route.kind)).collect();
+    let allowed: Vec<(usize, &Live)> = of_gateway
+        .into_iter()
+        .filter(|(_, l)| namespace_allowed(l, ns, index) && l.kinds.contains(&route.kind))
+        .collect();
     if allowed.is_empty() {
         return Err(cond("Accepted", false, "NotAllowedByListeners", "no listener of the Gateway allows this route"));
     }
@@ -472,7 +486,7 @@ fn parent_listeners<'l, 'a>(
 fn backends(
     route: &HttpRoute,
     refs: &[crate::model::gateway::BackendRef],
-    (inputs, services): (&GatewayInputs, &Services),
+    (inputs, services): (&GatewayInputs, &rustc_hash::FxHashSet<(&str, &str)>),
     problem: &mut Option<Condition>,
 ) -> Vec<(Option<(String, ServiceBackend)>, u32)> {
     let ns = route.key().namespace;
@@ -515,7 +529,7 @@ fn backends(
 fn attach(
     route: &HttpRoute,
     live: &[Live],
-    (inputs, services): (&GatewayInputs, &Services),
+    (inputs, index): (&GatewayInputs, &Index),
     (gateways, hosts_of_listener): (&mut [GatewayStatus], &mut [std::collections::BTreeSet<String>]),
     forwards: &mut Vec<crate::model::gateway::L4Route>,
 ) -> Option<(RouteStatus, Option<Ingress>)> {
@@ -531,7 +545,7 @@ fn attach(
         let gw_ns = parent.namespace_or(&key.namespace).to_string();
         let ours = gateways.iter().position(|g| g.key.name == parent.name && g.key.namespace == gw_ns);
         let Some(gw_at) = ours else { continue };
-        let listeners = match parent_listeners(route, parent, live) {
+        let listeners = match parent_listeners(route, parent, live, index) {
             Ok(l) => l,
             Err(c) => {
                 parents.push(ParentStatus { parent: parent.clone(), conditions: vec![c] });
@@ -577,7 +591,7 @@ fn attach(
     let mut unsupported: Vec<String> = Vec::new();
     let mut paths = Vec::new();
     for (r, rule) in route.rules.iter().enumerate() {
-        let mut backends = backends(route, &rule.backend_refs, (inputs, services), &mut problem);
+        let mut backends = backends(route, &rule.backend_refs, (inputs, &index.services), &mut problem);
         let mut filters = rule.filters.clone();
         if let Some(Filter::Unsupported(name)) = filters.iter().find(|f| matches!(f, Filter::Unsupported(_))) {
             unsupported.push(format!("spec.rules[{r}] filter {name}"));

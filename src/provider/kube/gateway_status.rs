@@ -13,9 +13,25 @@ use kube::api::{ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams
 use kube::{Api, Client};
 use serde_json::{json, Value};
 
-use crate::model::gateway::GROUP;
-use crate::snapshot::gateway::{Condition, Statuses, CONTROLLER};
+use crate::model::gateway::{RouteKind, GROUP};
+use crate::model::ObjectKey;
+use crate::snapshot::gateway::{Condition, GatewayStatus, RouteStatus, Statuses, CONTROLLER};
 use crate::Published;
+
+/// What was last written, by object: an object is written again only when what the lowering
+/// decided for it changed (compared as decided, before any JSON is made).
+#[derive(Default)]
+pub struct Written {
+    classes: HashMap<String, i64>,
+    gateways: HashMap<ObjectKey, GatewayStatus>,
+    routes: HashMap<(RouteKind, ObjectKey), RouteStatus>,
+}
+
+impl Written {
+    pub fn clear(&mut self) {
+        *self = Written::default();
+    }
+}
 
 fn api(client: &Client, kind: &str, plural: &str, namespace: Option<&str>) -> Api<DynamicObject> {
     let ar = ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(GROUP, "v1", kind), plural);
@@ -42,46 +58,22 @@ fn conditions(list: &[Condition], generation: i64, now: &str) -> Value {
     )
 }
 
-/// The status with its times taken out: what decides whether to write again.
-fn without_times(mut v: Value) -> Value {
-    match &mut v {
-        Value::Object(m) => {
-            m.remove("lastTransitionTime");
-            for (_, x) in m.iter_mut() {
-                *x = without_times(x.take());
-            }
-        }
-        Value::Array(a) => {
-            for x in a.iter_mut() {
-                *x = without_times(x.take());
-            }
-        }
-        _ => {}
-    }
-    v
-}
-
-/// One patch of `status` of the object `name`, unless what `id` names was last written with
-/// the same (`plain`: without times).
+/// One patch of `status` of the object `name`; whether it was written.
 async fn patch(
     api: &Api<DynamicObject>,
-    (id, name): (String, &str),
+    (what, name): (&str, &str),
     status: Value,
-    plain: Value,
-    written: &mut HashMap<String, Value>,
     published: &'static Published,
-) {
-    if written.get(&id) == Some(&plain) {
-        return;
-    }
+) -> bool {
     match api.patch_status(name, &PatchParams::default(), &Patch::Merge(&json!({ "status": status }))).await {
         Ok(_) => {
-            written.insert(id, plain);
             published.control.status_updates.fetch_add(1, Ordering::Relaxed);
+            true
         }
         Err(e) => {
             published.control.status_errors.fetch_add(1, Ordering::Relaxed);
-            tracing::warn!(object = %id, error = %e, "cannot write Gateway API status; will retry");
+            tracing::warn!(object = %format!("{what} {name}"), error = %e, "cannot write Gateway API status; will retry");
+            false
         }
     }
 }
@@ -90,20 +82,27 @@ pub async fn write(
     client: &Client,
     address: &str,
     st: &Statuses,
-    written: &mut HashMap<String, Value>,
+    written: &mut Written,
     published: &'static Published,
 ) {
     let now = Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string();
     let classes = api(client, "GatewayClass", "gatewayclasses", None);
     for (name, generation) in &st.classes {
+        if written.classes.get(name) == Some(generation) {
+            continue;
+        }
         let accepted =
             Condition { type_: "Accepted", status: true, reason: "Accepted", message: "served by ringress".into() };
         let status = json!({ "conditions": conditions(&[accepted], *generation, &now) });
-        let plain = without_times(status.clone());
-        patch(&classes, (format!("GatewayClass {name}"), name), status, plain, written, published).await;
+        if patch(&classes, ("GatewayClass", name), status, published).await {
+            written.classes.insert(name.clone(), *generation);
+        }
     }
     let address_type = if address.parse::<std::net::IpAddr>().is_ok() { "IPAddress" } else { "Hostname" };
     for g in &st.gateways {
+        if written.gateways.get(&g.key) == Some(g) {
+            continue;
+        }
         let listeners: Vec<Value> = g
             .listeners
             .iter()
@@ -122,10 +121,15 @@ pub async fn write(
             "listeners": listeners,
         });
         let gateways = api(client, "Gateway", "gateways", Some(&g.key.namespace));
-        let plain = without_times(status.clone());
-        patch(&gateways, (format!("Gateway {}", g.key), &g.key.name), status, plain, written, published).await;
+        if patch(&gateways, ("Gateway", &g.key.name), status, published).await {
+            written.gateways.insert(g.key.clone(), g.clone());
+        }
     }
     for r in &st.routes {
+        let id = (r.kind, r.key.clone());
+        if written.routes.get(&id) == Some(r) {
+            continue;
+        }
         let (kind, plural) = (r.kind.name(), r.kind.plural());
         let routes = api(client, kind, plural, Some(&r.key.namespace));
         let mut parents: Vec<Value> = r
@@ -149,11 +153,6 @@ pub async fn write(
                 })
             })
             .collect();
-        let id = format!("{kind} {}", r.key);
-        let plain = without_times(json!({ "parents": parents }));
-        if written.get(&id) == Some(&plain) {
-            continue;
-        }
         // Other controllers' entries stay as they are.
         if let Ok(current) = routes.get(&r.key.name).await {
             let theirs = current.data.pointer("/status/parents").and_then(Value::as_array).cloned().unwrap_or_default();
@@ -161,6 +160,8 @@ pub async fn write(
                 theirs.into_iter().filter(|p| p.get("controllerName").and_then(Value::as_str) != Some(CONTROLLER)),
             );
         }
-        patch(&routes, (id, &r.key.name), json!({ "parents": parents }), plain, written, published).await;
+        if patch(&routes, (kind, &r.key.name), json!({ "parents": parents }), published).await {
+            written.routes.insert(id, r.clone());
+        }
     }
 }

@@ -65,7 +65,7 @@ async fn run(
     // The annotation notes recorded as Events, by Ingress: recorded again only when they change.
     let mut noted: HashMap<ObjectKey, Vec<crate::snapshot::annotations::Note>> = HashMap::new();
     // The Gateway API statuses written, by object: written again only when they change.
-    let mut gateway_written: HashMap<String, serde_json::Value> = HashMap::new();
+    let mut gateway_written = super::gateway_status::Written::default();
     loop {
         let now_leader = match try_lead(&leases, &opts).await {
             Ok(l) => l,

@@ -24,11 +24,13 @@ pub enum Kind {
     ReferenceGrant,
     TlsRoute,
     TcpRoute,
+    /// Watched with `--gateway-api` (their labels select routes' namespaces).
+    Namespace,
 }
 
 impl Kind {
     /// The Gateway API kinds, watched only with `--gateway-api`.
-    pub const GATEWAY_API: [Kind; 7] = [
+    pub const GATEWAY_API: [Kind; 8] = [
         Kind::GatewayClass,
         Kind::Gateway,
         Kind::HttpRoute,
@@ -36,6 +38,7 @@ impl Kind {
         Kind::ReferenceGrant,
         Kind::TlsRoute,
         Kind::TcpRoute,
+        Kind::Namespace,
     ];
 
     pub fn name(self) -> &'static str {
@@ -148,6 +151,7 @@ pub struct Store {
     grpc_routes: BTreeMap<ObjectKey, HttpRoute>,
     tls_routes: BTreeMap<ObjectKey, HttpRoute>,
     tcp_routes: BTreeMap<ObjectKey, HttpRoute>,
+    namespaces: BTreeMap<ObjectKey, crate::model::Namespace>,
     grants: BTreeMap<ObjectKey, ReferenceGrant>,
     /// The Gateway API objects in Ingress terms, as last lowered ([`Store::lower`]).
     lowered: Vec<Ingress>,
@@ -184,6 +188,7 @@ enum One {
     Gateway(Gateway),
     Route(HttpRoute),
     ReferenceGrant(ReferenceGrant),
+    Namespace(crate::model::Namespace),
 }
 
 fn one(kind: Kind, mut o: Objects) -> Option<One> {
@@ -198,6 +203,7 @@ fn one(kind: Kind, mut o: Objects) -> Option<One> {
         Kind::Gateway => One::Gateway(o.gateways.pop()?),
         Kind::HttpRoute | Kind::GrpcRoute | Kind::TlsRoute | Kind::TcpRoute => One::Route(o.http_routes.pop()?),
         Kind::ReferenceGrant => One::ReferenceGrant(o.reference_grants.pop()?),
+        Kind::Namespace => One::Namespace(o.namespaces.pop()?),
     })
 }
 
@@ -270,6 +276,7 @@ impl Store {
             Kind::TlsRoute => self.tls_routes.keys().cloned().collect(),
             Kind::TcpRoute => self.tcp_routes.keys().cloned().collect(),
             Kind::ReferenceGrant => self.grants.keys().cloned().collect(),
+            Kind::Namespace => self.namespaces.keys().cloned().collect(),
         }
     }
 
@@ -362,6 +369,8 @@ impl Store {
                 self.route_changed(changed, key)
             }
             One::ReferenceGrant(v) => full_if(put(&mut self.grants, key, v)),
+            // Labels matter only to Gateways' route selectors.
+            One::Namespace(v) => full_if(put(&mut self.namespaces, key, v) && !self.gateways.is_empty()),
             One::Secret(v) => {
                 let matters = self.secret_matters(&key, Some(&v));
                 full_if(put(&mut self.secrets, key, v) && matters)
@@ -414,6 +423,7 @@ impl Store {
             }
             Kind::TlsRoute => full_if(self.tls_routes.remove(key).is_some()),
             Kind::TcpRoute => full_if(self.tcp_routes.remove(key).is_some()),
+            Kind::Namespace => full_if(self.namespaces.remove(key).is_some() && !self.gateways.is_empty()),
             Kind::ReferenceGrant => full_if(self.grants.remove(key).is_some()),
             Kind::Secret => {
                 let matters = self.secret_matters(key, None);
@@ -537,14 +547,20 @@ impl Store {
             self.grants.len(),
             self.tls_routes.len(),
             self.tcp_routes.len(),
+            self.namespaces.len(),
         ]
     }
 
     /// Without `--gateway-api` the Gateway API kinds are not watched: nothing to wait for.
     pub fn skip_gateway_api(&mut self) {
         for k in Kind::GATEWAY_API {
-            self.synced[k as usize] = true;
+            self.skip(k);
         }
+    }
+
+    /// A kind that is not watched: nothing to wait for.
+    pub fn skip(&mut self, kind: Kind) {
+        self.synced[kind as usize] = true;
     }
 
     /// An HTTPRoute or GRPCRoute changed: its hosts are found when the routes are lowered
@@ -600,6 +616,7 @@ impl Store {
             grants: self.grants.values().collect(),
             services: self.services.values().collect(),
             secrets: self.secrets.values().collect(),
+            namespaces: self.namespaces.values().collect(),
         };
         let lowered = crate::snapshot::gateway::lower(&inputs);
         self.lowered = lowered.ingresses;
