@@ -115,3 +115,67 @@ fn objects_defined_twice_keep_their_last_definition_with_a_warning() {
     assert_eq!(o.config_maps[0].key.name, "other", "order otherwise kept");
     assert!(o.keep_last_definitions().is_empty());
 }
+
+#[test]
+fn gateway_api_objects_that_their_crds_refuse_are_refused_naming_the_field() {
+    let route = |rules: &str| {
+        format!("apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {{name: r, namespace: web}}\nspec:\n  rules:\n{rules}")
+    };
+    let cases = [
+        (
+            route("  - filters: [{type: RequestRedirect, requestRedirect: {statusCode: 404}}]\n"),
+            "document 1: HTTPRoute web/r: field `spec.rules[0].filters[0].requestRedirect.statusCode`: 404 is not a redirect status",
+        ),
+        (
+            route("  - matches: [{path: {type: PathPrefix, value: relative}}]\n"),
+            "field `spec.rules[0].matches[0].path.value`: must be an absolute path",
+        ),
+        (
+            route("  - matches: [{headers: [{type: RegularExpression, name: x, value: '(['}]}]\n"),
+            "field `spec.rules[0].matches[0].headers[0].value`",
+        ),
+        (route("  - matches: [{method: FETCH}]\n"), "field `spec.rules[0].matches[0].method`"),
+        (route("  - timeouts: {request: 10x}\n"), "field `spec.rules[0].timeouts.request`: \"10x\" is not a duration"),
+        (
+            route("  - timeouts: {request: 1s, backendRequest: 2s}\n"),
+            "backendRequest must not be longer than request",
+        ),
+        (
+            route("  - filters: [{type: URLRewrite, urlRewrite: {}}, {type: RequestRedirect, requestRedirect: {}}]\n"),
+            "RequestRedirect and URLRewrite cannot both be set",
+        ),
+        (
+            "apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {name: g}\nspec:\n  gatewayClassName: c\n  listeners: [{name: a, port: 80, protocol: HTTP}, {name: a, port: 81, protocol: HTTP}]\n".to_string(),
+            "Gateway default/g: field `spec.listeners[1].name`: \"a\" is used by another listener",
+        ),
+        (
+            "apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {name: g}\nspec:\n  gatewayClassName: c\n  listeners: [{name: a, port: 80, protocol: HTTP, hostname: 10.0.0.1}]\n".to_string(),
+            "field `spec.listeners[0].hostname`: \"10.0.0.1\" is an address",
+        ),
+        (
+            "apiVersion: gateway.networking.k8s.io/v1alpha1\nkind: HTTPRoute\nmetadata: {name: r}\nspec: {}\n".to_string(),
+            "unsupported version \"gateway.networking.k8s.io/v1alpha1\" for HTTPRoute",
+        ),
+    ];
+    for (yaml, want) in cases {
+        let e = err(&yaml);
+        assert!(e.contains(want), "{e}\nwanted: {want}");
+    }
+}
+
+#[test]
+fn grpc_methods_become_paths() {
+    let o = parse_documents("apiVersion: gateway.networking.k8s.io/v1\nkind: GRPCRoute\nmetadata: {name: g}\nspec:\n  rules:\n  - matches:\n    - method: {service: pkg.Svc, method: Get}\n    - method: {service: pkg.Svc}\n    - method: {method: Get}\n    - method: {type: RegularExpression, service: 'pkg\\..*'}\n").unwrap();
+    let paths: Vec<(String, gateway::MatchType)> =
+        o.http_routes[0].rules[0].matches.iter().map(|m| (m.path.value.clone(), m.path.type_)).collect();
+    use gateway::MatchType::*;
+    assert_eq!(
+        paths,
+        vec![
+            ("/pkg.Svc/Get".to_string(), Exact),
+            ("/pkg.Svc".to_string(), Prefix),
+            ("/[^/]+/Get".to_string(), RegularExpression),
+            ("/(?:pkg\\..*)/[^/]+".to_string(), RegularExpression),
+        ]
+    );
+}
