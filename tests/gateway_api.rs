@@ -8,6 +8,7 @@
 
 mod support;
 
+use std::io::Write;
 use std::net::SocketAddr;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
@@ -914,4 +915,77 @@ fn httproute_cross_namespace_by_namespace_selector() {
     assert_eq!(backend(&r), "web-backend");
     status_is("httproute/not-selected", "default", &condition("Accepted", "reason"), "NotAllowedByListeners");
     assert_eq!(backend(&request("GET", "selected.test", "/not-selected", &[])), "web-backend");
+}
+
+#[test]
+fn the_bundled_gateway_api_example_serves_as_its_comments_say() {
+    // examples/gateway-api.yaml in file mode (no CRDs), the demo upstream on a free port.
+    let port = free_port().to_string();
+    let text = std::fs::read_to_string("examples/gateway-api.yaml").unwrap().replace("9091", &port);
+    let dir = support::proxy::temp_dir();
+    std::fs::write(dir.join("routes.yaml"), text).unwrap();
+    let p = Proxy::start_with(dir, "uring", &["--demo-upstream", &format!("127.0.0.1:{port}")], |_| {});
+    let r = get(p.http, "demo.example.com", "/hello");
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(r.text().contains("hello from the ringress demo upstream"), "{}", r.text());
+    assert_eq!(r.header("x-served-by"), None);
+    let raw_get = |fields: &str, path: &str| {
+        raw(
+            p.http,
+            format!("GET {path} HTTP/1.1\r\nHost: demo.example.com\r\n{fields}Connection: close\r\n\r\n").as_bytes(),
+        )
+        .unwrap()
+    };
+    assert_eq!(raw_get("X-Version: v2\r\n", "/hello").header("x-served-by"), Some("ringress-v2"));
+    let moved = raw_get("", "/old/page?x=1");
+    assert_eq!((moved.status, moved.header("location")), (301, Some("http://demo.example.com/new/page?x=1")));
+    assert_eq!(get(p.http, "other.test", "/hello").status, 404);
+    let (ok, out, err) = run(std::process::Command::new(env!("CARGO_BIN_EXE_ringress")).args([
+        "check",
+        "--manifests",
+        "examples/gateway-api.yaml",
+    ]));
+    assert!(ok && out.contains("HTTPRoute default/demo") && out.contains("header x-version=v2"), "{out}{err}");
+}
+
+#[test]
+fn grpcroute_is_accepted_and_listed_in_kubernetes_mode() {
+    // The data plane of GRPCRoute is checked with tonic in tests/grpc.rs; here, the kind's
+    // watch, status and listing through the API server.
+    let e = env();
+    apply("apiVersion: gateway.networking.k8s.io/v1\nkind: GRPCRoute\nmetadata: {name: grpc-methods, namespace: default}\nspec:\n  parentRefs: [{name: same-namespace}]\n  hostnames: [grpc.test]\n  rules:\n  - matches: [{method: {service: feed.FeedBack, method: Unary}}]\n    backendRefs: [{name: infra-backend-v1, port: 80}]\n");
+    status_is("grpcroute/grpc-methods", "default", &condition("Accepted", "status"), "True");
+    status_is("grpcroute/grpc-methods", "default", &condition("ResolvedRefs", "status"), "True");
+    let routes = get(e.admin, "x", "/debug/routes").text();
+    assert!(routes.contains("\"GRPCRoute\"") && routes.contains("/feed.FeedBack/Unary"), "{routes}");
+    // gRPC needs HTTP/2: an HTTP/1.1 request for the method is refused, not forwarded.
+    assert_eq!(request("POST", "grpc.test", "/feed.FeedBack/Unary", &[]).status, 502);
+}
+
+#[test]
+fn a_keep_alive_connection_outlives_route_changes() {
+    // One connection, requests all along while its route's backend changes 20 times: every
+    // request answered, by the backend the route named when it was sent (or the next).
+    let e = env();
+    let name = |i: usize| if i % 2 == 0 { "infra-backend-v1" } else { "infra-backend-v2" };
+    apply(&route("keepalive", "keepalive.test", &format!("  - {}", to(name(0)).trim_start())));
+    eventually("keepalive.test", "/", |r| r.status == 200);
+    let mut conn = connect(e.http);
+    let mut pending = Vec::new();
+    let mut answered = 0;
+    for i in 1..=20 {
+        apply(&route("keepalive", "keepalive.test", &format!("  - {}", to(name(i)).trim_start())));
+        let start = Instant::now();
+        loop {
+            conn.write_all(b"GET / HTTP/1.1\r\nHost: keepalive.test\r\n\r\n").unwrap();
+            let r = read_response(&mut conn, &mut pending, false).expect("an answer on the same connection");
+            assert_eq!(r.status, 200);
+            answered += 1;
+            if backend(&r) == name(i) {
+                break;
+            }
+            assert!(start.elapsed() < Duration::from_secs(10), "change {i} not live");
+        }
+    }
+    assert!(answered >= 20);
 }
