@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use super::annotations;
 use super::external::ExternalAuth;
-use super::table::{prefix_key, HostRoutes, RouteTable};
+use super::table::{HostRoutes, RouteTable};
 use super::{Backend, BackendId, Route, Settings, Snapshot};
 use crate::model::{ConfigMap, EndpointSlice, Ingress, IngressClass, ObjectKey, Objects, PathType, Secret, Service};
 pub(super) use builder::slice_endpoints;
@@ -15,6 +15,8 @@ use builder::{resolver, Builder};
 
 mod builder;
 mod gateway;
+mod insert;
+use insert::insert;
 
 /// What the build needs besides the objects.
 #[derive(Clone, Debug)]
@@ -290,22 +292,8 @@ fn host_routes<'a>(b: &mut Builder<'a>, key: &HostKey, ingresses: &[&'a Ingress]
                     ing.key, first.ingress
                 )),
                 None => {
-                    route = Some(Route {
-                        backend: b.backend_id(&ing.key.namespace, db),
-                        ingress: Arc::new(ing.key.clone()),
-                        host: None,
-                        path: "/".to_string(),
-                        path_type: PathType::Prefix,
-                        tls: false,
-                        options: Arc::new(b.route_options(ing).0),
-                        rewrite: None,
-                        regex: None,
-                        canary: None,
-                        fallback: None,
-                        gateway: None,
-                        next: None,
-                        origin: ing.origin,
-                    })
+                    let backend = b.backend_id(&ing.key.namespace, db);
+                    route = Some(catch_all(backend, ing.key.clone(), Arc::new(b.route_options(ing).0)));
                 }
             }
         }
@@ -313,25 +301,9 @@ fn host_routes<'a>(b: &mut Builder<'a>, key: &HostKey, ingresses: &[&'a Ingress]
             if let Some(key) = b.default_service.clone() {
                 match b.first_port_backend(&key.namespace, &key.name) {
                     Ok(backend) => {
-                        route = Some(Route {
-                            backend,
-                            ingress: Arc::new(ObjectKey {
-                                namespace: key.namespace.clone(),
-                                name: "--default-backend-service".to_string(),
-                            }),
-                            host: None,
-                            path: "/".to_string(),
-                            path_type: PathType::Prefix,
-                            tls: false,
-                            options: Arc::default(),
-                            rewrite: None,
-                            regex: None,
-                            canary: None,
-                            fallback: None,
-                            gateway: None,
-                            next: None,
-                            origin: crate::model::Origin::Ingress,
-                        })
+                        let by =
+                            ObjectKey { namespace: key.namespace.clone(), name: "--default-backend-service".into() };
+                        route = Some(catch_all(backend, by, Arc::default()));
                     }
                     Err(why) => warnings.push(format!("--default-backend-service: {why}; unmatched requests get 404")),
                 }
@@ -429,6 +401,26 @@ fn host_routes<'a>(b: &mut Builder<'a>, key: &HostKey, ingresses: &[&'a Ingress]
         attach_canaries(b, key, &mut hr, ing, ingress, rules);
     }
     Built::Host(hr)
+}
+
+/// The default route: every host, every path, to `backend`.
+fn catch_all(backend: BackendId, by: ObjectKey, options: Arc<annotations::RouteOptions>) -> Route {
+    Route {
+        backend,
+        ingress: Arc::new(by),
+        host: None,
+        path: "/".to_string(),
+        path_type: PathType::Prefix,
+        tls: false,
+        options,
+        rewrite: None,
+        regex: None,
+        canary: None,
+        fallback: None,
+        gateway: None,
+        next: None,
+        origin: crate::model::Origin::Ingress,
+    }
 }
 
 /// A canary Ingress's paths become the alternative backends of the main Ingress's routes with
@@ -668,83 +660,4 @@ pub fn serves(ing: &Ingress, classes: &[&IngressClass], opts: &BuildOptions) -> 
         Some(c) => c == opts.class,
         None => opts.watch_without_class || classes.iter().any(|c| c.name == opts.class && c.is_default),
     }
-}
-
-fn insert(hr: &mut HostRoutes, route: Route) {
-    if route.regex.is_some() {
-        // Tried in order, longest expression first (as ingress-nginx orders its regex
-        // locations), then the most specific Gateway API conditions; the same expression
-        // twice without conditions is a conflict like any other.
-        let unconditional = route.gateway.is_none();
-        let same = hr.regex.iter().find(|&&i| {
-            let r = &hr.routes[i as usize];
-            r.path == route.path && unconditional && r.gateway.is_none()
-        });
-        if let Some(&existing) = same {
-            let w = conflict(&route, &hr.routes[existing as usize]);
-            hr.warnings.push(w);
-            return;
-        }
-        let rank = gateway::rank(&route);
-        let at = hr.regex.iter().position(|&i| {
-            let r = &hr.routes[i as usize];
-            r.path.len() < route.path.len() || (r.path.len() == route.path.len() && gateway::rank(r) < rank)
-        });
-        hr.regex.insert(at.unwrap_or(hr.regex.len()), hr.routes.len() as u32);
-        hr.routes.push(route);
-        return;
-    }
-    let key: Box<str> = match route.path_type {
-        PathType::Exact => route.path.as_str().into(),
-        PathType::Prefix | PathType::ImplementationSpecific => prefix_key(&route.path).into(),
-    };
-    let map = if route.path_type == PathType::Exact { &mut hr.exact } else { &mut hr.prefix };
-    let at = hr.routes.len() as u32;
-    let Some(&head) = map.get(&key) else {
-        map.insert(key, at);
-        hr.routes.push(route);
-        return;
-    };
-    // Routes with the same path form a chain, most specific first; two without conditions
-    // are a conflict (the older keeps the path).
-    let mut chain = vec![head];
-    while let Some(n) = hr.routes[*chain.last().expect("not empty") as usize].next {
-        chain.push(n);
-    }
-    if route.gateway.is_none() {
-        if let Some(&first) = chain.iter().find(|&&i| hr.routes[i as usize].gateway.is_none()) {
-            let w = conflict(&route, &hr.routes[first as usize]);
-            hr.warnings.push(w);
-            return;
-        }
-    }
-    let rank = gateway::rank(&route);
-    let before = chain.iter().position(|&i| gateway::rank(&hr.routes[i as usize]) < rank);
-    let mut route = route;
-    match before {
-        Some(0) => {
-            route.next = Some(head);
-            let map = if route.path_type == PathType::Exact { &mut hr.exact } else { &mut hr.prefix };
-            map.insert(key, at);
-        }
-        Some(p) => {
-            route.next = Some(chain[p]);
-            hr.routes[chain[p - 1] as usize].next = Some(at);
-        }
-        None => hr.routes[*chain.last().expect("not empty") as usize].next = Some(at),
-    }
-    hr.routes.push(route);
-}
-
-fn conflict(route: &Route, first: &Route) -> String {
-    format!(
-        "conflict: host {} path {} is claimed by {} {} and {} {}; {} (the older) keeps it",
-        route.host.as_deref().unwrap_or("*"),
-        route.path,
-        first.origin.name(),
-        first.ingress,
-        route.origin.name(),
-        route.ingress,
-        first.ingress
-    )
 }

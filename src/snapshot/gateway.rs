@@ -6,6 +6,7 @@
 //! provider's status writer only writes them.
 
 mod rule;
+mod status;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -20,6 +21,8 @@ use crate::model::{
 };
 
 pub use rule::{modified_path, query_param, Facts, GatewayRule};
+use status::cond;
+pub use status::{Condition, GatewayStatus, ListenerStatus, ParentStatus, RouteStatus, Statuses};
 
 /// The `spec.controllerName` of the GatewayClasses ringress serves.
 pub const CONTROLLER: &str = "ringress.dev/gateway-controller";
@@ -35,61 +38,6 @@ pub struct GatewayInputs<'a> {
     pub secrets: Vec<&'a Secret>,
     /// Namespaces' labels, for listeners that select the namespaces of their routes.
     pub namespaces: Vec<&'a crate::model::Namespace>,
-}
-
-/// One status condition, as `metav1.Condition` has it (the writer adds the times and the
-/// observed generation).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Condition {
-    pub type_: &'static str,
-    pub status: bool,
-    pub reason: &'static str,
-    pub message: String,
-}
-
-fn cond(type_: &'static str, status: bool, reason: &'static str, message: impl Into<String>) -> Condition {
-    Condition { type_, status, reason, message: message.into() }
-}
-
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ListenerStatus {
-    pub name: String,
-    /// (group, kind) of the route kinds the listener takes.
-    pub supported_kinds: Vec<&'static str>,
-    pub attached_routes: u32,
-    pub conditions: Vec<Condition>,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct GatewayStatus {
-    pub key: ObjectKey,
-    pub generation: i64,
-    pub conditions: Vec<Condition>,
-    pub listeners: Vec<ListenerStatus>,
-}
-
-/// One `status.parents` entry of a route: the parentRef as written, and its conditions.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ParentStatus {
-    pub parent: ObjectRef,
-    pub conditions: Vec<Condition>,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct RouteStatus {
-    pub kind: RouteKind,
-    pub key: ObjectKey,
-    pub generation: i64,
-    pub parents: Vec<ParentStatus>,
-}
-
-/// Everything the status writer writes: `(name, generation)` of our GatewayClasses, our
-/// Gateways, and the routes that name one of them.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Statuses {
-    pub classes: Vec<(String, i64)>,
-    pub gateways: Vec<GatewayStatus>,
-    pub routes: Vec<RouteStatus>,
 }
 
 /// The lowering's result.
@@ -263,34 +211,6 @@ pub fn lower_objects(objects: &mut crate::model::Objects) -> Statuses {
     objects.ingresses.extend(ingresses);
     objects.l4_routes.extend(l4);
     statuses
-}
-
-impl Statuses {
-    /// Every condition that says something is wrong, as a sentence naming the object (what
-    /// file mode logs, having no status to write).
-    pub fn problems(&self) -> Vec<String> {
-        let mut out = Vec::new();
-        let bad = |c: &Condition| (c.type_ == "Conflicted" || c.type_ == "PartiallyInvalid") == c.status;
-        for g in &self.gateways {
-            for l in &g.listeners {
-                for c in l.conditions.iter().filter(|c| bad(c) && c.type_ != "Programmed") {
-                    out.push(format!("Gateway {} listener {}: {} {}: {}", g.key, l.name, c.type_, c.reason, c.message));
-                }
-            }
-        }
-        for r in &self.routes {
-            for p in &r.parents {
-                for c in p.conditions.iter().filter(|c| bad(c)) {
-                    let kind = r.kind.name();
-                    out.push(format!(
-                        "{kind} {} (parent {}): {} {}: {}",
-                        r.key, p.parent.name, c.type_, c.reason, c.message
-                    ));
-                }
-            }
-        }
-        out
-    }
 }
 
 /// Lowers our Gateways and the routes attached to them.

@@ -12,6 +12,7 @@
 //! compact the history, expire every watch with an in-stream 410, cut every watch connection,
 //! fail the next N requests with a status.
 
+mod crd;
 pub mod patch;
 mod resources;
 mod select;

@@ -356,19 +356,19 @@ impl Store {
         if r.status {
             let status = match r.kind {
                 "Namespace" => json!({"phase": "Active"}),
-                "CustomResourceDefinition" => established(),
+                "CustomResourceDefinition" => crate::crd::established(),
                 _ => json!({}),
             };
             obj.as_object_mut().expect("normalised").insert("status".into(), status);
         }
         if r.kind == "CustomResourceDefinition" {
-            crd_valid(&name, &obj)?;
+            crate::crd::valid(&name, &obj)?;
         }
         if dry_run {
             return Ok(obj);
         }
         if r.kind == "CustomResourceDefinition" {
-            resources::register_crd(&obj).map_err(|e| invalid_crd(&name, &e))?;
+            resources::register_crd(&obj).map_err(|e| crate::crd::invalid(&name, &e))?;
         }
         let rv = self.next_rv();
         set_meta(&mut obj, "uid", Value::String(format!("00000000-0000-4000-8000-{rv:012x}")));
@@ -684,30 +684,4 @@ fn render_for(filter: &Filter, res: ResId, typ: EventType, object: &Value, befor
         (_, _, false) => return None,
     };
     Some(event_line(typ.name(), object))
-}
-
-/// A CustomResourceDefinition's status as the real API server sets it once its names are
-/// served (what `kubectl wait --for condition=established` waits for).
-fn established() -> Value {
-    let now = now_rfc3339();
-    let cond = |t: &str, reason: &str| json!({"type": t, "status": "True", "reason": reason, "message": "", "lastTransitionTime": now});
-    json!({"conditions": [cond("NamesAccepted", "NoConflicts"), cond("Established", "InitialNamesAccepted")]})
-}
-
-fn invalid_crd(name: &str, why: &str) -> ApiError {
-    ApiError::new(422, "Invalid", format!("CustomResourceDefinition.apiextensions.k8s.io \"{name}\" is invalid: {why}"))
-}
-
-/// Checks a CustomResourceDefinition without serving it: `metadata.name` must be
-/// `plural.group`, as the real API server requires.
-fn crd_valid(name: &str, obj: &Value) -> Result<()> {
-    let spec = |f: &str| obj.pointer(f).and_then(Value::as_str).unwrap_or("");
-    let want = format!("{}.{}", spec("/spec/names/plural"), spec("/spec/group"));
-    if name != want {
-        return Err(invalid_crd(
-            name,
-            &format!("metadata.name: Invalid value: must be spec.names.plural+\".\"+spec.group ({want})"),
-        ));
-    }
-    Ok(())
 }
