@@ -96,13 +96,15 @@ impl Sources {
 
     fn workers(&self, e: &mut DescriptorEncoder) -> Fmt {
         #[rustfmt::skip]
-        let counters: [(&str, &str, Field); 14] = [
+        let counters: [(&str, &str, Field); 16] = [
             ("ringress_requests", "Requests received (HTTP/1.1 requests and HTTP/2 streams).", |s| &s.requests),
             ("ringress_connections", "Client connections accepted.", |s| &s.connections_total),
             ("ringress_upstream_connects", "Connections opened to upstream endpoints.", |s| &s.upstream_connects),
             ("ringress_upstream_connect_errors", "Upstream connects refused or timed out.", |s| &s.upstream_connect_errors),
             ("ringress_upstream_retries", "Requests sent again on a fresh upstream connection.", |s| &s.upstream_retries),
             ("ringress_auth_requests", "Requests sent to external authentication services (auth-url).", |s| &s.auth_requests),
+            ("ringress_mirrored_requests", "Copies of requests sent by Gateway API RequestMirror filters.", |s| &s.mirrors),
+            ("ringress_mirror_skipped_requests", "RequestMirror copies not sent: a body still streaming, too many in flight, or no endpoint.", |s| &s.mirrors_skipped),
             ("ringress_tls_handshakes", "TLS handshakes started.", |s| &s.tls_handshakes),
             ("ringress_tls_handshake_errors", "TLS handshakes that failed.", |s| &s.tls_handshake_errors),
             ("ringress_tls_resumed", "TLS handshakes that resumed a session.", |s| &s.tls_resumed),

@@ -15,6 +15,7 @@ pub mod h1;
 mod h2;
 pub mod l4;
 mod limits;
+mod mirror;
 pub mod path;
 pub(crate) mod pipeline;
 pub(crate) mod proxy_protocol;
@@ -156,6 +157,10 @@ pub struct Worker<I: Io> {
     drain_notify: tokio::sync::Notify,
     /// The plain and TLS listeners, stopped when the drain starts.
     listener_fds: [std::os::fd::RawFd; 2],
+    /// Itself, for tasks a request starts that outlive it (RequestMirror).
+    me: std::rc::Weak<Worker<I>>,
+    /// RequestMirror copies in flight ([`mirror::MAX_IN_FLIGHT`]).
+    mirrors: Cell<usize>,
 }
 
 impl<I: Io> Worker<I> {
@@ -273,7 +278,7 @@ pub async fn run_worker<I: Io>(spec: WorkerSpec) {
     };
     let swap = spec.published.swap();
     let current = Rc::new(swap.load_full());
-    let worker = Rc::new(Worker::<I> {
+    let worker = Rc::new_cyclic(|me| Worker::<I> {
         snapshots: RefCell::new(SnapshotCache { cache: Cache::new(swap), current }),
         pools: Pools::default(),
         balancer: RefCell::default(),
@@ -293,6 +298,8 @@ pub async fn run_worker<I: Io>(spec: WorkerSpec) {
         budget: budget_share(spec.workers),
         drain_notify: tokio::sync::Notify::new(),
         listener_fds,
+        me: me.clone(),
+        mirrors: Cell::new(0),
     });
     spawn_sweeper(worker.clone());
     spawn_ticker(worker.clone());

@@ -21,6 +21,8 @@ type Fields<'a> = &'a [(&'a str, &'a str)];
 
 struct Env {
     cluster: Cluster,
+    /// infra-backend-v1..v3.
+    backends: Vec<&'static Upstream>,
     http: SocketAddr,
     https: SocketAddr,
     admin: SocketAddr,
@@ -50,9 +52,11 @@ fn env() -> &'static Env {
         cluster.kubectl(&["apply", "--server-side", "-f", crds]);
         cluster.apply("apiVersion: v1\nkind: Namespace\nmetadata: {name: web}\n---\napiVersion: v1\nkind: Namespace\nmetadata: {name: ringress}\n");
         let mut yaml = CLASS.to_string();
+        let mut backends = Vec::new();
         for name in ["infra-backend-v1", "infra-backend-v2", "infra-backend-v3"] {
-            let up = Box::leak(Box::new(Upstream::start(name)));
+            let up: &'static Upstream = Box::leak(Box::new(Upstream::start(name)));
             yaml += &service(name, &[up.addr]);
+            backends.push(up);
         }
         let web = Box::leak(Box::new(Upstream::start("web-backend")));
         yaml += &service("web-backend", &[web.addr]).replace("namespace: default", "namespace: web");
@@ -136,7 +140,7 @@ spec:
             }
         });
         let (http, https, admin) = rx.recv().expect("ringress started");
-        Env { cluster, http, https, admin, ca: ca.pem.clone() }
+        Env { cluster, backends, http, https, admin, ca: ca.pem.clone() }
     })
 }
 
@@ -637,15 +641,67 @@ fn httproute_timeout_request() {
 
 #[test]
 fn httproute_unsupported_filter_fails_closed() {
-    // RequestMirror is not built: the rule answers 500 (never unmirrored), the others serve.
-    let rules = "  - matches: [{path: {type: PathPrefix, value: /mirror}}]\n    filters: [{type: RequestMirror, requestMirror: {backendRef: {name: infra-backend-v2, port: 80}}}]\n".to_string()
+    // An ExtensionRef filter ringress does not know: the rule answers 500 (never without its
+    // filter), the other rules serve.
+    let rules = "  - matches: [{path: {type: PathPrefix, value: /extension}}]\n    filters: [{type: ExtensionRef, extensionRef: {group: example.com, kind: Magic, name: m}}]\n".to_string()
         + &to("infra-backend-v1")
         + "  - matches: [{path: {type: PathPrefix, value: /plain}}]\n"
+        + &to("infra-backend-v1")
+        + "  - matches: [{path: {type: PathPrefix, value: /per-backend}}]\n    backendRefs: [{name: infra-backend-v1, port: 80, filters: [{type: RequestHeaderModifier, requestHeaderModifier: {set: [{name: x-a, value: b}]}}]}]\n";
+    apply(&route("extension", "extension.test", &rules));
+    assert_eq!(eventually("extension.test", "/plain", |r| r.status == 200).status, 200);
+    assert_eq!(request("GET", "extension.test", "/extension", &[]).status, 500);
+    assert_eq!(request("GET", "extension.test", "/per-backend", &[]).status, 500, "per-backend filters refused");
+    status_is("httproute/extension", "default", &condition("PartiallyInvalid", "reason"), "UnsupportedValue");
+}
+
+#[test]
+fn httproute_request_mirror() {
+    // Requests to /mirror go to v1, and a copy of each (bodies included, when whole) to a
+    // backend of this test's own; the client gets v1's answer.
+    let e = env();
+    let shadow = Upstream::start("shadow");
+    let rules = "  - matches: [{path: {type: PathPrefix, value: /mirror}}]\n    filters: [{type: RequestMirror, requestMirror: {backendRef: {name: shadow, port: 80}}}]\n".to_string()
         + &to("infra-backend-v1");
-    apply(&route("mirror", "mirror.test", &rules));
-    assert_eq!(eventually("mirror.test", "/plain", |r| r.status == 200).status, 200);
-    assert_eq!(request("GET", "mirror.test", "/mirror", &[]).status, 500);
-    status_is("httproute/mirror", "default", &condition("PartiallyInvalid", "reason"), "UnsupportedValue");
+    apply(&(service("shadow", &[shadow.addr]) + &route("mirror", "mirror.test", &rules)));
+    eventually("mirror.test", "/mirror", |r| r.status == 200);
+    let v3 = &shadow;
+    let before = v3.hits();
+    for i in 0..10 {
+        let r = raw(
+            e.http,
+            format!(
+                "POST /mirror/{i} HTTP/1.1\r\nHost: mirror.test\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello"
+            )
+            .as_bytes(),
+        )
+        .unwrap();
+        assert_eq!((r.status, backend(&r)), (200, "infra-backend-v1".to_string()));
+        assert!(r.text().contains("body-len=5"), "{}", r.text());
+    }
+    assert!(e.backends[0].hits() > 0);
+    let start = Instant::now();
+    while v3.hits() < before + 10 {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "mirrored {} of 10: {}",
+            v3.hits() - before,
+            get(e.admin, "x", "/metrics").text().lines().filter(|l| l.contains("mirror")).collect::<Vec<_>>().join(" ")
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Over h2c too (the same pipeline, the HTTP/2 to HTTP/1.1 exchange).
+    for i in 0..3 {
+        assert!(h2c_body(e.http, "mirror.test", &format!("/mirror/h2/{i}")).contains("upstream=infra-backend-v1"));
+    }
+    while v3.hits() < before + 13 {
+        assert!(start.elapsed() < Duration::from_secs(10), "mirrored {} of 13", v3.hits() - before);
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // The mirror's own answers never reach the client; its copies are counted.
+    let m = get(e.admin, "x", "/metrics").text();
+    assert!(m.lines().any(|l| l.starts_with("ringress_mirrored_requests_total") && !l.ends_with(" 0")), "{m}");
+    status_is("httproute/mirror", "default", &condition("ResolvedRefs", "status"), "True");
 }
 
 #[test]

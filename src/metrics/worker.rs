@@ -40,6 +40,10 @@ pub struct WorkerStats {
     pub upstream_retries: AtomicU64,
     /// Requests sent to an external authentication service (cached verdicts not counted).
     pub auth_requests: AtomicU64,
+    /// Gateway API RequestMirror copies sent, and those skipped (body streaming, too many in
+    /// flight, no endpoint).
+    pub mirrors: AtomicU64,
+    pub mirrors_skipped: AtomicU64,
     pub responses_proxy_error: AtomicU64,
     pub tls_handshakes: AtomicU64,
     pub tls_handshake_errors: AtomicU64,

@@ -341,7 +341,13 @@ pub enum Filter {
     ResponseHeaders(HeaderModifier),
     Redirect(Redirect),
     Rewrite(Rewrite),
-    /// `RequestMirror` and `ExtensionRef` and anything else: named, not applied (the rule is
+    /// `RequestMirror`: a copy of each request (or of `percent` of them) to this backend, its
+    /// answer dropped.
+    Mirror {
+        target: ObjectRef,
+        percent: u32,
+    },
+    /// `ExtensionRef`, `CORS` and anything else: named, not applied (the rule is
     /// refused, as the specification asks of filters an implementation does not support).
     Unsupported(String),
 }
@@ -417,6 +423,8 @@ pub struct GatewayPath {
     /// The backends, weighted; `None`: a reference that does not resolve (its share of the
     /// requests gets 500, as the specification asks).
     pub backends: Vec<(Option<(String, super::ServiceBackend)>, u32)>,
+    /// `RequestMirror` backends that resolve, with the percentage of requests mirrored.
+    pub mirrors: Vec<((String, super::ServiceBackend), u32)>,
     pub timeouts: Timeouts,
     /// Only on plain HTTP (`Some(false)`) or only over TLS (`Some(true)`): the listeners it
     /// is attached to.

@@ -203,6 +203,8 @@ pub(crate) struct Forward<'s> {
     /// The content codings the client accepts that the ConfigMap enables (`use-gzip`,
     /// `enable-brotli`); the response decides ([`crate::snapshot::compression`]).
     pub accepts: crate::snapshot::compression::Accepts,
+    /// Gateway API `RequestMirror`: backends a copy of the request goes to ([`super::mirror`]).
+    pub mirror: Vec<crate::snapshot::BackendId>,
 }
 
 /// The request-rate and connection limits of a route for one request: a refusal with the
@@ -532,6 +534,7 @@ pub(crate) fn decide<'s>(
         pace,
         vhost,
         accepts,
+        mirror: gw.map(|g| g.mirror_to().collect()).unwrap_or_default(),
     }))
 }
 

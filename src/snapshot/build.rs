@@ -601,6 +601,14 @@ pub fn update_hosts<'a>(
             paths.chain(ing.default_backend.iter()).map(move |sb| (ns, sb.service.as_str()))
         })
         .collect();
+    // A Gateway API rule's weighted backends and mirrors, in their own namespaces.
+    let gateway = hosts.iter().flat_map(|(_, list)| list.iter()).flat_map(|ing| ing.rules.iter()).flat_map(|r| {
+        r.paths.iter().filter_map(|p| p.gateway.as_deref()).flat_map(|g| {
+            let split = g.backends.iter().filter_map(|(b, _)| b.as_ref());
+            split.chain(g.mirrors.iter().map(|(b, _)| b)).map(|(ns, sb)| (ns.as_str(), sb.service.as_str()))
+        })
+    });
+    referenced.extend(gateway);
     referenced.extend(auth_services.iter().map(|(ns, name)| (ns.as_str(), name.as_str())));
     let mut b = resolver(inputs, Some(&referenced));
     b.policy = opts.unsupported_security;

@@ -403,7 +403,7 @@ fn parent_listeners<'l, 'a>(
 }
 
 /// A route's backends resolved, and the ResolvedRefs condition.
-fn backends(
+fn resolve_backends(
     route: &HttpRoute,
     refs: &[crate::model::gateway::BackendRef],
     (inputs, services): (&GatewayInputs, &rustc_hash::FxHashSet<(&str, &str)>),
@@ -511,13 +511,31 @@ fn attach(
     let mut unsupported: Vec<String> = Vec::new();
     let mut paths = Vec::new();
     for (r, rule) in route.rules.iter().enumerate() {
-        let mut backends = backends(route, &rule.backend_refs, (inputs, &index.services), &mut problem);
+        let mut backends = resolve_backends(route, &rule.backend_refs, (inputs, &index.services), &mut problem);
         let mut filters = rule.filters.clone();
-        if let Some(Filter::Unsupported(name)) = filters.iter().find(|f| matches!(f, Filter::Unsupported(_))) {
-            unsupported.push(format!("spec.rules[{r}] filter {name}"));
+        let unknown = filters.iter().find_map(|f| match f {
+            Filter::Unsupported(name) => Some(format!("spec.rules[{r}] filter {name}")),
+            _ => None,
+        });
+        // Filters on one backendRef (per-backend header changes) are not applied: refused too.
+        let per_backend = rule.backend_refs.iter().position(|b| !b.filters.is_empty());
+        let per_backend = per_backend.map(|j| format!("spec.rules[{r}].backendRefs[{j}] filters"));
+        if let Some(what) = unknown.or(per_backend) {
+            unsupported.push(what);
             // Fail closed: the rule's requests get 500, never the rule without its filter.
             backends = vec![(None, 1)];
             filters.clear();
+        }
+        // RequestMirror's backends resolve like backendRefs (a problem shows in ResolvedRefs);
+        // one that does not resolve is not mirrored to.
+        let mut mirrors = Vec::new();
+        for f in &filters {
+            if let Filter::Mirror { target, percent } = f {
+                let b = crate::model::gateway::BackendRef { target: target.clone(), weight: 1, filters: Vec::new() };
+                let resolved =
+                    resolve_backends(route, std::slice::from_ref(&b), (inputs, &index.services), &mut problem);
+                mirrors.extend(resolved.into_iter().filter_map(|(r, _)| r).map(|r| (r, *percent)));
+            }
         }
         let first = backends.iter().find_map(|(b, _)| b.clone());
         let backend =
@@ -533,6 +551,7 @@ fn attach(
                 matched: m.clone(),
                 filters: filters.clone(),
                 backends: backends.clone(),
+                mirrors: mirrors.clone(),
                 timeouts: rule.timeouts,
                 https: None,
             };

@@ -543,3 +543,32 @@ fn regex_paths_match_by_expression() {
     assert!(warnings.iter().any(|w| w.contains("\"/bad(\" is not a regular expression")), "{warnings:?}");
     assert!(!warnings.iter().any(|w| w.contains("conflict")), "{warnings:?}");
 }
+
+/// An HTTPRoute's host rebuilt alone (the kube provider's incremental update) resolves every
+/// backend its rule names, weighted or mirrored, as a full build does.
+#[test]
+fn an_httproute_rebuilt_alone_resolves_every_backend_it_names() {
+    let base = ["a", "b", "c"].iter().enumerate().map(|(i, s)| service_yaml("default", s, i as u8 + 1)).collect::<Vec<_>>().join("---\n")
+        + "---\napiVersion: gateway.networking.k8s.io/v1\nkind: GatewayClass\nmetadata: {name: r}\nspec: {controllerName: ringress.dev/gateway-controller}\n---\napiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {name: g, namespace: default}\nspec:\n  gatewayClassName: r\n  listeners: [{name: http, port: 80, protocol: HTTP}]\n";
+    let route = "---\napiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {name: r, namespace: default}\nspec:\n  parentRefs: [{name: g}]\n  hostnames: [h.test]\n  rules:\n  - backendRefs: [{name: a, port: 80, weight: 1}, {name: b, port: 80, weight: 1}]\n    filters: [{type: RequestMirror, requestMirror: {backendRef: {name: c, port: 80}}}]\n";
+    let mut before = parse_documents(&base).unwrap();
+    gateway::lower_objects(&mut before);
+    let prev = build(&before, &BuildOptions::default());
+    let mut after = parse_documents(&(base.clone() + route)).unwrap();
+    gateway::lower_objects(&mut after);
+    let inputs = Inputs::of(&after);
+    let lowered: Vec<&crate::model::Ingress> = inputs.ingresses.clone();
+    let hosts = vec![(HostKey::Exact("h.test".into()), lowered)];
+    let incremental = update_hosts(&prev, &inputs, &hosts, &BuildOptions::default());
+    let full = build(&after, &BuildOptions::default());
+    for s in [&incremental, &full] {
+        let r = lookup(s, "h.test", "/").expect("routed");
+        let g = r.gateway.as_deref().expect("a Gateway API rule");
+        let names = |ids: Vec<BackendId>| -> Vec<(String, bool)> {
+            ids.into_iter().map(|id| (s.backend(id).name.clone(), s.backend(id).endpoints.is_empty())).collect()
+        };
+        let split: Vec<BackendId> = g.split.iter().map(|(b, _)| b.expect("resolved")).collect();
+        assert_eq!(names(split), vec![("default/a:80".into(), false), ("default/b:80".into(), false)]);
+        assert_eq!(names(g.mirrors.iter().map(|(b, _)| *b).collect()), vec![("default/c:80".into(), false)]);
+    }
+}

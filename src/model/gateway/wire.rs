@@ -96,6 +96,26 @@ struct FilterWire {
     request_redirect: Option<RedirectWire>,
     #[serde(default)]
     url_rewrite: Option<RewriteWire>,
+    #[serde(default)]
+    request_mirror: Option<MirrorWire>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct MirrorWire {
+    backend_ref: ObjectRef,
+    #[serde(default)]
+    percent: Option<u32>,
+    #[serde(default)]
+    fraction: Option<FractionWire>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct FractionWire {
+    numerator: u32,
+    #[serde(default)]
+    denominator: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -335,6 +355,31 @@ fn read_filters(list: Vec<FilterWire>, f: &str, grpc: bool) -> Result<Vec<Filter
                 let r = w.url_rewrite.ok_or_else(|| missing("urlRewrite"))?;
                 let path = r.path.map(|p| path_modifier(p, &format!("{f}.urlRewrite.path"))).transpose()?;
                 Filter::Rewrite(Rewrite { hostname: r.hostname, path })
+            }
+            "RequestMirror" => {
+                let m = w.request_mirror.ok_or_else(|| missing("requestMirror"))?;
+                let percent = match (m.percent, m.fraction) {
+                    (Some(_), Some(_)) => {
+                        return Err(err(format!("{f}.requestMirror"), "percent and fraction cannot both be set"))
+                    }
+                    (Some(p), None) if p <= 100 => p,
+                    (Some(p), None) => {
+                        return Err(err(format!("{f}.requestMirror.percent"), format!("{p} is over 100")))
+                    }
+                    (None, Some(fr)) => {
+                        let d = fr.denominator.unwrap_or(100);
+                        if d == 0 || fr.numerator > d {
+                            return Err(err(
+                                format!("{f}.requestMirror.fraction"),
+                                "numerator must be at most denominator, which must not be 0",
+                            ));
+                        }
+                        // In hundredths of a percent, rounded down.
+                        ((u64::from(fr.numerator) * 100) / u64::from(d)) as u32
+                    }
+                    (None, None) => 100,
+                };
+                Filter::Mirror { target: m.backend_ref, percent }
             }
             other => Filter::Unsupported(other.to_string()),
         });

@@ -232,6 +232,7 @@ enum Action {
         permit: Option<crate::proxy::limits::Permit>,
         pace: Option<(u64, u64)>,
         accepts: crate::snapshot::compression::Accepts,
+        mirror: Vec<BackendId>,
     },
     /// The answer (a redirect, with this status) is in `out`.
     Answer(u16),
@@ -306,7 +307,7 @@ async fn request<I: Io, S: Stream>(w: &Worker<I>, c: &mut Conn<S>, first: bool) 
     let settings = &snap.settings;
 
     c.granted = None;
-    let (backend, auth, pick, reply, _permit, pace, accepts) = match action {
+    let (backend, auth, pick, reply, _permit, pace, accepts, mirror) = match action {
         Action::Forward {
             backend,
             settings: route_settings,
@@ -317,10 +318,11 @@ async fn request<I: Io, S: Stream>(w: &Worker<I>, c: &mut Conn<S>, first: bool) 
             permit,
             pace,
             accepts,
+            mirror,
         } => {
             overridden = route_settings;
             tls = to_tls;
-            (backend, auth, pick, reply, permit, pace, accepts)
+            (backend, auth, pick, reply, permit, pace, accepts, mirror)
         }
         Action::Answer(code) => {
             c.rec.status = code;
@@ -361,7 +363,17 @@ async fn request<I: Io, S: Stream>(w: &Worker<I>, c: &mut Conn<S>, first: bool) 
     }
 
     let reply = reply.as_deref();
-    let to = exchange::To { snap: &snap, settings, backend, tls: tls.as_deref(), pick, reply, pace, accepts };
+    let to = exchange::To {
+        snap: &snap,
+        settings,
+        backend,
+        tls: tls.as_deref(),
+        pick,
+        reply,
+        pace,
+        accepts,
+        mirror: &mirror,
+    };
     match forward(w, c, &to, &info, body).await {
         Err(e) if matches!(e.kind, Kind::Intercepted(_)) => {
             let code = e.status().map_or(502, |s| s.0);
@@ -528,8 +540,8 @@ fn prepare(
             }
         }
     };
-    let pipeline::Forward { backend, settings, pick, reply, permit, pace, accepts, .. } = forward;
-    Ok(Some((info, Action::Forward { backend, settings, tls, auth, pick, reply, permit, pace, accepts })))
+    let pipeline::Forward { backend, settings, pick, reply, permit, pace, accepts, mirror, .. } = forward;
+    Ok(Some((info, Action::Forward { backend, settings, tls, auth, pick, reply, permit, pace, accepts, mirror })))
 }
 
 /// Copies what the access log says about a request into `rec`, and takes its request id from

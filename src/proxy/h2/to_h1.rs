@@ -79,6 +79,13 @@ pub(super) async fn forward<I: Io>(
     };
     let mut rest =
         RestOfBody::<I> { body, done, framing, settings, progress, sent, pace, io: std::marker::PhantomData };
+    if !to.forward.mirror.is_empty() {
+        // Only a request whole in `head` is copied: a body is never held back for a mirror.
+        match rest.done {
+            true => crate::proxy::mirror::mirror(w, to.snap, &to.forward.mirror, &head),
+            false => crate::proxy::bump(&w.stats.mirrors_skipped),
+        }
+    }
     let mut ubuf = Vec::with_capacity(16 * 1024);
     let (up, _) =
         client::send(w, clock, &attempt, head, &mut rest, &mut ubuf, |a| progress.upstream.set(Some(a))).await?;

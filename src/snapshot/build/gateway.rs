@@ -83,7 +83,7 @@ pub(super) fn route<'a>(
             }
             Filter::RequestHeaders(h) => request = Some(clean(h, "RequestHeaderModifier", &ing.key, warnings)),
             Filter::Rewrite(r) => o.upstream_vhost = r.hostname.clone(),
-            Filter::Redirect(_) | Filter::Unsupported(_) => {}
+            Filter::Redirect(_) | Filter::Mirror { .. } | Filter::Unsupported(_) => {}
         }
     }
     let t = g.timeouts;
@@ -104,6 +104,7 @@ pub(super) fn route<'a>(
         _ => None,
     };
     let mut rule = GatewayRule::new(g, ids);
+    rule.mirrors = g.mirrors.iter().map(|((ns, sb), percent)| (b.backend_id(ns, sb), *percent)).collect();
     if let Some(h) = request {
         rule.request_headers = Some(h);
     }

@@ -62,6 +62,10 @@ pub struct GatewayRule {
     pub split: Vec<(Option<BackendId>, u32)>,
     total: u64,
     picked: AtomicU64,
+    /// `RequestMirror`: backends a copy of the request goes to, each with the percentage of
+    /// requests mirrored.
+    pub mirrors: Vec<(BackendId, u32)>,
+    mirrored: AtomicU64,
 }
 
 impl PartialEq for GatewayRule {
@@ -86,6 +90,7 @@ impl PartialEq for GatewayRule {
             && self.rewrite_path == other.rewrite_path
             && self.prefix == other.prefix
             && self.split == other.split
+            && self.mirrors == other.mirrors
     }
 }
 
@@ -108,6 +113,8 @@ impl GatewayRule {
             split: ids.into_iter().zip(g.backends.iter().map(|(_, w)| *w)).collect(),
             total: 0,
             picked: AtomicU64::new(0),
+            mirrors: Vec::new(),
+            mirrored: AtomicU64::new(0),
         };
         rule.total = rule.split.iter().map(|(_, w)| u64::from(*w)).sum();
         for f in &g.filters {
@@ -115,10 +122,23 @@ impl GatewayRule {
                 Filter::RequestHeaders(h) => rule.request_headers = Some(h.clone()),
                 Filter::Redirect(r) => rule.redirect = Some(r.clone()),
                 Filter::Rewrite(r) => rule.rewrite_path = r.path.clone(),
-                Filter::ResponseHeaders(_) | Filter::Unsupported(_) => {}
+                Filter::ResponseHeaders(_) | Filter::Mirror { .. } | Filter::Unsupported(_) => {}
             }
         }
         rule
+    }
+
+    /// The backends this request is mirrored to: each mirror's percentage of the requests,
+    /// spread evenly (every request at 100).
+    pub fn mirror_to(&self) -> impl Iterator<Item = BackendId> + '_ {
+        let n = match self.mirrors.iter().all(|(_, p)| *p >= 100) {
+            true => 0,
+            false => self.mirrored.fetch_add(1, Ordering::Relaxed) % 100,
+        };
+        self.mirrors
+            .iter()
+            .filter(move |(_, p)| (n + 1) * u64::from(*p) / 100 > n * u64::from(*p) / 100)
+            .map(|(b, _)| *b)
     }
 
     /// How specific the match is beyond its path: the specification's precedence after the
@@ -265,6 +285,7 @@ mod tests {
             matched: Default::default(),
             filters: vec![],
             backends: vec![(None, 70), (None, 30), (None, 0)],
+            mirrors: vec![],
             timeouts: Default::default(),
             https: None,
         };
@@ -280,6 +301,28 @@ mod tests {
         }
         assert_eq!(counts, [70, 30, 0]);
         assert!(first.contains(&1), "the 30% backend is reached early: {first:?}");
+    }
+
+    #[test]
+    fn mirrors_take_their_percentage_of_the_requests() {
+        let g = GatewayPath {
+            kind: crate::model::gateway::RouteKind::Http,
+            matched: Default::default(),
+            filters: vec![],
+            backends: vec![(None, 1)],
+            mirrors: vec![],
+            timeouts: Default::default(),
+            https: None,
+        };
+        let mut rule = GatewayRule::new(&g, vec![Some(0)]);
+        rule.mirrors = vec![(7, 100), (8, 25), (9, 0)];
+        let mut counts = [0; 3];
+        for _ in 0..200 {
+            for b in rule.mirror_to() {
+                counts[b as usize - 7] += 1;
+            }
+        }
+        assert_eq!(counts, [200, 50, 0]);
     }
 
     #[test]

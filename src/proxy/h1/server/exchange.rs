@@ -28,6 +28,8 @@ pub(super) struct To<'a> {
     pub pace: Option<(u64, u64)>,
     /// The codings the client accepts for compressed responses.
     pub accepts: crate::snapshot::compression::Accepts,
+    /// RequestMirror's backends.
+    pub mirror: &'a [BackendId],
 }
 
 /// Sends the request upstream (retrying where that is safe), relays the response, and pools
@@ -39,7 +41,7 @@ pub(super) async fn forward<I: Io, S: Stream>(
     info: &RequestInfo,
     mut body: Body,
 ) -> Result<bool, ProxyError> {
-    let To { snap, settings, backend, tls, pick, reply, pace: rate, accepts } = *to;
+    let To { snap, settings, backend, tls, pick, reply, pace: rate, accepts, mirror } = *to;
     let watch = c.watch.clone();
     let clock = Clock { deadlines: &w.deadlines, watch: &watch };
     let mut pace = Pace::new();
@@ -50,6 +52,13 @@ pub(super) async fn forward<I: Io, S: Stream>(
     let started = std::time::Instant::now();
     let to = client::Attempt { snap, backend, tls, settings, idempotent: info.idempotent, pick };
     let head = std::mem::take(&mut c.out);
+    if !mirror.is_empty() {
+        // Only a request whole in `head` is copied: a body is never held back for a mirror.
+        match body.is_done() {
+            true => crate::proxy::mirror::mirror(w, snap, mirror, &head),
+            false => crate::proxy::bump(&w.stats.mirrors_skipped),
+        }
+    }
     let mut ubuf = std::mem::take(&mut c.ubuf);
     let tried = std::cell::Cell::new(None);
     let sent = {
