@@ -482,7 +482,11 @@ impl Snapshot {
         for r in self.table.routes() {
             let b = self.backend(r.backend);
             let eps: Vec<String> = b.endpoints.iter().map(|e| e.to_string()).collect();
-            let eps = if eps.is_empty() { "<none: 503>".to_string() } else { eps.join(",") };
+            let eps = match (eps.is_empty(), b.service.name.is_empty() && r.gateway.is_some()) {
+                (true, true) => "<none: 500>".to_string(),
+                (true, false) => "<none: 503>".to_string(),
+                (false, _) => eps.join(","),
+            };
             let _ = writeln!(
                 out,
                 "{:<32} {:<28} {:<8} {:<36} {:<24} {}",

@@ -652,6 +652,10 @@ fn httproute_unsupported_filter_fails_closed() {
     assert_eq!(eventually("extension.test", "/plain", |r| r.status == 200).status, 200);
     assert_eq!(request("GET", "extension.test", "/extension", &[]).status, 500);
     assert_eq!(request("GET", "extension.test", "/per-backend", &[]).status, 500, "per-backend filters refused");
+    // HTTPRouteOmittedBackendRefs: a rule with no backendRefs answers 500.
+    let omitted = "  - matches: [{path: {type: PathPrefix, value: /}}]\n";
+    apply(&route("omitted", "omitted.test", omitted));
+    assert_eq!(eventually("omitted.test", "/", |r| r.status != 404).status, 500);
     status_is("httproute/extension", "default", &condition("PartiallyInvalid", "reason"), "UnsupportedValue");
 }
 

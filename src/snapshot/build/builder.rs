@@ -51,6 +51,9 @@ pub(super) fn resolver<'a>(inputs: &Inputs<'a>, only: Option<&FxHashSet<(&str, &
     }
 }
 
+/// The name of [`Builder::unresolved`]'s backend.
+const UNRESOLVED: &str = "<unresolved: 500>";
+
 pub(super) struct Builder<'a> {
     /// Services by (namespace, name); the first definition wins.
     pub(super) services: FxHashMap<(&'a str, &'a str), &'a Service>,
@@ -318,6 +321,25 @@ impl<'a> Builder<'a> {
         }
         let id = self.new_backend(namespace, &sb.service, &sb.port);
         self.by_service.entry((namespace, sb.service.as_str())).or_default().push(id);
+        id
+    }
+
+    /// The backend of a Gateway API rule none of whose backendRefs resolves (or that has none):
+    /// never sent to (the rule answers 500), so it has no endpoints and no problem to warn of.
+    pub(super) fn unresolved(&mut self) -> BackendId {
+        if let Some(id) = self.backends.iter().position(|b| b.name == UNRESOLVED) {
+            return id as BackendId;
+        }
+        let id = self.backends.len() as BackendId;
+        self.backends.push(Arc::new(Backend {
+            name: UNRESOLVED.to_string(),
+            service: ObjectKey::default(),
+            port: PortRef::Number(0),
+            endpoints: Vec::new(),
+            problem: None,
+            dns_name: None,
+        }));
+        self.fresh.push(id);
         id
     }
 

@@ -54,7 +54,7 @@ pub(super) fn route<'a>(
         g.backends.iter().map(|(r, _)| r.as_ref().map(|(ns, sb)| b.backend_id(ns, sb))).collect();
     let backend = match ids.iter().flatten().next() {
         Some(&id) => id,
-        None => b.backend_id(&ing.key.namespace, &p.backend),
+        None => b.unresolved(),
     };
     let mut o = RouteOptions::clone(options);
     // Gateway API routes are served on the listeners they attach to, as they are: none of
