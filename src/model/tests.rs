@@ -135,6 +135,22 @@ fn gateway_api_objects_that_their_crds_refuse_are_refused_naming_the_field() {
             "field `spec.rules[0].matches[0].headers[0].value`",
         ),
         (route("  - matches: [{method: FETCH}]\n"), "field `spec.rules[0].matches[0].method`"),
+        (
+            route("  - filters: [{type: RequestHeaderModifier, requestHeaderModifier: {set: [{name: 'X: y', value: v}]}}]\n"),
+            "field `spec.rules[0].filters[0].requestHeaderModifier.set[0].name`",
+        ),
+        (
+            route("  - filters: [{type: ResponseHeaderModifier, responseHeaderModifier: {add: [{name: X, value: \"a\\r\\nB: c\"}]}}]\n"),
+            "field `spec.rules[0].filters[0].responseHeaderModifier.add[0].value`: must not contain CR, LF or NUL",
+        ),
+        (
+            route("  - filters: [{type: RequestRedirect, requestRedirect: {hostname: \"a.test\\r\\nX: y\"}}]\n"),
+            "field `spec.rules[0].filters[0].requestRedirect.hostname`",
+        ),
+        (
+            route("  - filters: [{type: URLRewrite, urlRewrite: {path: {type: ReplaceFullPath, replaceFullPath: \"/a b\"}}}]\n"),
+            "field `spec.rules[0].filters[0].urlRewrite.path.replaceFullPath`: must be a path",
+        ),
         (route("  - timeouts: {request: 10x}\n"), "field `spec.rules[0].timeouts.request`: \"10x\" is not a duration"),
         (
             route("  - timeouts: {request: 1s, backendRequest: 2s}\n"),

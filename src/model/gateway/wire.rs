@@ -304,10 +304,14 @@ fn grpc_match(w: MatchWire, f: &str) -> Result<HttpMatch, FieldError> {
 
 fn path_modifier(p: PathModifierWire, f: &str) -> Result<PathModifier, FieldError> {
     let check = |v: String, field: &str| {
-        if v.starts_with('/') {
-            Ok(v)
-        } else {
+        // What goes into a Location or a request line: no space, control character or
+        // anything that would end it (the CRD's pattern allows none of them either).
+        if !v.starts_with('/') {
             Err(err(format!("{f}.{field}"), "must be an absolute path (start with /)"))
+        } else if v.bytes().any(|b| b <= b' ' || b == 0x7f || b == b'#' || b == b'?') {
+            Err(err(format!("{f}.{field}"), "must be a path: no spaces, control characters, ? or #"))
+        } else {
+            Ok(v)
         }
     };
     match p.type_.as_str() {
@@ -324,6 +328,31 @@ fn path_modifier(p: PathModifierWire, f: &str) -> Result<PathModifier, FieldErro
     }
 }
 
+/// A header modifier whose names are field names and whose values have no CR, LF or NUL.
+fn header_modifier(h: HeaderModifier, f: &str) -> Result<HeaderModifier, FieldError> {
+    for (list, what) in [(&h.set, "set"), (&h.add, "add")] {
+        for (i, nv) in list.iter().enumerate() {
+            header_name(&nv.name, &format!("{f}.{what}[{i}].name"))?;
+            if nv.value.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0) {
+                return Err(err(format!("{f}.{what}[{i}].value"), "must not contain CR, LF or NUL"));
+            }
+        }
+    }
+    for (i, n) in h.remove.iter().enumerate() {
+        header_name(n, &format!("{f}.remove[{i}]"))?;
+    }
+    Ok(h)
+}
+
+/// A host name a filter writes into a Location or a Host field: a name, never a wildcard.
+fn exact_hostname(h: Option<String>, field: &str) -> Result<Option<String>, FieldError> {
+    match h {
+        None => Ok(None),
+        Some(h) if h.starts_with('*') => Err(err(field, format!("{h:?} is a wildcard; a host name is needed"))),
+        Some(h) => gateway_hostname(&h).map(Some).map_err(|m| err(field, m)),
+    }
+}
+
 fn read_filters(list: Vec<FilterWire>, f: &str, grpc: bool) -> Result<Vec<Filter>, FieldError> {
     let mut out = Vec::with_capacity(list.len());
     for (i, w) in list.into_iter().enumerate() {
@@ -331,10 +360,12 @@ fn read_filters(list: Vec<FilterWire>, f: &str, grpc: bool) -> Result<Vec<Filter
         let missing = |name: &str| err(format!("{f}.{name}"), format!("required for type {}", w.type_));
         out.push(match w.type_.as_str() {
             "RequestHeaderModifier" => {
-                Filter::RequestHeaders(w.request_header_modifier.ok_or_else(|| missing("requestHeaderModifier"))?)
+                let h = w.request_header_modifier.ok_or_else(|| missing("requestHeaderModifier"))?;
+                Filter::RequestHeaders(header_modifier(h, &format!("{f}.requestHeaderModifier"))?)
             }
             "ResponseHeaderModifier" => {
-                Filter::ResponseHeaders(w.response_header_modifier.ok_or_else(|| missing("responseHeaderModifier"))?)
+                let h = w.response_header_modifier.ok_or_else(|| missing("responseHeaderModifier"))?;
+                Filter::ResponseHeaders(header_modifier(h, &format!("{f}.responseHeaderModifier"))?)
             }
             "RequestRedirect" if !grpc => {
                 let r = w.request_redirect.ok_or_else(|| missing("requestRedirect"))?;
@@ -349,12 +380,14 @@ fn read_filters(list: Vec<FilterWire>, f: &str, grpc: bool) -> Result<Vec<Filter
                     ));
                 }
                 let path = r.path.map(|p| path_modifier(p, &format!("{f}.requestRedirect.path"))).transpose()?;
-                Filter::Redirect(Redirect { scheme: r.scheme, hostname: r.hostname, path, port: r.port, status })
+                let hostname = exact_hostname(r.hostname, &format!("{f}.requestRedirect.hostname"))?;
+                Filter::Redirect(Redirect { scheme: r.scheme, hostname, path, port: r.port, status })
             }
             "URLRewrite" if !grpc => {
                 let r = w.url_rewrite.ok_or_else(|| missing("urlRewrite"))?;
                 let path = r.path.map(|p| path_modifier(p, &format!("{f}.urlRewrite.path"))).transpose()?;
-                Filter::Rewrite(Rewrite { hostname: r.hostname, path })
+                let hostname = exact_hostname(r.hostname, &format!("{f}.urlRewrite.hostname"))?;
+                Filter::Rewrite(Rewrite { hostname, path })
             }
             "RequestMirror" => {
                 let m = w.request_mirror.ok_or_else(|| missing("requestMirror"))?;
