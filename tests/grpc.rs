@@ -351,7 +351,8 @@ fn grpcs_backends_are_reached_over_tls_and_verified() {
     let mut c = client_for(&rt, a.http, "refused.test");
     let e = rt.block_on(unary(&mut c, Msg { data: vec![1], n: 0 })).unwrap_err();
     assert_eq!(e.code(), Code::Unavailable, "a certificate that does not verify: {e:?}");
-    assert!(a.log_text().contains("TLS handshake with the upstream failed"), "{}", a.log_text());
+    // Logged by ringress as it answers: read from its stderr a moment later.
+    a.wait_for(|| a.log_text().contains("TLS handshake with the upstream failed"), "the handshake failure logged");
     let metrics = get(b.admin, "x", "/metrics").text();
     let handshakes: u64 = metrics
         .lines()
