@@ -29,17 +29,16 @@ struct Env {
     ca: String,
 }
 
-const CLASS: &str = "\
-apiVersion: gateway.networking.k8s.io/v1
-kind: GatewayClass
-metadata: {name: ringress}
-spec: {controllerName: ringress.dev/gateway-controller}
----
+/// Our GatewayClass, and one of another controller.
+const CLASS: &str = concat!(
+    support::gateway_class!(),
+    "---
 apiVersion: gateway.networking.k8s.io/v1
 kind: GatewayClass
 metadata: {name: someone-else}
 spec: {controllerName: example.com/another-controller}
-";
+"
+);
 
 /// The conformance suite's infrastructure: Gateways `same-namespace` (routes of its own
 /// namespace), `all-namespaces`, `secure` (HTTPS for *.secure.test) and one of another
@@ -197,6 +196,24 @@ fn status_is(kind_name: &str, namespace: &str, jsonpath: &str, want: &str) {
             return;
         }
         assert!(start.elapsed() < Duration::from_secs(10), "{kind_name} {jsonpath}: {out:?}, want {want:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// GETs `https://host/` on ringress's HTTPS port with curl, trusting `ca`, until the body
+/// contains `want` (10 s).
+fn https_until(ca: &std::path::Path, host: &str, want: &str) {
+    let port = env().https.port();
+    let (resolve, url) = (format!("{host}:{port}:127.0.0.1"), format!("https://{host}:{port}/"));
+    let start = Instant::now();
+    loop {
+        let ca = ca.to_str().unwrap();
+        let (ok, out, err) =
+            run(std::process::Command::new("curl").args(["-sS", "--cacert", ca, "--resolve", &resolve, &url]));
+        if ok && out.contains(want) {
+            return;
+        }
+        assert!(start.elapsed() < Duration::from_secs(10), "{url}: {out} {err}");
         std::thread::sleep(Duration::from_millis(100));
     }
 }
@@ -607,24 +624,7 @@ fn httproute_https_listener() {
     let dir = support::proxy::temp_dir();
     let ca = dir.join("ca.pem");
     std::fs::write(&ca, &e.ca).unwrap();
-    let resolve = format!("app.secure.test:{}:127.0.0.1", e.https.port());
-    let url = format!("https://app.secure.test:{}/", e.https.port());
-    let start = Instant::now();
-    loop {
-        let (ok, out, err) = run(std::process::Command::new("curl").args([
-            "-sS",
-            "--cacert",
-            ca.to_str().unwrap(),
-            "--resolve",
-            &resolve,
-            &url,
-        ]));
-        if ok && out.contains("upstream=infra-backend-v3") {
-            break;
-        }
-        assert!(start.elapsed() < Duration::from_secs(10), "HTTPS through the Gateway's certificate: {out} {err}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    https_until(&ca, "app.secure.test", "upstream=infra-backend-v3");
     // Attached to the HTTPS listener only: not served over plain HTTP.
     assert_eq!(request("GET", "app.secure.test", "/", &[]).status, 404);
     status_is("gateway/secure", "default", "{.status.listeners[0].attachedRoutes}", "1");
@@ -783,24 +783,7 @@ fn tlsroute_simple_same_namespace() {
         + "---\napiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {name: passthrough, namespace: default}\nspec:\n  gatewayClassName: ringress\n  listeners:\n  - {name: tls, port: 443, protocol: TLS, tls: {mode: Passthrough}}\n---\napiVersion: gateway.networking.k8s.io/v1\nkind: TLSRoute\nmetadata: {name: gateway-conformance-infra-test, namespace: default}\nspec:\n  parentRefs: [{name: passthrough}]\n  hostnames: [tls.pass.test]\n  rules:\n  - backendRefs: [{name: tls-backend, port: 80}]\n";
     apply(&yaml);
     let ca = backend_ca.write(&dir, "backend-ca.pem");
-    let resolve = format!("tls.pass.test:{}:127.0.0.1", e.https.port());
-    let url = format!("https://tls.pass.test:{}/", e.https.port());
-    let start = Instant::now();
-    loop {
-        let (ok, out, err) = run(std::process::Command::new("curl").args([
-            "-sS",
-            "--cacert",
-            ca.to_str().unwrap(),
-            "--resolve",
-            &resolve,
-            &url,
-        ]));
-        if ok && out.contains("backend sni=tls.pass.test") {
-            break;
-        }
-        assert!(start.elapsed() < Duration::from_secs(10), "passed through to the backend's TLS: {out} {err}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    https_until(&ca, "tls.pass.test", "backend sni=tls.pass.test");
     status_is("tlsroute/gateway-conformance-infra-test", "default", &condition("Accepted", "status"), "True");
     status_is("gateway/passthrough", "default", "{.status.listeners[0].supportedKinds[*].kind}", "TLSRoute");
     // The HTTPS Gateway's own hosts are still terminated by ringress on the same port.

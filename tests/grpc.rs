@@ -574,20 +574,18 @@ fn external_names_fallbacks_and_next_upstream_serve_grpc_calls() {
 }
 
 /// A GatewayClass of ours and a Gateway taking routes of its namespace, in manifest files.
-const GATEWAY: &str = "
----
-apiVersion: gateway.networking.k8s.io/v1
-kind: GatewayClass
-metadata: {name: ringress}
-spec: {controllerName: ringress.dev/gateway-controller}
----
+const GATEWAY: &str = concat!(
+    "\n---\n",
+    support::gateway_class!(),
+    "---
 apiVersion: gateway.networking.k8s.io/v1
 kind: Gateway
 metadata: {name: gw, namespace: default}
 spec:
   gatewayClassName: ringress
   listeners: [{name: http, port: 80, protocol: HTTP}]
-";
+"
+);
 
 /// Gateway API conformance GRPCRouteExactMethodMatching and GRPCRouteHeaderMatching, as
 /// manifest files: calls routed by service and method, then by metadata; a method no rule

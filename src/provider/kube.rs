@@ -333,7 +333,8 @@ async fn control(client: Client, opts: KubeOptions, build: BuildOptions, publish
         }
         // The window closed (or the initial sync completed): publish one snapshot.
         let started = Instant::now();
-        if !full && prev_generation(published) > 0 {
+        let first = published.load().generation == 0;
+        if !full && !first {
             match store.route_hosts() {
                 Some(keys) => hosts.extend(keys),
                 None => full = true,
@@ -342,7 +343,7 @@ async fn control(client: Client, opts: KubeOptions, build: BuildOptions, publish
             // still has its status: a full build publishes it like any other.
             full |= hosts.is_empty() && services.is_empty();
         }
-        if full || prev_generation(published) == 0 {
+        if full || first {
             store.lower();
         }
         let mut inputs = store.inputs();
@@ -412,10 +413,6 @@ enum Wake {
 /// How often status-only changes (our own writes coming back, mostly) refresh the status
 /// writer's view.
 const STATUS_WINDOW: Duration = Duration::from_secs(1);
-
-fn prev_generation(published: &Published) -> u64 {
-    published.load().generation
-}
 
 async fn sleep_until(deadline: Option<Instant>) {
     match deadline {

@@ -12,11 +12,7 @@ use crate::snapshot::gateway::{modified_path, GatewayRule};
 pub(crate) fn location((g, r): (&GatewayRule, &Redirect), req: &Request<'_>, host: &str, path: &str) -> Vec<u8> {
     let scheme = r.scheme.as_deref().unwrap_or(if req.https { "https" } else { "http" });
     let hostname = r.hostname.as_deref().unwrap_or(host);
-    let request_port = || {
-        let a = req.authority;
-        let colon = a.iter().rposition(|&b| b == b':').filter(|_| !a.ends_with(b"]"))?;
-        std::str::from_utf8(&a[colon + 1..]).ok()?.parse::<u16>().ok()
-    };
+    let request_port = || std::str::from_utf8(req.port_part().get(1..)?).ok()?.parse::<u16>().ok();
     let port = match (r.port, &r.scheme) {
         (Some(p), _) => Some(p),
         (None, Some(_)) => None,
@@ -27,10 +23,7 @@ pub(crate) fn location((g, r): (&GatewayRule, &Redirect), req: &Request<'_>, hos
         Some(m) => modified_path(m, path, g.prefix.as_deref()),
         None => path.to_string(),
     };
-    let query = {
-        let p = req.path_and_query;
-        &p[p.iter().position(|&b| b == b'?').unwrap_or(p.len())..]
-    };
+    let query = crate::snapshot::gateway::Facts::query(req);
     let mut out = format!("{scheme}://{hostname}").into_bytes();
     if let Some(p) = port {
         out.extend_from_slice(format!(":{p}").as_bytes());

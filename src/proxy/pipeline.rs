@@ -149,6 +149,13 @@ impl Request<'_> {
         }
     }
 
+    /// The authority's `:port`, if it names one (`[::1]:8080` gives `:8080`).
+    pub(crate) fn port_part(&self) -> &[u8] {
+        let a = self.authority;
+        let colon = a.iter().rposition(|&b| b == b':').filter(|_| !a.ends_with(b"]"));
+        colon.map_or(&b""[..], |i| &a[i..])
+    }
+
     fn path(&self) -> &[u8] {
         let p = self.path_and_query;
         &p[..p.iter().position(|&b| b == b'?').unwrap_or(p.len())]
@@ -248,24 +255,13 @@ fn hash_key(h: &HashBy, req: &Request<'_>, uri: Option<&str>, host: Option<&str>
                 Var::Method => x.write(req.method.as_bytes()),
                 Var::Header(n) => x.write(req.fields.field(n).unwrap_or_default()),
                 Var::Cookie(n) => x.write(cookie(req.fields, n).unwrap_or_default()),
-                Var::Arg(n) => x.write(arg(req.query(), n).unwrap_or_default()),
+                Var::Arg(n) => x.write(crate::snapshot::gateway::query_param(req.query(), n).unwrap_or_default()),
             },
         }
         // A separator, so that parts cannot run into each other.
         x.write_u8(0xff);
     }
     crate::upstream::mix(x.finish())
-}
-
-/// The value of query parameter `name` (`?a=1&b=2`), as sent.
-fn arg<'q>(query: &'q [u8], name: &str) -> Option<&'q [u8]> {
-    query.strip_prefix(b"?")?.split(|&b| b == b'&').find_map(|pair| {
-        let (k, v) = match pair.iter().position(|&b| b == b'=') {
-            Some(i) => (&pair[..i], &pair[i + 1..]),
-            None => (pair, &b""[..]),
-        };
-        (k == name.as_bytes()).then_some(v)
-    })
 }
 
 /// How the upstream exchange runs: the backend's protocol, and over TLS (`HTTPS`, `GRPCS`)
@@ -313,8 +309,7 @@ pub(crate) fn decide<'s>(
     // port, the trailing slash dropped as ingress-nginx does).
     if let Some(to) = host.and_then(|h| snap.table.www_redirect(h)) {
         key.set(None, req.method);
-        let port = req.authority.iter().rposition(|&b| b == b':').filter(|_| !req.authority.ends_with(b"]"));
-        let port = port.map_or(&b""[..], |i| &req.authority[i..]);
+        let port = req.port_part();
         let path = crate::snapshot::redirect::trim_slash(req.path_and_query, false);
         let location = [req.scheme_prefix(), to.as_bytes(), port, path].concat();
         return Ok(Decision::Answer { code: snap.settings.redirect_code, fields: vec![("Location", location)] });

@@ -481,3 +481,14 @@ pub fn lb_service(name: &str, port: u16, endpoints: &[SocketAddr], annotations: 
     }
     s
 }
+
+/// Our GatewayClass `ringress` (controllerName `ringress.dev/gateway-controller`), as YAML: a
+/// macro so that it can be `concat!`ed into the tests' manifest constants.
+#[macro_export]
+macro_rules! gateway_class {
+    () => {
+        "apiVersion: gateway.networking.k8s.io/v1\nkind: GatewayClass\nmetadata: {name: ringress}\nspec: {controllerName: ringress.dev/gateway-controller}\n"
+    };
+}
+#[allow(unused_imports)]
+pub use gateway_class;
