@@ -129,7 +129,7 @@ fn an_unenforced_or_unparsable_security_annotation_fails_closed_and_check_names_
     let w = Proxy::start("uring", &m, &["--unsupported-security-annotations", "warn"]);
     assert_eq!(get(w.http, "basic.test", "/").status, 200);
     assert_eq!(get(w.http, "typo.test", "/").status, 503);
-    assert!(w.log_text().contains("served WITHOUT it"), "{}", w.log_text());
+    w.wait_for(|| w.log_text().contains("served WITHOUT it"), "served WITHOUT it");
     let (ok, out, _) = run(std::process::Command::new(env!("CARGO_BIN_EXE_ringress"))
         .args(["check", "--unsupported-security-annotations", "warn", "--manifests"])
         .arg(&file));
@@ -182,7 +182,7 @@ fn configmap_lists_cover_every_ingress_and_the_real_client_address_decides() {
     // A global list that does not parse is a warning, and the previous value stays.
     publish(&[("denylist-source-range", "127.0.0.0/8"), ("whitelist-source-range", "not-a-cidr")]);
     assert_eq!(get(p.http, "any.test", "/").status, 403);
-    assert!(p.log_text().contains("whitelist-source-range"), "{}", p.log_text());
+    p.wait_for(|| p.log_text().contains("whitelist-source-range"), "whitelist-source-range");
     assert_eq!(a.hits(), 1, "any.test's upstream saw only the one request that was allowed");
 }
 

@@ -358,5 +358,5 @@ fn a_full_disk_costs_log_lines_not_requests_and_logging_resumes_when_space_retur
         || all_lines(&disk.0).iter().filter(|(_, l)| l.contains("\"GET /back/")).count() == 20,
         "lines logged again",
     );
-    assert!(p.log_text().contains("access log: writing again"));
+    p.wait_for(|| p.log_text().contains("access log: writing again"), "access log: writing again");
 }

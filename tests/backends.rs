@@ -31,7 +31,10 @@ fn the_annotation_answers_for_a_service_without_endpoints_and_the_flag_for_unmat
     assert_eq!((r.status, upstream_of(&r)), (200, "spare".to_string()), "{}", r.text());
     assert_eq!(get(p.http, "plain.test", "/").status, 503, "no annotation: the usual 503");
     assert_eq!(get(p.http, "typo.test", "/").status, 503, "a missing Service is no fallback");
-    assert!(p.log_text().contains("default-backend: Service default/nope not found"), "{}", p.log_text());
+    p.wait_for(
+        || p.log_text().contains("default-backend: Service default/nope not found"),
+        "default-backend: Service default/nope not found",
+    );
     // Requests no rule matches go to --default-backend-service, over HTTP/2 too.
     let r = get(p.http, "unknown.test", "/anything");
     assert_eq!((r.status, upstream_of(&r)), (200, "catch".to_string()));
@@ -79,7 +82,10 @@ fn service_upstream_sends_to_the_cluster_ip_and_port() {
     }
     // A headless Service has no cluster IP: a warning, and its endpoints serve.
     assert_eq!(upstream_of(&get(p.http, "hl.test", "/")), "pod");
-    assert!(p.log_text().contains("service-upstream: Service default/headless has no cluster IP"), "{}", p.log_text());
+    p.wait_for(
+        || p.log_text().contains("service-upstream: Service default/headless has no cluster IP"),
+        "service-upstream: Service default/headless has no cluster IP",
+    );
 }
 
 #[test]

@@ -200,6 +200,9 @@ fn without_an_error_backend_the_proxy_answers_a_plain_page() {
     let generation = p.generation();
     p.replace_manifests(&(manifests + &bad));
     p.wait_for(|| p.generation() > generation, "the new snapshot");
-    assert!(p.log_text().contains("custom-http-errors: \"404,abc\" is not a comma-separated list of statuses"));
+    p.wait_for(
+        || p.log_text().contains("custom-http-errors: \"404,abc\" is not a comma-separated list of statuses"),
+        "custom-http-errors: \"404,abc\" is not a comma-separated list of statuses",
+    );
     assert_eq!(get(p.http, "bad.test", "/status/404").text(), "404 Not Found\n");
 }

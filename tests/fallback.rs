@@ -58,7 +58,7 @@ fn auto_uses_io_uring_where_allowed() {
     let up = Upstream::start("u");
     let m = service("svc", &[up.addr]) + &ingress("i", None, &[("/", "svc")]);
     let p = Proxy::start("auto", &m, &[]);
-    assert!(p.log_text().contains("io=\"io_uring\""), "{}", p.log_text());
+    p.wait_for(|| p.log_text().contains("io=\"io_uring\""), "io=\"io_uring\"");
     assert_eq!(get(p.http, "a.test", "/").status, 200);
 }
 

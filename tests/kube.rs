@@ -109,7 +109,7 @@ fn not_ready_until_synced_and_the_last_table_survives_an_api_server_outage() {
     }
     assert_eq!(get(p.admin, "x", "/healthz").status, 200);
     assert_eq!(get(p.admin, "x", "/readyz").status, 200);
-    assert!(p.log_text().contains("watch failed; retrying with backoff"), "the outage is logged");
+    p.wait_for(|| p.log_text().contains("watch failed; retrying with backoff"), "the outage is logged");
     c.api.fail_next(0, 0);
 }
 

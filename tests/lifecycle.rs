@@ -85,7 +85,7 @@ per_backend!(fn sigterm_drains_http1_and_http2_then_exits_zero(io) {
     assert_eq!(status, 200, "{io}: the HTTP/2 stream in progress completes");
     assert!(ended, "{io}: the HTTP/2 connection is ended by the proxy after its last stream");
     assert_eq!(exit_code(&mut p, Duration::from_secs(10)), Some(0), "{io}: {}", p.log_text());
-    assert!(p.log_text().contains("drained; exiting"), "{}", p.log_text());
+    p.wait_for(|| p.log_text().contains("drained; exiting"), "drained; exiting");
 });
 
 #[test]
@@ -97,7 +97,7 @@ fn drain_timeout_bounds_the_wait_for_slow_requests() {
     sigterm(&p);
     // Well before the request would finish: exit 0 with the connection cut.
     assert_eq!(exit_code(&mut p, Duration::from_secs(10)), Some(0), "{}", p.log_text());
-    assert!(p.log_text().contains("drain timeout"), "{}", p.log_text());
+    p.wait_for(|| p.log_text().contains("drain timeout"), "drain timeout");
     let mut b = [0u8; 64];
     slow.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     assert!(matches!(slow.read(&mut b), Ok(0) | Err(_)), "the cut connection is closed");

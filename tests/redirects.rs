@@ -81,7 +81,7 @@ fn redirect_annotations_answer_for_their_routes_over_http1_and_http2() {
     p.replace_manifests(&m("javascript:alert(1)"));
     p.wait_for(|| p.generation() > g, "the new snapshot");
     assert_eq!(answer(&get(p.http, "perm.test", "/")), redirected(301, "https://new.example/landing?from=perm"));
-    assert!(p.log_text().contains("its previous value"), "{}", p.log_text());
+    p.wait_for(|| p.log_text().contains("its previous value"), "its previous value");
 }
 
 #[test]

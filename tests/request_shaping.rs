@@ -49,7 +49,7 @@ fn the_upstream_gets_the_vhost_and_the_prefix_over_http1_and_http2() {
     p.wait_for(|| p.generation() > g, "the new snapshot");
     let body = get(p.http, "app.test", "/").text();
     assert_eq!(seen(&body, "host"), ["internal.svc.local"], "{body}");
-    assert!(p.log_text().contains("upstream-vhost"), "{}", p.log_text());
+    p.wait_for(|| p.log_text().contains("upstream-vhost"), "upstream-vhost");
 }
 
 /// A ConfigMap manifest with `data`.
@@ -100,7 +100,10 @@ fn configmap_fields_go_upstream_and_custom_headers_onto_answers_or_the_route_is_
     // A missing ConfigMap denies the routes, as ingress-nginx does.
     let r = get(p.http, "typo.test", "/");
     assert_eq!(r.status, 503);
-    assert!(p.log_text().contains("annotation custom-headers: ConfigMap default/nope not found"), "{}", p.log_text());
+    p.wait_for(
+        || p.log_text().contains("annotation custom-headers: ConfigMap default/nope not found"),
+        "annotation custom-headers: ConfigMap default/nope not found",
+    );
 
     // A field the ConfigMap does not allow denies them too.
     let g = p.generation();
@@ -135,7 +138,7 @@ fn hide_headers_drop_upstream_fields_but_never_framing_ones() {
     let r = get(p.http, "site.test", "/");
     assert_eq!((r.status, r.header("x-upstream")), (200, None));
     assert!(r.header("content-length").is_some());
-    assert!(p.log_text().contains("hide-headers"), "{}", p.log_text());
+    p.wait_for(|| p.log_text().contains("hide-headers"), "hide-headers");
 }
 
 /// Every value of field `name` (lower case) in an HTTP/1.1 or HTTP/2 head printed by curl -i.

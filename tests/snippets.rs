@@ -62,7 +62,10 @@ fn the_safe_subset_applies_when_allowed_and_access_directives_fail_closed() {
 
     let r = get(p.http, "odd.test", "/");
     assert_eq!((r.status, r.header("x-a")), (200, None), "the snippet is not applied at all");
-    assert!(p.log_text().contains("proxy_cache_bypass is not in the snippet subset ringress understands"));
+    p.wait_for(
+        || p.log_text().contains("proxy_cache_bypass is not in the snippet subset ringress understands"),
+        "proxy_cache_bypass is not in the snippet subset ringress understands",
+    );
 
     // Snippets switched off: none is applied (a warning says so); the access directive still refuses.
     let g = p.generation();

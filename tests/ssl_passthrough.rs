@@ -159,7 +159,10 @@ fn passthrough_hosts_reach_their_backend_untouched_and_others_are_terminated() {
     assert!(!String::from_utf8_lossy(&junk).contains("backend"), "never passed on");
     assert!(curl_https(&p, "pass.test", "/", &backend_pem).0);
     // Only path / is passed through; the warning names the other path.
-    assert!(p.log_text().contains("path \"/other\": ssl-passthrough applies to path / alone"), "{}", p.log_text());
+    p.wait_for(
+        || p.log_text().contains("path \"/other\": ssl-passthrough applies to path / alone"),
+        "path \"/other\": ssl-passthrough applies to path / alone",
+    );
 
     // Behind a load balancer speaking PROXY: the client it names is the one the backend gets.
     let config = "---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: ringress, namespace: ringress}\ndata: {use-proxy-protocol: \"true\"}\n";
