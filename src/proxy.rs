@@ -409,8 +409,17 @@ async fn secure<I: Io>(
         let host = hello.as_deref().and_then(|h| crate::snapshot::normalize_host(h.as_bytes(), &mut buf));
         if let Some(route) = host.and_then(|h| snap.table.passthrough(h)) {
             let proxy = route.options.ssl_passthrough.flatten();
-            let backend = snap.backend(route.backend);
-            Box::pin(l4::pass_through(w, &stream, (initial, peer), backend, proxy)).await;
+            // A TLSRoute's weighted backends; a share that does not resolve is refused (the
+            // connection closes: TLS has no 500).
+            let picked = match route.gateway.as_deref() {
+                Some(g) => g.pick().flatten(),
+                None => Some(route.backend),
+            };
+            let Some(id) = picked else {
+                tracing::debug!(worker = w.index, %peer, "TLSRoute: the backend does not resolve; closed");
+                return;
+            };
+            Box::pin(l4::pass_through(w, &stream, (initial, peer), snap.backend(id), proxy)).await;
             return;
         }
     }

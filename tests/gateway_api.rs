@@ -785,6 +785,20 @@ fn tlsroute_simple_same_namespace() {
     let ca = backend_ca.write(&dir, "backend-ca.pem");
     https_until(&ca, "tls.pass.test", "backend sni=tls.pass.test");
     status_is("tlsroute/gateway-conformance-infra-test", "default", &condition("Accepted", "status"), "True");
+    // Weights split connections too; a share that does not resolve is refused (closed).
+    apply("apiVersion: gateway.networking.k8s.io/v1\nkind: TLSRoute\nmetadata: {name: weighted, namespace: default}\nspec:\n  parentRefs: [{name: passthrough}]\n  hostnames: [weighted.pass.test]\n  rules:\n  - backendRefs: [{name: tls-backend, port: 80, weight: 1}, {name: missing, port: 80, weight: 1}]\n");
+    status_is("tlsroute/weighted", "default", &condition("ResolvedRefs", "reason"), "BackendNotFound");
+    let port = e.https.port();
+    let (resolve, url) =
+        (format!("weighted.pass.test:{port}:127.0.0.1"), format!("https://weighted.pass.test:{port}/"));
+    let attempt = || run(std::process::Command::new("curl").args(["-sSk", "--resolve", &resolve, &url])).1;
+    let start = Instant::now();
+    while !attempt().contains("backend sni=weighted.pass.test") {
+        assert!(start.elapsed() < Duration::from_secs(10), "the weighted TLSRoute is not served");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let answered = (0..20).filter(|_| attempt().contains("backend sni=weighted.pass.test")).count();
+    assert_eq!(answered, 10, "half the connections to the resolving backend, half refused");
     status_is("gateway/passthrough", "default", "{.status.listeners[0].supportedKinds[*].kind}", "TLSRoute");
     // The HTTPS Gateway's own hosts are still terminated by ringress on the same port.
     assert!(e.https.port() > 0);
