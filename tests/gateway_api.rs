@@ -1046,3 +1046,56 @@ fn a_keep_alive_connection_outlives_route_changes() {
     }
     assert!(answered >= 20);
 }
+
+#[test]
+fn httproute_request_percentage_mirror() {
+    // percent: 50 mirrors exactly every other request (spread evenly, over every worker).
+    env();
+    let shadow = Upstream::start("half-shadow");
+    let rules = "  - filters: [{type: RequestMirror, requestMirror: {backendRef: {name: half-shadow, port: 80}, percent: 50}}]\n".to_string()
+        + &to("infra-backend-v1");
+    apply(&(service("half-shadow", &[shadow.addr]) + &route("half-mirror", "half-mirror.test", &rules)));
+    eventually("half-mirror.test", "/", |r| r.status == 200);
+    // From an even count on: the warm-up requests may have been mirrored or not.
+    std::thread::sleep(Duration::from_millis(300));
+    if shadow.hits() % 2 == 1 {
+        request("GET", "half-mirror.test", "/", &[]);
+    }
+    let before = shadow.hits();
+    for _ in 0..20 {
+        assert_eq!(request("GET", "half-mirror.test", "/", &[]).status, 200);
+    }
+    let start = Instant::now();
+    while shadow.hits() < before + 10 {
+        assert!(start.elapsed() < Duration::from_secs(10), "mirrored {} of 10", shadow.hits() - before);
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(
+        shadow.hits() - before <= 11,
+        "half of 20 (one more if a warm-up copy was still on its way): {}",
+        shadow.hits() - before
+    );
+}
+
+#[test]
+fn gateway_conflicted_listeners() {
+    // Two listeners of one Gateway on one port with one host name: HostnameConflict; HTTP and
+    // TCP on one port: ProtocolConflict. Conflicted listeners are not programmed.
+    apply("apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {name: conflicts, namespace: default}\nspec:\n  gatewayClassName: ringress\n  listeners:\n  - {name: a, port: 80, protocol: HTTP, hostname: same.conflict.test}\n  - {name: b, port: 80, protocol: HTTP, hostname: same.conflict.test}\n  - {name: c, port: 9999, protocol: HTTP}\n  - {name: d, port: 9999, protocol: TCP}\n  - {name: e, port: 80, protocol: HTTP, hostname: other.conflict.test}\n");
+    let l = |i: usize, t: &str, f: &str| format!("{{.status.listeners[{i}].conditions[?(@.type==\"{t}\")].{f}}}");
+    for (i, reason) in
+        [(0, "HostnameConflict"), (1, "HostnameConflict"), (2, "ProtocolConflict"), (3, "ProtocolConflict")]
+    {
+        status_is("gateway/conflicts", "default", &l(i, "Conflicted", "reason"), reason);
+        status_is("gateway/conflicts", "default", &l(i, "Programmed", "status"), "False");
+    }
+    status_is("gateway/conflicts", "default", &l(4, "Conflicted", "status"), "False");
+    status_is("gateway/conflicts", "default", &l(4, "Programmed", "status"), "True");
+    status_is(
+        "gateway/conflicts",
+        "default",
+        "{.status.conditions[?(@.type==\"Accepted\")].reason}",
+        "ListenersNotValid",
+    );
+}

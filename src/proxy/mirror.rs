@@ -20,14 +20,11 @@ pub(crate) const MAX_IN_FLIGHT: usize = 256;
 const STEP: Duration = Duration::from_secs(10);
 
 /// Sends `request` (the forwarded head, and the whole body if any) to each of `to`, on
-/// their own tasks. `snap` is the request's snapshot: if another was published since, the
-/// backend ids may mean others now, and nothing is mirrored.
-pub(crate) fn mirror<I: Io>(w: &Worker<I>, snap: &Snapshot, to: &[BackendId], request: &[u8]) {
+/// their own tasks, with the request's snapshot (`to`'s ids are its backends, whatever was
+/// published since).
+pub(crate) fn mirror<I: Io>(w: &Worker<I>, snap: &super::LocalSnapshot, to: &[BackendId], request: &[u8]) {
     let Some(worker) = w.me.upgrade() else { return };
-    let current = w.snapshot();
-    if current.generation != snap.generation {
-        return;
-    }
+    let current: std::sync::Arc<Snapshot> = (**snap).clone();
     for &backend in to {
         if w.mirrors.get() >= MAX_IN_FLIGHT || current.backend(backend).endpoints.is_empty() {
             super::bump(&w.stats.mirrors_skipped);
