@@ -18,21 +18,16 @@ pub(super) fn rank(route: &Route) -> (bool, usize, usize) {
     route.gateway.as_ref().map_or((false, 0, 0), |g| g.rank())
 }
 
-/// Whether a header modifier's value can be sent: no CR, LF or NUL, and not a field that
-/// frames the message (the proxy writes those itself).
-fn sendable(name: &str, value: &str) -> bool {
-    let framing = super::super::edge::FRAMING_FIELDS.iter().any(|f| f.eq_ignore_ascii_case(name));
-    !framing && !value.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0)
-}
-
-/// A header modifier with the values that cannot be sent dropped (and a warning for each).
+/// A header modifier without the fields that frame the message (the proxy writes those
+/// itself), and a warning for each dropped. Names and values were checked when the route was
+/// read (`model::gateway`: field names, no CR, LF or NUL).
 fn clean(h: &HeaderModifier, what: &str, route: &ObjectKey, warnings: &mut Vec<String>) -> HeaderModifier {
     let mut keep = |nv: &crate::model::gateway::NameValue| {
-        let ok = sendable(&nv.name, &nv.value);
-        if !ok {
-            warnings.push(format!("{route}: {what} {}: not applied (a framing field, or CR/LF in the value)", nv.name));
+        let framing = super::super::edge::FRAMING_FIELDS.iter().any(|f| f.eq_ignore_ascii_case(&nv.name));
+        if framing {
+            warnings.push(format!("{route}: {what} {}: not applied (a field that frames the message)", nv.name));
         }
-        ok
+        !framing
     };
     HeaderModifier {
         set: h.set.iter().filter(|nv| keep(nv)).cloned().collect(),
@@ -67,8 +62,6 @@ pub(super) fn route<'a>(
         RouteKind::Tls => o.ssl_passthrough = Some(None),
         RouteKind::Http | RouteKind::Tcp => {}
     }
-    let what = format!("{} {}", g.kind.name(), ing.key);
-    let mut request = None;
     for f in &g.filters {
         match f {
             Filter::ResponseHeaders(h) => {
@@ -81,9 +74,8 @@ pub(super) fn route<'a>(
                     ..Snippet::default()
                 }));
             }
-            Filter::RequestHeaders(h) => request = Some(clean(h, "RequestHeaderModifier", &ing.key, warnings)),
             Filter::Rewrite(r) => o.upstream_vhost = r.hostname.clone(),
-            Filter::Redirect(_) | Filter::Mirror { .. } | Filter::Unsupported(_) => {}
+            Filter::RequestHeaders(_) | Filter::Redirect(_) | Filter::Mirror { .. } | Filter::Unsupported(_) => {}
         }
     }
     let t = g.timeouts;
@@ -97,7 +89,11 @@ pub(super) fn route<'a>(
         PathType::ImplementationSpecific => match PathRegex::whole(&p.path) {
             Ok(re) => Some(Arc::new(re)),
             Err(e) => {
-                warnings.push(format!("{what}: path {:?} is not a regular expression ({e}); not served", p.path));
+                let what = g.kind.name();
+                warnings.push(format!(
+                    "{what} {}: path {:?} is not a regular expression ({e}); not served",
+                    ing.key, p.path
+                ));
                 None
             }
         },
@@ -105,8 +101,8 @@ pub(super) fn route<'a>(
     };
     let mut rule = GatewayRule::new(g, ids);
     rule.mirrors = g.mirrors.iter().map(|((ns, sb), percent)| (b.backend_id(ns, sb), *percent)).collect();
-    if let Some(h) = request {
-        rule.request_headers = Some(h);
+    if let Some(h) = rule.request_headers.take() {
+        rule.request_headers = Some(clean(&h, "RequestHeaderModifier", &ing.key, warnings));
     }
     Route {
         backend,
