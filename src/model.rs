@@ -252,6 +252,8 @@ pub struct Objects {
     pub reference_grants: Vec<gateway::ReferenceGrant>,
     /// TCPRoutes lowered into forwarded ports ([`gateway::L4Route`]).
     pub l4_routes: Vec<gateway::L4Route>,
+    /// The ports of Gateway HTTP, HTTPS and TLS listeners to open (port, over TLS).
+    pub listener_ports: Vec<(u16, bool)>,
     pub namespaces: Vec<Namespace>,
 }
 
@@ -309,6 +311,7 @@ impl Objects {
         self.http_routes.extend(other.http_routes);
         self.reference_grants.extend(other.reference_grants);
         self.l4_routes.extend(other.l4_routes);
+        self.listener_ports.extend(other.listener_ports);
         self.namespaces.extend(other.namespaces);
     }
 

@@ -34,6 +34,7 @@ use crate::metrics::worker::observe;
 pub(crate) use crate::metrics::worker::{add, bump, drop_one, WorkerStats, H2, H2C, HTTP1, HTTPS1};
 use crate::runtime::deadline::{Deadlines, TICK};
 use crate::runtime::Io;
+use crate::snapshot::gateway::Entry;
 use crate::snapshot::Snapshot;
 use crate::tls::TlsStream;
 use crate::upstream::{Balancer, Pools};
@@ -157,6 +158,8 @@ pub struct Worker<I: Io> {
     drain_notify: tokio::sync::Notify,
     /// The plain and TLS listeners, stopped when the drain starts.
     listener_fds: [std::os::fd::RawFd; 2],
+    /// The TLS configurations, for Gateway HTTPS and TLS listeners' own ports too.
+    tls: Arc<crate::tls::ServerConfigs>,
     /// Itself, for tasks a request starts that outlive it (RequestMirror).
     me: std::rc::Weak<Worker<I>>,
     /// RequestMirror copies in flight ([`mirror::MAX_IN_FLIGHT`]).
@@ -204,6 +207,7 @@ impl<I: Io> Worker<I> {
         for fd in self.listener_fds {
             crate::runtime::stop_listening(fd);
         }
+        // Forwarded ports and Gateway listeners' own ports.
         self.stop_l4();
         self.deadlines.close_idle();
         self.drain_notify.notify_waiters();
@@ -269,6 +273,9 @@ pub struct WorkerSpec {
 pub async fn run_worker<I: Io>(spec: WorkerSpec) {
     use std::os::fd::AsRawFd;
     let listener_fds = [spec.listener.as_raw_fd(), spec.tls_listener.as_raw_fd()];
+    let port_of = |l: &std::net::TcpListener| l.local_addr().map(|a| a.port()).unwrap_or(0);
+    let plain_entry = Entry { tls: false, port: port_of(&spec.listener), main: true };
+    let tls_entry = Entry { tls: true, port: port_of(&spec.tls_listener), main: true };
     let (plain, tls) = match (I::listener(spec.listener), I::listener(spec.tls_listener)) {
         (Ok(p), Ok(t)) => (p, t),
         (Err(e), _) | (_, Err(e)) => {
@@ -298,27 +305,30 @@ pub async fn run_worker<I: Io>(spec: WorkerSpec) {
         budget: budget_share(spec.workers),
         drain_notify: tokio::sync::Notify::new(),
         listener_fds,
+        tls: spec.tls,
         me: me.clone(),
         mirrors: Cell::new(0),
     });
     spawn_sweeper(worker.clone());
     spawn_ticker(worker.clone());
     let w = worker.clone();
-    I::spawn(async move { accept_loop(w, tls, Some(spec.tls)).await });
-    accept_loop(worker.clone(), plain, None).await;
+    I::spawn(accept_loop(w, tls, tls_entry, listener_fds[1]));
+    accept_loop(worker.clone(), plain, plain_entry, listener_fds[0]).await;
     // Draining: the connections still open finish on their own (the main thread exits the
     // process when all are closed, or at the drain timeout).
     std::future::pending::<()>().await;
 }
 
-/// Accepts forever on one listener; with a TLS configuration, each connection starts with a
-/// handshake (bounded by the header timeout).
-async fn accept_loop<I: Io>(worker: Rc<Worker<I>>, listener: I::Listener, tls: Option<Arc<crate::tls::ServerConfigs>>) {
+/// Accepts on one listener (`fd`) until the drain, or, for a Gateway listener's own port,
+/// until the table no longer has it; over TLS, each connection starts with a handshake
+/// (bounded by the header timeout).
+async fn accept_loop<I: Io>(worker: Rc<Worker<I>>, listener: I::Listener, entry: Entry, fd: std::os::fd::RawFd) {
     loop {
         let (stream, peer) = match I::accept(&listener).await {
             Ok(x) => x,
             // The drain stopped the listener.
             Err(_) if worker.draining() => return,
+            Err(_) if !entry.main && !worker.listening((entry.port, l4::Serves::Http { tls: entry.tls }), fd) => return,
             Err(e) => {
                 // EMFILE and friends: back off instead of spinning.
                 tracing::warn!(worker = worker.index, error = %e, "accept failed");
@@ -336,8 +346,7 @@ async fn accept_loop<I: Io>(worker: Rc<Worker<I>>, listener: I::Listener, tls: O
         w.active.set(w.active.get() + 1);
         bump(&w.stats.connections_total);
         bump(&w.stats.connections_active);
-        let tls = tls.clone();
-        I::spawn(connection(w, stream, peer, tls));
+        I::spawn(connection(w, stream, peer, entry));
     }
 }
 
@@ -350,7 +359,7 @@ fn connection<I: Io>(
     w: Rc<Worker<I>>,
     stream: I::Stream,
     peer: std::net::SocketAddr,
-    tls: Option<Arc<crate::tls::ServerConfigs>>,
+    entry: Entry,
 ) -> impl std::future::Future<Output = ()> {
     let (mut peer, mut initial) = (peer, Vec::new());
     async move {
@@ -367,7 +376,7 @@ fn connection<I: Io>(
                     }
                 }
             }
-            let Some(cfg) = tls else {
+            if !entry.tls {
                 // h2c with prior knowledge, or HTTP/1.1: the first bytes tell.
                 let first = if initial.is_empty() {
                     Box::pin(first_bytes(&w, &stream)).await
@@ -377,16 +386,16 @@ fn connection<I: Io>(
                 let Some(first) = first else { break 'conn };
                 if h2::is_preface(&first) {
                     let _p = ProtocolGuard::new(&w.stats, H2C);
-                    Box::pin(h2::serve(w.clone(), stream, first, peer, (false, None))).await;
+                    Box::pin(h2::serve(w.clone(), stream, first, peer, (entry, None))).await;
                 } else {
                     let _p = ProtocolGuard::new(&w.stats, HTTP1);
-                    Box::pin(h1::server::serve(&w, stream, first, peer, (false, None))).await;
+                    Box::pin(h1::server::serve(&w, stream, first, peer, (entry, None))).await;
                 }
                 break 'conn;
-            };
+            }
             // Its own box: a TLS session is large, and a plain connection should not make
             // room for one.
-            Box::pin(secure(&w, stream, peer, cfg, std::mem::take(&mut initial))).await;
+            Box::pin(secure(&w, stream, peer, entry, std::mem::take(&mut initial))).await;
         }
         w.closed();
     }
@@ -397,7 +406,7 @@ async fn secure<I: Io>(
     w: &Rc<Worker<I>>,
     stream: I::Stream,
     peer: std::net::SocketAddr,
-    cfg: Arc<crate::tls::ServerConfigs>,
+    entry: Entry,
     mut initial: Vec<u8>,
 ) {
     // `ssl-passthrough`: the ClientHello's SNI says whether this connection is ours to
@@ -407,7 +416,7 @@ async fn secure<I: Io>(
         let snap = w.snapshot();
         let mut buf = [0u8; 256];
         let host = hello.as_deref().and_then(|h| crate::snapshot::normalize_host(h.as_bytes(), &mut buf));
-        if let Some(route) = host.and_then(|h| snap.table.passthrough(h)) {
+        if let Some(route) = host.and_then(|h| snap.table.passthrough(h, entry)) {
             let proxy = route.options.ssl_passthrough.flatten();
             // A TLSRoute's weighted backends; a share that does not resolve is refused (the
             // connection closes: TLS has no 500).
@@ -423,13 +432,13 @@ async fn secure<I: Io>(
             return;
         }
     }
-    let Some((s, tls)) = Box::pin(handshake(w, stream, peer, cfg, initial)).await else { return };
+    let Some((s, tls)) = Box::pin(handshake(w, stream, peer, w.tls.clone(), initial)).await else { return };
     if s.alpn().as_deref() == Some(b"h2") {
         let _p = ProtocolGuard::new(&w.stats, H2);
-        Box::pin(h2::serve(w.clone(), s, Vec::new(), peer, (true, tls))).await;
+        Box::pin(h2::serve(w.clone(), s, Vec::new(), peer, (entry, tls))).await;
     } else {
         let _p = ProtocolGuard::new(&w.stats, HTTPS1);
-        Box::pin(h1::server::serve(w, s, Vec::new(), peer, (true, tls))).await;
+        Box::pin(h1::server::serve(w, s, Vec::new(), peer, (entry, tls))).await;
     }
 }
 

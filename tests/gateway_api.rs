@@ -81,7 +81,7 @@ metadata: {name: all-namespaces, namespace: default}
 spec:
   gatewayClassName: ringress
   listeners:
-  - {name: http, port: 8080, protocol: HTTP, allowedRoutes: {namespaces: {from: All}}}
+  - {name: http, port: 80, protocol: HTTP, allowedRoutes: {namespaces: {from: All}}}
 ---
 apiVersion: gateway.networking.k8s.io/v1
 kind: Gateway
@@ -1098,4 +1098,110 @@ fn gateway_conflicted_listeners() {
         "{.status.conditions[?(@.type==\"Accepted\")].reason}",
         "ListenersNotValid",
     );
+}
+
+/// A request to `port` on 127.0.0.1 (a Gateway listener's own port), polled until `cond`
+/// holds of the answer (10 s); None while nothing answers.
+fn on_port_until(port: u16, host: &str, cond: impl Fn(Option<&Response>) -> bool) -> Option<Response> {
+    let at = SocketAddr::from(([127, 0, 0, 1], port));
+    let start = Instant::now();
+    loop {
+        let request = format!("GET / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+        let r = std::net::TcpStream::connect(at).ok().and_then(|_| raw(at, request.as_bytes()));
+        if cond(r.as_ref()) {
+            return r;
+        }
+        let seen = r.map(|r| format!("{} {}", r.status, r.text())).unwrap_or_else(|| "no answer".into());
+        assert!(start.elapsed() < Duration::from_secs(10), "{host} on port {port}: still {seen}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn httproute_listener_port_matching() {
+    // Conformance HTTPRouteListenerPortMatching, with free ports for its 8080 and 8090: each
+    // listener port is a listener of its own, and a route is served only on the ports of the
+    // listeners it attached to. Then an HTTPS listener on a port of its own, a newer Gateway
+    // that wants one of those ports for another protocol (Conflicted), and the ports closing
+    // with the Gateway.
+    let e = env();
+    let (p1, p2, p3) = (free_port(), free_port(), free_port());
+    let listener = |name: &str, port: u16, host: &str| {
+        format!("  - {{name: {name}, port: {port}, protocol: HTTP, allowedRoutes: {{namespaces: {{from: Same}}}}, hostname: {host}}}\n")
+    };
+    let mut yaml = "---\napiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {name: httproute-listener-port-matching, namespace: default}\nspec:\n  gatewayClassName: ringress\n  listeners:\n".to_string();
+    yaml += &listener("listener-1", 80, "foo.ports.test");
+    yaml += &listener("listener-2", p1, "foo.ports.test");
+    yaml += &listener("listener-3", p1, "bar.ports.test");
+    yaml += &listener("listener-4", p2, "foo.ports.test");
+    yaml += &listener("listener-5", p2, "bar.ports.test");
+    yaml += &format!("  - {{name: secure, port: {p3}, protocol: HTTPS, hostname: ports.secure.test, tls: {{certificateRefs: [{{name: secure-cert}}]}}}}\n");
+    let route = |name: &str, parent: &str, backend: &str| {
+        format!("---\napiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {{name: {name}, namespace: default}}\nspec:\n  parentRefs: [{{name: httproute-listener-port-matching, {parent}}}]\n  rules:\n  - backendRefs: [{{name: {backend}, port: 80}}]\n")
+    };
+    yaml += &route("backend-v1", "port: 80", "infra-backend-v1");
+    yaml += &route("backend-v2", &format!("port: {p1}"), "infra-backend-v2");
+    yaml += &route("backend-v3", &format!("port: {p2}, sectionName: listener-4"), "infra-backend-v3");
+    yaml += &route("backend-secure", &format!("port: {p3}"), "infra-backend-v1");
+    apply(&yaml);
+    for name in ["backend-v1", "backend-v2", "backend-v3", "backend-secure"] {
+        status_is(&format!("httproute/{name}"), "default", &condition("Accepted", "status"), "True");
+    }
+    let is = |want: &'static str| move |r: Option<&Response>| r.is_some_and(|r| r.status == 200 && backend(r) == want);
+    assert_eq!(backend(&eventually("foo.ports.test", "/", |r| r.status == 200)), "infra-backend-v1");
+    on_port_until(p1, "foo.ports.test", is("infra-backend-v2"));
+    on_port_until(p1, "bar.ports.test:8080", is("infra-backend-v2"));
+    on_port_until(p2, "foo.ports.test", is("infra-backend-v3"));
+    // bar.com on the third port has a listener but no route.
+    on_port_until(p2, "bar.ports.test", |r| r.is_some_and(|r| r.status == 404));
+    // No route crosses to another port, and ringress's own listener does not serve them.
+    assert_eq!(request("GET", "bar.ports.test", "/", &[]).status, 404, "its routes are on other ports");
+    // A host no route of the port names: 404 (neither an Ingress nor the default backend
+    // answers on a Gateway listener's own port).
+    on_port_until(p1, "elsewhere.test", |r| r.is_some_and(|r| r.status == 404));
+    // HTTPS on a port of its own, with the listener's certificate; not on ringress's 443.
+    let ca = std::env::temp_dir().join(format!("ringress-gw-ports-ca-{}.pem", std::process::id()));
+    std::fs::write(&ca, &e.ca).unwrap();
+    let (resolve, url) = (format!("ports.secure.test:{p3}:127.0.0.1"), format!("https://ports.secure.test:{p3}/"));
+    let start = Instant::now();
+    loop {
+        let (ok, out, err) = run(std::process::Command::new("curl").args([
+            "-sS",
+            "--cacert",
+            ca.to_str().unwrap(),
+            "--resolve",
+            &resolve,
+            &url,
+        ]));
+        if ok && out.contains("upstream=infra-backend-v1") {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(10), "{url}: {out} {err}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    on_port_until(p3, "ports.secure.test", |r| r.is_none());
+    let main = format!("ports.secure.test:{}:127.0.0.1", e.https.port());
+    let (_, out, _) = run(std::process::Command::new("curl").args([
+        "-sS",
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code}",
+        "--cacert",
+        ca.to_str().unwrap(),
+        "--resolve",
+        &main,
+        &format!("https://ports.secure.test:{}/", e.https.port()),
+    ]));
+    assert_eq!(out, "404", "the HTTPS listener's route is not served on ringress's own HTTPS port");
+    // A newer Gateway asking for p1 as a TCP port conflicts; p1 keeps serving HTTP.
+    apply(&format!("---\napiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {{name: port-taker, namespace: default}}\nspec:\n  gatewayClassName: ringress\n  listeners:\n  - {{name: tcp, port: {p1}, protocol: TCP}}\n"));
+    let conflicted = "{.status.listeners[0].conditions[?(@.type==\"Conflicted\")].reason}";
+    status_is("gateway/port-taker", "default", conflicted, "ProtocolConflict");
+    on_port_until(p1, "foo.ports.test", is("infra-backend-v2"));
+    // The Gateway goes: its ports close.
+    e.cluster.kubectl(&["delete", "gateway", "httproute-listener-port-matching", "port-taker", "-n", "default"]);
+    on_port_until(p1, "foo.ports.test", |r| r.is_none());
+    on_port_until(p2, "foo.ports.test", |r| r.is_none());
+    let _ = std::fs::remove_file(&ca);
 }

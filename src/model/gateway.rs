@@ -426,9 +426,9 @@ pub struct GatewayPath {
     /// `RequestMirror` backends that resolve, with the percentage of requests mirrored.
     pub mirrors: Vec<((String, super::ServiceBackend), u32)>,
     pub timeouts: Timeouts,
-    /// Only on plain HTTP (`Some(false)`) or only over TLS (`Some(true)`): the listeners it
-    /// is attached to.
-    pub https: Option<bool>,
+    /// The listeners it is attached to, by port and whether they are over TLS (HTTPS, TLS),
+    /// sorted.
+    pub listeners: Vec<(u16, bool)>,
 }
 
 /// Checks a Gateway as its CRD does: unique listener names, host names that are names.

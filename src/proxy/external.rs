@@ -153,7 +153,7 @@ impl Vars for Origin<'_> {
                 out.extend_from_slice(host.as_bytes());
             }
             Var::HttpHost => out.extend_from_slice(r.authority),
-            Var::Scheme => out.extend_from_slice(if r.https { b"https" } else { b"http" }),
+            Var::Scheme => out.extend_from_slice(if r.entry.tls { b"https" } else { b"http" }),
             Var::RequestUri => out.extend_from_slice(r.path_and_query),
             Var::EscapedRequestUri => escape(r.path_and_query, out),
             Var::Uri => out.extend_from_slice(split_query(r.path_and_query).0),
@@ -255,7 +255,7 @@ pub(crate) fn prepare(snap: &Snapshot, spec: &Arc<ExternalAuth>, o: &Origin<'_>)
         write_field(&mut head, name, &[value]);
     }
     let r = o.req;
-    let scheme: &[u8] = if r.https { b"https" } else { b"http" };
+    let scheme: &[u8] = if r.entry.tls { b"https" } else { b"http" };
     write_field(&mut head, b"X-Request-ID", &[o.request_id]);
     write_field(&mut head, b"X-Original-URL", &[scheme, b"://", r.authority, r.path_and_query]);
     write_field(&mut head, b"X-Original-Method", &[r.method.as_bytes()]);

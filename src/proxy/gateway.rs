@@ -10,7 +10,7 @@ use crate::snapshot::gateway::{modified_path, GatewayRule};
 /// (the scheme's well-known port when the filter changes the scheme), the default port of the
 /// scheme left out, the query kept.
 pub(crate) fn location((g, r): (&GatewayRule, &Redirect), req: &Request<'_>, host: &str, path: &str) -> Vec<u8> {
-    let scheme = r.scheme.as_deref().unwrap_or(if req.https { "https" } else { "http" });
+    let scheme = r.scheme.as_deref().unwrap_or(if req.entry.tls { "https" } else { "http" });
     let hostname = r.hostname.as_deref().unwrap_or(host);
     let request_port = || std::str::from_utf8(req.port_part().get(1..)?).ok()?.parse::<u16>().ok();
     let port = match (r.port, &r.scheme) {

@@ -24,6 +24,7 @@ use crate::access_log::Record;
 use crate::runtime::deadline::Watch;
 use crate::runtime::io::Clock;
 use crate::runtime::{Io, Stream};
+use crate::snapshot::gateway::Entry;
 
 mod to_h1;
 
@@ -41,13 +42,13 @@ pub fn is_preface(first: &[u8]) -> bool {
 }
 
 /// Serves one HTTP/2 connection: `initial` holds bytes already read from it (h2c).
-/// `https`: over TLS; `tls`: what a handshake that asked for a client certificate learned.
+/// `entry`: the listener; `tls`: what a handshake that asked for a client certificate learned.
 pub(crate) async fn serve<I: Io, S: Stream>(
     w: Rc<Worker<I>>,
     io: S,
     initial: Vec<u8>,
     peer: SocketAddr,
-    (https, tls): (bool, Option<Rc<TlsInfo>>),
+    (entry, tls): (Entry, Option<Rc<TlsInfo>>),
 ) {
     let settings = w.snapshot().settings.clone();
     let flood = Rc::new(Cell::new(false));
@@ -116,7 +117,7 @@ pub(crate) async fn serve<I: Io, S: Stream>(
                 let (w, active, ip, slots) = (w.clone(), active.clone(), client_ip.clone(), slots.clone());
                 let tls = tls.clone();
                 I::spawn(async move {
-                    handle_stream(&w, req, respond, (&ip, peer.ip()), (https, tls.as_deref()), &slots).await;
+                    handle_stream(&w, req, respond, (&ip, peer.ip()), (entry, tls.as_deref()), &slots).await;
                     active.set(active.get() - 1);
                 });
             }
@@ -169,9 +170,10 @@ async fn handle_stream<I: Io>(
     req: Request<RecvStream>,
     mut respond: SendResponse<Bytes>,
     (peer_ip, peer): (&str, std::net::IpAddr),
-    (https, tls): (bool, Option<&TlsInfo>),
+    (entry, tls): (Entry, Option<&TlsInfo>),
     slots: &tokio::sync::Semaphore,
 ) {
+    let https = entry.tls;
     bump(&w.stats.requests);
     let mut rec = Record { start: Some(std::time::Instant::now()), ..Record::default() };
     let grpc = is_grpc(req.headers());
@@ -204,6 +206,7 @@ async fn handle_stream<I: Io>(
         client,
         request_id: &request_id[..],
         tls,
+        entry,
     };
     let r = exchange(w, snap.clone(), &watch, stream, &fwd, key, slots).await;
     let status = &progress.status;
@@ -406,6 +409,8 @@ pub(super) struct ReqStream<'a> {
     pub request_id: &'a [u8],
     /// What a handshake that asked for a client certificate learned.
     pub tls: Option<&'a TlsInfo>,
+    /// The listener it came to.
+    pub entry: Entry,
 }
 
 /// Runs the request through the pipeline, then the upstream exchange by the backend's
@@ -427,7 +432,7 @@ async fn exchange<I: Io>(
         authority: fwd.authority,
         path_and_query: pq.as_bytes(),
         length,
-        https: fwd.scheme == "https",
+        entry: s.entry,
         http2: true,
         http10: false,
         client: s.client,

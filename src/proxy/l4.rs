@@ -64,13 +64,21 @@ impl OpenConnections {
     }
 }
 
+/// What a listener the table asks for serves: a forwarded port, or a Gateway listener's own
+/// port (HTTP, or TLS: HTTPS and passthrough).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) enum Serves {
+    Forward,
+    Http { tls: bool },
+}
+
 /// One worker's L4 state.
 #[derive(Default)]
 pub(crate) struct L4State {
     /// The table the listeners were last opened for.
     synced: RefCell<Option<Arc<L4Table>>>,
-    /// Open listeners by port.
-    listeners: RefCell<FxHashMap<u16, RawFd>>,
+    /// Open listeners by port and use.
+    listeners: RefCell<FxHashMap<(u16, Serves), RawFd>>,
     /// Ports whose bind failed (warned once per table).
     failed: RefCell<FxHashSet<u16>>,
     rr: RefCell<FxHashMap<u16, usize>>,
@@ -82,8 +90,8 @@ pub(crate) struct L4State {
 }
 
 impl<I: Io> Worker<I> {
-    /// Opens and closes listeners to match the live L4 table (on every tick; a pointer
-    /// compare when nothing changed).
+    /// Opens and closes listeners to match the live L4 table, forwarded ports and Gateway
+    /// listeners' own ports (on every tick; a pointer compare when nothing changed).
     pub(crate) fn sync_l4(self: &Rc<Self>) {
         let snap = self.snapshot();
         if self.draining() {
@@ -95,19 +103,28 @@ impl<I: Io> Worker<I> {
         }
         *self.l4.synced.borrow_mut() = Some(snap.l4.clone());
         self.l4.failed.borrow_mut().clear();
-        let wanted: FxHashSet<u16> = snap.l4.ports.iter().map(|p| p.port).collect();
-        let gone: Vec<(u16, RawFd)> =
-            self.l4.listeners.borrow().iter().filter(|(p, _)| !wanted.contains(p)).map(|(p, fd)| (*p, *fd)).collect();
-        for (port, fd) in gone {
-            self.l4.listeners.borrow_mut().remove(&port);
+        let forwarded = snap.l4.ports.iter().map(|p| ((p.port, Serves::Forward), p.name.as_str()));
+        let gateway = snap.l4.http.iter().map(|&(port, tls)| ((port, Serves::Http { tls }), "Gateway listener"));
+        let wanted: Vec<((u16, Serves), &str)> = forwarded.chain(gateway).collect();
+        let gone: Vec<((u16, Serves), RawFd)> = self
+            .l4
+            .listeners
+            .borrow()
+            .iter()
+            .filter(|(k, _)| !wanted.iter().any(|(w, _)| w == *k))
+            .map(|(k, fd)| (*k, *fd))
+            .collect();
+        for (key, fd) in gone {
+            self.l4.listeners.borrow_mut().remove(&key);
             crate::runtime::stop_listening(fd);
-            tracing::info!(worker = self.index, port, "L4 port closed");
+            tracing::info!(worker = self.index, port = key.0, "port closed");
         }
-        for p in &snap.l4.ports {
-            if self.l4.listeners.borrow().contains_key(&p.port) {
+        for (key, name) in wanted {
+            if self.l4.listeners.borrow().contains_key(&key) {
                 continue;
             }
-            let addr = SocketAddr::new(snap.l4.address, p.port);
+            let (port, serves) = key;
+            let addr = SocketAddr::new(snap.l4.address, port);
             let opened = crate::runtime::bind_reuseport(addr, 1, Duration::ZERO)
                 .and_then(|mut v| v.pop().ok_or_else(|| std::io::Error::other("no listener")))
                 .and_then(|l| {
@@ -117,19 +134,30 @@ impl<I: Io> Worker<I> {
                 });
             match opened {
                 Ok((fd, listener)) => {
-                    self.l4.listeners.borrow_mut().insert(p.port, fd);
-                    tracing::info!(worker = self.index, port = p.port, service = %p.name, "L4 port open");
+                    self.l4.listeners.borrow_mut().insert(key, fd);
+                    tracing::info!(worker = self.index, port, to = %name, "port open");
                     let w = self.clone();
-                    let port = p.port;
-                    I::spawn(async move { accept_loop(w, listener, port, fd).await });
+                    match serves {
+                        Serves::Forward => I::spawn(async move { accept_loop(w, listener, port, fd).await }),
+                        Serves::Http { tls } => {
+                            let entry = crate::snapshot::gateway::Entry { tls, port, main: false };
+                            I::spawn(super::accept_loop(w, listener, entry, fd))
+                        }
+                    }
                 }
                 Err(e) => {
-                    if self.l4.failed.borrow_mut().insert(p.port) {
-                        tracing::error!(worker = self.index, port = p.port, service = %p.name, error = %e, "cannot listen for L4 Service");
+                    if self.l4.failed.borrow_mut().insert(port) {
+                        tracing::error!(worker = self.index, port, to = %name, error = %e, "cannot listen");
                     }
                 }
             }
         }
+    }
+
+    /// Whether `fd` is still the listener of `key` (a listener the table no longer asks for
+    /// is closed, and its accept loop ends).
+    pub(crate) fn listening(&self, key: (u16, Serves), fd: RawFd) -> bool {
+        self.l4.listeners.borrow().get(&key) == Some(&fd)
     }
 
     /// The drain: stop the L4 listeners too.
@@ -159,7 +187,7 @@ async fn accept_loop<I: Io>(w: Rc<Worker<I>>, listener: I::Listener, port: u16, 
             Err(e) => {
                 // Closed by sync_l4 (port gone) or the drain: this listener's fd is no longer
                 // the registered one.
-                if w.l4.listeners.borrow().get(&port) != Some(&fd) {
+                if !w.listening((port, Serves::Forward), fd) {
                     return;
                 }
                 tracing::warn!(worker = w.index, port, error = %e, "L4 accept failed");

@@ -35,8 +35,8 @@ pub(crate) struct Request<'a> {
     pub path_and_query: &'a [u8],
     /// The declared body length (Content-Length), when there is one.
     pub length: Option<u64>,
-    /// Arrived over TLS.
-    pub https: bool,
+    /// The listener it came to (`entry.tls`: over TLS).
+    pub entry: crate::snapshot::gateway::Entry,
     /// The downstream connection is HTTP/2 (a gRPC backend needs it).
     pub http2: bool,
     /// An HTTP/1.0 request (not compressed for, as nginx's `gzip_http_version 1.1`).
@@ -134,15 +134,15 @@ impl crate::snapshot::gateway::Facts for Request<'_> {
         Request::query(self)
     }
 
-    fn https(&self) -> bool {
-        self.https
+    fn entry(&self) -> crate::snapshot::gateway::Entry {
+        self.entry
     }
 }
 
 impl Request<'_> {
     /// `http://` or `https://`, as the request came: what a redirect to this proxy starts with.
     fn scheme_prefix(&self) -> &'static [u8] {
-        if self.https {
+        if self.entry.tls {
             b"https://"
         } else {
             b"http://"
@@ -251,7 +251,7 @@ fn hash_key(h: &HashBy, req: &Request<'_>, uri: Option<&str>, host: Option<&str>
                     IpAddr::V6(a) => x.write(&a.octets()),
                 },
                 Var::Host => x.write(host.unwrap_or_default().as_bytes()),
-                Var::Scheme => x.write(if req.https { b"https" } else { b"http" }),
+                Var::Scheme => x.write(if req.entry.tls { b"https" } else { b"http" }),
                 Var::Method => x.write(req.method.as_bytes()),
                 Var::Header(n) => x.write(req.fields.field(n).unwrap_or_default()),
                 Var::Cookie(n) => x.write(cookie(req.fields, n).unwrap_or_default()),
@@ -341,7 +341,7 @@ pub(crate) fn decide<'s>(
     let o = &route.options;
     // Redirects answer before the access rules, as nginx's rewrite phase comes before its
     // access phase (they reveal nothing of the upstream).
-    if s.redirects_to_https(route, req.https) {
+    if s.redirects_to_https(route, req.entry.tls) {
         let keep = o.redirects.as_ref().is_some_and(|r| r.preserve_trailing_slash);
         let mut location = Vec::with_capacity(128);
         let path = crate::snapshot::redirect::trim_slash(req.path_and_query, keep);
@@ -395,7 +395,7 @@ pub(crate) fn decide<'s>(
         None => None,
     };
     let fields = match &o.client_cert {
-        Some(cc) => Some(super::client_cert::check(cc, req.https, req.tls)?),
+        Some(cc) => Some(super::client_cert::check(cc, req.entry.tls, req.tls)?),
         None => None,
     };
     let external = check_access(snap, route, req)?;
@@ -443,7 +443,7 @@ pub(crate) fn decide<'s>(
             let path = if route.regex.is_some() { "/" } else { route.path.as_str() };
             let found = cookie(req.fields, &a.name);
             let b = &snap.backends[backend as usize];
-            let (pick, sticky) = super::affinity::steer(a, b, found, global, (path, req.https, req.user_agent));
+            let (pick, sticky) = super::affinity::steer(a, b, found, global, (path, req.entry.tls, req.user_agent));
             (pick, Some(sticky))
         }
     };
@@ -469,7 +469,7 @@ pub(crate) fn decide<'s>(
     let exchange = match o.protocol {
         BackendProtocol::Http => Exchange::Http1 { tls: None },
         BackendProtocol::Https => Exchange::Http1 { tls: profile },
-        BackendProtocol::AutoHttp => Exchange::Http1 { tls: profile.filter(|_| req.https) },
+        BackendProtocol::AutoHttp => Exchange::Http1 { tls: profile.filter(|_| req.entry.tls) },
         BackendProtocol::Grpc | BackendProtocol::Grpcs if !req.http2 => {
             return Err(ProxyError::downstream(Kind::NeedsHttp2, "this backend speaks gRPC, which needs HTTP/2"))
         }

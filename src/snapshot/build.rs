@@ -72,6 +72,8 @@ pub struct Inputs<'a> {
     pub config_maps: Vec<&'a ConfigMap>,
     /// TCPRoutes' forwarded ports.
     pub l4_routes: Vec<&'a crate::model::gateway::L4Route>,
+    /// Gateway listeners' ports to open (port, over TLS).
+    pub listener_ports: Vec<(u16, bool)>,
     /// ExternalName Services' DNS answers and policy (the provider's resolver fills it).
     pub dns: Arc<super::external_name::ExternalNames>,
 }
@@ -86,6 +88,7 @@ impl<'a> Inputs<'a> {
             secrets: o.secrets.iter().collect(),
             config_maps: o.config_maps.iter().collect(),
             l4_routes: o.l4_routes.iter().collect(),
+            listener_ports: o.listener_ports.clone(),
             dns: Arc::default(),
         }
     }
@@ -481,8 +484,8 @@ fn set_host(table: &mut RouteTable, key: &HostKey, built: Built) {
             table.len = table.len - table.any_host.routes.len() + hr.routes.len();
             table.client_cert_hosts =
                 table.client_cert_hosts - table.any_host.wants_client_cert() as usize + hr.wants_client_cert() as usize;
-            table.passthrough_hosts = table.passthrough_hosts - table.any_host.passthrough().is_some() as usize
-                + hr.passthrough().is_some() as usize;
+            table.passthrough_hosts =
+                table.passthrough_hosts - table.any_host.passes_through() as usize + hr.passes_through() as usize;
             table.any_host = Arc::new(hr);
             return;
         }
@@ -503,8 +506,8 @@ fn set_host(table: &mut RouteTable, key: &HostKey, built: Built) {
     table.len = table.len - old + name.routes.len();
     let old_certs = map.get(host).is_some_and(|h| h.wants_client_cert()) as usize;
     table.client_cert_hosts = table.client_cert_hosts - old_certs + name.wants_client_cert() as usize;
-    let old_passed = map.get(host).is_some_and(|h| h.passthrough().is_some()) as usize;
-    table.passthrough_hosts = table.passthrough_hosts - old_passed + name.passthrough().is_some() as usize;
+    let old_passed = map.get(host).is_some_and(|h| h.passes_through()) as usize;
+    table.passthrough_hosts = table.passthrough_hosts - old_passed + name.passes_through() as usize;
     if name.routes.is_empty() {
         map.remove(host);
     } else {

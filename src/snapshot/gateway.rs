@@ -5,6 +5,7 @@
 //! both. The lowering also decides every status condition the specification defines; the
 //! provider's status writer only writes them.
 
+mod listener;
 mod rule;
 mod status;
 
@@ -20,7 +21,8 @@ use crate::model::{
     ServiceBackend,
 };
 
-pub use rule::{modified_path, query_param, Facts, GatewayRule};
+use listener::{certificates, kinds_for, listener_kinds, PortUse};
+pub use rule::{modified_path, query_param, Entry, Facts, GatewayRule};
 use status::cond;
 pub use status::{Condition, GatewayStatus, ListenerStatus, ParentStatus, RouteStatus, Statuses};
 
@@ -46,6 +48,9 @@ pub struct Lowered {
     pub ingresses: Vec<Ingress>,
     /// TCPRoutes: the ports forwarded.
     pub l4: Vec<crate::model::gateway::L4Route>,
+    /// The ports of HTTP, HTTPS and TLS listeners other than 80 and 443 (which ringress's own
+    /// listeners serve), and whether each is over TLS: the listeners to open.
+    pub ports: Vec<(u16, bool)>,
     pub statuses: Statuses,
 }
 
@@ -71,81 +76,9 @@ struct Live<'a> {
     kinds: Vec<RouteKind>,
 }
 
-/// The route kinds a listener of this protocol takes; none: a protocol ringress does not
-/// serve on a Gateway.
-fn kinds_for(protocol: &str) -> Option<&'static [RouteKind]> {
-    match protocol {
-        "HTTP" | "HTTPS" => Some(&[RouteKind::Http, RouteKind::Grpc]),
-        "TLS" => Some(&[RouteKind::Tls]),
-        "TCP" => Some(&[RouteKind::Tcp]),
-        _ => None,
-    }
-}
-
 /// Whether a ReferenceGrant in `to_ns` lets `from` (group, kind, namespace) name `to`.
 fn granted(grants: &[&ReferenceGrant], from: (&str, &str, &str), to_ns: &str, to: (&str, &str, &str)) -> bool {
     from.2 == to_ns || grants.iter().any(|g| g.metadata.key().namespace == to_ns && g.permits(from, to))
-}
-
-/// The listener's certificate Secrets, or the condition that says why it has none usable.
-fn certificates(gw: &Gateway, l: &Listener, inputs: &GatewayInputs) -> Result<Vec<ObjectKey>, Condition> {
-    let tls = l.tls.as_ref();
-    let mode = tls.and_then(|t| t.mode.as_deref()).unwrap_or("Terminate");
-    if mode != "Terminate" {
-        return Err(cond("Accepted", false, "UnsupportedValue", format!("tls.mode {mode} is not supported on HTTPS")));
-    }
-    let refs = tls.map(|t| &t.certificate_refs[..]).unwrap_or_default();
-    if refs.is_empty() {
-        return Err(cond("ResolvedRefs", false, "InvalidCertificateRef", "an HTTPS listener needs certificateRefs"));
-    }
-    let gw_ns = gw.metadata.key().namespace;
-    let mut out = Vec::new();
-    for r in refs {
-        if !r.group_or("").is_empty() || r.kind_or("Secret") != "Secret" {
-            let m = format!("certificateRef {} is not a core Secret", r.name);
-            return Err(cond("ResolvedRefs", false, "InvalidCertificateRef", m));
-        }
-        let ns = r.namespace_or(&gw_ns);
-        if !granted(&inputs.grants, (GROUP, "Gateway", &gw_ns), ns, ("", "Secret", &r.name)) {
-            let m = format!("no ReferenceGrant in {ns} lets Gateways of {gw_ns} use Secret {}", r.name);
-            return Err(cond("ResolvedRefs", false, "RefNotPermitted", m));
-        }
-        let key = ObjectKey { namespace: ns.to_string(), name: r.name.clone() };
-        let secret = inputs.secrets.iter().find(|s| s.key == key);
-        match secret.map(|s| super::certs::parse_tls_secret(s)) {
-            Some(Ok(_)) => out.push(key),
-            Some(Err(why)) => {
-                return Err(cond("ResolvedRefs", false, "InvalidCertificateRef", format!("Secret {key}: {why}")))
-            }
-            None => {
-                return Err(cond("ResolvedRefs", false, "InvalidCertificateRef", format!("Secret {key} not found")))
-            }
-        }
-    }
-    Ok(out)
-}
-
-/// The route kinds a listener takes, and whether it listed kinds it cannot take.
-fn listener_kinds(l: &Listener) -> (Vec<RouteKind>, bool) {
-    let listed = l.allowed_routes.as_ref().map(|a| &a.kinds[..]).unwrap_or_default();
-    let served = kinds_for(&l.protocol).unwrap_or_default();
-    if listed.is_empty() {
-        return (served.to_vec(), false);
-    }
-    let mut kinds = Vec::new();
-    let mut invalid = false;
-    for k in listed {
-        let group_ok = k.group.as_deref().unwrap_or(GROUP) == GROUP;
-        match served.iter().find(|rk| rk.name() == k.kind) {
-            Some(rk) if group_ok => {
-                if !kinds.contains(rk) {
-                    kinds.push(*rk)
-                }
-            }
-            _ => invalid = true,
-        }
-    }
-    (kinds, invalid)
 }
 
 /// Whether a route in `ns` may attach to the listener (allowedRoutes.namespaces).
@@ -207,9 +140,10 @@ impl<'a> GatewayInputs<'a> {
 
 /// Lowers the Gateway API objects among `objects` into Ingresses added to them; the statuses.
 pub fn lower_objects(objects: &mut crate::model::Objects) -> Statuses {
-    let Lowered { ingresses, l4, statuses } = lower(&GatewayInputs::of(objects));
+    let Lowered { ingresses, l4, ports, statuses } = lower(&GatewayInputs::of(objects));
     objects.ingresses.extend(ingresses);
     objects.l4_routes.extend(l4);
+    objects.listener_ports.extend(ports);
     statuses
 }
 
@@ -235,6 +169,10 @@ pub fn lower(inputs: &GatewayInputs) -> Lowered {
     let mut live: Vec<Live> = Vec::new();
     // Certificates of each live HTTPS listener (by index into `live`).
     let mut certs: Vec<Vec<ObjectKey>> = Vec::new();
+    // Every Gateway listens on the node's addresses: a port serves one protocol, claimed by
+    // the oldest Gateway with a valid listener on it (80 and 443 are ringress's own).
+    let mut claims: rustc_hash::FxHashMap<u16, (PortUse, Option<ObjectKey>)> =
+        [(80, (PortUse::Plain, None)), (443, (PortUse::Tls, None))].into_iter().collect();
     for gw in &gateways {
         let mut listeners = Vec::new();
         for (i, l) in gw.spec.listeners.iter().enumerate() {
@@ -296,12 +234,29 @@ pub fn lower(inputs: &GatewayInputs) -> Lowered {
             } else if !conditions.iter().any(|c| c.type_ == "ResolvedRefs") {
                 conditions.push(cond("ResolvedRefs", true, "ResolvedRefs", "references resolved"));
             }
-            match conflict {
-                Some(reason) => {
+            let used = PortUse::of(&l.protocol);
+            let claimed = claims.get(&l.port).filter(|(u, by)| *u != used && by.as_ref() != Some(&gw.metadata.key()));
+            match (conflict, claimed) {
+                (Some(reason), _) => {
                     ok = false;
                     conditions.push(cond("Conflicted", true, reason, "another listener has this port"));
                 }
-                None => conditions.push(cond("Conflicted", false, "NoConflicts", "no conflicts")),
+                (None, Some((_, by))) => {
+                    ok = false;
+                    let m = match by {
+                        Some(g) => format!("Gateway {g} has an older listener of another protocol on port {}", l.port),
+                        None => format!(
+                            "port {} is ringress's own {} listener",
+                            l.port,
+                            if l.port == 80 { "HTTP" } else { "HTTPS" }
+                        ),
+                    };
+                    conditions.push(cond("Conflicted", true, "ProtocolConflict", m));
+                }
+                (None, None) => conditions.push(cond("Conflicted", false, "NoConflicts", "no conflicts")),
+            }
+            if ok && supported {
+                claims.entry(l.port).or_insert((used, Some(gw.metadata.key())));
             }
             conditions.push(match ok {
                 true => cond("Programmed", true, "Programmed", "listener programmed"),
@@ -326,6 +281,14 @@ pub fn lower(inputs: &GatewayInputs) -> Lowered {
             listeners,
         });
     }
+    for l in &live {
+        let port = (l.listener.port, PortUse::of(&l.listener.protocol) == PortUse::Tls);
+        let own = port.0 == 80 || port.0 == 443;
+        if l.kinds.iter().any(|k| *k != RouteKind::Tcp) && !own && !out.ports.contains(&port) {
+            out.ports.push(port);
+        }
+    }
+    out.ports.sort_unstable();
     let mut hosts_of_listener: Vec<std::collections::BTreeSet<String>> = vec![Default::default(); live.len()];
     let mut routes: Vec<&HttpRoute> = inputs.routes.clone();
     routes.sort_by(|a, b| age(a).cmp(&age(b)));
@@ -456,8 +419,8 @@ fn attach(
     let key = route.key();
     let mut ports: Vec<u16> = Vec::new();
     let mut parents = Vec::new();
-    // host -> (plain, tls)
-    let mut hosts: BTreeMap<Option<String>, (bool, bool)> = BTreeMap::new();
+    // host -> the listeners (port, over TLS) it is served on
+    let mut hosts: BTreeMap<Option<String>, std::collections::BTreeSet<(u16, bool)>> = BTreeMap::new();
     for parent in &route.parent_refs {
         if parent.group_or(GROUP) != GROUP || parent.kind_or("Gateway") != "Gateway" {
             continue;
@@ -490,12 +453,8 @@ fn attach(
                         hosts_of_listener[i].insert(h.clone());
                     }
                 }
-                let e = hosts.entry(h).or_default();
-                if l.https || route.kind == RouteKind::Tls {
-                    e.1 = true
-                } else {
-                    e.0 = true
-                }
+                let tls = l.https || route.kind == RouteKind::Tls;
+                hosts.entry(h).or_default().insert((l.listener.port, tls));
             }
         }
         let c = match attached {
@@ -553,7 +512,7 @@ fn attach(
                 backends: backends.clone(),
                 mirrors: mirrors.clone(),
                 timeouts: rule.timeouts,
-                https: None,
+                listeners: Vec::new(),
             };
             paths.push(IngressPath { path, path_type, backend: backend.clone(), gateway: Some(Arc::new(gp)) });
         }
@@ -601,17 +560,14 @@ fn attach(
     }
     let rules = hosts
         .into_iter()
-        .map(|(host, (plain, tls))| {
-            let https = match (plain, tls) {
-                (true, true) => None,
-                (_, tls) => Some(tls),
-            };
+        .map(|(host, listeners)| {
+            let listeners: Vec<(u16, bool)> = listeners.into_iter().collect();
             let paths = paths
                 .iter()
                 .map(|p| {
                     let mut p = p.clone();
                     if let Some(g) = p.gateway.as_mut() {
-                        Arc::make_mut(g).https = https;
+                        Arc::make_mut(g).listeners = listeners.clone();
                     }
                     p
                 })

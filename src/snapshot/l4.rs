@@ -103,12 +103,15 @@ impl Default for L4Options {
 #[derive(Clone, Debug, PartialEq)]
 pub struct L4Table {
     pub ports: Vec<L4Port>,
+    /// Gateway HTTP, HTTPS and TLS listeners' own ports (port, over TLS): HTTP listeners
+    /// opened on the same address.
+    pub http: Vec<(u16, bool)>,
     pub address: std::net::IpAddr,
 }
 
 impl Default for L4Table {
     fn default() -> Self {
-        L4Table { ports: Vec::new(), address: std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED) }
+        L4Table { ports: Vec::new(), http: Vec::new(), address: std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED) }
     }
 }
 
@@ -224,7 +227,7 @@ pub fn build(inputs: &Inputs, opts: &L4Options) -> Built {
             v.push(sl);
         }
     }
-    let mut table = L4Table { ports: Vec::new(), address: opts.address };
+    let mut table = L4Table { ports: Vec::new(), http: Vec::new(), address: opts.address };
     let mut i = 0;
     while i < claims.len() {
         let c = &claims[i];
@@ -309,6 +312,16 @@ pub fn build(inputs: &Inputs, opts: &L4Options) -> Built {
             max_connections,
             idle_timeout,
         });
+    }
+    // Gateway listeners' ports: ringress's own ports serve them already (when the protocol
+    // agrees); a forwarded port keeps its Service.
+    for &(port, tls) in &inputs.listener_ports {
+        if let Some(p) = table.get(port) {
+            let kind = if tls { "HTTPS/TLS" } else { "HTTP" };
+            warnings.push(format!("Gateway {kind} listener port {port} is forwarded to {}; not served", p.name));
+        } else if !opts.reserved.contains(&port) {
+            table.http.push((port, tls));
+        }
     }
     let conflicts = conflicts.into_iter().map(|(k, v)| (k, format!("{}; not served", v.join("; ")))).collect();
     Built { table, warnings, conflicts }

@@ -7,10 +7,10 @@ use std::sync::Arc;
 
 use rustc_hash::FxHashMap;
 
-use super::gateway::Facts;
+use super::gateway::{Entry, Facts};
 use super::Route;
 
-/// A request known by its host and path only: a GET, no fields, plain HTTP.
+/// A request known by its host and path only: a GET, no fields, plain HTTP on port 80.
 struct PathOnly;
 
 impl Facts for PathOnly {
@@ -26,8 +26,18 @@ impl Facts for PathOnly {
         b""
     }
 
-    fn https(&self) -> bool {
-        false
+    fn entry(&self) -> Entry {
+        Entry { tls: false, port: 80, main: true }
+    }
+}
+
+/// Whether the request may take `r`: a Gateway API route's conditions, or, for an Ingress's
+/// route, that it came to ringress's own listeners (a Gateway listener's own port serves its
+/// routes only).
+fn open_to(r: &Route, facts: &dyn Facts) -> bool {
+    match &r.gateway {
+        Some(g) => g.admits(facts),
+        None => facts.entry().main,
     }
 }
 
@@ -85,17 +95,26 @@ impl HostRoutes {
         self.routes.iter().any(|r| r.options.client_cert.is_some())
     }
 
-    /// The route TLS connections naming this host are passed through to (`ssl-passthrough`):
-    /// its `/` path's.
-    pub(super) fn passthrough(&self) -> Option<&Route> {
-        self.routes.iter().find(|r| r.path == "/" && r.options.ssl_passthrough.is_some())
+    /// Whether TLS connections naming this host are passed through (`ssl-passthrough`,
+    /// TLSRoutes): by its `/` path.
+    pub(super) fn passes_through(&self) -> bool {
+        self.routes.iter().any(|r| r.path == "/" && r.options.ssl_passthrough.is_some())
+    }
+
+    /// The one of those routes a connection on `entry` is passed through to.
+    pub(super) fn passthrough(&self, entry: Entry) -> Option<&Route> {
+        self.routes.iter().find(|r| {
+            r.path == "/"
+                && r.options.ssl_passthrough.is_some()
+                && r.gateway.as_ref().map_or(entry.main, |g| g.serves(entry))
+        })
     }
 
     /// The first route of the chain from `i` whose conditions the request meets.
     fn admitted(&self, mut i: u32, facts: &dyn Facts) -> Option<u32> {
         loop {
             let r = &self.routes[i as usize];
-            if r.gateway.as_ref().is_none_or(|g| g.admits(facts)) {
+            if open_to(r, facts) {
                 return Some(i);
             }
             i = r.next?;
@@ -110,9 +129,7 @@ impl HostRoutes {
         for &r in &self.regex {
             probe();
             let route = &self.routes[r as usize];
-            if route.regex.as_ref().is_some_and(|re| re.is_match(path))
-                && route.gateway.as_ref().is_none_or(|g| g.admits(facts))
-            {
+            if route.regex.as_ref().is_some_and(|re| re.is_match(path)) && open_to(route, facts) {
                 return Some(r);
             }
         }
@@ -274,7 +291,8 @@ impl RouteTable {
         let hr = self.host_routes(host);
         match hr.lookup(path, facts) {
             Some(i) => Some(&hr.routes[i as usize]),
-            None => self.default_route.as_ref(),
+            // The default backend answers on ringress's own listeners only.
+            None => self.default_route.as_ref().filter(|_| facts.entry().main),
         }
     }
 
@@ -284,12 +302,12 @@ impl RouteTable {
     }
 
     /// `ssl-passthrough`: the route a TLS connection naming `host` (SNI, normalised) is passed
-    /// through to, untouched.
-    pub fn passthrough(&self, host: &str) -> Option<&Route> {
+    /// through to, untouched, on the listener `entry`.
+    pub fn passthrough(&self, host: &str, entry: Entry) -> Option<&Route> {
         if self.passthrough_hosts == 0 {
             return None;
         }
-        self.host_routes(host).passthrough()
+        self.host_routes(host).passthrough(entry)
     }
 
     /// Whether any host is passed through.

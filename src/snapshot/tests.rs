@@ -572,3 +572,37 @@ fn an_httproute_rebuilt_alone_resolves_every_backend_it_names() {
         assert_eq!(names(g.mirrors.iter().map(|(b, _)| *b).collect()), vec![("default/c:80".into(), false)]);
     }
 }
+
+/// Every Gateway listens on the same node addresses: the oldest valid listener claims a port
+/// for its protocol, 80 and 443 are ringress's own, and the other HTTP, HTTPS and TLS ports
+/// become listeners of their own (unless a forwarded port holds them).
+#[test]
+fn gateway_listener_ports_are_claimed_once_across_gateways() {
+    let gw = |name: &str, created: &str, listeners: &str| {
+        format!("---\napiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {{name: {name}, namespace: default, creationTimestamp: \"{created}\"}}\nspec:\n  gatewayClassName: r\n  listeners:\n{listeners}")
+    };
+    let yaml = "apiVersion: gateway.networking.k8s.io/v1\nkind: GatewayClass\nmetadata: {name: r}\nspec: {controllerName: ringress.dev/gateway-controller}\n".to_string()
+        + &gw("old", "2026-01-01T00:00:00Z", "  - {name: a, port: 8080, protocol: HTTP}\n  - {name: b, port: 80, protocol: HTTP}\n  - {name: c, port: 9443, protocol: TLS, tls: {mode: Passthrough}}\n")
+        + &gw("new", "2026-02-01T00:00:00Z", "  - {name: b, port: 443, protocol: HTTP}\n  - {name: c, port: 8080, protocol: HTTP, hostname: x.test}\n  - {name: d, port: 9443, protocol: TLS, hostname: y.test, tls: {mode: Passthrough}}\n")
+        + &gw("tcp", "2026-03-01T00:00:00Z", "  - {name: a, port: 8080, protocol: TCP}\n");
+    let mut objects = parse_documents(&yaml).unwrap();
+    let statuses = gateway::lower_objects(&mut objects);
+    assert_eq!(objects.listener_ports, vec![(8080, false), (9443, true)]);
+    let conflicted = |gateway: &str, i: usize| {
+        let g = statuses.gateways.iter().find(|g| g.key.name == gateway).unwrap();
+        let c = g.listeners[i].conditions.iter().find(|c| c.type_ == "Conflicted").unwrap();
+        (c.status, c.reason)
+    };
+    assert_eq!(conflicted("tcp", 0), (true, "ProtocolConflict"), "TCP on an older Gateway's HTTP port");
+    assert_eq!(conflicted("new", 0), (true, "ProtocolConflict"), "HTTP on ringress's HTTPS port");
+    assert_eq!(conflicted("new", 1), (false, "NoConflicts"), "HTTP shares the older Gateway's HTTP port");
+    assert_eq!(conflicted("new", 2), (false, "NoConflicts"), "TLS shares the older Gateway's TLS port");
+    // The ports ringress listens on itself are not opened again.
+    objects.l4_routes.clear();
+    let opts = BuildOptions {
+        l4: crate::snapshot::l4::L4Options { reserved: vec![9443], ..Default::default() },
+        ..Default::default()
+    };
+    let s = build(&objects, &opts);
+    assert_eq!(s.l4.http, vec![(8080, false)], "ringress's own ports are not opened again");
+}

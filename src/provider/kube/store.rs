@@ -157,6 +157,8 @@ pub struct Store {
     lowered: Vec<Ingress>,
     /// TCPRoutes as forwarded ports, as last lowered.
     lowered_l4: Vec<crate::model::gateway::L4Route>,
+    /// Gateway listeners' own ports, as last lowered.
+    lowered_ports: Vec<(u16, bool)>,
     /// The statuses the last lowering decided.
     pub gateway_statuses: crate::snapshot::gateway::Statuses,
     /// HTTPRoutes and GRPCRoutes changed since the last lowering.
@@ -571,6 +573,7 @@ impl Store {
             secrets: self.secrets.values().collect(),
             config_maps: self.config_maps.values().collect(),
             l4_routes: self.lowered_l4.iter().collect(),
+            listener_ports: self.lowered_ports.clone(),
             dns: self.dns.clone(),
         }
     }

@@ -19,6 +19,7 @@ use crate::proxy::{error_page, external};
 use crate::runtime::deadline::Watch;
 use crate::runtime::io::Clock;
 use crate::runtime::{Io, Stream};
+use crate::snapshot::gateway::Entry;
 use crate::snapshot::{BackendId, Snapshot};
 use exchange::forward;
 
@@ -33,8 +34,9 @@ struct Conn<S> {
     watch: std::rc::Rc<Watch>,
     io: S,
     peer: SocketAddr,
-    /// Arrived over TLS: `X-Forwarded-Proto: https`, and never redirected to HTTPS.
-    https: bool,
+    /// The listener it came to; over TLS: `X-Forwarded-Proto: https`, and never redirected to
+    /// HTTPS.
+    entry: Entry,
     /// Bytes read from the client and not yet consumed (the start of the next request).
     buf: Vec<u8>,
     /// What is written next, to either side.
@@ -55,13 +57,13 @@ struct Conn<S> {
 }
 
 /// `initial`: bytes already read from the connection.
-/// `https`: over TLS; `tls`: what a handshake that asked for a client certificate learned.
+/// `entry`: the listener; `tls`: what a handshake that asked for a client certificate learned.
 pub(crate) fn serve<'w, I: Io, S: Stream>(
     w: &'w Worker<I>,
     io: S,
     initial: Vec<u8>,
     peer: SocketAddr,
-    (https, tls): (bool, Option<std::rc::Rc<TlsInfo>>),
+    (entry, tls): (Entry, Option<std::rc::Rc<TlsInfo>>),
 ) -> impl std::future::Future<Output = ()> + 'w {
     // Built outside the future, which then holds the connection once (an async fn would also
     // keep room for its moved-from arguments for as long as the connection lives).
@@ -70,7 +72,7 @@ pub(crate) fn serve<'w, I: Io, S: Stream>(
         watch: w.deadlines.register(),
         io,
         peer,
-        https,
+        entry,
         buf: if initial.is_empty() { Vec::with_capacity(HEAD_BUF) } else { initial },
         out: Vec::with_capacity(4 * 1024),
         ubuf: Vec::new(),
@@ -144,9 +146,9 @@ async fn fail<I: Io, S: Stream>(w: &Worker<I>, c: &mut Conn<S>, e: ProxyError) {
             Some(page) => {
                 c.rec.status = page.status;
                 let head_only = c.rec.method == b"HEAD";
-                write_page(&mut out, &page, &e.fields, true, head_only, Stamp::of(&snap, &snap.settings, c.https));
+                write_page(&mut out, &page, &e.fields, true, head_only, Stamp::of(&snap, &snap.settings, c.entry.tls));
             }
-            None => write_error_response(&mut out, &e, true, Stamp::of(&snap, &snap.settings, c.https)),
+            None => write_error_response(&mut out, &e, true, Stamp::of(&snap, &snap.settings, c.entry.tls)),
         }
         c.rec.bytes_out += out.len() as u64;
         if clock.write_for(&c.io, out, LINGER).await.0.is_ok() {
@@ -267,7 +269,7 @@ async fn request<I: Io, S: Stream>(w: &Worker<I>, c: &mut Conn<S>, first: bool) 
             c.out.reserve(2048);
             snap = w.snapshot();
             let peer = (c.client_ip.as_bytes(), c.peer.ip());
-            let tls = (c.https, c.tls.as_deref());
+            let tls = (c.entry, c.tls.as_deref());
             if let Some(p) = prepare(&snap, &w.log, &c.buf, &mut c.out, peer, tls, &mut c.rec)? {
                 break p;
             }
@@ -381,7 +383,7 @@ async fn request<I: Io, S: Stream>(w: &Worker<I>, c: &mut Conn<S>, first: bool) 
             let page = page.unwrap_or_else(|| error_page::Page::plain(code));
             let close = !info.keep_alive;
             c.out.clear();
-            write_page(&mut c.out, &page, &[], close, info.is_head, Stamp::of(&snap, settings, c.https));
+            write_page(&mut c.out, &page, &[], close, info.is_head, Stamp::of(&snap, settings, c.entry.tls));
             c.response_started = true;
             c.rec.status = page.status;
             write_client(clock, c, settings.idle_timeout).await?;
@@ -409,9 +411,9 @@ async fn respond<I: Io, S: Stream>(
     match error_page::page(w, &snap, clock, &c.rec, c.rec.status, false).await {
         Some(page) => {
             c.rec.status = page.status;
-            write_page(&mut c.out, &page, &e.fields, close, info.is_head, Stamp::of(&snap, settings, c.https));
+            write_page(&mut c.out, &page, &e.fields, close, info.is_head, Stamp::of(&snap, settings, c.entry.tls));
         }
-        None => write_error_response(&mut c.out, e, close, Stamp::of(&snap, settings, c.https)),
+        None => write_error_response(&mut c.out, e, close, Stamp::of(&snap, settings, c.entry.tls)),
     }
     bump(&w.stats.responses_proxy_error);
     c.response_started = true;
@@ -431,10 +433,11 @@ fn prepare(
     buf: &[u8],
     out: &mut Vec<u8>,
     (peer_ip, peer): (&[u8], std::net::IpAddr),
-    (https, tls): (bool, Option<&TlsInfo>),
+    (entry, tls): (Entry, Option<&TlsInfo>),
     rec: &mut Record,
 ) -> Result<Option<(RequestInfo, Action)>, ProxyError> {
     let s = &snap.settings;
+    let https = entry.tls;
     // Uninitialised header slots: no 4 KiB of zeroing per parse.
     let mut headers = [const { MaybeUninit::<httparse::Header>::uninit() }; MAX_HEADERS];
     let mut req = httparse::Request::new(&mut []);
@@ -476,7 +479,7 @@ fn prepare(
         authority: host,
         path_and_query: target.path_and_query,
         length: info.length,
-        https,
+        entry,
         http2: false,
         http10: info.http10,
         client,

@@ -45,7 +45,7 @@ fn request<'a>(method: &'a str, authority: &'a str, pq: &'a str, http2: bool) ->
         authority: authority.as_bytes(),
         path_and_query: pq.as_bytes(),
         length: None,
-        https: false,
+        entry: crate::snapshot::gateway::Entry { tls: false, port: 80, main: true },
         http2,
         http10: false,
         client: "127.0.0.1".parse().unwrap(),
@@ -123,7 +123,10 @@ fn grpc_needs_http2_and_tls_hosts_redirect() {
         panic!("not redirected")
     };
     assert_eq!((code, fields), (308, vec![("Location", b"https://sec.test/a?b=1".to_vec())]));
-    let r = Request { https: true, ..request("GET", "sec.test", "/a", false) };
+    let r = Request {
+        entry: crate::snapshot::gateway::Entry { tls: true, port: 443, main: true },
+        ..request("GET", "sec.test", "/a", false)
+    };
     assert!(matches!(decide(&snap, &r, &mut RouteKey::default()), Ok(Decision::Forward(_))));
 }
 

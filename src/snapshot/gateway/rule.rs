@@ -1,5 +1,5 @@
 //! A Gateway API rule as the data plane uses it: the match conditions beyond the path
-//! (method, headers, query parameters, listener scheme), checked by the route table, and the
+//! (method, headers, query parameters, the listener), checked by the route table, and the
 //! rule's filters and weighted backends, applied by the request pipeline.
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -14,7 +14,26 @@ pub trait Facts {
     fn header(&self, name: &str) -> Option<&[u8]>;
     /// The query, with its `?` (empty when none).
     fn query(&self) -> &[u8];
-    fn https(&self) -> bool;
+    /// The listener the request came in on.
+    fn entry(&self) -> Entry;
+}
+
+/// The listener a connection came in on. ringress's own `--http` and `--https` listeners
+/// (`main`) serve the Gateway listeners of ports 80 and 443 and of their own port; the ports
+/// other Gateway listeners name get listeners of their own.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Entry {
+    pub tls: bool,
+    /// The port it accepted on.
+    pub port: u16,
+    pub main: bool,
+}
+
+impl Entry {
+    /// Whether a Gateway listener on `port` (`tls`: HTTPS or TLS) is served here.
+    pub fn serves(&self, (port, tls): (u16, bool)) -> bool {
+        tls == self.tls && (port == self.port || self.main && port == if tls { 443 } else { 80 })
+    }
 }
 
 /// An exact value or an expression (matched anywhere unless anchored, as RE2 does).
@@ -50,8 +69,8 @@ pub struct GatewayRule {
     pub method: Option<String>,
     pub headers: Vec<(String, Value)>,
     pub query: Vec<(String, Value)>,
-    /// Only over TLS (`Some(true)`) or only plain (`Some(false)`).
-    pub https: Option<bool>,
+    /// The Gateway listeners (port, over TLS) it is attached to; empty: any.
+    pub listeners: Vec<(u16, bool)>,
     pub request_headers: Option<HeaderModifier>,
     pub redirect: Option<Redirect>,
     /// URLRewrite's path, and the matched prefix a ReplacePrefixMatch replaces.
@@ -84,7 +103,7 @@ impl PartialEq for GatewayRule {
         self.method == other.method
             && same(&self.headers, &other.headers)
             && same(&self.query, &other.query)
-            && self.https == other.https
+            && self.listeners == other.listeners
             && self.request_headers == other.request_headers
             && self.redirect == other.redirect
             && self.rewrite_path == other.rewrite_path
@@ -105,7 +124,7 @@ impl GatewayRule {
             method: g.matched.method.clone(),
             headers: g.matched.headers.iter().map(|m| (m.name.clone(), Value::of(m))).collect(),
             query: g.matched.query.iter().map(|m| (m.name.clone(), Value::of(m))).collect(),
-            https: g.https,
+            listeners: g.listeners.clone(),
             request_headers: None,
             redirect: None,
             rewrite_path: None,
@@ -147,9 +166,14 @@ impl GatewayRule {
         (self.method.is_some(), self.headers.len(), self.query.len())
     }
 
+    /// Whether a connection on `entry` may use the rule.
+    pub fn serves(&self, entry: Entry) -> bool {
+        self.listeners.is_empty() || self.listeners.iter().any(|l| entry.serves(*l))
+    }
+
     /// Whether the request meets every condition.
     pub fn admits(&self, f: &dyn Facts) -> bool {
-        self.https.is_none_or(|h| h == f.https())
+        self.serves(f.entry())
             && self.method.as_deref().is_none_or(|m| m == f.method())
             && self.headers.iter().all(|(n, v)| f.header(n).is_some_and(|have| v.matches(have)))
             && (self.query.is_empty() || {
@@ -201,10 +225,10 @@ impl GatewayRule {
         for (n, v) in &self.query {
             parts.push(format!("query {n}{}", value(v)));
         }
-        match self.https {
-            Some(true) => parts.push("TLS listeners only".into()),
-            Some(false) => parts.push("plain listeners only".into()),
-            None => {}
+        if !self.listeners.is_empty() {
+            let on: Vec<String> =
+                self.listeners.iter().map(|(p, tls)| format!("{p}/{}", if *tls { "tls" } else { "http" })).collect();
+            parts.push(format!("listeners {}", on.join(" ")));
         }
         if let Some(r) = &self.redirect {
             parts.push(format!("redirect {}", r.status));
@@ -287,7 +311,7 @@ mod tests {
             backends: vec![(None, 70), (None, 30), (None, 0)],
             mirrors: vec![],
             timeouts: Default::default(),
-            https: None,
+            listeners: vec![],
         };
         let rule = GatewayRule::new(&g, vec![Some(0), Some(1), Some(2)]);
         let mut counts = [0; 3];
@@ -312,7 +336,7 @@ mod tests {
             backends: vec![(None, 1)],
             mirrors: vec![],
             timeouts: Default::default(),
-            https: None,
+            listeners: vec![],
         };
         let mut rule = GatewayRule::new(&g, vec![Some(0)]);
         rule.mirrors = vec![(7, 100), (8, 25), (9, 0)];

@@ -74,6 +74,7 @@ impl Store {
         let lowered = crate::snapshot::gateway::lower(&inputs);
         self.lowered = lowered.ingresses;
         self.lowered_l4 = lowered.l4;
+        self.lowered_ports = lowered.ports;
         self.gateway_statuses = lowered.statuses;
     }
 }

@@ -344,7 +344,7 @@ async fn relay_response<I: Io, S: Stream>(
 ) -> Result<bool, ProxyError> {
     // Headers the ConfigMap adds to every proxied response (`add-headers`, HSTS over TLS).
     let snap = w.snapshot();
-    let extra = snap.edge.h1(c.https);
+    let extra = snap.edge.h1(c.entry.tls);
     let mut fin = loop {
         c.out.clear();
         let state = (request_done, w.draining());
