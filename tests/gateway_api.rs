@@ -1205,3 +1205,39 @@ fn httproute_listener_port_matching() {
     on_port_until(p2, "foo.ports.test", |r| r.is_none());
     let _ = std::fs::remove_file(&ca);
 }
+
+#[test]
+fn tcproute_weights_split_connections() {
+    // A TCPRoute's backendRefs split the port's connections by weight, over all workers; a
+    // share whose backend does not resolve is refused (the connection closes), as for TLSRoute.
+    let port = free_port();
+    apply(&format!("---\napiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {{name: tcp-weights, namespace: default}}\nspec:\n  gatewayClassName: ringress\n  listeners:\n  - {{name: tcp, port: {port}, protocol: TCP}}\n---\napiVersion: gateway.networking.k8s.io/v1\nkind: TCPRoute\nmetadata: {{name: tcp-weights, namespace: default}}\nspec:\n  parentRefs: [{{name: tcp-weights}}]\n  rules:\n  - backendRefs:\n    - {{name: infra-backend-v1, port: 80, weight: 2}}\n    - {{name: infra-backend-v2, port: 80, weight: 1}}\n    - {{name: nonexistent, port: 80, weight: 1}}\n"));
+    let at = SocketAddr::from(([127, 0, 0, 1], port));
+    // One connection at a time, each answered or closed before the next: None while the port
+    // is not open, Some(None) for a refused share.
+    let attempt = || -> Option<Option<Response>> {
+        let mut s = std::net::TcpStream::connect(at).ok()?;
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let _ = s.write_all(b"GET /tcp HTTP/1.1\r\nHost: anything\r\nConnection: close\r\n\r\n");
+        Some(read_response(&mut s, &mut Vec::new(), false))
+    };
+    let start = Instant::now();
+    while !matches!(attempt(), Some(Some(r)) if r.status == 200) {
+        assert!(start.elapsed() < Duration::from_secs(10), "port {port} forwarded");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let mut counts = std::collections::BTreeMap::new();
+    for _ in 0..40 {
+        let who = match attempt().expect("the port stays open") {
+            Some(r) => backend(&r),
+            None => "refused".to_string(),
+        };
+        *counts.entry(who).or_insert(0) += 1;
+    }
+    let want: std::collections::BTreeMap<String, i32> =
+        [("infra-backend-v1".to_string(), 20), ("infra-backend-v2".to_string(), 10), ("refused".to_string(), 10)]
+            .into_iter()
+            .collect();
+    assert_eq!(counts, want, "40 connections split 2:1:1");
+    status_is("tcproute/tcp-weights", "default", &condition("ResolvedRefs", "reason"), "BackendNotFound");
+}

@@ -224,6 +224,9 @@ pub struct L4Route {
     pub port: u16,
     pub service: ObjectKey,
     pub service_port: u16,
+    /// Weighted backends (Service, port; `None`: a reference that does not resolve), when
+    /// there is more than one; empty: every connection to `service`.
+    pub shares: Vec<(Option<(ObjectKey, u16)>, u32)>,
     /// `TCPRoute namespace/name`, for conflicts and logs.
     pub source: String,
     /// The route's creationTimestamp: the older claimant of a port keeps it.

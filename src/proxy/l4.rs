@@ -247,7 +247,20 @@ async fn forward<I: Io>(w: &Worker<I>, p: &L4Port, client: &I::Stream, peer: Soc
             }
         }
     }
-    let Some((up, addr)) = connect(w, &p.name, p.port, &p.endpoints, p.balance).await else {
+    // A TCPRoute's weights: this connection's share (one whose backend does not resolve is
+    // refused, as the specification asks).
+    let (name, endpoints) = match p.shares.is_empty() {
+        true => (&p.name, &p.endpoints),
+        false => match p.share().filter(|s| !s.name.is_empty()) {
+            Some(s) => (&s.name, &s.endpoints),
+            None => {
+                w.l4_count(&p.name, |c| c.rejected += 1);
+                tracing::debug!(worker = w.index, service = %p.name, %peer, "TCPRoute share does not resolve; closed");
+                return Moved::default();
+            }
+        },
+    };
+    let Some((up, addr)) = connect(w, name, p.port, endpoints, p.balance).await else {
         w.l4_count(&p.name, |c| c.rejected += 1);
         return Moved::default();
     };

@@ -535,22 +535,25 @@ fn attach(
         return Some((status, None));
     }
     if route.kind == RouteKind::Tcp {
-        // The first rule's first backend that resolves takes the port's connections.
-        let target = paths
-            .iter()
-            .filter_map(|p| p.gateway.as_ref())
-            .flat_map(|g| g.backends.iter())
-            .find_map(|(b, _)| b.clone());
-        if let Some((namespace, sb)) = target {
-            let service_port = match sb.port {
+        // The first rule's backends split the port's connections by weight; the first that
+        // resolves names the port (its Service's annotations apply).
+        let backends = paths.first().and_then(|p| p.gateway.as_ref()).map(|g| &g.backends[..]).unwrap_or_default();
+        let of = |(namespace, sb): &(String, ServiceBackend)| {
+            let port = match sb.port {
                 PortRef::Number(n) => n,
                 PortRef::Name(_) => 0,
             };
+            (ObjectKey { namespace: namespace.clone(), name: sb.service.clone() }, port)
+        };
+        let shares: Vec<(Option<(ObjectKey, u16)>, u32)> =
+            backends.iter().map(|(b, w)| (b.as_ref().map(of), *w)).collect();
+        if let Some((service, service_port)) = backends.iter().find_map(|(b, _)| b.as_ref().map(of)) {
             for port in ports {
                 forwards.push(crate::model::gateway::L4Route {
                     port,
-                    service: ObjectKey { namespace: namespace.clone(), name: sb.service.clone() },
+                    service: service.clone(),
                     service_port,
+                    shares: if shares.len() > 1 { shares.clone() } else { Vec::new() },
                     source: format!("TCPRoute {key}"),
                     created: route.metadata.creation_timestamp.clone(),
                 });

@@ -68,6 +68,53 @@ pub struct L4Port {
     /// Connections at once for this Service (0: no limit), over all workers.
     pub max_connections: usize,
     pub idle_timeout: Duration,
+    /// A TCPRoute's weighted backends, when it has more than one: each connection goes to one
+    /// share, by weight. Empty: every connection to `endpoints`.
+    pub shares: Vec<L4Share>,
+    /// Connections split so far, over all workers.
+    pub picked: Picked,
+}
+
+/// A count of connections shared by every worker; no part of what a port is (two tables
+/// that differ only in it are equal).
+#[derive(Clone, Debug, Default)]
+pub struct Picked(std::sync::Arc<std::sync::atomic::AtomicU64>);
+
+impl PartialEq for Picked {
+    fn eq(&self, _: &Picked) -> bool {
+        true
+    }
+}
+
+/// One weighted backend of a forwarded port.
+#[derive(Clone, Debug, PartialEq)]
+pub struct L4Share {
+    /// `namespace/service:port`; empty for a reference that does not resolve (its
+    /// connections are refused).
+    pub name: String,
+    pub endpoints: Vec<SocketAddr>,
+    pub weight: u32,
+}
+
+impl L4Port {
+    /// The share of the next connection: over each run of the total weight, each share gets
+    /// exactly its weight, interleaved. None: every weight is 0.
+    pub fn share(&self) -> Option<&L4Share> {
+        let total: u64 = self.shares.iter().map(|s| u64::from(s.weight)).sum();
+        if total == 0 {
+            return None;
+        }
+        let n = self.picked.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        // A stride coprime with the total walks every slot once per run.
+        const STRIDE: u64 = 7919;
+        let n = n % total;
+        let slot = if total % STRIDE == 0 { n } else { n * STRIDE % total };
+        let mut acc = 0;
+        self.shares.iter().find(|s| {
+            acc += u64::from(s.weight);
+            slot < acc
+        })
+    }
 }
 
 /// What the L4 build needs from the options.
@@ -138,6 +185,8 @@ struct Claim<'a> {
     /// A LoadBalancer Service's own port (not a tcp-services entry naming the Service).
     lb: bool,
     sp: &'a ServicePort,
+    /// A TCPRoute's weighted backends (empty: `service` alone).
+    shares: Vec<(Option<(&'a Service, &'a ServicePort)>, u32)>,
     send_proxy: Option<ProxyVersion>,
     accept_proxy: bool,
     /// Who asked, for conflict messages.
@@ -184,6 +233,7 @@ pub fn build(inputs: &Inputs, opts: &L4Options) -> Built {
                 service: s,
                 lb: true,
                 sp,
+                shares: Vec::new(),
                 send_proxy,
                 accept_proxy: opts.accept_proxy,
                 source: format!("Service {}", s.key),
@@ -200,6 +250,17 @@ pub fn build(inputs: &Inputs, opts: &L4Options) -> Built {
                 service,
                 lb: false,
                 sp,
+                shares: r
+                    .shares
+                    .iter()
+                    .map(|(b, w)| {
+                        let found = b.as_ref().and_then(|(key, port)| {
+                            let s = services.get(&(key.namespace.as_str(), key.name.as_str()))?;
+                            s.ports.iter().find(|sp| sp.port == *port).map(|sp| (*s, sp))
+                        });
+                        (found, *w)
+                    })
+                    .collect(),
                 send_proxy: None,
                 accept_proxy: opts.accept_proxy,
                 source: r.source.clone(),
@@ -220,7 +281,10 @@ pub fn build(inputs: &Inputs, opts: &L4Options) -> Built {
 
     let mut slices: FxHashMap<(&str, &str), Vec<&EndpointSlice>> = FxHashMap::default();
     for c in &claims {
-        slices.entry((c.service.key.namespace.as_str(), c.service.key.name.as_str())).or_default();
+        let shared = c.shares.iter().filter_map(|(b, _)| b.map(|(s, _)| s));
+        for s in std::iter::once(c.service).chain(shared) {
+            slices.entry((s.key.namespace.as_str(), s.key.name.as_str())).or_default();
+        }
     }
     for sl in &inputs.endpoint_slices {
         if let Some(v) = slices.get_mut(&(sl.key.namespace.as_str(), sl.service.as_str())) {
@@ -259,10 +323,23 @@ pub fn build(inputs: &Inputs, opts: &L4Options) -> Built {
             continue;
         }
         let s = c.service;
-        let endpoints = slice_endpoints(
-            c.sp,
-            slices.get(&(s.key.namespace.as_str(), s.key.name.as_str())).map_or(&[][..], Vec::as_slice),
-        );
+        let endpoints_of = |s: &Service, sp: &ServicePort| {
+            slice_endpoints(
+                sp,
+                slices.get(&(s.key.namespace.as_str(), s.key.name.as_str())).map_or(&[][..], Vec::as_slice),
+            )
+        };
+        let endpoints = endpoints_of(s, c.sp);
+        let shares = c
+            .shares
+            .iter()
+            .map(|(b, weight)| match b {
+                Some((s, sp)) => {
+                    L4Share { name: format!("{}:{}", s.key, sp.port), endpoints: endpoints_of(s, sp), weight: *weight }
+                }
+                None => L4Share { name: String::new(), endpoints: Vec::new(), weight: *weight },
+            })
+            .collect();
         if endpoints.is_empty() {
             warnings.push(format!("{}: port {} has no ready endpoints (connections are refused)", c.source, c.port));
         }
@@ -311,6 +388,8 @@ pub fn build(inputs: &Inputs, opts: &L4Options) -> Built {
             balance,
             max_connections,
             idle_timeout,
+            shares,
+            picked: Picked::default(),
         });
     }
     // Gateway listeners' ports: ringress's own ports serve them already (when the protocol
@@ -376,6 +455,7 @@ fn tcp_services<'a>(
             service: svc,
             lb: false,
             sp,
+            shares: Vec::new(),
             send_proxy: (flags.len() == 2).then_some(ProxyVersion::V1),
             accept_proxy: opts.accept_proxy || !flags.is_empty(),
             source,
