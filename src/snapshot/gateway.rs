@@ -6,6 +6,7 @@
 //! provider's status writer only writes them.
 
 mod listener;
+mod lowering;
 mod rule;
 mod status;
 
@@ -22,6 +23,7 @@ use crate::model::{
 };
 
 use listener::{certificates, kinds_for, listener_kinds, PortUse};
+pub use lowering::Lowering;
 pub use rule::{modified_path, query_param, Entry, Facts, GatewayRule};
 use status::cond;
 pub use status::{Condition, GatewayStatus, ListenerStatus, ParentStatus, RouteStatus, Statuses};
@@ -70,6 +72,8 @@ struct Index<'a> {
 /// A listener ready to take routes.
 struct Live<'a> {
     gateway: &'a Gateway,
+    /// Its Gateway's place in the statuses.
+    gw_at: usize,
     listener: &'a Listener,
     index: usize,
     https: bool,
@@ -149,6 +153,92 @@ pub fn lower_objects(objects: &mut crate::model::Objects) -> Statuses {
 
 /// Lowers our Gateways and the routes attached to them.
 pub fn lower(inputs: &GatewayInputs) -> Lowered {
+    let (mut out, frame) = gateways(inputs);
+    let mut routes: Vec<&HttpRoute> = inputs.routes.clone();
+    routes.sort_by(|a, b| age(a).cmp(&age(b)));
+    let lowered: Vec<RouteLowered> = routes.into_iter().filter_map(|r| lower_route(r, &frame, inputs)).collect();
+    let certs = finish(&frame, &mut out.statuses.gateways, lowered.iter());
+    for r in lowered {
+        out.statuses.routes.push(r.status);
+        out.ingresses.extend(r.ingress);
+        out.l4.extend(r.l4);
+    }
+    out.ingresses.extend(certs);
+    out
+}
+
+/// What every route is lowered against: the live listeners, their certificates, and the
+/// index of Services and Namespaces.
+pub(super) struct Frame<'a> {
+    index: Index<'a>,
+    live: Vec<Live<'a>>,
+    /// Certificates of each live HTTPS listener (by index into `live`).
+    certs: Vec<Vec<ObjectKey>>,
+    /// The Gateways' statuses, before routes are counted (to find a parentRef's Gateway).
+    gateways: Vec<GatewayStatus>,
+}
+
+/// One route lowered: its status, its rules as an Ingress, its forwarded ports, and what it
+/// adds to its listeners.
+#[derive(Clone, Debug)]
+pub struct RouteLowered {
+    pub status: Arc<RouteStatus>,
+    pub ingress: Option<Ingress>,
+    pub l4: Vec<crate::model::gateway::L4Route>,
+    /// The live listeners (by index) it attached to, once per attachment.
+    attached: Vec<usize>,
+    /// The host names it gets on HTTPS listeners (live index, name): the certificates of a
+    /// listener with no host name of its own are for these.
+    https_hosts: Vec<(usize, String)>,
+}
+
+/// Counts the routes attached to each listener into `gateways` (statuses); the Ingresses that
+/// carry each HTTPS listener's certificates, for its host name or, without one, for the names
+/// of the routes attached to it.
+pub(super) fn finish<'r>(
+    frame: &Frame,
+    gateways: &mut [GatewayStatus],
+    routes: impl Iterator<Item = &'r RouteLowered>,
+) -> Vec<Ingress> {
+    let live = &frame.live;
+    let mut hosts_of_listener: Vec<std::collections::BTreeSet<&str>> = vec![Default::default(); live.len()];
+    for r in routes {
+        for &i in &r.attached {
+            gateways[live[i].gw_at].listeners[live[i].index].attached_routes += 1;
+        }
+        for (i, h) in &r.https_hosts {
+            hosts_of_listener[*i].insert(h);
+        }
+    }
+    let mut out = Vec::new();
+    for (i, l) in live.iter().enumerate().filter(|(_, l)| l.https) {
+        let mut hosts: Vec<String> = l.listener.hostname.iter().cloned().collect();
+        if hosts.is_empty() {
+            hosts = hosts_of_listener[i].iter().map(|h| h.to_string()).collect();
+        }
+        for key in &frame.certs[i] {
+            out.push(Ingress {
+                key: ObjectKey {
+                    namespace: key.namespace.clone(),
+                    name: format!("{}/{}", l.gateway.metadata.name, l.listener.name),
+                },
+                uid: None,
+                creation_timestamp: l.gateway.metadata.creation_timestamp.clone(),
+                annotations: BTreeMap::new(),
+                class_name: None,
+                default_backend: None,
+                rules: Vec::new(),
+                tls: vec![IngressTls { hosts: hosts.clone(), secret_name: Some(key.name.clone()) }],
+                origin: Origin::Gateway,
+            });
+        }
+    }
+    out
+}
+
+/// Our GatewayClasses and Gateways: their statuses (no route counted yet) and listener ports
+/// in `Lowered`, and the frame routes are lowered against.
+pub(super) fn gateways<'a>(inputs: &'a GatewayInputs) -> (Lowered, Frame<'a>) {
     let index = Index {
         services: inputs.services.iter().map(|s| (s.key.namespace.as_str(), s.key.name.as_str())).collect(),
         namespaces: inputs.namespaces.iter().map(|n| (n.name.as_str(), &n.labels)).collect(),
@@ -265,7 +355,8 @@ pub fn lower(inputs: &GatewayInputs) -> Lowered {
             let supported_kinds = kinds.iter().map(|k| k.name()).collect();
             listeners.push(ListenerStatus { name: l.name.clone(), supported_kinds, attached_routes: 0, conditions });
             if ok {
-                live.push(Live { gateway: gw, listener: l, index: i, https, kinds });
+                let gw_at = out.statuses.gateways.len();
+                live.push(Live { gateway: gw, gw_at, listener: l, index: i, https, kinds });
                 certs.push(keys);
             }
         }
@@ -289,42 +380,8 @@ pub fn lower(inputs: &GatewayInputs) -> Lowered {
         }
     }
     out.ports.sort_unstable();
-    let mut hosts_of_listener: Vec<std::collections::BTreeSet<String>> = vec![Default::default(); live.len()];
-    let mut routes: Vec<&HttpRoute> = inputs.routes.clone();
-    routes.sort_by(|a, b| age(a).cmp(&age(b)));
-    for route in routes {
-        if let Some((status, ingress)) =
-            attach(route, &live, (inputs, &index), (&mut out.statuses.gateways, &mut hosts_of_listener), &mut out.l4)
-        {
-            out.statuses.routes.push(status);
-            out.ingresses.extend(ingress);
-        }
-    }
-    // Each HTTPS listener's certificates, for its host name (or, without one, for the names
-    // of the routes attached to it).
-    for (i, l) in live.iter().enumerate().filter(|(_, l)| l.https) {
-        let mut hosts: Vec<String> = l.listener.hostname.iter().cloned().collect();
-        if hosts.is_empty() {
-            hosts = hosts_of_listener[i].iter().cloned().collect();
-        }
-        for key in &certs[i] {
-            out.ingresses.push(Ingress {
-                key: ObjectKey {
-                    namespace: key.namespace.clone(),
-                    name: format!("{}/{}", l.gateway.metadata.name, l.listener.name),
-                },
-                uid: None,
-                creation_timestamp: l.gateway.metadata.creation_timestamp.clone(),
-                annotations: BTreeMap::new(),
-                class_name: None,
-                default_backend: None,
-                rules: Vec::new(),
-                tls: vec![IngressTls { hosts: hosts.clone(), secret_name: Some(key.name.clone()) }],
-                origin: Origin::Gateway,
-            });
-        }
-    }
-    out
+    let gateways = out.statuses.gateways.clone();
+    (out, Frame { index, live, certs, gateways })
 }
 
 /// The listeners of one parentRef of a route (by gateway, sectionName and port), or the
@@ -408,14 +465,12 @@ fn resolve_backends(
 }
 
 /// Attaches a route to the listeners its parentRefs name: its status, and its rules as an
-/// Ingress (none when it attaches nowhere).
-fn attach(
-    route: &HttpRoute,
-    live: &[Live],
-    (inputs, index): (&GatewayInputs, &Index),
-    (gateways, hosts_of_listener): (&mut [GatewayStatus], &mut [std::collections::BTreeSet<String>]),
-    forwards: &mut Vec<crate::model::gateway::L4Route>,
-) -> Option<(RouteStatus, Option<Ingress>)> {
+/// Ingress (none when it attaches nowhere). None: no parentRef names one of our Gateways.
+pub(super) fn lower_route(route: &HttpRoute, frame: &Frame, inputs: &GatewayInputs) -> Option<RouteLowered> {
+    let (live, index, gateways) = (&frame.live, &frame.index, &frame.gateways);
+    let mut forwards = Vec::new();
+    let mut attachments = Vec::new();
+    let mut https_hosts = Vec::new();
     let key = route.key();
     let mut ports: Vec<u16> = Vec::new();
     let mut parents = Vec::new();
@@ -427,7 +482,9 @@ fn attach(
         }
         let gw_ns = parent.namespace_or(&key.namespace).to_string();
         let ours = gateways.iter().position(|g| g.key.name == parent.name && g.key.namespace == gw_ns);
-        let Some(gw_at) = ours else { continue };
+        if ours.is_none() {
+            continue;
+        }
         let listeners = match parent_listeners(route, parent, live, index) {
             Ok(l) => l,
             Err(c) => {
@@ -442,16 +499,14 @@ fn attach(
                 continue;
             }
             attached = true;
-            gateways[gw_at].listeners[l.index].attached_routes += 1;
+            attachments.push(i);
             if route.kind == RouteKind::Tcp {
                 ports.push(l.listener.port);
                 continue;
             }
             for h in names {
-                if let Some(h) = &h {
-                    if l.https && !hosts_of_listener[i].contains(h) {
-                        hosts_of_listener[i].insert(h.clone());
-                    }
+                if let Some(h) = h.as_ref().filter(|_| l.https) {
+                    https_hosts.push((i, h.clone()));
                 }
                 let tls = l.https || route.kind == RouteKind::Tls;
                 hosts.entry(h).or_default().insert((l.listener.port, tls));
@@ -530,9 +585,17 @@ fn attach(
         }
         p.conditions.insert(1, resolved.clone());
     }
-    let status = RouteStatus { kind: route.kind, key: key.clone(), generation: route.metadata.generation, parents };
+    let status =
+        Arc::new(RouteStatus { kind: route.kind, key: key.clone(), generation: route.metadata.generation, parents });
+    let lowered = |ingress| RouteLowered {
+        status: status.clone(),
+        ingress,
+        l4: Vec::new(),
+        attached: attachments.clone(),
+        https_hosts: https_hosts.clone(),
+    };
     if !accepted_anywhere {
-        return Some((status, None));
+        return Some(lowered(None));
     }
     if route.kind == RouteKind::Tcp {
         // The first rule's backends split the port's connections by weight; the first that
@@ -559,7 +622,7 @@ fn attach(
                 });
             }
         }
-        return Some((status, None));
+        return Some(RouteLowered { l4: forwards, ..lowered(None) });
     }
     let rules = hosts
         .into_iter()
@@ -589,7 +652,7 @@ fn attach(
         tls: Vec::new(),
         origin: Origin::Route(route.kind),
     };
-    Some((status, Some(ingress)))
+    Some(lowered(Some(ingress)))
 }
 
 #[cfg(test)]

@@ -24,7 +24,7 @@ use crate::Published;
 pub struct Written {
     classes: HashMap<String, i64>,
     gateways: HashMap<ObjectKey, GatewayStatus>,
-    routes: HashMap<(RouteKind, ObjectKey), RouteStatus>,
+    routes: HashMap<(RouteKind, ObjectKey), std::sync::Arc<RouteStatus>>,
 }
 
 impl Written {

@@ -153,14 +153,9 @@ pub struct Store {
     tcp_routes: BTreeMap<ObjectKey, HttpRoute>,
     namespaces: BTreeMap<ObjectKey, crate::model::Namespace>,
     grants: BTreeMap<ObjectKey, ReferenceGrant>,
-    /// The Gateway API objects in Ingress terms, as last lowered ([`Store::lower`]).
-    lowered: Vec<Ingress>,
-    /// TCPRoutes as forwarded ports, as last lowered.
-    lowered_l4: Vec<crate::model::gateway::L4Route>,
-    /// Gateway listeners' own ports, as last lowered.
-    lowered_ports: Vec<(u16, bool)>,
-    /// The statuses the last lowering decided.
-    pub gateway_statuses: crate::snapshot::gateway::Statuses,
+    /// The Gateway API objects in Ingress terms, forwarded ports and statuses, as last
+    /// lowered ([`Store::lower`], [`Store::route_hosts`]).
+    lowered: crate::snapshot::gateway::Lowering,
     /// HTTPRoutes and GRPCRoutes changed since the last lowering.
     changed_routes: BTreeSet<ObjectKey>,
 }
@@ -530,8 +525,7 @@ impl Store {
             .iter()
             .map(|h| {
                 let keys = self.by_host.get(h).into_iter().flatten();
-                let lowered = self.lowered.iter().filter(|i| HostKey::of_ingress(i).contains(h));
-                (h.clone(), keys.filter_map(|k| self.ingresses.get(k)).chain(lowered).collect())
+                (h.clone(), keys.filter_map(|k| self.ingresses.get(k)).chain(self.lowered.on_host(h)).collect())
             })
             .collect()
     }
@@ -566,14 +560,14 @@ impl Store {
 
     pub fn inputs(&self) -> Inputs<'_> {
         Inputs {
-            ingresses: self.ingresses.values().chain(self.lowered.iter()).collect(),
+            ingresses: self.ingresses.values().chain(self.lowered.ingresses()).collect(),
             ingress_classes: self.classes.values().collect(),
             services: self.services.values().collect(),
             endpoint_slices: self.slices.values().collect(),
             secrets: self.secrets.values().collect(),
             config_maps: self.config_maps.values().collect(),
-            l4_routes: self.lowered_l4.iter().collect(),
-            listener_ports: self.lowered_ports.clone(),
+            l4_routes: self.lowered.l4.iter().collect(),
+            listener_ports: self.lowered.ports.clone(),
             dns: self.dns.clone(),
         }
     }
@@ -664,7 +658,7 @@ impl Store {
                 });
             }
         }
-        StatusView { items: view, gateway: std::sync::Arc::new(self.gateway_statuses.clone()) }
+        StatusView { items: view, gateway: std::sync::Arc::new(self.lowered.statuses.clone()) }
     }
 }
 

@@ -57,7 +57,7 @@ pub struct RouteStatus {
 pub struct Statuses {
     pub classes: Vec<(String, i64)>,
     pub gateways: Vec<GatewayStatus>,
-    pub routes: Vec<RouteStatus>,
+    pub routes: Vec<std::sync::Arc<RouteStatus>>,
 }
 
 impl Statuses {
