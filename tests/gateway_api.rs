@@ -1100,14 +1100,18 @@ fn gateway_conflicted_listeners() {
     );
 }
 
-/// A request to `port` on 127.0.0.1 (a Gateway listener's own port), polled until `cond`
-/// holds of the answer (10 s); None while nothing answers.
-fn on_port_until(port: u16, host: &str, cond: impl Fn(Option<&Response>) -> bool) -> Option<Response> {
+/// `GET path` to `port` on 127.0.0.1 (a Gateway listener's own port); None: nothing answers.
+fn on_port(port: u16, host: &str, path: &str) -> Option<Response> {
     let at = SocketAddr::from(([127, 0, 0, 1], port));
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+    std::net::TcpStream::connect(at).ok().and_then(|_| raw(at, request.as_bytes()))
+}
+
+/// [`on_port`] for `/`, polled until `cond` holds of the answer (10 s).
+fn on_port_until(port: u16, host: &str, cond: impl Fn(Option<&Response>) -> bool) -> Option<Response> {
     let start = Instant::now();
     loop {
-        let request = format!("GET / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
-        let r = std::net::TcpStream::connect(at).ok().and_then(|_| raw(at, request.as_bytes()));
+        let r = on_port(port, host, "/");
         if cond(r.as_ref()) {
             return r;
         }
@@ -1240,4 +1244,50 @@ fn tcproute_weights_split_connections() {
             .collect();
     assert_eq!(counts, want, "40 connections split 2:1:1");
     status_is("tcproute/tcp-weights", "default", &condition("ResolvedRefs", "reason"), "BackendNotFound");
+}
+
+#[test]
+fn gateway_http_listener_isolation() {
+    // Conformance GatewayHTTPListenerIsolation, on a port of its own (the shared Gateways'
+    // routes without host names would answer on port 80): a request is served only by the
+    // routes of the most specific listener its host matches.
+    let port = free_port();
+    let mut yaml = format!("---\napiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {{name: http-listener-isolation, namespace: default}}\nspec:\n  gatewayClassName: ringress\n  listeners:\n  - {{name: empty-hostname, port: {port}, protocol: HTTP}}\n");
+    let listeners = [
+        ("wildcard-example-com", "'*.example.com'"),
+        ("wildcard-foo-example-com", "'*.foo.example.com'"),
+        ("abc-foo-example-com", "abc.foo.example.com"),
+    ];
+    for (name, host) in listeners {
+        yaml += &format!("  - {{name: {name}, port: {port}, protocol: HTTP, hostname: {host}}}\n");
+    }
+    let names = ["empty-hostname", "wildcard-example-com", "wildcard-foo-example-com", "abc-foo-example-com"];
+    for name in names {
+        yaml += &format!("---\napiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {{name: attaches-to-{name}, namespace: default}}\nspec:\n  parentRefs: [{{name: http-listener-isolation, sectionName: {name}}}]\n  rules:\n  - matches: [{{path: {{type: PathPrefix, value: /{name}}}}}]\n    backendRefs: [{{name: infra-backend-v1, port: 80}}]\n");
+    }
+    apply(&yaml);
+    for name in names {
+        status_is(&format!("httproute/attaches-to-{name}"), "default", &condition("Accepted", "status"), "True");
+    }
+    let start = Instant::now();
+    while !on_port(port, "abc.foo.example.com", "/abc-foo-example-com").is_some_and(|r| r.status == 200) {
+        assert!(start.elapsed() < Duration::from_secs(10), "port {port} serves the isolation Gateway");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Each host reaches its own listener's route and none of the others'.
+    for (host, own) in [
+        ("bar.com", "empty-hostname"),
+        ("bar.example.com", "wildcard-example-com"),
+        ("bar.foo.example.com", "wildcard-foo-example-com"),
+        ("abc.foo.example.com", "abc-foo-example-com"),
+    ] {
+        for name in names {
+            let r = on_port(port, host, &format!("/{name}")).expect("an answer");
+            let want = if name == own { 200 } else { 404 };
+            assert_eq!(r.status, want, "{host} /{name}: {}", r.text());
+            if want == 200 {
+                assert_eq!(backend(&r), "infra-backend-v1");
+            }
+        }
+    }
 }
