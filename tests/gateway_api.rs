@@ -1270,7 +1270,7 @@ fn gateway_http_listener_isolation() {
         status_is(&format!("httproute/attaches-to-{name}"), "default", &condition("Accepted", "status"), "True");
     }
     let start = Instant::now();
-    while !on_port(port, "abc.foo.example.com", "/abc-foo-example-com").is_some_and(|r| r.status == 200) {
+    while on_port(port, "abc.foo.example.com", "/abc-foo-example-com").is_none_or(|r| r.status != 200) {
         assert!(start.elapsed() < Duration::from_secs(10), "port {port} serves the isolation Gateway");
         std::thread::sleep(Duration::from_millis(100));
     }
