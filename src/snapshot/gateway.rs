@@ -56,12 +56,6 @@ pub struct Lowered {
     pub statuses: Statuses,
 }
 
-/// The specification's tie-breaker between routes: the oldest first, then by namespace and
-/// name. Routes are lowered (and so their rules inserted) in this order.
-fn age(r: &HttpRoute) -> (Option<&str>, Option<&str>, &str) {
-    (r.metadata.creation_timestamp.as_deref(), r.metadata.namespace.as_deref(), r.metadata.name.as_str())
-}
-
 /// What the lowering looks up for every route: (namespace, name) of every Service, and each
 /// Namespace's labels.
 struct Index<'a> {
@@ -151,20 +145,11 @@ pub fn lower_objects(objects: &mut crate::model::Objects) -> Statuses {
     statuses
 }
 
-/// Lowers our Gateways and the routes attached to them.
+/// Lowers our Gateways and the routes attached to them. (The specification's tie-breaker
+/// between routes, the oldest first, then namespace and name, is the builder's order of
+/// Ingresses.)
 pub fn lower(inputs: &GatewayInputs) -> Lowered {
-    let (mut out, frame) = gateways(inputs);
-    let mut routes: Vec<&HttpRoute> = inputs.routes.clone();
-    routes.sort_by(|a, b| age(a).cmp(&age(b)));
-    let lowered: Vec<RouteLowered> = routes.into_iter().filter_map(|r| lower_route(r, &frame, inputs)).collect();
-    let certs = finish(&frame, &mut out.statuses.gateways, lowered.iter());
-    for r in lowered {
-        out.statuses.routes.push(r.status);
-        out.ingresses.extend(r.ingress);
-        out.l4.extend(r.l4);
-    }
-    out.ingresses.extend(certs);
-    out
+    Lowering::all(inputs).into_lowered()
 }
 
 /// What every route is lowered against: the live listeners, their certificates, and the

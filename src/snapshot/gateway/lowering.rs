@@ -12,7 +12,7 @@ use crate::snapshot::HostKey;
 /// Every route's lowering, and what the Gateways make of them together.
 #[derive(Debug, Default)]
 pub struct Lowering {
-    routes: BTreeMap<(RouteKind, ObjectKey), Lowered>,
+    routes: BTreeMap<(RouteKind, ObjectKey), Kept>,
     /// The Ingresses that carry the HTTPS listeners' certificates.
     certs: Vec<Ingress>,
     /// TCPRoutes' forwarded ports.
@@ -24,15 +24,15 @@ pub struct Lowering {
 
 /// One route's lowering, and the hosts its Ingress has rules on.
 #[derive(Debug)]
-struct Lowered {
+struct Kept {
     route: RouteLowered,
     hosts: Vec<HostKey>,
 }
 
-impl Lowered {
-    fn of(route: RouteLowered) -> Lowered {
+impl Kept {
+    fn of(route: RouteLowered) -> Kept {
         let hosts = route.ingress.as_ref().map(HostKey::of_ingress).unwrap_or_default();
-        Lowered { route, hosts }
+        Kept { route, hosts }
     }
 }
 
@@ -43,7 +43,7 @@ impl Lowering {
         let routes = inputs
             .routes
             .iter()
-            .filter_map(|r| Some(((r.kind, r.key()), Lowered::of(lower_route(r, &frame, inputs)?))))
+            .filter_map(|r| Some(((r.kind, r.key()), Kept::of(lower_route(r, &frame, inputs)?))))
             .collect();
         let mut l = Lowering { routes, ports: base.ports, statuses: base.statuses, ..Lowering::default() };
         l.l4 = l.routes.values().flat_map(|r| r.route.l4.iter().cloned()).collect();
@@ -72,7 +72,7 @@ impl Lowering {
         }
         for r in changed {
             if let Some(l) = lower_route(r, &frame, inputs) {
-                let l = Lowered::of(l);
+                let l = Kept::of(l);
                 hosts.extend(l.hosts.iter().cloned());
                 self.routes.insert((r.kind, r.key()), l);
             }
@@ -100,6 +100,13 @@ impl Lowering {
     /// Every Ingress the lowering made: the routes', then the certificates'.
     pub fn ingresses(&self) -> impl Iterator<Item = &Ingress> {
         self.routes.values().filter_map(|r| r.route.ingress.as_ref()).chain(&self.certs)
+    }
+
+    /// The whole lowering as [`super::lower`] gives it.
+    pub fn into_lowered(self) -> super::Lowered {
+        let certs = self.certs;
+        let ingresses = self.routes.into_values().filter_map(|r| r.route.ingress).chain(certs).collect();
+        super::Lowered { ingresses, l4: self.l4, ports: self.ports, statuses: self.statuses }
     }
 
     /// The routes' Ingresses with rules on `host`.
