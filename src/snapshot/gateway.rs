@@ -24,7 +24,7 @@ use crate::model::{
 
 use listener::{certificates, kinds_for, listener_kinds, PortUse};
 pub use lowering::Lowering;
-pub use rule::{modified_path, query_param, Entry, Facts, GatewayRule};
+pub use rule::{modified_path, query_param, weighted, Entry, Facts, GatewayRule};
 use status::cond;
 pub use status::{Condition, GatewayStatus, ListenerStatus, ParentStatus, RouteStatus, Statuses};
 

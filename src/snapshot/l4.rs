@@ -105,15 +105,7 @@ impl L4Port {
             return None;
         }
         let n = self.picked.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        // A stride coprime with the total walks every slot once per run.
-        const STRIDE: u64 = 7919;
-        let n = n % total;
-        let slot = if total % STRIDE == 0 { n } else { n * STRIDE % total };
-        let mut acc = 0;
-        self.shares.iter().find(|s| {
-            acc += u64::from(s.weight);
-            slot < acc
-        })
+        super::gateway::weighted(n, total, self.shares.iter().map(|s| (s, s.weight)))
     }
 }
 

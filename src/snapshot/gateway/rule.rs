@@ -192,18 +192,8 @@ impl GatewayRule {
         if self.split.len() == 1 {
             return Some(self.split[0].0);
         }
-        let n = self.picked.fetch_add(1, Ordering::Relaxed) % self.total;
-        // A stride coprime with the total walks every slot once per run, interleaving.
-        const STRIDE: u64 = 7919;
-        let slot = if self.total % STRIDE == 0 { n } else { n * STRIDE % self.total };
-        let mut acc = 0u64;
-        for (id, w) in &self.split {
-            acc += u64::from(*w);
-            if slot < acc {
-                return Some(*id);
-            }
-        }
-        None
+        let n = self.picked.fetch_add(1, Ordering::Relaxed);
+        weighted(n, self.total, self.split.iter().map(|(id, w)| (*id, *w)))
     }
 }
 
@@ -254,6 +244,23 @@ impl GatewayRule {
         }
         parts.join(", ")
     }
+}
+
+/// The share the `n`th pick lands on among `shares`, whose weights sum to `total` (not 0):
+/// over each run of `total` picks each share gets exactly its weight, interleaved (a stride
+/// coprime with the total walks every slot once per run).
+pub fn weighted<T>(n: u64, total: u64, shares: impl Iterator<Item = (T, u32)>) -> Option<T> {
+    const STRIDE: u64 = 7919;
+    let n = n % total;
+    let slot = if total % STRIDE == 0 { n } else { n * STRIDE % total };
+    let mut acc = 0u64;
+    for (share, w) in shares {
+        acc += u64::from(w);
+        if slot < acc {
+            return Some(share);
+        }
+    }
+    None
 }
 
 /// The first value of the query parameter `name` (as sent; names are case-sensitive).
