@@ -800,8 +800,19 @@ fn tlsroute_simple_same_namespace() {
     let answered = (0..20).filter(|_| attempt().contains("backend sni=weighted.pass.test")).count();
     assert_eq!(answered, 10, "half the connections to the resolving backend, half refused");
     status_is("gateway/passthrough", "default", "{.status.listeners[0].supportedKinds[*].kind}", "TLSRoute");
-    // The HTTPS Gateway's own hosts are still terminated by ringress on the same port.
-    assert!(e.https.port() > 0);
+    // A TLS listener on a port of its own: its routes are passed through there, and only there.
+    let own = free_port();
+    apply(&format!("---\napiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {{name: passthrough-own-port, namespace: default}}\nspec:\n  gatewayClassName: ringress\n  listeners:\n  - {{name: tls, port: {own}, protocol: TLS, tls: {{mode: Passthrough}}}}\n---\napiVersion: gateway.networking.k8s.io/v1\nkind: TLSRoute\nmetadata: {{name: own-port, namespace: default}}\nspec:\n  parentRefs: [{{name: passthrough-own-port}}]\n  hostnames: [own.pass.test]\n  rules:\n  - backendRefs: [{{name: tls-backend, port: 80}}]\n"));
+    let on = |port: u16| {
+        let (resolve, url) = (format!("own.pass.test:{port}:127.0.0.1"), format!("https://own.pass.test:{port}/"));
+        run(std::process::Command::new("curl").args(["-sSk", "--resolve", &resolve, &url])).1
+    };
+    let start = Instant::now();
+    while !on(own).contains("backend sni=own.pass.test") {
+        assert!(start.elapsed() < Duration::from_secs(10), "the TLSRoute on port {own} is not passed through");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(!on(e.https.port()).contains("backend sni="), "not passed through on ringress's own HTTPS port");
 }
 
 #[test]
