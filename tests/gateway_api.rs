@@ -200,10 +200,9 @@ fn status_is(kind_name: &str, namespace: &str, jsonpath: &str, want: &str) {
     }
 }
 
-/// GETs `https://host/` on ringress's HTTPS port with curl, trusting `ca`, until the body
-/// contains `want` (10 s).
-fn https_until(ca: &std::path::Path, host: &str, want: &str) {
-    let port = env().https.port();
+/// GETs `https://host/` on `port` of 127.0.0.1 (ringress's HTTPS port, or a Gateway
+/// listener's own) with curl, trusting `ca`, until the body contains `want` (10 s).
+fn https_until(port: u16, ca: &std::path::Path, host: &str, want: &str) {
     let (resolve, url) = (format!("{host}:{port}:127.0.0.1"), format!("https://{host}:{port}/"));
     let start = Instant::now();
     loop {
@@ -624,7 +623,7 @@ fn httproute_https_listener() {
     let dir = support::proxy::temp_dir();
     let ca = dir.join("ca.pem");
     std::fs::write(&ca, &e.ca).unwrap();
-    https_until(&ca, "app.secure.test", "upstream=infra-backend-v3");
+    https_until(env().https.port(), &ca, "app.secure.test", "upstream=infra-backend-v3");
     // Attached to the HTTPS listener only: not served over plain HTTP.
     assert_eq!(request("GET", "app.secure.test", "/", &[]).status, 404);
     status_is("gateway/secure", "default", "{.status.listeners[0].attachedRoutes}", "1");
@@ -783,7 +782,7 @@ fn tlsroute_simple_same_namespace() {
         + "---\napiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {name: passthrough, namespace: default}\nspec:\n  gatewayClassName: ringress\n  listeners:\n  - {name: tls, port: 443, protocol: TLS, tls: {mode: Passthrough}}\n---\napiVersion: gateway.networking.k8s.io/v1\nkind: TLSRoute\nmetadata: {name: gateway-conformance-infra-test, namespace: default}\nspec:\n  parentRefs: [{name: passthrough}]\n  hostnames: [tls.pass.test]\n  rules:\n  - backendRefs: [{name: tls-backend, port: 80}]\n";
     apply(&yaml);
     let ca = backend_ca.write(&dir, "backend-ca.pem");
-    https_until(&ca, "tls.pass.test", "backend sni=tls.pass.test");
+    https_until(env().https.port(), &ca, "tls.pass.test", "backend sni=tls.pass.test");
     status_is("tlsroute/gateway-conformance-infra-test", "default", &condition("Accepted", "status"), "True");
     // Weights split connections too; a share that does not resolve is refused (closed).
     apply("apiVersion: gateway.networking.k8s.io/v1\nkind: TLSRoute\nmetadata: {name: weighted, namespace: default}\nspec:\n  parentRefs: [{name: passthrough}]\n  hostnames: [weighted.pass.test]\n  rules:\n  - backendRefs: [{name: tls-backend, port: 80, weight: 1}, {name: missing, port: 80, weight: 1}]\n");
@@ -1167,7 +1166,7 @@ fn httproute_listener_port_matching() {
     on_port_until(p1, "foo.ports.test", is("infra-backend-v2"));
     on_port_until(p1, "bar.ports.test:8080", is("infra-backend-v2"));
     on_port_until(p2, "foo.ports.test", is("infra-backend-v3"));
-    // bar.com on the third port has a listener but no route.
+    // bar.ports.test on the third port has a listener but no route.
     on_port_until(p2, "bar.ports.test", |r| r.is_some_and(|r| r.status == 404));
     // No route crosses to another port, and ringress's own listener does not serve them.
     assert_eq!(request("GET", "bar.ports.test", "/", &[]).status, 404, "its routes are on other ports");
@@ -1177,23 +1176,7 @@ fn httproute_listener_port_matching() {
     // HTTPS on a port of its own, with the listener's certificate; not on ringress's 443.
     let ca = std::env::temp_dir().join(format!("ringress-gw-ports-ca-{}.pem", std::process::id()));
     std::fs::write(&ca, &e.ca).unwrap();
-    let (resolve, url) = (format!("ports.secure.test:{p3}:127.0.0.1"), format!("https://ports.secure.test:{p3}/"));
-    let start = Instant::now();
-    loop {
-        let (ok, out, err) = run(std::process::Command::new("curl").args([
-            "-sS",
-            "--cacert",
-            ca.to_str().unwrap(),
-            "--resolve",
-            &resolve,
-            &url,
-        ]));
-        if ok && out.contains("upstream=infra-backend-v1") {
-            break;
-        }
-        assert!(start.elapsed() < Duration::from_secs(10), "{url}: {out} {err}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    https_until(p3, &ca, "ports.secure.test", "upstream=infra-backend-v1");
     on_port_until(p3, "ports.secure.test", |r| r.is_none());
     let main = format!("ports.secure.test:{}:127.0.0.1", e.https.port());
     let (_, out, _) = run(std::process::Command::new("curl").args([
