@@ -14,19 +14,13 @@ pub const GROUP: &str = "gateway.networking.k8s.io";
 
 /// The parts of `metadata` the Gateway API reads.
 #[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "camelCase")]
+#[serde(default, rename_all = "camelCase")]
 pub struct Meta {
-    #[serde(default)]
     pub name: String,
-    #[serde(default)]
     pub namespace: Option<String>,
-    #[serde(default)]
     pub generation: i64,
-    #[serde(default)]
     pub creation_timestamp: Option<String>,
-    #[serde(default)]
     pub uid: Option<String>,
-    #[serde(default)]
     pub labels: std::collections::BTreeMap<String, String>,
 }
 
@@ -68,22 +62,17 @@ pub struct GatewaySpec {
 #[serde(rename_all = "camelCase")]
 pub struct Listener {
     pub name: String,
-    #[serde(default)]
     pub hostname: Option<String>,
     pub port: u16,
     pub protocol: String,
-    #[serde(default)]
     pub tls: Option<ListenerTls>,
-    #[serde(default)]
     pub allowed_routes: Option<AllowedRoutes>,
 }
 
-#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "camelCase")]
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq, Default)]
+#[serde(default, rename_all = "camelCase")]
 pub struct ListenerTls {
-    #[serde(default)]
     pub mode: Option<String>,
-    #[serde(default)]
     pub certificate_refs: Vec<ObjectRef>,
 }
 
@@ -91,16 +80,11 @@ pub struct ListenerTls {
 #[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct ObjectRef {
-    #[serde(default)]
     pub group: Option<String>,
-    #[serde(default)]
     pub kind: Option<String>,
     pub name: String,
-    #[serde(default)]
     pub namespace: Option<String>,
-    #[serde(default)]
     pub section_name: Option<String>,
-    #[serde(default)]
     pub port: Option<u16>,
 }
 
@@ -121,29 +105,23 @@ impl ObjectRef {
 }
 
 #[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "camelCase")]
+#[serde(default, rename_all = "camelCase")]
 pub struct AllowedRoutes {
-    #[serde(default)]
     pub namespaces: Option<RouteNamespaces>,
-    #[serde(default)]
     pub kinds: Vec<RouteGroupKind>,
 }
 
 #[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "camelCase")]
+#[serde(default, rename_all = "camelCase")]
 pub struct RouteNamespaces {
-    #[serde(default)]
     pub from: Option<String>,
-    #[serde(default)]
     pub selector: Option<LabelSelector>,
 }
 
 #[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "camelCase")]
+#[serde(default, rename_all = "camelCase")]
 pub struct LabelSelector {
-    #[serde(default)]
     pub match_labels: std::collections::BTreeMap<String, String>,
-    #[serde(default)]
     pub match_expressions: Vec<LabelExpression>,
 }
 
@@ -176,7 +154,6 @@ impl LabelSelector {
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct RouteGroupKind {
-    #[serde(default)]
     pub group: Option<String>,
     pub kind: String,
 }
@@ -300,13 +277,10 @@ impl Default for HttpMatch {
 
 /// `set`/`add`/`remove` of a header modifier filter (names as written; compared without case).
 #[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "camelCase")]
+#[serde(default, rename_all = "camelCase")]
 pub struct HeaderModifier {
-    #[serde(default)]
     pub set: Vec<NameValue>,
-    #[serde(default)]
     pub add: Vec<NameValue>,
-    #[serde(default)]
     pub remove: Vec<String>,
 }
 
@@ -398,7 +372,6 @@ pub struct GrantTo {
     #[serde(default)]
     pub group: String,
     pub kind: String,
-    #[serde(default)]
     pub name: Option<String>,
 }
 

@@ -5,9 +5,13 @@
 
 use http::HeaderName;
 
-use super::annotations::{parse_bool, parse_seconds, parse_size};
+use super::access::parse_patterns;
+use super::annotations::{parse_bool, parse_codes, parse_on_off, parse_seconds, parse_seconds_or_zero, parse_size};
+use super::compression::{AgentPattern, Types};
 use super::edge::{parse_cidrs, Edge, FRAMING_FIELDS};
-use super::{LoadBalance, Settings};
+use super::listener_tls::{parse_ciphers, parse_groups, parse_protocols};
+use super::response_rewrite::parse_pair;
+use super::{LoadBalance, NextWhen, Settings};
 use crate::access_log;
 use crate::model::ConfigMap;
 
@@ -39,7 +43,7 @@ struct Key {
 
 /// A key that sets `field` to what `parse` makes of the value.
 macro_rules! key {
-    ($name:literal, $expects:literal, $($field:ident).+, $parse:expr) => {
+    ($name:literal, $expects:expr, $($field:ident).+, $parse:expr) => {
         Key {
             name: $name,
             expects: $expects,
@@ -55,9 +59,19 @@ macro_rules! key {
     };
 }
 
-fn positive<T: std::str::FromStr + Default + PartialOrd>(v: &str) -> Option<T> {
-    v.parse::<T>().ok().filter(|n| *n > T::default())
+fn whole<T: std::str::FromStr>(v: &str) -> Option<T> {
+    v.parse::<T>().ok()
 }
+
+fn positive<T: std::str::FromStr + Default + PartialOrd>(v: &str) -> Option<T> {
+    whole::<T>(v).filter(|n| *n > T::default())
+}
+
+/// What a good value looks like, for the keys that share it.
+const CIDRS: &str = "comma-separated address blocks (10.0.0.0/8,192.168.0.0/16)";
+const PATTERNS: &str = "comma-separated strings or ~regular expressions";
+const HEADER_NAMES: &str = "a comma-separated list of header names (not framing ones)";
+const MEDIA_TYPES: &str = "space-separated media types (type/subtype) or *";
 
 /// Every key ringress reads, in the README's order.
 const KEYS: &[Key] = &[
@@ -70,13 +84,9 @@ const KEYS: &[Key] = &[
     key!("proxy-body-size", "a size (8m, 512k, 1g; 0 for no limit)", settings.max_body_bytes, parse_size),
     key!("ssl-redirect", "true or false", settings.ssl_redirect, parse_bool),
     key!("force-ssl-redirect", "true or false", settings.force_ssl_redirect, parse_bool),
-    key!("http-redirect-code", "301, 302, 307 or 308", settings.redirect_code, |v: &str| v
-        .parse::<u16>()
-        .ok()
+    key!("http-redirect-code", "301, 302, 307 or 308", settings.redirect_code, |v: &str| whole::<u16>(v)
         .filter(|c| matches!(c, 301 | 302 | 307 | 308))),
-    key!("upstream-keepalive-connections", "a whole number", settings.upstream_keepalive_connections, |v: &str| v
-        .parse::<usize>()
-        .ok()),
+    key!("upstream-keepalive-connections", "a whole number", settings.upstream_keepalive_connections, whole::<usize>),
     key!("upstream-keepalive-timeout", "a number of seconds", settings.upstream_idle_timeout, parse_seconds),
     key!(
         "http2-max-concurrent-streams",
@@ -99,7 +109,7 @@ const KEYS: &[Key] = &[
     }),
     key!("access-log-max-size", "a size (100m, 512k, 1g)", log.max_size, |v: &str| parse_size(v).filter(|n| *n > 0)),
     key!("access-log-rotate-interval", "a duration (3600, 90s, 30m, 24h, 7d)", log.rotate_every, parse_duration),
-    key!("access-log-max-files", "a whole number", log.max_files, |v: &str| v.parse::<usize>().ok()),
+    key!("access-log-max-files", "a whole number", log.max_files, whole::<usize>),
     key!("access-log-max-total-size", "a size (100m, 512k, 1g)", log.max_total, |v: &str| parse_size(v)
         .filter(|n| *n > 0)),
     key!("access-log-compress", "true or false", log.compress, parse_bool),
@@ -109,16 +119,14 @@ const KEYS: &[Key] = &[
         "proxy-next-upstream",
         "off or a list of error, timeout, invalid_header, http_5xx/403/404/429, non_idempotent",
         settings.next_upstream.when,
-        crate::snapshot::NextWhen::parse
+        NextWhen::parse
     ),
-    key!("proxy-next-upstream-tries", "a whole number (0: every endpoint)", settings.next_upstream.tries, |v: &str| v
-        .parse::<u32>()
-        .ok()),
+    key!("proxy-next-upstream-tries", "a whole number (0: every endpoint)", settings.next_upstream.tries, whole::<u32>),
     key!(
         "proxy-next-upstream-timeout",
         "a number of seconds (0: no limit)",
         settings.next_upstream.timeout,
-        crate::snapshot::annotations::parse_seconds_or_zero
+        parse_seconds_or_zero
     ),
     key!("limit-req-status-code", "a status from 400 to 599", settings.limit_req_status, parse_status),
     key!("limit-conn-status-code", "a status from 400 to 599", settings.limit_conn_status, parse_status),
@@ -126,18 +134,13 @@ const KEYS: &[Key] = &[
         "custom-http-errors",
         "a comma-separated list of statuses from 400 to 599",
         settings.custom_http_errors,
-        crate::snapshot::annotations::parse_codes
+        parse_codes
     ),
-    key!("limit-rate", "bytes per second (0: none)", settings.limit_rate, |v: &str| v.parse::<u64>().ok()),
-    key!("limit-rate-after", "a number of bytes", settings.limit_rate_after, |v: &str| v.parse::<u64>().ok()),
+    key!("limit-rate", "bytes per second (0: none)", settings.limit_rate, whole::<u64>),
+    key!("limit-rate-after", "a number of bytes", settings.limit_rate_after, whole::<u64>),
     key!("use-proxy-protocol", "true or false", settings.accept_proxy, parse_bool),
     key!("enable-underscores-in-headers", "true or false", settings.underscores_in_headers, parse_bool),
-    key!(
-        "proxy-request-buffering",
-        "on or off",
-        settings.request_buffering,
-        crate::snapshot::annotations::parse_on_off
-    ),
+    key!("proxy-request-buffering", "on or off", settings.request_buffering, parse_on_off),
     key!("proxy-buffer-size", "a size from 1k to 1m", settings.max_response_head, |v: &str| parse_size(v)
         .filter(|n| (1024..=1 << 20).contains(n))
         .map(|n| n as usize)),
@@ -152,85 +155,63 @@ const KEYS: &[Key] = &[
         }
     ),
     key!("client-body-buffer-size", "a size (8k, 1m)", settings.body_buffer_size, parse_size),
-    key!("client-body-min-rate", "bytes per second (0: no minimum)", settings.body_min_rate, |v: &str| v
-        .parse::<u64>()
-        .ok()),
+    key!("client-body-min-rate", "bytes per second (0: no minimum)", settings.body_min_rate, whole::<u64>),
     key!("load-balance", "round_robin or ewma", settings.load_balance, |v: &str| match v {
         "round_robin" => Some(LoadBalance::RoundRobin),
         "ewma" => Some(LoadBalance::Ewma),
         _ => None,
     }),
     key!("hsts", "true or false", edge.hsts, parse_bool),
-    key!("hsts-max-age", "a whole number of seconds", edge.hsts_max_age, |v: &str| v.parse::<u64>().ok()),
+    key!("hsts-max-age", "a whole number of seconds", edge.hsts_max_age, whole::<u64>),
     key!("hsts-include-subdomains", "true or false", edge.hsts_include_subdomains, parse_bool),
     key!("hsts-preload", "true or false", edge.hsts_preload, parse_bool),
     key!("add-headers", "namespace/name of a ConfigMap", edge.add_headers, config_map_ref),
     key!("proxy-set-headers", "namespace/name of a ConfigMap", edge.proxy_set_headers, config_map_ref),
-    key!("hide-headers", "a comma-separated list of header names (not framing ones)", edge.hide_headers, |v: &str| {
-        header_names(v).map(std::sync::Arc::from)
-    }),
-    key!(
-        "global-allowed-response-headers",
-        "a comma-separated list of header names (not framing ones)",
-        edge.allowed_response_headers,
-        header_names
-    ),
+    key!("hide-headers", HEADER_NAMES, edge.hide_headers, |v: &str| { header_names(v).map(std::sync::Arc::from) }),
+    key!("global-allowed-response-headers", HEADER_NAMES, edge.allowed_response_headers, header_names),
     key!(
         "ssl-protocols",
         "TLSv1.2 and/or TLSv1.3 (ringress offers no older protocol)",
         edge.tls.protocols,
-        super::listener_tls::parse_protocols
+        parse_protocols
     ),
     key!(
         "ssl-ciphers",
         "an OpenSSL cipher list naming at least one ECDHE AES-GCM or CHACHA20-POLY1305 suite",
         edge.tls.ciphers,
-        super::listener_tls::parse_ciphers
+        parse_ciphers
     ),
     key!(
         "ssl-ecdh-curve",
         "auto or a colon-separated list of X25519MLKEM768, X25519, prime256v1, secp384r1",
         edge.tls.groups,
-        super::listener_tls::parse_groups
+        parse_groups
     ),
     key!("ssl-session-tickets", "true or false", edge.tls.tickets, parse_bool),
     key!("ssl-session-timeout", "a duration (600, 90s, 10m, 24h, 7d)", edge.tls.session_timeout, parse_duration),
     key!("proxy-cookie-domain", "off or two words (from to)", edge.cookie_domain, |v: &str| {
-        super::response_rewrite::parse_pair(v).map(Some)
+        parse_pair(v).map(Some)
     }),
-    key!("proxy-cookie-path", "off or two words (from to)", edge.cookie_path, |v: &str| {
-        super::response_rewrite::parse_pair(v).map(Some)
-    }),
+    key!("proxy-cookie-path", "off or two words (from to)", edge.cookie_path, |v: &str| { parse_pair(v).map(Some) }),
     key!("proxy-redirect-from", "off, default or one word of URL characters", edge.redirect_from, redirect_word),
     key!("proxy-redirect-to", "one word of URL characters", edge.redirect_to, redirect_word),
     key!("allow-snippet-annotations", "true or false", edge.allow_snippets, parse_bool),
     key!("use-gzip", "true or false", edge.compression.gzip, parse_bool),
-    key!("gzip-level", "a level from 1 to 9", edge.compression.gzip_level, |v: &str| v
-        .parse::<u32>()
-        .ok()
+    key!("gzip-level", "a level from 1 to 9", edge.compression.gzip_level, |v: &str| whole::<u32>(v)
         .filter(|l| (1..=9).contains(l))),
-    key!("gzip-min-length", "a number of bytes", edge.compression.gzip_min_length, |v: &str| v.parse::<u64>().ok()),
-    key!("gzip-types", "space-separated media types (type/subtype) or *", edge.compression.gzip_types, |v: &str| {
-        super::compression::Types::parse(v)
-    }),
+    key!("gzip-min-length", "a number of bytes", edge.compression.gzip_min_length, whole::<u64>),
+    key!("gzip-types", MEDIA_TYPES, edge.compression.gzip_types, |v: &str| { Types::parse(v) }),
     key!(
         "gzip-disable",
         "a regular expression on the User-Agent, or msie6",
         edge.compression.gzip_disable,
-        super::compression::AgentPattern::parse
+        AgentPattern::parse
     ),
     key!("enable-brotli", "true or false", edge.compression.brotli, parse_bool),
-    key!("brotli-level", "a level from 0 to 11", edge.compression.brotli_level, |v: &str| v
-        .parse::<u32>()
-        .ok()
+    key!("brotli-level", "a level from 0 to 11", edge.compression.brotli_level, |v: &str| whole::<u32>(v)
         .filter(|l| *l <= 11)),
-    key!("brotli-min-length", "a number of bytes", edge.compression.brotli_min_length, |v: &str| v.parse::<u64>().ok()),
-    key!(
-        "brotli-types",
-        "space-separated media types (type/subtype) or *",
-        edge.compression.brotli_types,
-        |v: &str| { super::compression::Types::parse(v) }
-    ),
+    key!("brotli-min-length", "a number of bytes", edge.compression.brotli_min_length, whole::<u64>),
+    key!("brotli-types", MEDIA_TYPES, edge.compression.brotli_types, Types::parse),
     key!("use-forwarded-headers", "true or false", edge.use_forwarded_headers, parse_bool),
     key!("enable-real-ip", "true or false", edge.enable_real_ip, parse_bool),
     key!("compute-full-forwarded-for", "true or false", edge.compute_full_forwarded_for, parse_bool),
@@ -238,39 +219,19 @@ const KEYS: &[Key] = &[
         let token = !v.is_empty() && v.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
         token.then(|| v.to_ascii_lowercase())
     }),
-    key!(
-        "whitelist-source-range",
-        "comma-separated address blocks (10.0.0.0/8,192.168.0.0/16)",
-        edge.allow,
-        |v: &str| parse_cidrs(v).map(|c| (!c.is_empty()).then_some(c))
-    ),
-    key!("denylist-source-range", "comma-separated address blocks (10.0.0.0/8,192.168.0.0/16)", edge.deny, parse_cidrs),
-    key!("block-cidrs", "comma-separated address blocks (10.0.0.0/8,192.168.0.0/16)", edge.block, parse_cidrs),
-    key!(
-        "block-user-agents",
-        "comma-separated strings or ~regular expressions",
-        edge.block_user_agents,
-        super::access::parse_patterns
-    ),
-    key!(
-        "block-referers",
-        "comma-separated strings or ~regular expressions",
-        edge.block_referers,
-        super::access::parse_patterns
-    ),
-    key!(
-        "proxy-real-ip-cidr",
-        "comma-separated address blocks (10.0.0.0/8,192.168.0.0/16)",
-        edge.trusted,
-        |v: &str| { parse_cidrs(v).filter(|c| !c.is_empty()) }
-    ),
+    key!("whitelist-source-range", CIDRS, edge.allow, |v: &str| parse_cidrs(v).map(|c| (!c.is_empty()).then_some(c))),
+    key!("denylist-source-range", CIDRS, edge.deny, parse_cidrs),
+    key!("block-cidrs", CIDRS, edge.block, parse_cidrs),
+    key!("block-user-agents", PATTERNS, edge.block_user_agents, parse_patterns),
+    key!("block-referers", PATTERNS, edge.block_referers, parse_patterns),
+    key!("proxy-real-ip-cidr", CIDRS, edge.trusted, |v: &str| parse_cidrs(v).filter(|c| !c.is_empty())),
 ];
 
-/// Seconds, or a number with an `s`, `m`, `h` or `d` unit.
 fn parse_status(v: &str) -> Option<u16> {
-    v.parse::<u16>().ok().filter(|c| (400..=599).contains(c))
+    whole::<u16>(v).filter(|c| (400..=599).contains(c))
 }
 
+/// Seconds, or a number with an `s`, `m`, `h` or `d` unit.
 fn parse_duration(v: &str) -> Option<std::time::Duration> {
     let (num, unit) = match v.as_bytes().last()? {
         b's' => (&v[..v.len() - 1], 1),

@@ -245,8 +245,7 @@ apiVersion: discovery.k8s.io/v1
 kind: EndpointSlice
 metadata: {name: web-2, namespace: shop, labels: {kubernetes.io/service-name: web}}
 addressType: IPv4
-endpoints:
-- {addresses: [10.1.0.4]}
+endpoints: [{addresses: [10.1.0.4]}]
 ports: [{name: http, port: 8081}]
 ---
 apiVersion: networking.k8s.io/v1

@@ -340,6 +340,17 @@ impl Limits {
     }
 }
 
+/// The value of an annotation (full key, value) read as a `T`; one that does not read is
+/// added to `bad` as not being `what`.
+fn parsed<T: std::str::FromStr>(got: Option<(&str, &str)>, what: &str, bad: &mut Vec<(String, String)>) -> Option<T> {
+    let (full, v) = got?;
+    let n = v.trim().parse().ok();
+    if n.is_none() {
+        bad.push((full.to_string(), format!("annotation {full}: {v:?} is not {what}")));
+    }
+    n
+}
+
 /// What the traffic annotations of one Ingress ask for, and what is wrong with them.
 pub fn read<'a>(get: impl Fn(&str) -> Option<(&'a str, &'a str)>) -> Read {
     let mut bad: Vec<(String, String)> = Vec::new();
@@ -353,16 +364,7 @@ pub fn read<'a>(get: impl Fn(&str) -> Option<(&'a str, &'a str)>) -> Read {
             }
         },
     };
-    let number = |key: &str, bad: &mut Vec<(String, String)>| {
-        let (full, v) = get(key)?;
-        match v.trim().parse::<u64>() {
-            Ok(n) => Some(n),
-            Err(_) => {
-                bad.push((full.to_string(), format!("annotation {full}: {v:?} is not a whole number of seconds")));
-                None
-            }
-        }
-    };
+    let number = |key: &str, bad: &mut Vec<(String, String)>| parsed::<u64>(get(key), "a whole number of seconds", bad);
 
     // --- balancing: affinity, then hashing, then load-balance ---
     let mut balance = Balance::Global;
@@ -485,16 +487,7 @@ pub fn read<'a>(get: impl Fn(&str) -> Option<(&'a str, &'a str)>) -> Read {
     });
 
     // --- limits ---
-    let whole = |key: &str, bad: &mut Vec<(String, String)>| {
-        let (full, v) = get(key)?;
-        match v.trim().parse::<u32>() {
-            Ok(n) => Some(n),
-            Err(_) => {
-                bad.push((full.to_string(), format!("annotation {full}: {v:?} is not a whole number (0 or more)")));
-                None
-            }
-        }
-    };
+    let whole = |key: &str, bad: &mut Vec<(String, String)>| parsed::<u32>(get(key), "a whole number (0 or more)", bad);
     let multiplier = whole("limit-burst-multiplier", &mut bad).filter(|&m| m > 0).unwrap_or(5);
     let mut l = Limits {
         per_second: whole("limit-rps", &mut bad).filter(|&n| n > 0).map(|n| (n, n.saturating_mul(multiplier))),

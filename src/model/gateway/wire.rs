@@ -18,13 +18,10 @@ pub struct RouteWire {
 }
 
 #[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(default, rename_all = "camelCase")]
 pub struct RouteSpecWire {
-    #[serde(default)]
     parent_refs: Vec<ObjectRef>,
-    #[serde(default)]
     hostnames: Vec<String>,
-    #[serde(default)]
     rules: Vec<RuleWire>,
 }
 

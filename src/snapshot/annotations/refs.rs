@@ -6,51 +6,56 @@ use super::{ExternalAuth, PREFIXES};
 use crate::model::{Ingress, ObjectKey};
 use crate::snapshot::auth::{BasicSpec, SecretType};
 
-/// The Secret an Ingress's `auth-secret` names (under either prefix), if it names one: the
-/// provider asks, to know whether a Secret's change concerns any route.
+/// The value an Ingress gives annotation `key` (under either prefix, the current one first),
+/// trimmed.
+pub fn value<'i>(ing: &'i Ingress, key: &str) -> Option<&'i str> {
+    PREFIXES.iter().find_map(|p| ing.annotations.get(&format!("{p}{key}"))).map(|v| v.trim())
+}
+
+/// The object (`name` in the Ingress's namespace, or `namespace/name`) that annotation `key`
+/// names, if it names one.
+fn named(ing: &Ingress, key: &str) -> Option<ObjectKey> {
+    secret_key(ing, value(ing, key)?)
+}
+
+/// The Secret an Ingress's `auth-secret` names, if it names one: the provider asks, to know
+/// whether a Secret's change concerns any route.
 pub fn auth_secret(ing: &Ingress) -> Option<ObjectKey> {
-    let v = PREFIXES.iter().find_map(|p| ing.annotations.get(&format!("{p}auth-secret")))?;
-    secret_key(ing, v.trim())
+    named(ing, "auth-secret")
 }
 
 /// The Service (namespace, name) an Ingress's `auth-url` names, if it names one: a partial
 /// build resolves it with the Ingress's own backends.
 pub fn auth_service(ing: &Ingress) -> Option<(String, String)> {
-    let url = PREFIXES.iter().find_map(|p| ing.annotations.get(&format!("{p}auth-url")))?;
-    let spec =
-        ExternalAuth::parse(String::new(), "", |k| (k == "auth-url").then_some(("auth-url", url.as_str()))).ok()??;
+    let url = value(ing, "auth-url")?;
+    let spec = ExternalAuth::parse(String::new(), "", |k| (k == "auth-url").then_some(("auth-url", url))).ok()??;
     spec.service().map(|(ns, name)| (ns.to_string(), name.to_string()))
 }
 
 /// The Service (namespace, name) an Ingress's `default-backend` names, if it names one.
 pub fn default_backend(ing: &Ingress) -> Option<(String, String)> {
-    let v = PREFIXES.iter().find_map(|p| ing.annotations.get(&format!("{p}default-backend")))?;
-    Some((ing.key.namespace.clone(), v.trim().to_string()))
+    Some((ing.key.namespace.clone(), value(ing, "default-backend")?.to_string()))
 }
 
 /// The ConfigMap an Ingress's `auth-proxy-set-headers` names, if it names one: the provider
 /// asks, to know whether a ConfigMap's change concerns any route.
 pub fn auth_config_map(ing: &Ingress) -> Option<ObjectKey> {
-    let v = PREFIXES.iter().find_map(|p| ing.annotations.get(&format!("{p}auth-proxy-set-headers")))?;
-    secret_key(ing, v.trim())
+    named(ing, "auth-proxy-set-headers")
 }
 
 /// The ConfigMap an Ingress's `custom-headers` names, if it names one.
 pub fn custom_headers_map(ing: &Ingress) -> Option<ObjectKey> {
-    let v = PREFIXES.iter().find_map(|p| ing.annotations.get(&format!("{p}custom-headers")))?;
-    secret_key(ing, v.trim())
+    named(ing, "custom-headers")
 }
 
 /// The Secret an Ingress's `auth-tls-secret` names (its CA bundle), if it names one.
 pub fn auth_tls_secret(ing: &Ingress) -> Option<ObjectKey> {
-    let v = PREFIXES.iter().find_map(|p| ing.annotations.get(&format!("{p}auth-tls-secret")))?;
-    secret_key(ing, v.trim())
+    named(ing, "auth-tls-secret")
 }
 
 /// The Secret an Ingress's `proxy-ssl-secret` names (upstream CA and client certificate).
 pub fn proxy_ssl_secret(ing: &Ingress) -> Option<ObjectKey> {
-    let v = PREFIXES.iter().find_map(|p| ing.annotations.get(&format!("{p}proxy-ssl-secret")))?;
-    secret_key(ing, v.trim())
+    named(ing, "proxy-ssl-secret")
 }
 
 /// The full key under which an Ingress sets `key` (the current prefix first), if it does.
@@ -66,7 +71,7 @@ pub(super) fn secret_key(ing: &Ingress, v: &str) -> Option<ObjectKey> {
 /// Whether an Ingress (not a canary) makes its hosts' paths regular expressions:
 /// `use-regex: "true"`, or a `rewrite-target` (ingress-nginx's `enforceRegexModifier`).
 pub fn wants_regex(ing: &Ingress) -> bool {
-    let get = |k: &str| PREFIXES.iter().find_map(|p| ing.annotations.get(&format!("{p}{k}"))).map(|v| v.trim());
+    let get = |k: &str| value(ing, k);
     let canary = get("canary").and_then(super::parse_bool) == Some(true);
     !canary
         && (get("use-regex").and_then(super::parse_bool) == Some(true)
