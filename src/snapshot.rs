@@ -326,9 +326,9 @@ impl Settings {
         Settings {
             max_body_bytes: o.max_body_bytes.unwrap_or(self.max_body_bytes),
             max_response_head: o.response_head.unwrap_or(self.max_response_head),
-            connect_timeout: o.connect_timeout.unwrap_or(self.connect_timeout),
-            upstream_timeout: o.read_timeout.unwrap_or(self.upstream_timeout),
-            upstream_send_timeout: o.send_timeout.unwrap_or(self.upstream_send_timeout),
+            connect_timeout: o.timeouts.connect.unwrap_or(self.connect_timeout),
+            upstream_timeout: o.timeouts.read.unwrap_or(self.upstream_timeout),
+            upstream_send_timeout: o.timeouts.send.unwrap_or(self.upstream_send_timeout),
             request_buffering: o.request_buffering.unwrap_or(self.request_buffering),
             next_upstream: NextUpstream {
                 when: o.next_upstream.unwrap_or(self.next_upstream.when),

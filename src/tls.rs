@@ -10,32 +10,12 @@
 /// and the upstream verifiers.
 macro_rules! signature_checks {
     ($provider:tt) => {
-        fn verify_tls12_signature(
-            &self,
-            message: &[u8],
-            cert: &rustls_pki_types::CertificateDer<'_>,
-            dss: &rustls::DigitallySignedStruct,
-        ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-            rustls::crypto::verify_tls12_signature(
-                message,
-                cert,
-                dss,
-                &self.$provider.signature_verification_algorithms,
-            )
+        fn verify_tls12_signature(&self, m: &[u8], c: &super::Cert<'_>, d: &super::Dss) -> super::Signed {
+            rustls::crypto::verify_tls12_signature(m, c, d, &self.$provider.signature_verification_algorithms)
         }
 
-        fn verify_tls13_signature(
-            &self,
-            message: &[u8],
-            cert: &rustls_pki_types::CertificateDer<'_>,
-            dss: &rustls::DigitallySignedStruct,
-        ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-            rustls::crypto::verify_tls13_signature(
-                message,
-                cert,
-                dss,
-                &self.$provider.signature_verification_algorithms,
-            )
+        fn verify_tls13_signature(&self, m: &[u8], c: &super::Cert<'_>, d: &super::Dss) -> super::Signed {
+            rustls::crypto::verify_tls13_signature(m, c, d, &self.$provider.signature_verification_algorithms)
         }
 
         fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
@@ -43,6 +23,11 @@ macro_rules! signature_checks {
         }
     };
 }
+
+/// The types in [`signature_checks!`]'s signatures, short.
+type Cert<'a> = rustls_pki_types::CertificateDer<'a>;
+type Dss = rustls::DigitallySignedStruct;
+type Signed = Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error>;
 
 mod client_cert;
 mod resumption;

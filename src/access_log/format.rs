@@ -99,10 +99,12 @@ impl Template {
         let b = source.as_bytes();
         let mut i = 0;
         while i < b.len() {
-            if b[i] != b'$' {
-                lit.push(b[i]);
-                i += 1;
-                continue;
+            // The text up to the next `$` is literal.
+            let at = source[i..].find('$').map_or(b.len(), |at| at + i);
+            lit.extend_from_slice(&b[i..at]);
+            i = at;
+            if i == b.len() {
+                break;
             }
             let (name, next) = if b.get(i + 1) == Some(&b'{') {
                 let end = source[i + 2..].find('}').ok_or_else(|| format!("unclosed ${{ at byte {i}"))? + i + 2;

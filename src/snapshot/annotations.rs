@@ -58,6 +58,14 @@ impl BackendProtocol {
     }
 }
 
+/// A route's upstream timeouts; `None`: the ConfigMap's.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ProxyTimeouts {
+    pub connect: Option<Duration>,
+    pub read: Option<Duration>,
+    pub send: Option<Duration>,
+}
+
 /// What an Ingress's annotations ask of its routes.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RouteOptions {
@@ -72,9 +80,8 @@ pub struct RouteOptions {
     pub rewrite_target: Option<String>,
     /// `proxy-body-size`: request body limit (0: none); `None`: the global setting.
     pub max_body_bytes: Option<u64>,
-    pub connect_timeout: Option<Duration>,
-    pub read_timeout: Option<Duration>,
-    pub send_timeout: Option<Duration>,
+    /// `proxy-connect-timeout`, `proxy-read-timeout` and `proxy-send-timeout`.
+    pub timeouts: ProxyTimeouts,
     /// `proxy-request-buffering` (`on`/`off`); `None`: the ConfigMap's.
     pub request_buffering: Option<bool>,
     pub protocol: BackendProtocol,
@@ -154,9 +161,7 @@ impl Default for RouteOptions {
             use_regex: false,
             rewrite_target: None,
             max_body_bytes: None,
-            connect_timeout: None,
-            read_timeout: None,
-            send_timeout: None,
+            timeouts: ProxyTimeouts::default(),
             request_buffering: None,
             protocol: BackendProtocol::Http,
             access: Access::default(),
@@ -389,9 +394,9 @@ impl RouteOptions {
                     "proxy-connect-timeout" | "proxy-read-timeout" | "proxy-send-timeout" => match parse_seconds(v) {
                         Some(d) => {
                             *match key {
-                                "proxy-connect-timeout" => &mut o.connect_timeout,
-                                "proxy-read-timeout" => &mut o.read_timeout,
-                                _ => &mut o.send_timeout,
+                                "proxy-connect-timeout" => &mut o.timeouts.connect,
+                                "proxy-read-timeout" => &mut o.timeouts.read,
+                                _ => &mut o.timeouts.send,
                             } = Some(d)
                         }
                         None => bad("is not a number of seconds"),

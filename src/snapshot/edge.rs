@@ -48,15 +48,42 @@ pub fn parse_cidrs(v: &str) -> Option<Vec<Cidr>> {
     v.split(',').map(str::trim).filter(|s| !s.is_empty()).map(Cidr::parse).collect()
 }
 
+/// `hsts`, `hsts-max-age`, `hsts-include-subdomains` and `hsts-preload`. Sent only over TLS
+/// (RFC 6797 §7.2: never over plain HTTP).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Hsts {
+    pub enabled: bool,
+    pub max_age: u64,
+    pub include_subdomains: bool,
+    pub preload: bool,
+}
+
+impl Default for Hsts {
+    /// ingress-nginx's defaults: on, a year, subdomains included, no preload.
+    fn default() -> Self {
+        Hsts { enabled: true, max_age: 31_536_000, include_subdomains: true, preload: false }
+    }
+}
+
+impl Hsts {
+    /// The Strict-Transport-Security value; None when it is off.
+    fn value(&self) -> Option<String> {
+        let mut v = format!("max-age={}", self.max_age);
+        if self.include_subdomains {
+            v.push_str("; includeSubDomains");
+        }
+        if self.preload {
+            v.push_str("; preload");
+        }
+        self.enabled.then_some(v)
+    }
+}
+
 /// The ConfigMap's edge keys, and what they resolve to.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Edge {
-    /// `hsts`: Strict-Transport-Security on responses over TLS (RFC 6797 §7.2: never over
-    /// plain HTTP).
-    pub hsts: bool,
-    pub hsts_max_age: u64,
-    pub hsts_include_subdomains: bool,
-    pub hsts_preload: bool,
+    /// `hsts` and its family: Strict-Transport-Security on responses over TLS.
+    pub hsts: Hsts,
     /// `add-headers`: the ConfigMap (`namespace/name`) whose data are headers added to every
     /// proxied response.
     pub add_headers: Option<ObjectKey>,
@@ -132,10 +159,7 @@ pub struct Edge {
 impl Default for Edge {
     fn default() -> Self {
         let mut e = Edge {
-            hsts: true,
-            hsts_max_age: 31_536_000,
-            hsts_include_subdomains: true,
-            hsts_preload: false,
+            hsts: Hsts::default(),
             add_headers: None,
             proxy_set_headers: None,
             set_headers: Vec::new(),
@@ -300,14 +324,7 @@ impl Edge {
         }
         self.h1_tls = self.h1_plain.clone();
         self.h2_tls = self.h2_plain.clone();
-        if self.hsts {
-            let mut v = format!("max-age={}", self.hsts_max_age);
-            if self.hsts_include_subdomains {
-                v.push_str("; includeSubDomains");
-            }
-            if self.hsts_preload {
-                v.push_str("; preload");
-            }
+        if let Some(v) = self.hsts.value() {
             self.h1_tls.extend_from_slice(format!("Strict-Transport-Security: {v}\r\n").as_bytes());
             if let Ok(v) = HeaderValue::from_str(&v) {
                 self.h2_tls.push((http::header::STRICT_TRANSPORT_SECURITY, v));
@@ -401,7 +418,8 @@ mod tests {
         let e = Edge::default();
         assert_eq!(e.h1(false), b"");
         assert_eq!(e.h1(true), b"Strict-Transport-Security: max-age=31536000; includeSubDomains\r\n");
-        let e2 = Edge { hsts_preload: true, hsts_include_subdomains: false, hsts_max_age: 60, ..Edge::default() };
+        let hsts = Hsts { preload: true, include_subdomains: false, max_age: 60, ..Hsts::default() };
+        let e2 = Edge { hsts, ..Edge::default() };
         let mut e2 = e2;
         e2.render(&[]);
         assert_eq!(e2.h2(true)[0].1, "max-age=60; preload");

@@ -42,7 +42,7 @@ fn bad_values_warn_with_ingress_and_key_and_keep_defaults() {
     let (o, w) = RouteOptions::of(&i, UnsupportedPolicy::Refuse);
     assert_eq!(o.max_body_bytes, None);
     assert_eq!(o.protocol, BackendProtocol::Http);
-    assert_eq!(o.read_timeout, None);
+    assert_eq!(o.timeouts.read, None);
     assert_eq!(w.len(), 4, "{w:?}");
     assert!(w.iter().all(|w| w.starts_with("Ingress ns/web: annotation nginx.ingress.kubernetes.io/")), "{w:?}");
     assert!(w[0].contains("backend-protocol") && w[0].contains("\"FTP\""), "{w:?}");

@@ -81,8 +81,8 @@ pub(super) fn route<'a>(
     let t = g.timeouts;
     let limit = [t.request_ms, t.backend_request_ms].into_iter().filter(|&ms| ms > 0).min();
     if let Some(ms) = limit {
-        o.read_timeout = Some(Duration::from_millis(ms));
-        o.send_timeout = Some(Duration::from_millis(ms));
+        o.timeouts.read = Some(Duration::from_millis(ms));
+        o.timeouts.send = Some(Duration::from_millis(ms));
         o.next_upstream_timeout = Some(Duration::from_millis(ms));
     }
     let regex = match p.path_type {
