@@ -10,6 +10,7 @@ use std::time::Duration;
 use super::access::{unenforced, Access, UnsupportedPolicy};
 use super::auth::BasicSpec;
 use super::client_cert::{self, ClientCert, ClientCertSpec};
+use super::config::{key, Key};
 use super::edge::{parse_cidrs, Cidr};
 use super::external::{self, ExternalAuth};
 use crate::model::{Ingress, ObjectKey};
@@ -201,6 +202,38 @@ pub fn notes(ing: &Ingress, policy: UnsupportedPolicy) -> Vec<Note> {
     RouteOptions::read(ing, policy).1
 }
 
+/// The annotations that set one option to what their value parses to; a value that does not
+/// parse is a warning and leaves the option as it was.
+const PLAIN: &[Key<RouteOptions>] = &[
+    key!("ssl-redirect", "true or false", ssl_redirect, |v| parse_bool(v).map(Some)),
+    key!("force-ssl-redirect", "true or false", force_ssl_redirect, |v| parse_bool(v).map(Some)),
+    key!("use-regex", "true or false", use_regex, parse_bool),
+    key!("proxy-body-size", "a size (e.g. 8m, 512k, 1g, 0 for no limit)", max_body_bytes, |v| parse_size(v).map(Some)),
+    key!("proxy-buffer-size", "a size from 1k to 1m", response_head, |v| parse_size(v)
+        .filter(|n| (1024..=1 << 20).contains(n))
+        .map(|n| Some(n as usize))),
+    key!("custom-http-errors", "a comma-separated list of statuses from 400 to 599", custom_http_errors, |v| {
+        values::parse_codes(v).filter(|c| !c.is_empty()).map(Some)
+    }),
+    key!("enable-access-log", "true or false", access_log, parse_bool),
+    key!("service-upstream", "true or false", service_upstream, parse_bool),
+    key!("proxy-next-upstream", NEXT_WHEN, next_upstream, |v| super::NextWhen::parse(v).map(Some)),
+    key!("proxy-next-upstream-tries", "a whole number (0: every endpoint)", next_upstream_tries, |v: &str| v
+        .parse::<u32>()
+        .ok()
+        .map(Some)),
+    key!("proxy-next-upstream-timeout", "a number of seconds (0: no limit)", next_upstream_timeout, |v| {
+        parse_seconds_or_zero(v).map(Some)
+    }),
+    key!("proxy-request-buffering", "on or off", request_buffering, |v| parse_on_off(v).map(Some)),
+    key!("proxy-connect-timeout", "a number of seconds", timeouts.connect, |v| parse_seconds(v).map(Some)),
+    key!("proxy-read-timeout", "a number of seconds", timeouts.read, |v| parse_seconds(v).map(Some)),
+    key!("proxy-send-timeout", "a number of seconds", timeouts.send, |v| parse_seconds(v).map(Some)),
+];
+
+const NEXT_WHEN: &str = "off or a list of error, timeout, invalid_header, http_500, http_502, http_503, http_504, \
+                         http_403, http_404, http_429, non_idempotent";
+
 impl RouteOptions {
     /// Options from an Ingress's annotations, and a warning for each value not understood.
     /// With both prefixes present for one key, the `nginx.ingress.kubernetes.io/` one wins.
@@ -243,15 +276,13 @@ impl RouteOptions {
                 let mut bad =
                     |what: &str| warnings.push(Note::ignored(full, format!("annotation {full}: {value:?} {what}")));
                 let v = value.trim();
+                if let Some(k) = PLAIN.iter().find(|k| k.name == key) {
+                    if !(k.set)(&mut o, v) {
+                        bad(&format!("is not {}", k.expects));
+                    }
+                    continue;
+                }
                 match key {
-                    "ssl-redirect" => match parse_bool(v) {
-                        Some(b) => o.ssl_redirect = Some(b),
-                        None => bad("is not true or false"),
-                    },
-                    "force-ssl-redirect" => match parse_bool(v) {
-                        Some(b) => o.force_ssl_redirect = Some(b),
-                        None => bad("is not true or false"),
-                    },
                     "ssl-passthrough" => match parse_bool(v) {
                         Some(true) => match super::l4::ProxyVersion::from_annotation(&ing.annotations) {
                             Ok(v) => o.ssl_passthrough = Some(v),
@@ -261,10 +292,6 @@ impl RouteOptions {
                             }
                         },
                         Some(false) => o.ssl_passthrough = None,
-                        None => bad("is not true or false"),
-                    },
-                    "use-regex" => match parse_bool(v) {
-                        Some(b) => o.use_regex = b,
                         None => bad("is not true or false"),
                     },
                     "grpc-backend" => match parse_bool(v) {
@@ -293,10 +320,6 @@ impl RouteOptions {
                     },
                     "rewrite-target" if v.is_empty() => bad("is empty"),
                     "rewrite-target" => o.rewrite_target = Some(v.to_string()),
-                    "proxy-body-size" => match parse_size(v) {
-                        Some(n) => o.max_body_bytes = Some(n),
-                        None => bad("is not a size (e.g. 8m, 512k, 1g, 0 for no limit)"),
-                    },
                     "upstream-vhost" => match v {
                         // A host, optionally with a port: what a Host field may carry.
                         _ if !v.is_empty()
@@ -352,54 +375,12 @@ impl RouteOptions {
                     },
                     "proxy-redirect-from" => redirect.0 = Some((full, v)),
                     "proxy-redirect-to" => redirect.1 = Some(v),
-                    "proxy-buffer-size" => match parse_size(v).filter(|n| (1024..=1 << 20).contains(n)) {
-                        Some(n) => o.response_head = Some(n as usize),
-                        None => bad("is not a size from 1k to 1m"),
-                    },
-                    "custom-http-errors" => match values::parse_codes(v).filter(|c| !c.is_empty()) {
-                        Some(c) => o.custom_http_errors = Some(c),
-                        None => bad("is not a comma-separated list of statuses from 400 to 599"),
-                    },
-                    "enable-access-log" => match parse_bool(v) {
-                        Some(b) => o.access_log = b,
-                        None => bad("is not true or false"),
-                    },
-                    "service-upstream" => match parse_bool(v) {
-                        Some(b) => o.service_upstream = b,
-                        None => bad("is not true or false"),
-                    },
                     "default-backend" => match v {
                         _ if v.is_empty() || v.len() > 63 => bad("is not a Service name"),
                         _ if !v.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-') => {
                             bad("is not a Service name (of the Ingress's namespace)")
                         }
                         _ => o.default_backend = Some(v.to_string()),
-                    },
-                    "proxy-next-upstream" => match super::NextWhen::parse(v) {
-                        Some(w) => o.next_upstream = Some(w),
-                        None => bad("is not off or a list of error, timeout, invalid_header, http_500, http_502, http_503, http_504, http_403, http_404, http_429, non_idempotent"),
-                    },
-                    "proxy-next-upstream-tries" => match v.parse::<u32>() {
-                        Ok(n) => o.next_upstream_tries = Some(n),
-                        Err(_) => bad("is not a whole number (0: every endpoint)"),
-                    },
-                    "proxy-next-upstream-timeout" => match parse_seconds_or_zero(v) {
-                        Some(d) => o.next_upstream_timeout = Some(d),
-                        None => bad("is not a number of seconds (0: no limit)"),
-                    },
-                    "proxy-request-buffering" => match parse_on_off(v) {
-                        Some(b) => o.request_buffering = Some(b),
-                        None => bad("is not on or off"),
-                    },
-                    "proxy-connect-timeout" | "proxy-read-timeout" | "proxy-send-timeout" => match parse_seconds(v) {
-                        Some(d) => {
-                            *match key {
-                                "proxy-connect-timeout" => &mut o.timeouts.connect,
-                                "proxy-read-timeout" => &mut o.timeouts.read,
-                                _ => &mut o.timeouts.send,
-                            } = Some(d)
-                        }
-                        None => bad("is not a number of seconds"),
                     },
                     "allowlist-source-range" | "whitelist-source-range" | "denylist-source-range" => {
                         match parse_cidrs(v).filter(|c| !c.is_empty()) {

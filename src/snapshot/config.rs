@@ -30,21 +30,21 @@ impl Global {
     }
 }
 
-/// One supported key: its name, what a good value looks like, how it is applied, and how
-/// the previous value of its setting is kept.
-struct Key {
-    name: &'static str,
-    expects: &'static str,
-    /// Applies the value to the settings; false when it does not parse.
-    set: fn(&mut Global, &str) -> bool,
-    /// Copies the key's setting from the previous settings.
-    keep: fn(&mut Global, &Global),
+/// One supported key (of the ConfigMap, or an annotation): its name, what a good value looks
+/// like, how it is applied to a `T`, and how the previous value of its setting is kept.
+pub(super) struct Key<T> {
+    pub name: &'static str,
+    pub expects: &'static str,
+    /// Applies the value; false when it does not parse.
+    pub set: fn(&mut T, &str) -> bool,
+    /// Copies the key's setting from the previous `T`.
+    pub keep: fn(&mut T, &T),
 }
 
 /// A key that sets `field` to what `parse` makes of the value.
 macro_rules! key {
     ($name:literal, $expects:expr, $($field:ident).+, $parse:expr) => {
-        Key {
+        $crate::snapshot::config::Key {
             name: $name,
             expects: $expects,
             set: |s, v| match ($parse)(v) {
@@ -58,6 +58,7 @@ macro_rules! key {
         }
     };
 }
+pub(super) use key;
 
 fn whole<T: std::str::FromStr>(v: &str) -> Option<T> {
     v.parse::<T>().ok()
@@ -74,7 +75,7 @@ const HEADER_NAMES: &str = "a comma-separated list of header names (not framing 
 const MEDIA_TYPES: &str = "space-separated media types (type/subtype) or *";
 
 /// Every key ringress reads, in the README's order.
-const KEYS: &[Key] = &[
+const KEYS: &[Key<Global>] = &[
     key!("proxy-connect-timeout", "a number of seconds", settings.connect_timeout, parse_seconds),
     key!("proxy-read-timeout", "a number of seconds", settings.upstream_timeout, parse_seconds),
     key!("proxy-send-timeout", "a number of seconds", settings.upstream_send_timeout, parse_seconds),
