@@ -101,8 +101,7 @@ fn json_lines_are_valid_json_with_nulls_for_what_is_absent() {
 
 #[test]
 fn request_ids_are_32_hex_digits_and_differ() {
-    let logger = Logger { shared: Arc::new(Shared::default()), thread: None };
-    let log = logger.worker(0);
+    let (_logger, log) = unthreaded();
     let mut seen = std::collections::HashSet::new();
     for _ in 0..10_000 {
         let mut id = Vec::new();
@@ -118,6 +117,20 @@ fn dir(name: &str) -> std::path::PathBuf {
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).unwrap();
     d
+}
+
+/// A fresh directory, and the access log's path in it.
+fn log_file(name: &str) -> (std::path::PathBuf, std::path::PathBuf) {
+    let d = dir(name);
+    let path = d.join("access.log");
+    (d, path)
+}
+
+/// A logger without its writer thread (the test ticks a writer itself), and worker 0's log.
+fn unthreaded() -> (Logger, WorkerLog) {
+    let logger = Logger { shared: Arc::new(Shared::default()), thread: None };
+    let log = logger.worker(0);
+    (logger, log)
 }
 
 fn total_size(d: &std::path::Path) -> (u64, usize) {
@@ -149,8 +162,7 @@ fn read_all(d: &std::path::Path) -> String {
 
 #[test]
 fn rotation_keeps_every_line_and_the_budget() {
-    let d = dir("rotate");
-    let path = d.join("access.log");
+    let (d, path) = log_file("rotate");
     let cfg = Config {
         path: Some(path.clone()),
         template: Template::parse("line $req_id").unwrap(),
@@ -159,8 +171,7 @@ fn rotation_keeps_every_line_and_the_budget() {
         max_files: 1000,
         ..Config::default()
     };
-    let logger = Logger { shared: Arc::new(Shared::default()), thread: None };
-    let log = logger.worker(0);
+    let (logger, log) = unthreaded();
     let mut w = writer::test_writer(&logger.shared);
     let mut rec = record();
     let mut n = 0;
@@ -213,8 +224,7 @@ fn an_unwritable_path_drops_and_counts_then_recovers() {
     let blocker = d.join("sub");
     std::fs::write(&blocker, b"not a directory").unwrap();
     let cfg = Config { path: Some(blocker.join("access.log")), ..Config::default() };
-    let logger = Logger { shared: Arc::new(Shared::default()), thread: None };
-    let log = logger.worker(0);
+    let (logger, log) = unthreaded();
     let mut w = writer::test_writer(&logger.shared);
     let rec = record();
     for _ in 0..10 {
@@ -242,16 +252,14 @@ fn rotated_names_sort_oldest_first() {
 
 #[test]
 fn a_file_rotates_by_age_and_an_empty_one_does_not() {
-    let d = dir("age");
-    let path = d.join("access.log");
+    let (d, path) = log_file("age");
     let cfg = Config {
         path: Some(path.clone()),
         rotate_every: Duration::from_millis(50),
         compress: false,
         ..Config::default()
     };
-    let logger = Logger { shared: Arc::new(Shared::default()), thread: None };
-    let log = logger.worker(0);
+    let (logger, log) = unthreaded();
     let mut w = writer::test_writer(&logger.shared);
     let rec = record();
     log.write(&cfg, &rec, Duration::ZERO);

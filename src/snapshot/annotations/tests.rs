@@ -15,6 +15,13 @@ fn ing(annotations: &[(&str, &str)]) -> Ingress {
     }
 }
 
+/// The options an Ingress's annotations give, which must all be understood.
+fn without_warnings(i: &Ingress) -> RouteOptions {
+    let (o, w) = RouteOptions::of(i, UnsupportedPolicy::Refuse);
+    assert_eq!(w, Vec::<String>::new());
+    o
+}
+
 #[test]
 fn both_prefixes_and_the_current_one_wins() {
     let i = ing(&[
@@ -24,8 +31,7 @@ fn both_prefixes_and_the_current_one_wins() {
         ("nginx.ingress.kubernetes.io/ssl-redirect", "true"),
         ("kubernetes.io/ingress.class", "nginx"),
     ]);
-    let (o, w) = RouteOptions::of(&i, UnsupportedPolicy::Refuse);
-    assert_eq!(w, Vec::<String>::new());
+    let o = without_warnings(&i);
     assert_eq!(o.max_body_bytes, Some(16 << 20));
     assert_eq!(o.protocol, BackendProtocol::Grpc);
     assert_eq!(o.ssl_redirect, Some(true));
@@ -75,8 +81,7 @@ fn basic_auth_annotations_are_read_together_and_fail_closed_when_incomplete() {
         ("ingress.kubernetes.io/auth-secret-type", "auth-map"),
         ("nginx.ingress.kubernetes.io/auth-realm", "  Who are you? "),
     ]);
-    let (o, w) = RouteOptions::of(&i, UnsupportedPolicy::Refuse);
-    assert_eq!(w, Vec::<String>::new());
+    let o = without_warnings(&i);
     let spec =
         BasicSpec { secret: key("other", "users"), secret_type: SecretType::Map, realm: "  Who are you? ".into() };
     assert_eq!(o.basic_auth, Some(spec));
