@@ -254,6 +254,9 @@ pub struct Objects {
     pub l4_routes: Vec<gateway::L4Route>,
     /// The ports of Gateway HTTP, HTTPS and TLS listeners to open (port, over TLS).
     pub listener_ports: Vec<(u16, bool)>,
+    /// Gateway HTTPS listeners' ports and host names (None: a listener without one), which
+    /// the Gateway lowering adds.
+    pub https_names: Vec<(u16, Option<String>)>,
     pub namespaces: Vec<Namespace>,
 }
 
@@ -312,6 +315,7 @@ impl Objects {
         self.reference_grants.extend(other.reference_grants);
         self.l4_routes.extend(other.l4_routes);
         self.listener_ports.extend(other.listener_ports);
+        self.https_names.extend(other.https_names);
         self.namespaces.extend(other.namespaces);
     }
 

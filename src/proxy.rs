@@ -534,7 +534,11 @@ async fn handshake<I: Io>(
             if s.resumed() {
                 bump(&w.stats.tls_resumed);
             }
-            let info = asked.get().then(|| Rc::new(client_cert::TlsInfo { chain: s.peer_certificates() }));
+            let asked = asked.get();
+            let info = (asked || !snap.l4.https_names.0.is_empty()).then(|| {
+                let chain = if asked { s.peer_certificates() } else { None };
+                Rc::new(client_cert::TlsInfo { asked, chain, sni: s.server_name() })
+            });
             Some((s, info))
         }
         Ok(_) => None,

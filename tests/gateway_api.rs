@@ -1285,3 +1285,98 @@ fn gateway_http_listener_isolation() {
         }
     }
 }
+
+#[test]
+fn httproute_https_listener_detect_misdirected_requests() {
+    // Conformance HTTPRouteHTTPSListenerDetectMisdirectedRequests, its Gateway's four HTTPS
+    // listeners on a port of this test's own: a request on a TLS connection keeps to the
+    // listener its ClientHello named, else 421, over HTTP/2 and HTTP/1.1.
+    env();
+    let port = free_port();
+    let listener = |name: &str, host: &str| {
+        format!("  - {{name: {name}, port: {port}, protocol: HTTPS, {host}allowedRoutes: {{namespaces: {{from: Same}}}}, tls: {{certificateRefs: [{{name: secure-cert}}]}}}}\n")
+    };
+    let mut yaml = "---\napiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {name: misdirected, namespace: default}\nspec:\n  gatewayClassName: ringress\n  listeners:\n".to_string();
+    yaml += &listener("https", "");
+    yaml += &listener("https-with-hostname", "hostname: second-example.org, ");
+    yaml += &listener("https-with-wildcard-hostname", "hostname: \"*.wildcard.org\", ");
+    yaml += &listener("https-with-hostname-matching-wildcard", "hostname: fourth-example.wildcard.org, ");
+    let routes = [
+        ("1", "https", "\n  hostnames: [example.org]", "infra-backend-v1"),
+        ("2", "https-with-hostname", "", "infra-backend-v2"),
+        ("3", "https-with-wildcard-hostname", "", "infra-backend-v3"),
+        ("4", "https-with-hostname-matching-wildcard", "", "infra-backend-v1"),
+    ];
+    for (n, section, hostnames, backend) in routes {
+        yaml += &format!("---\napiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {{name: misdirected-{n}, namespace: default}}\nspec:\n  parentRefs: [{{name: misdirected, sectionName: {section}}}]{hostnames}\n  rules:\n  - matches: [{{path: {{type: PathPrefix, value: /detect-misdirected-requests}}}}]\n    backendRefs: [{{name: {backend}, port: 80}}]\n");
+    }
+    apply(&yaml);
+    // (ClientHello name, Host, status, backend when 200), as the upstream test lists them.
+    let cases = [
+        ("example.org", "example.org", 200, "infra-backend-v1"),
+        ("example.org", "second-example.org", 421, ""),
+        ("example.org", "unknown-example.org", 404, ""),
+        ("second-example.org", "second-example.org", 200, "infra-backend-v2"),
+        ("second-example.org", "example.org", 421, ""),
+        ("second-example.org", "unknown-example.org", 421, ""),
+        ("third-example.wildcard.org", "third-example.wildcard.org", 200, "infra-backend-v3"),
+        ("third-example.wildcard.org", "fith-example.wildcard.org", 200, "infra-backend-v3"),
+        ("third-example.wildcard.org", "fourth-example.wildcard.org", 421, ""),
+        ("third-example.wildcard.org", "second-example.org", 421, ""),
+        ("third-example.wildcard.org", "unknown-example.org", 421, ""),
+        ("fourth-example.wildcard.org", "fourth-example.wildcard.org", 200, "infra-backend-v1"),
+        ("fourth-example.wildcard.org", "fith-example.wildcard.org", 421, ""),
+        ("unknown-example.org", "example.org", 200, "infra-backend-v1"),
+        ("unknown-example.org", "unknown-example.org", 404, ""),
+    ];
+    // (status, body) of one request on a new TLS connection naming `sni`, for `host`.
+    let get = |sni: &str, host: &str, http: &str| {
+        let resolve = format!("{sni}:{port}:127.0.0.1");
+        let url = format!("https://{sni}:{port}/detect-misdirected-requests");
+        let header = format!("Host: {host}");
+        let (_, out, err) = run(std::process::Command::new("curl").args([
+            "-sSk",
+            http,
+            "-w",
+            "\n%{http_code}",
+            "--resolve",
+            &resolve,
+            "-H",
+            &header,
+            &url,
+        ]));
+        let (body, code) = out.rsplit_once('\n').unwrap_or(("", ""));
+        (code.parse::<u16>().unwrap_or_else(|_| panic!("{sni} / {host}: {out} {err}")), body.to_string())
+    };
+    let start = Instant::now();
+    while get("fourth-example.wildcard.org", "fourth-example.wildcard.org", "--http2").0 != 200 {
+        assert!(start.elapsed() < Duration::from_secs(10), "the Gateway's listeners are not served");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    for http in ["--http2", "--http1.1"] {
+        for (sni, host, status, backend) in cases {
+            let (got, body) = get(sni, host, http);
+            assert_eq!(got, status, "{http} {sni} / {host}: {body}");
+            assert!(status != 200 || body.contains(&format!("upstream={backend}")), "{http} {sni} / {host}: {body}");
+        }
+    }
+    let (_, body) = get("second-example.org", "example.org", "--http2");
+    assert!(body.contains("connect naming example.org"), "421 says why: {body}");
+    // On one HTTP/2 connection (as a browser reuses it across names its certificate covers):
+    // the request for the other listener's host is 421, then the connection serves its own
+    // listener's host again (curl's --next keeps the connection).
+    let resolve = format!("example.org:{port}:127.0.0.1");
+    let url = format!("https://example.org:{port}/detect-misdirected-requests");
+    let one = |host: &str| {
+        let header = format!("Host: {host}");
+        ["-sSk", "--http2", "-o", "/dev/null", "-w", "%{http_code}/%{num_connects} ", "--resolve", &resolve, "-H"]
+            .into_iter()
+            .chain([header.as_str(), url.as_str()])
+            .map(String::from)
+            .collect::<Vec<String>>()
+    };
+    let args = [one("example.org"), one("second-example.org"), one("example.org")].join(&"--next".to_string());
+    let (_, out, err) = run(std::process::Command::new("curl").args(&args));
+    assert_eq!(out.trim(), "200/1 421/0 200/0", "{err}");
+    env().cluster.kubectl(&["delete", "gateway", "misdirected", "-n", "default"]);
+}

@@ -21,11 +21,16 @@ use super::error::{Kind, ProxyError};
 use super::external::Granted;
 use crate::snapshot::client_cert::{ClientCert, Verify};
 
-/// What a TLS connection that asked for a client certificate learned in its handshake.
+/// What a TLS connection learned in its handshake, kept when a request may need it: when the
+/// handshake asked for a client certificate, or Gateway HTTPS listeners have host names.
 #[derive(Debug, Default)]
 pub(crate) struct TlsInfo {
-    /// The client's chain, end entity first (None: it sent none).
+    /// The handshake asked for a client certificate.
+    pub asked: bool,
+    /// The client's chain, end entity first (None: it sent none, or was not asked).
     pub chain: Option<Vec<CertificateDer<'static>>>,
+    /// The name the ClientHello gave (SNI).
+    pub sni: Option<Box<str>>,
 }
 
 /// The fields ingress-nginx sends upstream; the client's of these names are dropped.
@@ -56,7 +61,7 @@ pub(crate) fn check(cc: &ClientCert, https: bool, tls: Option<&TlsInfo>) -> Resu
     if !https {
         return Err(refuse("No required SSL certificate was sent"));
     }
-    let Some(tls) = tls else {
+    let Some(tls) = tls.filter(|t| t.asked) else {
         return Err(ProxyError::downstream(
             Kind::Misdirected,
             "this host asks for a client certificate: connect naming it (SNI)",

@@ -299,6 +299,16 @@ pub(crate) fn decide<'s>(
     }
     let mut hbuf = [0u8; 256];
     let host = normalize_host(req.authority, &mut hbuf);
+    // Over TLS, a request keeps to the Gateway HTTPS listener its connection's ClientHello
+    // named (an HTTP/2 client may reuse a connection for another name its certificate covers).
+    let sni = req.tls.and_then(|t| t.sni.as_deref()).filter(|_| req.entry.tls);
+    if let Some((sni, h)) = sni.zip(host).filter(|(s, h)| snap.l4.https_names.misdirected(req.entry, s, h)) {
+        key.set(None, req.method);
+        let mut e = ProxyError::downstream(Kind::Misdirected, "this host is not served on this TLS connection");
+        e.detail =
+            Some(format!("the connection named {sni}, a listener that does not take {h}: connect naming {h}").into());
+        return Err(e);
+    }
     // Routed, rewritten and sent upstream in its normal form; `OPTIONS *` has no path.
     let raw = std::str::from_utf8(req.path()).ok();
     let normal = match raw {

@@ -74,6 +74,8 @@ pub struct Inputs<'a> {
     pub l4_routes: Vec<&'a crate::model::gateway::L4Route>,
     /// Gateway listeners' ports to open (port, over TLS).
     pub listener_ports: Vec<(u16, bool)>,
+    /// Gateway HTTPS listeners' ports and host names.
+    pub https_names: Vec<(u16, Option<String>)>,
     /// ExternalName Services' DNS answers and policy (the provider's resolver fills it).
     pub dns: Arc<super::external_name::ExternalNames>,
 }
@@ -89,6 +91,7 @@ impl<'a> Inputs<'a> {
             config_maps: o.config_maps.iter().collect(),
             l4_routes: o.l4_routes.iter().collect(),
             listener_ports: o.listener_ports.clone(),
+            https_names: o.https_names.clone(),
             dns: Arc::default(),
         }
     }

@@ -24,7 +24,7 @@ use crate::model::{
 
 use listener::{certificates, kinds_for, listener_kinds, PortUse};
 pub use lowering::Lowering;
-pub use rule::{modified_path, query_param, weighted, Entry, Facts, GatewayRule};
+pub use rule::{modified_path, query_param, weighted, Entry, Facts, GatewayRule, HttpsNames};
 use status::cond;
 pub use status::{Condition, GatewayStatus, ListenerStatus, ParentStatus, RouteStatus, Statuses};
 
@@ -53,6 +53,8 @@ pub struct Lowered {
     /// The ports of HTTP, HTTPS and TLS listeners other than 80 and 443 (which ringress's own
     /// listeners serve), and whether each is over TLS: the listeners to open.
     pub ports: Vec<(u16, bool)>,
+    /// Every valid HTTPS listener's port and host name.
+    pub https_names: HttpsNames,
     pub statuses: Statuses,
 }
 
@@ -138,10 +140,11 @@ impl<'a> GatewayInputs<'a> {
 
 /// Lowers the Gateway API objects among `objects` into Ingresses added to them; the statuses.
 pub fn lower_objects(objects: &mut crate::model::Objects) -> Statuses {
-    let Lowered { ingresses, l4, ports, statuses } = lower(&GatewayInputs::of(objects));
+    let Lowered { ingresses, l4, ports, https_names, statuses } = lower(&GatewayInputs::of(objects));
     objects.ingresses.extend(ingresses);
     objects.l4_routes.extend(l4);
     objects.listener_ports.extend(ports);
+    objects.https_names.extend(https_names.0);
     statuses
 }
 
@@ -365,6 +368,11 @@ pub(super) fn gateways<'a>(inputs: &'a GatewayInputs) -> (Lowered, Frame<'a>) {
         }
     }
     out.ports.sort_unstable();
+    let mut names: Vec<(u16, Option<String>)> =
+        live.iter().filter(|l| l.https).map(|l| (l.listener.port, l.listener.hostname.clone())).collect();
+    names.sort_unstable();
+    names.dedup();
+    out.https_names = HttpsNames(names);
     let gateways = out.statuses.gateways.clone();
     (out, Frame { index, live, certs, gateways })
 }

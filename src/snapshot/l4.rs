@@ -145,12 +145,19 @@ pub struct L4Table {
     /// Gateway HTTP, HTTPS and TLS listeners' own ports (port, over TLS): HTTP listeners
     /// opened on the same address.
     pub http: Vec<(u16, bool)>,
+    /// Gateway HTTPS listeners' host names, which the requests of a TLS connection keep to.
+    pub https_names: super::gateway::HttpsNames,
     pub address: std::net::IpAddr,
 }
 
 impl Default for L4Table {
     fn default() -> Self {
-        L4Table { ports: Vec::new(), http: Vec::new(), address: std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED) }
+        L4Table {
+            ports: Vec::new(),
+            http: Vec::new(),
+            https_names: Default::default(),
+            address: std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
+        }
     }
 }
 
@@ -283,7 +290,7 @@ pub fn build(inputs: &Inputs, opts: &L4Options) -> Built {
             v.push(sl);
         }
     }
-    let mut table = L4Table { ports: Vec::new(), http: Vec::new(), address: opts.address };
+    let mut table = L4Table { address: opts.address, ..L4Table::default() };
     let mut i = 0;
     while i < claims.len() {
         let c = &claims[i];
@@ -394,6 +401,10 @@ pub fn build(inputs: &Inputs, opts: &L4Options) -> Built {
             table.http.push((port, tls));
         }
     }
+    let mut names = inputs.https_names.clone();
+    names.sort_unstable();
+    names.dedup();
+    table.https_names = super::gateway::HttpsNames(names);
     let conflicts = conflicts.into_iter().map(|(k, v)| (k, format!("{}; not served", v.join("; ")))).collect();
     Built { table, warnings, conflicts }
 }

@@ -87,6 +87,14 @@ impl<S: Stream> TlsStream<S> {
         self.conn.borrow().peer_certificates().map(|c| c.iter().map(|c| c.clone().into_owned()).collect())
     }
 
+    /// The name the client's ClientHello gave (SNI), on the server side.
+    pub fn server_name(&self) -> Option<Box<str>> {
+        match &*self.conn.borrow() {
+            rustls::Connection::Server(s) => s.server_name().map(Box::from),
+            rustls::Connection::Client(_) => None,
+        }
+    }
+
     /// The client side, to an upstream.
     pub fn client(
         inner: S,

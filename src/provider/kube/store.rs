@@ -568,6 +568,7 @@ impl Store {
             config_maps: self.config_maps.values().collect(),
             l4_routes: self.lowered.l4.iter().collect(),
             listener_ports: self.lowered.ports.clone(),
+            https_names: self.lowered.https_names.0.clone(),
             dns: self.dns.clone(),
         }
     }

@@ -19,6 +19,8 @@ pub struct Lowering {
     pub l4: Vec<L4Route>,
     /// Gateway listeners' own ports ([`super::Lowered::ports`]).
     pub ports: Vec<(u16, bool)>,
+    /// Gateway HTTPS listeners' host names ([`super::Lowered::https_names`]).
+    pub https_names: super::HttpsNames,
     pub statuses: Statuses,
 }
 
@@ -45,7 +47,8 @@ impl Lowering {
             .iter()
             .filter_map(|r| Some(((r.kind, r.key()), Kept::of(lower_route(r, &frame, inputs)?))))
             .collect();
-        let mut l = Lowering { routes, ports: base.ports, statuses: base.statuses, ..Lowering::default() };
+        let (ports, https_names, statuses) = (base.ports, base.https_names, base.statuses);
+        let mut l = Lowering { routes, ports, https_names, statuses, ..Lowering::default() };
         l.l4 = l.routes.values().flat_map(|r| r.route.l4.iter().cloned()).collect();
         l.certs = l.assemble(&frame);
         l
@@ -106,7 +109,8 @@ impl Lowering {
     pub fn into_lowered(self) -> super::Lowered {
         let certs = self.certs;
         let ingresses = self.routes.into_values().filter_map(|r| r.route.ingress).chain(certs).collect();
-        super::Lowered { ingresses, l4: self.l4, ports: self.ports, statuses: self.statuses }
+        let (l4, ports, https_names, statuses) = (self.l4, self.ports, self.https_names, self.statuses);
+        super::Lowered { ingresses, l4, ports, https_names, statuses }
     }
 
     /// The routes' Ingresses with rules on `host`.

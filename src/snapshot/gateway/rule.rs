@@ -36,6 +36,52 @@ impl Entry {
     }
 }
 
+/// The host names of our Gateways' HTTPS listeners, by port (None: a listener without one),
+/// sorted. A request on a TLS connection belongs to the listener its ClientHello named: an
+/// HTTP/2 client may reuse a connection for any name the certificate covers, and such a
+/// request for another listener's host is misdirected (421), as the Gateway API asks.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct HttpsNames(pub Vec<(u16, Option<String>)>);
+
+impl HttpsNames {
+    /// The listener served at `entry` that takes `name`: the one naming it exactly, else the
+    /// wildcard with the longest suffix that covers it, else one without a host name. None:
+    /// no listener takes it.
+    fn listener(&self, entry: Entry, name: &str) -> Option<Option<&str>> {
+        let mut best: Option<(usize, Option<&str>)> = None;
+        for (port, host) in &self.0 {
+            if !entry.serves((*port, true)) {
+                continue;
+            }
+            let rank = match host.as_deref() {
+                None => 0,
+                Some(h) if h.eq_ignore_ascii_case(name) => usize::MAX,
+                Some(h) => match h.strip_prefix('*') {
+                    Some(suffix) if name.len() > suffix.len() && ends_with_ignore_case(name, suffix) => suffix.len(),
+                    _ => continue,
+                },
+            };
+            if best.is_none_or(|(r, _)| rank > r) {
+                best = Some((rank, host.as_deref()));
+            }
+        }
+        best.map(|(_, h)| h)
+    }
+
+    /// Whether a request for `host` on a TLS connection at `entry` whose ClientHello named
+    /// `sni` belongs to another Gateway listener than the one the ClientHello chose.
+    pub fn misdirected(&self, entry: Entry, sni: &str, host: &str) -> bool {
+        match (self.listener(entry, sni), self.listener(entry, host)) {
+            (Some(by_sni), Some(by_host)) => by_sni != by_host,
+            _ => false,
+        }
+    }
+}
+
+fn ends_with_ignore_case(name: &str, suffix: &str) -> bool {
+    name.len() >= suffix.len() && name.as_bytes()[name.len() - suffix.len()..].eq_ignore_ascii_case(suffix.as_bytes())
+}
+
 /// An exact value or an expression (matched anywhere unless anchored, as RE2 does).
 #[derive(Debug)]
 pub enum Value {
@@ -298,6 +344,49 @@ pub fn modified_path(m: &PathModifier, path: &str, prefix: Option<&str>) -> Stri
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The upstream conformance test HTTPRouteHTTPSListenerDetectMisdirectedRequests, as
+    /// (ClientHello name, Host, misdirected): its 421 cases and its others.
+    #[test]
+    fn a_request_for_another_https_listener_is_misdirected() {
+        let names = HttpsNames(vec![
+            (443, None),
+            (443, Some("fourth-example.wildcard.org".into())),
+            (443, Some("*.wildcard.org".into())),
+            (443, Some("second-example.org".into())),
+            (8443, Some("other.org".into())),
+        ]);
+        let main = Entry { tls: true, port: 8443, main: true };
+        let cases = [
+            ("example.org", "example.org", false),
+            ("example.org", "second-example.org", true),
+            ("example.org", "unknown-example.org", false),
+            ("second-example.org", "second-example.org", false),
+            ("second-example.org", "Example.org", true),
+            ("second-example.org", "unknown-example.org", true),
+            ("third-example.wildcard.org", "fith-example.wildcard.org", false),
+            ("third-example.wildcard.org", "fourth-example.wildcard.org", true),
+            ("third-example.wildcard.org", "second-example.org", true),
+            ("fourth-example.wildcard.org", "FOURTH-example.wildcard.org", false),
+            ("fourth-example.wildcard.org", "fith-example.wildcard.org", true),
+            ("unknown-example.org", "example.org", false),
+            ("wildcard.org", "a.wildcard.org", true),
+            // The main listener serves 443's listeners and its own port's.
+            ("other.org", "example.org", true),
+        ];
+        for (sni, host, want) in cases {
+            assert_eq!(names.misdirected(main, sni, host), want, "{sni} / {host}");
+        }
+        // A Gateway listener on a port of its own serves only that port's listeners.
+        let own = Entry { tls: true, port: 443, main: false };
+        assert!(names.misdirected(own, "second-example.org", "example.org"));
+        let other = Entry { tls: true, port: 9443, main: false };
+        assert!(!names.misdirected(other, "second-example.org", "example.org"), "no listener there");
+        // Only HTTPS listeners without host names, or none: nothing is misdirected.
+        let hostless = HttpsNames(vec![(443, None)]);
+        assert!(!hostless.misdirected(main, "a.test", "b.test"));
+        assert!(!HttpsNames::default().misdirected(main, "a.test", "b.test"));
+    }
 
     #[test]
     fn prefixes_are_replaced_element_wise() {
