@@ -1380,3 +1380,47 @@ fn httproute_https_listener_detect_misdirected_requests() {
     assert_eq!(out.trim(), "200/1 421/0 200/0", "{err}");
     env().cluster.kubectl(&["delete", "gateway", "misdirected", "-n", "default"]);
 }
+
+#[test]
+fn route_status_keeps_another_controllers_parents() {
+    // A route attached to our Gateway and to another controller's: that controller's entry in
+    // status.parents, written as controllers write it (read, add, write with the version
+    // read), stays when ringress writes its own entry again.
+    let e = env();
+    let yaml = route("two-parents", "two-parents.test", &format!("  - {}", to("infra-backend-v1").trim_start()))
+        .replace("parentRefs: [{name: same-namespace}]", "parentRefs: [{name: same-namespace}, {name: not-ours}]");
+    apply(&yaml);
+    let ours = "{.status.parents[0].conditions[?(@.type==\"ResolvedRefs\")].reason}";
+    status_is("httproute/two-parents", "default", ours, "ResolvedRefs");
+    let current = e.cluster.kubectl(&["get", "httproute/two-parents", "-n", "default", "-o", "json"]);
+    let current: serde_json::Value = serde_json::from_str(&current).unwrap();
+    let mut parents = current["status"]["parents"].as_array().cloned().unwrap();
+    parents.push(serde_json::json!({
+        "parentRef": {"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": "not-ours"},
+        "controllerName": "example.com/another-controller",
+        "conditions": [{"type": "Accepted", "status": "True", "reason": "Accepted", "message": "theirs",
+            "observedGeneration": 1, "lastTransitionTime": "2026-12-06T00:00:00Z"}],
+    }));
+    let patch = |version: &serde_json::Value| {
+        let body = serde_json::json!({"metadata": {"resourceVersion": version}, "status": {"parents": parents}});
+        let args = ["patch", "httproute/two-parents", "-n", "default", "--subresource=status", "--type=merge", "-p"];
+        e.cluster.try_kubectl(&[&args[..], &[body.to_string().as_str()]].concat(), "")
+    };
+    // The version is a precondition (what ringress's own writes rely on): a stale one is
+    // refused.
+    let (ok, _, err) = patch(&serde_json::json!("1"));
+    assert!(!ok && err.contains("modified"), "a stale resourceVersion must be refused: {err}");
+    let (ok, _, err) = patch(&current["metadata"]["resourceVersion"]);
+    assert!(ok, "{err}");
+    // Our entry changes (its backend goes missing); theirs is kept.
+    apply(&yaml.replace("infra-backend-v1", "missing-backend"));
+    status_is("httproute/two-parents", "default", ours, "BackendNotFound");
+    status_is(
+        "httproute/two-parents",
+        "default",
+        "{.status.parents[1].controllerName}",
+        "example.com/another-controller",
+    );
+    status_is("httproute/two-parents", "default", "{.status.parents[1].conditions[0].message}", "theirs");
+    status_is("httproute/two-parents", "default", "{.status.parents[2]}", "");
+}

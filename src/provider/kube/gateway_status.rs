@@ -65,15 +65,37 @@ async fn patch(
     status: Value,
     published: &'static Published,
 ) -> bool {
-    match api.patch_status(name, &PatchParams::default(), &Patch::Merge(&json!({ "status": status }))).await {
+    patch_at(api, (what, name), status, None, published).await == Ok(())
+}
+
+/// Merge-patches an object's status. With `version`, the patch carries it as
+/// `metadata.resourceVersion`, a precondition: if the object changed since it was read, the
+/// API server refuses it (409) and `Err(true)` says to read it again. `Err(false)`: another
+/// failure, logged (the next round tries again).
+async fn patch_at(
+    api: &Api<DynamicObject>,
+    (what, name): (&str, &str),
+    status: Value,
+    version: Option<String>,
+    published: &'static Published,
+) -> Result<(), bool> {
+    let mut body = json!({ "status": status });
+    if let Some(v) = version {
+        body["metadata"] = json!({ "resourceVersion": v });
+    }
+    match api.patch_status(name, &PatchParams::default(), &Patch::Merge(&body)).await {
         Ok(_) => {
             published.control.status_updates.fetch_add(1, Ordering::Relaxed);
-            true
+            Ok(())
+        }
+        Err(kube::Error::Api(s)) if s.code == 409 => {
+            tracing::debug!(object = %format!("{what} {name}"), "status changed under us; reading it again");
+            Err(true)
         }
         Err(e) => {
             published.control.status_errors.fetch_add(1, Ordering::Relaxed);
             tracing::warn!(object = %format!("{what} {name}"), error = %e, "cannot write Gateway API status; will retry");
-            false
+            Err(false)
         }
     }
 }
@@ -132,7 +154,7 @@ pub async fn write(
         }
         let (kind, plural) = (r.kind.name(), r.kind.plural());
         let routes = api(client, kind, plural, Some(&r.key.namespace));
-        let mut parents: Vec<Value> = r
+        let ours: Vec<Value> = r
             .parents
             .iter()
             .map(|p| {
@@ -153,15 +175,31 @@ pub async fn write(
                 })
             })
             .collect();
-        // Other controllers' entries stay as they are.
-        if let Ok(current) = routes.get(&r.key.name).await {
-            let theirs = current.data.pointer("/status/parents").and_then(Value::as_array).cloned().unwrap_or_default();
-            parents.extend(
-                theirs.into_iter().filter(|p| p.get("controllerName").and_then(Value::as_str) != Some(CONTROLLER)),
-            );
-        }
-        if patch(&routes, (kind, &r.key.name), json!({ "parents": parents }), published).await {
-            written.routes.insert(id, r.clone());
+        // Other controllers' entries stay as they are: read, merged, and written only if the
+        // route did not change in between (another controller writing its entries); else
+        // read again, a few times, then left to the next round.
+        for _ in 0..3 {
+            let mut parents = ours.clone();
+            let mut version = None;
+            if let Ok(current) = routes.get(&r.key.name).await {
+                let theirs = current.data.pointer("/status/parents").and_then(Value::as_array).cloned();
+                parents.extend(
+                    theirs
+                        .unwrap_or_default()
+                        .into_iter()
+                        .filter(|p| p.get("controllerName").and_then(Value::as_str) != Some(CONTROLLER)),
+                );
+                version = current.metadata.resource_version;
+            }
+            let status = json!({ "parents": parents });
+            match patch_at(&routes, (kind, &r.key.name), status, version, published).await {
+                Ok(()) => {
+                    written.routes.insert(id, r.clone());
+                    break;
+                }
+                Err(true) => continue,
+                Err(false) => break,
+            }
         }
     }
 }
