@@ -29,7 +29,7 @@ pub(crate) struct TlsInfo {
     pub asked: bool,
     /// The client's chain, end entity first (None: it sent none, or was not asked).
     pub chain: Option<Vec<CertificateDer<'static>>>,
-    /// The name the ClientHello gave (SNI).
+    /// The name the ClientHello gave (SNI), lower case.
     pub sni: Option<Box<str>>,
 }
 

@@ -301,7 +301,7 @@ pub(crate) fn decide<'s>(
     let host = normalize_host(req.authority, &mut hbuf);
     // Over TLS, a request keeps to the Gateway HTTPS listener its connection's ClientHello
     // named (an HTTP/2 client may reuse a connection for another name its certificate covers).
-    let sni = req.tls.and_then(|t| t.sni.as_deref()).filter(|_| req.entry.tls);
+    let sni = req.tls.and_then(|t| t.sni.as_deref());
     if let Some((sni, h)) = sni.zip(host).filter(|(s, h)| snap.l4.https_names.misdirected(req.entry, s, h)) {
         key.set(None, req.method);
         let mut e = ProxyError::downstream(Kind::Misdirected, "this host is not served on this TLS connection");

@@ -97,6 +97,14 @@ fn namespace_allowed(live: &Live, ns: &str, index: &Index) -> bool {
     }
 }
 
+/// Whether the wildcard host name `wild` (`*.suffix`) covers `name`: a name under the suffix,
+/// at any depth (the specification's suffix match), never the suffix itself. Both lower case.
+pub(super) fn covers(wild: &str, name: &str) -> bool {
+    wild.strip_prefix('*')
+        .and_then(|dot_suffix| name.strip_suffix(dot_suffix).filter(|_| dot_suffix.starts_with('.')))
+        .is_some_and(|label| !label.is_empty())
+}
+
 /// The host names a route gets on a listener: the intersection of the listener's name and
 /// the route's (`None` in the result: any host). Empty: none in common.
 pub fn intersect(listener: Option<&str>, route: &[String]) -> Vec<Option<String>> {
@@ -104,10 +112,6 @@ pub fn intersect(listener: Option<&str>, route: &[String]) -> Vec<Option<String>
         return vec![listener.map(str::to_string)];
     }
     let Some(l) = listener else { return route.iter().map(|h| Some(h.clone())).collect() };
-    let covers = |wild: &str, name: &str| {
-        wild.strip_prefix("*.")
-            .is_some_and(|suffix| name.len() > suffix.len() + 1 && name.ends_with(&format!(".{suffix}")))
-    };
     let mut out = Vec::new();
     for r in route {
         let got = if r == l || covers(l, r) {

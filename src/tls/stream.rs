@@ -87,10 +87,10 @@ impl<S: Stream> TlsStream<S> {
         self.conn.borrow().peer_certificates().map(|c| c.iter().map(|c| c.clone().into_owned()).collect())
     }
 
-    /// The name the client's ClientHello gave (SNI), on the server side.
+    /// The name the client's ClientHello gave (SNI), lower case, on the server side.
     pub fn server_name(&self) -> Option<Box<str>> {
         match &*self.conn.borrow() {
-            rustls::Connection::Server(s) => s.server_name().map(Box::from),
+            rustls::Connection::Server(s) => s.server_name().map(|n| n.to_ascii_lowercase().into_boxed_str()),
             rustls::Connection::Client(_) => None,
         }
     }

@@ -47,8 +47,13 @@ impl Lowering {
             .iter()
             .filter_map(|r| Some(((r.kind, r.key()), Kept::of(lower_route(r, &frame, inputs)?))))
             .collect();
-        let (ports, https_names, statuses) = (base.ports, base.https_names, base.statuses);
-        let mut l = Lowering { routes, ports, https_names, statuses, ..Lowering::default() };
+        let mut l = Lowering {
+            routes,
+            ports: base.ports,
+            https_names: base.https_names,
+            statuses: base.statuses,
+            ..Lowering::default()
+        };
         l.l4 = l.routes.values().flat_map(|r| r.route.l4.iter().cloned()).collect();
         l.certs = l.assemble(&frame);
         l
@@ -109,8 +114,13 @@ impl Lowering {
     pub fn into_lowered(self) -> super::Lowered {
         let certs = self.certs;
         let ingresses = self.routes.into_values().filter_map(|r| r.route.ingress).chain(certs).collect();
-        let (l4, ports, https_names, statuses) = (self.l4, self.ports, self.https_names, self.statuses);
-        super::Lowered { ingresses, l4, ports, https_names, statuses }
+        super::Lowered {
+            ingresses,
+            l4: self.l4,
+            ports: self.ports,
+            https_names: self.https_names,
+            statuses: self.statuses,
+        }
     }
 
     /// The routes' Ingresses with rules on `host`.
