@@ -1153,12 +1153,14 @@ fn httproute_listener_port_matching() {
     let route = |name: &str, parent: &str, backend: &str| {
         format!("---\napiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {{name: {name}, namespace: default}}\nspec:\n  parentRefs: [{{name: httproute-listener-port-matching, {parent}}}]\n  rules:\n  - backendRefs: [{{name: {backend}, port: 80}}]\n")
     };
-    yaml += &route("backend-v1", "port: 80", "infra-backend-v1");
-    yaml += &route("backend-v2", &format!("port: {p1}"), "infra-backend-v2");
-    yaml += &route("backend-v3", &format!("port: {p2}, sectionName: listener-4"), "infra-backend-v3");
+    // Route names of this test's own: httproute_listener_hostname_matching, running at the
+    // same time, has routes named backend-v1..v3 as the upstream tests do.
+    yaml += &route("ports-backend-v1", "port: 80", "infra-backend-v1");
+    yaml += &route("ports-backend-v2", &format!("port: {p1}"), "infra-backend-v2");
+    yaml += &route("ports-backend-v3", &format!("port: {p2}, sectionName: listener-4"), "infra-backend-v3");
     yaml += &route("backend-secure", &format!("port: {p3}"), "infra-backend-v1");
     apply(&yaml);
-    for name in ["backend-v1", "backend-v2", "backend-v3", "backend-secure"] {
+    for name in ["ports-backend-v1", "ports-backend-v2", "ports-backend-v3", "backend-secure"] {
         status_is(&format!("httproute/{name}"), "default", &condition("Accepted", "status"), "True");
     }
     let is = |want: &'static str| move |r: Option<&Response>| r.is_some_and(|r| r.status == 200 && backend(r) == want);
@@ -1362,6 +1364,9 @@ fn httproute_https_listener_detect_misdirected_requests() {
     }
     let (_, body) = get("second-example.org", "example.org", "--http2");
     assert!(body.contains("connect naming example.org"), "421 says why: {body}");
+    // Host names compare without case.
+    assert_eq!(get("second-example.org", "Second-Example.ORG", "--http2").0, 200);
+    assert_eq!(get("example.org", "Second-Example.ORG", "--http1.1").0, 421);
     // On one HTTP/2 connection (as a browser reuses it across names its certificate covers):
     // the request for the other listener's host is 421, then the connection serves its own
     // listener's host again (curl's --next keeps the connection).
