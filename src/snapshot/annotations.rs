@@ -10,7 +10,7 @@ use std::time::Duration;
 use super::access::{unenforced, Access, UnsupportedPolicy};
 use super::auth::BasicSpec;
 use super::client_cert::{self, ClientCert, ClientCertSpec};
-use super::config::{key, Key};
+use super::config::{key, whole, Key};
 use super::edge::{parse_cidrs, Cidr};
 use super::external::{self, ExternalAuth};
 use crate::model::{Ingress, ObjectKey};
@@ -218,9 +218,7 @@ const PLAIN: &[Key<RouteOptions>] = &[
     key!("enable-access-log", "true or false", access_log, parse_bool),
     key!("service-upstream", "true or false", service_upstream, parse_bool),
     key!("proxy-next-upstream", NEXT_WHEN, next_upstream, |v| super::NextWhen::parse(v).map(Some)),
-    key!("proxy-next-upstream-tries", "a whole number (0: every endpoint)", next_upstream_tries, |v: &str| v
-        .parse::<u32>()
-        .ok()
+    key!("proxy-next-upstream-tries", "a whole number (0: every endpoint)", next_upstream_tries, |v| whole::<u32>(v)
         .map(Some)),
     key!("proxy-next-upstream-timeout", "a number of seconds (0: no limit)", next_upstream_timeout, |v| {
         parse_seconds_or_zero(v).map(Some)

@@ -60,7 +60,8 @@ macro_rules! key {
 }
 pub(super) use key;
 
-fn whole<T: std::str::FromStr>(v: &str) -> Option<T> {
+/// A value read as a `T` (a whole number, mostly), as written.
+pub(super) fn whole<T: std::str::FromStr>(v: &str) -> Option<T> {
     v.parse::<T>().ok()
 }
 
